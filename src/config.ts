@@ -1,0 +1,605 @@
+/**
+ * Every setting of a kvstore node: its name, default, unit, flag, environment variable and
+ * validation. This file is the one place where a bound lives; code elsewhere reads the typed
+ * {@link Config} and never hard-codes a limit.
+ *
+ * Naming rule (one rule, no exceptions except the spec's short aliases):
+ * setting `REPLICATION_QUEUE_SIZE` is flag `--replication-queue-size` and environment variable
+ * `KVSTORE_REPLICATION_QUEUE_SIZE`. Flags win over the environment, the environment wins over the
+ * default. Durations named by the spec (`REPLICATION_TIMEOUT`, `REPLICATION_HEALTH_CHECK_INTERVAL`)
+ * are in seconds, as the spec says; our own settings carry their unit in the name.
+ *
+ * @module
+ */
+
+/** Durability policy of the write-ahead log. */
+export type FsyncPolicy = "always" | "everysec" | "no";
+/** Replication mode of a master (the spec's `REPLICATION_MODE`). */
+export type ReplicationMode = "async" | "sync";
+/** Log line format. */
+export type LogFormat = "text" | "json";
+/** Lowest log level that is written. */
+export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
+
+/** A `host:port` pair, e.g. a replica address. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** The typed settings of one node. Property names are the spec's configuration names. */
+export interface Config {
+  // --- server ---
+  HOST: string;
+  PORT: number;
+  DATA_DIR: string;
+  MAX_CONNECTIONS: number;
+  MAX_REQUEST_BYTES: number;
+  MAX_PIPELINE_REQUESTS: number;
+  MAX_RANGE_KEYS: number;
+  SHUTDOWN_TIMEOUT_SECONDS: number;
+  LOG_LEVEL: LogLevel;
+  LOG_FORMAT: LogFormat;
+  // --- storage ---
+  FSYNC: FsyncPolicy;
+  SEGMENT_SIZE_BYTES: number;
+  MAX_KEY_BYTES: number;
+  MAX_VALUE_BYTES: number;
+  WRITE_BATCH_MAX_BYTES: number;
+  COMPACTION_THRESHOLD: number;
+  COMPACTION_MIN_BYTES: number;
+  // --- replication (the spec's eight, then ours) ---
+  REPLICATION_ENABLED: boolean;
+  REPLICATION_MODE: ReplicationMode;
+  REPLICA_ADDRESSES: HostPort[];
+  REPLICATION_MAX_RETRIES: number;
+  REPLICATION_QUEUE_SIZE: number;
+  REPLICATION_MAX_FAILURES: number;
+  REPLICATION_HEALTH_CHECK_INTERVAL: number;
+  REPLICATION_TIMEOUT: number;
+  REPLICA: boolean;
+  SYNC_REPLICAS: number;
+  REPLICATION_BATCH_BYTES: number;
+  SNAPSHOT_CHUNK_BYTES: number;
+}
+
+/** Name of a setting. */
+export type SettingName = keyof Config;
+
+type SettingKind = "int" | "float" | "bool" | "string" | "enum" | "addresses";
+
+interface SettingSpec {
+  kind: SettingKind;
+  default: Config[SettingName];
+  group: "server" | "storage" | "replication";
+  description: string;
+  /** Inclusive numeric bounds for int/float settings. */
+  min?: number;
+  max?: number;
+  /** Allowed values for enum settings. */
+  choices?: readonly string[];
+  /** Extra flag names accepted for this setting (the spec's spellings). */
+  aliases?: readonly string[];
+}
+
+const KIB = 1024;
+const MIB = 1024 * KIB;
+const GIB = 1024 * MIB;
+
+/**
+ * The settings table: the single source of every default and bound. Order is the order of
+ * `--help` and of the README's configuration table.
+ */
+export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
+  HOST: {
+    kind: "string",
+    default: "127.0.0.1",
+    group: "server",
+    description: "Address to listen on. Binding every interface (0.0.0.0) is an explicit choice.",
+  },
+  PORT: {
+    kind: "int",
+    default: 5555,
+    group: "server",
+    min: 0,
+    max: 65535,
+    description: "TCP port for clients and replication (0 picks a free port and logs it).",
+  },
+  DATA_DIR: {
+    kind: "string",
+    default: "./kvstore_data",
+    group: "server",
+    description: "Directory holding the log segments, hint files and lock.",
+  },
+  MAX_CONNECTIONS: {
+    kind: "int",
+    default: 10_000,
+    group: "server",
+    min: 1,
+    max: 1_000_000,
+    description: "Connections served at once; further ones get an ERROR and are closed.",
+  },
+  MAX_REQUEST_BYTES: {
+    kind: "int",
+    default: 136 * MIB,
+    group: "server",
+    min: 1 * KIB,
+    max: 2 * GIB,
+    description: "Largest single request (a text line or a RESP array) a connection may send.",
+  },
+  MAX_PIPELINE_REQUESTS: {
+    kind: "int",
+    default: 1024,
+    group: "server",
+    min: 1,
+    max: 1_000_000,
+    description: "Requests of one connection in flight at once; reading pauses past it.",
+  },
+  MAX_RANGE_KEYS: {
+    kind: "int",
+    default: 100_000,
+    group: "server",
+    min: 1,
+    max: 100_000_000,
+    description: "Most pairs one READRANGE may return; a wider range gets an ERROR.",
+  },
+  SHUTDOWN_TIMEOUT_SECONDS: {
+    kind: "float",
+    default: 10,
+    group: "server",
+    min: 0,
+    max: 3600,
+    description:
+      "On SIGINT/SIGTERM, time allowed to finish requests and drain replicas before exit.",
+  },
+  LOG_LEVEL: {
+    kind: "enum",
+    default: "info",
+    group: "server",
+    choices: ["trace", "debug", "info", "warning", "error", "fatal"],
+    description: "Lowest level written to the log.",
+  },
+  LOG_FORMAT: {
+    kind: "enum",
+    default: "text",
+    group: "server",
+    choices: ["text", "json"],
+    description: "Readable lines (text) or one JSON object per line (json).",
+  },
+  FSYNC: {
+    kind: "enum",
+    default: "always",
+    group: "storage",
+    choices: ["always", "everysec", "no"],
+    description:
+      "always: a write is acknowledged after its bytes are on disk (group commit); everysec: " +
+      "fsync once a second; no: leave it to the OS.",
+  },
+  SEGMENT_SIZE_BYTES: {
+    kind: "int",
+    default: 64 * MIB,
+    group: "storage",
+    min: 4 * KIB,
+    max: 4 * GIB,
+    description: "Size at which the active log segment is sealed and a new one started.",
+  },
+  MAX_KEY_BYTES: {
+    kind: "int",
+    default: 64 * KIB,
+    group: "storage",
+    min: 1,
+    max: 16 * MIB,
+    description: "Largest key, in bytes.",
+  },
+  MAX_VALUE_BYTES: {
+    kind: "int",
+    default: 64 * MIB,
+    group: "storage",
+    min: 1,
+    max: 1 * GIB,
+    description: "Largest value, in bytes.",
+  },
+  WRITE_BATCH_MAX_BYTES: {
+    kind: "int",
+    default: 4 * MIB,
+    group: "storage",
+    min: 4 * KIB,
+    max: 1 * GIB,
+    description: "Most bytes one group-commit write gathers before it is flushed.",
+  },
+  COMPACTION_THRESHOLD: {
+    kind: "float",
+    default: 0.3,
+    group: "storage",
+    min: 0,
+    max: 1,
+    description: "Garbage ratio of a sealed segment past which it is compacted automatically.",
+  },
+  COMPACTION_MIN_BYTES: {
+    kind: "int",
+    default: 1 * MIB,
+    group: "storage",
+    min: 0,
+    max: 1024 * GIB,
+    description: "Garbage bytes a sealed segment must hold before it is compacted automatically.",
+  },
+  REPLICATION_ENABLED: {
+    kind: "bool",
+    default: false,
+    group: "replication",
+    description: "Replicate writes to REPLICA_ADDRESSES (implied by --replicas).",
+  },
+  REPLICATION_MODE: {
+    kind: "enum",
+    default: "async",
+    group: "replication",
+    choices: ["async", "sync"],
+    description: "async: OK after the local write; sync: OK after the replicas acknowledged it.",
+  },
+  REPLICA_ADDRESSES: {
+    kind: "addresses",
+    default: [],
+    group: "replication",
+    aliases: ["replicas"],
+    description: "Replicas of this master, as host:port,host:port.",
+  },
+  REPLICATION_MAX_RETRIES: {
+    kind: "int",
+    default: 3,
+    group: "replication",
+    min: 0,
+    max: 1000,
+    description: "Immediate reconnect attempts (with backoff) after a failed send to a replica.",
+  },
+  REPLICATION_QUEUE_SIZE: {
+    kind: "int",
+    default: 10_000,
+    group: "replication",
+    min: 1,
+    max: 100_000_000,
+    description:
+      "Records buffered in memory per replica; past it the replica is caught up from the log " +
+      "on disk (nothing is dropped).",
+  },
+  REPLICATION_MAX_FAILURES: {
+    kind: "int",
+    default: 3,
+    group: "replication",
+    min: 1,
+    max: 1_000_000,
+    description: "Consecutive failures before a replica is marked unhealthy.",
+  },
+  REPLICATION_HEALTH_CHECK_INTERVAL: {
+    kind: "float",
+    default: 30,
+    group: "replication",
+    min: 0.01,
+    max: 86_400,
+    description: "Seconds between probes of an unhealthy replica.",
+  },
+  REPLICATION_TIMEOUT: {
+    kind: "float",
+    default: 5.0,
+    group: "replication",
+    min: 0.001,
+    max: 3600,
+    description:
+      "Seconds to wait for a replica (connect, acknowledge, and a sync write's acknowledgement).",
+  },
+  REPLICA: {
+    kind: "bool",
+    default: false,
+    group: "replication",
+    description: "Run as a read-only replica that accepts REPLICATE from a master.",
+  },
+  SYNC_REPLICAS: {
+    kind: "int",
+    default: 0,
+    group: "replication",
+    min: 0,
+    max: 1000,
+    description:
+      "In sync mode, replicas that must acknowledge a write (0: every healthy replica, as the spec).",
+  },
+  REPLICATION_BATCH_BYTES: {
+    kind: "int",
+    default: 1 * MIB,
+    group: "replication",
+    min: 1 * KIB,
+    max: 1 * GIB,
+    description: "Most log bytes sent to a replica in one frame.",
+  },
+  SNAPSHOT_CHUNK_BYTES: {
+    kind: "int",
+    default: 1 * MIB,
+    group: "replication",
+    min: 1 * KIB,
+    max: 1 * GIB,
+    description: "Most bytes of one full-sync snapshot chunk.",
+  },
+};
+
+/** Prefix of every environment variable kvstore reads. */
+export const ENV_PREFIX = "KVSTORE_";
+
+/** Raised for a setting that is malformed or out of bounds; the message names value and limit. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** `REPLICATION_QUEUE_SIZE` → `replication-queue-size`. */
+export function flagName(name: SettingName): string {
+  return name.toLowerCase().replaceAll("_", "-");
+}
+
+/** `REPLICATION_QUEUE_SIZE` → `KVSTORE_REPLICATION_QUEUE_SIZE`. */
+export function envName(name: SettingName): string {
+  return ENV_PREFIX + name;
+}
+
+const SETTING_NAMES = Object.keys(SETTINGS) as SettingName[];
+
+/** A fresh copy of every default. */
+export function defaultConfig(): Config {
+  const config = {} as Record<SettingName, Config[SettingName]>;
+  for (const name of SETTING_NAMES) {
+    const value = SETTINGS[name].default;
+    config[name] = Array.isArray(value) ? value.map((a) => ({ ...a })) : value;
+  }
+  return config as Config;
+}
+
+/** Parses `host:port[,host:port...]`; an empty string is an empty list. */
+export function parseAddresses(text: string, what = "address"): HostPort[] {
+  const trimmed = text.trim();
+  if (trimmed === "") return [];
+  return trimmed.split(",").map((part) => parseHostPort(part.trim(), what));
+}
+
+/** Parses one `host:port` (IPv6 as `[::1]:5555`). */
+export function parseHostPort(text: string, what = "address"): HostPort {
+  const match = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
+  if (!match) {
+    throw new ConfigError(`${what} "${text}" is not host:port (for example localhost:5556)`);
+  }
+  const host = match[1].startsWith("[") ? match[1].slice(1, -1) : match[1];
+  const port = Number(match[2]);
+  if (port < 1 || port > 65535) {
+    throw new ConfigError(`${what} "${text}" has port ${port}, outside 1..65535`);
+  }
+  return { host, port };
+}
+
+/** Formats a `HostPort` back to `host:port` (brackets for IPv6). */
+export function formatHostPort(address: HostPort): string {
+  return address.host.includes(":")
+    ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`;
+}
+
+function parseValue(name: SettingName, raw: string, source: string): Config[SettingName] {
+  const spec = SETTINGS[name];
+  const where = `${source} (setting ${name})`;
+  switch (spec.kind) {
+    case "string":
+      return raw;
+    case "bool": {
+      const lowered = raw.trim().toLowerCase();
+      if (["1", "true", "yes", "on"].includes(lowered)) return true;
+      if (["0", "false", "no", "off", ""].includes(lowered)) return false;
+      throw new ConfigError(`${where}: "${raw}" is not a boolean (use true or false)`);
+    }
+    case "enum": {
+      const lowered = raw.trim().toLowerCase();
+      if (!spec.choices?.includes(lowered)) {
+        throw new ConfigError(`${where}: "${raw}" is not one of ${spec.choices?.join(", ")}`);
+      }
+      return lowered;
+    }
+    case "addresses":
+      return parseAddresses(raw, `${where}: address`);
+    case "int":
+    case "float": {
+      const text = raw.trim().replaceAll("_", "");
+      const value = Number(text);
+      if (text === "" || !Number.isFinite(value)) {
+        throw new ConfigError(`${where}: "${raw}" is not a number`);
+      }
+      if (spec.kind === "int" && !Number.isInteger(value)) {
+        throw new ConfigError(`${where}: "${raw}" is not a whole number`);
+      }
+      return value;
+    }
+  }
+}
+
+/**
+ * Checks every setting's type and bounds, and the rules between settings. Throws
+ * {@link ConfigError} naming the first problem; returns the same object when all is well.
+ */
+export function validateConfig(config: Config): Config {
+  for (const name of SETTING_NAMES) {
+    const spec = SETTINGS[name];
+    const value = config[name];
+    if (spec.kind === "int" || spec.kind === "float") {
+      if (typeof value !== "number" || !Number.isFinite(value)) {
+        throw new ConfigError(`setting ${name}: ${String(value)} is not a number`);
+      }
+      if (spec.kind === "int" && !Number.isInteger(value)) {
+        throw new ConfigError(`setting ${name}: ${value} is not a whole number`);
+      }
+      if (spec.min !== undefined && value < spec.min) {
+        throw new ConfigError(`setting ${name}: ${value} is below the minimum ${spec.min}`);
+      }
+      if (spec.max !== undefined && value > spec.max) {
+        throw new ConfigError(`setting ${name}: ${value} is above the maximum ${spec.max}`);
+      }
+    } else if (spec.kind === "enum" && !spec.choices?.includes(value as string)) {
+      throw new ConfigError(
+        `setting ${name}: "${String(value)}" is not one of ${spec.choices?.join(", ")}`,
+      );
+    } else if (spec.kind === "bool" && typeof value !== "boolean") {
+      throw new ConfigError(`setting ${name}: ${String(value)} is not true or false`);
+    }
+  }
+  if (config.REPLICA && config.REPLICA_ADDRESSES.length > 0) {
+    throw new ConfigError(
+      "a node started with --replica cannot have --replicas (no cascading replication yet)",
+    );
+  }
+  if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length === 0) {
+    throw new ConfigError(
+      "REPLICATION_ENABLED is true but REPLICA_ADDRESSES (--replicas) is empty",
+    );
+  }
+  if (config.SYNC_REPLICAS > config.REPLICA_ADDRESSES.length) {
+    throw new ConfigError(
+      `setting SYNC_REPLICAS: ${config.SYNC_REPLICAS} is more than the ` +
+        `${config.REPLICA_ADDRESSES.length} replicas configured`,
+    );
+  }
+  if (config.MAX_REQUEST_BYTES < config.MAX_KEY_BYTES) {
+    throw new ConfigError(
+      `setting MAX_REQUEST_BYTES: ${config.MAX_REQUEST_BYTES} is below MAX_KEY_BYTES ` +
+        `${config.MAX_KEY_BYTES}; a request could never carry the largest key`,
+    );
+  }
+  return config;
+}
+
+/** Where {@link loadConfig} reads from. */
+export interface ConfigSources {
+  /** Flags already split from the command line (`--port`, `6000`, ...). */
+  args?: readonly string[];
+  /** Environment variables (only `KVSTORE_*` ones are read). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Values set in code; they win over the environment, flags win over them. */
+  overrides?: Partial<Config>;
+}
+
+/** A loaded configuration and the command-line words that were not flags. */
+export interface LoadedConfig {
+  config: Config;
+  positionals: string[];
+}
+
+/**
+ * Builds a validated {@link Config}: defaults, then `overrides`, then environment, then flags.
+ * Giving `--replicas` (or `KVSTORE_REPLICA_ADDRESSES`) implies `REPLICATION_ENABLED`.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "./config.ts";
+ * const { config } = loadConfig({ args: ["--port", "5556", "--replica"], env: {} });
+ * console.log(config.PORT, config.REPLICA); // 5556 true
+ * ```
+ */
+export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
+  const config = defaultConfig();
+  const raw = config as unknown as Record<SettingName, Config[SettingName]>;
+  const explicit = new Set<SettingName>();
+  for (const [name, value] of Object.entries(sources.overrides ?? {})) {
+    if (!(name in SETTINGS)) throw new ConfigError(`unknown setting ${name}`);
+    raw[name as SettingName] = value as Config[SettingName];
+    explicit.add(name as SettingName);
+  }
+  const env = sources.env ?? {};
+  for (const name of SETTING_NAMES) {
+    const value = env[envName(name)];
+    if (value !== undefined) {
+      raw[name] = parseValue(name, value, `environment variable ${envName(name)}`);
+      explicit.add(name);
+    }
+  }
+  const flagToName = new Map<string, SettingName>();
+  for (const name of SETTING_NAMES) {
+    flagToName.set(flagName(name), name);
+    for (const alias of SETTINGS[name].aliases ?? []) flagToName.set(alias, name);
+  }
+  const args = sources.args ?? [];
+  const positionals: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === "--") {
+      positionals.push(...args.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith("--") || arg.length === 2) {
+      positionals.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf("=");
+    const flag = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
+    let name = flagToName.get(flag);
+    let negated = false;
+    if (name === undefined && flag.startsWith("no-")) {
+      name = flagToName.get(flag.slice(3));
+      negated = name !== undefined && SETTINGS[name].kind === "bool";
+      if (!negated) name = undefined;
+    }
+    if (name === undefined) {
+      throw new ConfigError(`unknown option --${flag} (see --help for every setting)`);
+    }
+    let text: string;
+    if (eq !== -1) {
+      text = arg.slice(eq + 1);
+    } else if (SETTINGS[name].kind === "bool") {
+      text = negated ? "false" : "true";
+    } else {
+      if (i + 1 >= args.length) throw new ConfigError(`option --${flag} needs a value`);
+      text = args[++i];
+    }
+    raw[name] = parseValue(name, text, `option --${flag}`);
+    explicit.add(name);
+  }
+  if (explicit.has("REPLICA_ADDRESSES") && !explicit.has("REPLICATION_ENABLED")) {
+    config.REPLICATION_ENABLED = config.REPLICA_ADDRESSES.length > 0;
+  }
+  return { config: validateConfig(config), positionals };
+}
+
+function formatDefault(name: SettingName): string {
+  const value = SETTINGS[name].default;
+  if (Array.isArray(value)) {
+    return value.length === 0 ? "(none)" : value.map(formatHostPort).join(",");
+  }
+  return String(value);
+}
+
+/** One row per setting: name, flag, environment variable, default, description. */
+export function describeSettings(): {
+  name: SettingName;
+  flag: string;
+  env: string;
+  defaultValue: string;
+  group: string;
+  description: string;
+}[] {
+  return SETTING_NAMES.map((name) => ({
+    name,
+    flag: `--${flagName(name)}` +
+      (SETTINGS[name].aliases ?? []).map((alias) => `, --${alias}`).join(""),
+    env: envName(name),
+    defaultValue: formatDefault(name),
+    group: SETTINGS[name].group,
+    description: SETTINGS[name].description,
+  }));
+}
+
+/** The settings section of `kvstore serve --help`. */
+export function formatSettingsHelp(): string {
+  const lines: string[] = [];
+  let group = "";
+  for (const row of describeSettings()) {
+    if (row.group !== group) {
+      group = row.group;
+      lines.push("", `${group[0].toUpperCase()}${group.slice(1)} settings:`);
+    }
+    const kind = SETTINGS[row.name].kind;
+    const placeholder = kind === "bool" ? "" : kind === "addresses" ? " <h:p,...>" : " <value>";
+    lines.push(`  ${row.flag}${placeholder}`);
+    lines.push(`      ${row.description}`);
+    lines.push(`      default: ${row.defaultValue}    env: ${row.env}`);
+  }
+  return lines.join("\n");
+}
