@@ -4,7 +4,7 @@
  * @module
  */
 import { formatSettingsHelp } from "./src/config.ts";
-import { VERSION } from "./src/version.ts";
+import { VERSION, versionText } from "./src/version.ts";
 
 const USAGE = `kvstore ${VERSION}: a persistent key-value store with master-replica replication
 
@@ -21,7 +21,7 @@ export function main(args: string[]): number {
     return 0;
   }
   if (args[0] === "--version" || args[0] === "-V") {
-    console.log(`kvstore ${VERSION}`);
+    console.log(versionText());
     return 0;
   }
   console.error(`kvstore: unknown command "${args[0]}" (see kvstore --help)`);
