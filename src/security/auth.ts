@@ -1,0 +1,130 @@
+/**
+ * Token authentication primitives: constant-time token comparison, loading a token from a file
+ * (systemd credentials), and a bounded per-peer limiter for failed attempts.
+ *
+ * @module
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+
+/** Raised when a configured token cannot be used (empty file, unreadable path, ...). */
+export class AuthConfigError extends Error {
+  override name = "AuthConfigError";
+}
+
+/**
+ * Compares a presented token with the expected one in time that does not depend on where they
+ * differ or on the presented token's length: both are hashed first, then compared with
+ * `timingSafeEqual`.
+ *
+ * @example
+ * ```ts
+ * import { tokensEqual } from "./auth.ts";
+ * console.log(tokensEqual("s3cret", "s3cret"), tokensEqual("guess", "s3cret")); // true false
+ * ```
+ */
+export function tokensEqual(presented: string | Uint8Array, expected: string): boolean {
+  const a = createHash("sha256").update(presented).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+/**
+ * The token a setting names: `value` itself, or the contents of `file` (one trailing newline
+ * removed) when `file` is given, as systemd's `LoadCredential=` provides it. Returns `undefined`
+ * when neither is set (authentication off).
+ */
+export async function resolveToken(
+  what: string,
+  value: string,
+  file: string,
+): Promise<string | undefined> {
+  if (value !== "" && file !== "") {
+    throw new AuthConfigError(`${what}: give the token or a token file, not both`);
+  }
+  if (file === "") return value === "" ? undefined : value;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(file);
+  } catch (error) {
+    throw new AuthConfigError(`${what}: cannot read token file ${file}: ${String(error)}`);
+  }
+  const token = text.replace(/\r?\n$/, "");
+  if (token === "") throw new AuthConfigError(`${what}: token file ${file} is empty`);
+  return token;
+}
+
+/** What {@link FailureLimiter.recordFailure} decided. */
+export interface FailureVerdict {
+  /** Failures of this peer inside the current window, this one included. */
+  failuresInWindow: number;
+  /** True when the peer is past the limit and further attempts are refused for a while. */
+  blocked: boolean;
+  /** True for the first failure of a window: log it then (and not for every attempt). */
+  shouldLog: boolean;
+}
+
+/**
+ * Counts failed authentication attempts per peer address in fixed windows. A peer past
+ * `maxFailures` in a window is refused until the window ends. The number of peers tracked is
+ * bounded: when full, the entry with the oldest window is evicted.
+ *
+ * @example
+ * ```ts
+ * import { FailureLimiter } from "./auth.ts";
+ * const limiter = new FailureLimiter({ maxFailures: 2, windowMs: 60_000, maxPeers: 1000 });
+ * limiter.recordFailure("10.0.0.9", 0);
+ * limiter.recordFailure("10.0.0.9", 1);
+ * console.log(limiter.isBlocked("10.0.0.9", 2)); // true
+ * ```
+ */
+export class FailureLimiter {
+  readonly #peers = new Map<string, { windowStartMs: number; failures: number }>();
+  constructor(
+    readonly options: { maxFailures: number; windowMs: number; maxPeers: number },
+  ) {}
+
+  /** True when `peer` used up its failures in the current window. */
+  isBlocked(peer: string, nowMs: number): boolean {
+    const entry = this.#peers.get(peer);
+    if (entry === undefined || nowMs - entry.windowStartMs >= this.options.windowMs) return false;
+    return entry.failures >= this.options.maxFailures;
+  }
+
+  /** Records one failed attempt by `peer` at `nowMs`. */
+  recordFailure(peer: string, nowMs: number): FailureVerdict {
+    let entry = this.#peers.get(peer);
+    if (entry === undefined || nowMs - entry.windowStartMs >= this.options.windowMs) {
+      if (entry === undefined && this.#peers.size >= this.options.maxPeers) this.#evictOldest();
+      entry = { windowStartMs: nowMs, failures: 0 };
+      this.#peers.set(peer, entry);
+    }
+    entry.failures++;
+    return {
+      failuresInWindow: entry.failures,
+      blocked: entry.failures >= this.options.maxFailures,
+      shouldLog: entry.failures === 1 || entry.failures === this.options.maxFailures,
+    };
+  }
+
+  /** Forgets `peer` after it authenticated. */
+  recordSuccess(peer: string): void {
+    this.#peers.delete(peer);
+  }
+
+  /** Peers currently tracked (bounded by `maxPeers`). */
+  get trackedPeers(): number {
+    return this.#peers.size;
+  }
+
+  #evictOldest(): void {
+    let oldestPeer: string | undefined;
+    let oldestStartMs = Infinity;
+    for (const [peer, entry] of this.#peers) {
+      if (entry.windowStartMs < oldestStartMs) {
+        oldestStartMs = entry.windowStartMs;
+        oldestPeer = peer;
+      }
+    }
+    if (oldestPeer !== undefined) this.#peers.delete(oldestPeer);
+  }
+}

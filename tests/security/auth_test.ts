@@ -1,0 +1,60 @@
+import assert from "node:assert/strict";
+import {
+  AuthConfigError,
+  FailureLimiter,
+  resolveToken,
+  tokensEqual,
+} from "../../src/security/auth.ts";
+
+Deno.test("tokens compare equal only when identical, whatever their lengths", () => {
+  assert.equal(tokensEqual("correct horse", "correct horse"), true);
+  assert.equal(tokensEqual("correct hors", "correct horse"), false);
+  assert.equal(tokensEqual("", "correct horse"), false);
+  assert.equal(tokensEqual(new TextEncoder().encode("tok"), "tok"), true);
+  assert.equal(tokensEqual("x".repeat(10_000), "x"), false);
+});
+
+Deno.test("a token comes from the setting or from a file, never both", async () => {
+  assert.equal(await resolveToken("AUTH_TOKEN", "", ""), undefined);
+  assert.equal(await resolveToken("AUTH_TOKEN", "abc", ""), "abc");
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/token`, "from-file\n");
+    assert.equal(await resolveToken("AUTH_TOKEN", "", `${dir}/token`), "from-file");
+    await Deno.writeTextFile(`${dir}/empty`, "\n");
+    await assert.rejects(resolveToken("AUTH_TOKEN", "", `${dir}/empty`), /token file .* is empty/);
+    await assert.rejects(resolveToken("AUTH_TOKEN", "", `${dir}/missing`), AuthConfigError);
+    await assert.rejects(resolveToken("AUTH_TOKEN", "a", `${dir}/token`), /not both/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the limiter blocks a peer past its failures until the window ends", () => {
+  const limiter = new FailureLimiter({ maxFailures: 3, windowMs: 1000, maxPeers: 10 });
+  assert.deepEqual(limiter.recordFailure("a", 0), {
+    failuresInWindow: 1,
+    blocked: false,
+    shouldLog: true,
+  });
+  assert.equal(limiter.recordFailure("a", 10).shouldLog, false);
+  assert.deepEqual(limiter.recordFailure("a", 20), {
+    failuresInWindow: 3,
+    blocked: true,
+    shouldLog: true,
+  });
+  assert.equal(limiter.isBlocked("a", 999), true);
+  assert.equal(limiter.isBlocked("b", 999), false);
+  assert.equal(limiter.isBlocked("a", 1000), false);
+  assert.equal(limiter.recordFailure("a", 1000).failuresInWindow, 1);
+  limiter.recordSuccess("a");
+  assert.equal(limiter.trackedPeers, 0);
+});
+
+Deno.test("the limiter tracks a bounded number of peers, evicting the oldest", () => {
+  const limiter = new FailureLimiter({ maxFailures: 1, windowMs: 60_000, maxPeers: 3 });
+  for (let i = 0; i < 100; i++) limiter.recordFailure(`peer-${i}`, i);
+  assert.equal(limiter.trackedPeers, 3);
+  assert.equal(limiter.isBlocked("peer-99", 100), true);
+  assert.equal(limiter.isBlocked("peer-0", 100), false);
+});
