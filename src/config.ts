@@ -61,6 +61,7 @@ export interface Config {
   SYNC_REPLICAS: number;
   REPLICATION_BATCH_BYTES: number;
   SNAPSHOT_CHUNK_BYTES: number;
+  REPLICATION_RETRY_BACKOFF_MS: number;
 }
 
 /** Name of a setting. */
@@ -316,6 +317,16 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     min: 1 * KIB,
     max: 1 * GIB,
     description: "Most bytes of one full-sync snapshot chunk.",
+  },
+  REPLICATION_RETRY_BACKOFF_MS: {
+    kind: "int",
+    default: 100,
+    group: "replication",
+    min: 1,
+    max: 3_600_000,
+    description:
+      "Delay before the first reconnect to a failed replica; it doubles for each of the " +
+      "REPLICATION_MAX_RETRIES retries, never beyond the health-check interval.",
   },
 };
 
