@@ -1,0 +1,115 @@
+/**
+ * The set of replicas of one master and their health, as the spec's `ReplicaManager`:
+ * `addReplica`, `getHealthyReplicas`, `markSuccess`, `markFailure`, `getStatus`. Pure: time is
+ * passed in.
+ *
+ * @module
+ */
+import type { LagClock } from "./lag_clock.ts";
+import {
+  type FailureOutcome,
+  ReplicaNode,
+  type ReplicaPolicy,
+  type ReplicaState,
+} from "./replica_node.ts";
+
+/** One replica's line in {@link ReplicaStatus}. */
+export interface ReplicaNodeStatus {
+  address: string;
+  host: string;
+  port: number;
+  healthy: boolean;
+  state: ReplicaState;
+  consecutiveFailures: number;
+  /** ISO time of the last success, or null. */
+  lastSuccess: string | null;
+  /** ISO time of the last failure, or null. */
+  lastFailure: string | null;
+  lastError: string;
+  ackedLsn: number;
+  lagRecords: number;
+  lagMs: number;
+  /** Records in this replica's in-memory buffer. */
+  queuedRecords: number;
+  successfulRecords: number;
+  failedAttempts: number;
+  fullSyncs: number;
+}
+
+/** What {@link ReplicaManager.getStatus} returns (the spec's `get_status()`). */
+export interface ReplicaStatus {
+  totalReplicas: number;
+  healthyReplicas: number;
+  replicas: ReplicaNodeStatus[];
+}
+
+/** Every replica of this master. */
+export class ReplicaManager {
+  readonly replicas: ReplicaNode[] = [];
+  readonly #policy: ReplicaPolicy;
+
+  constructor(policy: ReplicaPolicy) {
+    this.#policy = policy;
+  }
+
+  /** Adds a replica (the same address twice is an error: it would get two senders). */
+  addReplica(host: string, port: number): ReplicaNode {
+    const node = new ReplicaNode(host, port, this.#policy);
+    if (this.replicas.some((r) => r.address === node.address)) {
+      throw new Error(`replica ${node.address} is listed twice in REPLICA_ADDRESSES`);
+    }
+    this.replicas.push(node);
+    return node;
+  }
+
+  /** The replicas currently marked healthy. */
+  getHealthyReplicas(): ReplicaNode[] {
+    return this.replicas.filter((r) => r.healthy);
+  }
+
+  /** Counts a success of `node`; returns true when it became healthy again. */
+  markSuccess(node: ReplicaNode, nowMs: number): boolean {
+    return node.markSuccess(nowMs);
+  }
+
+  /** Counts a failure of `node`. */
+  markFailure(node: ReplicaNode, nowMs: number, reason: string): FailureOutcome {
+    return node.markFailure(nowMs, reason);
+  }
+
+  /** Lowest LSN every replica acknowledged (what the master may forget from memory). */
+  minAckedLsn(): number {
+    let min = Infinity;
+    for (const r of this.replicas) min = Math.min(min, r.ackedLsn);
+    return min === Infinity ? 0 : min;
+  }
+
+  /** Health, position and lag of every replica; `lagClock` turns positions into milliseconds. */
+  getStatus(nowMs: number, lagClock?: LagClock): ReplicaStatus {
+    const iso = (ms: number | undefined) => ms === undefined ? null : new Date(ms).toISOString();
+    return {
+      totalReplicas: this.replicas.length,
+      healthyReplicas: this.getHealthyReplicas().length,
+      replicas: this.replicas.map((r) => ({
+        address: r.address,
+        host: r.host,
+        port: r.port,
+        healthy: r.healthy,
+        state: r.state,
+        consecutiveFailures: r.consecutiveFailures,
+        lastSuccess: iso(r.lastSuccessMs),
+        lastFailure: iso(r.lastFailureMs),
+        lastError: r.lastError,
+        ackedLsn: r.ackedLsn,
+        lagRecords: r.lagRecords,
+        lagMs: r.lagRecords === 0 || lagClock === undefined
+          ? 0
+          : Math.round(lagClock.lagMs(r.ackedLsn, nowMs)),
+        queuedRecords: r.queue.sizeRecords,
+        successfulRecords: r.successfulRecords,
+        failedAttempts: r.failedAttempts,
+        fullSyncs: r.fullSyncs,
+      })),
+    };
+  }
+}

@@ -1,0 +1,321 @@
+/**
+ * One replica as the master sees it: a pure state machine (no sockets, no timers, time passed
+ * in) that decides what the replica's one sender does next, tracks its health and its
+ * acknowledged position, and holds its bounded in-memory buffer of durable records.
+ *
+ * Life of a link: `down` → (connect, handshake) → `full_sync` when the replica cannot continue
+ * from its LSN, then `catching_up` while it reads from the master's log on disk, then `streaming`
+ * from the in-memory buffer once it is current. Any failure goes back to `down`; the next
+ * attempt waits `retryDelayMs()` (backoff for `maxRetries` attempts, then the health-check
+ * interval).
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { type DurableBatch, RecordQueue } from "./record_queue.ts";
+
+/** Where a replica's stream stands. */
+export type ReplicaState = "streaming" | "catching_up" | "full_sync" | "down";
+
+/** The limits a replica link works within (from the spec's settings). */
+export interface ReplicaPolicy {
+  /** `REPLICATION_MAX_FAILURES`: consecutive failures that mark the replica unhealthy. */
+  maxFailures: number;
+  /** `REPLICATION_MAX_RETRIES`: reconnect attempts with backoff before the health-check pace. */
+  maxRetries: number;
+  /** `REPLICATION_RETRY_BACKOFF_MS`: delay before the first retry; doubles per retry. */
+  retryBackoffMs: number;
+  /** `REPLICATION_HEALTH_CHECK_INTERVAL` in ms: probe pace of a failed replica, idle ping pace. */
+  healthCheckIntervalMs: number;
+  /** `REPLICATION_TIMEOUT` in ms: longest wait for a reply before the attempt fails. */
+  timeoutMs: number;
+  /** `REPLICATION_QUEUE_SIZE`: records buffered in memory, and most records unacknowledged. */
+  queueSizeRecords: number;
+  /** `REPLICATION_BATCH_BYTES`: most log bytes in one frame. */
+  batchBytes: number;
+}
+
+/** What the sender should do next. */
+export type NextSend =
+  /** Send these buffered batches (one frame). */
+  | { kind: "queue"; batches: DurableBatch[] }
+  /** Read the master's log for records `afterLsn+1 .. uptoLsn` and send them. */
+  | { kind: "log"; afterLsn: number; uptoLsn: number }
+  /** Nothing to send now: the replica is current, or too many records are unacknowledged. */
+  | { kind: "wait" };
+
+/** The replica's answer to the handshake, and what the master knows of its own log. */
+export interface HandshakeFacts {
+  /** Last master LSN the replica holds. */
+  replicaLsn: number;
+  /** Epoch of the replica's record at `replicaLsn` (0 when it holds none). */
+  replicaEpoch: number;
+  /**
+   * Epoch of the master's record at `replicaLsn`, or undefined when the master's log no longer
+   * holds everything after it (compacted).
+   */
+  masterEpochAtReplicaLsn: number | undefined;
+}
+
+/** How a connected replica continues. */
+export type HandshakeDecision =
+  | { kind: "stream"; fromLsn: number }
+  | { kind: "full_sync"; reason: string };
+
+/** Result of {@link ReplicaNode.markFailure}. */
+export interface FailureOutcome {
+  /** This failure crossed `maxFailures`. */
+  becameUnhealthy: boolean;
+  /** Wait this long before the next connection attempt. */
+  retryDelayMs: number;
+}
+
+/** One replica of this master. */
+export class ReplicaNode {
+  readonly host: string;
+  readonly port: number;
+  readonly policy: ReplicaPolicy;
+  /** In-memory buffer of durable records not yet acknowledged. */
+  readonly queue: RecordQueue;
+
+  healthy = true;
+  consecutiveFailures = 0;
+  /** Wall-clock ms of the last success, or undefined. */
+  lastSuccessMs: number | undefined;
+  /** Wall-clock ms of the last failure, or undefined. */
+  lastFailureMs: number | undefined;
+  /** Why the last attempt failed. */
+  lastError = "";
+  state: ReplicaState = "down";
+  /** Highest LSN the replica acknowledged as applied (learned again at each handshake). */
+  ackedLsn = 0;
+  /** Highest LSN sent on the current connection. */
+  sentLsn = 0;
+  /** Highest LSN durable on the master. */
+  durableLsn = 0;
+  /** Records this replica acknowledged since start. */
+  successfulRecords = 0;
+  /** Failed attempts (connect, send, reply timeout, error reply) since start. */
+  failedAttempts = 0;
+  /** Full syncs started since start. */
+  fullSyncs = 0;
+
+  #retries = 0;
+  #pendingReplies = 0;
+  #waitingSinceMs = 0;
+  #lastActivityMs = 0;
+  #overflowReported = false;
+
+  constructor(host: string, port: number, policy: ReplicaPolicy) {
+    this.host = host;
+    this.port = port;
+    this.policy = policy;
+    this.queue = new RecordQueue(policy.queueSizeRecords);
+  }
+
+  /** `host:port`. */
+  get address(): string {
+    return this.host.includes(":") ? `[${this.host}]:${this.port}` : `${this.host}:${this.port}`;
+  }
+
+  /** Records durable on the master that this replica has not acknowledged. */
+  get lagRecords(): number {
+    return Math.max(0, this.durableLsn - this.ackedLsn);
+  }
+
+  /** Requests sent on this connection whose reply has not arrived. */
+  get pendingReplies(): number {
+    return this.#pendingReplies;
+  }
+
+  /**
+   * A batch became durable on the master. Returns the number of records that were buffered
+   * when the buffer overflowed and was discarded, the first time it happens since the replica
+   * was last current (report it once), or undefined.
+   */
+  onDurable(batch: DurableBatch): number | undefined {
+    assert.equal(batch.firstLsn, this.durableLsn + 1, "durable batches must follow each other");
+    this.durableLsn = batch.lastLsn;
+    if (batch.lastLsn <= this.ackedLsn) return undefined;
+    const result = this.queue.push(batch);
+    if (result.kind === "queued" || this.#overflowReported) return undefined;
+    this.#overflowReported = true;
+    return result.discardedRecords + (batch.lastLsn - batch.firstLsn + 1);
+  }
+
+  /** Sets the master's durable LSN at start (before any batch), e.g. after a master restart. */
+  setDurableLsn(lsn: number): void {
+    this.durableLsn = Math.max(this.durableLsn, lsn);
+  }
+
+  /** Decides how a freshly connected replica continues, and counts the handshake a success. */
+  onHandshake(facts: HandshakeFacts, nowMs: number): HandshakeDecision {
+    this.markSuccess(nowMs);
+    this.#pendingReplies = 0;
+    const { replicaLsn, replicaEpoch, masterEpochAtReplicaLsn } = facts;
+    let reason: string | undefined;
+    if (replicaLsn > this.durableLsn) {
+      reason = `replica holds LSN ${replicaLsn}, beyond the master's last LSN ${this.durableLsn} ` +
+        `(its log diverged)`;
+    } else if (replicaLsn === 0 && this.durableLsn > 0) {
+      reason = "replica is empty";
+    } else if (replicaLsn > 0 && masterEpochAtReplicaLsn === undefined) {
+      reason = `the master's log no longer holds the records after LSN ${replicaLsn} (compacted)`;
+    } else if (replicaLsn > 0 && masterEpochAtReplicaLsn !== replicaEpoch) {
+      reason = `replica's record at LSN ${replicaLsn} has epoch ${replicaEpoch}, the master's ` +
+        `has epoch ${masterEpochAtReplicaLsn} (its log diverged)`;
+    }
+    if (reason !== undefined) {
+      this.state = "full_sync";
+      this.fullSyncs++;
+      this.ackedLsn = 0;
+      this.sentLsn = 0;
+      return { kind: "full_sync", reason };
+    }
+    this.ackedLsn = replicaLsn;
+    this.sentLsn = replicaLsn;
+    this.queue.releaseThrough(replicaLsn);
+    this.state = replicaLsn >= this.durableLsn ? "streaming" : "catching_up";
+    if (this.state === "streaming") this.#overflowReported = false;
+    return { kind: "stream", fromLsn: replicaLsn };
+  }
+
+  /** A full sync delivered the master's state as of `snapshotLsn`. */
+  onFullSyncDone(snapshotLsn: number, nowMs: number): void {
+    assert.equal(this.state, "full_sync");
+    this.ackedLsn = snapshotLsn;
+    this.sentLsn = snapshotLsn;
+    this.queue.releaseThrough(snapshotLsn);
+    this.state = "catching_up";
+    this.markSuccess(nowMs);
+  }
+
+  /** Whether another frame may be sent now (fewer than `queueSizeRecords` unacknowledged). */
+  windowOpen(): boolean {
+    return this.sentLsn - this.ackedLsn < this.policy.queueSizeRecords;
+  }
+
+  /** What to send next on a connected, handshaken link. */
+  nextSend(): NextSend {
+    assert.notEqual(this.state, "down");
+    if (this.sentLsn >= this.durableLsn) {
+      if (this.state === "catching_up" && this.ackedLsn >= this.durableLsn) {
+        this.state = "streaming";
+        this.#overflowReported = false;
+      }
+      return { kind: "wait" };
+    }
+    if (!this.windowOpen()) return { kind: "wait" };
+    const first = this.queue.firstLsn;
+    const last = this.queue.lastLsn;
+    if (first !== undefined && last !== undefined && last < this.durableLsn) {
+      // The buffer does not reach the durable end (never the case while pushes follow each
+      // other): the log is the source of truth.
+      this.queue.clear();
+      this.state = "catching_up";
+      return { kind: "log", afterLsn: this.sentLsn, uptoLsn: this.durableLsn };
+    }
+    if (first !== undefined && first <= this.sentLsn + 1) {
+      if (this.state === "catching_up") {
+        this.state = "streaming";
+        this.#overflowReported = false;
+      }
+      return {
+        kind: "queue",
+        batches: this.queue.batchesAfter(this.sentLsn, this.policy.batchBytes),
+      };
+    }
+    this.state = "catching_up";
+    const uptoLsn = first === undefined ? this.durableLsn : first - 1;
+    return { kind: "log", afterLsn: this.sentLsn, uptoLsn };
+  }
+
+  /** A request that expects one reply was written. `lastLsn`: highest LSN it carried, if any. */
+  onSent(nowMs: number, lastLsn?: number): void {
+    if (this.#pendingReplies === 0) this.#waitingSinceMs = nowMs;
+    this.#pendingReplies++;
+    this.#lastActivityMs = nowMs;
+    if (lastLsn !== undefined && lastLsn > this.sentLsn) this.sentLsn = lastLsn;
+  }
+
+  /**
+   * A reply arrived. `appliedLsn`: the replica's applied LSN when the reply carries one.
+   * Returns the number of records newly acknowledged.
+   */
+  onReply(nowMs: number, appliedLsn?: number): number {
+    assert.ok(this.#pendingReplies > 0, "reply without a request");
+    this.#pendingReplies--;
+    this.#waitingSinceMs = nowMs;
+    this.#lastActivityMs = nowMs;
+    this.markSuccess(nowMs);
+    if (appliedLsn === undefined || appliedLsn <= this.ackedLsn) return 0;
+    const newly = appliedLsn - this.ackedLsn;
+    this.ackedLsn = appliedLsn;
+    if (this.sentLsn < appliedLsn) this.sentLsn = appliedLsn;
+    this.successfulRecords += newly;
+    this.queue.releaseThrough(appliedLsn);
+    if (this.state === "catching_up" && appliedLsn >= this.durableLsn) {
+      this.state = "streaming";
+      this.#overflowReported = false;
+    }
+    return newly;
+  }
+
+  /** True when a reply is overdue: the attempt failed and the link must be dropped. */
+  replyOverdue(nowMs: number): boolean {
+    return this.#pendingReplies > 0 && nowMs - this.#waitingSinceMs >= this.policy.timeoutMs;
+  }
+
+  /** When the oldest awaited reply becomes overdue, or undefined when none is awaited. */
+  replyDeadlineMs(): number | undefined {
+    return this.#pendingReplies > 0 ? this.#waitingSinceMs + this.policy.timeoutMs : undefined;
+  }
+
+  /** True when an idle link should be pinged (nothing sent or received for a check interval). */
+  pingDue(nowMs: number): boolean {
+    return this.state !== "down" && this.#pendingReplies === 0 &&
+      nowMs - this.#lastActivityMs >= this.policy.healthCheckIntervalMs;
+  }
+
+  /** When an idle link's ping falls due. */
+  pingDueAtMs(): number {
+    return this.#lastActivityMs + this.policy.healthCheckIntervalMs;
+  }
+
+  /** Counts a success: resets the failure count; the first success marks the replica healthy. */
+  markSuccess(nowMs: number): boolean {
+    const becameHealthy = !this.healthy;
+    this.healthy = true;
+    this.consecutiveFailures = 0;
+    this.#retries = 0;
+    this.lastSuccessMs = nowMs;
+    this.lastError = "";
+    return becameHealthy;
+  }
+
+  /**
+   * Counts a failed attempt and drops the link to `down`. After `maxFailures` consecutive ones
+   * the replica is unhealthy. Returns how long to wait before the next attempt.
+   */
+  markFailure(nowMs: number, reason: string): FailureOutcome {
+    this.consecutiveFailures++;
+    this.failedAttempts++;
+    this.lastFailureMs = nowMs;
+    this.lastError = reason;
+    this.state = "down";
+    this.#pendingReplies = 0;
+    this.sentLsn = this.ackedLsn;
+    const becameUnhealthy = this.healthy && this.consecutiveFailures >= this.policy.maxFailures;
+    if (becameUnhealthy) this.healthy = false;
+    this.#retries++;
+    return { becameUnhealthy, retryDelayMs: this.retryDelayMs() };
+  }
+
+  /** Delay before the next attempt: doubling backoff for `maxRetries` retries, then the interval. */
+  retryDelayMs(): number {
+    const { maxRetries, retryBackoffMs, healthCheckIntervalMs } = this.policy;
+    if (this.#retries === 0) return 0;
+    if (this.#retries > maxRetries) return healthCheckIntervalMs;
+    return Math.min(healthCheckIntervalMs, retryBackoffMs * 2 ** (this.#retries - 1));
+  }
+}

@@ -1,0 +1,322 @@
+/**
+ * Deterministic tests of the replication decision core: no sockets, no timers, time passed in.
+ */
+import assert from "node:assert/strict";
+import { LagClock } from "../../src/replication/lag_clock.ts";
+import { type DurableBatch, RecordQueue } from "../../src/replication/record_queue.ts";
+import { ReplicaManager } from "../../src/replication/replica_manager.ts";
+import { ReplicaNode, type ReplicaPolicy } from "../../src/replication/replica_node.ts";
+import { SyncAckTracker, SyncReplicationError } from "../../src/replication/sync_tracker.ts";
+
+const POLICY: ReplicaPolicy = {
+  maxFailures: 3,
+  maxRetries: 3,
+  retryBackoffMs: 100,
+  healthCheckIntervalMs: 30_000,
+  timeoutMs: 5_000,
+  queueSizeRecords: 10,
+  batchBytes: 1000,
+};
+
+function batch(firstLsn: number, lastLsn: number, bytesPerRecord = 10): DurableBatch {
+  return { records: new Uint8Array((lastLsn - firstLsn + 1) * bytesPerRecord), firstLsn, lastLsn };
+}
+
+function connectedNode(policy: Partial<ReplicaPolicy> = {}, replicaLsn = 0, durableLsn = 0) {
+  const node = new ReplicaNode("127.0.0.1", 5556, { ...POLICY, ...policy });
+  node.setDurableLsn(durableLsn);
+  const decision = node.onHandshake({
+    replicaLsn,
+    replicaEpoch: 1,
+    masterEpochAtReplicaLsn: 1,
+  }, 0);
+  return { node, decision };
+}
+
+Deno.test("record queue: bounded by records, overflow discards the buffer and says how much", () => {
+  const queue = new RecordQueue(5);
+  assert.deepEqual(queue.push(batch(1, 3)), { kind: "queued" });
+  assert.deepEqual(queue.push(batch(4, 5)), { kind: "queued" });
+  assert.equal(queue.sizeRecords, 5);
+  assert.deepEqual(queue.push(batch(6, 6)), { kind: "overflow", discardedRecords: 5 });
+  assert.equal(queue.sizeRecords, 0);
+  assert.equal(queue.firstLsn, undefined);
+  assert.deepEqual(queue.push(batch(7, 8)), { kind: "queued" });
+  assert.equal(queue.firstLsn, 7);
+  assert.throws(() => queue.push(batch(10, 10)), /does not follow 8/);
+});
+
+Deno.test("record queue: release acknowledged batches, list batches after an LSN up to a size", () => {
+  const queue = new RecordQueue(100);
+  for (let lsn = 1; lsn <= 20; lsn += 2) queue.push(batch(lsn, lsn + 1, 100));
+  assert.deepEqual(queue.batchesAfter(4, 450).map((b) => b.firstLsn), [5, 7]);
+  assert.deepEqual(queue.batchesAfter(3, 450).map((b) => b.firstLsn), [3, 5]);
+  assert.deepEqual(queue.batchesAfter(0, 1).map((b) => b.firstLsn), [1], "first always included");
+  queue.releaseThrough(5);
+  assert.equal(queue.firstLsn, 5, "a batch partly acknowledged stays");
+  queue.releaseThrough(6);
+  assert.equal(queue.firstLsn, 7);
+  assert.equal(queue.sizeRecords, 14);
+  assert.deepEqual(queue.batchesAfter(20, 1000), []);
+});
+
+Deno.test("lag clock: lag of the first unacknowledged record, thinned when full", () => {
+  const clock = new LagClock(4);
+  clock.record(10, 1000);
+  clock.record(20, 1000.5); // same millisecond: merged
+  assert.equal(clock.size, 1);
+  clock.record(30, 1010);
+  clock.record(40, 1020);
+  assert.equal(clock.lagMs(30, 1050), 30);
+  assert.equal(clock.lagMs(5, 1050), 50);
+  assert.equal(clock.lagMs(40, 1050), 0, "nothing after the last durable LSN");
+  clock.record(50, 1030);
+  clock.record(60, 1040); // full: thinned to every second sample
+  assert.ok(clock.size <= 4);
+  assert.equal(clock.lagMs(55, 1100), 60);
+  assert.ok(clock.lagMs(5, 1100) <= 100, "thinning never overstates lag");
+  clock.forgetThrough(50);
+  assert.equal(clock.lagMs(0, 1100), 60);
+});
+
+Deno.test("replica node: streams from memory when current, catches up from the log when behind", () => {
+  const { node, decision } = connectedNode({}, 0, 0);
+  assert.deepEqual(decision, { kind: "stream", fromLsn: 0 });
+  assert.equal(node.state, "streaming");
+  node.onDurable(batch(1, 2));
+  const next = node.nextSend();
+  assert.equal(next.kind, "queue");
+  node.onSent(1, 2);
+  assert.deepEqual(node.nextSend(), { kind: "wait" }, "nothing more to send");
+  assert.equal(node.onReply(2, 2), 2);
+  assert.equal(node.ackedLsn, 2);
+  assert.equal(node.queue.sizeRecords, 0, "acknowledged records leave memory");
+  assert.equal(node.successfulRecords, 2);
+
+  const behind = connectedNode({}, 5, 50).node;
+  assert.equal(behind.state, "catching_up");
+  assert.deepEqual(behind.nextSend(), { kind: "log", afterLsn: 5, uptoLsn: 50 });
+});
+
+Deno.test("replica node: a full queue switches to catch-up once, and streaming resumes after", () => {
+  const { node } = connectedNode({ queueSizeRecords: 10 });
+  assert.equal(node.onDurable(batch(1, 6)), undefined);
+  assert.equal(node.onDurable(batch(7, 12)), 12, "overflow reports the records it held");
+  assert.equal(node.onDurable(batch(13, 20)), undefined);
+  assert.equal(node.onDurable(batch(21, 28)), undefined, "reported once per episode");
+  assert.equal(node.onDurable(batch(29, 33)), undefined);
+  assert.equal(node.onDurable(batch(34, 38)), undefined);
+  // The buffer holds 29..38 now; 1..28 come from the log.
+  assert.deepEqual(node.nextSend(), { kind: "log", afterLsn: 0, uptoLsn: 28 });
+  assert.equal(node.state, "catching_up");
+  node.onSent(1, 10);
+  node.onReply(2, 10);
+  node.onSent(3, 20);
+  node.onReply(3, 20);
+  node.onSent(3, 28);
+  const next = node.nextSend();
+  assert.equal(next.kind, "queue", "once the log reached the buffer, send from memory");
+  assert.equal(node.state, "streaming");
+  node.onReply(4, 28);
+  node.onSent(5, 38);
+  node.onReply(6, 38);
+  assert.equal(node.lagRecords, 0);
+  assert.equal(node.onDurable(batch(39, 45)), undefined);
+  assert.equal(node.onDurable(batch(46, 50)), 12, "a new episode is reported again");
+});
+
+Deno.test("replica node: the unacknowledged window is bounded by the queue size", () => {
+  const { node } = connectedNode({ queueSizeRecords: 10 }, 0, 0);
+  node.setDurableLsn(0);
+  node.onDurable(batch(1, 5));
+  node.onDurable(batch(6, 10));
+  const first = node.nextSend();
+  assert.equal(first.kind, "queue");
+  node.onSent(0, 10);
+  node.durableLsn = 100; // as if 90 more records were durable and went to the log
+  assert.deepEqual(node.nextSend(), { kind: "wait" }, "10 unacknowledged records: window full");
+  node.onReply(1, 4);
+  assert.deepEqual(node.nextSend(), { kind: "log", afterLsn: 10, uptoLsn: 100 });
+});
+
+Deno.test("replica node: handshake decides full sync for new, diverged and compacted replicas", () => {
+  const decide = (replicaLsn: number, replicaEpoch: number, masterEpoch: number | undefined) => {
+    const node = new ReplicaNode("h", 1, POLICY);
+    node.setDurableLsn(100);
+    return node.onHandshake({ replicaLsn, replicaEpoch, masterEpochAtReplicaLsn: masterEpoch }, 0);
+  };
+  assert.deepEqual(decide(100, 1, 1), { kind: "stream", fromLsn: 100 });
+  assert.deepEqual(decide(40, 2, 2), { kind: "stream", fromLsn: 40 });
+  assert.match(kindReason(decide(0, 0, 0)), /full_sync: replica is empty/);
+  assert.match(kindReason(decide(101, 1, undefined)), /beyond the master's last LSN 100/);
+  assert.match(kindReason(decide(40, 1, undefined)), /no longer holds the records after LSN 40/);
+  assert.match(kindReason(decide(40, 1, 2)), /epoch 1, the master's has epoch 2/);
+  const empty = new ReplicaNode("h", 1, POLICY);
+  assert.deepEqual(
+    empty.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 0),
+    { kind: "stream", fromLsn: 0 },
+    "an empty master has nothing to sync",
+  );
+});
+
+function kindReason(d: { kind: string; reason?: string }): string {
+  return `${d.kind}: ${d.reason ?? ""}`;
+}
+
+Deno.test("replica node: full sync ends at the snapshot LSN and catches up from there", () => {
+  const node = new ReplicaNode("h", 1, POLICY);
+  node.setDurableLsn(100);
+  node.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 0);
+  assert.equal(node.state, "full_sync");
+  assert.equal(node.fullSyncs, 1);
+  node.onDurable(batch(101, 105));
+  node.onFullSyncDone(103, 10);
+  assert.equal(node.ackedLsn, 103);
+  assert.equal(node.state, "catching_up");
+  const next = node.nextSend();
+  assert.equal(next.kind, "queue");
+  node.onSent(11, 105);
+  node.onReply(12, 105);
+  assert.equal(node.state, "streaming");
+});
+
+Deno.test("health: unhealthy after maxFailures consecutive failures, healthy on first success", () => {
+  const node = new ReplicaNode("h", 1, POLICY);
+  assert.equal(node.markFailure(1, "refused").becameUnhealthy, false);
+  assert.equal(node.markFailure(2, "refused").becameUnhealthy, false);
+  const third = node.markFailure(3, "timeout");
+  assert.equal(third.becameUnhealthy, true);
+  assert.equal(node.healthy, false);
+  assert.equal(node.consecutiveFailures, 3);
+  assert.equal(node.lastFailureMs, 3);
+  assert.equal(node.lastError, "timeout");
+  assert.equal(node.markFailure(4, "timeout").becameUnhealthy, false, "reported once");
+  assert.equal(node.markSuccess(5), true);
+  assert.equal(node.healthy, true);
+  assert.equal(node.consecutiveFailures, 0);
+  assert.equal(node.lastSuccessMs, 5);
+  assert.equal(node.markSuccess(6), false);
+});
+
+Deno.test("retry: backoff doubles for maxRetries attempts, then waits the health-check interval", () => {
+  const node = new ReplicaNode("h", 1, { ...POLICY, maxRetries: 3, retryBackoffMs: 100 });
+  const delays = [1, 2, 3, 4, 5].map((t) => node.markFailure(t, "x").retryDelayMs);
+  assert.deepEqual(delays, [100, 200, 400, 30_000, 30_000]);
+  node.markSuccess(6);
+  assert.equal(node.markFailure(7, "x").retryDelayMs, 100, "a success resets the retries");
+  const noRetries = new ReplicaNode("h", 1, { ...POLICY, maxRetries: 0 });
+  assert.equal(noRetries.markFailure(1, "x").retryDelayMs, 30_000);
+  const capped = new ReplicaNode("h", 1, { ...POLICY, retryBackoffMs: 50_000 });
+  assert.equal(capped.markFailure(1, "x").retryDelayMs, 30_000, "never beyond the interval");
+});
+
+Deno.test("timeouts: an overdue reply fails the attempt; an idle link is pinged", () => {
+  const { node } = connectedNode({ timeoutMs: 500, healthCheckIntervalMs: 2000 });
+  assert.equal(node.replyOverdue(10_000), false, "nothing awaited");
+  node.onSent(1000);
+  assert.equal(node.replyDeadlineMs(), 1500);
+  assert.equal(node.replyOverdue(1499), false);
+  assert.equal(node.replyOverdue(1500), true);
+  node.onReply(1400);
+  assert.equal(node.replyOverdue(5000), false);
+  assert.equal(node.pingDue(3399), false);
+  assert.equal(node.pingDue(3400), true);
+  const outcome = node.markFailure(3500, "reply timeout");
+  assert.equal(node.state, "down");
+  assert.equal(node.pendingReplies, 0);
+  assert.equal(outcome.retryDelayMs, 100);
+  assert.equal(node.pingDue(99_999), false, "a down link is not pinged");
+});
+
+Deno.test("a failure rewinds the sent position to the acknowledged one", () => {
+  const { node } = connectedNode();
+  node.onDurable(batch(1, 4));
+  node.nextSend();
+  node.onSent(0, 4);
+  node.onReply(1, 2);
+  node.markFailure(2, "reset");
+  assert.equal(node.sentLsn, 2);
+  assert.equal(node.queue.firstLsn, 1, "unacknowledged records stay buffered for the resend");
+});
+
+Deno.test("manager: healthy replicas, status with lag in records and ms", () => {
+  const manager = new ReplicaManager(POLICY);
+  const a = manager.addReplica("127.0.0.1", 5556);
+  const b = manager.addReplica("127.0.0.1", 5557);
+  assert.throws(() => manager.addReplica("127.0.0.1", 5556), /listed twice/);
+  for (let t = 0; t < 3; t++) manager.markFailure(b, t, "refused");
+  assert.deepEqual(manager.getHealthyReplicas(), [a]);
+  const clock = new LagClock(100);
+  a.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 0);
+  for (const node of [a, b]) node.onDurable(batch(1, 5));
+  clock.record(5, 1000);
+  a.nextSend();
+  a.onSent(1000, 5);
+  a.onReply(1001, 3);
+  const status = manager.getStatus(1250, clock);
+  assert.equal(status.totalReplicas, 2);
+  assert.equal(status.healthyReplicas, 1);
+  assert.equal(status.replicas[0].ackedLsn, 3);
+  assert.equal(status.replicas[0].lagRecords, 2);
+  assert.equal(status.replicas[0].lagMs, 250);
+  assert.equal(status.replicas[0].state, "streaming");
+  assert.equal(status.replicas[1].state, "down");
+  assert.equal(status.replicas[1].healthy, false);
+  assert.equal(status.replicas[1].lastError, "refused");
+  assert.equal(typeof status.replicas[1].lastFailure, "string");
+  assert.equal(manager.minAckedLsn(), 0);
+});
+
+Deno.test("sync tracker: every healthy replica by default; unhealthy ones are skipped", () => {
+  const tracker = new SyncAckTracker<string>(0, 5000);
+  const replicas = [{ ackedLsn: 0, healthy: true }, { ackedLsn: 0, healthy: true }];
+  tracker.add(1, 0, "w1");
+  tracker.add(2, 0, "w2");
+  assert.deepEqual(tracker.settle(replicas, 1).acknowledged, []);
+  replicas[0].ackedLsn = 2;
+  assert.deepEqual(tracker.settle(replicas, 1).acknowledged, [], "one of two healthy");
+  replicas[1].ackedLsn = 1;
+  assert.deepEqual(tracker.settle(replicas, 1).acknowledged, ["w1"]);
+  replicas[1].healthy = false;
+  assert.deepEqual(tracker.settle(replicas, 1).acknowledged, ["w2"], "unhealthy: skipped");
+  assert.equal(tracker.size, 0);
+});
+
+Deno.test("sync tracker: --sync-replicas N counts acknowledgements whatever the health", () => {
+  const tracker = new SyncAckTracker<number>(1, 5000);
+  const replicas = [{ ackedLsn: 0, healthy: false }, { ackedLsn: 0, healthy: true }];
+  tracker.add(7, 0, 7);
+  assert.deepEqual(tracker.settle(replicas, 0).acknowledged, []);
+  replicas[0].ackedLsn = 9;
+  assert.deepEqual(tracker.settle(replicas, 0).acknowledged, [7]);
+});
+
+Deno.test("sync tracker: a write not backed in time fails with a message that says so", () => {
+  const tracker = new SyncAckTracker<string>(2, 5000);
+  const replicas = [{ ackedLsn: 10, healthy: true }, { ackedLsn: 3, healthy: false }];
+  tracker.add(5, 100, "late");
+  tracker.add(4, 200, "later");
+  assert.equal(tracker.nextDeadlineMs(), 5100);
+  assert.equal(tracker.settle(replicas, 5099).expired.length, 0);
+  const { acknowledged, expired } = tracker.settle(replicas, 5100);
+  assert.deepEqual(acknowledged, []);
+  assert.equal(expired.length, 1);
+  assert.equal(expired[0].token, "late");
+  const error = expired[0].error;
+  assert.ok(error instanceof SyncReplicationError);
+  assert.equal(error.ackedReplicas, 1);
+  assert.equal(error.requiredReplicas, 2);
+  assert.match(error.message, /applied on the master \(LSN 5\) but acknowledged by only 1 of 2/);
+  assert.match(error.message, /REPLICATION_TIMEOUT 5 s/);
+  assert.equal(tracker.size, 1);
+  assert.equal(tracker.failAll(replicas)[0].token, "later");
+});
+
+Deno.test("sync tracker: waiters added out of order settle in LSN order", () => {
+  const tracker = new SyncAckTracker<number>(0, 1000);
+  for (const lsn of [5, 3, 9, 4]) tracker.add(lsn, 0, lsn);
+  const replicas = [{ ackedLsn: 5, healthy: true }];
+  assert.deepEqual(tracker.settle(replicas, 0).acknowledged, [3, 4, 5]);
+  replicas[0].ackedLsn = 9;
+  assert.deepEqual(tracker.settle(replicas, 0).acknowledged, [9]);
+});
