@@ -1,0 +1,140 @@
+/**
+ * A small TCP proxy on 127.0.0.1 (a free port) for partition tests, controlled from the test:
+ *
+ * - `pass`: bytes flow both ways.
+ * - `blackhole`: connections stay open (and new ones are accepted) but every byte, both ways, is
+ *   read and discarded: the peers see silence, never a reset. This is a network partition as a
+ *   sender sees it; only a timeout can tell.
+ * - `reset`: every open connection is closed at once and new ones are closed on accept.
+ *
+ * @module
+ */
+
+/** What the proxy does with traffic. */
+export type FaultMode = "pass" | "blackhole" | "reset";
+
+/** Counters of a {@link FaultProxy}. */
+export interface FaultProxyStats {
+  accepted: number;
+  open: number;
+  passedBytes: number;
+  droppedBytes: number;
+}
+
+interface Pair {
+  client: Deno.Conn;
+  upstream: Deno.Conn | undefined;
+}
+
+/** A running proxy in front of `127.0.0.1:<upstreamPort>`. */
+export class FaultProxy {
+  readonly port: number;
+  #mode: FaultMode = "pass";
+  readonly #listener: Deno.Listener;
+  readonly #pairs = new Set<Pair>();
+  readonly #stats: FaultProxyStats = { accepted: 0, open: 0, passedBytes: 0, droppedBytes: 0 };
+  readonly #accepting: Promise<void>;
+
+  private constructor(listener: Deno.Listener, readonly upstreamPort: number) {
+    this.#listener = listener;
+    this.port = (listener.addr as Deno.NetAddr).port;
+    this.#accepting = this.#acceptLoop();
+  }
+
+  /** Starts a proxy on 127.0.0.1 port 0 forwarding to 127.0.0.1:`upstreamPort`. */
+  static start(upstreamPort: number): FaultProxy {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    return new FaultProxy(listener, upstreamPort);
+  }
+
+  /** Current mode. */
+  get mode(): FaultMode {
+    return this.#mode;
+  }
+
+  /** Counters since start. */
+  get stats(): FaultProxyStats {
+    return { ...this.#stats, open: this.#pairs.size };
+  }
+
+  /** Switches mode; `reset` closes every open connection now. */
+  setMode(mode: FaultMode): void {
+    this.#mode = mode;
+    if (mode === "reset") { for (const pair of [...this.#pairs]) this.#closePair(pair); }
+  }
+
+  /** Stops accepting and closes every connection. */
+  async close(): Promise<void> {
+    this.#listener.close();
+    for (const pair of [...this.#pairs]) this.#closePair(pair);
+    await this.#accepting;
+  }
+
+  async #acceptLoop(): Promise<void> {
+    for (;;) {
+      let client: Deno.Conn;
+      try {
+        client = await this.#listener.accept();
+      } catch {
+        return;
+      }
+      this.#stats.accepted++;
+      if (this.#mode === "reset") {
+        client.close();
+        continue;
+      }
+      const pair: Pair = { client, upstream: undefined };
+      this.#pairs.add(pair);
+      this.#serve(pair);
+    }
+  }
+
+  async #serve(pair: Pair): Promise<void> {
+    try {
+      pair.upstream = await Deno.connect({ hostname: "127.0.0.1", port: this.upstreamPort });
+    } catch {
+      this.#closePair(pair);
+      return;
+    }
+    if (!this.#pairs.has(pair)) {
+      pair.upstream.close();
+      return;
+    }
+    const upstream = pair.upstream;
+    await Promise.all([
+      this.#pump(pair, pair.client, upstream),
+      this.#pump(pair, upstream, pair.client),
+    ]);
+  }
+
+  async #pump(pair: Pair, from: Deno.Conn, to: Deno.Conn): Promise<void> {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await from.read(buffer);
+        if (n === null) break;
+        if (this.#mode !== "pass") {
+          this.#stats.droppedBytes += n;
+          continue;
+        }
+        let written = 0;
+        while (written < n) written += await to.write(buffer.subarray(written, n));
+        this.#stats.passedBytes += n;
+      }
+    } catch {
+      // A closed or reset side ends both directions.
+    }
+    this.#closePair(pair);
+  }
+
+  #closePair(pair: Pair): void {
+    if (!this.#pairs.delete(pair)) return;
+    for (const conn of [pair.client, pair.upstream]) {
+      try {
+        conn?.close();
+      } catch {
+        // already closed
+      }
+    }
+  }
+}
