@@ -1,0 +1,30 @@
+/**
+ * Wire formats of kvstore: the text line protocol of the original system and RESP2, parsed
+ * incrementally from bytes and encoded into reusable buffers. Pure code: no I/O, no npm imports,
+ * so the server, the replication stream and the client library all share it.
+ *
+ * @module
+ */
+export { CommandTable, describeCommandName } from "./command_table.ts";
+export { escapedLength, escapeInto, escapeValue, unescapeValue } from "./escape.ts";
+export { OutputBuffer } from "./output_buffer.ts";
+export { type Reply, ReplyWriter } from "./reply_writer.ts";
+export {
+  type Framing,
+  type ParseResult,
+  parseTextLine,
+  type Request,
+  type RequestError,
+  RequestParser,
+  type RequestParserOptions,
+} from "./request_parser.ts";
+export {
+  type CommandArgument,
+  INCOMPLETE,
+  RespCommandWriter,
+  RespErrorReply,
+  RespProtocolError,
+  RespReplyParser,
+  type RespReplyParserOptions,
+  type RespValue,
+} from "./resp.ts";

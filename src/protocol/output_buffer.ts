@@ -1,0 +1,100 @@
+/**
+ * A growable byte buffer that encoders append to: the server's replies and the client's requests
+ * are built in one of these and leave in one write. Numbers are written as decimal digits without
+ * making a string.
+ *
+ * @module
+ */
+
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * Bytes appended at the end of a buffer that doubles as needed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { OutputBuffer } from "./output_buffer.ts";
+ * const out = new OutputBuffer(4);
+ * out.byte(0x3a);
+ * out.digits(-1234567);
+ * out.crlf();
+ * assert.equal(new TextDecoder().decode(out.bytes), ":-1234567\r\n");
+ * ```
+ */
+export class OutputBuffer {
+  protected buffer: Uint8Array;
+  /** Bytes written so far. */
+  length = 0;
+
+  constructor(initialBytes = 16 * 1024) {
+    this.buffer = new Uint8Array(initialBytes);
+  }
+
+  /** What was written (a view, valid until the next write or {@link reset}). */
+  get bytes(): Uint8Array {
+    return this.buffer.subarray(0, this.length);
+  }
+
+  /** Current capacity in bytes. */
+  get capacity(): number {
+    return this.buffer.length;
+  }
+
+  /** Empties the buffer; gives memory back when it grew past `maxKeptBytes`. */
+  reset(maxKeptBytes = Infinity): void {
+    this.length = 0;
+    if (this.buffer.length > maxKeptBytes) this.buffer = new Uint8Array(maxKeptBytes);
+  }
+
+  /** Makes room for `extra` more bytes. */
+  reserve(extra: number): void {
+    const needed = this.length + extra;
+    if (needed <= this.buffer.length) return;
+    let capacity = Math.max(this.buffer.length * 2, 64);
+    while (capacity < needed) capacity *= 2;
+    const grown = new Uint8Array(capacity);
+    grown.set(this.buffer.subarray(0, this.length));
+    this.buffer = grown;
+  }
+
+  /** Appends bytes as they are. */
+  raw(bytes: Uint8Array): void {
+    this.reserve(bytes.length);
+    this.buffer.set(bytes, this.length);
+    this.length += bytes.length;
+  }
+
+  /** Appends one byte. */
+  byte(value: number): void {
+    this.reserve(1);
+    this.buffer[this.length++] = value;
+  }
+
+  /** Appends `\r\n`. */
+  crlf(): void {
+    this.reserve(2);
+    this.buffer[this.length++] = CR;
+    this.buffer[this.length++] = LF;
+  }
+
+  /** Appends a safe integer as decimal digits. */
+  digits(value: number): void {
+    if (!Number.isSafeInteger(value)) throw new RangeError(`${value} is not a safe integer`);
+    this.reserve(17);
+    if (value < 0) {
+      this.buffer[this.length++] = 0x2d;
+      value = -value;
+    }
+    let width = 1;
+    for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) width++;
+    let at = this.length + width;
+    this.length = at;
+    let rest = value;
+    do {
+      this.buffer[--at] = 0x30 + (rest % 10);
+      rest = Math.floor(rest / 10);
+    } while (rest > 0);
+  }
+}

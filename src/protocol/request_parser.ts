@@ -1,0 +1,493 @@
+/**
+ * Incremental request parser for both framings on one port.
+ *
+ * A request that starts with `*` is a RESP2 array of bulk strings (Redis's framing); anything else
+ * is one text line ending in `\n` (the original system's framing). The parser works over the
+ * connection's own buffer: it is handed the bytes received so far and a start offset, returns the
+ * next complete request, and remembers how far it got through a request that is still arriving,
+ * so a request that spans many reads is scanned once, not once per read.
+ *
+ * Text requests are normalized to the RESP shape here, at the edge: `PUT k v` gives args
+ * `[k, unescaped v]`, `BATCHPUT k1||k2 v1||v2` gives `[k1, v1, k2, v2]`, `REPLICATE PUT k v` gives
+ * `[PUT, k, v]`, and a word without special syntax is split on spaces. Text values are unescaped
+ * here exactly once; the rest of kvstore only sees raw bytes.
+ *
+ * The returned `name` and `args` are views into the caller's buffer: valid until the caller
+ * reuses that part of the buffer (copy them to keep them longer).
+ *
+ * Limits: a request (text line or whole RESP array) may be at most `maxRequestBytes` long. Past
+ * it the parser returns a non-fatal error once, then skips the rest of that request without
+ * buffering it (text: up to the next newline; RESP: the declared lengths), so the connection stays
+ * usable. A RESP frame that breaks the framing gives a fatal error: the connection must close
+ * (the parser ignores everything after it).
+ *
+ * @module
+ */
+import { CommandTable } from "./command_table.ts";
+import { unescapeValue } from "./escape.ts";
+
+/** The two wire framings. */
+export type Framing = "text" | "resp";
+
+/** One complete request. */
+export interface Request {
+  kind: "request";
+  framing: Framing;
+  /** The command word as sent (any case). */
+  name: Uint8Array;
+  /** Arguments after the command word, text values already unescaped. */
+  args: Uint8Array[];
+}
+
+/** A request that could not be parsed. */
+export interface RequestError {
+  kind: "error";
+  framing: Framing;
+  /** What was wrong, for the `ERROR:` reply. */
+  message: string;
+  /** True when the framing is lost: reply, then close the connection. */
+  fatal: boolean;
+}
+
+/** What {@link RequestParser.next} returns for a complete request or a bad one. */
+export type ParseResult = Request | RequestError;
+
+/** Options of a {@link RequestParser}. */
+export interface RequestParserOptions {
+  /** Largest request in bytes (MAX_REQUEST_BYTES). */
+  maxRequestBytes: number;
+}
+
+const LF = 0x0a;
+const CR = 0x0d;
+const SPACE = 0x20;
+const STAR = 0x2a;
+const DOLLAR = 0x24;
+const PIPE = 0x7c;
+
+/** Most digits in a RESP header number (`*123\r\n`, `$45\r\n`); more breaks the framing. */
+const MAX_HEADER_DIGITS = 12;
+
+/** Returned by the RESP step when it consumed an empty array and parsing goes on. */
+const SKIPPED = Symbol("skipped");
+
+type TextSyntax = (line: Uint8Array, word: Uint8Array, rest: number) => ParseResult;
+
+const enum Mode {
+  Idle,
+  Text,
+  TextDiscard,
+  Resp,
+  RespDiscard,
+  /** After a fatal error: everything is consumed and ignored. */
+  Broken,
+}
+
+/**
+ * Splits the request bytes of one connection into requests.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RequestParser } from "./request_parser.ts";
+ * const parser = new RequestParser({ maxRequestBytes: 1024 });
+ * const data = new TextEncoder().encode("PUT k a\\tb\n*2\r\n$4\r\nREAD\r\n$1\r\nk\r\n");
+ * const first = parser.next(data, 0);
+ * assert.equal(first?.kind, "request");
+ * const second = parser.next(data, parser.offset);
+ * assert.equal(second?.kind === "request" && second.framing, "resp");
+ * assert.equal(parser.next(data, parser.offset), undefined); // needs more bytes
+ * ```
+ */
+export class RequestParser {
+  readonly #maxRequestBytes: number;
+  #mode = Mode.Idle;
+  /** Text: bytes of the current line already searched for a newline. */
+  #scanned = 0;
+  /** RESP: elements declared by the array header. */
+  #expected = 0;
+  /** RESP: parse position relative to the start of the current request. */
+  #position = 0;
+  /** RESP: start and length of each element received so far, relative to the request start. */
+  #elementStarts: number[] = [];
+  #elementLengths: number[] = [];
+  /** RESP discard: elements whose header is still to be skipped. */
+  #discardElements = 0;
+  /** Discard: payload bytes still to be skipped. */
+  #discardBytes = 0;
+  /** Where the next request starts, after a call to {@link next}. */
+  offset = 0;
+
+  constructor(options: RequestParserOptions) {
+    this.#maxRequestBytes = options.maxRequestBytes;
+  }
+
+  /** True when part of a request has been received but not all of it. */
+  get midRequest(): boolean {
+    return this.#mode !== Mode.Idle;
+  }
+
+  /**
+   * Parses the next request in `data` from `start` (`data` ends at the last byte received).
+   * Returns it, or `undefined` when more bytes are needed; either way {@link offset} is where the
+   * unconsumed bytes start (bytes of an oversized request are consumed while skipped).
+   */
+  next(data: Uint8Array, start: number): ParseResult | undefined {
+    this.offset = start;
+    for (;;) {
+      switch (this.#mode) {
+        case Mode.Idle:
+          if (this.offset >= data.length) return undefined;
+          this.#mode = data[this.offset] === STAR ? Mode.Resp : Mode.Text;
+          this.#scanned = 0;
+          this.#position = 0;
+          this.#expected = -1;
+          this.#elementStarts.length = 0;
+          this.#elementLengths.length = 0;
+          continue;
+        case Mode.Text:
+          return this.#nextText(data);
+        case Mode.TextDiscard: {
+          const newline = data.indexOf(LF, this.offset);
+          if (newline === -1) {
+            this.offset = data.length;
+            return undefined;
+          }
+          this.offset = newline + 1;
+          this.#mode = Mode.Idle;
+          continue;
+        }
+        case Mode.Resp: {
+          const result = this.#nextResp(data);
+          if (result === SKIPPED) continue;
+          return result;
+        }
+        case Mode.RespDiscard:
+          if (this.#skipResp(data)) continue;
+          return undefined;
+        case Mode.Broken:
+          this.offset = data.length;
+          return undefined;
+      }
+    }
+  }
+
+  #tooLarge(framing: Framing): RequestError {
+    return {
+      kind: "error",
+      framing,
+      message: `request is larger than MAX_REQUEST_BYTES (${this.#maxRequestBytes} bytes)`,
+      fatal: false,
+    };
+  }
+
+  #nextText(data: Uint8Array): ParseResult | undefined {
+    const start = this.offset;
+    const newline = data.indexOf(LF, start + this.#scanned);
+    if (newline === -1) {
+      const received = data.length - start;
+      if (received > this.#maxRequestBytes) {
+        this.offset = data.length;
+        this.#mode = Mode.TextDiscard;
+        return this.#tooLarge("text");
+      }
+      this.#scanned = received;
+      return undefined;
+    }
+    this.offset = newline + 1;
+    this.#mode = Mode.Idle;
+    if (newline + 1 - start > this.#maxRequestBytes) return this.#tooLarge("text");
+    const end = newline > start && data[newline - 1] === CR ? newline - 1 : newline;
+    return parseTextLine(data.subarray(start, end));
+  }
+
+  #nextResp(data: Uint8Array): ParseResult | undefined | typeof SKIPPED {
+    const start = this.offset;
+    if (this.#expected === -1) {
+      const header = readHeader(data, start, STAR);
+      if (header === undefined) return undefined;
+      if (typeof header === "string") return this.#fatal(header);
+      const [count, after] = header;
+      this.#position = after - start;
+      if (count <= 0) {
+        // Redis ignores an empty or null array; so do we (no reply).
+        this.offset = after;
+        this.#mode = Mode.Idle;
+        return SKIPPED;
+      }
+      if (count > Math.floor(this.#maxRequestBytes / 6)) {
+        return this.#fatal(`invalid multibulk length ${count}`);
+      }
+      this.#expected = count;
+    }
+    while (this.#elementStarts.length < this.#expected) {
+      const at = start + this.#position;
+      const header = readHeader(data, at, DOLLAR);
+      if (header === undefined) return undefined;
+      if (typeof header === "string") return this.#fatal(header);
+      const [length, payloadStart] = header;
+      if (length < 0) return this.#fatal(`invalid bulk length ${length}`);
+      const payloadEnd = payloadStart + length;
+      if (payloadEnd + 2 - start > this.#maxRequestBytes) {
+        this.#discardElements = this.#expected - this.#elementStarts.length - 1;
+        this.#discardBytes = length + 2;
+        this.offset = payloadStart;
+        this.#mode = Mode.RespDiscard;
+        return this.#tooLarge("resp");
+      }
+      if (payloadEnd + 2 > data.length) return undefined;
+      if (data[payloadEnd] !== CR || data[payloadEnd + 1] !== LF) {
+        return this.#fatal("expected CRLF after a bulk string");
+      }
+      this.#elementStarts.push(payloadStart - start);
+      this.#elementLengths.push(length);
+      this.#position = payloadEnd + 2 - start;
+    }
+    const starts = this.#elementStarts;
+    const lengths = this.#elementLengths;
+    const name = data.subarray(start + starts[0], start + starts[0] + lengths[0]);
+    const args = new Array<Uint8Array>(starts.length - 1);
+    for (let i = 1; i < starts.length; i++) {
+      args[i - 1] = data.subarray(start + starts[i], start + starts[i] + lengths[i]);
+    }
+    this.offset = start + this.#position;
+    this.#mode = Mode.Idle;
+    return { kind: "request", framing: "resp", name, args };
+  }
+
+  /** Skips the rest of an oversized RESP array; true once all of it is skipped. */
+  #skipResp(data: Uint8Array): boolean {
+    for (;;) {
+      if (this.#discardBytes > 0) {
+        const skip = Math.min(this.#discardBytes, data.length - this.offset);
+        this.offset += skip;
+        this.#discardBytes -= skip;
+        if (this.#discardBytes > 0) return false;
+      }
+      if (this.#discardElements === 0) {
+        this.#mode = Mode.Idle;
+        return true;
+      }
+      const header = readHeader(data, this.offset, DOLLAR);
+      if (header === undefined) return false;
+      if (typeof header === "string" || header[0] < 0) {
+        // The framing is lost inside a request we already answered: resynchronise at the next
+        // line instead, as the text framing does.
+        this.#mode = Mode.TextDiscard;
+        return true;
+      }
+      this.#discardElements--;
+      this.#discardBytes = header[0] + 2;
+      this.offset = header[1];
+    }
+  }
+
+  #fatal(message: string): RequestError {
+    this.#mode = Mode.Broken;
+    return { kind: "error", framing: "resp", message: `Protocol error: ${message}`, fatal: true };
+  }
+}
+
+/**
+ * Reads `<marker><integer>\r\n` at `at`. Returns `[value, offset after it]`, `undefined` when
+ * incomplete, or a message when it is malformed.
+ */
+function readHeader(
+  data: Uint8Array,
+  at: number,
+  marker: number,
+): [number, number] | string | undefined {
+  if (at >= data.length) return undefined;
+  if (data[at] !== marker) {
+    return `expected '${String.fromCharCode(marker)}', got '${printable(data[at])}'`;
+  }
+  let i = at + 1;
+  let negative = false;
+  if (i < data.length && data[i] === 0x2d) {
+    negative = true;
+    i++;
+  }
+  let value = 0;
+  let digits = 0;
+  for (; i < data.length; i++) {
+    const byte = data[i];
+    if (byte >= 0x30 && byte <= 0x39) {
+      value = value * 10 + (byte - 0x30);
+      digits++;
+      if (digits > MAX_HEADER_DIGITS) return "header number too long";
+      continue;
+    }
+    if (byte !== CR) return `unexpected byte '${printable(byte)}' in a header`;
+    if (digits === 0) return "header without a number";
+    if (i + 1 >= data.length) return undefined;
+    if (data[i + 1] !== LF) return "expected CRLF after a header";
+    return [negative ? -value : value, i + 2];
+  }
+  return undefined;
+}
+
+function printable(byte: number): string {
+  return byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text lines
+
+/** Splits off the first space-separated word at or after `from`; returns [word, next offset]. */
+function word(line: Uint8Array, from: number): [Uint8Array, number] | undefined {
+  if (from > line.length) return undefined;
+  const space = line.indexOf(SPACE, from);
+  const end = space === -1 ? line.length : space;
+  return [line.subarray(from, end), space === -1 ? line.length + 1 : space + 1];
+}
+
+function textError(message: string): RequestError {
+  return { kind: "error", framing: "text", message, fatal: false };
+}
+
+function textRequest(name: Uint8Array, args: Uint8Array[]): Request {
+  return { kind: "request", framing: "text", name, args };
+}
+
+/** Splits `bytes` on `||`. */
+function splitPipes(bytes: Uint8Array): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  let from = 0;
+  for (let i = 0; i + 1 < bytes.length; i++) {
+    if (bytes[i] === PIPE && bytes[i + 1] === PIPE) {
+      parts.push(bytes.subarray(from, i));
+      from = i + 2;
+      i++;
+    }
+  }
+  parts.push(bytes.subarray(from));
+  return parts;
+}
+
+/** `BATCHPUT k1||k2 v1||v2` → `[k1, v1, k2, v2]`, values unescaped. */
+function interleavePairs(keys: Uint8Array, values: Uint8Array): Uint8Array[] | RequestError {
+  const keyList = splitPipes(keys);
+  const valueList = splitPipes(values);
+  if (keyList.length !== valueList.length) return textError("Keys and values count mismatch");
+  const args = new Array<Uint8Array>(keyList.length * 2);
+  for (let i = 0; i < keyList.length; i++) {
+    args[2 * i] = keyList[i];
+    args[2 * i + 1] = unescapeValue(valueList[i]);
+  }
+  return args;
+}
+
+/** `PUT <key> [value...]`: the value is the rest of the line (may be empty or hold spaces). */
+const putSyntax: TextSyntax = (line, name, rest) => {
+  const key = word(line, rest);
+  if (key === undefined) return textError(`${upperAscii(name)} requires key`);
+  const value = key[1] > line.length ? line.subarray(line.length) : line.subarray(key[1]);
+  return textRequest(name, [key[0], unescapeValue(value)]);
+};
+
+/** `READ <key>` / `DELETE <key>`: exactly one word after the command. */
+const oneKeySyntax: TextSyntax = (line, name, rest) => {
+  const key = word(line, rest);
+  if (key === undefined || key[1] <= line.length) {
+    return textError(`${upperAscii(name)} requires key`);
+  }
+  return textRequest(name, [key[0]]);
+};
+
+/** `READRANGE <start> <end>`: the end key is the rest of the line, as in the original. */
+const rangeSyntax: TextSyntax = (line, name, rest) => {
+  const start = word(line, rest);
+  if (start === undefined || start[1] > line.length) {
+    return textError("READRANGE requires start_key and end_key");
+  }
+  return textRequest(name, [start[0], line.subarray(start[1])]);
+};
+
+const batchSyntax: TextSyntax = (line, name, rest) => {
+  const keys = word(line, rest);
+  if (keys === undefined || keys[1] > line.length) {
+    return textError("BATCHPUT requires keys and values");
+  }
+  const args = interleavePairs(keys[0], line.subarray(keys[1]));
+  return Array.isArray(args) ? textRequest(name, args) : args;
+};
+
+/** `REPLICATE PUT|BATCHPUT|DELETE ...` (the master-to-replica commands of the original). */
+const replicateSyntax: TextSyntax = (line, name, rest) => {
+  const sub = word(line, rest);
+  if (sub === undefined) return textError("REPLICATE requires subcommand");
+  const [subName, after] = sub;
+  const subWord = upperAscii(subName);
+  if (subWord === "PUT") {
+    const key = word(line, after);
+    if (key === undefined || key[1] > line.length) {
+      return textError("REPLICATE PUT requires key and value");
+    }
+    return textRequest(name, [subName, key[0], unescapeValue(line.subarray(key[1]))]);
+  }
+  if (subWord === "BATCHPUT") {
+    const keys = word(line, after);
+    if (keys === undefined || keys[1] > line.length) {
+      return textError("REPLICATE BATCHPUT requires keys and values");
+    }
+    const args = interleavePairs(keys[0], line.subarray(keys[1]));
+    return Array.isArray(args) ? textRequest(name, [subName, ...args]) : args;
+  }
+  if (subWord === "DELETE") {
+    const key = word(line, after);
+    if (key === undefined || key[1] <= line.length) {
+      return textError("REPLICATE DELETE requires key");
+    }
+    return textRequest(name, [subName, key[0]]);
+  }
+  return textRequest(name, [subName, ...splitWords(line, after)]);
+};
+
+const TEXT_SYNTAX = new CommandTable<TextSyntax>([
+  ["PUT", putSyntax],
+  ["SET", putSyntax],
+  ["READ", oneKeySyntax],
+  ["DELETE", oneKeySyntax],
+  ["READRANGE", rangeSyntax],
+  ["BATCHPUT", batchSyntax],
+  ["REPLICATE", replicateSyntax],
+]);
+
+/** Words separated by runs of spaces (the generic rule for commands without special syntax). */
+function splitWords(line: Uint8Array, from: number): Uint8Array[] {
+  const words: Uint8Array[] = [];
+  let i = from;
+  while (i < line.length) {
+    if (line[i] === SPACE) {
+      i++;
+      continue;
+    }
+    const space = line.indexOf(SPACE, i);
+    const end = space === -1 ? line.length : space;
+    words.push(line.subarray(i, end));
+    i = end;
+  }
+  return words;
+}
+
+function upperAscii(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length && i < 64; i++) {
+    const byte = bytes[i] >= 0x61 && bytes[i] <= 0x7a ? bytes[i] - 0x20 : bytes[i];
+    text += byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : "?";
+  }
+  return text;
+}
+
+/**
+ * Parses one text line (without its `\n` and trailing `\r`) the way the original system did:
+ * the command word is case-insensitive and separated by single spaces.
+ */
+export function parseTextLine(line: Uint8Array): ParseResult {
+  const space = line.indexOf(SPACE);
+  const name = space === -1 ? line : line.subarray(0, space);
+  const rest = space === -1 ? line.length + 1 : space + 1;
+  const syntax = TEXT_SYNTAX.get(name);
+  if (syntax !== undefined) return syntax(line, name, rest);
+  return textRequest(name, splitWords(line, rest));
+}

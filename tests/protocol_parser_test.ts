@@ -1,0 +1,225 @@
+import assert from "node:assert/strict";
+import { type ParseResult, RequestParser } from "../src/protocol/request_parser.ts";
+import { prng } from "./helpers/random.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A parse result with its byte views turned into strings, for comparisons. */
+type Plain =
+  | { framing: string; name: string; args: string[] }
+  | { framing: string; error: string; fatal: boolean };
+
+function plain(result: ParseResult): Plain {
+  if (result.kind === "error") {
+    return { framing: result.framing, error: result.message, fatal: result.fatal };
+  }
+  return {
+    framing: result.framing,
+    name: decoder.decode(result.name),
+    args: result.args.map((arg) => decoder.decode(arg)),
+  };
+}
+
+/**
+ * Feeds `chunks` the way a connection does (append to a buffer, parse every complete request,
+ * keep the rest) and returns every result.
+ */
+function parseChunks(chunks: Uint8Array[], maxRequestBytes = 1024): Plain[] {
+  const parser = new RequestParser({ maxRequestBytes });
+  const results: Plain[] = [];
+  let pending: Uint8Array = new Uint8Array(0);
+  for (const chunk of chunks) {
+    const data = new Uint8Array(pending.length + chunk.length);
+    data.set(pending);
+    data.set(chunk, pending.length);
+    let start = 0;
+    for (;;) {
+      const result = parser.next(data, start);
+      start = parser.offset;
+      if (result === undefined) break;
+      results.push(plain(result));
+    }
+    pending = data.slice(start);
+  }
+  return results;
+}
+
+function parseText(text: string, maxRequestBytes?: number): Plain[] {
+  return parseChunks([encoder.encode(text)], maxRequestBytes);
+}
+
+function request(framing: string, name: string, ...args: string[]): Plain {
+  return { framing, name, args };
+}
+
+function textError(error: string): Plain {
+  return { framing: "text", error, fatal: false };
+}
+
+function resp(...parts: string[]): string {
+  return `*${parts.length}\r\n` +
+    parts.map((part) => `$${encoder.encode(part).length}\r\n${part}\r\n`).join("");
+}
+
+Deno.test("text commands parse with the original's splitting rules", () => {
+  assert.deepEqual(parseText("PUT key some value with spaces\n"), [
+    request("text", "PUT", "key", "some value with spaces"),
+  ]);
+  assert.deepEqual(parseText("put k\n"), [request("text", "put", "k", "")]);
+  assert.deepEqual(parseText("PUT k \n"), [request("text", "PUT", "k", "")]);
+  assert.deepEqual(parseText("READ k\r\n"), [request("text", "READ", "k")]);
+  assert.deepEqual(parseText("dElEtE k\n"), [request("text", "dElEtE", "k")]);
+  assert.deepEqual(parseText("READRANGE a c\n"), [request("text", "READRANGE", "a", "c")]);
+  assert.deepEqual(parseText("BATCHPUT a||b 1||two words\n"), [
+    request("text", "BATCHPUT", "a", "1", "b", "two words"),
+  ]);
+  assert.deepEqual(parseText("PING\nINFO  storage\n"), [
+    request("text", "PING"),
+    request("text", "INFO", "storage"),
+  ]);
+});
+
+Deno.test("text values are unescaped exactly once, keys are not", () => {
+  assert.deepEqual(parseText("PUT k\\n a\\tb\\\\n\\r\n"), [
+    request("text", "PUT", "k\\n", "a\tb\\n\r"),
+  ]);
+  assert.deepEqual(parseText("BATCHPUT x||y a\\n||b\\\\\n"), [
+    request("text", "BATCHPUT", "x", "a\n", "y", "b\\"),
+  ]);
+});
+
+Deno.test("text syntax errors carry the original messages and keep the connection", () => {
+  assert.deepEqual(parseText("PUT\nREAD\nREAD a b\nDELETE\nREADRANGE a\nBATCHPUT a\nPING\n"), [
+    textError("PUT requires key"),
+    textError("READ requires key"),
+    textError("READ requires key"),
+    textError("DELETE requires key"),
+    textError("READRANGE requires start_key and end_key"),
+    textError("BATCHPUT requires keys and values"),
+    request("text", "PING"),
+  ]);
+  assert.deepEqual(parseText("BATCHPUT a||b 1\n"), [textError("Keys and values count mismatch")]);
+});
+
+Deno.test("REPLICATE text commands normalize to the RESP shape", () => {
+  assert.deepEqual(parseText("REPLICATE PUT k v a\\nb\n"), [
+    request("text", "REPLICATE", "PUT", "k", "v a\nb"),
+  ]);
+  assert.deepEqual(parseText("replicate batchput a||b 1||2\n"), [
+    request("text", "replicate", "batchput", "a", "1", "b", "2"),
+  ]);
+  assert.deepEqual(parseText("REPLICATE DELETE k\n"), [
+    request("text", "REPLICATE", "DELETE", "k"),
+  ]);
+  assert.deepEqual(parseText("REPLICATE\nREPLICATE PUT k\nREPLICATE DELETE\n"), [
+    textError("REPLICATE requires subcommand"),
+    textError("REPLICATE PUT requires key and value"),
+    textError("REPLICATE DELETE requires key"),
+  ]);
+});
+
+Deno.test("RESP arrays parse, binary-safe, and mix with text lines on one connection", () => {
+  const value = "line1\r\nline2 \\n";
+  assert.deepEqual(parseText(resp("SET", "k", value) + "READ k\n" + resp("GET", "k")), [
+    request("resp", "SET", "k", value),
+    request("text", "READ", "k"),
+    request("resp", "GET", "k"),
+  ]);
+});
+
+Deno.test("every split point of a pipelined stream gives the same requests", () => {
+  const stream = encoder.encode(
+    "PUT a 1\n" + resp("SET", "b", "x\r\ny") + "BATCHPUT c||d 3||4\r\n" + resp("PING") +
+      resp("MSET", "k1", "", "k2", "v"),
+  );
+  const whole = parseChunks([stream]);
+  assert.equal(whole.length, 5);
+  for (let cut = 1; cut < stream.length; cut++) {
+    assert.deepEqual(
+      parseChunks([stream.subarray(0, cut), stream.subarray(cut)]),
+      whole,
+      `cut at ${cut}`,
+    );
+  }
+  const bytes = Array.from(stream, (byte) => new Uint8Array([byte]));
+  assert.deepEqual(parseChunks(bytes), whole);
+});
+
+Deno.test("an oversized text line gets one error and the next line still works", () => {
+  const long = "PUT k " + "x".repeat(3000) + "\n";
+  assert.deepEqual(parseText(long + "READ k\n", 1024), [
+    textError("request is larger than MAX_REQUEST_BYTES (1024 bytes)"),
+    request("text", "READ", "k"),
+  ]);
+  // The same line arriving in small pieces is skipped without being buffered.
+  const chunks = [];
+  for (let i = 0; i < long.length; i += 100) chunks.push(encoder.encode(long.slice(i, i + 100)));
+  chunks.push(encoder.encode("PING\n"));
+  assert.deepEqual(parseChunks(chunks, 1024), [
+    textError("request is larger than MAX_REQUEST_BYTES (1024 bytes)"),
+    request("text", "PING"),
+  ]);
+});
+
+Deno.test("an oversized RESP bulk gets one error, is skipped by its length, and resyncs", () => {
+  const big = resp("SET", "k", "v".repeat(5000), "tail");
+  const results = parseChunks(
+    Array.from(
+      { length: Math.ceil(big.length / 700) },
+      (_, i) => encoder.encode(big.slice(i * 700, i * 700 + 700)),
+    ).concat([encoder.encode(resp("PING"))]),
+    1024,
+  );
+  assert.deepEqual(results, [
+    {
+      framing: "resp",
+      error: "request is larger than MAX_REQUEST_BYTES (1024 bytes)",
+      fatal: false,
+    },
+    request("resp", "PING"),
+  ]);
+});
+
+Deno.test("broken RESP framing is a fatal error", () => {
+  for (
+    const bad of [
+      "*2\r\nxx\r\n",
+      "*1\r\n$3\r\nabcde",
+      "*x\r\n",
+      "*1\r\n$-5\r\n",
+      "*99999999999999\r\n",
+      "*1\r\n$1\nab",
+    ]
+  ) {
+    const results = parseText(bad);
+    assert.equal(results.length, 1, bad);
+    assert.equal(results[0].framing, "resp");
+    assert.ok("fatal" in results[0] && results[0].fatal, JSON.stringify(bad));
+    assert.match((results[0] as { error: string }).error, /^Protocol error: /);
+  }
+});
+
+Deno.test("empty and null RESP arrays are ignored, however many arrive", () => {
+  assert.deepEqual(parseText("*0\r\n".repeat(100_000) + "*-1\r\n" + resp("PING")), [
+    request("resp", "PING"),
+  ]);
+});
+
+Deno.test("random bytes never throw and always make progress", () => {
+  const random = prng(7);
+  for (let round = 0; round < 300; round++) {
+    const chunks: Uint8Array[] = [];
+    for (let c = 0; c < 8; c++) {
+      const chunk = new Uint8Array(Math.floor(random() * 300));
+      for (let i = 0; i < chunk.length; i++) {
+        chunk[i] = random() < 0.2 ? [10, 13, 36, 42, 48, 49][Math.floor(random() * 6)] : Math.floor(
+          random() * 256,
+        );
+      }
+      chunks.push(chunk);
+    }
+    const results = parseChunks(chunks, 1024);
+    for (const result of results) assert.ok("name" in result || "error" in result);
+  }
+});
