@@ -1,0 +1,292 @@
+/**
+ * The log record codec: the one place that encodes and decodes records.
+ *
+ * ## Record layout (all integers little-endian)
+ *
+ * ```
+ * offset  size  field
+ *      0     4  crc32     CRC-32 (IEEE, as node:zlib crc32) of bytes [4, length) of this record
+ *      4     4  length    total bytes of the record, this header included (>= 32)
+ *      8     8  lsn       log sequence number, an integer below 2^53
+ *     16     4  epoch     the writer's epoch (term), for failover fencing; 0 by default
+ *     20     1  op        1 PUT, 2 DELETE (tombstone), 3 BATCH (several puts, atomic)
+ *     21     1  flags     bit 0 LOCAL (written on a replica, does not consume an LSN),
+ *                         bit 1 SNAPSHOT (written by a full sync); other bits 0
+ *     22     2  reserved  0
+ *     24     4  a         PUT, DELETE: key length; BATCH: number of pairs
+ *     28     4  b         PUT: value length; DELETE, BATCH: 0
+ *     32     …  payload   PUT: key bytes, value bytes
+ *                         DELETE: key bytes
+ *                         BATCH: a × (u32 key length, u32 value length, key bytes, value bytes)
+ * ```
+ *
+ * Invariants: `length` equals the header plus the payload exactly; a BATCH's pairs fill its
+ * payload exactly; LSNs never decrease along the log, and strictly increase among records that
+ * are neither LOCAL nor SNAPSHOT. The encoded record is also the replication wire payload: a
+ * replica checks its CRC and appends it verbatim.
+ *
+ * ## What damage looks like
+ *
+ * A torn tail (the process or machine died during a write) is a record whose header is cut
+ * short, whose `length` runs past the end of the file, or whose CRC does not match, with no
+ * valid record anywhere after it. {@link checkRecord} tells these apart from a complete record;
+ * the segment scanner decides between "torn tail" (truncate) and "corruption" (refuse to start).
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+
+/** Bytes of the fixed record header. */
+export const RECORD_HEADER_BYTES = 32;
+/** Bytes of a BATCH pair's own header (key length, value length). */
+export const PAIR_HEADER_BYTES = 8;
+/** Largest encodable record (the `length` field is a u32). */
+export const MAX_RECORD_BYTES = 0xffff_ffff;
+
+/** Record operation codes. */
+export const Op = { PUT: 1, DELETE: 2, BATCH: 3 } as const;
+/** A record operation code. */
+export type OpCode = typeof Op[keyof typeof Op];
+
+/** Record flag bits. */
+export const Flag = { LOCAL: 1, SNAPSHOT: 2 } as const;
+const KNOWN_FLAGS = Flag.LOCAL | Flag.SNAPSHOT;
+
+const TWO_32 = 0x1_0000_0000;
+
+/** Result codes of {@link checkRecord} below zero. */
+export const Check = {
+  /** Fewer bytes are available than the header or the record's length needs. */
+  SHORT: -1,
+  /** The header is impossible (unknown op, flags, lengths that do not add up). */
+  BAD_HEADER: -2,
+  /** The CRC does not match. */
+  BAD_CRC: -3,
+  /** The CRC matches but a BATCH's pairs do not fill its payload. */
+  BAD_PAYLOAD: -4,
+} as const;
+
+/** Why {@link checkRecord} rejected a record, in words. */
+export function checkReason(code: number): string {
+  switch (code) {
+    case Check.SHORT:
+      return "record cut short (header or payload runs past the end of the data)";
+    case Check.BAD_HEADER:
+      return "impossible record header";
+    case Check.BAD_CRC:
+      return "CRC mismatch";
+    case Check.BAD_PAYLOAD:
+      return "batch pairs do not fill the record";
+    default:
+      return `unknown check result ${code}`;
+  }
+}
+
+/** Bytes of a PUT record. */
+export function putRecordBytes(keyBytes: number, valueBytes: number): number {
+  return RECORD_HEADER_BYTES + keyBytes + valueBytes;
+}
+
+/** Bytes of a DELETE record. */
+export function deleteRecordBytes(keyBytes: number): number {
+  return RECORD_HEADER_BYTES + keyBytes;
+}
+
+/** Bytes of a BATCH record holding these pairs. */
+export function batchRecordBytes(pairs: readonly (readonly [Uint8Array, Uint8Array])[]): number {
+  let total = RECORD_HEADER_BYTES;
+  for (const [key, value] of pairs) total += PAIR_HEADER_BYTES + key.length + value.length;
+  return total;
+}
+
+/** Reads a u64 LSN (below 2^53) at `offset`. */
+export function readU64(view: DataView, offset: number): number {
+  return view.getUint32(offset, true) + view.getUint32(offset + 4, true) * TWO_32;
+}
+
+/** Writes a u64 (below 2^53) at `offset`. */
+export function writeU64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, value % TWO_32, true);
+  view.setUint32(offset + 4, Math.floor(value / TWO_32), true);
+}
+
+function writeHeader(
+  view: DataView,
+  at: number,
+  length: number,
+  lsn: number,
+  epoch: number,
+  op: OpCode,
+  flags: number,
+  a: number,
+  b: number,
+): void {
+  view.setUint32(at + 4, length, true);
+  writeU64(view, at + 8, lsn);
+  view.setUint32(at + 16, epoch, true);
+  view.setUint8(at + 20, op);
+  view.setUint8(at + 21, flags);
+  view.setUint16(at + 22, 0, true);
+  view.setUint32(at + 24, a, true);
+  view.setUint32(at + 28, b, true);
+}
+
+function sealCrc(buf: Uint8Array, view: DataView, at: number, length: number): void {
+  view.setUint32(at, crc32(buf.subarray(at + 4, at + length)), true);
+}
+
+/**
+ * Encodes a PUT record into `buf` at `at` (which must have room) and returns its length.
+ * `view` is a DataView over the same buffer.
+ */
+export function encodePut(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  lsn: number,
+  epoch: number,
+  flags: number,
+  key: Uint8Array,
+  value: Uint8Array,
+): number {
+  const length = putRecordBytes(key.length, value.length);
+  writeHeader(view, at, length, lsn, epoch, Op.PUT, flags, key.length, value.length);
+  buf.set(key, at + RECORD_HEADER_BYTES);
+  buf.set(value, at + RECORD_HEADER_BYTES + key.length);
+  sealCrc(buf, view, at, length);
+  return length;
+}
+
+/** Encodes a DELETE record into `buf` at `at` and returns its length. */
+export function encodeDelete(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  lsn: number,
+  epoch: number,
+  flags: number,
+  key: Uint8Array,
+): number {
+  const length = deleteRecordBytes(key.length);
+  writeHeader(view, at, length, lsn, epoch, Op.DELETE, flags, key.length, 0);
+  buf.set(key, at + RECORD_HEADER_BYTES);
+  sealCrc(buf, view, at, length);
+  return length;
+}
+
+/** Encodes a BATCH record into `buf` at `at` and returns its length. */
+export function encodeBatch(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  lsn: number,
+  epoch: number,
+  flags: number,
+  pairs: readonly (readonly [Uint8Array, Uint8Array])[],
+): number {
+  let pos = at + RECORD_HEADER_BYTES;
+  for (const [key, value] of pairs) {
+    view.setUint32(pos, key.length, true);
+    view.setUint32(pos + 4, value.length, true);
+    buf.set(key, pos + PAIR_HEADER_BYTES);
+    buf.set(value, pos + PAIR_HEADER_BYTES + key.length);
+    pos += PAIR_HEADER_BYTES + key.length + value.length;
+  }
+  const length = pos - at;
+  writeHeader(view, at, length, lsn, epoch, Op.BATCH, flags, pairs.length, 0);
+  sealCrc(buf, view, at, length);
+  return length;
+}
+
+/**
+ * Checks the record starting at `at`, with `end` the end of the valid data in `buf`. Returns the
+ * record's length when it is complete and intact, else a negative {@link Check} code.
+ */
+export function checkRecord(buf: Uint8Array, view: DataView, at: number, end: number): number {
+  if (end - at < RECORD_HEADER_BYTES) return Check.SHORT;
+  const length = view.getUint32(at + 4, true);
+  const op = buf[at + 20];
+  const flags = buf[at + 21];
+  const a = view.getUint32(at + 24, true);
+  const b = view.getUint32(at + 28, true);
+  if (length < RECORD_HEADER_BYTES || (flags & ~KNOWN_FLAGS) !== 0) return Check.BAD_HEADER;
+  if (view.getUint16(at + 22, true) !== 0 || view.getUint32(at + 12, true) >= 0x20_0000) {
+    return Check.BAD_HEADER;
+  }
+  if (op === Op.PUT) {
+    if (RECORD_HEADER_BYTES + a + b !== length) return Check.BAD_HEADER;
+  } else if (op === Op.DELETE) {
+    if (b !== 0 || RECORD_HEADER_BYTES + a !== length) return Check.BAD_HEADER;
+  } else if (op === Op.BATCH) {
+    if (b !== 0 || a * PAIR_HEADER_BYTES > length - RECORD_HEADER_BYTES) return Check.BAD_HEADER;
+  } else {
+    return Check.BAD_HEADER;
+  }
+  if (end - at < length) return Check.SHORT;
+  if (crc32(buf.subarray(at + 4, at + length)) !== view.getUint32(at, true)) return Check.BAD_CRC;
+  if (op === Op.BATCH) {
+    let pos = at + RECORD_HEADER_BYTES;
+    const recordEnd = at + length;
+    for (let i = 0; i < a; i++) {
+      if (recordEnd - pos < PAIR_HEADER_BYTES) return Check.BAD_PAYLOAD;
+      pos += PAIR_HEADER_BYTES + view.getUint32(pos, true) + view.getUint32(pos + 4, true);
+      if (pos > recordEnd) return Check.BAD_PAYLOAD;
+    }
+    if (pos !== recordEnd) return Check.BAD_PAYLOAD;
+  }
+  return length;
+}
+
+/** The LSN of the record at `at`. */
+export function recordLsn(view: DataView, at: number): number {
+  return readU64(view, at + 8);
+}
+
+/** The epoch of the record at `at`. */
+export function recordEpoch(view: DataView, at: number): number {
+  return view.getUint32(at + 16, true);
+}
+
+/** The op of the record at `at`. */
+export function recordOp(buf: Uint8Array, at: number): OpCode {
+  return buf[at + 20] as OpCode;
+}
+
+/** The flags of the record at `at`. */
+export function recordFlags(buf: Uint8Array, at: number): number {
+  return buf[at + 21];
+}
+
+/** The total length of the record at `at`, as its header says. */
+export function recordLength(view: DataView, at: number): number {
+  return view.getUint32(at + 4, true);
+}
+
+/**
+ * Calls `visit(keyStart, keyLength, valueStart, valueLength)` for each key of a checked record
+ * (offsets into the same buffer). For a DELETE, `valueStart` is -1 and `valueLength` 0.
+ */
+export function forEachKey(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  visit: (keyStart: number, keyLength: number, valueStart: number, valueLength: number) => void,
+): void {
+  const op = buf[at + 20];
+  const a = view.getUint32(at + 24, true);
+  if (op === Op.PUT) {
+    const keyStart = at + RECORD_HEADER_BYTES;
+    visit(keyStart, a, keyStart + a, view.getUint32(at + 28, true));
+  } else if (op === Op.DELETE) {
+    visit(at + RECORD_HEADER_BYTES, a, -1, 0);
+  } else {
+    let pos = at + RECORD_HEADER_BYTES;
+    for (let i = 0; i < a; i++) {
+      const keyLength = view.getUint32(pos, true);
+      const valueLength = view.getUint32(pos + 4, true);
+      const keyStart = pos + PAIR_HEADER_BYTES;
+      visit(keyStart, keyLength, keyStart + keyLength, valueLength);
+      pos = keyStart + keyLength + valueLength;
+    }
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * Segment files: naming, the file header, and the scanner that reads records back (recovery,
+ * compaction, replication catch-up) and tells a torn tail from corruption.
+ *
+ * ## Segment file layout
+ *
+ * A data directory holds segments `NNNNNNNNNNNN.log` (the segment id, 12 decimal digits). The
+ * highest id is the active segment, the only one appended to; the others are sealed (fsynced
+ * before the next one was created, so they never have a torn tail). Order of ids is order of
+ * writes; compaction rewrites a run of segments into a file with the first id of the run.
+ *
+ * ```
+ * offset  size  field
+ *      0     8  magic            "KVSTLOG1"
+ *      8     8  segment id       u64 LE, equal to the number in the file name
+ *     16     8  coveredLastLsn   u64 LE: 0 for a segment as written; for a compaction or full-sync
+ *                                output, the highest LSN of what it replaced (records up to it may
+ *                                have been dropped, so the log is complete only after it)
+ *     24     4  flags            bit 0 COMPACTED, bit 1 FULL_SYNC
+ *     28     4  nonce            random u32, new for each file; hint files name it
+ *     32     4  reserved         0
+ *     36     4  crc32            CRC-32 of bytes [0, 36)
+ *     40     …  records          back to back (see record.ts), no padding
+ * ```
+ *
+ * ## Torn tail versus corruption
+ *
+ * A scan stops at the first record that is cut short or fails its checks. If no intact record
+ * starts anywhere after that point, the damage is a torn tail: the last write did not complete,
+ * nothing after it was ever acknowledged, and the active segment is truncated there (the byte
+ * count is logged). If an intact record does follow, bytes in the middle of the log changed:
+ * that is corruption, and the store refuses to open, naming the file and offset.
+ *
+ * @module
+ */
+import { crc32 } from "node:zlib";
+import { CorruptionError } from "./errors.ts";
+import { Check, checkReason, checkRecord, RECORD_HEADER_BYTES, recordLsn } from "./record.ts";
+import { readU64, writeU64 } from "./record.ts";
+
+/** Bytes of the segment file header; the first record starts here. */
+export const SEGMENT_HEADER_BYTES = 40;
+const MAGIC = "KVSTLOG1";
+
+/** Segment header flag bits. */
+export const SegmentFlag = { COMPACTED: 1, FULL_SYNC: 2 } as const;
+
+/** The decoded segment file header. */
+export interface SegmentHeader {
+  id: number;
+  coveredLastLsn: number;
+  flags: number;
+  nonce: number;
+}
+
+/** File name of segment `id`. */
+export function segmentFileName(id: number): string {
+  return `${String(id).padStart(12, "0")}.log`;
+}
+
+/** The id of a segment file name, or undefined when the name is not one. */
+export function parseSegmentFileName(name: string): number | undefined {
+  const match = /^(\d{12})\.log$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
+
+/** Encodes a segment header. */
+export function encodeSegmentHeader(header: SegmentHeader): Uint8Array {
+  const bytes = new Uint8Array(SEGMENT_HEADER_BYTES);
+  const view = new DataView(bytes.buffer);
+  for (let i = 0; i < MAGIC.length; i++) bytes[i] = MAGIC.charCodeAt(i);
+  writeU64(view, 8, header.id);
+  writeU64(view, 16, header.coveredLastLsn);
+  view.setUint32(24, header.flags, true);
+  view.setUint32(28, header.nonce, true);
+  view.setUint32(36, crc32(bytes.subarray(0, 36)), true);
+  return bytes;
+}
+
+/** Decodes and checks a segment header; throws {@link CorruptionError} naming the file. */
+export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHeader {
+  if (bytes.length < SEGMENT_HEADER_BYTES) {
+    throw new CorruptionError(path, 0, `segment header is ${bytes.length} bytes, expected 40`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, SEGMENT_HEADER_BYTES);
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (bytes[i] !== MAGIC.charCodeAt(i)) {
+      throw new CorruptionError(path, 0, "not a kvstore segment (bad magic)");
+    }
+  }
+  if (crc32(bytes.subarray(0, 36)) !== view.getUint32(36, true)) {
+    throw new CorruptionError(path, 0, "segment header CRC mismatch");
+  }
+  return {
+    id: readU64(view, 8),
+    coveredLastLsn: readU64(view, 16),
+    flags: view.getUint32(24, true),
+    nonce: view.getUint32(28, true),
+  };
+}
+
+/** Reads exactly `length` bytes at `position` (fewer only at end of file). */
+export function readAtSync(
+  file: Deno.FsFile,
+  position: number,
+  into: Uint8Array,
+): number {
+  file.seekSync(position, Deno.SeekMode.Start);
+  let filled = 0;
+  // Bounded: each iteration reads at least one byte or stops at end of file.
+  while (filled < into.length) {
+    const n = file.readSync(into.subarray(filled));
+    if (n === null || n === 0) break;
+    filled += n;
+  }
+  return filled;
+}
+
+/** Called for each intact record: its bytes are `buf[at, at + length)`, at file offset `fileOffset`. */
+export type RecordVisitor = (
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  length: number,
+  fileOffset: number,
+) => void;
+
+/** What a scan found. */
+export interface ScanResult {
+  /** File offset just past the last intact record. */
+  validEnd: number;
+  /** Bytes after `validEnd` (a torn tail when `damage` is "torn"). */
+  tailBytes: number;
+  /** "none": the file ends cleanly; "torn": a torn tail follows `validEnd`. */
+  damage: "none" | "torn";
+  /** Why the record at `validEnd` failed, when damage is "torn". */
+  reason?: string;
+  records: number;
+  firstLsn: number;
+  lastLsn: number;
+}
+
+const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Reads every record of a segment from `from` (normally just past the header) to `fileSize`,
+ * calling `visit` for each, in order. On a damaged record, searches the rest of the file for an
+ * intact one: if there is one, throws {@link CorruptionError} (file and offset named); otherwise
+ * reports a torn tail, which the caller truncates or, for a sealed segment, treats as
+ * corruption.
+ */
+export function scanSegment(
+  file: Deno.FsFile,
+  path: string,
+  fileSize: number,
+  from: number,
+  visit: RecordVisitor,
+): ScanResult {
+  let buf = new Uint8Array(Math.min(SCAN_WINDOW_BYTES, Math.max(fileSize - from, 0)));
+  let view = new DataView(buf.buffer);
+  let bufStart = from; // file offset of buf[0]
+  let bufEnd = 0; // valid bytes in buf
+  let at = 0;
+  let records = 0;
+  let firstLsn = 0;
+  let lastLsn = 0;
+  const refill = (needBytes: number): boolean => {
+    const keep = bufEnd - at;
+    if (needBytes > buf.length) {
+      const bigger = new Uint8Array(needBytes);
+      bigger.set(buf.subarray(at, bufEnd));
+      buf = bigger;
+      view = new DataView(buf.buffer);
+    } else {
+      buf.copyWithin(0, at, bufEnd);
+    }
+    bufStart += at;
+    at = 0;
+    bufEnd = keep;
+    const want = Math.min(buf.length - keep, fileSize - (bufStart + keep));
+    if (want <= 0) return false;
+    const got = readAtSync(file, bufStart + keep, buf.subarray(keep, keep + want));
+    bufEnd += got;
+    return got > 0;
+  };
+  // Bounded by the file size: each iteration consumes a record or reads more of the file.
+  while (bufStart + at < fileSize) {
+    const result = checkRecord(buf, view, at, bufEnd);
+    if (result > 0) {
+      const lsn = recordLsn(view, at);
+      if (records > 0 && lsn < lastLsn) {
+        throw new CorruptionError(
+          path,
+          bufStart + at,
+          `LSN ${lsn} follows LSN ${lastLsn} (LSNs never decrease)`,
+        );
+      }
+      if (records === 0) firstLsn = lsn;
+      lastLsn = lsn;
+      records++;
+      visit(buf, view, at, result, bufStart + at);
+      at += result;
+      continue;
+    }
+    if (result === Check.SHORT && bufStart + bufEnd < fileSize) {
+      const needed = bufEnd - at >= RECORD_HEADER_BYTES
+        ? Math.max(view.getUint32(at + 4, true), RECORD_HEADER_BYTES)
+        : RECORD_HEADER_BYTES;
+      if (needed <= fileSize - (bufStart + at) && refill(Math.max(needed, buf.length))) continue;
+    }
+    const damagedAt = bufStart + at;
+    const intactAt = findIntactRecord(file, damagedAt + 1, fileSize, lastLsn);
+    if (intactAt !== undefined) {
+      throw new CorruptionError(
+        path,
+        damagedAt,
+        `${checkReason(result)}, yet an intact record follows at offset ${intactAt}`,
+      );
+    }
+    return {
+      validEnd: damagedAt,
+      tailBytes: fileSize - damagedAt,
+      damage: "torn",
+      reason: checkReason(result),
+      records,
+      firstLsn,
+      lastLsn,
+    };
+  }
+  return { validEnd: fileSize, tailBytes: 0, damage: "none", records, firstLsn, lastLsn };
+}
+
+/**
+ * The file offset of the first intact record starting in `[from, fileSize)` whose LSN is at
+ * least `minLsn`, or undefined. Used only after damage was found, to tell a torn tail from
+ * corruption.
+ */
+export function findIntactRecord(
+  file: Deno.FsFile,
+  from: number,
+  fileSize: number,
+  minLsn: number,
+): number | undefined {
+  const window = new Uint8Array(SCAN_WINDOW_BYTES);
+  const windowView = new DataView(window.buffer);
+  // Bounded by the file size: each window advances by at least one byte.
+  for (let start = from; start + RECORD_HEADER_BYTES <= fileSize;) {
+    const got = readAtSync(
+      file,
+      start,
+      window.subarray(0, Math.min(window.length, fileSize - start)),
+    );
+    const last = got - RECORD_HEADER_BYTES;
+    for (let i = 0; i <= last; i++) {
+      const result = checkRecord(window, windowView, i, got);
+      if (result === Check.SHORT) {
+        const length = windowView.getUint32(i + 4, true);
+        if (length > RECORD_HEADER_BYTES && start + i + length <= fileSize) {
+          const whole = new Uint8Array(length);
+          readAtSync(file, start + i, whole);
+          if (checkRecord(whole, new DataView(whole.buffer), 0, length) === length) {
+            if (recordLsn(new DataView(whole.buffer), 0) >= minLsn) return start + i;
+          }
+        }
+        continue;
+      }
+      if (result > 0 && recordLsn(windowView, i) >= minLsn) return start + i;
+    }
+    if (last < 0) break;
+    start += last + 1;
+  }
+  return undefined;
+}
