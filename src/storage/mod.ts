@@ -1,0 +1,28 @@
+/**
+ * The storage engine: a log-structured key-value store (`KVStore`) over a segmented write-ahead
+ * log with an in-memory sorted index. This file is the module's public surface.
+ *
+ * @module
+ */
+export {
+  type Bytes,
+  DEFAULT_STORE_OPTIONS,
+  type DurableListener,
+  KVStore,
+  type StoreOptions,
+  storeOptionsFromConfig,
+  type StoreStats,
+} from "./store.ts";
+export {
+  BatchTooLargeError,
+  CorruptionError,
+  KeyTooLargeError,
+  LogGapError,
+  ReplicationStreamError,
+  StorageError,
+  StoreClosedError,
+  StoreFailedError,
+  StoreLockedError,
+  ValueTooLargeError,
+} from "./errors.ts";
+export { bytesToKey, keyToBytes, toBytes } from "./keys.ts";

@@ -1,0 +1,973 @@
+/**
+ * `KVStore`: a log-structured key-value store. Every write is a record appended to the active
+ * segment of a write-ahead log; an in-memory index maps each live key to its value's bytes on
+ * disk. See `docs/ARCHITECTURE.md` ("Storage") for the design and `record.ts`, `segment.ts`,
+ * `hint.ts` for the on-disk formats.
+ *
+ * Writes are two steps: `write*` encodes the record into the pending group-commit buffer and
+ * applies it to the index synchronously, returning its LSN; `whenDurable(lsn)` resolves at the
+ * fsync policy's durability point. The pending buffer is written with one `writeSync` at the end
+ * of the current task (a microtask), so every write of one network read becomes one write; with
+ * `always`, one `syncData()` then covers every record written while the previous one ran.
+ *
+ * @module
+ */
+import type { Config, FsyncPolicy } from "../config.ts";
+import { getLog } from "../log.ts";
+import {
+  BatchTooLargeError,
+  CorruptionError,
+  KeyTooLargeError,
+  StoreClosedError,
+  StoreFailedError,
+  StoreLockedError,
+  ValueTooLargeError,
+} from "./errors.ts";
+import { KeyIndex, type Location } from "./key_index.ts";
+import { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
+import {
+  batchRecordBytes,
+  deleteRecordBytes,
+  encodeBatch,
+  encodeDelete,
+  encodePut,
+  Flag,
+  forEachKey,
+  MAX_RECORD_BYTES,
+  Op,
+  PAIR_HEADER_BYTES,
+  putRecordBytes,
+  RECORD_HEADER_BYTES,
+  recordEpoch,
+  recordLsn,
+  recordOp,
+} from "./record.ts";
+import {
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  parseSegmentFileName,
+  readAtSync,
+  scanSegment,
+  SEGMENT_HEADER_BYTES,
+  segmentFileName,
+  type SegmentHeader,
+} from "./segment.ts";
+
+const log = getLog("storage");
+
+/** Settings of a store (from `src/config.ts`, see {@link storeOptionsFromConfig}). */
+export interface StoreOptions {
+  /** Durability policy: `always` acknowledges after fsync, `everysec`/`no` after the OS write. */
+  fsync: FsyncPolicy;
+  /** Size at which the active segment is sealed and a new one started. */
+  segmentSizeBytes: number;
+  /** Largest key. */
+  maxKeyBytes: number;
+  /** Largest value. */
+  maxValueBytes: number;
+  /** Most pending bytes gathered before a group-commit write is forced. */
+  writeBatchMaxBytes: number;
+  /** Garbage ratio of a sealed segment past which it is compacted automatically. */
+  compactionThreshold: number;
+  /** Garbage bytes a sealed segment must hold before automatic compaction. */
+  compactionMinBytes: number;
+  /** Replica mode: direct writes are LOCAL records that do not consume a master LSN. */
+  replica: boolean;
+  /** Compact automatically (set false in tests that want to control compaction). */
+  autoCompact: boolean;
+}
+
+/** The options a {@link Config} implies. */
+export function storeOptionsFromConfig(config: Config): StoreOptions {
+  return {
+    fsync: config.FSYNC,
+    segmentSizeBytes: config.SEGMENT_SIZE_BYTES,
+    maxKeyBytes: config.MAX_KEY_BYTES,
+    maxValueBytes: config.MAX_VALUE_BYTES,
+    writeBatchMaxBytes: config.WRITE_BATCH_MAX_BYTES,
+    compactionThreshold: config.COMPACTION_THRESHOLD,
+    compactionMinBytes: config.COMPACTION_MIN_BYTES,
+    replica: config.REPLICA,
+    autoCompact: true,
+  };
+}
+
+/** Defaults of {@link StoreOptions} (the defaults of `src/config.ts`). */
+export const DEFAULT_STORE_OPTIONS: Readonly<StoreOptions> = {
+  fsync: "always",
+  segmentSizeBytes: 64 * 1024 * 1024,
+  maxKeyBytes: 64 * 1024,
+  maxValueBytes: 64 * 1024 * 1024,
+  writeBatchMaxBytes: 4 * 1024 * 1024,
+  compactionThreshold: 0.3,
+  compactionMinBytes: 1024 * 1024,
+  replica: false,
+  autoCompact: true,
+};
+
+/** Figures describing a store. */
+export interface StoreStats {
+  /** Live keys. */
+  keys: number;
+  /** Approximate bytes of live records (keys, values and their headers). */
+  liveBytes: number;
+  /** Approximate bytes of superseded records and tombstones on disk. */
+  garbageBytes: number;
+  /** Bytes of all segment files. */
+  diskBytes: number;
+  /** Segment files, the active one included. */
+  segments: number;
+  /** LSN of the last record appended. */
+  lastLsn: number;
+  /** LSN of the last record at the policy's durability point. */
+  durableLsn: number;
+  /** The log holds every record after this LSN (compaction or a full sync dropped some before). */
+  oldestCompleteLsn: number;
+  /** Durability policy. */
+  fsync: FsyncPolicy;
+  /** Epoch stamped on new records. */
+  epoch: number;
+  /** Compaction runs finished since open, and bytes they reclaimed. */
+  compactions: number;
+  compactedBytes: number;
+  /** Why the store refuses writes, when it does. */
+  failure?: string;
+}
+
+/** A key or value: bytes, or a string (UTF-8 encoded). */
+export type Bytes = Uint8Array | string;
+
+/** Bytes a live entry is accounted for (its share of a record). */
+function entryBytes(keyLength: number, valueLength: number): number {
+  return keyLength + valueLength + RECORD_HEADER_BYTES;
+}
+
+/** One segment file as the store tracks it. */
+export class Segment {
+  /** Bytes in the file (for the active segment: written to the OS, pending excluded). */
+  sizeBytes: number;
+  /** Accounted bytes of live entries in this segment. */
+  liveBytes = 0;
+  /** LSN of the first and last record (-1 when there is none). */
+  firstLsn = -1;
+  lastLsn = -1;
+  /** Snapshots and readers that need this file as it is. */
+  pins = 0;
+  /** Replaced by compaction or a full sync: close once nothing pins it. */
+  retired = false;
+  #reader: Deno.FsFile | undefined;
+
+  constructor(
+    readonly id: number,
+    readonly path: string,
+    readonly header: SegmentHeader,
+    sizeBytes: number,
+  ) {
+    this.sizeBytes = sizeBytes;
+  }
+
+  /** A read-only handle, opened on first use. Reads are `seekSync` + `readSync` (atomic in JS). */
+  reader(): Deno.FsFile {
+    this.#reader ??= Deno.openSync(this.path, { read: true });
+    return this.#reader;
+  }
+
+  /** Closes the read handle (reopened on next use). */
+  closeReader(): void {
+    this.#reader?.close();
+    this.#reader = undefined;
+  }
+
+  /** Notes a record appended or recovered in this segment. */
+  noteLsn(lsn: number): void {
+    if (this.firstLsn === -1) this.firstLsn = lsn;
+    this.lastLsn = lsn;
+  }
+}
+
+interface Waiter {
+  seq: number;
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+interface PendingChunk {
+  seq: number;
+  bytes: Uint8Array;
+  firstLsn: number;
+  lastLsn: number;
+}
+
+/** Receives encoded records once they reach the durability point (see {@link KVStore.onDurable}). */
+export type DurableListener = (records: Uint8Array, firstLsn: number, lastLsn: number) => void;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+const LOCK_FILE = "LOCK";
+const INITIAL_PENDING_BYTES = 64 * 1024;
+const EVERYSEC_INTERVAL_MS = 1000;
+
+function fsyncDir(dir: string): void {
+  const handle = Deno.openSync(dir, { read: true });
+  try {
+    handle.syncSync();
+  } finally {
+    handle.close();
+  }
+}
+
+function randomNonce(): number {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+/**
+ * A persistent key-value store over a segmented write-ahead log.
+ *
+ * @example
+ * ```ts
+ * import { KVStore } from "./store.ts";
+ * const dir = await Deno.makeTempDir();
+ * const store = await KVStore.open(dir, { fsync: "always" });
+ * await store.put("greeting", "hello");
+ * console.log(new TextDecoder().decode(store.read("greeting"))); // hello
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class KVStore {
+  /** Epoch stamped on records written from now on. */
+  epoch = 0;
+  readonly options: Readonly<StoreOptions>;
+  readonly dir: string;
+
+  #lockFile: Deno.FsFile;
+  #index = new KeyIndex<Segment>();
+  #segments: Segment[] = []; // ascending id; the last is active
+  #active!: Segment;
+  #writer!: Deno.FsFile;
+  #retiredWriters: Deno.FsFile[] = [];
+
+  #pending = new Uint8Array(INITIAL_PENDING_BYTES);
+  #pendingView = new DataView(this.#pending.buffer);
+  #pendingBytes = 0;
+  #pendingFirstLsn = 0;
+  #flushQueued = false;
+
+  #lastLsn = 0;
+  #appendedSeq = 0;
+  #writtenSeq = 0;
+  #writtenLsn = 0;
+  #syncedSeq = 0;
+  #durableSeq = 0;
+  #durableLsn = 0;
+  #waiters: Waiter[] = [];
+  #listeners: DurableListener[] = [];
+  #unsyncedChunks: PendingChunk[] = [];
+  #syncRunning: Promise<void> | undefined;
+  #everysecTimer: ReturnType<typeof setInterval> | undefined;
+
+  #failure: StoreFailedError | undefined;
+  #closed = false;
+  #compactions = 0;
+  #compactedBytes = 0;
+
+  private constructor(dir: string, options: StoreOptions, lockFile: Deno.FsFile) {
+    this.dir = dir;
+    this.options = options;
+    this.#lockFile = lockFile;
+  }
+
+  /**
+   * Opens (creating if needed) the store in `dir`: locks the directory, recovers the index from
+   * the log (truncating a torn tail), and starts a writer.
+   *
+   * @throws {StoreLockedError} another process holds the directory
+   * @throws {CorruptionError} a record before the tail is damaged
+   */
+  static async open(dir: string, options: Partial<StoreOptions> = {}): Promise<KVStore> {
+    const merged: StoreOptions = { ...DEFAULT_STORE_OPTIONS, ...options };
+    await Deno.mkdir(dir, { recursive: true });
+    const lockFile = Deno.openSync(`${dir}/${LOCK_FILE}`, {
+      read: true,
+      write: true,
+      create: true,
+    });
+    if (!lockFile.tryLockSync(true)) {
+      lockFile.close();
+      throw new StoreLockedError(dir);
+    }
+    const store = new KVStore(dir, merged, lockFile);
+    try {
+      store.#recover();
+    } catch (error) {
+      store.#closeHandles();
+      throw error;
+    }
+    if (merged.fsync === "everysec") {
+      const timer = setInterval(() => store.#requestSync(), EVERYSEC_INTERVAL_MS);
+      Deno.unrefTimer(timer);
+      store.#everysecTimer = timer;
+    }
+    return store;
+  }
+
+  // ---------------------------------------------------------------- recovery
+
+  #recover(): void {
+    const started = performance.now();
+    const ids: number[] = [];
+    for (const entry of Deno.readDirSync(this.dir)) {
+      if (!entry.isFile) continue;
+      const id = parseSegmentFileName(entry.name);
+      if (id !== undefined) ids.push(id);
+      else if (entry.name.endsWith(".tmp")) Deno.removeSync(`${this.dir}/${entry.name}`);
+    }
+    ids.sort((a, b) => a - b);
+    let tornBytes = 0;
+    for (let i = 0; i < ids.length; i++) {
+      const isLast = i === ids.length - 1;
+      const segment = this.#openSegment(ids[i], isLast);
+      if (segment === undefined) continue;
+      tornBytes += this.#scanInto(segment, isLast);
+      this.#segments.push(segment);
+    }
+    this.#index.rebuildSorted();
+    if (this.#segments.length === 0) {
+      this.#active = this.#createSegment(1, 0, 0);
+      this.#segments.push(this.#active);
+    } else {
+      this.#active = this.#segments[this.#segments.length - 1];
+    }
+    this.#writer = Deno.openSync(this.#active.path, { write: true });
+    this.#writer.seekSync(this.#active.sizeBytes, Deno.SeekMode.Start);
+    for (const segment of this.#segments) {
+      this.#lastLsn = Math.max(this.#lastLsn, segment.lastLsn, segment.header.coveredLastLsn);
+    }
+    this.#writtenLsn = this.#durableLsn = this.#lastLsn;
+    log.info(
+      "opened {dir}: {keys} keys, {segments} segments, last LSN {lastLsn}, in {elapsedMs} ms",
+      {
+        dir: this.dir,
+        keys: this.#index.size,
+        segments: this.#segments.length,
+        lastLsn: this.#lastLsn,
+        elapsedMs: Math.round(performance.now() - started),
+        tornBytes,
+      },
+    );
+  }
+
+  /** Opens a segment file found at startup; undefined when it is an unfinished empty file. */
+  #openSegment(id: number, isLast: boolean): Segment | undefined {
+    const path = `${this.dir}/${segmentFileName(id)}`;
+    const size = Deno.statSync(path).size;
+    if (size < SEGMENT_HEADER_BYTES) {
+      if (!isLast) throw new CorruptionError(path, 0, `sealed segment is only ${size} bytes`);
+      // Created but its header never written: a crash at segment creation. Nothing was in it.
+      log.warn("removing unfinished segment {path} ({sizeBytes} bytes)", { path, sizeBytes: size });
+      Deno.removeSync(path);
+      return undefined;
+    }
+    const headerBytes = new Uint8Array(SEGMENT_HEADER_BYTES);
+    const file = Deno.openSync(path, { read: true });
+    try {
+      readAtSync(file, 0, headerBytes);
+    } finally {
+      file.close();
+    }
+    const header = decodeSegmentHeader(headerBytes, path);
+    if (header.id !== id) {
+      throw new CorruptionError(path, 8, `header names segment ${header.id}, file name ${id}`);
+    }
+    return new Segment(id, path, header, size);
+  }
+
+  /** Applies every record of `segment` to the index; returns bytes truncated from a torn tail. */
+  #scanInto(segment: Segment, isLast: boolean): number {
+    const index = this.#index;
+    let recordAt = 0;
+    let recordOffset = 0;
+    let op = 0;
+    const applyKey = (
+      buf: Uint8Array,
+      keyStart: number,
+      keyLength: number,
+      valueStart: number,
+      valueLength: number,
+    ): void => {
+      const key = bytesToKey(buf, keyStart, keyStart + keyLength);
+      const previous = op === Op.DELETE ? index.deleteUnsorted(key) : index.setUnsorted(key, {
+        segment,
+        offset: recordOffset + (valueStart - recordAt),
+        length: valueLength,
+      });
+      if (op !== Op.DELETE) segment.liveBytes += entryBytes(keyLength, valueLength);
+      if (previous !== undefined) {
+        previous.segment.liveBytes -= entryBytes(keyLength, previous.length);
+      }
+    };
+    const result = scanSegment(
+      segment.reader(),
+      segment.path,
+      segment.sizeBytes,
+      SEGMENT_HEADER_BYTES,
+      (buf, view, at, _length, fileOffset) => {
+        recordAt = at;
+        recordOffset = fileOffset;
+        op = recordOp(buf, at);
+        segment.noteLsn(recordLsn(view, at));
+        this.epoch = recordEpoch(view, at);
+        forEachKey(buf, view, at, (ks, kl, vs, vl) => applyKey(buf, ks, kl, vs, vl));
+      },
+    );
+    if (result.damage === "none") return 0;
+    if (!isLast) {
+      throw new CorruptionError(
+        segment.path,
+        result.validEnd,
+        `${result.reason} in a sealed segment (${result.tailBytes} bytes to its end)`,
+      );
+    }
+    log.warn(
+      "truncating torn tail of {path}: {tornBytes} bytes after offset {offset} ({reason})",
+      {
+        path: segment.path,
+        tornBytes: result.tailBytes,
+        offset: result.validEnd,
+        reason: result.reason,
+      },
+    );
+    const file = Deno.openSync(segment.path, { write: true });
+    try {
+      file.truncateSync(result.validEnd);
+      file.syncDataSync();
+    } finally {
+      file.close();
+    }
+    segment.sizeBytes = result.validEnd;
+    return result.tailBytes;
+  }
+
+  #createSegment(id: number, coveredLastLsn: number, flags: number): Segment {
+    const path = `${this.dir}/${segmentFileName(id)}`;
+    const header: SegmentHeader = { id, coveredLastLsn, flags, nonce: randomNonce() };
+    const file = Deno.openSync(path, { write: true, createNew: true });
+    try {
+      const bytes = encodeSegmentHeader(header);
+      let written = 0;
+      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+      file.syncDataSync();
+    } finally {
+      file.close();
+    }
+    fsyncDir(this.dir);
+    return new Segment(id, path, header, SEGMENT_HEADER_BYTES);
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /** LSN of the last record appended (acknowledged or not). */
+  get lastLsn(): number {
+    return this.#lastLsn;
+  }
+
+  /** LSN of the last record that reached the durability point. */
+  get durableLsn(): number {
+    return this.#durableLsn;
+  }
+
+  #checkWritable(): void {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    if (this.#failure) throw this.#failure;
+  }
+
+  #checkKey(key: Uint8Array): void {
+    if (key.length > this.options.maxKeyBytes) {
+      throw new KeyTooLargeError(key.length, this.options.maxKeyBytes);
+    }
+  }
+
+  #checkValue(value: Uint8Array): void {
+    if (value.length > this.options.maxValueBytes) {
+      throw new ValueTooLargeError(value.length, this.options.maxValueBytes);
+    }
+  }
+
+  /** LSN and flags for a new direct write. */
+  #nextLsn(): number {
+    if (this.options.replica) return this.#lastLsn;
+    return ++this.#lastLsn;
+  }
+
+  get #writeFlags(): number {
+    return this.options.replica ? Flag.LOCAL : 0;
+  }
+
+  /** Makes room for a record of `length` bytes; returns its offset in the pending buffer. */
+  #reserve(length: number): number {
+    if (this.#pendingBytes > 0 && this.#pendingBytes + length > this.options.writeBatchMaxBytes) {
+      this.#flush();
+    }
+    const activeEnd = this.#active.sizeBytes + this.#pendingBytes;
+    if (activeEnd + length > this.options.segmentSizeBytes && activeEnd > SEGMENT_HEADER_BYTES) {
+      this.#flush();
+      this.#roll();
+    }
+    const need = this.#pendingBytes + length;
+    if (need > this.#pending.length) {
+      const grown = new Uint8Array(Math.max(need, this.#pending.length * 2));
+      grown.set(this.#pending.subarray(0, this.#pendingBytes));
+      this.#pending = grown;
+      this.#pendingView = new DataView(grown.buffer);
+    }
+    const at = this.#pendingBytes;
+    this.#pendingBytes = need;
+    if (!this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(() => this.#flushQueuedWrites());
+    }
+    return at;
+  }
+
+  #appended(lsn: number, at: number): void {
+    if (at === 0) this.#pendingFirstLsn = lsn;
+    this.#active.noteLsn(lsn);
+    this.#appendedSeq++;
+  }
+
+  #applyPut(key: string, keyLength: number, location: Location<Segment>): void {
+    const previous = this.#index.set(key, location);
+    location.segment.liveBytes += entryBytes(keyLength, location.length);
+    if (previous !== undefined) {
+      previous.segment.liveBytes -= entryBytes(keyLength, previous.length);
+    }
+  }
+
+  #applyDelete(key: string): boolean {
+    const previous = this.#index.delete(key);
+    if (previous === undefined) return false;
+    previous.segment.liveBytes -= entryBytes(key.length, previous.length);
+    return true;
+  }
+
+  /**
+   * Appends a PUT and applies it to the index; returns its LSN. Durable once
+   * {@link whenDurable} of that LSN resolves.
+   *
+   * @throws {KeyTooLargeError | ValueTooLargeError} past the configured limits
+   * @throws {StoreFailedError} after a write to the log failed
+   */
+  writePut(key: Bytes, value: Bytes): number {
+    this.#checkWritable();
+    const keyBytes = toBytes(key);
+    const valueBytes = toBytes(value);
+    this.#checkKey(keyBytes);
+    this.#checkValue(valueBytes);
+    const length = putRecordBytes(keyBytes.length, valueBytes.length);
+    const at = this.#reserve(length);
+    const lsn = this.#nextLsn();
+    encodePut(
+      this.#pending,
+      this.#pendingView,
+      at,
+      lsn,
+      this.epoch,
+      this.#writeFlags,
+      keyBytes,
+      valueBytes,
+    );
+    this.#appended(lsn, at);
+    this.#applyPut(bytesToKey(keyBytes), keyBytes.length, {
+      segment: this.#active,
+      offset: this.#active.sizeBytes + at + RECORD_HEADER_BYTES + keyBytes.length,
+      length: valueBytes.length,
+    });
+    return lsn;
+  }
+
+  /**
+   * Appends one BATCH record holding every pair (atomic: after a crash it is wholly there or
+   * wholly absent) and applies it; returns its LSN. A key repeated in the batch takes its last
+   * value.
+   */
+  writeBatch(pairs: readonly (readonly [Bytes, Bytes])[]): number {
+    this.#checkWritable();
+    const encoded = pairs.map(([key, value]) => [toBytes(key), toBytes(value)] as const);
+    for (const [key, value] of encoded) {
+      this.#checkKey(key);
+      this.#checkValue(value);
+    }
+    const length = batchRecordBytes(encoded);
+    if (length > MAX_RECORD_BYTES) throw new BatchTooLargeError(length, MAX_RECORD_BYTES);
+    const at = this.#reserve(length);
+    const lsn = this.#nextLsn();
+    encodeBatch(this.#pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, encoded);
+    this.#appended(lsn, at);
+    let offset = this.#active.sizeBytes + at + RECORD_HEADER_BYTES;
+    for (const [key, value] of encoded) {
+      offset += PAIR_HEADER_BYTES + key.length;
+      this.#applyPut(bytesToKey(key), key.length, {
+        segment: this.#active,
+        offset,
+        length: value.length,
+      });
+      offset += value.length;
+    }
+    return lsn;
+  }
+
+  /**
+   * Appends a tombstone for `key` when it exists and removes it from the index; returns its LSN.
+   * When the key does not exist nothing is written and the current last LSN is returned (the
+   * answer "did not exist" is durable once that LSN is). Use {@link has} first to learn which.
+   */
+  writeDelete(key: Bytes): number {
+    this.#checkWritable();
+    const keyBytes = toBytes(key);
+    this.#checkKey(keyBytes);
+    const keyString = bytesToKey(keyBytes);
+    if (this.#index.get(keyString) === undefined) return this.#lastLsn;
+    const at = this.#reserve(deleteRecordBytes(keyBytes.length));
+    const lsn = this.#nextLsn();
+    encodeDelete(this.#pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, keyBytes);
+    this.#appended(lsn, at);
+    this.#applyDelete(keyString);
+    return lsn;
+  }
+
+  /**
+   * Resolves when every record appended so far with an LSN up to `lsn` reached the durability
+   * point of the fsync policy; rejects with {@link StoreFailedError} if the log failed first.
+   */
+  whenDurable(lsn: number): Promise<void> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#durableSeq === this.#appendedSeq || lsn < this.#durableLsn) return RESOLVED;
+    if (this.#closed) return Promise.reject(new StoreClosedError(this.dir));
+    const target = this.#appendedSeq;
+    const last = this.#waiters[this.#waiters.length - 1];
+    if (last !== undefined && last.seq === target) return last.promise;
+    let resolve!: () => void;
+    let reject!: (error: Error) => void;
+    const promise = new Promise<void>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    this.#waiters.push({ seq: target, promise, resolve, reject });
+    return promise;
+  }
+
+  /** Writes `key` = `value` and resolves with its LSN once durable. */
+  async put(key: Bytes, value: Bytes): Promise<number> {
+    const lsn = this.writePut(key, value);
+    await this.whenDurable(lsn);
+    return lsn;
+  }
+
+  /** Writes every pair atomically and resolves with the batch's LSN once durable. */
+  async batchPut(pairs: readonly (readonly [Bytes, Bytes])[]): Promise<number> {
+    const lsn = this.writeBatch(pairs);
+    await this.whenDurable(lsn);
+    return lsn;
+  }
+
+  /** Deletes `key`; resolves once durable with whether it existed. */
+  async delete(key: Bytes): Promise<boolean> {
+    const existed = this.has(key);
+    const lsn = this.writeDelete(key);
+    await this.whenDurable(lsn);
+    return existed;
+  }
+
+  // ---------------------------------------------------------------- group commit
+
+  #flushQueuedWrites(): void {
+    this.#flushQueued = false;
+    if (this.#closed || this.#failure) return;
+    try {
+      this.#flush();
+    } catch {
+      // #flush recorded the failure; waiters were rejected.
+    }
+  }
+
+  /** Writes the pending buffer to the active segment with one `writeSync` (and notifies). */
+  #flush(): void {
+    if (this.#pendingBytes === 0) return;
+    if (this.#failure) throw this.#failure;
+    const bytes = this.#pending.subarray(0, this.#pendingBytes);
+    try {
+      let written = 0;
+      // Bounded: each writeSync writes at least one byte or throws.
+      while (written < bytes.length) written += this.#writer.writeSync(bytes.subarray(written));
+    } catch (error) {
+      throw this.#fail(error);
+    }
+    this.#active.sizeBytes += bytes.length;
+    const firstLsn = this.#pendingFirstLsn;
+    const lastLsn = this.#lastLsn;
+    const chunk = this.#listeners.length > 0 ? bytes.slice() : undefined;
+    this.#pendingBytes = 0;
+    if (this.#pending.length > 2 * this.options.writeBatchMaxBytes) {
+      this.#pending = new Uint8Array(INITIAL_PENDING_BYTES);
+      this.#pendingView = new DataView(this.#pending.buffer);
+    }
+    this.#writtenSeq = this.#appendedSeq;
+    this.#writtenLsn = lastLsn;
+    if (this.options.fsync === "always") {
+      if (chunk) {
+        this.#unsyncedChunks.push({ seq: this.#writtenSeq, bytes: chunk, firstLsn, lastLsn });
+      }
+      this.#requestSync();
+    } else {
+      this.#markDurable(this.#writtenSeq, lastLsn);
+      if (chunk) this.#notify(chunk, firstLsn, lastLsn);
+    }
+  }
+
+  #requestSync(): void {
+    if (this.#syncRunning || this.#failure) return;
+    if (this.#syncedSeq >= this.#writtenSeq) return;
+    this.#syncRunning = this.#syncLoop().finally(() => {
+      this.#syncRunning = undefined;
+      for (const file of this.#retiredWriters.splice(0)) file.close();
+    });
+  }
+
+  async #syncLoop(): Promise<void> {
+    // Bounded: each pass syncs up to the written position, which only writes move forward.
+    while (this.#syncedSeq < this.#writtenSeq && !this.#failure) {
+      const targetSeq = this.#writtenSeq;
+      const targetLsn = this.#writtenLsn;
+      const file = this.#writer;
+      try {
+        await file.syncData();
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
+      this.#synced(targetSeq, targetLsn);
+    }
+  }
+
+  #synced(seq: number, lsn: number): void {
+    if (seq <= this.#syncedSeq) return;
+    this.#syncedSeq = seq;
+    if (this.options.fsync !== "always") return;
+    this.#markDurable(seq, lsn);
+    while (this.#unsyncedChunks.length > 0 && this.#unsyncedChunks[0].seq <= seq) {
+      const chunk = this.#unsyncedChunks.shift() as PendingChunk;
+      this.#notify(chunk.bytes, chunk.firstLsn, chunk.lastLsn);
+    }
+  }
+
+  #markDurable(seq: number, lsn: number): void {
+    if (seq <= this.#durableSeq) return;
+    this.#durableSeq = seq;
+    this.#durableLsn = lsn;
+    let done = 0;
+    while (done < this.#waiters.length && this.#waiters[done].seq <= seq) {
+      this.#waiters[done].resolve();
+      done++;
+    }
+    if (done > 0) this.#waiters.splice(0, done);
+  }
+
+  #notify(records: Uint8Array, firstLsn: number, lastLsn: number): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(records, firstLsn, lastLsn);
+      } catch (error) {
+        log.error("a durable-records listener threw: {error}", { error });
+      }
+    }
+  }
+
+  /** Records a log failure: rejects every waiter and refuses further writes. */
+  #fail(cause: unknown): StoreFailedError {
+    if (this.#failure) return this.#failure;
+    const failure = new StoreFailedError(this.dir, { cause });
+    this.#failure = failure;
+    log.error("{message}", { message: failure.message, dir: this.dir });
+    for (const waiter of this.#waiters.splice(0)) waiter.reject(failure);
+    return failure;
+  }
+
+  /** Seals the active segment (fsynced whatever the policy) and starts the next one. */
+  #roll(): void {
+    const old = this.#active;
+    try {
+      this.#writer.syncDataSync();
+    } catch (error) {
+      throw this.#fail(error);
+    }
+    this.#synced(this.#writtenSeq, this.#writtenLsn);
+    if (this.#syncRunning) this.#retiredWriters.push(this.#writer);
+    else this.#writer.close();
+    let next: Segment;
+    try {
+      next = this.#createSegment(old.id + 1, 0, 0);
+      this.#writer = Deno.openSync(next.path, { write: true });
+      this.#writer.seekSync(next.sizeBytes, Deno.SeekMode.Start);
+    } catch (error) {
+      throw this.#fail(error);
+    }
+    this.#segments.push(next);
+    this.#active = next;
+    log.debug("sealed segment {id} ({sizeBytes} bytes)", { id: old.id, sizeBytes: old.sizeBytes });
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  #readValue(location: Location<Segment>): Uint8Array {
+    const out = new Uint8Array(location.length);
+    if (location.length === 0) return out;
+    const segment = location.segment;
+    if (segment === this.#active && location.offset >= segment.sizeBytes) {
+      const start = location.offset - segment.sizeBytes;
+      out.set(this.#pending.subarray(start, start + location.length));
+      return out;
+    }
+    const got = readAtSync(segment.reader(), location.offset, out);
+    if (got !== out.length) {
+      throw new CorruptionError(
+        segment.path,
+        location.offset,
+        `value of ${out.length} bytes ends past the end of the file (read ${got})`,
+      );
+    }
+    return out;
+  }
+
+  /** The value of `key`, or undefined. */
+  read(key: Bytes): Uint8Array | undefined {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    const location = this.#index.get(bytesToKey(toBytes(key)));
+    return location === undefined ? undefined : this.#readValue(location);
+  }
+
+  /** Whether `key` exists. */
+  has(key: Bytes): boolean {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    return this.#index.get(bytesToKey(toBytes(key))) !== undefined;
+  }
+
+  /**
+   * Pairs with `start <= key <= end` in byte order, at most `limit` of them. O(log n + k).
+   */
+  readRange(
+    start: Bytes,
+    end: Bytes,
+    options: { limit?: number } = {},
+  ): [Uint8Array, Uint8Array][] {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    const result: [Uint8Array, Uint8Array][] = [];
+    const keys = this.#index.range(
+      bytesToKey(toBytes(start)),
+      bytesToKey(toBytes(end)),
+      options.limit,
+    );
+    for (const key of keys) {
+      const location = this.#index.get(key) as Location<Segment>;
+      result.push([keyToBytes(key), this.#readValue(location)]);
+    }
+    return result;
+  }
+
+  /** Number of live keys. */
+  get size(): number {
+    return this.#index.size;
+  }
+
+  // ---------------------------------------------------------------- replication-facing
+
+  /**
+   * Calls `listener(records, firstLsn, lastLsn)` with the exact encoded bytes of records once they
+   * reach the durability point (after fsync for `always`; after the OS write otherwise), in log
+   * order. The bytes are the listener's to keep. Returns a function that unsubscribes.
+   */
+  onDurable(listener: DurableListener): () => void {
+    this.#listeners.push(listener);
+    return () => {
+      const i = this.#listeners.indexOf(listener);
+      if (i !== -1) this.#listeners.splice(i, 1);
+    };
+  }
+
+  // ---------------------------------------------------------------- stats and close
+
+  /** Figures about the store. */
+  stats(): StoreStats {
+    let liveBytes = 0;
+    let diskBytes = 0;
+    let oldestCompleteLsn = 0;
+    for (const segment of this.#segments) {
+      liveBytes += segment.liveBytes;
+      diskBytes += segment.sizeBytes;
+      oldestCompleteLsn = Math.max(oldestCompleteLsn, segment.header.coveredLastLsn);
+    }
+    const headers = this.#segments.length * SEGMENT_HEADER_BYTES;
+    return {
+      keys: this.#index.size,
+      liveBytes,
+      garbageBytes: Math.max(0, diskBytes - headers - liveBytes),
+      diskBytes,
+      segments: this.#segments.length,
+      lastLsn: this.#lastLsn,
+      durableLsn: this.#durableLsn,
+      oldestCompleteLsn,
+      fsync: this.options.fsync,
+      epoch: this.epoch,
+      compactions: this.#compactions,
+      compactedBytes: this.#compactedBytes,
+      failure: this.#failure?.message,
+    };
+  }
+
+  /** Whether {@link close} was called. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Writes and fsyncs everything pending (whatever the policy), then releases the files and the
+   * directory lock. Safe to call twice.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (!this.#failure) {
+      try {
+        this.#flush();
+      } catch {
+        // recorded as the failure
+      }
+    }
+    if (this.#syncRunning) await this.#syncRunning;
+    if (!this.#failure) {
+      try {
+        this.#writer.syncDataSync();
+        this.#synced(this.#writtenSeq, this.#writtenLsn);
+        this.#markDurable(this.#writtenSeq, this.#writtenLsn);
+      } catch (error) {
+        this.#fail(error);
+      }
+    }
+    this.#closed = true;
+    for (const waiter of this.#waiters.splice(0)) {
+      waiter.reject(this.#failure ?? new StoreClosedError(this.dir));
+    }
+    this.#closeHandles();
+  }
+
+  #closeHandles(): void {
+    if (this.#everysecTimer !== undefined) clearInterval(this.#everysecTimer);
+    for (const segment of this.#segments) segment.closeReader();
+    for (const file of this.#retiredWriters.splice(0)) file.close();
+    try {
+      this.#writer?.close();
+    } catch {
+      // already closed
+    }
+    this.#lockFile.unlockSync();
+    this.#lockFile.close();
+  }
+}
