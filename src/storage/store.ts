@@ -18,6 +18,8 @@ import {
   BatchTooLargeError,
   CorruptionError,
   KeyTooLargeError,
+  LogGapError,
+  ReplicationStreamError,
   StoreClosedError,
   StoreFailedError,
   StoreLockedError,
@@ -27,6 +29,8 @@ import { KeyIndex, type Location } from "./key_index.ts";
 import { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
 import {
   batchRecordBytes,
+  checkReason,
+  checkRecord,
   deleteRecordBytes,
   encodeBatch,
   encodeDelete,
@@ -39,6 +43,8 @@ import {
   putRecordBytes,
   RECORD_HEADER_BYTES,
   recordEpoch,
+  recordFlags,
+  recordLength,
   recordLsn,
   recordOp,
 } from "./record.ts";
@@ -260,6 +266,10 @@ export class KVStore {
   #syncedSeq = 0;
   #durableSeq = 0;
   #durableLsn = 0;
+  /** The log is durable up to this segment and file offset. */
+  #durableSegment!: Segment;
+  #durableOffset = 0;
+  #lastEpoch = 0;
   #waiters: Waiter[] = [];
   #listeners: DurableListener[] = [];
   #unsyncedChunks: PendingChunk[] = [];
@@ -344,6 +354,8 @@ export class KVStore {
       this.#lastLsn = Math.max(this.#lastLsn, segment.lastLsn, segment.header.coveredLastLsn);
     }
     this.#writtenLsn = this.#durableLsn = this.#lastLsn;
+    this.#durableSegment = this.#active;
+    this.#durableOffset = this.#active.sizeBytes;
     log.info(
       "opened {dir}: {keys} keys, {segments} segments, last LSN {lastLsn}, in {elapsedMs} ms",
       {
@@ -416,7 +428,7 @@ export class KVStore {
         recordOffset = fileOffset;
         op = recordOp(buf, at);
         segment.noteLsn(recordLsn(view, at));
-        this.epoch = recordEpoch(view, at);
+        this.#lastEpoch = this.epoch = recordEpoch(view, at);
         forEachKey(buf, view, at, (ks, kl, vs, vl) => applyKey(buf, ks, kl, vs, vl));
       },
     );
@@ -529,8 +541,9 @@ export class KVStore {
     return at;
   }
 
-  #appended(lsn: number, at: number): void {
+  #appended(lsn: number, at: number, epoch: number): void {
     if (at === 0) this.#pendingFirstLsn = lsn;
+    this.#lastEpoch = epoch;
     this.#active.noteLsn(lsn);
     this.#appendedSeq++;
   }
@@ -576,7 +589,7 @@ export class KVStore {
       keyBytes,
       valueBytes,
     );
-    this.#appended(lsn, at);
+    this.#appended(lsn, at, this.epoch);
     this.#applyPut(bytesToKey(keyBytes), keyBytes.length, {
       segment: this.#active,
       offset: this.#active.sizeBytes + at + RECORD_HEADER_BYTES + keyBytes.length,
@@ -602,7 +615,7 @@ export class KVStore {
     const at = this.#reserve(length);
     const lsn = this.#nextLsn();
     encodeBatch(this.#pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, encoded);
-    this.#appended(lsn, at);
+    this.#appended(lsn, at, this.epoch);
     let offset = this.#active.sizeBytes + at + RECORD_HEADER_BYTES;
     for (const [key, value] of encoded) {
       offset += PAIR_HEADER_BYTES + key.length;
@@ -630,7 +643,7 @@ export class KVStore {
     const at = this.#reserve(deleteRecordBytes(keyBytes.length));
     const lsn = this.#nextLsn();
     encodeDelete(this.#pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, keyBytes);
-    this.#appended(lsn, at);
+    this.#appended(lsn, at, this.epoch);
     this.#applyDelete(keyString);
     return lsn;
   }
@@ -719,7 +732,7 @@ export class KVStore {
       }
       this.#requestSync();
     } else {
-      this.#markDurable(this.#writtenSeq, lastLsn);
+      this.#markDurable(this.#writtenSeq, lastLsn, this.#active, this.#active.sizeBytes);
       if (chunk) this.#notify(chunk, firstLsn, lastLsn);
     }
   }
@@ -738,6 +751,8 @@ export class KVStore {
     while (this.#syncedSeq < this.#writtenSeq && !this.#failure) {
       const targetSeq = this.#writtenSeq;
       const targetLsn = this.#writtenLsn;
+      const targetSegment = this.#active;
+      const targetOffset = targetSegment.sizeBytes;
       const file = this.#writer;
       try {
         await file.syncData();
@@ -745,25 +760,27 @@ export class KVStore {
         this.#fail(error);
         return;
       }
-      this.#synced(targetSeq, targetLsn);
+      this.#synced(targetSeq, targetLsn, targetSegment, targetOffset);
     }
   }
 
-  #synced(seq: number, lsn: number): void {
+  #synced(seq: number, lsn: number, segment: Segment, offset: number): void {
     if (seq <= this.#syncedSeq) return;
     this.#syncedSeq = seq;
     if (this.options.fsync !== "always") return;
-    this.#markDurable(seq, lsn);
+    this.#markDurable(seq, lsn, segment, offset);
     while (this.#unsyncedChunks.length > 0 && this.#unsyncedChunks[0].seq <= seq) {
       const chunk = this.#unsyncedChunks.shift() as PendingChunk;
       this.#notify(chunk.bytes, chunk.firstLsn, chunk.lastLsn);
     }
   }
 
-  #markDurable(seq: number, lsn: number): void {
+  #markDurable(seq: number, lsn: number, segment: Segment, offset: number): void {
     if (seq <= this.#durableSeq) return;
     this.#durableSeq = seq;
     this.#durableLsn = lsn;
+    this.#durableSegment = segment;
+    this.#durableOffset = offset;
     let done = 0;
     while (done < this.#waiters.length && this.#waiters[done].seq <= seq) {
       this.#waiters[done].resolve();
@@ -800,7 +817,7 @@ export class KVStore {
     } catch (error) {
       throw this.#fail(error);
     }
-    this.#synced(this.#writtenSeq, this.#writtenLsn);
+    this.#synced(this.#writtenSeq, this.#writtenLsn, old, old.sizeBytes);
     if (this.#syncRunning) this.#retiredWriters.push(this.#writer);
     else this.#writer.close();
     let next: Segment;
@@ -893,18 +910,178 @@ export class KVStore {
     };
   }
 
+  /** Epoch of the last record in the log (0 for an empty log). */
+  get lastEpoch(): number {
+    return this.#lastEpoch;
+  }
+
+  /** The log holds every record after this LSN (compaction or a full sync dropped some before). */
+  get oldestCompleteLsn(): number {
+    let lsn = 0;
+    for (const segment of this.#segments) lsn = Math.max(lsn, segment.header.coveredLastLsn);
+    return lsn;
+  }
+
+  /**
+   * On a replica: appends records encoded by the master (`records` holds whole records back to
+   * back, as {@link onDurable} and {@link readLogFrom} give them) verbatim, with the master's LSNs,
+   * and applies them. Records with an LSN at or below {@link lastLsn} are skipped (an idempotent
+   * resend); the others must continue the log without a gap. Every record's CRC is checked before
+   * any is applied. Resolves with the last LSN once durable by the local policy.
+   *
+   * @throws {ReplicationStreamError} a damaged record, or an LSN that does not follow
+   */
+  appendReplicated(records: Uint8Array): Promise<number> {
+    this.#checkWritable();
+    const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
+    let expected = this.#lastLsn;
+    for (let at = 0; at < records.length;) {
+      const length = checkRecord(records, view, at, records.length);
+      if (length < 0) {
+        throw new ReplicationStreamError(
+          `replicated record at byte ${at} of ${records.length} is damaged: ${checkReason(length)}`,
+        );
+      }
+      const lsn = recordLsn(view, at);
+      if (lsn > expected) {
+        if (lsn !== expected + 1) {
+          throw new ReplicationStreamError(
+            `replicated record has LSN ${lsn} but this log continues at LSN ${expected + 1}`,
+          );
+        }
+        expected = lsn;
+      }
+      at += length;
+    }
+    for (let at = 0; at < records.length;) {
+      const length = recordLength(view, at);
+      const lsn = recordLsn(view, at);
+      if (lsn > this.#lastLsn) this.#appendEncoded(records, view, at, length, lsn);
+      at += length;
+    }
+    const lastLsn = this.#lastLsn;
+    return this.whenDurable(lastLsn).then(() => lastLsn);
+  }
+
+  /** Appends one checked record verbatim and applies it to the index. */
+  #appendEncoded(
+    source: Uint8Array,
+    sourceView: DataView,
+    from: number,
+    length: number,
+    lsn: number,
+  ): void {
+    const at = this.#reserve(length);
+    const pending = this.#pending;
+    pending.set(source.subarray(from, from + length), at);
+    this.#lastLsn = lsn;
+    this.#appended(lsn, at, recordEpoch(sourceView, from));
+    const segment = this.#active;
+    const base = segment.sizeBytes; // file offset of pending[0]
+    const op = recordOp(pending, at);
+    forEachKey(pending, this.#pendingView, at, (keyStart, keyLength, valueStart, valueLength) => {
+      const key = bytesToKey(pending, keyStart, keyStart + keyLength);
+      if (op === Op.DELETE) {
+        this.#applyDelete(key);
+      } else {
+        this.#applyPut(key, keyLength, {
+          segment,
+          offset: base + valueStart,
+          length: valueLength,
+        });
+      }
+    });
+  }
+
+  /**
+   * The durable records with an LSN above `afterLsn`, in LSN order, from sealed and active
+   * segments, as chunks of whole encoded records of at most `maxChunkBytes` (a single larger
+   * record is a chunk of its own). The iteration ends at the durable point reached meanwhile;
+   * later records arrive through {@link onDurable}.
+   *
+   * @throws {LogGapError} the log no longer holds every record after `afterLsn` (compaction or
+   *   a full sync dropped some): the reader needs a full sync
+   */
+  readLogFrom(afterLsn: number, maxChunkBytes = 1024 * 1024): AsyncIterable<Uint8Array> {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    const oldestComplete = this.oldestCompleteLsn;
+    if (afterLsn < oldestComplete) throw new LogGapError(afterLsn, oldestComplete);
+    return this.#readLog(afterLsn, maxChunkBytes);
+  }
+
+  async *#readLog(afterLsn: number, maxChunkBytes: number): AsyncGenerator<Uint8Array> {
+    let expected = afterLsn;
+    let nextId = 0;
+    // Bounded by the segments that exist: each pass reads one segment with a higher id.
+    while (!this.#closed) {
+      const segment = this.#segments.find((s) => s.id >= nextId && !s.retired);
+      if (segment === undefined) return;
+      nextId = segment.id + 1;
+      if (segment.lastLsn !== -1 && segment.lastLsn <= afterLsn) continue;
+      segment.pins++;
+      const file = segment.reader();
+      try {
+        let offset = SEGMENT_HEADER_BYTES;
+        // Bounded by the segment's durable end: each pass consumes at least one record.
+        while (true) {
+          const end = segment === this.#durableSegment
+            ? this.#durableOffset
+            : segment.id < this.#durableSegment.id
+            ? segment.sizeBytes
+            : offset;
+          if (offset >= end || this.#closed) break;
+          const want = Math.min(end - offset, maxChunkBytes);
+          let buf = new Uint8Array(want);
+          readAtSync(file, offset, buf);
+          let view = new DataView(buf.buffer);
+          let used = 0;
+          if (checkRecord(buf, view, 0, buf.length) < 0) {
+            // A single record larger than the chunk: read it whole.
+            const length = recordLength(view, 0);
+            buf = new Uint8Array(length);
+            readAtSync(file, offset, buf);
+            view = new DataView(buf.buffer);
+          }
+          let keepFrom = -1;
+          while (used < buf.length) {
+            const length = checkRecord(buf, view, used, buf.length);
+            if (length < 0) break;
+            const lsn = recordLsn(view, used);
+            if (lsn > expected) {
+              if (lsn !== expected + 1 && (recordFlags(buf, used) & Flag.LOCAL) === 0) {
+                throw new LogGapError(afterLsn, lsn - 1);
+              }
+              expected = lsn;
+              if (keepFrom === -1) keepFrom = used;
+            } else if (keepFrom !== -1) {
+              expected = Math.max(expected, lsn);
+            }
+            used += length;
+          }
+          if (used === 0) {
+            throw new CorruptionError(segment.path, offset, "unreadable record while reading log");
+          }
+          if (keepFrom !== -1) yield buf.subarray(keepFrom, used);
+          offset += used;
+        }
+      } finally {
+        segment.pins--;
+      }
+      if (segment === this.#durableSegment) return;
+    }
+  }
+
   // ---------------------------------------------------------------- stats and close
 
   /** Figures about the store. */
   stats(): StoreStats {
     let liveBytes = 0;
     let diskBytes = 0;
-    let oldestCompleteLsn = 0;
     for (const segment of this.#segments) {
       liveBytes += segment.liveBytes;
       diskBytes += segment.sizeBytes;
-      oldestCompleteLsn = Math.max(oldestCompleteLsn, segment.header.coveredLastLsn);
     }
+    const oldestCompleteLsn = this.oldestCompleteLsn;
     const headers = this.#segments.length * SEGMENT_HEADER_BYTES;
     return {
       keys: this.#index.size,
@@ -945,8 +1122,9 @@ export class KVStore {
     if (!this.#failure) {
       try {
         this.#writer.syncDataSync();
-        this.#synced(this.#writtenSeq, this.#writtenLsn);
-        this.#markDurable(this.#writtenSeq, this.#writtenLsn);
+        const active = this.#active;
+        this.#synced(this.#writtenSeq, this.#writtenLsn, active, active.sizeBytes);
+        this.#markDurable(this.#writtenSeq, this.#writtenLsn, active, active.sizeBytes);
       } catch (error) {
         this.#fail(error);
       }
