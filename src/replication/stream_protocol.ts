@@ -10,7 +10,7 @@
  *
  * ## Requests (master → replica) and replies
  * ```
- * REPLICATE HELLO <epoch> <masterLastLsn>   → *2 :<lastLsn> :<lastEpoch>
+ * REPLICATE HELLO <epoch> <masterLastLsn>   → +<lastLsn> <lastEpoch>
  *     Opens a stream. The replica answers with the last master LSN it holds and the epoch of
  *     that record (0 and 0 when empty). A newer HELLO on another connection supersedes this one:
  *     the replica refuses LOG/SNAPSHOT frames from a superseded stream.
@@ -42,6 +42,7 @@
  *
  * @module
  */
+import { RespErrorReply, type RespValue } from "../protocol/resp.ts";
 const encoder = new TextEncoder();
 const CRLF = new Uint8Array([13, 10]);
 
@@ -212,150 +213,37 @@ export function decodePairs(chunk: Uint8Array): [Uint8Array, Uint8Array][] {
   return pairs;
 }
 
-/** One RESP reply. */
-export type Reply =
-  | { kind: "status"; text: string }
-  | { kind: "error"; text: string }
-  | { kind: "integer"; value: number }
-  | { kind: "bulk"; bytes: Uint8Array | null }
-  | { kind: "array"; items: Reply[] };
-
-/** A reply stream that is not RESP. */
+/** A reply that is not what the stream protocol answers at that point. */
 export class ReplyFormatError extends Error {
   override name = "ReplyFormatError";
 }
 
-/**
- * Incremental RESP reply parser for the master's side of a link: feed what arrived, take the
- * complete replies. Bulk replies are bounded by `maxBulkBytes`.
- */
-export class ReplyParser {
-  #buffer = new Uint8Array(4096);
-  #start = 0;
-  #end = 0;
-  readonly #maxBulkBytes: number;
-
-  constructor(maxBulkBytes: number) {
-    this.#maxBulkBytes = maxBulkBytes;
-  }
-
-  /** Appends bytes that arrived. */
-  feed(bytes: Uint8Array): void {
-    if (this.#end + bytes.length > this.#buffer.length) {
-      const live = this.#end - this.#start;
-      const size = Math.max(this.#buffer.length, (live + bytes.length) * 2);
-      if (size === this.#buffer.length) {
-        this.#buffer.copyWithin(0, this.#start, this.#end);
-      } else {
-        const next = new Uint8Array(size);
-        next.set(this.#buffer.subarray(this.#start, this.#end));
-        this.#buffer = next;
-      }
-      this.#start = 0;
-      this.#end = live;
-    }
-    this.#buffer.set(bytes, this.#end);
-    this.#end += bytes.length;
-  }
-
-  /** The next complete reply, or undefined when more bytes are needed. */
-  next(): Reply | undefined {
-    const result = this.#parse(this.#start);
-    if (result === undefined) return undefined;
-    this.#start = result.end;
-    if (this.#start === this.#end) this.#start = this.#end = 0;
-    return result.reply;
-  }
-
-  #line(from: number): { text: string; end: number } | undefined {
-    const buffer = this.#buffer;
-    for (let i = from; i + 1 < this.#end; i++) {
-      if (buffer[i] === 13 && buffer[i + 1] === 10) {
-        let text = "";
-        for (let j = from; j < i; j++) text += String.fromCharCode(buffer[j]);
-        return { text, end: i + 2 };
-      }
-    }
-    return undefined;
-  }
-
-  #parse(from: number): { reply: Reply; end: number } | undefined {
-    if (from >= this.#end) return undefined;
-    const type = this.#buffer[from];
-    const line = this.#line(from + 1);
-    if (line === undefined) return undefined;
-    switch (type) {
-      case 43: // +
-        return { reply: { kind: "status", text: line.text }, end: line.end };
-      case 45: // -
-        return { reply: { kind: "error", text: line.text }, end: line.end };
-      case 58: // :
-        return { reply: { kind: "integer", value: this.#number(line.text) }, end: line.end };
-      case 36: { // $
-        const length = this.#number(line.text);
-        if (length === -1) return { reply: { kind: "bulk", bytes: null }, end: line.end };
-        if (length < 0 || length > this.#maxBulkBytes) {
-          throw new ReplyFormatError(`bulk reply of ${length} bytes (limit ${this.#maxBulkBytes})`);
-        }
-        if (line.end + length + 2 > this.#end) return undefined;
-        const bytes = this.#buffer.slice(line.end, line.end + length);
-        return { reply: { kind: "bulk", bytes }, end: line.end + length + 2 };
-      }
-      case 42: { // *
-        const count = this.#number(line.text);
-        const items: Reply[] = [];
-        let end = line.end;
-        for (let i = 0; i < count; i++) {
-          const item = this.#parse(end);
-          if (item === undefined) return undefined;
-          items.push(item.reply);
-          end = item.end;
-        }
-        return { reply: { kind: "array", items }, end };
-      }
-      default:
-        throw new ReplyFormatError(`reply starts with byte ${type}, not a RESP type`);
-    }
-  }
-
-  #number(text: string): number {
-    const value = Number(text);
-    if (text === "" || !Number.isInteger(value)) {
-      throw new ReplyFormatError(`"${text}" is not a RESP integer`);
-    }
-    return value;
-  }
-}
-
 /** The integer of an integer reply, or an error naming what came instead. */
-export function expectInteger(reply: Reply, what: string): number {
-  if (reply.kind === "integer") return reply.value;
+export function expectInteger(reply: RespValue, what: string): number {
+  if (typeof reply === "number") return reply;
   throw new ReplyFormatError(`${what}: ${describeReply(reply)} instead of an integer`);
 }
 
-/** `:lastLsn :lastEpoch` of a HELLO reply. */
-export function parseHelloReply(reply: Reply): { lastLsn: number; lastEpoch: number } {
-  if (
-    reply.kind === "array" && reply.items.length === 2 && reply.items[0].kind === "integer" &&
-    reply.items[1].kind === "integer"
-  ) {
-    return { lastLsn: reply.items[0].value, lastEpoch: reply.items[1].value };
+/** `+<lastLsn> <lastEpoch>` of a HELLO reply. */
+export function parseHelloReply(reply: RespValue): { lastLsn: number; lastEpoch: number } {
+  const match = typeof reply === "string" ? /^(\d{1,16}) (\d{1,10})$/.exec(reply) : null;
+  if (match === null) {
+    throw new ReplyFormatError(`HELLO: ${describeReply(reply)} instead of "<lastLsn> <lastEpoch>"`);
   }
-  throw new ReplyFormatError(`HELLO: ${describeReply(reply)} instead of [lastLsn, lastEpoch]`);
+  return { lastLsn: Number(match[1]), lastEpoch: Number(match[2]) };
+}
+
+/** The status text a replica answers HELLO with. */
+export function helloReplyText(lastLsn: number, lastEpoch: number): string {
+  return `${lastLsn} ${lastEpoch}`;
 }
 
 /** Short text of a reply, for error messages. */
-export function describeReply(reply: Reply): string {
-  switch (reply.kind) {
-    case "error":
-      return `error "${reply.text}"`;
-    case "status":
-      return `status "${reply.text}"`;
-    case "integer":
-      return `integer ${reply.value}`;
-    case "bulk":
-      return reply.bytes === null ? "null" : `${reply.bytes.length}-byte string`;
-    case "array":
-      return `array of ${reply.items.length}`;
-  }
+export function describeReply(reply: RespValue): string {
+  if (reply instanceof RespErrorReply) return `error "${reply.code} ${reply.message}"`;
+  if (typeof reply === "string") return `status "${reply}"`;
+  if (typeof reply === "number") return `integer ${reply}`;
+  if (reply === null) return "null";
+  if (reply instanceof Uint8Array) return `${reply.length}-byte string`;
+  return `array of ${reply.length}`;
 }

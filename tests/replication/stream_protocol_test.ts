@@ -1,12 +1,14 @@
 import assert from "node:assert/strict";
+import { RespErrorReply } from "../../src/protocol/resp.ts";
 import {
   decodePairs,
   encodeRequest,
+  expectInteger,
+  helloReplyText,
   logRequest,
   PairChunkWriter,
   parseHelloReply,
   ReplyFormatError,
-  ReplyParser,
   StreamFormatError,
 } from "../../src/replication/stream_protocol.ts";
 
@@ -25,37 +27,15 @@ Deno.test("requests are RESP arrays of bulk strings; runs concatenate into one w
   );
 });
 
-Deno.test("reply parser: every RESP type, split anywhere across reads", () => {
-  const stream = bytes(
-    "+OK\r\n:42\r\n-ERR not a replica\r\n$3\r\na\r\n\r\n$-1\r\n*2\r\n:7\r\n:1\r\n",
+Deno.test("HELLO replies and integer acknowledgements are checked", () => {
+  assert.deepEqual(parseHelloReply(helloReplyText(7, 1)), { lastLsn: 7, lastEpoch: 1 });
+  assert.throws(() => parseHelloReply("OK"), /status "OK" instead of "<lastLsn> <lastEpoch>"/);
+  assert.throws(
+    () => parseHelloReply(new RespErrorReply("ERR", "not a replica")),
+    ReplyFormatError,
   );
-  for (let cut = 0; cut <= stream.length; cut++) {
-    const parser = new ReplyParser(1024);
-    parser.feed(stream.subarray(0, cut));
-    const replies = [];
-    for (let r = parser.next(); r !== undefined; r = parser.next()) replies.push(r);
-    parser.feed(stream.subarray(cut));
-    for (let r = parser.next(); r !== undefined; r = parser.next()) replies.push(r);
-    assert.deepEqual(replies, [
-      { kind: "status", text: "OK" },
-      { kind: "integer", value: 42 },
-      { kind: "error", text: "ERR not a replica" },
-      { kind: "bulk", bytes: bytes("a\r\n") },
-      { kind: "bulk", bytes: null },
-      { kind: "array", items: [{ kind: "integer", value: 7 }, { kind: "integer", value: 1 }] },
-    ], `cut at ${cut}`);
-    assert.deepEqual(parseHelloReply(replies[5]), { lastLsn: 7, lastEpoch: 1 });
-  }
-});
-
-Deno.test("reply parser: refuses what is not RESP and bulk replies past the limit", () => {
-  const parser = new ReplyParser(4);
-  parser.feed(bytes("$5\r\nhello\r\n"));
-  assert.throws(() => parser.next(), /bulk reply of 5 bytes \(limit 4\)/);
-  const other = new ReplyParser(4);
-  other.feed(bytes("OK\r\n"));
-  assert.throws(() => other.next(), ReplyFormatError);
-  assert.throws(() => parseHelloReply({ kind: "status", text: "OK" }), /instead of \[lastLsn/);
+  assert.equal(expectInteger(42, "LOG"), 42);
+  assert.throws(() => expectInteger("OK", "LOG"), /LOG: status "OK" instead of an integer/);
 });
 
 Deno.test("snapshot chunks: bounded pairs that decode back, torn ones refused", () => {

@@ -1,0 +1,582 @@
+/**
+ * The I/O around one {@link ReplicaNode}: its one persistent connection, its one sender loop and
+ * its one reply reader. The node decides; the link connects, writes what the node says, reads the
+ * replies back into it, and enforces `REPLICATION_TIMEOUT` on every awaited reply with one
+ * watchdog timer. Records leave strictly in LSN order because only this loop writes.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { INCOMPLETE, RespErrorReply, RespReplyParser, type RespValue } from "../protocol/resp.ts";
+import { RECORD_HEADER_BYTES, recordEpochAt, recordLengthAt, recordLsnAt } from "./log_records.ts";
+import type { ReplicaNode } from "./replica_node.ts";
+import {
+  describeReply,
+  expectInteger,
+  helloRequest,
+  logRequest,
+  PairChunkWriter,
+  parseHelloReply,
+  pingRequest,
+  snapshotBeginRequest,
+  snapshotChunkRequest,
+  snapshotEndRequest,
+} from "./stream_protocol.ts";
+
+/** A consistent, pinned view of the master's data at one LSN (storage's `snapshot()`). */
+export interface SourceSnapshot {
+  lsn: number;
+  /** Live keys in the snapshot, when known (for progress). */
+  keys?: number;
+  /** Key and value bytes in the snapshot, when known (for progress). */
+  bytes?: number;
+  entries: AsyncIterable<readonly [Uint8Array, Uint8Array]>;
+  release(): void;
+}
+
+/** What the master's storage offers replication (see the storage contract). */
+export interface ReplicationSource {
+  /** Highest LSN appended (durable or not). */
+  readonly lastLsn: number;
+  /** This node's epoch, written into its records. */
+  readonly epoch?: number;
+  onDurable(listener: (records: Uint8Array, firstLsn: number, lastLsn: number) => void): () => void;
+  /** Encoded records after `lsn`, in chunks; throws LogGapError when some were compacted away. */
+  readLogFrom(lsn: number): AsyncIterable<Uint8Array>;
+  snapshot(): SourceSnapshot | Promise<SourceSnapshot>;
+}
+
+/** What a link needs from its replicator. */
+export interface LinkContext {
+  source: ReplicationSource;
+  log: Logger;
+  nowMs(): number;
+  /** The master's epoch for HELLO. */
+  epoch: number;
+  snapshotChunkBytes: number;
+  /** Largest reply accepted from a replica. */
+  maxReplyBytes: number;
+  /** The replica acknowledged more records. */
+  onAck(node: ReplicaNode): void;
+  /** The replica's health changed. */
+  onHealthChange(node: ReplicaNode): void;
+}
+
+/** A replica failed in a way that a reconnect may fix. */
+class LinkError extends Error {
+  override name = "LinkError";
+}
+
+type Expected = "hello" | "log" | "ping" | "snapshot" | "chunk";
+
+interface Waiter {
+  kind: Expected;
+  pairs: number;
+  resolve(reply: RespValue): void;
+  reject(error: Error): void;
+}
+
+/** Wakes a sleeping loop early; a wake with nobody waiting is remembered once. */
+class Wakeup {
+  #wake: (() => void) | undefined;
+  #pending = false;
+
+  notify(): void {
+    const wake = this.#wake;
+    if (wake === undefined) {
+      this.#pending = true;
+      return;
+    }
+    this.#wake = undefined;
+    wake();
+  }
+
+  wait(ms: number): Promise<void> {
+    if (this.#pending) {
+      this.#pending = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, Math.max(0, ms));
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+/** The sender of one replica. */
+export class ReplicaLink {
+  readonly node: ReplicaNode;
+  readonly #ctx: LinkContext;
+  readonly #wakeup = new Wakeup();
+  #conn: Deno.Conn | undefined;
+  #failure: Error | undefined;
+  #waiters: Waiter[] = [];
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  #inflightPairs = 0;
+  #stopped = false;
+  #running: Promise<void> | undefined;
+
+  constructor(node: ReplicaNode, ctx: LinkContext) {
+    this.node = node;
+    this.#ctx = ctx;
+  }
+
+  /** Starts the sender loop. */
+  start(): void {
+    this.#running ??= this.#run();
+  }
+
+  /** Something changed (new records, a reply): let the sender look again. */
+  wake(): void {
+    this.#wakeup.notify();
+  }
+
+  /** Stops the loop and closes the connection. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#fail(new LinkError("the master is shutting down"));
+    this.#wakeup.notify();
+    await this.#running;
+  }
+
+  async #run(): Promise<void> {
+    const { log } = this.#ctx;
+    let delayMs = 0;
+    while (!this.#stopped) {
+      if (delayMs > 0) {
+        await this.#wakeup.wait(delayMs);
+        if (this.#stopped) break;
+      }
+      this.#failure = undefined;
+      try {
+        await this.#session();
+      } catch (error) {
+        if (this.#stopped) break;
+        const reason = error instanceof Error ? error.message : String(error);
+        const wasHealthy = this.node.healthy;
+        const outcome = this.node.markFailure(this.#ctx.nowMs(), reason);
+        delayMs = outcome.retryDelayMs;
+        log.warn(
+          "replica {replica} failed: {reason}; next attempt in {retryDelayMs} ms " +
+            "(consecutive failures: {failures}, unhealthy at {maxFailures})",
+          {
+            replica: this.node.address,
+            reason,
+            retryDelayMs: delayMs,
+            failures: this.node.consecutiveFailures,
+            maxFailures: this.node.policy.maxFailures,
+          },
+        );
+        if (outcome.becameUnhealthy) {
+          log.error(
+            "replica {replica} marked unhealthy after {failures} consecutive failures; probing " +
+              "it every {intervalMs} ms",
+            {
+              replica: this.node.address,
+              failures: this.node.consecutiveFailures,
+              intervalMs: this.node.policy.healthCheckIntervalMs,
+            },
+          );
+        }
+        if (wasHealthy !== this.node.healthy) this.#ctx.onHealthChange(this.node);
+      } finally {
+        this.#closeConnection();
+      }
+    }
+    this.#closeConnection();
+  }
+
+  async #session(): Promise<void> {
+    const { node } = this;
+    const { log } = this.#ctx;
+    const conn = await this.#connect();
+    this.#conn = conn;
+    this.#readLoop(conn);
+    const wasHealthy = node.healthy;
+    const hello = await this.#request(helloRequest(this.#ctx.epoch, node.durableLsn), "hello");
+    const { lastLsn, lastEpoch } = parseHelloReply(hello);
+    const masterEpochAtReplicaLsn = lastLsn === 0
+      ? 0
+      : lastLsn > node.durableLsn
+      ? undefined
+      : await this.#epochAt(lastLsn);
+    this.#throwIfFailed();
+    const decision = node.onHandshake(
+      { replicaLsn: lastLsn, replicaEpoch: lastEpoch, masterEpochAtReplicaLsn },
+      this.#ctx.nowMs(),
+    );
+    if (!wasHealthy) {
+      log.info("replica {replica} is healthy again", { replica: node.address });
+      this.#ctx.onHealthChange(node);
+    }
+    log.info(
+      "replica {replica} connected at LSN {replicaLsn} (master at {masterLsn}): {state}",
+      {
+        replica: node.address,
+        replicaLsn: lastLsn,
+        masterLsn: node.durableLsn,
+        state: decision.kind === "full_sync" ? `full sync (${decision.reason})` : node.state,
+      },
+    );
+    if (decision.kind === "full_sync") await this.#fullSync();
+    this.#ctx.onAck(node);
+    await this.#stream();
+  }
+
+  async #connect(): Promise<Deno.Conn> {
+    const { timeoutMs } = this.node.policy;
+    const attempt = Deno.connect({ hostname: this.node.host, port: this.node.port });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new LinkError(`connect timed out after REPLICATION_TIMEOUT ${timeoutMs / 1000} s`),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      const conn = await Promise.race([attempt, timeout]);
+      conn.setNoDelay(true);
+      return conn;
+    } catch (error) {
+      attempt.then((late) => late.close(), () => {});
+      if (error instanceof LinkError) throw error;
+      throw new LinkError(`connect failed: ${error instanceof Error ? error.message : error}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #stream(): Promise<void> {
+    const { node } = this;
+    for (;;) {
+      this.#throwIfFailed();
+      const next = node.nextSend();
+      if (next.kind === "queue") {
+        const last = next.batches[next.batches.length - 1].lastLsn;
+        await this.#send(logRequest(next.batches.map((b) => b.records)), "log", 0, last);
+      } else if (next.kind === "log") {
+        await this.#catchUp(next.afterLsn, next.uptoLsn);
+      } else if (node.pingDue(this.#ctx.nowMs())) {
+        await this.#send(pingRequest(), "ping", 0);
+      } else if (node.pendingReplies > 0) {
+        await this.#wakeup.wait(node.policy.timeoutMs);
+      } else {
+        await this.#wakeup.wait(Math.max(1, node.pingDueAtMs() - this.#ctx.nowMs()));
+      }
+    }
+  }
+
+  /** Sends the log's records `afterLsn+1 .. uptoLsn` in frames of at most the batch size. */
+  async #catchUp(afterLsn: number, uptoLsn: number): Promise<void> {
+    const { batchBytes } = this.node.policy;
+    let parts: Uint8Array[] = [];
+    let frameBytes = 0;
+    let frameLast = afterLsn;
+    const flush = async () => {
+      if (parts.length === 0) return;
+      const request = logRequest(parts);
+      parts = [];
+      frameBytes = 0;
+      await this.#waitWindow();
+      await this.#send(request, "log", 0, frameLast);
+    };
+    let carry: Uint8Array | undefined;
+    let done = false;
+    for await (const chunk of this.#ctx.source.readLogFrom(afterLsn)) {
+      this.#throwIfFailed();
+      let bytes = chunk;
+      if (carry !== undefined) {
+        bytes = new Uint8Array(carry.length + chunk.length);
+        bytes.set(carry);
+        bytes.set(chunk, carry.length);
+        carry = undefined;
+      }
+      let at = 0;
+      while (at < bytes.length) {
+        if (bytes.length - at < RECORD_HEADER_BYTES) break;
+        const length = recordLengthAt(bytes, at);
+        if (at + length > bytes.length) break;
+        const lsn = recordLsnAt(bytes, at);
+        if (lsn > uptoLsn) {
+          done = true;
+          break;
+        }
+        if (lsn > afterLsn) {
+          if (frameBytes > 0 && frameBytes + length > batchBytes) await flush();
+          parts.push(bytes.subarray(at, at + length));
+          frameBytes += length;
+          frameLast = lsn;
+        }
+        at += length;
+      }
+      if (done) break;
+      if (at < bytes.length) carry = bytes.slice(at);
+      // The storage may reuse its chunk buffer: keep copies of what is not sent yet.
+      parts = parts.map((p) => p.slice());
+    }
+    await flush();
+    if (frameLast < uptoLsn && !done) {
+      throw new LinkError(`the log ended at LSN ${frameLast}, before the durable LSN ${uptoLsn}`);
+    }
+  }
+
+  async #fullSync(): Promise<void> {
+    const { node } = this;
+    const { log } = this.#ctx;
+    const snapshot = await this.#ctx.source.snapshot();
+    try {
+      const startedMs = this.#ctx.nowMs();
+      const totalBytes = snapshot.bytes ?? 0;
+      const totalKeys = snapshot.keys ?? 0;
+      await this.#request(
+        snapshotBeginRequest(snapshot.lsn, this.#ctx.epoch, totalKeys, totalBytes),
+        "snapshot",
+      );
+      const writer = new PairChunkWriter(this.#ctx.snapshotChunkBytes);
+      let sentPairs = 0;
+      let sentBytes = 0;
+      let nextReportPercent = 10;
+      let lastReportMs = startedMs;
+      const flush = async () => {
+        if (writer.pairs === 0) return;
+        const pairs = writer.pairs;
+        const chunk = writer.take();
+        while (
+          this.#inflightPairs > 0 && this.#inflightPairs + pairs > node.policy.queueSizeRecords
+        ) {
+          this.#throwIfFailed();
+          await this.#wakeup.wait(node.policy.timeoutMs);
+        }
+        await this.#send(snapshotChunkRequest(chunk), "chunk", pairs);
+        sentPairs += pairs;
+        sentBytes += chunk.length;
+        const now = this.#ctx.nowMs();
+        const percent = totalKeys > 0 ? Math.floor((sentPairs / totalKeys) * 100) : 0;
+        if (percent >= nextReportPercent || now - lastReportMs >= 5000) {
+          nextReportPercent = Math.floor(percent / 10) * 10 + 10;
+          lastReportMs = now;
+          log.info(
+            "full sync of replica {replica}: {records} of {totalRecords} records, {bytes} bytes " +
+              "({percent}%)",
+            {
+              replica: node.address,
+              records: sentPairs,
+              totalRecords: totalKeys,
+              bytes: sentBytes,
+              percent,
+            },
+          );
+        }
+      };
+      for await (const [key, value] of snapshot.entries) {
+        this.#throwIfFailed();
+        if (writer.wouldOverflow(key, value)) await flush();
+        writer.add(key, value);
+      }
+      await flush();
+      const end = await this.#request(snapshotEndRequest(snapshot.lsn), "snapshot");
+      const endLsn = expectInteger(end, "SNAPSHOT END");
+      if (endLsn !== snapshot.lsn) {
+        throw new LinkError(`replica ended the full sync at LSN ${endLsn}, not ${snapshot.lsn}`);
+      }
+      node.onFullSyncDone(snapshot.lsn, this.#ctx.nowMs());
+      const seconds = Math.max(0.001, (this.#ctx.nowMs() - startedMs) / 1000);
+      log.info(
+        "full sync of replica {replica} done: {records} records, {bytes} bytes at LSN {lsn} in " +
+          "{seconds} s ({mbPerSecond} MB/s); catching up from the log",
+        {
+          replica: node.address,
+          records: sentPairs,
+          bytes: sentBytes,
+          lsn: snapshot.lsn,
+          seconds: Number(seconds.toFixed(3)),
+          mbPerSecond: Number((sentBytes / 1e6 / seconds).toFixed(1)),
+        },
+      );
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  /** Epoch of the master's record at `lsn`, or undefined when the log lost it. */
+  async #epochAt(lsn: number): Promise<number | undefined> {
+    try {
+      for await (const chunk of this.#ctx.source.readLogFrom(lsn - 1)) {
+        if (chunk.length < RECORD_HEADER_BYTES) return undefined;
+        return recordLsnAt(chunk, 0) === lsn ? recordEpochAt(chunk, 0) : undefined;
+      }
+      return undefined;
+    } catch (error) {
+      if (error instanceof Error && error.name === "LogGapError") return undefined;
+      throw error;
+    }
+  }
+
+  async #waitWindow(): Promise<void> {
+    while (!this.node.windowOpen()) {
+      this.#throwIfFailed();
+      await this.#wakeup.wait(this.node.policy.timeoutMs);
+    }
+    this.#throwIfFailed();
+  }
+
+  /** Writes a request whose reply is handled by the reader (LOG, PING, CHUNK). */
+  async #send(bytes: Uint8Array, kind: Expected, pairs: number, lastLsn?: number): Promise<void> {
+    this.#throwIfFailed();
+    this.#waiters.push({ kind, pairs, resolve: () => {}, reject: () => {} });
+    this.#inflightPairs += pairs;
+    this.node.onSent(this.#ctx.nowMs(), lastLsn);
+    this.#armWatchdog();
+    await this.#write(bytes);
+  }
+
+  /** Writes a request and waits for its reply. */
+  async #request(bytes: Uint8Array, kind: Expected): Promise<RespValue> {
+    this.#throwIfFailed();
+    const reply = new Promise<RespValue>((resolve, reject) => {
+      this.#waiters.push({ kind, pairs: 0, resolve, reject });
+    });
+    reply.catch(() => {}); // a failed write rejects it too; the failure is thrown below
+    this.node.onSent(this.#ctx.nowMs());
+    this.#armWatchdog();
+    await this.#write(bytes);
+    return await reply;
+  }
+
+  async #write(bytes: Uint8Array): Promise<void> {
+    const conn = this.#conn;
+    if (conn === undefined) throw this.#failure ?? new LinkError("not connected");
+    try {
+      let written = 0;
+      while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+    } catch (error) {
+      this.#fail(
+        new LinkError(`send failed: ${error instanceof Error ? error.message : String(error)}`),
+      );
+      throw this.#failure;
+    }
+  }
+
+  async #readLoop(conn: Deno.Conn): Promise<void> {
+    let buffer = new Uint8Array(64 * 1024);
+    let end = 0;
+    const parser = new RespReplyParser({
+      maxBulkBytes: this.#ctx.maxReplyBytes,
+      maxArrayElements: 16,
+    });
+    try {
+      for (;;) {
+        if (end === buffer.length) {
+          if (buffer.length >= this.#ctx.maxReplyBytes) {
+            throw new LinkError(`reply larger than ${this.#ctx.maxReplyBytes} bytes`);
+          }
+          const bigger = new Uint8Array(buffer.length * 2);
+          bigger.set(buffer);
+          buffer = bigger;
+        }
+        const n = await conn.read(buffer.subarray(end));
+        if (n === null) throw new LinkError("replica closed the connection");
+        end += n;
+        const data = buffer.subarray(0, end);
+        let start = 0;
+        for (;;) {
+          const reply = parser.next(data, start);
+          start = parser.offset; // complete elements are consumed even when INCOMPLETE
+          if (reply === INCOMPLETE) break;
+          this.#onReply(reply);
+        }
+        buffer.copyWithin(0, start, end);
+        end -= start;
+      }
+    } catch (error) {
+      if (this.#conn !== conn) return; // this connection was already dropped
+      this.#fail(
+        error instanceof LinkError ? error : new LinkError(
+          `connection failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
+    }
+  }
+
+  #onReply(reply: RespValue): void {
+    const waiter = this.#waiters.shift();
+    if (waiter === undefined) {
+      throw new LinkError(`unexpected reply from the replica: ${describeReply(reply)}`);
+    }
+    if (reply instanceof RespErrorReply) {
+      throw new LinkError(
+        `replica refused ${waiter.kind.toUpperCase()}: ${reply.code} ${reply.message}`,
+      );
+    }
+    const now = this.#ctx.nowMs();
+    if (waiter.kind === "log" || waiter.kind === "ping") {
+      const lsn = expectInteger(reply, waiter.kind.toUpperCase());
+      const newly = this.node.onReply(now, lsn);
+      if (newly > 0) this.#ctx.onAck(this.node);
+    } else {
+      this.node.onReply(now);
+      this.#inflightPairs -= waiter.pairs;
+    }
+    this.#armWatchdog();
+    waiter.resolve(reply);
+    this.#wakeup.notify();
+  }
+
+  #armWatchdog(): void {
+    if (this.#watchdog !== undefined) return;
+    const deadline = this.node.replyDeadlineMs();
+    if (deadline === undefined) return;
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      if (this.node.replyOverdue(this.#ctx.nowMs())) {
+        this.#fail(
+          new LinkError(
+            `no reply within REPLICATION_TIMEOUT ${this.node.policy.timeoutMs / 1000} s`,
+          ),
+        );
+      } else {
+        this.#armWatchdog();
+      }
+    }, Math.max(1, deadline - this.#ctx.nowMs()));
+  }
+
+  #throwIfFailed(): void {
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  #fail(error: Error): void {
+    this.#failure ??= error;
+    this.#closeConnection();
+    this.#wakeup.notify();
+  }
+
+  #closeConnection(): void {
+    if (this.#watchdog !== undefined) {
+      clearTimeout(this.#watchdog);
+      this.#watchdog = undefined;
+    }
+    const conn = this.#conn;
+    this.#conn = undefined;
+    if (conn !== undefined) {
+      try {
+        conn.close();
+      } catch {
+        // already closed by the peer
+      }
+    }
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    this.#inflightPairs = 0;
+    const failure = this.#failure ?? new LinkError("connection closed");
+    for (const waiter of waiters) waiter.reject(failure);
+  }
+}

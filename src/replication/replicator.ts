@@ -1,0 +1,278 @@
+/**
+ * The master side of replication, as the spec's `Replicator`: it receives every batch of records
+ * at the master's durability point, hands it to each replica's buffer, runs one sender per
+ * replica, answers sync-mode writes when the required replicas acknowledged them, and reports
+ * `getStats()`. The spec's per-operation `replicate_put`/`replicate_batch_put`/`replicate_delete`
+ * are one thing here: the log records the store already wrote.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import { getLog } from "../log.ts";
+import { LagClock } from "./lag_clock.ts";
+import { splitBatch } from "./log_records.ts";
+import { ReplicaLink, type ReplicationSource } from "./replica_link.ts";
+import { ReplicaManager, type ReplicaNodeStatus } from "./replica_manager.ts";
+import type { ReplicaNode, ReplicaPolicy } from "./replica_node.ts";
+import { SyncAckTracker } from "./sync_tracker.ts";
+
+export { SyncReplicationError } from "./sync_tracker.ts";
+export type { ReplicationSource, SourceSnapshot } from "./replica_link.ts";
+
+/** What {@link Replicator.getStats} returns (the spec's `get_stats()`, plus lag and positions). */
+export interface ReplicatorStats {
+  role: "master";
+  mode: "async" | "sync";
+  /** Records acknowledged by replicas, summed over replicas. */
+  successfulReplications: number;
+  /** Failed attempts (connect, send, reply timeout, error reply), summed over replicas. */
+  failedReplications: number;
+  /** Records buffered in memory for replicas, summed over replicas. */
+  queueSize: number;
+  /** Highest LSN durable on the master. */
+  masterLsn: number;
+  healthyReplicas: number;
+  totalReplicas: number;
+  /** Sync-mode writes waiting for acknowledgements. */
+  syncWaiting: number;
+  replicas: ReplicaNodeStatus[];
+}
+
+/** Policy of every replica link, from the settings. */
+export function replicaPolicyFromConfig(config: Config): ReplicaPolicy {
+  return {
+    maxFailures: config.REPLICATION_MAX_FAILURES,
+    maxRetries: config.REPLICATION_MAX_RETRIES,
+    retryBackoffMs: config.REPLICATION_RETRY_BACKOFF_MS,
+    healthCheckIntervalMs: config.REPLICATION_HEALTH_CHECK_INTERVAL * 1000,
+    timeoutMs: config.REPLICATION_TIMEOUT * 1000,
+    queueSizeRecords: config.REPLICATION_QUEUE_SIZE,
+    batchBytes: config.REPLICATION_BATCH_BYTES,
+  };
+}
+
+interface SyncToken {
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+/** Replicates a master's log to its replicas. */
+export class Replicator {
+  readonly mode: "async" | "sync";
+  readonly replicaManager: ReplicaManager;
+  readonly #source: ReplicationSource;
+  readonly #links: ReplicaLink[] = [];
+  readonly #lagClock: LagClock;
+  readonly #tracker: SyncAckTracker<SyncToken>;
+  readonly #nowMs: () => number;
+  readonly #log = getLog("replication");
+  #durableLsn: number;
+  #unsubscribe: (() => void) | undefined;
+  #syncTimer: ReturnType<typeof setTimeout> | undefined;
+  #syncTimerAtMs = Infinity;
+  #drainWaiters: (() => void)[] = [];
+  #started = false;
+
+  /**
+   * `source`: the master's store, with nothing written since it was opened (its `lastLsn` is
+   * durable). `nowMs`: the clock (wall time by default).
+   */
+  constructor(source: ReplicationSource, config: Config, nowMs: () => number = Date.now) {
+    this.#source = source;
+    this.#nowMs = nowMs;
+    this.mode = config.REPLICATION_MODE;
+    const policy = replicaPolicyFromConfig(config);
+    this.replicaManager = new ReplicaManager(policy);
+    this.#lagClock = new LagClock(Math.max(2, config.REPLICATION_QUEUE_SIZE));
+    this.#tracker = new SyncAckTracker(config.SYNC_REPLICAS, policy.timeoutMs);
+    this.#durableLsn = source.lastLsn;
+    const epoch = source.epoch ?? 0;
+    for (const address of config.REPLICA_ADDRESSES) {
+      const node = this.replicaManager.addReplica(address.host, address.port);
+      node.setDurableLsn(this.#durableLsn);
+      this.#links.push(
+        new ReplicaLink(node, {
+          source,
+          log: this.#log,
+          nowMs,
+          epoch,
+          snapshotChunkBytes: config.SNAPSHOT_CHUNK_BYTES,
+          maxReplyBytes: 1024 * 1024,
+          onAck: (n) => this.#onAck(n),
+          onHealthChange: () => this.#settle(),
+        }),
+      );
+    }
+  }
+
+  /** Subscribes to the store's durable batches and starts one sender per replica. */
+  start(): void {
+    if (this.#started) return;
+    this.#started = true;
+    this.#unsubscribe = this.#source.onDurable((records, firstLsn, lastLsn) =>
+      this.#onDurable(records, firstLsn, lastLsn)
+    );
+    for (const link of this.#links) link.start();
+    this.#log.info("replicating to {replicas} in {mode} mode from LSN {lsn}", {
+      replicas: this.replicaManager.replicas.map((r) => r.address).join(", "),
+      mode: this.mode,
+      lsn: this.#durableLsn,
+    });
+  }
+
+  /** Highest LSN durable on the master. */
+  get durableLsn(): number {
+    return this.#durableLsn;
+  }
+
+  #onDurable(records: Uint8Array, firstLsn: number, lastLsn: number): void {
+    const now = this.#nowMs();
+    this.#durableLsn = lastLsn;
+    this.#lagClock.record(lastLsn, now);
+    // The store may reuse its buffer after this call: one copy, shared by every replica.
+    const batches = splitBatch(
+      { records: records.slice(), firstLsn, lastLsn },
+      this.replicaManager.replicas[0]?.policy.batchBytes ?? Infinity,
+    );
+    for (const link of this.#links) {
+      const node = link.node;
+      for (const batch of batches) {
+        const overflowRecords = node.onDurable(batch);
+        if (overflowRecords !== undefined) {
+          this.#log.warn(
+            "Queue full for replica {replica}: {records} records past REPLICATION_QUEUE_SIZE " +
+              "{queueSize} (state {state}); switched to catch-up from the log on disk, nothing " +
+              "is dropped",
+            {
+              replica: node.address,
+              records: overflowRecords,
+              queueSize: node.policy.queueSizeRecords,
+              state: node.state,
+            },
+          );
+        }
+      }
+      link.wake();
+    }
+  }
+
+  #onAck(_node: ReplicaNode): void {
+    this.#settle();
+    if (this.#drainWaiters.length > 0) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const wake of waiters) wake();
+    }
+    this.#lagClock.forgetThrough(this.replicaManager.minAckedLsn());
+  }
+
+  /**
+   * Resolves when the write at `lsn` is backed as sync mode requires (immediately in async mode);
+   * rejects with {@link SyncReplicationError} after `REPLICATION_TIMEOUT`.
+   */
+  waitForReplicas(lsn: number): Promise<void> {
+    const replicas = this.replicaManager.replicas;
+    if (this.mode !== "sync" || this.#tracker.isBacked(lsn, replicas)) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#tracker.add(lsn, this.#nowMs(), { resolve, reject });
+      this.#armSyncTimer();
+    });
+  }
+
+  #settle(): void {
+    if (this.#tracker.size === 0) return;
+    const { acknowledged, expired } = this.#tracker.settle(
+      this.replicaManager.replicas,
+      this.#nowMs(),
+    );
+    for (const token of acknowledged) token.resolve();
+    for (const { token, error } of expired) token.reject(error);
+    this.#armSyncTimer();
+  }
+
+  #armSyncTimer(): void {
+    const deadline = this.#tracker.nextDeadlineMs();
+    if (deadline === undefined) {
+      if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
+      this.#syncTimer = undefined;
+      this.#syncTimerAtMs = Infinity;
+      return;
+    }
+    if (this.#syncTimer !== undefined && this.#syncTimerAtMs <= deadline) return;
+    if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
+    this.#syncTimerAtMs = deadline;
+    this.#syncTimer = setTimeout(() => {
+      this.#syncTimer = undefined;
+      this.#syncTimerAtMs = Infinity;
+      this.#settle();
+    }, Math.max(1, deadline - this.#nowMs()));
+  }
+
+  /** Replication figures: counters, buffer size, health, and per replica position and lag. */
+  getStats(): ReplicatorStats {
+    const now = this.#nowMs();
+    const status = this.replicaManager.getStatus(now, this.#lagClock);
+    let successful = 0;
+    let failed = 0;
+    let queued = 0;
+    for (const r of this.replicaManager.replicas) {
+      successful += r.successfulRecords;
+      failed += r.failedAttempts;
+      queued += r.queue.sizeRecords;
+    }
+    return {
+      role: "master",
+      mode: this.mode,
+      successfulReplications: successful,
+      failedReplications: failed,
+      queueSize: queued,
+      masterLsn: this.#durableLsn,
+      healthyReplicas: status.healthyReplicas,
+      totalReplicas: status.totalReplicas,
+      syncWaiting: this.#tracker.size,
+      replicas: status.replicas,
+    };
+  }
+
+  /**
+   * Graceful stop: waits up to `drainTimeoutMs` for every connected replica to acknowledge the
+   * master's last durable LSN, then closes the links. What a replica did not get stays in the
+   * log and is sent at the next start. Waiting sync writes fail with the usual error.
+   */
+  async stop(drainTimeoutMs: number): Promise<void> {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    const deadline = this.#nowMs() + drainTimeoutMs;
+    const behind = () =>
+      this.replicaManager.replicas.filter((r) =>
+        r.state !== "down" && r.ackedLsn < this.#durableLsn
+      );
+    while (behind().length > 0 && this.#nowMs() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(1, deadline - this.#nowMs()));
+        this.#drainWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    const left = behind();
+    if (left.length > 0) {
+      this.#log.warn(
+        "stopping with {count} replicas not fully drained ({detail}); the rest stays in the log " +
+          "for the next start",
+        {
+          count: left.length,
+          detail: left.map((r) => `${r.address} at LSN ${r.ackedLsn} of ${this.#durableLsn}`)
+            .join(", "),
+        },
+      );
+    }
+    await Promise.all(this.#links.map((link) => link.stop()));
+    for (const { token, error } of this.#tracker.failAll(this.replicaManager.replicas)) {
+      token.reject(error);
+    }
+    if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
+    this.#syncTimer = undefined;
+  }
+}
