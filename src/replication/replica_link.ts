@@ -199,7 +199,15 @@ export class ReplicaLink {
     this.#conn = conn;
     this.#readLoop(conn);
     const wasHealthy = node.healthy;
-    const hello = await this.#request(helloRequest(this.#ctx.epoch, node.durableLsn), "hello");
+    const hello = await this.#request(
+      helloRequest(
+        this.#ctx.epoch,
+        node.durableLsn,
+        node.policy.healthCheckIntervalMs,
+        node.policy.timeoutMs,
+      ),
+      "hello",
+    );
     const { lastLsn, lastEpoch } = parseHelloReply(hello);
     const masterEpochAtReplicaLsn = lastLsn === 0
       ? 0

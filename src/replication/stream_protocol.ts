@@ -10,9 +10,11 @@
  *
  * ## Requests (master → replica) and replies
  * ```
- * REPLICATE HELLO <epoch> <masterLastLsn>   → +<lastLsn> <lastEpoch>
+ * REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>
+ *                                           → +<lastLsn> <lastEpoch>
  *     Opens a stream. The replica answers with the last master LSN it holds and the epoch of
- *     that record (0 and 0 when empty). A newer HELLO on another connection supersedes this one:
+ *     that record (0 and 0 when empty). The master says how often it pings an idle link and how
+ *     long it waits for a reply, so the replica can tell whether its master link is up. A newer HELLO on another connection supersedes this one:
  *     the replica refuses LOG/SNAPSHOT frames from a superseded stream.
  * REPLICATE LOG <records>                   → :<appliedLsn>
  *     <records> is a run of consecutive records encoded exactly as in the storage log (see
@@ -76,9 +78,21 @@ export function encodeRequest(words: readonly Word[]): Uint8Array {
   return out;
 }
 
-/** `REPLICATE HELLO <epoch> <masterLastLsn>`. */
-export function helloRequest(epoch: number, masterLastLsn: number): Uint8Array {
-  return encodeRequest(["REPLICATE", "HELLO", String(epoch), String(masterLastLsn)]);
+/** `REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>`. */
+export function helloRequest(
+  epoch: number,
+  masterLastLsn: number,
+  pingIntervalMs: number,
+  timeoutMs: number,
+): Uint8Array {
+  return encodeRequest([
+    "REPLICATE",
+    "HELLO",
+    String(epoch),
+    String(masterLastLsn),
+    String(Math.round(pingIntervalMs)),
+    String(Math.round(timeoutMs)),
+  ]);
 }
 
 /** `REPLICATE LOG <records>` with the runs concatenated. */

@@ -1,0 +1,299 @@
+/**
+ * The replica side of replication: the `REPLICATE` command of a node started with `--replica`.
+ * It answers the master's stream (HELLO, LOG, PING, SNAPSHOT; see `stream_protocol.ts`) and the
+ * spec's manual `REPLICATE PUT|BATCHPUT|DELETE`, which are stored as local writes (they never
+ * take a master LSN). Only the newest stream is served: a HELLO supersedes every earlier
+ * connection, whose frames are then refused, so two master connections can never interleave.
+ *
+ * @module
+ */
+import { getLog } from "../log.ts";
+import { decodePairs, helloReplyText, StreamFormatError } from "./stream_protocol.ts";
+
+/** What a replica's storage offers replication (see the storage contract). */
+export interface ReplicaStore {
+  /** Last master LSN held (local writes reuse it). */
+  readonly lastLsn: number;
+  /** Epoch of the record at `lastLsn` (0 when empty). */
+  readonly lastEpoch: number;
+  /** Appends the master's records (skipping LSNs already held); resolves when durable. */
+  appendReplicated(records: Uint8Array): Promise<number>;
+  /** Local writes of the manual `REPLICATE` commands; resolve when durable. */
+  putLocal(key: Uint8Array, value: Uint8Array): Promise<void>;
+  batchPutLocal(pairs: [Uint8Array, Uint8Array][]): Promise<void>;
+  deleteLocal(key: Uint8Array): Promise<boolean>;
+  /**
+   * Starts a crash-safe full-sync replacement: pairs are written aside and swapped in atomically
+   * by `commit` (the state as of `lsn` with `epoch`); `abort` discards them.
+   */
+  beginFullSync(lsn: number, epoch: number): Promise<FullSyncWriter> | FullSyncWriter;
+}
+
+/** A full sync being received (storage side). */
+export interface FullSyncWriter {
+  add(pairs: [Uint8Array, Uint8Array][]): Promise<void> | void;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** A REPLICATE request that cannot be served; the message goes back as `ERROR`. */
+export class ReplicateError extends Error {
+  override name = "ReplicateError";
+}
+
+/** A reply of the applier (the server writes it in the request's framing). */
+export type ApplierReply =
+  | { type: "ok" }
+  | { type: "integer"; value: number }
+  | { type: "status"; text: string };
+
+/** What `INFO replication` shows on a replica. */
+export interface ReplicaInfo {
+  role: "replica";
+  /** `up` while a master stream is open and heard from recently. */
+  masterLinkStatus: "up" | "down";
+  masterAddress: string;
+  /** Seconds since the master was last heard from, or -1. */
+  masterLastIoSecondsAgo: number;
+  lastAppliedLsn: number;
+  epoch: number;
+  masterEpoch: number;
+  fullSyncInProgress: boolean;
+  /** Records and pairs applied from the master since start. */
+  appliedFrames: number;
+  fullSyncs: number;
+}
+
+interface FullSyncState {
+  connectionId: number;
+  lsn: number;
+  writer: FullSyncWriter;
+  pairs: number;
+  expectedPairs: number;
+  chain: Promise<void>;
+}
+
+const decoder = new TextDecoder();
+
+function parseCount(bytes: Uint8Array, what: string): number {
+  const text = decoder.decode(bytes);
+  if (!/^\d{1,16}$/.test(text)) throw new ReplicateError(`${what} "${text}" is not a number`);
+  return Number(text);
+}
+
+function upper(bytes: Uint8Array): string {
+  return decoder.decode(bytes).toUpperCase();
+}
+
+/** Serves `REPLICATE` on a replica. */
+export class ReplicaApplier {
+  readonly #store: ReplicaStore;
+  readonly #nowMs: () => number;
+  readonly #log = getLog("replication");
+  #streamConnection = 0;
+  #masterAddress = "";
+  #masterEpoch = 0;
+  #linkUpWithinMs = 0;
+  #lastContactMs: number | undefined;
+  #fullSync: FullSyncState | undefined;
+  #appliedFrames = 0;
+  #fullSyncs = 0;
+
+  constructor(store: ReplicaStore, nowMs: () => number = Date.now) {
+    this.#store = store;
+    this.#nowMs = nowMs;
+  }
+
+  /**
+   * Handles `REPLICATE <sub> ...` (`args` start with the subcommand). `connectionId` identifies
+   * the connection; `peer` its address. `args` may be views into a reused buffer: everything
+   * kept past the synchronous part is copied.
+   */
+  handle(
+    args: Uint8Array[],
+    connectionId: number,
+    peer: string,
+  ): ApplierReply | Promise<ApplierReply> {
+    if (args.length === 0) throw new ReplicateError("REPLICATE requires subcommand");
+    const sub = upper(args[0]);
+    switch (sub) {
+      case "PUT":
+        if (args.length !== 3) throw new ReplicateError("REPLICATE PUT requires key and value");
+        return this.#store.putLocal(args[1].slice(), args[2].slice()).then(() => ({ type: "ok" }));
+      case "BATCHPUT": {
+        if (args.length < 3 || args.length % 2 === 0) {
+          throw new ReplicateError("REPLICATE BATCHPUT requires keys and values");
+        }
+        const pairs: [Uint8Array, Uint8Array][] = [];
+        for (let i = 1; i < args.length; i += 2) pairs.push([args[i].slice(), args[i + 1].slice()]);
+        return this.#store.batchPutLocal(pairs).then(() => ({ type: "ok" }));
+      }
+      case "DELETE":
+        if (args.length !== 2) throw new ReplicateError("REPLICATE DELETE requires key");
+        return this.#store.deleteLocal(args[1].slice()).then(() => ({ type: "ok" }));
+      case "HELLO":
+        return this.#hello(args, connectionId, peer);
+      case "LOG":
+        this.#checkStream(connectionId, "LOG");
+        if (args.length !== 2) throw new ReplicateError("REPLICATE LOG requires records");
+        return this.#applyLog(args[1].slice());
+      case "PING":
+        this.#checkStream(connectionId, "PING");
+        return { type: "integer", value: this.#store.lastLsn };
+      case "SNAPSHOT":
+        this.#checkStream(connectionId, "SNAPSHOT");
+        return this.#snapshot(args, connectionId);
+      default:
+        throw new ReplicateError(
+          `unknown REPLICATE subcommand "${sub}" (PUT, BATCHPUT, DELETE, or the master's ` +
+            `HELLO, LOG, PING, SNAPSHOT)`,
+        );
+    }
+  }
+
+  #hello(args: Uint8Array[], connectionId: number, peer: string): ApplierReply {
+    if (args.length !== 5) {
+      throw new ReplicateError(
+        "REPLICATE HELLO requires epoch, lastLsn, pingIntervalMs and timeoutMs",
+      );
+    }
+    const epoch = parseCount(args[1], "epoch");
+    const masterLsn = parseCount(args[2], "master LSN");
+    this.#linkUpWithinMs = parseCount(args[3], "ping interval") + parseCount(args[4], "timeout");
+    if (this.#fullSync !== undefined) this.#abortFullSync("a new master stream started");
+    const previous = this.#masterAddress;
+    this.#streamConnection = connectionId;
+    this.#masterAddress = peer;
+    this.#masterEpoch = epoch;
+    this.#lastContactMs = this.#nowMs();
+    const lastLsn = this.#store.lastLsn;
+    const lastEpoch = this.#store.lastEpoch;
+    this.#log.info(
+      "master {master} connected (epoch {epoch}, at LSN {masterLsn}); this replica is at LSN " +
+        "{lastLsn}",
+      { master: peer, previous, epoch, masterLsn, lastLsn },
+    );
+    return { type: "status", text: helloReplyText(lastLsn, lastEpoch) };
+  }
+
+  #checkStream(connectionId: number, what: string): void {
+    if (this.#streamConnection === 0) {
+      throw new ReplicateError(`REPLICATE ${what} before REPLICATE HELLO`);
+    }
+    if (connectionId !== this.#streamConnection) {
+      throw new ReplicateError(
+        `REPLICATE ${what} on a stream superseded by a newer REPLICATE HELLO; reconnect`,
+      );
+    }
+    this.#lastContactMs = this.#nowMs();
+  }
+
+  async #applyLog(records: Uint8Array): Promise<ApplierReply> {
+    if (this.#fullSync !== undefined) {
+      throw new ReplicateError("REPLICATE LOG during a full sync (expected SNAPSHOT END)");
+    }
+    const lsn = await this.#store.appendReplicated(records);
+    this.#appliedFrames++;
+    return { type: "integer", value: lsn };
+  }
+
+  #snapshot(args: Uint8Array[], connectionId: number): ApplierReply | Promise<ApplierReply> {
+    const step = args.length > 1 ? upper(args[1]) : "";
+    if (step === "BEGIN") {
+      if (args.length !== 6) {
+        throw new ReplicateError("REPLICATE SNAPSHOT BEGIN requires lsn, epoch, keys and bytes");
+      }
+      const lsn = parseCount(args[2], "snapshot LSN");
+      const epoch = parseCount(args[3], "snapshot epoch");
+      const keys = parseCount(args[4], "snapshot keys");
+      const bytes = parseCount(args[5], "snapshot bytes");
+      if (this.#fullSync !== undefined) this.#abortFullSync("a new full sync began");
+      return (async () => {
+        const writer = await this.#store.beginFullSync(lsn, epoch);
+        this.#fullSync = {
+          connectionId,
+          lsn,
+          writer,
+          pairs: 0,
+          expectedPairs: keys,
+          chain: Promise.resolve(),
+        };
+        this.#fullSyncs++;
+        this.#log.warn(
+          "full sync from the master began: {keys} keys, {bytes} bytes as of LSN {lsn}",
+          { keys, bytes, lsn },
+        );
+        return { type: "ok" } as const;
+      })();
+    }
+    const sync = this.#fullSync;
+    if (sync === undefined || sync.connectionId !== connectionId) {
+      throw new ReplicateError(`REPLICATE SNAPSHOT ${step} without SNAPSHOT BEGIN`);
+    }
+    if (step === "CHUNK") {
+      if (args.length !== 3) throw new ReplicateError("REPLICATE SNAPSHOT CHUNK requires pairs");
+      let pairs: [Uint8Array, Uint8Array][];
+      try {
+        pairs = decodePairs(args[2].slice());
+      } catch (error) {
+        if (error instanceof StreamFormatError) throw new ReplicateError(error.message);
+        throw error;
+      }
+      sync.pairs += pairs.length;
+      const count = sync.pairs;
+      sync.chain = sync.chain.then(() => sync.writer.add(pairs));
+      return sync.chain.then(() => ({ type: "integer", value: count }));
+    }
+    if (step === "END") {
+      if (args.length !== 3) throw new ReplicateError("REPLICATE SNAPSHOT END requires lsn");
+      const lsn = parseCount(args[2], "snapshot LSN");
+      if (lsn !== sync.lsn) {
+        throw new ReplicateError(`SNAPSHOT END at LSN ${lsn} does not match BEGIN's ${sync.lsn}`);
+      }
+      return (async () => {
+        await sync.chain;
+        await sync.writer.commit();
+        if (this.#fullSync === sync) this.#fullSync = undefined;
+        this.#log.info(
+          "full sync from the master done: {pairs} keys as of LSN {lsn}",
+          { pairs: sync.pairs, lsn },
+        );
+        return { type: "integer", value: lsn } as const;
+      })();
+    }
+    throw new ReplicateError(`unknown REPLICATE SNAPSHOT step "${step}" (BEGIN, CHUNK, END)`);
+  }
+
+  #abortFullSync(reason: string): void {
+    const sync = this.#fullSync;
+    if (sync === undefined) return;
+    this.#fullSync = undefined;
+    this.#log.warn("full sync abandoned after {pairs} keys: {reason}", {
+      pairs: sync.pairs,
+      reason,
+    });
+    sync.chain.then(() => sync.writer.abort()).catch((error) =>
+      this.#log.error("abandoning a full sync failed: {error}", { error: String(error) })
+    );
+  }
+
+  /** The replica's side of `INFO replication`. */
+  getInfo(): ReplicaInfo {
+    const now = this.#nowMs();
+    const sinceMs = this.#lastContactMs === undefined ? -1 : now - this.#lastContactMs;
+    // The master pings an idle link every health-check interval and gives up on a reply after
+    // its timeout (it says both in HELLO): silence beyond their sum means the link is down.
+    return {
+      role: "replica",
+      masterLinkStatus: sinceMs >= 0 && sinceMs <= this.#linkUpWithinMs ? "up" : "down",
+      masterAddress: this.#masterAddress,
+      masterLastIoSecondsAgo: sinceMs < 0 ? -1 : Math.floor(sinceMs / 1000),
+      lastAppliedLsn: this.#store.lastLsn,
+      epoch: this.#store.lastEpoch,
+      masterEpoch: this.#masterEpoch,
+      fullSyncInProgress: this.#fullSync !== undefined,
+      appliedFrames: this.#appliedFrames,
+      fullSyncs: this.#fullSyncs,
+    };
+  }
+}
