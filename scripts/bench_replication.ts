@@ -1,0 +1,614 @@
+/**
+ * `deno task bench replication [--quick]`: replication figures of kvstore next to Redis, measured
+ * in the same run on 127.0.0.1 (free ports, temp dirs, every process killed by PID at the end).
+ *
+ * - lag: a key written on the master (its OK received) until the first read of the replica that
+ *   sees it returns, p50/p99, at light load and while `redis-benchmark` drives 50 clients of SETs;
+ * - sync PUT latency p50/p99 with one and two replicas (Redis: SET then `WAIT n 100`);
+ * - master SET throughput (`redis-benchmark`, 50 clients) with 0, 1 and 2 async replicas;
+ * - catch-up speed: records/s for a replica that was down while records were written;
+ * - full-sync speed: MB/s for a new, empty replica of a master holding data.
+ *
+ * Figures on a shared machine are noisy: read them as direction, not as a verdict.
+ *
+ * @module
+ */
+import {
+  INCOMPLETE,
+  RespCommandWriter,
+  RespReplyParser,
+  type RespValue,
+} from "../src/protocol/resp.ts";
+
+const HOST = "127.0.0.1";
+const CLI = new URL("../cli.ts", import.meta.url).pathname;
+const decoder = new TextDecoder();
+
+interface Options {
+  /** Probe writes per lag/latency figure. */
+  samples: number;
+  /** Records written while a replica is down (catch-up). */
+  catchUpRecords: number;
+  /** Keys of the full-sync dataset, and their value size. */
+  fullSyncKeys: number;
+  fullSyncValueBytes: number;
+  /** SETs per throughput run. */
+  throughputRequests: number;
+}
+
+function parseOptions(args: string[]): Options {
+  const quick = args.includes("--quick");
+  return {
+    samples: quick ? 300 : 2000,
+    catchUpRecords: quick ? 20_000 : 200_000,
+    fullSyncKeys: quick ? 5_000 : 50_000,
+    fullSyncValueBytes: 1000,
+    throughputRequests: quick ? 20_000 : 200_000,
+  };
+}
+
+// ------------------------------------------------------------------ a minimal RESP connection
+
+/** One pipelined RESP connection (requests answered in order). */
+class RespConn {
+  readonly #conn: Deno.Conn;
+  readonly #writer = new RespCommandWriter();
+  readonly #parser = new RespReplyParser();
+  readonly #waiting: ((value: RespValue) => void)[] = [];
+  #buffer = new Uint8Array(64 * 1024);
+  #end = 0;
+
+  private constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    this.#readLoop();
+  }
+
+  static async open(port: number): Promise<RespConn> {
+    const conn = await Deno.connect({ hostname: HOST, port });
+    conn.setNoDelay(true);
+    return new RespConn(conn);
+  }
+
+  /** Sends one command; resolves with its reply. */
+  send(parts: (string | Uint8Array)[]): Promise<RespValue> {
+    this.#writer.length = 0;
+    this.#writer.command(parts);
+    const reply = new Promise<RespValue>((resolve) => this.#waiting.push(resolve));
+    const bytes = this.#writer.bytes.slice();
+    (async () => {
+      let written = 0;
+      while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
+    })().catch(() => {});
+    return reply;
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#end === this.#buffer.length) {
+          const bigger = new Uint8Array(this.#buffer.length * 2);
+          bigger.set(this.#buffer);
+          this.#buffer = bigger;
+        }
+        const n = await this.#conn.read(this.#buffer.subarray(this.#end));
+        if (n === null) return;
+        this.#end += n;
+        const data = this.#buffer.subarray(0, this.#end);
+        let start = 0;
+        for (;;) {
+          const value = this.#parser.next(data, start);
+          start = this.#parser.offset;
+          if (value === INCOMPLETE) break;
+          this.#waiting.shift()?.(value);
+        }
+        this.#buffer.copyWithin(0, start, this.#end);
+        this.#end -= start;
+      }
+    } catch {
+      // closed
+    }
+  }
+
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // closed
+    }
+  }
+}
+
+function text(value: RespValue): string {
+  if (value instanceof Uint8Array) return decoder.decode(value);
+  return String(value);
+}
+
+// ------------------------------------------------------------------ processes
+
+/** A child process the bench started; killed by PID at the end. */
+interface Proc {
+  name: string;
+  child: Deno.ChildProcess;
+  port: number;
+  dir: string;
+}
+
+const running = new Set<Proc>();
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function stop(proc: Proc, signal: Deno.Signal = "SIGKILL"): Promise<void> {
+  if (!running.delete(proc)) return;
+  try {
+    proc.child.kill(signal);
+  } catch {
+    // already gone
+  }
+  await proc.child.status;
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all([...running].map((p) => stop(p)));
+}
+
+/** Reads stderr JSON lines until `event: "listening"`; keeps draining after. */
+async function waitListening(child: Deno.ChildProcess, name: string): Promise<number> {
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`${name} exited before listening:\n${pending}`);
+    pending += value;
+    let newline;
+    while ((newline = pending.indexOf("\n")) !== -1) {
+      const line = pending.slice(0, newline);
+      pending = pending.slice(newline + 1);
+      try {
+        const record = JSON.parse(line);
+        const props = record.properties ?? record;
+        if (props.event === "listening") {
+          (async () => {
+            while (!(await reader.read()).done) {
+              // drain the log so the child never blocks on a full pipe
+            }
+          })();
+          return Number(props.port);
+        }
+      } catch {
+        // not JSON
+      }
+    }
+  }
+  throw new Error(`${name} did not report listening within 30 s`);
+}
+
+async function startKvstore(name: string, dir: string, flags: string[]): Promise<Proc> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      CLI,
+      "serve",
+      "--host",
+      HOST,
+      "--port",
+      "0",
+      "--data-dir",
+      dir,
+      "--log-format",
+      "json",
+      ...flags,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const proc: Proc = { name, child, port: 0, dir };
+  running.add(proc);
+  proc.port = await waitListening(child, name);
+  return proc;
+}
+
+async function startRedis(name: string, dir: string, extra: string[]): Promise<Proc> {
+  const port = freePort();
+  const child = new Deno.Command("redis-server", {
+    args: [
+      "--port",
+      String(port),
+      "--bind",
+      HOST,
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--dir",
+      dir,
+      "--logfile",
+      "",
+      ...extra,
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const proc: Proc = { name, child, port, dir };
+  running.add(proc);
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    try {
+      const conn = await RespConn.open(port);
+      const pong = await conn.send(["PING"]);
+      conn.close();
+      if (pong === "PONG") return proc;
+    } catch {
+      await sleep(20);
+    }
+  }
+  throw new Error(`${name} did not answer PING`);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function info(port: number, section: string): Promise<Map<string, string>> {
+  const conn = await RespConn.open(port);
+  try {
+    const reply = text(await conn.send(["INFO", section]));
+    const fields = new Map<string, string>();
+    for (const line of reply.split(/\r?\n/)) {
+      const colon = line.indexOf(":");
+      if (colon > 0 && !line.startsWith("#")) {
+        fields.set(line.slice(0, colon), line.slice(colon + 1));
+      }
+    }
+    return fields;
+  } finally {
+    conn.close();
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(5);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** True when every replica listed in the master's INFO has acknowledged the master's LSN. */
+async function kvstoreCaughtUp(masterPort: number): Promise<boolean> {
+  const fields = await info(masterPort, "replication");
+  const masterLsn = fields.get("master_lsn");
+  const replicas = [...fields.entries()].filter(([k]) => /^replica\d+$/.test(k));
+  return replicas.length > 0 &&
+    replicas.every(([, v]) =>
+      v.includes(`acked_lsn=${masterLsn},`) && v.includes("state=streaming")
+    );
+}
+
+async function redisReplicaReady(replicaPort: number): Promise<boolean> {
+  return (await info(replicaPort, "replication")).get("master_link_status") === "up";
+}
+
+// ------------------------------------------------------------------ measurements
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+function summary(samplesMs: number[]): string {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  return `p50 ${percentile(sorted, 50).toFixed(3)} ms, p99 ${
+    percentile(sorted, 99).toFixed(3)
+  } ms ` +
+    `(n=${sorted.length})`;
+}
+
+/** Lag: master OK → the first replica read that sees the value returns. */
+async function measureLag(masterPort: number, replicaPort: number, samples: number) {
+  const master = await RespConn.open(masterPort);
+  const replica = await RespConn.open(replicaPort);
+  const lags: number[] = [];
+  const deadline = Date.now() + 30_000;
+  try {
+    for (let i = 0; i < samples && Date.now() < deadline; i++) {
+      const key = `lag:${i % 100}`;
+      const value = `v${i}-${Date.now()}`;
+      await master.send(["SET", key, value]);
+      const okAt = performance.now();
+      for (let polls = 0; polls < 100_000; polls++) {
+        const seen = await replica.send(["GET", key]);
+        if (seen instanceof Uint8Array && decoder.decode(seen) === value) break;
+      }
+      lags.push(performance.now() - okAt);
+    }
+  } finally {
+    master.close();
+    replica.close();
+  }
+  return lags;
+}
+
+/** Latency of a sync write: kvstore SET in sync mode, or Redis SET + WAIT n 100. */
+async function measureSyncLatency(port: number, samples: number, waitReplicas?: number) {
+  const conn = await RespConn.open(port);
+  const latencies: number[] = [];
+  try {
+    for (let i = 0; i < samples; i++) {
+      const start = performance.now();
+      const set = conn.send(["SET", `sync:${i % 1000}`, "x".repeat(100)]);
+      if (waitReplicas !== undefined) {
+        const acked = await conn.send(["WAIT", String(waitReplicas), "100"]);
+        if (acked !== waitReplicas) throw new Error(`WAIT acknowledged ${text(acked)}`);
+      }
+      const reply = await set;
+      if (reply !== "OK") throw new Error(`SET answered ${text(reply)}`);
+      latencies.push(performance.now() - start);
+    }
+  } finally {
+    conn.close();
+  }
+  return latencies;
+}
+
+/** Runs redis-benchmark SETs (50 clients) and returns requests per second. */
+async function redisBenchmarkSet(port: number, requests: number, clients = 50): Promise<number> {
+  const output = await new Deno.Command("redis-benchmark", {
+    args: [
+      "-h",
+      HOST,
+      "-p",
+      String(port),
+      "-c",
+      String(clients),
+      "-n",
+      String(requests),
+      "-t",
+      "set",
+      "-d",
+      "100",
+      "-r",
+      "100000",
+      "--csv",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const lines = decoder.decode(output.stdout).trim().split("\n");
+  const row = lines.find((line) => line.startsWith('"SET"'));
+  if (row === undefined) {
+    throw new Error(`redis-benchmark printed no SET row: ${lines.join(" | ")}`);
+  }
+  return Number(JSON.parse(`[${row}]`)[1]);
+}
+
+/** Starts redis-benchmark as background load; returns a stop function. */
+function backgroundLoad(port: number): () => Promise<void> {
+  const child = new Deno.Command("redis-benchmark", {
+    args: [
+      "-h",
+      HOST,
+      "-p",
+      String(port),
+      "-c",
+      "50",
+      "-n",
+      "100000000",
+      "-t",
+      "set",
+      "-d",
+      "100",
+      "-r",
+      "100000",
+      "-q",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  return async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // gone
+    }
+    await child.status;
+  };
+}
+
+// ------------------------------------------------------------------ scenarios
+
+async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-bench-repl-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await stopAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function kvstoreCluster(
+  dir: string,
+  replicas: number,
+  masterFlags: string[] = [],
+  replicaFlags: string[] = [],
+) {
+  const nodes: Proc[] = [];
+  for (let i = 0; i < replicas; i++) {
+    await Deno.mkdir(`${dir}/r${i}`, { recursive: true });
+    nodes.push(await startKvstore(`replica${i}`, `${dir}/r${i}`, ["--replica", ...replicaFlags]));
+  }
+  await Deno.mkdir(`${dir}/m`, { recursive: true });
+  const replicaList = nodes.map((n) => `${HOST}:${n.port}`).join(",");
+  const master = await startKvstore(
+    "master",
+    `${dir}/m`,
+    replicas > 0 ? ["--replicas", replicaList, ...masterFlags] : masterFlags,
+  );
+  if (replicas > 0) await waitFor("replicas streaming", () => kvstoreCaughtUp(master.port));
+  return { master, replicas: nodes };
+}
+
+async function redisCluster(dir: string, replicas: number) {
+  const master = await startRedis("redis-master", dir, []);
+  const nodes: Proc[] = [];
+  for (let i = 0; i < replicas; i++) {
+    nodes.push(
+      await startRedis(`redis-replica${i}`, dir, ["--replicaof", HOST, String(master.port)]),
+    );
+  }
+  for (const node of nodes) {
+    await waitFor("redis replica link up", () => redisReplicaReady(node.port));
+  }
+  return { master, replicas: nodes };
+}
+
+/** Entry point of `deno task bench replication`. */
+export async function main(args: string[]): Promise<void> {
+  const options = parseOptions(args);
+  const out = (line: string) => console.log(line);
+  out(`# replication benchmark (noisy: shared 2-core machine), ${new Date().toISOString()}`);
+  out(`# command: deno task bench replication ${args.join(" ")}`.trimEnd());
+  const hasRedis = (await new Deno.Command("which", { args: ["redis-server"], stdout: "null" })
+    .output()).success;
+
+  try {
+    // --- lag, light and under load ---
+    await withTempDir(async (dir) => {
+      const { master, replicas } = await kvstoreCluster(dir, 1);
+      out(
+        `kvstore lag, light load:        ${
+          summary(await measureLag(master.port, replicas[0].port, options.samples))
+        }`,
+      );
+      const stopLoad = backgroundLoad(master.port);
+      await sleep(300);
+      const loaded = await measureLag(
+        master.port,
+        replicas[0].port,
+        Math.ceil(options.samples / 4),
+      );
+      await stopLoad();
+      out(`kvstore lag, 50-client load:    ${summary(loaded)}`);
+    });
+    if (hasRedis) {
+      await withTempDir(async (dir) => {
+        const { master, replicas } = await redisCluster(dir, 1);
+        out(
+          `redis lag, light load:          ${
+            summary(await measureLag(master.port, replicas[0].port, options.samples))
+          }`,
+        );
+        const stopLoad = backgroundLoad(master.port);
+        await sleep(300);
+        const loaded = await measureLag(
+          master.port,
+          replicas[0].port,
+          Math.ceil(options.samples / 4),
+        );
+        await stopLoad();
+        out(`redis lag, 50-client load:      ${summary(loaded)}`);
+      });
+    }
+
+    // --- sync latency ---
+    for (const count of [1, 2]) {
+      await withTempDir(async (dir) => {
+        const { master } = await kvstoreCluster(dir, count, ["--replication-mode", "sync"]);
+        out(
+          `kvstore sync PUT, ${count} replica(s):   ${
+            summary(await measureSyncLatency(master.port, options.samples))
+          }`,
+        );
+      });
+      if (hasRedis) {
+        await withTempDir(async (dir) => {
+          const { master } = await redisCluster(dir, count);
+          out(
+            `redis SET+WAIT ${count}, ${count} replica(s): ${
+              summary(await measureSyncLatency(master.port, options.samples, count))
+            }`,
+          );
+        });
+      }
+    }
+
+    // --- master throughput with 0, 1, 2 async replicas ---
+    const throughput: number[] = [];
+    for (const count of [0, 1, 2]) {
+      await withTempDir(async (dir) => {
+        const { master } = await kvstoreCluster(dir, count);
+        const rps = await redisBenchmarkSet(master.port, options.throughputRequests);
+        throughput.push(rps);
+        const cost = count === 0
+          ? ""
+          : ` (${((1 - rps / throughput[0]) * 100).toFixed(1)}% below 0 replicas)`;
+        out(`kvstore SET throughput, ${count} async replica(s): ${rps.toFixed(0)}/s${cost}`);
+      });
+    }
+
+    // --- catch-up speed ---
+    await withTempDir(async (dir) => {
+      const { master, replicas } = await kvstoreCluster(dir, 1);
+      const replicaPort = replicas[0].port;
+      await stop(replicas[0], "SIGTERM");
+      await redisBenchmarkSet(master.port, options.catchUpRecords);
+      const masterLsn = Number((await info(master.port, "replication")).get("master_lsn"));
+      // The master reconnects to the same port: restart the replica there.
+      const restarted = await startKvstore("replica0", `${dir}/r0`, [
+        "--replica",
+        "--port",
+        String(replicaPort),
+      ])
+        .catch(async () => await startKvstore("replica0", `${dir}/r0`, ["--replica"]));
+      const startedAt = performance.now();
+      await waitFor("catch-up", () => kvstoreCaughtUp(master.port), 120_000);
+      const seconds = (performance.now() - startedAt) / 1000;
+      out(
+        `kvstore catch-up: ${options.catchUpRecords} records (master LSN ${masterLsn}) in ` +
+          `${seconds.toFixed(2)} s = ${(options.catchUpRecords / seconds).toFixed(0)} records/s ` +
+          `(replica on port ${restarted.port})`,
+      );
+    });
+
+    // --- full-sync speed ---
+    await withTempDir(async (dir) => {
+      await Deno.mkdir(`${dir}/m`, { recursive: true });
+      await Deno.mkdir(`${dir}/r0`, { recursive: true });
+      const replicaPort = freePort();
+      const master = await startKvstore("master", `${dir}/m`, [
+        "--replicas",
+        `${HOST}:${replicaPort}`,
+      ]);
+      const conn = await RespConn.open(master.port);
+      const value = "v".repeat(options.fullSyncValueBytes);
+      const writes: Promise<RespValue>[] = [];
+      for (let i = 0; i < options.fullSyncKeys; i++) {
+        writes.push(conn.send(["SET", `full:${String(i).padStart(8, "0")}`, value]));
+        if (writes.length >= 256) await Promise.all(writes.splice(0));
+      }
+      await Promise.all(writes);
+      conn.close();
+      const bytes = options.fullSyncKeys * (options.fullSyncValueBytes + 13);
+      await startKvstore("replica0", `${dir}/r0`, ["--replica", "--port", String(replicaPort)]);
+      const startedAt = performance.now();
+      await waitFor("full sync", () => kvstoreCaughtUp(master.port), 120_000);
+      const seconds = (performance.now() - startedAt) / 1000;
+      out(
+        `kvstore full sync: ${options.fullSyncKeys} keys, ${(bytes / 1e6).toFixed(1)} MB in ` +
+          `${seconds.toFixed(2)} s = ${(bytes / 1e6 / seconds).toFixed(1)} MB/s`,
+      );
+    });
+  } finally {
+    await stopAll();
+  }
+}
