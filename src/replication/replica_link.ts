@@ -41,8 +41,11 @@ export interface ReplicationSource {
   /** This node's epoch, written into its records. */
   readonly epoch?: number;
   onDurable(listener: (records: Uint8Array, firstLsn: number, lastLsn: number) => void): () => void;
-  /** Encoded records after `lsn`, in chunks; throws LogGapError when some were compacted away. */
-  readLogFrom(lsn: number): AsyncIterable<Uint8Array>;
+  /**
+   * Durable encoded records after `lsn`, in chunks of whole records of at most `maxChunkBytes`;
+   * throws LogGapError when some were compacted away.
+   */
+  readLogFrom(lsn: number, maxChunkBytes?: number): AsyncIterable<Uint8Array>;
   snapshot(): SourceSnapshot | Promise<SourceSnapshot>;
 }
 
@@ -272,7 +275,18 @@ export class ReplicaLink {
         const last = next.batches[next.batches.length - 1].lastLsn;
         await this.#send(logRequest(next.batches.map((b) => b.records)), "log", 0, last);
       } else if (next.kind === "log") {
-        await this.#catchUp(next.afterLsn, next.uptoLsn);
+        try {
+          await this.#catchUp(next.afterLsn, next.uptoLsn);
+        } catch (error) {
+          if (!(error instanceof Error && error.name === "LogGapError")) throw error;
+          this.#ctx.log.warn("replica {replica} needs a full sync: {reason}", {
+            replica: node.address,
+            reason: error.message,
+          });
+          await this.#waitAllReplies();
+          node.onLogGap();
+          await this.#fullSync();
+        }
       } else if (node.pingDue(this.#ctx.nowMs())) {
         await this.#send(pingRequest(), "ping", 0);
       } else if (node.pendingReplies > 0) {
@@ -283,57 +297,31 @@ export class ReplicaLink {
     }
   }
 
-  /** Sends the log's records `afterLsn+1 .. uptoLsn` in frames of at most the batch size. */
+  /**
+   * Sends the log's records `afterLsn+1 .. uptoLsn`. The storage gives chunks of whole records of
+   * at most the batch size: each chunk is one frame, cut at `uptoLsn`.
+   */
   async #catchUp(afterLsn: number, uptoLsn: number): Promise<void> {
-    const { batchBytes } = this.node.policy;
-    let parts: Uint8Array[] = [];
-    let frameBytes = 0;
-    let frameLast = afterLsn;
-    const flush = async () => {
-      if (parts.length === 0) return;
-      const request = logRequest(parts);
-      parts = [];
-      frameBytes = 0;
-      await this.#waitWindow();
-      await this.#send(request, "log", 0, frameLast);
-    };
-    let carry: Uint8Array | undefined;
-    let done = false;
-    for await (const chunk of this.#ctx.source.readLogFrom(afterLsn)) {
+    let sentLast = afterLsn;
+    for await (const chunk of this.#ctx.source.readLogFrom(afterLsn, this.node.policy.batchBytes)) {
       this.#throwIfFailed();
-      let bytes = chunk;
-      if (carry !== undefined) {
-        bytes = new Uint8Array(carry.length + chunk.length);
-        bytes.set(carry);
-        bytes.set(chunk, carry.length);
-        carry = undefined;
+      let end = 0;
+      let last = sentLast;
+      while (end + RECORD_HEADER_BYTES <= chunk.length) {
+        const lsn = recordLsnAt(chunk, end);
+        if (lsn > uptoLsn) break;
+        last = lsn;
+        end += recordLengthAt(chunk, end);
       }
-      let at = 0;
-      while (at < bytes.length) {
-        if (bytes.length - at < RECORD_HEADER_BYTES) break;
-        const length = recordLengthAt(bytes, at);
-        if (at + length > bytes.length) break;
-        const lsn = recordLsnAt(bytes, at);
-        if (lsn > uptoLsn) {
-          done = true;
-          break;
-        }
-        if (lsn > afterLsn) {
-          if (frameBytes > 0 && frameBytes + length > batchBytes) await flush();
-          parts.push(bytes.subarray(at, at + length));
-          frameBytes += length;
-          frameLast = lsn;
-        }
-        at += length;
+      if (end > 0) {
+        await this.#waitWindow();
+        await this.#send(logRequest([chunk.subarray(0, end)]), "log", 0, last);
+        sentLast = last;
       }
-      if (done) break;
-      if (at < bytes.length) carry = bytes.slice(at);
-      // The storage may reuse its chunk buffer: keep copies of what is not sent yet.
-      parts = parts.map((p) => p.slice());
+      if (end < chunk.length || sentLast >= uptoLsn) break;
     }
-    await flush();
-    if (frameLast < uptoLsn && !done) {
-      throw new LinkError(`the log ended at LSN ${frameLast}, before the durable LSN ${uptoLsn}`);
+    if (sentLast < uptoLsn) {
+      throw new LinkError(`the log ended at LSN ${sentLast}, before the durable LSN ${uptoLsn}`);
     }
   }
 
@@ -426,6 +414,14 @@ export class ReplicaLink {
     } catch (error) {
       if (error instanceof Error && error.name === "LogGapError") return undefined;
       throw error;
+    }
+  }
+
+  /** Waits until every request sent on this connection has its reply. */
+  async #waitAllReplies(): Promise<void> {
+    while (this.node.pendingReplies > 0) {
+      this.#throwIfFailed();
+      await this.#wakeup.wait(this.node.policy.timeoutMs);
     }
   }
 

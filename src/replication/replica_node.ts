@@ -180,6 +180,16 @@ export class ReplicaNode {
     return { kind: "stream", fromLsn: replicaLsn };
   }
 
+  /**
+   * The log no longer holds what the replica needs next (compacted while it caught up): it gets
+   * a full sync on this connection.
+   */
+  onLogGap(): void {
+    this.state = "full_sync";
+    this.fullSyncs++;
+    this.sentLsn = this.ackedLsn;
+  }
+
   /** A full sync delivered the master's state as of `snapshotLsn`. */
   onFullSyncDone(snapshotLsn: number, nowMs: number): void {
     assert.equal(this.state, "full_sync");

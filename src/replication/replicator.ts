@@ -129,9 +129,9 @@ export class Replicator {
     const now = this.#nowMs();
     this.#durableLsn = lastLsn;
     this.#lagClock.record(lastLsn, now);
-    // The store may reuse its buffer after this call: one copy, shared by every replica.
+    // The bytes are ours to keep (storage contract): shared by every replica's buffer.
     const batches = splitBatch(
-      { records: records.slice(), firstLsn, lastLsn },
+      { records, firstLsn, lastLsn },
       this.replicaManager.replicas[0]?.policy.batchBytes ?? Infinity,
     );
     for (const link of this.#links) {
