@@ -1,0 +1,130 @@
+/**
+ * The replica-side applier against real stores: the master's records (as its store hands them
+ * out at the durability point) applied on a replica's store, the handshake, stale streams, and
+ * the spec's manual REPLICATE commands as local writes.
+ */
+import assert from "node:assert/strict";
+import { KVStore } from "../../src/storage/mod.ts";
+import { ReplicaApplier, ReplicateError } from "../../src/replication/replica_applier.ts";
+import { replicaStoreOf } from "../../src/replication/replica_store.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+const dec = (b: Uint8Array | undefined) =>
+  b === undefined ? undefined : new TextDecoder().decode(b);
+const words = (...parts: (string | Uint8Array)[]) =>
+  parts.map((p) => typeof p === "string" ? enc(p) : p);
+
+async function stores() {
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-applier-" });
+  const master = await KVStore.open(`${dir}/m`, { fsync: "no" });
+  const replica = await KVStore.open(`${dir}/r`, { fsync: "no", replica: true });
+  const shipped: Uint8Array[] = [];
+  master.onDurable((records) => shipped.push(records));
+  return {
+    master,
+    replica,
+    shipped,
+    async close() {
+      await master.close();
+      await replica.close();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("applier: HELLO reports the position, LOG applies the master's records", async () => {
+  const s = await stores();
+  try {
+    const applier = new ReplicaApplier(replicaStoreOf(s.replica));
+    assert.deepEqual(applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m:1"), {
+      type: "status",
+      text: "0 0",
+    });
+    await s.master.put("a", "1");
+    await s.master.batchPut([["b", "2"], ["c", "3"]]);
+    await s.master.delete("a");
+    assert.ok(s.shipped.length > 0);
+    let lsn = 0;
+    for (const records of s.shipped) {
+      const reply = await applier.handle(words("LOG", records), 1, "m:1");
+      assert.equal(reply.type, "integer");
+      lsn = (reply as { value: number }).value;
+    }
+    assert.equal(lsn, s.master.lastLsn);
+    assert.equal(s.replica.lastLsn, s.master.lastLsn);
+    assert.equal(dec(s.replica.read("b")), "2");
+    assert.equal(s.replica.read("a"), undefined);
+    const again = await applier.handle(words("LOG", s.shipped[0]), 1, "m:1");
+    assert.deepEqual(again, { type: "integer", value: lsn }, "a resend is skipped");
+    assert.deepEqual(applier.handle(words("PING"), 1, "m:1"), { type: "integer", value: lsn });
+    const info = applier.getInfo();
+    assert.equal(info.masterLinkStatus, "up");
+    assert.equal(info.lastAppliedLsn, lsn);
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("applier: a newer HELLO supersedes the older stream", async () => {
+  const s = await stores();
+  try {
+    const applier = new ReplicaApplier(replicaStoreOf(s.replica));
+    assert.throws(() => applier.handle(words("PING"), 1, "m:1"), /before REPLICATE HELLO/);
+    applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m:1");
+    applier.handle(words("HELLO", "0", "0", "1000", "500"), 2, "m:2");
+    assert.throws(
+      () => applier.handle(words("LOG", new Uint8Array()), 1, "m:1"),
+      /superseded by a newer REPLICATE HELLO/,
+    );
+    assert.equal(applier.getInfo().masterAddress, "m:2");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("applier: the spec's REPLICATE PUT/BATCHPUT/DELETE are local writes", async () => {
+  const s = await stores();
+  try {
+    const applier = new ReplicaApplier(replicaStoreOf(s.replica));
+    assert.deepEqual(await applier.handle(words("PUT", "testkey", "testvalue"), 7, "c"), {
+      type: "ok",
+    });
+    assert.deepEqual(
+      await applier.handle(words("BATCHPUT", "k1", "v1", "k2", "v2"), 7, "c"),
+      { type: "ok" },
+    );
+    assert.deepEqual(await applier.handle(words("DELETE", "k1"), 7, "c"), { type: "ok" });
+    assert.equal(dec(s.replica.read("testkey")), "testvalue");
+    assert.equal(dec(s.replica.read("k2")), "v2");
+    assert.equal(s.replica.read("k1"), undefined);
+    assert.equal(s.replica.lastLsn, 0, "local writes take no master LSN");
+    await s.master.put("m", "1");
+    const reply = await applier.handle(words("HELLO", "0", "1", "1000", "500"), 8, "m");
+    assert.deepEqual(reply, { type: "status", text: "0 0" });
+    await applier.handle(words("LOG", s.shipped[0]), 8, "m");
+    assert.equal(s.replica.lastLsn, 1, "the master's stream continues after local writes");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("applier: bad requests get errors that say what is wrong", async () => {
+  const s = await stores();
+  try {
+    const applier = new ReplicaApplier(replicaStoreOf(s.replica));
+    assert.throws(
+      () => applier.handle(words("FROB"), 1, "c"),
+      /unknown REPLICATE subcommand "FROB"/,
+    );
+    assert.throws(() => applier.handle(words("PUT", "k"), 1, "c"), ReplicateError);
+    assert.throws(() => applier.handle(words("HELLO", "x", "0", "1", "1"), 1, "c"), /epoch "x"/);
+    applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m");
+    await assert.rejects(
+      async () =>
+        await applier.handle(words("LOG", enc("not a record at all, just bytes..")), 1, "m"),
+      /damaged/,
+    );
+  } finally {
+    await s.close();
+  }
+});
