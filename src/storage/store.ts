@@ -25,6 +25,7 @@ import {
   StoreLockedError,
   ValueTooLargeError,
 } from "./errors.ts";
+import { HintBuilder, hintFileName, HintKind, loadHint } from "./hint.ts";
 import { KeyIndex, type Location } from "./key_index.ts";
 import { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
 import {
@@ -56,6 +57,7 @@ import {
   scanSegment,
   SEGMENT_HEADER_BYTES,
   segmentFileName,
+  SegmentFlag,
   type SegmentHeader,
 } from "./segment.ts";
 
@@ -140,6 +142,18 @@ export interface StoreStats {
   failure?: string;
 }
 
+/** What a compaction did. */
+export interface CompactionReport {
+  /** Runs of adjacent sealed segments rewritten (each into one file). */
+  runs: number;
+  /** Segment files and their bytes before and after. */
+  segmentsBefore: number;
+  segmentsAfter: number;
+  bytesBefore: number;
+  bytesAfter: number;
+  elapsedMs: number;
+}
+
 /** A key or value: bytes, or a string (UTF-8 encoded). */
 export type Bytes = Uint8Array | string;
 
@@ -154,6 +168,8 @@ export class Segment {
   sizeBytes: number;
   /** Accounted bytes of live entries in this segment. */
   liveBytes = 0;
+  /** Bytes of tombstone records (compaction may have to keep them). */
+  tombstoneBytes = 0;
   /** LSN of the first and last record (-1 when there is none). */
   firstLsn = -1;
   lastLsn = -1;
@@ -161,6 +177,12 @@ export class Segment {
   pins = 0;
   /** Replaced by compaction or a full sync: close once nothing pins it. */
   retired = false;
+  /** Epoch of the last record. */
+  lastEpoch = 0;
+  /** Entries of the active segment, written as its hint file when it is sealed. */
+  hint: HintBuilder | undefined;
+  /** Its hint file is being written (compaction waits for it). */
+  hintPending = false;
   #reader: Deno.FsFile | undefined;
 
   constructor(
@@ -176,6 +198,17 @@ export class Segment {
   reader(): Deno.FsFile {
     this.#reader ??= Deno.openSync(this.path, { read: true });
     return this.#reader;
+  }
+
+  /** Path of its hint file. */
+  get hintPath(): string {
+    return this.path.replace(/\.log$/, ".hint");
+  }
+
+  /** Releases one pin; a retired segment closes its handle when the last pin goes. */
+  unpin(): void {
+    this.pins--;
+    if (this.retired && this.pins === 0) this.closeReader();
   }
 
   /** Closes the read handle (reopened on next use). */
@@ -278,6 +311,9 @@ export class KVStore {
 
   #failure: StoreFailedError | undefined;
   #closed = false;
+  #closing = false;
+  #tasks = new Set<Promise<void>>();
+  #compaction: Promise<CompactionReport> | undefined;
   #compactions = 0;
   #compactedBytes = 0;
 
@@ -338,7 +374,11 @@ export class KVStore {
       const isLast = i === ids.length - 1;
       const segment = this.#openSegment(ids[i], isLast);
       if (segment === undefined) continue;
-      tornBytes += this.#scanInto(segment, isLast);
+      if (isLast || !this.#loadHintInto(segment)) {
+        segment.hint = new HintBuilder();
+        tornBytes += this.#scanInto(segment, isLast);
+        if (!isLast) this.#writeHintSync(segment);
+      }
       this.#segments.push(segment);
     }
     this.#index.rebuildSorted();
@@ -394,12 +434,115 @@ export class KVStore {
     return new Segment(id, path, header, size);
   }
 
+  /** Applies one recovered entry (from a hint or a scan) to the index. */
+  #applyRecovered(
+    segment: Segment,
+    kind: number,
+    buf: Uint8Array,
+    keyStart: number,
+    keyLength: number,
+    valueOffset: number,
+    valueLength: number,
+  ): void {
+    const key = bytesToKey(buf, keyStart, keyStart + keyLength);
+    let previous: Location<Segment> | undefined;
+    if (kind === HintKind.TOMBSTONE) {
+      previous = this.#index.deleteUnsorted(key);
+      segment.tombstoneBytes += deleteRecordBytes(keyLength);
+    } else {
+      previous = this.#index.setUnsorted(key, {
+        segment,
+        offset: valueOffset,
+        length: valueLength,
+      });
+      segment.liveBytes += entryBytes(keyLength, valueLength);
+    }
+    if (previous !== undefined) {
+      previous.segment.liveBytes -= entryBytes(keyLength, previous.length);
+    }
+  }
+
+  /** Replays the hint of a sealed segment; false when it has no usable hint. */
+  #loadHintInto(segment: Segment): boolean {
+    const summary = loadHint(segment.hintPath, {
+      id: segment.id,
+      nonce: segment.header.nonce,
+      sizeBytes: segment.sizeBytes,
+    }, (kind, buf, keyStart, keyLength, valueOffset, valueLength) => {
+      this.#applyRecovered(segment, kind, buf, keyStart, keyLength, valueOffset, valueLength);
+    });
+    if (summary === undefined) return false;
+    segment.firstLsn = summary.firstLsn;
+    segment.lastLsn = summary.lastLsn;
+    segment.lastEpoch = summary.lastEpoch;
+    if (summary.lastLsn !== -1) this.#lastEpoch = this.epoch = summary.lastEpoch;
+    return true;
+  }
+
+  #hintBytes(segment: Segment): Uint8Array {
+    return (segment.hint ?? new HintBuilder()).finish(
+      { id: segment.id, nonce: segment.header.nonce, sizeBytes: segment.sizeBytes },
+      segment.firstLsn,
+      segment.lastLsn,
+      segment.lastEpoch,
+    );
+  }
+
+  /** Writes a sealed segment's hint now (recovery of a segment that had none). */
+  #writeHintSync(segment: Segment): void {
+    const bytes = this.#hintBytes(segment);
+    segment.hint = undefined;
+    const tmp = `${segment.hintPath}.tmp`;
+    const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+    try {
+      let written = 0;
+      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+      file.syncDataSync();
+    } finally {
+      file.close();
+    }
+    Deno.renameSync(tmp, segment.hintPath);
+    fsyncDir(this.dir);
+  }
+
+  /** Writes a just-sealed segment's hint in the background; a crash before it only costs a scan. */
+  async #writeHint(segment: Segment): Promise<void> {
+    const bytes = this.#hintBytes(segment);
+    segment.hint = undefined;
+    segment.hintPending = true;
+    const tmp = `${segment.hintPath}.tmp`;
+    try {
+      const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+      try {
+        let written = 0;
+        while (written < bytes.length) written += await file.write(bytes.subarray(written));
+        await file.syncData();
+      } finally {
+        file.close();
+      }
+      if (segment.retired || this.#closed) {
+        await Deno.remove(tmp);
+        return;
+      }
+      await Deno.rename(tmp, segment.hintPath);
+      fsyncDir(this.dir);
+    } catch (error) {
+      log.warn("could not write hint file {path}: {error}; recovery will scan the segment", {
+        path: segment.hintPath,
+        error: String(error),
+      });
+    } finally {
+      segment.hintPending = false;
+      this.#maybeAutoCompact();
+    }
+  }
+
   /** Applies every record of `segment` to the index; returns bytes truncated from a torn tail. */
   #scanInto(segment: Segment, isLast: boolean): number {
-    const index = this.#index;
+    const hint = segment.hint as HintBuilder;
     let recordAt = 0;
     let recordOffset = 0;
-    let op = 0;
+    let kind = 0;
     const applyKey = (
       buf: Uint8Array,
       keyStart: number,
@@ -407,16 +550,9 @@ export class KVStore {
       valueStart: number,
       valueLength: number,
     ): void => {
-      const key = bytesToKey(buf, keyStart, keyStart + keyLength);
-      const previous = op === Op.DELETE ? index.deleteUnsorted(key) : index.setUnsorted(key, {
-        segment,
-        offset: recordOffset + (valueStart - recordAt),
-        length: valueLength,
-      });
-      if (op !== Op.DELETE) segment.liveBytes += entryBytes(keyLength, valueLength);
-      if (previous !== undefined) {
-        previous.segment.liveBytes -= entryBytes(keyLength, previous.length);
-      }
+      const valueOffset = kind === HintKind.TOMBSTONE ? 0 : recordOffset + (valueStart - recordAt);
+      hint.add(kind, buf, keyStart, keyLength, valueOffset, valueLength);
+      this.#applyRecovered(segment, kind, buf, keyStart, keyLength, valueOffset, valueLength);
     };
     const result = scanSegment(
       segment.reader(),
@@ -426,9 +562,9 @@ export class KVStore {
       (buf, view, at, _length, fileOffset) => {
         recordAt = at;
         recordOffset = fileOffset;
-        op = recordOp(buf, at);
+        kind = recordOp(buf, at) === Op.DELETE ? HintKind.TOMBSTONE : HintKind.VALUE;
         segment.noteLsn(recordLsn(view, at));
-        this.#lastEpoch = this.epoch = recordEpoch(view, at);
+        segment.lastEpoch = this.#lastEpoch = this.epoch = recordEpoch(view, at);
         forEachKey(buf, view, at, (ks, kl, vs, vl) => applyKey(buf, ks, kl, vs, vl));
       },
     );
@@ -473,7 +609,9 @@ export class KVStore {
       file.close();
     }
     fsyncDir(this.dir);
-    return new Segment(id, path, header, SEGMENT_HEADER_BYTES);
+    const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
+    segment.hint = new HintBuilder();
+    return segment;
   }
 
   // ---------------------------------------------------------------- writes
@@ -544,6 +682,7 @@ export class KVStore {
   #appended(lsn: number, at: number, epoch: number): void {
     if (at === 0) this.#pendingFirstLsn = lsn;
     this.#lastEpoch = epoch;
+    this.#active.lastEpoch = epoch;
     this.#active.noteLsn(lsn);
     this.#appendedSeq++;
   }
@@ -590,9 +729,11 @@ export class KVStore {
       valueBytes,
     );
     this.#appended(lsn, at, this.epoch);
+    const offset = this.#active.sizeBytes + at + RECORD_HEADER_BYTES + keyBytes.length;
+    this.#active.hint?.add(HintKind.VALUE, keyBytes, 0, keyBytes.length, offset, valueBytes.length);
     this.#applyPut(bytesToKey(keyBytes), keyBytes.length, {
       segment: this.#active,
-      offset: this.#active.sizeBytes + at + RECORD_HEADER_BYTES + keyBytes.length,
+      offset,
       length: valueBytes.length,
     });
     return lsn;
@@ -619,6 +760,7 @@ export class KVStore {
     let offset = this.#active.sizeBytes + at + RECORD_HEADER_BYTES;
     for (const [key, value] of encoded) {
       offset += PAIR_HEADER_BYTES + key.length;
+      this.#active.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
       this.#applyPut(bytesToKey(key), key.length, {
         segment: this.#active,
         offset,
@@ -644,6 +786,8 @@ export class KVStore {
     const lsn = this.#nextLsn();
     encodeDelete(this.#pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, keyBytes);
     this.#appended(lsn, at, this.epoch);
+    this.#active.hint?.add(HintKind.TOMBSTONE, keyBytes, 0, keyBytes.length, 0, 0);
+    this.#active.tombstoneBytes += deleteRecordBytes(keyBytes.length);
     this.#applyDelete(keyString);
     return lsn;
   }
@@ -809,6 +953,15 @@ export class KVStore {
     return failure;
   }
 
+  /** Runs `task` in the background; {@link close} waits for it. */
+  #background(task: Promise<unknown>): void {
+    const tracked = task.then(() => {}, (error) => {
+      log.error("background storage task failed: {error}", { error: String(error) });
+    });
+    this.#tasks.add(tracked);
+    tracked.finally(() => this.#tasks.delete(tracked));
+  }
+
   /** Seals the active segment (fsynced whatever the policy) and starts the next one. */
   #roll(): void {
     const old = this.#active;
@@ -830,7 +983,370 @@ export class KVStore {
     }
     this.#segments.push(next);
     this.#active = next;
+    this.#background(this.#writeHint(old));
     log.debug("sealed segment {id} ({sizeBytes} bytes)", { id: old.id, sizeBytes: old.sizeBytes });
+  }
+
+  // ---------------------------------------------------------------- compaction
+
+  /** Bytes compaction of `segment` would free (tombstones count only in the oldest segment). */
+  #reclaimable(segment: Segment): number {
+    const keptTombstones = segment === this.#segments[0] ? 0 : segment.tombstoneBytes;
+    return Math.max(
+      0,
+      segment.sizeBytes - SEGMENT_HEADER_BYTES - segment.liveBytes - keptTombstones,
+    );
+  }
+
+  #isAutoCandidate(segment: Segment): boolean {
+    const reclaimable = this.#reclaimable(segment);
+    return reclaimable > 0 && reclaimable >= this.options.compactionMinBytes &&
+      reclaimable >= this.options.compactionThreshold * segment.sizeBytes;
+  }
+
+  #compactable(segment: Segment): boolean {
+    return segment !== this.#active && segment.pins === 0 && !segment.hintPending &&
+      !segment.retired;
+  }
+
+  /** The next run of adjacent sealed segments worth rewriting into one, or undefined. */
+  #pickRun(mode: "manual" | "auto", done: Set<Segment>): Segment[] | undefined {
+    const limit = this.options.segmentSizeBytes;
+    const small = (segment: Segment) => segment.sizeBytes < limit / 4;
+    const wanted = (segment: Segment) =>
+      mode === "manual"
+        ? this.#reclaimable(segment) > 0 || segment.sizeBytes < limit / 2
+        : this.#isAutoCandidate(segment) || small(segment);
+    const sealed = this.#segments.slice(0, -1);
+    for (let i = 0; i < sealed.length; i++) {
+      const first = sealed[i];
+      if (!this.#compactable(first) || done.has(first) || !wanted(first)) continue;
+      const run = [first];
+      let keptBytes = first.liveBytes + first.tombstoneBytes;
+      for (let j = i + 1; j < sealed.length; j++) {
+        const next = sealed[j];
+        if (!this.#compactable(next) || done.has(next) || !wanted(next)) break;
+        if (keptBytes + next.liveBytes + next.tombstoneBytes > limit) break;
+        keptBytes += next.liveBytes + next.tombstoneBytes;
+        run.push(next);
+      }
+      const gain = run.some((segment) => this.#reclaimable(segment) > 0);
+      if (
+        mode === "auto"
+          ? run.some((s) => this.#isAutoCandidate(s)) || run.length > 1
+          : gain || run.length > 1
+      ) {
+        return run;
+      }
+    }
+    return undefined;
+  }
+
+  #maybeAutoCompact(): void {
+    if (!this.options.autoCompact || this.#compaction || this.#closing || this.#failure) return;
+    if (this.#pickRun("auto", new Set()) === undefined) return;
+    this.#background(this.#startCompaction("auto"));
+  }
+
+  /**
+   * Rewrites the sealed segments that hold garbage (and merges small neighbours) into fewer,
+   * smaller files, keeping every live record with its LSN. Online: writes and reads continue; a
+   * crash at any point leaves a store that opens with all acknowledged data (new file written and
+   * fsynced under a temporary name, renamed over the first segment of the run, directory fsynced,
+   * then the rest of the run deleted in order). Tombstones are dropped only from the oldest
+   * segment, so no deleted key comes back. Segments pinned by a snapshot or a log reader wait.
+   */
+  compact(): Promise<CompactionReport> {
+    if (this.#closed || this.#closing) return Promise.reject(new StoreClosedError(this.dir));
+    return this.#startCompaction("manual");
+  }
+
+  #startCompaction(mode: "manual" | "auto"): Promise<CompactionReport> {
+    const previous = this.#compaction;
+    const run: Promise<CompactionReport> = (previous ? previous.catch(() => undefined) : RESOLVED)
+      .then(() => this.#compactNow(mode));
+    this.#compaction = run;
+    const clear = () => {
+      if (this.#compaction === run) this.#compaction = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  async #compactNow(mode: "manual" | "auto"): Promise<CompactionReport> {
+    const started = performance.now();
+    const bytesOf = () => this.#segments.reduce((n, s) => n + s.sizeBytes, 0);
+    const segmentsBefore = this.#segments.length;
+    const bytesBefore = bytesOf();
+    if (mode === "manual" && this.#active.sizeBytes > SEGMENT_HEADER_BYTES && !this.#failure) {
+      this.#flush();
+      this.#roll();
+      const sealed = this.#segments[this.#segments.length - 2];
+      // Its hint is being written; wait so that it can take part.
+      while (sealed.hintPending && !this.#closing) await new Promise((r) => setTimeout(r, 1));
+    }
+    const done = new Set<Segment>();
+    let runs = 0;
+    // Bounded: each pass rewrites a run into a segment marked done, and segments are finite.
+    for (let pass = 0; pass <= segmentsBefore && !this.#closing && !this.#failure; pass++) {
+      const run = this.#pickRun(mode, done);
+      if (run === undefined) break;
+      done.add(await this.#compactRun(run));
+      runs++;
+    }
+    const report: CompactionReport = {
+      runs,
+      segmentsBefore,
+      segmentsAfter: this.#segments.length,
+      bytesBefore,
+      bytesAfter: bytesOf(),
+      elapsedMs: Math.round(performance.now() - started),
+    };
+    if (runs > 0) {
+      this.#compactions++;
+      this.#compactedBytes += Math.max(0, report.bytesBefore - report.bytesAfter);
+      log.info(
+        "compaction ({mode}): {runs} runs, {segmentsBefore} -> {segmentsAfter} segments, " +
+          "{bytesBefore} -> {bytesAfter} bytes in {elapsedMs} ms",
+        { mode, ...report },
+      );
+    }
+    return report;
+  }
+
+  /** Rewrites `run` (adjacent sealed segments) into one file with the first one's id. */
+  async #compactRun(run: Segment[]): Promise<Segment> {
+    const first = run[0];
+    const isOldest = this.#segments[0] === first;
+    let covered = 0;
+    for (const segment of run) {
+      covered = Math.max(covered, segment.lastLsn, segment.header.coveredLastLsn);
+      segment.pins++;
+      segment.reader(); // opened before the rename, so it keeps reading the old file
+    }
+    const header: SegmentHeader = {
+      id: first.id,
+      coveredLastLsn: covered,
+      flags: SegmentFlag.COMPACTED,
+      nonce: randomNonce(),
+    };
+    const tmpPath = `${first.path}.compact.tmp`;
+    const hintTmpPath = `${first.hintPath}.tmp`;
+    const out = Deno.openSync(tmpPath, { write: true, create: true, truncate: true });
+    const output = new Segment(first.id, first.path, header, 0);
+    const hint = new HintBuilder();
+    const moves: { key: string; from: Location<Segment>; offset: number }[] = [];
+    let buf = new Uint8Array(1024 * 1024);
+    let view = new DataView(buf.buffer);
+    let used = 0;
+    const writeOut = () => {
+      let written = 0;
+      while (written < used) written += out.writeSync(buf.subarray(written, used));
+      output.sizeBytes += used;
+      used = 0;
+    };
+    const room = (bytes: number) => {
+      if (used + bytes <= buf.length) return;
+      writeOut();
+      if (bytes > buf.length) {
+        buf = new Uint8Array(bytes);
+        view = new DataView(buf.buffer);
+      }
+    };
+    let committed = false;
+    try {
+      const headerBytes = encodeSegmentHeader(header);
+      buf.set(headerBytes, 0);
+      used = headerBytes.length;
+      for (const segment of run) {
+        if (this.#closing || this.#failure) throw new StoreClosedError(this.dir);
+        this.#copyLive(segment, isOldest, {
+          room,
+          append: (source, from, length, lsn, epoch) => {
+            room(length);
+            buf.set(source.subarray(from, from + length), used);
+            const fileOffset = output.sizeBytes + used;
+            used += length;
+            output.noteLsn(lsn);
+            output.lastEpoch = epoch;
+            return fileOffset;
+          },
+          encodeBatch: (pairs, lsn, epoch, flags) => {
+            room(batchRecordBytes(pairs));
+            const length = encodeBatch(buf, view, used, lsn, epoch, flags, pairs);
+            const fileOffset = output.sizeBytes + used;
+            used += length;
+            output.noteLsn(lsn);
+            output.lastEpoch = epoch;
+            return fileOffset;
+          },
+          hint,
+          moves,
+          output,
+        });
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+      writeOut();
+      await out.syncData();
+      out.close();
+      const hintBytes = hint.finish(
+        { id: output.id, nonce: header.nonce, sizeBytes: output.sizeBytes },
+        output.firstLsn,
+        output.lastLsn,
+        output.lastEpoch,
+      );
+      const hintFile = await Deno.open(hintTmpPath, { write: true, create: true, truncate: true });
+      try {
+        let written = 0;
+        while (written < hintBytes.length) {
+          written += await hintFile.write(hintBytes.subarray(written));
+        }
+        await hintFile.syncData();
+      } finally {
+        hintFile.close();
+      }
+      if (this.#closing || this.#failure) throw new StoreClosedError(this.dir);
+      // Commit point: from here on, all synchronous (no write or read runs in between).
+      Deno.renameSync(tmpPath, first.path);
+      fsyncDir(this.dir);
+      committed = true;
+      for (const move of moves) {
+        if (this.#index.get(move.key) === move.from) {
+          this.#index.set(move.key, {
+            segment: output,
+            offset: move.offset,
+            length: move.from.length,
+          });
+        } else {
+          output.liveBytes -= entryBytes(move.key.length, move.from.length);
+        }
+      }
+      this.#segments.splice(this.#segments.indexOf(first), run.length, output);
+      for (const segment of run) segment.retired = true;
+      Deno.renameSync(hintTmpPath, output.hintPath);
+      fsyncDir(this.dir);
+      for (const segment of run.slice(1)) {
+        Deno.removeSync(segment.path);
+        try {
+          Deno.removeSync(segment.hintPath);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+        }
+        fsyncDir(this.dir);
+      }
+      return output;
+    } finally {
+      for (const segment of run) segment.unpin();
+      if (!committed) {
+        try {
+          out.close();
+        } catch {
+          // already closed
+        }
+        for (const path of [tmpPath, hintTmpPath]) {
+          try {
+            Deno.removeSync(path);
+          } catch {
+            // never created
+          }
+        }
+      }
+    }
+  }
+
+  /** Copies the live records of `segment` into a compaction output. */
+  #copyLive(
+    segment: Segment,
+    isOldest: boolean,
+    sink: {
+      room(bytes: number): void;
+      append(source: Uint8Array, from: number, length: number, lsn: number, epoch: number): number;
+      encodeBatch(
+        pairs: [Uint8Array, Uint8Array][],
+        lsn: number,
+        epoch: number,
+        flags: number,
+      ): number;
+      hint: HintBuilder;
+      moves: { key: string; from: Location<Segment>; offset: number }[];
+      output: Segment;
+    },
+  ): void {
+    const index = this.#index;
+    const live: {
+      key: string;
+      from: Location<Segment>;
+      keyStart: number;
+      keyLength: number;
+      valueStart: number;
+    }[] = [];
+    scanSegment(
+      segment.reader(),
+      segment.path,
+      segment.sizeBytes,
+      SEGMENT_HEADER_BYTES,
+      (buf, view, at, length, fileOffset) => {
+        const lsn = recordLsn(view, at);
+        const epoch = recordEpoch(view, at);
+        const op = recordOp(buf, at);
+        if (op === Op.DELETE) {
+          const keyLength = view.getUint32(at + 24, true);
+          const keyStart = at + RECORD_HEADER_BYTES;
+          const key = bytesToKey(buf, keyStart, keyStart + keyLength);
+          // A tombstone is needed while an older segment may hold a value of its key.
+          if (isOldest || index.get(key) !== undefined) return;
+          sink.append(buf, at, length, lsn, epoch);
+          sink.hint.add(HintKind.TOMBSTONE, buf, keyStart, keyLength, 0, 0);
+          sink.output.tombstoneBytes += length;
+          return;
+        }
+        live.length = 0;
+        let pairs = 0;
+        forEachKey(buf, view, at, (keyStart, keyLength, valueStart) => {
+          pairs++;
+          const key = bytesToKey(buf, keyStart, keyStart + keyLength);
+          const from = index.get(key);
+          if (
+            from !== undefined && from.segment === segment &&
+            from.offset === fileOffset + (valueStart - at)
+          ) {
+            live.push({ key, from, keyStart, keyLength, valueStart });
+          }
+        });
+        if (live.length === 0) return;
+        let base: number;
+        if (live.length === pairs) {
+          base = sink.append(buf, at, length, lsn, epoch) - at;
+        } else {
+          const kept: [Uint8Array, Uint8Array][] = live.map((entry) => [
+            buf.subarray(entry.keyStart, entry.keyStart + entry.keyLength),
+            buf.subarray(entry.valueStart, entry.valueStart + entry.from.length),
+          ]);
+          const recordOffset = sink.encodeBatch(kept, lsn, epoch, recordFlags(buf, at));
+          // Re-encoded: value offsets follow the batch layout.
+          let offset = recordOffset + RECORD_HEADER_BYTES;
+          for (const entry of live) {
+            offset += PAIR_HEADER_BYTES + entry.keyLength;
+            entry.valueStart = offset;
+            offset += entry.from.length;
+          }
+          base = 0;
+        }
+        for (const entry of live) {
+          const offset = base + entry.valueStart;
+          sink.moves.push({ key: entry.key, from: entry.from, offset });
+          sink.hint.add(
+            HintKind.VALUE,
+            buf,
+            entry.keyStart,
+            entry.keyLength,
+            offset,
+            entry.from.length,
+          );
+          sink.output.liveBytes += entryBytes(entry.keyLength, entry.from.length);
+        }
+      },
+    );
   }
 
   // ---------------------------------------------------------------- reads
@@ -982,8 +1498,18 @@ export class KVStore {
     forEachKey(pending, this.#pendingView, at, (keyStart, keyLength, valueStart, valueLength) => {
       const key = bytesToKey(pending, keyStart, keyStart + keyLength);
       if (op === Op.DELETE) {
+        segment.hint?.add(HintKind.TOMBSTONE, pending, keyStart, keyLength, 0, 0);
+        segment.tombstoneBytes += deleteRecordBytes(keyLength);
         this.#applyDelete(key);
       } else {
+        segment.hint?.add(
+          HintKind.VALUE,
+          pending,
+          keyStart,
+          keyLength,
+          base + valueStart,
+          valueLength,
+        );
         this.#applyPut(key, keyLength, {
           segment,
           offset: base + valueStart,
@@ -1110,7 +1636,10 @@ export class KVStore {
    * directory lock. Safe to call twice.
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed || this.#closing) return;
+    this.#closing = true;
+    if (this.#compaction) await this.#compaction.catch(() => {});
+    await Promise.all(this.#tasks);
     if (!this.#failure) {
       try {
         this.#flush();
