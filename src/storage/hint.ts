@@ -41,11 +41,6 @@ const ENTRY_HEADER_BYTES = 17;
 /** Kinds of hint entries. */
 export const HintKind = { VALUE: 1, TOMBSTONE: 2 } as const;
 
-/** File name of the hint of segment `id`. */
-export function hintFileName(id: number): string {
-  return `${String(id).padStart(12, "0")}.hint`;
-}
-
 /** Accumulates the entries of the segment being written. */
 export class HintBuilder {
   #buf = new Uint8Array(64 * 1024);

@@ -25,7 +25,7 @@ import {
   StoreLockedError,
   ValueTooLargeError,
 } from "./errors.ts";
-import { HintBuilder, hintFileName, HintKind, loadHint } from "./hint.ts";
+import { HintBuilder, HintKind, loadHint } from "./hint.ts";
 import { KeyIndex, type Location } from "./key_index.ts";
 import { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
 import {
