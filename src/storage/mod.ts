@@ -6,11 +6,14 @@
  */
 export {
   type Bytes,
+  type CompactionReport,
   DEFAULT_STORE_OPTIONS,
   type DurableListener,
+  FullSync,
   KVStore,
   type StoreOptions,
   storeOptionsFromConfig,
+  type StoreSnapshot,
   type StoreStats,
 } from "./store.ts";
 export {

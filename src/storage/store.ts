@@ -12,6 +12,7 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import type { Config, FsyncPolicy } from "../config.ts";
 import { getLog } from "../log.ts";
 import {
@@ -20,6 +21,7 @@ import {
   KeyTooLargeError,
   LogGapError,
   ReplicationStreamError,
+  StorageError,
   StoreClosedError,
   StoreFailedError,
   StoreLockedError,
@@ -154,6 +156,18 @@ export interface CompactionReport {
   elapsedMs: number;
 }
 
+/** A consistent view of a store's pairs at one LSN (see {@link KVStore.snapshot}). */
+export interface StoreSnapshot {
+  /** Every record up to this LSN is in the view, none after it. */
+  lsn: number;
+  /** Number of pairs. */
+  keys: number;
+  /** The pairs in key byte order. */
+  entries: AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** Unpins the segments; call once done (iteration afterwards throws). */
+  release(): void;
+}
+
 /** A key or value: bytes, or a string (UTF-8 encoded). */
 export type Bytes = Uint8Array | string;
 
@@ -243,6 +257,7 @@ export type DurableListener = (records: Uint8Array, firstLsn: number, lastLsn: n
 
 const RESOLVED: Promise<void> = Promise.resolve();
 const LOCK_FILE = "LOCK";
+const FULL_SYNC_MARKER = "FULLSYNC";
 const INITIAL_PENDING_BYTES = 64 * 1024;
 const EVERYSEC_INTERVAL_MS = 1000;
 
@@ -314,6 +329,7 @@ export class KVStore {
   #closing = false;
   #tasks = new Set<Promise<void>>();
   #compaction: Promise<CompactionReport> | undefined;
+  #fullSync: FullSync | undefined;
   #compactions = 0;
   #compactedBytes = 0;
 
@@ -361,6 +377,7 @@ export class KVStore {
 
   #recover(): void {
     const started = performance.now();
+    this.#settleFullSync();
     const ids: number[] = [];
     for (const entry of Deno.readDirSync(this.dir)) {
       if (!entry.isFile) continue;
@@ -407,6 +424,39 @@ export class KVStore {
         tornBytes,
       },
     );
+  }
+
+  /**
+   * Completes a full sync whose commit marker was written, or discards one that never committed,
+   * so a crash mid full sync never leaves half-old, half-new contents.
+   */
+  #settleFullSync(): void {
+    const markerPath = `${this.dir}/${FULL_SYNC_MARKER}`;
+    let baseId: number | undefined;
+    try {
+      baseId = Number(Deno.readTextFileSync(markerPath).trim());
+    } catch (error) {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    }
+    for (const entry of Deno.readDirSync(this.dir)) {
+      const match = /^(\d{12})\.log\.sync$/.exec(entry.name);
+      const path = `${this.dir}/${entry.name}`;
+      if (match === null) continue;
+      if (baseId !== undefined && Number(match[1]) >= baseId) {
+        Deno.renameSync(path, path.slice(0, -".sync".length));
+      } else {
+        Deno.removeSync(path);
+      }
+    }
+    if (baseId === undefined) return;
+    for (const entry of Deno.readDirSync(this.dir)) {
+      const id = Number(/^(\d{12})\.(log|hint)$/.exec(entry.name)?.[1] ?? NaN);
+      if (id < baseId) Deno.removeSync(`${this.dir}/${entry.name}`);
+    }
+    fsyncDir(this.dir);
+    Deno.removeSync(markerPath);
+    fsyncDir(this.dir);
+    log.info("completed an interrupted full sync (segments from {baseId})", { baseId });
   }
 
   /** Opens a segment file found at startup; undefined when it is an unfinished empty file. */
@@ -629,6 +679,11 @@ export class KVStore {
   #checkWritable(): void {
     if (this.#closed) throw new StoreClosedError(this.dir);
     if (this.#failure) throw this.#failure;
+    if (this.#fullSync) {
+      throw new StorageError(
+        `store ${this.dir} is replacing its contents (full sync); retry after`,
+      );
+    }
   }
 
   #checkKey(key: Uint8Array): void {
@@ -1011,6 +1066,7 @@ export class KVStore {
 
   /** The next run of adjacent sealed segments worth rewriting into one, or undefined. */
   #pickRun(mode: "manual" | "auto", done: Set<Segment>): Segment[] | undefined {
+    if (this.#fullSync) return undefined;
     const limit = this.options.segmentSizeBytes;
     const small = (segment: Segment) => segment.sizeBytes < limit / 4;
     const wanted = (segment: Segment) =>
@@ -1597,6 +1653,132 @@ export class KVStore {
     }
   }
 
+  /**
+   * A consistent view of every pair as of {@link StoreSnapshot.lsn} (durable before this
+   * resolves), for a replica's full sync. The segments it reads are pinned (compaction leaves
+   * them) until `release()`. Writes continue meanwhile and are not seen by the snapshot.
+   */
+  async snapshot(): Promise<StoreSnapshot> {
+    if (this.#closed || this.#closing) throw new StoreClosedError(this.dir);
+    const view = this.#index.snapshot();
+    const lsn = this.#lastLsn;
+    const pinned = this.#segments.slice();
+    for (const segment of pinned) segment.pins++;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      view.release();
+      for (const segment of pinned) segment.unpin();
+    };
+    try {
+      await this.whenDurable(lsn);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    const readValue = (location: Location<Segment>) => this.#readValue(location);
+    const keys = view.keys;
+    const closed = () => this.#closed;
+    return {
+      lsn,
+      keys: keys.size,
+      release,
+      entries: (async function* () {
+        for (const key of keys.keys()) {
+          if (released || closed()) throw new StorageError("snapshot used after release or close");
+          const location = view.get(key) as Location<Segment>;
+          yield [keyToBytes(key), readValue(location)] as [Uint8Array, Uint8Array];
+        }
+      })(),
+    };
+  }
+
+  /**
+   * Starts replacing this store's whole contents with a master's snapshot at `lsn` (a replica's
+   * full sync). Writes are refused until it finishes; reads see the old contents until then. The
+   * new contents go to staging files; `finish()` commits them atomically (a marker file), so a
+   * crash at any point leaves either the old store or the new one, never a mix.
+   */
+  async beginFullSync(lsn: number): Promise<FullSync> {
+    this.#checkWritable();
+    if (this.#compaction) await this.#compaction.catch(() => undefined);
+    this.#flush();
+    await this.whenDurable(this.#lastLsn);
+    this.#checkWritable();
+    const sync = new FullSync(this, lsn, this.#active.id + 1);
+    this.#fullSync = sync;
+    return sync;
+  }
+
+  /** @internal Called by {@link FullSync.finish}: swaps in the staged contents. */
+  commitFullSync(sync: FullSync, staged: Segment[], index: KeyIndex<Segment>): void {
+    assert.equal(this.#fullSync, sync);
+    const markerTmp = `${this.dir}/${FULL_SYNC_MARKER}.tmp`;
+    Deno.writeTextFileSync(markerTmp, `${sync.baseId}\n`);
+    const marker = Deno.openSync(markerTmp, { read: true, write: true });
+    marker.syncDataSync();
+    marker.close();
+    Deno.renameSync(markerTmp, `${this.dir}/${FULL_SYNC_MARKER}`);
+    fsyncDir(this.dir); // commit point
+    for (const segment of staged) Deno.renameSync(`${segment.path}.sync`, segment.path);
+    fsyncDir(this.dir);
+    const old = this.#segments;
+    for (const segment of old) {
+      Deno.removeSync(segment.path);
+      try {
+        Deno.removeSync(segment.hintPath);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+      }
+    }
+    fsyncDir(this.dir);
+    const lastId = staged.length > 0 ? staged[staged.length - 1].id : sync.baseId - 1;
+    const active = this.#createSegment(lastId + 1, sync.lsn, SegmentFlag.FULL_SYNC);
+    Deno.removeSync(`${this.dir}/${FULL_SYNC_MARKER}`);
+    fsyncDir(this.dir);
+    if (this.#syncRunning) this.#retiredWriters.push(this.#writer);
+    else this.#writer.close();
+    this.#writer = Deno.openSync(active.path, { write: true });
+    this.#writer.seekSync(active.sizeBytes, Deno.SeekMode.Start);
+    for (const segment of old) {
+      segment.retired = true;
+      if (segment.pins === 0) segment.closeReader();
+    }
+    this.#segments = [...staged, active];
+    this.#active = active;
+    this.#index = index;
+    this.#lastLsn = this.#writtenLsn = sync.lsn;
+    this.#markDurable(this.#appendedSeq, sync.lsn, active, active.sizeBytes);
+    this.#durableLsn = sync.lsn;
+    this.#fullSync = undefined;
+    for (const segment of staged) this.#background(this.#writeHint(segment));
+    log.info("full sync finished: {keys} keys at LSN {lsn}", { keys: index.size, lsn: sync.lsn });
+  }
+
+  /** @internal Called by {@link FullSync.abort}. */
+  endFullSync(sync: FullSync): void {
+    if (this.#fullSync === sync) this.#fullSync = undefined;
+  }
+
+  /** @internal Creates a staging segment file for a full sync. */
+  createStagingSegment(id: number, lsn: number): [Segment, Deno.FsFile] {
+    const path = `${this.dir}/${segmentFileName(id)}`;
+    const header: SegmentHeader = {
+      id,
+      coveredLastLsn: lsn,
+      flags: SegmentFlag.FULL_SYNC,
+      nonce: randomNonce(),
+    };
+    const file = Deno.openSync(`${path}.sync`, { write: true, create: true, truncate: true });
+    const bytes = encodeSegmentHeader(header);
+    let written = 0;
+    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
+    segment.hint = new HintBuilder();
+    return [segment, file];
+  }
+
   // ---------------------------------------------------------------- stats and close
 
   /** Figures about the store. */
@@ -1638,6 +1820,7 @@ export class KVStore {
   async close(): Promise<void> {
     if (this.#closed || this.#closing) return;
     this.#closing = true;
+    this.#fullSync?.closeFiles();
     if (this.#compaction) await this.#compaction.catch(() => {});
     await Promise.all(this.#tasks);
     if (!this.#failure) {
@@ -1676,5 +1859,122 @@ export class KVStore {
     }
     this.#lockFile.unlockSync();
     this.#lockFile.close();
+  }
+}
+
+/**
+ * One full sync in progress on a replica (from {@link KVStore.beginFullSync}): `put` the
+ * snapshot's pairs, then `finish()` to swap them in atomically, or `abort()`.
+ */
+export class FullSync {
+  #index = new KeyIndex<Segment>();
+  #staged: Segment[] = [];
+  #file: Deno.FsFile | undefined;
+  #segment: Segment | undefined;
+  #buf = new Uint8Array(1024 * 1024);
+  #view = new DataView(this.#buf.buffer);
+  #used = 0;
+  #done = false;
+
+  constructor(
+    private readonly store: KVStore,
+    /** The snapshot's LSN: the store's last LSN once finished. */
+    readonly lsn: number,
+    /** First staging segment id. */
+    readonly baseId: number,
+  ) {}
+
+  #writeOut(): void {
+    const file = this.#file as Deno.FsFile;
+    let written = 0;
+    while (written < this.#used) written += file.writeSync(this.#buf.subarray(written, this.#used));
+    (this.#segment as Segment).sizeBytes += this.#used;
+    this.#used = 0;
+  }
+
+  #seal(): void {
+    if (this.#file === undefined) return;
+    this.#writeOut();
+    this.#file.syncDataSync();
+    this.#file.close();
+    this.#file = undefined;
+  }
+
+  /** Adds one pair of the snapshot. */
+  put(key: Uint8Array, value: Uint8Array): void {
+    if (this.#done) throw new StorageError("full sync already finished or aborted");
+    const { maxKeyBytes, maxValueBytes, segmentSizeBytes } = this.store.options;
+    if (key.length > maxKeyBytes) throw new KeyTooLargeError(key.length, maxKeyBytes);
+    if (value.length > maxValueBytes) throw new ValueTooLargeError(value.length, maxValueBytes);
+    const length = putRecordBytes(key.length, value.length);
+    let segment = this.#segment;
+    if (
+      segment === undefined || (segment.sizeBytes + this.#used + length > segmentSizeBytes &&
+        segment.sizeBytes + this.#used > SEGMENT_HEADER_BYTES)
+    ) {
+      this.#seal();
+      const id = this.baseId + this.#staged.length;
+      [segment, this.#file] = this.store.createStagingSegment(id, this.lsn);
+      this.#segment = segment;
+      this.#staged.push(segment);
+    }
+    if (this.#used + length > this.#buf.length) {
+      this.#writeOut();
+      if (length > this.#buf.length) {
+        this.#buf = new Uint8Array(length);
+        this.#view = new DataView(this.#buf.buffer);
+      }
+    }
+    const at = this.#used;
+    encodePut(this.#buf, this.#view, at, this.lsn, 0, Flag.SNAPSHOT, key, value);
+    this.#used += length;
+    const offset = segment.sizeBytes + at + RECORD_HEADER_BYTES + key.length;
+    segment.noteLsn(this.lsn);
+    segment.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
+    segment.liveBytes += entryBytes(key.length, value.length);
+    const previous = this.#index.setUnsorted(bytesToKey(key), {
+      segment,
+      offset,
+      length: value.length,
+    });
+    if (previous) previous.segment.liveBytes -= entryBytes(key.length, previous.length);
+  }
+
+  /** @internal Closes the staging file (the store is closing; recovery discards the files). */
+  closeFiles(): void {
+    this.#done = true;
+    this.#file?.close();
+    this.#file = undefined;
+  }
+
+  /** Commits: the store holds exactly the pairs put, at {@link lsn}. */
+  finish(): Promise<void> {
+    if (this.#done) throw new StorageError("full sync already finished or aborted");
+    this.#done = true;
+    try {
+      this.#seal();
+      this.#index.rebuildSorted();
+      this.store.commitFullSync(this, this.#staged, this.#index);
+    } catch (error) {
+      this.store.endFullSync(this);
+      throw error;
+    }
+    return Promise.resolve();
+  }
+
+  /** Abandons the sync: staging files are removed and the old contents stay. */
+  abort(): Promise<void> {
+    if (this.#done) return Promise.resolve();
+    this.#done = true;
+    this.#file?.close();
+    for (const segment of this.#staged) {
+      try {
+        Deno.removeSync(`${segment.path}.sync`);
+      } catch {
+        // never written
+      }
+    }
+    this.store.endFullSync(this);
+    return Promise.resolve();
   }
 }
