@@ -1,0 +1,90 @@
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { KVStore } from "../../src/storage/mod.ts";
+import { withTempDir } from "./helpers.ts";
+
+type Command =
+  | { op: "put"; key: string; value: string }
+  | { op: "batch"; pairs: [string, string][] }
+  | { op: "delete"; key: string }
+  | { op: "range"; start: string; end: string; limit: number }
+  | { op: "reopen" }
+  | { op: "compact" };
+
+// Few distinct keys, so overwrites and deletes of existing keys are common; bytes 0-255.
+const key = fc.constantFrom("", "a", "ab", "b", "\x00", "\x7f", "\x80", "\xff", "zz", "m");
+const value = fc.string({ maxLength: 40 });
+const command: fc.Arbitrary<Command> = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ op: fc.constant("put" as const), key, value }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("batch" as const),
+      pairs: fc.array(fc.tuple(key, value), { minLength: 1, maxLength: 4 }),
+    }),
+  },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant("delete" as const), key }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("range" as const),
+      start: key,
+      end: key,
+      limit: fc.integer({ min: 1, max: 12 }),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ op: "reopen" as const }) },
+  { weight: 1, arbitrary: fc.constant({ op: "compact" as const }) },
+);
+
+const latin1 = (bytes: Uint8Array) => String.fromCharCode(...bytes);
+const toBytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0) & 0xff);
+
+Deno.test("property: the store behaves like a Map through reopen and compaction", async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(command, { maxLength: 60 }), async (commands) => {
+      await withTempDir(async (dir) => {
+        const options = { segmentSizeBytes: 4096, compactionMinBytes: 0 };
+        let store = await KVStore.open(dir, options);
+        const model = new Map<string, string>();
+        try {
+          for (const c of commands) {
+            if (c.op === "put") {
+              store.writePut(toBytes(c.key), c.value);
+              model.set(latin1(toBytes(c.key)), c.value);
+            } else if (c.op === "batch") {
+              store.writeBatch(c.pairs.map(([k, v]) => [toBytes(k), v]));
+              for (const [k, v] of c.pairs) model.set(latin1(toBytes(k)), v);
+            } else if (c.op === "delete") {
+              const existed = model.delete(latin1(toBytes(c.key)));
+              assert.equal(store.has(toBytes(c.key)), existed);
+              store.writeDelete(toBytes(c.key));
+            } else if (c.op === "range") {
+              const expected = [...model.keys()].filter((k) => k >= c.start && k <= c.end).sort()
+                .slice(0, c.limit);
+              const got = store.readRange(toBytes(c.start), toBytes(c.end), { limit: c.limit });
+              assert.deepEqual(got.map(([k]) => latin1(k)), expected);
+              got.forEach(([k, v]) => {
+                assert.equal(new TextDecoder().decode(v), model.get(latin1(k)));
+              });
+            } else if (c.op === "reopen") {
+              await store.close();
+              store = await KVStore.open(dir, options);
+            } else {
+              await store.compact();
+            }
+          }
+          await store.close();
+          store = await KVStore.open(dir, options);
+          assert.equal(store.size, model.size);
+          for (const [k, v] of model) {
+            assert.equal(new TextDecoder().decode(store.read(toBytes(k))), v);
+          }
+        } finally {
+          await store.close();
+        }
+      });
+    }),
+    { numRuns: 120 },
+  );
+});
