@@ -33,7 +33,9 @@ function same(a: Map<string, string>, b: Map<string, string>): boolean {
 async function readAll(dir: string): Promise<Map<string, string>> {
   const store = await KVStore.open(dir, { segmentSizeBytes: 8 * 1024 });
   try {
-    return new Map(store.readRange("", "\xff").map(([k, v]) => [text(k)!, text(v)!]));
+    return new Map(
+      store.readRange("", "\xff").map(([k, v]) => [text(k) as string, text(v) as string]),
+    );
   } finally {
     await store.close();
   }
