@@ -40,6 +40,8 @@ export interface ReplicationSource {
   readonly lastLsn: number;
   /** This node's epoch, written into its records. */
   readonly epoch?: number;
+  /** The log holds every record after this LSN (compaction dropped some before). */
+  readonly oldestCompleteLsn?: number;
   onDurable(listener: (records: Uint8Array, firstLsn: number, lastLsn: number) => void): () => void;
   /**
    * Durable encoded records after `lsn`, in chunks of whole records of at most `maxChunkBytes`;
@@ -212,9 +214,7 @@ export class ReplicaLink {
       "hello",
     );
     const { lastLsn, lastEpoch } = parseHelloReply(hello);
-    const masterEpochAtReplicaLsn = lastLsn === 0
-      ? 0
-      : lastLsn > node.durableLsn
+    const masterEpochAtReplicaLsn = lastLsn > node.durableLsn
       ? undefined
       : await this.#epochAt(lastLsn);
     this.#throwIfFailed();
@@ -403,8 +403,11 @@ export class ReplicaLink {
     }
   }
 
-  /** Epoch of the master's record at `lsn`, or undefined when the log lost it. */
+  /** Epoch of the master's record at `lsn` (0 for LSN 0), or undefined when the log lost it. */
   async #epochAt(lsn: number): Promise<number | undefined> {
+    const oldest = this.#ctx.source.oldestCompleteLsn ?? 0;
+    if (lsn === 0) return oldest === 0 ? 0 : undefined;
+    if (lsn - 1 < oldest) return undefined;
     try {
       for await (const chunk of this.#ctx.source.readLogFrom(lsn - 1)) {
         if (chunk.length < RECORD_HEADER_BYTES) return undefined;

@@ -51,8 +51,10 @@ export interface HandshakeFacts {
   /** Epoch of the replica's record at `replicaLsn` (0 when it holds none). */
   replicaEpoch: number;
   /**
-   * Epoch of the master's record at `replicaLsn`, or undefined when the master's log no longer
-   * holds everything after it (compacted).
+   * Epoch of the master's record at `replicaLsn` (0 for `replicaLsn` 0), or undefined when the
+   * master's log no longer holds everything after `replicaLsn` (compacted). An empty replica is
+   * caught up from the log when the log is complete: then the log is about the size of the live
+   * data (compaction keeps garbage bounded), and no snapshot has to be pinned.
    */
   masterEpochAtReplicaLsn: number | undefined;
 }
@@ -150,17 +152,19 @@ export class ReplicaNode {
 
   /** Decides how a freshly connected replica continues, and counts the handshake a success. */
   onHandshake(facts: HandshakeFacts, nowMs: number): HandshakeDecision {
-    this.markSuccess(nowMs);
+    // Contact is a success (healthy again), but the retry backoff keeps growing until records
+    // or a ping are acknowledged: a replica that fails right after every handshake is not hammered.
+    this.markSuccess(nowMs, false);
     this.#pendingReplies = 0;
     const { replicaLsn, replicaEpoch, masterEpochAtReplicaLsn } = facts;
     let reason: string | undefined;
     if (replicaLsn > this.durableLsn) {
       reason = `replica holds LSN ${replicaLsn}, beyond the master's last LSN ${this.durableLsn} ` +
         `(its log diverged)`;
-    } else if (replicaLsn === 0 && this.durableLsn > 0) {
-      reason = "replica is empty";
-    } else if (replicaLsn > 0 && masterEpochAtReplicaLsn === undefined) {
-      reason = `the master's log no longer holds the records after LSN ${replicaLsn} (compacted)`;
+    } else if (masterEpochAtReplicaLsn === undefined) {
+      reason = replicaLsn === 0
+        ? "replica is empty and the master's log no longer starts at LSN 1 (compacted)"
+        : `the master's log no longer holds the records after LSN ${replicaLsn} (compacted)`;
     } else if (replicaLsn > 0 && masterEpochAtReplicaLsn !== replicaEpoch) {
       reason = `replica's record at LSN ${replicaLsn} has epoch ${replicaEpoch}, the master's ` +
         `has epoch ${masterEpochAtReplicaLsn} (its log diverged)`;
@@ -293,11 +297,11 @@ export class ReplicaNode {
   }
 
   /** Counts a success: resets the failure count; the first success marks the replica healthy. */
-  markSuccess(nowMs: number): boolean {
+  markSuccess(nowMs: number, resetRetries = true): boolean {
     const becameHealthy = !this.healthy;
     this.healthy = true;
     this.consecutiveFailures = 0;
-    this.#retries = 0;
+    if (resetRetries) this.#retries = 0;
     this.lastSuccessMs = nowMs;
     this.lastError = "";
     return becameHealthy;

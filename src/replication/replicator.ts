@@ -140,9 +140,9 @@ export class Replicator {
         const overflowRecords = node.onDurable(batch);
         if (overflowRecords !== undefined) {
           this.#log.warn(
-            "Queue full for replica {replica}: {records} records past REPLICATION_QUEUE_SIZE " +
-              "{queueSize} (state {state}); switched to catch-up from the log on disk, nothing " +
-              "is dropped",
+            "Queue full for replica {replica}: {records} records waiting, more than " +
+              "REPLICATION_QUEUE_SIZE {queueSize} (state {state}); switched to catch-up from " +
+              "the log on disk, nothing is dropped",
             {
               replica: node.address,
               records: overflowRecords,

@@ -147,7 +147,8 @@ Deno.test("replica node: handshake decides full sync for new, diverged and compa
   };
   assert.deepEqual(decide(100, 1, 1), { kind: "stream", fromLsn: 100 });
   assert.deepEqual(decide(40, 2, 2), { kind: "stream", fromLsn: 40 });
-  assert.match(kindReason(decide(0, 0, 0)), /full_sync: replica is empty/);
+  assert.deepEqual(decide(0, 0, 0), { kind: "stream", fromLsn: 0 }, "empty: from a complete log");
+  assert.match(kindReason(decide(0, 0, undefined)), /full_sync: replica is empty and the master/);
   assert.match(kindReason(decide(101, 1, undefined)), /beyond the master's last LSN 100/);
   assert.match(kindReason(decide(40, 1, undefined)), /no longer holds the records after LSN 40/);
   assert.match(kindReason(decide(40, 1, 2)), /epoch 1, the master's has epoch 2/);
@@ -166,7 +167,7 @@ function kindReason(d: { kind: string; reason?: string }): string {
 Deno.test("replica node: full sync ends at the snapshot LSN and catches up from there", () => {
   const node = new ReplicaNode("h", 1, POLICY);
   node.setDurableLsn(100);
-  node.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 0);
+  node.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: undefined }, 0);
   assert.equal(node.state, "full_sync");
   assert.equal(node.fullSyncs, 1);
   node.onDurable(batch(101, 105));
@@ -202,8 +203,11 @@ Deno.test("retry: backoff doubles for maxRetries attempts, then waits the health
   const node = new ReplicaNode("h", 1, { ...POLICY, maxRetries: 3, retryBackoffMs: 100 });
   const delays = [1, 2, 3, 4, 5].map((t) => node.markFailure(t, "x").retryDelayMs);
   assert.deepEqual(delays, [100, 200, 400, 30_000, 30_000]);
-  node.markSuccess(6);
-  assert.equal(node.markFailure(7, "x").retryDelayMs, 100, "a success resets the retries");
+  node.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 6);
+  assert.equal(node.healthy, true, "contact marks it healthy");
+  assert.equal(node.markFailure(7, "x").retryDelayMs, 30_000, "but a handshake keeps the backoff");
+  node.markSuccess(8);
+  assert.equal(node.markFailure(9, "x").retryDelayMs, 100, "acknowledged records reset it");
   const noRetries = new ReplicaNode("h", 1, { ...POLICY, maxRetries: 0 });
   assert.equal(noRetries.markFailure(1, "x").retryDelayMs, 30_000);
   const capped = new ReplicaNode("h", 1, { ...POLICY, retryBackoffMs: 50_000 });
