@@ -13,15 +13,10 @@
  *
  * @module
  */
-import {
-  INCOMPLETE,
-  RespCommandWriter,
-  RespReplyParser,
-  type RespValue,
-} from "../src/protocol/resp.ts";
+import type { RespValue } from "../src/protocol/resp.ts";
+import { KvNode, parseInfo, RespConn } from "../tests/helpers/cluster.ts";
 
 const HOST = "127.0.0.1";
-const CLI = new URL("../cli.ts", import.meta.url).pathname;
 const decoder = new TextDecoder();
 
 interface Options {
@@ -47,77 +42,6 @@ function parseOptions(args: string[]): Options {
   };
 }
 
-// ------------------------------------------------------------------ a minimal RESP connection
-
-/** One pipelined RESP connection (requests answered in order). */
-class RespConn {
-  readonly #conn: Deno.Conn;
-  readonly #writer = new RespCommandWriter();
-  readonly #parser = new RespReplyParser();
-  readonly #waiting: ((value: RespValue) => void)[] = [];
-  #buffer = new Uint8Array(64 * 1024);
-  #end = 0;
-
-  private constructor(conn: Deno.Conn) {
-    this.#conn = conn;
-    this.#readLoop();
-  }
-
-  static async open(port: number): Promise<RespConn> {
-    const conn = await Deno.connect({ hostname: HOST, port });
-    conn.setNoDelay(true);
-    return new RespConn(conn);
-  }
-
-  /** Sends one command; resolves with its reply. */
-  send(parts: (string | Uint8Array)[]): Promise<RespValue> {
-    this.#writer.length = 0;
-    this.#writer.command(parts);
-    const reply = new Promise<RespValue>((resolve) => this.#waiting.push(resolve));
-    const bytes = this.#writer.bytes.slice();
-    (async () => {
-      let written = 0;
-      while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
-    })().catch(() => {});
-    return reply;
-  }
-
-  async #readLoop(): Promise<void> {
-    try {
-      for (;;) {
-        if (this.#end === this.#buffer.length) {
-          const bigger = new Uint8Array(this.#buffer.length * 2);
-          bigger.set(this.#buffer);
-          this.#buffer = bigger;
-        }
-        const n = await this.#conn.read(this.#buffer.subarray(this.#end));
-        if (n === null) return;
-        this.#end += n;
-        const data = this.#buffer.subarray(0, this.#end);
-        let start = 0;
-        for (;;) {
-          const value = this.#parser.next(data, start);
-          start = this.#parser.offset;
-          if (value === INCOMPLETE) break;
-          this.#waiting.shift()?.(value);
-        }
-        this.#buffer.copyWithin(0, start, this.#end);
-        this.#end -= start;
-      }
-    } catch {
-      // closed
-    }
-  }
-
-  close(): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // closed
-    }
-  }
-}
-
 function text(value: RespValue): string {
   if (value instanceof Uint8Array) return decoder.decode(value);
   return String(value);
@@ -125,10 +49,11 @@ function text(value: RespValue): string {
 
 // ------------------------------------------------------------------ processes
 
-/** A child process the bench started; killed by PID at the end. */
+/** A process the bench started (kvstore node or redis-server); killed by PID at the end. */
 interface Proc {
   name: string;
-  child: Deno.ChildProcess;
+  child?: Deno.ChildProcess;
+  node?: KvNode;
   port: number;
   dir: string;
 }
@@ -144,74 +69,26 @@ function freePort(): number {
 
 async function stop(proc: Proc, signal: Deno.Signal = "SIGKILL"): Promise<void> {
   if (!running.delete(proc)) return;
+  if (proc.node !== undefined) {
+    await proc.node.stop(signal);
+    return;
+  }
   try {
-    proc.child.kill(signal);
+    proc.child?.kill(signal);
   } catch {
     // already gone
   }
-  await proc.child.status;
+  await proc.child?.status;
 }
 
 async function stopAll(): Promise<void> {
   await Promise.all([...running].map((p) => stop(p)));
 }
 
-/** Reads stderr JSON lines until `event: "listening"`; keeps draining after. */
-async function waitListening(child: Deno.ChildProcess, name: string): Promise<number> {
-  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let pending = "";
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`${name} exited before listening:\n${pending}`);
-    pending += value;
-    let newline;
-    while ((newline = pending.indexOf("\n")) !== -1) {
-      const line = pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
-      try {
-        const record = JSON.parse(line);
-        const props = record.properties ?? record;
-        if (props.event === "listening") {
-          (async () => {
-            while (!(await reader.read()).done) {
-              // drain the log so the child never blocks on a full pipe
-            }
-          })();
-          return Number(props.port);
-        }
-      } catch {
-        // not JSON
-      }
-    }
-  }
-  throw new Error(`${name} did not report listening within 30 s`);
-}
-
 async function startKvstore(name: string, dir: string, flags: string[]): Promise<Proc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      CLI,
-      "serve",
-      "--host",
-      HOST,
-      "--port",
-      "0",
-      "--data-dir",
-      dir,
-      "--log-format",
-      "json",
-      ...flags,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const proc: Proc = { name, child, port: 0, dir };
+  const node = await KvNode.start(name, dir, flags);
+  const proc: Proc = { name, node, port: node.port, dir };
   running.add(proc);
-  proc.port = await waitListening(child, name);
   return proc;
 }
 
@@ -260,15 +137,7 @@ function sleep(ms: number): Promise<void> {
 async function info(port: number, section: string): Promise<Map<string, string>> {
   const conn = await RespConn.open(port);
   try {
-    const reply = text(await conn.send(["INFO", section]));
-    const fields = new Map<string, string>();
-    for (const line of reply.split(/\r?\n/)) {
-      const colon = line.indexOf(":");
-      if (colon > 0 && !line.startsWith("#")) {
-        fields.set(line.slice(0, colon), line.slice(colon + 1));
-      }
-    }
-    return fields;
+    return parseInfo(text(await conn.send(["INFO", section])));
   } finally {
     conn.close();
   }

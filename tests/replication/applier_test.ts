@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { KVStore } from "../../src/storage/mod.ts";
 import { ReplicaApplier, ReplicateError } from "../../src/replication/replica_applier.ts";
-import { replicaStoreOf } from "../../src/replication/replica_store.ts";
+import { PairChunkWriter } from "../../src/replication/stream_protocol.ts";
+import { replicaStoreOf } from "../../src/replication/store_adapters.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array | undefined) =>
@@ -124,6 +125,57 @@ Deno.test("applier: bad requests get errors that say what is wrong", async () =>
         await applier.handle(words("LOG", enc("not a record at all, just bytes..")), 1, "m"),
       /damaged/,
     );
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("applier: a full sync replaces the replica's contents with the master's snapshot", async () => {
+  const s = await stores();
+  try {
+    const applier = new ReplicaApplier(replicaStoreOf(s.replica));
+    await s.replica.put("stale", "local junk");
+    for (let i = 0; i < 50; i++) await s.master.put(`k${i}`, `v${i}`);
+    await s.master.delete("k7");
+    const snapshot = await s.master.snapshot();
+    const writer = new PairChunkWriter(256);
+    const chunks: Uint8Array[] = [];
+    for await (const [key, value] of snapshot.entries) {
+      if (writer.wouldOverflow(key, value)) chunks.push(writer.take());
+      writer.add(key, value);
+    }
+    chunks.push(writer.take());
+    snapshot.release();
+    assert.ok(chunks.length > 1);
+    const lsn = String(snapshot.lsn);
+    applier.handle(words("HELLO", "0", lsn, "1000", "500"), 3, "m");
+    assert.deepEqual(
+      await applier.handle(words("SNAPSHOT", "BEGIN", lsn, "0", "49", "0"), 3, "m"),
+      {
+        type: "ok",
+      },
+    );
+    assert.equal(applier.getInfo().fullSyncInProgress, true);
+    let count = 0;
+    for (const chunk of chunks) {
+      const reply = await applier.handle(words("SNAPSHOT", "CHUNK", chunk), 3, "m");
+      count = (reply as { value: number }).value;
+    }
+    assert.equal(count, 49);
+    assert.deepEqual(await applier.handle(words("SNAPSHOT", "END", lsn), 3, "m"), {
+      type: "integer",
+      value: snapshot.lsn,
+    });
+    assert.equal(s.replica.lastLsn, snapshot.lsn);
+    assert.equal(s.replica.read("stale"), undefined, "the old contents are gone");
+    assert.equal(s.replica.read("k7"), undefined);
+    assert.equal(dec(s.replica.read("k8")), "v8");
+    const before = s.shipped.length;
+    await s.master.put("after", "snapshot");
+    for (const records of s.shipped.slice(before)) {
+      await applier.handle(words("LOG", records), 3, "m");
+    }
+    assert.equal(dec(s.replica.read("after")), "snapshot", "the log continues after the snapshot");
   } finally {
     await s.close();
   }

@@ -1,0 +1,58 @@
+/**
+ * Replication's views of a {@link KVStore}: the master's (its durable records, its log, its
+ * snapshots) and the replica's (opened with `replica: true`, so its direct writes are LOCAL
+ * records that take no master LSN).
+ *
+ * @module
+ */
+import type { KVStore } from "../storage/mod.ts";
+import type { ReplicationSource } from "./replica_link.ts";
+import type { ReplicaStore } from "./replica_applier.ts";
+
+/** Adapts a master's store to the {@link Replicator}. */
+export function masterSourceOf(store: KVStore): ReplicationSource {
+  return {
+    get lastLsn() {
+      return store.lastLsn;
+    },
+    get epoch() {
+      return store.epoch;
+    },
+    get oldestCompleteLsn() {
+      return store.oldestCompleteLsn;
+    },
+    onDurable: (listener) => store.onDurable(listener),
+    readLogFrom: (lsn, maxChunkBytes) => store.readLogFrom(lsn, maxChunkBytes),
+    snapshot: () => store.snapshot(),
+  };
+}
+
+/** Adapts a replica's store to the applier. */
+export function replicaStoreOf(store: KVStore): ReplicaStore {
+  return {
+    get lastLsn() {
+      return store.lastLsn;
+    },
+    get lastEpoch() {
+      return store.lastEpoch;
+    },
+    appendReplicated: (records) => store.appendReplicated(records),
+    putLocal: async (key, value) => {
+      await store.put(key, value);
+    },
+    batchPutLocal: async (pairs) => {
+      await store.batchPut(pairs);
+    },
+    deleteLocal: (key) => store.delete(key),
+    beginFullSync: async (lsn) => {
+      const sync = await store.beginFullSync(lsn);
+      return {
+        add: (pairs) => {
+          for (const [key, value] of pairs) sync.put(key, value);
+        },
+        commit: () => sync.finish(),
+        abort: () => sync.abort(),
+      };
+    },
+  };
+}
