@@ -171,6 +171,13 @@ export interface StoreSnapshot {
 /** A key or value: bytes, or a string (UTF-8 encoded). */
 export type Bytes = Uint8Array | string;
 
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** The index's byte string of a key (an ASCII string is its own byte string). */
+function indexKey(key: Bytes): string {
+  return typeof key === "string" && ASCII.test(key) ? key : bytesToKey(toBytes(key));
+}
+
 /** Bytes a live entry is accounted for (its share of a record). */
 function entryBytes(keyLength: number, valueLength: number): number {
   return keyLength + valueLength + RECORD_HEADER_BYTES;
@@ -1430,14 +1437,14 @@ export class KVStore {
   /** The value of `key`, or undefined. */
   read(key: Bytes): Uint8Array | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    const location = this.#index.get(bytesToKey(toBytes(key)));
+    const location = this.#index.get(indexKey(key));
     return location === undefined ? undefined : this.#readValue(location);
   }
 
   /** Whether `key` exists. */
   has(key: Bytes): boolean {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    return this.#index.get(bytesToKey(toBytes(key))) !== undefined;
+    return this.#index.get(indexKey(key)) !== undefined;
   }
 
   /**
