@@ -29,3 +29,4 @@ export {
   ValueTooLargeError,
 } from "./errors.ts";
 export { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
+export { type RepairAction, type RepairReport, repairStore } from "./repair.ts";
