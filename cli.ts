@@ -3,19 +3,57 @@
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import { formatSettingsHelp } from "./src/config.ts";
+import { repairStore } from "./src/storage/mod.ts";
 import { VERSION, versionText } from "./src/version.ts";
 
 const USAGE = `kvstore ${VERSION}: a persistent key-value store with master-replica replication
 
 Usage:
   kvstore serve [settings]        start a node (master, or replica with --replica)
+  kvstore repair --data-dir D [--yes]
+                                  truncate a damaged log at its first bad record (says what
+                                  is lost; changes nothing without --yes)
   kvstore --version               print the version
   kvstore --help                  print this help
 `;
 
+/** `kvstore repair --data-dir D [--yes]`. */
+async function repair(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { "data-dir": { type: "string" }, yes: { type: "boolean", default: false } },
+  });
+  const dir = values["data-dir"];
+  if (dir === undefined) {
+    console.error("kvstore repair: --data-dir D is required");
+    return 2;
+  }
+  const report = await repairStore(dir, {
+    apply: values.yes,
+    report: (action) =>
+      console.log(
+        `${
+          values.yes ? "truncating" : "would truncate"
+        } ${action.path} at byte ${action.offset}: ` +
+          `${action.lostBytes} bytes (every record from there to the end of that file) are ` +
+          `lost (${action.reason})`,
+      ),
+  });
+  if (report.healthy) {
+    console.log(
+      report.actions.length === 0 ? `${dir}: no damage found` : `${dir}: repaired; it opens`,
+    );
+    return 0;
+  }
+  if (!values.yes) console.log("run again with --yes to truncate");
+  return 1;
+}
+
 /** Runs the command line and returns the process exit code. */
-export function main(args: string[]): number {
+export function main(args: string[]): number | Promise<number> {
+  if (args[0] === "repair") return repair(args.slice(1));
   if (args.length === 0 || args[0] === "--help" || args[0] === "-h" || args[0] === "help") {
     console.log(USAGE + formatSettingsHelp());
     return 0;
@@ -28,4 +66,4 @@ export function main(args: string[]): number {
   return 1;
 }
 
-if (import.meta.main) Deno.exit(main(Deno.args));
+if (import.meta.main) Deno.exit(await main(Deno.args));
