@@ -5,7 +5,6 @@
  */
 import { parseArgs } from "node:util";
 import { formatSettingsHelp } from "./src/config.ts";
-import { repairStore } from "./src/storage/mod.ts";
 import { VERSION, versionText } from "./src/version.ts";
 
 const USAGE = `kvstore ${VERSION}: a persistent key-value store with master-replica replication
@@ -30,6 +29,8 @@ async function repair(args: string[]): Promise<number> {
     console.error("kvstore repair: --data-dir D is required");
     return 2;
   }
+  // Loaded on demand: the storage engine (and its npm logger) is not needed by other commands.
+  const { repairStore } = await import("./src/storage/mod.ts");
   const report = await repairStore(dir, {
     apply: values.yes,
     report: (action) =>

@@ -171,11 +171,14 @@ export interface StoreSnapshot {
 /** A key or value: bytes, or a string (UTF-8 encoded). */
 export type Bytes = Uint8Array | string;
 
-const ASCII = /^[\x00-\x7f]*$/;
-
 /** The index's byte string of a key (an ASCII string is its own byte string). */
 function indexKey(key: Bytes): string {
-  return typeof key === "string" && ASCII.test(key) ? key : bytesToKey(toBytes(key));
+  if (typeof key === "string") {
+    let i = 0;
+    while (i < key.length && key.charCodeAt(i) < 0x80) i++;
+    if (i === key.length) return key;
+  }
+  return bytesToKey(toBytes(key));
 }
 
 /** Bytes a live entry is accounted for (its share of a record). */
