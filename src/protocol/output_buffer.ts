@@ -25,10 +25,12 @@ const LF = 0x0a;
  */
 export class OutputBuffer {
   protected buffer: Uint8Array;
+  readonly #initialBytes: number;
   /** Bytes written so far. */
   length = 0;
 
   constructor(initialBytes = 16 * 1024) {
+    this.#initialBytes = initialBytes;
     this.buffer = new Uint8Array(initialBytes);
   }
 
@@ -42,10 +44,13 @@ export class OutputBuffer {
     return this.buffer.length;
   }
 
-  /** Empties the buffer; gives memory back when it grew past `maxKeptBytes`. */
+  /**
+   * Empties the buffer. When it grew past `maxKeptBytes` it goes back to its initial size, so one
+   * large reply does not pin its memory for the life of a connection.
+   */
   reset(maxKeptBytes = Infinity): void {
     this.length = 0;
-    if (this.buffer.length > maxKeptBytes) this.buffer = new Uint8Array(maxKeptBytes);
+    if (this.buffer.length > maxKeptBytes) this.buffer = new Uint8Array(this.#initialBytes);
   }
 
   /** Makes room for `extra` more bytes. */

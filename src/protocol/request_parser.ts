@@ -47,6 +47,8 @@ export interface RequestError {
   message: string;
   /** True when the framing is lost: reply, then close the connection. */
   fatal: boolean;
+  /** The setting whose bound the request broke, when that is what was wrong. */
+  limit?: "MAX_REQUEST_BYTES";
 }
 
 /** What {@link RequestParser.next} returns for a complete request or a bad one. */
@@ -178,6 +180,7 @@ export class RequestParser {
       framing,
       message: `request is larger than MAX_REQUEST_BYTES (${this.#maxRequestBytes} bytes)`,
       fatal: false,
+      limit: "MAX_REQUEST_BYTES",
     };
   }
 

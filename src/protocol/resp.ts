@@ -6,8 +6,18 @@
  */
 import { OutputBuffer } from "./output_buffer.ts";
 
-/** A RESP error reply (`-CODE message`). */
+/**
+ * A RESP error reply (`-CODE message`), as {@link RespReplyParser} returns it.
+ *
+ * @example
+ * ```ts
+ * import { RespErrorReply } from "./resp.ts";
+ * const reply = new RespErrorReply("READONLY", "Replica nodes are read-only.");
+ * console.log(reply.code); // READONLY
+ * ```
+ */
 export class RespErrorReply {
+  /** An error reply with its code word and message. */
   constructor(
     /** The first word of the error, e.g. `ERR` or `READONLY`. */
     readonly code: string,
@@ -19,6 +29,12 @@ export class RespErrorReply {
 /**
  * A parsed RESP2 reply: a simple string is a `string`, a bulk string a `Uint8Array`, an integer a
  * `number`, a null `null`, an error a {@link RespErrorReply}, an array an array.
+ *
+ * @example
+ * ```ts
+ * import type { RespValue } from "./resp.ts";
+ * const replies: RespValue[] = ["OK", 1, null, new Uint8Array([0x61]), [2, "PONG"]];
+ * ```
  */
 export type RespValue = string | number | Uint8Array | null | RespErrorReply | RespValue[];
 
@@ -30,7 +46,15 @@ export class RespProtocolError extends Error {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** An argument of a command: bytes, or text sent as UTF-8. */
+/**
+ * An argument of a command: bytes, or text sent as UTF-8.
+ *
+ * @example
+ * ```ts
+ * import type { CommandArgument } from "./resp.ts";
+ * const command: CommandArgument[] = ["PUT", "key", new Uint8Array([1, 2])];
+ * ```
+ */
 export type CommandArgument = Uint8Array | string;
 
 /**

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ReplyWriter } from "../src/protocol/reply_writer.ts";
+import { ReplyWriter } from "../../src/protocol/reply_writer.ts";
 import {
   INCOMPLETE,
   RespCommandWriter,
@@ -7,8 +7,8 @@ import {
   RespProtocolError,
   RespReplyParser,
   type RespValue,
-} from "../src/protocol/resp.ts";
-import { RequestParser } from "../src/protocol/request_parser.ts";
+} from "../../src/protocol/resp.ts";
+import { RequestParser } from "../../src/protocol/request_parser.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

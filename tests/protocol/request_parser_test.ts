@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { type ParseResult, RequestParser } from "../src/protocol/request_parser.ts";
-import { prng } from "./helpers/random.ts";
+import { type ParseResult, RequestParser } from "../../src/protocol/request_parser.ts";
+import { prng } from "../helpers/random.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

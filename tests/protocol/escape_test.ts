@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { escapedLength, escapeValue, unescapeValue } from "../src/protocol/escape.ts";
-import { prng } from "./helpers/random.ts";
+import { escapedLength, escapeValue, unescapeValue } from "../../src/protocol/escape.ts";
+import { prng } from "../helpers/random.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
