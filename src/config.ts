@@ -37,6 +37,7 @@ export interface Config {
   MAX_REQUEST_BYTES: number;
   MAX_PIPELINE_REQUESTS: number;
   MAX_RANGE_KEYS: number;
+  CONNECTION_BUFFER_BYTES: number;
   SHUTDOWN_TIMEOUT_SECONDS: number;
   LOG_LEVEL: LogLevel;
   LOG_FORMAT: LogFormat;
@@ -143,6 +144,16 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     min: 1,
     max: 100_000_000,
     description: "Most pairs one READRANGE may return; a wider range gets an ERROR.",
+  },
+  CONNECTION_BUFFER_BYTES: {
+    kind: "int",
+    default: 16 * KIB,
+    group: "server",
+    min: 1 * KIB,
+    max: 64 * MIB,
+    description:
+      "Initial read buffer and reply buffer of a connection; they grow for a larger request or " +
+      "reply and shrink back afterwards.",
   },
   SHUTDOWN_TIMEOUT_SECONDS: {
     kind: "float",
