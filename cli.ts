@@ -52,9 +52,9 @@ async function repair(args: string[]): Promise<number> {
   return 1;
 }
 
-/** Runs the command line and returns the process exit code. */
-export function main(args: string[]): number | Promise<number> {
-  if (args[0] === "repair") return repair(args.slice(1));
+/** Runs the command line and resolves to the process exit code. */
+export async function main(args: string[]): Promise<number> {
+  if (args[0] === "repair") return await repair(args.slice(1));
   if (args.length === 0 || args[0] === "--help" || args[0] === "-h" || args[0] === "help") {
     console.log(USAGE + formatSettingsHelp());
     return 0;
@@ -63,8 +63,15 @@ export function main(args: string[]): number | Promise<number> {
     console.log(versionText());
     return 0;
   }
-  console.error(`kvstore: unknown command "${args[0]}" (see kvstore --help)`);
-  return 1;
+  // The command is the first word that names one, so options may come before it.
+  const index = args.findIndex((arg) => arg === "serve");
+  if (index === -1) {
+    console.error(`kvstore: no command in "${args.join(" ")}" (see kvstore --help)`);
+    return 1;
+  }
+  // Loaded on demand, like repair: only serve needs the server (and its npm logger).
+  const { serve } = await import("./src/cli/serve.ts");
+  return await serve(args.toSpliced(index, 1));
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

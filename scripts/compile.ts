@@ -75,6 +75,10 @@ export function compileArgs(entry: string, target: string, outputDir: string): s
   return [
     "compile",
     ...COMPILE_PERMISSIONS,
+    // The generated entry lives outside the repository: name the config, so the import map
+    // (npm dependencies of the server) applies to it.
+    "--config",
+    new URL("deno.json", ROOT).pathname,
     "--target",
     target,
     "--output",

@@ -39,6 +39,8 @@ Deno.test("compile --dry-run prints one deno compile per target and a stamped en
     const version = await run([
       "run",
       ...COMPILE_PERMISSIONS,
+      "--config",
+      "deno.json",
       `${dir}/.build/kvstore.ts`,
       "--version",
     ]);

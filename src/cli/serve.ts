@@ -1,0 +1,107 @@
+/**
+ * `kvstore serve [settings]`: loads the configuration (flags, then `KVSTORE_*` environment
+ * variables, then defaults), starts the server, and stops it gracefully on SIGINT or SIGTERM:
+ * no new connections, in-flight requests finished, the log flushed and synced, exit 0. A second
+ * signal exits at once with status 1.
+ *
+ * @module
+ */
+import {
+  type Config,
+  ConfigError,
+  envName,
+  formatSettingsHelp,
+  loadConfig,
+  type SettingName,
+  SETTINGS,
+} from "../config.ts";
+import { configureLogging, getLog } from "../log.ts";
+import { type RunningServer, startServer, type StartServerOptions } from "../server/mod.ts";
+
+/** Usage of `kvstore serve`. */
+export const SERVE_USAGE = `Usage: kvstore serve [settings]
+
+Starts a node: a master by default, a read-only replica with --replica. Every setting below is
+also read from its environment variable (flags win). The node logs one line with
+event "listening" and the bound host and port once it accepts connections (--port 0 picks a free
+port); SIGINT or SIGTERM stop it gracefully.
+`;
+
+/**
+ * Reads the `KVSTORE_*` variables one by one (`Deno.env.toObject()` would need permission to
+ * read every variable; `deno task serve` grants only `KVSTORE_*`).
+ */
+export function settingsEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of Object.keys(SETTINGS) as SettingName[]) {
+    const value = Deno.env.get(envName(name));
+    if (value !== undefined) env[envName(name)] = value;
+  }
+  return env;
+}
+
+/** Parses the settings of `kvstore serve`; prints the problem and returns undefined if bad. */
+export function serveConfig(args: string[]): Config | undefined {
+  try {
+    const { config, positionals } = loadConfig({ args, env: settingsEnvironment() });
+    if (positionals.length > 0) {
+      console.error(
+        `kvstore serve: unexpected argument "${positionals[0]}" (see kvstore serve --help)`,
+      );
+      return undefined;
+    }
+    return config;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(`kvstore serve: ${error.message}`);
+    return undefined;
+  }
+}
+
+/** Runs `kvstore serve`; resolves to the exit code once the server stopped. */
+export async function serve(args: string[], options: StartServerOptions = {}): Promise<number> {
+  if (args.includes("--help") || args.includes("-h")) {
+    console.log(SERVE_USAGE + formatSettingsHelp());
+    return 0;
+  }
+  const config = serveConfig(args);
+  if (config === undefined) return 1;
+  configureLogging({ level: config.LOG_LEVEL, format: config.LOG_FORMAT });
+  const log = getLog("server");
+  let server: RunningServer;
+  try {
+    server = await startServer(config, options);
+  } catch (error) {
+    log.fatal("cannot start: {error}", {
+      event: "start_failed",
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return 1;
+  }
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: Deno.Signal) => () => {
+    if (stopping !== undefined) {
+      log.error("second {signal} while stopping: exiting now", { signal });
+      Deno.exit(1);
+    }
+    log.info("{signal} received: stopping gracefully", { event: "signal", signal });
+    stopping = server.close();
+    // Awaited below; marked handled here so a failure is reported there, not as uncaught.
+    stopping.catch(() => {});
+  };
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((signal) => [signal, onSignal(signal)] as const);
+  for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  try {
+    await server.closed;
+    await stopping;
+    return 0;
+  } catch (error) {
+    log.error("stopping failed: {error}", { error: String(error) });
+    return 1;
+  } finally {
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+  }
+}

@@ -1,0 +1,248 @@
+/**
+ * The commands of a kvstore node, shared by both framings: the original system's (`PUT`, `READ`,
+ * `DELETE`, `READRANGE`, `BATCHPUT`, `REPLICATE`), `PING` and `INFO`, and the Redis names that
+ * `redis-cli` and `redis-benchmark` use (`SET`, `GET`, `DEL`, `MSET`, `MGET`, `EXISTS`, `DBSIZE`,
+ * `ECHO`, `SELECT`, `CONFIG GET`, `COMMAND`, `QUIT`).
+ *
+ * Handlers run synchronously against the store (`writePut` applies a write at once, so a read
+ * later in the same pipeline sees it); the connection sends the replies of one read after one
+ * `whenDurable` of the highest LSN written.
+ *
+ * @module
+ */
+import { describeSettings, flagName, type SettingName, SETTINGS } from "../config.ts";
+import type { Reply, ReplyWriter } from "../protocol/mod.ts";
+import type { CommandContext, CommandSpec, ServerNode } from "./hooks.ts";
+
+/** The spec's answer to a client write on a replica. */
+export const READ_ONLY_MESSAGE =
+  "Replica nodes are read-only. Please send writes to the master node.";
+/** The spec's answer to `REPLICATE` on a master. */
+export const REPLICATE_ON_MASTER_MESSAGE = "REPLICATE commands only accepted on replica nodes";
+
+const decoder = new TextDecoder();
+
+function text(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+function pairsOf(args: Uint8Array[]): [Uint8Array, Uint8Array][] {
+  const pairs = new Array<[Uint8Array, Uint8Array]>(args.length / 2);
+  for (let i = 0; i < pairs.length; i++) pairs[i] = [args[2 * i], args[2 * i + 1]];
+  return pairs;
+}
+
+const OK: Reply = { type: "ok" };
+const ONE: Reply = { type: "integer", value: 1 };
+
+/**
+ * Finishes a client write with LSN `lsn` whose reply is `reply`: written now (it leaves once the
+ * write is durable), or later when sync replication must acknowledge it first.
+ */
+function acknowledge(ctx: CommandContext, lsn: number, out: ReplyWriter, reply: Reply) {
+  ctx.wrote(lsn);
+  const waiting = ctx.replicated(lsn);
+  if (waiting === undefined) {
+    out.reply(reply);
+    return;
+  }
+  return waiting.then((error): Reply =>
+    error === undefined ? reply : { type: "error", message: error }
+  );
+}
+
+function put(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  return acknowledge(ctx, ctx.node.store.writePut(args[0], args[1]), out, OK);
+}
+
+function set(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  if (args.length > 2) {
+    out.error("SET options (EX, NX, ...) are not supported: use SET key value");
+    return;
+  }
+  return put(args, out, ctx);
+}
+
+function read(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const value = ctx.node.store.read(args[0]);
+  if (value === undefined) out.notFound();
+  else out.value(value);
+}
+
+/** `DELETE key`: text OK / NOT_FOUND as in the original; RESP `:1` / `:0`. */
+function deleteOne(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const store = ctx.node.store;
+  if (!store.has(args[0])) {
+    if (ctx.framing === "text") out.notFound();
+    else out.integer(0);
+    return;
+  }
+  return acknowledge(ctx, store.writeDelete(args[0]), out, ctx.framing === "text" ? OK : ONE);
+}
+
+/** `DEL key...`: the number of keys that existed. */
+function del(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const store = ctx.node.store;
+  let deleted = 0;
+  let lsn = 0;
+  for (const key of args) {
+    if (!store.has(key)) continue;
+    lsn = store.writeDelete(key);
+    deleted++;
+  }
+  if (deleted === 0) {
+    out.integer(0);
+    return;
+  }
+  return acknowledge(ctx, lsn, out, { type: "integer", value: deleted });
+}
+
+function batchPut(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  if (args.length % 2 !== 0) {
+    out.error("BATCHPUT needs keys and values in pairs (key value [key value ...])");
+    return;
+  }
+  return acknowledge(ctx, ctx.node.store.writeBatch(pairsOf(args)), out, OK);
+}
+
+function readRange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const limit = ctx.node.config.MAX_RANGE_KEYS;
+  const pairs = ctx.node.store.readRange(args[0], args[1], { limit: limit + 1 });
+  if (pairs.length > limit) {
+    out.error(
+      `READRANGE matched more than MAX_RANGE_KEYS (${limit}) keys; narrow the range or raise ` +
+        `--max-range-keys`,
+    );
+    return;
+  }
+  out.pairs(pairs);
+}
+
+function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  out.values(args.map((key) => ctx.node.store.read(key)));
+}
+
+function exists(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  let count = 0;
+  for (const key of args) if (ctx.node.store.has(key)) count++;
+  out.integer(count);
+}
+
+function ping(args: Uint8Array[], out: ReplyWriter): void {
+  if (args.length === 0) out.status("PONG");
+  else out.value(args[0]);
+}
+
+/** Redis parameter names that `redis-benchmark` and `redis-cli` ask for, mapped to ours. */
+function redisConfigValue(name: string, node: ServerNode): string | undefined {
+  switch (name) {
+    case "save":
+      return "";
+    case "appendonly":
+      return "yes";
+    case "appendfsync":
+      return node.config.FSYNC;
+    case "maxclients":
+      return String(node.config.MAX_CONNECTIONS);
+    case "databases":
+      return "1";
+    case "port":
+      return String(node.port);
+    case "bind":
+      return node.host;
+    case "dir":
+      return node.config.DATA_DIR;
+    default:
+      return undefined;
+  }
+}
+
+function globToRegExp(pattern: string): RegExp {
+  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*")
+    .replaceAll("?", ".");
+  return new RegExp(`^${escaped}$`, "i");
+}
+
+/**
+ * `CONFIG GET pattern`: kvstore's settings by flag name (`max-request-bytes`) and the few Redis
+ * names clients ask for. Settings are changed by flags and environment only.
+ */
+function config(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const sub = text(args[0]).toUpperCase();
+  if (sub !== "GET" || args.length !== 2) {
+    out.error("only CONFIG GET <pattern> is supported; settings are set by flags or environment");
+    return;
+  }
+  const pattern = text(args[1]);
+  const matcher = globToRegExp(pattern);
+  const found: string[] = [];
+  for (const row of describeSettings()) {
+    const flag = flagName(row.name);
+    if (matcher.test(flag)) found.push(flag, String(ctx.node.config[row.name as SettingName]));
+  }
+  for (const name of ["save", "appendonly", "appendfsync", "maxclients", "databases"]) {
+    const value = redisConfigValue(name, ctx.node);
+    if (value !== undefined && matcher.test(name) && !(name.toUpperCase() in SETTINGS)) {
+      found.push(name, value);
+    }
+  }
+  out.strings(found);
+}
+
+/** `COMMAND [COUNT|DOCS|INFO ...]`: enough for `redis-cli` (which only asks for docs). */
+function command(args: Uint8Array[], out: ReplyWriter): void {
+  const sub = args.length === 0 ? "" : text(args[0]).toUpperCase();
+  if (sub === "COUNT") out.integer(BUILT_IN_COMMANDS.size);
+  else out.strings([]);
+}
+
+function quit(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  out.ok();
+  ctx.closeAfterReply();
+}
+
+function select(args: Uint8Array[], out: ReplyWriter): void {
+  if (text(args[0]) === "0") out.ok();
+  else out.error("kvstore has one database: only SELECT 0 is accepted");
+}
+
+function info(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const section = args.length === 0 ? "default" : text(args[0]);
+  out.textValue(ctx.node.info(section, ctx.framing === "resp" ? "\r\n" : "\n"));
+}
+
+function replicateWithoutApplier(_args: Uint8Array[], out: ReplyWriter): void {
+  out.error("this node has no replication applier to take REPLICATE commands");
+}
+
+/** The built-in commands, by upper-case name. */
+export const BUILT_IN_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>([
+  ["PUT", { minArgs: 2, maxArgs: 2, write: true, handler: put }],
+  ["SET", { minArgs: 2, maxArgs: Infinity, write: true, handler: set }],
+  ["READ", { minArgs: 1, maxArgs: 1, handler: read }],
+  ["GET", { minArgs: 1, maxArgs: 1, handler: read }],
+  ["DELETE", { minArgs: 1, maxArgs: 1, write: true, handler: deleteOne }],
+  ["DEL", { minArgs: 1, maxArgs: Infinity, write: true, handler: del }],
+  ["BATCHPUT", { minArgs: 2, maxArgs: Infinity, write: true, handler: batchPut }],
+  ["MSET", { minArgs: 2, maxArgs: Infinity, write: true, handler: batchPut }],
+  ["READRANGE", { minArgs: 2, maxArgs: 2, handler: readRange }],
+  ["MGET", { minArgs: 1, maxArgs: Infinity, handler: mget }],
+  ["EXISTS", { minArgs: 1, maxArgs: Infinity, handler: exists }],
+  [
+    "DBSIZE",
+    { minArgs: 0, maxArgs: 0, handler: (_a, out, ctx) => out.integer(ctx.node.store.stats().keys) },
+  ],
+  ["PING", { minArgs: 0, maxArgs: 1, handler: ping }],
+  ["ECHO", { minArgs: 1, maxArgs: 1, handler: (args, out) => out.value(args[0]) }],
+  ["INFO", { minArgs: 0, maxArgs: 1, handler: info }],
+  ["CONFIG", { minArgs: 1, maxArgs: 2, handler: config }],
+  ["COMMAND", { minArgs: 0, maxArgs: Infinity, handler: command }],
+  ["SELECT", { minArgs: 1, maxArgs: 1, handler: select }],
+  ["QUIT", { minArgs: 0, maxArgs: Infinity, handler: quit }],
+  ["REPLICATE", {
+    minArgs: 1,
+    maxArgs: Infinity,
+    replicaOnly: true,
+    handler: replicateWithoutApplier,
+  }],
+]);

@@ -1,0 +1,382 @@
+/**
+ * One client connection: read into a reused buffer, parse every complete request that arrived,
+ * run each, and send all their replies with one write once the writes among them are durable.
+ *
+ * Pipelining: while the replies of one read wait for durability (or for replicas, in sync mode),
+ * the connection goes on reading and running the next requests; replies always leave in request
+ * order. At most MAX_PIPELINE_REQUESTS requests are in flight (run, reply not yet written); past
+ * that the connection stops parsing and reading until replies drain. An idle connection waits in
+ * one pending `read` and costs no CPU.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import {
+  CommandTable,
+  describeCommandName,
+  type Framing,
+  type Reply,
+  ReplyWriter,
+  type Request,
+  RequestParser,
+} from "../protocol/mod.ts";
+import { StorageError } from "../storage/mod.ts";
+import { READ_ONLY_MESSAGE, REPLICATE_ON_MASTER_MESSAGE } from "./commands.ts";
+import type { CommandContext, CommandSpec, ConnectionInfo, ServerNode } from "./hooks.ts";
+import type { LimitLog } from "./limit_log.ts";
+
+/** A command with its upper-case name. */
+export interface NamedCommand extends CommandSpec {
+  name: string;
+}
+
+/** What a connection needs from its server. */
+export interface ConnectionHost {
+  readonly node: ServerNode;
+  readonly commands: CommandTable<NamedCommand>;
+  readonly log: Logger;
+  readonly limits: LimitLog;
+  awaitReplication(lsn: number): Promise<string | undefined> | undefined;
+  authorize(name: string, connection: ConnectionInfo): Reply | undefined;
+  connectionClosed(connection: Connection): void;
+}
+
+/** A reply that is computed later, and where it goes in the batch's output. */
+interface Hole {
+  offset: number;
+  resp: boolean;
+  reply: Promise<Reply>;
+}
+
+/** A buffer that grew past this many times its initial size shrinks back once emptied. */
+const SHRINK_FACTOR = 8;
+
+function errorReply(error: unknown): Reply {
+  return { type: "error", message: describeError(error) };
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof StorageError) return error.message;
+  return `Internal error: ${error instanceof Error ? error.message : String(error)}`;
+}
+
+function isDisconnect(error: unknown): boolean {
+  return error instanceof Deno.errors.ConnectionReset ||
+    error instanceof Deno.errors.BrokenPipe ||
+    error instanceof Deno.errors.ConnectionAborted ||
+    error instanceof Deno.errors.BadResource ||
+    error instanceof Deno.errors.Interrupted ||
+    error instanceof Deno.errors.NotConnected;
+}
+
+/** Serves one accepted connection until it closes. */
+export class Connection implements ConnectionInfo {
+  readonly id: number;
+  readonly peer: string;
+  readonly state = new Map<string, unknown>();
+  readonly #conn: Deno.Conn;
+  readonly #host: ConnectionHost;
+  readonly #parser: RequestParser;
+  readonly #maxPipeline: number;
+  readonly #initialBytes: number;
+  /** The context handed to handlers; its framing is set per request. */
+  readonly #context: CommandContext & { framing: Framing };
+  #buffer: Uint8Array;
+  #start = 0;
+  #end = 0;
+  /** Requests run whose replies are not written yet. */
+  #inFlight = 0;
+  /** The write chain: each batch's replies are written after the previous batch's. */
+  #tail: Promise<void> = Promise.resolve();
+  #spareWriter: ReplyWriter | undefined;
+  /** Highest LSN written by the batch being run. */
+  #batchLsn = 0;
+  #holes: Hole[] | undefined;
+  /** QUIT or a fatal protocol error: write what is pending, then close. */
+  #closeAfterFlush = false;
+  #stopping = false;
+  #closed = false;
+  #wakeReader: (() => void) | undefined;
+
+  constructor(conn: Deno.Conn, id: number, host: ConnectionHost) {
+    this.#conn = conn;
+    this.id = id;
+    this.#host = host;
+    const address = conn.remoteAddr as Deno.NetAddr;
+    this.peer = `${address.hostname}:${address.port}`;
+    const config = host.node.config;
+    this.#parser = new RequestParser({ maxRequestBytes: config.MAX_REQUEST_BYTES });
+    this.#maxPipeline = config.MAX_PIPELINE_REQUESTS;
+    this.#initialBytes = config.CONNECTION_BUFFER_BYTES;
+    this.#buffer = new Uint8Array(this.#initialBytes);
+    this.#context = {
+      node: host.node,
+      connection: this,
+      framing: "text",
+      wrote: (lsn: number) => {
+        if (lsn > this.#batchLsn) this.#batchLsn = lsn;
+      },
+      replicated: (lsn: number) => host.awaitReplication(lsn),
+      closeAfterReply: () => {
+        this.#closeAfterFlush = true;
+      },
+    };
+  }
+
+  /** Reads, runs and answers requests until the peer or the server closes the connection. */
+  async serve(): Promise<void> {
+    try {
+      for (;;) {
+        if (this.#stopping) break;
+        this.#runBuffered();
+        if (this.#closeAfterFlush) break;
+        if (this.#inFlight >= this.#maxPipeline) {
+          this.#host.limits.hit(
+            "MAX_PIPELINE_REQUESTS",
+            this.#maxPipeline,
+            "connection {peer} has too many requests in flight; it stops reading until replies drain",
+            { peer: this.peer },
+          );
+          await new Promise<void>((resolve) => (this.#wakeReader = resolve));
+          continue;
+        }
+        this.#makeRoom();
+        const count = await this.#conn.read(this.#buffer.subarray(this.#end));
+        if (count === null || this.#stopping) break;
+        this.#end += count;
+      }
+      await this.#tail;
+    } catch (error) {
+      if (!this.#closed && !isDisconnect(error)) {
+        this.#host.log.warn("connection {peer} failed: {error}", {
+          peer: this.peer,
+          error: String(error),
+        });
+      }
+    } finally {
+      this.#close();
+      this.#host.connectionClosed(this);
+    }
+  }
+
+  /**
+   * Graceful stop: read no more requests, finish the ones in flight, write their replies, close.
+   */
+  stop(): void {
+    this.#stopping = true;
+    if (this.#inFlight === 0) this.#close();
+    this.#wake();
+  }
+
+  /** Closes now, whatever is in flight. */
+  forceClose(): void {
+    this.#stopping = true;
+    this.#close();
+    this.#wake();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the peer or by a failed write.
+    }
+  }
+
+  #wake(): void {
+    const wake = this.#wakeReader;
+    this.#wakeReader = undefined;
+    wake?.();
+  }
+
+  /** Makes room to read into: reuses the buffer, compacts it, or grows it for a large request. */
+  #makeRoom(): void {
+    if (this.#start === this.#end) {
+      this.#start = this.#end = 0;
+      if (this.#buffer.length > this.#initialBytes * SHRINK_FACTOR) {
+        this.#buffer = new Uint8Array(this.#initialBytes);
+      }
+      return;
+    }
+    const minimumRead = this.#initialBytes / 2;
+    if (this.#buffer.length - this.#end >= minimumRead) return;
+    const pending = this.#end - this.#start;
+    if (pending + minimumRead <= this.#buffer.length) {
+      this.#buffer.copyWithin(0, this.#start, this.#end);
+    } else {
+      const grown = new Uint8Array(Math.max(this.#buffer.length * 2, pending + minimumRead));
+      grown.set(this.#buffer.subarray(this.#start, this.#end));
+      this.#buffer = grown;
+    }
+    this.#start = 0;
+    this.#end = pending;
+  }
+
+  /** Runs every complete request in the buffer (within the pipeline bound) as one batch. */
+  #runBuffered(): void {
+    const data = this.#buffer.subarray(0, this.#end);
+    let writer: ReplyWriter | undefined;
+    let count = 0;
+    this.#batchLsn = 0;
+    this.#holes = undefined;
+    while (this.#inFlight + count < this.#maxPipeline && !this.#closeAfterFlush) {
+      const request = this.#parser.next(data, this.#start);
+      this.#start = this.#parser.offset;
+      if (request === undefined) break;
+      writer ??= this.#takeWriter();
+      count++;
+      this.#context.framing = request.framing;
+      writer.resp = request.framing === "resp";
+      if (request.kind === "request") {
+        this.#run(request, writer);
+        continue;
+      }
+      writer.error(request.message);
+      if (request.limit !== undefined) {
+        this.#host.limits.hit(
+          request.limit,
+          this.#host.node.config[request.limit],
+          "connection {peer} sent a request that is too large; it was skipped",
+          { peer: this.peer },
+        );
+      }
+      if (request.fatal) {
+        this.#host.log.info("closing connection {peer}: {error}", {
+          peer: this.peer,
+          error: request.message,
+        });
+        this.#closeAfterFlush = true;
+      }
+    }
+    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (writer === undefined) return;
+    this.#inFlight += count;
+    this.#host.node.stats.totalCommands += count;
+    const lsn = this.#batchLsn;
+    const durable = lsn > 0 ? this.#host.node.store.whenDurable(lsn) : undefined;
+    // Handled in #complete; marked handled now so a failure before then is not "uncaught".
+    durable?.catch(() => {});
+    const holes = this.#holes;
+    this.#tail = this.#tail.then(() => this.#complete(writer, count, durable, holes));
+  }
+
+  #run(request: Request, writer: ReplyWriter): void {
+    const command = this.#host.commands.get(request.name);
+    if (command === undefined) {
+      writer.error(
+        request.name.length === 0
+          ? "Empty command line"
+          : `Unknown command: ${describeCommandName(request.name)}`,
+      );
+      return;
+    }
+    const argCount = request.args.length;
+    if (argCount < command.minArgs || argCount > command.maxArgs) {
+      writer.error(`wrong number of arguments for '${command.name}'`);
+      return;
+    }
+    const refusal = this.#host.authorize(command.name, this);
+    if (refusal !== undefined) {
+      writer.reply(refusal);
+      return;
+    }
+    const node = this.#host.node;
+    if (command.write && node.replica) {
+      writer.error(READ_ONLY_MESSAGE, "READONLY");
+      return;
+    }
+    if (command.replicaOnly && !node.replica) {
+      writer.error(REPLICATE_ON_MASTER_MESSAGE);
+      return;
+    }
+    const mark = writer.length;
+    try {
+      const later = command.handler(request.args, writer, this.#context);
+      if (later !== undefined) {
+        this.#holes ??= [];
+        this.#holes.push({
+          offset: writer.length,
+          resp: writer.resp,
+          reply: later.catch(errorReply),
+        });
+      }
+    } catch (error) {
+      writer.length = mark;
+      writer.error(describeError(error));
+      if (!(error instanceof StorageError)) {
+        this.#host.log.error("command {command} from {peer} failed: {error}", {
+          command: command.name,
+          peer: this.peer,
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        });
+      }
+    }
+  }
+
+  /** Waits for the batch's durability and late replies, then writes all its replies at once. */
+  async #complete(
+    writer: ReplyWriter,
+    count: number,
+    durable: Promise<void> | undefined,
+    holes: Hole[] | undefined,
+  ): Promise<void> {
+    let output = writer;
+    try {
+      if (this.#closed) return;
+      if (durable !== undefined) await durable;
+      if (holes !== undefined) output = await this.#fillHoles(writer, holes);
+      await this.#writeAll(output.bytes);
+    } catch (error) {
+      if (!this.#closed && !isDisconnect(error)) {
+        // The log failed: the writes of this batch are not durable, so no OK may be sent. The
+        // client learns the outcome is unknown from the closed connection.
+        this.#host.log.error("closing connection {peer} without replies: {error}", {
+          peer: this.peer,
+          error: String(error),
+        });
+      }
+      this.#close();
+    } finally {
+      if (output !== writer) this.#releaseWriter(output);
+      this.#releaseWriter(writer);
+      this.#inFlight -= count;
+      if (this.#inFlight < this.#maxPipeline) this.#wake();
+      if (this.#stopping && this.#inFlight === 0) this.#close();
+    }
+  }
+
+  async #fillHoles(writer: ReplyWriter, holes: Hole[]): Promise<ReplyWriter> {
+    const replies = await Promise.all(holes.map((hole) => hole.reply));
+    const output = this.#takeWriter();
+    const bytes = writer.bytes;
+    let from = 0;
+    for (let i = 0; i < holes.length; i++) {
+      output.raw(bytes.subarray(from, holes[i].offset));
+      output.resp = holes[i].resp;
+      output.reply(replies[i]);
+      from = holes[i].offset;
+    }
+    output.raw(bytes.subarray(from));
+    return output;
+  }
+
+  async #writeAll(bytes: Uint8Array): Promise<void> {
+    let written = 0;
+    while (written < bytes.length) {
+      written += await this.#conn.write(bytes.subarray(written));
+    }
+  }
+
+  #takeWriter(): ReplyWriter {
+    const writer = this.#spareWriter ?? new ReplyWriter(this.#initialBytes);
+    this.#spareWriter = undefined;
+    return writer;
+  }
+
+  #releaseWriter(writer: ReplyWriter): void {
+    writer.reset(this.#initialBytes * SHRINK_FACTOR);
+    this.#spareWriter = writer;
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * The seams other parts of kvstore plug into the server through, without editing it:
+ * replication registers `REPLICATE` and waits for replica acknowledgements, auth gates commands,
+ * and each may add an `INFO` section. A {@link ServerExtension} is a function that receives the
+ * node (its store and config) once the store is open and returns its {@link ServerHooks}.
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import type { Framing, Reply, ReplyWriter } from "../protocol/mod.ts";
+import type { KVStore } from "../storage/mod.ts";
+
+/** Counters the server keeps (reported by `INFO`). */
+export interface ServerStats {
+  /** Connections open now. */
+  connectedClients: number;
+  /** Connections accepted since start. */
+  totalConnections: number;
+  /** Connections refused because of MAX_CONNECTIONS. */
+  rejectedConnections: number;
+  /** Requests answered since start. */
+  totalCommands: number;
+}
+
+/** The node a server runs: what command handlers and extensions work with. */
+export interface ServerNode {
+  readonly config: Config;
+  readonly store: KVStore;
+  /** True on a replica: client writes are refused. May change at runtime (promotion). */
+  replica: boolean;
+  /** The address the server listens on (set once it listens). */
+  readonly host: string;
+  readonly port: number;
+  /** `Date.now()` when the server started. */
+  readonly startedAtMs: number;
+  readonly stats: ServerStats;
+  /** The `INFO` text of `section` (`all` for every section), lines ending in `lineEnd`. */
+  info(section: string, lineEnd?: string): string;
+}
+
+/** Facts about the connection a request came on, and state extensions may keep on it. */
+export interface ConnectionInfo {
+  /** Unique per server, from 1. */
+  readonly id: number;
+  /** Peer address as `host:port`. */
+  readonly peer: string;
+  /** Per-connection state of extensions (e.g. `authenticated`), by key. */
+  readonly state: Map<string, unknown>;
+}
+
+/** What a handler gets besides its arguments. */
+export interface CommandContext {
+  readonly node: ServerNode;
+  readonly connection: ConnectionInfo;
+  /** Framing of this request (the writer is already set to it). */
+  readonly framing: Framing;
+  /**
+   * Records that this request appended a record with log sequence number `lsn`: its reply (and
+   * every reply of the same read) is sent only once `store.whenDurable(lsn)` resolved.
+   */
+  wrote(lsn: number): void;
+  /**
+   * Asks replication whether the reply of client write `lsn` must wait: `undefined` means reply
+   * as soon as it is durable (async replication, or none); a promise resolves to `undefined` for
+   * OK or to the message of the `ERROR` to send instead (sync replication timed out).
+   */
+  replicated(lsn: number): Promise<string | undefined> | undefined;
+  /** Closes the connection once this request's reply is sent (`QUIT`). */
+  closeAfterReply(): void;
+}
+
+/**
+ * Handles one request. `args` are views into the connection's read buffer: valid during the
+ * synchronous part of the call only (copy what an asynchronous part needs). A handler either
+ * writes its reply into `out` and returns nothing, or returns a promise of its {@link Reply}
+ * (held in order: later replies on the connection wait for it). A thrown error becomes an
+ * `ERROR` reply with its message.
+ */
+export type CommandHandler = (
+  args: Uint8Array[],
+  out: ReplyWriter,
+  context: CommandContext,
+) => void | Promise<Reply>;
+
+/** A command the server understands. */
+export interface CommandSpec {
+  /** Fewest arguments after the command word. */
+  minArgs: number;
+  /** Most arguments after the command word (`Infinity` for no bound). */
+  maxArgs: number;
+  /** A client write: refused on a replica. */
+  write?: boolean;
+  /** Accepted only on a replica (`REPLICATE`); a master answers with the spec's error. */
+  replicaOnly?: boolean;
+  handler: CommandHandler;
+}
+
+/** Fields of one `INFO` section, in order. */
+export type InfoFields = [string, string | number | boolean][];
+
+/** What an extension plugs into the server. Every member is optional. */
+export interface ServerHooks {
+  /** Commands added, or built-in ones replaced, by upper-case name (e.g. `REPLICATE`, `AUTH`). */
+  commands?: Record<string, CommandSpec>;
+  /**
+   * Called for each acknowledged client write, after it is applied locally. Return `undefined`
+   * to answer OK once it is durable (async replication), or a promise that resolves to
+   * `undefined` for OK or to an error message for `ERROR: <message>` (sync replication).
+   */
+  awaitReplication?(lsn: number): Promise<string | undefined> | undefined;
+  /**
+   * Gate run before each command (auth): return a reply to refuse the command with it, or
+   * `undefined` to let it run. `name` is the upper-case command name.
+   */
+  authorize?(name: string, connection: ConnectionInfo): Reply | undefined;
+  /** `INFO` sections added or replaced, by lower-case name. */
+  info?: Record<string, () => InfoFields>;
+  /**
+   * Called on graceful shutdown after client requests finished and before the store closes
+   * (e.g. drain replicas within SHUTDOWN_TIMEOUT_SECONDS).
+   */
+  close?(): Promise<void>;
+}
+
+/** Builds the hooks of one part of kvstore once the node's store is open. */
+export type ServerExtension = (node: ServerNode) => ServerHooks | Promise<ServerHooks>;

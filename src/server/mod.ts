@@ -1,0 +1,18 @@
+/**
+ * The kvstore server: `startServer(config)` and the hooks other parts plug in through.
+ *
+ * @module
+ */
+export { BUILT_IN_COMMANDS, READ_ONLY_MESSAGE, REPLICATE_ON_MASTER_MESSAGE } from "./commands.ts";
+export type {
+  CommandContext,
+  CommandHandler,
+  CommandSpec,
+  ConnectionInfo,
+  InfoFields,
+  ServerExtension,
+  ServerHooks,
+  ServerNode,
+  ServerStats,
+} from "./hooks.ts";
+export { type RunningServer, startServer, type StartServerOptions } from "./server.ts";

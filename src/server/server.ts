@@ -1,0 +1,288 @@
+/**
+ * `startServer(config)`: opens the store, listens (TCP, or whatever `listen` returns, e.g. TLS),
+ * accepts connections up to MAX_CONNECTIONS and serves each one (see `connection.ts`). `close()`
+ * is the graceful stop used on SIGINT/SIGTERM: stop accepting, let every connection finish the
+ * requests it has in flight and write their replies (bounded by SHUTDOWN_TIMEOUT_SECONDS), run
+ * the extensions' `close` (replication drains), then close the store (flush and sync the log).
+ *
+ * @module
+ */
+import type { Config } from "../config.ts";
+import { getLog } from "../log.ts";
+import { CommandTable, type Reply } from "../protocol/mod.ts";
+import { KVStore, storeOptionsFromConfig } from "../storage/mod.ts";
+import { BUILT_IN_COMMANDS } from "./commands.ts";
+import { Connection, type ConnectionHost, type NamedCommand } from "./connection.ts";
+import type {
+  ConnectionInfo,
+  InfoFields,
+  ServerExtension,
+  ServerHooks,
+  ServerNode,
+  ServerStats,
+} from "./hooks.ts";
+import { formatInfo } from "./info.ts";
+import { LimitLog } from "./limit_log.ts";
+
+/** Options of {@link startServer}. */
+export interface StartServerOptions {
+  /** Parts of kvstore that plug in (replication, auth, ...), each given the open node. */
+  extensions?: ServerExtension[];
+  /** Opens the listener; the default is `Deno.listen` (TCP). TLS plugs in here. */
+  listen?: (options: { hostname: string; port: number }) => Deno.Listener;
+}
+
+/** A server that is accepting connections. */
+export interface RunningServer {
+  /** The address it listens on (`port` is the real one when PORT was 0). */
+  readonly host: string;
+  readonly port: number;
+  /** The node: store, config, role, stats. */
+  readonly node: ServerNode;
+  /** Resolves once the server stopped (after {@link close}). */
+  readonly closed: Promise<void>;
+  /** Graceful stop (idempotent): finishes in-flight requests, closes the store. */
+  close(): Promise<void>;
+}
+
+const log = getLog("server");
+
+function hasSetNoDelay(conn: Deno.Conn): conn is Deno.TcpConn {
+  return typeof (conn as Partial<Deno.TcpConn>).setNoDelay === "function";
+}
+
+class Server implements RunningServer, ConnectionHost, ServerNode {
+  readonly config: Config;
+  readonly store: KVStore;
+  replica: boolean;
+  host = "";
+  port = 0;
+  readonly startedAtMs = Date.now();
+  readonly stats: ServerStats = {
+    connectedClients: 0,
+    totalConnections: 0,
+    rejectedConnections: 0,
+    totalCommands: 0,
+  };
+  readonly node: ServerNode = this;
+  readonly log = log;
+  readonly limits = new LimitLog(log);
+  readonly commands = new CommandTable<NamedCommand>();
+  readonly #infoSections = new Map<string, () => InfoFields>();
+  readonly #hooks: ServerHooks[] = [];
+  readonly #connections = new Set<Connection>();
+  readonly #options: StartServerOptions;
+  #listener: Deno.Listener | undefined;
+  #nextConnectionId = 1;
+  #closing: Promise<void> | undefined;
+  #allClosed: (() => void) | undefined;
+  #resolveClosed!: () => void;
+  readonly closed: Promise<void>;
+
+  constructor(config: Config, store: KVStore, options: StartServerOptions) {
+    this.config = config;
+    this.store = store;
+    this.replica = config.REPLICA;
+    this.#options = options;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    for (const [name, spec] of BUILT_IN_COMMANDS) this.commands.set(name, { ...spec, name });
+  }
+
+  info(section: string, lineEnd = "\r\n"): string {
+    return formatInfo(this, section, this.#infoSections, lineEnd);
+  }
+
+  async start(recoveryMs: number): Promise<void> {
+    for (const extension of this.#options.extensions ?? []) {
+      const hooks = await extension(this);
+      this.#hooks.push(hooks);
+      for (const [name, spec] of Object.entries(hooks.commands ?? {})) {
+        this.commands.set(name, { ...spec, name: name.toUpperCase() });
+      }
+      for (const [name, fields] of Object.entries(hooks.info ?? {})) {
+        this.#infoSections.set(name.toLowerCase(), fields);
+      }
+    }
+    const listen = this.#options.listen ?? ((options) => Deno.listen(options));
+    this.#listener = listen({ hostname: this.config.HOST, port: this.config.PORT });
+    const address = this.#listener.addr as Deno.NetAddr;
+    this.host = address.hostname;
+    this.port = address.port;
+    const stats = this.store.stats();
+    log.info(
+      "listening on {host}:{port} as {role}; data in {dataDir}: {keys} keys, last LSN {lastLsn}, " +
+        "recovered in {recoveryMs} ms; fsync {fsync}",
+      {
+        event: "listening",
+        host: this.host,
+        port: this.port,
+        role: this.replica ? "replica" : "master",
+        dataDir: this.config.DATA_DIR,
+        keys: stats.keys,
+        lastLsn: stats.lastLsn,
+        recoveryMs: Math.round(recoveryMs * 10) / 10,
+        fsync: this.config.FSYNC,
+        pid: Deno.pid,
+      },
+    );
+    this.#acceptLoop(this.#listener);
+  }
+
+  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+    for (;;) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (error) {
+        if (this.#closing !== undefined) return;
+        log.error("accepting a connection failed: {error}; retrying in 100 ms", {
+          error: String(error),
+        });
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      if (this.#closing !== undefined) {
+        conn.close();
+        return;
+      }
+      if (this.#connections.size >= this.config.MAX_CONNECTIONS) {
+        this.#reject(conn);
+        continue;
+      }
+      if (hasSetNoDelay(conn)) conn.setNoDelay(true);
+      const connection = new Connection(conn, this.#nextConnectionId++, this);
+      this.#connections.add(connection);
+      this.stats.connectedClients = this.#connections.size;
+      this.stats.totalConnections++;
+      connection.serve();
+    }
+  }
+
+  /** Answers a connection past MAX_CONNECTIONS with one ERROR line and closes it. */
+  async #reject(conn: Deno.Conn): Promise<void> {
+    this.stats.rejectedConnections++;
+    const address = conn.remoteAddr as Deno.NetAddr;
+    const limit = this.config.MAX_CONNECTIONS;
+    this.limits.hit(
+      "MAX_CONNECTIONS",
+      limit,
+      "refused a connection from {peer}: {open} connections are open",
+      { peer: `${address.hostname}:${address.port}`, open: this.#connections.size },
+    );
+    try {
+      await conn.write(
+        new TextEncoder().encode(
+          `ERROR: too many connections (MAX_CONNECTIONS is ${limit}); try again later\n`,
+        ),
+      );
+    } catch {
+      // The peer went away first; nothing to tell it.
+    } finally {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+  }
+
+  connectionClosed(connection: Connection): void {
+    this.#connections.delete(connection);
+    this.stats.connectedClients = this.#connections.size;
+    if (this.#connections.size === 0) this.#allClosed?.();
+  }
+
+  awaitReplication(lsn: number): Promise<string | undefined> | undefined {
+    let waits: Promise<string | undefined>[] | undefined;
+    for (const hooks of this.#hooks) {
+      const wait = hooks.awaitReplication?.(lsn);
+      if (wait !== undefined) (waits ??= []).push(wait);
+    }
+    if (waits === undefined) return undefined;
+    if (waits.length === 1) return waits[0];
+    return Promise.all(waits).then((errors) => errors.find((error) => error !== undefined));
+  }
+
+  authorize(name: string, connection: ConnectionInfo): Reply | undefined {
+    for (const hooks of this.#hooks) {
+      const refusal = hooks.authorize?.(name, connection);
+      if (refusal !== undefined) return refusal;
+    }
+    return undefined;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    const timeoutMs = this.config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
+    log.info("stopping: no new connections; finishing the requests of {connections} connections", {
+      event: "stopping",
+      connections: this.#connections.size,
+    });
+    try {
+      this.#listener?.close();
+    } catch {
+      // Already closed.
+    }
+    if (this.#connections.size > 0) {
+      const drained = new Promise<void>((resolve) => (this.#allClosed = resolve));
+      for (const connection of this.#connections) connection.stop();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timedOut = new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), timeoutMs);
+      });
+      const expired = await Promise.race([drained.then(() => false), timedOut]);
+      clearTimeout(timer);
+      if (expired) {
+        log.warn(
+          "{connections} connections still busy after SHUTDOWN_TIMEOUT_SECONDS ({seconds} s); " +
+            "closing them",
+          { connections: this.#connections.size, seconds: this.config.SHUTDOWN_TIMEOUT_SECONDS },
+        );
+        for (const connection of this.#connections) connection.forceClose();
+      }
+    }
+    try {
+      for (const hooks of this.#hooks) await hooks.close?.();
+      await this.store.close();
+      log.info("stopped; the log is flushed and synced", { event: "stopped" });
+    } finally {
+      this.#resolveClosed();
+    }
+  }
+}
+
+/**
+ * Opens the store in `config.DATA_DIR` and serves it on `config.HOST:config.PORT`.
+ *
+ * @example
+ * ```ts
+ * import { loadConfig } from "../config.ts";
+ * import { startServer } from "./server.ts";
+ * const dataDir = await Deno.makeTempDir();
+ * const { config } = loadConfig({ overrides: { PORT: 0, DATA_DIR: dataDir } });
+ * const server = await startServer(config);
+ * console.log(`serving on ${server.host}:${server.port}`);
+ * await server.close();
+ * await Deno.remove(dataDir, { recursive: true });
+ * ```
+ */
+export async function startServer(
+  config: Config,
+  options: StartServerOptions = {},
+): Promise<RunningServer> {
+  const started = performance.now();
+  const store = await KVStore.open(config.DATA_DIR, storeOptionsFromConfig(config));
+  const recoveryMs = performance.now() - started;
+  const server = new Server(config, store, options);
+  try {
+    await server.start(recoveryMs);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
+  return server;
+}

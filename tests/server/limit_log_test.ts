@@ -1,0 +1,47 @@
+import assert from "node:assert/strict";
+import { configureSync, getLogger, type LogRecord, resetSync } from "@logtape/logtape";
+import { LimitLog } from "../../src/server/limit_log.ts";
+
+Deno.test("a bound hit is logged with its number once per interval, then with the count missed", () => {
+  const records: LogRecord[] = [];
+  configureSync({
+    reset: true,
+    sinks: { memory: (record) => records.push(record) },
+    loggers: [
+      { category: ["limit-test"], lowestLevel: "debug", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    let nowMs = 0;
+    const limits = new LimitLog(getLogger(["limit-test"]), {
+      intervalMs: 1000,
+      nowMs: () => nowMs,
+    });
+    limits.hit("MAX_CONNECTIONS", 2, "refused {peer}", { peer: "a" });
+    nowMs = 10;
+    limits.hit("MAX_CONNECTIONS", 2, "refused {peer}", { peer: "b" });
+    limits.hit("MAX_CONNECTIONS", 2, "refused {peer}", { peer: "c" });
+    limits.hit("MAX_REQUEST_BYTES", 4096, "skipped a request");
+    nowMs = 1500;
+    limits.hit("MAX_CONNECTIONS", 2, "refused {peer}", { peer: "d" });
+    assert.deepEqual(
+      records.map((
+        record,
+      ) => [
+        record.level,
+        record.properties.setting,
+        record.properties.limit,
+        record.properties.unlogged,
+      ]),
+      [
+        ["warning", "MAX_CONNECTIONS", 2, 0],
+        ["warning", "MAX_REQUEST_BYTES", 4096, 0],
+        ["warning", "MAX_CONNECTIONS", 2, 2],
+      ],
+    );
+    assert.equal(records[2].properties.peer, "d");
+  } finally {
+    resetSync();
+  }
+});

@@ -1,0 +1,124 @@
+import assert from "node:assert/strict";
+import type { Reply } from "../../src/protocol/mod.ts";
+import type { ServerExtension } from "../../src/server/mod.ts";
+import { startTestServer } from "../helpers/test_server.ts";
+import { resp, text, WireClient } from "../helpers/wire.ts";
+
+Deno.test("pipelining: 5000 requests in one write, replies in order, reads see earlier writes", async () => {
+  await using server = await startTestServer({ FSYNC: "always" });
+  await using wire = await WireClient.connect(server.port);
+  let requests = "";
+  for (let i = 0; i < 2500; i++) requests += `PUT key${i} value${i}\nREAD key${i}\n`;
+  await wire.send(requests);
+  const lines = await wire.readLines(5000);
+  for (let i = 0; i < 2500; i++) {
+    assert.equal(lines[2 * i], "OK");
+    assert.equal(lines[2 * i + 1], `value${i}`);
+  }
+  assert.equal(server.node.store.stats().keys, 2500);
+});
+
+Deno.test("pipelining: a request split across many small writes still parses", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  await using wire = await WireClient.connect(server.port);
+  const bytes = resp("SET", "k", "v".repeat(100_000));
+  for (let i = 0; i < bytes.length; i += 7919) await wire.send(bytes.subarray(i, i + 7919));
+  assert.equal(await wire.readReply(), "OK");
+  await wire.send(resp("GET", "k"));
+  assert.equal(text(await wire.readReply()), "v".repeat(100_000));
+});
+
+Deno.test("pipelining: MAX_PIPELINE_REQUESTS bounds what is in flight, every request is answered", async () => {
+  await using server = await startTestServer({ FSYNC: "always", MAX_PIPELINE_REQUESTS: 3 });
+  await using wire = await WireClient.connect(server.port);
+  let requests = "";
+  for (let i = 0; i < 1000; i++) requests += `PUT k${i} ${i}\nREAD k${i}\n`;
+  await wire.send(requests);
+  const lines = await wire.readLines(2000);
+  for (let i = 0; i < 1000; i++) assert.deepEqual(lines.slice(2 * i, 2 * i + 2), ["OK", `${i}`]);
+});
+
+/** An extension whose command replies late, in reverse order of arrival. */
+function lateReplies(): ServerExtension {
+  return () => {
+    const waiting: ((reply: Reply) => void)[] = [];
+    return {
+      commands: {
+        LATE: {
+          minArgs: 1,
+          maxArgs: 1,
+          handler: (args) => {
+            const value = args[0].slice();
+            const promise = new Promise<Reply>((resolve) => waiting.push(resolve));
+            if (waiting.length === 3) {
+              for (const resolve of waiting.reverse()) resolve({ type: "value", value });
+            }
+            return promise;
+          },
+        },
+      },
+    };
+  };
+}
+
+Deno.test("hooks: a command that answers later keeps its place in the reply order", async () => {
+  await using server = await startTestServer({ FSYNC: "no" }, { extensions: [lateReplies()] });
+  await using wire = await WireClient.connect(server.port);
+  await wire.send("LATE a\nPING one\nLATE b\nPING two\nLATE c\nPING three\n");
+  assert.deepEqual(await wire.readLines(6), ["c", "one", "c", "two", "c", "three"]);
+});
+
+Deno.test("hooks: sync replication holds write replies and can turn them into errors", async () => {
+  const acknowledged: number[] = [];
+  const replication: ServerExtension = () => ({
+    awaitReplication: (lsn) =>
+      new Promise((resolve) =>
+        setTimeout(() => {
+          acknowledged.push(lsn);
+          resolve(lsn % 2 === 0 ? "replicas did not acknowledge in time" : undefined);
+        }, 5)
+      ),
+    info: { replication: () => [["connected_replicas", 0]] },
+  });
+  await using server = await startTestServer({ FSYNC: "always" }, { extensions: [replication] });
+  await using wire = await WireClient.connect(server.port);
+  await wire.send("PUT a 1\nREAD a\nPUT b 2\nDELETE a\n");
+  assert.deepEqual(await wire.readLines(4), [
+    "OK",
+    "1",
+    "ERROR: replicas did not acknowledge in time",
+    "OK",
+  ]);
+  assert.deepEqual(acknowledged, [1, 2, 3]);
+  await wire.send(resp("INFO", "replication"));
+  assert.equal(
+    text(await wire.readReply()),
+    "# Replication\r\nrole:master\r\nconnected_replicas:0\r\n",
+  );
+});
+
+Deno.test("hooks: authorize gates commands per connection", async () => {
+  const gate: ServerExtension = () => ({
+    commands: {
+      LETMEIN: {
+        minArgs: 0,
+        maxArgs: 0,
+        handler: (_args, out, ctx) => {
+          ctx.connection.state.set("allowed", true);
+          out.ok();
+        },
+      },
+    },
+    authorize: (name, connection) =>
+      name === "LETMEIN" || connection.state.get("allowed") === true
+        ? undefined
+        : { type: "error", code: "NOAUTH", message: "say LETMEIN first" },
+  });
+  await using server = await startTestServer({ FSYNC: "no" }, { extensions: [gate] });
+  await using first = await WireClient.connect(server.port);
+  await first.send("READ k\nletmein\nREAD k\n");
+  assert.deepEqual(await first.readLines(3), ["ERROR: say LETMEIN first", "OK", "NOT_FOUND"]);
+  await using second = await WireClient.connect(server.port);
+  await second.send("READ k\n");
+  assert.equal(await second.readLine(), "ERROR: say LETMEIN first");
+});
