@@ -12,8 +12,8 @@
  * @module
  */
 import {
-  ansiColorFormatter,
   configureSync,
+  getAnsiColorFormatter,
   getLogger,
   getTextFormatter,
   jsonLinesFormatter,
@@ -55,8 +55,8 @@ export function configureLogging(options: { level: LogLevel; format: LogFormat }
   const formatter: TextFormatter = options.format === "json"
     ? jsonLinesFormatter
     : Deno.stderr.isTerminal()
-    ? ansiColorFormatter
-    : getTextFormatter({ timestamp: "date-time-timezone" });
+    ? getAnsiColorFormatter({ value: "bare" })
+    : getTextFormatter({ timestamp: "date-time-timezone", value: "bare" });
   resetSync();
   configureSync({
     reset: true,
