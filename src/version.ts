@@ -6,7 +6,15 @@
  * @module
  */
 
-/** Semantic version of this release. */
+/**
+ * Semantic version of this release.
+ *
+ * @example
+ * ```ts
+ * import { VERSION } from "./version.ts";
+ * console.log(VERSION); // e.g. 0.1.0
+ * ```
+ */
 export const VERSION = "0.1.0";
 
 /** Where a running kvstore came from: a compiled build, or the source tree. */

@@ -1,0 +1,625 @@
+/**
+ * `KVClient`: one persistent RESP connection to a kvstore node, shared by every call. Calls made
+ * together are written together (one write per event-loop turn) and their replies are matched in
+ * order, so concurrent calls pipeline for free. Uses only relative and `node:` imports, so it can
+ * be imported by URL.
+ *
+ * @module
+ */
+import {
+  type CommandArgument,
+  INCOMPLETE,
+  RespCommandWriter,
+  RespErrorReply,
+  RespProtocolError,
+  RespReplyParser,
+  type RespValue,
+} from "../protocol/resp.ts";
+import {
+  KVConnectionError,
+  KVError,
+  KVReadOnlyError,
+  KVServerError,
+  KVTimeoutError,
+} from "./errors.ts";
+
+/**
+ * A key: a string (sent as UTF-8) or raw bytes.
+ *
+ * @example
+ * ```ts
+ * import type { KVKey } from "../../mod.ts";
+ * const keys: KVKey[] = ["user:1", new Uint8Array([0x75, 0x00])];
+ * ```
+ */
+export type KVKey = string | Uint8Array;
+
+/**
+ * A value: a string (sent as UTF-8) or raw bytes.
+ *
+ * @example
+ * ```ts
+ * import type { KVValue } from "../../mod.ts";
+ * const values: KVValue[] = ["hello", new Uint8Array([0, 1, 2])];
+ * ```
+ */
+export type KVValue = string | Uint8Array;
+
+/**
+ * Options of a {@link KVClient}.
+ *
+ * @example
+ * ```ts
+ * import type { KVClientOptions } from "../../mod.ts";
+ * const options: KVClientOptions = { host: "127.0.0.1", port: 5556, timeoutMs: 2000 };
+ * ```
+ */
+export interface KVClientOptions {
+  /** Server host. Default `127.0.0.1`. */
+  host?: string;
+  /** Server port. Default `5555`. */
+  port?: number;
+  /**
+   * Most time to wait for connecting and for each reply, in milliseconds; 0 waits forever.
+   * Default 10000.
+   */
+  timeoutMs?: number;
+}
+
+interface PendingCall {
+  command: string;
+  deadlineMs: number;
+  resolve(value: RespValue): void;
+  reject(error: Error): void;
+}
+
+/** Initial read buffer; it grows for a larger reply. */
+const READ_BUFFER_BYTES = 64 * 1024;
+/** A buffer that grew past this for one large request or reply shrinks back once emptied. */
+const MAX_KEPT_BUFFER_BYTES = 1024 * 1024;
+
+const decoder = new TextDecoder();
+
+function commandName(parts: readonly CommandArgument[]): string {
+  const first = parts[0];
+  return typeof first === "string" ? first : decoder.decode(first);
+}
+
+/**
+ * A client of one kvstore node.
+ *
+ * Values come back as strings from {@link read} and {@link readRange} (decoded as UTF-8, bytes
+ * that are not UTF-8 become U+FFFD) and as bytes from {@link readBytes} and
+ * {@link readRangeBytes}, which return exactly what was stored.
+ *
+ * The constructor does not connect: the first call does (use {@link KVClient.connect} to connect
+ * at once). The examples of the methods are functions that take a client, so they can be read
+ * (and type-checked) without a server.
+ *
+ * @example
+ * ```ts
+ * import { KVClient } from "../../mod.ts";
+ * const client = new KVClient({ host: "127.0.0.1", port: 5555, timeoutMs: 2000 });
+ * async function greet(): Promise<string | undefined> {
+ *   await client.put("greeting", "hello");
+ *   return await client.read("greeting"); // "hello"
+ * }
+ * await client.close();
+ * ```
+ */
+export class KVClient implements AsyncDisposable {
+  /** The server's `host:port`. */
+  readonly address: string;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #timeoutMs: number;
+  #conn: Deno.TcpConn | undefined;
+  #connecting: Promise<Deno.TcpConn> | undefined;
+  #out = new RespCommandWriter(4096);
+  #spareOut = new RespCommandWriter(4096);
+  /** Calls awaiting their reply, oldest first from {@link #pendingHead}. */
+  #pending: (PendingCall | undefined)[] = [];
+  #pendingHead = 0;
+  #flushScheduled = false;
+  #writing = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #closed = false;
+  #idle: (() => void) | undefined;
+
+  /** A client of the server at `options.host:options.port`; it connects on the first call. */
+  constructor(options: KVClientOptions = {}) {
+    this.#host = options.host ?? "127.0.0.1";
+    this.#port = options.port ?? 5555;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    if (!Number.isFinite(this.#timeoutMs) || this.#timeoutMs < 0) {
+      throw new RangeError(`timeoutMs ${options.timeoutMs} must be 0 or a positive number`);
+    }
+    this.address = this.#host.includes(":")
+      ? `[${this.#host}]:${this.#port}`
+      : `${this.#host}:${this.#port}`;
+  }
+
+  /**
+   * Creates a client and opens its connection, so a wrong address fails here rather than at the
+   * first call.
+   *
+   * @example
+   * ```ts
+   * import { KVClient } from "../../mod.ts";
+   * async function open(port: number): Promise<KVClient> {
+   *   return await KVClient.connect({ host: "127.0.0.1", port, timeoutMs: 2000 });
+   * }
+   * ```
+   */
+  static async connect(options: KVClientOptions = {}): Promise<KVClient> {
+    const client = new KVClient(options);
+    await client.ping();
+    return client;
+  }
+
+  /**
+   * Stores `value` under `key` (the spec's PUT). Resolves once the server acknowledged it, which
+   * under its default `--fsync always` means the write is on disk.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function saveUser(client: KVClient): Promise<void> {
+   *   await client.put("user:1", JSON.stringify({ name: "Ada" }));
+   * }
+   * ```
+   */
+  async put(key: KVKey, value: KVValue): Promise<void> {
+    expectOk(await this.send(["PUT", key, value]));
+  }
+
+  /**
+   * The value of `key` as a string, or `undefined` when it does not exist.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function userName(client: KVClient): Promise<string> {
+   *   const value = await client.read("user:1");
+   *   return value === undefined ? "(nobody)" : JSON.parse(value).name;
+   * }
+   * ```
+   */
+  async read(key: KVKey): Promise<string | undefined> {
+    const value = await this.readBytes(key);
+    return value === undefined ? undefined : decoder.decode(value);
+  }
+
+  /**
+   * The value of `key` as the exact bytes stored, or `undefined` when it does not exist.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function roundTrip(client: KVClient): Promise<Uint8Array | undefined> {
+   *   await client.put("blob", new Uint8Array([0, 255]));
+   *   return await client.readBytes("blob"); // Uint8Array(2) [ 0, 255 ]
+   * }
+   * ```
+   */
+  async readBytes(key: KVKey): Promise<Uint8Array | undefined> {
+    const reply = await this.send(["READ", key]);
+    if (reply === null) return undefined;
+    if (reply instanceof Uint8Array) return reply;
+    throw unexpected("READ", reply);
+  }
+
+  /**
+   * Every pair with `start <= key <= end` (byte order), as strings. The server refuses a range
+   * of more than its MAX_RANGE_KEYS keys.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function listUsers(client: KVClient): Promise<void> {
+   *   for (const [key, value] of await client.readRange("user:", "user:~")) console.log(key, value);
+   * }
+   * ```
+   */
+  async readRange(start: KVKey, end: KVKey): Promise<[string, string][]> {
+    const pairs = await this.readRangeBytes(start, end);
+    return pairs.map(([key, value]) => [decoder.decode(key), decoder.decode(value)]);
+  }
+
+  /**
+   * Every pair with `start <= key <= end` (byte order), as bytes.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function countRange(client: KVClient): Promise<number> {
+   *   return (await client.readRangeBytes("a", "b")).length;
+   * }
+   * ```
+   */
+  async readRangeBytes(start: KVKey, end: KVKey): Promise<[Uint8Array, Uint8Array][]> {
+    const reply = await this.send(["READRANGE", start, end]);
+    if (!Array.isArray(reply) || reply.length % 2 !== 0) throw unexpected("READRANGE", reply);
+    const pairs: [Uint8Array, Uint8Array][] = [];
+    for (let i = 0; i < reply.length; i += 2) {
+      const key = reply[i];
+      const value = reply[i + 1];
+      if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) {
+        throw unexpected("READRANGE", reply);
+      }
+      pairs.push([key, value]);
+    }
+    return pairs;
+  }
+
+  /**
+   * Stores every pair atomically: after a crash all of them are there or none (the spec's
+   * BATCHPUT). Takes `[key, value]` pairs or an object.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function seed(client: KVClient): Promise<void> {
+   *   await client.batchPut([["a", "1"], ["b", "2"]]);
+   *   await client.batchPut({ c: "3", d: "4" });
+   * }
+   * ```
+   */
+  async batchPut(
+    pairs: Iterable<readonly [KVKey, KVValue]> | Readonly<Record<string, KVValue>>,
+  ): Promise<void> {
+    const parts: CommandArgument[] = ["BATCHPUT"];
+    const entries = Symbol.iterator in pairs
+      ? pairs as Iterable<readonly [KVKey, KVValue]>
+      : Object.entries(pairs);
+    for (const [key, value] of entries) parts.push(key, value);
+    if (parts.length === 1) return;
+    expectOk(await this.send(parts));
+  }
+
+  /**
+   * Deletes `key`; resolves to whether it existed.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function forget(client: KVClient): Promise<boolean> {
+   *   return await client.delete("user:1"); // false when there was no such key
+   * }
+   * ```
+   */
+  async delete(key: KVKey): Promise<boolean> {
+    const reply = await this.send(["DELETE", key]);
+    if (reply === 1 || reply === 0) return reply === 1;
+    throw unexpected("DELETE", reply);
+  }
+
+  /**
+   * The server's `INFO` text (`key:value` lines under `# Section` headers): all sections, or one
+   * of `server`, `clients`, `stats`, `storage`, `replication`.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function role(client: KVClient): Promise<string | undefined> {
+   *   const info = await client.info("replication"); // "# Replication\r\nrole:master\r\n..."
+   *   return /^role:(\w+)/m.exec(info)?.[1];
+   * }
+   * ```
+   */
+  async info(section?: string): Promise<string> {
+    const reply = await this.send(section === undefined ? ["INFO"] : ["INFO", section]);
+    if (reply instanceof Uint8Array) return decoder.decode(reply);
+    throw unexpected("INFO", reply);
+  }
+
+  /**
+   * Checks that the server answers; resolves to the round-trip time in milliseconds.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function isUp(client: KVClient): Promise<boolean> {
+   *   return await client.ping().then(() => true, () => false);
+   * }
+   * ```
+   */
+  async ping(): Promise<number> {
+    const started = performance.now();
+    const reply = await this.send(["PING"]);
+    if (reply !== "PONG") throw unexpected("PING", reply);
+    return performance.now() - started;
+  }
+
+  /**
+   * Sends any command as a RESP array and resolves to its raw reply (a simple string as
+   * `string`, a bulk string as `Uint8Array`, an integer as `number`, a null as `null`, arrays as
+   * arrays). An error reply rejects with {@link KVServerError}.
+   *
+   * @example
+   * ```ts
+   * import type { KVClient } from "../../mod.ts";
+   * async function keyCount(client: KVClient): Promise<number> {
+   *   return await client.send(["DBSIZE"]) as number;
+   * }
+   * ```
+   */
+  send(parts: readonly CommandArgument[]): Promise<RespValue> {
+    if (this.#closed) {
+      return Promise.reject(new KVConnectionError(this.address, "the client is closed"));
+    }
+    if (parts.length === 0) return Promise.reject(new RangeError("a command needs a name"));
+    return new Promise<RespValue>((resolve, reject) => {
+      this.#out.command(parts);
+      this.#pending.push({
+        command: commandName(parts),
+        deadlineMs: this.#timeoutMs === 0 ? Infinity : Date.now() + this.#timeoutMs,
+        resolve,
+        reject,
+      });
+      this.#armTimer();
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(() => this.#flush());
+      }
+    }).then(checkError);
+  }
+
+  /**
+   * Waits for the calls in flight, then closes the connection. Later calls reject with
+   * {@link KVConnectionError}.
+   *
+   * @example
+   * ```ts
+   * import { KVClient } from "../../mod.ts";
+   * const client = new KVClient({ port: 5555 });
+   * await client.close(); // nothing was in flight: returns at once
+   * ```
+   */
+  async close(): Promise<void> {
+    this.#closed = true;
+    if (this.#pendingCount > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+    this.#drop(new KVConnectionError(this.address, "the client is closed"));
+  }
+
+  /**
+   * Same as {@link close}, for `await using`.
+   *
+   * @example
+   * ```ts
+   * import { KVClient } from "../../mod.ts";
+   * {
+   *   await using client = new KVClient({ port: 5555 });
+   * } // closed here
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  get #pendingCount(): number {
+    return this.#pending.length - this.#pendingHead;
+  }
+
+  async #connect(): Promise<Deno.TcpConn> {
+    this.#connecting ??= (async () => {
+      const attempt = Deno.connect({ hostname: this.#host, port: this.#port });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      try {
+        const conn = this.#timeoutMs === 0 ? await attempt : await Promise.race([
+          attempt,
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(
+              () => reject(new KVTimeoutError("connect", this.address, this.#timeoutMs)),
+              this.#timeoutMs,
+            );
+          }),
+        ]);
+        conn.setNoDelay(true);
+        this.#conn = conn;
+        this.#readLoop(conn);
+        return conn;
+      } catch (error) {
+        // A connect that completes after its timeout must not leak a socket.
+        attempt.then((conn) => conn.close(), () => {});
+        if (error instanceof KVError) throw error;
+        throw new KVConnectionError(this.address, `cannot connect: ${describe(error)}`, {
+          cause: error,
+        });
+      } finally {
+        clearTimeout(timer);
+        this.#connecting = undefined;
+      }
+    })();
+    return await this.#connecting;
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushScheduled = false;
+    if (this.#writing) return;
+    this.#writing = true;
+    let conn: Deno.TcpConn | undefined;
+    try {
+      while (this.#out.length > 0) {
+        conn = this.#conn ?? await this.#connect();
+        const batch = this.#out;
+        this.#out = this.#spareOut;
+        this.#spareOut = batch;
+        const bytes = batch.bytes;
+        let written = 0;
+        while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+        batch.reset(MAX_KEPT_BUFFER_BYTES);
+      }
+    } catch (error) {
+      // A failed write on a connection already dropped concerns calls already rejected.
+      if (conn === undefined || conn === this.#conn) {
+        this.#drop(
+          error instanceof KVError
+            ? error
+            : new KVConnectionError(this.address, `sending failed: ${describe(error)}`, {
+              cause: error,
+            }),
+        );
+      }
+    } finally {
+      this.#writing = false;
+      if (this.#out.length > 0 && !this.#flushScheduled) {
+        this.#flushScheduled = true;
+        queueMicrotask(() => this.#flush());
+      }
+    }
+  }
+
+  async #readLoop(conn: Deno.TcpConn): Promise<void> {
+    const parser = new RespReplyParser();
+    let buffer = new Uint8Array(READ_BUFFER_BYTES);
+    let start = 0;
+    let end = 0;
+    try {
+      for (;;) {
+        if (start === end) {
+          start = end = 0;
+          if (buffer.length > MAX_KEPT_BUFFER_BYTES) buffer = new Uint8Array(READ_BUFFER_BYTES);
+        } else if (buffer.length - end < READ_BUFFER_BYTES / 4) {
+          const pending = end - start;
+          if (pending + READ_BUFFER_BYTES / 4 <= buffer.length) {
+            buffer.copyWithin(0, start, end);
+          } else {
+            const grown = new Uint8Array(Math.max(buffer.length * 2, pending + READ_BUFFER_BYTES));
+            grown.set(buffer.subarray(start, end));
+            buffer = grown;
+          }
+          start = 0;
+          end = pending;
+        }
+        const count = await conn.read(buffer.subarray(end));
+        if (count === null) {
+          throw new KVConnectionError(this.address, "the server closed the connection");
+        }
+        end += count;
+        const data = buffer.subarray(0, end);
+        for (;;) {
+          let reply: RespValue | typeof INCOMPLETE;
+          try {
+            reply = parser.next(data, start);
+          } catch (error) {
+            const text = decoder.decode(data.subarray(start, Math.min(end, start + 200))).trim();
+            throw new KVConnectionError(
+              this.address,
+              `the server sent something that is not RESP: ${JSON.stringify(text)}`,
+              { cause: error },
+            );
+          }
+          start = parser.offset;
+          if (reply === INCOMPLETE) break;
+          this.#deliver(reply);
+        }
+      }
+    } catch (error) {
+      if (this.#conn !== conn) return;
+      this.#drop(
+        error instanceof KVError
+          ? error
+          : new KVConnectionError(this.address, `connection failed: ${describe(error)}`, {
+            cause: error,
+          }),
+      );
+    }
+  }
+
+  #deliver(reply: RespValue): void {
+    const call = this.#pending[this.#pendingHead];
+    if (call === undefined) {
+      throw new RespProtocolError("a reply arrived for no request");
+    }
+    this.#pending[this.#pendingHead++] = undefined;
+    if (this.#pendingHead > 1024 && this.#pendingHead * 2 > this.#pending.length) {
+      this.#pending = this.#pending.slice(this.#pendingHead);
+      this.#pendingHead = 0;
+    }
+    call.resolve(reply);
+    if (this.#pendingCount === 0) {
+      this.#pending.length = 0;
+      this.#pendingHead = 0;
+      this.#idle?.();
+      this.#idle = undefined;
+    }
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined || this.#timeoutMs === 0) return;
+    const head = this.#pending[this.#pendingHead];
+    if (head === undefined) return;
+    this.#timer = setTimeout(
+      () => this.#checkDeadlines(),
+      Math.max(0, head.deadlineMs - Date.now()),
+    );
+  }
+
+  /** Fires at the oldest call's deadline; re-arms for the next one if it was answered already. */
+  #checkDeadlines(): void {
+    this.#timer = undefined;
+    const head = this.#pending[this.#pendingHead];
+    if (head === undefined) return;
+    if (head.deadlineMs > Date.now()) {
+      this.#armTimer();
+      return;
+    }
+    const timeout = new KVTimeoutError(head.command, this.address, this.#timeoutMs);
+    this.#pendingHead++;
+    head.reject(timeout);
+    this.#drop(
+      new KVConnectionError(
+        this.address,
+        `connection dropped after ${head.command} got no reply within timeoutMs ${this.#timeoutMs}`,
+        { cause: timeout },
+      ),
+    );
+  }
+
+  /** Fails every call in flight with `error` and forgets the connection (the next call reconnects). */
+  #drop(error: Error): void {
+    const conn = this.#conn;
+    this.#conn = undefined;
+    if (conn !== undefined) {
+      try {
+        conn.close();
+      } catch {
+        // Already closed.
+      }
+    }
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const calls = this.#pending.slice(this.#pendingHead);
+    this.#pending = [];
+    this.#pendingHead = 0;
+    this.#out.reset(MAX_KEPT_BUFFER_BYTES);
+    for (const call of calls) call?.reject(error);
+    this.#idle?.();
+    this.#idle = undefined;
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function checkError(reply: RespValue): RespValue {
+  if (reply instanceof RespErrorReply) {
+    if (reply.code === "READONLY") throw new KVReadOnlyError(reply.message);
+    throw new KVServerError(
+      reply.code,
+      reply.code === "ERR" ? reply.message : `${reply.code} ${reply.message}`,
+    );
+  }
+  return reply;
+}
+
+function expectOk(reply: RespValue): void {
+  if (reply !== "OK") throw unexpected("the command", reply);
+}
+
+function unexpected(command: string, reply: RespValue): KVError {
+  const shown = reply instanceof Uint8Array ? decoder.decode(reply.subarray(0, 100)) : reply;
+  return new KVError(`unexpected reply to ${command}: ${JSON.stringify(shown)}`);
+}
