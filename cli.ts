@@ -4,19 +4,26 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import {
+  CLIENT_COMMANDS,
+  CLIENT_OPTIONS_USAGE,
+  CLIENT_USAGE,
+  runClientCommand,
+} from "./src/cli/client_commands.ts";
 import { formatSettingsHelp } from "./src/config.ts";
 import { VERSION, versionText } from "./src/version.ts";
 
 const USAGE = `kvstore ${VERSION}: a persistent key-value store with master-replica replication
 
 Usage:
-  kvstore serve [settings]        start a node (master, or replica with --replica)
-  kvstore repair --data-dir D [--yes]
-                                  truncate a damaged log at its first bad record (says what
-                                  is lost; changes nothing without --yes)
-  kvstore --version               print the version
-  kvstore --help                  print this help
-`;
+  kvstore serve [settings]                  start a node (master, or replica with --replica)
+${CLIENT_USAGE}
+  kvstore repair --data-dir D [--yes]       truncate a damaged log at its first bad record
+                                            (says what is lost; changes nothing without --yes)
+  kvstore --version                         print the version
+  kvstore --help                            print this help
+
+${CLIENT_OPTIONS_USAGE}`;
 
 /** `kvstore repair --data-dir D [--yes]`. */
 async function repair(args: string[]): Promise<number> {
@@ -63,15 +70,18 @@ export async function main(args: string[]): Promise<number> {
     console.log(versionText());
     return 0;
   }
-  // The command is the first word that names one, so options may come before it.
-  const index = args.findIndex((arg) => arg === "serve");
+  // The command is the first word that names one, so options may come before it (the spec's
+  // `client_cli --port 5556 read mykey`).
+  const index = args.findIndex((arg) => arg === "serve" || CLIENT_COMMANDS.has(arg));
   if (index === -1) {
     console.error(`kvstore: no command in "${args.join(" ")}" (see kvstore --help)`);
     return 1;
   }
+  const rest = args.toSpliced(index, 1);
+  if (args[index] !== "serve") return await runClientCommand(args[index], rest);
   // Loaded on demand, like repair: only serve needs the server (and its npm logger).
   const { serve } = await import("./src/cli/serve.ts");
-  return await serve(args.toSpliced(index, 1));
+  return await serve(rest);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

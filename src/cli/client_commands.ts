@@ -1,0 +1,166 @@
+/**
+ * The client commands of the `kvstore` executable: `put`, `read`, `delete`, `readrange`,
+ * `batchput`, `info`, `ping`, each with `--host`/`--port` (before or after the command, so the
+ * spec's `client_cli --port 5556 read mykey` works as `kvstore --port 5556 read mykey`).
+ *
+ * Exit status: 0 success, 1 error, 2 not found; messages go to stderr, results to stdout.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { KVClient } from "../client/client.ts";
+import { KVError } from "../client/errors.ts";
+
+/** Usage lines of the client commands, for `kvstore --help`. */
+export const CLIENT_USAGE = `  kvstore put <key> <value>                 store a value
+  kvstore read <key>                        print a value (exit 2 when missing)
+  kvstore delete <key>                      delete a key (exit 2 when missing)
+  kvstore readrange <start> <end>           print key<TAB>value for start <= key <= end
+  kvstore batchput <k1,k2,...> <v1,v2,...>  store several values atomically
+  kvstore info [section]                    print the server's INFO
+  kvstore ping                              check that the server answers`;
+
+/** The options of the client commands, for `kvstore --help`. */
+export const CLIENT_OPTIONS_USAGE = `Client options (before or after the command):
+  --host <host>          server address (default 127.0.0.1, env KVSTORE_HOST)
+  --port <port>          server port (default 5555, env KVSTORE_PORT)
+  --timeout-ms <ms>      how long to wait for the server (default 10000)
+`;
+
+/** Exit status of a client command. */
+export const EXIT_OK = 0;
+export const EXIT_ERROR = 1;
+export const EXIT_NOT_FOUND = 2;
+
+/** Names of the client commands. */
+export const CLIENT_COMMANDS: ReadonlySet<string> = new Set([
+  "put",
+  "read",
+  "delete",
+  "readrange",
+  "batchput",
+  "info",
+  "ping",
+]);
+
+const ARITY: Record<string, [number, number, string]> = {
+  put: [2, 2, "<key> <value>"],
+  read: [1, 1, "<key>"],
+  delete: [1, 1, "<key>"],
+  readrange: [2, 2, "<start> <end>"],
+  batchput: [2, 2, "<k1,k2,...> <v1,v2,...>"],
+  info: [0, 1, "[section]"],
+  ping: [0, 0, ""],
+};
+
+const encoder = new TextEncoder();
+
+function writeOut(bytes: Uint8Array): void {
+  let written = 0;
+  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+}
+
+function fail(message: string, code = EXIT_ERROR): number {
+  console.error(`kvstore: ${message}`);
+  return code;
+}
+
+/**
+ * Runs client command `command` with `args` (its operands and options, without the command
+ * word); resolves to the exit status.
+ */
+export async function runClientCommand(command: string, args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        host: { type: "string" },
+        port: { type: "string" },
+        "timeout-ms": { type: "string" },
+      },
+    });
+  } catch (error) {
+    return fail(`${error instanceof Error ? error.message : error} (see kvstore --help)`);
+  }
+  const operands = parsed.positionals;
+  const [min, max, shape] = ARITY[command];
+  if (operands.length < min || operands.length > max) {
+    return fail(`usage: kvstore ${command} ${shape}`.trimEnd());
+  }
+  const host = parsed.values.host ?? Deno.env.get("KVSTORE_HOST") ?? "127.0.0.1";
+  const portText = parsed.values.port ?? Deno.env.get("KVSTORE_PORT") ?? "5555";
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    return fail(`--port "${portText}" is not a port number (1..65535)`);
+  }
+  const timeoutText = parsed.values["timeout-ms"] ?? "10000";
+  const timeoutMs = Number(timeoutText);
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    return fail(`--timeout-ms "${timeoutText}" is not a number of milliseconds`);
+  }
+  const client = new KVClient({ host, port, timeoutMs });
+  try {
+    return await run(client, command, operands);
+  } catch (error) {
+    if (error instanceof KVError) return fail(error.message);
+    throw error;
+  } finally {
+    await client.close();
+  }
+}
+
+async function run(client: KVClient, command: string, operands: string[]): Promise<number> {
+  switch (command) {
+    case "put":
+      await client.put(operands[0], operands[1]);
+      console.log("OK");
+      return EXIT_OK;
+    case "read": {
+      const value = await client.readBytes(operands[0]);
+      if (value === undefined) return fail(`key "${operands[0]}" not found`, EXIT_NOT_FOUND);
+      writeOut(value);
+      writeOut(encoder.encode("\n"));
+      return EXIT_OK;
+    }
+    case "delete":
+      if (!(await client.delete(operands[0]))) {
+        return fail(`key "${operands[0]}" not found`, EXIT_NOT_FOUND);
+      }
+      console.log("OK");
+      return EXIT_OK;
+    case "readrange": {
+      const pairs = await client.readRangeBytes(operands[0], operands[1]);
+      if (pairs.length === 0) {
+        return fail(`no keys between "${operands[0]}" and "${operands[1]}"`, EXIT_NOT_FOUND);
+      }
+      for (const [key, value] of pairs) {
+        writeOut(key);
+        writeOut(encoder.encode("\t"));
+        writeOut(value);
+        writeOut(encoder.encode("\n"));
+      }
+      return EXIT_OK;
+    }
+    case "batchput": {
+      const keys = operands[0].split(",");
+      const values = operands[1].split(",");
+      if (keys.length !== values.length) {
+        return fail(`batchput got ${keys.length} keys but ${values.length} values`);
+      }
+      await client.batchPut(keys.map((key, i) => [key, values[i]] as const));
+      console.log("OK");
+      return EXIT_OK;
+    }
+    case "info":
+      writeOut(encoder.encode((await client.info(operands[0])).replaceAll("\r\n", "\n")));
+      return EXIT_OK;
+    default: {
+      const roundTripMs = await client.ping();
+      console.log(`PONG (${roundTripMs.toFixed(2)} ms)`);
+      return EXIT_OK;
+    }
+  }
+}
