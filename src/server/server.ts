@@ -246,7 +246,14 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
       }
     }
     try {
-      for (const hooks of this.#hooks) await hooks.close?.();
+      for (const hooks of this.#hooks) {
+        try {
+          await hooks.close?.();
+        } catch (error) {
+          // One extension failing to stop must not keep the log from being flushed and closed.
+          log.error("an extension failed to stop: {error}", { error: String(error) });
+        }
+      }
       await this.store.close();
       log.info("stopped; the log is flushed and synced", { event: "stopped" });
     } finally {

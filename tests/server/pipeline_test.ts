@@ -122,3 +122,15 @@ Deno.test("hooks: authorize gates commands per connection", async () => {
   await second.send("READ k\n");
   assert.equal(await second.readLine(), "ERROR: say LETMEIN first");
 });
+
+Deno.test("hooks: an extension that fails to stop does not keep the store from closing", async () => {
+  const failing: ServerExtension = () => ({
+    close: () => Promise.reject(new Error("replica drain failed")),
+  });
+  await using server = await startTestServer({ FSYNC: "always" }, { extensions: [failing] });
+  await using wire = await WireClient.connect(server.port);
+  await wire.send("PUT k v\n");
+  assert.equal(await wire.readLine(), "OK");
+  await server.close();
+  assert.equal(server.node.store.closed, true);
+});
