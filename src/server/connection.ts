@@ -88,6 +88,8 @@ export class Connection implements ConnectionInfo {
   #inFlight = 0;
   /** The write chain: each batch's replies are written after the previous batch's. */
   #tail: Promise<void> = Promise.resolve();
+  /** Batches whose replies are not written yet (the chain is idle at 0). */
+  #batchesWaiting = 0;
   #spareWriter: ReplyWriter | undefined;
   /** Highest LSN written by the batch being run. */
   #batchLsn = 0;
@@ -259,7 +261,12 @@ export class Connection implements ConnectionInfo {
     // Handled in #complete; marked handled now so a failure before then is not "uncaught".
     durable?.catch(() => {});
     const holes = this.#holes;
-    this.#tail = this.#tail.then(() => this.#complete(writer, count, durable, holes));
+    // With no earlier batch still waiting, start at once (no extra turn through the chain).
+    const idle = this.#batchesWaiting === 0;
+    this.#batchesWaiting++;
+    this.#tail = idle
+      ? this.#complete(writer, count, durable, holes)
+      : this.#tail.then(() => this.#complete(writer, count, durable, holes));
   }
 
   #run(request: Request, writer: ReplyWriter): void {
@@ -339,6 +346,7 @@ export class Connection implements ConnectionInfo {
       }
       this.#close();
     } finally {
+      this.#batchesWaiting--;
       if (output !== writer) this.#releaseWriter(output);
       this.#releaseWriter(writer);
       this.#inFlight -= count;
