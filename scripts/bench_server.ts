@@ -1,0 +1,514 @@
+/**
+ * `deno task bench server [--seconds N] [--quick] [--no-redis]`: kvstore's server next to
+ * `redis-server` (when it is on PATH), both on 127.0.0.1 free ports, same run, same load, at
+ * matching durability (`--fsync always|everysec|no` vs `appendfsync always|everysec|no`).
+ *
+ * The load generator is ours: N connections, each keeping a pipeline of D requests in flight,
+ * 16-byte keys drawn from 100,000, 100-byte values, PUT (`SET`), READ (`GET`) or a 50/50 mix;
+ * it prints ops/s and p50/p99/p99.9 latency from a log-bucket histogram. `redis-benchmark -t
+ * set,get` then runs against both servers as a second opinion. Every process it starts is killed
+ * by PID at the end; every temporary directory removed.
+ *
+ * Figures taken while other work shares the machine's two cores are noisy: read them as
+ * direction, and re-measure on a quiet machine before quoting.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type ServerProcess, startServerProcess } from "../tests/helpers/server_process.ts";
+import { Histogram } from "./histogram.ts";
+
+const HOST = "127.0.0.1";
+const KEY_BYTES = 16;
+const encoder = new TextEncoder();
+
+type Workload = "put" | "read" | "mixed";
+type Fsync = "always" | "everysec" | "no";
+
+interface Scenario {
+  fsync: Fsync;
+  workload: Workload;
+  connections: number;
+  pipeline: number;
+  /** What the issue asks of this scenario, for the table. */
+  target?: { ratio?: number; opsPerSecond?: number; p50Ms?: number };
+}
+
+interface LoadResult {
+  opsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+}
+
+interface Options {
+  seconds: number;
+  keys: number;
+  valueBytes: number;
+  redis: boolean;
+  redisBenchmark: boolean;
+}
+
+// ------------------------------------------------------------------------------ load generator
+
+function keyBytes(index: number): Uint8Array {
+  return encoder.encode(`key:${String(index).padStart(KEY_BYTES - 4, "0")}`);
+}
+
+/** Builds `count` requests of `workload` into one buffer (SET/GET: both servers know them). */
+function requests(workload: Workload, count: number, options: Options): Uint8Array {
+  const value = new Uint8Array(options.valueBytes).fill(0x78);
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < count; i++) {
+    const key = keyBytes(Math.floor(Math.random() * options.keys));
+    const put = workload === "put" || (workload === "mixed" && Math.random() < 0.5);
+    parts.push(
+      put
+        ? encoder.encode(`*3\r\n$3\r\nSET\r\n$${KEY_BYTES}\r\n`)
+        : encoder.encode(`*2\r\n$3\r\nGET\r\n$${KEY_BYTES}\r\n`),
+      key,
+      put ? encoder.encode(`\r\n$${options.valueBytes}\r\n`) : encoder.encode("\r\n"),
+    );
+    if (put) parts.push(value, encoder.encode("\r\n"));
+  }
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** A buffer of requests and where each one starts (plus the end, as a last entry). */
+interface RequestPool {
+  bytes: Uint8Array;
+  offsets: number[];
+}
+
+/** Finds where each request of `bytes` starts, so runs of them can be sent without copying. */
+function requestPool(bytes: Uint8Array): RequestPool {
+  const decoder = new TextDecoder();
+  const offsets: number[] = [];
+  let start = 0;
+  while (start < bytes.length) {
+    offsets.push(start);
+    let at = bytes.indexOf(0x0a, start) + 1;
+    const count = Number(decoder.decode(bytes.subarray(start + 1, at - 2)));
+    for (let i = 0; i < count; i++) {
+      const lineEnd = bytes.indexOf(0x0a, at) + 1;
+      const length = Number(decoder.decode(bytes.subarray(at + 1, lineEnd - 2)));
+      at = lineEnd + length + 2;
+    }
+    start = at;
+  }
+  offsets.push(bytes.length);
+  return { bytes, offsets };
+}
+
+/** Offset just past the reply starting at `at`, or -1 if it is not complete yet. */
+function replyEnd(data: Uint8Array, at: number, end: number): number {
+  if (at >= end) return -1;
+  const lineEnd = data.indexOf(0x0a, at);
+  if (lineEnd === -1 || lineEnd >= end) return -1;
+  if (data[at] !== 0x24) return lineEnd + 1; // + - : are one line
+  let length = 0;
+  let negative = false;
+  for (let i = at + 1; i < lineEnd - 1; i++) {
+    if (data[i] === 0x2d) negative = true;
+    else length = length * 10 + data[i] - 0x30;
+  }
+  if (negative) return lineEnd + 1;
+  const next = lineEnd + 1 + length + 2;
+  return next <= end ? next : -1;
+}
+
+/** One connection keeping `pipeline` requests in flight until `stopAt`. */
+async function drive(
+  port: number,
+  pool: RequestPool,
+  pipeline: number,
+  recordFrom: number,
+  stopAt: number,
+  histogram: Histogram,
+): Promise<number> {
+  const conn = await Deno.connect({ hostname: HOST, port });
+  conn.setNoDelay(true);
+  const poolSize = pool.offsets.length - 1;
+  const sentAt = new Float64Array(pipeline);
+  let head = 0;
+  let inFlight = 0;
+  let next = Math.floor(Math.random() * poolSize);
+  let completed = 0;
+  const buffer = new Uint8Array(1 << 20);
+  let start = 0;
+  let end = 0;
+  /** Sends the next `count` requests of the pool: one write of a slice, two when it wraps. */
+  const send = async (count: number) => {
+    const now = performance.now();
+    for (let i = 0; i < count; i++) sentAt[(head + inFlight + i) % pipeline] = now;
+    inFlight += count;
+    while (count > 0) {
+      const run = Math.min(count, poolSize - next);
+      const bytes = pool.bytes.subarray(pool.offsets[next], pool.offsets[next + run]);
+      for (let written = 0; written < bytes.length;) {
+        written += await conn.write(bytes.subarray(written));
+      }
+      next = (next + run) % poolSize;
+      count -= run;
+    }
+  };
+  try {
+    await send(pipeline);
+    while (inFlight > 0) {
+      if (start === end) start = end = 0;
+      else if (end === buffer.length) {
+        buffer.copyWithin(0, start, end);
+        end -= start;
+        start = 0;
+      }
+      const count = await conn.read(buffer.subarray(end));
+      if (count === null) throw new Error("the server closed a benchmark connection");
+      end += count;
+      const now = performance.now();
+      let replies = 0;
+      for (;;) {
+        const after = replyEnd(buffer, start, end);
+        if (after === -1) break;
+        start = after;
+        if (now >= recordFrom && now < stopAt) {
+          histogram.record((now - sentAt[head]) * 1000);
+          completed++;
+        }
+        head = (head + 1) % pipeline;
+        inFlight--;
+        replies++;
+      }
+      if (now < stopAt && replies > 0) await send(replies);
+    }
+  } finally {
+    conn.close();
+  }
+  return completed;
+}
+
+/** Runs one load against `port` for `options.seconds` (after a warm-up of a fifth of that). */
+async function runLoad(port: number, scenario: Scenario, options: Options): Promise<LoadResult> {
+  const pool = requestPool(requests(scenario.workload, 20_000, options));
+  const warmUpMs = Math.max(300, options.seconds * 200);
+  const recordFrom = performance.now() + warmUpMs;
+  const stopAt = recordFrom + options.seconds * 1000;
+  const histograms = Array.from({ length: scenario.connections }, () => new Histogram());
+  const counts = await Promise.all(
+    histograms.map((histogram) =>
+      drive(port, pool, scenario.pipeline, recordFrom, stopAt, histogram)
+    ),
+  );
+  const all = new Histogram();
+  for (const histogram of histograms) all.add(histogram);
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  return {
+    opsPerSecond: total / options.seconds,
+    p50Ms: all.percentileUs(50) / 1000,
+    p99Ms: all.percentileUs(99) / 1000,
+    p999Ms: all.percentileUs(99.9) / 1000,
+  };
+}
+
+// ---------------------------------------------------------------------------------- servers
+
+interface Server {
+  name: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+async function startKvstore(fsync: Fsync, dir: string): Promise<Server> {
+  const process: ServerProcess = await startServerProcess({
+    dataDir: `${dir}/kvstore`,
+    args: ["--fsync", fsync],
+  });
+  return {
+    name: "kvstore",
+    port: process.port,
+    stop: async () => {
+      await process.stop();
+    },
+  };
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: HOST, port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function startRedis(fsync: Fsync, dir: string): Promise<Server> {
+  await Deno.mkdir(`${dir}/redis`, { recursive: true });
+  const port = freePort();
+  const child = new Deno.Command("redis-server", {
+    args: [
+      "--bind",
+      HOST,
+      "--port",
+      String(port),
+      "--dir",
+      `${dir}/redis`,
+      "--save",
+      "",
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      fsync,
+      "--daemonize",
+      "no",
+    ],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  const stop = async () => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Already gone.
+    }
+    await child.status;
+  };
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      const conn = await Deno.connect({ hostname: HOST, port });
+      await conn.write(encoder.encode("*1\r\n$4\r\nPING\r\n"));
+      const reply = new Uint8Array(16);
+      const count = await conn.read(reply);
+      conn.close();
+      if (count !== null && new TextDecoder().decode(reply.subarray(0, count)) === "+PONG\r\n") {
+        return { name: "redis", port, stop };
+      }
+    } catch {
+      // Not listening yet.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await stop();
+  throw new Error("redis-server did not start");
+}
+
+async function hasCommand(name: string): Promise<boolean> {
+  try {
+    return (await new Deno.Command(name, { args: ["--version"], stdout: "null", stderr: "null" })
+      .output()).success;
+  } catch {
+    return false;
+  }
+}
+
+/** `redis-benchmark -t set,get` against `port`; returns requests/s of SET and GET. */
+async function redisBenchmark(
+  port: number,
+  pipeline: number,
+  requestsCount: number,
+): Promise<{ set: number; get: number; setP50Ms: number; getP50Ms: number }> {
+  const output = await new Deno.Command("redis-benchmark", {
+    args: [
+      "-h",
+      HOST,
+      "-p",
+      String(port),
+      "-t",
+      "set,get",
+      "-n",
+      String(requestsCount),
+      "-c",
+      "50",
+      "-P",
+      String(pipeline),
+      "-d",
+      "100",
+      "-r",
+      "100000",
+      "--csv",
+    ],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const rows = new TextDecoder().decode(output.stdout).trim().split("\n").map((line) =>
+    line.split(",").map((cell) => cell.replaceAll('"', ""))
+  );
+  const row = (name: string) => rows.find((cells) => cells[0] === name) ?? [];
+  return {
+    set: Number(row("SET")[1]),
+    get: Number(row("GET")[1]),
+    setP50Ms: Number(row("SET")[4]),
+    getP50Ms: Number(row("GET")[4]),
+  };
+}
+
+// ------------------------------------------------------------------------------------ report
+
+function scenarios(quick: boolean): Scenario[] {
+  const list: Scenario[] = [
+    { fsync: "always", workload: "put", connections: 50, pipeline: 1, target: { ratio: 1.0 } },
+    { fsync: "always", workload: "put", connections: 50, pipeline: 16, target: { ratio: 1.0 } },
+    { fsync: "everysec", workload: "put", connections: 50, pipeline: 1, target: { ratio: 0.6 } },
+    {
+      fsync: "everysec",
+      workload: "put",
+      connections: 50,
+      pipeline: 16,
+      target: { ratio: 0.6, opsPerSecond: 300_000 },
+    },
+    { fsync: "everysec", workload: "read", connections: 50, pipeline: 1 },
+    { fsync: "everysec", workload: "read", connections: 50, pipeline: 16 },
+    { fsync: "everysec", workload: "mixed", connections: 50, pipeline: 16 },
+    { fsync: "no", workload: "put", connections: 1, pipeline: 1, target: { p50Ms: 0.1 } },
+    { fsync: "no", workload: "read", connections: 1, pipeline: 1, target: { p50Ms: 0.1 } },
+    {
+      fsync: "no",
+      workload: "put",
+      connections: 50,
+      pipeline: 16,
+      target: { opsPerSecond: 300_000 },
+    },
+  ];
+  return quick ? list.filter((s) => s.connections === 1 || s.pipeline === 16) : list;
+}
+
+function ms(value: number): string {
+  return Number.isFinite(value) ? value.toFixed(3) : "-";
+}
+
+function thousands(value: number): string {
+  return Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "-";
+}
+
+function describeTarget(scenario: Scenario, kv: LoadResult, redis?: LoadResult): string {
+  const target = scenario.target;
+  if (target === undefined) return "";
+  const verdicts: string[] = [];
+  if (target.ratio !== undefined && redis !== undefined) {
+    const ratio = kv.opsPerSecond / redis.opsPerSecond;
+    verdicts.push(`${ratio.toFixed(2)}x (target ≥ ${target.ratio}x)`);
+  }
+  if (target.opsPerSecond !== undefined) {
+    verdicts.push(`target ≥ ${thousands(target.opsPerSecond)}/s`);
+  }
+  if (target.p50Ms !== undefined) verdicts.push(`target p50 ≤ ${target.p50Ms} ms`);
+  return verdicts.join("; ");
+}
+
+/** Runs the benchmark; prints a table of figures. */
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      seconds: { type: "string", default: "3" },
+      quick: { type: "boolean", default: false },
+      "no-redis": { type: "boolean", default: false },
+      "no-redis-benchmark": { type: "boolean", default: false },
+      only: { type: "string" },
+    },
+  });
+  const seconds = Number(values.seconds);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new Error("--seconds must be positive");
+  const options: Options = {
+    seconds: values.quick ? Math.min(seconds, 1) : seconds,
+    keys: 100_000,
+    valueBytes: 100,
+    redis: !values["no-redis"] && await hasCommand("redis-server"),
+    redisBenchmark: !values["no-redis-benchmark"] && await hasCommand("redis-benchmark"),
+  };
+  console.log(
+    `deno task bench server ${args.join(" ")}`.trimEnd() +
+      `\n${options.seconds} s per figure after warm-up; 16-byte keys from ${options.keys}, ` +
+      `${options.valueBytes}-byte values; ${
+        options.redis ? "redis-server in the same run" : "no redis-server on PATH"
+      }; ${Deno.build.os} ${Deno.build.arch}, deno ${Deno.version.deno}, ` +
+      `${navigator.hardwareConcurrency} CPUs (noisy if the machine is shared)\n`,
+  );
+  const header = [
+    "fsync".padEnd(9),
+    "load".padEnd(17),
+    "kvstore ops/s".padStart(14),
+    "p50 ms".padStart(8),
+    "p99 ms".padStart(8),
+    "p99.9".padStart(8),
+    "redis ops/s".padStart(12),
+    "p50 ms".padStart(8),
+    "p99 ms".padStart(8),
+    "p99.9".padStart(8),
+    "  vs target",
+  ].join(" ");
+  console.log(header);
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-bench-" });
+  const byFsync = new Map<Fsync, Scenario[]>();
+  const chosen = scenarios(values.quick).filter((scenario) =>
+    values.only === undefined ||
+    `${scenario.fsync}:${scenario.workload}:${scenario.connections}x${scenario.pipeline}`.includes(
+      values.only,
+    )
+  );
+  for (const scenario of chosen) {
+    byFsync.set(scenario.fsync, [...(byFsync.get(scenario.fsync) ?? []), scenario]);
+  }
+  const benchmarkRows: string[] = [];
+  try {
+    for (const [fsync, list] of byFsync) {
+      const runDir = `${dir}/${fsync}`;
+      const kvstore = await startKvstore(fsync, runDir);
+      const redis = options.redis ? await startRedis(fsync, runDir) : undefined;
+      try {
+        for (const scenario of list) {
+          const kv = await runLoad(kvstore.port, scenario, options);
+          const rd = redis === undefined ? undefined : await runLoad(redis.port, scenario, options);
+          console.log([
+            fsync.padEnd(9),
+            `${scenario.workload} ${scenario.connections}x${scenario.pipeline}`.padEnd(17),
+            thousands(kv.opsPerSecond).padStart(14),
+            ms(kv.p50Ms).padStart(8),
+            ms(kv.p99Ms).padStart(8),
+            ms(kv.p999Ms).padStart(8),
+            thousands(rd?.opsPerSecond ?? NaN).padStart(12),
+            ms(rd?.p50Ms ?? NaN).padStart(8),
+            ms(rd?.p99Ms ?? NaN).padStart(8),
+            ms(rd?.p999Ms ?? NaN).padStart(8),
+            `  ${describeTarget(scenario, kv, rd)}`,
+          ].join(" "));
+        }
+        if (options.redisBenchmark && fsync !== "no") {
+          for (const pipeline of [1, 16]) {
+            const count = Math.round((pipeline === 1 ? 50_000 : 300_000) * options.seconds / 3);
+            const kv = await redisBenchmark(kvstore.port, pipeline, count);
+            const rd = redis === undefined
+              ? undefined
+              : await redisBenchmark(redis.port, pipeline, count);
+            benchmarkRows.push(
+              `${fsync.padEnd(9)} -P ${String(pipeline).padEnd(3)} kvstore SET ${
+                thousands(kv.set).padStart(9)
+              }/s GET ${thousands(kv.get).padStart(9)}/s` +
+                (rd === undefined
+                  ? ""
+                  : `   redis SET ${thousands(rd.set).padStart(9)}/s GET ${
+                    thousands(rd.get).padStart(9)
+                  }/s   SET ratio ${(kv.set / rd.set).toFixed(2)}x`),
+            );
+          }
+        }
+      } finally {
+        await kvstore.stop();
+        await redis?.stop();
+      }
+    }
+    if (benchmarkRows.length > 0) {
+      console.log(
+        `\nredis-benchmark -t set,get -c 50 -d 100 -r 100000 (-P 1 and -P 16), against both:`,
+      );
+      for (const row of benchmarkRows) console.log(row);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main(Deno.args);
