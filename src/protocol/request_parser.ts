@@ -113,6 +113,8 @@ export class RequestParser {
   /** RESP: start and length of each element received so far, relative to the request start. */
   #elementStarts: number[] = [];
   #elementLengths: number[] = [];
+  /** Scratch space of {@link readHeader}. */
+  readonly #header: HeaderResult = { value: 0, next: 0, error: "" };
   /** RESP discard: elements whose header is still to be skipped. */
   #discardElements = 0;
   /** Discard: payload bytes still to be skipped. */
@@ -206,11 +208,13 @@ export class RequestParser {
 
   #nextResp(data: Uint8Array): ParseResult | undefined | typeof SKIPPED {
     const start = this.offset;
+    const header = this.#header;
     if (this.#expected === -1) {
-      const header = readHeader(data, start, STAR);
-      if (header === undefined) return undefined;
-      if (typeof header === "string") return this.#fatal(header);
-      const [count, after] = header;
+      const status = readHeader(data, start, STAR, header);
+      if (status === Header.Incomplete) return undefined;
+      if (status === Header.Malformed) return this.#fatal(header.error);
+      const count = header.value;
+      const after = header.next;
       this.#position = after - start;
       if (count <= 0) {
         // Redis ignores an empty or null array; so do we (no reply).
@@ -224,11 +228,11 @@ export class RequestParser {
       this.#expected = count;
     }
     while (this.#elementStarts.length < this.#expected) {
-      const at = start + this.#position;
-      const header = readHeader(data, at, DOLLAR);
-      if (header === undefined) return undefined;
-      if (typeof header === "string") return this.#fatal(header);
-      const [length, payloadStart] = header;
+      const status = readHeader(data, start + this.#position, DOLLAR, header);
+      if (status === Header.Incomplete) return undefined;
+      if (status === Header.Malformed) return this.#fatal(header.error);
+      const length = header.value;
+      const payloadStart = header.next;
       if (length < 0) return this.#fatal(`invalid bulk length ${length}`);
       const payloadEnd = payloadStart + length;
       if (payloadEnd + 2 - start > this.#maxRequestBytes) {
@@ -271,17 +275,18 @@ export class RequestParser {
         this.#mode = Mode.Idle;
         return true;
       }
-      const header = readHeader(data, this.offset, DOLLAR);
-      if (header === undefined) return false;
-      if (typeof header === "string" || header[0] < 0) {
+      const header = this.#header;
+      const status = readHeader(data, this.offset, DOLLAR, header);
+      if (status === Header.Incomplete) return false;
+      if (status === Header.Malformed || header.value < 0) {
         // The framing is lost inside a request we already answered: resynchronise at the next
         // line instead, as the text framing does.
         this.#mode = Mode.TextDiscard;
         return true;
       }
       this.#discardElements--;
-      this.#discardBytes = header[0] + 2;
-      this.offset = header[1];
+      this.#discardBytes = header.value + 2;
+      this.offset = header.next;
     }
   }
 
@@ -291,18 +296,29 @@ export class RequestParser {
   }
 }
 
+/** What {@link readHeader} found. */
+const enum Header {
+  Incomplete,
+  Complete,
+  Malformed,
+}
+
+/** Where {@link readHeader} puts a header's number, the offset after it, or what was wrong. */
+interface HeaderResult {
+  value: number;
+  next: number;
+  error: string;
+}
+
 /**
- * Reads `<marker><integer>\r\n` at `at`. Returns `[value, offset after it]`, `undefined` when
- * incomplete, or a message when it is malformed.
+ * Reads `<marker><integer>\r\n` at `at` into `result` (reused, so parsing a header allocates
+ * nothing).
  */
-function readHeader(
-  data: Uint8Array,
-  at: number,
-  marker: number,
-): [number, number] | string | undefined {
-  if (at >= data.length) return undefined;
+function readHeader(data: Uint8Array, at: number, marker: number, result: HeaderResult): Header {
+  if (at >= data.length) return Header.Incomplete;
   if (data[at] !== marker) {
-    return `expected '${String.fromCharCode(marker)}', got '${printable(data[at])}'`;
+    result.error = `expected '${String.fromCharCode(marker)}', got '${printable(data[at])}'`;
+    return Header.Malformed;
   }
   let i = at + 1;
   let negative = false;
@@ -316,17 +332,30 @@ function readHeader(
     const byte = data[i];
     if (byte >= 0x30 && byte <= 0x39) {
       value = value * 10 + (byte - 0x30);
-      digits++;
-      if (digits > MAX_HEADER_DIGITS) return "header number too long";
+      if (++digits > MAX_HEADER_DIGITS) {
+        result.error = "header number too long";
+        return Header.Malformed;
+      }
       continue;
     }
-    if (byte !== CR) return `unexpected byte '${printable(byte)}' in a header`;
-    if (digits === 0) return "header without a number";
-    if (i + 1 >= data.length) return undefined;
-    if (data[i + 1] !== LF) return "expected CRLF after a header";
-    return [negative ? -value : value, i + 2];
+    if (byte !== CR) {
+      result.error = `unexpected byte '${printable(byte)}' in a header`;
+      return Header.Malformed;
+    }
+    if (digits === 0) {
+      result.error = "header without a number";
+      return Header.Malformed;
+    }
+    if (i + 1 >= data.length) return Header.Incomplete;
+    if (data[i + 1] !== LF) {
+      result.error = "expected CRLF after a header";
+      return Header.Malformed;
+    }
+    result.value = negative ? -value : value;
+    result.next = i + 2;
+    return Header.Complete;
   }
-  return undefined;
+  return Header.Incomplete;
 }
 
 function printable(byte: number): string {
