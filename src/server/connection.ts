@@ -22,7 +22,13 @@ import {
 } from "../protocol/mod.ts";
 import { StorageError } from "../storage/mod.ts";
 import { READ_ONLY_MESSAGE, REPLICATE_ON_MASTER_MESSAGE } from "./commands.ts";
-import type { CommandContext, CommandSpec, ConnectionInfo, ServerNode } from "./hooks.ts";
+import {
+  type CommandContext,
+  CommandError,
+  type CommandSpec,
+  type ConnectionInfo,
+  type ServerNode,
+} from "./hooks.ts";
 import type { LimitLog } from "./limit_log.ts";
 
 /** A command with its upper-case name. */
@@ -51,12 +57,21 @@ interface Hole {
 /** A buffer that grew past this many times its initial size shrinks back once emptied. */
 const SHRINK_FACTOR = 8;
 
+/** Errors that are the request's fault (or the store's refusal): answered, not logged. */
+function isRequestError(error: unknown): error is CommandError | StorageError {
+  return error instanceof CommandError || error instanceof StorageError;
+}
+
 function errorReply(error: unknown): Reply {
-  return { type: "error", message: describeError(error) };
+  return {
+    type: "error",
+    message: describeError(error),
+    code: error instanceof CommandError ? error.code : undefined,
+  };
 }
 
 function describeError(error: unknown): string {
-  if (error instanceof StorageError) return error.message;
+  if (isRequestError(error)) return error.message;
   return `Internal error: ${error instanceof Error ? error.message : String(error)}`;
 }
 
@@ -311,8 +326,8 @@ export class Connection implements ConnectionInfo {
       }
     } catch (error) {
       writer.length = mark;
-      writer.error(describeError(error));
-      if (!(error instanceof StorageError)) {
+      writer.reply(errorReply(error));
+      if (!isRequestError(error)) {
         this.#host.log.error("command {command} from {peer} failed: {error}", {
           command: command.name,
           peer: this.peer,

@@ -24,15 +24,19 @@ export interface ServerStats {
 
 /** The node a server runs: what command handlers and extensions work with. */
 export interface ServerNode {
+  /** The node's settings. */
   readonly config: Config;
+  /** The open store. */
   readonly store: KVStore;
   /** True on a replica: client writes are refused. May change at runtime (promotion). */
   replica: boolean;
   /** The address the server listens on (set once it listens). */
   readonly host: string;
+  /** The port it listens on (the real one when PORT was 0). */
   readonly port: number;
   /** `Date.now()` when the server started. */
   readonly startedAtMs: number;
+  /** Counters for `INFO`. */
   readonly stats: ServerStats;
   /** The `INFO` text of `section` (`all` for every section), lines ending in `lineEnd`. */
   info(section: string, lineEnd?: string): string;
@@ -50,7 +54,9 @@ export interface ConnectionInfo {
 
 /** What a handler gets besides its arguments. */
 export interface CommandContext {
+  /** The node the request came to. */
   readonly node: ServerNode;
+  /** The connection it came on. */
   readonly connection: ConnectionInfo;
   /** Framing of this request (the writer is already set to it). */
   readonly framing: Framing;
@@ -70,11 +76,32 @@ export interface CommandContext {
 }
 
 /**
+ * An error a handler throws for a bad request: the client gets `ERROR: <message>` (RESP:
+ * `-<code> <message>`) and nothing is logged. Any other error (except the storage's typed ones,
+ * which are answered the same way) is answered `ERROR: Internal error: ...` and logged.
+ *
+ * @example
+ * ```ts
+ * import { CommandError } from "./hooks.ts";
+ * const error = new CommandError("REPLICATE LOG requires records");
+ * console.log(error.code); // ERR
+ * ```
+ */
+export class CommandError extends Error {
+  /** Always `"CommandError"`. */
+  override name = "CommandError";
+  /** `message` is sent to the client; `code` is the RESP error code word. */
+  constructor(message: string, readonly code = "ERR") {
+    super(message);
+  }
+}
+
+/**
  * Handles one request. `args` are views into the connection's read buffer: valid during the
  * synchronous part of the call only (copy what an asynchronous part needs). A handler either
  * writes its reply into `out` and returns nothing, or returns a promise of its {@link Reply}
- * (held in order: later replies on the connection wait for it). A thrown error becomes an
- * `ERROR` reply with its message.
+ * (held in order: later replies on the connection wait for it). A thrown (or rejected)
+ * {@link CommandError} or storage error becomes an `ERROR` reply with its message.
  */
 export type CommandHandler = (
   args: Uint8Array[],
@@ -92,6 +119,7 @@ export interface CommandSpec {
   write?: boolean;
   /** Accepted only on a replica (`REPLICATE`); a master answers with the spec's error. */
   replicaOnly?: boolean;
+  /** Runs the command. */
   handler: CommandHandler;
 }
 

@@ -4,15 +4,16 @@
  * @module
  */
 export { BUILT_IN_COMMANDS, READ_ONLY_MESSAGE, REPLICATE_ON_MASTER_MESSAGE } from "./commands.ts";
-export type {
-  CommandContext,
-  CommandHandler,
-  CommandSpec,
-  ConnectionInfo,
-  InfoFields,
-  ServerExtension,
-  ServerHooks,
-  ServerNode,
-  ServerStats,
+export {
+  type CommandContext,
+  CommandError,
+  type CommandHandler,
+  type CommandSpec,
+  type ConnectionInfo,
+  type InfoFields,
+  type ServerExtension,
+  type ServerHooks,
+  type ServerNode,
+  type ServerStats,
 } from "./hooks.ts";
 export { type RunningServer, startServer, type StartServerOptions } from "./server.ts";

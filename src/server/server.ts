@@ -34,8 +34,9 @@ export interface StartServerOptions {
 
 /** A server that is accepting connections. */
 export interface RunningServer {
-  /** The address it listens on (`port` is the real one when PORT was 0). */
+  /** The address it listens on. */
   readonly host: string;
+  /** The port it listens on (the real one when PORT was 0). */
   readonly port: number;
   /** The node: store, config, role, stats. */
   readonly node: ServerNode;

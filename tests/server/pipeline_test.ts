@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import type { Reply } from "../../src/protocol/mod.ts";
-import type { ServerExtension } from "../../src/server/mod.ts";
+import { CommandError, type ServerExtension } from "../../src/server/mod.ts";
 import { startTestServer } from "../helpers/test_server.ts";
+import { RespErrorReply } from "../../src/protocol/resp.ts";
 import { resp, text, WireClient } from "../helpers/wire.ts";
 
 Deno.test("pipelining: 5000 requests in one write, replies in order, reads see earlier writes", async () => {
@@ -133,4 +134,42 @@ Deno.test("hooks: an extension that fails to stop does not keep the store from c
   assert.equal(await wire.readLine(), "OK");
   await server.close();
   assert.equal(server.node.store.closed, true);
+});
+
+Deno.test("hooks: a CommandError is the client's error; anything else an internal one", async () => {
+  const failing: ServerExtension = () => ({
+    commands: {
+      BAD: {
+        minArgs: 0,
+        maxArgs: 0,
+        handler: () => {
+          throw new CommandError("that request is wrong", "WRONG");
+        },
+      },
+      LATEBAD: {
+        minArgs: 0,
+        maxArgs: 0,
+        handler: () => Promise.reject(new CommandError("wrong, later")),
+      },
+      BROKEN: {
+        minArgs: 0,
+        maxArgs: 0,
+        handler: (_args, out) => {
+          out.ok();
+          throw new Error("a bug");
+        },
+      },
+    },
+  });
+  await using server = await startTestServer({ FSYNC: "no" }, { extensions: [failing] });
+  await using wire = await WireClient.connect(server.port);
+  await wire.send("BAD\nLATEBAD\nBROKEN\nPING\n");
+  assert.deepEqual(await wire.readLines(4), [
+    "ERROR: that request is wrong",
+    "ERROR: wrong, later",
+    "ERROR: Internal error: a bug",
+    "PONG",
+  ]);
+  await wire.send(resp("BAD"));
+  assert.deepEqual(await wire.readReply(), new RespErrorReply("WRONG", "that request is wrong"));
 });
