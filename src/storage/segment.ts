@@ -33,6 +33,7 @@
  *
  * @module
  */
+import { readSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { CorruptionError } from "./errors.ts";
 import { Check, checkReason, checkRecord, RECORD_HEADER_BYTES, recordLsn } from "./record.ts";
@@ -99,18 +100,18 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
   };
 }
 
-/** Reads exactly `length` bytes at `position` (fewer only at end of file). */
-export function readAtSync(
-  file: Deno.FsFile,
-  position: number,
-  into: Uint8Array,
-): number {
-  file.seekSync(position, Deno.SeekMode.Start);
+/**
+ * Reads `into.length` bytes at file offset `position` of the file descriptor `fd` (a `node:fs`
+ * descriptor) with positional reads (`pread`): the file's own position is neither used nor moved,
+ * so any number of readers can share one descriptor. Returns the bytes read (fewer only at end of
+ * file).
+ */
+export function readAtSync(fd: number, position: number, into: Uint8Array): number {
   let filled = 0;
   // Bounded: each iteration reads at least one byte or stops at end of file.
   while (filled < into.length) {
-    const n = file.readSync(into.subarray(filled));
-    if (n === null || n === 0) break;
+    const n = readSync(fd, into, filled, into.length - filled, position + filled);
+    if (n === 0) break;
     filled += n;
   }
   return filled;
@@ -150,7 +151,7 @@ const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
  * corruption.
  */
 export function scanSegment(
-  file: Deno.FsFile,
+  fd: number,
   path: string,
   fileSize: number,
   from: number,
@@ -179,7 +180,7 @@ export function scanSegment(
     bufEnd = keep;
     const want = Math.min(buf.length - keep, fileSize - (bufStart + keep));
     if (want <= 0) return false;
-    const got = readAtSync(file, bufStart + keep, buf.subarray(keep, keep + want));
+    const got = readAtSync(fd, bufStart + keep, buf.subarray(keep, keep + want));
     bufEnd += got;
     return got > 0;
   };
@@ -209,7 +210,7 @@ export function scanSegment(
       if (needed <= fileSize - (bufStart + at) && refill(Math.max(needed, buf.length))) continue;
     }
     const damagedAt = bufStart + at;
-    const intactAt = findIntactRecord(file, damagedAt + 1, fileSize, lastLsn);
+    const intactAt = findIntactRecord(fd, damagedAt + 1, fileSize, lastLsn);
     if (intactAt !== undefined) {
       throw new CorruptionError(
         path,
@@ -236,7 +237,7 @@ export function scanSegment(
  * corruption.
  */
 export function findIntactRecord(
-  file: Deno.FsFile,
+  fd: number,
   from: number,
   fileSize: number,
   minLsn: number,
@@ -246,7 +247,7 @@ export function findIntactRecord(
   // Bounded by the file size: each window advances by at least one byte.
   for (let start = from; start + RECORD_HEADER_BYTES <= fileSize;) {
     const got = readAtSync(
-      file,
+      fd,
       start,
       window.subarray(0, Math.min(window.length, fileSize - start)),
     );
@@ -257,7 +258,7 @@ export function findIntactRecord(
         const length = windowView.getUint32(i + 4, true);
         if (length > RECORD_HEADER_BYTES && start + i + length <= fileSize) {
           const whole = new Uint8Array(length);
-          readAtSync(file, start + i, whole);
+          readAtSync(fd, start + i, whole);
           if (checkRecord(whole, new DataView(whole.buffer), 0, length) === length) {
             if (recordLsn(new DataView(whole.buffer), 0) >= minLsn) return start + i;
           }

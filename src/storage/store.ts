@@ -13,6 +13,7 @@
  * @module
  */
 import assert from "node:assert/strict";
+import { closeSync, openSync } from "node:fs";
 import type { Config, FsyncPolicy } from "../config.ts";
 import { getLog } from "../log.ts";
 import {
@@ -62,6 +63,7 @@ import {
   SegmentFlag,
   type SegmentHeader,
 } from "./segment.ts";
+import { ValueBlocks } from "./value_blocks.ts";
 
 const log = getLog("storage");
 
@@ -207,7 +209,7 @@ export class Segment {
   hint: HintBuilder | undefined;
   /** Its hint file is being written (compaction waits for it). */
   hintPending = false;
-  #reader: Deno.FsFile | undefined;
+  #fd = -1;
 
   constructor(
     readonly id: number,
@@ -218,10 +220,13 @@ export class Segment {
     this.sizeBytes = sizeBytes;
   }
 
-  /** A read-only handle, opened on first use. Reads are `seekSync` + `readSync` (atomic in JS). */
-  reader(): Deno.FsFile {
-    this.#reader ??= Deno.openSync(this.path, { read: true });
-    return this.#reader;
+  /**
+   * A read-only `node:fs` descriptor, opened on first use. Every read through it is positional
+   * (`pread`, see `readAtSync`), so readers never share or move a file position.
+   */
+  reader(): number {
+    if (this.#fd === -1) this.#fd = openSync(this.path, "r");
+    return this.#fd;
   }
 
   /** Path of its hint file. */
@@ -237,8 +242,9 @@ export class Segment {
 
   /** Closes the read handle (reopened on next use). */
   closeReader(): void {
-    this.#reader?.close();
-    this.#reader = undefined;
+    if (this.#fd === -1) return;
+    closeSync(this.#fd);
+    this.#fd = -1;
   }
 
   /** Notes a record appended or recovered in this segment. */
@@ -269,6 +275,9 @@ const RESOLVED: Promise<void> = Promise.resolve();
 const LOCK_FILE = "LOCK";
 const FULL_SYNC_MARKER = "FULLSYNC";
 const INITIAL_PENDING_BYTES = 64 * 1024;
+/** Values read are carved from shared blocks of this size when at most {@link CARVED_VALUE_BYTES}. */
+const VALUE_BLOCK_BYTES = 8 * 1024;
+const CARVED_VALUE_BYTES = 1024;
 const EVERYSEC_INTERVAL_MS = 1000;
 
 function fsyncDir(dir: string): void {
@@ -305,6 +314,7 @@ export class KVStore {
   readonly dir: string;
 
   #lockFile: Deno.FsFile;
+  #values = new ValueBlocks(VALUE_BLOCK_BYTES, CARVED_VALUE_BYTES);
   #index = new KeyIndex<Segment>();
   #segments: Segment[] = []; // ascending id; the last is active
   #active!: Segment;
@@ -481,11 +491,11 @@ export class KVStore {
       return undefined;
     }
     const headerBytes = new Uint8Array(SEGMENT_HEADER_BYTES);
-    const file = Deno.openSync(path, { read: true });
+    const fd = openSync(path, "r");
     try {
-      readAtSync(file, 0, headerBytes);
+      readAtSync(fd, 0, headerBytes);
     } finally {
-      file.close();
+      closeSync(fd);
     }
     const header = decodeSegmentHeader(headerBytes, path);
     if (header.id !== id) {
@@ -1418,7 +1428,7 @@ export class KVStore {
   // ---------------------------------------------------------------- reads
 
   #readValue(location: Location<Segment>): Uint8Array {
-    const out = new Uint8Array(location.length);
+    const out = this.#values.take(location.length);
     if (location.length === 0) return out;
     const segment = location.segment;
     if (segment === this.#active && location.offset >= segment.sizeBytes) {
@@ -1437,7 +1447,10 @@ export class KVStore {
     return out;
   }
 
-  /** The value of `key`, or undefined. */
+  /**
+   * The value of `key`, or undefined. The bytes are the caller's; a small value shares its
+   * `ArrayBuffer` with other values read (see `value_blocks.ts`), so use the array, not `.buffer`.
+   */
   read(key: Bytes): Uint8Array | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const location = this.#index.get(indexKey(key));
