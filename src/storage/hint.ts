@@ -125,11 +125,13 @@ export type HintVisitor = (
 /**
  * Reads the hint at `path` and replays its entries when it matches the segment; returns undefined
  * (having visited nothing) when the hint is missing, damaged, or of another segment version.
+ * `expect(entries)` is called once the hint is known good, before the first visit.
  */
 export function loadHint(
   path: string,
   segment: { id: number; nonce: number; sizeBytes: number },
   visit: HintVisitor,
+  expect: (entries: number) => void = () => {},
 ): HintSummary | undefined {
   let bytes: Uint8Array;
   try {
@@ -158,6 +160,7 @@ export function loadHint(
     if (at > end) return undefined;
   }
   if (at !== end) return undefined;
+  expect(entries);
   at = HINT_HEADER_BYTES;
   for (let i = 0; i < entries; i++) {
     const keyLength = view.getUint32(at + 1, true);

@@ -29,7 +29,7 @@ import {
   ValueTooLargeError,
 } from "./errors.ts";
 import { HintBuilder, HintKind, loadHint } from "./hint.ts";
-import { KeyIndex, type Location } from "./key_index.ts";
+import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
 import { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
 import {
   batchRecordBytes,
@@ -173,19 +173,51 @@ export interface StoreSnapshot {
 /** A key or value: bytes, or a string (UTF-8 encoded). */
 export type Bytes = Uint8Array | string;
 
-/** The index's byte string of a key (an ASCII string is its own byte string). */
-function indexKey(key: Bytes): string {
-  if (typeof key === "string") {
-    let i = 0;
-    while (i < key.length && key.charCodeAt(i) < 0x80) i++;
-    if (i === key.length) return key;
-  }
-  return bytesToKey(toBytes(key));
+/** Whether every code unit of `key` is ASCII (then the string is its own byte string). */
+function isAscii(key: string): boolean {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
+/** The index slot of `key`, or {@link NO_SLOT}; creates no string for byte or ASCII keys. */
+function slotOf(index: KeyIndex<Segment>, key: Bytes): number {
+  if (typeof key === "string" && isAscii(key)) return index.find(key);
+  const bytes = toBytes(key);
+  return index.findBytes(bytes, 0, bytes.length);
 }
 
 /** Bytes a live entry is accounted for (its share of a record). */
 function entryBytes(keyLength: number, valueLength: number): number {
   return keyLength + valueLength + RECORD_HEADER_BYTES;
+}
+
+/**
+ * Points the key `buf[start, end)` at a value in `segment` and moves its live-byte account from
+ * the segment of the value it replaces.
+ */
+function indexValue(
+  index: KeyIndex<Segment>,
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  segment: Segment,
+  offset: number,
+  length: number,
+): void {
+  const slot = index.findBytes(buf, start, end);
+  if (slot === NO_SLOT) {
+    index.insert(bytesToKey(buf, start, end), segment, offset, length);
+  } else {
+    index.segmentOf(slot).liveBytes -= entryBytes(end - start, index.lengthOf(slot));
+    index.update(slot, segment, offset, length);
+  }
+  segment.liveBytes += entryBytes(end - start, length);
+}
+
+/** Removes the key of a live slot and its live-byte account. */
+function unindexSlot(index: KeyIndex<Segment>, slot: number): void {
+  index.segmentOf(slot).liveBytes -= entryBytes(index.keyOf(slot).length, index.lengthOf(slot));
+  index.remove(slot);
 }
 
 /** One segment file as the store tracks it. */
@@ -252,6 +284,16 @@ export class Segment {
     if (this.firstLsn === -1) this.firstLsn = lsn;
     this.lastLsn = lsn;
   }
+}
+
+/** A live entry compaction copied: its slot, where its value was, and where the copy is. */
+interface Move {
+  slot: number;
+  from: Segment;
+  fromOffset: number;
+  offset: number;
+  length: number;
+  keyLength: number;
 }
 
 interface Waiter {
@@ -407,6 +449,7 @@ export class KVStore {
     }
     ids.sort((a, b) => a - b);
     let tornBytes = 0;
+    this.#index.deferSorting();
     for (let i = 0; i < ids.length; i++) {
       const isLast = i === ids.length - 1;
       const segment = this.#openSegment(ids[i], isLast);
@@ -514,21 +557,13 @@ export class KVStore {
     valueOffset: number,
     valueLength: number,
   ): void {
-    const key = bytesToKey(buf, keyStart, keyStart + keyLength);
-    let previous: Location<Segment> | undefined;
+    const keyEnd = keyStart + keyLength;
     if (kind === HintKind.TOMBSTONE) {
-      previous = this.#index.deleteUnsorted(key);
+      const slot = this.#index.findBytes(buf, keyStart, keyEnd);
+      if (slot !== NO_SLOT) unindexSlot(this.#index, slot);
       segment.tombstoneBytes += deleteRecordBytes(keyLength);
     } else {
-      previous = this.#index.setUnsorted(key, {
-        segment,
-        offset: valueOffset,
-        length: valueLength,
-      });
-      segment.liveBytes += entryBytes(keyLength, valueLength);
-    }
-    if (previous !== undefined) {
-      previous.segment.liveBytes -= entryBytes(keyLength, previous.length);
+      indexValue(this.#index, buf, keyStart, keyEnd, segment, valueOffset, valueLength);
     }
   }
 
@@ -540,7 +575,7 @@ export class KVStore {
       sizeBytes: segment.sizeBytes,
     }, (kind, buf, keyStart, keyLength, valueOffset, valueLength) => {
       this.#applyRecovered(segment, kind, buf, keyStart, keyLength, valueOffset, valueLength);
-    });
+    }, (entries) => this.#index.reserve(this.#index.size + entries));
     if (summary === undefined) return false;
     segment.firstLsn = summary.firstLsn;
     segment.lastLsn = summary.lastLsn;
@@ -762,21 +797,6 @@ export class KVStore {
     this.#appendedSeq++;
   }
 
-  #applyPut(key: string, keyLength: number, location: Location<Segment>): void {
-    const previous = this.#index.set(key, location);
-    location.segment.liveBytes += entryBytes(keyLength, location.length);
-    if (previous !== undefined) {
-      previous.segment.liveBytes -= entryBytes(keyLength, previous.length);
-    }
-  }
-
-  #applyDelete(key: string): boolean {
-    const previous = this.#index.delete(key);
-    if (previous === undefined) return false;
-    previous.segment.liveBytes -= entryBytes(key.length, previous.length);
-    return true;
-  }
-
   /**
    * Appends a PUT and applies it to the index; returns its LSN. Durable once
    * {@link whenDurable} of that LSN resolves.
@@ -806,11 +826,7 @@ export class KVStore {
     this.#appended(lsn, at, this.epoch);
     const offset = this.#active.sizeBytes + at + RECORD_HEADER_BYTES + keyBytes.length;
     this.#active.hint?.add(HintKind.VALUE, keyBytes, 0, keyBytes.length, offset, valueBytes.length);
-    this.#applyPut(bytesToKey(keyBytes), keyBytes.length, {
-      segment: this.#active,
-      offset,
-      length: valueBytes.length,
-    });
+    indexValue(this.#index, keyBytes, 0, keyBytes.length, this.#active, offset, valueBytes.length);
     return lsn;
   }
 
@@ -836,11 +852,7 @@ export class KVStore {
     for (const [key, value] of encoded) {
       offset += PAIR_HEADER_BYTES + key.length;
       this.#active.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
-      this.#applyPut(bytesToKey(key), key.length, {
-        segment: this.#active,
-        offset,
-        length: value.length,
-      });
+      indexValue(this.#index, key, 0, key.length, this.#active, offset, value.length);
       offset += value.length;
     }
     return lsn;
@@ -855,15 +867,15 @@ export class KVStore {
     this.#checkWritable();
     const keyBytes = toBytes(key);
     this.#checkKey(keyBytes);
-    const keyString = bytesToKey(keyBytes);
-    if (this.#index.get(keyString) === undefined) return this.#lastLsn;
+    const slot = this.#index.findBytes(keyBytes, 0, keyBytes.length);
+    if (slot === NO_SLOT) return this.#lastLsn;
     const at = this.#reserve(deleteRecordBytes(keyBytes.length));
     const lsn = this.#nextLsn();
     encodeDelete(this.#pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, keyBytes);
     this.#appended(lsn, at, this.epoch);
     this.#active.hint?.add(HintKind.TOMBSTONE, keyBytes, 0, keyBytes.length, 0, 0);
     this.#active.tombstoneBytes += deleteRecordBytes(keyBytes.length);
-    this.#applyDelete(keyString);
+    unindexSlot(this.#index, slot);
     return lsn;
   }
 
@@ -1211,7 +1223,7 @@ export class KVStore {
     const out = Deno.openSync(tmpPath, { write: true, create: true, truncate: true });
     const output = new Segment(first.id, first.path, header, 0);
     const hint = new HintBuilder();
-    const moves: { key: string; from: Location<Segment>; offset: number }[] = [];
+    const moves: Move[] = [];
     let buf = new Uint8Array(1024 * 1024);
     let view = new DataView(buf.buffer);
     let used = 0;
@@ -1286,15 +1298,15 @@ export class KVStore {
       Deno.renameSync(tmpPath, first.path);
       fsyncDir(this.dir);
       committed = true;
+      const index = this.#index;
       for (const move of moves) {
-        if (this.#index.get(move.key) === move.from) {
-          this.#index.set(move.key, {
-            segment: output,
-            offset: move.offset,
-            length: move.from.length,
-          });
+        // A slot freed and reused meanwhile points into the active segment, never at `from`.
+        if (
+          index.segmentOf(move.slot) === move.from && index.offsetOf(move.slot) === move.fromOffset
+        ) {
+          index.update(move.slot, output, move.offset, move.length);
         } else {
-          output.liveBytes -= entryBytes(move.key.length, move.from.length);
+          output.liveBytes -= entryBytes(move.keyLength, move.length);
         }
       }
       this.#segments.splice(this.#segments.indexOf(first), run.length, output);
@@ -1344,14 +1356,15 @@ export class KVStore {
         flags: number,
       ): number;
       hint: HintBuilder;
-      moves: { key: string; from: Location<Segment>; offset: number }[];
+      moves: Move[];
       output: Segment;
     },
   ): void {
     const index = this.#index;
     const live: {
-      key: string;
-      from: Location<Segment>;
+      slot: number;
+      fromOffset: number;
+      length: number;
       keyStart: number;
       keyLength: number;
       valueStart: number;
@@ -1368,9 +1381,8 @@ export class KVStore {
         if (op === Op.DELETE) {
           const keyLength = view.getUint32(at + 24, true);
           const keyStart = at + RECORD_HEADER_BYTES;
-          const key = bytesToKey(buf, keyStart, keyStart + keyLength);
           // A tombstone is needed while an older segment may hold a value of its key.
-          if (isOldest || index.get(key) !== undefined) return;
+          if (isOldest || index.findBytes(buf, keyStart, keyStart + keyLength) !== NO_SLOT) return;
           sink.append(buf, at, length, lsn, epoch);
           sink.hint.add(HintKind.TOMBSTONE, buf, keyStart, keyLength, 0, 0);
           sink.output.tombstoneBytes += length;
@@ -1380,13 +1392,14 @@ export class KVStore {
         let pairs = 0;
         forEachKey(buf, view, at, (keyStart, keyLength, valueStart) => {
           pairs++;
-          const key = bytesToKey(buf, keyStart, keyStart + keyLength);
-          const from = index.get(key);
+          const slot = index.findBytes(buf, keyStart, keyStart + keyLength);
+          const fromOffset = fileOffset + (valueStart - at);
           if (
-            from !== undefined && from.segment === segment &&
-            from.offset === fileOffset + (valueStart - at)
+            slot !== NO_SLOT && index.segmentOf(slot) === segment &&
+            index.offsetOf(slot) === fromOffset
           ) {
-            live.push({ key, from, keyStart, keyLength, valueStart });
+            const length = index.lengthOf(slot);
+            live.push({ slot, fromOffset, length, keyStart, keyLength, valueStart });
           }
         });
         if (live.length === 0) return;
@@ -1396,7 +1409,7 @@ export class KVStore {
         } else {
           const kept: [Uint8Array, Uint8Array][] = live.map((entry) => [
             buf.subarray(entry.keyStart, entry.keyStart + entry.keyLength),
-            buf.subarray(entry.valueStart, entry.valueStart + entry.from.length),
+            buf.subarray(entry.valueStart, entry.valueStart + entry.length),
           ]);
           const recordOffset = sink.encodeBatch(kept, lsn, epoch, recordFlags(buf, at));
           // Re-encoded: value offsets follow the batch layout.
@@ -1404,22 +1417,22 @@ export class KVStore {
           for (const entry of live) {
             offset += PAIR_HEADER_BYTES + entry.keyLength;
             entry.valueStart = offset;
-            offset += entry.from.length;
+            offset += entry.length;
           }
           base = 0;
         }
         for (const entry of live) {
           const offset = base + entry.valueStart;
-          sink.moves.push({ key: entry.key, from: entry.from, offset });
-          sink.hint.add(
-            HintKind.VALUE,
-            buf,
-            entry.keyStart,
-            entry.keyLength,
+          sink.moves.push({
+            slot: entry.slot,
+            from: segment,
+            fromOffset: entry.fromOffset,
             offset,
-            entry.from.length,
-          );
-          sink.output.liveBytes += entryBytes(entry.keyLength, entry.from.length);
+            length: entry.length,
+            keyLength: entry.keyLength,
+          });
+          sink.hint.add(HintKind.VALUE, buf, entry.keyStart, entry.keyLength, offset, entry.length);
+          sink.output.liveBytes += entryBytes(entry.keyLength, entry.length);
         }
       },
     );
@@ -1427,24 +1440,29 @@ export class KVStore {
 
   // ---------------------------------------------------------------- reads
 
-  #readValue(location: Location<Segment>): Uint8Array {
-    const out = this.#values.take(location.length);
-    if (location.length === 0) return out;
-    const segment = location.segment;
-    if (segment === this.#active && location.offset >= segment.sizeBytes) {
-      const start = location.offset - segment.sizeBytes;
-      out.set(this.#pending.subarray(start, start + location.length));
+  /** The `length` value bytes at `offset` of `segment` (or of the pending buffer beyond it). */
+  #readValue(segment: Segment, offset: number, length: number): Uint8Array {
+    const out = this.#values.take(length);
+    if (length === 0) return out;
+    if (segment === this.#active && offset >= segment.sizeBytes) {
+      const start = offset - segment.sizeBytes;
+      out.set(this.#pending.subarray(start, start + length));
       return out;
     }
-    const got = readAtSync(segment.reader(), location.offset, out);
-    if (got !== out.length) {
+    const got = readAtSync(segment.reader(), offset, out);
+    if (got !== length) {
       throw new CorruptionError(
         segment.path,
-        location.offset,
-        `value of ${out.length} bytes ends past the end of the file (read ${got})`,
+        offset,
+        `value of ${length} bytes ends past the end of the file (read ${got})`,
       );
     }
     return out;
+  }
+
+  #readSlot(slot: number): Uint8Array {
+    const index = this.#index;
+    return this.#readValue(index.segmentOf(slot), index.offsetOf(slot), index.lengthOf(slot));
   }
 
   /**
@@ -1453,14 +1471,14 @@ export class KVStore {
    */
   read(key: Bytes): Uint8Array | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    const location = this.#index.get(indexKey(key));
-    return location === undefined ? undefined : this.#readValue(location);
+    const slot = slotOf(this.#index, key);
+    return slot === NO_SLOT ? undefined : this.#readSlot(slot);
   }
 
   /** Whether `key` exists. */
   has(key: Bytes): boolean {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    return this.#index.get(indexKey(key)) !== undefined;
+    return slotOf(this.#index, key) !== NO_SLOT;
   }
 
   /**
@@ -1479,8 +1497,7 @@ export class KVStore {
       options.limit,
     );
     for (const key of keys) {
-      const location = this.#index.get(key) as Location<Segment>;
-      result.push([keyToBytes(key), this.#readValue(location)]);
+      result.push([keyToBytes(key), this.#readSlot(this.#index.find(key))]);
     }
     return result;
   }
@@ -1575,11 +1592,12 @@ export class KVStore {
     const base = segment.sizeBytes; // file offset of pending[0]
     const op = recordOp(pending, at);
     forEachKey(pending, this.#pendingView, at, (keyStart, keyLength, valueStart, valueLength) => {
-      const key = bytesToKey(pending, keyStart, keyStart + keyLength);
+      const keyEnd = keyStart + keyLength;
       if (op === Op.DELETE) {
         segment.hint?.add(HintKind.TOMBSTONE, pending, keyStart, keyLength, 0, 0);
         segment.tombstoneBytes += deleteRecordBytes(keyLength);
-        this.#applyDelete(key);
+        const slot = this.#index.findBytes(pending, keyStart, keyEnd);
+        if (slot !== NO_SLOT) unindexSlot(this.#index, slot);
       } else {
         segment.hint?.add(
           HintKind.VALUE,
@@ -1589,11 +1607,7 @@ export class KVStore {
           base + valueStart,
           valueLength,
         );
-        this.#applyPut(key, keyLength, {
-          segment,
-          offset: base + valueStart,
-          length: valueLength,
-        });
+        indexValue(this.#index, pending, keyStart, keyEnd, segment, base + valueStart, valueLength);
       }
     });
   }
@@ -1700,7 +1714,8 @@ export class KVStore {
       release();
       throw error;
     }
-    const readValue = (location: Location<Segment>) => this.#readValue(location);
+    const readValue = (location: Location<Segment>) =>
+      this.#readValue(location.segment, location.offset, location.length);
     const keys = view.keys;
     const closed = () => this.#closed;
     return {
@@ -1905,7 +1920,9 @@ export class FullSync {
     readonly lsn: number,
     /** First staging segment id. */
     readonly baseId: number,
-  ) {}
+  ) {
+    this.#index.deferSorting();
+  }
 
   #writeOut(): void {
     const file = this.#file as Deno.FsFile;
@@ -1954,13 +1971,7 @@ export class FullSync {
     const offset = segment.sizeBytes + at + RECORD_HEADER_BYTES + key.length;
     segment.noteLsn(this.lsn);
     segment.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
-    segment.liveBytes += entryBytes(key.length, value.length);
-    const previous = this.#index.setUnsorted(bytesToKey(key), {
-      segment,
-      offset,
-      length: value.length,
-    });
-    if (previous) previous.segment.liveBytes -= entryBytes(key.length, previous.length);
+    indexValue(this.#index, key, 0, key.length, segment, offset, value.length);
   }
 
   /** @internal Closes the staging file (the store is closing; recovery discards the files). */

@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { KeyIndex, type Location, NO_SLOT } from "../../src/storage/key_index.ts";
+
+interface Seg {
+  name: string;
+}
+
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+}
+
+const bytesOf = (key: string) => Uint8Array.from(key, (c) => c.charCodeAt(0));
+
+/** Checks every key of the model through both lookups, and the sorted order. */
+function assertMatches(index: KeyIndex<Seg>, model: Map<string, Location<Seg>>, probes: string[]) {
+  assert.equal(index.size, model.size);
+  for (const key of probes) {
+    const expected = model.get(key);
+    const slot = index.find(key);
+    const padded = new Uint8Array(key.length + 2);
+    padded.set(bytesOf(key), 1);
+    assert.equal(index.findBytes(padded, 1, key.length + 1), slot, `findBytes(${key})`);
+    if (expected === undefined) {
+      assert.equal(slot, NO_SLOT, `absent key ${JSON.stringify(key)} was found`);
+      continue;
+    }
+    assert.notEqual(slot, NO_SLOT, `key ${JSON.stringify(key)} was lost`);
+    assert.equal(index.keyOf(slot), key);
+    assert.equal(index.segmentOf(slot), expected.segment);
+    assert.equal(index.offsetOf(slot), expected.offset);
+    assert.equal(index.lengthOf(slot), expected.length);
+  }
+  assert.deepEqual([...index.range("", "\xff\xff\xff\xff")], [...model.keys()].sort());
+}
+
+Deno.test("key index: matches a Map model through inserts, updates, removes and growth", () => {
+  const random = seeded(7);
+  const segments: Seg[] = [{ name: "a" }, { name: "b" }, { name: "c" }];
+  const index = new KeyIndex<Seg>();
+  const model = new Map<string, Location<Seg>>();
+  // Few short keys (bytes 0-255, the empty key included), so collisions, long probe runs,
+  // removals inside runs and slot reuse all happen; 3,000 distinct keys force table growth.
+  const keyOf = () => {
+    const n = Math.floor(random() * 3000);
+    return n === 0 ? "" : String.fromCharCode(n & 0xff, n >> 8) + (n % 7 === 0 ? "\x80" : "");
+  };
+  const probes = new Set<string>();
+  for (let i = 0; i < 30_000; i++) {
+    const key = keyOf();
+    probes.add(key);
+    const slot = index.find(key);
+    if (random() < 0.35) {
+      if (slot !== NO_SLOT) index.remove(slot);
+      model.delete(key);
+      continue;
+    }
+    const location = {
+      segment: segments[Math.floor(random() * segments.length)],
+      offset: Math.floor(random() * 2 ** 32),
+      length: Math.floor(random() * 1000),
+    };
+    if (slot === NO_SLOT) index.insert(key, location.segment, location.offset, location.length);
+    else index.update(slot, location.segment, location.offset, location.length);
+    model.set(key, location);
+    if (i % 5000 === 0) assertMatches(index, model, [...probes]);
+  }
+  assertMatches(index, model, [...probes]);
+  // Emptying it leaves every lookup absent.
+  for (const key of model.keys()) index.remove(index.find(key));
+  model.clear();
+  assertMatches(index, model, [...probes]);
+});
+
+Deno.test("key index: a removed key's slot is reused, and the old key stays absent", () => {
+  const seg = { name: "s" };
+  const index = new KeyIndex<Seg>();
+  const first = index.insert("one", seg, 10, 1);
+  const second = index.insert("two", seg, 20, 2);
+  index.remove(first);
+  assert.equal(index.find("one"), NO_SLOT);
+  const third = index.insert("three", seg, 30, 3);
+  assert.equal(third, first, "the freed slot is taken first");
+  assert.equal(index.keyOf(third), "three");
+  assert.equal(index.offsetOf(third), 30);
+  assert.equal(index.find("two"), second);
+  assert.equal(index.find("one"), NO_SLOT);
+  assert.equal(index.size, 2);
+});
+
+Deno.test("key index: a segment's handle is released with its last entry and reused", () => {
+  const old = { name: "old" };
+  const active = { name: "active" };
+  const next = { name: "next" };
+  const index = new KeyIndex<Seg>();
+  const a = index.insert("a", old, 1, 1);
+  const b = index.insert("b", old, 2, 1);
+  index.update(a, active, 3, 1);
+  index.remove(b);
+  // No entry points at `old` any more; a new segment takes its handle without confusion.
+  const c = index.insert("c", next, 4, 1);
+  assert.equal(index.segmentOf(a), active);
+  assert.equal(index.segmentOf(c), next);
+  index.update(a, next, 5, 1);
+  assert.equal(index.segmentOf(a), next);
+  assert.equal(index.segmentOf(c), next);
+});
+
+Deno.test("key index: locations outside 32 bits are refused", () => {
+  const index = new KeyIndex<Seg>();
+  const seg = { name: "s" };
+  assert.throws(() => index.insert("k", seg, 2 ** 32, 1), RangeError);
+  assert.throws(() => index.insert("k", seg, 0, -1), RangeError);
+});
+
+Deno.test("key index: bulk load with deferred sorting, then rebuild", () => {
+  const seg = { name: "s" };
+  const index = new KeyIndex<Seg>();
+  index.deferSorting();
+  index.reserve(10_000);
+  const keys: string[] = [];
+  for (let i = 0; i < 5_000; i++) keys.push(`k${(i * 7919) % 5_000}`);
+  for (const key of keys) index.insert(key, seg, keys.indexOf(key), 1);
+  for (let i = 0; i < 5_000; i += 2) index.remove(index.find(`k${i}`));
+  assert.throws(() => index.range("", "z"), /being rebuilt/);
+  index.rebuildSorted();
+  const live = keys.filter((k) => Number(k.slice(1)) % 2 === 1).sort();
+  assert.deepEqual([...index.range("", "z")], live);
+  for (const key of live) assert.equal(index.offsetOf(index.find(key)), keys.indexOf(key));
+  index.insert("k0", seg, 1, 1);
+  assert.equal(index.size, live.length + 1);
+});
+
+Deno.test("key index: a snapshot keeps the locations it saw", () => {
+  const before = { name: "before" };
+  const after = { name: "after" };
+  const index = new KeyIndex<Seg>();
+  index.insert("kept", before, 1, 1);
+  index.insert("moved", before, 2, 2);
+  index.insert("gone", before, 3, 3);
+  const snapshot = index.snapshot();
+  index.update(index.find("moved"), after, 20, 20);
+  index.remove(index.find("gone"));
+  index.insert("new", after, 4, 4);
+  assert.deepEqual([...snapshot.keys.keys()], ["gone", "kept", "moved"]);
+  assert.deepEqual(snapshot.get("moved"), { segment: before, offset: 2, length: 2 });
+  assert.deepEqual(snapshot.get("gone"), { segment: before, offset: 3, length: 3 });
+  assert.deepEqual(snapshot.get("kept"), { segment: before, offset: 1, length: 1 });
+  assert.equal(snapshot.get("new"), undefined);
+  snapshot.release();
+  assert.equal(index.openSnapshots, 0);
+  assert.deepEqual(index.get("moved"), { segment: after, offset: 20, length: 20 });
+});
