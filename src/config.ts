@@ -63,6 +63,20 @@ export interface Config {
   REPLICATION_BATCH_BYTES: number;
   SNAPSHOT_CHUNK_BYTES: number;
   REPLICATION_RETRY_BACKOFF_MS: number;
+  // --- security ---
+  AUTH_TOKEN: string;
+  AUTH_TOKEN_FILE: string;
+  AUTH_MAX_FAILURES: number;
+  AUTH_FAILURE_WINDOW_SECONDS: number;
+  AUTH_MAX_TRACKED_PEERS: number;
+  TLS_CERT: string;
+  TLS_KEY: string;
+  // --- operations ---
+  METRICS_ENABLED: boolean;
+  METRICS_HOST: string;
+  METRICS_PORT: number;
+  BACKUP_IDLE_TIMEOUT_SECONDS: number;
+  MAX_BACKUPS: number;
 }
 
 /** Name of a setting. */
@@ -73,8 +87,10 @@ type SettingKind = "int" | "float" | "bool" | "string" | "enum" | "addresses";
 interface SettingSpec {
   kind: SettingKind;
   default: Config[SettingName];
-  group: "server" | "storage" | "replication";
+  group: "server" | "storage" | "replication" | "security" | "operations";
   description: string;
+  /** A secret (a token): never shown by `CONFIG GET` or in logs. */
+  secret?: boolean;
   /** Inclusive numeric bounds for int/float settings. */
   min?: number;
   max?: number;
@@ -339,6 +355,100 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
       "Delay before the first reconnect to a failed replica; it doubles for each of the " +
       "REPLICATION_MAX_RETRIES retries, never beyond the health-check interval.",
   },
+  AUTH_TOKEN: {
+    kind: "string",
+    default: "",
+    group: "security",
+    secret: true,
+    description:
+      "Token clients must send with AUTH <token> before any command but PING and AUTH (empty: " +
+      "no authentication). Prefer AUTH_TOKEN_FILE or the environment: flags show in ps.",
+  },
+  AUTH_TOKEN_FILE: {
+    kind: "string",
+    default: "",
+    group: "security",
+    description:
+      "File holding AUTH_TOKEN (one trailing newline ignored), e.g. a systemd credential.",
+  },
+  AUTH_MAX_FAILURES: {
+    kind: "int",
+    default: 10,
+    group: "security",
+    min: 1,
+    max: 1_000_000,
+    description:
+      "Failed AUTH attempts one client address may make per window; past it AUTH is refused " +
+      "until the window ends.",
+  },
+  AUTH_FAILURE_WINDOW_SECONDS: {
+    kind: "float",
+    default: 60,
+    group: "security",
+    min: 0.001,
+    max: 86_400,
+    description: "Length of the window in which AUTH_MAX_FAILURES are counted.",
+  },
+  AUTH_MAX_TRACKED_PEERS: {
+    kind: "int",
+    default: 10_000,
+    group: "security",
+    min: 1,
+    max: 10_000_000,
+    description:
+      "Client addresses whose failed AUTH attempts are remembered; past it the oldest is forgotten.",
+  },
+  TLS_CERT: {
+    kind: "string",
+    default: "",
+    group: "security",
+    description:
+      "PEM certificate chain: with TLS_KEY, clients (and masters replicating here) must use TLS.",
+  },
+  TLS_KEY: {
+    kind: "string",
+    default: "",
+    group: "security",
+    description: "PEM private key of TLS_CERT.",
+  },
+  METRICS_ENABLED: {
+    kind: "bool",
+    default: false,
+    group: "operations",
+    description: "Serve /metrics (Prometheus) and /health over HTTP (implied by --metrics-port).",
+  },
+  METRICS_HOST: {
+    kind: "string",
+    default: "127.0.0.1",
+    group: "operations",
+    description: "Address of the metrics endpoint.",
+  },
+  METRICS_PORT: {
+    kind: "int",
+    default: 9555,
+    group: "operations",
+    min: 0,
+    max: 65535,
+    description: "Port of the metrics endpoint (0 picks a free port and logs it).",
+  },
+  BACKUP_IDLE_TIMEOUT_SECONDS: {
+    kind: "float",
+    default: 60,
+    group: "operations",
+    min: 0.01,
+    max: 86_400,
+    description:
+      "A backup whose client asks for nothing for this long is abandoned and its snapshot freed.",
+  },
+  MAX_BACKUPS: {
+    kind: "int",
+    default: 4,
+    group: "operations",
+    min: 1,
+    max: 1000,
+    description:
+      "Backups running at once (each pins log segments against compaction until it ends).",
+  },
 };
 
 /** Prefix of every environment variable kvstore reads. */
@@ -480,6 +590,17 @@ export function validateConfig(config: Config): Config {
         `${config.REPLICA_ADDRESSES.length} replicas configured`,
     );
   }
+  if ((config.TLS_CERT === "") !== (config.TLS_KEY === "")) {
+    throw new ConfigError(
+      `TLS needs both TLS_CERT and TLS_KEY; only ${
+        config.TLS_CERT === "" ? "TLS_KEY" : "TLS_CERT"
+      } ` +
+        "is set",
+    );
+  }
+  if (config.AUTH_TOKEN !== "" && config.AUTH_TOKEN_FILE !== "") {
+    throw new ConfigError("give AUTH_TOKEN or AUTH_TOKEN_FILE, not both");
+  }
   if (config.MAX_REQUEST_BYTES < config.MAX_KEY_BYTES) {
     throw new ConfigError(
       `setting MAX_REQUEST_BYTES: ${config.MAX_REQUEST_BYTES} is below MAX_KEY_BYTES ` +
@@ -507,7 +628,8 @@ export interface LoadedConfig {
 
 /**
  * Builds a validated {@link Config}: defaults, then `overrides`, then environment, then flags.
- * Giving `--replicas` (or `KVSTORE_REPLICA_ADDRESSES`) implies `REPLICATION_ENABLED`.
+ * Giving `--replicas` (or `KVSTORE_REPLICA_ADDRESSES`) implies `REPLICATION_ENABLED`; giving
+ * `--metrics-port` (or `KVSTORE_METRICS_PORT`) implies `METRICS_ENABLED`.
  *
  * @example
  * ```ts
@@ -577,11 +699,15 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   if (explicit.has("REPLICA_ADDRESSES") && !explicit.has("REPLICATION_ENABLED")) {
     config.REPLICATION_ENABLED = config.REPLICA_ADDRESSES.length > 0;
   }
+  if (explicit.has("METRICS_PORT") && !explicit.has("METRICS_ENABLED")) {
+    config.METRICS_ENABLED = true;
+  }
   return { config: validateConfig(config), positionals };
 }
 
 function formatDefault(name: SettingName): string {
   const value = SETTINGS[name].default;
+  if (value === "") return "(none)";
   if (Array.isArray(value)) {
     return value.length === 0 ? "(none)" : value.map(formatHostPort).join(",");
   }

@@ -105,3 +105,28 @@ Deno.test("every setting has a description and a default of its kind", () => {
     if (spec.kind === "int" || spec.kind === "float") assert.equal(typeof spec.default, "number");
   }
 });
+
+Deno.test("--metrics-port turns metrics on; TLS needs a certificate and its key; one token source", () => {
+  assert.equal(loadConfig({ env: {} }).config.METRICS_ENABLED, false);
+  const metrics = loadConfig({ args: ["--metrics-port", "0"], env: {} }).config;
+  assert.equal(metrics.METRICS_ENABLED, true);
+  assert.equal(metrics.METRICS_PORT, 0);
+  assert.equal(metrics.METRICS_HOST, "127.0.0.1");
+  assert.equal(
+    loadConfig({ env: { KVSTORE_METRICS_PORT: "9100" } }).config.METRICS_ENABLED,
+    true,
+  );
+  assert.throws(
+    () => loadConfig({ args: ["--tls-key", "k.pem"], env: {} }),
+    /TLS needs both TLS_CERT and TLS_KEY; only TLS_KEY is set/,
+  );
+  assert.throws(
+    () => loadConfig({ args: ["--auth-token", "a", "--auth-token-file", "f"], env: {} }),
+    /AUTH_TOKEN or AUTH_TOKEN_FILE, not both/,
+  );
+  assert.equal(SETTINGS.AUTH_TOKEN.secret, true);
+  assert.throws(
+    () => loadConfig({ args: ["--auth-max-failures", "0"], env: {} }),
+    /AUTH_MAX_FAILURES: 0 is below the minimum 1/,
+  );
+});

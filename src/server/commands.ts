@@ -178,7 +178,10 @@ function config(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void
   const found: string[] = [];
   for (const row of describeSettings()) {
     const flag = flagName(row.name);
-    if (matcher.test(flag)) found.push(flag, String(ctx.node.config[row.name as SettingName]));
+    if (!matcher.test(flag)) continue;
+    const value = String(ctx.node.config[row.name as SettingName]);
+    // A token is never sent back: say only whether one is set.
+    found.push(flag, SETTINGS[row.name].secret && value !== "" ? "(set, hidden)" : value);
   }
   for (const name of ["save", "appendonly", "appendfsync", "maxclients", "databases"]) {
     const value = redisConfigValue(name, ctx.node);
