@@ -44,7 +44,16 @@ export interface ConnectionHost {
   readonly limits: LimitLog;
   awaitReplication(lsn: number): Promise<string | undefined> | undefined;
   authorize(name: string, connection: ConnectionInfo): Reply | undefined;
+  /** True when an extension wants {@link answered} (metrics). */
+  readonly observing: boolean;
+  answered(names: readonly string[], elapsedSeconds: number): void;
   connectionClosed(connection: Connection): void;
+}
+
+/** Command names of one batch and when it was read, for {@link ConnectionHost.answered}. */
+interface Observed {
+  names: string[];
+  startedMs: number;
 }
 
 /** A reply that is computed later, and where it goes in the batch's output. */
@@ -236,6 +245,9 @@ export class Connection implements ConnectionInfo {
     const data = this.#buffer.subarray(0, this.#end);
     let writer: ReplyWriter | undefined;
     let count = 0;
+    const observed: Observed | undefined = this.#host.observing
+      ? { names: [], startedMs: performance.now() }
+      : undefined;
     this.#batchLsn = 0;
     this.#holes = undefined;
     while (this.#inFlight + count < this.#maxPipeline && !this.#closeAfterFlush) {
@@ -247,9 +259,11 @@ export class Connection implements ConnectionInfo {
       this.#context.framing = request.framing;
       writer.resp = request.framing === "resp";
       if (request.kind === "request") {
-        this.#run(request, writer);
+        const name = this.#run(request, writer);
+        observed?.names.push(name);
         continue;
       }
+      observed?.names.push("?");
       writer.error(request.message);
       if (request.limit !== undefined) {
         this.#host.limits.hit(
@@ -280,11 +294,12 @@ export class Connection implements ConnectionInfo {
     const idle = this.#batchesWaiting === 0;
     this.#batchesWaiting++;
     this.#tail = idle
-      ? this.#complete(writer, count, durable, holes)
-      : this.#tail.then(() => this.#complete(writer, count, durable, holes));
+      ? this.#complete(writer, count, durable, holes, observed)
+      : this.#tail.then(() => this.#complete(writer, count, durable, holes, observed));
   }
 
-  #run(request: Request, writer: ReplyWriter): void {
+  /** Runs one request; returns the command's name (`?` when there is no such command). */
+  #run(request: Request, writer: ReplyWriter): string {
     const command = this.#host.commands.get(request.name);
     if (command === undefined) {
       writer.error(
@@ -292,26 +307,26 @@ export class Connection implements ConnectionInfo {
           ? "Empty command line"
           : `Unknown command: ${describeCommandName(request.name)}`,
       );
-      return;
+      return "?";
     }
     const argCount = request.args.length;
     if (argCount < command.minArgs || argCount > command.maxArgs) {
       writer.error(`wrong number of arguments for '${command.name}'`);
-      return;
+      return command.name;
     }
     const refusal = this.#host.authorize(command.name, this);
     if (refusal !== undefined) {
       writer.reply(refusal);
-      return;
+      return command.name;
     }
     const node = this.#host.node;
     if (command.write && node.replica) {
       writer.error(READ_ONLY_MESSAGE, "READONLY");
-      return;
+      return command.name;
     }
     if (command.replicaOnly && !node.replica) {
       writer.error(REPLICATE_ON_MASTER_MESSAGE);
-      return;
+      return command.name;
     }
     const mark = writer.length;
     try {
@@ -335,6 +350,7 @@ export class Connection implements ConnectionInfo {
         });
       }
     }
+    return command.name;
   }
 
   /** Waits for the batch's durability and late replies, then writes all its replies at once. */
@@ -343,6 +359,7 @@ export class Connection implements ConnectionInfo {
     count: number,
     durable: Promise<void> | undefined,
     holes: Hole[] | undefined,
+    observed: Observed | undefined,
   ): Promise<void> {
     let output = writer;
     try {
@@ -350,6 +367,9 @@ export class Connection implements ConnectionInfo {
       if (durable !== undefined) await durable;
       if (holes !== undefined) output = await this.#fillHoles(writer, holes);
       await this.#writeAll(output.bytes);
+      if (observed !== undefined) {
+        this.#host.answered(observed.names, (performance.now() - observed.startedMs) / 1000);
+      }
     } catch (error) {
       if (!this.#closed && !isDisconnect(error)) {
         // The log failed: the writes of this batch are not durable, so no OK may be sent. The

@@ -141,6 +141,13 @@ export interface ServerHooks {
    * `undefined` to let it run. `name` is the upper-case command name.
    */
   authorize?(name: string, connection: ConnectionInfo): Reply | undefined;
+  /**
+   * Called once per batch (every request one read delivered) when its replies were written: the
+   * upper-case names of its commands (`?` for an unknown command or an unparsable request; the
+   * array is the callee's to keep) and the seconds from the read to the reply write, which is the
+   * latency every request of the batch saw (metrics). Costs nothing when no extension sets it.
+   */
+  answered?(names: readonly string[], elapsedSeconds: number): void;
   /** `INFO` sections added or replaced, by lower-case name. */
   info?: Record<string, () => InfoFields>;
   /**

@@ -71,6 +71,8 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   readonly commands = new CommandTable<NamedCommand>();
   readonly #infoSections = new Map<string, () => InfoFields>();
   readonly #hooks: ServerHooks[] = [];
+  readonly #answeredHooks: ((names: readonly string[], elapsedSeconds: number) => void)[] = [];
+  observing = false;
   readonly #connections = new Set<Connection>();
   readonly #options: StartServerOptions;
   #listener: Deno.Listener | undefined;
@@ -99,6 +101,10 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
       this.#hooks.push(hooks);
       for (const [name, spec] of Object.entries(hooks.commands ?? {})) {
         this.commands.set(name, { ...spec, name: name.toUpperCase() });
+      }
+      if (hooks.answered !== undefined) {
+        this.#answeredHooks.push(hooks.answered.bind(hooks));
+        this.observing = true;
       }
       for (const [name, fields] of Object.entries(hooks.info ?? {})) {
         this.#infoSections.set(name.toLowerCase(), fields);
@@ -202,6 +208,10 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     if (waits === undefined) return undefined;
     if (waits.length === 1) return waits[0];
     return Promise.all(waits).then((errors) => errors.find((error) => error !== undefined));
+  }
+
+  answered(names: readonly string[], elapsedSeconds: number): void {
+    for (const hook of this.#answeredHooks) hook(names, elapsedSeconds);
   }
 
   authorize(name: string, connection: ConnectionInfo): Reply | undefined {

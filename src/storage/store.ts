@@ -352,6 +352,8 @@ function randomNonce(): number {
 export class KVStore {
   /** Epoch stamped on records written from now on. */
   epoch = 0;
+  /** Called with the seconds each group-commit fsync took (metrics); unset, nothing is timed. */
+  fsyncObserver: ((elapsedSeconds: number) => void) | undefined;
   readonly options: Readonly<StoreOptions>;
   readonly dir: string;
 
@@ -985,12 +987,14 @@ export class KVStore {
       const targetSegment = this.#active;
       const targetOffset = targetSegment.sizeBytes;
       const file = this.#writer;
+      const startedMs = this.fsyncObserver === undefined ? 0 : performance.now();
       try {
         await file.syncData();
       } catch (error) {
         this.#fail(error);
         return;
       }
+      this.fsyncObserver?.((performance.now() - startedMs) / 1000);
       this.#synced(targetSeq, targetLsn, targetSegment, targetOffset);
     }
   }
