@@ -10,13 +10,21 @@
  * await client.close();
  * ```
  *
- * `KVClient` keeps one RESP connection per client and pipelines concurrent calls on it; errors
- * are typed (`KVConnectionError`, `KVServerError`, `KVReadOnlyError`, `KVTimeoutError`).
+ * `KVClient` keeps one RESP connection per client and pipelines concurrent calls on it; it takes
+ * the server's token (`token`) and speaks TLS (`tls: { caCerts }`); errors are typed
+ * (`KVConnectionError`, `KVServerError`, `KVReadOnlyError`, `KVAuthError`, `KVTimeoutError`).
  *
  * @module
  */
-export { KVClient, type KVClientOptions, type KVKey, type KVValue } from "./src/client/client.ts";
 export {
+  KVClient,
+  type KVClientOptions,
+  type KVClientTlsOptions,
+  type KVKey,
+  type KVValue,
+} from "./src/client/client.ts";
+export {
+  KVAuthError,
   KVConnectionError,
   KVError,
   KVReadOnlyError,

@@ -16,6 +16,7 @@ import {
   type RespValue,
 } from "../protocol/resp.ts";
 import {
+  KVAuthError,
   KVConnectionError,
   KVError,
   KVReadOnlyError,
@@ -64,6 +65,32 @@ export interface KVClientOptions {
    * Default 10000.
    */
   timeoutMs?: number;
+  /**
+   * The server's `AUTH_TOKEN`: sent with `AUTH` first on every connection the client opens. A
+   * refused token fails the calls with {@link KVAuthError}.
+   */
+  token?: string;
+  /**
+   * Connect over TLS (a server started with `--tls-cert`/`--tls-key`). `caCerts` are PEM
+   * certificates trusted besides the system's roots, e.g. the CA that signed the server's
+   * certificate; the certificate must name `host`.
+   */
+  tls?: KVClientTlsOptions;
+}
+
+/**
+ * TLS settings of a {@link KVClient}.
+ *
+ * @example
+ * ```ts
+ * import type { KVClientOptions } from "../../mod.ts";
+ * const caPem = "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n";
+ * const options: KVClientOptions = { host: "db.example", port: 5555, tls: { caCerts: [caPem] } };
+ * ```
+ */
+export interface KVClientTlsOptions {
+  /** PEM certificates to trust besides the system's root certificates. */
+  caCerts?: string[];
 }
 
 interface PendingCall {
@@ -113,8 +140,10 @@ export class KVClient implements AsyncDisposable {
   readonly #host: string;
   readonly #port: number;
   readonly #timeoutMs: number;
-  #conn: Deno.TcpConn | undefined;
-  #connecting: Promise<Deno.TcpConn> | undefined;
+  readonly #token: string | undefined;
+  readonly #tls: KVClientTlsOptions | undefined;
+  #conn: Deno.Conn | undefined;
+  #connecting: Promise<Deno.Conn> | undefined;
   #out = new RespCommandWriter(4096);
   #spareOut = new RespCommandWriter(4096);
   /** Calls awaiting their reply, oldest first from {@link #pendingHead}. */
@@ -131,6 +160,8 @@ export class KVClient implements AsyncDisposable {
     this.#host = options.host ?? "127.0.0.1";
     this.#port = options.port ?? 5555;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#token = options.token;
+    this.#tls = options.tls;
     if (!Number.isFinite(this.#timeoutMs) || this.#timeoutMs < 0) {
       throw new RangeError(`timeoutMs ${options.timeoutMs} must be 0 or a positive number`);
     }
@@ -401,9 +432,50 @@ export class KVClient implements AsyncDisposable {
     return this.#pending.length - this.#pendingHead;
   }
 
-  async #connect(): Promise<Deno.TcpConn> {
+  /** Opens TCP (no delay), then TLS when asked, handshake included so a bad certificate fails here. */
+  async #open(): Promise<Deno.Conn> {
+    const tcp = await Deno.connect({ hostname: this.#host, port: this.#port });
+    tcp.setNoDelay(true);
+    if (this.#tls === undefined) return tcp;
+    const tls = await Deno.startTls(tcp, { hostname: this.#host, caCerts: this.#tls.caCerts });
+    try {
+      await tls.handshake();
+    } catch (error) {
+      tls.close();
+      throw new KVConnectionError(
+        this.address,
+        `TLS handshake failed: ${describe(error)} (does tls.caCerts hold the CA that signed the ` +
+          `server's certificate, and does the certificate name ${this.#host}?)`,
+        { cause: error },
+      );
+    }
+    return tls;
+  }
+
+  /** Queues `AUTH <token>` as the first request of a new connection. */
+  async #authenticate(conn: Deno.Conn, token: string): Promise<void> {
+    const out = new RespCommandWriter(64 + token.length);
+    out.command(["AUTH", token]);
+    this.#pending.splice(this.#pendingHead, 0, {
+      command: "AUTH",
+      deadlineMs: this.#timeoutMs === 0 ? Infinity : Date.now() + this.#timeoutMs,
+      resolve: (reply) => {
+        if (!(reply instanceof RespErrorReply)) return;
+        this.#drop(
+          new KVAuthError(reply.code, `kvstore at ${this.address}: AUTH refused: ${reply.message}`),
+        );
+      },
+      reject: () => {},
+    });
+    this.#armTimer();
+    const bytes = out.bytes;
+    let written = 0;
+    while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+  }
+
+  async #connect(): Promise<Deno.Conn> {
     this.#connecting ??= (async () => {
-      const attempt = Deno.connect({ hostname: this.#host, port: this.#port });
+      const attempt = this.#open();
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
         const conn = this.#timeoutMs === 0 ? await attempt : await Promise.race([
@@ -415,9 +487,9 @@ export class KVClient implements AsyncDisposable {
             );
           }),
         ]);
-        conn.setNoDelay(true);
         this.#conn = conn;
         this.#readLoop(conn);
+        if (this.#token !== undefined) await this.#authenticate(conn, this.#token);
         return conn;
       } catch (error) {
         // A connect that completes after its timeout must not leak a socket.
@@ -438,7 +510,7 @@ export class KVClient implements AsyncDisposable {
     this.#flushScheduled = false;
     if (this.#writing) return;
     this.#writing = true;
-    let conn: Deno.TcpConn | undefined;
+    let conn: Deno.Conn | undefined;
     try {
       while (this.#out.length > 0) {
         conn = this.#conn ?? await this.#connect();
@@ -470,7 +542,7 @@ export class KVClient implements AsyncDisposable {
     }
   }
 
-  async #readLoop(conn: Deno.TcpConn): Promise<void> {
+  async #readLoop(conn: Deno.Conn): Promise<void> {
     const parser = new RespReplyParser();
     let buffer = new Uint8Array(READ_BUFFER_BYTES);
     let start = 0;
@@ -607,6 +679,9 @@ function describe(error: unknown): string {
 function checkError(reply: RespValue): RespValue {
   if (reply instanceof RespErrorReply) {
     if (reply.code === "READONLY") throw new KVReadOnlyError(reply.message);
+    if (reply.code === "NOAUTH" || reply.code === "WRONGPASS") {
+      throw new KVAuthError(reply.code, reply.message);
+    }
     throw new KVServerError(
       reply.code,
       reply.code === "ERR" ? reply.message : `${reply.code} ${reply.message}`,

@@ -88,6 +88,23 @@ export class KVReadOnlyError extends KVServerError {
 }
 
 /**
+ * The server requires authentication and the client has no token (`NOAUTH`), or its token was
+ * refused (`WRONGPASS`, or too many failed attempts from this address). Give the server's
+ * `AUTH_TOKEN` as the client's `token` option.
+ *
+ * @example
+ * ```ts
+ * import { KVAuthError, KVServerError } from "./errors.ts";
+ * const error = new KVAuthError("NOAUTH", "Authentication required: send AUTH <token> first");
+ * console.log(error instanceof KVServerError, error.code); // true NOAUTH
+ * ```
+ */
+export class KVAuthError extends KVServerError {
+  /** Always `"KVAuthError"`. */
+  override name = "KVAuthError";
+}
+
+/**
  * No reply came within `timeoutMs`. The client then drops its connection (other calls in flight
  * on it fail with {@link KVConnectionError}) and the next call reconnects; the timed-out request
  * may or may not have been applied.
