@@ -9,7 +9,9 @@
  */
 import { parseArgs } from "node:util";
 import { KVClient } from "../client/client.ts";
-import { KVError } from "../client/errors.ts";
+import { BackupError } from "../backup/errors.ts";
+import { KVAuthError, KVError } from "../client/errors.ts";
+import { resolveToken } from "../security/auth.ts";
 
 /** Usage lines of the client commands, for `kvstore --help`. */
 export const CLIENT_USAGE = `  kvstore put <key> <value>                 store a value
@@ -18,13 +20,19 @@ export const CLIENT_USAGE = `  kvstore put <key> <value>                 store a
   kvstore readrange <start> <end>           print key<TAB>value for start <= key <= end
   kvstore batchput <k1,k2,...> <v1,v2,...>  store several values atomically
   kvstore info [section]                    print the server's INFO
-  kvstore ping                              check that the server answers`;
+  kvstore ping                              check that the server answers
+  kvstore backup --to DIR                   copy the server's data, consistent at one LSN,
+                                            into the new directory DIR (serve it to restore)`;
 
 /** The options of the client commands, for `kvstore --help`. */
 export const CLIENT_OPTIONS_USAGE = `Client options (before or after the command):
   --host <host>          server address (default 127.0.0.1, env KVSTORE_HOST)
   --port <port>          server port (default 5555, env KVSTORE_PORT)
   --timeout-ms <ms>      how long to wait for the server (default 10000)
+  --auth-token <token>   the server's AUTH_TOKEN (env KVSTORE_AUTH_TOKEN; flags show in ps)
+  --auth-token-file <f>  read the token from a file (env KVSTORE_AUTH_TOKEN_FILE)
+  --tls-ca <file>        connect over TLS, trusting this PEM CA (env KVSTORE_TLS_CA)
+  --tls                  connect over TLS, trusting the system's root certificates
 `;
 
 /** Exit status of a client command. */
@@ -41,6 +49,7 @@ export const CLIENT_COMMANDS: ReadonlySet<string> = new Set([
   "batchput",
   "info",
   "ping",
+  "backup",
 ]);
 
 const ARITY: Record<string, [number, number, string]> = {
@@ -51,6 +60,7 @@ const ARITY: Record<string, [number, number, string]> = {
   batchput: [2, 2, "<k1,k2,...> <v1,v2,...>"],
   info: [0, 1, "[section]"],
   ping: [0, 0, ""],
+  backup: [0, 0, "--to DIR"],
 };
 
 const encoder = new TextEncoder();
@@ -80,6 +90,11 @@ export async function runClientCommand(command: string, args: string[]): Promise
         host: { type: "string" },
         port: { type: "string" },
         "timeout-ms": { type: "string" },
+        "auth-token": { type: "string" },
+        "auth-token-file": { type: "string" },
+        "tls-ca": { type: "string" },
+        tls: { type: "boolean" },
+        to: { type: "string" },
       },
     });
   } catch (error) {
@@ -101,15 +116,75 @@ export async function runClientCommand(command: string, args: string[]): Promise
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
     return fail(`--timeout-ms "${timeoutText}" is not a number of milliseconds`);
   }
-  const client = new KVClient({ host, port, timeoutMs });
+  const values = parsed.values;
+  let token: string | undefined;
+  let caCerts: string[] | undefined;
   try {
+    token = await resolveToken(
+      "--auth-token",
+      values["auth-token"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN") ?? "",
+      values["auth-token-file"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN_FILE") ?? "",
+    );
+    const caFile = values["tls-ca"] ?? Deno.env.get("KVSTORE_TLS_CA");
+    if (caFile !== undefined) caCerts = [await readCa(caFile)];
+  } catch (error) {
+    return fail(error instanceof Error ? error.message : String(error));
+  }
+  if (command === "backup" && values.to === undefined) {
+    return fail("usage: kvstore backup --to DIR (a new or empty directory)");
+  }
+  const tls = caCerts !== undefined || values.tls === true ? { caCerts } : undefined;
+  const client = new KVClient({ host, port, timeoutMs, token, tls });
+  try {
+    if (command === "backup") return await backup(client, values.to as string);
     return await run(client, command, operands);
   } catch (error) {
-    if (error instanceof KVError) return fail(error.message);
+    if (error instanceof KVAuthError) {
+      return fail(
+        `${error.message} (give the server's token with --auth-token-file, --auth-token or ` +
+          `KVSTORE_AUTH_TOKEN)`,
+      );
+    }
+    if (error instanceof KVError || error instanceof BackupError) return fail(error.message);
     throw error;
   } finally {
     await client.close();
   }
+}
+
+async function readCa(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (error) {
+    throw new Error(`--tls-ca: cannot read ${path}: ${String(error)}`);
+  }
+}
+
+/** `kvstore backup --to DIR`: progress on stderr, a summary on stdout. */
+async function backup(client: KVClient, dir: string): Promise<number> {
+  // Loaded on demand: only backup writes a data directory (the storage engine, its npm logger).
+  const { backupTo } = await import("../backup/backup_to.ts");
+  let lastReportMs = 0;
+  const result = await backupTo(client, dir, {
+    onProgress: (progress) => {
+      const nowMs = Date.now();
+      if (nowMs - lastReportMs < 1000 && progress.keys < progress.totalKeys) return;
+      lastReportMs = nowMs;
+      const percent = progress.totalKeys === 0
+        ? 100
+        : Math.floor((progress.keys / progress.totalKeys) * 100);
+      console.error(
+        `backup: ${progress.keys} of ${progress.totalKeys} keys (${percent}%), ` +
+          `${progress.bytes} bytes`,
+      );
+    },
+  });
+  console.log(
+    `backup of ${client.address} at LSN ${result.lsn} (epoch ${result.epoch}): ${result.keys} ` +
+      `keys, ${result.bytes} bytes in ${dir} (${Math.round(result.elapsedMs)} ms); restore: ` +
+      `kvstore serve --data-dir ${dir}`,
+  );
+  return EXIT_OK;
 }
 
 async function run(client: KVClient, command: string, operands: string[]): Promise<number> {

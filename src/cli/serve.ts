@@ -15,7 +15,13 @@ import {
   type SettingName,
   SETTINGS,
 } from "../config.ts";
+import { backupExtension } from "../backup/extension.ts";
 import { configureLogging, getLog } from "../log.ts";
+import { metricsExtension } from "../metrics/extension.ts";
+import { Registry } from "../metrics/registry.ts";
+import { resolveToken } from "../security/auth.ts";
+import { authExtension } from "../security/auth_extension.ts";
+import { tlsListen } from "../security/tls.ts";
 import { type RunningServer, startServer, type StartServerOptions } from "../server/mod.ts";
 
 /** Usage of `kvstore serve`. */
@@ -58,6 +64,28 @@ export function serveConfig(args: string[]): Config | undefined {
   }
 }
 
+/**
+ * What a node's operations and security settings add to the server: authentication (tokens
+ * read now, from the settings or their files), metrics, backups, and the TLS listener. `extra`
+ * (e.g. replication) comes first; an `extra.listen` wins over TLS.
+ */
+export async function nodeOptions(
+  config: Config,
+  extra: StartServerOptions = {},
+): Promise<StartServerOptions> {
+  const clientToken = await resolveToken("AUTH_TOKEN", config.AUTH_TOKEN, config.AUTH_TOKEN_FILE);
+  const registry = new Registry();
+  return {
+    extensions: [
+      ...(extra.extensions ?? []),
+      authExtension({ client: clientToken, replication: clientToken }, registry),
+      metricsExtension(registry),
+      backupExtension(),
+    ],
+    listen: extra.listen ?? await tlsListen(config),
+  };
+}
+
 /** Runs `kvstore serve`; resolves to the exit code once the server stopped. */
 export async function serve(args: string[], options: StartServerOptions = {}): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
@@ -70,7 +98,7 @@ export async function serve(args: string[], options: StartServerOptions = {}): P
   const log = getLog("server");
   let server: RunningServer;
   try {
-    server = await startServer(config, options);
+    server = await startServer(config, await nodeOptions(config, options));
   } catch (error) {
     log.fatal("cannot start: {error}", {
       event: "start_failed",

@@ -96,20 +96,24 @@ export interface GaugeSample {
   value: number;
 }
 
-/** A value read at scrape time from a callback (keys, bytes, lag per replica, ...). */
+/**
+ * A value read at scrape time from a callback (keys, bytes, lag per replica, ...). With type
+ * `counter` it exposes a count kept elsewhere (connections accepted, replications done).
+ */
 export class Gauge implements Metric {
   constructor(
     readonly name: string,
     readonly help: string,
     readonly labelNames: string[],
     readonly collect: () => GaugeSample[],
+    readonly type: "gauge" | "counter" = "gauge",
   ) {
     checkName(name);
     labelNames.forEach(checkName);
   }
 
   render(lines: string[]): void {
-    lines.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} gauge`);
+    lines.push(`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`);
     for (const sample of this.collect()) {
       const labels = formatLabels(this.labelNames, sample.labels ?? []);
       lines.push(`${this.name}${labels} ${formatNumber(sample.value)}`);

@@ -29,6 +29,28 @@ export function tokensEqual(presented: string | Uint8Array, expected: string): b
 }
 
 /**
+ * Checks that `token` can travel as one word of a text request line: no spaces, tabs or control
+ * characters. Throws {@link AuthConfigError} naming the setting otherwise.
+ *
+ * @example
+ * ```ts
+ * import { checkToken } from "./auth.ts";
+ * checkToken("AUTH_TOKEN", "k7Qp-2v9"); // fine
+ * ```
+ */
+export function checkToken(what: string, token: string): void {
+  // deno-lint-ignore no-control-regex
+  const bad = /[\s\x00-\x1f\x7f]/.exec(token);
+  if (bad !== null) {
+    throw new AuthConfigError(
+      `${what}: the token holds a space or control character (code ${
+        bad[0].charCodeAt(0)
+      } at index ${bad.index}); tokens are one word, e.g. from openssl rand -hex 32`,
+    );
+  }
+}
+
+/**
  * The token a setting names: `value` itself, or the contents of `file` (one trailing newline
  * removed) when `file` is given, as systemd's `LoadCredential=` provides it. Returns `undefined`
  * when neither is set (authentication off).
@@ -41,7 +63,11 @@ export async function resolveToken(
   if (value !== "" && file !== "") {
     throw new AuthConfigError(`${what}: give the token or a token file, not both`);
   }
-  if (file === "") return value === "" ? undefined : value;
+  if (file === "") {
+    if (value === "") return undefined;
+    checkToken(what, value);
+    return value;
+  }
   let text: string;
   try {
     text = await Deno.readTextFile(file);
@@ -50,6 +76,7 @@ export async function resolveToken(
   }
   const token = text.replace(/\r?\n$/, "");
   if (token === "") throw new AuthConfigError(`${what}: token file ${file} is empty`);
+  checkToken(`${what} (from ${file})`, token);
   return token;
 }
 

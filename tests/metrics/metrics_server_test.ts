@@ -1,0 +1,81 @@
+import assert from "node:assert/strict";
+import { KVClient } from "../../mod.ts";
+import { startServerProcess } from "../helpers/server_process.ts";
+
+/** The value of the sample `series` (name with labels) in a Prometheus text exposition. */
+function sample(text: string, series: string): number {
+  for (const line of text.split("\n")) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1));
+  }
+  throw new Error(`no sample ${series} in:\n${text}`);
+}
+
+async function scrape(port: number, path: string): Promise<Response> {
+  return await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(5000) });
+}
+
+Deno.test("metrics: --metrics-port serves per-command counts and latency, fsync, keys, clients", async () => {
+  await using server = await startServerProcess({ args: ["--metrics-port", "0"] });
+  const listening = await server.waitForLog((line) =>
+    line.properties.event === "metrics_listening"
+  );
+  const metricsPort = listening.properties.port as number;
+  assert.equal(listening.properties.host, "127.0.0.1");
+  await using client = new KVClient({ port: server.port, timeoutMs: 5000 });
+  for (let i = 0; i < 20; i++) await client.put(`key${i}`, "x".repeat(100));
+  for (let i = 0; i < 5; i++) await client.read(`key${i}`);
+  await client.delete("key0");
+
+  const response = await scrape(metricsPort, "/metrics");
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+  const text = await response.text();
+  assert.equal(sample(text, 'kvstore_commands_total{command="PUT"}'), 20);
+  assert.equal(sample(text, 'kvstore_commands_total{command="READ"}'), 5);
+  assert.equal(sample(text, 'kvstore_commands_total{command="DELETE"}'), 1);
+  assert.equal(sample(text, 'kvstore_command_duration_seconds_count{command="PUT"}'), 20);
+  assert.equal(
+    sample(text, 'kvstore_command_duration_seconds_bucket{command="PUT",le="+Inf"}'),
+    20,
+  );
+  const putSeconds = sample(text, 'kvstore_command_duration_seconds_sum{command="PUT"}');
+  assert.ok(putSeconds > 0 && putSeconds < 20, `PUT latency sum ${putSeconds}`);
+  // fsync=always (the default): every acknowledged PUT waited for at least one fsync.
+  const fsyncs = sample(text, "kvstore_fsync_duration_seconds_count");
+  assert.ok(fsyncs >= 20, `only ${fsyncs} fsyncs for 20 sequential durable writes`);
+  assert.equal(sample(text, "kvstore_keys"), 19);
+  assert.equal(sample(text, "kvstore_last_lsn"), 21);
+  assert.ok(sample(text, "kvstore_live_bytes") > 19 * 100);
+  assert.ok(sample(text, "kvstore_disk_bytes") > 20 * 100);
+  assert.equal(sample(text, "kvstore_connected_clients"), 1);
+  assert.equal(sample(text, 'kvstore_role{role="master"}'), 1);
+  assert.match(text, /# TYPE kvstore_connections_total counter/);
+
+  const health = await scrape(metricsPort, "/health");
+  assert.equal(health.status, 200);
+  assert.deepEqual(await health.json(), {
+    status: "ok",
+    role: "master",
+    last_lsn: 21,
+    epoch: 0,
+    keys: 19,
+  });
+  const missing = await scrape(metricsPort, "/nothing");
+  assert.equal(missing.status, 404);
+  await missing.body?.cancel();
+});
+
+Deno.test("metrics: off unless asked; a replica's /health says whether it streams", async () => {
+  await using master = await startServerProcess({ args: ["--fsync", "no"] });
+  assert.ok(!master.logs.some((line) => line.properties.event === "metrics_listening"));
+  await using replica = await startServerProcess({
+    args: ["--replica", "--metrics-enabled", "--metrics-port", "0"],
+  });
+  const listening = await replica.waitForLog((l) => l.properties.event === "metrics_listening");
+  const health = await scrape(listening.properties.port as number, "/health");
+  assert.equal(health.status, 200);
+  const body = await health.json();
+  assert.equal(body.role, "replica");
+  assert.equal(body.streaming, false);
+  assert.equal(typeof body.master_link_status, "string");
+});

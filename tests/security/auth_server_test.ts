@@ -1,0 +1,245 @@
+import assert from "node:assert/strict";
+import { KVAuthError, KVClient } from "../../mod.ts";
+import { nodeOptions } from "../../src/cli/serve.ts";
+import { loadConfig } from "../../src/config.ts";
+import { exposureWarning } from "../../src/security/auth_extension.ts";
+import { startServerProcess } from "../helpers/server_process.ts";
+import { startTestServer, type TestServer } from "../helpers/test_server.ts";
+import { RespErrorReply, type RespValue } from "../../src/protocol/resp.ts";
+import { resp, text, WireClient } from "../helpers/wire.ts";
+
+function errorText(reply: RespValue): string {
+  assert.ok(reply instanceof RespErrorReply, `not an error reply: ${String(reply)}`);
+  return `${reply.code} ${reply.message}`;
+}
+
+const TOKEN = "correct-horse-battery-staple";
+const ROOT = new URL("../../", import.meta.url);
+const decoder = new TextDecoder();
+
+async function authServer(extra: Record<string, unknown> = {}): Promise<TestServer> {
+  const overrides = { FSYNC: "no" as const, AUTH_TOKEN: TOKEN, ...extra };
+  const { config } = loadConfig({ overrides });
+  return await startTestServer(overrides, await nodeOptions(config));
+}
+
+async function kvstore(args: string[], env: Record<string, string> = {}) {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "cli.ts", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+Deno.test("auth (text): only PING and AUTH before AUTH; a wrong token changes nothing", async () => {
+  await using server = await authServer();
+  await using wire = await WireClient.connect(server.port);
+  await wire.send("PING\nPUT k v\nREAD k\nINFO\nAUTH wrong\nREAD k\n");
+  assert.deepEqual(await wire.readLines(6), [
+    "PONG",
+    "ERROR: Authentication required: send AUTH <token> first",
+    "ERROR: Authentication required: send AUTH <token> first",
+    "ERROR: Authentication required: send AUTH <token> first",
+    "ERROR: invalid token",
+    "ERROR: Authentication required: send AUTH <token> first",
+  ]);
+  assert.equal(server.node.store.stats().keys, 0);
+  await wire.send(`AUTH ${TOKEN}\nPUT k v\nREAD k\nAUTH wrong\nREAD k\n`);
+  // A failed AUTH after a good one keeps the connection authenticated (as Redis does).
+  assert.deepEqual(await wire.readLines(5), ["OK", "OK", "v", "ERROR: invalid token", "v"]);
+  // Another connection starts unauthenticated.
+  await using other = await WireClient.connect(server.port);
+  await other.send("READ k\n");
+  assert.equal(await other.readLine(), "ERROR: Authentication required: send AUTH <token> first");
+});
+
+Deno.test("auth (RESP): NOAUTH and WRONGPASS codes; Redis's AUTH default <token> works", async () => {
+  await using server = await authServer();
+  await using wire = await WireClient.connect(server.port);
+  await wire.send(resp("GET", "k"));
+  assert.equal(
+    errorText(await wire.readReply()),
+    "NOAUTH Authentication required: send AUTH <token> first",
+  );
+  await wire.send(resp("AUTH", "nope"));
+  assert.equal(errorText(await wire.readReply()), "WRONGPASS invalid token");
+  await wire.send(resp("AUTH", "someone", TOKEN));
+  assert.equal(errorText(await wire.readReply()), "WRONGPASS invalid token");
+  await wire.send(resp("AUTH", "default", TOKEN));
+  assert.equal(await wire.readReply(), "OK");
+  await wire.send(resp("SET", "k", "v"));
+  assert.equal(await wire.readReply(), "OK");
+  await wire.send(resp("GET", "k"));
+  assert.equal(text(await wire.readReply()), "v");
+});
+
+Deno.test("auth: CONFIG GET never shows the token", async () => {
+  await using server = await authServer();
+  await using client = new KVClient({ port: server.port, token: TOKEN, timeoutMs: 5000 });
+  const reply = await client.send(["CONFIG", "GET", "auth-token*"]) as Uint8Array[];
+  const shown = reply.map((item) => decoder.decode(item));
+  assert.deepEqual(shown.slice(0, 2), ["auth-token", "(set, hidden)"]);
+  assert.ok(!shown.some((item) => item.includes(TOKEN)));
+});
+
+Deno.test("auth: past AUTH_MAX_FAILURES an address is refused, even with the right token", async () => {
+  await using server = await authServer({ AUTH_MAX_FAILURES: 3 });
+  await using wire = await WireClient.connect(server.port);
+  await wire.send("AUTH a\nAUTH b\nAUTH c\n");
+  assert.deepEqual(await wire.readLines(3), Array(3).fill("ERROR: invalid token"));
+  await using other = await WireClient.connect(server.port);
+  await other.send(`AUTH ${TOKEN}\nREAD k\n`);
+  assert.match(
+    await other.readLine(),
+    /^ERROR: too many failed AUTH attempts from 127\.0\.0\.1 \(AUTH_MAX_FAILURES is 3 per 60 s\)/,
+  );
+  assert.equal(await other.readLine(), "ERROR: Authentication required: send AUTH <token> first");
+});
+
+Deno.test("auth: the window ends and the address may try again", async () => {
+  await using server = await authServer({
+    AUTH_MAX_FAILURES: 1,
+    AUTH_FAILURE_WINDOW_SECONDS: 0.2,
+  });
+  await using wire = await WireClient.connect(server.port);
+  await wire.send(`AUTH a\nAUTH ${TOKEN}\n`);
+  assert.equal(await wire.readLine(), "ERROR: invalid token");
+  assert.match(await wire.readLine(), /too many failed AUTH attempts/);
+  await new Promise((resolve) => setTimeout(resolve, 250));
+  await wire.send(`AUTH ${TOKEN}\n`);
+  assert.equal(await wire.readLine(), "OK");
+});
+
+Deno.test("auth: failures are logged with the peer address, once per window and at the block", async () => {
+  await using server = await startServerProcess({
+    args: ["--fsync", "no", "--auth-max-failures", "3"],
+    env: { KVSTORE_AUTH_TOKEN: TOKEN },
+  });
+  await using wire = await WireClient.connect(server.port);
+  await wire.send("AUTH 1\nAUTH 2\nAUTH 3\nAUTH 4\nAUTH 5\nPING\n");
+  await wire.readLines(6);
+  const logged = server.logs.filter((line) => line.properties.event === "auth_failed");
+  assert.equal(logged.length, 2, JSON.stringify(logged));
+  assert.match(String(logged[0].properties.peer), /^127\.0\.0\.1:\d+$/);
+  assert.equal(logged[0].properties.blocked, false);
+  assert.equal(logged[1].properties.failures, 3);
+  assert.equal(logged[1].properties.blocked, true);
+  assert.equal(logged[0].level, "WARN");
+});
+
+Deno.test("KVClient: the token is sent on every new connection; a wrong or missing one fails typed", async () => {
+  await using server = await authServer();
+  await using client = new KVClient({ port: server.port, token: TOKEN, timeoutMs: 5000 });
+  await Promise.all([client.put("a", "1"), client.put("b", "2")]);
+  assert.equal(await client.read("a"), "1");
+  await using anonymous = new KVClient({ port: server.port, timeoutMs: 5000 });
+  await assert.rejects(anonymous.read("a"), (error) => {
+    assert.ok(error instanceof KVAuthError);
+    assert.equal(error.code, "NOAUTH");
+    return true;
+  });
+  await using wrong = new KVClient({ port: server.port, token: "guess", timeoutMs: 5000 });
+  const calls = [wrong.read("a"), wrong.put("c", "3")];
+  for (const call of calls) {
+    await assert.rejects(call, (error) => {
+      assert.ok(error instanceof KVAuthError);
+      assert.match(error.message, /AUTH refused: invalid token/);
+      return true;
+    });
+  }
+  assert.equal(await client.read("c"), undefined);
+});
+
+Deno.test("cli: --auth-token, --auth-token-file and KVSTORE_AUTH_TOKEN", async () => {
+  await using server = await authServer();
+  const port = String(server.port);
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/token`, `${TOKEN}\n`);
+    assert.equal((await kvstore(["put", "k", "v", "--port", port, "--auth-token", TOKEN])).code, 0);
+    const fromFile = await kvstore([
+      "read",
+      "k",
+      "--port",
+      port,
+      "--auth-token-file",
+      `${dir}/token`,
+    ]);
+    assert.deepEqual([fromFile.code, fromFile.stdout], [0, "v\n"]);
+    const fromEnv = await kvstore(["read", "k", "--port", port], { KVSTORE_AUTH_TOKEN: TOKEN });
+    assert.deepEqual([fromEnv.code, fromEnv.stdout], [0, "v\n"]);
+    const without = await kvstore(["read", "k", "--port", port]);
+    assert.equal(without.code, 1);
+    assert.match(without.stderr, /Authentication required.*--auth-token/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: AUTH_TOKEN_FILE (a systemd credential) is read at start; a missing one fails the start", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/token`, `${TOKEN}\n`);
+    {
+      await using server = await startServerProcess({
+        args: ["--fsync", "no", "--auth-token-file", `${dir}/token`],
+      });
+      await using client = new KVClient({ port: server.port, token: TOKEN, timeoutMs: 5000 });
+      await client.put("k", "v");
+      await using anonymous = new KVClient({ port: server.port, timeoutMs: 5000 });
+      await assert.rejects(anonymous.read("k"), KVAuthError);
+    }
+    await assert.rejects(
+      startServerProcess({ args: ["--auth-token-file", `${dir}/missing`] }),
+      /cannot read token file/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a node beyond loopback without a token says so loudly; on loopback it is quiet", () => {
+  const open = exposureWarning({ host: "0.0.0.0", port: 5555, auth: false, tls: false });
+  assert.match(open ?? "", /0\.0\.0\.0:5555.*WITHOUT AUTHENTICATION.*--auth-token-file/);
+  const replica = exposureWarning({
+    host: "10.0.0.2",
+    port: 5556,
+    auth: false,
+    tls: true,
+    replica: true,
+  });
+  assert.match(replica ?? "", /REPLICATE/);
+  assert.match(
+    exposureWarning({ host: "::", port: 5555, auth: true, tls: false }) ?? "",
+    /without TLS: the AUTH token .* clear text/,
+  );
+  assert.equal(exposureWarning({ host: "::", port: 5555, auth: true, tls: true }), undefined);
+  for (const host of ["127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]"]) {
+    assert.equal(exposureWarning({ host, port: 5555, auth: false, tls: false }), undefined, host);
+  }
+});
+
+Deno.test("serve on loopback without a token starts without the exposure warning", async () => {
+  await using server = await startServerProcess({ args: ["--fsync", "no"] });
+  assert.ok(!server.logs.some((line) => line.properties.event === "exposed"));
+});
+
+Deno.test("a token must be one word: a space or control character is refused at start", async () => {
+  const { config } = loadConfig({ overrides: { AUTH_TOKEN: "two words" } });
+  await assert.rejects(nodeOptions(config), /AUTH_TOKEN: the token holds a space .* index 3/);
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/token`, "tab\there\n");
+    const fromFile = loadConfig({ overrides: { AUTH_TOKEN_FILE: `${dir}/token` } }).config;
+    await assert.rejects(nodeOptions(fromFile), /from .*token\): the token holds .*code 9/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
