@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { KVAuthError, KVClient } from "../../mod.ts";
 import { loadConfig } from "../../src/config.ts";
+import { startServerProcess } from "../helpers/server_process.ts";
 
 const UNIT = new URL("../../scripts/kvstore.service", import.meta.url);
 const ENV_FILE = new URL("../../scripts/kvstore.env", import.meta.url);
@@ -54,6 +56,8 @@ Deno.test("systemd unit stops gracefully and is hardened", async () => {
       "ProtectHome=yes",
       "PrivateTmp=yes",
       "EnvironmentFile=-/etc/kvstore/kvstore.env",
+      "LoadCredential=auth-token:/etc/kvstore/auth-token",
+      "Environment=KVSTORE_AUTH_TOKEN_FILE=%d/auth-token",
     ]
   ) {
     assert.ok(unit.split("\n").includes(line), `missing ${line}`);
@@ -74,4 +78,40 @@ Deno.test("the example environment file holds only valid kvstore settings", asyn
   const { config } = loadConfig({ env });
   assert.equal(config.FSYNC, "always");
   assert.equal(config.HOST, "127.0.0.1");
+});
+
+/** `KEY=value` pairs of the unit's `Environment=` lines. */
+function unitEnvironment(unit: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of unit.split("\n")) {
+    if (!line.startsWith("Environment=")) continue;
+    for (const pair of line.slice("Environment=".length).split(" ")) {
+      const eq = pair.indexOf("=");
+      env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  return env;
+}
+
+Deno.test("the unit's settings and credential start a node that requires the token", async () => {
+  const unit = await Deno.readTextFile(UNIT);
+  const credentials = await Deno.makeTempDir();
+  try {
+    // What systemd does: copy the credential into %d and expand %d in Environment=.
+    const token = "0123456789abcdef0123456789abcdef";
+    await Deno.writeTextFile(`${credentials}/auth-token`, `${token}\n`);
+    const env = unitEnvironment(unit);
+    for (const [name, value] of Object.entries(env)) {
+      env[name] = value.replaceAll("%d", credentials);
+    }
+    delete env.KVSTORE_DATA_DIR; // the test's own temporary directory instead of /var/lib
+    await using server = await startServerProcess({ env });
+    await using anonymous = new KVClient({ port: server.port, timeoutMs: 5000 });
+    await assert.rejects(anonymous.read("k"), KVAuthError);
+    await using client = new KVClient({ port: server.port, timeoutMs: 5000, token });
+    await client.put("k", "v");
+    assert.equal(await client.read("k"), "v");
+  } finally {
+    await Deno.remove(credentials, { recursive: true });
+  }
 });
