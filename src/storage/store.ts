@@ -354,7 +354,8 @@ export class KVStore {
   epoch = 0;
   /** Called with the seconds each group-commit fsync took (metrics); unset, nothing is timed. */
   fsyncObserver: ((elapsedSeconds: number) => void) | undefined;
-  readonly options: Readonly<StoreOptions>;
+  /** Settings; replaced (replica → master) by {@link promote}. */
+  options: Readonly<StoreOptions>;
   readonly dir: string;
 
   #lockFile: Deno.FsFile;
@@ -879,6 +880,27 @@ export class KVStore {
     this.#active.tombstoneBytes += deleteRecordBytes(keyBytes.length);
     unindexSlot(this.#index, slot);
     return lsn;
+  }
+
+  /**
+   * Makes a replica's store a master's (failover): direct writes then take new LSNs, no longer
+   * LOCAL records, stamped with `epoch`, which must be above every epoch the store has seen.
+   * Appends an empty BATCH record in the new epoch, so the epoch is in the log: a restart keeps
+   * it, and replicas learn it from the stream. Returns that record's LSN (durable once
+   * {@link whenDurable} of it resolves).
+   */
+  promote(epoch: number): number {
+    this.#checkWritable();
+    const highest = Math.max(this.epoch, this.#lastEpoch);
+    if (!Number.isInteger(epoch) || epoch <= highest || epoch > 0xffff_ffff) {
+      throw new StorageError(
+        `cannot promote to epoch ${epoch}: it must be a whole number above ${highest} (the ` +
+          `highest epoch seen) and at most ${0xffff_ffff}`,
+      );
+    }
+    this.options = { ...this.options, replica: false };
+    this.epoch = epoch;
+    return this.writeBatch([]);
   }
 
   /**

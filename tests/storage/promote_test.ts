@@ -1,0 +1,51 @@
+import assert from "node:assert/strict";
+import { KVStore, StorageError } from "../../src/storage/mod.ts";
+import { recordEpoch, recordLsn } from "../../src/storage/record.ts";
+import { text, withTempDir } from "./helpers.ts";
+
+async function epochsOfLog(store: KVStore): Promise<[number, number][]> {
+  const found: [number, number][] = [];
+  for await (const chunk of store.readLogFrom(0)) {
+    const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    for (let at = 0; at < chunk.length; at += view.getUint32(at + 4, true)) {
+      found.push([recordLsn(view, at), recordEpoch(view, at)]);
+    }
+  }
+  return found;
+}
+
+Deno.test("promote: a replica's store takes LSNs in the new epoch, which survives a restart", async () => {
+  await withTempDir(async (dir) => {
+    const master = await KVStore.open(`${dir}/master`);
+    await master.put("a", "1");
+    await master.put("b", "2");
+    const records: Uint8Array[] = [];
+    for await (const chunk of master.readLogFrom(0)) records.push(chunk);
+    await master.close();
+
+    const replica = await KVStore.open(`${dir}/replica`, { replica: true });
+    for (const chunk of records) await replica.appendReplicated(chunk);
+    await replica.put("local", "x"); // a LOCAL record: no LSN of its own
+    assert.equal(replica.lastLsn, 2);
+    assert.throws(() => replica.promote(0), StorageError);
+    const marker = replica.promote(1);
+    assert.equal(marker, 3);
+    await replica.whenDurable(marker);
+    assert.equal(await replica.put("c", "3"), 4);
+    assert.equal(replica.lastEpoch, 1);
+    assert.throws(() => replica.promote(1), /must be a whole number above 1/);
+    await replica.close();
+
+    const reopened = await KVStore.open(`${dir}/replica`);
+    try {
+      assert.equal(reopened.epoch, 1);
+      assert.equal(reopened.lastLsn, 4);
+      assert.equal(text(reopened.read("a")), "1");
+      assert.equal(text(reopened.read("c")), "3");
+      // [LSN, epoch]: the LOCAL record reuses LSN 2; the marker opens epoch 1 at LSN 3.
+      assert.deepEqual(await epochsOfLog(reopened), [[1, 0], [2, 0], [2, 0], [3, 1], [4, 1]]);
+    } finally {
+      await reopened.close();
+    }
+  });
+});
