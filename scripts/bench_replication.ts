@@ -77,7 +77,7 @@ function freePort(): number {
 async function stop(proc: Proc, signal: Deno.Signal = "SIGKILL"): Promise<void> {
   if (!running.delete(proc)) return;
   if (proc.node !== undefined) {
-    await proc.node.stop(signal);
+    await (signal === "SIGKILL" ? proc.node.kill() : proc.node.stop());
     return;
   }
   try {

@@ -1,7 +1,7 @@
 /**
- * Cluster tests run real kvstore processes (`cli.ts serve`) on 127.0.0.1: this helper starts
- * them on port 0 (or a given port, for a restart), reads the JSON `listening` line, keeps every
- * log line for assertions, talks RESP or the text protocol to them, and kills them by PID.
+ * Cluster tests run real kvstore processes (`cli.ts serve`, through `server_process.ts`) on
+ * 127.0.0.1: nodes with data directories that survive restarts, INFO as a map, a pipelined RESP
+ * connection, the text protocol, complete dumps, and "every replica caught up".
  *
  * @module
  */
@@ -11,133 +11,70 @@ import {
   RespReplyParser,
   type RespValue,
 } from "../../src/protocol/resp.ts";
+import {
+  type LogLine,
+  type ServerExit,
+  type ServerProcess,
+  startServerProcess,
+} from "./server_process.ts";
 
-const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 const HOST = "127.0.0.1";
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
-/** One log line of a node (its JSON object). */
-export type LogLine = Record<string, unknown> & {
-  message?: string;
-  properties?: Record<string, unknown>;
-};
-
-/** A running `kvstore serve` child process. */
+/** A running `kvstore serve` child process (see `server_process.ts`) with cluster conveniences. */
 export class KvNode {
-  readonly logs: LogLine[] = [];
-  readonly #child: Deno.ChildProcess;
-  #exited = false;
-  readonly status: Promise<Deno.CommandStatus>;
-  port = 0;
+  readonly #process: ServerProcess;
 
-  private constructor(readonly name: string, readonly dataDir: string, readonly args: string[]) {
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        CLI,
-        "serve",
-        "--host",
-        HOST,
-        "--data-dir",
-        dataDir,
-        "--log-format",
-        "json",
-        ...args,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).spawn();
-    this.status = this.#child.status.then((s) => {
-      this.#exited = true;
-      return s;
-    });
+  private constructor(readonly name: string, process: ServerProcess) {
+    this.#process = process;
   }
 
   /**
-   * Starts a node; `args` are `serve` flags (add `--port N` to reuse a port, else port 0).
-   * Resolves once it listens.
+   * Starts a node in `dataDir` (kept afterwards); `args` are `serve` flags (add `--port N` to
+   * reuse a port, else port 0). Resolves once it listens.
    */
   static async start(name: string, dataDir: string, args: string[] = []): Promise<KvNode> {
-    const withPort = args.includes("--port") ? args : ["--port", "0", ...args];
-    const node = new KvNode(name, dataDir, withPort);
+    const process = await startServerProcess({ args, dataDir, startTimeoutMs: 30_000 });
+    const node = new KvNode(name, process);
     liveNodes.add(node);
-    node.port = await node.#readLogs();
+    startedNodes.push(node);
     return node;
   }
 
-  /** PID of the process. */
-  get pid(): number {
-    return this.#child.pid;
+  get port(): number {
+    return this.#process.port;
   }
 
-  /** Resolves with the port once the listening line is read; keeps reading logs after. */
-  #readLogs(): Promise<number> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${this.name} did not listen within 30 s:\n${this.logText()}`)),
-        30_000,
-      );
-      (async () => {
-        let pending = "";
-        let listening = false;
-        for await (const chunk of this.#child.stderr.pipeThrough(new TextDecoderStream())) {
-          pending += chunk;
-          let newline;
-          while ((newline = pending.indexOf("\n")) !== -1) {
-            const line = pending.slice(0, newline);
-            pending = pending.slice(newline + 1);
-            let record: LogLine;
-            try {
-              record = JSON.parse(line);
-            } catch {
-              record = { message: line };
-            }
-            this.logs.push(record);
-            if (!listening && record.properties?.event === "listening") {
-              listening = true;
-              clearTimeout(timer);
-              resolve(Number(record.properties.port));
-            }
-          }
-        }
-        clearTimeout(timer);
-        if (!listening) {
-          reject(new Error(`${this.name} exited before listening:\n${this.logText()}`));
-        }
-      })();
-    });
+  get pid(): number {
+    return this.#process.pid;
+  }
+
+  /** Every log line so far. */
+  get logs(): LogLine[] {
+    return this.#process.logs;
   }
 
   /** Every log message so far, one per line. */
   logText(): string {
-    return this.logs.map((l) => `${l.level ?? ""} ${l.message ?? JSON.stringify(l)}`).join("\n");
+    return this.logs.map((l) => `${l.level} ${l.message}`).join("\n");
   }
 
   /** Log lines whose message matches `pattern`. */
   logsMatching(pattern: RegExp): LogLine[] {
-    return this.logs.filter((l) => pattern.test(String(l.message ?? "")));
+    return this.logs.filter((l) => pattern.test(l.message));
   }
 
-  /** Sends `signal` and waits for the exit. */
-  async stop(signal: Deno.Signal = "SIGTERM"): Promise<Deno.CommandStatus> {
-    if (!this.#exited) {
-      try {
-        this.#child.kill(signal);
-      } catch {
-        // already gone
-      }
-    }
-    const status = await this.status;
+  /** Graceful stop (SIGTERM) or `kill()`. */
+  async stop(): Promise<ServerExit> {
     liveNodes.delete(this);
-    return status;
+    return await this.#process.stop();
   }
 
   /** SIGKILL. */
-  kill(): Promise<Deno.CommandStatus> {
-    return this.stop("SIGKILL");
+  async kill(): Promise<ServerExit> {
+    liveNodes.delete(this);
+    return await this.#process.kill("SIGKILL");
   }
 
   /** A new RESP connection to this node. */
@@ -158,9 +95,21 @@ export class KvNode {
 
 const liveNodes = new Set<KvNode>();
 
+/** Nodes started since the last {@link killAll}, running or not (for failure reports). */
+const startedNodes: KvNode[] = [];
+
+/** The last log lines of every node started since the last {@link killAll}. */
+export function clusterLogTail(linesPerNode = 40): string {
+  return startedNodes.map((n) =>
+    `--- ${n.name} (port ${n.port}) ---\n` +
+    n.logs.slice(-linesPerNode).map((l) => `${l.level} ${l.message}`).join("\n")
+  ).join("\n");
+}
+
 /** Kills every node still running (use in `finally`). */
 export async function killAll(): Promise<void> {
   await Promise.all([...liveNodes].map((n) => n.kill()));
+  startedNodes.length = 0;
 }
 
 /** Parses INFO text into a map. */
