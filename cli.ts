@@ -81,7 +81,8 @@ export async function main(args: string[]): Promise<number> {
   if (args[index] !== "serve") return await runClientCommand(args[index], rest);
   // Loaded on demand, like repair: only serve needs the server (and its npm logger).
   const { serve } = await import("./src/cli/serve.ts");
-  return await serve(rest);
+  const { replicationExtension } = await import("./src/replication/extension.ts");
+  return await serve(rest, { extensions: [replicationExtension] });
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));
