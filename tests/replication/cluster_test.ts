@@ -1,0 +1,479 @@
+/**
+ * Replication with real processes on 127.0.0.1: the spec's setups, failures and modes, each
+ * ending with complete dumps compared. Short timeouts and intervals come from flags.
+ */
+import assert from "node:assert/strict";
+import {
+  asText,
+  clusterLogTail,
+  dump,
+  killAll,
+  KvNode,
+  replicaFields,
+  replicasCaughtUp,
+  RespConn,
+  textRequest,
+  waitUntil,
+} from "../helpers/cluster.ts";
+import { FaultProxy } from "../helpers/fault_proxy.ts";
+import { RespErrorReply } from "../../src/protocol/resp.ts";
+
+/** Real processes: their pipes and timers outlive a test's own ops by design. */
+const CLUSTER = { sanitizeOps: false, sanitizeResources: false };
+
+/** Fast failure detection for tests. */
+const FAST = [
+  "--replication-timeout",
+  "0.5",
+  "--replication-health-check-interval",
+  "0.3",
+  "--replication-retry-backoff-ms",
+  "20",
+];
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-repl-test-" });
+  try {
+    await fn(dir);
+  } catch (error) {
+    console.error(`cluster logs at the failure:\n${clusterLogTail()}`);
+    throw error;
+  } finally {
+    await killAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function put(conn: RespConn, key: string, value: string): Promise<void> {
+  const reply = await conn.send(["PUT", key, value]);
+  assert.equal(reply, "OK", `PUT ${key}: ${asText(reply)}`);
+}
+
+/** Starts one replica on `port` (0: free) and a master replicating to it. */
+async function pair(dir: string, masterFlags: string[] = [], replicaFlags: string[] = []) {
+  const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica", ...replicaFlags]);
+  const master = await KvNode.start("master", `${dir}/master`, [
+    "--replicas",
+    `127.0.0.1:${replica.port}`,
+    ...FAST,
+    ...masterFlags,
+  ]);
+  await waitUntil("replica streaming", () => replicasCaughtUp(master));
+  return { master, replica };
+}
+
+async function assertConverged(master: KvNode, replicas: KvNode[]): Promise<void> {
+  await waitUntil("replicas caught up", () => replicasCaughtUp(master), 30_000);
+  const expected = await dump(master);
+  for (const replica of replicas) assert.deepEqual(await dump(replica), expected, replica.name);
+}
+
+/** Writes from `writers` connections until `durationMs` passed; returns acknowledged writes. */
+async function load(
+  master: KvNode,
+  writers: number,
+  durationMs: number,
+  hotKeys = 20,
+): Promise<number> {
+  const deadline = Date.now() + durationMs;
+  let acknowledged = 0;
+  await Promise.all(Array.from({ length: writers }, async (_, w) => {
+    const conn = await master.connect();
+    try {
+      for (let i = 0; Date.now() < deadline; i++) {
+        const hot = `hot:${(i * 7 + w) % hotKeys}`;
+        const r = (i * 31 + w * 17) % 10;
+        const reply = r < 4
+          ? await conn.send(["PUT", hot, `w${w}-${i}`])
+          : r < 6
+          ? await conn.send(["DELETE", hot])
+          : r < 8
+          ? await conn.send(["PUT", `w${w}:${i}`, `value ${i} of writer ${w}\nwith a newline`])
+          : await conn.send(["BATCHPUT", `b${w}:${i}:a`, "1", hot, `batch-${w}-${i}`]);
+        if (reply instanceof RespErrorReply) throw new Error(asText(reply));
+        acknowledged++;
+      }
+    } catch {
+      // the master was killed or stopped: the test checks what was acknowledged
+    } finally {
+      conn.close();
+    }
+  }));
+  return acknowledged;
+}
+
+Deno.test({
+  name: "spec basic setup: two replicas, then a master with --replicas; every op reaches both",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const [p1, p2] = [freePort(), freePort()];
+      const r1 = await KvNode.start("replica1", `${dir}/replica1`, [
+        "--port",
+        `${p1}`,
+        "--replica",
+      ]);
+      const r2 = await KvNode.start("replica2", `${dir}/replica2`, [
+        "--port",
+        `${p2}`,
+        "--replica",
+      ]);
+      const master = await KvNode.start("master", `${dir}/master`, [
+        "--replicas",
+        `localhost:${p1},localhost:${p2}`,
+      ]);
+      assert.deepEqual(
+        await textRequest(master.port, [
+          "PUT mykey myvalue",
+          "PUT spaced a value with spaces",
+          "BATCHPUT k1||k2||k3 v1||v2||v3",
+          "DELETE k2",
+          "READ mykey",
+        ]),
+        ["OK", "OK", "OK", "OK", "myvalue"],
+      );
+      await assertConverged(master, [r1, r2]);
+      for (const replica of [r1, r2]) {
+        assert.deepEqual(
+          await textRequest(replica.port, [
+            "READ mykey",
+            "READ spaced",
+            "READ k2",
+            "READRANGE k1 k3",
+          ]),
+          ["myvalue", "a value with spaces", "NOT_FOUND", "k1||v1||k3||v3"],
+        );
+      }
+      const [writeOnReplica] = await textRequest(p1, ["PUT x y"]);
+      assert.match(writeOnReplica, /^ERROR: /, "a replica refuses client writes");
+      const [replicateOnMaster] = await textRequest(master.port, ["REPLICATE PUT a b"]);
+      assert.match(replicateOnMaster, /^ERROR: REPLICATE commands only accepted on replica/);
+      // The spec's troubleshooting step, through nc.
+      const nc = await new Deno.Command("sh", {
+        args: ["-c", `echo "REPLICATE PUT testkey testvalue" | nc -q 1 localhost ${p1}`],
+        stdout: "piped",
+      }).output();
+      assert.equal(new TextDecoder().decode(nc.stdout).trim(), "OK");
+      assert.deepEqual(await textRequest(p1, ["READ testkey"]), ["testvalue"]);
+      const info = await master.info();
+      assert.equal(info.get("role"), "master");
+      assert.equal(info.get("healthy_replicas"), "2");
+      assert.equal(info.get("total_replicas"), "2");
+      assert.equal(replicaFields(info, 0).get("lag_records"), "0");
+      const replicaInfo = await r1.info();
+      assert.equal(replicaInfo.get("role"), "replica");
+      assert.equal(replicaInfo.get("master_link_status"), "up");
+      assert.equal(replicaInfo.get("last_applied_lsn"), info.get("master_lsn"));
+    }),
+});
+
+Deno.test({
+  name: "convergence: 16 writers for 10 s with hot keys overwritten and deleted",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const r1 = await KvNode.start("replica1", `${dir}/r1`, ["--replica"]);
+      const r2 = await KvNode.start("replica2", `${dir}/r2`, ["--replica"]);
+      const master = await KvNode.start("master", `${dir}/master`, [
+        "--replicas",
+        `127.0.0.1:${r1.port},127.0.0.1:${r2.port}`,
+        ...FAST,
+      ]);
+      const writes = await load(master, 16, 10_000);
+      assert.ok(writes > 1000, `only ${writes} writes in 10 s`);
+      await assertConverged(master, [r1, r2]);
+      const info = await master.info();
+      assert.equal(info.get("failed_replications"), "0");
+    }),
+});
+
+Deno.test({
+  name: "a replica killed with SIGKILL mid-load and restarted catches up",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir);
+      const port = replica.port;
+      const writing = load(master, 4, 2500);
+      await new Promise((r) => setTimeout(r, 700));
+      await replica.kill();
+      await new Promise((r) => setTimeout(r, 700));
+      const restarted = await KvNode.start("replica", `${dir}/replica`, [
+        "--replica",
+        "--port",
+        `${port}`,
+      ]);
+      await writing;
+      await assertConverged(master, [restarted]);
+    }),
+});
+
+Deno.test({
+  name:
+    "a replica down while more than REPLICATION_QUEUE_SIZE writes happen: Queue full once, caught up from the log",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir, ["--replication-queue-size", "50"]);
+      const port = replica.port;
+      await replica.stop();
+      const conn = await master.connect();
+      for (let i = 0; i < 400; i++) await put(conn, `q:${i}`, `v${i}`);
+      conn.close();
+      const full = master.logsMatching(/Queue full/);
+      assert.equal(full.length, 1, master.logText());
+      assert.ok(Number(full[0].properties?.records) > 50);
+      const restarted = await KvNode.start("replica", `${dir}/replica`, [
+        "--replica",
+        "--port",
+        `${port}`,
+      ]);
+      await assertConverged(master, [restarted]);
+      assert.equal(
+        master.logsMatching(/full sync of replica .* done/).length,
+        0,
+        "catch-up, not a full sync",
+      );
+    }),
+});
+
+Deno.test({
+  name: "a wiped replica is rebuilt automatically",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir, [], []);
+      const port = replica.port;
+      const conn = await master.connect();
+      for (let i = 0; i < 300; i++) await put(conn, `w:${i}`, `value-${i}`);
+      await waitUntil("caught up", () => replicasCaughtUp(master));
+      await replica.kill();
+      await Deno.remove(`${dir}/replica`, { recursive: true });
+      for (let i = 300; i < 400; i++) await put(conn, `w:${i}`, `value-${i}`);
+      conn.close();
+      const restarted = await KvNode.start("replica", `${dir}/replica`, [
+        "--replica",
+        "--port",
+        `${port}`,
+      ]);
+      await assertConverged(master, [restarted]);
+      assert.ok(master.logsMatching(/connected at LSN 0/).length >= 2, master.logText());
+    }),
+});
+
+Deno.test({
+  name: "a master compacted past the replica's LSN sends a full sync, then the log after it",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir, [
+        "--segment-size-bytes",
+        "4096",
+        "--compaction-threshold",
+        "0.1",
+        "--compaction-min-bytes",
+        "0",
+      ]);
+      const port = replica.port;
+      const conn = await master.connect();
+      for (let i = 0; i < 20; i++) await put(conn, `c:${i}`, `first-${i}`);
+      await waitUntil("caught up", () => replicasCaughtUp(master));
+      const replicaLsn = Number((await replica.info()).get("last_applied_lsn"));
+      await replica.stop();
+      for (let round = 0; round < 60; round++) {
+        for (let i = 0; i < 20; i++) await put(conn, `c:${i}`, `round-${round}-${"x".repeat(40)}`);
+      }
+      await waitUntil(
+        "compaction past the replica's LSN",
+        async () => Number((await master.info("storage")).get("oldest_complete_lsn")) > replicaLsn,
+      );
+      const restarted = await KvNode.start("replica", `${dir}/replica`, [
+        "--replica",
+        "--port",
+        `${port}`,
+      ]);
+      for (let i = 0; i < 5; i++) await put(conn, `c:after:${i}`, "y");
+      conn.close();
+      await assertConverged(master, [restarted]);
+      assert.ok(master.logsMatching(/full sync of replica .* done/).length >= 1, master.logText());
+    }),
+});
+
+Deno.test({
+  name: "a restarted master resumes streaming from the replica's LSN",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir);
+      const conn = await master.connect();
+      for (let i = 0; i < 100; i++) await put(conn, `m:${i}`, `a${i}`);
+      conn.close();
+      await master.kill();
+      const again = await KvNode.start("master", `${dir}/master`, [
+        "--replicas",
+        `127.0.0.1:${replica.port}`,
+        ...FAST,
+      ]);
+      const conn2 = await again.connect();
+      for (let i = 50; i < 150; i++) await put(conn2, `m:${i}`, `b${i}`);
+      conn2.close();
+      await assertConverged(again, [replica]);
+      assert.equal(again.logsMatching(/full sync of replica/).length, 0, again.logText());
+    }),
+});
+
+Deno.test({
+  name:
+    "partition (silently dropping): unhealthy after the configured failures, healthy and converged after healing",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
+      const proxy = FaultProxy.start(replica.port);
+      try {
+        const master = await KvNode.start("master", `${dir}/master`, [
+          "--replicas",
+          `127.0.0.1:${proxy.port}`,
+          ...FAST,
+          "--replication-max-failures",
+          "2",
+          "--replication-max-retries",
+          "1",
+        ]);
+        const conn = await master.connect();
+        for (let i = 0; i < 50; i++) await put(conn, `p:${i}`, `before-${i}`);
+        await waitUntil("caught up", () => replicasCaughtUp(master));
+        proxy.setMode("blackhole");
+        const cutAt = Date.now();
+        for (let i = 0; i < 50; i++) await put(conn, `p:${i}`, `during-${i}`);
+        await waitUntil("replica unhealthy", async () => {
+          const info = await master.info();
+          return info.get("healthy_replicas") === "0";
+        }, 10_000);
+        const detectedMs = Date.now() - cutAt;
+        const r = replicaFields(await master.info(), 0);
+        assert.equal(r.get("healthy"), "no");
+        assert.ok(Number(r.get("consecutive_failures")) >= 2);
+        assert.ok(Number(r.get("lag_records")) > 0);
+        assert.ok(detectedMs < 5000, `detected after ${detectedMs} ms`);
+        assert.equal(proxy.stats.open > 0 || proxy.stats.droppedBytes > 0, true);
+        proxy.setMode("pass");
+        for (let i = 0; i < 10; i++) await put(conn, `p:after:${i}`, "x");
+        conn.close();
+        await waitUntil("replica healthy", async () =>
+          (await master.info()).get("healthy_replicas") === "1");
+        await assertConverged(master, [replica]);
+        assert.ok(master.logsMatching(/is healthy again/).length >= 1);
+      } finally {
+        await proxy.close();
+      }
+    }),
+});
+
+Deno.test({
+  name: "sync mode: after OK the replica already has the value",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir, ["--replication-mode", "sync"]);
+      const conn = await master.connect();
+      const reader = await replica.connect();
+      for (let i = 0; i < 200; i++) {
+        await put(conn, `s:${i % 10}`, `v${i}`);
+        assert.equal(asText(await reader.send(["READ", `s:${i % 10}`])), `v${i}`);
+      }
+      conn.close();
+      reader.close();
+    }),
+});
+
+Deno.test({
+  name: "sync mode with the replica down and --sync-replicas 1: ERROR within the timeout",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir, [
+        "--replication-mode",
+        "sync",
+        "--sync-replicas",
+        "1",
+      ]);
+      await replica.kill();
+      const conn = await master.connect();
+      const start = Date.now();
+      const reply = await conn.send(["PUT", "k", "v"]);
+      const elapsedMs = Date.now() - start;
+      conn.close();
+      assert.match(
+        asText(reply),
+        /write applied on the master \(LSN \d+\) but acknowledged by only 0 of 1 required replicas within REPLICATION_TIMEOUT 0.5 s/,
+      );
+      assert.ok(elapsedMs >= 400 && elapsedMs < 3000, `answered after ${elapsedMs} ms`);
+      assert.deepEqual(await textRequest(master.port, ["READ k"]), ["v"], "applied on the master");
+    }),
+});
+
+Deno.test({
+  name:
+    "sync mode: the master killed right after a burst of OKs; every acknowledged key is on the replica",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir, [
+        "--replication-mode",
+        "sync",
+        "--sync-replicas",
+        "1",
+      ]);
+      const acknowledged: string[] = [];
+      const deadline = Date.now() + 1000;
+      await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+        const conn = await master.connect();
+        for (let i = 0; Date.now() < deadline; i++) {
+          const key = `k:${w}:${i}`;
+          if ((await conn.send(["PUT", key, `v${i}`])) === "OK") acknowledged.push(key);
+        }
+        conn.close();
+      }));
+      await master.kill();
+      assert.ok(acknowledged.length > 50, `${acknowledged.length} acknowledged`);
+      const reader = await replica.connect();
+      const missing: string[] = [];
+      for (const key of acknowledged) {
+        if ((await reader.send(["READ", key])) === null) missing.push(key);
+      }
+      reader.close();
+      assert.deepEqual(missing, []);
+    }),
+});
+
+Deno.test({
+  name: "PUT then DELETE of one key, repeated, never arrives reordered",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir);
+      const conn = await master.connect();
+      const reader = await replica.connect();
+      for (let round = 0; round < 100; round++) {
+        const sent = [
+          conn.send(["PUT", "flip", `v${round}`]),
+          conn.send(["DELETE", "flip"]),
+          conn.send(["PUT", "flop", `v${round}`]),
+        ];
+        await Promise.all(sent);
+        await waitUntil("caught up", () => replicasCaughtUp(master));
+        assert.equal(await reader.send(["READ", "flip"]), null, `round ${round}`);
+        assert.equal(asText(await reader.send(["READ", "flop"])), `v${round}`);
+      }
+      conn.close();
+      reader.close();
+    }),
+});
