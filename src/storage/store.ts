@@ -998,6 +998,9 @@ export class KVStore {
     this.#syncRunning = this.#syncLoop().finally(() => {
       this.#syncRunning = undefined;
       for (const file of this.#retiredWriters.splice(0)) file.close();
+      // A flush between the loop's last check and this callback saw the loop still running and
+      // did not start one: without this its writes would wait for the next write to be synced.
+      this.#requestSync();
     });
   }
 

@@ -298,3 +298,31 @@ Deno.test("damage in a sealed segment refuses to start", async () => {
     await assert.rejects(KVStore.open(dir, { segmentSizeBytes: 4096 }), CorruptionError);
   });
 });
+
+Deno.test("a write made while a sync pass ends is synced too (no group-commit stall)", async () => {
+  // An onDurable listener runs inside the sync pass, just before the pass checks for more work:
+  // a write it makes is flushed one microtask later, after the pass has ended but before it has
+  // let go of the sync loop. A network read completing in the same event-loop tick as the fsync
+  // hits the same window; this makes it deterministic.
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-stall-" });
+  const store = await KVStore.open(dir, { fsync: "always" });
+  try {
+    let second: number | undefined;
+    store.onDurable(() => {
+      if (second === undefined) second = store.writePut("second", "2");
+    });
+    await store.put("first", "1");
+    assert.ok(second !== undefined);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<"stalled">((resolve) => {
+      timer = setTimeout(() => resolve("stalled"), 2000);
+    });
+    const outcome = await Promise.race([store.whenDurable(second).then(() => "durable"), stalled]);
+    clearTimeout(timer);
+    assert.equal(outcome, "durable");
+    assert.equal(store.durableLsn, store.lastLsn);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
