@@ -1,7 +1,7 @@
 /**
  * The set of replicas of one master and their health, as the spec's `ReplicaManager`:
  * `addReplica`, `getHealthyReplicas`, `markSuccess`, `markFailure`, `getStatus`. Pure: time is
- * passed in.
+ * passed in (and `getStatus` reads the injected clock).
  *
  * @module
  */
@@ -47,9 +47,14 @@ export interface ReplicaStatus {
 export class ReplicaManager {
   readonly replicas: ReplicaNode[] = [];
   readonly #policy: ReplicaPolicy;
+  readonly #nowMs: () => number;
+  readonly #lagClock: LagClock | undefined;
 
-  constructor(policy: ReplicaPolicy) {
+  /** `nowMs`: the clock of {@link getStatus}; `lagClock`: durable times, for lag in ms. */
+  constructor(policy: ReplicaPolicy, nowMs: () => number = Date.now, lagClock?: LagClock) {
     this.#policy = policy;
+    this.#nowMs = nowMs;
+    this.#lagClock = lagClock;
   }
 
   /** Adds a replica (the same address twice is an error: it would get two senders). */
@@ -84,8 +89,10 @@ export class ReplicaManager {
     return min === Infinity ? 0 : min;
   }
 
-  /** Health, position and lag of every replica; `lagClock` turns positions into milliseconds. */
-  getStatus(nowMs: number, lagClock?: LagClock): ReplicaStatus {
+  /** Health, position and lag (records and ms) of every replica, now. */
+  getStatus(): ReplicaStatus {
+    const nowMs = this.#nowMs();
+    const lagClock = this.#lagClock;
     const iso = (ms: number | undefined) => ms === undefined ? null : new Date(ms).toISOString();
     return {
       totalReplicas: this.replicas.length,

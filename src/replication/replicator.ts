@@ -82,8 +82,8 @@ export class Replicator {
     this.#nowMs = nowMs;
     this.mode = config.REPLICATION_MODE;
     const policy = replicaPolicyFromConfig(config);
-    this.replicaManager = new ReplicaManager(policy);
     this.#lagClock = new LagClock(Math.max(2, config.REPLICATION_QUEUE_SIZE));
+    this.replicaManager = new ReplicaManager(policy, nowMs, this.#lagClock);
     this.#tracker = new SyncAckTracker(config.SYNC_REPLICAS, policy.timeoutMs);
     this.#durableLsn = source.lastLsn;
     const epoch = source.epoch ?? 0;
@@ -210,8 +210,7 @@ export class Replicator {
 
   /** Replication figures: counters, buffer size, health, and per replica position and lag. */
   getStats(): ReplicatorStats {
-    const now = this.#nowMs();
-    const status = this.replicaManager.getStatus(now, this.#lagClock);
+    const status = this.replicaManager.getStatus();
     let successful = 0;
     let failed = 0;
     let queued = 0;

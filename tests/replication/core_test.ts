@@ -244,20 +244,22 @@ Deno.test("a failure rewinds the sent position to the acknowledged one", () => {
 });
 
 Deno.test("manager: healthy replicas, status with lag in records and ms", () => {
-  const manager = new ReplicaManager(POLICY);
+  let nowMs = 0;
+  const clock = new LagClock(100);
+  const manager = new ReplicaManager(POLICY, () => nowMs, clock);
   const a = manager.addReplica("127.0.0.1", 5556);
   const b = manager.addReplica("127.0.0.1", 5557);
   assert.throws(() => manager.addReplica("127.0.0.1", 5556), /listed twice/);
   for (let t = 0; t < 3; t++) manager.markFailure(b, t, "refused");
   assert.deepEqual(manager.getHealthyReplicas(), [a]);
-  const clock = new LagClock(100);
   a.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 0);
   for (const node of [a, b]) node.onDurable(batch(1, 5));
   clock.record(5, 1000);
   a.nextSend();
   a.onSent(1000, 5);
   a.onReply(1001, 3);
-  const status = manager.getStatus(1250, clock);
+  nowMs = 1250;
+  const status = manager.getStatus();
   assert.equal(status.totalReplicas, 2);
   assert.equal(status.healthyReplicas, 1);
   assert.equal(status.replicas[0].ackedLsn, 3);
