@@ -987,8 +987,8 @@ export class KVStore {
       }
       this.#requestSync();
     } else {
-      this.#markDurable(this.#writtenSeq, lastLsn, this.#active, this.#active.sizeBytes);
       if (chunk) this.#notify(chunk, firstLsn, lastLsn);
+      this.#markDurable(this.#writtenSeq, lastLsn, this.#active, this.#active.sizeBytes);
     }
   }
 
@@ -1028,11 +1028,13 @@ export class KVStore {
     if (seq <= this.#syncedSeq) return;
     this.#syncedSeq = seq;
     if (this.options.fsync !== "always") return;
-    this.#markDurable(seq, lsn, segment, offset);
+    // Listeners first: the replication sender is woken before the writers' OKs are sent, so a
+    // replica has the record on its way before a client can ask the replica for it.
     while (this.#unsyncedChunks.length > 0 && this.#unsyncedChunks[0].seq <= seq) {
       const chunk = this.#unsyncedChunks.shift() as PendingChunk;
       this.#notify(chunk.bytes, chunk.firstLsn, chunk.lastLsn);
     }
+    this.#markDurable(seq, lsn, segment, offset);
   }
 
   #markDurable(seq: number, lsn: number, segment: Segment, offset: number): void {
@@ -1541,7 +1543,9 @@ export class KVStore {
   /**
    * Calls `listener(records, firstLsn, lastLsn)` with the exact encoded bytes of records once they
    * reach the durability point (after fsync for `always`; after the OS write otherwise), in log
-   * order. The bytes are the listener's to keep. Returns a function that unsubscribes.
+   * order. The bytes are the listener's to keep. Listeners run just before the same records'
+   * `whenDurable` promises resolve (so replication starts before the writers hear OK).
+   * Returns a function that unsubscribes.
    */
   onDurable(listener: DurableListener): () => void {
     this.#listeners.push(listener);
