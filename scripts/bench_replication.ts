@@ -311,6 +311,24 @@ function backgroundLoad(port: number): () => Promise<void> {
   };
 }
 
+/** Lag at light load, then while redis-benchmark drives 50 clients of SETs on the master. */
+async function lagFigures(
+  system: string,
+  masterPort: number,
+  replicaPort: number,
+  samples: number,
+  out: (line: string) => void,
+): Promise<void> {
+  const light = await measureLag(masterPort, replicaPort, samples);
+  out(`${system} lag, light load:`.padEnd(32) + summary(light));
+  const stopLoad = backgroundLoad(masterPort);
+  await sleep(300);
+  // The light run just before warmed this cluster up.
+  const loaded = await measureLag(masterPort, replicaPort, Math.ceil(samples / 4), 100);
+  await stopLoad();
+  out(`${system} lag, 50-client load:`.padEnd(32) + summary(loaded));
+}
+
 // ------------------------------------------------------------------ scenarios
 
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -383,40 +401,12 @@ export async function main(args: string[]): Promise<void> {
     });
     await withTempDir(async (dir) => {
       const { master, replicas } = await kvstoreCluster(dir, 1);
-      out(
-        `kvstore lag, light load:        ${
-          summary(await measureLag(master.port, replicas[0].port, options.samples))
-        }`,
-      );
-      const stopLoad = backgroundLoad(master.port);
-      await sleep(300);
-      const loaded = await measureLag(
-        master.port,
-        replicas[0].port,
-        Math.ceil(options.samples / 4),
-        100, // the light run just before warmed this cluster up
-      );
-      await stopLoad();
-      out(`kvstore lag, 50-client load:    ${summary(loaded)}`);
+      await lagFigures("kvstore", master.port, replicas[0].port, options.samples, out);
     });
     if (hasRedis) {
       await withTempDir(async (dir) => {
         const { master, replicas } = await redisCluster(dir, 1);
-        out(
-          `redis lag, light load:          ${
-            summary(await measureLag(master.port, replicas[0].port, options.samples))
-          }`,
-        );
-        const stopLoad = backgroundLoad(master.port);
-        await sleep(300);
-        const loaded = await measureLag(
-          master.port,
-          replicas[0].port,
-          Math.ceil(options.samples / 4),
-          100,
-        );
-        await stopLoad();
-        out(`redis lag, 50-client load:      ${summary(loaded)}`);
+        await lagFigures("redis", master.port, replicas[0].port, options.samples, out);
       });
     }
 
