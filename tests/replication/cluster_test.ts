@@ -162,6 +162,15 @@ Deno.test({
       }).output();
       assert.equal(new TextDecoder().decode(nc.stdout).trim(), "OK");
       assert.deepEqual(await textRequest(p1, ["READ testkey"]), ["testvalue"]);
+      assert.deepEqual(
+        await textRequest(p1, [
+          "REPLICATE BATCHPUT t1||t2 one||two",
+          "REPLICATE DELETE t1",
+          "READ t1",
+          "READ t2",
+        ]),
+        ["OK", "OK", "NOT_FOUND", "two"],
+      );
       const info = await master.info();
       assert.equal(info.get("role"), "master");
       assert.equal(info.get("healthy_replicas"), "2");
@@ -330,6 +339,35 @@ Deno.test({
 });
 
 Deno.test({
+  name: "a graceful master stop drains acknowledged writes to its replicas",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir);
+      const acknowledged: string[] = [];
+      const deadline = Date.now() + 500;
+      await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+        const conn = await master.connect();
+        for (let i = 0; Date.now() < deadline; i++) {
+          const key = `d:${w}:${i}`;
+          if ((await conn.send(["PUT", key, `v${i}`])) === "OK") acknowledged.push(key);
+        }
+        conn.close();
+      }));
+      const exit = await master.stop();
+      assert.equal(exit.code, 0);
+      assert.equal(master.logsMatching(/not fully drained/).length, 0, master.logText());
+      const reader = await replica.connect();
+      const missing: string[] = [];
+      for (const key of acknowledged) {
+        if ((await reader.send(["READ", key])) === null) missing.push(key);
+      }
+      reader.close();
+      assert.deepEqual(missing, []);
+    }),
+});
+
+Deno.test({
   name:
     "partition (silently dropping): unhealthy after the configured failures, healthy and converged after healing",
   ...CLUSTER,
@@ -362,6 +400,7 @@ Deno.test({
         assert.equal(r.get("healthy"), "no");
         assert.ok(Number(r.get("consecutive_failures")) >= 2);
         assert.ok(Number(r.get("lag_records")) > 0);
+        assert.ok(Number(r.get("lag_ms")) > 0, "lag is measured in ms too");
         assert.ok(detectedMs < 5000, `detected after ${detectedMs} ms`);
         assert.equal(proxy.stats.open > 0 || proxy.stats.droppedBytes > 0, true);
         proxy.setMode("pass");
