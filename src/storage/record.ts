@@ -82,6 +82,21 @@ export function checkReason(code: number): string {
   }
 }
 
+/**
+ * Key or value bytes to encode: a `Uint8Array`, or a byte string (one UTF-16 code unit 0–255 per
+ * byte, see `keys.ts`; an ASCII string is its own byte string), copied without a `TextEncoder`.
+ */
+export type Payload = Uint8Array | string;
+
+/** Copies `payload` into `buf` at `at`. */
+function copyPayload(buf: Uint8Array, at: number, payload: Payload): void {
+  if (typeof payload !== "string") {
+    buf.set(payload, at);
+    return;
+  }
+  for (let i = 0; i < payload.length; i++) buf[at + i] = payload.charCodeAt(i);
+}
+
 /** Bytes of a PUT record. */
 export function putRecordBytes(keyBytes: number, valueBytes: number): number {
   return RECORD_HEADER_BYTES + keyBytes + valueBytes;
@@ -146,13 +161,13 @@ export function encodePut(
   lsn: number,
   epoch: number,
   flags: number,
-  key: Uint8Array,
-  value: Uint8Array,
+  key: Payload,
+  value: Payload,
 ): number {
   const length = putRecordBytes(key.length, value.length);
   writeHeader(view, at, length, lsn, epoch, Op.PUT, flags, key.length, value.length);
-  buf.set(key, at + RECORD_HEADER_BYTES);
-  buf.set(value, at + RECORD_HEADER_BYTES + key.length);
+  copyPayload(buf, at + RECORD_HEADER_BYTES, key);
+  copyPayload(buf, at + RECORD_HEADER_BYTES + key.length, value);
   sealCrc(buf, view, at, length);
   return length;
 }
@@ -165,11 +180,11 @@ export function encodeDelete(
   lsn: number,
   epoch: number,
   flags: number,
-  key: Uint8Array,
+  key: Payload,
 ): number {
   const length = deleteRecordBytes(key.length);
   writeHeader(view, at, length, lsn, epoch, Op.DELETE, flags, key.length, 0);
-  buf.set(key, at + RECORD_HEADER_BYTES);
+  copyPayload(buf, at + RECORD_HEADER_BYTES, key);
   sealCrc(buf, view, at, length);
   return length;
 }

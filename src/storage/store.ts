@@ -44,6 +44,7 @@ import {
   MAX_RECORD_BYTES,
   Op,
   PAIR_HEADER_BYTES,
+  type Payload,
   putRecordBytes,
   RECORD_HEADER_BYTES,
   recordEpoch,
@@ -179,11 +180,23 @@ function isAscii(key: string): boolean {
   return true;
 }
 
+/**
+ * A key or value as the codec and the index take it: bytes, or an ASCII string (its own byte
+ * string, so it needs no `TextEncoder`: ~1.3 µs for a 14-character key here); other strings are
+ * UTF-8 encoded.
+ */
+function payloadOf(data: Bytes): Payload {
+  return typeof data === "string" && !isAscii(data) ? toBytes(data) : data;
+}
+
+/** The index slot of a key payload, or {@link NO_SLOT}. */
+function slotOfPayload(index: KeyIndex<Segment>, key: Payload): number {
+  return typeof key === "string" ? index.find(key) : index.findBytes(key, 0, key.length);
+}
+
 /** The index slot of `key`, or {@link NO_SLOT}; creates no string for byte or ASCII keys. */
 function slotOf(index: KeyIndex<Segment>, key: Bytes): number {
-  if (typeof key === "string" && isAscii(key)) return index.find(key);
-  const bytes = toBytes(key);
-  return index.findBytes(bytes, 0, bytes.length);
+  return slotOfPayload(index, payloadOf(key));
 }
 
 /** Bytes a live entry is accounted for (its share of a record). */
@@ -192,21 +205,24 @@ function entryBytes(keyLength: number, valueLength: number): number {
 }
 
 /**
- * Points the key `buf[start, end)` at a value in `segment` and moves its live-byte account from
- * the segment of the value it replaces.
+ * Points the key `source[start, end)` (a byte string or bytes) at a value in `segment` and moves
+ * its live-byte account from the segment of the value it replaces.
  */
 function indexValue(
   index: KeyIndex<Segment>,
-  buf: Uint8Array,
+  source: Payload,
   start: number,
   end: number,
   segment: Segment,
   offset: number,
   length: number,
 ): void {
-  const slot = index.findBytes(buf, start, end);
+  const slot = typeof source === "string"
+    ? index.find(source)
+    : index.findBytes(source, start, end);
   if (slot === NO_SLOT) {
-    index.insert(bytesToKey(buf, start, end), segment, offset, length);
+    const key = typeof source === "string" ? source : bytesToKey(source, start, end);
+    index.insert(key, segment, offset, length);
   } else {
     index.segmentOf(slot).liveBytes -= entryBytes(end - start, index.lengthOf(slot));
     index.update(slot, segment, offset, length);
@@ -744,13 +760,13 @@ export class KVStore {
     }
   }
 
-  #checkKey(key: Uint8Array): void {
+  #checkKey(key: Payload): void {
     if (key.length > this.options.maxKeyBytes) {
       throw new KeyTooLargeError(key.length, this.options.maxKeyBytes);
     }
   }
 
-  #checkValue(value: Uint8Array): void {
+  #checkValue(value: Payload): void {
     if (value.length > this.options.maxValueBytes) {
       throw new ValueTooLargeError(value.length, this.options.maxValueBytes);
     }
@@ -809,27 +825,19 @@ export class KVStore {
    */
   writePut(key: Bytes, value: Bytes): number {
     this.#checkWritable();
-    const keyBytes = toBytes(key);
-    const valueBytes = toBytes(value);
-    this.#checkKey(keyBytes);
-    this.#checkValue(valueBytes);
-    const length = putRecordBytes(keyBytes.length, valueBytes.length);
-    const at = this.#reserve(length);
+    const k = payloadOf(key);
+    const v = payloadOf(value);
+    this.#checkKey(k);
+    this.#checkValue(v);
+    const at = this.#reserve(putRecordBytes(k.length, v.length));
     const lsn = this.#nextLsn();
-    encodePut(
-      this.#pending,
-      this.#pendingView,
-      at,
-      lsn,
-      this.epoch,
-      this.#writeFlags,
-      keyBytes,
-      valueBytes,
-    );
+    const pending = this.#pending;
+    encodePut(pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, k, v);
     this.#appended(lsn, at, this.epoch);
-    const offset = this.#active.sizeBytes + at + RECORD_HEADER_BYTES + keyBytes.length;
-    this.#active.hint?.add(HintKind.VALUE, keyBytes, 0, keyBytes.length, offset, valueBytes.length);
-    indexValue(this.#index, keyBytes, 0, keyBytes.length, this.#active, offset, valueBytes.length);
+    const keyAt = at + RECORD_HEADER_BYTES;
+    const offset = this.#active.sizeBytes + keyAt + k.length;
+    this.#active.hint?.add(HintKind.VALUE, pending, keyAt, k.length, offset, v.length);
+    indexValue(this.#index, k, 0, k.length, this.#active, offset, v.length);
     return lsn;
   }
 
@@ -868,16 +876,23 @@ export class KVStore {
    */
   writeDelete(key: Bytes): number {
     this.#checkWritable();
-    const keyBytes = toBytes(key);
-    this.#checkKey(keyBytes);
-    const slot = this.#index.findBytes(keyBytes, 0, keyBytes.length);
+    const k = payloadOf(key);
+    this.#checkKey(k);
+    const slot = slotOfPayload(this.#index, k);
     if (slot === NO_SLOT) return this.#lastLsn;
-    const at = this.#reserve(deleteRecordBytes(keyBytes.length));
+    const at = this.#reserve(deleteRecordBytes(k.length));
     const lsn = this.#nextLsn();
-    encodeDelete(this.#pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, keyBytes);
+    encodeDelete(this.#pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, k);
     this.#appended(lsn, at, this.epoch);
-    this.#active.hint?.add(HintKind.TOMBSTONE, keyBytes, 0, keyBytes.length, 0, 0);
-    this.#active.tombstoneBytes += deleteRecordBytes(keyBytes.length);
+    this.#active.hint?.add(
+      HintKind.TOMBSTONE,
+      this.#pending,
+      at + RECORD_HEADER_BYTES,
+      k.length,
+      0,
+      0,
+    );
+    this.#active.tombstoneBytes += deleteRecordBytes(k.length);
     unindexSlot(this.#index, slot);
     return lsn;
   }
@@ -925,10 +940,15 @@ export class KVStore {
   }
 
   /** Writes `key` = `value` and resolves with its LSN once durable. */
-  async put(key: Bytes, value: Bytes): Promise<number> {
-    const lsn = this.writePut(key, value);
-    await this.whenDurable(lsn);
-    return lsn;
+  put(key: Bytes, value: Bytes): Promise<number> {
+    // Not an async function: one `then` costs less than an async frame per put (~0.1–0.2 µs).
+    let lsn: number;
+    try {
+      lsn = this.writePut(key, value);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.whenDurable(lsn).then(() => lsn);
   }
 
   /** Writes every pair atomically and resolves with the batch's LSN once durable. */

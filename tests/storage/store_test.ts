@@ -149,6 +149,9 @@ Deno.test("key and value limits are typed errors naming size and limit", async (
       });
       assert.throws(() => store.writePut("k", "123456789"), ValueTooLargeError);
       assert.throws(() => store.writeBatch([["k", "v"], ["k", "123456789"]]), ValueTooLargeError);
+      // The awaitable forms reject (they never throw synchronously).
+      await assert.rejects(store.put("12345", "v"), KeyTooLargeError);
+      await assert.rejects(store.put("k", "123456789"), ValueTooLargeError);
       assert.equal(store.size, 0, "a rejected batch writes nothing");
       assert.equal(store.lastLsn, 0);
     } finally {
