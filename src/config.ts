@@ -49,6 +49,7 @@ export interface Config {
   WRITE_BATCH_MAX_BYTES: number;
   COMPACTION_THRESHOLD: number;
   COMPACTION_MIN_BYTES: number;
+  COMPACTION_CHUNK_BYTES: number;
   // --- replication (the spec's eight, then ours) ---
   REPLICATION_ENABLED: boolean;
   REPLICATION_MODE: ReplicationMode;
@@ -250,6 +251,16 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     min: 0,
     max: 1024 * GIB,
     description: "Garbage bytes a sealed segment must hold before it is compacted automatically.",
+  },
+  COMPACTION_CHUNK_BYTES: {
+    kind: "int",
+    default: 1 * MIB,
+    group: "storage",
+    min: 64 * KIB,
+    max: 64 * MIB,
+    description:
+      "Log bytes compaction reads (or index entries it re-points) in one step before it yields " +
+      "to requests; bounds how long compaction holds the event loop.",
   },
   REPLICATION_ENABLED: {
     kind: "bool",

@@ -149,6 +149,9 @@ const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
  * intact one: if there is one, throws {@link CorruptionError} (file and offset named); otherwise
  * reports a torn tail, which the caller truncates or, for a sealed segment, treats as
  * corruption.
+ *
+ * With `stopAt`, the scan ends after the first record that ends at or past that file offset,
+ * with `validEnd` where the next scan should start (a segment read in bounded steps).
  */
 export function scanSegment(
   fd: number,
@@ -156,8 +159,10 @@ export function scanSegment(
   fileSize: number,
   from: number,
   visit: RecordVisitor,
+  stopAt = Infinity,
 ): ScanResult {
-  let buf = new Uint8Array(Math.min(SCAN_WINDOW_BYTES, Math.max(fileSize - from, 0)));
+  const window = Math.min(SCAN_WINDOW_BYTES, fileSize - from, stopAt - from);
+  let buf = new Uint8Array(Math.max(window, 0));
   let view = new DataView(buf.buffer);
   let bufStart = from; // file offset of buf[0]
   let bufEnd = 0; // valid bytes in buf
@@ -201,6 +206,10 @@ export function scanSegment(
       records++;
       visit(buf, view, at, result, bufStart + at);
       at += result;
+      if (bufStart + at >= stopAt) {
+        const end = bufStart + at;
+        return { validEnd: end, tailBytes: 0, damage: "none", records, firstLsn, lastLsn };
+      }
       continue;
     }
     if (result === Check.SHORT && bufStart + bufEnd < fileSize) {

@@ -150,3 +150,84 @@ Deno.test("hint files make a restart load sealed segments without scanning them"
     await assert.rejects(KVStore.open(dir, SMALL), /corrupt record/);
   });
 });
+
+Deno.test("compaction yields between bounded steps; writes, deletes, reads and snapshots interleave", async () => {
+  await withTempDir(async (dir) => {
+    // Small steps: a run of several segments takes many steps, each followed by a yield.
+    const options = { ...SMALL, segmentSizeBytes: 16 * 1024, compactionChunkBytes: 512 };
+    let store = await KVStore.open(dir, options);
+    const model = new Map<string, string>();
+    const put = (key: string, value: string) => {
+      store.writePut(key, value);
+      model.set(key, value);
+    };
+    for (let round = 0; round < 4; round++) {
+      for (let i = 0; i < 300; i++) put(`key${i}`, `r${round}-${i}-${"x".repeat(i % 40)}`);
+    }
+    await store.whenDurable(store.lastLsn);
+    const snapshots: { view: Awaited<ReturnType<KVStore["snapshot"]>>; expected: string[][] }[] =
+      [];
+    let done = false;
+    const compaction = store.compact().finally(() => done = true);
+    let steps = 0;
+    // Bounded by the compaction finishing (and by the step count, should it not).
+    while (!done && steps < 100_000) {
+      steps++;
+      // Overwrite, delete, and add new keys (which reuse the slots deletes freed).
+      put(`key${(steps * 7) % 300}`, `during-${steps}`);
+      if (steps % 3 === 0) {
+        const victim = `key${(steps * 11) % 300}`;
+        store.writeDelete(victim);
+        model.delete(victim);
+      }
+      if (steps % 5 === 0) put(`new${steps}`, `n${steps}`);
+      const probe = `key${(steps * 13) % 300}`;
+      assert.equal(text(store.read(probe)), model.get(probe), `read of ${probe} mid-compaction`);
+      // Snapshots pin every segment, so start once the run is picked (its scan takes ~20 steps).
+      if (steps >= 10 && steps % 2 === 0) {
+        const expected = [...model].sort(([a], [b]) => (a < b ? -1 : 1));
+        snapshots.push({ view: await store.snapshot(), expected });
+      }
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    const report = await compaction;
+    assert.ok(steps > 5, `requests ran during compaction (${steps} steps)`);
+    assert.ok(report.runs >= 1);
+    const sorted = () => [...model].sort(([a], [b]) => (a < b ? -1 : 1));
+    assert.deepEqual(contents(store), sorted());
+    // Snapshots taken at any step, read after compaction finished, see their moment exactly.
+    for (const { view, expected } of snapshots) {
+      const seen: string[][] = [];
+      for await (const [k, v] of view.entries) seen.push([text(k) as string, text(v) as string]);
+      view.release();
+      assert.deepEqual(seen, expected);
+    }
+    await store.close();
+    store = await KVStore.open(dir, options);
+    assert.deepEqual(contents(store), sorted());
+    await store.close();
+  });
+});
+
+Deno.test("compaction of a damaged sealed segment stops and leaves the store readable", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, SMALL);
+    try {
+      for (let i = 0; i < 200; i++) store.writePut(`key${i % 50}`, `value-${i}`);
+      await store.whenDurable(store.lastLsn);
+      const [first] = segmentFiles(dir);
+      // Damage the last record of segment 1 on disk (it was already recovered from memory).
+      const bytes = Deno.readFileSync(first);
+      bytes[bytes.length - 3] ^= 0xff;
+      Deno.writeFileSync(first, bytes);
+      await assert.rejects(store.compact(), /found by compaction/);
+      assert.equal(store.size, 50);
+      await store.put("after", "damage");
+      assert.equal(text(store.read("after")), "damage");
+      assert.equal(text(store.read("key49")), "value-199");
+      assert.ok(segmentFiles(dir).includes(first), "the damaged segment was not replaced");
+    } finally {
+      await store.close();
+    }
+  });
+});
