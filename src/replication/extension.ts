@@ -13,7 +13,7 @@ import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
 import { Replicator } from "./replicator.ts";
 
 function toReply(reply: ApplierReply): Reply {
-  return reply;
+  return reply.type === "integer" ? { type: "integer", value: reply.value } : reply;
 }
 
 function errorReply(error: unknown): Reply {
@@ -63,7 +63,10 @@ export function replicationExtension(node: ServerNode): ServerHooks {
       handler: (args, out, ctx) => {
         const result = applier.handle(args, ctx.connection.id, ctx.connection.peer);
         if (result instanceof Promise) return result.then(toReply, errorReply);
-        out.reply(result);
+        if (result.type === "integer" && result.durableLsn !== undefined) {
+          ctx.wrote(result.durableLsn); // answered with this read's other replies, once durable
+        }
+        out.reply(toReply(result));
       },
     };
     return {

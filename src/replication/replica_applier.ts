@@ -16,8 +16,11 @@ export interface ReplicaStore {
   readonly lastLsn: number;
   /** Epoch of the record at `lastLsn` (0 when empty). */
   readonly lastEpoch: number;
-  /** Appends the master's records (skipping LSNs already held); resolves when durable. */
-  appendReplicated(records: Uint8Array): Promise<number>;
+  /**
+   * Appends and applies the master's records now (skipping LSNs already held; `records` is not
+   * kept) and returns the last LSN held; the reply waits until that LSN is durable here.
+   */
+  appendReplicated(records: Uint8Array): number;
   /** Local writes of the manual `REPLICATE` commands; resolve when durable. */
   putLocal(key: Uint8Array, value: Uint8Array): Promise<void>;
   batchPutLocal(pairs: [Uint8Array, Uint8Array][]): Promise<void>;
@@ -41,10 +44,13 @@ export class ReplicateError extends Error {
   override name = "ReplicateError";
 }
 
-/** A reply of the applier (the server writes it in the request's framing). */
+/**
+ * A reply of the applier (the server writes it in the request's framing). With `durableLsn`
+ * the reply must not leave before that LSN is durable on this node.
+ */
 export type ApplierReply =
   | { type: "ok" }
-  | { type: "integer"; value: number }
+  | { type: "integer"; value: number; durableLsn?: number }
   | { type: "status"; text: string };
 
 /** What `INFO replication` shows on a replica. */
@@ -136,7 +142,7 @@ export class ReplicaApplier {
       case "LOG":
         this.#checkStream(connectionId, "LOG");
         if (args.length !== 2) throw new ReplicateError("REPLICATE LOG requires records");
-        return this.#applyLog(args[1].slice());
+        return this.#applyLog(args[1]);
       case "PING":
         this.#checkStream(connectionId, "PING");
         return { type: "integer", value: this.#store.lastLsn };
@@ -188,13 +194,14 @@ export class ReplicaApplier {
     this.#lastContactMs = this.#nowMs();
   }
 
-  async #applyLog(records: Uint8Array): Promise<ApplierReply> {
+  #applyLog(records: Uint8Array): ApplierReply {
     if (this.#fullSync !== undefined) {
       throw new ReplicateError("REPLICATE LOG during a full sync (expected SNAPSHOT END)");
     }
-    const lsn = await this.#store.appendReplicated(records);
+    const lsn = this.#store.appendReplicated(records);
     this.#appliedFrames++;
-    return { type: "integer", value: lsn };
+    // Acknowledged once durable here: that is what a sync-mode master counts on.
+    return { type: "integer", value: lsn, durableLsn: lsn };
   }
 
   #snapshot(args: Uint8Array[], connectionId: number): ApplierReply | Promise<ApplierReply> {

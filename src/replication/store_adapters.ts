@@ -36,7 +36,12 @@ export function replicaStoreOf(store: KVStore): ReplicaStore {
     get lastEpoch() {
       return store.lastEpoch;
     },
-    appendReplicated: (records) => store.appendReplicated(records),
+    appendReplicated: (records) => {
+      // The records are appended and applied before this returns; the caller waits for
+      // durability through the server (whenDurable of the LSN), which also reports a log failure.
+      store.appendReplicated(records).catch(() => {});
+      return store.lastLsn;
+    },
     putLocal: async (key, value) => {
       await store.put(key, value);
     },
