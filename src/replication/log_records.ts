@@ -26,6 +26,16 @@ export function recordLsnAt(bytes: Uint8Array, offset: number): number {
   return v.getUint32(offset + 8, true) + v.getUint32(offset + 12, true) * TWO_32;
 }
 
+/** CRC-32 field of the record at `offset` (covers everything after it in the record). */
+export function recordCrcAt(bytes: Uint8Array, offset: number): number {
+  return view(bytes).getUint32(offset, true);
+}
+
+/** True for a LOCAL record (a replica's own write, not a master's). */
+export function recordIsLocalAt(bytes: Uint8Array, offset: number): boolean {
+  return (bytes[offset + 21] & 1) !== 0;
+}
+
 /** Epoch of the record at `offset`. */
 export function recordEpochAt(bytes: Uint8Array, offset: number): number {
   return view(bytes).getUint32(offset + 16, true);

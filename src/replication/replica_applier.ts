@@ -16,6 +16,8 @@ export interface ReplicaStore {
   readonly lastLsn: number;
   /** Epoch of the record at `lastLsn` (0 when empty). */
   readonly lastEpoch: number;
+  /** CRC-32 of the master's record at `lastLsn`, or 0 when empty or no longer readable. */
+  lastRecordCrc(): Promise<number>;
   /**
    * Appends and applies the master's records now (skipping LSNs already held; `records` is not
    * kept) and returns the last LSN held; the reply waits until that LSN is durable here.
@@ -157,7 +159,7 @@ export class ReplicaApplier {
     }
   }
 
-  #hello(args: Uint8Array[], connectionId: number, peer: string): ApplierReply {
+  async #hello(args: Uint8Array[], connectionId: number, peer: string): Promise<ApplierReply> {
     if (args.length !== 5) {
       throw new ReplicateError(
         "REPLICATE HELLO requires epoch, lastLsn, pingIntervalMs and timeoutMs",
@@ -174,12 +176,13 @@ export class ReplicaApplier {
     this.#lastContactMs = this.#nowMs();
     const lastLsn = this.#store.lastLsn;
     const lastEpoch = this.#store.lastEpoch;
+    const lastCrc = await this.#store.lastRecordCrc();
     this.#log.info(
       "master {master} connected (epoch {epoch}, at LSN {masterLsn}); this replica is at LSN " +
         "{lastLsn}",
       { master: peer, previous, epoch, masterLsn, lastLsn },
     );
-    return { type: "status", text: helloReplyText(lastLsn, lastEpoch) };
+    return { type: "status", text: helloReplyText({ lastLsn, lastEpoch, lastCrc }) };
   }
 
   #checkStream(connectionId: number, what: string): void {

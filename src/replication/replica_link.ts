@@ -8,7 +8,13 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { INCOMPLETE, RespErrorReply, RespReplyParser, type RespValue } from "../protocol/resp.ts";
-import { RECORD_HEADER_BYTES, recordEpochAt, recordLengthAt, recordLsnAt } from "./log_records.ts";
+import {
+  RECORD_HEADER_BYTES,
+  recordCrcAt,
+  recordEpochAt,
+  recordLengthAt,
+  recordLsnAt,
+} from "./log_records.ts";
 import type { ReplicaNode } from "./replica_node.ts";
 import {
   describeReply,
@@ -213,13 +219,17 @@ export class ReplicaLink {
       ),
       "hello",
     );
-    const { lastLsn, lastEpoch } = parseHelloReply(hello);
-    const masterEpochAtReplicaLsn = lastLsn > node.durableLsn
-      ? undefined
-      : await this.#epochAt(lastLsn);
+    const { lastLsn, lastEpoch, lastCrc } = parseHelloReply(hello);
+    const master = lastLsn > node.durableLsn ? undefined : await this.#recordAt(lastLsn);
     this.#throwIfFailed();
     const decision = node.onHandshake(
-      { replicaLsn: lastLsn, replicaEpoch: lastEpoch, masterEpochAtReplicaLsn },
+      {
+        replicaLsn: lastLsn,
+        replicaEpoch: lastEpoch,
+        replicaCrc: lastCrc,
+        masterEpochAtReplicaLsn: master?.epoch,
+        masterCrcAtReplicaLsn: master?.crc ?? 0,
+      },
       this.#ctx.nowMs(),
     );
     if (!wasHealthy) {
@@ -403,15 +413,18 @@ export class ReplicaLink {
     }
   }
 
-  /** Epoch of the master's record at `lsn` (0 for LSN 0), or undefined when the log lost it. */
-  async #epochAt(lsn: number): Promise<number | undefined> {
+  /**
+   * Epoch and CRC of the master's record at `lsn` (epoch 0 and CRC 0 for LSN 0), or undefined
+   * when the log no longer holds everything after `lsn`.
+   */
+  async #recordAt(lsn: number): Promise<{ epoch: number; crc: number } | undefined> {
     const oldest = this.#ctx.source.oldestCompleteLsn ?? 0;
-    if (lsn === 0) return oldest === 0 ? 0 : undefined;
+    if (lsn === 0) return oldest === 0 ? { epoch: 0, crc: 0 } : undefined;
     if (lsn - 1 < oldest) return undefined;
     try {
       for await (const chunk of this.#ctx.source.readLogFrom(lsn - 1)) {
-        if (chunk.length < RECORD_HEADER_BYTES) return undefined;
-        return recordLsnAt(chunk, 0) === lsn ? recordEpochAt(chunk, 0) : undefined;
+        if (chunk.length < RECORD_HEADER_BYTES || recordLsnAt(chunk, 0) !== lsn) return undefined;
+        return { epoch: recordEpochAt(chunk, 0), crc: recordCrcAt(chunk, 0) };
       }
       return undefined;
     } catch (error) {

@@ -50,6 +50,10 @@ export interface HandshakeFacts {
   replicaLsn: number;
   /** Epoch of the replica's record at `replicaLsn` (0 when it holds none). */
   replicaEpoch: number;
+  /** CRC-32 of the replica's record at `replicaLsn` (0: unknown). */
+  replicaCrc: number;
+  /** CRC-32 of the master's record at `replicaLsn` (0: unknown). */
+  masterCrcAtReplicaLsn: number;
   /**
    * Epoch of the master's record at `replicaLsn` (0 for `replicaLsn` 0), or undefined when the
    * master's log no longer holds everything after `replicaLsn` (compacted). An empty replica is
@@ -157,6 +161,7 @@ export class ReplicaNode {
     this.markSuccess(nowMs, false);
     this.#pendingReplies = 0;
     const { replicaLsn, replicaEpoch, masterEpochAtReplicaLsn } = facts;
+    const { replicaCrc, masterCrcAtReplicaLsn } = facts;
     let reason: string | undefined;
     if (replicaLsn > this.durableLsn) {
       reason = `replica holds LSN ${replicaLsn}, beyond the master's last LSN ${this.durableLsn} ` +
@@ -168,6 +173,12 @@ export class ReplicaNode {
     } else if (replicaLsn > 0 && masterEpochAtReplicaLsn !== replicaEpoch) {
       reason = `replica's record at LSN ${replicaLsn} has epoch ${replicaEpoch}, the master's ` +
         `has epoch ${masterEpochAtReplicaLsn} (its log diverged)`;
+    } else if (
+      replicaLsn > 0 && replicaCrc !== 0 && masterCrcAtReplicaLsn !== 0 &&
+      replicaCrc !== masterCrcAtReplicaLsn
+    ) {
+      reason = `replica's record at LSN ${replicaLsn} differs from the master's (CRC ` +
+        `${replicaCrc} vs ${masterCrcAtReplicaLsn}): its log diverged`;
     }
     if (reason !== undefined) {
       this.state = "full_sync";

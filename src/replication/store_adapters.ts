@@ -5,9 +5,13 @@
  *
  * @module
  */
-import type { KVStore } from "../storage/mod.ts";
+import { type KVStore, LogGapError } from "../storage/mod.ts";
+import { RECORD_HEADER_BYTES, recordCrcAt, recordIsLocalAt, recordLsnAt } from "./log_records.ts";
 import type { ReplicationSource } from "./replica_link.ts";
 import type { ReplicaStore } from "./replica_applier.ts";
+
+/** Bytes read to find the replica's last record (one small chunk of the log's tail). */
+const CRC_PROBE_BYTES = 64 * 1024;
 
 /** Adapts a master's store to the {@link Replicator}. */
 export function masterSourceOf(store: KVStore): ReplicationSource {
@@ -35,6 +39,21 @@ export function replicaStoreOf(store: KVStore): ReplicaStore {
     },
     get lastEpoch() {
       return store.lastEpoch;
+    },
+    lastRecordCrc: async () => {
+      const lsn = store.lastLsn;
+      if (lsn === 0) return 0;
+      try {
+        for await (const chunk of store.readLogFrom(lsn - 1, CRC_PROBE_BYTES)) {
+          const isMasterRecord = chunk.length >= RECORD_HEADER_BYTES &&
+            recordLsnAt(chunk, 0) === lsn && !recordIsLocalAt(chunk, 0);
+          return isMasterRecord ? recordCrcAt(chunk, 0) : 0;
+        }
+        return 0;
+      } catch (error) {
+        if (error instanceof LogGapError) return 0; // a full sync left only later records
+        throw error;
+      }
     },
     appendReplicated: (records) => {
       // The records are appended and applied before this returns; the caller waits for

@@ -11,9 +11,12 @@
  * ## Requests (master → replica) and replies
  * ```
  * REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>
- *                                           → +<lastLsn> <lastEpoch>
- *     Opens a stream. The replica answers with the last master LSN it holds and the epoch of
- *     that record (0 and 0 when empty). The master says how often it pings an idle link and how
+ *                                           → +<lastLsn> <lastEpoch> <lastCrc>
+ *     Opens a stream. The replica answers with the last master LSN it holds, the epoch of that
+ *     record and that record's CRC-32 (0 and 0 and 0 when empty; CRC 0 when it cannot tell, e.g.
+ *     right after a full sync). The master compares epoch and CRC with its own record at that
+ *     LSN: a difference means the replica's log diverged (say, the master's data was wiped and
+ *     grew past the replica's LSN again), and it gets a full sync. The master says how often it pings an idle link and how
  *     long it waits for a reply, so the replica can tell whether its master link is up. A newer HELLO on another connection supersedes this one:
  *     the replica refuses LOG/SNAPSHOT frames from a superseded stream.
  * REPLICATE LOG <records>                   → :<appliedLsn>
@@ -238,18 +241,28 @@ export function expectInteger(reply: RespValue, what: string): number {
   throw new ReplyFormatError(`${what}: ${describeReply(reply)} instead of an integer`);
 }
 
-/** `+<lastLsn> <lastEpoch>` of a HELLO reply. */
-export function parseHelloReply(reply: RespValue): { lastLsn: number; lastEpoch: number } {
-  const match = typeof reply === "string" ? /^(\d{1,16}) (\d{1,10})$/.exec(reply) : null;
+/** What a replica's HELLO reply says about its log. */
+export interface HelloReply {
+  lastLsn: number;
+  lastEpoch: number;
+  /** CRC-32 of the record at `lastLsn` (0: unknown). */
+  lastCrc: number;
+}
+
+/** `+<lastLsn> <lastEpoch> <lastCrc>` of a HELLO reply. */
+export function parseHelloReply(reply: RespValue): HelloReply {
+  const match = typeof reply === "string" ? /^(\d{1,16}) (\d{1,10}) (\d{1,10})$/.exec(reply) : null;
   if (match === null) {
-    throw new ReplyFormatError(`HELLO: ${describeReply(reply)} instead of "<lastLsn> <lastEpoch>"`);
+    throw new ReplyFormatError(
+      `HELLO: ${describeReply(reply)} instead of "<lastLsn> <lastEpoch> <lastCrc>"`,
+    );
   }
-  return { lastLsn: Number(match[1]), lastEpoch: Number(match[2]) };
+  return { lastLsn: Number(match[1]), lastEpoch: Number(match[2]), lastCrc: Number(match[3]) };
 }
 
 /** The status text a replica answers HELLO with. */
-export function helloReplyText(lastLsn: number, lastEpoch: number): string {
-  return `${lastLsn} ${lastEpoch}`;
+export function helloReplyText(hello: HelloReply): string {
+  return `${hello.lastLsn} ${hello.lastEpoch} ${hello.lastCrc}`;
 }
 
 /** Short text of a reply, for error messages. */

@@ -37,9 +37,9 @@ Deno.test("applier: HELLO reports the position, LOG applies the master's records
   const s = await stores();
   try {
     const applier = new ReplicaApplier(replicaStoreOf(s.replica));
-    assert.deepEqual(applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m:1"), {
+    assert.deepEqual(await applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m:1"), {
       type: "status",
-      text: "0 0",
+      text: "0 0 0",
     });
     await s.master.put("a", "1");
     await s.master.batchPut([["b", "2"], ["c", "3"]]);
@@ -59,6 +59,21 @@ Deno.test("applier: HELLO reports the position, LOG applies the master's records
     assert.deepEqual(again, { type: "integer", value: lsn, durableLsn: lsn }, "resend skipped");
     await s.replica.whenDurable(lsn);
     assert.deepEqual(applier.handle(words("PING"), 1, "m:1"), { type: "integer", value: lsn });
+    await s.replica.whenDurable(lsn);
+    let masterCrc = 0;
+    for await (const chunk of s.master.readLogFrom(lsn - 1)) {
+      masterCrc = new DataView(chunk.buffer, chunk.byteOffset).getUint32(0, true);
+      break;
+    }
+    assert.notEqual(masterCrc, 0);
+    assert.deepEqual(
+      await applier.handle(words("HELLO", "0", String(lsn), "1000", "500"), 2, "m"),
+      {
+        type: "status",
+        text: `${lsn} 0 ${masterCrc}`,
+      },
+      "a reconnecting master learns the CRC of the replica's last record, to compare with its own",
+    );
     const info = applier.getInfo();
     assert.equal(info.masterLinkStatus, "up");
     assert.equal(info.lastAppliedLsn, lsn);
@@ -72,8 +87,8 @@ Deno.test("applier: a newer HELLO supersedes the older stream", async () => {
   try {
     const applier = new ReplicaApplier(replicaStoreOf(s.replica));
     assert.throws(() => applier.handle(words("PING"), 1, "m:1"), /before REPLICATE HELLO/);
-    applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m:1");
-    applier.handle(words("HELLO", "0", "0", "1000", "500"), 2, "m:2");
+    await applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m:1");
+    await applier.handle(words("HELLO", "0", "0", "1000", "500"), 2, "m:2");
     assert.throws(
       () => applier.handle(words("LOG", new Uint8Array()), 1, "m:1"),
       /superseded by a newer REPLICATE HELLO/,
@@ -102,7 +117,7 @@ Deno.test("applier: the spec's REPLICATE PUT/BATCHPUT/DELETE are local writes", 
     assert.equal(s.replica.lastLsn, 0, "local writes take no master LSN");
     await s.master.put("m", "1");
     const reply = await applier.handle(words("HELLO", "0", "1", "1000", "500"), 8, "m");
-    assert.deepEqual(reply, { type: "status", text: "0 0" });
+    assert.deepEqual(reply, { type: "status", text: "0 0 0" });
     await applier.handle(words("LOG", s.shipped[0]), 8, "m");
     assert.equal(s.replica.lastLsn, 1, "the master's stream continues after local writes");
   } finally {
@@ -119,8 +134,11 @@ Deno.test("applier: bad requests get errors that say what is wrong", async () =>
       /unknown REPLICATE subcommand "FROB"/,
     );
     assert.throws(() => applier.handle(words("PUT", "k"), 1, "c"), ReplicateError);
-    assert.throws(() => applier.handle(words("HELLO", "x", "0", "1", "1"), 1, "c"), /epoch "x"/);
-    applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m");
+    await assert.rejects(
+      async () => await applier.handle(words("HELLO", "x", "0", "1", "1"), 1, "c"),
+      /epoch "x"/,
+    );
+    await applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m");
     assert.throws(
       () => applier.handle(words("LOG", enc("not a record at all, just bytes..")), 1, "m"),
       /damaged/,
@@ -148,7 +166,7 @@ Deno.test("applier: a full sync replaces the replica's contents with the master'
     snapshot.release();
     assert.ok(chunks.length > 1);
     const lsn = String(snapshot.lsn);
-    applier.handle(words("HELLO", "0", lsn, "1000", "500"), 3, "m");
+    await applier.handle(words("HELLO", "0", lsn, "1000", "500"), 3, "m");
     assert.deepEqual(
       await applier.handle(words("SNAPSHOT", "BEGIN", lsn, "0", "49", "0"), 3, "m"),
       {

@@ -316,6 +316,39 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "a master whose data was wiped and grew past the replica's LSN: divergence found, full sync",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir);
+      const port = replica.port;
+      const conn = await master.connect();
+      for (let i = 0; i < 50; i++) await put(conn, `old:${i}`, `old-${i}`);
+      conn.close();
+      await waitUntil("caught up", () => replicasCaughtUp(master));
+      await replica.stop();
+      await master.kill();
+      await Deno.remove(`${dir}/master`, { recursive: true });
+      const fresh = await KvNode.start("master", `${dir}/master`, [
+        "--replicas",
+        `127.0.0.1:${port}`,
+        ...FAST,
+      ]);
+      const conn2 = await fresh.connect();
+      for (let i = 0; i < 80; i++) await put(conn2, `new:${i}`, `new-${i}`);
+      conn2.close();
+      const restarted = await KvNode.start("replica", `${dir}/replica`, [
+        "--replica",
+        "--port",
+        `${port}`,
+      ]);
+      await assertConverged(fresh, [restarted]);
+      assert.ok(fresh.logsMatching(/full sync \(.*diverged/).length >= 1, fresh.logText());
+    }),
+});
+
+Deno.test({
   name: "a restarted master resumes streaming from the replica's LSN",
   ...CLUSTER,
   fn: () =>

@@ -8,6 +8,8 @@ import { ReplicaManager } from "../../src/replication/replica_manager.ts";
 import { ReplicaNode, type ReplicaPolicy } from "../../src/replication/replica_node.ts";
 import { SyncAckTracker, SyncReplicationError } from "../../src/replication/sync_tracker.ts";
 
+const NO_CRC = { replicaCrc: 0, masterCrcAtReplicaLsn: 0 };
+
 const POLICY: ReplicaPolicy = {
   maxFailures: 3,
   maxRetries: 3,
@@ -29,6 +31,8 @@ function connectedNode(policy: Partial<ReplicaPolicy> = {}, replicaLsn = 0, dura
     replicaLsn,
     replicaEpoch: 1,
     masterEpochAtReplicaLsn: 1,
+    replicaCrc: 0,
+    masterCrcAtReplicaLsn: 0,
   }, 0);
   return { node, decision };
 }
@@ -140,11 +144,29 @@ Deno.test("replica node: the unacknowledged window is bounded by the queue size"
 });
 
 Deno.test("replica node: handshake decides full sync for new, diverged and compacted replicas", () => {
-  const decide = (replicaLsn: number, replicaEpoch: number, masterEpoch: number | undefined) => {
+  const decide = (
+    replicaLsn: number,
+    replicaEpoch: number,
+    masterEpoch: number | undefined,
+    replicaCrc = 0,
+    masterCrc = 0,
+  ) => {
     const node = new ReplicaNode("h", 1, POLICY);
     node.setDurableLsn(100);
-    return node.onHandshake({ replicaLsn, replicaEpoch, masterEpochAtReplicaLsn: masterEpoch }, 0);
+    return node.onHandshake({
+      replicaLsn,
+      replicaEpoch,
+      masterEpochAtReplicaLsn: masterEpoch,
+      replicaCrc,
+      masterCrcAtReplicaLsn: masterCrc,
+    }, 0);
   };
+  assert.deepEqual(decide(40, 1, 1, 77, 77), { kind: "stream", fromLsn: 40 }, "same record");
+  assert.deepEqual(decide(40, 1, 1, 0, 77), { kind: "stream", fromLsn: 40 }, "CRC unknown");
+  assert.match(
+    kindReason(decide(40, 1, 1, 77, 78)),
+    /record at LSN 40 differs from the master's \(CRC 77 vs 78\): its log diverged/,
+  );
   assert.deepEqual(decide(100, 1, 1), { kind: "stream", fromLsn: 100 });
   assert.deepEqual(decide(40, 2, 2), { kind: "stream", fromLsn: 40 });
   assert.deepEqual(decide(0, 0, 0), { kind: "stream", fromLsn: 0 }, "empty: from a complete log");
@@ -154,7 +176,7 @@ Deno.test("replica node: handshake decides full sync for new, diverged and compa
   assert.match(kindReason(decide(40, 1, 2)), /epoch 1, the master's has epoch 2/);
   const empty = new ReplicaNode("h", 1, POLICY);
   assert.deepEqual(
-    empty.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 0),
+    empty.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0, ...NO_CRC }, 0),
     { kind: "stream", fromLsn: 0 },
     "an empty master has nothing to sync",
   );
@@ -167,7 +189,12 @@ function kindReason(d: { kind: string; reason?: string }): string {
 Deno.test("replica node: full sync ends at the snapshot LSN and catches up from there", () => {
   const node = new ReplicaNode("h", 1, POLICY);
   node.setDurableLsn(100);
-  node.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: undefined }, 0);
+  node.onHandshake({
+    replicaLsn: 0,
+    replicaEpoch: 0,
+    masterEpochAtReplicaLsn: undefined,
+    ...NO_CRC,
+  }, 0);
   assert.equal(node.state, "full_sync");
   assert.equal(node.fullSyncs, 1);
   node.onDurable(batch(101, 105));
@@ -203,7 +230,7 @@ Deno.test("retry: backoff doubles for maxRetries attempts, then waits the health
   const node = new ReplicaNode("h", 1, { ...POLICY, maxRetries: 3, retryBackoffMs: 100 });
   const delays = [1, 2, 3, 4, 5].map((t) => node.markFailure(t, "x").retryDelayMs);
   assert.deepEqual(delays, [100, 200, 400, 30_000, 30_000]);
-  node.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 6);
+  node.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0, ...NO_CRC }, 6);
   assert.equal(node.healthy, true, "contact marks it healthy");
   assert.equal(node.markFailure(7, "x").retryDelayMs, 30_000, "but a handshake keeps the backoff");
   node.markSuccess(8);
@@ -252,7 +279,7 @@ Deno.test("manager: healthy replicas, status with lag in records and ms", () => 
   assert.throws(() => manager.addReplica("127.0.0.1", 5556), /listed twice/);
   for (let t = 0; t < 3; t++) manager.markFailure(b, t, "refused");
   assert.deepEqual(manager.getHealthyReplicas(), [a]);
-  a.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 0);
+  a.onHandshake({ replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0, ...NO_CRC }, 0);
   for (const node of [a, b]) node.onDurable(batch(1, 5));
   clock.record(5, 1000);
   a.nextSend();

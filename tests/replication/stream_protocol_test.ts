@@ -28,8 +28,13 @@ Deno.test("requests are RESP arrays of bulk strings; runs concatenate into one w
 });
 
 Deno.test("HELLO replies and integer acknowledgements are checked", () => {
-  assert.deepEqual(parseHelloReply(helloReplyText(7, 1)), { lastLsn: 7, lastEpoch: 1 });
-  assert.throws(() => parseHelloReply("OK"), /status "OK" instead of "<lastLsn> <lastEpoch>"/);
+  const hello = { lastLsn: 7, lastEpoch: 1, lastCrc: 4_000_000_000 };
+  assert.deepEqual(parseHelloReply(helloReplyText(hello)), hello);
+  assert.throws(
+    () => parseHelloReply("OK"),
+    /status "OK" instead of "<lastLsn> <lastEpoch> <lastCrc>"/,
+  );
+  assert.throws(() => parseHelloReply("7 1"), ReplyFormatError);
   assert.throws(
     () => parseHelloReply(new RespErrorReply("ERR", "not a replica")),
     ReplyFormatError,
