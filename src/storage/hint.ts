@@ -30,8 +30,10 @@
  *
  * @module
  */
+import { closeSync, fstatSync, openSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { readU64, writeU64 } from "./record.ts";
+import { readAtSync } from "./segment.ts";
 
 const MAGIC = "KVSTHNT1";
 /** Bytes of the hint header. */
@@ -122,10 +124,74 @@ export type HintVisitor = (
   valueLength: number,
 ) => void;
 
+/** Bytes of the window a hint is read through (a hint of a 64 MiB segment is ~14 MiB). */
+const READ_WINDOW_BYTES = 1024 * 1024;
+
+/**
+ * Reads a region of a file front to back through one window, never holding more than the window
+ * (or the largest single entry): recovery reads hints this way so that a hint's bytes are not
+ * allocated whole, then freed, leaving the allocator's memory behind.
+ */
+class WindowReader {
+  buf = new Uint8Array(0);
+  view = new DataView(this.buf.buffer);
+  /** File offset of `buf[0]`, and of the end of the valid bytes. */
+  #start = 0;
+  #end = 0;
+  /** CRC-32 of every byte read so far, in file order. */
+  crc = 0;
+
+  constructor(readonly fd: number, from: number, readonly limit: number) {
+    this.#start = this.#end = from;
+  }
+
+  /**
+   * Makes `[position, position + length)` (within the limit) readable in `buf`; returns its index
+   * there. Positions only move forward; bytes skipped over are still read (for the CRC).
+   */
+  at(position: number, length: number): number {
+    // Bounded by the limit: each pass reads at least one byte or stops.
+    while (this.#end < position && this.#fill(this.#end, position - this.#end) > 0);
+    if (position + length > this.#end) this.#fill(position, length);
+    return position - this.#start;
+  }
+
+  /** Reads from `#end` on so that `[position, position + length)` is in `buf`; returns bytes read. */
+  #fill(position: number, length: number): number {
+    const keep = this.#end - position;
+    const size = Math.max(READ_WINDOW_BYTES, length);
+    if (size > this.buf.length) {
+      const grown = new Uint8Array(Math.min(size, Math.max(this.limit - position, length)));
+      grown.set(this.buf.subarray(position - this.#start, this.#end - this.#start));
+      this.buf = grown;
+      this.view = new DataView(grown.buffer);
+    } else {
+      this.buf.copyWithin(0, position - this.#start, this.#end - this.#start);
+    }
+    this.#start = position;
+    const want = Math.min(this.buf.length - keep, this.limit - this.#end);
+    const got = readAtSync(this.fd, this.#end, this.buf.subarray(keep, keep + want));
+    this.crc = crc32(this.buf.subarray(keep, keep + got), this.crc);
+    this.#end += got;
+    return got;
+  }
+
+  /** Reads the rest up to the limit (for the CRC). */
+  drain(): void {
+    this.at(this.limit, 0);
+  }
+
+  /** Whether every byte up to the limit was read. */
+  get complete(): boolean {
+    return this.#end === this.limit;
+  }
+}
+
 /**
  * Reads the hint at `path` and replays its entries when it matches the segment; returns undefined
  * (having visited nothing) when the hint is missing, damaged, or of another segment version.
- * `expect(entries)` is called once the hint is known good, before the first visit.
+ * `expect(entries)` is called once the hint is known good, before the first visit. The file is
+ * read twice through a 1 MiB window: once to check its CRC and structure, once to visit.
  */
 export function loadHint(
   path: string,
@@ -133,50 +199,69 @@ export function loadHint(
   visit: HintVisitor,
   expect: (entries: number) => void = () => {},
 ): HintSummary | undefined {
-  let bytes: Uint8Array;
+  let fd: number;
   try {
-    bytes = Deno.readFileSync(path);
+    fd = openSync(path, "r");
   } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return undefined;
+    if ((error as { code?: string }).code === "ENOENT") return undefined;
     throw error;
   }
-  if (bytes.length < HINT_HEADER_BYTES + 4) return undefined;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let i = 0; i < MAGIC.length; i++) if (bytes[i] !== MAGIC.charCodeAt(i)) return undefined;
-  const end = bytes.length - 4;
-  if (crc32(bytes.subarray(0, end)) !== view.getUint32(end, true)) return undefined;
-  if (
-    readU64(view, 8) !== segment.id || view.getUint32(16, true) !== segment.nonce ||
-    readU64(view, 24) !== segment.sizeBytes
-  ) {
-    return undefined;
+  try {
+    const size = fstatSync(fd).size;
+    if (size < HINT_HEADER_BYTES + 4) return undefined;
+    const end = size - 4;
+    const header = new Uint8Array(HINT_HEADER_BYTES);
+    const trailer = new Uint8Array(4);
+    readAtSync(fd, 0, header);
+    readAtSync(fd, end, trailer);
+    const view = new DataView(header.buffer);
+    for (let i = 0; i < MAGIC.length; i++) if (header[i] !== MAGIC.charCodeAt(i)) return undefined;
+    if (
+      readU64(view, 8) !== segment.id || view.getUint32(16, true) !== segment.nonce ||
+      readU64(view, 24) !== segment.sizeBytes
+    ) {
+      return undefined;
+    }
+    const entries = view.getUint32(20, true);
+    // Check the CRC and the structure before visiting anything, so a bad hint changes nothing.
+    const check = new WindowReader(fd, 0, end);
+    let at = HINT_HEADER_BYTES;
+    check.at(0, HINT_HEADER_BYTES);
+    for (let i = 0; i < entries; i++) {
+      if (end - at < ENTRY_HEADER_BYTES) return undefined;
+      const e = check.at(at, ENTRY_HEADER_BYTES); // may replace check.view: read it after
+      const keyLength = check.view.getUint32(e + 1, true);
+      at += ENTRY_HEADER_BYTES + keyLength;
+      if (at > end) return undefined;
+    }
+    if (at !== end) return undefined;
+    check.drain();
+    const crc = new DataView(trailer.buffer).getUint32(0, true);
+    if (!check.complete || check.crc !== crc) return undefined;
+    expect(entries);
+    const reader = new WindowReader(fd, HINT_HEADER_BYTES, end);
+    at = HINT_HEADER_BYTES;
+    for (let i = 0; i < entries; i++) {
+      const h = reader.at(at, ENTRY_HEADER_BYTES); // may replace reader.view: read it after
+      const keyLength = reader.view.getUint32(h + 1, true);
+      const e = reader.at(at, ENTRY_HEADER_BYTES + keyLength);
+      const buf = reader.buf;
+      visit(
+        buf[e],
+        buf,
+        e + ENTRY_HEADER_BYTES,
+        keyLength,
+        readU64(reader.view, e + 9),
+        reader.view.getUint32(e + 5, true),
+      );
+      at += ENTRY_HEADER_BYTES + keyLength;
+    }
+    return {
+      firstLsn: readU64(view, 32) - 1,
+      lastLsn: readU64(view, 40) - 1,
+      lastEpoch: view.getUint32(48, true),
+    };
+  } finally {
+    closeSync(fd);
   }
-  const entries = view.getUint32(20, true);
-  // Check the structure before visiting anything, so a bad hint changes nothing.
-  let at = HINT_HEADER_BYTES;
-  for (let i = 0; i < entries; i++) {
-    if (end - at < ENTRY_HEADER_BYTES) return undefined;
-    at += ENTRY_HEADER_BYTES + view.getUint32(at + 1, true);
-    if (at > end) return undefined;
-  }
-  if (at !== end) return undefined;
-  expect(entries);
-  at = HINT_HEADER_BYTES;
-  for (let i = 0; i < entries; i++) {
-    const keyLength = view.getUint32(at + 1, true);
-    visit(
-      bytes[at],
-      bytes,
-      at + ENTRY_HEADER_BYTES,
-      keyLength,
-      readU64(view, at + 9),
-      view.getUint32(at + 5, true),
-    );
-    at += ENTRY_HEADER_BYTES + keyLength;
-  }
-  return {
-    firstLsn: readU64(view, 32) - 1,
-    lastLsn: readU64(view, 40) - 1,
-    lastEpoch: view.getUint32(48, true),
-  };
 }
