@@ -100,8 +100,24 @@ export function helloRequest(
 
 /** `REPLICATE LOG <records>` with the runs concatenated. */
 export function logRequest(records: readonly Uint8Array[]): Uint8Array {
-  return encodeRequest(["REPLICATE", "LOG", records]);
+  // The hot path of replication: one allocation and one copy of the records, no string work
+  // but the length digits.
+  let length = 0;
+  for (const run of records) length += run.length;
+  const header = encoder.encode(`$${length}\r\n`);
+  const out = new Uint8Array(LOG_PREFIX.length + header.length + length + 2);
+  out.set(LOG_PREFIX);
+  out.set(header, LOG_PREFIX.length);
+  let offset = LOG_PREFIX.length + header.length;
+  for (const run of records) {
+    out.set(run, offset);
+    offset += run.length;
+  }
+  out.set(CRLF, offset);
+  return out;
 }
+
+const LOG_PREFIX = encoder.encode("*3\r\n$9\r\nREPLICATE\r\n$3\r\nLOG\r\n");
 
 /** `REPLICATE PING`. */
 export function pingRequest(): Uint8Array {
