@@ -17,14 +17,18 @@
  *     40     8  lastLsn+1    0 when the segment holds no record
  *     48     4  lastEpoch    epoch of the segment's last record
  *     52     4  reserved     0
- *     56     …  entries, in log order, each:
+ *     56     …  entries (order below), each:
  *                 u8  kind (1 value, 2 tombstone), u32 key length, u32 value length,
  *                 u64 value offset in the segment file (0 for a tombstone), key bytes
  *    end-4   4  crc32        CRC-32 of every byte before it
  * ```
  *
- * Replaying the entries in order gives exactly what replaying the segment's records would. A hint
- * is used only if its CRC, segment id, nonce and size all match the segment; otherwise (a crash
+ * Replaying the entries in order gives exactly what replaying the segment's records would. Two
+ * orders do: log order (a hint built while scanning a segment, or a full sync's staging segment,
+ * written in key order), and the one the store writes when it seals or compacts a segment: its
+ * tombstones in log order, then its live values in key order, each key once (taken from the
+ * index). Sorted runs of values let recovery merge the runs of all hints instead of sorting every
+ * key (see `KeyIndex.rebuildSorted`). A hint is used only if its CRC, segment id, nonce and size all match the segment; otherwise (a crash
  * while writing it, or a segment rewritten since) the segment is scanned instead. Hints are
  * written to `*.hint.tmp`, fsynced, then renamed, so a torn hint is never seen under its name.
  *
@@ -75,6 +79,20 @@ export class HintBuilder {
     writeU64(this.#view, at + 9, valueOffset);
     this.#buf.set(source.subarray(keyStart, keyStart + keyLength), at + ENTRY_HEADER_BYTES);
     this.#used = at + ENTRY_HEADER_BYTES + keyLength;
+    this.#entries++;
+  }
+
+  /** Adds an entry whose key is the byte string `key` (one code unit 0–255 per byte). */
+  addKey(kind: number, key: string, valueOffset: number, valueLength: number): void {
+    this.#room(ENTRY_HEADER_BYTES + key.length);
+    const at = this.#used;
+    this.#buf[at] = kind;
+    this.#view.setUint32(at + 1, key.length, true);
+    this.#view.setUint32(at + 5, valueLength, true);
+    writeU64(this.#view, at + 9, valueOffset);
+    const keyAt = at + ENTRY_HEADER_BYTES;
+    for (let i = 0; i < key.length; i++) this.#buf[keyAt + i] = key.charCodeAt(i);
+    this.#used = keyAt + key.length;
     this.#entries++;
   }
 

@@ -14,9 +14,12 @@
  * field then links the free list). `keys[s]` is the key string. The table holds `s + 1` (0 is
  * empty) and is kept at most 3/4 full, so a probe always ends.
  *
- * A {@link SortedKeys} set gives byte order for ranges. Snapshots clone it (copy-on-write) and
- * keep the first previous location of every key changed after them ("pre-images"), so a snapshot
- * sees the index exactly as it was, at a cost only while it is open.
+ * A {@link SortedKeys} set orders the slots by key, for ranges and for walks in key order.
+ * Snapshots clone it (copy-on-write) and keep the first previous location of every slot changed
+ * after them ("pre-images"), so a snapshot sees the index exactly as it was, at a cost only while
+ * it is open. A slot freed while a snapshot is open (or during a bulk load) is not reused until
+ * the snapshots are released (or the load is done), so a slot names one key for as long as any
+ * view of it exists, and a bulk load allocates slots in load order.
  *
  * Keys are byte strings (see `keys.ts`): one UTF-16 code unit 0–255 per byte, so the hash of a
  * key string and of its bytes are the same.
@@ -90,20 +93,29 @@ function randomSeed(): number {
 
 /** A consistent, read-only view of the index at the moment it was taken. */
 export class IndexSnapshot<S extends object> {
-  /** Location before the first change after the snapshot; null when the key did not exist. */
-  readonly preImages: Map<string, Location<S> | null> = new Map();
+  /** Location of a slot before its first change after the snapshot. */
+  readonly preImages: Map<number, Location<S>> = new Map();
   #released = false;
 
   constructor(
-    readonly keys: SortedKeys,
+    /** The slots in key order, as they were. */
+    readonly sorted: SortedKeys,
     private readonly index: KeyIndex<S>,
   ) {}
 
-  /** The location `key` had when the snapshot was taken. */
-  get(key: string): Location<S> | undefined {
-    const before = this.preImages.get(key);
-    if (before !== undefined) return before ?? undefined;
-    return this.index.get(key);
+  /** Number of keys in the view. */
+  get size(): number {
+    return this.sorted.size;
+  }
+
+  /** The key of a slot of the view. */
+  keyOf(slot: number): string {
+    return this.index.keyOf(slot);
+  }
+
+  /** The location a slot of the view had when the snapshot was taken. */
+  locationOf(slot: number): Location<S> {
+    return this.preImages.get(slot) ?? this.index.location(slot);
   }
 
   /** Stops tracking changes; the snapshot must not be used afterwards. */
@@ -124,8 +136,10 @@ export class KeyIndex<S extends object> {
   #table = new Int32Array(MIN_TABLE);
   #mask = MIN_TABLE - 1;
   #slots = new Uint32Array(MIN_TABLE * STRIDE);
-  #keys: string[] = [];
+  readonly #keys: string[] = [];
   #freeHead = NO_FREE;
+  /** Slots freed while a snapshot is open or during a bulk load, reused only after. */
+  #heldSlots: number[] = [];
   #size = 0;
   /** Segment objects by handle (0 is "none"), handles by object, live slots per handle. */
   #segments: (S | undefined)[] = [undefined];
@@ -134,7 +148,10 @@ export class KeyIndex<S extends object> {
   #freeHandles: number[] = [];
   #lastSegment: S | undefined;
   #lastHandle = 0;
-  #sorted = new SortedKeys();
+  #sorted = new SortedKeys(this.#keys);
+  /** Bumped by every change to the table, so a remembered miss can tell it is still valid. */
+  #changes = 0;
+  readonly #miss = { hash: 0, at: 0, length: -1, changes: -1 };
   #sortedStale = false;
   #snapshots: IndexSnapshot<S>[] = [];
 
@@ -152,7 +169,7 @@ export class KeyIndex<S extends object> {
     // Bounded: the table is at most 3/4 full, so an empty entry ends the probe.
     for (let i = hash & mask;; i = (i + 1) & mask) {
       const entry = table[i];
-      if (entry === 0) return NO_SLOT;
+      if (entry === 0) return this.#missed(hash, i, key.length);
       const slot = entry - 1;
       if (slots[slot * STRIDE + HASH] === hash && this.#keys[slot] === key) return slot;
     }
@@ -167,7 +184,7 @@ export class KeyIndex<S extends object> {
     // Bounded: the table is at most 3/4 full, so an empty entry ends the probe.
     for (let i = hash & mask;; i = (i + 1) & mask) {
       const entry = table[i];
-      if (entry === 0) return NO_SLOT;
+      if (entry === 0) return this.#missed(hash, i, end - start);
       const slot = entry - 1;
       if (
         slots[slot * STRIDE + HASH] === hash && equalsBytes(this.#keys[slot], buf, start, end)
@@ -175,6 +192,15 @@ export class KeyIndex<S extends object> {
         return slot;
       }
     }
+  }
+
+  /** Remembers where a failed lookup ended, for {@link insertMissed}. */
+  #missed(hash: number, at: number, length: number): number {
+    this.#miss.hash = hash;
+    this.#miss.at = at;
+    this.#miss.length = length;
+    this.#miss.changes = this.#changes;
+    return NO_SLOT;
   }
 
   /** The key string of a live slot. */
@@ -200,10 +226,11 @@ export class KeyIndex<S extends object> {
   /** The location of `key`'s value, or undefined (allocates; the hot paths use slots). */
   get(key: string): Location<S> | undefined {
     const slot = this.find(key);
-    return slot === NO_SLOT ? undefined : this.#location(slot);
+    return slot === NO_SLOT ? undefined : this.location(slot);
   }
 
-  #location(slot: number): Location<S> {
+  /** The location of a live slot's value (allocates; the hot paths use slots). */
+  location(slot: number): Location<S> {
     return {
       segment: this.segmentOf(slot),
       offset: this.offsetOf(slot),
@@ -259,27 +286,46 @@ export class KeyIndex<S extends object> {
    * returns its slot.
    */
   insert(key: string, segment: S, offset: number, length: number): number {
+    return this.#insert(key, segment, offset, length, false);
+  }
+
+  /**
+   * Like {@link insert} for the key that the last {@link find} or {@link findBytes} looked up and
+   * did not find, with no change to the index in between: it reuses that lookup's hash and probe
+   * (recovery and new keys save a second hash and probe).
+   */
+  insertMissed(key: string, segment: S, offset: number, length: number): number {
+    return this.#insert(key, segment, offset, length, true);
+  }
+
+  #insert(key: string, segment: S, offset: number, length: number, missed: boolean): number {
     this.#checkLocation(offset, length);
     if (this.#size >= MAX_INDEX_KEYS) {
       throw new RangeError(`the index holds ${this.#size} keys, its limit`);
     }
     if ((this.#size + 1) * 4 > this.#table.length * 3) this.#resizeTable(this.#table.length * 2);
-    if (this.#snapshots.length > 0) this.#remember(key, null);
     const slot = this.#allocateSlot();
-    const hash = hashString(key, this.#seed);
+    const miss = this.#miss;
+    const reuse = missed && miss.changes === this.#changes && miss.length === key.length;
+    const hash = reuse ? miss.hash : hashString(key, this.#seed);
     this.#keys[slot] = key;
     this.#slots[slot * STRIDE + HASH] = hash;
     this.#write(slot, segment, offset, length);
-    this.#place(slot, hash);
+    if (reuse) {
+      this.#table[miss.at] = slot + 1;
+      this.#changes++;
+    } else {
+      this.#place(slot, hash);
+    }
     this.#size++;
-    if (!this.#sortedStale) this.#sorted.add(key);
+    if (!this.#sortedStale) this.#sorted.add(slot);
     return slot;
   }
 
   /** Points a live slot at a new location. */
   update(slot: number, segment: S, offset: number, length: number): void {
     this.#checkLocation(offset, length);
-    if (this.#snapshots.length > 0) this.#remember(this.#keys[slot], this.#location(slot));
+    if (this.#snapshots.length > 0) this.#remember(slot);
     const previous = this.#slots[slot * STRIDE + SEGMENT];
     this.#write(slot, segment, offset, length);
     this.#releaseSlotOf(previous);
@@ -287,17 +333,25 @@ export class KeyIndex<S extends object> {
 
   /** Removes the key of a live slot; the slot is free afterwards. */
   remove(slot: number): void {
-    const key = this.#keys[slot];
-    if (this.#snapshots.length > 0) this.#remember(key, this.#location(slot));
+    if (this.#snapshots.length > 0) this.#remember(slot);
+    if (!this.#sortedStale) this.#sorted.delete(slot);
     this.#unplace(slot);
     this.#releaseSlotOf(this.#slots[slot * STRIDE + SEGMENT]);
-    const at = slot * STRIDE;
-    this.#slots[at + SEGMENT] = 0;
-    this.#slots[at + OFFSET] = this.#freeHead;
+    this.#slots[slot * STRIDE + SEGMENT] = 0;
+    this.#size--;
+    if (this.#snapshots.length > 0 || this.#sortedStale) this.#heldSlots.push(slot);
+    else this.#free(slot);
+  }
+
+  #free(slot: number): void {
+    this.#slots[slot * STRIDE + OFFSET] = this.#freeHead;
     this.#freeHead = slot;
     this.#keys[slot] = "";
-    this.#size--;
-    if (!this.#sortedStale) this.#sorted.delete(key);
+  }
+
+  #freeHeldSlots(): void {
+    for (const slot of this.#heldSlots) this.#free(slot);
+    this.#heldSlots = [];
   }
 
   #allocateSlot(): number {
@@ -328,6 +382,7 @@ export class KeyIndex<S extends object> {
     // Bounded: the table is at most 3/4 full.
     while (table[i] !== 0) i = (i + 1) & mask;
     table[i] = slot + 1;
+    this.#changes++;
   }
 
   /** Takes `slot` out of the table, shifting later entries of its probe run back. */
@@ -349,9 +404,11 @@ export class KeyIndex<S extends object> {
       }
     }
     table[hole] = 0;
+    this.#changes++;
   }
 
   #resizeTable(capacity: number): void {
+    this.#changes++;
     this.#table = new Int32Array(capacity);
     this.#mask = capacity - 1;
     const slots = this.#slots;
@@ -375,10 +432,20 @@ export class KeyIndex<S extends object> {
     if (this.#slots.length > used + used / 8) this.#slots = this.#slots.slice(0, used);
   }
 
-  /** Keys in `[start, end]`, ascending, at most `limit`. */
-  range(start: string, end: string, limit = Infinity): Generator<string> {
+  /** Slots of the keys in `[start, end]`, in key order, at most `limit`. */
+  range(start: string, end: string, limit = Infinity): Generator<number> {
     this.#checkSorted();
     return this.#sorted.range(start, end, limit);
+  }
+
+  /**
+   * Every live slot in key order, from a copy-on-write clone taken now: the walk may be spread
+   * over event-loop turns while the index changes. A slot it yields may have changed since (check
+   * its location); it may even hold another key by then, which is always a newer one.
+   */
+  walkSorted(): Generator<number> {
+    this.#checkSorted();
+    return this.#sorted.clone().slots();
   }
 
   #checkSorted(): void {
@@ -394,23 +461,26 @@ export class KeyIndex<S extends object> {
   }
 
   /**
-   * Replaces the sorted set by one built from the live keys (one sort, then an O(n) build) and
-   * gives back memory reserved for the bulk load.
+   * Replaces the sorted set by one built from the live keys and gives back memory reserved for
+   * the bulk load. Slots were allocated in load order, so a load of sorted hints leaves runs of
+   * sorted slots, which the sort (TimSort) merges instead of sorting from scratch.
    */
   rebuildSorted(): void {
-    const keys: string[] = [];
-    for (let slot = 0; slot < this.#keys.length; slot++) {
-      if (this.#slots[slot * STRIDE + SEGMENT] !== 0) keys.push(this.#keys[slot]);
+    const keys = this.#keys;
+    const live: number[] = [];
+    for (let slot = 0; slot < keys.length; slot++) {
+      if (this.#slots[slot * STRIDE + SEGMENT] !== 0) live.push(slot);
     }
-    keys.sort();
-    this.#sorted = SortedKeys.fromSorted(keys);
+    live.sort((a, b) => (keys[a] < keys[b] ? -1 : 1));
+    this.#sorted = SortedKeys.fromSorted(keys, live);
     this.#sortedStale = false;
+    if (this.#snapshots.length === 0) this.#freeHeldSlots();
     this.#trim();
   }
 
-  #remember(key: string, previous: Location<S> | null): void {
+  #remember(slot: number): void {
     for (const snapshot of this.#snapshots) {
-      if (!snapshot.preImages.has(key)) snapshot.preImages.set(key, previous);
+      if (!snapshot.preImages.has(slot)) snapshot.preImages.set(slot, this.location(slot));
     }
   }
 
@@ -431,5 +501,6 @@ export class KeyIndex<S extends object> {
   dropSnapshot(snapshot: IndexSnapshot<S>): void {
     const i = this.#snapshots.indexOf(snapshot);
     if (i !== -1) this.#snapshots.splice(i, 1);
+    if (this.#snapshots.length === 0 && !this.#sortedStale) this.#freeHeldSlots();
   }
 }

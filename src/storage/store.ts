@@ -226,7 +226,7 @@ function indexValue(
     : index.findBytes(source, start, end);
   if (slot === NO_SLOT) {
     const key = typeof source === "string" ? source : bytesToKey(source, start, end);
-    index.insert(key, segment, offset, length);
+    index.insertMissed(key, segment, offset, length);
   } else {
     index.segmentOf(slot).liveBytes -= entryBytes(end - start, index.lengthOf(slot));
     index.update(slot, segment, offset, length);
@@ -257,8 +257,14 @@ export class Segment {
   retired = false;
   /** Epoch of the last record. */
   lastEpoch = 0;
-  /** Entries of the active segment, written as its hint file when it is sealed. */
+  /**
+   * Hint entries gathered while the segment is written: its tombstones only (the live values are
+   * taken from the index, in key order, when the hint is written), or every entry when
+   * {@link hintComplete} (a full-sync staging segment, a sealed segment recovered by a scan).
+   */
   hint: HintBuilder | undefined;
+  /** {@link hint} holds every entry, not only the tombstones. */
+  hintComplete = false;
   /** Its hint file is being written (compaction waits for it). */
   hintPending = false;
   #fd = -1;
@@ -359,7 +365,10 @@ class MoveList {
   }
 }
 
-/** Where a compaction run writes: a 1 MiB buffer in front of the output file, its hint, its moves. */
+/**
+ * Where a compaction run writes: a 1 MiB buffer in front of the output file, the tombstones it
+ * keeps (for its hint), the live entries it copied.
+ */
 class CompactionSink {
   readonly hint = new HintBuilder();
   readonly moves = new MoveList();
@@ -587,7 +596,9 @@ export class KVStore {
       const segment = this.#openSegment(ids[i], isLast);
       if (segment === undefined) continue;
       if (isLast || !this.#loadHintInto(segment)) {
+        // The active segment keeps gathering tombstones; a sealed one gets its hint now.
         segment.hint = new HintBuilder();
+        segment.hintComplete = !isLast;
         tornBytes += this.#scanInto(segment, isLast);
         if (!isLast) this.#writeHintSync(segment);
       }
@@ -716,8 +727,8 @@ export class KVStore {
     return true;
   }
 
-  #hintBytes(segment: Segment): Uint8Array {
-    return (segment.hint ?? new HintBuilder()).finish(
+  #hintBytes(segment: Segment, hint: HintBuilder): Uint8Array {
+    return hint.finish(
       { id: segment.id, nonce: segment.header.nonce, sizeBytes: segment.sizeBytes },
       segment.firstLsn,
       segment.lastLsn,
@@ -725,9 +736,32 @@ export class KVStore {
     );
   }
 
+  /**
+   * Adds the live values of a sealed segment to its hint, in key order, walking the index's
+   * sorted set in steps (about `compactionChunkBytes / 64` keys each) with yields between. After
+   * the segment's tombstones, replaying these entries gives exactly what replaying its records
+   * would: a key whose last record here is a PUT is live here (nothing newer can be in an older
+   * or sealed segment), and an entry that moves away during the walk has its newer record in a
+   * later segment, replayed after this one. Sorted hints let recovery merge instead of sort.
+   */
+  async #addLiveValues(segment: Segment, hint: HintBuilder): Promise<void> {
+    const index = this.#index;
+    const step = Math.max(1024, this.options.compactionChunkBytes >>> 6);
+    let visited = 0;
+    for (const slot of index.walkSorted()) {
+      if (index.segmentOf(slot) === segment) {
+        hint.addKey(HintKind.VALUE, index.keyOf(slot), index.offsetOf(slot), index.lengthOf(slot));
+      }
+      if (++visited % step === 0) {
+        await this.#yieldToRequests();
+        if (index !== this.#index || segment.retired) return; // a full sync replaced it
+      }
+    }
+  }
+
   /** Writes a sealed segment's hint now (recovery of a segment that had none). */
   #writeHintSync(segment: Segment): void {
-    const bytes = this.#hintBytes(segment);
+    const bytes = this.#hintBytes(segment, segment.hint ?? new HintBuilder());
     segment.hint = undefined;
     const tmp = `${segment.hintPath}.tmp`;
     const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
@@ -742,13 +776,20 @@ export class KVStore {
     fsyncDir(this.dir);
   }
 
-  /** Writes a just-sealed segment's hint in the background; a crash before it only costs a scan. */
+  /**
+   * Writes a sealed segment's hint (in the background after a seal; a crash before it only costs
+   * a scan at the next open).
+   */
   async #writeHint(segment: Segment): Promise<void> {
-    const bytes = this.#hintBytes(segment);
+    const hint = segment.hint ?? new HintBuilder();
+    const complete = segment.hintComplete;
     segment.hint = undefined;
     segment.hintPending = true;
     const tmp = `${segment.hintPath}.tmp`;
     try {
+      if (!complete) await this.#addLiveValues(segment, hint);
+      if (segment.retired || this.#closed) return;
+      const bytes = this.#hintBytes(segment, hint);
       const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
       try {
         let written = 0;
@@ -777,6 +818,7 @@ export class KVStore {
   /** Applies every record of `segment` to the index; returns bytes truncated from a torn tail. */
   #scanInto(segment: Segment, isLast: boolean): number {
     const hint = segment.hint as HintBuilder;
+    const complete = segment.hintComplete;
     let recordAt = 0;
     let recordOffset = 0;
     let kind = 0;
@@ -788,7 +830,9 @@ export class KVStore {
       valueLength: number,
     ): void => {
       const valueOffset = kind === HintKind.TOMBSTONE ? 0 : recordOffset + (valueStart - recordAt);
-      hint.add(kind, buf, keyStart, keyLength, valueOffset, valueLength);
+      if (complete || kind === HintKind.TOMBSTONE) {
+        hint.add(kind, buf, keyStart, keyLength, valueOffset, valueLength);
+      }
       this.#applyRecovered(segment, kind, buf, keyStart, keyLength, valueOffset, valueLength);
     };
     const result = scanSegment(
@@ -947,9 +991,7 @@ export class KVStore {
     const pending = this.#pending;
     encodePut(pending, this.#pendingView, at, lsn, this.epoch, this.#writeFlags, k, v);
     this.#appended(lsn, at, this.epoch);
-    const keyAt = at + RECORD_HEADER_BYTES;
-    const offset = this.#active.sizeBytes + keyAt + k.length;
-    this.#active.hint?.add(HintKind.VALUE, pending, keyAt, k.length, offset, v.length);
+    const offset = this.#active.sizeBytes + at + RECORD_HEADER_BYTES + k.length;
     indexValue(this.#index, k, 0, k.length, this.#active, offset, v.length);
     return lsn;
   }
@@ -975,7 +1017,6 @@ export class KVStore {
     let offset = this.#active.sizeBytes + at + RECORD_HEADER_BYTES;
     for (const [key, value] of encoded) {
       offset += PAIR_HEADER_BYTES + key.length;
-      this.#active.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
       indexValue(this.#index, key, 0, key.length, this.#active, offset, value.length);
       offset += value.length;
     }
@@ -1393,7 +1434,6 @@ export class KVStore {
       nonce: randomNonce(),
     };
     const tmpPath = `${first.path}.compact.tmp`;
-    const hintTmpPath = `${first.hintPath}.tmp`;
     const out = Deno.openSync(tmpPath, { write: true, create: true, truncate: true });
     const output = new Segment(first.id, first.path, header, 0);
     const sink = new CompactionSink(out, output);
@@ -1414,22 +1454,6 @@ export class KVStore {
       sink.writeOut();
       await out.syncData();
       out.close();
-      const hintBytes = sink.hint.finish(
-        { id: output.id, nonce: header.nonce, sizeBytes: output.sizeBytes },
-        output.firstLsn,
-        output.lastLsn,
-        output.lastEpoch,
-      );
-      const hintFile = await Deno.open(hintTmpPath, { write: true, create: true, truncate: true });
-      try {
-        let written = 0;
-        while (written < hintBytes.length) {
-          written += await hintFile.write(hintBytes.subarray(written));
-        }
-        await hintFile.syncData();
-      } finally {
-        hintFile.close();
-      }
       if (this.#closing || this.#failure) throw new StoreClosedError(this.dir);
       // Commit point. Index entries still point into the run's segments until they are re-pointed
       // below, in steps; the run's files stay readable meanwhile through the descriptors opened
@@ -1440,10 +1464,10 @@ export class KVStore {
       this.#segments.splice(this.#segments.indexOf(first), run.length, output);
       for (const segment of run) segment.retired = true;
       this.#compactingFrom = run;
-      Deno.renameSync(hintTmpPath, output.hintPath);
-      fsyncDir(this.dir);
-      for (const segment of run.slice(1)) {
-        Deno.removeSync(segment.path);
+      // Delete the rest of the run in order, and every hint of the run (the first one's names the
+      // replaced file; the output's own is written once its entries are re-pointed).
+      for (const segment of run) {
+        if (segment !== first) Deno.removeSync(segment.path);
         try {
           Deno.removeSync(segment.hintPath);
         } catch (error) {
@@ -1456,6 +1480,9 @@ export class KVStore {
         i = this.#applyMoves(sink.moves, i, chunkBytes, run, output);
         if (i < sink.moves.length) await this.#yieldToRequests();
       }
+      // Its hint: the kept tombstones, then the live values in key order (from the index).
+      output.hint = sink.hint;
+      await this.#writeHint(output);
       return output;
     } finally {
       if (this.#compactingFrom === run) this.#compactingFrom = [];
@@ -1466,12 +1493,10 @@ export class KVStore {
         } catch {
           // already closed
         }
-        for (const path of [tmpPath, hintTmpPath]) {
-          try {
-            Deno.removeSync(path);
-          } catch {
-            // never created
-          }
+        try {
+          Deno.removeSync(tmpPath);
+        } catch {
+          // never created
         }
       }
     }
@@ -1596,7 +1621,6 @@ export class KVStore {
             entry.length,
             entry.keyLength,
           );
-          sink.hint.add(HintKind.VALUE, buf, entry.keyStart, entry.keyLength, offset, entry.length);
           output.liveBytes += entryBytes(entry.keyLength, entry.length);
         }
       },
@@ -1665,14 +1689,9 @@ export class KVStore {
   ): [Uint8Array, Uint8Array][] {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const result: [Uint8Array, Uint8Array][] = [];
-    const keys = this.#index.range(
-      bytesToKey(toBytes(start)),
-      bytesToKey(toBytes(end)),
-      options.limit,
-    );
-    for (const key of keys) {
-      result.push([keyToBytes(key), this.#readSlot(this.#index.find(key))]);
-    }
+    const index = this.#index;
+    const slots = index.range(bytesToKey(toBytes(start)), bytesToKey(toBytes(end)), options.limit);
+    for (const slot of slots) result.push([keyToBytes(index.keyOf(slot)), this.#readSlot(slot)]);
     return result;
   }
 
@@ -1775,14 +1794,6 @@ export class KVStore {
         const slot = this.#index.findBytes(pending, keyStart, keyEnd);
         if (slot !== NO_SLOT) unindexSlot(this.#index, slot);
       } else {
-        segment.hint?.add(
-          HintKind.VALUE,
-          pending,
-          keyStart,
-          keyLength,
-          base + valueStart,
-          valueLength,
-        );
         indexValue(this.#index, pending, keyStart, keyEnd, segment, base + valueStart, valueLength);
       }
     });
@@ -1893,17 +1904,16 @@ export class KVStore {
     }
     const readValue = (location: Location<Segment>) =>
       this.#readValue(location.segment, location.offset, location.length);
-    const keys = view.keys;
     const closed = () => this.#closed;
     return {
       lsn,
-      keys: keys.size,
+      keys: view.size,
       release,
       entries: (async function* () {
-        for (const key of keys.keys()) {
+        for (const slot of view.sorted.slots()) {
           if (released || closed()) throw new StorageError("snapshot used after release or close");
-          const location = view.get(key) as Location<Segment>;
-          yield [keyToBytes(key), readValue(location)] as [Uint8Array, Uint8Array];
+          const key = keyToBytes(view.keyOf(slot));
+          yield [key, readValue(view.locationOf(slot))] as [Uint8Array, Uint8Array];
         }
       })(),
     };
@@ -1991,6 +2001,7 @@ export class KVStore {
     while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
     const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
     segment.hint = new HintBuilder();
+    segment.hintComplete = true; // every pair is added as it is put (in key order)
     return [segment, file];
   }
 

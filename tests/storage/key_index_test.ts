@@ -34,7 +34,8 @@ function assertMatches(index: KeyIndex<Seg>, model: Map<string, Location<Seg>>, 
     assert.equal(index.offsetOf(slot), expected.offset);
     assert.equal(index.lengthOf(slot), expected.length);
   }
-  assert.deepEqual([...index.range("", "\xff\xff\xff\xff")], [...model.keys()].sort());
+  const inOrder = [...index.range("", "\xff\xff\xff\xff")].map((slot) => index.keyOf(slot));
+  assert.deepEqual(inOrder, [...model.keys()].sort());
 }
 
 Deno.test("key index: matches a Map model through inserts, updates, removes and growth", () => {
@@ -63,8 +64,9 @@ Deno.test("key index: matches a Map model through inserts, updates, removes and 
       offset: Math.floor(random() * 2 ** 32),
       length: Math.floor(random() * 1000),
     };
-    if (slot === NO_SLOT) index.insert(key, location.segment, location.offset, location.length);
-    else index.update(slot, location.segment, location.offset, location.length);
+    if (slot !== NO_SLOT) index.update(slot, location.segment, location.offset, location.length);
+    else if (i % 2 === 0) index.insert(key, location.segment, location.offset, location.length);
+    else index.insertMissed(key, location.segment, location.offset, location.length);
     model.set(key, location);
     if (i % 5000 === 0) assertMatches(index, model, [...probes]);
   }
@@ -128,29 +130,63 @@ Deno.test("key index: bulk load with deferred sorting, then rebuild", () => {
   assert.throws(() => index.range("", "z"), /being rebuilt/);
   index.rebuildSorted();
   const live = keys.filter((k) => Number(k.slice(1)) % 2 === 1).sort();
-  assert.deepEqual([...index.range("", "z")], live);
+  assert.deepEqual([...index.range("", "z")].map((slot) => index.keyOf(slot)), live);
   for (const key of live) assert.equal(index.offsetOf(index.find(key)), keys.indexOf(key));
   index.insert("k0", seg, 1, 1);
   assert.equal(index.size, live.length + 1);
 });
 
-Deno.test("key index: a snapshot keeps the locations it saw", () => {
+Deno.test("key index: a snapshot keeps the locations it saw, and its slots", () => {
   const before = { name: "before" };
   const after = { name: "after" };
   const index = new KeyIndex<Seg>();
   index.insert("kept", before, 1, 1);
   index.insert("moved", before, 2, 2);
-  index.insert("gone", before, 3, 3);
+  const gone = index.insert("gone", before, 3, 3);
   const snapshot = index.snapshot();
   index.update(index.find("moved"), after, 20, 20);
   index.remove(index.find("gone"));
-  index.insert("new", after, 4, 4);
-  assert.deepEqual([...snapshot.keys.keys()], ["gone", "kept", "moved"]);
-  assert.deepEqual(snapshot.get("moved"), { segment: before, offset: 2, length: 2 });
-  assert.deepEqual(snapshot.get("gone"), { segment: before, offset: 3, length: 3 });
-  assert.deepEqual(snapshot.get("kept"), { segment: before, offset: 1, length: 1 });
-  assert.equal(snapshot.get("new"), undefined);
+  // While the snapshot is open a freed slot is not reused: it still names "gone" in the view.
+  const added = index.insert("new", after, 4, 4);
+  assert.notEqual(added, gone);
+  const seen = [...snapshot.sorted.slots()].map((slot) => {
+    const { segment, offset, length } = snapshot.locationOf(slot);
+    return [snapshot.keyOf(slot), segment.name, offset, length];
+  });
+  assert.deepEqual(seen, [
+    ["gone", "before", 3, 3],
+    ["kept", "before", 1, 1],
+    ["moved", "before", 2, 2],
+  ]);
   snapshot.release();
   assert.equal(index.openSnapshots, 0);
   assert.deepEqual(index.get("moved"), { segment: after, offset: 20, length: 20 });
+  // Released: the held slot is free again.
+  assert.equal(index.insert("later", after, 5, 5), gone);
+});
+
+Deno.test("key index: a bulk load allocates slots in load order, reusing none", () => {
+  const seg = { name: "s" };
+  const index = new KeyIndex<Seg>();
+  index.deferSorting();
+  const a = index.insert("a", seg, 1, 1);
+  index.remove(a);
+  const b = index.insert("b", seg, 2, 2);
+  assert.equal(b, a + 1, "no reuse while the sorted set is deferred");
+  index.rebuildSorted();
+  assert.equal(index.insert("c", seg, 3, 3), a, "reused once the load is done");
+  assert.deepEqual([...index.range("", "z")].map((slot) => index.keyOf(slot)), ["b", "c"]);
+});
+
+Deno.test("key index: insertMissed after another change still files the key correctly", () => {
+  const seg = { name: "s" };
+  const index = new KeyIndex<Seg>();
+  for (let i = 0; i < 11; i++) index.insert(`k${i}`, seg, i, 1);
+  assert.equal(index.find("late"), NO_SLOT);
+  // Changes in between, growing the table: the remembered probe position means nothing now.
+  for (let i = 0; i < 40; i++) index.insert(`other${i}`, seg, 100 + i, 1);
+  const slot = index.insertMissed("late", seg, 200, 1);
+  assert.equal(index.find("late"), slot);
+  for (let i = 0; i < 40; i++) assert.equal(index.offsetOf(index.find(`other${i}`)), 100 + i);
+  for (let i = 0; i < 11; i++) assert.equal(index.offsetOf(index.find(`k${i}`)), i);
 });
