@@ -51,6 +51,17 @@ export function masterInfoFields(replicator: Replicator | undefined): InfoFields
   return fields;
 }
 
+const replicators = new WeakMap<ServerNode, Replicator>();
+
+/**
+ * The {@link Replicator} of a master node started with {@link replicationExtension} (undefined
+ * on a replica or a master without replicas): the spec's programmatic access,
+ * `replicatorOf(server.node)?.getStats()` and `.replicaManager.getStatus()`.
+ */
+export function replicatorOf(node: ServerNode): Replicator | undefined {
+  return replicators.get(node);
+}
+
 /** The replication extension of a node. */
 export function replicationExtension(node: ServerNode): ServerHooks {
   const { config, store } = node;
@@ -92,6 +103,7 @@ export function replicationExtension(node: ServerNode): ServerHooks {
     return { info: { replication: () => masterInfoFields(undefined) } };
   }
   const replicator = new Replicator(masterSourceOf(store), config);
+  replicators.set(node, replicator);
   replicator.start();
   return {
     awaitReplication: config.REPLICATION_MODE === "sync"
