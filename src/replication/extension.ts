@@ -94,6 +94,7 @@ export function replicationExtension(node: ServerNode): ServerHooks {
             ["master_epoch", info.masterEpoch],
             ["full_sync_in_progress", info.fullSyncInProgress],
             ["full_syncs", info.fullSyncs],
+            ["applied_frames", info.appliedFrames],
           ];
         },
       },

@@ -67,7 +67,7 @@ export interface ReplicaInfo {
   epoch: number;
   masterEpoch: number;
   fullSyncInProgress: boolean;
-  /** Records and pairs applied from the master since start. */
+  /** LOG frames applied from the master since start. */
   appliedFrames: number;
   fullSyncs: number;
 }

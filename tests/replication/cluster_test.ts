@@ -312,6 +312,10 @@ Deno.test({
       conn.close();
       await assertConverged(master, [restarted]);
       assert.ok(master.logsMatching(/full sync of replica .* done/).length >= 1, master.logText());
+      const progress = master.logsMatching(/full sync of replica .*records.*bytes.*%/);
+      assert.ok(progress.length >= 1, "progress is logged with records, bytes and percent");
+      assert.equal(progress[0].properties.percent, 100);
+      assert.ok(Number((await restarted.info()).get("full_syncs")) >= 1);
     }),
 });
 
