@@ -65,7 +65,7 @@ export interface LinkContext {
   /** The master's epoch for HELLO. */
   epoch: number;
   snapshotChunkBytes: number;
-  /** Largest reply accepted from a replica. */
+  /** Largest reply accepted from a replica (`MAX_REQUEST_BYTES`: the bound on what a peer sends). */
   maxReplyBytes: number;
   /** The replica acknowledged more records. */
   onAck(node: ReplicaNode): void;

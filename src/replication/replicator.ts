@@ -97,7 +97,7 @@ export class Replicator {
           nowMs,
           epoch,
           snapshotChunkBytes: config.SNAPSHOT_CHUNK_BYTES,
-          maxReplyBytes: 1024 * 1024,
+          maxReplyBytes: config.MAX_REQUEST_BYTES,
           onAck: (n) => this.#onAck(n),
           onHealthChange: () => this.#settle(),
         }),
