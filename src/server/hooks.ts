@@ -148,6 +148,8 @@ export interface ServerHooks {
    * latency every request of the batch saw (metrics). Costs nothing when no extension sets it.
    */
   answered?(names: readonly string[], elapsedSeconds: number): void;
+  /** Called once a connection has closed (e.g. a replica's master stream ended). */
+  connectionClosed?(connection: ConnectionInfo): void;
   /** `INFO` sections added or replaced, by lower-case name. */
   info?: Record<string, () => InfoFields>;
   /**

@@ -196,6 +196,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   connectionClosed(connection: Connection): void {
     this.#connections.delete(connection);
     this.stats.connectedClients = this.#connections.size;
+    for (const hooks of this.#hooks) hooks.connectionClosed?.(connection);
     if (this.#connections.size === 0) this.#allClosed?.();
   }
 
