@@ -82,6 +82,7 @@ export function replicationExtension(node: ServerNode): ServerHooks {
     };
     return {
       commands: { REPLICATE: replicate },
+      connectionClosed: (connection) => applier.connectionClosed(connection.id),
       info: {
         replication: () => {
           const info = applier.getInfo();

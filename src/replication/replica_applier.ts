@@ -287,6 +287,17 @@ export class ReplicaApplier {
     );
   }
 
+  /**
+   * A connection closed. When it was the master's stream, the link is down now, and a full sync
+   * it left unfinished is abandoned (the old contents stay; writes are accepted again).
+   */
+  connectionClosed(connectionId: number): void {
+    if (connectionId !== this.#streamConnection) return;
+    this.#streamConnection = 0;
+    if (this.#fullSync !== undefined) this.#abortFullSync("the master's connection closed");
+    this.#log.warn("master {master} disconnected", { master: this.#masterAddress });
+  }
+
   /** The replica's side of `INFO replication`. */
   getInfo(): ReplicaInfo {
     const now = this.#nowMs();
@@ -295,7 +306,10 @@ export class ReplicaApplier {
     // its timeout (it says both in HELLO): silence beyond their sum means the link is down.
     return {
       role: "replica",
-      masterLinkStatus: sinceMs >= 0 && sinceMs <= this.#linkUpWithinMs ? "up" : "down",
+      masterLinkStatus: this.#streamConnection !== 0 && sinceMs >= 0 &&
+          sinceMs <= this.#linkUpWithinMs
+        ? "up"
+        : "down",
       masterAddress: this.#masterAddress,
       masterLastIoSecondsAgo: sinceMs < 0 ? -1 : Math.floor(sinceMs / 1000),
       lastAppliedLsn: this.#store.lastLsn,

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { KVStore } from "../../src/storage/mod.ts";
 import { ReplicaApplier, ReplicateError } from "../../src/replication/replica_applier.ts";
 import { PairChunkWriter } from "../../src/replication/stream_protocol.ts";
+import { waitUntil } from "../helpers/cluster.ts";
 import { replicaStoreOf } from "../../src/replication/store_adapters.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -194,6 +195,35 @@ Deno.test("applier: a full sync replaces the replica's contents with the master'
       await applier.handle(words("LOG", records), 3, "m");
     }
     assert.equal(dec(s.replica.read("after")), "snapshot", "the log continues after the snapshot");
+  } finally {
+    await s.close();
+  }
+});
+
+Deno.test("applier: the master's connection closing abandons an unfinished full sync", async () => {
+  const s = await stores();
+  try {
+    const applier = new ReplicaApplier(replicaStoreOf(s.replica));
+    await s.replica.put("kept", "old contents");
+    await applier.handle(words("HELLO", "0", "9", "1000", "500"), 4, "m");
+    await applier.handle(words("SNAPSHOT", "BEGIN", "9", "0", "1", "0"), 4, "m");
+    assert.equal(applier.getInfo().fullSyncInProgress, true);
+    applier.connectionClosed(5); // another connection: nothing happens
+    assert.equal(applier.getInfo().masterLinkStatus, "up");
+    applier.connectionClosed(4);
+    const info = applier.getInfo();
+    assert.equal(info.fullSyncInProgress, false);
+    assert.equal(info.masterLinkStatus, "down");
+    await waitUntil("full sync aborted", async () => {
+      try {
+        await s.replica.put("after", "abort");
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    assert.equal(dec(s.replica.read("kept")), "old contents");
+    assert.throws(() => applier.handle(words("PING"), 4, "m"), /before REPLICATE HELLO/);
   } finally {
     await s.close();
   }

@@ -405,6 +405,7 @@ Deno.test({
       }));
       const exit = await master.stop();
       assert.equal(exit.code, 0);
+      assert.equal((await replica.info()).get("master_link_status"), "down");
       assert.equal(master.logsMatching(/not fully drained/).length, 0, master.logText());
       const reader = await replica.connect();
       const missing: string[] = [];
