@@ -434,8 +434,10 @@ class CompactionSink {
 
 interface Waiter {
   seq: number;
-  promise: Promise<void>;
-  resolve: () => void;
+  /** LSN of the last record appended when the waiter was made: what its promise resolves to. */
+  lsn: number;
+  promise: Promise<number>;
+  resolve: (lsn: number) => void;
   reject: (error: Error) => void;
 }
 
@@ -450,6 +452,7 @@ interface PendingChunk {
 export type DurableListener = (records: Uint8Array, firstLsn: number, lastLsn: number) => void;
 
 const RESOLVED: Promise<void> = Promise.resolve();
+const ignore = (): void => {};
 const LOCK_FILE = "LOCK";
 const FULL_SYNC_MARKER = "FULLSYNC";
 const INITIAL_PENDING_BYTES = 64 * 1024;
@@ -1079,30 +1082,35 @@ export class KVStore {
   whenDurable(lsn: number): Promise<void> {
     if (this.#failure) return Promise.reject(this.#failure);
     if (this.#durableSeq === this.#appendedSeq || lsn < this.#durableLsn) return RESOLVED;
+    return this.#untilDurable().then(ignore);
+  }
+
+  /**
+   * Resolves with the LSN of the last record appended so far once it reached the durability
+   * point: right after a write, that write's LSN (so `put` needs no promise of its own).
+   */
+  #untilDurable(): Promise<number> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#durableSeq === this.#appendedSeq) return Promise.resolve(this.#lastLsn);
     if (this.#closed) return Promise.reject(new StoreClosedError(this.dir));
     const target = this.#appendedSeq;
     const last = this.#waiters[this.#waiters.length - 1];
     if (last !== undefined && last.seq === target) return last.promise;
-    let resolve!: () => void;
-    let reject!: (error: Error) => void;
-    const promise = new Promise<void>((res, rej) => {
-      resolve = res;
-      reject = rej;
-    });
-    this.#waiters.push({ seq: target, promise, resolve, reject });
+    const { promise, resolve, reject } = Promise.withResolvers<number>();
+    this.#waiters.push({ seq: target, lsn: this.#lastLsn, promise, resolve, reject });
     return promise;
   }
 
   /** Writes `key` = `value` and resolves with its LSN once durable. */
   put(key: Bytes, value: Bytes): Promise<number> {
-    // Not an async function: one `then` costs less than an async frame per put (~0.1–0.2 µs).
-    let lsn: number;
+    // Not an async function, and no promise of its own: the durability promise made right after
+    // the write resolves to its LSN (an async frame and a `then` cost ~0.2–0.4 µs per put here).
     try {
-      lsn = this.writePut(key, value);
+      this.writePut(key, value);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.whenDurable(lsn).then(() => lsn);
+    return this.#untilDurable();
   }
 
   /** Writes every pair atomically and resolves with the batch's LSN once durable. */
@@ -1219,7 +1227,7 @@ export class KVStore {
     this.#durableOffset = offset;
     let done = 0;
     while (done < this.#waiters.length && this.#waiters[done].seq <= seq) {
-      this.#waiters[done].resolve();
+      this.#waiters[done].resolve(this.#waiters[done].lsn);
       done++;
     }
     if (done > 0) this.#waiters.splice(0, done);
