@@ -223,12 +223,6 @@ export class KeyIndex<S extends object> {
     return this.#slots[slot * STRIDE + LENGTH];
   }
 
-  /** The location of `key`'s value, or undefined (allocates; the hot paths use slots). */
-  get(key: string): Location<S> | undefined {
-    const slot = this.find(key);
-    return slot === NO_SLOT ? undefined : this.location(slot);
-  }
-
   /** The location of a live slot's value (allocates; the hot paths use slots). */
   location(slot: number): Location<S> {
     return {

@@ -160,7 +160,7 @@ Deno.test("key index: a snapshot keeps the locations it saw, and its slots", () 
   ]);
   snapshot.release();
   assert.equal(index.openSnapshots, 0);
-  assert.deepEqual(index.get("moved"), { segment: after, offset: 20, length: 20 });
+  assert.deepEqual(index.location(index.find("moved")), { segment: after, offset: 20, length: 20 });
   // Released: the held slot is free again.
   assert.equal(index.insert("later", after, 5, 5), gone);
 });
