@@ -72,6 +72,9 @@ export interface Config {
   AUTH_MAX_TRACKED_PEERS: number;
   TLS_CERT: string;
   TLS_KEY: string;
+  REPLICATION_TOKEN: string;
+  REPLICATION_TOKEN_FILE: string;
+  REPLICATION_TLS_CA: string;
   // --- operations ---
   METRICS_ENABLED: boolean;
   METRICS_HOST: string;
@@ -422,6 +425,29 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     group: "security",
     description: "PEM private key of TLS_CERT.",
   },
+  REPLICATION_TOKEN: {
+    kind: "string",
+    default: "",
+    group: "security",
+    secret: true,
+    description:
+      "Token of the replication stream: a replica accepts REPLICATE only on a connection that " +
+      "sent AUTH with it, and a master sends it to its replicas (empty: AUTH_TOKEN is used).",
+  },
+  REPLICATION_TOKEN_FILE: {
+    kind: "string",
+    default: "",
+    group: "security",
+    description: "File holding REPLICATION_TOKEN, e.g. a systemd credential.",
+  },
+  REPLICATION_TLS_CA: {
+    kind: "string",
+    default: "",
+    group: "security",
+    description:
+      "PEM CA a master trusts for its replicas' certificates: set, it replicates over TLS (the " +
+      "replicas serve TLS_CERT).",
+  },
   METRICS_ENABLED: {
     kind: "bool",
     default: false,
@@ -611,6 +637,9 @@ export function validateConfig(config: Config): Config {
   }
   if (config.AUTH_TOKEN !== "" && config.AUTH_TOKEN_FILE !== "") {
     throw new ConfigError("give AUTH_TOKEN or AUTH_TOKEN_FILE, not both");
+  }
+  if (config.REPLICATION_TOKEN !== "" && config.REPLICATION_TOKEN_FILE !== "") {
+    throw new ConfigError("give REPLICATION_TOKEN or REPLICATION_TOKEN_FILE, not both");
   }
   if (config.MAX_REQUEST_BYTES < config.MAX_KEY_BYTES) {
     throw new ConfigError(

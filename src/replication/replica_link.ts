@@ -18,6 +18,7 @@ import {
 import type { ReplicaNode } from "./replica_node.ts";
 import {
   describeReply,
+  encodeRequest,
   expectInteger,
   helloRequest,
   logRequest,
@@ -71,6 +72,21 @@ export interface LinkContext {
   onAck(node: ReplicaNode): void;
   /** The replica's health changed. */
   onHealthChange(node: ReplicaNode): void;
+  /** Opens the connection (default: TCP); e.g. TLS with the replicas' CA. */
+  connect?: (host: string, port: number) => Promise<Deno.Conn>;
+  /** Sent with `AUTH` before `HELLO` when set (the replication token). */
+  authToken?: string;
+  /** The replica answered a request with an error (e.g. `STALEEPOCH`: a newer master exists). */
+  onRefused?(node: ReplicaNode, code: string, message: string): void;
+}
+
+/** The reply of a node without tokens to `AUTH` (see `src/security/auth_extension.ts`). */
+const AUTH_OFF_PREFIX = "AUTH called, but";
+
+async function connectTcp(host: string, port: number): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: host, port });
+  conn.setNoDelay(true);
+  return conn;
 }
 
 /** A replica failed in a way that a reconnect may fix. */
@@ -78,7 +94,7 @@ class LinkError extends Error {
   override name = "LinkError";
 }
 
-type Expected = "hello" | "log" | "ping" | "snapshot" | "chunk";
+type Expected = "auth" | "hello" | "diverged" | "log" | "ping" | "snapshot" | "chunk";
 
 interface Waiter {
   kind: Expected;
@@ -132,6 +148,7 @@ export class ReplicaLink {
   #inflightPairs = 0;
   #stopped = false;
   #running: Promise<void> | undefined;
+  #warnedNoToken = false;
 
   constructor(node: ReplicaNode, ctx: LinkContext) {
     this.node = node;
@@ -209,6 +226,7 @@ export class ReplicaLink {
     const conn = await this.#connect();
     this.#conn = conn;
     this.#readLoop(conn);
+    if (this.#ctx.authToken !== undefined) await this.#authenticate(this.#ctx.authToken);
     const wasHealthy = node.healthy;
     const hello = await this.#request(
       helloRequest(
@@ -245,14 +263,33 @@ export class ReplicaLink {
         state: decision.kind === "full_sync" ? `full sync (${decision.reason})` : node.state,
       },
     );
-    if (decision.kind === "full_sync") await this.#fullSync();
+    if (decision.kind === "full_sync") {
+      const diverged = lastLsn > node.durableLsn ||
+        (master !== undefined && master.epoch !== lastEpoch);
+      if (diverged) await this.#reportDivergence(lastLsn, lastEpoch);
+      await this.#fullSync();
+    }
     this.#ctx.onAck(node);
     await this.#stream();
   }
 
+  /** Presents the replication token; a replica without tokens is tolerated, with a warning. */
+  async #authenticate(token: string): Promise<void> {
+    // A refusal fails the request (see #onReply); the only error that comes back is "no tokens".
+    const reply = await this.#request(encodeRequest(["AUTH", token]), "auth");
+    if (reply instanceof RespErrorReply && !this.#warnedNoToken) {
+      this.#warnedNoToken = true;
+      this.#ctx.log.warn(
+        "replica {replica} has no token: it accepts REPLICATE from anyone who reaches it; " +
+          "give it REPLICATION_TOKEN (or AUTH_TOKEN) too",
+        { replica: this.node.address },
+      );
+    }
+  }
+
   async #connect(): Promise<Deno.Conn> {
     const { timeoutMs } = this.node.policy;
-    const attempt = Deno.connect({ hostname: this.node.host, port: this.node.port });
+    const attempt = (this.#ctx.connect ?? connectTcp)(this.node.host, this.node.port);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -264,9 +301,7 @@ export class ReplicaLink {
       );
     });
     try {
-      const conn = await Promise.race([attempt, timeout]);
-      conn.setNoDelay(true);
-      return conn;
+      return await Promise.race([attempt, timeout]);
     } catch (error) {
       attempt.then((late) => late.close(), () => {});
       if (error instanceof LinkError) throw error;
@@ -414,6 +449,57 @@ export class ReplicaLink {
   }
 
   /**
+   * The replica's log left this master's history (an old master back as a replica): finds the
+   * last LSN both share, logs how many of the replica's records lie past it, and tells the
+   * replica (`REPLICATE DIVERGED`), which logs and counts them before the full sync replaces them.
+   */
+  async #reportDivergence(replicaLsn: number, replicaEpoch: number): Promise<void> {
+    const commonLsn = await this.#commonLsn(replicaLsn, replicaEpoch);
+    if (commonLsn === undefined) return;
+    const records = replicaLsn - commonLsn;
+    this.node.discardedRecords += records;
+    this.#ctx.log.warn(
+      "replica {replica} diverged after LSN {commonLsn}: its {records} records past that point " +
+        "(epoch {replicaEpoch}) are not in this master's history (epoch {epoch}); they are " +
+        "discarded by a full sync",
+      {
+        replica: this.node.address,
+        commonLsn,
+        records,
+        replicaEpoch,
+        epoch: this.#ctx.epoch,
+      },
+    );
+    await this.#request(
+      encodeRequest(["REPLICATE", "DIVERGED", String(commonLsn), String(this.#ctx.epoch)]),
+      "diverged",
+    );
+  }
+
+  /**
+   * The last LSN (at most `replicaLsn`) whose record here is from an epoch no newer than the
+   * replica's last one, by binary search over the log (epochs never decrease along it);
+   * undefined when the log no longer holds that part.
+   */
+  async #commonLsn(replicaLsn: number, replicaEpoch: number): Promise<number | undefined> {
+    const oldest = this.#ctx.source.oldestCompleteLsn ?? 0;
+    let lo = oldest === 0 ? 0 : oldest + 1;
+    let hi = Math.min(replicaLsn, this.node.durableLsn);
+    if (hi < lo) return undefined;
+    const atLo = (await this.#recordAt(lo))?.epoch;
+    if (atLo === undefined || atLo > replicaEpoch) return undefined;
+    // Invariant: the epoch at lo is at most replicaEpoch; bounded by log2(hi - lo) probes.
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      const epoch = (await this.#recordAt(mid))?.epoch;
+      if (epoch === undefined) return undefined;
+      if (epoch <= replicaEpoch) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /**
    * Epoch and CRC of the master's record at `lsn` (epoch 0 and CRC 0 for LSN 0), or undefined
    * when the log no longer holds everything after `lsn`.
    */
@@ -532,10 +618,22 @@ export class ReplicaLink {
     if (waiter === undefined) {
       throw new LinkError(`unexpected reply from the replica: ${describeReply(reply)}`);
     }
-    if (reply instanceof RespErrorReply) {
-      throw new LinkError(
-        `replica refused ${waiter.kind.toUpperCase()}: ${reply.code} ${reply.message}`,
+    // Tolerated errors: AUTH to a replica without tokens, and a DIVERGED report it ignores.
+    const tolerated = reply instanceof RespErrorReply &&
+      ((waiter.kind === "auth" && reply.message.startsWith(AUTH_OFF_PREFIX)) ||
+        waiter.kind === "diverged");
+    if (reply instanceof RespErrorReply && !tolerated) {
+      this.#ctx.onRefused?.(this.node, reply.code, reply.message);
+      const error = new LinkError(
+        waiter.kind === "auth"
+          ? `replica refused the replication token: ${reply.code} ${reply.message} (is its ` +
+            `REPLICATION_TOKEN, or AUTH_TOKEN, the same as this master's?)`
+          : `replica refused ${waiter.kind.toUpperCase()}: ${reply.code} ${reply.message}`,
       );
+      // The waiter is already off the list: settle it here, or a session awaiting this
+      // reply (HELLO, SNAPSHOT) would wait forever once the connection is dropped.
+      waiter.reject(error);
+      throw error;
     }
     const now = this.#ctx.nowMs();
     if (waiter.kind === "log" || waiter.kind === "ping") {

@@ -67,6 +67,12 @@ export class ReplicaManager {
     return node;
   }
 
+  /** Removes `node` (a replica taken out at runtime). */
+  removeReplica(node: ReplicaNode): void {
+    const index = this.replicas.indexOf(node);
+    if (index !== -1) this.replicas.splice(index, 1);
+  }
+
   /** The replicas currently marked healthy. */
   getHealthyReplicas(): ReplicaNode[] {
     return this.replicas.filter((r) => r.healthy);

@@ -105,6 +105,8 @@ export class ReplicaNode {
   failedAttempts = 0;
   /** Full syncs started since start. */
   fullSyncs = 0;
+  /** Records of this replica found past the point where its log left the master's. */
+  discardedRecords = 0;
 
   #retries = 0;
   #pendingReplies = 0;

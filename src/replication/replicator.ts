@@ -51,6 +51,16 @@ export function replicaPolicyFromConfig(config: Config): ReplicaPolicy {
   };
 }
 
+/** How a {@link Replicator} reaches its replicas (all optional). */
+export interface ReplicatorOptions {
+  /** Opens a connection to a replica (default: TCP); e.g. TLS trusting the replicas' CA. */
+  connect?: (host: string, port: number) => Promise<Deno.Conn>;
+  /** The replication token, sent with `AUTH` on each connection before `HELLO`. */
+  authToken?: string;
+  /** A replica refused a request (`code` is the error's first word, e.g. `STALEEPOCH`). */
+  onRefused?: (address: string, code: string, message: string) => void;
+}
+
 interface SyncToken {
   resolve(): void;
   reject(error: Error): void;
@@ -61,6 +71,8 @@ export class Replicator {
   readonly mode: "async" | "sync";
   readonly replicaManager: ReplicaManager;
   readonly #source: ReplicationSource;
+  readonly #config: Config;
+  readonly #options: ReplicatorOptions;
   readonly #links: ReplicaLink[] = [];
   readonly #lagClock: LagClock;
   readonly #tracker: SyncAckTracker<SyncToken>;
@@ -77,8 +89,15 @@ export class Replicator {
    * `source`: the master's store, with nothing written since it was opened (its `lastLsn` is
    * durable). `nowMs`: the clock (wall time by default).
    */
-  constructor(source: ReplicationSource, config: Config, nowMs: () => number = Date.now) {
+  constructor(
+    source: ReplicationSource,
+    config: Config,
+    nowMs: () => number = Date.now,
+    options: ReplicatorOptions = {},
+  ) {
     this.#source = source;
+    this.#config = config;
+    this.#options = options;
     this.#nowMs = nowMs;
     this.mode = config.REPLICATION_MODE;
     const policy = replicaPolicyFromConfig(config);
@@ -86,23 +105,59 @@ export class Replicator {
     this.replicaManager = new ReplicaManager(policy, nowMs, this.#lagClock);
     this.#tracker = new SyncAckTracker(config.SYNC_REPLICAS, policy.timeoutMs);
     this.#durableLsn = source.lastLsn;
-    const epoch = source.epoch ?? 0;
-    for (const address of config.REPLICA_ADDRESSES) {
-      const node = this.replicaManager.addReplica(address.host, address.port);
-      node.setDurableLsn(this.#durableLsn);
-      this.#links.push(
-        new ReplicaLink(node, {
-          source,
-          log: this.#log,
-          nowMs,
-          epoch,
-          snapshotChunkBytes: config.SNAPSHOT_CHUNK_BYTES,
-          maxReplyBytes: config.MAX_REQUEST_BYTES,
-          onAck: (n) => this.#onAck(n),
-          onHealthChange: () => this.#settle(),
-        }),
-      );
-    }
+    for (const address of config.REPLICA_ADDRESSES) this.#addLink(address.host, address.port);
+  }
+
+  #addLink(host: string, port: number): ReplicaLink {
+    const node = this.replicaManager.addReplica(host, port);
+    node.setDurableLsn(this.#durableLsn);
+    const options = this.#options;
+    const link = new ReplicaLink(node, {
+      source: this.#source,
+      log: this.#log,
+      nowMs: this.#nowMs,
+      epoch: this.#source.epoch ?? 0,
+      snapshotChunkBytes: this.#config.SNAPSHOT_CHUNK_BYTES,
+      maxReplyBytes: this.#config.MAX_REQUEST_BYTES,
+      onAck: (n) => this.#onAck(n),
+      onHealthChange: () => this.#settle(),
+      connect: options.connect,
+      authToken: options.authToken,
+      onRefused: options.onRefused === undefined
+        ? undefined
+        : (n, code, message) => options.onRefused?.(n.address, code, message),
+    });
+    this.#links.push(link);
+    return link;
+  }
+
+  /**
+   * Adds a replica at runtime (the spec's `add_replica`): it gets its own sender, which catches
+   * it up from its LSN (or a full sync) like any other. Throws for an address already listed.
+   */
+  addReplica(host: string, port: number): ReplicaNode {
+    const link = this.#addLink(host, port);
+    if (this.#started) link.start();
+    this.#log.info("replica {replica} added", { replica: link.node.address });
+    return link.node;
+  }
+
+  /**
+   * Removes the replica at `address` (`host:port` as listed): its sender stops and its sync
+   * acknowledgements no longer count. Resolves to false when no such replica is listed.
+   */
+  async removeReplica(address: string): Promise<boolean> {
+    const index = this.#links.findIndex((link) => link.node.address === address);
+    if (index === -1) return false;
+    const [link] = this.#links.splice(index, 1);
+    this.replicaManager.removeReplica(link.node);
+    await link.stop();
+    this.#settle();
+    this.#log.info("replica {replica} removed at acknowledged LSN {ackedLsn}", {
+      replica: address,
+      ackedLsn: link.node.ackedLsn,
+    });
+    return true;
   }
 
   /** Subscribes to the store's durable batches and starts one sender per replica. */
