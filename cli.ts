@@ -81,8 +81,7 @@ export async function main(args: string[]): Promise<number> {
   if (args[index] !== "serve") return await runClientCommand(args[index], rest);
   // Loaded on demand, like repair: only serve needs the server (and its npm logger).
   const { serve } = await import("./src/cli/serve.ts");
-  const { replicationExtension } = await import("./src/replication/extension.ts");
-  return await serve(rest, { extensions: [replicationExtension] });
+  return await serve(rest);
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -22,7 +22,10 @@ export const CLIENT_USAGE = `  kvstore put <key> <value>                 store a
   kvstore info [section]                    print the server's INFO
   kvstore ping                              check that the server answers
   kvstore backup --to DIR                   copy the server's data, consistent at one LSN,
-                                            into the new directory DIR (serve it to restore)`;
+                                            into the new directory DIR (serve it to restore)
+  kvstore promote                           make the replica at --host/--port a master
+                                            (new epoch; it keeps its data and LSN)
+  kvstore replicas [add|remove <h:p,...>]   list or change a master's replicas at runtime`;
 
 /** The options of the client commands, for `kvstore --help`. */
 export const CLIENT_OPTIONS_USAGE = `Client options (before or after the command):
@@ -50,6 +53,8 @@ export const CLIENT_COMMANDS: ReadonlySet<string> = new Set([
   "info",
   "ping",
   "backup",
+  "promote",
+  "replicas",
 ]);
 
 const ARITY: Record<string, [number, number, string]> = {
@@ -61,6 +66,8 @@ const ARITY: Record<string, [number, number, string]> = {
   info: [0, 1, "[section]"],
   ping: [0, 0, ""],
   backup: [0, 0, "--to DIR"],
+  promote: [0, 0, ""],
+  replicas: [0, 2, "[add|remove <host:port,...>]"],
 };
 
 const encoder = new TextEncoder();
@@ -232,6 +239,23 @@ async function run(client: KVClient, command: string, operands: string[]): Promi
     case "info":
       writeOut(encoder.encode((await client.info(operands[0])).replaceAll("\r\n", "\n")));
       return EXIT_OK;
+    case "promote":
+      console.log(`${client.address}: ${await client.send(["PROMOTE"])}`);
+      return EXIT_OK;
+    case "replicas": {
+      if (operands.length === 1) {
+        return fail("usage: kvstore replicas [add|remove <host:port,...>]");
+      }
+      const reply = await client.send(["REPLICAS", ...operands]);
+      if (Array.isArray(reply)) {
+        for (const address of reply) {
+          console.log(address instanceof Uint8Array ? new TextDecoder().decode(address) : address);
+        }
+      } else {
+        console.log(reply);
+      }
+      return EXIT_OK;
+    }
     default: {
       const roundTripMs = await client.ping();
       console.log(`PONG (${roundTripMs.toFixed(2)} ms)`);

@@ -19,9 +19,10 @@ import { backupExtension } from "../backup/extension.ts";
 import { configureLogging, getLog } from "../log.ts";
 import { metricsExtension } from "../metrics/extension.ts";
 import { Registry } from "../metrics/registry.ts";
+import { replicationExtensionWith } from "../replication/extension.ts";
 import { resolveToken } from "../security/auth.ts";
 import { authExtension } from "../security/auth_extension.ts";
-import { tlsListen } from "../security/tls.ts";
+import { replicationConnect, tlsListen } from "../security/tls.ts";
 import { type RunningServer, startServer, type StartServerOptions } from "../server/mod.ts";
 
 /** Usage of `kvstore serve`. */
@@ -65,20 +66,31 @@ export function serveConfig(args: string[]): Config | undefined {
 }
 
 /**
- * What a node's operations and security settings add to the server: authentication (tokens
- * read now, from the settings or their files), metrics, backups, and the TLS listener. `extra`
- * (e.g. replication) comes first; an `extra.listen` wins over TLS.
+ * Everything a node's settings plug into the server: replication (with its token, TLS to the
+ * replicas and metrics), authentication (tokens read now, from the settings or their files),
+ * metrics, backups, and the TLS listener. `extra` extensions come first; an `extra.listen` wins
+ * over TLS.
  */
 export async function nodeOptions(
   config: Config,
   extra: StartServerOptions = {},
 ): Promise<StartServerOptions> {
   const clientToken = await resolveToken("AUTH_TOKEN", config.AUTH_TOKEN, config.AUTH_TOKEN_FILE);
+  const replicationToken = await resolveToken(
+    "REPLICATION_TOKEN",
+    config.REPLICATION_TOKEN,
+    config.REPLICATION_TOKEN_FILE,
+  ) ?? clientToken;
   const registry = new Registry();
   return {
     extensions: [
       ...(extra.extensions ?? []),
-      authExtension({ client: clientToken, replication: clientToken }, registry),
+      replicationExtensionWith({
+        authToken: replicationToken,
+        connect: await replicationConnect(config),
+        registry,
+      }),
+      authExtension({ client: clientToken, replication: replicationToken }, registry),
       metricsExtension(registry),
       backupExtension(),
     ],

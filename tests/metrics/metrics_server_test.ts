@@ -79,3 +79,55 @@ Deno.test("metrics: off unless asked; a replica's /health says whether it stream
   assert.equal(body.streaming, false);
   assert.equal(typeof body.master_link_status, "string");
 });
+
+Deno.test({
+  name: "metrics: replication lag, position and buffer per replica; a replica's link and /health",
+  // Real processes: their pipes and timers outlive a test's own ops by design.
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const fast = ["--fsync", "no", "--replication-health-check-interval", "0.3"];
+    await using replica = await startServerProcess({
+      args: ["--replica", "--metrics-port", "0", ...fast],
+    });
+    await using master = await startServerProcess({
+      args: ["--replicas", `127.0.0.1:${replica.port}`, "--metrics-port", "0", ...fast],
+    });
+    const portOf = async (node: typeof master) =>
+      (await node.waitForLog((l) => l.properties.event === "metrics_listening")).properties
+        .port as number;
+    const masterMetrics = await portOf(master);
+    const replicaMetrics = await portOf(replica);
+    await using client = new KVClient({ port: master.port, timeoutMs: 5000 });
+    for (let i = 0; i < 10; i++) await client.put(`k${i}`, "v");
+    const address = `127.0.0.1:${replica.port}`;
+    let text = "";
+    // Bounded: 200 scrapes, 20 ms apart.
+    for (let i = 0; i < 200; i++) {
+      text = await (await scrape(masterMetrics, "/metrics")).text();
+      if (text.includes(`kvstore_replication_acked_lsn{replica="${address}"} 10\n`)) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.equal(sample(text, `kvstore_replication_acked_lsn{replica="${address}"}`), 10);
+    assert.equal(sample(text, `kvstore_replication_lag_records{replica="${address}"}`), 0);
+    assert.equal(sample(text, `kvstore_replication_lag_seconds{replica="${address}"}`), 0);
+    assert.equal(sample(text, `kvstore_replication_queued_records{replica="${address}"}`), 0);
+    assert.equal(sample(text, `kvstore_replication_streaming{replica="${address}"}`), 1);
+    assert.equal(sample(text, `kvstore_replication_healthy{replica="${address}"}`), 1);
+    assert.equal(sample(text, "kvstore_replication_sync_writes_waiting"), 0);
+
+    const replicaText = await (await scrape(replicaMetrics, "/metrics")).text();
+    assert.equal(sample(replicaText, "kvstore_replica_link_up"), 1);
+    assert.equal(sample(replicaText, "kvstore_last_lsn"), 10);
+    assert.equal(sample(replicaText, 'kvstore_role{role="replica"}'), 1);
+    const health = await (await scrape(replicaMetrics, "/health")).json();
+    assert.deepEqual([health.status, health.streaming, health.last_lsn], ["ok", true, 10]);
+
+    // The replica goes away: lag grows on the master.
+    await replica.kill();
+    for (let i = 10; i < 15; i++) await client.put(`k${i}`, "v");
+    text = await (await scrape(masterMetrics, "/metrics")).text();
+    assert.equal(sample(text, `kvstore_replication_lag_records{replica="${address}"}`), 5);
+    assert.ok(sample(text, `kvstore_replication_lag_seconds{replica="${address}"}`) >= 0);
+  },
+});
