@@ -118,6 +118,11 @@ class Wakeup {
     wake();
   }
 
+  /** Drops a remembered wake (stale once the loop that was to see it has moved on). */
+  forget(): void {
+    this.#pending = false;
+  }
+
   wait(ms: number): Promise<void> {
     if (this.#pending) {
       this.#pending = false;
@@ -178,6 +183,9 @@ export class ReplicaLink {
     let delayMs = 0;
     while (!this.#stopped) {
       if (delayMs > 0) {
+        // A wake left by the failed session (its #fail) must not cut the backoff short: else a
+        // replica that answers with an error is retried in a tight loop.
+        this.#wakeup.forget();
         await this.#wakeup.wait(delayMs);
         if (this.#stopped) break;
       }

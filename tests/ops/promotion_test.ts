@@ -122,6 +122,10 @@ Deno.test({
       assert.equal(await send(r2, ["READ", "split"]), "(nil)");
       assert.equal(await send(r2, ["READ", "lost:0"]), "(nil)");
       assert.ok(r2.logs.some((line) => line.properties.event === "stale_epoch"));
+      // Refused again and again, it backs off (20 ms doubling, then every 0.3 s): not a loop.
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      const attempts = master.logsMatching(/^replica .* failed: /).length;
+      assert.ok(attempts >= 2 && attempts <= 10, `${attempts} attempts in about 0.6 s`);
       // A refused HELLO ends its session (it used to wait forever): the stop is graceful.
       assert.deepEqual(await master.stop(), { code: 0, signal: null });
 
