@@ -79,8 +79,13 @@ for replica in $(echo "$replicas" | tr ',' ' '); do
   role="$(echo "$info" | field role)"
   lsn="$(echo "$info" | field last_applied_lsn)"
   syncing="$(echo "$info" | field full_sync_in_progress)"
+  if [ "$role" = "master" ]; then
+    # Promoting another one would make two masters: stop here.
+    fail "$replica is already a master (epoch $(echo "$info" | field epoch)): a failover" \
+      "happened already; send clients there, or REPLICAS ADD the others to it"
+  fi
   if [ "$role" != "replica" ] || [ -z "$lsn" ]; then
-    echo "  $replica: role $role, skipped"
+    echo "  $replica: role '$role', skipped"
     continue
   fi
   if [ "$syncing" = "1" ]; then

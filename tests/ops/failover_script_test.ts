@@ -119,6 +119,11 @@ Deno.test({
       assert.equal(await run(r1, ["READ", "k59"]), "v");
       assert.equal(await run(r2, ["DBSIZE"]), "61");
       assert.equal(await run(r1, ["DBSIZE"]), "61");
+      // Run twice, it must not make a second master.
+      const again = await failover(args);
+      assert.equal(again.code, 1);
+      assert.match(again.stderr, new RegExp(`${a2} is already a master \\(epoch 1\\)`));
+      assert.match(await run(r1, ["INFO", "replication"]), /role:replica/);
     } catch (error) {
       console.error(`cluster logs at the failure:\n${clusterLogTail()}`);
       throw error;
