@@ -90,7 +90,9 @@ function isDisconnect(error: unknown): boolean {
     error instanceof Deno.errors.ConnectionAborted ||
     error instanceof Deno.errors.BadResource ||
     error instanceof Deno.errors.Interrupted ||
-    error instanceof Deno.errors.NotConnected;
+    error instanceof Deno.errors.NotConnected ||
+    // A TLS client that closes without close_notify (Deno's own clients do) just left.
+    error instanceof Deno.errors.UnexpectedEof;
 }
 
 /** Serves one accepted connection until it closes. */

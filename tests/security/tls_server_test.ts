@@ -81,6 +81,11 @@ Deno.test({
         code: 0,
         out: "v\n",
       });
+      // Clients that close without TLS close_notify are ordinary disconnects, not warnings.
+      assert.ok(
+        !server.logs.some((line) => /UnexpectedEof/.test(line.message)),
+        JSON.stringify(server.logs.map((line) => line.message)),
+      );
       const refused = await run(["read", "k", "--tls"]);
       assert.equal(refused.code, 1);
       assert.match(refused.out, /TLS handshake failed/);
