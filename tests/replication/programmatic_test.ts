@@ -3,7 +3,7 @@
  * `replicator.getStats()` and `replicaManager.getStatus()`.
  */
 import assert from "node:assert/strict";
-import { replicationExtension, replicatorOf } from "../../src/replication/extension.ts";
+import { replicationExtension, replicatorOf } from "../../src/replication/mod.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { waitUntil } from "../helpers/cluster.ts";
 
