@@ -183,10 +183,18 @@ export class ReplicaLink {
     let delayMs = 0;
     while (!this.#stopped) {
       if (delayMs > 0) {
-        // A wake left by the failed session (its #fail) must not cut the backoff short: else a
-        // replica that answers with an error is retried in a tight loop.
-        this.#wakeup.forget();
-        await this.#wakeup.wait(delayMs);
+        // Only stop() may cut a backoff short. Wakes from the failed session (its #fail) and
+        // from new records would otherwise start an attempt per write while a replica is down.
+        const retryAtMs = this.#ctx.nowMs() + delayMs;
+        // Bounded: each pass waits until the deadline or a wake; the deadline does not move.
+        for (
+          let remainingMs = delayMs;
+          remainingMs > 0 && !this.#stopped;
+          remainingMs = retryAtMs - this.#ctx.nowMs()
+        ) {
+          this.#wakeup.forget();
+          await this.#wakeup.wait(remainingMs);
+        }
         if (this.#stopped) break;
       }
       this.#failure = undefined;

@@ -566,3 +566,29 @@ Deno.test({
       reader.close();
     }),
 });
+
+Deno.test({
+  name: "a replica that is down is retried REPLICATION_MAX_RETRIES times, not once per write",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const { master, replica } = await pair(dir, [
+        "--replication-health-check-interval",
+        "30",
+        "--replication-max-retries",
+        "3",
+      ]);
+      await replica.stop();
+      const conn = await master.connect();
+      for (let i = 0; i < 300; i++) await put(conn, `down:${i}`, `v${i}`);
+      conn.close();
+      await waitUntil(
+        "the master gave up retrying",
+        () => Promise.resolve(master.logsMatching(/marked unhealthy/).length === 1),
+      );
+      // One failed session, then 3 retries with backoff; the next try is 30 s away, so the 300
+      // writes made meanwhile must not each start an attempt.
+      const attempts = master.logsMatching(/replica .* failed: /).length;
+      assert.ok(attempts <= 4, `${attempts} attempts:\n${master.logText()}`);
+    }),
+});
