@@ -23,6 +23,7 @@ import {
   KVServerError,
   KVTimeoutError,
 } from "./errors.ts";
+import { CLIENT_DEFAULTS } from "../config.ts";
 
 /**
  * A key: a string (sent as UTF-8) or raw bytes.
@@ -65,6 +66,13 @@ export interface KVClientOptions {
    * Default 10000.
    */
   timeoutMs?: number;
+  /**
+   * Calls sent and not yet answered. A call past it rejects at once with {@link KVError} rather
+   * than queue without bound: await some calls before sending more. Default 100000.
+   */
+  maxPendingCalls?: number;
+  /** Largest single value accepted in a reply, in bytes. Default 1 GiB. */
+  maxReplyBulkBytes?: number;
   /**
    * The server's `AUTH_TOKEN`: sent with `AUTH` first on every connection the client opens. A
    * refused token fails the calls with {@link KVAuthError}.
@@ -140,6 +148,8 @@ export class KVClient implements AsyncDisposable {
   readonly #host: string;
   readonly #port: number;
   readonly #timeoutMs: number;
+  readonly #maxPendingCalls: number;
+  readonly #maxReplyBulkBytes: number;
   readonly #token: string | undefined;
   readonly #tls: KVClientTlsOptions | undefined;
   #conn: Deno.Conn | undefined;
@@ -159,11 +169,23 @@ export class KVClient implements AsyncDisposable {
   constructor(options: KVClientOptions = {}) {
     this.#host = options.host ?? "127.0.0.1";
     this.#port = options.port ?? 5555;
-    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#timeoutMs = options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
+    this.#maxPendingCalls = options.maxPendingCalls ?? CLIENT_DEFAULTS.maxPendingCalls;
+    this.#maxReplyBulkBytes = options.maxReplyBulkBytes ?? CLIENT_DEFAULTS.maxReplyBulkBytes;
     this.#token = options.token;
     this.#tls = options.tls;
     if (!Number.isFinite(this.#timeoutMs) || this.#timeoutMs < 0) {
       throw new RangeError(`timeoutMs ${options.timeoutMs} must be 0 or a positive number`);
+    }
+    for (
+      const [name, value] of [
+        ["maxPendingCalls", this.#maxPendingCalls],
+        ["maxReplyBulkBytes", this.#maxReplyBulkBytes],
+      ] as const
+    ) {
+      if (!Number.isInteger(value) || value < 1) {
+        throw new RangeError(`${name} ${value} must be a whole number of at least 1`);
+      }
     }
     this.address = this.#host.includes(":")
       ? `[${this.#host}]:${this.#port}`
@@ -380,6 +402,14 @@ export class KVClient implements AsyncDisposable {
       return Promise.reject(new KVConnectionError(this.address, "the client is closed"));
     }
     if (parts.length === 0) return Promise.reject(new RangeError("a command needs a name"));
+    if (this.#pendingCount >= this.#maxPendingCalls) {
+      return Promise.reject(
+        new KVError(
+          `${this.#pendingCount} calls to ${this.address} are already waiting for replies ` +
+            `(maxPendingCalls ${this.#maxPendingCalls}); await some before sending more`,
+        ),
+      );
+    }
     return new Promise<RespValue>((resolve, reject) => {
       this.#out.command(parts);
       this.#pending.push({
@@ -543,7 +573,10 @@ export class KVClient implements AsyncDisposable {
   }
 
   async #readLoop(conn: Deno.Conn): Promise<void> {
-    const parser = new RespReplyParser();
+    const parser = new RespReplyParser({
+      maxBulkBytes: this.#maxReplyBulkBytes,
+      maxArrayElements: CLIENT_DEFAULTS.maxReplyElements,
+    });
     let buffer = new Uint8Array(READ_BUFFER_BYTES);
     let start = 0;
     let end = 0;
@@ -578,7 +611,7 @@ export class KVClient implements AsyncDisposable {
             const text = decoder.decode(data.subarray(start, Math.min(end, start + 200))).trim();
             throw new KVConnectionError(
               this.address,
-              `the server sent something that is not RESP: ${JSON.stringify(text)}`,
+              `refused the server's reply (${describe(error)}); it began ${JSON.stringify(text)}`,
               { cause: error },
             );
           }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   KVClient,
   KVConnectionError,
+  KVError,
   KVReadOnlyError,
   KVServerError,
   KVTimeoutError,
@@ -148,4 +149,38 @@ Deno.test("KVClient: close waits for calls in flight; later calls are refused", 
   await Promise.all(writes);
   assert.equal(server.node.store.stats().keys, 100);
   await assert.rejects(client.read("k1"), /the client is closed/);
+});
+
+Deno.test("KVClient: calls past maxPendingCalls are refused at once, the others answered", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  await using client = new KVClient({ port: server.port, maxPendingCalls: 3 });
+  const calls = Array.from({ length: 5 }, (_, i) => client.put(`p${i}`, "v"));
+  const results = await Promise.allSettled(calls);
+  assert.deepEqual(results.map((r) => r.status), [
+    "fulfilled",
+    "fulfilled",
+    "fulfilled",
+    "rejected",
+    "rejected",
+  ]);
+  const refused = results[3] as PromiseRejectedResult;
+  assert.ok(refused.reason instanceof KVError);
+  assert.match(refused.reason.message, /3 calls .* already waiting .*maxPendingCalls 3/);
+  assert.equal(await client.read("p2"), "v");
+  assert.equal(await client.read("p3"), undefined, "a refused call was never sent");
+  assert.throws(() => new KVClient({ maxPendingCalls: 0 }), /maxPendingCalls 0 must be/);
+});
+
+Deno.test("KVClient: a value past maxReplyBulkBytes fails that connection, not the next", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  await using writer = new KVClient({ port: server.port });
+  await writer.put("big", "x".repeat(100));
+  await writer.put("small", "y");
+  await using client = new KVClient({ port: server.port, maxReplyBulkBytes: 10 });
+  await assert.rejects(client.read("big"), (error: Error) => {
+    assert.ok(error instanceof KVConnectionError);
+    assert.match(error.message, /bulk length 100 is out of bounds/);
+    return true;
+  });
+  assert.equal(await client.read("small"), "y");
 });
