@@ -30,7 +30,7 @@ import {
 } from "./errors.ts";
 import { HintBuilder, HintKind, loadHint } from "./hint.ts";
 import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
-import { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
+import { bytesToKey, toBytes } from "./keys.ts";
 import {
   batchRecordBytes,
   checkReason,
@@ -1666,6 +1666,13 @@ export class KVStore {
     return out;
   }
 
+  /** The bytes of a key string, carved like values (see `value_blocks.ts`). */
+  #keyBytes(key: string): Uint8Array {
+    const bytes = this.#values.take(key.length);
+    for (let i = 0; i < key.length; i++) bytes[i] = key.charCodeAt(i);
+    return bytes;
+  }
+
   #readSlot(slot: number): Uint8Array {
     const index = this.#index;
     return this.#readValue(index.segmentOf(slot), index.offsetOf(slot), index.lengthOf(slot));
@@ -1688,7 +1695,8 @@ export class KVStore {
   }
 
   /**
-   * Pairs with `start <= key <= end` in byte order, at most `limit` of them. O(log n + k).
+   * Pairs with `start <= key <= end` in byte order, at most `limit` of them. O(log n + k). Keys
+   * and values are the caller's bytes, small ones carved from shared blocks as in {@link read}.
    */
   readRange(
     start: Bytes,
@@ -1699,7 +1707,9 @@ export class KVStore {
     const result: [Uint8Array, Uint8Array][] = [];
     const index = this.#index;
     const slots = index.range(bytesToKey(toBytes(start)), bytesToKey(toBytes(end)), options.limit);
-    for (const slot of slots) result.push([keyToBytes(index.keyOf(slot)), this.#readSlot(slot)]);
+    for (const slot of slots) {
+      result.push([this.#keyBytes(index.keyOf(slot)), this.#readSlot(slot)]);
+    }
     return result;
   }
 
@@ -1910,6 +1920,7 @@ export class KVStore {
       release();
       throw error;
     }
+    const keyBytes = (key: string) => this.#keyBytes(key);
     const readValue = (location: Location<Segment>) =>
       this.#readValue(location.segment, location.offset, location.length);
     const closed = () => this.#closed;
@@ -1920,7 +1931,7 @@ export class KVStore {
       entries: (async function* () {
         for (const slot of view.sorted.slots()) {
           if (released || closed()) throw new StorageError("snapshot used after release or close");
-          const key = keyToBytes(view.keyOf(slot));
+          const key = keyBytes(view.keyOf(slot));
           yield [key, readValue(view.locationOf(slot))] as [Uint8Array, Uint8Array];
         }
       })(),

@@ -19,7 +19,7 @@ Deno.test("value blocks: arrays never overlap, start zeroed, and large ones stan
   assert.equal(large.buffer.byteLength, 65, "larger than the carving limit: its own buffer");
 });
 
-Deno.test("values read keep their bytes through later reads and writes", async () => {
+Deno.test("values and range keys read keep their bytes through later reads and writes", async () => {
   await withTempDir(async (dir) => {
     const store = await KVStore.open(dir, { fsync: "no" });
     const value = (i: number) => new Uint8Array(i % 300).fill(i & 0xff);
@@ -28,7 +28,14 @@ Deno.test("values read keep their bytes through later reads and writes", async (
     const reads = Array.from({ length: 500 }, (_, i) => store.read(`k${i}`) as Uint8Array);
     for (let i = 0; i < 500; i++) store.writePut(`k${i}`, new Uint8Array(10).fill(0xee));
     for (let i = 0; i < 500; i++) store.read(`k${i}`);
+    const range = store.readRange("k1", "k19");
+    for (let i = 0; i < 500; i++) store.read(`k${i}`);
     reads.forEach((bytes, i) => assert.deepEqual(bytes, value(i), `value ${i}`));
+    const names = range.map(([key]) => new TextDecoder().decode(key));
+    const expected = Array.from({ length: 500 }, (_, i) => `k${i}`)
+      .filter((key) => key >= "k1" && key <= "k19").sort();
+    assert.ok(names.length > 50);
+    assert.deepEqual(names, expected);
     await store.close();
   });
 });
