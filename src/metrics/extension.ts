@@ -176,15 +176,16 @@ export function registerNodeMetrics(node: ServerNode, registry: Registry): Serve
 }
 
 /**
- * The metrics extension: registers the node's metrics in `registry` (which other extensions may
- * add to) and, with `METRICS_ENABLED`, serves them. Logs `event: "metrics_listening"` with the
- * bound port.
+ * The metrics extension: with `METRICS_ENABLED`, registers the node's metrics in `registry`
+ * (which other extensions add to) and serves them; logs `event: "metrics_listening"` with the
+ * bound port. Without it, nothing is measured on the request path.
  */
 export function metricsExtension(registry: Registry = new Registry()): ServerExtension {
   return async (node) => {
-    const hooks = registerNodeMetrics(node, registry);
     const config = node.config;
-    if (!config.METRICS_ENABLED) return hooks;
+    // Off, nothing is measured: the server then collects no per-batch command names.
+    if (!config.METRICS_ENABLED) return {};
+    const hooks = registerNodeMetrics(node, registry);
     let server: MetricsServer;
     try {
       server = await startMetricsServer({

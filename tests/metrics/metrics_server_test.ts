@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { KVClient } from "../../mod.ts";
+import { nodeOptions } from "../../src/cli/serve.ts";
+import { loadConfig } from "../../src/config.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
+import { startTestServer } from "../helpers/test_server.ts";
 
 /** The value of the sample `series` (name with labels) in a Prometheus text exposition. */
 function sample(text: string, series: string): number {
@@ -130,4 +133,10 @@ Deno.test({
     assert.equal(sample(text, `kvstore_replication_lag_records{replica="${address}"}`), 5);
     assert.ok(sample(text, `kvstore_replication_lag_seconds{replica="${address}"}`) >= 0);
   },
+});
+
+Deno.test("metrics: off, nothing is measured on the request path", async () => {
+  const { config } = loadConfig({ overrides: { FSYNC: "no" } });
+  await using server = await startTestServer({ FSYNC: "no" }, await nodeOptions(config));
+  assert.equal(server.node.store.fsyncObserver, undefined);
 });
