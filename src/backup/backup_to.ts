@@ -115,7 +115,7 @@ export async function backupTo(
     }
     id = idReply;
     store = await KVStore.open(dir, { fsync: "always", autoCompact: false });
-    sync = await store.beginFullSync(lsn);
+    sync = await store.beginFullSync(lsn, epoch);
     let keys = 0;
     let bytes = 0;
     // Bounded by the snapshot's pairs: each chunk but the last holds at least one.

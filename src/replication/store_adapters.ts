@@ -68,8 +68,8 @@ export function replicaStoreOf(store: KVStore): ReplicaStore {
       await store.batchPut(pairs);
     },
     deleteLocal: (key) => store.delete(key),
-    beginFullSync: async (lsn) => {
-      const sync = await store.beginFullSync(lsn);
+    beginFullSync: async (lsn, epoch) => {
+      const sync = await store.beginFullSync(lsn, epoch);
       return {
         add: (pairs) => {
           for (const [key, value] of pairs) sync.put(key, value);

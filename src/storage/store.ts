@@ -1944,13 +1944,13 @@ export class KVStore {
    * new contents go to staging files; `finish()` commits them atomically (a marker file), so a
    * crash at any point leaves either the old store or the new one, never a mix.
    */
-  async beginFullSync(lsn: number): Promise<FullSync> {
+  async beginFullSync(lsn: number, epoch = 0): Promise<FullSync> {
     this.#checkWritable();
     if (this.#compaction) await this.#compaction.catch(() => undefined);
     this.#flush();
     await this.whenDurable(this.#lastLsn);
     this.#checkWritable();
-    const sync = new FullSync(this, lsn, this.#active.id + 1);
+    const sync = new FullSync(this, lsn, this.#active.id + 1, epoch);
     this.#fullSync = sync;
     return sync;
   }
@@ -1993,6 +1993,7 @@ export class KVStore {
     this.#active = active;
     this.#index = index;
     this.#lastLsn = this.#writtenLsn = sync.lsn;
+    this.#lastEpoch = this.epoch = sync.epoch;
     this.#markDurable(this.#appendedSeq, sync.lsn, active, active.sizeBytes);
     this.#durableLsn = sync.lsn;
     this.#fullSync = undefined;
@@ -2127,6 +2128,8 @@ export class FullSync {
     readonly lsn: number,
     /** First staging segment id. */
     readonly baseId: number,
+    /** The snapshot's epoch: its records carry it, and the store's last epoch becomes it. */
+    readonly epoch = 0,
   ) {
     this.#index.deferSorting();
   }
@@ -2150,10 +2153,36 @@ export class FullSync {
   /** Adds one pair of the snapshot. */
   put(key: Uint8Array, value: Uint8Array): void {
     if (this.#done) throw new StorageError("full sync already finished or aborted");
-    const { maxKeyBytes, maxValueBytes, segmentSizeBytes } = this.store.options;
+    const { maxKeyBytes, maxValueBytes } = this.store.options;
     if (key.length > maxKeyBytes) throw new KeyTooLargeError(key.length, maxKeyBytes);
     if (value.length > maxValueBytes) throw new ValueTooLargeError(value.length, maxValueBytes);
     const length = putRecordBytes(key.length, value.length);
+    const [segment, at] = this.#reserve(length);
+    encodePut(this.#buf, this.#view, at, this.lsn, this.epoch, Flag.SNAPSHOT, key, value);
+    this.#used += length;
+    const offset = segment.sizeBytes + at + RECORD_HEADER_BYTES + key.length;
+    segment.noteLsn(this.lsn);
+    segment.lastEpoch = this.epoch;
+    segment.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
+    indexValue(this.#index, key, 0, key.length, segment, offset, value.length);
+  }
+
+  /**
+   * An empty BATCH record in the snapshot's epoch at its LSN, last in the staged log: the store's
+   * epoch then survives a restart even when the snapshot holds no pair.
+   */
+  #putEpochMarker(): void {
+    const length = batchRecordBytes([]);
+    const [segment, at] = this.#reserve(length);
+    encodeBatch(this.#buf, this.#view, at, this.lsn, this.epoch, Flag.SNAPSHOT, []);
+    this.#used += length;
+    segment.noteLsn(this.lsn);
+    segment.lastEpoch = this.epoch;
+  }
+
+  /** Room for a record of `length` bytes: its staging segment and offset in the buffer. */
+  #reserve(length: number): [Segment, number] {
+    const { segmentSizeBytes } = this.store.options;
     let segment = this.#segment;
     if (
       segment === undefined || (segment.sizeBytes + this.#used + length > segmentSizeBytes &&
@@ -2172,13 +2201,7 @@ export class FullSync {
         this.#view = new DataView(this.#buf.buffer);
       }
     }
-    const at = this.#used;
-    encodePut(this.#buf, this.#view, at, this.lsn, 0, Flag.SNAPSHOT, key, value);
-    this.#used += length;
-    const offset = segment.sizeBytes + at + RECORD_HEADER_BYTES + key.length;
-    segment.noteLsn(this.lsn);
-    segment.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
-    indexValue(this.#index, key, 0, key.length, segment, offset, value.length);
+    return [segment, this.#used];
   }
 
   /** @internal Closes the staging file (the store is closing; recovery discards the files). */
@@ -2193,6 +2216,7 @@ export class FullSync {
     if (this.#done) throw new StorageError("full sync already finished or aborted");
     this.#done = true;
     try {
+      if (this.epoch > 0) this.#putEpochMarker();
       this.#seal();
       this.#index.rebuildSorted();
       this.store.commitFullSync(this, this.#staged, this.#index);

@@ -145,5 +145,22 @@ Deno.test({
       assert.deepEqual(await dump(master), expected);
       assert.deepEqual(await dump(r2), expected);
       assert.equal(await send(master, ["READ", "lost:0"]), "(nil)");
+
+      // The full sync carried epoch 1 into its log: restarted, it still knows the epoch (so it
+      // would refuse the old epoch's stream) and continues from its LSN without another sync.
+      const port = master.port;
+      await master.stop();
+      master = await KvNode.start("old-master", `${dir}/master`, [
+        "--replica",
+        "--port",
+        String(port), // the address r1 knows it by
+        ...FAST,
+      ]);
+      assert.equal((await master.info()).get("epoch"), "1");
+      assert.equal(await send(r1, ["PUT", "after:1", "newer"]), "OK");
+      await waitUntil("old master streams again", () => replicasCaughtUp(r1));
+      assert.equal(await send(master, ["READ", "after:1"]), "newer");
+      const entry = [...(await r1.info()).values()].find((v) => v.includes(`:${master.port},`));
+      assert.match(entry ?? "", /full_syncs=1,/);
     }),
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { KVStore, StorageError } from "../../src/storage/mod.ts";
 import { recordEpoch, recordLsn } from "../../src/storage/record.ts";
-import { text, withTempDir } from "./helpers.ts";
+import { bytes, text, withTempDir } from "./helpers.ts";
 
 async function epochsOfLog(store: KVStore): Promise<[number, number][]> {
   const found: [number, number][] = [];
@@ -46,6 +46,29 @@ Deno.test("promote: a replica's store takes LSNs in the new epoch, which survive
       assert.deepEqual(await epochsOfLog(reopened), [[1, 0], [2, 0], [2, 0], [3, 1], [4, 1]]);
     } finally {
       await reopened.close();
+    }
+  });
+});
+
+Deno.test("a full sync carries its snapshot's epoch, kept across a restart, with or without pairs", async () => {
+  await withTempDir(async (dir) => {
+    for (const pairs of [[["k", "v"]], []] as [string, string][][]) {
+      const path = `${dir}/pairs-${pairs.length}`;
+      const store = await KVStore.open(path, { replica: true });
+      await store.put("local", "x");
+      const sync = await store.beginFullSync(7, 3);
+      for (const [key, value] of pairs) sync.put(bytes(key), bytes(value));
+      await sync.finish();
+      assert.deepEqual([store.lastLsn, store.lastEpoch, store.epoch], [7, 3, 3]);
+      await store.close();
+      const reopened = await KVStore.open(path, { replica: true });
+      try {
+        assert.deepEqual([reopened.lastLsn, reopened.lastEpoch], [7, 3], `${pairs.length} pairs`);
+        assert.equal(text(reopened.read("k")), pairs.length === 0 ? undefined : "v");
+        assert.equal(reopened.read("local"), undefined);
+      } finally {
+        await reopened.close();
+      }
     }
   });
 });
