@@ -433,13 +433,13 @@ export class KeyIndex<S extends object> {
   }
 
   /**
-   * Every live slot in key order, from a copy-on-write clone taken now: the walk may be spread
-   * over event-loop turns while the index changes. A slot it yields may have changed since (check
-   * its location); it may even hold another key by then, which is always a newer one.
+   * Every live slot in key order, as the chunks of a copy-on-write clone taken now: a walk over
+   * them may be spread over event-loop turns while the index changes. A slot in them may have
+   * changed since (check its location); it may even hold another key by then, always a newer one.
    */
-  walkSorted(): Generator<number> {
+  sortedChunks(): readonly (readonly number[])[] {
     this.#checkSorted();
-    return this.#sorted.clone().slots();
+    return this.#sorted.clone().chunks();
   }
 
   #checkSorted(): void {

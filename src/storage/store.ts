@@ -751,11 +751,21 @@ export class KVStore {
     const index = this.#index;
     const step = Math.max(1024, this.options.compactionChunkBytes >>> 6);
     let visited = 0;
-    for (const slot of index.walkSorted()) {
-      if (index.segmentOf(slot) === segment) {
-        hint.addKey(HintKind.VALUE, index.keyOf(slot), index.offsetOf(slot), index.lengthOf(slot));
+    for (const chunk of index.sortedChunks()) {
+      for (let i = 0; i < chunk.length; i++) {
+        const slot = chunk[i];
+        if (index.segmentOf(slot) === segment) {
+          hint.addKey(
+            HintKind.VALUE,
+            index.keyOf(slot),
+            index.offsetOf(slot),
+            index.lengthOf(slot),
+          );
+        }
       }
-      if (++visited % step === 0) {
+      visited += chunk.length;
+      if (visited >= step) {
+        visited = 0;
         await this.#yieldToRequests();
         if (index !== this.#index || segment.retired) return; // a full sync replaced it
       }
