@@ -138,4 +138,5 @@ if [ -n "$master_file" ]; then
   echo "  written to $master_file"
 fi
 echo "make it permanent in the new master's settings: no KVSTORE_REPLICA (--replica), and" \
-  "KVSTORE_REPLICA_ADDRESSES=$(echo "$others" | sed 's/^ //; s/ /,/g')"
+  "KVSTORE_REPLICA_ADDRESSES=$(echo "$others" | sed 's/^ //; s/ /,/g')" \
+  "(until then it refuses to restart as a replica)"

@@ -60,6 +60,7 @@ export interface Config {
   REPLICATION_HEALTH_CHECK_INTERVAL: number;
   REPLICATION_TIMEOUT: number;
   REPLICA: boolean;
+  DEMOTE: boolean;
   SYNC_REPLICAS: number;
   REPLICATION_BATCH_BYTES: number;
   SNAPSHOT_CHUNK_BYTES: number;
@@ -333,6 +334,14 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     default: false,
     group: "replication",
     description: "Run as a read-only replica that accepts REPLICATE from a master.",
+  },
+  DEMOTE: {
+    kind: "bool",
+    default: false,
+    group: "replication",
+    description:
+      "With --replica: start a node that PROMOTE made a master as a replica again, on purpose " +
+      "(its writes since the promotion are replaced by a full sync from its master).",
   },
   SYNC_REPLICAS: {
     kind: "int",
@@ -630,6 +639,9 @@ export function validateConfig(config: Config): Config {
     throw new ConfigError(
       "a node started with --replica cannot have --replicas (no cascading replication yet)",
     );
+  }
+  if (config.DEMOTE && !config.REPLICA) {
+    throw new ConfigError("--demote goes with --replica: it makes a promoted node a replica again");
   }
   if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length === 0) {
     throw new ConfigError(

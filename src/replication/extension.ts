@@ -32,6 +32,7 @@ import {
 } from "../server/hooks.ts";
 import type { KVStore } from "../storage/mod.ts";
 import { formatHostPort, parseAddresses } from "../config.ts";
+import { type NodeState, NodeStateError, readNodeState, writeNodeState } from "./node_state.ts";
 import { type ApplierReply, ReplicaApplier } from "./replica_applier.ts";
 import type { ReplicationSource } from "./replica_link.ts";
 import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
@@ -145,9 +146,14 @@ class NodeReplication {
   /** Records this node discarded because its log diverged from its master's. */
   #discardedRecords = 0;
 
-  constructor(node: ServerNode, options: ReplicationOptions) {
+  /** What this node remembers across restarts (see `node_state.ts`). */
+  #state: NodeState;
+
+  constructor(node: ServerNode, options: ReplicationOptions, state: NodeState) {
     this.#node = node;
     this.#options = options;
+    this.#state = state;
+    this.#announcedEpoch = state.highestEpochSeen;
     const { config, store } = node;
     if (node.replica) {
       this.#applier = new ReplicaApplier(replicaStoreOf(store));
@@ -216,6 +222,15 @@ class NodeReplication {
           );
         }
         if (Number.isInteger(epoch)) this.#announcedEpoch = Math.max(this.#announcedEpoch, epoch);
+        if (Number.isInteger(epoch) && epoch > this.#state.highestEpochSeen) {
+          // Durable before the master hears OK: a restart must not forget this epoch. The args
+          // are views of the connection's buffer, which is reused once this handler returns.
+          const kept = args.map((arg) => arg.slice());
+          return this.#rememberEpoch({ ...this.#state, highestEpochSeen: epoch }).then(() => {
+            const result = applier.handle(kept, ctx.connection.id, ctx.connection.peer);
+            return result instanceof Promise ? result.then(toReply, errorReply) : toReply(result);
+          }, errorReply);
+        }
       }
       if (sub === "DIVERGED") {
         this.#diverged(args, ctx.connection.peer);
@@ -256,6 +271,12 @@ class NodeReplication {
     );
   }
 
+  /** Replaces the node state, durably, and keeps it. */
+  async #rememberEpoch(state: NodeState): Promise<void> {
+    await writeNodeState(this.#node.store.dir, state);
+    this.#state = state;
+  }
+
   async #promote(peer: string): Promise<Reply> {
     const node = this.#node;
     const store = node.store;
@@ -277,17 +298,27 @@ class NodeReplication {
       const epoch = this.#knownEpoch + 1;
       const fromLsn = store.lastLsn;
       const replicator = this.#newReplicator(runtimeSourceOf(store), []);
+      // No await from promote() to start(): the replicator must see every record after the
+      // marker from the in-memory stream.
       const markerLsn = store.promote(epoch);
-      node.replica = false;
       this.#replicator = replicator;
       replicators.set(node, replicator);
       this.#applier = undefined;
       replicator.start();
+      // Client writes stay refused until the promotion is on disk, so a restart with the old
+      // settings can never silently turn a master that took writes into a replica.
+      await this.#rememberEpoch({
+        highestEpochSeen: epoch,
+        promotedEpoch: epoch,
+        promotedAt: new Date().toISOString(),
+      });
+      node.replica = false;
       await store.whenDurable(markerLsn);
       log.warn(
         "PROMOTED to master by {peer}: epoch {epoch}, data up to LSN {lsn} kept; serving writes. " +
           "Add replicas with REPLICAS ADD host:port, and make it permanent in this node's " +
-          "settings (no --replica; --replicas for its replicas)",
+          "settings (no --replica; --replicas for its replicas): until then it refuses to " +
+          "restart as a replica",
         { event: "promoted", peer, epoch, lsn: fromLsn, markerLsn },
       );
       return { type: "status", text: `PROMOTED epoch ${epoch} lsn ${fromLsn}` };
@@ -524,12 +555,48 @@ class NodeReplication {
   }
 }
 
+/**
+ * Reads the node state and reconciles it with the role the settings ask for: a node that
+ * PROMOTE made a master refuses to start as a replica unless demoted on purpose (`--demote`),
+ * and starting it as a master clears the mark (its settings now say what PROMOTE did).
+ */
+async function reconcileRole(node: ServerNode): Promise<NodeState> {
+  const dir = node.store.dir;
+  const state = await readNodeState(dir);
+  if (state.promotedEpoch === undefined) return state;
+  const cleared: NodeState = { highestEpochSeen: state.highestEpochSeen };
+  if (!node.replica) {
+    await writeNodeState(dir, cleared);
+    log.info("PROMOTE of epoch {epoch} is now this master's configured role", {
+      event: "promotion_confirmed",
+      epoch: state.promotedEpoch,
+    });
+    return cleared;
+  }
+  if (!node.config.DEMOTE) {
+    throw new NodeStateError(
+      `${dir} belongs to a master: PROMOTE made this node the master of epoch ` +
+        `${state.promotedEpoch} (at ${state.promotedAt}), but it was started with --replica, ` +
+        `which would leave the cluster without a master. Start it without --replica (make ` +
+        `the promotion permanent in its settings), or, to rejoin it as a replica on purpose, ` +
+        `start it once with --replica --demote`,
+    );
+  }
+  await writeNodeState(dir, cleared);
+  log.warn(
+    "DEMOTED: this node, master of epoch {epoch} since {promotedAt}, starts as a replica " +
+      "(--demote); writes it took since then are replaced by its master's data",
+    { event: "demoted", epoch: state.promotedEpoch, promotedAt: state.promotedAt },
+  );
+  return cleared;
+}
+
 /** The replication extension of a node, with `options` (token, TLS, metrics). */
 export function replicationExtensionWith(options: ReplicationOptions): ServerExtension {
-  return (node) => new NodeReplication(node, options).hooks();
+  return async (node) => new NodeReplication(node, options, await reconcileRole(node)).hooks();
 }
 
 /** The replication extension of a node, without token, TLS or metrics. */
-export function replicationExtension(node: ServerNode): ServerHooks {
-  return new NodeReplication(node, {}).hooks();
+export async function replicationExtension(node: ServerNode): Promise<ServerHooks> {
+  return new NodeReplication(node, {}, await reconcileRole(node)).hooks();
 }

@@ -28,6 +28,7 @@ import {
   StoreLockedError,
   ValueTooLargeError,
 } from "./errors.ts";
+import { fsyncDir } from "./durable_file.ts";
 import { HintBuilder, HintKind, loadHint } from "./hint.ts";
 import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
 import { bytesToKey, toBytes } from "./keys.ts";
@@ -460,15 +461,6 @@ const INITIAL_PENDING_BYTES = 64 * 1024;
 const VALUE_BLOCK_BYTES = 8 * 1024;
 const CARVED_VALUE_BYTES = 1024;
 const EVERYSEC_INTERVAL_MS = 1000;
-
-function fsyncDir(dir: string): void {
-  const handle = Deno.openSync(dir, { read: true });
-  try {
-    handle.syncSync();
-  } finally {
-    handle.close();
-  }
-}
 
 function randomNonce(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0];

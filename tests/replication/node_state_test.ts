@@ -1,0 +1,125 @@
+/**
+ * What a node remembers of its role across restarts (NODE_STATE.json): the newest epoch it was
+ * told of, and a promotion its settings do not say yet.
+ */
+import assert from "node:assert/strict";
+import {
+  NODE_STATE_FILE,
+  NodeStateError,
+  readNodeState,
+  writeNodeState,
+} from "../../src/replication/node_state.ts";
+import { asText, killAll, KvNode } from "../helpers/cluster.ts";
+
+const CLUSTER = { sanitizeOps: false, sanitizeResources: false };
+const CLI = new URL("../../cli.ts", import.meta.url).pathname;
+
+async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-node-state-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await killAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+async function send(node: KvNode, parts: string[]): Promise<string> {
+  const conn = await node.connect();
+  try {
+    return asText(await conn.send(parts));
+  } finally {
+    conn.close();
+  }
+}
+
+/** Runs `kvstore serve` expecting it to refuse to start; returns its exit code and log. */
+async function refusedStart(args: string[]): Promise<{ code: number; log: string }> {
+  const result = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, "serve", "--port", "0", ...args],
+    stdout: "null",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  return { code: result.code, log: new TextDecoder().decode(result.stderr) };
+}
+
+Deno.test("node state: absent means epoch 0; written state reads back; garbage is refused", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    assert.deepEqual(await readNodeState(dir), { highestEpochSeen: 0 });
+    const state = { highestEpochSeen: 4, promotedEpoch: 4, promotedAt: "2026-11-26T12:00:00Z" };
+    await writeNodeState(dir, state);
+    assert.deepEqual(await readNodeState(dir), state);
+    await Deno.writeTextFile(`${dir}/${NODE_STATE_FILE}`, '{"highestEpochSeen": -1}');
+    await assert.rejects(readNodeState(dir), NodeStateError);
+    await Deno.writeTextFile(`${dir}/${NODE_STATE_FILE}`, "{not json");
+    await assert.rejects(readNodeState(dir), /is not JSON/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "a replica remembers a newer master's epoch across a restart, before any record of it",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      let replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
+      // A master of epoch 5 says HELLO and goes away before sending any record.
+      const hello = await send(replica, ["REPLICATE", "HELLO", "5", "0", "1000", "5000"]);
+      assert.doesNotMatch(hello, /ERR|STALE/, hello);
+      await replica.stop();
+      replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
+      // A deposed master of epoch 3 comes back: refused, though the log holds no epoch 5 record.
+      const stale = await send(replica, ["REPLICATE", "HELLO", "3", "0", "1000", "5000"]);
+      assert.match(stale, /stale epoch 3: this replica follows epoch 5/);
+    }),
+});
+
+Deno.test({
+  name: "a promoted node refuses to restart as a replica unless demoted; as a master it stays one",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const data = `${dir}/node`;
+      let node = await KvNode.start("node", data, ["--replica"]);
+      assert.match(await send(node, ["PROMOTE"]), /^PROMOTED epoch 1/);
+      assert.equal(await send(node, ["PUT", "after", "promotion"]), "OK");
+      await node.stop();
+
+      // Restarted with its old settings (as systemd would): refuses, and says what to do.
+      const refused = await refusedStart(["--replica", "--data-dir", data]);
+      assert.equal(refused.code, 1);
+      assert.match(refused.log, /PROMOTE made this node the master of epoch 1/);
+      assert.match(refused.log, /without --replica .* --replica --demote/s);
+      assert.equal((await readNodeState(data)).promotedEpoch, 1, "a refusal changes nothing");
+
+      // Its settings updated: a master, with its data and epoch; the mark is cleared.
+      node = await KvNode.start("node", data, []);
+      assert.equal(await send(node, ["READ", "after"]), "promotion");
+      assert.equal(await send(node, ["PUT", "as", "master"]), "OK");
+      assert.deepEqual(await readNodeState(data), { highestEpochSeen: 1 });
+      await node.stop();
+    }),
+});
+
+Deno.test({
+  name: "--replica --demote makes a promoted node a replica again, on purpose",
+  ...CLUSTER,
+  fn: () =>
+    withDir(async (dir) => {
+      const data = `${dir}/node`;
+      let node = await KvNode.start("node", data, ["--replica"]);
+      assert.match(await send(node, ["PROMOTE"]), /^PROMOTED epoch 1/);
+      await node.stop();
+      node = await KvNode.start("node", data, ["--replica", "--demote"]);
+      assert.ok(node.logsMatching(/DEMOTED/).length === 1, node.logText());
+      assert.match(await send(node, ["PUT", "k", "v"]), /read-only/);
+      assert.deepEqual(await readNodeState(data), { highestEpochSeen: 1 });
+      await node.stop();
+      // Demoted once: later restarts as a replica need no flag.
+      node = await KvNode.start("node", data, ["--replica"]);
+      await node.stop();
+    }),
+});
