@@ -37,6 +37,7 @@ export interface Config {
   MAX_REQUEST_BYTES: number;
   MAX_PIPELINE_REQUESTS: number;
   MAX_RANGE_KEYS: number;
+  MAX_RANGE_BYTES: number;
   CONNECTION_BUFFER_BYTES: number;
   SHUTDOWN_TIMEOUT_SECONDS: number;
   LOG_LEVEL: LogLevel;
@@ -165,6 +166,16 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     min: 1,
     max: 100_000_000,
     description: "Most pairs one READRANGE may return; a wider range gets an ERROR.",
+  },
+  MAX_RANGE_BYTES: {
+    kind: "int",
+    default: 256 * MIB,
+    group: "server",
+    min: 1 * KIB,
+    max: 16 * GIB,
+    description:
+      "Most key and value bytes one READRANGE may return; a larger range gets an ERROR (its " +
+      "sizes are checked before any value is read).",
   },
   CONNECTION_BUFFER_BYTES: {
     kind: "int",

@@ -12,6 +12,7 @@
  */
 import { describeSettings, flagName, type SettingName, SETTINGS } from "../config.ts";
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
+import { RangeTooLargeError } from "../storage/mod.ts";
 import type { CommandContext, CommandSpec, ServerNode } from "./hooks.ts";
 
 /** The spec's answer to a client write on a replica. */
@@ -106,9 +107,27 @@ function batchPut(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
 }
 
 function readRange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
-  const limit = ctx.node.config.MAX_RANGE_KEYS;
-  const pairs = ctx.node.store.readRange(args[0], args[1], { limit: limit + 1 });
+  const { config, limits, store } = ctx.node;
+  const limit = config.MAX_RANGE_KEYS;
+  const maxBytes = config.MAX_RANGE_BYTES;
+  let pairs: [Uint8Array, Uint8Array][];
+  try {
+    pairs = store.readRange(args[0], args[1], { limit: limit + 1, maxBytes });
+  } catch (error) {
+    if (!(error instanceof RangeTooLargeError)) throw error;
+    limits.hit("MAX_RANGE_BYTES", maxBytes, "a READRANGE from {peer} was refused", {
+      peer: ctx.connection.peer,
+    });
+    out.error(
+      `READRANGE matched more than MAX_RANGE_BYTES (${maxBytes}) bytes of keys and values; ` +
+        `narrow the range or raise --max-range-bytes`,
+    );
+    return;
+  }
   if (pairs.length > limit) {
+    limits.hit("MAX_RANGE_KEYS", limit, "a READRANGE from {peer} was refused", {
+      peer: ctx.connection.peer,
+    });
     out.error(
       `READRANGE matched more than MAX_RANGE_KEYS (${limit}) keys; narrow the range or raise ` +
         `--max-range-keys`,

@@ -9,6 +9,7 @@
 import type { Config } from "../config.ts";
 import type { Framing, Reply, ReplyWriter } from "../protocol/mod.ts";
 import type { KVStore } from "../storage/mod.ts";
+import type { LimitLog } from "./limit_log.ts";
 
 /** Counters the server keeps (reported by `INFO`). */
 export interface ServerStats {
@@ -38,6 +39,8 @@ export interface ServerNode {
   readonly startedAtMs: number;
   /** Counters for `INFO`. */
   readonly stats: ServerStats;
+  /** Logs a limit hit with its setting and number, at most once a minute per setting. */
+  readonly limits: LimitLog;
   /** The `INFO` text of `section` (`all` for every section), lines ending in `lineEnd`. */
   info(section: string, lineEnd?: string): string;
 }

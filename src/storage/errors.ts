@@ -96,3 +96,11 @@ export class LogGapError extends StorageError {
 export class ReplicationStreamError extends StorageError {
   override name = "ReplicationStreamError";
 }
+
+/** A range holds more key and value bytes than the caller's budget. */
+export class RangeTooLargeError extends StorageError {
+  override name = "RangeTooLargeError";
+  constructor(readonly maxBytes: number) {
+    super(`the range holds more than ${maxBytes} bytes of keys and values`);
+  }
+}

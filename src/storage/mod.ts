@@ -21,6 +21,7 @@ export {
   CorruptionError,
   KeyTooLargeError,
   LogGapError,
+  RangeTooLargeError,
   ReplicationStreamError,
   StorageError,
   StoreClosedError,

@@ -21,6 +21,7 @@ import {
   CorruptionError,
   KeyTooLargeError,
   LogGapError,
+  RangeTooLargeError,
   ReplicationStreamError,
   StorageError,
   StoreClosedError,
@@ -1703,16 +1704,22 @@ export class KVStore {
   readRange(
     start: Bytes,
     end: Bytes,
-    options: { limit?: number } = {},
+    options: { limit?: number; maxBytes?: number } = {},
   ): [Uint8Array, Uint8Array][] {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    const result: [Uint8Array, Uint8Array][] = [];
     const index = this.#index;
-    const slots = index.range(bytesToKey(toBytes(start)), bytesToKey(toBytes(end)), options.limit);
-    for (const slot of slots) {
-      result.push([this.#keyBytes(index.keyOf(slot)), this.#readSlot(slot)]);
+    const slots = [
+      ...index.range(bytesToKey(toBytes(start)), bytesToKey(toBytes(end)), options.limit),
+    ];
+    if (options.maxBytes !== undefined) {
+      // Sizes come from the index, so an oversized range is refused before any value is read.
+      let bytes = 0;
+      for (const slot of slots) {
+        bytes += index.keyOf(slot).length + index.lengthOf(slot);
+        if (bytes > options.maxBytes) throw new RangeTooLargeError(options.maxBytes);
+      }
     }
-    return result;
+    return slots.map((slot) => [this.#keyBytes(index.keyOf(slot)), this.#readSlot(slot)]);
   }
 
   /** Number of live keys. */

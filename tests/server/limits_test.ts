@@ -45,6 +45,22 @@ Deno.test("MAX_RANGE_KEYS: a wider READRANGE gets an ERROR naming the limit", as
   ]);
 });
 
+Deno.test("MAX_RANGE_BYTES: a READRANGE holding more bytes gets an ERROR naming the limit", async () => {
+  await using server = await startTestServer({ FSYNC: "no", MAX_RANGE_BYTES: 1024 });
+  await using wire = await WireClient.connect(server.port);
+  // Keys "a" and "b" with 500-byte values: 1002 bytes fit the budget, adding "c" does not.
+  const value = "v".repeat(500);
+  await wire.send(`BATCHPUT a||b||c ${value}||${value}||${value}\nREADRANGE a b\nREADRANGE a c\n`);
+  const [batch, fits, refused] = await wire.readLines(3);
+  assert.equal(batch, "OK");
+  assert.equal(fits, `a||${value}||b||${value}`);
+  assert.equal(
+    refused,
+    "ERROR: READRANGE matched more than MAX_RANGE_BYTES (1024) bytes of keys and values; " +
+      "narrow the range or raise --max-range-bytes",
+  );
+});
+
 Deno.test("MAX_CONNECTIONS: extra connections get an ERROR line, are closed, and it is logged", async () => {
   await using server = await startServerProcess({
     args: ["--max-connections", "2", "--fsync", "no"],

@@ -3,6 +3,7 @@ import {
   CorruptionError,
   KeyTooLargeError,
   KVStore,
+  RangeTooLargeError,
   StoreClosedError,
   StoreLockedError,
   ValueTooLargeError,
@@ -41,6 +42,24 @@ Deno.test("empty key and empty value are stored", async () => {
     assert.deepEqual(store.read(""), new Uint8Array(0));
     assert.deepEqual(store.read("k"), new Uint8Array(0));
     await store.close();
+  });
+});
+
+Deno.test("readRange with maxBytes: exactly the budget passes, a byte more is refused", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, { fsync: "no" });
+    try {
+      await store.batchPut([["ab", "1234"], ["cd", "5678"]]); // 6 bytes each
+      assert.equal(store.readRange("a", "z", { maxBytes: 12 }).length, 2);
+      assert.throws(
+        () => store.readRange("a", "z", { maxBytes: 11 }),
+        (error: Error) =>
+          error instanceof RangeTooLargeError && /more than 11 bytes/.test(error.message),
+      );
+      assert.equal(store.readRange("a", "b", { maxBytes: 6 }).length, 1);
+    } finally {
+      await store.close();
+    }
   });
 });
 
