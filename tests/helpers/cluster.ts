@@ -82,14 +82,64 @@ export class KvNode {
     return RespConn.open(this.port);
   }
 
-  /** `INFO <section>` as a map of its `key:value` lines. */
-  async info(section = "replication"): Promise<Map<string, string>> {
+  /** Sends one command on a new connection (after `AUTH token` when given); the reply as text. */
+  async send(parts: string[], token?: string): Promise<string> {
     const conn = await this.connect();
     try {
-      return parseInfo(asText(await conn.send(["INFO", section])));
+      if (token !== undefined) {
+        const auth = asText(await conn.send(["AUTH", token]));
+        if (auth !== "OK") throw new Error(`AUTH refused by ${this.name}: ${auth}`);
+      }
+      return asText(await conn.send(parts));
     } finally {
       conn.close();
     }
+  }
+
+  /** `INFO <section>` as a map of its `key:value` lines. */
+  async info(section = "replication"): Promise<Map<string, string>> {
+    return parseInfo(await this.send(["INFO", section]));
+  }
+}
+
+/** Test options for cluster tests: real processes' pipes and timers outlive a test's own ops. */
+export const CLUSTER_TEST = { sanitizeOps: false, sanitizeResources: false } as const;
+
+/** Serve flags that make a master notice a lost replica in well under a second. */
+export const FAST_FAILURE_FLAGS: readonly string[] = [
+  "--replication-timeout",
+  "0.5",
+  "--replication-health-check-interval",
+  "0.3",
+  "--replication-retry-backoff-ms",
+  "20",
+];
+
+/** A port free right now on 127.0.0.1 (for a node that must be told a peer's port first). */
+export function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  return port;
+}
+
+/**
+ * Runs `fn` with a fresh temporary directory; afterwards kills every node still running and
+ * removes the directory. On failure it prints the last log lines of every node first.
+ */
+export async function withClusterDir(
+  prefix: string,
+  fn: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix });
+  try {
+    await fn(dir);
+  } catch (error) {
+    console.error(`cluster logs at the failure:\n${clusterLogTail()}`);
+    throw error;
+  } finally {
+    await killAll();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 

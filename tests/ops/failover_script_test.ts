@@ -3,43 +3,22 @@
  */
 import assert from "node:assert/strict";
 import {
-  asText,
+  CLUSTER_TEST,
   clusterLogTail,
+  FAST_FAILURE_FLAGS,
   killAll,
   KvNode,
   type RespConn,
   waitUntil,
 } from "../helpers/cluster.ts";
 
-const CLUSTER = { sanitizeOps: false, sanitizeResources: false };
 const ROOT = new URL("../../", import.meta.url);
 const TOKEN = "failover-0123456789";
-const FAST = [
-  "--fsync",
-  "no",
-  "--auth-token",
-  TOKEN,
-  "--replication-timeout",
-  "0.5",
-  "--replication-health-check-interval",
-  "0.3",
-  "--replication-retry-backoff-ms",
-  "20",
-];
-
+const FAST = ["--fsync", "no", "--auth-token", TOKEN, ...FAST_FAILURE_FLAGS];
 async function authed(node: KvNode): Promise<RespConn> {
   const conn = await node.connect();
   assert.equal(await conn.send(["AUTH", TOKEN]), "OK");
   return conn;
-}
-
-async function run(node: KvNode, parts: string[]): Promise<string> {
-  const conn = await authed(node);
-  try {
-    return asText(await conn.send(parts));
-  } finally {
-    conn.close();
-  }
 }
 
 async function failover(args: string[]) {
@@ -64,7 +43,7 @@ async function failover(args: string[]) {
 
 Deno.test({
   name: "failover.sh: refuses while the master answers; then promotes the freshest replica",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "kvstore-failover-script-" });
     try {
@@ -80,14 +59,14 @@ Deno.test({
       const writer = await authed(master);
       for (let i = 0; i < 50; i++) assert.equal(await writer.send(["PUT", `k${i}`, "v"]), "OK");
       await waitUntil("replicas caught up", async () => {
-        const info = await run(master, ["INFO", "replication"]);
+        const info = await master.send(["INFO", "replication"], TOKEN);
         return (info.match(/state=streaming,[^\n]*lag_records=0,/g) ?? []).length === 2;
       });
       // r1 falls behind: only r2 gets the last 10 writes.
       assert.equal(await writer.send(["REPLICAS", "REMOVE", a1]), "OK");
       for (let i = 50; i < 60; i++) assert.equal(await writer.send(["PUT", `k${i}`, "v"]), "OK");
       await waitUntil("r2 caught up", async () => {
-        const info = await run(master, ["INFO", "replication"]);
+        const info = await master.send(["INFO", "replication"], TOKEN);
         return /state=streaming,[^\n]*lag_records=0,/.test(info);
       });
       writer.close();
@@ -96,7 +75,7 @@ Deno.test({
       const refused = await failover(args);
       assert.equal(refused.code, 1, refused.stdout + refused.stderr);
       assert.match(refused.stderr, /still answers: stop it first \(spec step 1\)/);
-      assert.match(await run(r1, ["INFO", "replication"]), /role:replica/);
+      assert.match(await r1.send(["INFO", "replication"], TOKEN), /role:replica/);
 
       await master.kill();
       const result = await failover([...args, "--master-file", `${dir}/master-address`]);
@@ -110,20 +89,20 @@ Deno.test({
       assert.equal(await Deno.readTextFile(`${dir}/master-address`), `${a2}\n`);
 
       // Clients now write to r2; r1 follows it.
-      assert.equal(await run(r2, ["PUT", "after", "failover"]), "OK");
+      assert.equal(await r2.send(["PUT", "after", "failover"], TOKEN), "OK");
       await waitUntil("r1 follows r2", async () => {
-        const info = await run(r2, ["INFO", "replication"]);
+        const info = await r2.send(["INFO", "replication"], TOKEN);
         return /state=streaming,[^\n]*lag_records=0,/.test(info);
       });
-      assert.equal(await run(r1, ["READ", "after"]), "failover");
-      assert.equal(await run(r1, ["READ", "k59"]), "v");
-      assert.equal(await run(r2, ["DBSIZE"]), "61");
-      assert.equal(await run(r1, ["DBSIZE"]), "61");
+      assert.equal(await r1.send(["READ", "after"], TOKEN), "failover");
+      assert.equal(await r1.send(["READ", "k59"], TOKEN), "v");
+      assert.equal(await r2.send(["DBSIZE"], TOKEN), "61");
+      assert.equal(await r1.send(["DBSIZE"], TOKEN), "61");
       // Run twice, it must not make a second master.
       const again = await failover(args);
       assert.equal(again.code, 1);
       assert.match(again.stderr, new RegExp(`${a2} is already a master \\(epoch 1\\)`));
-      assert.match(await run(r1, ["INFO", "replication"]), /role:replica/);
+      assert.match(await r1.send(["INFO", "replication"], TOKEN), /role:replica/);
     } catch (error) {
       console.error(`cluster logs at the failure:\n${clusterLogTail()}`);
       throw error;

@@ -6,50 +6,17 @@ import assert from "node:assert/strict";
 import { RespErrorReply } from "../../src/protocol/resp.ts";
 import {
   asText,
-  clusterLogTail,
+  CLUSTER_TEST,
   dump,
-  killAll,
+  FAST_FAILURE_FLAGS,
   KvNode,
   replicasCaughtUp,
   type RespConn,
   waitUntil,
+  withClusterDir,
 } from "../helpers/cluster.ts";
 
-/** Real processes: their pipes and timers outlive a test's own ops by design. */
-const CLUSTER = { sanitizeOps: false, sanitizeResources: false };
-
-const FAST = [
-  "--fsync",
-  "no",
-  "--replication-timeout",
-  "0.5",
-  "--replication-health-check-interval",
-  "0.3",
-  "--replication-retry-backoff-ms",
-  "20",
-];
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-failover-test-" });
-  try {
-    await fn(dir);
-  } catch (error) {
-    console.error(`cluster logs at the failure:\n${clusterLogTail()}`);
-    throw error;
-  } finally {
-    await killAll();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
-async function send(node: KvNode, parts: string[]): Promise<string> {
-  const conn = await node.connect();
-  try {
-    return asText(await conn.send(parts));
-  } finally {
-    conn.close();
-  }
-}
+const FAST = ["--fsync", "no", ...FAST_FAILURE_FLAGS];
 
 async function putMany(conn: RespConn, prefix: string, count: number): Promise<void> {
   const replies = [];
@@ -59,9 +26,9 @@ async function putMany(conn: RespConn, prefix: string, count: number): Promise<v
 
 Deno.test({
   name: "failover: PROMOTE, REPLICAS ADD, a returning old master fenced, then realigned as replica",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-failover-test-", async (dir) => {
       const r1 = await KvNode.start("r1", `${dir}/r1`, ["--replica", ...FAST]);
       const r2 = await KvNode.start("r2", `${dir}/r2`, ["--replica", ...FAST]);
       const replicas = `127.0.0.1:${r1.port},127.0.0.1:${r2.port}`;
@@ -72,30 +39,30 @@ Deno.test({
 
       // The master loses its replicas (REPLICAS REMOVE at runtime), takes 20 more writes that
       // no replica has, and dies: its log now runs past what the survivors hold.
-      assert.equal(await send(master, ["REPLICAS", "REMOVE", replicas]), "OK");
-      assert.equal(await send(master, ["REPLICAS"]), "");
+      assert.equal(await master.send(["REPLICAS", "REMOVE", replicas]), "OK");
+      assert.equal(await master.send(["REPLICAS"]), "");
       await putMany(writer, "lost:", 20);
       writer.close();
       await master.kill();
 
       // The spec's recovery: promote a replica, point the other at it, send clients there.
-      assert.match(await send(r1, ["PROMOTE"]), /^PROMOTED epoch 1 lsn 100$/);
-      assert.match(await send(r1, ["PROMOTE"]), /already a master \(epoch 1\)/);
+      assert.match(await r1.send(["PROMOTE"]), /^PROMOTED epoch 1 lsn 100$/);
+      assert.match(await r1.send(["PROMOTE"]), /already a master \(epoch 1\)/);
       const info1 = await r1.info();
       assert.equal(info1.get("role"), "master");
       assert.equal(info1.get("epoch"), "1");
-      assert.equal(await send(r1, ["PUT", "after:0", "new"]), "OK");
-      assert.equal(await send(r1, ["REPLICAS", "ADD", `127.0.0.1:${r2.port}`]), "OK");
+      assert.equal(await r1.send(["PUT", "after:0", "new"]), "OK");
+      assert.equal(await r1.send(["REPLICAS", "ADD", `127.0.0.1:${r2.port}`]), "OK");
       assert.match(
-        await send(r1, ["REPLICAS", "ADD", `127.0.0.1:${r2.port}`]),
+        await r1.send(["REPLICAS", "ADD", `127.0.0.1:${r2.port}`]),
         /already listed/,
       );
-      assert.equal(await send(r1, ["REPLICAS"]), `127.0.0.1:${r2.port}`);
+      assert.equal(await r1.send(["REPLICAS"]), `127.0.0.1:${r2.port}`);
       await waitUntil("r2 follows r1", () => replicasCaughtUp(r1));
       assert.equal((await r2.info()).get("epoch"), "1");
       // r2 held the same history: it continued from its LSN, no full sync.
       assert.equal((await r1.info()).get("replica0")?.includes("full_syncs=0"), true);
-      assert.equal(await send(r2, ["READ", "after:0"]), "new");
+      assert.equal(await r2.send(["READ", "after:0"]), "new");
 
       // The old master comes back as a master of its old replicas: r2 refuses its epoch, and
       // the old master learns it was deposed and refuses writes.
@@ -119,8 +86,8 @@ Deno.test({
       assert.ok(refused instanceof RespErrorReply, asText(refused));
       assert.equal(refused.code, "READONLY");
       assert.match(refused.message, /deposed .*follows a newer master/);
-      assert.equal(await send(r2, ["READ", "split"]), "(nil)");
-      assert.equal(await send(r2, ["READ", "lost:0"]), "(nil)");
+      assert.equal(await r2.send(["READ", "split"]), "(nil)");
+      assert.equal(await r2.send(["READ", "lost:0"]), "(nil)");
       assert.ok(r2.logs.some((line) => line.properties.event === "stale_epoch"));
       // Refused again and again, it backs off (20 ms doubling, then every 0.3 s): not a loop.
       await new Promise((resolve) => setTimeout(resolve, 600));
@@ -132,7 +99,7 @@ Deno.test({
       // Restarted with --replica and added to the new master: its 20 records past the
       // promotion point are discarded (counted and logged on both sides), then it catches up.
       master = await KvNode.start("old-master", `${dir}/master`, ["--replica", ...FAST]);
-      assert.equal(await send(r1, ["REPLICAS", "ADD", `127.0.0.1:${master.port}`]), "OK");
+      assert.equal(await r1.send(["REPLICAS", "ADD", `127.0.0.1:${master.port}`]), "OK");
       await waitUntil("old master realigned", () => replicasCaughtUp(r1));
       const diverged = master.logs.find((line) => line.properties.event === "diverged");
       assert.ok(diverged, master.logText());
@@ -144,7 +111,7 @@ Deno.test({
       assert.equal(expected.length, 101);
       assert.deepEqual(await dump(master), expected);
       assert.deepEqual(await dump(r2), expected);
-      assert.equal(await send(master, ["READ", "lost:0"]), "(nil)");
+      assert.equal(await master.send(["READ", "lost:0"]), "(nil)");
 
       // The full sync carried epoch 1 into its log: restarted, it still knows the epoch (so it
       // would refuse the old epoch's stream) and continues from its LSN without another sync.
@@ -157,9 +124,9 @@ Deno.test({
         ...FAST,
       ]);
       assert.equal((await master.info()).get("epoch"), "1");
-      assert.equal(await send(r1, ["PUT", "after:1", "newer"]), "OK");
+      assert.equal(await r1.send(["PUT", "after:1", "newer"]), "OK");
       await waitUntil("old master streams again", () => replicasCaughtUp(r1));
-      assert.equal(await send(master, ["READ", "after:1"]), "newer");
+      assert.equal(await master.send(["READ", "after:1"]), "newer");
       const entry = [...(await r1.info()).values()].find((v) => v.includes(`:${master.port},`));
       assert.match(entry ?? "", /full_syncs=1,/);
     }),

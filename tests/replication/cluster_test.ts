@@ -5,51 +5,20 @@
 import assert from "node:assert/strict";
 import {
   asText,
-  clusterLogTail,
+  CLUSTER_TEST,
   dump,
-  killAll,
+  FAST_FAILURE_FLAGS,
+  freePort,
   KvNode,
   replicaFields,
   replicasCaughtUp,
   RespConn,
   textRequest,
   waitUntil,
+  withClusterDir,
 } from "../helpers/cluster.ts";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
 import { RespErrorReply } from "../../src/protocol/resp.ts";
-
-/** Real processes: their pipes and timers outlive a test's own ops by design. */
-const CLUSTER = { sanitizeOps: false, sanitizeResources: false };
-
-/** Fast failure detection for tests. */
-const FAST = [
-  "--replication-timeout",
-  "0.5",
-  "--replication-health-check-interval",
-  "0.3",
-  "--replication-retry-backoff-ms",
-  "20",
-];
-
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-repl-test-" });
-  try {
-    await fn(dir);
-  } catch (error) {
-    console.error(`cluster logs at the failure:\n${clusterLogTail()}`);
-    throw error;
-  } finally {
-    await killAll();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
 
 async function put(conn: RespConn, key: string, value: string): Promise<void> {
   const reply = await conn.send(["PUT", key, value]);
@@ -62,7 +31,7 @@ async function pair(dir: string, masterFlags: string[] = [], replicaFlags: strin
   const master = await KvNode.start("master", `${dir}/master`, [
     "--replicas",
     `127.0.0.1:${replica.port}`,
-    ...FAST,
+    ...FAST_FAILURE_FLAGS,
     ...masterFlags,
   ]);
   await waitUntil("replica streaming", () => replicasCaughtUp(master));
@@ -111,9 +80,9 @@ async function load(
 
 Deno.test({
   name: "spec basic setup: two replicas, then a master with --replicas; every op reaches both",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const [p1, p2] = [freePort(), freePort()];
       const r1 = await KvNode.start("replica1", `${dir}/replica1`, [
         "--port",
@@ -173,9 +142,9 @@ const HAS_NC = new Deno.Command("sh", { args: ["-c", "command -v nc"], stdout: "
 Deno.test({
   name: 'the spec\'s troubleshooting step: echo "REPLICATE PUT testkey testvalue" | nc answers OK',
   ignore: !HAS_NC, // .ci/run installs netcat-openbsd; without it this test reports itself ignored
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
       const nc = await new Deno.Command("sh", {
         args: ["-c", `echo "REPLICATE PUT testkey testvalue" | nc -q 1 localhost ${replica.port}`],
@@ -197,15 +166,15 @@ Deno.test({
 
 Deno.test({
   name: "convergence: 16 writers for 10 s with hot keys overwritten and deleted",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const r1 = await KvNode.start("replica1", `${dir}/r1`, ["--replica"]);
       const r2 = await KvNode.start("replica2", `${dir}/r2`, ["--replica"]);
       const master = await KvNode.start("master", `${dir}/master`, [
         "--replicas",
         `127.0.0.1:${r1.port},127.0.0.1:${r2.port}`,
-        ...FAST,
+        ...FAST_FAILURE_FLAGS,
       ]);
       const writes = await load(master, 16, 10_000);
       assert.ok(writes > 1000, `only ${writes} writes in 10 s`);
@@ -217,9 +186,9 @@ Deno.test({
 
 Deno.test({
   name: "a replica killed with SIGKILL mid-load and restarted catches up",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir);
       const port = replica.port;
       const writing = load(master, 4, 2500);
@@ -239,9 +208,9 @@ Deno.test({
 Deno.test({
   name:
     "a replica down while more than REPLICATION_QUEUE_SIZE writes happen: Queue full once, caught up from the log",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir, ["--replication-queue-size", "50"]);
       const port = replica.port;
       await replica.stop();
@@ -267,9 +236,9 @@ Deno.test({
 
 Deno.test({
   name: "a wiped replica is rebuilt automatically",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir, [], []);
       const port = replica.port;
       const conn = await master.connect();
@@ -291,9 +260,9 @@ Deno.test({
 
 Deno.test({
   name: "a master compacted past the replica's LSN sends a full sync, then the log after it",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir, [
         "--segment-size-bytes",
         "4096",
@@ -334,9 +303,9 @@ Deno.test({
 Deno.test({
   name:
     "a master whose data was wiped and grew past the replica's LSN: divergence found, full sync",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir);
       const port = replica.port;
       const conn = await master.connect();
@@ -349,7 +318,7 @@ Deno.test({
       const fresh = await KvNode.start("master", `${dir}/master`, [
         "--replicas",
         `127.0.0.1:${port}`,
-        ...FAST,
+        ...FAST_FAILURE_FLAGS,
       ]);
       const conn2 = await fresh.connect();
       for (let i = 0; i < 80; i++) await put(conn2, `new:${i}`, `new-${i}`);
@@ -366,9 +335,9 @@ Deno.test({
 
 Deno.test({
   name: "a restarted master resumes streaming from the replica's LSN",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir);
       const conn = await master.connect();
       for (let i = 0; i < 100; i++) await put(conn, `m:${i}`, `a${i}`);
@@ -377,7 +346,7 @@ Deno.test({
       const again = await KvNode.start("master", `${dir}/master`, [
         "--replicas",
         `127.0.0.1:${replica.port}`,
-        ...FAST,
+        ...FAST_FAILURE_FLAGS,
       ]);
       const conn2 = await again.connect();
       for (let i = 50; i < 150; i++) await put(conn2, `m:${i}`, `b${i}`);
@@ -389,9 +358,9 @@ Deno.test({
 
 Deno.test({
   name: "a graceful master stop drains acknowledged writes to its replicas",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir);
       const acknowledged: string[] = [];
       const deadline = Date.now() + 500;
@@ -420,16 +389,16 @@ Deno.test({
 Deno.test({
   name:
     "partition (silently dropping): unhealthy after the configured failures, healthy and converged after healing",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
       const proxy = FaultProxy.start(replica.port);
       try {
         const master = await KvNode.start("master", `${dir}/master`, [
           "--replicas",
           `127.0.0.1:${proxy.port}`,
-          ...FAST,
+          ...FAST_FAILURE_FLAGS,
           "--replication-max-failures",
           "2",
           "--replication-max-retries",
@@ -468,9 +437,9 @@ Deno.test({
 
 Deno.test({
   name: "sync mode: after OK the replica already has the value",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir, ["--replication-mode", "sync"]);
       const conn = await master.connect();
       const reader = await replica.connect();
@@ -485,9 +454,9 @@ Deno.test({
 
 Deno.test({
   name: "sync mode with the replica down and --sync-replicas 1: ERROR within the timeout",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir, [
         "--replication-mode",
         "sync",
@@ -512,9 +481,9 @@ Deno.test({
 Deno.test({
   name:
     "sync mode: the master killed right after a burst of OKs; every acknowledged key is on the replica",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir, [
         "--replication-mode",
         "sync",
@@ -545,9 +514,9 @@ Deno.test({
 
 Deno.test({
   name: "PUT then DELETE of one key, repeated, never arrives reordered",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir);
       const conn = await master.connect();
       const reader = await replica.connect();
@@ -569,9 +538,9 @@ Deno.test({
 
 Deno.test({
   name: "a replica that is down is retried REPLICATION_MAX_RETRIES times, not once per write",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-test-", async (dir) => {
       const { master, replica } = await pair(dir, [
         "--replication-health-check-interval",
         "30",

@@ -9,29 +9,9 @@ import {
   readNodeState,
   writeNodeState,
 } from "../../src/replication/node_state.ts";
-import { asText, killAll, KvNode } from "../helpers/cluster.ts";
+import { CLUSTER_TEST, KvNode, withClusterDir } from "../helpers/cluster.ts";
 
-const CLUSTER = { sanitizeOps: false, sanitizeResources: false };
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-node-state-test-" });
-  try {
-    await fn(dir);
-  } finally {
-    await killAll();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
-async function send(node: KvNode, parts: string[]): Promise<string> {
-  const conn = await node.connect();
-  try {
-    return asText(await conn.send(parts));
-  } finally {
-    conn.close();
-  }
-}
 
 /** Runs `kvstore serve` expecting it to refuse to start; returns its exit code and log. */
 async function refusedStart(args: string[]): Promise<{ code: number; log: string }> {
@@ -62,30 +42,30 @@ Deno.test("node state: absent means epoch 0; written state reads back; garbage i
 
 Deno.test({
   name: "a replica remembers a newer master's epoch across a restart, before any record of it",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-node-state-test-", async (dir) => {
       let replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
       // A master of epoch 5 says HELLO and goes away before sending any record.
-      const hello = await send(replica, ["REPLICATE", "HELLO", "5", "0", "1000", "5000"]);
+      const hello = await replica.send(["REPLICATE", "HELLO", "5", "0", "1000", "5000"]);
       assert.doesNotMatch(hello, /ERR|STALE/, hello);
       await replica.stop();
       replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
       // A deposed master of epoch 3 comes back: refused, though the log holds no epoch 5 record.
-      const stale = await send(replica, ["REPLICATE", "HELLO", "3", "0", "1000", "5000"]);
+      const stale = await replica.send(["REPLICATE", "HELLO", "3", "0", "1000", "5000"]);
       assert.match(stale, /stale epoch 3: this replica follows epoch 5/);
     }),
 });
 
 Deno.test({
   name: "a promoted node refuses to restart as a replica unless demoted; as a master it stays one",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-node-state-test-", async (dir) => {
       const data = `${dir}/node`;
       let node = await KvNode.start("node", data, ["--replica"]);
-      assert.match(await send(node, ["PROMOTE"]), /^PROMOTED epoch 1/);
-      assert.equal(await send(node, ["PUT", "after", "promotion"]), "OK");
+      assert.match(await node.send(["PROMOTE"]), /^PROMOTED epoch 1/);
+      assert.equal(await node.send(["PUT", "after", "promotion"]), "OK");
       await node.stop();
 
       // Restarted with its old settings (as systemd would): refuses, and says what to do.
@@ -97,8 +77,8 @@ Deno.test({
 
       // Its settings updated: a master, with its data and epoch; the mark is cleared.
       node = await KvNode.start("node", data, []);
-      assert.equal(await send(node, ["READ", "after"]), "promotion");
-      assert.equal(await send(node, ["PUT", "as", "master"]), "OK");
+      assert.equal(await node.send(["READ", "after"]), "promotion");
+      assert.equal(await node.send(["PUT", "as", "master"]), "OK");
       assert.deepEqual(await readNodeState(data), { highestEpochSeen: 1 });
       await node.stop();
     }),
@@ -106,16 +86,16 @@ Deno.test({
 
 Deno.test({
   name: "--replica --demote makes a promoted node a replica again, on purpose",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-node-state-test-", async (dir) => {
       const data = `${dir}/node`;
       let node = await KvNode.start("node", data, ["--replica"]);
-      assert.match(await send(node, ["PROMOTE"]), /^PROMOTED epoch 1/);
+      assert.match(await node.send(["PROMOTE"]), /^PROMOTED epoch 1/);
       await node.stop();
       node = await KvNode.start("node", data, ["--replica", "--demote"]);
       assert.ok(node.logsMatching(/DEMOTED/).length === 1, node.logText());
-      assert.match(await send(node, ["PUT", "k", "v"]), /read-only/);
+      assert.match(await node.send(["PUT", "k", "v"]), /read-only/);
       assert.deepEqual(await readNodeState(data), { highestEpochSeen: 1 });
       await node.stop();
       // Demoted once: later restarts as a replica need no flag.

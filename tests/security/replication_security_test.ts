@@ -5,50 +5,19 @@
 import assert from "node:assert/strict";
 import {
   asText,
-  clusterLogTail,
+  CLUSTER_TEST,
   dump,
-  killAll,
+  FAST_FAILURE_FLAGS,
   KvNode,
   replicaFields,
   replicasCaughtUp,
   textRequest,
   waitUntil,
+  withClusterDir,
 } from "../helpers/cluster.ts";
 import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
 
-const CLUSTER = { sanitizeOps: false, sanitizeResources: false };
-const FAST = [
-  "--fsync",
-  "no",
-  "--replication-timeout",
-  "0.5",
-  "--replication-health-check-interval",
-  "0.3",
-  "--replication-retry-backoff-ms",
-  "20",
-];
-
-async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-repl-security-" });
-  try {
-    await fn(dir);
-  } catch (error) {
-    console.error(`cluster logs at the failure:\n${clusterLogTail()}`);
-    throw error;
-  } finally {
-    await killAll();
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
-
-async function send(node: KvNode, parts: string[]): Promise<string> {
-  const conn = await node.connect();
-  try {
-    return asText(await conn.send(parts));
-  } finally {
-    conn.close();
-  }
-}
+const FAST = ["--fsync", "no", ...FAST_FAILURE_FLAGS];
 
 /** Waits until the master's first replica has failed `failures` times; returns its last error. */
 async function replicaError(master: KvNode, failures = 2): Promise<string> {
@@ -64,9 +33,9 @@ async function replicaError(master: KvNode, failures = 2): Promise<string> {
 
 Deno.test({
   name: "replication token: REPLICATE needs it; a master with it replicates, one without cannot",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-security-", async (dir) => {
       await Deno.writeTextFile(`${dir}/token`, "repl-0123456789\n");
       // Every node here connects from 127.0.0.1: the impostors' failed AUTHs must not get
       // that address blocked for the real master (AUTH_MAX_FAILURES counts per address).
@@ -97,7 +66,7 @@ Deno.test({
         "guess",
         ...FAST,
       ]);
-      assert.equal(await send(impostor, ["PUT", "evil", "1"]), "OK");
+      assert.equal(await impostor.send(["PUT", "evil", "1"]), "OK");
       assert.match(
         await replicaError(impostor),
         /replica refused the replication token: WRONGPASS invalid token/,
@@ -111,7 +80,7 @@ Deno.test({
         await replicaError(tokenless),
         /NOAUTH Authentication required: REPLICATE is accepted only after AUTH/,
       );
-      assert.equal(await send(replica, ["READ", "evil"]), "(nil)");
+      assert.equal(await replica.send(["READ", "evil"]), "(nil)");
       await impostor.kill();
       await tokenless.kill();
 
@@ -122,17 +91,17 @@ Deno.test({
         `${dir}/token`,
         ...FAST,
       ]);
-      assert.equal(await send(master, ["PUT", "good", "1"]), "OK");
+      assert.equal(await master.send(["PUT", "good", "1"]), "OK");
       await waitUntil("replica streaming", () => replicasCaughtUp(master));
-      assert.equal(await send(replica, ["READ", "good"]), "1");
+      assert.equal(await replica.send(["READ", "good"]), "1");
     }),
 });
 
 Deno.test({
   name: "replication token defaults to AUTH_TOKEN: one shared token secures clients and the stream",
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-security-", async (dir) => {
       const token = ["--auth-token", "shared-0123456789"];
       const replica = await KvNode.start("replica", `${dir}/replica`, [
         "--replica",
@@ -145,7 +114,7 @@ Deno.test({
         ...token,
         ...FAST,
       ]);
-      assert.match(await send(master, ["PUT", "k", "v"]), /Authentication required/);
+      assert.match(await master.send(["PUT", "k", "v"]), /Authentication required/);
       const conn = await master.connect();
       assert.equal(asText(await conn.send(["AUTH", "shared-0123456789"])), "OK");
       assert.equal(asText(await conn.send(["PUT", "k", "v"])), "OK");
@@ -170,9 +139,9 @@ Deno.test({
 Deno.test({
   name: "replication over TLS: --replication-tls-ca trusts the replicas' certificates",
   ignore: !hasOpenssl(),
-  ...CLUSTER,
+  ...CLUSTER_TEST,
   fn: () =>
-    withDir(async (dir) => {
+    withClusterDir("kvstore-repl-security-", async (dir) => {
       const certs = await makeTestCertificates();
       try {
         const replica = await KvNode.start("replica", `${dir}/replica`, [
@@ -201,7 +170,7 @@ Deno.test({
           ...FAST,
         ]);
         for (let i = 0; i < 50; i++) {
-          assert.equal(await send(master, ["PUT", `k${i}`, `v${i}`]), "OK");
+          assert.equal(await master.send(["PUT", `k${i}`, `v${i}`]), "OK");
         }
         await waitUntil("replica streaming over TLS", () => replicasCaughtUp(master));
         const expected = await dump(master);
