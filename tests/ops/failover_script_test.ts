@@ -4,12 +4,11 @@
 import assert from "node:assert/strict";
 import {
   CLUSTER_TEST,
-  clusterLogTail,
   FAST_FAILURE_FLAGS,
-  killAll,
   KvNode,
   type RespConn,
   waitUntil,
+  withClusterDir,
 } from "../helpers/cluster.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -44,9 +43,8 @@ async function failover(args: string[]) {
 Deno.test({
   name: "failover.sh: refuses while the master answers; then promotes the freshest replica",
   ...CLUSTER_TEST,
-  async fn() {
-    const dir = await Deno.makeTempDir({ prefix: "kvstore-failover-script-" });
-    try {
+  fn: () =>
+    withClusterDir("kvstore-failover-script-", async (dir) => {
       const r1 = await KvNode.start("r1", `${dir}/r1`, ["--replica", ...FAST]);
       const r2 = await KvNode.start("r2", `${dir}/r2`, ["--replica", ...FAST]);
       const a1 = `127.0.0.1:${r1.port}`;
@@ -103,12 +101,5 @@ Deno.test({
       assert.equal(again.code, 1);
       assert.match(again.stderr, new RegExp(`${a2} is already a master \\(epoch 1\\)`));
       assert.match(await r1.send(["INFO", "replication"], TOKEN), /role:replica/);
-    } catch (error) {
-      console.error(`cluster logs at the failure:\n${clusterLogTail()}`);
-      throw error;
-    } finally {
-      await killAll();
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    }
-  },
+    }),
 });
