@@ -74,7 +74,11 @@ export async function main(args: string[]): Promise<number> {
   // `client_cli --port 5556 read mykey`).
   const index = args.findIndex((arg) => arg === "serve" || CLIENT_COMMANDS.has(arg));
   if (index === -1) {
-    console.error(`kvstore: no command in "${args.join(" ")}" (see kvstore --help)`);
+    const known = ["serve", ...CLIENT_COMMANDS, "repair"].join(", ");
+    console.error(
+      `kvstore: no known command in "${args.join(" ")}"; the commands are ${known} ` +
+        `(see kvstore --help)`,
+    );
     return 1;
   }
   const rest = args.toSpliced(index, 1);

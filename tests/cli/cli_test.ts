@@ -88,7 +88,9 @@ Deno.test("cli: errors exit 1 with the reason on stderr", async () => {
   const refused = await kvstore(["read", "k", "--port", closedPort]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, new RegExp(`kvstore at 127.0.0.1:${closedPort}: cannot connect`));
-  assert.equal((await kvstore(["frobnicate"])).code, 1);
+  const unknown = await kvstore(["frobnicate"]);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /no known command in "frobnicate"; the commands are serve, put, /);
 });
 
 Deno.test("cli: serve --help lists every setting with its flag, default and environment variable", async () => {
