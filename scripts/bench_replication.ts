@@ -1,6 +1,8 @@
 /**
- * `deno task bench replication [--quick]`: replication figures of kvstore next to Redis, measured
- * in the same run on 127.0.0.1 (free ports, temp dirs, every process killed by PID at the end).
+ * `deno task bench replication [--quick] [--only lag,sync,throughput,catchup,fullsync]
+ * [--cpu-prof DIR]`: replication figures of kvstore next to Redis, measured in the same run on
+ * 127.0.0.1 (free ports, temp dirs, every process killed by PID at the end). `--cpu-prof DIR`
+ * writes a V8 CPU profile of every kvstore node into DIR.
  *
  * - lag: a key written on the master (its OK received) until the first read of the replica that
  *   sees it returns, p50/p99, at light load and while `redis-benchmark` drives 50 clients of SETs;
@@ -13,8 +15,10 @@
  *
  * @module
  */
+import { parseArgs } from "node:util";
 import type { RespValue } from "../src/protocol/resp.ts";
 import { KvNode, parseInfo, RespConn } from "../tests/helpers/cluster.ts";
+import { cpuMeter } from "./process_cpu.ts";
 
 const HOST = "127.0.0.1";
 /** Untimed operations before each latency figure (JIT warm-up, both systems alike). */
@@ -29,6 +33,10 @@ const FAST_RECONNECT = [
 const decoder = new TextDecoder();
 
 interface Options {
+  /** Directory for V8 CPU profiles of every kvstore node (`--cpu-prof DIR`), or undefined. */
+  cpuProfDir?: string;
+  /** Sections to run (`--only lag,sync,throughput,catchup,fullsync`), or undefined for all. */
+  only?: Set<string>;
   /** Probe writes per lag/latency figure. */
   samples: number;
   /** Records written while a replica is down (catch-up). */
@@ -41,8 +49,18 @@ interface Options {
 }
 
 function parseOptions(args: string[]): Options {
-  const quick = args.includes("--quick");
+  const { values } = parseArgs({
+    args,
+    options: {
+      quick: { type: "boolean", default: false },
+      "cpu-prof": { type: "string" },
+      only: { type: "string" },
+    },
+  });
+  const quick = values.quick;
   return {
+    cpuProfDir: values["cpu-prof"],
+    only: values.only === undefined ? undefined : new Set(values.only.split(",")),
     samples: quick ? 300 : 2000,
     catchUpRecords: quick ? 20_000 : 200_000,
     fullSyncKeys: quick ? 5_000 : 50_000,
@@ -79,7 +97,9 @@ function freePort(): number {
 async function stop(proc: Proc, signal: Deno.Signal = "SIGKILL"): Promise<void> {
   if (!running.delete(proc)) return;
   if (proc.node !== undefined) {
-    await (signal === "SIGKILL" ? proc.node.kill() : proc.node.stop());
+    // A profiled node must exit normally to write its profile.
+    const graceful = signal !== "SIGKILL" || cpuProfDir !== undefined;
+    await (graceful ? proc.node.stop() : proc.node.kill());
     return;
   }
   try {
@@ -94,8 +114,12 @@ async function stopAll(): Promise<void> {
   await Promise.all([...running].map((p) => stop(p)));
 }
 
+/** `--cpu-prof DIR` of the bench: every kvstore node writes a V8 CPU profile there. */
+let cpuProfDir: string | undefined;
+
 async function startKvstore(name: string, dir: string, flags: string[]): Promise<Proc> {
-  const node = await KvNode.start(name, dir, flags);
+  const denoArgs = cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`];
+  const node = await KvNode.start(name, dir, flags, denoArgs);
   const proc: Proc = { name, node, port: node.port, dir };
   running.add(proc);
   return proc;
@@ -318,22 +342,51 @@ function backgroundLoad(port: number): () => Promise<void> {
   };
 }
 
-/** Lag at light load, then while redis-benchmark drives 50 clients of SETs on the master. */
+/** A process's PID (kvstore node or redis-server). */
+function pidOf(proc: Proc): number | undefined {
+  return proc.node?.pid ?? proc.child?.pid;
+}
+
+/** Writes the master has taken so far: its last LSN (kvstore) or its SET calls (Redis). */
+async function writesSoFar(system: "kvstore" | "redis", port: number): Promise<number> {
+  if (system === "kvstore") return Number((await info(port, "replication")).get("master_lsn"));
+  const calls = (await info(port, "commandstats")).get("cmdstat_set") ?? "";
+  return Number(/calls=(\d+)/.exec(calls)?.[1] ?? NaN);
+}
+
+/**
+ * Lag at light load, then while redis-benchmark drives 50 clients of SETs on the master; under
+ * load it also prints the write rate the master sustained and the CPU the master and the replica
+ * spent per write (a 2-core machine hosts all three processes and the load generator).
+ */
 async function lagFigures(
-  system: string,
-  masterPort: number,
-  replicaPort: number,
+  system: "kvstore" | "redis",
+  label: string,
+  master: Proc,
+  replica: Proc,
   samples: number,
   out: (line: string) => void,
 ): Promise<void> {
-  const light = await measureLag(masterPort, replicaPort, samples);
-  out(`${system} lag, light load:`.padEnd(32) + summary(light));
-  const stopLoad = backgroundLoad(masterPort);
+  const light = await measureLag(master.port, replica.port, samples);
+  out(`${system} lag, light load, ${label}:`.padEnd(50) + summary(light));
+  const stopLoad = backgroundLoad(master.port);
   await sleep(300);
+  const writesBefore = await writesSoFar(system, master.port);
+  const startedAt = performance.now();
+  const meter = cpuMeter([pidOf(master), pidOf(replica)]);
   // The light run just before warmed this cluster up.
-  const loaded = await measureLag(masterPort, replicaPort, Math.ceil(samples / 4), 100);
+  const loaded = await measureLag(master.port, replica.port, Math.ceil(samples / 4), 100);
+  const [masterCpu, replicaCpu] = meter();
+  const writes = await writesSoFar(system, master.port) - writesBefore;
+  const seconds = (performance.now() - startedAt) / 1000;
   await stopLoad();
-  out(`${system} lag, 50-client load:`.padEnd(32) + summary(loaded));
+  out(
+    `${system} lag, 50-client load, ${label}:`.padEnd(50) + summary(loaded) +
+      `; ${Math.round(writes / seconds)} writes/s, CPU per write: master ` +
+      `${(masterCpu * 1e6 / writes).toFixed(1)} µs, replica ${
+        (replicaCpu * 1e6 / writes).toFixed(1)
+      } µs`,
+  );
 }
 
 // ------------------------------------------------------------------ scenarios
@@ -370,12 +423,27 @@ async function kvstoreCluster(
   return { master, replicas: nodes };
 }
 
-async function redisCluster(dir: string, replicas: number) {
-  const master = await startRedis("redis-master", dir, []);
+/** Redis persistence matching a kvstore fsync policy (`no`: no AOF at all, as Redis defaults). */
+function redisDurability(fsync: "always" | "everysec" | "no"): string[] {
+  return fsync === "no" ? [] : ["--appendonly", "yes", "--appendfsync", fsync];
+}
+
+async function redisCluster(dir: string, replicas: number, durability: string[] = []) {
+  const nodeDir = async (name: string) => {
+    await Deno.mkdir(`${dir}/${name}`, { recursive: true });
+    return `${dir}/${name}`;
+  };
+  const master = await startRedis("redis-master", await nodeDir("redis-master"), durability);
   const nodes: Proc[] = [];
   for (let i = 0; i < replicas; i++) {
+    const name = `redis-replica${i}`;
     nodes.push(
-      await startRedis(`redis-replica${i}`, dir, ["--replicaof", HOST, String(master.port)]),
+      await startRedis(name, await nodeDir(name), [
+        ...durability,
+        "--replicaof",
+        HOST,
+        String(master.port),
+      ]),
     );
   }
   for (const node of nodes) {
@@ -387,163 +455,195 @@ async function redisCluster(dir: string, replicas: number) {
 /** Entry point of `deno task bench replication`. */
 export async function main(args: string[]): Promise<void> {
   const options = parseOptions(args);
+  cpuProfDir = options.cpuProfDir;
+  const runs = (section: string) => options.only === undefined || options.only.has(section);
   const out = (line: string) => console.log(line);
+  const loadAverage = () => Deno.loadavg().map((load) => load.toFixed(2)).join(" ");
   out(`# replication benchmark (noisy: shared 2-core machine), ${new Date().toISOString()}`);
   out(`# command: deno task bench replication ${args.join(" ")}`.trimEnd());
+  out(`# load average at start: ${loadAverage()}`);
   const hasRedis = (await new Deno.Command("which", { args: ["redis-server"], stdout: "null" })
     .output()).success;
 
   try {
-    // --- lag, light and under load ---
-    await withTempDir(async (dir) => {
-      const { master, replicas } = await kvstoreCluster(dir, 1, ["--fsync", "no"], [
-        "--fsync",
-        "no",
-      ]);
-      out(
-        `kvstore lag, light, fsync no:  ${
-          summary(await measureLag(master.port, replicas[0].port, options.samples))
-        }`,
-      );
-    });
-    await withTempDir(async (dir) => {
-      const { master, replicas } = await kvstoreCluster(dir, 1);
-      await lagFigures("kvstore", master.port, replicas[0].port, options.samples, out);
-    });
-    if (hasRedis) {
-      await withTempDir(async (dir) => {
-        const { master, replicas } = await redisCluster(dir, 1);
-        await lagFigures("redis", master.port, replicas[0].port, options.samples, out);
-      });
-    }
-
-    // --- sync latency ---
-    for (const count of [1, 2]) {
-      await withTempDir(async (dir) => {
-        const { master } = await kvstoreCluster(dir, count, ["--replication-mode", "sync"]);
-        out(
-          `kvstore sync PUT, ${count} replica(s):   ${
-            summary(await measureSyncLatency(master.port, options.samples))
-          }`,
-        );
-      });
-      await withTempDir(async (dir) => {
-        const noFsync = ["--fsync", "no"];
-        const { master } = await kvstoreCluster(dir, count, [
-          "--replication-mode",
-          "sync",
-          ...noFsync,
-        ], noFsync);
-        out(
-          `kvstore sync PUT, ${count} replica(s), fsync no: ${
-            summary(await measureSyncLatency(master.port, options.samples))
-          }`,
-        );
-      });
-      if (hasRedis) {
+    // --- lag, light and under load, at matching durability: fsync no vs Redis without AOF (the
+    // Redis default), fsync always vs appendfsync always (on master and replica alike) ---
+    if (runs("lag")) {
+      for (const fsync of ["no", "always"] as const) {
+        const flags = ["--fsync", fsync];
+        const label = fsync === "no" ? "fsync no / no AOF" : "fsync always";
         await withTempDir(async (dir) => {
-          const { master } = await redisCluster(dir, count);
-          out(
-            `redis SET+WAIT ${count}, ${count} replica(s): ${
-              summary(await measureSyncLatency(master.port, options.samples, count))
-            }`,
-          );
+          const { master, replicas } = await kvstoreCluster(dir, 1, flags, flags);
+          await lagFigures("kvstore", label, master, replicas[0], options.samples, out);
         });
+        if (hasRedis) {
+          await withTempDir(async (dir) => {
+            const { master, replicas } = await redisCluster(dir, 1, redisDurability(fsync));
+            await lagFigures("redis", label, master, replicas[0], options.samples, out);
+          });
+        }
       }
     }
 
-    // --- master throughput with 0, 1, 2 async replicas ---
-    // Replicas normally run on their own machines; here they share the master's two cores. The
-    // niced rows lower the replicas' CPU priority so the master's own cost of replicating shows.
-    let baseline = 0;
-    for (
-      const [count, niced] of [[0, false], [1, false], [2, false], [1, true], [2, true]] as const
-    ) {
-      await withTempDir(async (dir) => {
-        const { master, replicas } = await kvstoreCluster(dir, count);
-        if (niced) {
-          for (const replica of replicas) await renice(replica.node?.pid);
+    // --- sync latency. Redis's WAIT counts a replica that received the write, fsynced or not:
+    // the like-for-like kvstore figure is the fsync-no one (the default fsync always also waits
+    // for the fsync on master and replica) ---
+    if (runs("sync")) {
+      for (const count of [1, 2]) {
+        for (const fsync of ["always", "no"] as const) {
+          await withTempDir(async (dir) => {
+            const flags = ["--fsync", fsync];
+            const { master } = await kvstoreCluster(dir, count, [
+              "--replication-mode",
+              "sync",
+              ...flags,
+            ], flags);
+            out(
+              `kvstore sync PUT, ${count} replica(s), fsync ${fsync}:`.padEnd(50) +
+                summary(await measureSyncLatency(master.port, options.samples)),
+            );
+          });
         }
-        const rps = await redisBenchmarkSet(master.port, options.throughputRequests);
-        if (count === 0) baseline = rps;
-        const cost = count === 0
-          ? ""
-          : ` (${((1 - rps / baseline) * 100).toFixed(1)}% below 0 replicas)`;
-        const label = `${count} async replica(s)${niced ? ", niced" : ""}`;
-        out(`kvstore SET throughput, ${label}: ${rps.toFixed(0)}/s${cost}`);
-      });
+        if (hasRedis) {
+          await withTempDir(async (dir) => {
+            const { master } = await redisCluster(dir, count);
+            out(
+              `redis SET+WAIT ${count}, ${count} replica(s), no AOF:`.padEnd(50) +
+                summary(await measureSyncLatency(master.port, options.samples, count)),
+            );
+          });
+        }
+      }
+    }
+
+    // --- master throughput with 0, 1, 2 async replicas (50 clients, redis-benchmark), kvstore
+    // at its default fsync always and Redis at appendfsync always, on every node. Replicas
+    // normally run on their own machines; here they share the master's two cores with the load
+    // generator, so throughput mixes replication's own cost with the CPU the replicas take. The
+    // master's CPU per write isolates its own cost; the niced rows lower the replicas' priority.
+    if (runs("throughput")) {
+      for (const system of hasRedis ? ["kvstore", "redis"] as const : ["kvstore"] as const) {
+        const rows: [number, boolean][] = system === "kvstore"
+          ? [[0, false], [1, false], [2, false], [1, true], [2, true]]
+          : [[0, false], [1, false], [2, false]];
+        let baseline = 0;
+        let baselineCpuUs = 0;
+        for (const [count, niced] of rows) {
+          await withTempDir(async (dir) => {
+            const { master, replicas } = system === "kvstore"
+              ? await kvstoreCluster(dir, count)
+              : await redisCluster(dir, count, redisDurability("always"));
+            if (niced) {
+              for (const replica of replicas) await renice(pidOf(replica));
+            }
+            const requests = options.throughputRequests;
+            const meter = cpuMeter([master, ...replicas].map(pidOf));
+            const rps = await redisBenchmarkSet(master.port, requests);
+            const [masterCpu, ...replicaCpu] = meter();
+            const masterCpuUs = masterCpu * 1e6 / requests;
+            if (count === 0) {
+              baseline = rps;
+              baselineCpuUs = masterCpuUs;
+            }
+            const replicaCpuUs = replicaCpu.reduce((sum, cpu) => sum + cpu, 0) * 1e6 /
+              requests / Math.max(1, count);
+            const cost = count === 0
+              ? ""
+              : ` (${((1 - rps / baseline) * 100).toFixed(1)}% below 0)`;
+            const cpuCost = count === 0
+              ? ""
+              : ` (+${((masterCpuUs / baselineCpuUs - 1) * 100).toFixed(1)}%)`;
+            const label = `${count} async replica(s)${niced ? ", niced" : ""}`;
+            out(
+              `${system} SET throughput, fsync always, ${label}:`.padEnd(58) +
+                `${rps.toFixed(0)}/s${cost}; master CPU ${masterCpuUs.toFixed(1)} µs/write` +
+                `${cpuCost}` +
+                (count === 0 ? "" : `; each replica ${replicaCpuUs.toFixed(1)} µs/write`),
+            );
+          });
+        }
+      }
     }
 
     // --- catch-up speed ---
-    await withTempDir(async (dir) => {
-      const { master, replicas } = await kvstoreCluster(dir, 1, FAST_RECONNECT);
-      const replicaPort = replicas[0].port;
-      await stop(replicas[0], "SIGTERM");
-      await redisBenchmarkSet(master.port, options.catchUpRecords);
-      const masterLsn = Number((await info(master.port, "replication")).get("master_lsn"));
-      // The master reconnects to the same port: restart the replica there.
-      const restarted = await startKvstore("replica0", `${dir}/r0`, [
-        "--replica",
-        "--port",
-        String(replicaPort),
-      ])
-        .catch(async () => await startKvstore("replica0", `${dir}/r0`, ["--replica"]));
-      const startedAt = performance.now();
-      await waitFor("catch-up", () => kvstoreCaughtUp(master.port), 120_000);
-      // includes the replica's start (about 0.1-0.3 s here)
-      const seconds = (performance.now() - startedAt) / 1000;
-      out(
-        `kvstore catch-up: ${options.catchUpRecords} records (master LSN ${masterLsn}) in ` +
-          `${seconds.toFixed(2)} s = ${(options.catchUpRecords / seconds).toFixed(0)} records/s ` +
-          `(replica on port ${restarted.port})`,
-      );
-    });
+    if (runs("catchup")) {
+      await withTempDir(async (dir) => {
+        const { master, replicas } = await kvstoreCluster(dir, 1, FAST_RECONNECT);
+        const replicaPort = replicas[0].port;
+        await stop(replicas[0], "SIGTERM");
+        await redisBenchmarkSet(master.port, options.catchUpRecords);
+        const masterLsn = Number((await info(master.port, "replication")).get("master_lsn"));
+        // The master reconnects to the same port: restart the replica there.
+        const restarted = await startKvstore("replica0", `${dir}/r0`, [
+          "--replica",
+          "--port",
+          String(replicaPort),
+        ])
+          .catch(async () => await startKvstore("replica0", `${dir}/r0`, ["--replica"]));
+        const startedAt = performance.now();
+        await waitFor("catch-up", () => kvstoreCaughtUp(master.port), 120_000);
+        // includes the replica's start (about 0.1-0.3 s here)
+        const seconds = (performance.now() - startedAt) / 1000;
+        out(
+          `kvstore catch-up: ${options.catchUpRecords} records (master LSN ${masterLsn}) in ` +
+            `${seconds.toFixed(2)} s = ${
+              (options.catchUpRecords / seconds).toFixed(0)
+            } records/s ` +
+            `(replica on port ${restarted.port})`,
+        );
+      });
+    }
 
     // --- full-sync speed ---
-    await withTempDir(async (dir) => {
-      await Deno.mkdir(`${dir}/m`, { recursive: true });
-      await Deno.mkdir(`${dir}/r0`, { recursive: true });
-      const replicaPort = freePort();
-      // Small segments and eager compaction: writing the dataset twice compacts the log, so the
-      // new replica cannot be caught up from it and gets a full sync.
-      const master = await startKvstore("master", `${dir}/m`, [
-        "--replicas",
-        `${HOST}:${replicaPort}`,
-        ...FAST_RECONNECT,
-        "--segment-size-bytes",
-        String(4 * 1024 * 1024),
-        "--compaction-threshold",
-        "0.1",
-        "--compaction-min-bytes",
-        "0",
-      ]);
-      const conn = await RespConn.open(master.port);
-      const value = "v".repeat(options.fullSyncValueBytes);
-      for (let pass = 0; pass < 2; pass++) {
-        const writes: Promise<RespValue>[] = [];
-        for (let i = 0; i < options.fullSyncKeys; i++) {
-          writes.push(conn.send(["SET", `full:${String(i).padStart(8, "0")}`, value]));
-          if (writes.length >= 256) await Promise.all(writes.splice(0));
+    if (runs("fullsync")) {
+      await withTempDir(async (dir) => {
+        await Deno.mkdir(`${dir}/m`, { recursive: true });
+        await Deno.mkdir(`${dir}/r0`, { recursive: true });
+        const replicaPort = freePort();
+        // Small segments and eager compaction: writing the dataset twice compacts the log, so the
+        // new replica cannot be caught up from it and gets a full sync.
+        const master = await startKvstore("master", `${dir}/m`, [
+          "--replicas",
+          `${HOST}:${replicaPort}`,
+          ...FAST_RECONNECT,
+          "--segment-size-bytes",
+          String(4 * 1024 * 1024),
+          "--compaction-threshold",
+          "0.1",
+          "--compaction-min-bytes",
+          "0",
+        ]);
+        const conn = await RespConn.open(master.port);
+        const value = "v".repeat(options.fullSyncValueBytes);
+        for (let pass = 0; pass < 2; pass++) {
+          const writes: Promise<RespValue>[] = [];
+          for (let i = 0; i < options.fullSyncKeys; i++) {
+            writes.push(conn.send(["SET", `full:${String(i).padStart(8, "0")}`, value]));
+            if (writes.length >= 256) await Promise.all(writes.splice(0));
+          }
+          await Promise.all(writes);
         }
-        await Promise.all(writes);
-      }
-      conn.close();
-      await waitFor(
-        "compaction",
-        async () => Number((await info(master.port, "storage")).get("oldest_complete_lsn")) > 0,
-      );
-      const bytes = options.fullSyncKeys * (options.fullSyncValueBytes + 14);
-      await startKvstore("replica0", `${dir}/r0`, ["--replica", "--port", String(replicaPort)]);
-      const startedAt = performance.now();
-      await waitFor("full sync", () => kvstoreCaughtUp(master.port), 120_000);
-      const seconds = (performance.now() - startedAt) / 1000;
-      const fullSyncs = (await info(master.port, "replication")).get("replica0") ?? "";
-      out(
-        `kvstore full sync: ${options.fullSyncKeys} keys, ${(bytes / 1e6).toFixed(1)} MB in ` +
-          `${seconds.toFixed(2)} s = ${(bytes / 1e6 / seconds).toFixed(1)} MB/s ` +
-          `(${/full_syncs=(\d+)/.exec(fullSyncs)?.[0] ?? "full_syncs=?"}; includes replica start)`,
-      );
-    });
+        conn.close();
+        await waitFor(
+          "compaction",
+          async () => Number((await info(master.port, "storage")).get("oldest_complete_lsn")) > 0,
+        );
+        const bytes = options.fullSyncKeys * (options.fullSyncValueBytes + 14);
+        await startKvstore("replica0", `${dir}/r0`, ["--replica", "--port", String(replicaPort)]);
+        const startedAt = performance.now();
+        await waitFor("full sync", () => kvstoreCaughtUp(master.port), 120_000);
+        const seconds = (performance.now() - startedAt) / 1000;
+        const fullSyncs = (await info(master.port, "replication")).get("replica0") ?? "";
+        out(
+          `kvstore full sync: ${options.fullSyncKeys} keys, ${(bytes / 1e6).toFixed(1)} MB in ` +
+            `${seconds.toFixed(2)} s = ${(bytes / 1e6 / seconds).toFixed(1)} MB/s ` +
+            `(${
+              /full_syncs=(\d+)/.exec(fullSyncs)?.[0] ?? "full_syncs=?"
+            }; includes replica start)`,
+        );
+      });
+    }
+    out(`# load average at end: ${loadAverage()}`);
   } finally {
     await stopAll();
   }

@@ -1,7 +1,10 @@
 /**
- * `deno task bench server [--seconds N] [--quick] [--no-redis]`: kvstore's server next to
- * `redis-server` (when it is on PATH), both on 127.0.0.1 free ports, same run, same load, at
- * matching durability (`--fsync always|everysec|no` vs `appendfsync always|everysec|no`).
+ * `deno task bench server [--seconds N] [--quick] [--no-redis] [--only S] [--cpu-prof DIR]`:
+ * kvstore's server next to `redis-server` (when it is on PATH), both on 127.0.0.1 free ports, same
+ * run, same load, at matching durability (`--fsync always|everysec|no` vs `appendfsync
+ * always|everysec|no`). `--only always:put:50x1` picks scenarios by substring; `--cpu-prof DIR`
+ * writes a V8 CPU profile of each kvstore server into DIR (summarize with
+ * `scripts/cpuprofile_summary.ts`).
  *
  * The load generator is ours: N connections, each keeping a pipeline of D requests in flight,
  * 16-byte keys drawn from 100,000, 100-byte values, PUT (`SET`), READ (`GET`) or a 50/50 mix;
@@ -17,6 +20,7 @@
 import { parseArgs } from "node:util";
 import { type ServerProcess, startServerProcess } from "../tests/helpers/server_process.ts";
 import { Histogram } from "./histogram.ts";
+import { cpuMeter } from "./process_cpu.ts";
 
 const HOST = "127.0.0.1";
 const KEY_BYTES = 16;
@@ -36,6 +40,8 @@ interface Scenario {
 
 interface LoadResult {
   opsPerSecond: number;
+  /** The server's CPU (user + system, all threads) per operation over the measured window. */
+  cpuUsPerOp: number;
   p50Ms: number;
   p99Ms: number;
   p999Ms: number;
@@ -192,23 +198,38 @@ async function drive(
   return completed;
 }
 
-/** Runs one load against `port` for `options.seconds` (after a warm-up of a fifth of that). */
-async function runLoad(port: number, scenario: Scenario, options: Options): Promise<LoadResult> {
+/**
+ * Runs one load against `server` for `options.seconds` (after a warm-up of a fifth of that),
+ * and meters the server's CPU over the same window.
+ */
+async function runLoad(
+  server: Server,
+  scenario: Scenario,
+  options: Options,
+): Promise<LoadResult> {
   const pool = requestPool(requests(scenario.workload, 20_000, options));
   const warmUpMs = Math.max(300, options.seconds * 200);
   const recordFrom = performance.now() + warmUpMs;
   const stopAt = recordFrom + options.seconds * 1000;
+  const metered = new Promise<number>((resolve) =>
+    setTimeout(() => {
+      const done = cpuMeter([server.pid]);
+      setTimeout(() => resolve(done()[0]), stopAt - performance.now());
+    }, recordFrom - performance.now())
+  );
   const histograms = Array.from({ length: scenario.connections }, () => new Histogram());
   const counts = await Promise.all(
     histograms.map((histogram) =>
-      drive(port, pool, scenario.pipeline, recordFrom, stopAt, histogram)
+      drive(server.port, pool, scenario.pipeline, recordFrom, stopAt, histogram)
     ),
   );
+  const cpuSeconds = await metered;
   const all = new Histogram();
   for (const histogram of histograms) all.add(histogram);
   const total = counts.reduce((sum, count) => sum + count, 0);
   return {
     opsPerSecond: total / options.seconds,
+    cpuUsPerOp: cpuSeconds * 1e6 / total,
     p50Ms: all.percentileUs(50) / 1000,
     p99Ms: all.percentileUs(99) / 1000,
     p999Ms: all.percentileUs(99.9) / 1000,
@@ -220,17 +241,20 @@ async function runLoad(port: number, scenario: Scenario, options: Options): Prom
 interface Server {
   name: string;
   port: number;
+  pid: number;
   stop(): Promise<void>;
 }
 
-async function startKvstore(fsync: Fsync, dir: string): Promise<Server> {
+async function startKvstore(fsync: Fsync, dir: string, cpuProfDir?: string): Promise<Server> {
   const process: ServerProcess = await startServerProcess({
     dataDir: `${dir}/kvstore`,
     args: ["--fsync", fsync],
+    denoArgs: cpuProfDir === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${cpuProfDir}`],
   });
   return {
     name: "kvstore",
     port: process.port,
+    pid: process.pid,
     stop: async () => {
       await process.stop();
     },
@@ -284,7 +308,7 @@ async function startRedis(fsync: Fsync, dir: string): Promise<Server> {
       const count = await conn.read(reply);
       conn.close();
       if (count !== null && new TextDecoder().decode(reply.subarray(0, count)) === "+PONG\r\n") {
-        return { name: "redis", port, stop };
+        return { name: "redis", port, pid: child.pid, stop };
       }
     } catch {
       // Not listening yet.
@@ -379,6 +403,14 @@ function ms(value: number): string {
   return Number.isFinite(value) ? value.toFixed(3) : "-";
 }
 
+function loadAverage(): string {
+  return Deno.loadavg().map((load) => load.toFixed(2)).join(" ");
+}
+
+function micros(value: number): string {
+  return Number.isFinite(value) ? value.toFixed(1) : "-";
+}
+
 function thousands(value: number): string {
   return Number.isFinite(value) ? Math.round(value).toLocaleString("en-US") : "-";
 }
@@ -408,6 +440,7 @@ export async function main(args: string[]): Promise<void> {
       "no-redis": { type: "boolean", default: false },
       "no-redis-benchmark": { type: "boolean", default: false },
       only: { type: "string" },
+      "cpu-prof": { type: "string" },
     },
   });
   const seconds = Number(values.seconds);
@@ -425,7 +458,8 @@ export async function main(args: string[]): Promise<void> {
       `${options.valueBytes}-byte values; ${
         options.redis ? "redis-server in the same run" : "no redis-server on PATH"
       }; ${Deno.build.os} ${Deno.build.arch}, deno ${Deno.version.deno}, ` +
-      `${navigator.hardwareConcurrency} CPUs (noisy if the machine is shared)\n`,
+      `${navigator.hardwareConcurrency} CPUs (noisy if the machine is shared); load average ` +
+      `${loadAverage()}\ncpu µs: the server's CPU (user + system, all threads) per operation\n`,
   );
   const header = [
     "fsync".padEnd(9),
@@ -434,10 +468,12 @@ export async function main(args: string[]): Promise<void> {
     "p50 ms".padStart(8),
     "p99 ms".padStart(8),
     "p99.9".padStart(8),
+    "cpu µs".padStart(7),
     "redis ops/s".padStart(12),
     "p50 ms".padStart(8),
     "p99 ms".padStart(8),
     "p99.9".padStart(8),
+    "cpu µs".padStart(7),
     "  vs target",
   ].join(" ");
   console.log(header);
@@ -456,12 +492,12 @@ export async function main(args: string[]): Promise<void> {
   try {
     for (const [fsync, list] of byFsync) {
       const runDir = `${dir}/${fsync}`;
-      const kvstore = await startKvstore(fsync, runDir);
+      const kvstore = await startKvstore(fsync, runDir, values["cpu-prof"]);
       const redis = options.redis ? await startRedis(fsync, runDir) : undefined;
       try {
         for (const scenario of list) {
-          const kv = await runLoad(kvstore.port, scenario, options);
-          const rd = redis === undefined ? undefined : await runLoad(redis.port, scenario, options);
+          const kv = await runLoad(kvstore, scenario, options);
+          const rd = redis === undefined ? undefined : await runLoad(redis, scenario, options);
           console.log([
             fsync.padEnd(9),
             `${scenario.workload} ${scenario.connections}x${scenario.pipeline}`.padEnd(17),
@@ -469,10 +505,12 @@ export async function main(args: string[]): Promise<void> {
             ms(kv.p50Ms).padStart(8),
             ms(kv.p99Ms).padStart(8),
             ms(kv.p999Ms).padStart(8),
+            micros(kv.cpuUsPerOp).padStart(7),
             thousands(rd?.opsPerSecond ?? NaN).padStart(12),
             ms(rd?.p50Ms ?? NaN).padStart(8),
             ms(rd?.p99Ms ?? NaN).padStart(8),
             ms(rd?.p999Ms ?? NaN).padStart(8),
+            micros(rd?.cpuUsPerOp ?? NaN).padStart(7),
             `  ${describeTarget(scenario, kv, rd)}`,
           ].join(" "));
         }
@@ -500,6 +538,7 @@ export async function main(args: string[]): Promise<void> {
         await redis?.stop();
       }
     }
+    console.log(`load average after: ${loadAverage()}`);
     if (benchmarkRows.length > 0) {
       console.log(
         `\nredis-benchmark -t set,get -c 50 -d 100 -r 100000 (-P 1 and -P 16), against both:`,

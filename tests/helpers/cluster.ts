@@ -32,10 +32,16 @@ export class KvNode {
 
   /**
    * Starts a node in `dataDir` (kept afterwards); `args` are `serve` flags (add `--port N` to
-   * reuse a port, else port 0). Resolves once it listens.
+   * reuse a port, else port 0). `denoArgs` go to `deno run` (benchmarks: `--cpu-prof`).
+   * Resolves once it listens.
    */
-  static async start(name: string, dataDir: string, args: string[] = []): Promise<KvNode> {
-    const process = await startServerProcess({ args, dataDir, startTimeoutMs: 30_000 });
+  static async start(
+    name: string,
+    dataDir: string,
+    args: string[] = [],
+    denoArgs: string[] = [],
+  ): Promise<KvNode> {
+    const process = await startServerProcess({ args, dataDir, denoArgs, startTimeoutMs: 30_000 });
     const node = new KvNode(name, process);
     liveNodes.add(node);
     startedNodes.push(node);

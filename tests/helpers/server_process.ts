@@ -35,6 +35,8 @@ export interface ServerProcessOptions {
   env?: Record<string, string>;
   /** How long to wait for the "listening" line. Default 20000. */
   startTimeoutMs?: number;
+  /** Extra `deno run` flags before the script (benchmarks: `--cpu-prof`, `--cpu-prof-dir=D`). */
+  denoArgs?: string[];
 }
 
 /** A running server process. */
@@ -67,6 +69,7 @@ export async function startServerProcess(
       "--allow-read",
       "--allow-write",
       "--allow-env",
+      ...(options.denoArgs ?? []),
       CLI.pathname,
       "serve",
       "--port",
