@@ -110,6 +110,8 @@ export class RequestParser {
   #expected = 0;
   /** RESP: parse position relative to the start of the current request. */
   #position = 0;
+  /** RESP: elements received so far. */
+  #received = 0;
   /** RESP: start and length of each element received so far, relative to the request start. */
   #elementStarts: number[] = [];
   #elementLengths: number[] = [];
@@ -146,8 +148,7 @@ export class RequestParser {
           this.#scanned = 0;
           this.#position = 0;
           this.#expected = -1;
-          this.#elementStarts.length = 0;
-          this.#elementLengths.length = 0;
+          this.#received = 0;
           continue;
         case Mode.Text:
           return this.#nextText(data);
@@ -227,7 +228,7 @@ export class RequestParser {
       }
       this.#expected = count;
     }
-    while (this.#elementStarts.length < this.#expected) {
+    while (this.#received < this.#expected) {
       const status = readHeader(data, start + this.#position, DOLLAR, header);
       if (status === Header.Incomplete) return undefined;
       if (status === Header.Malformed) return this.#fatal(header.error);
@@ -236,7 +237,7 @@ export class RequestParser {
       if (length < 0) return this.#fatal(`invalid bulk length ${length}`);
       const payloadEnd = payloadStart + length;
       if (payloadEnd + 2 - start > this.#maxRequestBytes) {
-        this.#discardElements = this.#expected - this.#elementStarts.length - 1;
+        this.#discardElements = this.#expected - this.#received - 1;
         this.#discardBytes = length + 2;
         this.offset = payloadStart;
         this.#mode = Mode.RespDiscard;
@@ -246,15 +247,18 @@ export class RequestParser {
       if (data[payloadEnd] !== CR || data[payloadEnd + 1] !== LF) {
         return this.#fatal("expected CRLF after a bulk string");
       }
-      this.#elementStarts.push(payloadStart - start);
-      this.#elementLengths.push(length);
+      // Written by index (no push, no length reset): the arrays keep their size between requests.
+      this.#elementStarts[this.#received] = payloadStart - start;
+      this.#elementLengths[this.#received] = length;
+      this.#received++;
       this.#position = payloadEnd + 2 - start;
     }
     const starts = this.#elementStarts;
     const lengths = this.#elementLengths;
+    const count = this.#received;
     const name = data.subarray(start + starts[0], start + starts[0] + lengths[0]);
-    const args = new Array<Uint8Array>(starts.length - 1);
-    for (let i = 1; i < starts.length; i++) {
+    const args = new Array<Uint8Array>(count - 1);
+    for (let i = 1; i < count; i++) {
       args[i - 1] = data.subarray(start + starts[i], start + starts[i] + lengths[i]);
     }
     this.offset = start + this.#position;
