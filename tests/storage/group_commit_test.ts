@@ -1,0 +1,70 @@
+import assert from "node:assert/strict";
+import { KVStore } from "../../src/storage/mod.ts";
+import { text, withTempDir } from "./helpers.ts";
+
+Deno.test("always: the writes of one event-loop turn share one fsync, done before any resolves", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, { fsync: "always" });
+    try {
+      let fsyncs = 0;
+      store.fsyncObserver = () => fsyncs++;
+      const durableAt: number[] = [];
+      // 50 writers in one turn, as 50 connections whose requests arrived together.
+      const puts = Array.from(
+        { length: 50 },
+        (_, i) => store.put(`k${i}`, `v${i}`).then(() => durableAt.push(fsyncs)),
+      );
+      assert.equal(fsyncs, 0, "the fsync waits for the end of the turn");
+      await Promise.all(puts);
+      assert.equal(fsyncs, 1);
+      assert.ok(durableAt.every((count) => count === 1), "no put resolved before its fsync");
+      assert.equal(store.durableLsn, 50);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("always: records reach onDurable listeners after their fsync", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, { fsync: "always" });
+    try {
+      let fsyncs = 0;
+      store.fsyncObserver = () => fsyncs++;
+      const seen: [number, number][] = [];
+      store.onDurable((_records, _firstLsn, lastLsn) => seen.push([lastLsn, fsyncs]));
+      await Promise.all([store.put("a", "1"), store.put("b", "2")]);
+      await store.put("c", "3");
+      assert.deepEqual(seen, [[2, 1], [3, 2]]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("everysec: one background fsync per interval under a steady stream of writes", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, { fsync: "everysec" });
+    try {
+      let fsyncs = 0;
+      store.fsyncObserver = () => fsyncs++;
+      // Writes in every turn for 2.5 s: a sync loop that kept going while writes arrived would
+      // fsync hundreds of times.
+      const stopAt = Date.now() + 2500;
+      const writer = async (w: number) => {
+        let i = 0;
+        while (Date.now() < stopAt) {
+          await store.put(`w${w}-${i % 100}`, `v${i}`);
+          i++;
+          if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+        return i;
+      };
+      const counts = await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
+      assert.ok(fsyncs >= 1 && fsyncs <= 3, `${fsyncs} fsyncs in 2.5 s (expected 2, one a second)`);
+      assert.equal(text(store.read(`w7-${(counts[7] - 1) % 100}`)), `v${counts[7] - 1}`);
+    } finally {
+      await store.close();
+    }
+  });
+});
