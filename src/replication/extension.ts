@@ -33,7 +33,7 @@ import {
 import type { KVStore } from "../storage/mod.ts";
 import { formatHostPort, parseAddresses } from "../config.ts";
 import { type NodeState, NodeStateError, readNodeState, writeNodeState } from "./node_state.ts";
-import { type ApplierReply, ReplicaApplier } from "./replica_applier.ts";
+import { type ApplierReply, ReplicaApplier, upper } from "./replica_applier.ts";
 import type { ReplicationSource } from "./replica_link.ts";
 import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
 import { Replicator, type ReplicatorOptions } from "./replicator.ts";
@@ -205,7 +205,7 @@ class NodeReplication {
       if (applier === undefined || this.#promoting) {
         throw new CommandError("this node is being promoted to master: REPLICATE refused");
       }
-      const sub = decoder.decode(args[0]).toUpperCase();
+      const sub = upper(args[0]);
       if (sub === "HELLO" && args.length >= 2) {
         const epoch = Number(decoder.decode(args[1]));
         const known = this.#knownEpoch;

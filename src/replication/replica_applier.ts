@@ -89,8 +89,19 @@ function parseCount(bytes: Uint8Array, what: string): number {
   return Number(text);
 }
 
-function upper(bytes: Uint8Array): string {
-  return decoder.decode(bytes).toUpperCase();
+/**
+ * A subcommand word, upper-cased. Every LOG frame passes here: for a short ASCII word a loop is
+ * ~4 times cheaper than a `TextDecoder` call plus `toUpperCase()`.
+ */
+export function upper(bytes: Uint8Array): string {
+  if (bytes.length > 16) return decoder.decode(bytes).toUpperCase();
+  let word = "";
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if (byte >= 0x80) return decoder.decode(bytes).toUpperCase();
+    word += String.fromCharCode(byte >= 0x61 && byte <= 0x7a ? byte - 0x20 : byte);
+  }
+  return word;
 }
 
 /** Serves `REPLICATE` on a replica. */

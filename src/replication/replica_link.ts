@@ -21,7 +21,7 @@ import {
   encodeRequest,
   expectInteger,
   helloRequest,
-  logRequest,
+  LogFrameWriter,
   PairChunkWriter,
   parseHelloReply,
   pingRequest,
@@ -123,11 +123,18 @@ class Wakeup {
     this.#pending = false;
   }
 
-  wait(ms: number): Promise<void> {
+  /**
+   * Resolves at the next {@link notify} (or at once for a remembered one), or after `ms`. Without
+   * `ms` no timer is made: the sender waits that way once per write, and a timer each time cost
+   * ~5 µs per write here; the caller must then know that something will notify (the watchdog
+   * while replies are due, the ping timer when idle).
+   */
+  wait(ms?: number): Promise<void> {
     if (this.#pending) {
       this.#pending = false;
       return Promise.resolve();
     }
+    if (ms === undefined) return new Promise((resolve) => (this.#wake = resolve));
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#wake = undefined;
@@ -146,10 +153,14 @@ export class ReplicaLink {
   readonly node: ReplicaNode;
   readonly #ctx: LinkContext;
   readonly #wakeup = new Wakeup();
+  /** Frames are built here; #send writes each one completely before the next is built. */
+  readonly #frames = new LogFrameWriter();
   #conn: Deno.Conn | undefined;
   #failure: Error | undefined;
   #waiters: Waiter[] = [];
   #watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** Wakes an idle sender when a ping falls due; armed at most once at a time. */
+  #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #inflightPairs = 0;
   #stopped = false;
   #running: Promise<void> | undefined;
@@ -334,7 +345,8 @@ export class ReplicaLink {
       const next = node.nextSend();
       if (next.kind === "queue") {
         const last = next.batches[next.batches.length - 1].lastLsn;
-        await this.#send(logRequest(next.batches.map((b) => b.records)), "log", 0, last);
+        const records = next.batches.map((b) => b.records);
+        await this.#send(this.#frames.frame(records), "log", 0, last);
       } else if (next.kind === "log") {
         try {
           await this.#catchUp(next.afterLsn, next.uptoLsn);
@@ -351,11 +363,24 @@ export class ReplicaLink {
       } else if (node.pingDue(this.#ctx.nowMs())) {
         await this.#send(pingRequest(), "ping", 0);
       } else if (node.pendingReplies > 0) {
-        await this.#wakeup.wait(node.policy.timeoutMs);
+        // A reply, a failure or new records wake it; the watchdog (armed while replies are
+        // due) fails the link when no reply comes within the timeout.
+        await this.#wakeup.wait();
       } else {
-        await this.#wakeup.wait(Math.max(1, node.pingDueAtMs() - this.#ctx.nowMs()));
+        this.#armPingTimer();
+        await this.#wakeup.wait();
       }
     }
+  }
+
+  /** Wakes the sender when an idle link's ping falls due (one timer, not one per wait). */
+  #armPingTimer(): void {
+    if (this.#pingTimer !== undefined) return;
+    const delayMs = Math.max(1, this.node.pingDueAtMs() - this.#ctx.nowMs());
+    this.#pingTimer = setTimeout(() => {
+      this.#pingTimer = undefined;
+      this.#wakeup.notify();
+    }, delayMs);
   }
 
   /**
@@ -376,7 +401,7 @@ export class ReplicaLink {
       }
       if (end > 0) {
         await this.#waitWindow();
-        await this.#send(logRequest([chunk.subarray(0, end)]), "log", 0, last);
+        await this.#send(this.#frames.frame([chunk.subarray(0, end)]), "log", 0, last);
         sentLast = last;
       }
       if (end < chunk.length || sentLast >= uptoLsn) break;
@@ -411,7 +436,7 @@ export class ReplicaLink {
           this.#inflightPairs > 0 && this.#inflightPairs + pairs > node.policy.queueSizeRecords
         ) {
           this.#throwIfFailed();
-          await this.#wakeup.wait(node.policy.timeoutMs);
+          await this.#wakeup.wait(); // replies are due: the watchdog bounds the wait
         }
         await this.#send(snapshotChunkRequest(chunk), "chunk", pairs);
         sentPairs += pairs;
@@ -539,14 +564,15 @@ export class ReplicaLink {
   async #waitAllReplies(): Promise<void> {
     while (this.node.pendingReplies > 0) {
       this.#throwIfFailed();
-      await this.#wakeup.wait(this.node.policy.timeoutMs);
+      await this.#wakeup.wait(); // replies are due: the watchdog bounds the wait
     }
   }
 
   async #waitWindow(): Promise<void> {
     while (!this.node.windowOpen()) {
       this.#throwIfFailed();
-      await this.#wakeup.wait(this.node.policy.timeoutMs);
+      // A closed window means records are unacknowledged: the watchdog bounds the wait.
+      await this.#wakeup.wait();
     }
     this.#throwIfFailed();
   }
@@ -697,6 +723,10 @@ export class ReplicaLink {
     if (this.#watchdog !== undefined) {
       clearTimeout(this.#watchdog);
       this.#watchdog = undefined;
+    }
+    if (this.#pingTimer !== undefined) {
+      clearTimeout(this.#pingTimer);
+      this.#pingTimer = undefined;
     }
     const conn = this.#conn;
     this.#conn = undefined;

@@ -98,23 +98,48 @@ export function helloRequest(
   ]);
 }
 
-/** `REPLICATE LOG <records>` with the runs concatenated. */
+/** `REPLICATE LOG <records>` with the runs concatenated, in a new array. */
 export function logRequest(records: readonly Uint8Array[]): Uint8Array {
-  // The hot path of replication: one allocation and one copy of the records, no string work
-  // but the length digits.
-  let length = 0;
-  for (const run of records) length += run.length;
-  const header = encoder.encode(`$${length}\r\n`);
-  const out = new Uint8Array(LOG_PREFIX.length + header.length + length + 2);
-  out.set(LOG_PREFIX);
-  out.set(header, LOG_PREFIX.length);
-  let offset = LOG_PREFIX.length + header.length;
-  for (const run of records) {
-    out.set(run, offset);
-    offset += run.length;
+  return new LogFrameWriter().frame(records).slice();
+}
+
+/**
+ * Builds `REPLICATE LOG <records>` frames in one reused buffer: the hot path of replication, one
+ * copy of the records and no allocation or string work per frame (a `TextEncoder` call for the
+ * length digits cost ~0.8 µs, a new array ~1 µs and more for large catch-up frames). A frame is
+ * valid until the next one is built: its sender writes it completely first.
+ */
+export class LogFrameWriter {
+  #buffer = new Uint8Array(4096);
+
+  /** The frame carrying `records` (a view into this writer's buffer). */
+  frame(records: readonly Uint8Array[]): Uint8Array {
+    let length = 0;
+    for (const run of records) length += run.length;
+    let digits = 1;
+    for (let rest = length; rest >= 10; rest = Math.floor(rest / 10)) digits++;
+    const total = LOG_PREFIX.length + 1 + digits + 2 + length + 2;
+    if (total > this.#buffer.length) {
+      this.#buffer = new Uint8Array(Math.max(total, this.#buffer.length * 2));
+    }
+    const out = this.#buffer;
+    out.set(LOG_PREFIX);
+    let at = LOG_PREFIX.length;
+    out[at++] = 0x24; // $
+    for (let i = digits - 1, rest = length; i >= 0; i--, rest = Math.floor(rest / 10)) {
+      out[at + i] = 0x30 + (rest % 10);
+    }
+    at += digits;
+    out[at++] = 0x0d;
+    out[at++] = 0x0a;
+    for (const run of records) {
+      out.set(run, at);
+      at += run.length;
+    }
+    out[at++] = 0x0d;
+    out[at++] = 0x0a;
+    return out.subarray(0, at);
   }
-  out.set(CRLF, offset);
-  return out;
 }
 
 const LOG_PREFIX = encoder.encode("*3\r\n$9\r\nREPLICATE\r\n$3\r\nLOG\r\n");

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { KVStore } from "../../src/storage/mod.ts";
-import { ReplicaApplier, ReplicateError } from "../../src/replication/replica_applier.ts";
+import { ReplicaApplier, ReplicateError, upper } from "../../src/replication/replica_applier.ts";
 import { PairChunkWriter } from "../../src/replication/stream_protocol.ts";
 import { waitUntil } from "../helpers/cluster.ts";
 import { replicaStoreOf } from "../../src/replication/store_adapters.ts";
@@ -227,4 +227,12 @@ Deno.test("applier: the master's connection closing abandons an unfinished full 
   } finally {
     await s.close();
   }
+});
+
+Deno.test("subcommand words match in any case; other bytes are shown as UTF-8", () => {
+  assert.equal(upper(enc("log")), "LOG");
+  assert.equal(upper(enc("Snapshot")), "SNAPSHOT");
+  assert.equal(upper(enc("")), "");
+  assert.equal(upper(enc("zé")), "ZÉ");
+  assert.equal(upper(enc("a-very-long-subcommand")), "A-VERY-LONG-SUBCOMMAND");
 });

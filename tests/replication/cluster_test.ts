@@ -436,6 +436,41 @@ Deno.test({
 });
 
 Deno.test({
+  name: "an idle link is pinged: a silent partition without writes is noticed within the timeout",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-repl-test-", async (dir) => {
+      const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
+      const proxy = FaultProxy.start(replica.port);
+      try {
+        const master = await KvNode.start("master", `${dir}/master`, [
+          "--replicas",
+          `127.0.0.1:${proxy.port}`,
+          ...FAST_FAILURE_FLAGS,
+        ]);
+        const conn = await master.connect();
+        await put(conn, "idle", "1");
+        await waitUntil("caught up", () => replicasCaughtUp(master));
+        // No write from here on: only the idle link's pings (every 0.3 s, 0.5 s timeout) can
+        // find the partition.
+        proxy.setMode("blackhole");
+        const cutAt = Date.now();
+        await waitUntil("the link failed", async () => {
+          const r = replicaFields(await master.info(), 0);
+          return Number(r.get("consecutive_failures")) >= 1;
+        }, 10_000);
+        const detectedMs = Date.now() - cutAt;
+        assert.ok(detectedMs < 3000, `detected after ${detectedMs} ms`);
+        proxy.setMode("pass");
+        await waitUntil("streaming again", () => replicasCaughtUp(master), 10_000);
+        conn.close();
+      } finally {
+        await proxy.close();
+      }
+    }),
+});
+
+Deno.test({
   name: "sync mode: after OK the replica already has the value",
   ...CLUSTER_TEST,
   fn: () =>

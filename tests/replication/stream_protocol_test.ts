@@ -5,6 +5,7 @@ import {
   encodeRequest,
   expectInteger,
   helloReplyText,
+  LogFrameWriter,
   logRequest,
   PairChunkWriter,
   parseHelloReply,
@@ -25,6 +26,17 @@ Deno.test("requests are RESP arrays of bulk strings; runs concatenate into one w
     "*3\r\n$9\r\nREPLICATE\r\n$3\r\nLOG\r\n$12\r\nab\r\nPUT x y\n\r\n",
     "a value holding CRLF or a command stays inside its length-prefixed word",
   );
+});
+
+Deno.test("one LogFrameWriter builds frames of any size, each exactly as encodeRequest would", () => {
+  const writer = new LogFrameWriter();
+  // Lengths across digit-count boundaries, growing past the initial buffer and shrinking back.
+  for (const length of [0, 1, 9, 10, 99, 100, 5000, 70_000, 3, 4096]) {
+    const run = new Uint8Array(length).map((_, i) => (i * 7 + length) & 0xff);
+    const split = [run.subarray(0, length >> 1), run.subarray(length >> 1)];
+    const frame = writer.frame(split);
+    assert.deepEqual(frame, encodeRequest(["REPLICATE", "LOG", run]), `length ${length}`);
+  }
 });
 
 Deno.test("HELLO replies and integer acknowledgements are checked", () => {
