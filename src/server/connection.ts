@@ -65,6 +65,12 @@ interface Hole {
 
 /** A buffer that grew past this many times its initial size shrinks back once emptied. */
 const SHRINK_FACTOR = 8;
+/**
+ * Reply buffers kept for reuse: a batch with late replies (sync replication) needs two, the
+ * batch's and the one its late replies are merged into; a new one costs a CONNECTION_BUFFER_BYTES
+ * allocation. More batches in flight at once allocate and let theirs go.
+ */
+const SPARE_WRITERS = 2;
 
 /** Errors that are the request's fault (or the store's refusal): answered, not logged. */
 function isRequestError(error: unknown): error is CommandError | StorageError {
@@ -116,7 +122,7 @@ export class Connection implements ConnectionInfo {
   #tail: Promise<void> = Promise.resolve();
   /** Batches whose replies are not written yet (the chain is idle at 0). */
   #batchesWaiting = 0;
-  #spareWriter: ReplyWriter | undefined;
+  readonly #spareWriters: ReplyWriter[] = [];
   /** Highest LSN written by the batch being run. */
   #batchLsn = 0;
   #holes: Hole[] | undefined;
@@ -288,9 +294,8 @@ export class Connection implements ConnectionInfo {
     this.#inFlight += count;
     this.#host.node.stats.totalCommands += count;
     const lsn = this.#batchLsn;
+    // Awaited in #complete, maybe after earlier batches: the store's promise is marked handled.
     const durable = lsn > 0 ? this.#host.node.store.whenDurable(lsn) : undefined;
-    // Handled in #complete; marked handled now so a failure before then is not "uncaught".
-    durable?.catch(() => {});
     const holes = this.#holes;
     // With no earlier batch still waiting, start at once (no extra turn through the chain).
     const idle = this.#batchesWaiting === 0;
@@ -368,7 +373,10 @@ export class Connection implements ConnectionInfo {
       if (this.#closed) return;
       if (durable !== undefined) await durable;
       if (holes !== undefined) output = await this.#fillHoles(writer, holes);
-      await this.#writeAll(output.bytes);
+      const bytes = output.bytes;
+      // Inline, not an async helper: almost always one write takes all of it.
+      let written = await this.#conn.write(bytes);
+      while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
       if (observed !== undefined) {
         this.#host.answered(observed.names, (performance.now() - observed.startedMs) / 1000);
       }
@@ -407,21 +415,13 @@ export class Connection implements ConnectionInfo {
     return output;
   }
 
-  async #writeAll(bytes: Uint8Array): Promise<void> {
-    let written = 0;
-    while (written < bytes.length) {
-      written += await this.#conn.write(bytes.subarray(written));
-    }
-  }
-
   #takeWriter(): ReplyWriter {
-    const writer = this.#spareWriter ?? new ReplyWriter(this.#initialBytes);
-    this.#spareWriter = undefined;
-    return writer;
+    return this.#spareWriters.pop() ?? new ReplyWriter(this.#initialBytes);
   }
 
   #releaseWriter(writer: ReplyWriter): void {
+    if (this.#spareWriters.length >= SPARE_WRITERS) return;
     writer.reset(this.#initialBytes * SHRINK_FACTOR);
-    this.#spareWriter = writer;
+    this.#spareWriters.push(writer);
   }
 }

@@ -449,6 +449,16 @@ export type DurableListener = (records: Uint8Array, firstLsn: number, lastLsn: n
 
 const RESOLVED: Promise<void> = Promise.resolve();
 const ignore = (): void => {};
+
+/**
+ * `promise`, marked handled: a caller that awaits it only later (a connection awaits the
+ * durability of one batch after the batches before it) still sees its rejection, and its
+ * rejection is never reported as unhandled meanwhile.
+ */
+function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(ignore);
+  return promise;
+}
 const LOCK_FILE = "LOCK";
 const FULL_SYNC_MARKER = "FULLSYNC";
 const INITIAL_PENDING_BYTES = 64 * 1024;
@@ -510,6 +520,10 @@ export class KVStore {
   #durableOffset = 0;
   #lastEpoch = 0;
   #waiters: Waiter[] = [];
+  /** What {@link whenDurable} callers wait on: resolved once every record up to `seq` is. */
+  #nextDurable:
+    | { seq: number; promise: Promise<void>; resolve: () => void; reject: (e: Error) => void }
+    | undefined;
   #listeners: DurableListener[] = [];
   #syncRunning: Promise<void> | undefined;
   #everysecTimer: ReturnType<typeof setInterval> | undefined;
@@ -1076,9 +1090,19 @@ export class KVStore {
    * point of the fsync policy; rejects with {@link StoreFailedError} if the log failed first.
    */
   whenDurable(lsn: number): Promise<void> {
-    if (this.#failure) return Promise.reject(this.#failure);
+    if (this.#failure) return handled(Promise.reject(this.#failure));
     if (this.#durableSeq === this.#appendedSeq || lsn < this.#durableLsn) return RESOLVED;
-    return this.#untilDurable().then(ignore);
+    if (this.#closed) return handled(Promise.reject(new StoreClosedError(this.dir)));
+    // Whatever is not durable yet is in the pending buffer, and the next #flush makes all of it
+    // durable at once: every caller until then shares one promise (a server asks once per
+    // network read; three promises each cost ~0.5 µs per read here).
+    let next = this.#nextDurable;
+    if (next === undefined) {
+      const { promise, resolve, reject } = Promise.withResolvers<void>();
+      next = this.#nextDurable = { seq: 0, promise: handled(promise), resolve, reject };
+    }
+    next.seq = this.#appendedSeq;
+    return next.promise;
   }
 
   /**
@@ -1229,6 +1253,11 @@ export class KVStore {
       done++;
     }
     if (done > 0) this.#waiters.splice(0, done);
+    const next = this.#nextDurable;
+    if (next !== undefined && next.seq <= seq) {
+      this.#nextDurable = undefined;
+      next.resolve();
+    }
   }
 
   #notify(records: Uint8Array, firstLsn: number, lastLsn: number): void {
@@ -1248,6 +1277,8 @@ export class KVStore {
     this.#failure = failure;
     log.error("{message}", { message: failure.message, dir: this.dir });
     for (const waiter of this.#waiters.splice(0)) waiter.reject(failure);
+    this.#nextDurable?.reject(failure);
+    this.#nextDurable = undefined;
     return failure;
   }
 
@@ -2095,6 +2126,8 @@ export class KVStore {
     for (const waiter of this.#waiters.splice(0)) {
       waiter.reject(this.#failure ?? new StoreClosedError(this.dir));
     }
+    this.#nextDurable?.reject(this.#failure ?? new StoreClosedError(this.dir));
+    this.#nextDurable = undefined;
     this.#closeHandles();
   }
 

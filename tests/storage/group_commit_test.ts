@@ -68,3 +68,27 @@ Deno.test("everysec: one background fsync per interval under a steady stream of 
     }
   });
 });
+
+Deno.test("whenDurable: the batches of one turn share one promise, resolved by their flush", async () => {
+  await withTempDir(async (dir) => {
+    for (const fsync of ["always", "no"] as const) {
+      const store = await KVStore.open(`${dir}/${fsync}`, { fsync });
+      try {
+        const first = store.whenDurable(store.writePut("a", "1"));
+        const second = store.whenDurable(store.writePut("b", "2"));
+        assert.equal(first, second, "one promise for the writes awaiting the same flush");
+        await first;
+        assert.equal(store.durableLsn, 2);
+        // Durable now: nothing to wait for.
+        assert.notEqual(store.whenDurable(2), first);
+        await store.whenDurable(2);
+        const third = store.whenDurable(store.writePut("c", "3"));
+        assert.notEqual(third, first, "a later turn gets a new promise");
+        await third;
+        assert.equal(store.durableLsn, 3);
+      } finally {
+        await store.close();
+      }
+    }
+  });
+});
