@@ -21,6 +21,8 @@ import { KvNode, parseInfo, RespConn } from "../tests/helpers/cluster.ts";
 import { cpuMeter } from "./process_cpu.ts";
 
 const HOST = "127.0.0.1";
+/** Writes per second of the fixed-rate runs: below what every configuration sustains here. */
+const FIXED_RATE = 15_000;
 /** Untimed operations before each latency figure (JIT warm-up, both systems alike). */
 const WARMUP = 3000;
 /** A master that retries a restarted replica at once instead of after 30 s. */
@@ -46,6 +48,8 @@ interface Options {
   fullSyncValueBytes: number;
   /** SETs per throughput run. */
   throughputRequests: number;
+  /** Seconds of the fixed-rate run (master CPU per write at {@link FIXED_RATE}). */
+  rateSeconds: number;
 }
 
 function parseOptions(args: string[]): Options {
@@ -66,6 +70,7 @@ function parseOptions(args: string[]): Options {
     fullSyncKeys: quick ? 5_000 : 50_000,
     fullSyncValueBytes: 1000,
     throughputRequests: quick ? 20_000 : 200_000,
+    rateSeconds: quick ? 1 : 4,
   };
 }
 
@@ -302,6 +307,53 @@ async function redisBenchmarkSet(port: number, requests: number, clients = 50): 
   return Number(JSON.parse(`[${row}]`)[1]);
 }
 
+/**
+ * SETs at a fixed rate from 50 connections (each with at most one in flight) for `seconds`;
+ * returns the writes acknowledged. At full speed, configurations run at different rates and so
+ * batch differently (the CPU per write falls as batches grow); at one rate that every
+ * configuration sustains, their CPU per write compares like for like.
+ */
+async function fixedRateLoad(
+  port: number,
+  writesPerSecond: number,
+  seconds: number,
+): Promise<number> {
+  const conns = await Promise.all(Array.from({ length: 50 }, () => RespConn.open(port)));
+  const busy = conns.map(() => false);
+  const value = "x".repeat(100);
+  let issued = 0;
+  let acknowledged = 0;
+  let next = 0;
+  const startedAt = performance.now();
+  const endAt = startedAt + seconds * 1000;
+  try {
+    // Bounded by the deadline; each pass issues what is due, on idle connections.
+    while (performance.now() < endAt) {
+      const due = Math.floor((performance.now() - startedAt) / 1000 * writesPerSecond);
+      for (let idle = conns.length; issued < due && idle > 0;) {
+        if (busy[next]) {
+          idle--;
+        } else {
+          const i = next;
+          busy[i] = true;
+          issued++;
+          conns[i].send(["SET", `rate:${issued % 100_000}`, value]).then(() => {
+            busy[i] = false;
+            acknowledged++;
+          });
+          idle = conns.length;
+        }
+        next = (next + 1) % conns.length;
+      }
+      await sleep(1);
+    }
+    for (let waits = 0; busy.some((b) => b) && waits < 10_000; waits++) await sleep(1);
+  } finally {
+    for (const conn of conns) conn.close();
+  }
+  return acknowledged;
+}
+
 /** Lowest CPU priority for a process (`renice -n 19`). */
 async function renice(pid: number | undefined): Promise<void> {
   if (pid === undefined) return;
@@ -528,6 +580,7 @@ export async function main(args: string[]): Promise<void> {
           : [[0, false], [1, false], [2, false]];
         let baseline = 0;
         let baselineCpuUs = 0;
+        let baselineRateCpuUs = 0;
         for (const [count, niced] of rows) {
           await withTempDir(async (dir) => {
             const { master, replicas } = system === "kvstore"
@@ -559,6 +612,23 @@ export async function main(args: string[]): Promise<void> {
                 `${rps.toFixed(0)}/s${cost}; master CPU ${masterCpuUs.toFixed(1)} µs/write` +
                 `${cpuCost}` +
                 (count === 0 ? "" : `; each replica ${replicaCpuUs.toFixed(1)} µs/write`),
+            );
+            if (niced) return;
+            const rateMeter = cpuMeter([master, ...replicas].map(pidOf));
+            const rateWrites = await fixedRateLoad(master.port, FIXED_RATE, options.rateSeconds);
+            const [rateMasterCpu, ...rateReplicaCpu] = rateMeter();
+            const rateMasterUs = rateMasterCpu * 1e6 / rateWrites;
+            if (count === 0) baselineRateCpuUs = rateMasterUs;
+            const rateReplicaUs = rateReplicaCpu.reduce((sum, cpu) => sum + cpu, 0) * 1e6 /
+              rateWrites / Math.max(1, count);
+            out(
+              `${system} at ${FIXED_RATE} SET/s, fsync always, ${label}:`.padEnd(58) +
+                `${(rateWrites / options.rateSeconds).toFixed(0)}/s done; master CPU ` +
+                `${rateMasterUs.toFixed(1)} µs/write` +
+                (count === 0
+                  ? ""
+                  : ` (+${((rateMasterUs / baselineRateCpuUs - 1) * 100).toFixed(1)}%); ` +
+                    `each replica ${rateReplicaUs.toFixed(1)} µs/write`),
             );
           });
         }
