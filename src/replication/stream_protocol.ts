@@ -47,38 +47,21 @@
  *
  * @module
  */
-import { RespErrorReply, type RespValue } from "../protocol/resp.ts";
+import {
+  type CommandArgument,
+  RespCommandWriter,
+  RespErrorReply,
+  type RespValue,
+} from "../protocol/resp.ts";
 const encoder = new TextEncoder();
-const CRLF = new Uint8Array([13, 10]);
 
-/** A word of a request: text (ASCII here) or raw bytes. */
-export type Word = string | Uint8Array | readonly Uint8Array[];
-
-/**
- * Encodes one RESP request. A word given as an array of byte runs is sent as ONE bulk string
- * (their concatenation), so batches need no intermediate copy.
- */
-export function encodeRequest(words: readonly Word[]): Uint8Array {
-  const parts: Uint8Array[] = [encoder.encode(`*${words.length}\r\n`)];
-  for (const word of words) {
-    const runs = typeof word === "string"
-      ? [encoder.encode(word)]
-      : word instanceof Uint8Array
-      ? [word]
-      : word;
-    let length = 0;
-    for (const run of runs) length += run.length;
-    parts.push(encoder.encode(`$${length}\r\n`), ...runs, CRLF);
-  }
-  let total = 0;
-  for (const part of parts) total += part.length;
-  const out = new Uint8Array(total);
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.length;
-  }
-  return out;
+/** Encodes one RESP request (a new array: the control frames are rare, the hot path is {@link LogFrameWriter}). */
+export function encodeRequest(words: readonly CommandArgument[]): Uint8Array {
+  let sizeBytes = 16;
+  for (const word of words) sizeBytes += 16 + word.length * 3;
+  const out = new RespCommandWriter(sizeBytes);
+  out.command(words);
+  return out.bytes.slice();
 }
 
 /** `REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>`. */
