@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import type { RespValue } from "../src/protocol/resp.ts";
 import { KvNode, parseInfo, RespConn } from "../tests/helpers/cluster.ts";
 import { cpuMeter } from "./process_cpu.ts";
+import { runRedisBenchmark } from "./redis_benchmark.ts";
 
 const HOST = "127.0.0.1";
 /** Writes per second of the fixed-rate runs: below what every configuration sustains here. */
@@ -278,33 +279,8 @@ async function measureSyncLatency(port: number, samples: number, waitReplicas?: 
 
 /** Runs redis-benchmark SETs (50 clients) and returns requests per second. */
 async function redisBenchmarkSet(port: number, requests: number, clients = 50): Promise<number> {
-  const output = await new Deno.Command("redis-benchmark", {
-    args: [
-      "-h",
-      HOST,
-      "-p",
-      String(port),
-      "-c",
-      String(clients),
-      "-n",
-      String(requests),
-      "-t",
-      "set",
-      "-d",
-      "100",
-      "-r",
-      "100000",
-      "--csv",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const lines = decoder.decode(output.stdout).trim().split("\n");
-  const row = lines.find((line) => line.startsWith('"SET"'));
-  if (row === undefined) {
-    throw new Error(`redis-benchmark printed no SET row: ${lines.join(" | ")}`);
-  }
-  return Number(JSON.parse(`[${row}]`)[1]);
+  const [set] = await runRedisBenchmark({ port, commands: ["set"], requests, clients });
+  return set.requestsPerSecond;
 }
 
 /**

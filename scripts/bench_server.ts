@@ -21,6 +21,7 @@ import { parseArgs } from "node:util";
 import { type ServerProcess, startServerProcess } from "../tests/helpers/server_process.ts";
 import { Histogram } from "./histogram.ts";
 import { cpuMeter } from "./process_cpu.ts";
+import { runRedisBenchmark } from "./redis_benchmark.ts";
 
 const HOST = "127.0.0.1";
 const KEY_BYTES = 16;
@@ -332,40 +333,19 @@ async function hasCommand(name: string): Promise<boolean> {
 async function redisBenchmark(
   port: number,
   pipeline: number,
-  requestsCount: number,
+  requests: number,
 ): Promise<{ set: number; get: number; setP50Ms: number; getP50Ms: number }> {
-  const output = await new Deno.Command("redis-benchmark", {
-    args: [
-      "-h",
-      HOST,
-      "-p",
-      String(port),
-      "-t",
-      "set,get",
-      "-n",
-      String(requestsCount),
-      "-c",
-      "50",
-      "-P",
-      String(pipeline),
-      "-d",
-      "100",
-      "-r",
-      "100000",
-      "--csv",
-    ],
-    stdout: "piped",
-    stderr: "null",
-  }).output();
-  const rows = new TextDecoder().decode(output.stdout).trim().split("\n").map((line) =>
-    line.split(",").map((cell) => cell.replaceAll('"', ""))
-  );
-  const row = (name: string) => rows.find((cells) => cells[0] === name) ?? [];
+  const [set, get] = await runRedisBenchmark({
+    port,
+    commands: ["set", "get"],
+    requests,
+    pipeline,
+  });
   return {
-    set: Number(row("SET")[1]),
-    get: Number(row("GET")[1]),
-    setP50Ms: Number(row("SET")[4]),
-    getP50Ms: Number(row("GET")[4]),
+    set: set.requestsPerSecond,
+    get: get.requestsPerSecond,
+    setP50Ms: set.p50Ms,
+    getP50Ms: get.p50Ms,
   };
 }
 
