@@ -93,6 +93,8 @@ export interface StoreOptions {
   replica: boolean;
   /** Compact automatically (set false in tests that want to control compaction). */
   autoCompact: boolean;
+  /** How often a long recovery logs how far it got (segments and keys so far). */
+  recoveryProgressIntervalMs: number;
 }
 
 /** The options a {@link Config} implies. */
@@ -108,6 +110,7 @@ export function storeOptionsFromConfig(config: Config): StoreOptions {
     compactionChunkBytes: config.COMPACTION_CHUNK_BYTES,
     replica: config.REPLICA,
     autoCompact: true,
+    recoveryProgressIntervalMs: DEFAULT_STORE_OPTIONS.recoveryProgressIntervalMs,
   };
 }
 
@@ -123,6 +126,7 @@ export const DEFAULT_STORE_OPTIONS: Readonly<StoreOptions> = {
   compactionChunkBytes: 1024 * 1024,
   replica: false,
   autoCompact: true,
+  recoveryProgressIntervalMs: 5000,
 };
 
 /** Figures describing a store. */
@@ -593,8 +597,24 @@ export class KVStore {
     }
     ids.sort((a, b) => a - b);
     let tornBytes = 0;
+    let progressLoggedMs = started;
     this.#index.deferSorting();
     for (let i = 0; i < ids.length; i++) {
+      const nowMs = performance.now();
+      if (nowMs - progressLoggedMs >= this.options.recoveryProgressIntervalMs) {
+        progressLoggedMs = nowMs;
+        log.info(
+          "recovering {dir}: {segmentsDone} of {segments} segments, {keys} keys so far, " +
+            "{elapsedMs} ms",
+          {
+            dir: this.dir,
+            segmentsDone: i,
+            segments: ids.length,
+            keys: this.#index.size,
+            elapsedMs: Math.round(nowMs - started),
+          },
+        );
+      }
       const isLast = i === ids.length - 1;
       const segment = this.#openSegment(ids[i], isLast);
       if (segment === undefined) continue;

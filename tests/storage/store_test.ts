@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { configureSync, type LogRecord } from "@logtape/logtape";
+import { configureLogging } from "../../src/log.ts";
 import {
   CorruptionError,
   KeyTooLargeError,
@@ -250,6 +252,38 @@ Deno.test("replica mode: direct writes are LOCAL records that reuse the last LSN
     assert.equal(store.lastLsn, 1);
     assert.equal(text(store.read("local2")), "y");
     await store.close();
+  });
+});
+
+Deno.test("a long recovery logs how far it got, segment by segment", async () => {
+  await withTempDir(async (dir) => {
+    let store = await KVStore.open(dir, { segmentSizeBytes: 4096 });
+    for (let i = 0; i < 300; i++) store.writePut(`key${i}`, "v".repeat(40));
+    await store.close();
+    const segments = segmentFiles(dir).length;
+    const lines: Record<string, unknown>[] = [];
+    configureSync({
+      reset: true,
+      sinks: { memory: (record: LogRecord) => lines.push(record.properties) },
+      loggers: [
+        { category: ["kvstore", "storage"], lowestLevel: "info", sinks: ["memory"] },
+        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+      ],
+    });
+    try {
+      store = await KVStore.open(dir, { segmentSizeBytes: 4096, recoveryProgressIntervalMs: 0 });
+      await store.close();
+    } finally {
+      configureLogging({ level: "error", format: "text" });
+    }
+    const progress = lines.filter((line) => line.segmentsDone !== undefined);
+    assert.deepEqual(
+      progress.map((line) => line.segmentsDone),
+      Array.from({ length: segments }, (_, i) => i),
+      "one line before each segment, counting up",
+    );
+    assert.ok(progress.every((line) => line.segments === segments && line.dir === dir));
+    assert.ok(Number(progress.at(-1)?.keys) > 0, "keys recovered so far are counted");
   });
 });
 
