@@ -101,28 +101,33 @@ Deno.test("batchPut is one record and one LSN; a repeated key takes its last val
   });
 });
 
-Deno.test("data survives reopen, across many segments", async () => {
-  await withTempDir(async (dir) => {
-    let store = await KVStore.open(dir, { segmentSizeBytes: 4096 });
-    for (let i = 0; i < 500; i++) store.writePut(`key${i}`, `value-${i}-${"x".repeat(i % 50)}`);
-    for (let i = 0; i < 500; i += 3) store.writeDelete(`key${i}`);
-    await store.batchPut([["batch1", "b1"], ["batch2", "b2"]]);
-    const lastLsn = store.lastLsn;
-    await store.close();
-    assert.ok(segmentFiles(dir).length > 5, "small segments roll over");
-    store = await KVStore.open(dir, { segmentSizeBytes: 4096 });
-    try {
-      assert.equal(store.lastLsn, lastLsn);
-      for (let i = 0; i < 500; i++) {
-        const expected = i % 3 === 0 ? undefined : `value-${i}-${"x".repeat(i % 50)}`;
-        assert.equal(text(store.read(`key${i}`)), expected);
-      }
-      assert.equal(text(store.read("batch2")), "b2");
-      assert.equal(await store.put("after", "reopen"), lastLsn + 1);
-    } finally {
+Deno.test("data survives reopen, across many segments, under every fsync policy", async () => {
+  for (const fsync of ["always", "everysec", "no"] as const) {
+    await withTempDir(async (dir) => {
+      let store = await KVStore.open(dir, { segmentSizeBytes: 4096, fsync });
+      for (let i = 0; i < 500; i++) store.writePut(`key${i}`, `value-${i}-${"x".repeat(i % 50)}`);
+      for (let i = 0; i < 500; i += 3) store.writeDelete(`key${i}`);
+      await store.batchPut([["batch1", "b1"], ["batch2", "b2"]]);
+      const lastLsn = store.lastLsn;
       await store.close();
-    }
-  });
+      const segments = segmentFiles(dir).length;
+      assert.ok(segments > 5, "small segments roll over");
+      const hints = [...Deno.readDirSync(dir)].filter((entry) => entry.name.endsWith(".hint"));
+      assert.equal(hints.length, segments - 1, `${fsync}: every sealed segment has its hint`);
+      store = await KVStore.open(dir, { segmentSizeBytes: 4096, fsync });
+      try {
+        assert.equal(store.lastLsn, lastLsn);
+        for (let i = 0; i < 500; i++) {
+          const expected = i % 3 === 0 ? undefined : `value-${i}-${"x".repeat(i % 50)}`;
+          assert.equal(text(store.read(`key${i}`)), expected, `${fsync}: key${i}`);
+        }
+        assert.equal(text(store.read("batch2")), "b2");
+        assert.equal(await store.put("after", "reopen"), lastLsn + 1);
+      } finally {
+        await store.close();
+      }
+    });
+  }
 });
 
 Deno.test("reads see writes still in the group-commit buffer", async () => {
