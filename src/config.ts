@@ -395,8 +395,8 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     group: "security",
     secret: true,
     description:
-      "Token clients must send with AUTH <token> before any command but PING and AUTH (empty: " +
-      "no authentication). Prefer AUTH_TOKEN_FILE or the environment: flags show in ps.",
+      "Token clients must send with AUTH <token> before any command but PING, AUTH and QUIT " +
+      "(empty: no authentication). Prefer AUTH_TOKEN_FILE or the environment: flags show in ps.",
   },
   AUTH_TOKEN_FILE: {
     kind: "string",
