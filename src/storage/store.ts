@@ -530,8 +530,6 @@ export class KVStore {
     | undefined;
   #listeners: DurableListener[] = [];
   #syncRunning: Promise<void> | undefined;
-  /** The fsyncs of sealed segments still running, chained in seal order. */
-  #sealing: Promise<void> = Promise.resolve();
   #everysecTimer: ReturnType<typeof setInterval> | undefined;
 
   #failure: StoreFailedError | undefined;
@@ -1255,9 +1253,6 @@ export class KVStore {
       this.#fail(error);
       return;
     }
-    // Records up to targetSeq in segments sealed meanwhile are durable once their fsyncs are.
-    await this.#sealing;
-    if (this.#failure) return;
     this.fsyncObserver?.((performance.now() - startedMs) / 1000);
     this.#synced(targetSeq);
   }
@@ -1316,17 +1311,17 @@ export class KVStore {
     tracked.finally(() => this.#tasks.delete(tracked));
   }
 
-  /**
-   * Seals the active segment and starts the next one. The sealed segment is made durable whatever
-   * the policy before its hint file is written (a hint must never point past synced data). With
-   * `always` it already is (every flush fsyncs); otherwise its fsync runs on a worker thread, so
-   * sealing does not stall the event loop (a blocking one took ~40 ms with 64 MiB of dirty data),
-   * and the everysec fsync that follows counts as done only once it has finished.
-   */
+  /** Seals the active segment (fsynced whatever the policy) and starts the next one. */
   #roll(): void {
     const old = this.#active;
-    const oldWriter = this.#writer;
-    const sealedSeq = this.#writtenSeq;
+    try {
+      this.#writer.syncDataSync();
+    } catch (error) {
+      throw this.#fail(error);
+    }
+    this.#synced(this.#writtenSeq);
+    if (this.#syncRunning) this.#retiredWriters.push(this.#writer);
+    else this.#writer.close();
     let next: Segment;
     try {
       next = this.#createSegment(old.id + 1, 0, 0);
@@ -1337,40 +1332,8 @@ export class KVStore {
     }
     this.#segments.push(next);
     this.#active = next;
-    old.hintPending = true; // not a compaction candidate before its data is synced and hinted
-    const sealed = this.#syncedSeq >= sealedSeq
-      ? Promise.resolve(this.#retireWriter(oldWriter))
-      : this.#syncSealed(oldWriter, sealedSeq);
-    this.#background(sealed.then(
-      () => this.#writeHint(old),
-      (error) => {
-        old.hintPending = false;
-        throw error;
-      },
-    ));
+    this.#background(this.#writeHint(old));
     log.debug("sealed segment {id} ({sizeBytes} bytes)", { id: old.id, sizeBytes: old.sizeBytes });
-  }
-
-  /** fsyncs a sealed segment's writer after the ones sealed before it, then retires it. */
-  #syncSealed(writer: Deno.FsFile, sealedSeq: number): Promise<void> {
-    const synced = this.#sealing.then(async () => {
-      try {
-        await writer.syncData();
-      } catch (error) {
-        throw this.#fail(error);
-      } finally {
-        this.#retireWriter(writer);
-      }
-      this.#synced(sealedSeq);
-    });
-    this.#sealing = synced.catch(() => {});
-    return synced;
-  }
-
-  /** Closes a writer that is no longer the active one, or after the running fsync, if any. */
-  #retireWriter(writer: Deno.FsFile): void {
-    if (this.#syncRunning) this.#retiredWriters.push(writer);
-    else writer.close();
   }
 
   // ---------------------------------------------------------------- compaction
@@ -2073,7 +2036,8 @@ export class KVStore {
     const active = this.#createSegment(lastId + 1, sync.lsn, SegmentFlag.FULL_SYNC);
     Deno.removeSync(`${this.dir}/${FULL_SYNC_MARKER}`);
     fsyncDir(this.dir);
-    this.#retireWriter(this.#writer);
+    if (this.#syncRunning) this.#retiredWriters.push(this.#writer);
+    else this.#writer.close();
     this.#writer = Deno.openSync(active.path, { write: true });
     this.#writer.seekSync(active.sizeBytes, Deno.SeekMode.Start);
     for (const segment of old) {
