@@ -694,7 +694,7 @@ export interface ConfigSources {
   args?: readonly string[];
   /** Environment variables (only `KVSTORE_*` ones are read). */
   env?: Readonly<Record<string, string | undefined>>;
-  /** Values set in code; they win over the environment, flags win over them. */
+  /** Values set in code, over the defaults; the environment and then flags win over them. */
   overrides?: Partial<Config>;
 }
 

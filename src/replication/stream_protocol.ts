@@ -10,6 +10,10 @@
  *
  * ## Requests (master → replica) and replies
  * ```
+ * AUTH <replicationToken>                   → +OK
+ *     First on every connection when the master has a replication token (a replica with a token
+ *     refuses REPLICATE from a connection that has not presented it). A replica without tokens
+ *     answers an error the master tolerates.
  * REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>
  *                                           → +<lastLsn> <lastEpoch> <lastCrc>
  *     Opens a stream. The replica answers with the last master LSN it holds, the epoch of that
@@ -25,6 +29,10 @@
  *     replica appends them with the master's LSNs, skipping LSNs it already holds (a resend after
  *     a reconnect is harmless), and answers with its last LSN once they are durable under its
  *     fsync policy. That LSN is the acknowledgement sync mode waits for.
+ * REPLICATE DIVERGED <commonLsn> <masterEpoch>  → +OK
+ *     After HELLO, when the replica's records past <commonLsn> are not in this master's history
+ *     (an old master back as a replica): the replica logs and counts them (INFO
+ *     `discarded_records`); the full sync that follows replaces them.
  * REPLICATE PING                            → :<appliedLsn>
  *     Heartbeat on an idle link (every REPLICATION_HEALTH_CHECK_INTERVAL s), so a silent
  *     partition is noticed within REPLICATION_TIMEOUT even without writes.
