@@ -2,9 +2,9 @@
  * `deno task bench server [--seconds N] [--quick] [--no-redis] [--only S] [--cpu-prof DIR]`:
  * kvstore's server next to `redis-server` (when it is on PATH), both on 127.0.0.1 free ports, same
  * run, same load, at matching durability (`--fsync always|everysec|no` vs `appendfsync
- * always|everysec|no`). `--only always:put:50x1` picks scenarios by substring; `--cpu-prof DIR`
- * writes a V8 CPU profile of each kvstore server into DIR (summarize with
- * `scripts/cpuprofile_summary.ts`).
+ * always|everysec|no`). `--only always:put` picks scenarios by substring, a whole name
+ * (`always:put:50x1`) just that one; `--cpu-prof DIR` writes a V8 CPU profile of each kvstore
+ * server into DIR (summarize with `scripts/cpuprofile_summary.ts`).
  *
  * The load generator is ours: N connections, each keeping a pipeline of D requests in flight,
  * 16-byte keys drawn from 100,000, 100-byte values, PUT (`SET`), READ (`GET`) or a 50/50 mix;
@@ -459,12 +459,15 @@ export async function main(args: string[]): Promise<void> {
   console.log(header);
   const dir = await Deno.makeTempDir({ prefix: "kvstore-bench-" });
   const byFsync = new Map<Fsync, Scenario[]>();
-  const chosen = scenarios(values.quick).filter((scenario) =>
-    values.only === undefined ||
-    `${scenario.fsync}:${scenario.workload}:${scenario.connections}x${scenario.pipeline}`.includes(
-      values.only,
-    )
-  );
+  const named = scenarios(values.quick).map((scenario) => ({
+    scenario,
+    name: `${scenario.fsync}:${scenario.workload}:${scenario.connections}x${scenario.pipeline}`,
+  }));
+  // A whole name picks just that scenario (always:put:50x1 is not also always:put:50x16).
+  const exact = named.some(({ name }) => name === values.only);
+  const chosen = named.filter(({ name }) =>
+    values.only === undefined || (exact ? name === values.only : name.includes(values.only))
+  ).map(({ scenario }) => scenario);
   for (const scenario of chosen) {
     byFsync.set(scenario.fsync, [...(byFsync.get(scenario.fsync) ?? []), scenario]);
   }
