@@ -45,6 +45,7 @@ export interface Config {
   // --- storage ---
   FSYNC: FsyncPolicy;
   SEGMENT_SIZE_BYTES: number;
+  SEGMENT_PREALLOCATE_BYTES: number;
   MAX_KEY_BYTES: number;
   MAX_VALUE_BYTES: number;
   WRITE_BATCH_MAX_BYTES: number;
@@ -226,6 +227,15 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     min: 4 * KIB,
     max: 4 * GIB,
     description: "Size at which the active log segment is sealed and a new one started.",
+  },
+  SEGMENT_PREALLOCATE_BYTES: {
+    kind: "int",
+    default: 1 * MIB,
+    group: "storage",
+    min: 0,
+    max: 64 * MIB,
+    description: "With --fsync always, the active segment is zero-filled this far ahead of its " +
+      "last record, so an fsync writes data only, not the file's new size (0: off).",
   },
   MAX_KEY_BYTES: {
     kind: "int",

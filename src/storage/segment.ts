@@ -132,8 +132,11 @@ export interface ScanResult {
   validEnd: number;
   /** Bytes after `validEnd` (a torn tail when `damage` is "torn"). */
   tailBytes: number;
-  /** "none": the file ends cleanly; "torn": a torn tail follows `validEnd`. */
-  damage: "none" | "torn";
+  /**
+   * "none": the file ends cleanly; "torn": a torn tail follows `validEnd`; "zeros": only zeros
+   * follow `validEnd` (an active segment's preallocated space, see `KVStore`).
+   */
+  damage: "none" | "torn" | "zeros";
   /** Why the record at `validEnd` failed, when damage is "torn". */
   reason?: string;
   records: number;
@@ -219,6 +222,19 @@ export function scanSegment(
       if (needed <= fileSize - (bufStart + at) && refill(Math.max(needed, buf.length))) continue;
     }
     const damagedAt = bufStart + at;
+    if (isZeroFilled(fd, damagedAt, fileSize)) {
+      const tailBytes = fileSize - damagedAt;
+      const reason = "only zero bytes from here to the end";
+      return {
+        validEnd: damagedAt,
+        tailBytes,
+        damage: "zeros",
+        reason,
+        records,
+        firstLsn,
+        lastLsn,
+      };
+    }
     const intactAt = findIntactRecord(fd, damagedAt + 1, fileSize, lastLsn);
     if (intactAt !== undefined) {
       throw new CorruptionError(
@@ -238,6 +254,23 @@ export function scanSegment(
     };
   }
   return { validEnd: fileSize, tailBytes: 0, damage: "none", records, firstLsn, lastLsn };
+}
+
+/** True when every byte of the file in `[from, fileSize)` is zero. */
+function isZeroFilled(fd: number, from: number, fileSize: number): boolean {
+  const window = new Uint8Array(Math.min(SCAN_WINDOW_BYTES, fileSize - from));
+  // Bounded by the file size: each window advances by at least one byte.
+  for (let start = from; start < fileSize;) {
+    const got = readAtSync(
+      fd,
+      start,
+      window.subarray(0, Math.min(window.length, fileSize - start)),
+    );
+    if (got === 0) return false;
+    for (let i = 0; i < got; i++) if (window[i] !== 0) return false;
+    start += got;
+  }
+  return true;
 }
 
 /**

@@ -69,6 +69,16 @@ import {
 } from "./segment.ts";
 import { ValueBlocks } from "./value_blocks.ts";
 
+/** The first zero-fill step of an active segment ({@link StoreOptions.preallocateBytes}). */
+const PREALLOCATE_MIN_BYTES = 64 * 1024;
+let zeros: Uint8Array | undefined;
+
+/** A block of zeros to fill segments with, made on first use. */
+function zeroBlock(): Uint8Array {
+  zeros ??= new Uint8Array(PREALLOCATE_MIN_BYTES);
+  return zeros;
+}
+
 const log = getLog("storage");
 
 /** Settings of a store (from `src/config.ts`, see {@link storeOptionsFromConfig}). */
@@ -83,6 +93,11 @@ export interface StoreOptions {
   maxValueBytes: number;
   /** Most pending bytes gathered before a group-commit write is forced. */
   writeBatchMaxBytes: number;
+  /**
+   * With `fsync: "always"`, how far ahead of its last record the active segment is zero-filled
+   * (0: not at all). See {@link KVStore} `#preallocate`.
+   */
+  preallocateBytes: number;
   /** Garbage ratio of a sealed segment past which it is compacted automatically. */
   compactionThreshold: number;
   /** Garbage bytes a sealed segment must hold before automatic compaction. */
@@ -105,6 +120,7 @@ export function storeOptionsFromConfig(config: Config): StoreOptions {
     maxKeyBytes: config.MAX_KEY_BYTES,
     maxValueBytes: config.MAX_VALUE_BYTES,
     writeBatchMaxBytes: config.WRITE_BATCH_MAX_BYTES,
+    preallocateBytes: config.SEGMENT_PREALLOCATE_BYTES,
     compactionThreshold: config.COMPACTION_THRESHOLD,
     compactionMinBytes: config.COMPACTION_MIN_BYTES,
     compactionChunkBytes: config.COMPACTION_CHUNK_BYTES,
@@ -121,6 +137,7 @@ export const DEFAULT_STORE_OPTIONS: Readonly<StoreOptions> = {
   maxKeyBytes: 64 * 1024,
   maxValueBytes: 64 * 1024 * 1024,
   writeBatchMaxBytes: 4 * 1024 * 1024,
+  preallocateBytes: 1024 * 1024,
   compactionThreshold: 0.3,
   compactionMinBytes: 1024 * 1024,
   compactionChunkBytes: 1024 * 1024,
@@ -530,6 +547,8 @@ export class KVStore {
     | undefined;
   #listeners: DurableListener[] = [];
   #syncRunning: Promise<void> | undefined;
+  /** Length of the active segment's file: its records, then zeros (see {@link #preallocate}). */
+  #zeroedEnd = 0;
   #everysecTimer: ReturnType<typeof setInterval> | undefined;
 
   #failure: StoreFailedError | undefined;
@@ -634,8 +653,7 @@ export class KVStore {
     } else {
       this.#active = this.#segments[this.#segments.length - 1];
     }
-    this.#writer = Deno.openSync(this.#active.path, { write: true });
-    this.#writer.seekSync(this.#active.sizeBytes, Deno.SeekMode.Start);
+    this.#openWriter(this.#active);
     for (const segment of this.#segments) {
       this.#lastLsn = Math.max(this.#lastLsn, segment.lastLsn, segment.header.coveredLastLsn);
     }
@@ -883,6 +901,16 @@ export class KVStore {
       },
     );
     if (result.damage === "none") return 0;
+    if (result.damage === "zeros" && isLast) {
+      // The zero-filled space ahead of the last record (#preallocate) of a store that stopped
+      // without closing: nothing was lost.
+      log.debug("trimming {bytes} preallocated bytes of {path}", {
+        path: segment.path,
+        bytes: result.tailBytes,
+      });
+      this.#truncateSegment(segment, result.validEnd);
+      return 0;
+    }
     if (!isLast) {
       throw new CorruptionError(
         segment.path,
@@ -899,15 +927,19 @@ export class KVStore {
         reason: result.reason,
       },
     );
+    this.#truncateSegment(segment, result.validEnd);
+    return result.tailBytes;
+  }
+
+  #truncateSegment(segment: Segment, sizeBytes: number): void {
     const file = Deno.openSync(segment.path, { write: true });
     try {
-      file.truncateSync(result.validEnd);
+      file.truncateSync(sizeBytes);
       file.syncDataSync();
     } finally {
       file.close();
     }
-    segment.sizeBytes = result.validEnd;
-    return result.tailBytes;
+    segment.sizeBytes = sizeBytes;
   }
 
   #createSegment(id: number, coveredLastLsn: number, flags: number): Segment {
@@ -1185,6 +1217,12 @@ export class KVStore {
     if (this.#pendingBytes === 0) return;
     if (this.#failure) throw this.#failure;
     const bytes = this.#pending.subarray(0, this.#pendingBytes);
+    const end = this.#active.sizeBytes + bytes.length;
+    if (
+      end > this.#zeroedEnd && this.options.fsync === "always" && this.options.preallocateBytes > 0
+    ) {
+      this.#preallocate(end);
+    }
     try {
       let written = 0;
       // Bounded: each writeSync writes at least one byte or throws.
@@ -1208,6 +1246,53 @@ export class KVStore {
     // replica has the record on its way before a client can ask the replica for it.
     if (chunk) this.#notify(chunk, firstLsn, lastLsn);
     this.#markDurable(this.#writtenSeq, lastLsn, this.#active, this.#active.sizeBytes);
+  }
+
+  /** Makes `segment` the one the writer appends to, at its end. */
+  #openWriter(segment: Segment): void {
+    this.#writer = Deno.openSync(segment.path, { write: true });
+    this.#writer.seekSync(segment.sizeBytes, Deno.SeekMode.Start);
+    this.#zeroedEnd = segment.sizeBytes;
+  }
+
+  /**
+   * `always`: zero-fills the active segment's file ahead of its records, up to at least `end`.
+   * An fdatasync after an append that grows the file must also commit the file's new size (an
+   * ext4 journal commit); one after writes into blocks that are already on disk writes data only.
+   * Measured here (3.3 KB then an fdatasync, 2,000 times): p50 105–135 µs appending, 55–67 µs
+   * into zeros; in the server under 50 clients × 1 SET, 140–173 µs → 56–69 µs per fsync. The
+   * zeros become durable with the fsync of the records that follow them; recovery trims a tail of
+   * zeros silently, and sealing or closing the segment trims it first ({@link #trimZeros}).
+   * Steps double from {@link PREALLOCATE_MIN_BYTES} up to the configured size, and stop at the
+   * segment size, so a small store or segment is not padded with a whole step.
+   */
+  #preallocate(end: number): void {
+    const active = this.#active;
+    const step = Math.min(
+      this.options.preallocateBytes,
+      Math.max(PREALLOCATE_MIN_BYTES, active.sizeBytes),
+    );
+    const target = Math.max(end, Math.min(this.#zeroedEnd + step, this.options.segmentSizeBytes));
+    const zeros = zeroBlock();
+    try {
+      this.#writer.seekSync(this.#zeroedEnd, Deno.SeekMode.Start);
+      // Bounded: each writeSync writes at least one byte or throws.
+      for (let at = this.#zeroedEnd; at < target;) {
+        at += this.#writer.writeSync(zeros.subarray(0, Math.min(zeros.length, target - at)));
+      }
+      this.#writer.seekSync(active.sizeBytes, Deno.SeekMode.Start);
+    } catch (error) {
+      throw this.#fail(error);
+    }
+    this.#zeroedEnd = target;
+  }
+
+  /** Cuts the active segment's file back to its records (before it is sealed or closed). */
+  #trimZeros(): void {
+    const size = this.#active.sizeBytes;
+    if (this.#zeroedEnd <= size) return;
+    this.#writer.truncateSync(size);
+    this.#zeroedEnd = size;
   }
 
   /**
@@ -1315,6 +1400,7 @@ export class KVStore {
   #roll(): void {
     const old = this.#active;
     try {
+      this.#trimZeros();
       this.#writer.syncDataSync();
     } catch (error) {
       throw this.#fail(error);
@@ -1325,8 +1411,7 @@ export class KVStore {
     let next: Segment;
     try {
       next = this.#createSegment(old.id + 1, 0, 0);
-      this.#writer = Deno.openSync(next.path, { write: true });
-      this.#writer.seekSync(next.sizeBytes, Deno.SeekMode.Start);
+      this.#openWriter(next);
     } catch (error) {
       throw this.#fail(error);
     }
@@ -2038,8 +2123,7 @@ export class KVStore {
     fsyncDir(this.dir);
     if (this.#syncRunning) this.#retiredWriters.push(this.#writer);
     else this.#writer.close();
-    this.#writer = Deno.openSync(active.path, { write: true });
-    this.#writer.seekSync(active.sizeBytes, Deno.SeekMode.Start);
+    this.#openWriter(active);
     for (const segment of old) {
       segment.retired = true;
       if (segment.pins === 0) segment.closeReader();
@@ -2134,6 +2218,7 @@ export class KVStore {
     if (this.#syncRunning) await this.#syncRunning;
     if (!this.#failure) {
       try {
+        this.#trimZeros();
         this.#writer.syncDataSync();
         const active = this.#active;
         this.#synced(this.#writtenSeq);
