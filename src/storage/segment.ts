@@ -29,7 +29,11 @@
  * starts anywhere after that point, the damage is a torn tail: the last write did not complete,
  * nothing after it was ever acknowledged, and the active segment is truncated there (the byte
  * count is logged). If an intact record does follow, bytes in the middle of the log changed:
- * that is corruption, and the store refuses to open, naming the file and offset.
+ * that is corruption, and the store refuses to open, naming the file and offset. One exception,
+ * in the active segment only: damage that holds zeros (a record header of zeros, or a whole
+ * sector of them) is a power loss during an fdatasync into the segment's zero-filled space, which
+ * can persist a later page and not an earlier one; nothing from there on was acknowledged, so it
+ * is a torn tail too (see {@link scanSegment}).
  *
  * @module
  */
@@ -155,6 +159,15 @@ const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
  *
  * With `stopAt`, the scan ends after the first record that ends at or past that file offset,
  * with `validEnd` where the next scan should start (a segment read in bounded steps).
+ *
+ * With `zeroHoleEndsLog` (recovery of the active segment), damage that holds zeros where data
+ * was written ends the log even when intact records follow: the active segment is zero-filled
+ * ahead of its records (`KVStore`'s preallocation), and a power loss during an fdatasync can
+ * persist a later page of it and not an earlier one, which still holds the zeros. Nothing from the
+ * damage on was acknowledged (an acknowledgement under `always` follows the fdatasync that covers
+ * it), so it is a torn tail, reported as "torn" with the offset of the intact record in
+ * `reason`. The sign is a record header of zeros, or a whole 512-byte disk sector of zeros in the
+ * damaged record; other damage stays corruption.
  */
 export function scanSegment(
   fd: number,
@@ -163,6 +176,7 @@ export function scanSegment(
   from: number,
   visit: RecordVisitor,
   stopAt = Infinity,
+  zeroHoleEndsLog = false,
 ): ScanResult {
   const window = Math.min(SCAN_WINDOW_BYTES, fileSize - from, stopAt - from);
   let buf = new Uint8Array(Math.max(window, 0));
@@ -236,6 +250,20 @@ export function scanSegment(
       };
     }
     const intactAt = findIntactRecord(fd, damagedAt + 1, fileSize, lastLsn);
+    if (
+      intactAt !== undefined && zeroHoleEndsLog && hasUnwrittenSector(fd, damagedAt, intactAt)
+    ) {
+      return {
+        validEnd: damagedAt,
+        tailBytes: fileSize - damagedAt,
+        damage: "torn",
+        reason: `zero bytes where a record should start, then records from offset ${intactAt}: ` +
+          "an fsync a crash interrupted, none of it acknowledged",
+        records,
+        firstLsn,
+        lastLsn,
+      };
+    }
     if (intactAt !== undefined) {
       throw new CorruptionError(
         path,
@@ -254,6 +282,22 @@ export function scanSegment(
     };
   }
   return { validEnd: fileSize, tailBytes: 0, damage: "none", records, firstLsn, lastLsn };
+}
+
+const SECTOR_BYTES = 512;
+
+/**
+ * True when the damaged bytes `[from, to)` look like data that never reached the disk: they start
+ * with a record header of zeros, or hold a whole sector-aligned run of {@link SECTOR_BYTES} zeros.
+ */
+function hasUnwrittenSector(fd: number, from: number, to: number): boolean {
+  if (isZeroFilled(fd, from, Math.min(from + RECORD_HEADER_BYTES, to))) return true;
+  // Bounded by `to`: each step moves one sector on.
+  for (let sector = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES; sector + SECTOR_BYTES <= to;) {
+    if (isZeroFilled(fd, sector, sector + SECTOR_BYTES)) return true;
+    sector += SECTOR_BYTES;
+  }
+  return false;
 }
 
 /** True when every byte of the file in `[from, fileSize)` is zero. */

@@ -899,6 +899,8 @@ export class KVStore {
         segment.lastEpoch = this.#lastEpoch = this.epoch = recordEpoch(view, at);
         forEachKey(buf, view, at, (ks, kl, vs, vl) => applyKey(buf, ks, kl, vs, vl));
       },
+      Infinity,
+      isLast,
     );
     if (result.damage === "none") return 0;
     if (result.damage === "zeros" && isLast) {

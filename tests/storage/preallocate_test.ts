@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { putRecordBytes } from "../../src/storage/record.ts";
-import { KVStore } from "../../src/storage/mod.ts";
+import { CorruptionError, KVStore } from "../../src/storage/mod.ts";
 import { segmentFiles, text, withTempDir } from "./helpers.ts";
 
 function sizeOf(path: string): number {
@@ -92,5 +92,54 @@ Deno.test("sealed segments carry no zeros: they scan cleanly without their hints
     assert.equal(reopened.size, 400);
     assert.equal(text(reopened.read("key399")), "v".repeat(30));
     await reopened.close();
+  });
+});
+
+Deno.test("a power loss mid-fsync: zeros inside the unacknowledged records end the log there", async () => {
+  await withTempDir(async (dir) => {
+    const valueBytes = 1000;
+    const recordBytes = putRecordBytes(3, valueBytes);
+    const store = await KVStore.open(`${dir}/live`, { fsync: "always" });
+    try {
+      for (let i = 0; i < 20; i++) {
+        await store.put(`k${String(i).padStart(2, "0")}`, "v".repeat(valueBytes));
+      }
+      for (const name of ["header", "sector", "flipped"]) {
+        crashCopy(`${dir}/live`, `${dir}/${name}`);
+      }
+    } finally {
+      await store.close();
+    }
+    // Record 19 (LSN 19) did not reach the disk, in part or whole; record 20 after it did.
+    const recordStart = 40 + 18 * recordBytes;
+    const damage = (name: string, offset: number, bytes: Uint8Array) => {
+      const [segment] = segmentFiles(`${dir}/${name}`);
+      const file = Deno.openSync(segment, { write: true });
+      file.seekSync(offset, Deno.SeekMode.Start);
+      file.writeSync(bytes);
+      file.close();
+    };
+    damage("header", recordStart, new Uint8Array(recordBytes));
+    const sector = Math.ceil((recordStart + 100) / 512) * 512;
+    assert.ok(sector + 512 <= recordStart + recordBytes, "the sector lies inside the record");
+    damage("sector", sector, new Uint8Array(512));
+    damage("flipped", recordStart + 100, new TextEncoder().encode("w"));
+
+    for (const name of ["header", "sector"]) {
+      const recovered = await KVStore.open(`${dir}/${name}`);
+      try {
+        assert.equal(recovered.lastLsn, 18, `${name}: the log ends before the damage`);
+        assert.equal(text(recovered.read("k17")), "v".repeat(valueBytes));
+        assert.equal(recovered.read("k19"), undefined, `${name}: nothing after the hole`);
+        assert.equal(await recovered.put("next", "x"), 19, `${name}: writes go on from there`);
+      } finally {
+        await recovered.close();
+      }
+    }
+    await assert.rejects(
+      () => KVStore.open(`${dir}/flipped`),
+      CorruptionError,
+      "a changed byte that is not a zero hole is still corruption",
+    );
   });
 });
