@@ -1274,12 +1274,14 @@ export class KVStore {
       this.options.preallocateBytes,
       Math.max(PREALLOCATE_MIN_BYTES, active.sizeBytes),
     );
-    const target = Math.max(end, Math.min(this.#zeroedEnd + step, this.options.segmentSizeBytes));
+    // Never before the records' end, whatever wrote them (zeros must not overwrite a record).
+    const from = Math.max(this.#zeroedEnd, active.sizeBytes);
+    const target = Math.max(end, Math.min(from + step, this.options.segmentSizeBytes));
     const zeros = zeroBlock();
     try {
-      this.#writer.seekSync(this.#zeroedEnd, Deno.SeekMode.Start);
+      this.#writer.seekSync(from, Deno.SeekMode.Start);
       // Bounded: each writeSync writes at least one byte or throws.
-      for (let at = this.#zeroedEnd; at < target;) {
+      for (let at = from; at < target;) {
         at += this.#writer.writeSync(zeros.subarray(0, Math.min(zeros.length, target - at)));
       }
       this.#writer.seekSync(active.sizeBytes, Deno.SeekMode.Start);
