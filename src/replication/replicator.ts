@@ -245,14 +245,17 @@ export class Replicator {
     this.#armSyncTimer();
   }
 
+  /**
+   * Keeps one timer armed at or before the earliest deadline of a waiting write. A timer that is
+   * no longer needed (its writes were acknowledged) is left to fire and find nothing, and a later
+   * deadline reuses the earlier timer, which re-arms when it fires: deadlines are the write's
+   * time plus one timeout, so at one write at a time this arms one timer per `REPLICATION_TIMEOUT`
+   * instead of one per write (a `setTimeout` + `clearTimeout` pair cost ~7 µs per sync write,
+   * ahead of the write's LOG frame).
+   */
   #armSyncTimer(): void {
     const deadline = this.#tracker.nextDeadlineMs();
-    if (deadline === undefined) {
-      if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
-      this.#syncTimer = undefined;
-      this.#syncTimerAtMs = Infinity;
-      return;
-    }
+    if (deadline === undefined) return;
     if (this.#syncTimer !== undefined && this.#syncTimerAtMs <= deadline) return;
     if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);
     this.#syncTimerAtMs = deadline;
