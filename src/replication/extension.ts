@@ -239,10 +239,15 @@ class NodeReplication {
       }
       const result = applier.handle(args, ctx.connection.id, ctx.connection.peer);
       if (result instanceof Promise) return result.then(toReply, errorReply);
-      if (result.type === "integer" && result.durableLsn !== undefined) {
+      if (result.type !== "integer") {
+        out.reply(toReply(result));
+        return;
+      }
+      // Every LOG frame comes here: the integer is written without a reply object.
+      if (result.durableLsn !== undefined) {
         ctx.wrote(result.durableLsn); // answered with this read's other replies, once durable
       }
-      out.reply(toReply(result));
+      out.integer(result.value);
     },
   };
 

@@ -55,12 +55,9 @@ export function replicaStoreOf(store: KVStore): ReplicaStore {
         throw error;
       }
     },
-    appendReplicated: (records) => {
-      // The records are appended and applied before this returns; the caller waits for
-      // durability through the server (whenDurable of the LSN), which also reports a log failure.
-      store.appendReplicated(records).catch(() => {});
-      return store.lastLsn;
-    },
+    // The records are appended and applied before this returns; the caller waits for
+    // durability through the server (whenDurable of the LSN), which also reports a log failure.
+    appendReplicated: (records) => store.writeReplicated(records),
     putLocal: async (key, value) => {
       await store.put(key, value);
     },

@@ -1901,6 +1901,19 @@ export class KVStore {
    * @throws {ReplicationStreamError} a damaged record, or an LSN that does not follow
    */
   appendReplicated(records: Uint8Array): Promise<number> {
+    const lastLsn = this.writeReplicated(records);
+    return this.whenDurable(lastLsn).then(() => lastLsn);
+  }
+
+  /**
+   * {@link appendReplicated} without its promise (as {@link writePut} is to {@link put}): appends
+   * and applies the records now and returns the last LSN held, durable once {@link whenDurable}
+   * of it resolves. A replica's server, which waits for durability once per network read, takes
+   * no promise per frame this way.
+   *
+   * @throws {ReplicationStreamError} a damaged record, or an LSN that does not follow
+   */
+  writeReplicated(records: Uint8Array): number {
     this.#checkWritable();
     const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
     let expected = this.#lastLsn;
@@ -1928,8 +1941,7 @@ export class KVStore {
       if (lsn > this.#lastLsn) this.#appendEncoded(records, view, at, length, lsn);
       at += length;
     }
-    const lastLsn = this.#lastLsn;
-    return this.whenDurable(lastLsn).then(() => lastLsn);
+    return this.#lastLsn;
   }
 
   /** Appends one checked record verbatim and applies it to the index. */

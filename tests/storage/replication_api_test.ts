@@ -50,13 +50,20 @@ Deno.test("appendReplicated applies the master's records with its LSNs, idempote
       await master.put("d", "4");
       assert.equal(await replica.appendReplicated(shipped[shipped.length - 1]), 4);
       assert.equal(text(replica.read("local")), "x");
+      await master.put("e", "5");
+      const last = shipped[shipped.length - 1];
+      assert.equal(replica.writeReplicated(last), 5, "writeReplicated returns the last LSN");
+      assert.equal(text(replica.read("e")), "5", "and applies it before it is durable");
+      assert.equal(replica.writeReplicated(last), 5, "a resend is skipped");
+      await replica.whenDurable(5);
     } finally {
       await master.close();
       await replica.close();
     }
     const reopened = await KVStore.open(`${dir}/replica`, { replica: true });
-    assert.equal(reopened.lastLsn, 4);
+    assert.equal(reopened.lastLsn, 5);
     assert.equal(text(reopened.read("d")), "4");
+    assert.equal(text(reopened.read("e")), "5");
     assert.equal(text(reopened.read("local")), "x");
     await reopened.close();
   });
