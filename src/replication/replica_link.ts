@@ -103,6 +103,9 @@ interface Waiter {
   reject(error: Error): void;
 }
 
+/** The settle callbacks of a request whose reply nobody awaits. */
+function ignore(): void {}
+
 /** Wakes a sleeping loop early; a wake with nobody waiting is remembered once. */
 class Wakeup {
   #wake: (() => void) | undefined;
@@ -577,14 +580,17 @@ export class ReplicaLink {
     this.#throwIfFailed();
   }
 
-  /** Writes a request whose reply is handled by the reader (LOG, PING, CHUNK). */
-  async #send(bytes: Uint8Array, kind: Expected, pairs: number, lastLsn?: number): Promise<void> {
+  /**
+   * Writes a request whose reply is handled by the reader (LOG, PING, CHUNK). Not async, and its
+   * waiter has no callbacks of its own: it runs once per replicated frame.
+   */
+  #send(bytes: Uint8Array, kind: Expected, pairs: number, lastLsn?: number): Promise<void> {
     this.#throwIfFailed();
-    this.#waiters.push({ kind, pairs, resolve: () => {}, reject: () => {} });
+    this.#waiters.push({ kind, pairs, resolve: ignore, reject: ignore });
     this.#inflightPairs += pairs;
     this.node.onSent(this.#ctx.nowMs(), lastLsn);
     this.#armWatchdog();
-    await this.#write(bytes);
+    return this.#write(bytes);
   }
 
   /** Writes a request and waits for its reply. */
@@ -604,7 +610,8 @@ export class ReplicaLink {
     const conn = this.#conn;
     if (conn === undefined) throw this.#failure ?? new LinkError("not connected");
     try {
-      let written = 0;
+      // Almost always one write takes all of it (no subarray for that one).
+      let written = await conn.write(bytes);
       while (written < bytes.length) written += await conn.write(bytes.subarray(written));
     } catch (error) {
       this.#fail(
