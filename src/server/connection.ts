@@ -401,7 +401,10 @@ export class Connection implements ConnectionInfo {
   }
 
   async #fillHoles(writer: ReplyWriter, holes: Hole[]): Promise<ReplyWriter> {
-    const replies = await Promise.all(holes.map((hole) => hole.reply));
+    // One late reply (a sync-mode write on its own) needs no Promise.all and no array of them.
+    const replies = holes.length === 1
+      ? [await holes[0].reply]
+      : await Promise.all(holes.map((hole) => hole.reply));
     const output = this.#takeWriter();
     const bytes = writer.bytes;
     let from = 0;

@@ -201,13 +201,16 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   }
 
   awaitReplication(lsn: number): Promise<string | undefined> | undefined {
+    // Runs per client write: the usual single wait is returned without an array.
+    let first: Promise<string | undefined> | undefined;
     let waits: Promise<string | undefined>[] | undefined;
     for (const hooks of this.#hooks) {
       const wait = hooks.awaitReplication?.(lsn);
-      if (wait !== undefined) (waits ??= []).push(wait);
+      if (wait === undefined) continue;
+      if (first === undefined) first = wait;
+      else (waits ??= [first]).push(wait);
     }
-    if (waits === undefined) return undefined;
-    if (waits.length === 1) return waits[0];
+    if (waits === undefined) return first;
     return Promise.all(waits).then((errors) => errors.find((error) => error !== undefined));
   }
 
