@@ -46,6 +46,7 @@ export interface Config {
   FSYNC: FsyncPolicy;
   SEGMENT_SIZE_BYTES: number;
   SEGMENT_PREALLOCATE_BYTES: number;
+  INCREMENTAL_FSYNC_BYTES: number;
   MAX_KEY_BYTES: number;
   MAX_VALUE_BYTES: number;
   WRITE_BATCH_MAX_BYTES: number;
@@ -236,6 +237,16 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     max: 64 * MIB,
     description: "With --fsync always, the active segment is zero-filled this far ahead of its " +
       "last record, so an fsync writes data only, not the file's new size (0: off).",
+  },
+  INCREMENTAL_FSYNC_BYTES: {
+    kind: "int",
+    default: 4 * MIB,
+    group: "storage",
+    min: 0,
+    max: 4 * GIB,
+    description: "With --fsync everysec or no, an fsync in the background after every this many " +
+      "bytes written, so sealing a segment never waits for a large one (Redis's " +
+      "aof-rewrite-incremental-fsync; 0: off).",
   },
   MAX_KEY_BYTES: {
     kind: "int",

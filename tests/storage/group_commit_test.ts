@@ -92,3 +92,36 @@ Deno.test("whenDurable: the batches of one turn share one promise, resolved by t
     }
   });
 });
+
+Deno.test("fsync no/everysec: a background fsync after every incrementalFsyncBytes written", async () => {
+  for (
+    const [fsync, incrementalFsyncBytes] of [["no", 64 * 1024], ["everysec", 64 * 1024], [
+      "no",
+      0,
+    ]] as const
+  ) {
+    await withTempDir(async (dir) => {
+      const store = await KVStore.open(dir, { fsync, incrementalFsyncBytes });
+      let fsyncs = 0;
+      store.fsyncObserver = () => fsyncs++;
+      try {
+        // ~1.2 MiB in 100 turns of ~12 KiB; everysec's own timer fires at most once meanwhile.
+        for (let turn = 0; turn < 100; turn++) {
+          for (let i = 0; i < 10; i++) store.writePut(`key${turn}-${i}`, "v".repeat(1200));
+          await store.whenDurable(store.lastLsn);
+          await new Promise((resolve) => setTimeout(resolve, 0));
+        }
+      } finally {
+        await store.close();
+      }
+      if (incrementalFsyncBytes === 0) {
+        assert.equal(fsyncs, 0, "no: no fsync before close when incremental fsync is off");
+      } else {
+        assert.ok(
+          fsyncs >= 8,
+          `${fsync}: ${fsyncs} background fsyncs for ~1.2 MiB in 64 KiB steps`,
+        );
+      }
+    });
+  }
+});
