@@ -35,14 +35,20 @@ export async function writeFileDurably(
 ): Promise<void> {
   const path = `${dir}/${name}`;
   const tmp = `${path}.tmp`;
-  const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
+  await writeSyncedFile(tmp, bytes);
+  await Deno.rename(tmp, path);
+  fsyncDir(dir);
+}
+
+/** Writes `bytes` as the whole of the file at `path` and syncs its data (no rename). */
+export async function writeSyncedFile(path: string, bytes: Uint8Array): Promise<void> {
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
   try {
     let written = 0;
+    // Bounded: each write writes at least one byte or throws.
     while (written < bytes.length) written += await file.write(bytes.subarray(written));
     await file.syncData();
   } finally {
     file.close();
   }
-  await Deno.rename(tmp, path);
-  fsyncDir(dir);
 }

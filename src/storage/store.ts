@@ -30,7 +30,7 @@ import {
   StoreLockedError,
   ValueTooLargeError,
 } from "./errors.ts";
-import { fsyncDir } from "./durable_file.ts";
+import { fsyncDir, writeSyncedFile } from "./durable_file.ts";
 import { HintBuilder, HintKind, loadHint } from "./hint.ts";
 import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
 import { bytesToKey, toBytes } from "./keys.ts";
@@ -849,15 +849,7 @@ export class KVStore {
     try {
       if (!complete) await this.#addLiveValues(segment, hint);
       if (segment.retired || this.#closed) return;
-      const bytes = this.#hintBytes(segment, hint);
-      const file = await Deno.open(tmp, { write: true, create: true, truncate: true });
-      try {
-        let written = 0;
-        while (written < bytes.length) written += await file.write(bytes.subarray(written));
-        await file.syncData();
-      } finally {
-        file.close();
-      }
+      await writeSyncedFile(tmp, this.#hintBytes(segment, hint));
       if (segment.retired || this.#closed) {
         await Deno.remove(tmp);
         return;
