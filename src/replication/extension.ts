@@ -30,7 +30,6 @@ import {
   type ServerHooks,
   type ServerNode,
 } from "../server/hooks.ts";
-import type { KVStore } from "../storage/mod.ts";
 import { formatHostPort, parseAddresses } from "../config.ts";
 import { type NodeState, NodeStateError, readNodeState, writeNodeState } from "./node_state.ts";
 import { type ApplierReply, ReplicaApplier, upper } from "./replica_applier.ts";
@@ -107,29 +106,6 @@ export interface ReplicationOptions {
   connect?: (host: string, port: number) => Promise<Deno.Conn>;
   /** Registry for the replication metrics (lag per replica, buffers, link state). */
   registry?: Registry;
-}
-
-/**
- * A master's view of its store for a {@link Replicator} created at runtime (first `REPLICAS ADD`,
- * or after `PROMOTE`): its position is the durable LSN, because records appended but not yet
- * durable reach the replicator through `onDurable`, after it exists.
- */
-function runtimeSourceOf(store: KVStore): ReplicationSource {
-  const source = masterSourceOf(store);
-  return {
-    get lastLsn() {
-      return store.durableLsn;
-    },
-    get epoch() {
-      return store.epoch;
-    },
-    get oldestCompleteLsn() {
-      return store.oldestCompleteLsn;
-    },
-    onDurable: source.onDurable,
-    readLogFrom: source.readLogFrom,
-    snapshot: source.snapshot,
-  };
 }
 
 /** The replication state of one node, which may change role once (PROMOTE). */
@@ -302,7 +278,7 @@ class NodeReplication {
       await store.whenDurable(store.lastLsn);
       const epoch = this.#knownEpoch + 1;
       const fromLsn = store.lastLsn;
-      const replicator = this.#newReplicator(runtimeSourceOf(store), []);
+      const replicator = this.#newReplicator(masterSourceOf(store, "durable"), []);
       // No await from promote() to start(): the replicator must see every record after the
       // marker from the in-memory stream.
       const markerLsn = store.promote(epoch);
@@ -368,7 +344,9 @@ class NodeReplication {
       }
       for (const address of addresses) {
         if (this.#replicator === undefined) {
-          this.#replicator = this.#newReplicator(runtimeSourceOf(this.#node.store), [address]);
+          this.#replicator = this.#newReplicator(masterSourceOf(this.#node.store, "durable"), [
+            address,
+          ]);
           replicators.set(this.#node, this.#replicator);
           this.#replicator.start();
           log.info("replica {replica} added", { replica: formatHostPort(address) });

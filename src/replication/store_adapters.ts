@@ -13,11 +13,19 @@ import type { ReplicaStore } from "./replica_applier.ts";
 /** Bytes read to find the replica's last record (one small chunk of the log's tail). */
 const CRC_PROBE_BYTES = 64 * 1024;
 
-/** Adapts a master's store to the {@link Replicator}. */
-export function masterSourceOf(store: KVStore): ReplicationSource {
+/**
+ * Adapts a master's store to the {@link Replicator}. `position` is where the replicator starts:
+ * `"last"` (the store's last LSN) for one created with the store, before any write; `"durable"`
+ * for one created at runtime (first `REPLICAS ADD`, or after `PROMOTE`), because records appended
+ * but not yet durable reach it through `onDurable`, after it exists.
+ */
+export function masterSourceOf(
+  store: KVStore,
+  position: "last" | "durable" = "last",
+): ReplicationSource {
   return {
     get lastLsn() {
-      return store.lastLsn;
+      return position === "last" ? store.lastLsn : store.durableLsn;
     },
     get epoch() {
       return store.epoch;
