@@ -386,24 +386,42 @@ Deno.test({
     }),
 });
 
+/**
+ * A replica behind a {@link FaultProxy} and a master replicating to it through the proxy (with
+ * FAST_FAILURE_FLAGS and `masterFlags`); the proxy is closed afterwards.
+ */
+async function withProxiedReplica(
+  dir: string,
+  masterFlags: string[],
+  body: (cluster: { master: KvNode; replica: KvNode; proxy: FaultProxy }) => Promise<void>,
+): Promise<void> {
+  const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
+  const proxy = FaultProxy.start(replica.port);
+  try {
+    const master = await KvNode.start("master", `${dir}/master`, [
+      "--replicas",
+      `127.0.0.1:${proxy.port}`,
+      ...FAST_FAILURE_FLAGS,
+      ...masterFlags,
+    ]);
+    await body({ master, replica, proxy });
+  } finally {
+    await proxy.close();
+  }
+}
+
 Deno.test({
   name:
     "partition (silently dropping): unhealthy after the configured failures, healthy and converged after healing",
   ...CLUSTER_TEST,
   fn: () =>
     withClusterDir("kvstore-repl-test-", async (dir) => {
-      const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
-      const proxy = FaultProxy.start(replica.port);
-      try {
-        const master = await KvNode.start("master", `${dir}/master`, [
-          "--replicas",
-          `127.0.0.1:${proxy.port}`,
-          ...FAST_FAILURE_FLAGS,
-          "--replication-max-failures",
-          "2",
-          "--replication-max-retries",
-          "1",
-        ]);
+      await withProxiedReplica(dir, [
+        "--replication-max-failures",
+        "2",
+        "--replication-max-retries",
+        "1",
+      ], async ({ master, replica, proxy }) => {
         const conn = await master.connect();
         for (let i = 0; i < 50; i++) await put(conn, `p:${i}`, `before-${i}`);
         await waitUntil("caught up", () => replicasCaughtUp(master));
@@ -429,9 +447,7 @@ Deno.test({
           (await master.info()).get("healthy_replicas") === "1");
         await assertConverged(master, [replica]);
         assert.ok(master.logsMatching(/is healthy again/).length >= 1);
-      } finally {
-        await proxy.close();
-      }
+      });
     }),
 });
 
@@ -440,14 +456,7 @@ Deno.test({
   ...CLUSTER_TEST,
   fn: () =>
     withClusterDir("kvstore-repl-test-", async (dir) => {
-      const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica"]);
-      const proxy = FaultProxy.start(replica.port);
-      try {
-        const master = await KvNode.start("master", `${dir}/master`, [
-          "--replicas",
-          `127.0.0.1:${proxy.port}`,
-          ...FAST_FAILURE_FLAGS,
-        ]);
+      await withProxiedReplica(dir, [], async ({ master, proxy }) => {
         const conn = await master.connect();
         await put(conn, "idle", "1");
         await waitUntil("caught up", () => replicasCaughtUp(master));
@@ -464,9 +473,7 @@ Deno.test({
         proxy.setMode("pass");
         await waitUntil("streaming again", () => replicasCaughtUp(master), 10_000);
         conn.close();
-      } finally {
-        await proxy.close();
-      }
+      });
     }),
 });
 
