@@ -1531,9 +1531,13 @@ export class KVStore {
     if (mode === "manual" && this.#active.sizeBytes > SEGMENT_HEADER_BYTES && !this.#failure) {
       this.#flush();
       this.#roll();
-      const sealed = this.#segments[this.#segments.length - 2];
-      // Its hint is being written; wait so that it can take part.
-      while (sealed.hintPending && !this.#closing) await new Promise((r) => setTimeout(r, 1));
+    }
+    if (mode === "manual") {
+      // Segments whose hints are still being written (the one just sealed, and any sealed by
+      // writes moments ago) cannot be compacted yet; on demand means all of them, so wait.
+      while (!this.#closing && this.#segments.some((segment) => segment.hintPending)) {
+        await new Promise((resolve) => setTimeout(resolve, 1));
+      }
     }
     const done = new Set<Segment>();
     let runs = 0;

@@ -231,3 +231,25 @@ Deno.test("compaction of a damaged sealed segment stops and leaves the store rea
     }
   });
 });
+
+Deno.test("on-demand compaction right after writes leaves no garbage in any sealed segment", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, SMALL);
+    try {
+      // Each overwrite round seals segments whose hints are written in the background; compact()
+      // is called right after, while some of them may still be being written.
+      for (let round = 0; round < 5; round++) {
+        for (let i = 0; i < 200; i++) store.writePut(`key${i % 50}`, `value-${round}-${i}`);
+        const before = store.stats();
+        assert.ok(before.segments > 2, `writes sealed segments (${before.segments})`);
+        await store.compact();
+        const after = store.stats();
+        assert.equal(after.garbageBytes, 0, `round ${round}: every sealed segment was compacted`);
+        assert.equal(store.size, 50);
+        assert.equal(text(store.read("key49")), `value-${round}-199`);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
