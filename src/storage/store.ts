@@ -1534,8 +1534,11 @@ export class KVStore {
     }
     if (mode === "manual") {
       // Segments whose hints are still being written (the one just sealed, and any sealed by
-      // writes moments ago) cannot be compacted yet; on demand means all of them, so wait.
-      while (!this.#closing && this.#segments.some((segment) => segment.hintPending)) {
+      // writes moments ago) cannot be compacted yet; on demand means all of them, so wait. Only
+      // for these: segments sealed meanwhile by a steady write load could otherwise keep it
+      // waiting indefinitely.
+      const pending = this.#segments.filter((segment) => segment.hintPending);
+      while (!this.#closing && pending.some((segment) => segment.hintPending)) {
         await new Promise((resolve) => setTimeout(resolve, 1));
       }
     }
