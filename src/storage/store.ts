@@ -296,8 +296,8 @@ export class Segment {
   hint: HintBuilder | undefined;
   /** {@link hint} holds every entry, not only the tombstones. */
   hintComplete = false;
-  /** Its hint file is being written (compaction waits for it). */
-  hintPending = false;
+  /** While its hint file is being written: that write, which never rejects (compaction waits). */
+  hintWriting: Promise<void> | undefined;
   #fd = -1;
 
   constructor(
@@ -840,11 +840,19 @@ export class KVStore {
    * Writes a sealed segment's hint (in the background after a seal; a crash before it only costs
    * a scan at the next open).
    */
-  async #writeHint(segment: Segment): Promise<void> {
+  #writeHint(segment: Segment): Promise<void> {
+    const writing = this.#writeHintFile(segment).finally(() => {
+      if (segment.hintWriting === writing) segment.hintWriting = undefined;
+      this.#maybeAutoCompact();
+    });
+    segment.hintWriting = writing;
+    return writing;
+  }
+
+  async #writeHintFile(segment: Segment): Promise<void> {
     const hint = segment.hint ?? new HintBuilder();
     const complete = segment.hintComplete;
     segment.hint = undefined;
-    segment.hintPending = true;
     const tmp = `${segment.hintPath}.tmp`;
     try {
       if (!complete) await this.#addLiveValues(segment, hint);
@@ -861,9 +869,6 @@ export class KVStore {
         path: segment.hintPath,
         error: String(error),
       });
-    } finally {
-      segment.hintPending = false;
-      this.#maybeAutoCompact();
     }
   }
 
@@ -1454,7 +1459,7 @@ export class KVStore {
   }
 
   #compactable(segment: Segment): boolean {
-    return segment !== this.#active && segment.pins === 0 && !segment.hintPending &&
+    return segment !== this.#active && segment.pins === 0 && segment.hintWriting === undefined &&
       !segment.retired;
   }
 
@@ -1528,19 +1533,16 @@ export class KVStore {
     const bytesOf = () => this.#segments.reduce((n, s) => n + s.sizeBytes, 0);
     const segmentsBefore = this.#segments.length;
     const bytesBefore = bytesOf();
-    if (mode === "manual" && this.#active.sizeBytes > SEGMENT_HEADER_BYTES && !this.#failure) {
-      this.#flush();
-      this.#roll();
-    }
     if (mode === "manual") {
+      if (this.#active.sizeBytes > SEGMENT_HEADER_BYTES && !this.#failure) {
+        this.#flush();
+        this.#roll();
+      }
       // Segments whose hints are still being written (the one just sealed, and any sealed by
       // writes moments ago) cannot be compacted yet; on demand means all of them, so wait. Only
       // for these: segments sealed meanwhile by a steady write load could otherwise keep it
       // waiting indefinitely.
-      const pending = this.#segments.filter((segment) => segment.hintPending);
-      while (!this.#closing && pending.some((segment) => segment.hintPending)) {
-        await new Promise((resolve) => setTimeout(resolve, 1));
-      }
+      await Promise.all(this.#segments.map((segment) => segment.hintWriting));
     }
     const done = new Set<Segment>();
     let runs = 0;
