@@ -25,7 +25,7 @@ async function put(conn: RespConn, key: string, value: string): Promise<void> {
   assert.equal(reply, "OK", `PUT ${key}: ${asText(reply)}`);
 }
 
-/** Starts one replica on `port` (0: free) and a master replicating to it. */
+/** Starts one replica and a master replicating to it; resolves once the replica streams. */
 async function pair(dir: string, masterFlags: string[] = [], replicaFlags: string[] = []) {
   const replica = await KvNode.start("replica", `${dir}/replica`, ["--replica", ...replicaFlags]);
   const master = await KvNode.start("master", `${dir}/master`, [
@@ -36,6 +36,11 @@ async function pair(dir: string, masterFlags: string[] = [], replicaFlags: strin
   ]);
   await waitUntil("replica streaming", () => replicasCaughtUp(master));
   return { master, replica };
+}
+
+/** Starts the replica of {@link pair} again, on the port its master knows. */
+function restartReplica(dir: string, port: number): Promise<KvNode> {
+  return KvNode.start("replica", `${dir}/replica`, ["--replica", "--port", `${port}`]);
 }
 
 async function assertConverged(master: KvNode, replicas: KvNode[]): Promise<void> {
@@ -195,11 +200,7 @@ Deno.test({
       await new Promise((r) => setTimeout(r, 700));
       await replica.kill();
       await new Promise((r) => setTimeout(r, 700));
-      const restarted = await KvNode.start("replica", `${dir}/replica`, [
-        "--replica",
-        "--port",
-        `${port}`,
-      ]);
+      const restarted = await restartReplica(dir, port);
       await writing;
       await assertConverged(master, [restarted]);
     }),
@@ -220,11 +221,7 @@ Deno.test({
       const full = master.logsMatching(/Queue full/);
       assert.equal(full.length, 1, master.logText());
       assert.ok(Number(full[0].properties?.records) > 50);
-      const restarted = await KvNode.start("replica", `${dir}/replica`, [
-        "--replica",
-        "--port",
-        `${port}`,
-      ]);
+      const restarted = await restartReplica(dir, port);
       await assertConverged(master, [restarted]);
       assert.equal(
         master.logsMatching(/full sync of replica .* done/).length,
@@ -248,11 +245,7 @@ Deno.test({
       await Deno.remove(`${dir}/replica`, { recursive: true });
       for (let i = 300; i < 400; i++) await put(conn, `w:${i}`, `value-${i}`);
       conn.close();
-      const restarted = await KvNode.start("replica", `${dir}/replica`, [
-        "--replica",
-        "--port",
-        `${port}`,
-      ]);
+      const restarted = await restartReplica(dir, port);
       await assertConverged(master, [restarted]);
       assert.ok(master.logsMatching(/connected at LSN 0/).length >= 2, master.logText());
     }),
@@ -284,11 +277,7 @@ Deno.test({
         "compaction past the replica's LSN",
         async () => Number((await master.info("storage")).get("oldest_complete_lsn")) > replicaLsn,
       );
-      const restarted = await KvNode.start("replica", `${dir}/replica`, [
-        "--replica",
-        "--port",
-        `${port}`,
-      ]);
+      const restarted = await restartReplica(dir, port);
       for (let i = 0; i < 5; i++) await put(conn, `c:after:${i}`, "y");
       conn.close();
       await assertConverged(master, [restarted]);
@@ -323,11 +312,7 @@ Deno.test({
       const conn2 = await fresh.connect();
       for (let i = 0; i < 80; i++) await put(conn2, `new:${i}`, `new-${i}`);
       conn2.close();
-      const restarted = await KvNode.start("replica", `${dir}/replica`, [
-        "--replica",
-        "--port",
-        `${port}`,
-      ]);
+      const restarted = await restartReplica(dir, port);
       await assertConverged(fresh, [restarted]);
       assert.ok(fresh.logsMatching(/full sync \(.*diverged/).length >= 1, fresh.logText());
     }),

@@ -57,14 +57,20 @@ Deno.test({
     }),
 });
 
+/** Starts a replica on `data` and promotes it: the master of epoch 1. */
+async function startPromoted(data: string): Promise<KvNode> {
+  const node = await KvNode.start("node", data, ["--replica"]);
+  assert.match(await node.send(["PROMOTE"]), /^PROMOTED epoch 1/);
+  return node;
+}
+
 Deno.test({
   name: "a promoted node refuses to restart as a replica unless demoted; as a master it stays one",
   ...CLUSTER_TEST,
   fn: () =>
     withClusterDir("kvstore-node-state-test-", async (dir) => {
       const data = `${dir}/node`;
-      let node = await KvNode.start("node", data, ["--replica"]);
-      assert.match(await node.send(["PROMOTE"]), /^PROMOTED epoch 1/);
+      let node = await startPromoted(data);
       assert.equal(await node.send(["PUT", "after", "promotion"]), "OK");
       await node.stop();
 
@@ -90,8 +96,7 @@ Deno.test({
   fn: () =>
     withClusterDir("kvstore-node-state-test-", async (dir) => {
       const data = `${dir}/node`;
-      let node = await KvNode.start("node", data, ["--replica"]);
-      assert.match(await node.send(["PROMOTE"]), /^PROMOTED epoch 1/);
+      let node = await startPromoted(data);
       await node.stop();
       node = await KvNode.start("node", data, ["--replica", "--demote"]);
       assert.ok(node.logsMatching(/DEMOTED/).length === 1, node.logText());
