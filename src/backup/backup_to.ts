@@ -13,7 +13,7 @@
  */
 import type { KVClient } from "../client/client.ts";
 import type { RespValue } from "../protocol/resp.ts";
-import { type FullSync, KVStore } from "../storage/mod.ts";
+import { DATA_DIR_MODE, DATA_FILE_MODE, type FullSync, KVStore } from "../storage/mod.ts";
 import { VERSION } from "../version.ts";
 import { BackupError } from "./errors.ts";
 
@@ -65,7 +65,7 @@ async function prepareDirectory(dir: string): Promise<boolean> {
     return false;
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) throw error;
-    await Deno.mkdir(dir, { recursive: true });
+    await Deno.mkdir(dir, { recursive: true, mode: DATA_DIR_MODE });
     return true;
   }
 }
@@ -158,6 +158,7 @@ export async function backupTo(
         null,
         2,
       ) + "\n",
+      { mode: DATA_FILE_MODE },
     );
     await store.close();
     store = undefined;

@@ -110,6 +110,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
         this.#infoSections.set(name.toLowerCase(), fields);
       }
     }
+    this.#warnIfDataDirOpen();
     const listen = this.#options.listen ?? ((options) => Deno.listen(options));
     this.#listener = listen({ hostname: this.config.HOST, port: this.config.PORT });
     const address = this.#listener.addr as Deno.NetAddr;
@@ -133,6 +134,18 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
       },
     );
     this.#acceptLoop(this.#listener);
+  }
+
+  /** A data directory made before kvstore created them 0700 may still let others read it. */
+  #warnIfDataDirOpen(): void {
+    if (Deno.build.os === "windows") return;
+    const mode = (Deno.statSync(this.config.DATA_DIR).mode ?? 0) & 0o777;
+    if ((mode & 0o077) === 0) return;
+    log.warn(
+      "data directory {dataDir} has mode {mode}: other users may read the data. kvstore " +
+        "creates it 0700 and its files 0600; run chmod 700 {dataDir}",
+      { event: "data_dir_open", dataDir: this.config.DATA_DIR, mode: mode.toString(8) },
+    );
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {

@@ -6,6 +6,14 @@
  * @module
  */
 
+/**
+ * Mode of every file kvstore creates in a data directory (segments, hints, LOCK, NODE_STATE, a
+ * backup's files): readable by its owner only, whatever the umask. The data is the users'.
+ */
+export const DATA_FILE_MODE = 0o600;
+/** Mode of a data directory kvstore creates (PostgreSQL's and systemd's `StateDirectoryMode`). */
+export const DATA_DIR_MODE = 0o700;
+
 /** Syncs a directory, making the renames and creations inside it durable. */
 export function fsyncDir(dir: string): void {
   const handle = Deno.openSync(dir, { read: true });
@@ -42,7 +50,12 @@ export async function writeFileDurably(
 
 /** Writes `bytes` as the whole of the file at `path` and syncs its data (no rename). */
 export async function writeSyncedFile(path: string, bytes: Uint8Array): Promise<void> {
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const file = await Deno.open(path, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: DATA_FILE_MODE,
+  });
   try {
     let written = 0;
     // Bounded: each write writes at least one byte or throws.

@@ -29,5 +29,6 @@ export {
   StoreLockedError,
   ValueTooLargeError,
 } from "./errors.ts";
+export { DATA_DIR_MODE, DATA_FILE_MODE } from "./durable_file.ts";
 export { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
 export { type RepairAction, type RepairReport, repairStore } from "./repair.ts";

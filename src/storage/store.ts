@@ -30,7 +30,7 @@ import {
   StoreLockedError,
   ValueTooLargeError,
 } from "./errors.ts";
-import { fsyncDir, writeSyncedFile } from "./durable_file.ts";
+import { DATA_DIR_MODE, DATA_FILE_MODE, fsyncDir, writeSyncedFile } from "./durable_file.ts";
 import { HintBuilder, HintKind, loadHint } from "./hint.ts";
 import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
 import { bytesToKey, toBytes } from "./keys.ts";
@@ -586,11 +586,12 @@ export class KVStore {
    */
   static async open(dir: string, options: Partial<StoreOptions> = {}): Promise<KVStore> {
     const merged: StoreOptions = { ...DEFAULT_STORE_OPTIONS, ...options };
-    await Deno.mkdir(dir, { recursive: true });
+    await Deno.mkdir(dir, { recursive: true, mode: DATA_DIR_MODE });
     const lockFile = Deno.openSync(`${dir}/${LOCK_FILE}`, {
       read: true,
       write: true,
       create: true,
+      mode: DATA_FILE_MODE,
     });
     if (!lockFile.tryLockSync(true)) {
       lockFile.close();
@@ -824,7 +825,12 @@ export class KVStore {
     const bytes = this.#hintBytes(segment, segment.hint ?? new HintBuilder());
     segment.hint = undefined;
     const tmp = `${segment.hintPath}.tmp`;
-    const file = Deno.openSync(tmp, { write: true, create: true, truncate: true });
+    const file = Deno.openSync(tmp, {
+      write: true,
+      create: true,
+      truncate: true,
+      mode: DATA_FILE_MODE,
+    });
     try {
       let written = 0;
       while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
@@ -953,7 +959,7 @@ export class KVStore {
   #createSegment(id: number, coveredLastLsn: number, flags: number): Segment {
     const path = `${this.dir}/${segmentFileName(id)}`;
     const header: SegmentHeader = { id, coveredLastLsn, flags, nonce: randomNonce() };
-    const file = Deno.openSync(path, { write: true, createNew: true });
+    const file = Deno.openSync(path, { write: true, createNew: true, mode: DATA_FILE_MODE });
     try {
       const bytes = encodeSegmentHeader(header);
       let written = 0;
@@ -1600,7 +1606,12 @@ export class KVStore {
       nonce: randomNonce(),
     };
     const tmpPath = `${first.path}.compact.tmp`;
-    const out = Deno.openSync(tmpPath, { write: true, create: true, truncate: true });
+    const out = Deno.openSync(tmpPath, {
+      write: true,
+      create: true,
+      truncate: true,
+      mode: DATA_FILE_MODE,
+    });
     const output = new Segment(first.id, first.path, header, 0);
     const sink = new CompactionSink(out, output);
     const chunkBytes = this.options.compactionChunkBytes;
@@ -2135,7 +2146,7 @@ export class KVStore {
   commitFullSync(sync: FullSync, staged: Segment[], index: KeyIndex<Segment>): void {
     assert.equal(this.#fullSync, sync);
     const markerTmp = `${this.dir}/${FULL_SYNC_MARKER}.tmp`;
-    Deno.writeTextFileSync(markerTmp, `${sync.baseId}\n`);
+    Deno.writeTextFileSync(markerTmp, `${sync.baseId}\n`, { mode: DATA_FILE_MODE });
     const marker = Deno.openSync(markerTmp, { read: true, write: true });
     marker.syncDataSync();
     marker.close();
@@ -2190,7 +2201,12 @@ export class KVStore {
       flags: SegmentFlag.FULL_SYNC,
       nonce: randomNonce(),
     };
-    const file = Deno.openSync(`${path}.sync`, { write: true, create: true, truncate: true });
+    const file = Deno.openSync(`${path}.sync`, {
+      write: true,
+      create: true,
+      truncate: true,
+      mode: DATA_FILE_MODE,
+    });
     const bytes = encodeSegmentHeader(header);
     let written = 0;
     while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
