@@ -33,7 +33,8 @@ export class LagClock {
   record(lastLsn: number, nowMs: number): void {
     const n = this.#lsns.length;
     if (n > 0) {
-      // Checked with `if` first: assert.ok costs ~0.15 µs a call here, on every durable batch.
+      // Checked with `if` first: assert.ok has a cost per call, on every durable batch
+      // (docs/ARCHITECTURE.md, "Measured costs").
       if (lastLsn < this.#lsns[n - 1]) assert.fail(`durable LSN went back to ${lastLsn}`);
       if (Math.floor(this.#timesMs[n - 1]) === Math.floor(nowMs)) {
         this.#lsns[n - 1] = lastLsn;

@@ -67,8 +67,8 @@ export class RecordQueue {
    * Past the capacity the whole buffer, the new batch included, is discarded.
    */
   push(batch: DurableBatch): PushResult {
-    // Checked with `if` first: assert.ok costs ~0.15 µs a call here (more with the message
-    // built), on every batch for every replica.
+    // Checked with `if` first: assert.ok has a cost per call (more with the message built), on
+    // every batch for every replica (docs/ARCHITECTURE.md, "Measured costs").
     if (batch.lastLsn < batch.firstLsn) assert.fail("batch LSNs out of order");
     const last = this.lastLsn;
     if (last !== undefined && batch.firstLsn !== last + 1) {

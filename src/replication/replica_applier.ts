@@ -91,7 +91,8 @@ function parseCount(bytes: Uint8Array, what: string): number {
 
 /**
  * A subcommand word, upper-cased. Every LOG frame passes here: for a short ASCII word a loop is
- * ~4 times cheaper than a `TextDecoder` call plus `toUpperCase()`.
+ * cheaper than a `TextDecoder` call plus `toUpperCase()` (docs/ARCHITECTURE.md, "Measured
+ * costs").
  */
 export function upper(bytes: Uint8Array): string {
   if (bytes.length > 16) return decoder.decode(bytes).toUpperCase();

@@ -129,8 +129,8 @@ class Wakeup {
   /**
    * Resolves at the next {@link notify} (or at once for a remembered one), or after `ms`. Without
    * `ms` no timer is made: the sender waits that way once per write, and a timer each time cost
-   * ~5 µs per write here; the caller must then know that something will notify (the watchdog
-   * while replies are due, the ping timer when idle).
+   * measurably per write (docs/ARCHITECTURE.md, "Measured costs"); the caller must then know that
+   * something will notify (the watchdog while replies are due, the ping timer when idle).
    */
   wait(ms?: number): Promise<void> {
     if (this.#pending) {

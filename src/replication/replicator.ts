@@ -250,8 +250,8 @@ export class Replicator {
    * no longer needed (its writes were acknowledged) is left to fire and find nothing, and a later
    * deadline reuses the earlier timer, which re-arms when it fires: deadlines are the write's
    * time plus one timeout, so at one write at a time this arms one timer per `REPLICATION_TIMEOUT`
-   * instead of one per write (a `setTimeout` + `clearTimeout` pair cost ~7 µs per sync write,
-   * ahead of the write's LOG frame).
+   * instead of one per write (a `setTimeout` + `clearTimeout` pair per sync write delayed its LOG
+   * frame measurably: docs/ARCHITECTURE.md, "Measured costs").
    */
   #armSyncTimer(): void {
     const deadline = this.#tracker.nextDeadlineMs();

@@ -97,8 +97,9 @@ export function logRequest(records: readonly Uint8Array[]): Uint8Array {
 /**
  * Builds `REPLICATE LOG <records>` frames in one reused buffer: the hot path of replication, one
  * copy of the records and no allocation or string work per frame (a `TextEncoder` call for the
- * length digits cost ~0.8 µs, a new array ~1 µs and more for large catch-up frames). A frame is
- * valid until the next one is built: its sender writes it completely first.
+ * length digits or a new array per frame each cost about a microsecond: docs/ARCHITECTURE.md,
+ * "Measured costs"). A frame is valid until the next one is built: its sender writes it
+ * completely first.
  */
 export class LogFrameWriter {
   #buffer = new Uint8Array(4096);

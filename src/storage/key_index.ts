@@ -4,10 +4,9 @@
  * Point lookups go through an open-addressing hash table (linear probing, backward-shift
  * deletion) over typed arrays; each key owns a numbered *slot* holding its location. Nothing per
  * key is a JS object except the key string itself, and a lookup by key bytes creates no string.
- * Measured on this machine (1,000,000 keys, V8 15 in Deno 2.9.6): a `Map<string, {location}>`
- * costs ~110 bytes per key beyond the key string and ~0.4 µs just to hash a key string it has
- * not seen before (V8 computes string hashes out of line); this table costs ~50 bytes per key and
- * hashes a 14-byte key in JS in ~40 ns.
+ * A `Map<string, {location}>` costs about twice the memory per key and hashes a key string it has
+ * not seen before out of line, ten times slower than this table's hash in JS (figures:
+ * docs/ARCHITECTURE.md, "Measured costs").
  *
  * Per slot `s`, `slots[4s .. 4s+3]` holds (segment handle, value offset, value length, hash); a
  * segment handle is a small number naming a segment object (0 marks a free slot, whose offset

@@ -160,8 +160,8 @@ export class SortedKeys {
   }
 
   /**
-   * The slots in key order, as the set's chunks (not to be changed). Loops over these run ~6×
-   * faster than over {@link slots}, a generator (1,000,000 slots: ~30 vs ~200 ms here).
+   * The slots in key order, as the set's chunks (not to be changed). Loops over these run several
+   * times faster than over {@link slots}, a generator (docs/ARCHITECTURE.md, "Measured costs").
    */
   chunks(): readonly (readonly number[])[] {
     return this.#chunks;

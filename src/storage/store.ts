@@ -217,8 +217,8 @@ function isAscii(key: string): boolean {
 
 /**
  * A key or value as the codec and the index take it: bytes, or an ASCII string (its own byte
- * string, so it needs no `TextEncoder`: ~1.3 µs for a 14-character key here); other strings are
- * UTF-8 encoded.
+ * string, so it needs no `TextEncoder`, see docs/ARCHITECTURE.md, "Measured costs"); other strings
+ * are UTF-8 encoded.
  */
 function payloadOf(data: Bytes): Payload {
   return typeof data === "string" && !isAscii(data) ? toBytes(data) : data;
@@ -1161,7 +1161,7 @@ export class KVStore {
     if (this.#closed) return handled(Promise.reject(new StoreClosedError(this.dir)));
     // Whatever is not durable yet is in the pending buffer, and the next #flush makes all of it
     // durable at once: every caller until then shares one promise (a server asks once per
-    // network read; three promises each cost ~0.5 µs per read here).
+    // network read; promises per read are measurable: docs/ARCHITECTURE.md, "Measured costs").
     let next = this.#nextDurable;
     if (next === undefined) {
       const { promise, resolve, reject } = Promise.withResolvers<void>();
@@ -1190,7 +1190,8 @@ export class KVStore {
   /** Writes `key` = `value` and resolves with its LSN once durable. */
   put(key: Bytes, value: Bytes): Promise<number> {
     // Not an async function, and no promise of its own: the durability promise made right after
-    // the write resolves to its LSN (an async frame and a `then` cost ~0.2–0.4 µs per put here).
+    // the write resolves to its LSN (an async frame and a `then` per put are measurable:
+    // docs/ARCHITECTURE.md, "Measured costs").
     try {
       this.writePut(key, value);
     } catch (error) {
@@ -1261,7 +1262,7 @@ export class KVStore {
       this.#active.sizeBytes - this.#incrementalFsyncAt >= this.options.incrementalFsyncBytes
     ) {
       // Bounds the dirty data a seal's blocking fsync must write: with a whole 64 MiB segment
-      // dirty it stalled every request for ~50 ms.
+      // dirty it stalled every request (docs/ARCHITECTURE.md, "Measured costs").
       this.#incrementalFsyncAt = this.#active.sizeBytes;
       this.#requestSync();
     }
@@ -1282,10 +1283,8 @@ export class KVStore {
   /**
    * `always`: zero-fills the active segment's file ahead of its records, up to at least `end`.
    * An fdatasync after an append that grows the file must also commit the file's new size (an
-   * ext4 journal commit); one after writes into blocks that are already on disk writes data only.
-   * Measured here (3.3 KB then an fdatasync, 2,000 times): p50 105–135 µs appending, 55–67 µs
-   * into zeros; in the server under 50 clients × 1 SET, 140–173 µs → 56–69 µs per fsync. The
-   * zeros become durable with the fsync of the records that follow them; recovery trims a tail of
+   * ext4 journal commit); one after writes into blocks that are already on disk writes data only,
+   * in about half the time (docs/ARCHITECTURE.md, "Measured costs"). The zeros become durable with the fsync of the records that follow them; recovery trims a tail of
    * zeros silently, and sealing or closing the segment trims it first ({@link #trimZeros}).
    * Steps double from {@link PREALLOCATE_MIN_BYTES} up to the configured size, and stop at the
    * segment size, so a small store or segment is not padded with a whole step.
@@ -1323,13 +1322,10 @@ export class KVStore {
 
   /**
    * `always`: makes everything written so far durable now, with a blocking `fdatasync` on this
-   * thread. Measured here (2 vCPUs, a virtual disk), handing it to a worker thread
-   * (`await syncData()`) cost ~30 µs of this thread's time per fsync for the hand-off and about
-   * as much again on the worker, and its batches were smaller (about 22 writes per fsync with 50
-   * clients of one request each, against 33 blocking): blocking, 50 clients × 1 request took
-   * 15 µs of CPU per write instead of 14–23 at a higher rate, and one client's p50 fell from
-   * 0.15 to 0.11 ms. The price is Redis's `appendfsync always` one: nothing else runs during the
-   * fsync (~0.3 ms), so a read that arrives meanwhile waits for it.
+   * thread: handing it to a worker thread (`await syncData()`) cost more main-thread time than it
+   * saved and made smaller batches (docs/ARCHITECTURE.md, "Group commit is per event-loop turn").
+   * The price is Redis's `appendfsync always` one: nothing else runs during the fsync, so a read
+   * that arrives meanwhile waits for it.
    */
   #syncWritten(): void {
     const startedMs = this.fsyncObserver === undefined ? 0 : performance.now();
@@ -1581,7 +1577,8 @@ export class KVStore {
 
   /** Lets requests run between two bounded steps of a long job (compaction). */
   #yieldToRequests(): Promise<void> {
-    // setTimeout, not setImmediate: measured here, setImmediate lets almost no network I/O in.
+    // setTimeout, not setImmediate: setImmediate lets almost no network I/O in
+    // (docs/ARCHITECTURE.md, "Compaction works in bounded steps").
     return new Promise((resolve) => setTimeout(resolve, 0));
   }
 

@@ -1,8 +1,9 @@
 /**
- * Memory for the values that reads return. Allocating a `Uint8Array` of its own costs ~0.7–1.4 µs
- * in Deno here (a new `ArrayBuffer` each time), more than the read itself; a view carved from a
- * shared block costs ~80 ns. Small values are therefore carved from blocks (as `node:buffer`'s
- * `Buffer.allocUnsafe` does from its pool); larger ones get their own buffer.
+ * Memory for the values that reads return. Allocating a `Uint8Array` of its own (a new
+ * `ArrayBuffer` each time) costs more than the read itself; a view carved from a shared block
+ * costs a small fraction of that (figures: docs/ARCHITECTURE.md, "Measured costs"). Small values
+ * are therefore carved from blocks (as `node:buffer`'s `Buffer.allocUnsafe` does from its pool);
+ * larger ones get their own buffer.
  *
  * Every array handed out is its own bytes: nothing else is ever written to them. What is shared
  * is the `ArrayBuffer` behind them (`value.buffer` holds other values too), and a value that is
