@@ -22,6 +22,7 @@ import { type ServerProcess, startServerProcess } from "../tests/helpers/server_
 import { Histogram } from "./histogram.ts";
 import { cpuMeter } from "./process_cpu.ts";
 import { runRedisBenchmark } from "./redis_benchmark.ts";
+import { writeAll } from "../src/write_all.ts";
 
 const HOST = "127.0.0.1";
 const KEY_BYTES = 16;
@@ -158,9 +159,7 @@ async function drive(
     while (count > 0) {
       const run = Math.min(count, poolSize - next);
       const bytes = pool.bytes.subarray(pool.offsets[next], pool.offsets[next + run]);
-      for (let written = 0; written < bytes.length;) {
-        written += await conn.write(bytes.subarray(written));
-      }
+      await writeAll(conn, bytes);
       next = (next + run) % poolSize;
       count -= run;
     }

@@ -24,6 +24,7 @@ import {
   type TextFormatter,
 } from "@logtape/logtape";
 import type { LogFormat, LogLevel } from "./config.ts";
+import { writeAllSync } from "./write_all.ts";
 
 const ROOT_CATEGORY = "kvstore";
 
@@ -35,9 +36,7 @@ export function getLog(...category: string[]): Logger {
 function stderrSink(formatter: TextFormatter): Sink {
   const encoder = new TextEncoder();
   return (record: LogRecord) => {
-    const bytes = encoder.encode(formatter(record));
-    let written = 0;
-    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+    writeAllSync(Deno.stderr, encoder.encode(formatter(record)));
   };
 }
 

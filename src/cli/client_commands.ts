@@ -12,6 +12,7 @@ import { KVClient } from "../client/client.ts";
 import { BackupError } from "../backup/errors.ts";
 import { KVAuthError, KVError } from "../client/errors.ts";
 import { resolveToken } from "../security/auth.ts";
+import { writeAllSync } from "../write_all.ts";
 
 /** Usage lines of the client commands, for `kvstore --help`. */
 export const CLIENT_USAGE = `  kvstore put <key> <value>                 store a value
@@ -73,8 +74,7 @@ const ARITY: Record<string, [number, number, string]> = {
 const encoder = new TextEncoder();
 
 function writeOut(bytes: Uint8Array): void {
-  let written = 0;
-  while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+  writeAllSync(Deno.stdout, bytes);
 }
 
 function fail(message: string, code = EXIT_ERROR): number {

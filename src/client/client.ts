@@ -24,6 +24,7 @@ import {
   KVTimeoutError,
 } from "./errors.ts";
 import { CLIENT_DEFAULTS } from "../config.ts";
+import { writeAll } from "../write_all.ts";
 
 /**
  * A key: a string (sent as UTF-8) or raw bytes.
@@ -498,9 +499,7 @@ export class KVClient implements AsyncDisposable {
       reject: () => {},
     });
     this.#armTimer();
-    const bytes = out.bytes;
-    let written = 0;
-    while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+    await writeAll(conn, out.bytes);
   }
 
   async #connect(): Promise<Deno.Conn> {
@@ -547,9 +546,7 @@ export class KVClient implements AsyncDisposable {
         const batch = this.#out;
         this.#out = this.#spareOut;
         this.#spareOut = batch;
-        const bytes = batch.bytes;
-        let written = 0;
-        while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+        await writeAll(conn, batch.bytes);
         batch.reset(MAX_KEPT_BUFFER_BYTES);
       }
     } catch (error) {

@@ -29,6 +29,7 @@ import {
   snapshotChunkRequest,
   snapshotEndRequest,
 } from "./stream_protocol.ts";
+import { writeAll } from "../write_all.ts";
 
 /** A consistent, pinned view of the master's data at one LSN (storage's `snapshot()`). */
 export interface SourceSnapshot {
@@ -610,9 +611,9 @@ export class ReplicaLink {
     const conn = this.#conn;
     if (conn === undefined) throw this.#failure ?? new LinkError("not connected");
     try {
-      // Almost always one write takes all of it (no subarray for that one).
-      let written = await conn.write(bytes);
-      while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+      // Almost always one write takes all of it: no async frame or subarray for that one.
+      const written = await conn.write(bytes);
+      if (written < bytes.length) await writeAll(conn, bytes.subarray(written));
     } catch (error) {
       this.#fail(
         new LinkError(`send failed: ${error instanceof Error ? error.message : String(error)}`),

@@ -30,6 +30,7 @@ import {
   type ServerNode,
 } from "./hooks.ts";
 import type { LimitLog } from "./limit_log.ts";
+import { writeAll } from "../write_all.ts";
 
 /** A command with its upper-case name. */
 export interface NamedCommand extends CommandSpec {
@@ -374,9 +375,9 @@ export class Connection implements ConnectionInfo {
       if (durable !== undefined) await durable;
       if (holes !== undefined) output = await this.#fillHoles(writer, holes);
       const bytes = output.bytes;
-      // Inline, not an async helper: almost always one write takes all of it.
-      let written = await this.#conn.write(bytes);
-      while (written < bytes.length) written += await this.#conn.write(bytes.subarray(written));
+      // Almost always one write takes all of it: no async frame or subarray for that one.
+      const written = await this.#conn.write(bytes);
+      if (written < bytes.length) await writeAll(this.#conn, bytes.subarray(written));
       if (observed !== undefined) {
         this.#host.answered(observed.names, (performance.now() - observed.startedMs) / 1000);
       }

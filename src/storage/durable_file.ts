@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { writeAll } from "../write_all.ts";
 
 /**
  * Mode of every file kvstore creates in a data directory (segments, hints, LOCK, NODE_STATE, a
@@ -57,9 +58,7 @@ export async function writeSyncedFile(path: string, bytes: Uint8Array): Promise<
     mode: DATA_FILE_MODE,
   });
   try {
-    let written = 0;
-    // Bounded: each write writes at least one byte or throws.
-    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+    await writeAll(file, bytes);
     await file.syncData();
   } finally {
     file.close();

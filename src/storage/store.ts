@@ -68,6 +68,7 @@ import {
   type SegmentHeader,
 } from "./segment.ts";
 import { ValueBlocks } from "./value_blocks.ts";
+import { writeAllSync } from "../write_all.ts";
 
 /** The first zero-fill step of an active segment ({@link StoreOptions.preallocateBytes}). */
 const PREALLOCATE_MIN_BYTES = 64 * 1024;
@@ -411,10 +412,7 @@ class CompactionSink {
 
   /** Writes the buffered bytes to the output file. */
   writeOut(): void {
-    let written = 0;
-    while (written < this.#used) {
-      written += this.file.writeSync(this.#buf.subarray(written, this.#used));
-    }
+    writeAllSync(this.file, this.#buf.subarray(0, this.#used));
     this.output.sizeBytes += this.#used;
     this.#used = 0;
   }
@@ -832,8 +830,7 @@ export class KVStore {
       mode: DATA_FILE_MODE,
     });
     try {
-      let written = 0;
-      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+      writeAllSync(file, bytes);
       file.syncDataSync();
     } finally {
       file.close();
@@ -961,9 +958,7 @@ export class KVStore {
     const header: SegmentHeader = { id, coveredLastLsn, flags, nonce: randomNonce() };
     const file = Deno.openSync(path, { write: true, createNew: true, mode: DATA_FILE_MODE });
     try {
-      const bytes = encodeSegmentHeader(header);
-      let written = 0;
-      while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+      writeAllSync(file, encodeSegmentHeader(header));
       file.syncDataSync();
     } finally {
       file.close();
@@ -1239,9 +1234,7 @@ export class KVStore {
       this.#preallocate(end);
     }
     try {
-      let written = 0;
-      // Bounded: each writeSync writes at least one byte or throws.
-      while (written < bytes.length) written += this.#writer.writeSync(bytes.subarray(written));
+      writeAllSync(this.#writer, bytes);
     } catch (error) {
       throw this.#fail(error);
     }
@@ -1301,9 +1294,11 @@ export class KVStore {
     const zeros = zeroBlock();
     try {
       this.#writer.seekSync(from, Deno.SeekMode.Start);
-      // Bounded: each writeSync writes at least one byte or throws.
+      // Bounded: each step writes at least one byte.
       for (let at = from; at < target;) {
-        at += this.#writer.writeSync(zeros.subarray(0, Math.min(zeros.length, target - at)));
+        const bytes = zeros.subarray(0, Math.min(zeros.length, target - at));
+        writeAllSync(this.#writer, bytes);
+        at += bytes.length;
       }
       this.#writer.seekSync(active.sizeBytes, Deno.SeekMode.Start);
     } catch (error) {
@@ -2204,9 +2199,7 @@ export class KVStore {
       truncate: true,
       mode: DATA_FILE_MODE,
     });
-    const bytes = encodeSegmentHeader(header);
-    let written = 0;
-    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    writeAllSync(file, encodeSegmentHeader(header));
     const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
     segment.hint = new HintBuilder();
     segment.hintComplete = true; // every pair is added as it is put (in key order)
@@ -2327,8 +2320,7 @@ export class FullSync {
 
   #writeOut(): void {
     const file = this.#file as Deno.FsFile;
-    let written = 0;
-    while (written < this.#used) written += file.writeSync(this.#buf.subarray(written, this.#used));
+    writeAllSync(file, this.#buf.subarray(0, this.#used));
     (this.#segment as Segment).sizeBytes += this.#used;
     this.#used = 0;
   }

@@ -55,7 +55,7 @@ Deno.test("mod.ts imports by URL with no config and no import map, and talks to 
     assert.equal(new TextDecoder().decode(output.stdout), "imported by URL\ntrue\n");
     assert.ok(requested.includes("/mod.ts"));
     for (const path of requested) {
-      assert.match(path, /^\/(mod\.ts|src\/(client|protocol|version|config)\b)/);
+      assert.match(path, /^\/(mod\.ts|src\/(client|protocol|version|config|write_all)\b)/);
     }
   } finally {
     await http.shutdown();
