@@ -1,15 +1,23 @@
 /**
- * The few facts the replication sender reads from encoded log records: length, LSN and epoch
- * (the record header, documented beside the storage codec). The sender never decodes keys or
- * values: records travel verbatim, and the replica checks their CRCs.
+ * The few facts the replication sender reads from encoded log records: length, LSN, epoch, CRC
+ * and the LOCAL flag, read through the storage codec (`storage/record.ts`, the one place that
+ * knows the record header). The sender never decodes keys or values: records travel verbatim,
+ * and the replica checks their CRCs.
  *
  * @module
  */
+import {
+  Flag,
+  RECORD_HEADER_BYTES,
+  recordCrc,
+  recordEpoch,
+  recordFlags,
+  recordLength,
+  recordLsn,
+} from "../storage/record.ts";
 import type { DurableBatch } from "./record_queue.ts";
 
-/** Bytes of the record header (storage codec). */
-export const RECORD_HEADER_BYTES = 32;
-const TWO_32 = 0x1_0000_0000;
+export { RECORD_HEADER_BYTES };
 
 function view(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -17,28 +25,27 @@ function view(bytes: Uint8Array): DataView {
 
 /** Total length of the record at `offset`, as its header says. */
 export function recordLengthAt(bytes: Uint8Array, offset: number): number {
-  return view(bytes).getUint32(offset + 4, true);
+  return recordLength(view(bytes), offset);
 }
 
 /** LSN of the record at `offset`. */
 export function recordLsnAt(bytes: Uint8Array, offset: number): number {
-  const v = view(bytes);
-  return v.getUint32(offset + 8, true) + v.getUint32(offset + 12, true) * TWO_32;
+  return recordLsn(view(bytes), offset);
 }
 
 /** CRC-32 field of the record at `offset` (covers everything after it in the record). */
 export function recordCrcAt(bytes: Uint8Array, offset: number): number {
-  return view(bytes).getUint32(offset, true);
+  return recordCrc(view(bytes), offset);
 }
 
 /** True for a LOCAL record (a replica's own write, not a master's). */
 export function recordIsLocalAt(bytes: Uint8Array, offset: number): boolean {
-  return (bytes[offset + 21] & 1) !== 0;
+  return (recordFlags(bytes, offset) & Flag.LOCAL) !== 0;
 }
 
 /** Epoch of the record at `offset`. */
 export function recordEpochAt(bytes: Uint8Array, offset: number): number {
-  return view(bytes).getUint32(offset + 16, true);
+  return recordEpoch(view(bytes), offset);
 }
 
 /**

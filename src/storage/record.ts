@@ -277,6 +277,16 @@ export function recordLength(view: DataView, at: number): number {
   return view.getUint32(at + 4, true);
 }
 
+/** The CRC-32 field of the record at `at` (it covers the rest of the record). */
+export function recordCrc(view: DataView, at: number): number {
+  return view.getUint32(at, true);
+}
+
+/** The key length of the PUT or DELETE record at `at` (a BATCH's keys: {@link forEachKey}). */
+export function recordKeyLength(view: DataView, at: number): number {
+  return view.getUint32(at + 24, true);
+}
+
 /**
  * Calls `visit(keyStart, keyLength, valueStart, valueLength)` for each key of a checked record
  * (offsets into the same buffer). For a DELETE, `valueStart` is -1 and `valueLength` 0.

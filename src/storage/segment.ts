@@ -40,8 +40,16 @@
 import { readSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { CorruptionError } from "./errors.ts";
-import { Check, checkReason, checkRecord, RECORD_HEADER_BYTES, recordLsn } from "./record.ts";
-import { readU64, writeU64 } from "./record.ts";
+import {
+  Check,
+  checkReason,
+  checkRecord,
+  readU64,
+  RECORD_HEADER_BYTES,
+  recordLength,
+  recordLsn,
+  writeU64,
+} from "./record.ts";
 
 /** Bytes of the segment file header; the first record starts here. */
 export const SEGMENT_HEADER_BYTES = 40;
@@ -231,7 +239,7 @@ export function scanSegment(
     }
     if (result === Check.SHORT && bufStart + bufEnd < fileSize) {
       const needed = bufEnd - at >= RECORD_HEADER_BYTES
-        ? Math.max(view.getUint32(at + 4, true), RECORD_HEADER_BYTES)
+        ? Math.max(recordLength(view, at), RECORD_HEADER_BYTES)
         : RECORD_HEADER_BYTES;
       if (needed <= fileSize - (bufStart + at) && refill(Math.max(needed, buf.length))) continue;
     }
@@ -341,7 +349,7 @@ export function findIntactRecord(
     for (let i = 0; i <= last; i++) {
       const result = checkRecord(window, windowView, i, got);
       if (result === Check.SHORT) {
-        const length = windowView.getUint32(i + 4, true);
+        const length = recordLength(windowView, i);
         if (length > RECORD_HEADER_BYTES && start + i + length <= fileSize) {
           const whole = new Uint8Array(length);
           readAtSync(fd, start + i, whole);

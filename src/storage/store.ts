@@ -52,6 +52,7 @@ import {
   RECORD_HEADER_BYTES,
   recordEpoch,
   recordFlags,
+  recordKeyLength,
   recordLength,
   recordLsn,
   recordOp,
@@ -1738,7 +1739,7 @@ export class KVStore {
         const epoch = recordEpoch(view, at);
         const op = recordOp(buf, at);
         if (op === Op.DELETE) {
-          const keyLength = view.getUint32(at + 24, true);
+          const keyLength = recordKeyLength(view, at);
           const keyStart = at + RECORD_HEADER_BYTES;
           // A tombstone is needed while an older segment may hold a value of its key.
           if (isOldest || index.findBytes(buf, keyStart, keyStart + keyLength) !== NO_SLOT) return;
