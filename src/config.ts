@@ -114,7 +114,7 @@ const GIB = 1024 * MIB;
 
 /**
  * The settings table: the single source of every default and bound. Order is the order of
- * `--help` and of the README's configuration table.
+ * `--help` and of the configuration table in docs/configuration.md.
  */
 export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
   HOST: {
@@ -381,8 +381,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     group: "replication",
     min: 0,
     max: 1000,
-    description:
-      "In sync mode, replicas that must acknowledge a write (0: every healthy replica, as the spec).",
+    description: "In sync mode, replicas that must acknowledge a write (0: every healthy replica).",
   },
   REPLICATION_BATCH_BYTES: {
     kind: "int",
