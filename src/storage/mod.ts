@@ -31,4 +31,5 @@ export {
 } from "./errors.ts";
 export { DATA_DIR_MODE, DATA_FILE_MODE } from "./durable_file.ts";
 export { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
+export { MAX_EPOCH } from "./record.ts";
 export { type RepairAction, type RepairReport, repairStore } from "./repair.ts";

@@ -42,6 +42,11 @@ export const RECORD_HEADER_BYTES = 32;
 export const PAIR_HEADER_BYTES = 8;
 /** Largest encodable record (the `length` field is a u32). */
 export const MAX_RECORD_BYTES = 0xffff_ffff;
+/**
+ * Largest epoch (the `epoch` field is a u32): the one bound every part of kvstore checks an epoch
+ * against (promotion, the replication stream, NODE_STATE.json).
+ */
+export const MAX_EPOCH = 0xffff_ffff;
 
 /** Record operation codes. */
 export const Op = { PUT: 1, DELETE: 2, BATCH: 3 } as const;

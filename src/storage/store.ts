@@ -44,6 +44,7 @@ import {
   encodePut,
   Flag,
   forEachKey,
+  MAX_EPOCH,
   MAX_RECORD_BYTES,
   Op,
   PAIR_HEADER_BYTES,
@@ -1136,10 +1137,10 @@ export class KVStore {
   promote(epoch: number): number {
     this.#checkWritable();
     const highest = Math.max(this.epoch, this.#lastEpoch);
-    if (!Number.isInteger(epoch) || epoch <= highest || epoch > 0xffff_ffff) {
+    if (!Number.isInteger(epoch) || epoch <= highest || epoch > MAX_EPOCH) {
       throw new StorageError(
         `cannot promote to epoch ${epoch}: it must be a whole number above ${highest} (the ` +
-          `highest epoch seen) and at most ${0xffff_ffff}`,
+          `highest epoch seen) and at most ${MAX_EPOCH}`,
       );
     }
     this.options = { ...this.options, replica: false };
