@@ -381,7 +381,9 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     group: "replication",
     min: 0,
     max: 1000,
-    description: "In sync mode, replicas that must acknowledge a write (0: every healthy replica).",
+    description:
+      "In sync mode, replicas that must acknowledge a write (0: every healthy replica). A " +
+      "replica keeps it, with REPLICATION_MODE, for when PROMOTE makes it a master.",
   },
   REPLICATION_BATCH_BYTES: {
     kind: "int",
@@ -679,7 +681,8 @@ export function validateConfig(config: Config): Config {
       "REPLICATION_ENABLED is true but REPLICA_ADDRESSES (--replicas) is empty",
     );
   }
-  if (config.SYNC_REPLICAS > config.REPLICA_ADDRESSES.length) {
+  // A replica keeps the setting for when it is promoted (it starts with no replicas then).
+  if (!config.REPLICA && config.SYNC_REPLICAS > config.REPLICA_ADDRESSES.length) {
     throw new ConfigError(
       `setting SYNC_REPLICAS: ${config.SYNC_REPLICAS} is more than the ` +
         `${config.REPLICA_ADDRESSES.length} replicas configured`,

@@ -9,31 +9,54 @@
  *   into the log): it keeps its data and LSN and serves writes at once.
  * - `REPLICAS ADD h:p` / `REPLICAS REMOVE h:p` / `REPLICAS` change or list a master's replicas at
  *   runtime (the spec's `add_replica`).
- * - Fencing: a replica refuses `REPLICATE HELLO` from an epoch older than the newest it knows
- *   (`-STALEEPOCH`), so a returning old master can never overwrite the new one; the old master,
- *   told so, refuses client writes (`-READONLY`) and says loudly that it was deposed.
+ * - Fencing: a node refuses the stream of a master whose epoch is older than the newest it knows
+ *   (`-STALEEPOCH <newerEpoch>`): a replica told of a newer master, and a promoted node itself,
+ *   at once, so a returning or still running old master can never overwrite the new one. The
+ *   old master, told so (or greeted by a newer master's HELLO), is deposed at once: it refuses
+ *   client writes (`-READONLY`), answers writes not yet acknowledged with an error instead of OK
+ *   (sync ones waiting for replicas included), stops its links, remembers the newer epoch across
+ *   restarts and says loudly that it was deposed.
+ * - Local writes (the spec's `REPLICATE PUT|BATCHPUT|DELETE` by hand) are accepted only by a
+ *   replica that never followed a master, and the first master to connect replaces them with a
+ *   full sync: a replica never differs from its master while looking healthy.
  * - A node whose log diverged (an old master restarted with `--replica`) is told by the new
  *   master how many of its records lie past the promotion point (`REPLICATE DIVERGED`); both log
  *   the count, and the full sync then replaces them.
  *
  * @module
  */
+import { type Config, formatHostPort, parseAddresses } from "../config.ts";
 import { getLog } from "../log.ts";
 import { Gauge, type Registry } from "../metrics/registry.ts";
 import type { Reply } from "../protocol/mod.ts";
-import { BUILT_IN_COMMANDS } from "../server/commands.ts";
+import { BUILT_IN_COMMANDS, REPLICATE_ON_MASTER_MESSAGE } from "../server/commands.ts";
 import {
+  type CommandContext,
   CommandError,
   type CommandSpec,
+  type ConnectionInfo,
   type InfoFields,
   type ServerExtension,
   type ServerHooks,
   type ServerNode,
 } from "../server/hooks.ts";
-import { formatHostPort, parseAddresses } from "../config.ts";
-import { type NodeState, NodeStateError, readNodeState, writeNodeState } from "./node_state.ts";
+import { MAX_EPOCH } from "../storage/mod.ts";
+import { RECORD_HEADER_BYTES, recordEpochAt } from "./log_records.ts";
+import {
+  isEpoch,
+  type NodeState,
+  NodeStateError,
+  readNodeState,
+  writeNodeState,
+} from "./node_state.ts";
 import { type ApplierReply, ReplicaApplier, upper } from "./replica_applier.ts";
 import type { ReplicationSource } from "./replica_link.ts";
+import {
+  MAX_LSN,
+  parseHelloRequest,
+  parseStreamNumber,
+  StreamFormatError,
+} from "./stream_protocol.ts";
 import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
 import { Replicator, type ReplicatorOptions } from "./replicator.ts";
 
@@ -108,6 +131,58 @@ export interface ReplicationOptions {
   registry?: Registry;
 }
 
+/** Per-connection key (`ConnectionInfo.state`): the epoch a master's HELLO announced on it. */
+const STREAM_EPOCH = "replication.streamEpoch";
+
+/** The manual `REPLICATE` writes of the spec, stored as local writes on a replica. */
+const LOCAL_WRITE_SUBCOMMANDS: ReadonlySet<string> = new Set(["PUT", "BATCHPUT", "DELETE"]);
+
+/** `-STALEEPOCH <newerEpoch> stale epoch <epoch>: <text>`: the refusal that deposes a master. */
+function staleEpochError(newerEpoch: number, staleEpoch: number, text: string): CommandError {
+  return new CommandError(`${newerEpoch} stale epoch ${staleEpoch}: ${text}`, "STALEEPOCH");
+}
+
+/** The newer epoch a `STALEEPOCH` refusal carries (its first word), or undefined. */
+function newerEpochOf(message: string): number | undefined {
+  const match = /^(\d{1,10}) /.exec(message);
+  const epoch = match === null ? NaN : Number(match[1]);
+  return isEpoch(epoch) ? epoch : undefined;
+}
+
+/** A stream request that does not parse, as the client's error. */
+function asCommandError<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof StreamFormatError) throw new CommandError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * What a write is acknowledged after, in words, for `INFO replication` (`write_guarantee`):
+ * the durability point of the fsync policy and, in sync mode, the replicas.
+ */
+export function writeGuarantee(config: Config, replicas: number, healthyReplicas: number): string {
+  const local = config.FSYNC === "always"
+    ? "on disk here (fsync always)"
+    : config.FSYNC === "everysec"
+    ? "written here (fsync everysec: up to 1 s of writes can be lost if the machine fails)"
+    : "written here (fsync no: the OS decides when it reaches disk)";
+  if (config.REPLICATION_MODE === "async") {
+    return `async: OK once ${local}; replicas get it after the OK`;
+  }
+  const required = config.SYNC_REPLICAS;
+  if (required === 0) {
+    return `sync: OK once ${local} and on every healthy replica (${healthyReplicas} of ` +
+      `${replicas} healthy; with none healthy, on this node alone)`;
+  }
+  const shortfall = replicas < required
+    ? `; only ${replicas} listed: writes fail until REPLICAS ADD lists ${required}`
+    : "";
+  return `sync: OK once ${local} and on ${required} of ${replicas} replicas${shortfall}`;
+}
+
 /** The replication state of one node, which may change role once (PROMOTE). */
 class NodeReplication {
   readonly #node: ServerNode;
@@ -116,8 +191,9 @@ class NodeReplication {
   #replicator: Replicator | undefined;
   /** Highest epoch a master announced to this replica (its log holds it once records come). */
   #announcedEpoch = 0;
-  #promoting = false;
-  /** Why this master refuses writes: a replica follows a newer master. */
+  /** The epoch a PROMOTE in progress takes (REPLICATE is answered as by that master meanwhile). */
+  #promotingEpoch: number | undefined;
+  /** Why this master refuses writes: a newer master exists. */
   #deposedBy: string | undefined;
   /** Records this node discarded because its log diverged from its master's. */
   #discardedRecords = 0;
@@ -132,13 +208,39 @@ class NodeReplication {
     this.#announcedEpoch = state.highestEpochSeen;
     const { config, store } = node;
     if (node.replica) {
-      this.#applier = new ReplicaApplier(replicaStoreOf(store));
+      this.#applier = this.#newApplier();
     } else if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
       this.#replicator = this.#newReplicator(masterSourceOf(store), config.REPLICA_ADDRESSES);
       replicators.set(node, this.#replicator);
       this.#replicator.start();
     }
+    if (!node.replica && state.highestEpochSeen > Math.max(store.epoch, store.lastEpoch)) {
+      // Told of a newer master before it stopped: it stays deposed (a restart must not make a
+      // deposed master take writes again).
+      this.#depose(
+        state.highestEpochSeen,
+        `NODE_STATE.json says a master of epoch ${state.highestEpochSeen} exists; this node's ` +
+          `epoch is ${store.epoch}`,
+      );
+    }
     if (options.registry !== undefined) this.#registerMetrics(options.registry);
+  }
+
+  #newApplier(): ReplicaApplier {
+    return new ReplicaApplier(replicaStoreOf(this.#node.store), Date.now, {
+      localWrites: () => this.#state.localWrites ?? 0,
+      fullSyncCommitted: () => {
+        const replaced = this.#state.localWrites ?? 0;
+        if (replaced === 0) return Promise.resolve();
+        const { localWrites: _, ...rest } = this.#state;
+        this.#saveState(rest);
+        log.warn("the full sync replaced this replica's {localWrites} local writes", {
+          event: "local_writes_replaced",
+          localWrites: replaced,
+        });
+        return Promise.resolve();
+      },
+    });
   }
 
   #newReplicator(
@@ -161,57 +263,71 @@ class NodeReplication {
   }
 
   #refused(address: string, code: string, message: string): void {
-    if (code !== "STALEEPOCH" || this.#deposedBy !== undefined) return;
-    this.#deposedBy = `replica ${address} follows a newer master: ${message}`;
-    log.error(
-      "DEPOSED: replica {replica} refuses this master's epoch {epoch}: {message}. Another node " +
-        "was promoted; this node now refuses client writes. Stop it, or restart it with " +
-        "--replica and add it to the new master (REPLICAS ADD)",
-      { event: "deposed", replica: address, epoch: this.#node.store.epoch, message },
-    );
+    if (code !== "STALEEPOCH") return;
+    const newer = newerEpochOf(message) ?? this.#knownEpoch + 1;
+    this.#depose(newer, `replica ${address} follows a newer master: ${message}`);
   }
 
-  /** `REPLICATE` on a replica: epoch fencing and divergence reports, then the applier. */
+  /**
+   * A newer master exists (epoch `newerEpoch`): from now on this node acknowledges no write.
+   * Client writes are refused (`-READONLY`); writes applied here whose replies are not sent yet
+   * get an error instead of OK (the server's `deposed`); waiting sync writes fail at once; the
+   * links to replicas stop. The epoch is remembered (NODE_STATE.json): restarted as a master, it
+   * is still deposed.
+   */
+  #depose(newerEpoch: number, reason: string): void {
+    if (this.#deposedBy !== undefined) return;
+    this.#deposedBy = reason;
+    this.#node.deposed = reason;
+    this.#announcedEpoch = Math.max(this.#announcedEpoch, newerEpoch);
+    log.error(
+      "DEPOSED: {reason}. Another node was promoted (epoch {newerEpoch}; this node's is " +
+        "{epoch}); this node now refuses client writes, and writes not yet acknowledged are " +
+        "answered with an error. Stop it, or restart it with --replica and add it to the new " +
+        "master (REPLICAS ADD)",
+      { event: "deposed", reason, newerEpoch, epoch: this.#node.store.epoch },
+    );
+    this.#replicator?.depose(reason).catch((error) =>
+      log.error("stopping the links of a deposed master failed: {error}", { error: String(error) })
+    );
+    if (newerEpoch > this.#state.highestEpochSeen) {
+      try {
+        this.#saveState({ ...this.#state, highestEpochSeen: newerEpoch });
+      } catch (error) {
+        log.error("could not remember the newer epoch {epoch} in NODE_STATE.json: {error}", {
+          epoch: newerEpoch,
+          error: String(error),
+        });
+      }
+    }
+  }
+
+  /** `REPLICATE`: on a replica, fencing, divergence and local writes, then the applier. */
   #replicate: CommandSpec = {
     minArgs: 1,
     maxArgs: Infinity,
-    replicaOnly: true,
+    // Not replicaOnly: a master answers the stream of an older master with STALEEPOCH.
     handler: (args, out, ctx) => {
       const applier = this.#applier;
-      if (applier === undefined || this.#promoting) {
-        throw new CommandError("this node is being promoted to master: REPLICATE refused");
+      if (!this.#node.replica || applier === undefined || this.#promotingEpoch !== undefined) {
+        this.#replicateOnMaster(args, ctx.connection);
       }
       const sub = upper(args[0]);
-      if (sub === "HELLO" && args.length >= 2) {
-        const epoch = Number(decoder.decode(args[1]));
-        const known = this.#knownEpoch;
-        if (Number.isInteger(epoch) && epoch < known) {
-          log.warn(
-            "refused a master stream from {master} in epoch {epoch}: this replica follows " +
-              "epoch {known}",
-            { event: "stale_epoch", master: ctx.connection.peer, epoch, known },
-          );
-          throw new CommandError(
-            `stale epoch ${epoch}: this replica follows epoch ${known} (a newer master was ` +
-              `promoted)`,
-            "STALEEPOCH",
-          );
-        }
-        if (Number.isInteger(epoch)) this.#announcedEpoch = Math.max(this.#announcedEpoch, epoch);
-        if (Number.isInteger(epoch) && epoch > this.#state.highestEpochSeen) {
-          // Durable before the master hears OK: a restart must not forget this epoch. The args
-          // are views of the connection's buffer, which is reused once this handler returns.
-          const kept = args.map((arg) => arg.slice());
-          return this.#rememberEpoch({ ...this.#state, highestEpochSeen: epoch }).then(() => {
-            const result = applier.handle(kept, ctx.connection.id, ctx.connection.peer);
-            return result instanceof Promise ? result.then(toReply, errorReply) : toReply(result);
-          }, errorReply);
-        }
-      }
+      if (sub === "HELLO") return this.#hello(args, ctx.connection, applier);
       if (sub === "DIVERGED") {
         this.#diverged(args, ctx.connection.peer);
         out.ok();
         return;
+      }
+      if (LOCAL_WRITE_SUBCOMMANDS.has(sub)) return this.#localWrite(sub, args, ctx, applier);
+      const streamEpoch = ctx.connection.state.get(STREAM_EPOCH);
+      if (typeof streamEpoch === "number" && streamEpoch < this.#knownEpoch) {
+        // A newer master said HELLO since this stream began: its master is deposed.
+        throw staleEpochError(
+          this.#knownEpoch,
+          streamEpoch,
+          `this replica follows epoch ${this.#knownEpoch} now (a newer master was promoted)`,
+        );
       }
       const result = applier.handle(args, ctx.connection.id, ctx.connection.peer);
       if (result instanceof Promise) return result.then(toReply, errorReply);
@@ -227,11 +343,141 @@ class NodeReplication {
     },
   };
 
+  /**
+   * `REPLICATE HELLO` on a replica: every field checked first (a bad one changes nothing), then
+   * the epoch fenced (an older master is refused with STALEEPOCH), then a newer epoch made
+   * durable before the master hears OK (a restart must not forget it), then the applier.
+   */
+  #hello(
+    args: Uint8Array[],
+    connection: ConnectionInfo,
+    applier: ReplicaApplier,
+  ): void | Promise<Reply> {
+    const { epoch } = asCommandError(() => parseHelloRequest(args));
+    const known = this.#knownEpoch;
+    if (epoch < known) {
+      log.warn(
+        "refused a master stream from {master} in epoch {epoch}: this replica follows " +
+          "epoch {known}",
+        { event: "stale_epoch", master: connection.peer, epoch, known },
+      );
+      throw staleEpochError(
+        known,
+        epoch,
+        `this replica follows epoch ${known} (a newer master ` +
+          `was promoted)`,
+      );
+    }
+    if (epoch > this.#state.highestEpochSeen) {
+      // Durable before the master hears OK: a restart must not forget this epoch.
+      this.#saveState({ ...this.#state, highestEpochSeen: epoch });
+    }
+    connection.state.set(STREAM_EPOCH, epoch);
+    this.#announcedEpoch = Math.max(this.#announcedEpoch, epoch);
+    return this.#applied(applier.handle(args, connection.id, connection.peer));
+  }
+
+  /** An applier's answer as the handler's (a promise of it when it is late). */
+  #applied(result: ApplierReply | Promise<ApplierReply>): Promise<Reply> {
+    return result instanceof Promise
+      ? result.then(toReply, errorReply)
+      : Promise.resolve(toReply(result));
+  }
+
+  /**
+   * `REPLICATE` where no replica applier serves: on a master, or on a replica being promoted.
+   * The stream of an older master is refused with STALEEPOCH (which deposes it); a HELLO from a
+   * newer master deposes this one; anything else gets the spec's refusal. Always throws.
+   */
+  #replicateOnMaster(args: Uint8Array[], connection: ConnectionInfo): never {
+    const own = this.#promotingEpoch ?? this.#knownEpoch;
+    const sub = upper(args[0]);
+    let senderEpoch: number | undefined;
+    if (sub === "HELLO") {
+      senderEpoch = asCommandError(() => parseHelloRequest(args)).epoch;
+      if (senderEpoch > own) {
+        this.#depose(
+          senderEpoch,
+          `master ${connection.peer} of epoch ${senderEpoch} tried to replicate to this node`,
+        );
+        throw new CommandError(
+          `this node was the master of epoch ${own} and is deposed by the master of epoch ` +
+            `${senderEpoch}; it cannot follow it while it runs as a master: restart it with ` +
+            `--replica (its records past the new master's history are then replaced)`,
+        );
+      }
+    } else if (!LOCAL_WRITE_SUBCOMMANDS.has(sub)) {
+      const announced = connection.state.get(STREAM_EPOCH);
+      if (typeof announced === "number") senderEpoch = announced;
+      else if (sub === "LOG" && args.length === 2 && args[1].length >= RECORD_HEADER_BYTES) {
+        senderEpoch = recordEpochAt(args[1], 0);
+      }
+    }
+    if (senderEpoch !== undefined && senderEpoch < own) {
+      log.warn(
+        "fenced the master {master} of epoch {epoch}: this node is the master of epoch {own}",
+        { event: "fenced_old_master", master: connection.peer, epoch: senderEpoch, own },
+      );
+      throw staleEpochError(
+        own,
+        senderEpoch,
+        `this node is the master of epoch ${own} (promoted): a master of epoch ${senderEpoch} ` +
+          `is deposed and must not acknowledge writes`,
+      );
+    }
+    if (this.#promotingEpoch !== undefined) {
+      throw new CommandError("this node is being promoted to master: REPLICATE refused");
+    }
+    throw new CommandError(REPLICATE_ON_MASTER_MESSAGE);
+  }
+
+  /**
+   * Why this replica takes no local writes: it follows a master (one streamed to it, or its log
+   * holds a master's records, or a master's epoch was announced to it); undefined when it never
+   * did, the spec's stand-alone replica (its troubleshooting step writes to one by hand).
+   */
+  #followedMaster(applier: ReplicaApplier): string | undefined {
+    const info = applier.getInfo();
+    if (info.masterAddress !== "") return `master ${info.masterAddress} streams to it`;
+    const lsn = this.#node.store.lastLsn;
+    if (lsn > 0) return `it holds its master's records up to LSN ${lsn}`;
+    if (this.#state.highestEpochSeen > 0) {
+      return `a master of epoch ${this.#state.highestEpochSeen} streamed to it`;
+    }
+    return undefined;
+  }
+
+  /**
+   * The spec's `REPLICATE PUT|BATCHPUT|DELETE` by hand: refused once the replica follows a
+   * master (the write would exist only here, and the replica would differ from its master
+   * forever while looking healthy); before that, counted durably and then applied as a local
+   * write, which the first master to connect replaces with a full sync.
+   */
+  #localWrite(
+    sub: string,
+    args: Uint8Array[],
+    ctx: CommandContext,
+    applier: ReplicaApplier,
+  ): Promise<Reply> {
+    const following = this.#followedMaster(applier);
+    if (following !== undefined) {
+      throw new CommandError(
+        `REPLICATE ${sub} refused: this replica follows a master (${following}); a write made ` +
+          `here would not be in the master's history. Send writes to the master`,
+        "READONLY",
+      );
+    }
+    // Counted durably first, then applied in this turn (a pipelined read sees it): a crash in
+    // between overcounts, which costs one needless full sync, never a write left unreplaced.
+    this.#saveState({ ...this.#state, localWrites: (this.#state.localWrites ?? 0) + 1 });
+    return this.#applied(applier.handle(args, ctx.connection.id, ctx.connection.peer));
+  }
+
   /** `REPLICATE DIVERGED <commonLsn> <masterEpoch>`: the master says where the logs part. */
   #diverged(args: Uint8Array[], peer: string): void {
     if (args.length !== 3) throw new CommandError("REPLICATE DIVERGED requires lsn and epoch");
-    const commonLsn = Number(decoder.decode(args[1]));
-    const masterEpoch = Number(decoder.decode(args[2]));
+    const commonLsn = asCommandError(() => parseStreamNumber(args[1], "common LSN", MAX_LSN));
+    const masterEpoch = asCommandError(() => parseStreamNumber(args[2], "epoch", MAX_EPOCH));
     const store = this.#node.store;
     const records = Math.max(0, store.lastLsn - commonLsn);
     this.#discardedRecords += records;
@@ -252,9 +498,9 @@ class NodeReplication {
     );
   }
 
-  /** Replaces the node state, durably, and keeps it. */
-  async #rememberEpoch(state: NodeState): Promise<void> {
-    await writeNodeState(this.#node.store.dir, state);
+  /** Replaces the node state, durably (before this returns), and keeps it. */
+  #saveState(state: NodeState): void {
+    writeNodeState(this.#node.store.dir, state);
     this.#state = state;
   }
 
@@ -265,18 +511,22 @@ class NodeReplication {
     if (!node.replica || applier === undefined) {
       throw new CommandError(`this node is already a master (epoch ${store.epoch})`);
     }
-    if (this.#promoting) throw new CommandError("a PROMOTE is already running");
+    if (this.#promotingEpoch !== undefined) throw new CommandError("a PROMOTE is already running");
     if (applier.getInfo().fullSyncInProgress) {
       throw new CommandError(
         "a full sync from the master is in progress: this replica's data is incomplete; " +
           "promote another replica, or wait for the sync to finish",
       );
     }
-    this.#promoting = true;
+    const epoch = this.#knownEpoch + 1;
+    if (epoch > MAX_EPOCH) {
+      throw new CommandError(`cannot promote: epoch ${epoch} would be above ${MAX_EPOCH}`);
+    }
+    // From here on REPLICATE is answered as the master of `epoch` would (an older master's
+    // stream gets STALEEPOCH at once), and no record is applied: the log ends here.
+    this.#promotingEpoch = epoch;
     try {
-      // No REPLICATE is accepted from here on: once what was appended is durable, the log ends.
       await store.whenDurable(store.lastLsn);
-      const epoch = this.#knownEpoch + 1;
       const fromLsn = store.lastLsn;
       const replicator = this.#newReplicator(masterSourceOf(store, "durable"), []);
       // No await from promote() to start(): the replicator must see every record after the
@@ -288,7 +538,7 @@ class NodeReplication {
       replicator.start();
       // Client writes stay refused until the promotion is on disk, so a restart with the old
       // settings can never silently turn a master that took writes into a replica.
-      await this.#rememberEpoch({
+      this.#saveState({
         highestEpochSeen: epoch,
         promotedEpoch: epoch,
         promotedAt: new Date().toISOString(),
@@ -296,15 +546,22 @@ class NodeReplication {
       node.replica = false;
       await store.whenDurable(markerLsn);
       log.warn(
-        "PROMOTED to master by {peer}: epoch {epoch}, data up to LSN {lsn} kept; serving writes. " +
-          "Add replicas with REPLICAS ADD host:port, and make it permanent in this node's " +
-          "settings (no --replica; --replicas for its replicas): until then it refuses to " +
-          "restart as a replica",
-        { event: "promoted", peer, epoch, lsn: fromLsn, markerLsn },
+        "PROMOTED to master by {peer}: epoch {epoch}, data up to LSN {lsn} kept; serving writes " +
+          "({guarantee}). Add replicas with REPLICAS ADD host:port, and make it permanent in " +
+          "this node's settings (no --replica; --replicas for its replicas): until then it " +
+          "refuses to restart as a replica",
+        {
+          event: "promoted",
+          peer,
+          epoch,
+          lsn: fromLsn,
+          markerLsn,
+          guarantee: writeGuarantee(node.config, 0, 0),
+        },
       );
       return { type: "status", text: `PROMOTED epoch ${epoch} lsn ${fromLsn}` };
     } finally {
-      this.#promoting = false;
+      this.#promotingEpoch = undefined;
     }
   }
 
@@ -324,6 +581,11 @@ class NodeReplication {
     }
     if (this.#node.replica) {
       throw new CommandError("a replica has no replicas of its own: PROMOTE it first");
+    }
+    if (sub === "ADD" && this.#deposedBy !== undefined) {
+      throw new CommandError(
+        `this node was deposed (${this.#deposedBy}): it sends its history to no replica`,
+      );
     }
     let addresses;
     try {
@@ -391,14 +653,36 @@ class NodeReplication {
       ["full_syncs", info.fullSyncs],
       ["applied_frames", info.appliedFrames],
       ["discarded_records", this.#discardedRecords],
+      ["local_writes", this.#state.localWrites ?? 0],
+      ["read_guarantee", "what this replica applied (it may lag its master)"],
+      // The settings it takes when promoted: a replica accepts --replication-mode and
+      // --sync-replicas for that moment.
+      ["replication_mode", this.#node.config.REPLICATION_MODE],
+      ["sync_replicas", this.#node.config.SYNC_REPLICAS],
+      ["write_guarantee_when_promoted", writeGuarantee(this.#node.config, 0, 0)],
     ];
   }
 
   #info(): InfoFields {
     if (this.#node.replica) return this.#replicaInfo();
+    const config = this.#node.config;
     const fields = masterInfoFields(this.#replicator);
+    const stats = this.#replicator?.getStats();
     fields.push(["epoch", this.#node.store.epoch]);
-    if (this.#deposedBy !== undefined) fields.push(["deposed", this.#deposedBy]);
+    fields.push(["sync_replicas", config.SYNC_REPLICAS]);
+    if (this.#deposedBy !== undefined) {
+      fields.push(["deposed", this.#deposedBy]);
+      fields.push(["write_guarantee", "none: deposed, this node refuses writes"]);
+    } else {
+      fields.push([
+        "write_guarantee",
+        writeGuarantee(config, stats?.totalReplicas ?? 0, stats?.healthyReplicas ?? 0),
+      ]);
+    }
+    fields.push([
+      "read_guarantee",
+      "committed writes only (a read of a key whose newest write is not committed waits for it)",
+    ]);
     return fields;
   }
 
@@ -547,9 +831,15 @@ async function reconcileRole(node: ServerNode): Promise<NodeState> {
   const dir = node.store.dir;
   const state = await readNodeState(dir);
   if (state.promotedEpoch === undefined) return state;
-  const cleared: NodeState = { highestEpochSeen: state.highestEpochSeen };
+  const { promotedEpoch: _, promotedAt: __, ...cleared } = state;
   if (!node.replica) {
-    await writeNodeState(dir, cleared);
+    const store = node.store;
+    if (Math.max(store.epoch, store.lastEpoch) < state.promotedEpoch) {
+      // The promotion's marker record did not survive (fsync no/everysec and a power loss):
+      // write it again, so this master's records carry the epoch it was promoted to.
+      await store.whenDurable(store.promote(state.promotedEpoch));
+    }
+    writeNodeState(dir, cleared);
     log.info("PROMOTE of epoch {epoch} is now this master's configured role", {
       event: "promotion_confirmed",
       epoch: state.promotedEpoch,
@@ -565,7 +855,7 @@ async function reconcileRole(node: ServerNode): Promise<NodeState> {
         `start it once with --replica --demote`,
     );
   }
-  await writeNodeState(dir, cleared);
+  writeNodeState(dir, cleared);
   log.warn(
     "DEMOTED: this node, master of epoch {epoch} since {promotedAt}, starts as a replica " +
       "(--demote); writes it took since then are replaced by its master's data",

@@ -10,10 +10,18 @@
  *   cluster's master back into a read-only replica, so it refuses to start until its settings
  *   agree (no `--replica`) or the operator demotes it on purpose (`--replica --demote`). Starting
  *   it as a master clears the mark: its settings then say what PROMOTE did.
+ * - `localWrites`: writes made on this replica by hand (the spec's `REPLICATE PUT|BATCHPUT|DELETE`,
+ *   accepted only before it ever followed a master), counted before each is acknowledged. While
+ *   there are any, the replica's HELLO reply says so and its master replaces its contents with a
+ *   full sync; the count goes back to 0 when that full sync commits.
+ *
+ * A master's `highestEpochSeen` above its own epoch means it was deposed (a newer master exists):
+ * it starts refusing writes.
  *
  * @module
  */
-import { writeFileDurably } from "../storage/durable_file.ts";
+import { fsyncDir } from "../storage/durable_file.ts";
+import { MAX_EPOCH } from "../storage/mod.ts";
 
 /** The file name, in the data directory. */
 export const NODE_STATE_FILE = "NODE_STATE.json";
@@ -23,6 +31,7 @@ export interface NodeState {
   highestEpochSeen: number;
   promotedEpoch?: number;
   promotedAt?: string;
+  localWrites?: number;
 }
 
 /** The node state is unreadable or says something impossible. */
@@ -30,9 +39,9 @@ export class NodeStateError extends Error {
   override name = "NodeStateError";
 }
 
-function isEpoch(value: unknown): value is number {
-  return typeof value === "number" && Number.isInteger(value) && value >= 0 &&
-    value <= 0xffff_ffff;
+/** True for a whole number from 0 to {@link MAX_EPOCH}, the one bound of an epoch. */
+export function isEpoch(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_EPOCH;
 }
 
 /** Reads the state of the node in `dir`; a node that never wrote one has epoch 0, no promotion. */
@@ -52,10 +61,7 @@ export async function readNodeState(dir: string): Promise<NodeState> {
     throw new NodeStateError(`${path} is not JSON (${String(error)}); restore it or remove it`);
   }
   const state = parsed as Partial<NodeState> | null;
-  if (
-    state === null || typeof state !== "object" || !isEpoch(state.highestEpochSeen) ||
-    (state.promotedEpoch !== undefined && !isEpoch(state.promotedEpoch))
-  ) {
+  if (state === null || typeof state !== "object" || !isNodeState(state)) {
     throw new NodeStateError(`${path} does not hold a node state: ${text.slice(0, 200)}`);
   }
   return {
@@ -63,14 +69,42 @@ export async function readNodeState(dir: string): Promise<NodeState> {
     ...(state.promotedEpoch === undefined
       ? {}
       : { promotedEpoch: state.promotedEpoch, promotedAt: String(state.promotedAt ?? "") }),
+    ...(state.localWrites ? { localWrites: state.localWrites } : {}),
   };
 }
 
-/** Replaces the state of the node in `dir`, atomically and durably. */
-export async function writeNodeState(dir: string, state: NodeState): Promise<void> {
-  await writeFileDurably(
-    dir,
-    NODE_STATE_FILE,
-    new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n"),
-  );
+function isNodeState(state: Partial<NodeState>): state is NodeState {
+  return isEpoch(state.highestEpochSeen) &&
+    (state.promotedEpoch === undefined || isEpoch(state.promotedEpoch)) &&
+    (state.localWrites === undefined ||
+      (Number.isSafeInteger(state.localWrites) && state.localWrites >= 0));
+}
+
+/**
+ * Replaces the state of the node in `dir`, atomically and durably (a temporary file, synced,
+ * renamed over the old one, the directory synced). A state with an impossible value is refused
+ * before anything is written (so a bad epoch can never make a node unable to restart).
+ *
+ * Synchronous, on purpose: it runs only on rare events (a newer epoch, a promotion, a local
+ * write), and being synchronous a write it guards can be applied in the same turn right after it
+ * (a pipelined read then sees it) while the state is already on disk; no two writes interleave.
+ */
+export function writeNodeState(dir: string, state: NodeState): void {
+  if (!isNodeState(state)) {
+    throw new NodeStateError(`refused to write an impossible node state: ${JSON.stringify(state)}`);
+  }
+  const path = `${dir}/${NODE_STATE_FILE}`;
+  const tmp = `${path}.tmp`;
+  const bytes = new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n");
+  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  try {
+    let written = 0;
+    // Bounded: each write writes at least one byte or throws.
+    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    file.syncDataSync();
+  } finally {
+    file.close();
+  }
+  Deno.renameSync(tmp, path);
+  fsyncDir(dir);
 }

@@ -8,7 +8,15 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import { decodePairs, helloReplyText, StreamFormatError } from "./stream_protocol.ts";
+import { MAX_EPOCH } from "../storage/mod.ts";
+import {
+  decodePairs,
+  helloReplyText,
+  MAX_LSN,
+  parseHelloRequest,
+  parseStreamNumber,
+  StreamFormatError,
+} from "./stream_protocol.ts";
 
 /** What a replica's storage offers replication (see the storage contract). */
 export interface ReplicaStore {
@@ -83,10 +91,19 @@ interface FullSyncState {
 
 const decoder = new TextDecoder();
 
-function parseCount(bytes: Uint8Array, what: string): number {
-  const text = decoder.decode(bytes);
-  if (!/^\d{1,16}$/.test(text)) throw new ReplicateError(`${what} "${text}" is not a number`);
-  return Number(text);
+/** A whole number field from 0 to `max`, or a {@link ReplicateError} naming it. */
+function parseCount(bytes: Uint8Array, what: string, max = MAX_LSN): number {
+  return asReplicateError(() => parseStreamNumber(bytes, what, max));
+}
+
+/** Runs `parse`, turning a {@link StreamFormatError} into a {@link ReplicateError}. */
+function asReplicateError<T>(parse: () => T): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof StreamFormatError) throw new ReplicateError(error.message);
+    throw error;
+  }
 }
 
 /**
@@ -105,10 +122,22 @@ export function upper(bytes: Uint8Array): string {
   return word;
 }
 
+/** What a {@link ReplicaApplier} learns from its node (all optional). */
+export interface ApplierOptions {
+  /**
+   * Local writes (the manual `REPLICATE PUT|BATCHPUT|DELETE`) this replica holds that no full
+   * sync has replaced yet: a HELLO reply says how many, and the master then sends a full sync.
+   */
+  localWrites?: () => number;
+  /** A full sync was committed: the replica's contents are the master's, local writes gone. */
+  fullSyncCommitted?: () => Promise<void>;
+}
+
 /** Serves `REPLICATE` on a replica. */
 export class ReplicaApplier {
   readonly #store: ReplicaStore;
   readonly #nowMs: () => number;
+  readonly #options: ApplierOptions;
   readonly #log = getLog("replication");
   #streamConnection = 0;
   #masterAddress = "";
@@ -119,9 +148,10 @@ export class ReplicaApplier {
   #appliedFrames = 0;
   #fullSyncs = 0;
 
-  constructor(store: ReplicaStore, nowMs: () => number = Date.now) {
+  constructor(store: ReplicaStore, nowMs: () => number = Date.now, options: ApplierOptions = {}) {
     this.#store = store;
     this.#nowMs = nowMs;
+    this.#options = options;
   }
 
   /**
@@ -172,14 +202,10 @@ export class ReplicaApplier {
   }
 
   async #hello(args: Uint8Array[], connectionId: number, peer: string): Promise<ApplierReply> {
-    if (args.length !== 5) {
-      throw new ReplicateError(
-        "REPLICATE HELLO requires epoch, lastLsn, pingIntervalMs and timeoutMs",
-      );
-    }
-    const epoch = parseCount(args[1], "epoch");
-    const masterLsn = parseCount(args[2], "master LSN");
-    this.#linkUpWithinMs = parseCount(args[3], "ping interval") + parseCount(args[4], "timeout");
+    const { epoch, masterLsn, pingIntervalMs, timeoutMs } = asReplicateError(() =>
+      parseHelloRequest(args)
+    );
+    this.#linkUpWithinMs = pingIntervalMs + timeoutMs;
     if (this.#fullSync !== undefined) this.#abortFullSync("a new master stream started");
     const previous = this.#masterAddress;
     this.#streamConnection = connectionId;
@@ -189,12 +215,16 @@ export class ReplicaApplier {
     const lastLsn = this.#store.lastLsn;
     const lastEpoch = this.#store.lastEpoch;
     const lastCrc = await this.#store.lastRecordCrc();
+    const localWrites = this.#options.localWrites?.() ?? 0;
     this.#log.info(
       "master {master} connected (epoch {epoch}, at LSN {masterLsn}); this replica is at LSN " +
-        "{lastLsn}",
-      { master: peer, previous, epoch, masterLsn, lastLsn },
+        "{lastLsn}" + (localWrites > 0 ? " with {localWrites} local writes to replace" : ""),
+      { master: peer, previous, epoch, masterLsn, lastLsn, localWrites },
     );
-    return { type: "status", text: helloReplyText({ lastLsn, lastEpoch, lastCrc }) };
+    return {
+      type: "status",
+      text: helloReplyText({ lastLsn, lastEpoch, lastCrc, localWrites }),
+    };
   }
 
   #checkStream(connectionId: number, what: string): void {
@@ -226,7 +256,7 @@ export class ReplicaApplier {
         throw new ReplicateError("REPLICATE SNAPSHOT BEGIN requires lsn, epoch, keys and bytes");
       }
       const lsn = parseCount(args[2], "snapshot LSN");
-      const epoch = parseCount(args[3], "snapshot epoch");
+      const epoch = parseCount(args[3], "snapshot epoch", MAX_EPOCH);
       const keys = parseCount(args[4], "snapshot keys");
       const bytes = parseCount(args[5], "snapshot bytes");
       if (this.#fullSync !== undefined) this.#abortFullSync("a new full sync began");
@@ -276,6 +306,7 @@ export class ReplicaApplier {
         await sync.chain;
         await sync.writer.commit();
         if (this.#fullSync === sync) this.#fullSync = undefined;
+        await this.#options.fullSyncCommitted?.();
         this.#log.info(
           "full sync from the master done: {pairs} keys as of LSN {lsn}",
           { pairs: sync.pairs, lsn },

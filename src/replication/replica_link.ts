@@ -268,7 +268,7 @@ export class ReplicaLink {
       ),
       "hello",
     );
-    const { lastLsn, lastEpoch, lastCrc } = parseHelloReply(hello);
+    const { lastLsn, lastEpoch, lastCrc, localWrites } = parseHelloReply(hello);
     const master = lastLsn > node.durableLsn ? undefined : await this.#recordAt(lastLsn);
     this.#throwIfFailed();
     const decision = node.onHandshake(
@@ -278,6 +278,7 @@ export class ReplicaLink {
         replicaCrc: lastCrc,
         masterEpochAtReplicaLsn: master?.epoch,
         masterCrcAtReplicaLsn: master?.crc ?? 0,
+        replicaLocalWrites: localWrites,
       },
       this.#ctx.nowMs(),
     );

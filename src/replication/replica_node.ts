@@ -61,6 +61,8 @@ export interface HandshakeFacts {
    * data (compaction keeps garbage bounded), and no snapshot has to be pinned.
    */
   masterEpochAtReplicaLsn: number | undefined;
+  /** Local writes the replica holds (made on it by hand), not in any master's history. */
+  replicaLocalWrites?: number;
 }
 
 /** How a connected replica continues. */
@@ -165,7 +167,11 @@ export class ReplicaNode {
     const { replicaLsn, replicaEpoch, masterEpochAtReplicaLsn } = facts;
     const { replicaCrc, masterCrcAtReplicaLsn } = facts;
     let reason: string | undefined;
-    if (replicaLsn > this.durableLsn) {
+    const localWrites = facts.replicaLocalWrites ?? 0;
+    if (localWrites > 0) {
+      reason = `replica holds ${localWrites} local writes (REPLICATE PUT/BATCHPUT/DELETE sent ` +
+        `to it by hand) that are not in the master's history`;
+    } else if (replicaLsn > this.durableLsn) {
       reason = `replica holds LSN ${replicaLsn}, beyond the master's last LSN ${this.durableLsn} ` +
         `(its log diverged)`;
     } else if (masterEpochAtReplicaLsn === undefined) {

@@ -14,9 +14,9 @@ import { splitBatch } from "./log_records.ts";
 import { ReplicaLink, type ReplicationSource } from "./replica_link.ts";
 import { ReplicaManager, type ReplicaNodeStatus } from "./replica_manager.ts";
 import type { ReplicaNode, ReplicaPolicy } from "./replica_node.ts";
-import { SyncAckTracker } from "./sync_tracker.ts";
+import { DeposedError, SyncAckTracker, SyncReplicationError } from "./sync_tracker.ts";
 
-export { SyncReplicationError } from "./sync_tracker.ts";
+export { DeposedError, SyncReplicationError } from "./sync_tracker.ts";
 export type { ReplicationSource, SourceSnapshot } from "./replica_link.ts";
 
 /** What {@link Replicator.getStats} returns (the spec's `get_stats()`, plus lag and positions). */
@@ -84,6 +84,12 @@ export class Replicator {
   #syncTimerAtMs = Infinity;
   #drainWaiters: (() => void)[] = [];
   #started = false;
+  /** Why this master was deposed (a newer master exists), once it was. */
+  #deposed: string | undefined;
+  /** Highest LSN the required replicas backed so far (sync mode; never decreases). */
+  #committedLsn: number;
+  /** Highest LSN whose sync wait ran out of time while it was not backed. */
+  #expiredThroughLsn = 0;
 
   /**
    * `source`: the master's store, with nothing written since it was opened (its `lastLsn` is
@@ -105,7 +111,11 @@ export class Replicator {
     this.replicaManager = new ReplicaManager(policy, nowMs, this.#lagClock);
     this.#tracker = new SyncAckTracker(config.SYNC_REPLICAS, policy.timeoutMs);
     this.#durableLsn = source.lastLsn;
+    // What the log holds at start was committed under rules this replicator cannot check (it
+    // may hold writes whose sync wait failed): only the replicas' acknowledgements commit it.
+    this.#committedLsn = 0;
     for (const address of config.REPLICA_ADDRESSES) this.#addLink(address.host, address.port);
+    this.#refreshCommitted();
   }
 
   #addLink(host: string, port: number): ReplicaLink {
@@ -152,6 +162,7 @@ export class Replicator {
     const [link] = this.#links.splice(index, 1);
     this.replicaManager.removeReplica(link.node);
     await link.stop();
+    this.#refreshCommitted();
     this.#settle();
     this.#log.info("replica {replica} removed at acknowledged LSN {ackedLsn}", {
       replica: address,
@@ -183,6 +194,7 @@ export class Replicator {
   #onDurable(records: Uint8Array, firstLsn: number, lastLsn: number): void {
     const now = this.#nowMs();
     this.#durableLsn = lastLsn;
+    if (this.#committedLsn < lastLsn && this.mode === "sync") this.#refreshCommitted();
     this.#lagClock.record(lastLsn, now);
     // The bytes are ours to keep (storage contract): shared by every replica's buffer.
     const batches = splitBatch(
@@ -212,6 +224,7 @@ export class Replicator {
   }
 
   #onAck(_node: ReplicaNode): void {
+    this.#refreshCommitted();
     this.#settle();
     if (this.#drainWaiters.length > 0) {
       const waiters = this.#drainWaiters;
@@ -227,22 +240,79 @@ export class Replicator {
    */
   waitForReplicas(lsn: number): Promise<void> {
     const replicas = this.replicaManager.replicas;
-    if (this.mode !== "sync" || this.#tracker.isBacked(lsn, replicas)) return Promise.resolve();
+    if (this.mode !== "sync" || lsn <= this.#committedLsn) return Promise.resolve();
+    if (this.#tracker.isBacked(lsn, replicas)) return Promise.resolve();
+    if (this.#deposed !== undefined) return Promise.reject(new DeposedError(lsn, this.#deposed));
+    if (lsn <= this.#expiredThroughLsn) {
+      // A read of a write that already ran out of time: it fails now, not after a timeout more.
+      return Promise.reject(
+        new SyncReplicationError(
+          lsn,
+          replicas.filter((r) => r.ackedLsn >= lsn).length,
+          this.#tracker.requiredCount(replicas),
+          this.#config.REPLICATION_TIMEOUT * 1000,
+        ),
+      );
+    }
     return new Promise<void>((resolve, reject) => {
       this.#tracker.add(lsn, this.#nowMs(), { resolve, reject });
       this.#armSyncTimer();
     });
   }
 
+  /**
+   * The commit point of sync mode: every record at or below it is on the required replicas (and
+   * durable here). It never decreases (a replica that reconnects and is caught up again from
+   * LSN 0 takes nothing back). In async mode replication commits nothing: the durable LSN.
+   */
+  get committedLsn(): number {
+    return this.mode === "sync" ? this.#committedLsn : this.#durableLsn;
+  }
+
+  #refreshCommitted(): void {
+    const backed = this.#tracker.backedLsn(this.replicaManager.replicas, this.#durableLsn);
+    if (backed > this.#committedLsn) this.#committedLsn = backed;
+  }
+
   #settle(): void {
+    this.#refreshCommitted();
     if (this.#tracker.size === 0) return;
-    const { acknowledged, expired } = this.#tracker.settle(
-      this.replicaManager.replicas,
-      this.#nowMs(),
-    );
+    const replicas = this.replicaManager.replicas;
+    const { acknowledged, expired } = this.#tracker.settle(replicas, this.#nowMs());
     for (const token of acknowledged) token.resolve();
-    for (const { token, error } of expired) token.reject(error);
+    for (const { token, error } of expired) {
+      if (error.lsn > this.#expiredThroughLsn) this.#expiredThroughLsn = error.lsn;
+      token.reject(error);
+    }
+    if (expired.length > 0) {
+      for (
+        const { token, error } of this.#tracker.expireThrough(this.#expiredThroughLsn, replicas)
+      ) {
+        token.reject(error);
+      }
+    }
     this.#armSyncTimer();
+  }
+
+  /** Why this master was deposed, or undefined. */
+  get deposed(): string | undefined {
+    return this.#deposed;
+  }
+
+  /**
+   * A newer master exists (`reason` says who said so): every waiting sync write fails now with
+   * {@link DeposedError} (applied here, not acknowledged, may be lost), later ones at once, and
+   * the links stop: this node's history past the new master's is not sent anywhere.
+   */
+  async depose(reason: string): Promise<void> {
+    if (this.#deposed !== undefined) return;
+    this.#deposed = reason;
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+    for (const { lsn, token } of this.#tracker.takeAll()) {
+      token.reject(new DeposedError(lsn, reason));
+    }
+    await Promise.all(this.#links.map((link) => link.stop()));
   }
 
   /**

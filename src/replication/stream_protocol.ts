@@ -15,14 +15,23 @@
  *     refuses REPLICATE from a connection that has not presented it). A replica without tokens
  *     answers an error the master tolerates.
  * REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>
- *                                           → +<lastLsn> <lastEpoch> <lastCrc>
- *     Opens a stream. The replica answers with the last master LSN it holds, the epoch of that
- *     record and that record's CRC-32 (0 and 0 and 0 when empty; CRC 0 when it cannot tell, e.g.
- *     right after a full sync). The master compares epoch and CRC with its own record at that
- *     LSN: a difference means the replica's log diverged (say, the master's data was wiped and
- *     grew past the replica's LSN again), and it gets a full sync. The master says how often it pings an idle link and how
- *     long it waits for a reply, so the replica can tell whether its master link is up. A newer HELLO on another connection supersedes this one:
- *     the replica refuses LOG/SNAPSHOT frames from a superseded stream.
+ *                                           → +<lastLsn> <lastEpoch> <lastCrc> [<localWrites>]
+ *     Opens a stream. Every field is checked before the replica acts on any (epoch at most
+ *     MAX_EPOCH, 2^32-1; LSN below 2^53; interval and timeout at most a day): a bad one is refused
+ *     and changes nothing. The replica answers with the last master LSN it holds, the epoch of
+ *     that record and that record's CRC-32 (0 and 0 and 0 when empty; CRC 0 when it cannot tell,
+ *     e.g. right after a full sync), and, when it holds local writes no full sync has replaced
+ *     (the spec's manual REPLICATE PUT, accepted only before it ever followed a master), how
+ *     many. The master compares epoch and CRC with its own record at that LSN: a difference means
+ *     the replica's log diverged (say, the master's data was wiped and grew past the replica's LSN
+ *     again), and it gets a full sync; so does a replica with local writes. The master says how
+ *     often it pings an idle link and how long it waits for a reply, so the replica can tell
+ *     whether its master link is up. A newer HELLO on another connection supersedes this one: the
+ *     replica refuses LOG/SNAPSHOT frames from a superseded stream.
+ *     Fencing: a node that knows a newer epoch than the stream's (a replica told of a newer master,
+ *     or a node promoted since) answers HELLO, and every later frame of that stream, with
+ *     `-STALEEPOCH <newerEpoch> <text>`; the master so told is deposed (it acknowledges no more
+ *     writes). A master that gets a HELLO from a newer epoch is deposed by it the same way.
  * REPLICATE LOG <records>                   → :<appliedLsn>
  *     <records> is a run of consecutive records encoded exactly as in the storage log (see
  *     src/storage's codec), at most REPLICATION_BATCH_BYTES unless one record is larger. The
@@ -61,6 +70,7 @@ import {
   RespErrorReply,
   type RespValue,
 } from "../protocol/resp.ts";
+import { MAX_EPOCH } from "../storage/mod.ts";
 const encoder = new TextEncoder();
 
 /** Encodes one RESP request (a new array: the control frames are rare, the hot path is {@link LogFrameWriter}). */
@@ -231,9 +241,60 @@ export class PairChunkWriter {
   }
 }
 
-/** A snapshot chunk that does not parse. */
+/** A request of the stream (a field of HELLO, a snapshot chunk) that does not parse. */
 export class StreamFormatError extends Error {
   override name = "StreamFormatError";
+}
+
+/** Largest LSN a record can hold (below 2^53, see the storage codec). */
+export const MAX_LSN = Number.MAX_SAFE_INTEGER;
+/** Longest ping interval or reply timeout a HELLO may announce: a day, in ms. */
+const MAX_HELLO_INTERVAL_MS = 86_400_000;
+
+/**
+ * A whole number field of a stream request, from 0 to `max`; anything else (a sign, an exponent,
+ * a fraction, more digits than `max` has) throws {@link StreamFormatError} naming the field.
+ */
+export function parseStreamNumber(bytes: Uint8Array, what: string, max: number): number {
+  const text = new TextDecoder().decode(bytes);
+  const value = /^\d{1,16}$/.test(text) ? Number(text) : NaN;
+  if (!(value <= max)) {
+    throw new StreamFormatError(
+      `${what} "${text.slice(0, 40)}" is not a whole number from 0 to ${max}`,
+    );
+  }
+  return value;
+}
+
+/** The fields of `REPLICATE HELLO`, each within its bound. */
+export interface HelloRequest {
+  /** The master's epoch (at most {@link MAX_EPOCH}). */
+  epoch: number;
+  /** The master's last durable LSN. */
+  masterLsn: number;
+  /** How often the master pings an idle link. */
+  pingIntervalMs: number;
+  /** How long the master waits for a reply. */
+  timeoutMs: number;
+}
+
+/**
+ * Parses `REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>` (`args` start
+ * with `HELLO`). Every field is checked before the caller acts on any of them: a bad one throws
+ * {@link StreamFormatError}, so a refused HELLO changes nothing.
+ */
+export function parseHelloRequest(args: readonly Uint8Array[]): HelloRequest {
+  if (args.length !== 5) {
+    throw new StreamFormatError(
+      "REPLICATE HELLO requires epoch, lastLsn, pingIntervalMs and timeoutMs",
+    );
+  }
+  return {
+    epoch: parseStreamNumber(args[1], "epoch", MAX_EPOCH),
+    masterLsn: parseStreamNumber(args[2], "master LSN", MAX_LSN),
+    pingIntervalMs: parseStreamNumber(args[3], "ping interval", MAX_HELLO_INTERVAL_MS),
+    timeoutMs: parseStreamNumber(args[4], "timeout", MAX_HELLO_INTERVAL_MS),
+  };
 }
 
 /** Decodes a snapshot chunk into its pairs (views into `chunk`). */
@@ -280,22 +341,32 @@ export interface HelloReply {
   lastEpoch: number;
   /** CRC-32 of the record at `lastLsn` (0: unknown). */
   lastCrc: number;
+  /** Local writes (made on the replica by hand) no full sync has replaced yet; 0 if absent. */
+  localWrites?: number;
 }
 
-/** `+<lastLsn> <lastEpoch> <lastCrc>` of a HELLO reply. */
+/** `+<lastLsn> <lastEpoch> <lastCrc> [<localWrites>]` of a HELLO reply. */
 export function parseHelloReply(reply: RespValue): HelloReply {
-  const match = typeof reply === "string" ? /^(\d{1,16}) (\d{1,10}) (\d{1,10})$/.exec(reply) : null;
+  const match = typeof reply === "string"
+    ? /^(\d{1,16}) (\d{1,10}) (\d{1,10})(?: (\d{1,16}))?$/.exec(reply)
+    : null;
   if (match === null) {
     throw new ReplyFormatError(
-      `HELLO: ${describeReply(reply)} instead of "<lastLsn> <lastEpoch> <lastCrc>"`,
+      `HELLO: ${describeReply(reply)} instead of "<lastLsn> <lastEpoch> <lastCrc> [<localWrites>]"`,
     );
   }
-  return { lastLsn: Number(match[1]), lastEpoch: Number(match[2]), lastCrc: Number(match[3]) };
+  return {
+    lastLsn: Number(match[1]),
+    lastEpoch: Number(match[2]),
+    lastCrc: Number(match[3]),
+    localWrites: Number(match[4] ?? 0),
+  };
 }
 
-/** The status text a replica answers HELLO with. */
+/** The status text a replica answers HELLO with (the local writes only when there are some). */
 export function helloReplyText(hello: HelloReply): string {
-  return `${hello.lastLsn} ${hello.lastEpoch} ${hello.lastCrc}`;
+  const local = hello.localWrites ?? 0;
+  return `${hello.lastLsn} ${hello.lastEpoch} ${hello.lastCrc}${local > 0 ? ` ${local}` : ""}`;
 }
 
 /** Short text of a reply, for error messages. */

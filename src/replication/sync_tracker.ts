@@ -3,7 +3,8 @@
  * replicas acknowledged an LSN ≥ n. Required: every healthy replica (the spec's rule, `required
  * = 0`), or at least `required` replicas whatever their health (`--sync-replicas N`). A write not
  * backed within the timeout fails with {@link SyncReplicationError}: it is applied on the master
- * and stays in its log, and the replicas get it when they are back.
+ * and stays in its log, and the replicas get it when they are back (unless the master is
+ * deposed first: then waiting writes fail with {@link DeposedError}, see the Replicator).
  *
  * Pure: waiters are added and settled by method calls with the time passed in; the caller keeps
  * one timer for {@link SyncAckTracker.nextDeadlineMs} and calls {@link SyncAckTracker.settle}
@@ -18,7 +19,10 @@ export interface AckView {
   healthy: boolean;
 }
 
-/** A sync write that was not backed by the required replicas in time. */
+/** Why a sync write was not acknowledged. */
+export type SyncFailureCause = "timeout" | "stopping";
+
+/** A sync write that was not backed by the required replicas in time (or before a stop). */
 export class SyncReplicationError extends Error {
   override name = "SyncReplicationError";
   constructor(
@@ -26,12 +30,35 @@ export class SyncReplicationError extends Error {
     readonly ackedReplicas: number,
     readonly requiredReplicas: number,
     readonly timeoutMs: number,
+    readonly failure: SyncFailureCause = "timeout",
   ) {
     super(
-      `write applied on the master (LSN ${lsn}) but acknowledged by only ${ackedReplicas} of ` +
-        `${requiredReplicas} required replicas within REPLICATION_TIMEOUT ` +
-        `${timeoutMs / 1000} s; it stays in the master's log and reaches the replicas when ` +
-        `they catch up`,
+      failure === "timeout"
+        ? `write applied on the master (LSN ${lsn}) but acknowledged by only ${ackedReplicas} ` +
+          `of ${requiredReplicas} required replicas within REPLICATION_TIMEOUT ` +
+          `${timeoutMs / 1000} s; it is not acknowledged: it stays in this master's log and is ` +
+          `sent to the replicas when they catch up (unless a replica without it is promoted ` +
+          `first)`
+        : `write applied on the master (LSN ${lsn}) but acknowledged by only ${ackedReplicas} ` +
+          `of ${requiredReplicas} required replicas before the master stopped; it is not ` +
+          `acknowledged: it stays in the master's log and is sent to the replicas after it ` +
+          `restarts (unless a replica without it is promoted first)`,
+    );
+  }
+}
+
+/**
+ * A sync write (or a read waiting for one) on a master that learned a newer master exists: the
+ * write is applied here but will not be acknowledged, and may be lost (it is in the new master's
+ * history only if that master had it when it was promoted).
+ */
+export class DeposedError extends Error {
+  override name = "DeposedError";
+  constructor(readonly lsn: number, readonly reason: string) {
+    super(
+      `write applied on this node (LSN ${lsn}) but not acknowledged: this node was deposed ` +
+        `(${reason}); the write may be lost: it survives only if the new master had it when it ` +
+        `was promoted. Send writes to the new master`,
     );
   }
 }
@@ -133,7 +160,7 @@ export class SyncAckTracker<T> {
     return { acknowledged, expired };
   }
 
-  /** Fails every waiting write now (shutdown), with the same error as a timeout. */
+  /** Fails every waiting write now: the master is stopping. */
   failAll(replicas: readonly AckView[]): Settled<T>["expired"] {
     const required = this.requiredCount(replicas);
     const out = this.#waiters.map((w) => ({
@@ -143,10 +170,65 @@ export class SyncAckTracker<T> {
         countAcked(w.lsn, replicas),
         required,
         this.#timeoutMs,
+        "stopping",
       ),
     }));
     this.#waiters = [];
     return out;
+  }
+
+  /**
+   * Fails the waiters at or below `lsn` now, with the timeout's error: a write at `lsn` already
+   * ran out of time, so a read waiting for it (whose own deadline is later) must not wait on.
+   */
+  expireThrough(lsn: number, replicas: readonly AckView[]): Settled<T>["expired"] {
+    const required = this.requiredCount(replicas);
+    const expired: Settled<T>["expired"] = [];
+    let i = 0;
+    for (; i < this.#waiters.length && this.#waiters[i].lsn <= lsn; i++) {
+      const w = this.#waiters[i];
+      expired.push({
+        token: w.token,
+        error: new SyncReplicationError(
+          w.lsn,
+          countAcked(w.lsn, replicas),
+          required,
+          this.#timeoutMs,
+        ),
+      });
+    }
+    this.#waiters.splice(0, i);
+    return expired;
+  }
+
+  /** Takes every waiting write out (the caller fails them), in LSN order. */
+  takeAll(): { lsn: number; token: T }[] {
+    const out = this.#waiters.map((w) => ({ lsn: w.lsn, token: w.token }));
+    this.#waiters = [];
+    return out;
+  }
+
+  /**
+   * The highest LSN `replicas` back now (every write at or below it is backed), at most
+   * `durableLsn`: with `required` > 0 the `required`-th highest acknowledged LSN (0 when fewer
+   * replicas are listed), else the lowest of the healthy replicas (`durableLsn` when none is).
+   * Agrees with {@link isBacked}: `isBacked(n)` is `n <= backedLsn(...)` for `n <= durableLsn`.
+   */
+  backedLsn(replicas: readonly AckView[], durableLsn: number): number {
+    let backed = durableLsn;
+    if (this.#required > 0) {
+      // The required-th highest acknowledged LSN, without sorting (a handful of replicas).
+      let kth = 0;
+      for (const r of replicas) {
+        if (r.ackedLsn > kth && countAcked(r.ackedLsn, replicas) >= this.#required) {
+          kth = r.ackedLsn;
+        }
+      }
+      backed = Math.min(backed, kth);
+    } else {
+      for (const r of replicas) if (r.healthy) backed = Math.min(backed, r.ackedLsn);
+    }
+    return backed;
   }
 }
 

@@ -57,6 +57,18 @@ interface Observed {
   startedMs: number;
 }
 
+/** The requests one read delivered, run, whose replies are written together. */
+interface Batch {
+  writer: ReplyWriter;
+  count: number;
+  /** The framing of every request, or `mixed`. */
+  framing: Framing | "mixed";
+  /** Resolves when the batch's writes are durable (undefined: it wrote nothing). */
+  durable: Promise<void> | undefined;
+  holes: Hole[] | undefined;
+  observed: Observed | undefined;
+}
+
 /** A reply that is computed later, and where it goes in the batch's output. */
 interface Hole {
   offset: number;
@@ -259,12 +271,14 @@ export class Connection implements ConnectionInfo {
       : undefined;
     this.#batchLsn = 0;
     this.#holes = undefined;
+    let framing: Framing | "mixed" | undefined;
     while (this.#inFlight + count < this.#maxPipeline && !this.#closeAfterFlush) {
       const request = this.#parser.next(data, this.#start);
       this.#start = this.#parser.offset;
       if (request === undefined) break;
       writer ??= this.#takeWriter();
       count++;
+      if (framing !== request.framing) framing = framing === undefined ? request.framing : "mixed";
       this.#context.framing = request.framing;
       writer.resp = request.framing === "resp";
       if (request.kind === "request") {
@@ -301,9 +315,8 @@ export class Connection implements ConnectionInfo {
     // With no earlier batch still waiting, start at once (no extra turn through the chain).
     const idle = this.#batchesWaiting === 0;
     this.#batchesWaiting++;
-    this.#tail = idle
-      ? this.#complete(writer, count, durable, holes, observed)
-      : this.#tail.then(() => this.#complete(writer, count, durable, holes, observed));
+    const batch: Batch = { writer, count, framing: framing ?? "text", durable, holes, observed };
+    this.#tail = idle ? this.#complete(batch) : this.#tail.then(() => this.#complete(batch));
   }
 
   /** Runs one request; returns the command's name (`?` when there is no such command). */
@@ -361,19 +374,24 @@ export class Connection implements ConnectionInfo {
     return command.name;
   }
 
-  /** Waits for the batch's durability and late replies, then writes all its replies at once. */
-  async #complete(
-    writer: ReplyWriter,
-    count: number,
-    durable: Promise<void> | undefined,
-    holes: Hole[] | undefined,
-    observed: Observed | undefined,
-  ): Promise<void> {
+  /**
+   * Waits for the batch's durability and late replies, then writes all its replies at once. A
+   * batch with writes whose replies are still here when the node learns it was deposed gets an
+   * error for every request instead (see {@link #deposedReplies}).
+   */
+  async #complete(batch: Batch): Promise<void> {
+    const { writer, count, durable, holes, observed } = batch;
     let output = writer;
     try {
       if (this.#closed) return;
       if (durable !== undefined) await durable;
       if (holes !== undefined) output = await this.#fillHoles(writer, holes);
+      const deposed = durable === undefined ? undefined : this.#host.node.deposed;
+      if (deposed !== undefined) {
+        if (output !== writer) this.#releaseWriter(output);
+        output = writer;
+        output = this.#deposedReplies(batch, deposed);
+      }
       const bytes = output.bytes;
       // Almost always one write takes all of it: no async frame or subarray for that one.
       const written = await this.#conn.write(bytes);
@@ -399,6 +417,30 @@ export class Connection implements ConnectionInfo {
       if (this.#inFlight < this.#maxPipeline) this.#wake();
       if (this.#stopping && this.#inFlight === 0) this.#close();
     }
+  }
+
+  /**
+   * The replies of a batch with writes on a node that was deposed before they were sent: its
+   * writes are applied here, but the new master may not have them, so none may be answered OK.
+   * Every request of the batch (reads too: the batch's replies are one unit) gets an error that
+   * says so. A batch that mixed both framings cannot be answered request by request here: the
+   * connection closes without replies (the outcome is unknown, never falsely OK).
+   */
+  #deposedReplies(batch: Batch, reason: string): ReplyWriter {
+    if (batch.framing === "mixed") {
+      throw new Error(`the node was deposed (${reason}) before this batch's replies were sent`);
+    }
+    const output = this.#takeWriter();
+    output.resp = batch.framing === "resp";
+    for (let i = 0; i < batch.count; i++) {
+      output.error(
+        `this node was deposed (${reason}) before this reply was sent: the writes of this ` +
+          `batch are applied here but not acknowledged and may be lost; send writes to the new ` +
+          `master`,
+        "DEPOSED",
+      );
+    }
+    return output;
   }
 
   async #fillHoles(writer: ReplyWriter, holes: Hole[]): Promise<ReplyWriter> {

@@ -31,6 +31,12 @@ export interface ServerNode {
   readonly store: KVStore;
   /** True on a replica: client writes are refused. May change at runtime (promotion). */
   replica: boolean;
+  /**
+   * Why this master must acknowledge no more writes (a newer master exists), once replication
+   * learned it: replies still waiting to be sent for writes applied here become errors that say
+   * so (the write may be lost), never OK.
+   */
+  deposed: string | undefined;
   /** The address the server listens on (set once it listens). */
   readonly host: string;
   /** The port it listens on (the real one when PORT was 0). */

@@ -56,6 +56,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   readonly config: Config;
   readonly store: KVStore;
   replica: boolean;
+  deposed: string | undefined;
   host = "";
   port = 0;
   readonly startedAtMs = Date.now();

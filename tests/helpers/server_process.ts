@@ -13,6 +13,8 @@ const ROOT = new URL("../..", import.meta.url);
 
 /** One parsed JSON log line of the server. */
 export interface LogLine {
+  /** When the server logged it (ISO 8601, the server's clock: this machine's). */
+  "@timestamp": string;
   level: string;
   message: string;
   logger: string;

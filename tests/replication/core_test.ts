@@ -6,7 +6,11 @@ import { LagClock } from "../../src/replication/lag_clock.ts";
 import { type DurableBatch, RecordQueue } from "../../src/replication/record_queue.ts";
 import { ReplicaManager } from "../../src/replication/replica_manager.ts";
 import { ReplicaNode, type ReplicaPolicy } from "../../src/replication/replica_node.ts";
-import { SyncAckTracker, SyncReplicationError } from "../../src/replication/sync_tracker.ts";
+import {
+  DeposedError,
+  SyncAckTracker,
+  SyncReplicationError,
+} from "../../src/replication/sync_tracker.ts";
 
 const NO_CRC = { replicaCrc: 0, masterCrcAtReplicaLsn: 0 };
 
@@ -341,8 +345,50 @@ Deno.test("sync tracker: a write not backed in time fails with a message that sa
   assert.equal(error.requiredReplicas, 2);
   assert.match(error.message, /applied on the master \(LSN 5\) but acknowledged by only 1 of 2/);
   assert.match(error.message, /REPLICATION_TIMEOUT 5 s/);
+  // True on a master that may yet be deposed: it says when the write would be lost.
+  assert.match(
+    error.message,
+    /sent to the replicas when they catch up \(unless a replica without it is promoted first\)/,
+  );
   assert.equal(tracker.size, 1);
-  assert.equal(tracker.failAll(replicas)[0].token, "later");
+  const [stopped] = tracker.failAll(replicas);
+  assert.equal(stopped.token, "later");
+  assert.match(stopped.error.message, /before the master stopped; .* after it restarts/);
+  assert.doesNotMatch(stopped.error.message, /REPLICATION_TIMEOUT/);
+});
+
+Deno.test("sync tracker: a deposed master's waiting writes say they may be lost", () => {
+  const error = new DeposedError(12, "replica r:1 follows a newer master");
+  assert.match(error.message, /LSN 12\) but not acknowledged: this node was deposed \(replica r:1/);
+  assert.match(error.message, /may be lost/);
+  assert.doesNotMatch(error.message, /catch up/);
+});
+
+Deno.test("sync tracker: the backed LSN agrees with isBacked, for N replicas and for all healthy", () => {
+  const replicas = [
+    { ackedLsn: 7, healthy: true },
+    { ackedLsn: 3, healthy: false },
+    { ackedLsn: 5, healthy: true },
+  ];
+  for (const required of [0, 1, 2, 3, 4]) {
+    const tracker = new SyncAckTracker<number>(required, 1000);
+    const backed = tracker.backedLsn(replicas, 9);
+    for (let lsn = 1; lsn <= 9; lsn++) {
+      assert.equal(lsn <= backed, tracker.isBacked(lsn, replicas), `required ${required}, ${lsn}`);
+    }
+  }
+  assert.equal(new SyncAckTracker<number>(0, 1000).backedLsn([], 9), 9, "no replica: durable");
+});
+
+Deno.test("sync tracker: once a write ran out of time, waiters at or below it fail too", () => {
+  const tracker = new SyncAckTracker<string>(1, 5000);
+  const replicas = [{ ackedLsn: 0, healthy: true }];
+  tracker.add(4, 0, "write");
+  tracker.add(4, 3000, "read of it");
+  tracker.add(6, 3000, "later write");
+  assert.deepEqual(tracker.settle(replicas, 5000).expired.map((e) => e.token), ["write"]);
+  assert.deepEqual(tracker.expireThrough(4, replicas).map((e) => e.token), ["read of it"]);
+  assert.equal(tracker.size, 1);
 });
 
 Deno.test("sync tracker: waiters added out of order settle in LSN order", () => {

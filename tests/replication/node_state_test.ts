@@ -9,7 +9,7 @@ import {
   readNodeState,
   writeNodeState,
 } from "../../src/replication/node_state.ts";
-import { CLUSTER_TEST, KvNode, withClusterDir } from "../helpers/cluster.ts";
+import { asText, CLUSTER_TEST, KvNode, withClusterDir } from "../helpers/cluster.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
@@ -29,7 +29,7 @@ Deno.test("node state: absent means epoch 0; written state reads back; garbage i
   try {
     assert.deepEqual(await readNodeState(dir), { highestEpochSeen: 0 });
     const state = { highestEpochSeen: 4, promotedEpoch: 4, promotedAt: "2026-11-26T12:00:00Z" };
-    await writeNodeState(dir, state);
+    writeNodeState(dir, state);
     assert.deepEqual(await readNodeState(dir), state);
     await Deno.writeTextFile(`${dir}/${NODE_STATE_FILE}`, '{"highestEpochSeen": -1}');
     await assert.rejects(readNodeState(dir), NodeStateError);
@@ -106,5 +106,66 @@ Deno.test({
       // Demoted once: later restarts as a replica need no flag.
       node = await KvNode.start("node", data, ["--replica"]);
       await node.stop();
+    }),
+});
+
+Deno.test({
+  name: "a HELLO with a bad field (an epoch past 2^32-1 among them) is refused and changes nothing",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-node-state-test-", async (dir) => {
+      const data = `${dir}/replica`;
+      let replica = await KvNode.start("replica", data, ["--replica"]);
+      const bad = [
+        ["1e10", "0", "1000", "5000"], // parsed as 10^10 and saved before the check, once
+        ["4294967296", "0", "1000", "5000"],
+        ["9999999999999999", "0", "1000", "5000"],
+        ["5", "0", "1000", "later"], // a good epoch with a bad field: nothing may be saved
+        ["5", "-1", "1000", "5000"],
+        ["5", "0", "1000"],
+      ];
+      for (const fields of bad) {
+        const reply = await replica.send(["REPLICATE", "HELLO", ...fields]);
+        assert.match(reply, /^ERR ERR /, `HELLO ${fields.join(" ")}: ${reply}`);
+      }
+      assert.deepEqual(await readNodeState(data), { highestEpochSeen: 0 });
+      // A stream's other epochs have the same bound.
+      const conn = await replica.connect();
+      try {
+        assert.equal(
+          asText(await conn.send(["REPLICATE", "HELLO", "0", "0", "1000", "5000"])),
+          "0 0 0",
+        );
+        const begin = await conn.send([
+          "REPLICATE",
+          "SNAPSHOT",
+          "BEGIN",
+          "1",
+          "4294967296",
+          "0",
+          "0",
+        ]);
+        assert.match(
+          asText(begin),
+          /snapshot epoch "4294967296" is not a whole number from 0 to 4294967295/,
+        );
+        const diverged = await conn.send(["REPLICATE", "DIVERGED", "1", "1e3"]);
+        assert.match(asText(diverged), /epoch "1e3" is not a whole number/);
+      } finally {
+        conn.close();
+      }
+      await replica.stop();
+      // It restarts, and can be promoted, as if nothing had been sent.
+      replica = await KvNode.start("replica", data, ["--replica"]);
+      assert.match(await replica.send(["PROMOTE"]), /^PROMOTED epoch 1 /);
+      await replica.stop();
+
+      // The highest epoch is accepted; promoting past it is refused with the bound, not a crash.
+      replica = await KvNode.start("replica", `${dir}/other`, ["--replica"]);
+      const top = await replica.send(["REPLICATE", "HELLO", "4294967295", "0", "1000", "5000"]);
+      assert.equal(top, "0 0 0");
+      await replica.stop();
+      replica = await KvNode.start("replica", `${dir}/other`, ["--replica"]);
+      assert.match(await replica.send(["PROMOTE"]), /epoch 4294967296 would be above 4294967295/);
     }),
 });

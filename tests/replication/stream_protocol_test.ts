@@ -40,11 +40,15 @@ Deno.test("one LogFrameWriter builds frames of any size, each exactly as encodeR
 });
 
 Deno.test("HELLO replies and integer acknowledgements are checked", () => {
-  const hello = { lastLsn: 7, lastEpoch: 1, lastCrc: 4_000_000_000 };
+  const hello = { lastLsn: 7, lastEpoch: 1, lastCrc: 4_000_000_000, localWrites: 0 };
+  assert.equal(helloReplyText(hello), "7 1 4000000000");
   assert.deepEqual(parseHelloReply(helloReplyText(hello)), hello);
+  const withLocal = { ...hello, localWrites: 3 };
+  assert.equal(helloReplyText(withLocal), "7 1 4000000000 3");
+  assert.deepEqual(parseHelloReply(helloReplyText(withLocal)), withLocal);
   assert.throws(
     () => parseHelloReply("OK"),
-    /status "OK" instead of "<lastLsn> <lastEpoch> <lastCrc>"/,
+    /status "OK" instead of "<lastLsn> <lastEpoch> <lastCrc> \[<localWrites>\]"/,
   );
   assert.throws(() => parseHelloReply("7 1"), ReplyFormatError);
   assert.throws(
