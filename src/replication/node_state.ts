@@ -20,8 +20,9 @@
  *
  * @module
  */
-import { fsyncDir } from "../storage/durable_file.ts";
+import { DATA_FILE_MODE, fsyncDir } from "../storage/durable_file.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
+import { writeAllSync } from "../write_all.ts";
 
 /** The file name, in the data directory. */
 export const NODE_STATE_FILE = "NODE_STATE.json";
@@ -96,11 +97,14 @@ export function writeNodeState(dir: string, state: NodeState): void {
   const path = `${dir}/${NODE_STATE_FILE}`;
   const tmp = `${path}.tmp`;
   const bytes = new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n");
-  const file = Deno.openSync(tmp, { write: true, create: true, truncate: true, mode: 0o600 });
+  const file = Deno.openSync(tmp, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: DATA_FILE_MODE,
+  });
   try {
-    let written = 0;
-    // Bounded: each write writes at least one byte or throws.
-    while (written < bytes.length) written += file.writeSync(bytes.subarray(written));
+    writeAllSync(file, bytes);
     file.syncDataSync();
   } finally {
     file.close();
