@@ -21,8 +21,9 @@ async function authed(node: KvNode): Promise<RespConn> {
 }
 
 async function failover(args: string[]) {
-  const output = await new Deno.Command("sh", {
-    args: ["scripts/failover.sh", ...args],
+  // Run as the docs say (`scripts/failover.sh ...`): this needs the executable bit and the shebang.
+  const output = await new Deno.Command(new URL("scripts/failover.sh", ROOT).pathname, {
+    args,
     cwd: ROOT,
     env: {
       KVSTORE: `${Deno.execPath()} run -A ${new URL("cli.ts", ROOT).pathname}`,
