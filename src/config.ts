@@ -106,6 +106,10 @@ interface SettingSpec {
   choices?: readonly string[];
   /** Extra flag names accepted for this setting (the spec's spellings). */
   aliases?: readonly string[];
+  /** Other spellings of enum values people type, mapped to the value (`warn` → `warning`). */
+  choiceAliases?: Readonly<Record<string, string>>;
+  /** What `--help` shows after the flag when the kind alone does not say it (`<file>`). */
+  placeholder?: string;
 }
 
 const KIB = 1024;
@@ -121,12 +125,14 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "string",
     default: "127.0.0.1",
     group: "server",
+    placeholder: "<host>",
     description: "Address to listen on. Binding every interface (0.0.0.0) is an explicit choice.",
   },
   PORT: {
     kind: "int",
     default: 5555,
     group: "server",
+    placeholder: "<port>",
     min: 0,
     max: 65535,
     description: "TCP port for clients and replication (0 picks a free port and logs it).",
@@ -135,6 +141,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "string",
     default: "./kvstore_data",
     group: "server",
+    placeholder: "<dir>",
     description: "Directory holding the log segments, hint files and lock.",
   },
   MAX_CONNECTIONS: {
@@ -203,7 +210,8 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     default: "info",
     group: "server",
     choices: ["trace", "debug", "info", "warning", "error", "fatal"],
-    description: "Lowest level written to the log.",
+    choiceAliases: { warn: "warning", err: "error", critical: "fatal", crit: "fatal" },
+    description: "Lowest level written to the log (warn is accepted for warning).",
   },
   LOG_FORMAT: {
     kind: "enum",
@@ -276,6 +284,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "float",
     default: 0.3,
     group: "storage",
+    placeholder: "<ratio 0..1>",
     min: 0,
     max: 1,
     description: "Garbage ratio of a sealed segment past which it is compacted automatically.",
@@ -330,6 +339,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "int",
     default: 10_000,
     group: "replication",
+    placeholder: "<records>",
     min: 1,
     max: 100_000_000,
     description:
@@ -348,6 +358,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "float",
     default: 30,
     group: "replication",
+    placeholder: "<seconds>",
     min: 0.01,
     max: 86_400,
     description: "Seconds between probes of an unhealthy replica.",
@@ -356,6 +367,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "float",
     default: 5.0,
     group: "replication",
+    placeholder: "<seconds>",
     min: 0.001,
     max: 3600,
     description:
@@ -415,6 +427,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "string",
     default: "",
     group: "security",
+    placeholder: "<token>",
     secret: true,
     description:
       "Token clients must send with AUTH <token> before any command but PING, AUTH and QUIT " +
@@ -424,6 +437,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "string",
     default: "",
     group: "security",
+    placeholder: "<file>",
     description:
       "File holding AUTH_TOKEN (one trailing newline ignored), e.g. a systemd credential.",
   },
@@ -458,6 +472,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "string",
     default: "",
     group: "security",
+    placeholder: "<file>",
     description:
       "PEM certificate chain: with TLS_KEY, clients (and masters replicating here) must use TLS.",
   },
@@ -465,12 +480,14 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "string",
     default: "",
     group: "security",
+    placeholder: "<file>",
     description: "PEM private key of TLS_CERT.",
   },
   REPLICATION_TOKEN: {
     kind: "string",
     default: "",
     group: "security",
+    placeholder: "<token>",
     secret: true,
     description:
       "Token of the replication stream: a replica accepts REPLICATE only on a connection that " +
@@ -480,12 +497,14 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "string",
     default: "",
     group: "security",
+    placeholder: "<file>",
     description: "File holding REPLICATION_TOKEN, e.g. a systemd credential.",
   },
   REPLICATION_TLS_CA: {
     kind: "string",
     default: "",
     group: "security",
+    placeholder: "<file>",
     description:
       "PEM CA a master trusts for its replicas' certificates: set, it replicates over TLS (the " +
       "replicas serve TLS_CERT).",
@@ -500,12 +519,14 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "string",
     default: "127.0.0.1",
     group: "operations",
+    placeholder: "<host>",
     description: "Address of the metrics endpoint.",
   },
   METRICS_PORT: {
     kind: "int",
     default: 9555,
     group: "operations",
+    placeholder: "<port>",
     min: 0,
     max: 65535,
     description: "Port of the metrics endpoint (0 picks a free port and logs it).",
@@ -543,6 +564,14 @@ export const CLIENT_DEFAULTS = {
   maxReplyBulkBytes: 1 * GIB,
   /** Most elements of one reply array (a READRANGE of n pairs has 2n). */
   maxReplyElements: 20_000_000,
+} as const;
+
+/** Bounds of the `kvstore` command line's client commands. */
+export const CLI_LIMITS = {
+  /** Largest value `put` reads from standard input or `--value-file` (the largest MAX_VALUE_BYTES). */
+  maxValueInputBytes: 1 * GIB,
+  /** How long a refused plain connection is probed for TLS, to say that the server wants it. */
+  tlsProbeTimeoutMs: 2_000,
 } as const;
 
 /** Prefix of every environment variable kvstore reads. */
@@ -616,7 +645,8 @@ function parseValue(name: SettingName, raw: string, source: string): Config[Sett
       throw new ConfigError(`${where}: "${raw}" is not a boolean (use true or false)`);
     }
     case "enum": {
-      const lowered = raw.trim().toLowerCase();
+      const typed = raw.trim().toLowerCase();
+      const lowered = spec.choiceAliases?.[typed] ?? typed;
       if (!spec.choices?.includes(lowered)) {
         throw new ConfigError(`${where}: "${raw}" is not one of ${spec.choices?.join(", ")}`);
       }
@@ -835,6 +865,31 @@ export function describeSettings(): {
   }));
 }
 
+/**
+ * What `--help` shows after a setting's flag: its choices (`<always|everysec|no>`), its unit
+ * (`<bytes>`, `<ms>`, `<seconds>`), what it names (`<file>`, `<host:port,...>`), or nothing for a
+ * switch.
+ */
+export function settingPlaceholder(name: SettingName): string {
+  const spec = SETTINGS[name];
+  if (spec.placeholder !== undefined) return spec.placeholder;
+  switch (spec.kind) {
+    case "bool":
+      return "";
+    case "enum":
+      return `<${spec.choices?.join("|")}>`;
+    case "addresses":
+      return "<host:port,...>";
+    case "string":
+      return "<text>";
+    default:
+      for (const unit of ["BYTES", "MS", "SECONDS"]) {
+        if (name.endsWith(`_${unit}`)) return `<${unit.toLowerCase()}>`;
+      }
+      return "<n>";
+  }
+}
+
 /** The settings section of `kvstore serve --help`. */
 export function formatSettingsHelp(): string {
   const lines: string[] = [];
@@ -844,9 +899,8 @@ export function formatSettingsHelp(): string {
       group = row.group;
       lines.push("", `${group[0].toUpperCase()}${group.slice(1)} settings:`);
     }
-    const kind = SETTINGS[row.name].kind;
-    const placeholder = kind === "bool" ? "" : kind === "addresses" ? " <h:p,...>" : " <value>";
-    lines.push(`  ${row.flag}${placeholder}`);
+    const placeholder = settingPlaceholder(row.name);
+    lines.push(`  ${row.flag}${placeholder === "" ? "" : ` ${placeholder}`}`);
     lines.push(`      ${row.description}`);
     lines.push(`      default: ${row.defaultValue}    env: ${row.env}`);
   }
