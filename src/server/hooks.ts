@@ -43,6 +43,11 @@ export interface ServerNode {
   readonly port: number;
   /** `Date.now()` when the server started. */
   readonly startedAtMs: number;
+  /**
+   * Random 40 hex digits, new at each start (Redis's `run_id`): tells this node from another at
+   * the same address, and itself under another name.
+   */
+  readonly runId: string;
   /** Counters for `INFO`. */
   readonly stats: ServerStats;
   /** Logs a limit hit with its setting and number, at most once a minute per setting. */

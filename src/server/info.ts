@@ -17,6 +17,7 @@ function builtInSections(node: ServerNode): Map<string, () => InfoFields> {
       ["deno_version", Deno.version.deno],
       ["os", `${Deno.build.os} ${Deno.build.arch}`],
       ["process_id", Deno.pid],
+      ["run_id", node.runId],
       ["tcp_host", node.host],
       ["tcp_port", node.port],
       ["uptime_in_seconds", Math.floor((Date.now() - node.startedAtMs) / 1000)],

@@ -1,5 +1,5 @@
 /**
- * `startServer(config)`: opens the store, listens (TCP, or whatever `listen` returns, e.g. TLS),
+ * `startServer(config)`: listens (TCP, or whatever `listen` returns, e.g. TLS), opens the store,
  * accepts connections up to MAX_CONNECTIONS and serves each one (see `connection.ts`). `close()`
  * is the graceful stop used on SIGINT/SIGTERM: stop accepting, let every connection finish the
  * requests it has in flight and write their replies (bounded by SHUTDOWN_TIMEOUT_SECONDS), run
@@ -60,6 +60,10 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   host = "";
   port = 0;
   readonly startedAtMs = Date.now();
+  readonly runId = Array.from(
+    crypto.getRandomValues(new Uint8Array(20)),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
   readonly stats: ServerStats = {
     connectedClients: 0,
     totalConnections: 0,
@@ -96,7 +100,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     return formatInfo(this, section, this.#infoSections, lineEnd);
   }
 
-  async start(recoveryMs: number): Promise<void> {
+  async start(listener: Deno.Listener, recoveryMs: number): Promise<void> {
     for (const extension of this.#options.extensions ?? []) {
       const hooks = await extension(this);
       this.#hooks.push(hooks);
@@ -112,8 +116,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
       }
     }
     this.#warnIfDataDirOpen();
-    const listen = this.#options.listen ?? ((options) => Deno.listen(options));
-    this.#listener = listen({ hostname: this.config.HOST, port: this.config.PORT });
+    this.#listener = listener;
     const address = this.#listener.addr as Deno.NetAddr;
     this.host = address.hostname;
     this.port = address.port;
@@ -292,7 +295,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
 }
 
 /**
- * Opens the store in `config.DATA_DIR` and serves it on `config.HOST:config.PORT`.
+ * Listens on `config.HOST:config.PORT`, then opens the store in `config.DATA_DIR` and serves it.
  *
  * @example
  * ```ts
@@ -310,15 +313,62 @@ export async function startServer(
   config: Config,
   options: StartServerOptions = {},
 ): Promise<RunningServer> {
+  // The port first: a node that cannot listen must not create (or recover) its data directory.
+  // Connections that arrive before the store is open wait in the kernel's accept queue.
+  const listener = listenOn(config, options);
+  let store: KVStore;
   const started = performance.now();
-  const store = await KVStore.open(config.DATA_DIR, storeOptionsFromConfig(config));
+  try {
+    store = await KVStore.open(config.DATA_DIR, storeOptionsFromConfig(config));
+  } catch (error) {
+    listener.close();
+    throw error;
+  }
   const recoveryMs = performance.now() - started;
   const server = new Server(config, store, options);
   try {
-    await server.start(recoveryMs);
+    await server.start(listener, recoveryMs);
   } catch (error) {
+    try {
+      listener.close();
+    } catch {
+      // Closed already.
+    }
     await store.close();
     throw error;
   }
   return server;
+}
+
+/** Opens the listener; a refusal names the address and what to do. */
+function listenOn(config: Config, options: StartServerOptions): Deno.Listener {
+  const listen = options.listen ?? ((listenOptions) => Deno.listen(listenOptions));
+  const address = config.HOST.includes(":")
+    ? `[${config.HOST}]:${config.PORT}`
+    : `${config.HOST}:${config.PORT}`;
+  try {
+    return listen({ hostname: config.HOST, port: config.PORT });
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new Error(
+        `cannot listen on ${address}: the address is already in use (another kvstore node or ` +
+          `program listens there); stop it or choose another --port`,
+        { cause: error },
+      );
+    }
+    if (error instanceof Deno.errors.AddrNotAvailable) {
+      throw new Error(
+        `cannot listen on ${address}: no network interface of this machine has address ` +
+          `${config.HOST} (--host)`,
+        { cause: error },
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied) {
+      throw new Error(
+        `cannot listen on ${address}: permission denied (ports below 1024 need privileges)`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
 }
