@@ -1,77 +1,57 @@
 /**
  * The client commands of the `kvstore` executable: `put`, `read`, `delete`, `readrange`,
- * `batchput`, `info`, `ping`, each with `--host`/`--port` (before or after the command, so the
- * spec's `client_cli --port 5556 read mykey` works as `kvstore --port 5556 read mykey`).
+ * `batchput`, `info`, `ping`, `backup`, `promote`, `replicas`, each with `--host`/`--port`
+ * (before or after the command, so the spec's `client_cli --port 5556 read mykey` works as
+ * `kvstore --port 5556 read mykey`) and its own `--help`.
  *
- * Exit status: 0 success, 1 error, 2 not found; messages go to stderr, results to stdout.
+ * Exit status: 0 success, 1 error, 2 not found; messages go to stderr, results to stdout. Errors
+ * are told in the command line's words (`--timeout-ms`, `--tls-ca`), not the client library's.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { KVClient } from "../client/client.ts";
 import { BackupError } from "../backup/errors.ts";
-import { KVAuthError, KVError } from "../client/errors.ts";
+import { KVAuthError, KVConnectionError, KVError, KVTimeoutError } from "../client/errors.ts";
+import { CLI_LIMITS, ConfigError, parseHostPort } from "../config.ts";
 import { resolveToken } from "../security/auth.ts";
 import { writeAllSync } from "../write_all.ts";
-
-/** Usage lines of the client commands, for `kvstore --help`. */
-export const CLIENT_USAGE = `  kvstore put <key> <value>                 store a value
-  kvstore read <key>                        print a value (exit 2 when missing)
-  kvstore delete <key>                      delete a key (exit 2 when missing)
-  kvstore readrange <start> <end>           print key<TAB>value for start <= key <= end
-  kvstore batchput <k1,k2,...> <v1,v2,...>  store several values atomically
-  kvstore info [section]                    print the server's INFO
-  kvstore ping                              check that the server answers
-  kvstore backup --to DIR                   copy the server's data, consistent at one LSN,
-                                            into the new directory DIR (serve it to restore)
-  kvstore promote                           make the replica at --host/--port a master
-                                            (new epoch; it keeps its data and LSN)
-  kvstore replicas [add|remove <h:p,...>]   list or change a master's replicas at runtime`;
-
-/** The options of the client commands, for `kvstore --help`. */
-export const CLIENT_OPTIONS_USAGE = `Client options (before or after the command):
-  --host <host>          server address (default 127.0.0.1, env KVSTORE_HOST)
-  --port <port>          server port (default 5555, env KVSTORE_PORT)
-  --timeout-ms <ms>      how long to wait for the server (default 10000)
-  --auth-token <token>   the server's AUTH_TOKEN (env KVSTORE_AUTH_TOKEN; flags show in ps)
-  --auth-token-file <f>  read the token from a file (env KVSTORE_AUTH_TOKEN_FILE)
-  --tls-ca <file>        connect over TLS, trusting this PEM CA (env KVSTORE_TLS_CA)
-  --tls                  connect over TLS, trusting the system's root certificates
-`;
+import { commandHelp } from "./help.ts";
 
 /** Exit status of a client command. */
 export const EXIT_OK = 0;
 export const EXIT_ERROR = 1;
 export const EXIT_NOT_FOUND = 2;
 
-/** Names of the client commands. */
-export const CLIENT_COMMANDS: ReadonlySet<string> = new Set([
-  "put",
-  "read",
-  "delete",
-  "readrange",
-  "batchput",
-  "info",
-  "ping",
-  "backup",
-  "promote",
-  "replicas",
-]);
+/** Operand counts of each client command: [fewest, most]. */
+const ARITY: Readonly<Record<string, readonly [number, number]>> = {
+  put: [1, 2],
+  read: [1, 1],
+  delete: [1, 1],
+  readrange: [2, 2],
+  batchput: [2, 2],
+  info: [0, 1],
+  ping: [0, 0],
+  backup: [0, 0],
+  promote: [0, 0],
+  replicas: [0, 2],
+};
 
-const ARITY: Record<string, [number, number, string]> = {
-  put: [2, 2, "<key> <value>"],
-  read: [1, 1, "<key>"],
-  delete: [1, 1, "<key>"],
-  readrange: [2, 2, "<start> <end>"],
-  batchput: [2, 2, "<k1,k2,...> <v1,v2,...>"],
-  info: [0, 1, "[section]"],
-  ping: [0, 0, ""],
-  backup: [0, 0, "--to DIR"],
-  promote: [0, 0, ""],
-  replicas: [0, 2, "[add|remove <host:port,...>]"],
+/** Names of the client commands. */
+export const CLIENT_COMMANDS: ReadonlySet<string> = new Set(Object.keys(ARITY));
+
+/** Options only some commands take: the command words that accept each. */
+const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
+  to: ["backup"],
+  "value-file": ["put"],
+  x: ["put"],
+  json: ["read", "readrange"],
+  force: ["replicas"],
 };
 
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
 
 function writeOut(bytes: Uint8Array): void {
   writeAllSync(Deno.stdout, bytes);
@@ -82,11 +62,28 @@ function fail(message: string, code = EXIT_ERROR): number {
   return code;
 }
 
+/** How the command reaches the server, as the user gave it. */
+interface Connection {
+  host: string;
+  port: number;
+  timeoutMs: number;
+  token: string | undefined;
+  tls: { caCerts?: string[] } | undefined;
+  /** The TLS option the user gave (`--tls-ca`, `--tls`, or `KVSTORE_TLS_CA`), for messages. */
+  tlsFlag: string | undefined;
+}
+
 /**
  * Runs client command `command` with `args` (its operands and options, without the command
  * word); resolves to the exit status.
  */
 export async function runClientCommand(command: string, args: string[]): Promise<number> {
+  const terminator = args.indexOf("--");
+  const optionWords = terminator === -1 ? args : args.slice(0, terminator);
+  if (optionWords.includes("--help") || optionWords.includes("-h")) {
+    console.log(commandHelp(command));
+    return EXIT_OK;
+  }
   let parsed;
   try {
     parsed = parseArgs({
@@ -102,69 +99,326 @@ export async function runClientCommand(command: string, args: string[]): Promise
         "tls-ca": { type: "string" },
         tls: { type: "boolean" },
         to: { type: "string" },
+        "value-file": { type: "string" },
+        x: { type: "boolean", short: "x" },
+        json: { type: "boolean" },
+        force: { type: "boolean" },
       },
     });
   } catch (error) {
-    return fail(`${error instanceof Error ? error.message : error} (see kvstore --help)`);
-  }
-  const operands = parsed.positionals;
-  const [min, max, shape] = ARITY[command];
-  if (operands.length < min || operands.length > max) {
-    return fail(`usage: kvstore ${command} ${shape}`.trimEnd());
-  }
-  const host = parsed.values.host ?? Deno.env.get("KVSTORE_HOST") ?? "127.0.0.1";
-  const portText = parsed.values.port ?? Deno.env.get("KVSTORE_PORT") ?? "5555";
-  const port = Number(portText);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    return fail(`--port "${portText}" is not a port number (1..65535)`);
-  }
-  const timeoutText = parsed.values["timeout-ms"] ?? "10000";
-  const timeoutMs = Number(timeoutText);
-  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
-    return fail(`--timeout-ms "${timeoutText}" is not a number of milliseconds`);
+    const message = error instanceof Error ? error.message : String(error);
+    // node:util's wording ("Unknown option '--frob'. To specify a positional argument ...")
+    // is about its parser; say what the user can do instead.
+    const unknown = /Unknown option '([^']+)'/.exec(message)?.[1];
+    return fail(
+      unknown !== undefined
+        ? `${command}: unknown option ${unknown} (see kvstore ${command} --help; an operand ` +
+          `that starts with - goes after --, as in kvstore ${command} mykey -- ${unknown})`
+        : `${command}: ${message.replace(/\.$/, "")} (see kvstore ${command} --help)`,
+    );
   }
   const values = parsed.values;
-  let token: string | undefined;
-  let caCerts: string[] | undefined;
+  for (const [option, commands] of Object.entries(COMMAND_OPTIONS)) {
+    if (values[option as keyof typeof values] !== undefined && !commands.includes(command)) {
+      const flag = option.length === 1 ? `-${option}` : `--${option}`;
+      return fail(`${command} takes no ${flag} (see kvstore ${command} --help)`);
+    }
+  }
+  const operands = parsed.positionals;
+  const [min, max] = ARITY[command];
+  const valueElsewhere = command === "put" &&
+    (values["value-file"] !== undefined || values.x === true);
+  if (
+    operands.length < min || operands.length > (valueElsewhere ? 1 : max) ||
+    (command === "put" && operands.length === 1 && !valueElsewhere)
+  ) {
+    return fail(usageLine(command));
+  }
+  let connection: Connection;
   try {
-    token = await resolveToken(
-      "--auth-token",
-      values["auth-token"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN") ?? "",
-      values["auth-token-file"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN_FILE") ?? "",
-    );
-    const caFile = values["tls-ca"] ?? Deno.env.get("KVSTORE_TLS_CA");
-    if (caFile !== undefined) caCerts = [await readCa(caFile)];
+    connection = await connectionOptions(values);
   } catch (error) {
     return fail(error instanceof Error ? error.message : String(error));
   }
   if (command === "backup" && values.to === undefined) {
-    return fail("usage: kvstore backup --to DIR (a new or empty directory)");
+    return fail("usage: kvstore backup --to <dir> (a new or empty directory)");
   }
-  const tls = caCerts !== undefined || values.tls === true ? { caCerts } : undefined;
-  const client = new KVClient({ host, port, timeoutMs, token, tls });
-  try {
-    if (command === "backup") return await backup(client, values.to as string);
-    return await run(client, command, operands);
-  } catch (error) {
-    if (error instanceof KVAuthError) {
-      return fail(
-        `${error.message} (give the server's token with --auth-token-file, --auth-token or ` +
-          `KVSTORE_AUTH_TOKEN)`,
-      );
+  let value: Uint8Array | string | undefined;
+  if (command === "put") {
+    try {
+      value = await putValue(operands[1], values["value-file"], values.x === true);
+    } catch (error) {
+      return fail(error instanceof Error ? error.message : String(error));
     }
-    if (error instanceof KVError || error instanceof BackupError) return fail(error.message);
+  }
+  const client = newClient(connection);
+  try {
+    switch (command) {
+      case "backup":
+        return await backup(client, values.to as string);
+      case "put":
+        await client.put(operands[0], value as Uint8Array | string);
+        console.log("OK");
+        return EXIT_OK;
+      case "replicas":
+        return await replicas(client, connection, operands, values.force === true);
+      default:
+        return await run(client, command, operands, values.json === true);
+    }
+  } catch (error) {
+    if (error instanceof KVError || error instanceof BackupError) {
+      return fail(await userMessage(error, connection));
+    }
     throw error;
   } finally {
     await client.close();
   }
 }
 
-async function readCa(path: string): Promise<string> {
-  try {
-    return await Deno.readTextFile(path);
-  } catch (error) {
-    throw new Error(`--tls-ca: cannot read ${path}: ${String(error)}`);
+function usageLine(command: string): string {
+  return `usage: kvstore ${command} ${
+    ({
+      put: "<key> (<value> | - | --value-file <file>)",
+      read: "<key> [--json]",
+      delete: "<key>",
+      readrange: "<start> <end> [--json]",
+      batchput: "<k1,k2,...> <v1,v2,...>",
+      info: "[section]",
+      replicas: "[add|remove <host:port,...>]",
+    } as Record<string, string>)[command] ?? ""
+  }`.trimEnd() + ` (see kvstore ${command} --help)`;
+}
+
+function newClient(connection: Connection, host = connection.host, port = connection.port) {
+  return new KVClient({
+    host,
+    port,
+    timeoutMs: connection.timeoutMs,
+    token: connection.token,
+    tls: connection.tls,
+  });
+}
+
+async function connectionOptions(values: {
+  host?: string;
+  port?: string;
+  "timeout-ms"?: string;
+  "auth-token"?: string;
+  "auth-token-file"?: string;
+  "tls-ca"?: string;
+  tls?: boolean;
+}): Promise<Connection> {
+  const host = values.host ?? Deno.env.get("KVSTORE_HOST") ?? "127.0.0.1";
+  const portText = values.port ?? Deno.env.get("KVSTORE_PORT") ?? "5555";
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new Error(`--port "${portText}" is not a port number (1..65535)`);
   }
+  const timeoutText = values["timeout-ms"] ?? "10000";
+  const timeoutMs = Number(timeoutText);
+  if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
+    throw new Error(`--timeout-ms "${timeoutText}" is not a number of milliseconds`);
+  }
+  const token = await resolveToken(
+    "--auth-token",
+    values["auth-token"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN") ?? "",
+    values["auth-token-file"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN_FILE") ?? "",
+  );
+  const caFile = values["tls-ca"] ?? Deno.env.get("KVSTORE_TLS_CA");
+  let caCerts: string[] | undefined;
+  if (caFile !== undefined) {
+    try {
+      caCerts = [await Deno.readTextFile(caFile)];
+    } catch (error) {
+      throw new Error(`--tls-ca: cannot read ${caFile}: ${describe(error)}`);
+    }
+  }
+  const tls = caCerts !== undefined || values.tls === true ? { caCerts } : undefined;
+  const tlsFlag = values["tls-ca"] !== undefined
+    ? "--tls-ca"
+    : caFile !== undefined
+    ? "KVSTORE_TLS_CA"
+    : values.tls === true
+    ? "--tls"
+    : undefined;
+  return { host, port, timeoutMs, token, tls, tlsFlag };
+}
+
+/** The value of `put`: the operand, standard input (`-` or `-x`), or a file. */
+async function putValue(
+  operand: string | undefined,
+  valueFile: string | undefined,
+  fromStdin: boolean,
+): Promise<Uint8Array | string> {
+  const limit = CLI_LIMITS.maxValueInputBytes;
+  if (valueFile !== undefined) {
+    let size: number;
+    try {
+      size = (await Deno.stat(valueFile)).size;
+    } catch (error) {
+      throw new Error(`--value-file: cannot read ${valueFile}: ${describe(error)}`);
+    }
+    if (size > limit) {
+      throw new Error(
+        `--value-file ${valueFile} holds ${size} bytes, more than the ${limit} a value may have`,
+      );
+    }
+    return await Deno.readFile(valueFile);
+  }
+  if (fromStdin || operand === "-") return await readStdin(limit);
+  return operand as string;
+}
+
+/** All of standard input, refused past `limitBytes` (read in chunks, never past the limit). */
+async function readStdin(limitBytes: number): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of Deno.stdin.readable) {
+    total += chunk.length;
+    if (total > limitBytes) {
+      throw new Error(`standard input holds more than the ${limitBytes} bytes a value may have`);
+    }
+    chunks.push(chunk);
+  }
+  const value = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    value.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return value;
+}
+
+/**
+ * Splits a `batchput` list at its commas: `\,` is a comma inside an item and `\\` a backslash
+ * (so an item may end in one); any other backslash is kept as it is.
+ *
+ * @example
+ * ```ts
+ * import { splitCommaList } from "./client_commands.ts";
+ * console.log(splitCommaList("a\\,b,c")); // [ "a,b", "c" ]
+ * ```
+ */
+export function splitCommaList(text: string): string[] {
+  const items: string[] = [];
+  let current = "";
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    const next = text[i + 1];
+    if (char === "\\" && (next === "," || next === "\\")) {
+      current += next;
+      i++;
+    } else if (char === ",") {
+      items.push(current);
+      current = "";
+    } else {
+      current += char;
+    }
+  }
+  items.push(current);
+  return items;
+}
+
+/** A key or value in JSON output: text when it is UTF-8, else base64 under `<name>_base64`. */
+function jsonField(name: string, bytes: Uint8Array): string {
+  try {
+    return `${JSON.stringify(name)}:${JSON.stringify(strictDecoder.decode(bytes))}`;
+  } catch {
+    return `${JSON.stringify(`${name}_base64`)}:"${base64(bytes)}"`;
+  }
+}
+
+function base64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(binary);
+}
+
+function jsonPair(key: Uint8Array, value: Uint8Array): Uint8Array {
+  return encoder.encode(`{${jsonField("key", key)},${jsonField("value", value)}}\n`);
+}
+
+/**
+ * The message for an error, in the command line's words: `--timeout-ms` for the library's
+ * `timeoutMs`, `--tls-ca` for `tls.caCerts`, and a connection the server closed at once is
+ * checked for the usual cause, a server that requires TLS.
+ */
+async function userMessage(error: KVError | BackupError, connection: Connection): Promise<string> {
+  if (error instanceof KVAuthError) {
+    return `${error.message} (give the server's token with --auth-token-file, --auth-token or ` +
+      `KVSTORE_AUTH_TOKEN)`;
+  }
+  if (error instanceof KVTimeoutError) {
+    return `kvstore at ${error.address}: no reply to ${error.command} within ${error.timeoutMs} ms ` +
+      `(--timeout-ms); the server may be overloaded, stopped (SIGSTOP) or not a kvstore`;
+  }
+  if (!(error instanceof KVConnectionError)) return error.message;
+  const address = error.address;
+  if (error.message.includes("TLS handshake failed")) {
+    const cause = describe(error.cause);
+    if (/does not speak TLS|corrupt message|InvalidContentType/i.test(cause + error.message)) {
+      return `kvstore at ${address}: the server does not speak TLS (it answered the TLS ` +
+        `handshake in plain text); connect without ${connection.tlsFlag ?? "--tls"}`;
+    }
+    return `kvstore at ${address}: TLS handshake failed: ${cause} (does ${
+      connection.tlsFlag === "--tls" ? "the system's root store" : "--tls-ca"
+    } hold the CA that signed the server's certificate, and does the certificate name ` +
+      `${connection.host}?)`;
+  }
+  if (
+    connection.tls === undefined && error.message.endsWith("the server closed the connection") &&
+    await servesTls(connection)
+  ) {
+    return `kvstore at ${address}: the server closed the connection because it requires TLS; ` +
+      `connect with --tls-ca <file> (its CA) or --tls (a certificate from a public CA)`;
+  }
+  return error.message;
+}
+
+/**
+ * True when the server answers a TLS handshake (its certificate need not be trusted): a plain
+ * connection to a TLS port is closed by the server without a word, and this tells why.
+ */
+async function servesTls(connection: Connection): Promise<boolean> {
+  const timeoutMs = Math.min(connection.timeoutMs || Infinity, CLI_LIMITS.tlsProbeTimeoutMs);
+  let tcp: Deno.TcpConn | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const attempt = (async () => {
+    tcp = await Deno.connect({ hostname: connection.host, port: connection.port });
+    const tls = await Deno.startTls(tcp, { hostname: connection.host });
+    try {
+      await tls.handshake();
+      return true;
+    } catch (error) {
+      // A certificate the system does not trust still proves the server speaks TLS.
+      return /certificate|UnknownIssuer|NotValidForName|BadSignature/i.test(describe(error));
+    } finally {
+      tls.close();
+    }
+  })();
+  try {
+    return await Promise.race([
+      attempt,
+      new Promise<boolean>((resolve) => timer = setTimeout(() => resolve(false), timeoutMs)),
+    ]);
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+    attempt.catch(() => {});
+    // On a timeout the handshake is still waiting: closing the socket ends it.
+    try {
+      tcp?.close();
+    } catch {
+      // Closed by the TLS connection already.
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** `kvstore backup --to DIR`: progress on stderr, a summary on stdout. */
@@ -194,17 +448,109 @@ async function backup(client: KVClient, dir: string): Promise<number> {
   return EXIT_OK;
 }
 
-async function run(client: KVClient, command: string, operands: string[]): Promise<number> {
+/** The `key:value` fields of an INFO text. */
+function infoFields(text: string): Map<string, string> {
+  const fields = new Map<string, string>();
+  for (const line of text.split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon > 0 && !line.startsWith("#")) fields.set(line.slice(0, colon), line.slice(colon + 1));
+  }
+  return fields;
+}
+
+/**
+ * `kvstore replicas [add|remove <h:p,...>]`. Before `add`, each target is asked for its INFO: it
+ * must answer as a replica, and not be the master itself under another name (same run_id).
+ */
+async function replicas(
+  client: KVClient,
+  connection: Connection,
+  operands: string[],
+  force: boolean,
+): Promise<number> {
+  if (operands.length === 1) return fail(usageLine("replicas"));
+  if (operands.length === 2) {
+    const action = operands[0].toLowerCase();
+    if (action !== "add" && action !== "remove") {
+      return fail(`replicas: "${operands[0]}" is not add or remove (see kvstore replicas --help)`);
+    }
+    if (action === "add") {
+      const problem = await refuseAdd(client, connection, operands[1], force);
+      if (problem !== undefined) return fail(problem);
+    }
+  }
+  const reply = await client.send(["REPLICAS", ...operands]);
+  if (Array.isArray(reply)) {
+    for (const address of reply) {
+      console.log(address instanceof Uint8Array ? decoder.decode(address) : address);
+    }
+  } else {
+    console.log(reply);
+  }
+  return EXIT_OK;
+}
+
+/** Why `replicas add <targets>` must not go ahead, or undefined when every target is a replica. */
+async function refuseAdd(
+  master: KVClient,
+  connection: Connection,
+  targets: string,
+  force: boolean,
+): Promise<string | undefined> {
+  const masterInfo = infoFields(await master.info("all"));
+  const masterRunId = masterInfo.get("run_id");
+  for (const text of targets.split(",")) {
+    let target;
+    try {
+      target = parseHostPort(text.trim(), "replica address");
+    } catch (error) {
+      if (error instanceof ConfigError) return `replicas add: ${error.message}`;
+      throw error;
+    }
+    const client = newClient(connection, target.host, target.port);
+    let info: Map<string, string>;
+    try {
+      info = infoFields(await client.info("all"));
+    } catch (error) {
+      if (force) continue;
+      const reason = error instanceof KVError
+        ? await userMessage(error, connection)
+        : describe(error);
+      return `replicas add: cannot check that ${text} is a replica: ${reason} (--force adds it ` +
+        `anyway; the master keeps trying it)`;
+    } finally {
+      await client.close();
+    }
+    if (masterRunId !== undefined && info.get("run_id") === masterRunId) {
+      return `replicas add: ${text} is this master itself (run_id ${masterRunId}), not a replica`;
+    }
+    const role = info.get("role");
+    if (role !== "replica") {
+      return `replicas add: ${text} is ${
+        role === undefined ? "not a kvstore node" : `a ${role}`
+      }, not a replica; start it with --replica first (a master's data would be replaced by a ` +
+        `full sync)`;
+    }
+  }
+  return undefined;
+}
+
+async function run(
+  client: KVClient,
+  command: string,
+  operands: string[],
+  json: boolean,
+): Promise<number> {
   switch (command) {
-    case "put":
-      await client.put(operands[0], operands[1]);
-      console.log("OK");
-      return EXIT_OK;
     case "read": {
       const value = await client.readBytes(operands[0]);
       if (value === undefined) return fail(`key "${operands[0]}" not found`, EXIT_NOT_FOUND);
-      writeOut(value);
-      writeOut(encoder.encode("\n"));
+      if (json) {
+        writeOut(jsonPair(encoder.encode(operands[0]), value));
+      } else {
+        writeOut(value);
+        writeOut(encoder.encode("\n"));
+      }
       return EXIT_OK;
     }
     case "delete":
@@ -219,18 +565,25 @@ async function run(client: KVClient, command: string, operands: string[]): Promi
         return fail(`no keys between "${operands[0]}" and "${operands[1]}"`, EXIT_NOT_FOUND);
       }
       for (const [key, value] of pairs) {
-        writeOut(key);
-        writeOut(encoder.encode("\t"));
-        writeOut(value);
-        writeOut(encoder.encode("\n"));
+        if (json) {
+          writeOut(jsonPair(key, value));
+        } else {
+          writeOut(key);
+          writeOut(encoder.encode("\t"));
+          writeOut(value);
+          writeOut(encoder.encode("\n"));
+        }
       }
       return EXIT_OK;
     }
     case "batchput": {
-      const keys = operands[0].split(",");
-      const values = operands[1].split(",");
+      const keys = splitCommaList(operands[0]);
+      const values = splitCommaList(operands[1]);
       if (keys.length !== values.length) {
-        return fail(`batchput got ${keys.length} keys but ${values.length} values`);
+        return fail(
+          `batchput got ${keys.length} keys but ${values.length} values (a comma inside a key ` +
+            `or value is written \\,)`,
+        );
       }
       await client.batchPut(keys.map((key, i) => [key, values[i]] as const));
       console.log("OK");
@@ -242,20 +595,6 @@ async function run(client: KVClient, command: string, operands: string[]): Promi
     case "promote":
       console.log(`${client.address}: ${await client.send(["PROMOTE"])}`);
       return EXIT_OK;
-    case "replicas": {
-      if (operands.length === 1) {
-        return fail("usage: kvstore replicas [add|remove <host:port,...>]");
-      }
-      const reply = await client.send(["REPLICAS", ...operands]);
-      if (Array.isArray(reply)) {
-        for (const address of reply) {
-          console.log(address instanceof Uint8Array ? new TextDecoder().decode(address) : address);
-        }
-      } else {
-        console.log(reply);
-      }
-      return EXIT_OK;
-    }
     default: {
       const roundTripMs = await client.ping();
       console.log(`PONG (${roundTripMs.toFixed(2)} ms)`);

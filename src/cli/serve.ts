@@ -10,6 +10,7 @@ import {
   type Config,
   ConfigError,
   envName,
+  formatHostPort,
   formatSettingsHelp,
   loadConfig,
   type SettingName,
@@ -23,6 +24,8 @@ import { replicationExtensionWith } from "../replication/extension.ts";
 import { resolveToken } from "../security/auth.ts";
 import { authExtension } from "../security/auth_extension.ts";
 import { replicationConnect, tlsListen } from "../security/tls.ts";
+import { StoreLockedError } from "../storage/errors.ts";
+import { describeHolder, lockHolder, removeRunningFile, writeRunningFile } from "./lock_holder.ts";
 import { type RunningServer, startServer, type StartServerOptions } from "../server/mod.ts";
 
 /** Usage of `kvstore serve`. */
@@ -98,6 +101,27 @@ export async function nodeOptions(
   };
 }
 
+/**
+ * Why the metrics port cannot be served, checked before anything else starts (so a taken port
+ * leaves no data directory behind), or undefined. Port 0 always works.
+ */
+function metricsPortProblem(config: Config): string | undefined {
+  if (!config.METRICS_ENABLED || config.METRICS_PORT === 0) return undefined;
+  const address = `${config.METRICS_HOST}:${config.METRICS_PORT}`;
+  try {
+    Deno.listen({ hostname: config.METRICS_HOST, port: config.METRICS_PORT }).close();
+    return undefined;
+  } catch (error) {
+    if (error instanceof Deno.errors.AddrInUse) {
+      return `cannot serve metrics on ${address}: the address is already in use (another ` +
+        `node's metrics?); choose another --metrics-port`;
+    }
+    return `cannot serve metrics on ${address}: ${
+      error instanceof Error ? error.message : String(error)
+    }`;
+  }
+}
+
 /** Runs `kvstore serve`; resolves to the exit code once the server stopped. */
 export async function serve(args: string[], options: StartServerOptions = {}): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
@@ -110,13 +134,27 @@ export async function serve(args: string[], options: StartServerOptions = {}): P
   const log = getLog("server");
   let server: RunningServer;
   try {
+    const metricsProblem = metricsPortProblem(config);
+    if (metricsProblem !== undefined) throw new Error(metricsProblem);
     server = await startServer(config, await nodeOptions(config, options));
   } catch (error) {
-    log.fatal("cannot start: {error}", {
-      event: "start_failed",
-      error: error instanceof Error ? error.message : String(error),
-    });
+    let message = error instanceof Error ? error.message : String(error);
+    if (error instanceof StoreLockedError) {
+      message = `data directory ${config.DATA_DIR} is in use by ${
+        describeHolder(await lockHolder(config.DATA_DIR))
+      }; stop it or choose another --data-dir`;
+    }
+    log.fatal("cannot start: {error}", { event: "start_failed", error: message });
     return 1;
+  }
+  const dataDir = config.DATA_DIR;
+  try {
+    await writeRunningFile(dataDir, formatHostPort({ host: server.host, port: server.port }));
+  } catch (error) {
+    log.warn("cannot write {file}: {error}; other commands will not say which node runs here", {
+      file: `${dataDir}/RUNNING.json`,
+      error: String(error),
+    });
   }
   let stopping: Promise<void> | undefined;
   const onSignal = (signal: Deno.Signal) => () => {
@@ -137,6 +175,7 @@ export async function serve(args: string[], options: StartServerOptions = {}): P
   try {
     await server.closed;
     await stopping;
+    await removeRunningFile(dataDir);
     return 0;
   } catch (error) {
     log.error("stopping failed: {error}", { error: String(error) });

@@ -473,10 +473,15 @@ export class KVClient implements AsyncDisposable {
       await tls.handshake();
     } catch (error) {
       tls.close();
+      // rustls's words for a plain-text answer to the handshake.
+      const plain = /corrupt message|InvalidContentType/.test(describe(error));
       throw new KVConnectionError(
         this.address,
-        `TLS handshake failed: ${describe(error)} (does tls.caCerts hold the CA that signed the ` +
-          `server's certificate, and does the certificate name ${this.#host}?)`,
+        plain
+          ? "TLS handshake failed: the server does not speak TLS (it answered in plain text); " +
+            "connect without the tls option"
+          : `TLS handshake failed: ${describe(error)} (does tls.caCerts hold the CA that signed ` +
+            `the server's certificate, and does the certificate name ${this.#host}?)`,
         { cause: error },
       );
     }

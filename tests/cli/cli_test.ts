@@ -3,30 +3,10 @@ import { describeSettings } from "../../src/config.ts";
 import { KVClient } from "../../mod.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer } from "../helpers/test_server.ts";
+import { kvstore } from "../helpers/cli.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const decoder = new TextDecoder();
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function kvstore(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "cli.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
 
 Deno.test("cli: the spec's client commands, with exit codes 0, 1 and 2", async () => {
   await using server = await startTestServer({ FSYNC: "no" });
@@ -128,12 +108,36 @@ Deno.test("cli: serve reads KVSTORE_ variables, and flags win over them", async 
   assert.equal(settings["max-pipeline-requests"], "11");
 });
 
-Deno.test("cli: deno task serve runs with its narrow permissions and stops on SIGTERM", async () => {
-  const dataDir = `./kvstore_data/test-${crypto.randomUUID()}`;
+/** The command lines of every descendant of process `pid`. */
+function descendants(pid: number): string[] {
+  const ps = new Deno.Command("ps", { args: ["-eo", "pid=,ppid=,args="] }).outputSync();
+  const rows = decoder.decode(ps.stdout).trim().split("\n").map((line) => {
+    const [, own, parent, args] = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line) ?? [];
+    return { pid: Number(own), ppid: Number(parent), args };
+  });
+  const found: string[] = [];
+  const parents = new Set([pid]);
+  // Bounded: each pass adds at least one process or stops.
+  for (let added = true; added;) {
+    added = false;
+    for (const row of rows) {
+      if (parents.has(row.ppid) && !parents.has(row.pid)) {
+        parents.add(row.pid);
+        found.push(row.args);
+        added = true;
+      }
+    }
+  }
+  return found;
+}
+
+Deno.test("cli: deno task serve --data-dir D runs with permissions that follow D", async () => {
+  // A directory outside the working directory: the task's permissions must follow --data-dir.
+  const dataDir = await Deno.makeTempDir({ prefix: "kvstore-task-" });
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "serve"],
+    args: ["task", "serve", "--port", "0", "--data-dir", dataDir],
     cwd: ROOT,
-    env: { KVSTORE_PORT: "0", KVSTORE_LOG_FORMAT: "json", KVSTORE_DATA_DIR: dataDir },
+    env: { KVSTORE_LOG_FORMAT: "json" },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -153,19 +157,90 @@ Deno.test("cli: deno task serve runs with its narrow permissions and stops on SI
     await using client = new KVClient({ port });
     await client.put("task", "works");
     assert.equal(await client.read("task"), "works");
+    // The server itself may touch nothing but its data directory.
+    const server = descendants(child.pid).find((args) => args.includes("cli.ts serve")) ?? "";
+    assert.match(server, new RegExp(`--allow-write=${dataDir} `), server);
+    assert.match(server, new RegExp(`--allow-read=${dataDir} `), server);
+    // SIGTERM to the task reaches the server once: a graceful stop, exit 0.
     child.kill("SIGTERM");
     for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
       log += chunk.value;
     }
-    assert.equal((await child.status).code, 0);
+    assert.equal((await child.status).code, 0, log);
     assert.match(log, /"event":"stopped"/);
+    assert.doesNotMatch(log, /second SIGTERM/);
   } finally {
     try {
       child.kill("SIGKILL");
     } catch {
       // Already exited.
     }
-    await Deno.remove(new URL(dataDir, ROOT), { recursive: true }).catch(() => {});
-    await Deno.remove(new URL("./kvstore_data", ROOT)).catch(() => {});
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("cli: --help is short; each command has its own; serve --help has every setting", async () => {
+  const top = await kvstore(["--help"]);
+  assert.equal(top.code, 0);
+  assert.ok(top.stdout.split("\n").length < 45, top.stdout);
+  assert.match(top.stdout, /kvstore serve --help +every server setting/);
+  assert.doesNotMatch(top.stdout, /--replication-queue-size/);
+  for (const command of ["put", "read", "readrange", "batchput", "replicas", "inspect", "repair"]) {
+    const help = await kvstore([command, "--help"]);
+    assert.equal(help.code, 0, `${command}: ${help.stderr}`);
+    assert.match(help.stdout, new RegExp(`^Usage: kvstore ${command} `), command);
+    assert.equal(help.stderr, "");
+  }
+  assert.equal((await kvstore(["help", "put"])).stdout, (await kvstore(["put", "--help"])).stdout);
+  const serve = await kvstore(["serve", "--help"]);
+  assert.match(serve.stdout, /--fsync <always\|everysec\|no>\n/);
+  assert.match(serve.stdout, /--data-dir <dir>\n/);
+  assert.match(serve.stdout, /--replicas <host:port,\.\.\.>\n/);
+  assert.match(serve.stdout, /--max-value-bytes <bytes>\n/);
+  assert.match(serve.stdout, /--replica\n/);
+  const unknown = await kvstore(["put", "k", "v", "--frob"]);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /^kvstore: put: unknown option --frob \(see kvstore put --help/);
+  assert.doesNotMatch(unknown.stderr, /positional/);
+});
+
+Deno.test("cli: --log-level takes the usual spellings (warn, WARNING, err)", async () => {
+  const { loadConfig } = await import("../../src/config.ts");
+  for (const [typed, level] of [["warn", "warning"], ["WARNING", "warning"], ["err", "error"]]) {
+    assert.equal(loadConfig({ args: ["--log-level", typed], env: {} }).config.LOG_LEVEL, level);
+  }
+  // A real node at warn: it serves, and its info-level lines (the "listening" one) are not written.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  listener.close();
+  const dataDir = await Deno.makeTempDir({ prefix: "kvstore-warn-" });
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "cli.ts", "serve", "--log-level", "warn", "--port", String(port)],
+    cwd: ROOT,
+    env: { KVSTORE_DATA_DIR: dataDir },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  try {
+    await using client = new KVClient({ port, timeoutMs: 1000 });
+    let answered = false;
+    // Bounded: 100 attempts, 100 ms apart.
+    for (let i = 0; i < 100 && !answered; i++) {
+      answered = await client.ping().then(() => true, () => false);
+      if (!answered) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.ok(answered, "the node started with --log-level warn never answered");
+    child.kill("SIGTERM");
+    const output = await child.output();
+    assert.equal(output.code, 0);
+    assert.doesNotMatch(decoder.decode(output.stderr), /listening on/);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // Exited.
+    }
+    await Deno.remove(dataDir, { recursive: true });
   }
 });
