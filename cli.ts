@@ -5,7 +5,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { CLIENT_COMMANDS, runClientCommand } from "./src/cli/client_commands.ts";
+import { CLIENT_COMMANDS, optionErrorText, runClientCommand } from "./src/cli/client_commands.ts";
 import { COMMAND_NAMES, commandHelp, topLevelHelp } from "./src/cli/help.ts";
 import { describeHolder, lockHolder } from "./src/cli/lock_holder.ts";
 import { versionText } from "./src/version.ts";
@@ -19,13 +19,7 @@ function localOptions<T extends Record<string, { type: "string" | "boolean" }>>(
   try {
     return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    const unknown = /Unknown option '([^']+)'/.exec(message)?.[1];
-    console.error(
-      `kvstore ${command}: ${
-        unknown !== undefined ? `unknown option ${unknown}` : message.replace(/\.$/, "")
-      } (see kvstore ${command} --help)`,
-    );
+    console.error(`kvstore ${command}: ${optionErrorText(error, command)}`);
     return undefined;
   }
 }

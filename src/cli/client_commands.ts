@@ -106,16 +106,7 @@ export async function runClientCommand(command: string, args: string[]): Promise
       },
     });
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    // node:util's wording ("Unknown option '--frob'. To specify a positional argument ...")
-    // is about its parser; say what the user can do instead.
-    const unknown = /Unknown option '([^']+)'/.exec(message)?.[1];
-    return fail(
-      unknown !== undefined
-        ? `${command}: unknown option ${unknown} (see kvstore ${command} --help; an operand ` +
-          `that starts with - goes after --, as in kvstore ${command} mykey -- ${unknown})`
-        : `${command}: ${message.replace(/\.$/, "")} (see kvstore ${command} --help)`,
-    );
+    return fail(`${command}: ${optionErrorText(error, command)}`);
   }
   const values = parsed.values;
   for (const [option, commands] of Object.entries(COMMAND_OPTIONS)) {
@@ -173,6 +164,29 @@ export async function runClientCommand(command: string, args: string[]): Promise
   } finally {
     await client.close();
   }
+}
+
+/**
+ * A `node:util` `parseArgs` error in the command line's words: its own wording ("Unknown option
+ * '--frob'. To specify a positional argument ...", "Option '--port <value>' argument missing") is
+ * about its parser, not about what the user can do.
+ */
+export function optionErrorText(error: unknown, command: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const unknown = /Unknown option '([^']+)'/.exec(message)?.[1];
+  if (unknown !== undefined) {
+    // "-5" is more likely a value than an option: say how to give it.
+    return `unknown option ${unknown} (see kvstore ${command} --help${
+      unknown.startsWith("--")
+        ? ""
+        : `; an operand that starts with - goes after --, as in kvstore ${command} mykey -- ${unknown}`
+    })`;
+  }
+  const missing = /Option '(-[^ ']+)(?:, (--?[^ ']+))?[^']*' argument missing/.exec(message);
+  if (missing !== undefined && missing !== null) {
+    return `${missing[2] ?? missing[1]} needs a value (see kvstore ${command} --help)`;
+  }
+  return `${message.replace(/\.$/, "")} (see kvstore ${command} --help)`;
 }
 
 function usageLine(command: string): string {

@@ -101,7 +101,8 @@ export async function inspectDataDir(
   names.sort();
   const segmentIds = names.map(parseSegmentFileName).filter((id) => id !== undefined);
   const activeId = segmentIds.length === 0 ? -1 : Math.max(...segmentIds);
-  const known = new Set(["LOCK", "NODE_STATE.json", RUNNING_FILE]);
+  // BACKUP.json: what `kvstore backup` copied (a backup's own record).
+  const known = new Set(["LOCK", "NODE_STATE.json", "BACKUP.json", RUNNING_FILE]);
   const report: InspectReport = {
     dataDir,
     segments: [],
@@ -255,7 +256,9 @@ export function formatInspectReport(report: InspectReport): string {
   const totalBytes = report.segments.reduce((sum, s) => sum + s.sizeBytes, 0);
   lines.push(`segments: ${report.segments.length} (${formatBytes(totalBytes)})`);
   for (const s of report.segments) {
-    const lsns = s.records === 0 ? "no records" : `LSN ${s.firstLsn}..${s.lastLsn}`;
+    const records = s.records === 0
+      ? "no records"
+      : `LSN ${s.firstLsn}..${s.lastLsn}, ${s.records} records`;
     const health = s.health === "ok"
       ? "ok"
       : s.health === "preallocated"
@@ -266,8 +269,8 @@ export function formatInspectReport(report: InspectReport): string {
       : `CORRUPT at offset ${s.damageOffset}: ${s.damage} (kvstore repair says what it would cut)`;
     lines.push(
       `  ${s.file}  ${formatBytes(s.sizeBytes).padStart(10)}  ${s.active ? "active" : "sealed"}` +
-        `${s.kind === "log" ? "" : ` (${s.kind.replace("_", " ")})`}  ${lsns}, ${s.records} ` +
-        `records, hint ${s.hint ? "yes" : "no"}: ${health}`,
+        `${s.kind === "log" ? "" : ` (${s.kind.replace("_", " ")})`}  ${records}, ` +
+        `hint ${s.hint ? "yes" : "no"}: ${health}`,
     );
   }
   lines.push(
