@@ -109,7 +109,7 @@ Deno.test("backup refuses a directory in use and leaves it alone", async () => {
     assert.equal(await Deno.readTextFile(`${dir}/precious.txt`), "keep me");
     const usage = await kvstore(["backup", "--port", String(source.port)]);
     assert.equal(usage.code, 1);
-    assert.match(usage.stderr, /usage: kvstore backup --to DIR/);
+    assert.match(usage.stderr, /usage: kvstore backup --to <dir>/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -77,8 +77,11 @@ Deno.test("SIGKILL after acknowledged writes with --fsync always loses none of t
 
 Deno.test("a second node on a locked data directory fails to start with a clear message", async () => {
   await using first = await startServerProcess();
+  // It names the node that holds the directory: its PID and address.
   await assert.rejects(
     startServerProcess({ dataDir: first.dataDir }),
-    /locked by another kvstore process/,
+    new RegExp(
+      `is in use by a running node \\(pid ${first.pid}, serving 127\\.0\\.0\\.1:${first.port}`,
+    ),
   );
 });
