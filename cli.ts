@@ -9,6 +9,7 @@ import { CLIENT_COMMANDS, optionErrorText, runClientCommand } from "./src/cli/cl
 import { COMMAND_NAMES, commandHelp, topLevelHelp } from "./src/cli/help.ts";
 import { describeHolder, lockHolder } from "./src/cli/lock_holder.ts";
 import { versionText } from "./src/version.ts";
+import { writeAllSync } from "./src/write_all.ts";
 
 /** Parses the options of a local command (`repair`, `inspect`); prints the problem on failure. */
 function localOptions<T extends Record<string, { type: "string" | "boolean" }>>(
@@ -115,7 +116,7 @@ async function inspect(args: string[]): Promise<number> {
     console.log(JSON.stringify(summary));
     for (const key of keys ?? []) console.log(JSON.stringify(keyText(key)));
   } else {
-    Deno.stdout.writeSync(new TextEncoder().encode(formatInspectReport(report)));
+    writeAllSync(Deno.stdout, new TextEncoder().encode(formatInspectReport(report)));
     for (const key of keys ?? []) {
       const text = keyText(key);
       console.log("key" in text ? text.key : `(base64) ${text.key_base64}`);
