@@ -14,7 +14,8 @@
 # --force skips step 1's check (when the old master answers but must go anyway).
 #
 # Environment: KVSTORE is the command that runs kvstore (default: kvstore); every call reads the
-# client settings KVSTORE_AUTH_TOKEN_FILE or KVSTORE_AUTH_TOKEN, and KVSTORE_TLS_CA.
+# client settings KVSTORE_AUTH_TOKEN_FILE or KVSTORE_AUTH_TOKEN, KVSTORE_REPLICATION_TOKEN_FILE or
+# KVSTORE_REPLICATION_TOKEN (PROMOTE and REPLICAS need it when it differs), and KVSTORE_TLS_CA.
 # Exit status: 0 failed over (and the other replicas caught up), 1 otherwise.
 set -eu
 

@@ -73,7 +73,11 @@ export interface Config {
   AUTH_TOKEN_FILE: string;
   AUTH_MAX_FAILURES: number;
   AUTH_FAILURE_WINDOW_SECONDS: number;
+  AUTH_FAILURE_DELAY_MS: number;
   AUTH_MAX_TRACKED_PEERS: number;
+  AUTH_TIMEOUT_SECONDS: number;
+  MAX_UNAUTHENTICATED_CONNECTIONS: number;
+  MAX_UNAUTHENTICATED_REQUEST_BYTES: number;
   TLS_CERT: string;
   TLS_KEY: string;
   REPLICATION_TOKEN: string;
@@ -448,8 +452,9 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     min: 1,
     max: 1_000_000,
     description:
-      "Failed AUTH attempts one client address may make per window; past it AUTH is refused " +
-      "until the window ends.",
+      "Failed AUTH (or PROVE) attempts one client address may make per window and be answered at " +
+      "once; each further failure is answered after AUTH_FAILURE_DELAY_MS and closes its " +
+      "connection. A correct token is always accepted at once.",
   },
   AUTH_FAILURE_WINDOW_SECONDS: {
     kind: "float",
@@ -459,6 +464,16 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     max: 86_400,
     description: "Length of the window in which AUTH_MAX_FAILURES are counted.",
   },
+  AUTH_FAILURE_DELAY_MS: {
+    kind: "int",
+    default: 1000,
+    group: "security",
+    min: 0,
+    max: 60_000,
+    description:
+      "Delay before the reply to a failed AUTH from an address past AUTH_MAX_FAILURES (the " +
+      "connection then closes, so guesses cost a connection each; PostgreSQL's auth_delay).",
+  },
   AUTH_MAX_TRACKED_PEERS: {
     kind: "int",
     default: 10_000,
@@ -467,6 +482,37 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     max: 10_000_000,
     description:
       "Client addresses whose failed AUTH attempts are remembered; past it the oldest is forgotten.",
+  },
+  AUTH_TIMEOUT_SECONDS: {
+    kind: "float",
+    default: 10,
+    group: "security",
+    min: 0.01,
+    max: 3600,
+    description:
+      "With a token set, a connection that has not authenticated within this time is closed.",
+  },
+  MAX_UNAUTHENTICATED_CONNECTIONS: {
+    kind: "int",
+    default: 1000,
+    group: "security",
+    min: 1,
+    max: 1_000_000,
+    description:
+      "With a token set, connections not yet authenticated (at most MAX_CONNECTIONS); a new " +
+      "connection past it, or past MAX_CONNECTIONS, closes the oldest unauthenticated one of the " +
+      "address holding the most, so they can never lock out a client or a master that " +
+      "authenticates.",
+  },
+  MAX_UNAUTHENTICATED_REQUEST_BYTES: {
+    kind: "int",
+    default: 16 * KIB,
+    group: "security",
+    min: 256,
+    max: 2 * GIB,
+    description:
+      "With a token set, the largest request a connection may send before it authenticated " +
+      "(Redis limits these too); larger ones are refused and skipped.",
   },
   TLS_CERT: {
     kind: "string",

@@ -68,6 +68,8 @@ interface Connection {
   port: number;
   timeoutMs: number;
   token: string | undefined;
+  /** The replication token (`PROMOTE`, `REPLICAS`): proved, never sent. */
+  replicationToken: string | undefined;
   tls: { caCerts?: string[] } | undefined;
   /** The TLS option the user gave (`--tls-ca`, `--tls`, or `KVSTORE_TLS_CA`), for messages. */
   tlsFlag: string | undefined;
@@ -96,6 +98,8 @@ export async function runClientCommand(command: string, args: string[]): Promise
         "timeout-ms": { type: "string" },
         "auth-token": { type: "string" },
         "auth-token-file": { type: "string" },
+        "replication-token": { type: "string" },
+        "replication-token-file": { type: "string" },
         "tls-ca": { type: "string" },
         tls: { type: "boolean" },
         to: { type: "string" },
@@ -209,6 +213,7 @@ function newClient(connection: Connection, host = connection.host, port = connec
     port,
     timeoutMs: connection.timeoutMs,
     token: connection.token,
+    replicationToken: connection.replicationToken,
     tls: connection.tls,
   });
 }
@@ -219,6 +224,8 @@ async function connectionOptions(values: {
   "timeout-ms"?: string;
   "auth-token"?: string;
   "auth-token-file"?: string;
+  "replication-token"?: string;
+  "replication-token-file"?: string;
   "tls-ca"?: string;
   tls?: boolean;
 }): Promise<Connection> {
@@ -238,6 +245,11 @@ async function connectionOptions(values: {
     values["auth-token"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN") ?? "",
     values["auth-token-file"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN_FILE") ?? "",
   );
+  const replicationToken = await resolveToken(
+    "--replication-token",
+    values["replication-token"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN") ?? "",
+    values["replication-token-file"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN_FILE") ?? "",
+  );
   const caFile = values["tls-ca"] ?? Deno.env.get("KVSTORE_TLS_CA");
   let caCerts: string[] | undefined;
   if (caFile !== undefined) {
@@ -255,7 +267,7 @@ async function connectionOptions(values: {
     : values.tls === true
     ? "--tls"
     : undefined;
-  return { host, port, timeoutMs, token, tls, tlsFlag };
+  return { host, port, timeoutMs, token, replicationToken, tls, tlsFlag };
 }
 
 /** The value of `put`: the operand, standard input (`-` or `-x`), or a file. */
@@ -361,6 +373,10 @@ function jsonPair(key: Uint8Array, value: Uint8Array): Uint8Array {
  */
 async function userMessage(error: KVError | BackupError, connection: Connection): Promise<string> {
   if (error instanceof KVAuthError) {
+    if (/replication token/.test(error.message)) {
+      return `${error.message} (give the server's replication token with ` +
+        `--replication-token-file or KVSTORE_REPLICATION_TOKEN_FILE)`;
+    }
     return `${error.message} (give the server's token with --auth-token-file, --auth-token or ` +
       `KVSTORE_AUTH_TOKEN)`;
   }

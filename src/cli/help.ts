@@ -24,6 +24,10 @@ export const CLIENT_OPTIONS_HELP = `Connection options (before or after the comm
   --timeout-ms <ms>        how long to wait for the server (default 10000)
   --auth-token-file <file> read the server's token from a file (env KVSTORE_AUTH_TOKEN_FILE)
   --auth-token <token>     the server's token (env KVSTORE_AUTH_TOKEN; a flag shows in ps)
+  --replication-token-file <file>, --replication-token <token>
+                           the server's REPLICATION_TOKEN, which promote and replicas need when
+                           it differs from the client token; proved, never sent (env
+                           KVSTORE_REPLICATION_TOKEN_FILE, KVSTORE_REPLICATION_TOKEN)
   --tls-ca <file>          connect over TLS, trusting this PEM CA (env KVSTORE_TLS_CA)
   --tls                    connect over TLS, trusting the system's root certificates`;
 

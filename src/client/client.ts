@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { challengeProof, isHex64, newNonce, proofMatches } from "../protocol/challenge.ts";
 import {
   type CommandArgument,
   INCOMPLETE,
@@ -80,6 +81,13 @@ export interface KVClientOptions {
    */
   token?: string;
   /**
+   * The server's replication token, needed for the commands that change the cluster (`PROMOTE`,
+   * `REPLICAS`). The client proves it on every connection it opens (`CHALLENGE`/`PROVE`) and
+   * checks the server's proof in return: the token never crosses the wire, and a server that
+   * cannot prove it fails the calls with {@link KVAuthError}.
+   */
+  replicationToken?: string;
+  /**
    * Connect over TLS (a server started with `--tls-cert`/`--tls-key`). `caCerts` are PEM
    * certificates trusted besides the system's roots, e.g. the CA that signed the server's
    * certificate; the certificate must name `host`.
@@ -152,6 +160,9 @@ export class KVClient implements AsyncDisposable {
   readonly #maxPendingCalls: number;
   readonly #maxReplyBulkBytes: number;
   readonly #token: string | undefined;
+  readonly #replicationToken: string | undefined;
+  /** Handshake requests (AUTH, CHALLENGE, PROVE) queued ahead of every call. */
+  #handshakeCalls = 0;
   readonly #tls: KVClientTlsOptions | undefined;
   #conn: Deno.Conn | undefined;
   #connecting: Promise<Deno.Conn> | undefined;
@@ -174,6 +185,7 @@ export class KVClient implements AsyncDisposable {
     this.#maxPendingCalls = options.maxPendingCalls ?? CLIENT_DEFAULTS.maxPendingCalls;
     this.#maxReplyBulkBytes = options.maxReplyBulkBytes ?? CLIENT_DEFAULTS.maxReplyBulkBytes;
     this.#token = options.token;
+    this.#replicationToken = options.replicationToken;
     this.#tls = options.tls;
     if (!Number.isFinite(this.#timeoutMs) || this.#timeoutMs < 0) {
       throw new RangeError(`timeoutMs ${options.timeoutMs} must be 0 or a positive number`);
@@ -488,23 +500,81 @@ export class KVClient implements AsyncDisposable {
     return tls;
   }
 
-  /** Queues `AUTH <token>` as the first request of a new connection. */
-  async #authenticate(conn: Deno.Conn, token: string): Promise<void> {
-    const out = new RespCommandWriter(64 + token.length);
-    out.command(["AUTH", token]);
-    this.#pending.splice(this.#pendingHead, 0, {
-      command: "AUTH",
+  /**
+   * Writes a handshake request ahead of every queued call; `onReply` sees its reply. Resolves
+   * once it is written (AUTH: replies are not awaited, so calls pipeline behind it).
+   */
+  async #handshake(
+    conn: Deno.Conn,
+    words: string[],
+    onReply: (reply: RespValue) => void,
+    onFailure: (error: Error) => void = () => {},
+  ): Promise<void> {
+    const out = new RespCommandWriter(64 + words.reduce((sum, word) => sum + word.length, 0));
+    out.command(words);
+    this.#pending.splice(this.#pendingHead + this.#handshakeCalls, 0, {
+      command: words[0],
       deadlineMs: this.#timeoutMs === 0 ? Infinity : Date.now() + this.#timeoutMs,
       resolve: (reply) => {
-        if (!(reply instanceof RespErrorReply)) return;
-        this.#drop(
-          new KVAuthError(reply.code, `kvstore at ${this.address}: AUTH refused: ${reply.message}`),
-        );
+        this.#handshakeCalls--;
+        onReply(reply);
       },
-      reject: () => {},
+      reject: (error) => {
+        this.#handshakeCalls--;
+        onFailure(error);
+      },
     });
+    this.#handshakeCalls++;
     this.#armTimer();
     await writeAll(conn, out.bytes);
+  }
+
+  /** Sends a handshake request and waits for its reply. */
+  #handshakeReply(conn: Deno.Conn, words: string[]): Promise<RespValue> {
+    return new Promise((resolve, reject) => {
+      this.#handshake(conn, words, resolve, reject).catch(reject);
+    });
+  }
+
+  /** Queues `AUTH <token>` as the first request of a new connection. */
+  async #authenticate(conn: Deno.Conn, token: string): Promise<void> {
+    await this.#handshake(conn, ["AUTH", token], (reply) => {
+      if (!(reply instanceof RespErrorReply)) return;
+      this.#drop(
+        new KVAuthError(reply.code, `kvstore at ${this.address}: AUTH refused: ${reply.message}`),
+      );
+    });
+  }
+
+  /**
+   * Proves the replication token (`CHALLENGE`, `PROVE`) and checks the server's proof, before
+   * any call is sent. A server without tokens (it answers CHALLENGE with an error) needs none.
+   */
+  async #proveReplicationToken(conn: Deno.Conn, token: string): Promise<void> {
+    const dialerNonce = newNonce();
+    const challenge = await this.#handshakeReply(conn, ["CHALLENGE", dialerNonce]);
+    if (challenge instanceof RespErrorReply) return;
+    if (typeof challenge !== "string" || !isHex64(challenge)) {
+      throw new KVAuthError("ERR", `kvstore at ${this.address}: CHALLENGE got no nonce`);
+    }
+    const reply = await this.#handshakeReply(conn, [
+      "PROVE",
+      challengeProof(token, "dialer", dialerNonce, challenge),
+    ]);
+    if (reply instanceof RespErrorReply) {
+      throw new KVAuthError(
+        reply.code,
+        `kvstore at ${this.address}: the replication token was refused: ${reply.message}`,
+      );
+    }
+    const expected = challengeProof(token, "node", dialerNonce, challenge);
+    if (typeof reply !== "string" || !proofMatches(reply, expected)) {
+      throw new KVAuthError(
+        "WRONGPASS",
+        `kvstore at ${this.address} did not prove it holds the replication token: a different ` +
+          `token, or not the node you meant`,
+      );
+    }
   }
 
   async #connect(): Promise<Deno.Conn> {
@@ -524,6 +594,9 @@ export class KVClient implements AsyncDisposable {
         this.#conn = conn;
         this.#readLoop(conn);
         if (this.#token !== undefined) await this.#authenticate(conn, this.#token);
+        if (this.#replicationToken !== undefined) {
+          await this.#proveReplicationToken(conn, this.#replicationToken);
+        }
         return conn;
       } catch (error) {
         // A connect that completes after its timeout must not leak a socket.

@@ -5,6 +5,14 @@
  *
  * @module
  */
+export {
+  challengeProof,
+  isHex64,
+  newNonce,
+  NONCE_BYTES,
+  proofMatches,
+  type ProofRole,
+} from "./challenge.ts";
 export { CommandTable, describeCommandName } from "./command_table.ts";
 export { escapedLength, escapeInto, escapeValue, unescapeValue } from "./escape.ts";
 export { OutputBuffer } from "./output_buffer.ts";
@@ -15,6 +23,7 @@ export {
   parseTextLine,
   type Request,
   type RequestError,
+  type RequestLimit,
   RequestParser,
   type RequestParserOptions,
 } from "./request_parser.ts";

@@ -48,8 +48,11 @@ export interface RequestError {
   /** True when the framing is lost: reply, then close the connection. */
   fatal: boolean;
   /** The setting whose bound the request broke, when that is what was wrong. */
-  limit?: "MAX_REQUEST_BYTES";
+  limit?: RequestLimit;
 }
+
+/** The settings whose bounds the parser enforces. */
+export type RequestLimit = "MAX_REQUEST_BYTES" | "MAX_UNAUTHENTICATED_REQUEST_BYTES";
 
 /** What {@link RequestParser.next} returns for a complete request or a bad one. */
 export type ParseResult = Request | RequestError;
@@ -58,6 +61,8 @@ export type ParseResult = Request | RequestError;
 export interface RequestParserOptions {
   /** Largest request in bytes (MAX_REQUEST_BYTES). */
   maxRequestBytes: number;
+  /** The setting `maxRequestBytes` comes from, named in the error (default MAX_REQUEST_BYTES). */
+  requestLimit?: RequestLimit;
 }
 
 const LF = 0x0a;
@@ -102,7 +107,8 @@ const enum Mode {
  * ```
  */
 export class RequestParser {
-  readonly #maxRequestBytes: number;
+  #maxRequestBytes: number;
+  #requestLimit: RequestLimit;
   #mode = Mode.Idle;
   /** Text: bytes of the current line already searched for a newline. */
   #scanned = 0;
@@ -126,6 +132,16 @@ export class RequestParser {
 
   constructor(options: RequestParserOptions) {
     this.#maxRequestBytes = options.maxRequestBytes;
+    this.#requestLimit = options.requestLimit ?? "MAX_REQUEST_BYTES";
+  }
+
+  /**
+   * Changes the request size bound from the next request on (e.g. once a connection
+   * authenticated it may send up to MAX_REQUEST_BYTES instead of the unauthenticated bound).
+   */
+  setMaxRequestBytes(maxRequestBytes: number, requestLimit: RequestLimit): void {
+    this.#maxRequestBytes = maxRequestBytes;
+    this.#requestLimit = requestLimit;
   }
 
   /** True when part of a request has been received but not all of it. */
@@ -181,9 +197,9 @@ export class RequestParser {
     return {
       kind: "error",
       framing,
-      message: `request is larger than MAX_REQUEST_BYTES (${this.#maxRequestBytes} bytes)`,
+      message: `request is larger than ${this.#requestLimit} (${this.#maxRequestBytes} bytes)`,
       fatal: false,
-      limit: "MAX_REQUEST_BYTES",
+      limit: this.#requestLimit,
     };
   }
 

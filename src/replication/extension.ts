@@ -123,7 +123,7 @@ export function replicatorOf(node: ServerNode): Replicator | undefined {
 
 /** How a node replicates, besides its settings. */
 export interface ReplicationOptions {
-  /** The replication token a master presents to its replicas (with `AUTH`, before `HELLO`). */
+  /** The replication token a master proves to its replicas (`CHALLENGE`/`PROVE`, before `HELLO`). */
   authToken?: string;
   /** Opens a master's connection to a replica (default TCP; TLS with `REPLICATION_TLS_CA`). */
   connect?: (host: string, port: number) => Promise<Deno.Conn>;
@@ -307,6 +307,7 @@ class NodeReplication {
     minArgs: 1,
     maxArgs: Infinity,
     // Not replicaOnly: a master answers the stream of an older master with STALEEPOCH.
+    admin: true,
     handler: (args, out, ctx) => {
       const applier = this.#applier;
       if (!this.#node.replica || applier === undefined || this.#promotingEpoch !== undefined) {
@@ -789,11 +790,13 @@ class NodeReplication {
         PROMOTE: {
           minArgs: 0,
           maxArgs: 0,
+          admin: true,
           handler: (_args, _out, ctx) => this.#promote(ctx.connection.peer),
         },
         REPLICAS: {
           minArgs: 0,
           maxArgs: 2,
+          admin: true,
           handler: (args) => this.#replicas(args.map((a) => a.slice())),
         },
       },

@@ -7,6 +7,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
+import { challengeProof, isHex64, newNonce, proofMatches } from "../protocol/challenge.ts";
 import { INCOMPLETE, RespErrorReply, RespReplyParser, type RespValue } from "../protocol/resp.ts";
 import {
   RECORD_HEADER_BYTES,
@@ -75,14 +76,14 @@ export interface LinkContext {
   onHealthChange(node: ReplicaNode): void;
   /** Opens the connection (default: TCP); e.g. TLS with the replicas' CA. */
   connect?: (host: string, port: number) => Promise<Deno.Conn>;
-  /** Sent with `AUTH` before `HELLO` when set (the replication token). */
+  /** The replication token, proved with `CHALLENGE`/`PROVE` before `HELLO` when set. */
   authToken?: string;
   /** The replica answered a request with an error (e.g. `STALEEPOCH`: a newer master exists). */
   onRefused?(node: ReplicaNode, code: string, message: string): void;
 }
 
-/** The reply of a node without tokens to `AUTH` (see `src/security/auth_extension.ts`). */
-const AUTH_OFF_PREFIX = "AUTH called, but";
+/** The reply of a node without tokens to `CHALLENGE` (see `src/security/auth_extension.ts`). */
+const AUTH_OFF_PREFIX = "CHALLENGE called, but";
 
 async function connectTcp(host: string, port: number): Promise<Deno.Conn> {
   const conn = await Deno.connect({ hostname: host, port });
@@ -305,16 +306,37 @@ export class ReplicaLink {
     await this.#stream();
   }
 
-  /** Presents the replication token; a replica without tokens is tolerated, with a warning. */
+  /**
+   * Proves the replication token and has the replica prove it (`CHALLENGE`, `PROVE`; see
+   * `src/protocol/challenge.ts`): the token never crosses the wire, and nothing else is sent to a
+   * replica that cannot prove it. A replica without tokens is tolerated, with a warning.
+   */
   async #authenticate(token: string): Promise<void> {
+    const dialerNonce = newNonce();
     // A refusal fails the request (see #onReply); the only error that comes back is "no tokens".
-    const reply = await this.#request(encodeRequest(["AUTH", token]), "auth");
-    if (reply instanceof RespErrorReply && !this.#warnedNoToken) {
-      this.#warnedNoToken = true;
-      this.#ctx.log.warn(
-        "replica {replica} has no token: it accepts REPLICATE from anyone who reaches it; " +
-          "give it REPLICATION_TOKEN (or AUTH_TOKEN) too",
-        { replica: this.node.address },
+    const challenge = await this.#request(encodeRequest(["CHALLENGE", dialerNonce]), "auth");
+    if (challenge instanceof RespErrorReply) {
+      if (!this.#warnedNoToken) {
+        this.#warnedNoToken = true;
+        this.#ctx.log.warn(
+          "replica {replica} has no token: it accepts REPLICATE from anyone who reaches it; " +
+            "give it REPLICATION_TOKEN (or AUTH_TOKEN) too",
+          { replica: this.node.address },
+        );
+      }
+      return;
+    }
+    const nodeNonce = typeof challenge === "string" ? challenge : "";
+    if (!isHex64(nodeNonce)) {
+      throw new LinkError(`CHALLENGE: ${describeReply(challenge)} instead of a nonce`);
+    }
+    const proof = challengeProof(token, "dialer", dialerNonce, nodeNonce);
+    const reply = await this.#request(encodeRequest(["PROVE", proof]), "auth");
+    const expected = challengeProof(token, "node", dialerNonce, nodeNonce);
+    if (typeof reply !== "string" || !proofMatches(reply, expected)) {
+      throw new LinkError(
+        "replica did not prove it holds the replication token (a different token, or not " +
+          "the node you meant: check the address); nothing sent to it",
       );
     }
   }
@@ -691,6 +713,8 @@ export class ReplicaLink {
       const lsn = expectInteger(reply, waiter.kind.toUpperCase());
       const newly = this.node.onReply(now, lsn);
       if (newly > 0) this.#ctx.onAck(this.node);
+    } else if (waiter.kind === "auth") {
+      this.node.onAuthReply(now);
     } else {
       this.node.onReply(now);
       this.#inflightPairs -= waiter.pairs;

@@ -272,6 +272,18 @@ export class ReplicaNode {
   }
 
   /**
+   * A reply to an authentication step arrived (`CHALLENGE`, `PROVE`): the replica answered, but
+   * it proved nothing yet, so this is no success (a replica that refuses the token must not be
+   * retried at full speed).
+   */
+  onAuthReply(nowMs: number): void {
+    if (this.#pendingReplies <= 0) assert.fail("reply without a request");
+    this.#pendingReplies--;
+    this.#waitingSinceMs = nowMs;
+    this.#lastActivityMs = nowMs;
+  }
+
+  /**
    * A reply arrived. `appliedLsn`: the replica's applied LSN when the reply carries one.
    * Returns the number of records newly acknowledged.
    */

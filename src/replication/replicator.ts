@@ -55,7 +55,7 @@ export function replicaPolicyFromConfig(config: Config): ReplicaPolicy {
 export interface ReplicatorOptions {
   /** Opens a connection to a replica (default: TCP); e.g. TLS trusting the replicas' CA. */
   connect?: (host: string, port: number) => Promise<Deno.Conn>;
-  /** The replication token, sent with `AUTH` on each connection before `HELLO`. */
+  /** The replication token, proved (never sent) on each connection before `HELLO`. */
   authToken?: string;
   /** A replica refused a request (`code` is the error's first word, e.g. `STALEEPOCH`). */
   onRefused?: (address: string, code: string, message: string) => void;

@@ -10,10 +10,18 @@
  *
  * ## Requests (master → replica) and replies
  * ```
- * AUTH <replicationToken>                   → +OK
+ * CHALLENGE <masterNonce>                   → +<replicaNonce>
+ * PROVE <masterProof>                       → +<replicaProof>
  *     First on every connection when the master has a replication token (a replica with a token
- *     refuses REPLICATE from a connection that has not presented it). A replica without tokens
- *     answers an error the master tolerates.
+ *     refuses REPLICATE from a connection that has not proved it). Nonces are 32 random bytes as
+ *     64 lower-case hex digits, one from each side; a proof is
+ *     hex(HMAC-SHA256(token, "kvstore-auth-v1 <dialer|node> <masterNonce> <replicaNonce>")), the
+ *     master's with "dialer", the replica's with "node" (src/protocol/challenge.ts). The token
+ *     never crosses the wire: the replica answers with its proof only after it checked the
+ *     master's, and the master checks the replica's before it sends HELLO, so an endpoint that
+ *     does not hold the token gets no data. A replica without tokens answers CHALLENGE with an
+ *     error ("CHALLENGE called, but ... authentication is off") that the master tolerates, with a
+ *     warning. (Before this exchange a master sent `AUTH <token>`; replicas still accept it.)
  * REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>
  *                                           → +<lastLsn> <lastEpoch> <lastCrc> [<localWrites>]
  *     Opens a stream. Every field is checked before the replica acts on any (epoch at most

@@ -84,16 +84,21 @@ export async function resolveToken(
 export interface FailureVerdict {
   /** Failures of this peer inside the current window, this one included. */
   failuresInWindow: number;
-  /** True when the peer is past the limit and further attempts are refused for a while. */
-  blocked: boolean;
-  /** True for the first failure of a window: log it then (and not for every attempt). */
+  /**
+   * True past `maxFailures` in the window: this failure is answered late and closes its
+   * connection (the caller's policy). A correct credential is never held back.
+   */
+  penalized: boolean;
+  /** True for the first failure of a window and the first penalized one: log those only. */
   shouldLog: boolean;
 }
 
 /**
- * Counts failed authentication attempts per peer address in fixed windows. A peer past
- * `maxFailures` in a window is refused until the window ends. The number of peers tracked is
- * bounded: when full, the entry with the oldest window is evicted.
+ * Counts failed authentication attempts per peer address in fixed windows. It only judges
+ * failures: a correct credential is accepted whatever the count (a flood of bad guesses from a
+ * shared address must never lock out the right token), and success does not reset the count (a
+ * client holding one valid token could otherwise reset it between guesses at another). The
+ * number of peers tracked is bounded: when full, the entry with the oldest window is evicted.
  *
  * @example
  * ```ts
@@ -101,7 +106,7 @@ export interface FailureVerdict {
  * const limiter = new FailureLimiter({ maxFailures: 2, windowMs: 60_000, maxPeers: 1000 });
  * limiter.recordFailure("10.0.0.9", 0);
  * limiter.recordFailure("10.0.0.9", 1);
- * console.log(limiter.isBlocked("10.0.0.9", 2)); // true
+ * console.log(limiter.recordFailure("10.0.0.9", 2).penalized); // true
  * ```
  */
 export class FailureLimiter {
@@ -109,13 +114,6 @@ export class FailureLimiter {
   constructor(
     readonly options: { maxFailures: number; windowMs: number; maxPeers: number },
   ) {}
-
-  /** True when `peer` used up its failures in the current window. */
-  isBlocked(peer: string, nowMs: number): boolean {
-    const entry = this.#peers.get(peer);
-    if (entry === undefined || nowMs - entry.windowStartMs >= this.options.windowMs) return false;
-    return entry.failures >= this.options.maxFailures;
-  }
 
   /** Records one failed attempt by `peer` at `nowMs`. */
   recordFailure(peer: string, nowMs: number): FailureVerdict {
@@ -128,14 +126,9 @@ export class FailureLimiter {
     entry.failures++;
     return {
       failuresInWindow: entry.failures,
-      blocked: entry.failures >= this.options.maxFailures,
-      shouldLog: entry.failures === 1 || entry.failures === this.options.maxFailures,
+      penalized: entry.failures > this.options.maxFailures,
+      shouldLog: entry.failures === 1 || entry.failures === this.options.maxFailures + 1,
     };
-  }
-
-  /** Forgets `peer` after it authenticated. */
-  recordSuccess(peer: string): void {
-    this.#peers.delete(peer);
   }
 
   /** Peers currently tracked (bounded by `maxPeers`). */

@@ -1,20 +1,30 @@
 /**
  * Token authentication plugged into the server: the `AUTH <token>` command (text and RESP; also
- * Redis's `AUTH default <token>`, so `redis-cli -a` works) and the gate that refuses every
- * command but `PING`, `AUTH` and `QUIT` on a connection that has not authenticated.
+ * Redis's `AUTH default <token>`, so `redis-cli -a` works), the challenge-response proof of the
+ * replication token (`CHALLENGE` / `PROVE`, see `src/protocol/challenge.ts`), and the gate that
+ * refuses every command but `PING`, `AUTH`, `CHALLENGE`, `PROVE` and `QUIT` on a connection that
+ * has not authenticated.
  *
- * Two tokens: the client token (`AUTH_TOKEN`) lets a connection run client commands; the
- * replication token (`REPLICATION_TOKEN`, by default the client token) lets it run `REPLICATE`,
- * which only a master sends. Tokens are compared in constant time. Failed attempts are counted
- * per client address: past `AUTH_MAX_FAILURES` in `AUTH_FAILURE_WINDOW_SECONDS`, `AUTH` from that
- * address is refused until the window ends; the first failure and the one that blocks are
- * logged with the address (not every attempt, so a flood cannot flood the log).
+ * Two credentials: the client token (`AUTH_TOKEN`) lets a connection run client commands; the
+ * replication token (`REPLICATION_TOKEN`, by default the client token) also lets it run the admin
+ * commands (`REPLICATE`, which only a master sends, and the topology changes `PROMOTE` and
+ * `REPLICAS`). A master and `kvstore promote|replicas` prove the replication token with
+ * `CHALLENGE`/`PROVE` and never send it; `AUTH <replication token>` is still accepted (operators
+ * with `redis-cli`, masters of older versions).
+ *
+ * Failed attempts (a wrong token, a wrong proof) are counted per client address: the first
+ * `AUTH_MAX_FAILURES` in `AUTH_FAILURE_WINDOW_SECONDS` are answered at once; each further one is
+ * answered after `AUTH_FAILURE_DELAY_MS` and closes its connection, so guesses cost a connection
+ * and a delay each. A correct credential is always accepted at once: a flood of wrong guesses
+ * from a shared address never locks out the right token or a master's link. The first failure and
+ * the first delayed one are logged with the address (not every attempt).
  *
  * @module
  */
 import type { Config } from "../config.ts";
 import { getLog } from "../log.ts";
 import { Counter, type Registry } from "../metrics/registry.ts";
+import { challengeProof, isHex64, newNonce, proofMatches } from "../protocol/mod.ts";
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import type {
   CommandContext,
@@ -23,23 +33,29 @@ import type {
   ServerExtension,
   ServerHooks,
 } from "../server/hooks.ts";
-import { FailureLimiter, tokensEqual } from "./auth.ts";
+import { tokensEqual } from "./auth.ts";
+import { FailureLimiter } from "./auth.ts";
 
 const log = getLog("security");
 
 /** Connection state key: the connection presented the client token. */
 export const CLIENT_AUTHENTICATED = "auth.client";
-/** Connection state key: the connection presented the replication token. */
+/** Connection state key: the connection proved (or presented) the replication token. */
 export const REPLICATION_AUTHENTICATED = "auth.replication";
+/** Connection state key: the nonces of a `CHALLENGE` awaiting its `PROVE`. */
+const PENDING_CHALLENGE = "auth.challenge";
 
 /** Commands a connection may send before it authenticated. */
-const OPEN_COMMANDS: ReadonlySet<string> = new Set(["PING", "AUTH", "QUIT"]);
+const OPEN_COMMANDS: ReadonlySet<string> = new Set(["PING", "AUTH", "CHALLENGE", "PROVE", "QUIT"]);
+
+/** Tokens shorter than this draw a warning at start. */
+const SHORT_TOKEN_CHARS = 16;
 
 /** The tokens a node checks (`undefined`: that kind of authentication is off). */
 export interface AuthTokens {
   /** Token of clients (`AUTH_TOKEN`). */
   client?: string;
-  /** Token a master presents to send `REPLICATE` (`REPLICATION_TOKEN`, else the client one). */
+  /** Token a master proves to send `REPLICATE` (`REPLICATION_TOKEN`, else the client one). */
   replication?: string;
 }
 
@@ -51,6 +67,9 @@ export const NOAUTH_REPLICATE_MESSAGE =
 /** The reply to `AUTH` on a node without tokens. */
 export const AUTH_OFF_MESSAGE =
   "AUTH called, but this node has no AUTH_TOKEN or REPLICATION_TOKEN (authentication is off)";
+/** The reply to `CHALLENGE` or `PROVE` on a node without tokens. */
+export const CHALLENGE_OFF_MESSAGE =
+  "CHALLENGE called, but this node has no REPLICATION_TOKEN or AUTH_TOKEN (authentication is off)";
 
 const NOAUTH: Reply = { type: "error", code: "NOAUTH", message: NOAUTH_MESSAGE };
 const NOAUTH_REPLICATE: Reply = {
@@ -58,6 +77,15 @@ const NOAUTH_REPLICATE: Reply = {
   code: "NOAUTH",
   message: NOAUTH_REPLICATE_MESSAGE,
 };
+
+function noAuthAdmin(name: string): Reply {
+  return {
+    type: "error",
+    code: "NOAUTH",
+    message: `Authentication required: ${name} changes the cluster and needs the replication ` +
+      `token (kvstore --replication-token-file FILE ...), not the client token`,
+  };
+}
 
 function isLoopback(host: string): boolean {
   const bare = host.startsWith("[") ? host.slice(1, -1) : host;
@@ -104,6 +132,12 @@ function peerHost(peer: string): string {
 
 const decoder = new TextDecoder();
 
+/** The nonces of a `CHALLENGE` awaiting its `PROVE`. */
+interface PendingChallenge {
+  dialerNonce: string;
+  nodeNonce: string;
+}
+
 /**
  * The authentication extension of a node with `tokens` (resolved from the settings, e.g. read
  * from `AUTH_TOKEN_FILE`). Counts failures in `registry` when given.
@@ -119,104 +153,205 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
       replica: node.replica,
     });
     if (warning !== undefined) log.warn(warning, { event: "exposed", host: config.HOST });
-    if (tokens.client === undefined && tokens.replication === undefined) {
+    const replicationToken = tokens.replication;
+    if (tokens.client === undefined && replicationToken === undefined) {
+      const off = (message: string): CommandSpec => ({
+        minArgs: 1,
+        maxArgs: 2,
+        handler: (_args, out) => out.error(message),
+      });
       return {
         commands: {
-          AUTH: {
-            minArgs: 1,
-            maxArgs: 2,
-            handler: (_args, out) => out.error(AUTH_OFF_MESSAGE),
-          },
+          AUTH: off(AUTH_OFF_MESSAGE),
+          CHALLENGE: off(CHALLENGE_OFF_MESSAGE),
+          PROVE: off(CHALLENGE_OFF_MESSAGE),
         },
       };
+    }
+    for (
+      const [setting, token] of [["AUTH_TOKEN", tokens.client], [
+        "REPLICATION_TOKEN",
+        replicationToken,
+      ]]
+    ) {
+      if (token !== undefined && token.length < SHORT_TOKEN_CHARS) {
+        log.warn(
+          "{setting} is only {length} characters: a short token can be guessed; use 32 random " +
+            "bytes (openssl rand -hex 32)",
+          { event: "short_token", setting, length: token.length },
+        );
+      }
     }
     const failures = registry?.add(
       new Counter(
         "kvstore_auth_failures_total",
-        "AUTH attempts refused: a wrong token, or an address past AUTH_MAX_FAILURES.",
+        "Failed AUTH or PROVE attempts: wrong_token, wrong_proof, or delayed (an address past " +
+          "AUTH_MAX_FAILURES).",
         ["reason"],
       ),
     );
-    const wrongToken = failures?.labels("wrong_token");
-    const blocked = failures?.labels("blocked");
-    const windowMs = config.AUTH_FAILURE_WINDOW_SECONDS * 1000;
+    const counted = {
+      wrong_token: failures?.labels("wrong_token"),
+      wrong_proof: failures?.labels("wrong_proof"),
+      delayed: failures?.labels("delayed"),
+    };
     const limiter = new FailureLimiter({
       maxFailures: config.AUTH_MAX_FAILURES,
-      windowMs,
+      windowMs: config.AUTH_FAILURE_WINDOW_SECONDS * 1000,
       maxPeers: config.AUTH_MAX_TRACKED_PEERS,
     });
 
-    const auth = (args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void => {
+    /** Delayed failure replies, each answered at once by calling it (on shutdown). */
+    const delayed = new Set<() => void>();
+
+    /** Grants the connection what `replication` (or only the client token) allows. */
+    const grant = (connection: ConnectionInfo, replication: boolean): void => {
+      connection.state.set(CLIENT_AUTHENTICATED, true);
+      if (replication) connection.state.set(REPLICATION_AUTHENTICATED, true);
+      connection.markAuthenticated();
+    };
+
+    /**
+     * Answers a failed attempt: at once within AUTH_MAX_FAILURES, else after
+     * AUTH_FAILURE_DELAY_MS, closing the connection (nothing more it sent is run).
+     */
+    const refuse = (
+      ctx: CommandContext,
+      out: ReplyWriter,
+      reason: "wrong_token" | "wrong_proof",
+      message: string,
+    ): undefined | Promise<Reply> => {
       const connection = ctx.connection;
       const address = peerHost(connection.peer);
-      const nowMs = Date.now();
-      if (limiter.isBlocked(address, nowMs)) {
-        blocked?.inc();
-        out.error(
-          `too many failed AUTH attempts from ${address} (AUTH_MAX_FAILURES is ` +
-            `${config.AUTH_MAX_FAILURES} per ${config.AUTH_FAILURE_WINDOW_SECONDS} s); ` +
-            `try again later`,
-        );
-        return;
-      }
-      const presented = args[args.length - 1];
-      const userOk = args.length === 1 || decoder.decode(args[0]) === "default";
-      let accepted = false;
-      if (userOk && tokens.client !== undefined && tokensEqual(presented, tokens.client)) {
-        connection.state.set(CLIENT_AUTHENTICATED, true);
-        accepted = true;
-      }
-      if (
-        userOk && tokens.replication !== undefined && tokensEqual(presented, tokens.replication)
-      ) {
-        connection.state.set(REPLICATION_AUTHENTICATED, true);
-        accepted = true;
-      }
-      if (accepted) {
-        limiter.recordSuccess(address);
-        out.ok();
-        return;
-      }
-      wrongToken?.inc();
-      const verdict = limiter.recordFailure(address, nowMs);
+      const verdict = limiter.recordFailure(address, Date.now());
       if (verdict.shouldLog) {
         log.warn(
-          verdict.blocked
-            ? "AUTH failed from {peer}: {failures} failures within {windowSeconds} s reach " +
-              "AUTH_MAX_FAILURES; AUTH from {address} is refused until the window ends"
-            : "AUTH failed from {peer}: wrong token (failure {failures} of at most " +
-              "{maxFailures} within {windowSeconds} s; further failures are counted, not logged)",
+          verdict.penalized
+            ? "{command} failed from {peer}: {failures} failures within {windowSeconds} s pass " +
+              "AUTH_MAX_FAILURES ({maxFailures}); each further failure from {address} is " +
+              "answered after {delayMs} ms and closes its connection (a correct token is still " +
+              "accepted at once)"
+            : "{command} failed from {peer}: wrong {what} (failure {failures}; past " +
+              "{maxFailures} within {windowSeconds} s they are delayed; further failures are " +
+              "counted, not logged)",
           {
             event: "auth_failed",
+            command: reason === "wrong_token" ? "AUTH" : "PROVE",
+            what: reason === "wrong_token" ? "token" : "proof",
             peer: connection.peer,
             address,
             failures: verdict.failuresInWindow,
             maxFailures: config.AUTH_MAX_FAILURES,
             windowSeconds: config.AUTH_FAILURE_WINDOW_SECONDS,
-            blocked: verdict.blocked,
+            delayMs: config.AUTH_FAILURE_DELAY_MS,
+            penalized: verdict.penalized,
           },
         );
       }
-      out.error("invalid token", "WRONGPASS");
+      if (!verdict.penalized) {
+        counted[reason]?.inc();
+        out.error(message, "WRONGPASS");
+        return undefined;
+      }
+      counted.delayed?.inc();
+      ctx.closeAfterReply();
+      const reply: Reply = {
+        type: "error",
+        code: "WRONGPASS",
+        message: `${message}; too many failures from ${address} (AUTH_MAX_FAILURES is ` +
+          `${config.AUTH_MAX_FAILURES} per ${config.AUTH_FAILURE_WINDOW_SECONDS} s): closing`,
+      };
+      return new Promise((resolve) => {
+        const answer = () => {
+          clearTimeout(timer);
+          delayed.delete(answer);
+          resolve(reply);
+        };
+        const timer = setTimeout(answer, config.AUTH_FAILURE_DELAY_MS);
+        delayed.add(answer);
+      });
     };
 
-    const command: CommandSpec = { minArgs: 1, maxArgs: 2, handler: auth };
+    const auth: CommandSpec = {
+      minArgs: 1,
+      maxArgs: 2,
+      handler: (args, out, ctx) => {
+        const presented = args[args.length - 1];
+        const userOk = args.length === 1 || decoder.decode(args[0]) === "default";
+        const asReplication = userOk && replicationToken !== undefined &&
+          tokensEqual(presented, replicationToken);
+        const asClient = userOk && tokens.client !== undefined &&
+          tokensEqual(presented, tokens.client);
+        if (asReplication || asClient) {
+          grant(ctx.connection, asReplication);
+          out.ok();
+          return;
+        }
+        return refuse(ctx, out, "wrong_token", "invalid token");
+      },
+    };
+
+    const challenge: CommandSpec = {
+      minArgs: 1,
+      maxArgs: 1,
+      handler: (args, out, ctx) => {
+        const dialerNonce = decoder.decode(args[0]);
+        if (replicationToken === undefined) {
+          out.error(CHALLENGE_OFF_MESSAGE);
+          return;
+        }
+        if (!isHex64(dialerNonce)) {
+          out.error("CHALLENGE needs a nonce of 64 lower-case hex digits");
+          return;
+        }
+        const pending: PendingChallenge = { dialerNonce, nodeNonce: newNonce() };
+        ctx.connection.state.set(PENDING_CHALLENGE, pending);
+        out.status(pending.nodeNonce);
+      },
+    };
+
+    const prove: CommandSpec = {
+      minArgs: 1,
+      maxArgs: 1,
+      handler: (args, out, ctx) => {
+        const state = ctx.connection.state;
+        const pending = state.get(PENDING_CHALLENGE) as PendingChallenge | undefined;
+        if (replicationToken === undefined) {
+          out.error(CHALLENGE_OFF_MESSAGE);
+          return;
+        }
+        if (pending === undefined) {
+          out.error("PROVE without CHALLENGE: send CHALLENGE <nonce> first");
+          return;
+        }
+        // One proof per challenge: a wrong one spends it.
+        state.delete(PENDING_CHALLENGE);
+        const { dialerNonce, nodeNonce } = pending;
+        const expected = challengeProof(replicationToken, "dialer", dialerNonce, nodeNonce);
+        if (!proofMatches(decoder.decode(args[0]), expected)) {
+          return refuse(ctx, out, "wrong_proof", "wrong proof of the replication token");
+        }
+        grant(ctx.connection, true);
+        out.status(challengeProof(replicationToken, "node", dialerNonce, nodeNonce));
+      },
+    };
+
     return {
-      commands: { AUTH: command },
-      authorize(name: string, connection: ConnectionInfo): Reply | undefined {
+      commands: { AUTH: auth, CHALLENGE: challenge, PROVE: prove },
+      // With only a replication token, clients need none: connections start authenticated.
+      requiresAuthentication: tokens.client !== undefined,
+      stopping() {
+        for (const answer of [...delayed]) answer();
+      },
+      authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined {
         if (OPEN_COMMANDS.has(name)) return undefined;
-        if (name === "REPLICATE") {
-          if (tokens.replication === undefined) {
-            return tokens.client === undefined || connection.state.has(CLIENT_AUTHENTICATED)
-              ? undefined
-              : NOAUTH;
-          }
-          return connection.state.has(REPLICATION_AUTHENTICATED) ? undefined : NOAUTH_REPLICATE;
+        const state = connection.state;
+        if (spec.admin && replicationToken !== undefined) {
+          if (state.has(REPLICATION_AUTHENTICATED)) return undefined;
+          return name === "REPLICATE" ? NOAUTH_REPLICATE : noAuthAdmin(name);
         }
-        if (tokens.client === undefined || connection.state.has(CLIENT_AUTHENTICATED)) {
-          return undefined;
-        }
-        return NOAUTH;
+        if (tokens.client === undefined && !spec.admin) return undefined;
+        return state.has(CLIENT_AUTHENTICATED) ? undefined : NOAUTH;
       },
     };
   };

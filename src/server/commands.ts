@@ -265,6 +265,7 @@ export const BUILT_IN_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<strin
     minArgs: 1,
     maxArgs: Infinity,
     replicaOnly: true,
+    admin: true,
     handler: replicateWithoutApplier,
   }],
 ]);

@@ -44,7 +44,11 @@ export interface ConnectionHost {
   readonly log: Logger;
   readonly limits: LimitLog;
   awaitReplication(lsn: number): Promise<string | undefined> | undefined;
-  authorize(name: string, connection: ConnectionInfo): Reply | undefined;
+  authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined;
+  /** True when connections start unauthenticated (an extension requires authentication). */
+  readonly requiresAuthentication: boolean;
+  /** The connection proved a credential. */
+  connectionAuthenticated(connection: Connection): void;
   /** True when an extension wants {@link answered} (metrics). */
   readonly observing: boolean;
   answered(names: readonly string[], elapsedSeconds: number): void;
@@ -119,6 +123,7 @@ export class Connection implements ConnectionInfo {
   readonly id: number;
   readonly peer: string;
   readonly state = new Map<string, unknown>();
+  authenticated: boolean;
   readonly #conn: Deno.Conn;
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
@@ -152,7 +157,16 @@ export class Connection implements ConnectionInfo {
     const address = conn.remoteAddr as Deno.NetAddr;
     this.peer = `${address.hostname}:${address.port}`;
     const config = host.node.config;
-    this.#parser = new RequestParser({ maxRequestBytes: config.MAX_REQUEST_BYTES });
+    this.authenticated = !host.requiresAuthentication;
+    this.#parser = this.authenticated
+      ? new RequestParser({ maxRequestBytes: config.MAX_REQUEST_BYTES })
+      : new RequestParser({
+        maxRequestBytes: Math.min(
+          config.MAX_UNAUTHENTICATED_REQUEST_BYTES,
+          config.MAX_REQUEST_BYTES,
+        ),
+        requestLimit: "MAX_UNAUTHENTICATED_REQUEST_BYTES",
+      });
     this.#maxPipeline = config.MAX_PIPELINE_REQUESTS;
     this.#initialBytes = config.CONNECTION_BUFFER_BYTES;
     this.#buffer = new Uint8Array(this.#initialBytes);
@@ -168,6 +182,13 @@ export class Connection implements ConnectionInfo {
         this.#closeAfterFlush = true;
       },
     };
+  }
+
+  markAuthenticated(): void {
+    if (this.authenticated) return;
+    this.authenticated = true;
+    this.#parser.setMaxRequestBytes(this.#host.node.config.MAX_REQUEST_BYTES, "MAX_REQUEST_BYTES");
+    this.#host.connectionAuthenticated(this);
   }
 
   /** Reads, runs and answers requests until the peer or the server closes the connection. */
@@ -335,7 +356,7 @@ export class Connection implements ConnectionInfo {
       writer.error(`wrong number of arguments for '${command.name}'`);
       return command.name;
     }
-    const refusal = this.#host.authorize(command.name, this);
+    const refusal = this.#host.authorize(command.name, this, command);
     if (refusal !== undefined) {
       writer.reply(refusal);
       return command.name;

@@ -19,6 +19,11 @@ export interface ServerStats {
   totalConnections: number;
   /** Connections refused because of MAX_CONNECTIONS. */
   rejectedConnections: number;
+  /**
+   * Unauthenticated connections closed to admit a new one (MAX_UNAUTHENTICATED_CONNECTIONS, or
+   * MAX_CONNECTIONS reached while some had not authenticated).
+   */
+  evictedUnauthenticated: number;
   /** Requests answered since start. */
   totalCommands: number;
 }
@@ -64,6 +69,16 @@ export interface ConnectionInfo {
   readonly peer: string;
   /** Per-connection state of extensions (e.g. `authenticated`), by key. */
   readonly state: Map<string, unknown>;
+  /**
+   * True once an extension vouched for the peer ({@link markAuthenticated}), or from the start
+   * on a node where no extension {@link ServerHooks.requiresAuthentication}.
+   */
+  readonly authenticated: boolean;
+  /**
+   * Called by the auth extension once the peer proved a credential: the connection leaves the
+   * unauthenticated ones (their deadline, their cap, their small request bound).
+   */
+  markAuthenticated(): void;
 }
 
 /** What a handler gets besides its arguments. */
@@ -133,6 +148,12 @@ export interface CommandSpec {
   write?: boolean;
   /** Accepted only on a replica (`REPLICATE`); a master answers with the spec's error. */
   replicaOnly?: boolean;
+  /**
+   * Changes the cluster or writes as its master (`REPLICATE`, `PROMOTE`, `REPLICAS`): with a
+   * replication token set, only a connection that proved it may run it, never one that holds
+   * only the client token.
+   */
+  admin?: boolean;
   /** Runs the command. */
   handler: CommandHandler;
 }
@@ -152,9 +173,15 @@ export interface ServerHooks {
   awaitReplication?(lsn: number): Promise<string | undefined> | undefined;
   /**
    * Gate run before each command (auth): return a reply to refuse the command with it, or
-   * `undefined` to let it run. `name` is the upper-case command name.
+   * `undefined` to let it run. `name` is the upper-case command name, `spec` the command.
    */
-  authorize?(name: string, connection: ConnectionInfo): Reply | undefined;
+  authorize?(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined;
+  /**
+   * True when connections must authenticate (a token is set): each starts unauthenticated, with
+   * AUTH_TIMEOUT_SECONDS to authenticate, MAX_UNAUTHENTICATED_REQUEST_BYTES per request, and a
+   * place among at most MAX_UNAUTHENTICATED_CONNECTIONS.
+   */
+  requiresAuthentication?: boolean;
   /**
    * Called once per batch (every request one read delivered) when its replies were written: the
    * upper-case names of its commands (`?` for an unknown command or an unparsable request; the
@@ -166,6 +193,11 @@ export interface ServerHooks {
   connectionClosed?(connection: ConnectionInfo): void;
   /** `INFO` sections added or replaced, by lower-case name. */
   info?: Record<string, () => InfoFields>;
+  /**
+   * Called when a graceful shutdown starts, before in-flight requests are awaited: finish at
+   * once what only waits (e.g. a delayed reply to a failed AUTH).
+   */
+  stopping?(): void;
   /**
    * Called on graceful shutdown after client requests finished and before the store closes
    * (e.g. drain replicas within SHUTDOWN_TIMEOUT_SECONDS).

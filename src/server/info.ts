@@ -28,6 +28,7 @@ function builtInSections(node: ServerNode): Map<string, () => InfoFields> {
       ["connected_clients", node.stats.connectedClients],
       ["max_connections", node.config.MAX_CONNECTIONS],
       ["rejected_connections", node.stats.rejectedConnections],
+      ["evicted_unauthenticated_connections", node.stats.evictedUnauthenticated],
     ]],
     ["stats", () => [
       ["total_connections_received", node.stats.totalConnections],

@@ -14,6 +14,7 @@ import { KVStore, storeOptionsFromConfig } from "../storage/mod.ts";
 import { BUILT_IN_COMMANDS } from "./commands.ts";
 import { Connection, type ConnectionHost, type NamedCommand } from "./connection.ts";
 import type {
+  CommandSpec,
   ConnectionInfo,
   InfoFields,
   ServerExtension,
@@ -48,6 +49,12 @@ export interface RunningServer {
 
 const log = getLog("server");
 
+/** The address part of a `host:port` peer (IPv6 hosts contain colons). */
+function peerAddress(peer: string): string {
+  const colon = peer.lastIndexOf(":");
+  return colon === -1 ? peer : peer.slice(0, colon);
+}
+
 function hasSetNoDelay(conn: Deno.Conn): conn is Deno.TcpConn {
   return typeof (conn as Partial<Deno.TcpConn>).setNoDelay === "function";
 }
@@ -68,6 +75,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     connectedClients: 0,
     totalConnections: 0,
     rejectedConnections: 0,
+    evictedUnauthenticated: 0,
     totalCommands: 0,
   };
   readonly node: ServerNode = this;
@@ -78,7 +86,13 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   readonly #hooks: ServerHooks[] = [];
   readonly #answeredHooks: ((names: readonly string[], elapsedSeconds: number) => void)[] = [];
   observing = false;
+  requiresAuthentication = false;
   readonly #connections = new Set<Connection>();
+  /** Connections not yet authenticated, by peer address, each set oldest first. */
+  readonly #unauthenticated = new Map<string, Set<Connection>>();
+  #unauthenticatedCount = 0;
+  /** The AUTH_TIMEOUT_SECONDS deadline of each unauthenticated connection. */
+  readonly #authDeadlines = new Map<Connection, ReturnType<typeof setTimeout>>();
   readonly #options: StartServerOptions;
   #listener: Deno.Listener | undefined;
   #nextConnectionId = 1;
@@ -114,6 +128,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
       for (const [name, fields] of Object.entries(hooks.info ?? {})) {
         this.#infoSections.set(name.toLowerCase(), fields);
       }
+      if (hooks.requiresAuthentication) this.requiresAuthentication = true;
     }
     this.#warnIfDataDirOpen();
     this.#listener = listener;
@@ -169,6 +184,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
         conn.close();
         return;
       }
+      this.#makeRoomForUnauthenticated(conn);
       if (this.#connections.size >= this.config.MAX_CONNECTIONS) {
         this.#reject(conn);
         continue;
@@ -178,8 +194,90 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
       this.#connections.add(connection);
       this.stats.connectedClients = this.#connections.size;
       this.stats.totalConnections++;
+      if (!connection.authenticated) this.#trackUnauthenticated(connection);
       connection.serve();
     }
+  }
+
+  /**
+   * A new connection starts unauthenticated: when MAX_UNAUTHENTICATED_CONNECTIONS are, or
+   * MAX_CONNECTIONS are open and some of them are, the oldest unauthenticated connection of the
+   * address holding the most is closed to admit it. Idle or guessing connections can so never
+   * keep out a client (or a master's link) that authenticates, and one noisy address evicts its
+   * own connections first.
+   */
+  #makeRoomForUnauthenticated(conn: Deno.Conn): void {
+    if (!this.requiresAuthentication || this.#unauthenticatedCount === 0) return;
+    const cap = Math.min(this.config.MAX_UNAUTHENTICATED_CONNECTIONS, this.config.MAX_CONNECTIONS);
+    if (
+      this.#unauthenticatedCount < cap && this.#connections.size < this.config.MAX_CONNECTIONS
+    ) {
+      return;
+    }
+    let largest: Set<Connection> | undefined;
+    for (const connections of this.#unauthenticated.values()) {
+      if (largest === undefined || connections.size > largest.size) largest = connections;
+    }
+    const oldest = largest?.values().next().value;
+    if (oldest === undefined) return;
+    const address = conn.remoteAddr as Deno.NetAddr;
+    this.limits.hit(
+      this.#unauthenticatedCount >= cap ? "MAX_UNAUTHENTICATED_CONNECTIONS" : "MAX_CONNECTIONS",
+      this.#unauthenticatedCount >= cap ? cap : this.config.MAX_CONNECTIONS,
+      "closed unauthenticated connection {evicted} ({fromAddress} unauthenticated from its " +
+        "address, {unauthenticated} in all) to admit {peer}",
+      {
+        evicted: oldest.peer,
+        fromAddress: largest?.size,
+        unauthenticated: this.#unauthenticatedCount,
+        peer: `${address.hostname}:${address.port}`,
+      },
+    );
+    this.stats.evictedUnauthenticated++;
+    this.#untrackUnauthenticated(oldest);
+    this.#connections.delete(oldest);
+    oldest.forceClose();
+  }
+
+  #trackUnauthenticated(connection: Connection): void {
+    const address = peerAddress(connection.peer);
+    let connections = this.#unauthenticated.get(address);
+    if (connections === undefined) {
+      connections = new Set();
+      this.#unauthenticated.set(address, connections);
+    }
+    connections.add(connection);
+    this.#unauthenticatedCount++;
+    const timeoutSeconds = this.config.AUTH_TIMEOUT_SECONDS;
+    const deadline = setTimeout(() => {
+      this.#authDeadlines.delete(connection);
+      this.limits.hit(
+        "AUTH_TIMEOUT_SECONDS",
+        timeoutSeconds,
+        "closed connection {peer}: it did not authenticate in time",
+        { peer: connection.peer },
+      );
+      this.#untrackUnauthenticated(connection);
+      connection.forceClose();
+    }, timeoutSeconds * 1000);
+    this.#authDeadlines.set(connection, deadline);
+  }
+
+  #untrackUnauthenticated(connection: Connection): void {
+    const deadline = this.#authDeadlines.get(connection);
+    if (deadline !== undefined) {
+      clearTimeout(deadline);
+      this.#authDeadlines.delete(connection);
+    }
+    const address = peerAddress(connection.peer);
+    const connections = this.#unauthenticated.get(address);
+    if (connections === undefined || !connections.delete(connection)) return;
+    this.#unauthenticatedCount--;
+    if (connections.size === 0) this.#unauthenticated.delete(address);
+  }
+
+  connectionAuthenticated(connection: Connection): void {
+    this.#untrackUnauthenticated(connection);
   }
 
   /** Answers a connection past MAX_CONNECTIONS with one ERROR line and closes it. */
@@ -211,6 +309,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   }
 
   connectionClosed(connection: Connection): void {
+    this.#untrackUnauthenticated(connection);
     this.#connections.delete(connection);
     this.stats.connectedClients = this.#connections.size;
     for (const hooks of this.#hooks) hooks.connectionClosed?.(connection);
@@ -235,9 +334,9 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     for (const hook of this.#answeredHooks) hook(names, elapsedSeconds);
   }
 
-  authorize(name: string, connection: ConnectionInfo): Reply | undefined {
+  authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined {
     for (const hooks of this.#hooks) {
-      const refusal = hooks.authorize?.(name, connection);
+      const refusal = hooks.authorize?.(name, connection, spec);
       if (refusal !== undefined) return refusal;
     }
     return undefined;
@@ -259,6 +358,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     } catch {
       // Already closed.
     }
+    for (const hooks of this.#hooks) hooks.stopping?.();
     if (this.#connections.size > 0) {
       const drained = new Promise<void>((resolve) => (this.#allClosed = resolve));
       for (const connection of this.#connections) connection.stop();

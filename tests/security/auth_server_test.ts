@@ -6,7 +6,7 @@ import { exposureWarning } from "../../src/security/auth_extension.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer, type TestServer } from "../helpers/test_server.ts";
 import { RespErrorReply, type RespValue } from "../../src/protocol/resp.ts";
-import { resp, text, WireClient } from "../helpers/wire.ts";
+import { resp, resp as resp_, text, WireClient } from "../helpers/wire.ts";
 
 function errorText(reply: RespValue): string {
   assert.ok(reply instanceof RespErrorReply, `not an error reply: ${String(reply)}`);
@@ -89,48 +89,70 @@ Deno.test("auth: CONFIG GET never shows the token", async () => {
   assert.ok(!shown.some((item) => item.includes(TOKEN)));
 });
 
-Deno.test("auth: past AUTH_MAX_FAILURES an address is refused, even with the right token", async () => {
-  await using server = await authServer({ AUTH_MAX_FAILURES: 3 });
-  await using wire = await WireClient.connect(server.port);
-  await wire.send("AUTH a\nAUTH b\nAUTH c\n");
-  assert.deepEqual(await wire.readLines(3), Array(3).fill("ERROR: invalid token"));
-  await using other = await WireClient.connect(server.port);
-  await other.send(`AUTH ${TOKEN}\nREAD k\n`);
-  assert.match(
-    await other.readLine(),
-    /^ERROR: too many failed AUTH attempts from 127\.0\.0\.1 \(AUTH_MAX_FAILURES is 3 per 60 s\)/,
-  );
-  assert.equal(await other.readLine(), "ERROR: Authentication required: send AUTH <token> first");
+Deno.test("auth: bad AUTHs never lock out the right token; failures past the limit are delayed", async () => {
+  // A delay no test waits for: a reply that comes at all came at once.
+  await using server = await authServer({ AUTH_FAILURE_DELAY_MS: 60_000 });
+  await using guesser = await WireClient.connect(server.port);
+  await guesser.send(Array.from({ length: 10 }, (_, i) => `AUTH guess-${i}\n`).join(""));
+  assert.deepEqual(await guesser.readLines(10), Array(10).fill("ERROR: invalid token"));
+  await guesser.send("AUTH guess-10\nAUTH guess-11\n");
+  await using client = await WireClient.connect(server.port);
+  await client.send(`AUTH ${TOKEN}\nPUT k v\nREAD k\n`);
+  assert.deepEqual(await client.readLines(3), ["OK", "OK", "v"]);
+  await using resp = await WireClient.connect(server.port);
+  await resp.send(resp_("AUTH", "default", TOKEN));
+  assert.equal(await resp.readReply(), "OK");
+  // The 11th failure is still waiting for its delay: nothing more came on that connection.
+  await assert.rejects(guesser.readLine(200), /no data from the server in time/);
 });
 
-Deno.test("auth: the window ends and the address may try again", async () => {
+Deno.test("auth: a failure past AUTH_MAX_FAILURES is answered late and closes its connection", async () => {
+  await using server = await authServer({ AUTH_MAX_FAILURES: 1, AUTH_FAILURE_DELAY_MS: 50 });
+  await using wire = await WireClient.connect(server.port);
+  // Pipelined guesses after the delayed one are never run: one guess per connection and delay.
+  await wire.send(`AUTH a\nAUTH b\nAUTH ${TOKEN}\nPING\n`);
+  assert.equal(await wire.readLine(), "ERROR: invalid token");
+  assert.equal(
+    await wire.readLine(),
+    "ERROR: invalid token; too many failures from 127.0.0.1 (AUTH_MAX_FAILURES is 1 per 60 s): " +
+      "closing",
+  );
+  assert.equal(decoder.decode(await wire.readToEnd()), "");
+  await using other = await WireClient.connect(server.port);
+  await other.send(`AUTH ${TOKEN}\nPING\n`);
+  assert.deepEqual(await other.readLines(2), ["OK", "PONG"]);
+});
+
+Deno.test("auth: the window ends and failures are answered at once again", async () => {
   await using server = await authServer({
     AUTH_MAX_FAILURES: 1,
     AUTH_FAILURE_WINDOW_SECONDS: 0.2,
+    AUTH_FAILURE_DELAY_MS: 60_000,
   });
   await using wire = await WireClient.connect(server.port);
-  await wire.send(`AUTH a\nAUTH ${TOKEN}\n`);
+  await wire.send("AUTH a\n");
   assert.equal(await wire.readLine(), "ERROR: invalid token");
-  assert.match(await wire.readLine(), /too many failed AUTH attempts/);
   await new Promise((resolve) => setTimeout(resolve, 250));
-  await wire.send(`AUTH ${TOKEN}\n`);
-  assert.equal(await wire.readLine(), "OK");
+  await wire.send("AUTH b\n");
+  assert.equal(await wire.readLine(), "ERROR: invalid token");
 });
 
-Deno.test("auth: failures are logged with the peer address, once per window and at the block", async () => {
+Deno.test("auth: failures are logged with the peer address, at the first and the first delayed", async () => {
   await using server = await startServerProcess({
-    args: ["--fsync", "no", "--auth-max-failures", "3"],
+    args: ["--fsync", "no", "--auth-max-failures", "3", "--auth-failure-delay-ms", "0"],
     env: { KVSTORE_AUTH_TOKEN: TOKEN },
   });
-  await using wire = await WireClient.connect(server.port);
-  await wire.send("AUTH 1\nAUTH 2\nAUTH 3\nAUTH 4\nAUTH 5\nPING\n");
-  await wire.readLines(6);
+  for (let i = 0; i < 5; i++) {
+    await using wire = await WireClient.connect(server.port);
+    await wire.send(`AUTH ${i}\n`);
+    await wire.readLine();
+  }
   const logged = server.logs.filter((line) => line.properties.event === "auth_failed");
   assert.equal(logged.length, 2, JSON.stringify(logged));
   assert.match(String(logged[0].properties.peer), /^127\.0\.0\.1:\d+$/);
-  assert.equal(logged[0].properties.blocked, false);
-  assert.equal(logged[1].properties.failures, 3);
-  assert.equal(logged[1].properties.blocked, true);
+  assert.equal(logged[0].properties.penalized, false);
+  assert.equal(logged[1].properties.failures, 4);
+  assert.equal(logged[1].properties.penalized, true);
   assert.equal(logged[0].level, "WARN");
 });
 

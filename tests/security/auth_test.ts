@@ -30,31 +30,37 @@ Deno.test("a token comes from the setting or from a file, never both", async () 
   }
 });
 
-Deno.test("the limiter blocks a peer past its failures until the window ends", () => {
+Deno.test("the limiter penalizes failures past the limit until the window ends", () => {
   const limiter = new FailureLimiter({ maxFailures: 3, windowMs: 1000, maxPeers: 10 });
   assert.deepEqual(limiter.recordFailure("a", 0), {
     failuresInWindow: 1,
-    blocked: false,
+    penalized: false,
     shouldLog: true,
   });
   assert.equal(limiter.recordFailure("a", 10).shouldLog, false);
-  assert.deepEqual(limiter.recordFailure("a", 20), {
-    failuresInWindow: 3,
-    blocked: true,
+  assert.equal(limiter.recordFailure("a", 20).penalized, false);
+  assert.deepEqual(limiter.recordFailure("a", 30), {
+    failuresInWindow: 4,
+    penalized: true,
     shouldLog: true,
   });
-  assert.equal(limiter.isBlocked("a", 999), true);
-  assert.equal(limiter.isBlocked("b", 999), false);
-  assert.equal(limiter.isBlocked("a", 1000), false);
-  assert.equal(limiter.recordFailure("a", 1000).failuresInWindow, 1);
-  limiter.recordSuccess("a");
-  assert.equal(limiter.trackedPeers, 0);
+  assert.deepEqual(limiter.recordFailure("a", 40), {
+    failuresInWindow: 5,
+    penalized: true,
+    shouldLog: false,
+  });
+  assert.equal(limiter.recordFailure("b", 999).penalized, false);
+  assert.deepEqual(limiter.recordFailure("a", 1000), {
+    failuresInWindow: 1,
+    penalized: false,
+    shouldLog: true,
+  });
 });
 
 Deno.test("the limiter tracks a bounded number of peers, evicting the oldest", () => {
   const limiter = new FailureLimiter({ maxFailures: 1, windowMs: 60_000, maxPeers: 3 });
   for (let i = 0; i < 100; i++) limiter.recordFailure(`peer-${i}`, i);
   assert.equal(limiter.trackedPeers, 3);
-  assert.equal(limiter.isBlocked("peer-99", 100), true);
-  assert.equal(limiter.isBlocked("peer-0", 100), false);
+  assert.equal(limiter.recordFailure("peer-99", 100).penalized, true);
+  assert.equal(limiter.recordFailure("peer-0", 100).penalized, false);
 });

@@ -69,7 +69,7 @@ Deno.test({
       assert.equal(await impostor.send(["PUT", "evil", "1"]), "OK");
       assert.match(
         await replicaError(impostor),
-        /replica refused the replication token: WRONGPASS invalid token/,
+        /replica refused the replication token: WRONGPASS wrong proof of the replication token/,
       );
       const tokenless = await KvNode.start("tokenless", `${dir}/tokenless`, [
         "--replicas",
