@@ -8,6 +8,7 @@
  * @module
  */
 import { getLog } from "../log.ts";
+import { CommandError } from "../server/hooks.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import {
   decodePairs,
@@ -49,9 +50,15 @@ export interface FullSyncWriter {
   abort(): Promise<void>;
 }
 
-/** A REPLICATE request that cannot be served; the message goes back as `ERROR`. */
-export class ReplicateError extends Error {
+/**
+ * A REPLICATE request that cannot be served: a bad request, answered `ERROR: <message>` and
+ * logged at most once a minute (kind `bad_replicate`), never as an internal error.
+ */
+export class ReplicateError extends CommandError {
   override name = "ReplicateError";
+  constructor(message: string) {
+    super(message, "ERR", "bad_replicate");
+  }
 }
 
 /**

@@ -375,24 +375,46 @@ export class Connection implements ConnectionInfo {
       const later = command.handler(request.args, writer, this.#context);
       if (later !== undefined) {
         this.#holes ??= [];
+        const name = command.name;
         this.#holes.push({
           offset: writer.length,
           resp: writer.resp,
-          reply: later.catch(errorReply),
+          reply: later.catch((error) => this.#failed(name, error)),
         });
       }
     } catch (error) {
       writer.length = mark;
-      writer.reply(errorReply(error));
-      if (!isRequestError(error)) {
-        this.#host.log.error("command {command} from {peer} failed: {error}", {
-          command: command.name,
-          peer: this.peer,
-          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-        });
-      }
+      writer.reply(this.#failed(command.name, error));
     }
     return command.name;
+  }
+
+  /**
+   * The reply to a command that threw (or rejected) `error`. A bad request is answered, and
+   * logged only when it asks to be (once a minute per kind); anything else is an internal error,
+   * logged with its stack once a minute (a peer that can trigger one must not flood the log).
+   */
+  #failed(command: string, error: unknown): Reply {
+    if (error instanceof CommandError && error.report !== undefined) {
+      this.#host.limits.note(
+        error.report,
+        "warning",
+        "refused {command} from {peer}: {error}",
+        { command, peer: this.peer, error: error.message },
+      );
+    } else if (!isRequestError(error)) {
+      this.#host.limits.note(
+        "internal_error",
+        "error",
+        "command {command} from {peer} failed: {error}",
+        {
+          command,
+          peer: this.peer,
+          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+        },
+      );
+    }
+    return errorReply(error);
   }
 
   /**

@@ -106,8 +106,10 @@ export interface CommandContext {
 
 /**
  * An error a handler throws for a bad request: the client gets `ERROR: <message>` (RESP:
- * `-<code> <message>`) and nothing is logged. Any other error (except the storage's typed ones,
- * which are answered the same way) is answered `ERROR: Internal error: ...` and logged.
+ * `-<code> <message>`). Nothing is logged, unless `report` names a kind of bad request an operator
+ * should hear of (a malformed replication stream): then it is logged once per minute per kind,
+ * with the peer. Any other error (except the storage's typed ones, which are answered the same
+ * way) is answered `ERROR: Internal error: ...` and logged with its stack, once per minute.
  *
  * @example
  * ```ts
@@ -119,8 +121,11 @@ export interface CommandContext {
 export class CommandError extends Error {
   /** Always `"CommandError"`. */
   override name = "CommandError";
-  /** `message` is sent to the client; `code` is the RESP error code word. */
-  constructor(message: string, readonly code = "ERR") {
+  /**
+   * `message` is sent to the client; `code` is the RESP error code word; `report`, when set, is
+   * the kind under which the bad request is logged (at most once a minute).
+   */
+  constructor(message: string, readonly code = "ERR", readonly report?: string) {
     super(message);
   }
 }

@@ -44,14 +44,8 @@ export class LimitLog {
     message: string,
     properties: Record<string, unknown> = {},
   ): void {
-    const now = this.#nowMs();
-    const state = this.#states.get(setting);
-    if (state !== undefined && now - state.lastLoggedMs < this.#intervalMs) {
-      state.unlogged++;
-      return;
-    }
-    const unlogged = state?.unlogged ?? 0;
-    this.#states.set(setting, { lastLoggedMs: now, unlogged: 0 });
+    const unlogged = this.#due(setting);
+    if (unlogged === undefined) return;
     const suffix = unlogged > 0
       ? ` ({unlogged} more hits of ${setting} since the last report)`
       : ` (logged once per ${Math.round(this.#intervalMs / 1000)} s)`;
@@ -62,5 +56,37 @@ export class LimitLog {
       limit,
       unlogged,
     });
+  }
+
+  /**
+   * Logs something a peer can repeat at will (a bad request, a failing command): the first time
+   * and then once per interval per `kind`, at `level`, saying how many went unlogged meanwhile.
+   */
+  note(
+    kind: string,
+    level: "warning" | "error",
+    message: string,
+    properties: Record<string, unknown> = {},
+  ): void {
+    const unlogged = this.#due(`note:${kind}`);
+    if (unlogged === undefined) return;
+    const suffix = unlogged > 0
+      ? ` ({unlogged} more since the last report)`
+      : ` (logged once per ${Math.round(this.#intervalMs / 1000)} s)`;
+    const record = { ...properties, event: kind, unlogged };
+    if (level === "error") this.#log.error(message + suffix, record);
+    else this.#log.warn(message + suffix, record);
+  }
+
+  /** Undefined within the quiet interval of `key` (counted); else the count missed since. */
+  #due(key: string): number | undefined {
+    const now = this.#nowMs();
+    const state = this.#states.get(key);
+    if (state !== undefined && now - state.lastLoggedMs < this.#intervalMs) {
+      state.unlogged++;
+      return undefined;
+    }
+    this.#states.set(key, { lastLoggedMs: now, unlogged: 0 });
+    return state?.unlogged ?? 0;
   }
 }

@@ -45,3 +45,38 @@ Deno.test("a bound hit is logged with its number once per interval, then with th
     resetSync();
   }
 });
+
+Deno.test("a note (a bad request a peer can repeat) is logged once per interval per kind", () => {
+  const records: LogRecord[] = [];
+  configureSync({
+    reset: true,
+    sinks: { memory: (record) => records.push(record) },
+    loggers: [
+      { category: ["limit-test"], lowestLevel: "debug", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: [] },
+    ],
+  });
+  try {
+    let nowMs = 0;
+    const limits = new LimitLog(getLogger(["limit-test"]), {
+      intervalMs: 1000,
+      nowMs: () => nowMs,
+    });
+    for (let i = 0; i < 5; i++) {
+      limits.note("bad_replicate", "warning", "refused {peer}", { peer: i });
+    }
+    limits.note("internal_error", "error", "failed");
+    nowMs = 1000;
+    limits.note("bad_replicate", "warning", "refused {peer}", { peer: 9 });
+    assert.deepEqual(
+      records.map((r) => [r.level, r.properties.event, r.properties.unlogged, r.properties.peer]),
+      [
+        ["warning", "bad_replicate", 0, 0],
+        ["error", "internal_error", 0, undefined],
+        ["warning", "bad_replicate", 4, 9],
+      ],
+    );
+  } finally {
+    resetSync();
+  }
+});
