@@ -87,6 +87,8 @@ export interface Config {
   METRICS_ENABLED: boolean;
   METRICS_HOST: string;
   METRICS_PORT: number;
+  STATUS_SAMPLE_INTERVAL_MS: number;
+  STATUS_HISTORY_SAMPLES: number;
   BACKUP_IDLE_TIMEOUT_SECONDS: number;
   MAX_BACKUPS: number;
 }
@@ -559,7 +561,9 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     kind: "bool",
     default: false,
     group: "operations",
-    description: "Serve /metrics (Prometheus) and /health over HTTP (implied by --metrics-port).",
+    description:
+      "Serve the status page (/), /status.json, /metrics (Prometheus) and /health over HTTP " +
+      "(implied by --metrics-port).",
   },
   METRICS_HOST: {
     kind: "string",
@@ -575,7 +579,26 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     placeholder: "<port>",
     min: 0,
     max: 65535,
-    description: "Port of the metrics endpoint (0 picks a free port and logs it).",
+    description: "Port of the metrics endpoint and status page (0 picks a free port and logs it).",
+  },
+  STATUS_SAMPLE_INTERVAL_MS: {
+    kind: "int",
+    default: 1000,
+    group: "operations",
+    min: 50,
+    max: 3_600_000,
+    description:
+      "How often the status page's charts take a sample (requests/s, lag, fsync latency), and " +
+      "how often the page polls /status.json.",
+  },
+  STATUS_HISTORY_SAMPLES: {
+    kind: "int",
+    default: 600,
+    group: "operations",
+    min: 10,
+    max: 100_000,
+    description:
+      "Samples the status page keeps (600 at 1000 ms: the last 10 minutes); older ones are dropped.",
   },
   BACKUP_IDLE_TIMEOUT_SECONDS: {
     kind: "float",

@@ -3,13 +3,16 @@
  * `answered` hook: the latency is from the read that delivered a request to the write of its
  * reply, durability and sync replication included), fsync latency (the store's observer), and
  * gauges read at scrape time (keys, bytes, LSNs, epoch, connections). With `METRICS_ENABLED` the
- * registry is served over HTTP (`/metrics`, `/health`) on `METRICS_HOST:METRICS_PORT`.
+ * registry is served over HTTP (`/metrics`, `/health`) on `METRICS_HOST:METRICS_PORT`, with the
+ * status page (`/`, `/status.json`), whose history a timer samples every
+ * `STATUS_SAMPLE_INTERVAL_MS`.
  *
  * @module
  */
 import { getLog } from "../log.ts";
 import type { ServerExtension, ServerHooks, ServerNode } from "../server/hooks.ts";
 import { type HealthReport, type MetricsServer, startMetricsServer } from "./http.ts";
+import { infoFields, StatusRecorder, statusReport } from "./status.ts";
 import {
   Counter,
   type CounterChild,
@@ -20,16 +23,6 @@ import {
 } from "./registry.ts";
 
 const log = getLog("metrics");
-
-/** The fields of one `INFO` section of `node`, by name. */
-export function infoFields(node: ServerNode, section: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of node.info(section, "\n").split("\n")) {
-    const colon = line.indexOf(":");
-    if (colon > 0 && !line.startsWith("#")) fields.set(line.slice(0, colon), line.slice(colon + 1));
-  }
-  return fields;
-}
 
 /**
  * What `/health` says: 200 while the node serves (its log accepts writes); 503 once the store
@@ -58,8 +51,15 @@ export function nodeHealth(node: ServerNode): HealthReport {
   return { healthy, details };
 }
 
-/** Registers the node's own metrics in `registry`; returns the hooks that feed them. */
-export function registerNodeMetrics(node: ServerNode, registry: Registry): ServerHooks {
+/**
+ * Registers the node's own metrics in `registry`; returns the hooks that feed them (and
+ * `recorder`, the status page's history, when given).
+ */
+export function registerNodeMetrics(
+  node: ServerNode,
+  registry: Registry,
+  recorder?: StatusRecorder,
+): ServerHooks {
   const commands = registry.add(
     new Counter("kvstore_commands_total", "Requests answered, by command.", ["command"]),
   );
@@ -83,7 +83,12 @@ export function registerNodeMetrics(node: ServerNode, registry: Registry): Serve
   const fsync = registry.add(
     new Histogram("kvstore_fsync_duration_seconds", "Seconds each group-commit fsync took."),
   );
-  node.store.fsyncObserver = (seconds) => fsync.observe(seconds);
+  node.store.fsyncObserver = recorder === undefined
+    ? (seconds) => fsync.observe(seconds)
+    : (seconds) => {
+      fsync.observe(seconds);
+      recorder.observeFsync(seconds);
+    };
   const storeGauge = (
     name: string,
     help: string,
@@ -171,6 +176,7 @@ export function registerNodeMetrics(node: ServerNode, registry: Registry): Serve
         series.count.inc();
         series.latency.observe(elapsedSeconds);
       }
+      recorder?.countAnswered(names);
     },
   };
 }
@@ -185,7 +191,11 @@ export function metricsExtension(registry: Registry = new Registry()): ServerExt
     const config = node.config;
     // Off, nothing is measured: the server then collects no per-batch command names.
     if (!config.METRICS_ENABLED) return {};
-    const hooks = registerNodeMetrics(node, registry);
+    const recorder = new StatusRecorder(
+      config.STATUS_HISTORY_SAMPLES,
+      config.STATUS_SAMPLE_INTERVAL_MS,
+    );
+    const hooks = registerNodeMetrics(node, registry, recorder);
     let server: MetricsServer;
     try {
       server = await startMetricsServer({
@@ -193,17 +203,28 @@ export function metricsExtension(registry: Registry = new Registry()): ServerExt
         port: config.METRICS_PORT,
         registry,
         health: () => nodeHealth(node),
+        status: () => statusReport(node, recorder),
       });
     } catch (error) {
       throw new Error(
         `cannot serve metrics on ${config.METRICS_HOST}:${config.METRICS_PORT}: ${String(error)}`,
       );
     }
-    log.info("metrics on http://{host}:{port}/metrics (health: /health)", {
+    log.info("status page on http://{host}:{port}/ (metrics: /metrics, health: /health)", {
       event: "metrics_listening",
       host: server.host,
       port: server.port,
     });
-    return { ...hooks, close: () => server.close() };
+    recorder.sample(node);
+    const sampler = setInterval(() => recorder.sample(node), config.STATUS_SAMPLE_INTERVAL_MS);
+    // The sampler alone must not keep a stopping process alive.
+    Deno.unrefTimer(sampler);
+    return {
+      ...hooks,
+      close: () => {
+        clearInterval(sampler);
+        return server.close();
+      },
+    };
   };
 }

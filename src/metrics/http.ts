@@ -1,10 +1,40 @@
 /**
- * The metrics endpoint (`--metrics-port`): `GET /metrics` in Prometheus text format and
- * `GET /health` (200 while the node serves; 503 with the reason otherwise), on `Deno.serve`.
+ * The metrics endpoint (`--metrics-port`), on `Deno.serve`: `GET /metrics` in Prometheus text
+ * format, `GET /health` (200 while the node serves; 503 with the reason otherwise), and the status
+ * page: `GET /` (HTML), `GET /status.json` (its data) and the page's assets, uPlot included, all
+ * from the executable itself.
  *
  * @module
  */
 import type { Registry } from "./registry.ts";
+import type { StatusReport } from "./status.ts";
+import { STATUS_ASSETS, STATUS_CSS, STATUS_HTML, STATUS_JS } from "./status_page.ts";
+import { UPLOT_CSS, UPLOT_JS } from "./uplot_bundle.ts";
+
+/** Headers of every page response: nothing from elsewhere may load, nothing may frame it. */
+const PAGE_HEADERS = {
+  "content-security-policy":
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+/** The page's static files: path → body and content type. */
+const STATIC_FILES = new Map<string, { body: string; type: string; immutable: boolean }>([
+  ["/", { body: STATUS_HTML, type: "text/html; charset=utf-8", immutable: false }],
+  [STATUS_ASSETS.script, {
+    body: STATUS_JS,
+    type: "text/javascript; charset=utf-8",
+    immutable: false,
+  }],
+  [STATUS_ASSETS.style, { body: STATUS_CSS, type: "text/css; charset=utf-8", immutable: false }],
+  [STATUS_ASSETS.uplotScript, {
+    body: UPLOT_JS,
+    type: "text/javascript; charset=utf-8",
+    immutable: true,
+  }],
+  [STATUS_ASSETS.uplotStyle, { body: UPLOT_CSS, type: "text/css; charset=utf-8", immutable: true }],
+]);
 
 /** What `/health` reports. */
 export interface HealthReport {
@@ -28,6 +58,8 @@ export function startMetricsServer(options: {
   port: number;
   registry: Registry;
   health: () => HealthReport;
+  /** The status page's data; without it, `/` and `/status.json` are not served. */
+  status?: () => StatusReport;
 }): Promise<MetricsServer> {
   const { promise, resolve } = Promise.withResolvers<MetricsServer>();
   const server = Deno.serve({
@@ -57,7 +89,26 @@ export function startMetricsServer(options: {
         { status: report.healthy ? 200 : 503 },
       );
     }
-    return new Response("not found: try /metrics or /health\n", { status: 404 });
+    if (options.status !== undefined) {
+      if (path === "/status.json") {
+        return Response.json(options.status(), {
+          headers: { "cache-control": "no-store", ...PAGE_HEADERS },
+        });
+      }
+      const file = STATIC_FILES.get(path === "/index.html" ? "/" : path);
+      if (file !== undefined) {
+        return new Response(file.body, {
+          headers: {
+            "content-type": file.type,
+            "cache-control": file.immutable ? "public, max-age=31536000, immutable" : "no-cache",
+            ...PAGE_HEADERS,
+          },
+        });
+      }
+    }
+    return new Response("not found: try /, /status.json, /metrics or /health\n", {
+      status: 404,
+    });
   });
   return promise;
 }
