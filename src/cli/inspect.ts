@@ -13,8 +13,14 @@ import { closeSync, openSync } from "node:fs";
 import { CorruptionError } from "../storage/errors.ts";
 import { forEachKey, recordEpoch } from "../storage/record.ts";
 import {
-  decodeSegmentHeader,
+  hintPathOf,
+  LOCK_FILE_NAME,
   parseSegmentFileName,
+  parseSegmentOrHintFileName,
+  segmentFileName,
+} from "../storage/file_names.ts";
+import {
+  decodeSegmentHeader,
   readAtSync,
   scanSegment,
   SEGMENT_HEADER_BYTES,
@@ -102,7 +108,7 @@ export async function inspectDataDir(
   const segmentIds = names.map(parseSegmentFileName).filter((id) => id !== undefined);
   const activeId = segmentIds.length === 0 ? -1 : Math.max(...segmentIds);
   // BACKUP.json: what `kvstore backup` copied (a backup's own record).
-  const known = new Set(["LOCK", "NODE_STATE.json", "BACKUP.json", RUNNING_FILE]);
+  const known = new Set([LOCK_FILE_NAME, "NODE_STATE.json", "BACKUP.json", RUNNING_FILE]);
   const report: InspectReport = {
     dataDir,
     segments: [],
@@ -129,14 +135,14 @@ export async function inspectDataDir(
   for (const name of names) {
     const id = parseSegmentFileName(name);
     if (id === undefined) {
-      const hintOf = /^(\d{12})\.hint$/.exec(name)?.[1];
-      if (!known.has(name) && (hintOf === undefined || !names.includes(`${hintOf}.log`))) {
+      const hintOf = parseSegmentOrHintFileName(name); // a hint: a segment's was parsed above
+      if (!known.has(name) && (hintOf === undefined || !names.includes(segmentFileName(hintOf)))) {
         report.otherFiles.push(name);
       }
       continue;
     }
     const segment = inspectSegment(dataDir, name, id === activeId, live);
-    segment.report.hint = names.includes(name.replace(/\.log$/, ".hint"));
+    segment.report.hint = names.includes(hintPathOf(name));
     report.segments.push(segment.report);
     report.logEpoch = Math.max(report.logEpoch, segment.maxEpoch);
     if (segment.report.records > 0) {

@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { LOCK_FILE_NAME } from "../storage/file_names.ts";
 
 /** The file a running `kvstore serve` keeps in its data directory. */
 export const RUNNING_FILE = "RUNNING.json";
@@ -47,7 +48,7 @@ export async function removeRunningFile(dataDir: string): Promise<void> {
 export function isLocked(dir: string): boolean {
   let file: Deno.FsFile;
   try {
-    file = Deno.openSync(`${dir}/LOCK`, { read: true });
+    file = Deno.openSync(`${dir}/${LOCK_FILE_NAME}`, { read: true });
   } catch {
     return false;
   }
@@ -76,7 +77,7 @@ export async function lockHolder(dir: string): Promise<Partial<RunningNode> | un
 async function procLockHolder(dir: string): Promise<RunningNode | undefined> {
   if (Deno.build.os !== "linux") return undefined;
   try {
-    const inode = (await Deno.stat(`${dir}/LOCK`)).ino;
+    const inode = (await Deno.stat(`${dir}/${LOCK_FILE_NAME}`)).ino;
     for (const line of (await Deno.readTextFile("/proc/locks")).split("\n")) {
       // "1: FLOCK  ADVISORY  WRITE 14226 fe:00:2147822 0 EOF"
       const fields = line.trim().split(/\s+/);

@@ -6,6 +6,7 @@
  * @module
  */
 import { writeAll } from "../write_all.ts";
+import { temporaryPathOf } from "./file_names.ts";
 
 /**
  * Mode of every file kvstore creates in a data directory (segments, hints, LOCK, NODE_STATE, a
@@ -43,7 +44,7 @@ export async function writeFileDurably(
   bytes: Uint8Array,
 ): Promise<void> {
   const path = `${dir}/${name}`;
-  const tmp = `${path}.tmp`;
+  const tmp = temporaryPathOf(path);
   await writeSyncedFile(tmp, bytes);
   await Deno.rename(tmp, path);
   fsyncDir(dir);

@@ -6,6 +6,7 @@
  * @module
  */
 import { CorruptionError } from "./errors.ts";
+import { hintPathOf } from "./file_names.ts";
 import { KVStore } from "./store.ts";
 
 /** One truncation repair made or would make. */
@@ -66,7 +67,7 @@ export async function repairStore(
         }
       }
       try {
-        Deno.removeSync(error.path.replace(/\.log$/, ".hint"));
+        Deno.removeSync(hintPathOf(error.path));
       } catch (removeError) {
         if (!(removeError instanceof Deno.errors.NotFound)) throw removeError;
       }

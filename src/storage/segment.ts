@@ -4,8 +4,8 @@
  *
  * ## Segment file layout
  *
- * A data directory holds segments `NNNNNNNNNNNN.log` (the segment id, 12 decimal digits). The
- * highest id is the active segment, the only one appended to; the others are sealed (fsynced
+ * A data directory holds segments `NNNNNNNNNNNN.log` (the segment id, 12 decimal digits; every
+ * file name is in `file_names.ts`). The highest id is the active segment, the only one appended to; the others are sealed (fsynced
  * before the next one was created, so they never have a torn tail). Order of ids is order of
  * writes; compaction rewrites a run of segments into a file with the first id of the run.
  *
@@ -64,17 +64,6 @@ export interface SegmentHeader {
   coveredLastLsn: number;
   flags: number;
   nonce: number;
-}
-
-/** File name of segment `id`. */
-export function segmentFileName(id: number): string {
-  return `${String(id).padStart(12, "0")}.log`;
-}
-
-/** The id of a segment file name, or undefined when the name is not one. */
-export function parseSegmentFileName(name: string): number | undefined {
-  const match = /^(\d{12})\.log$/.exec(name);
-  return match ? Number(match[1]) : undefined;
 }
 
 /** Encodes a segment header. */

@@ -30,6 +30,19 @@ import {
   StoreLockedError,
   ValueTooLargeError,
 } from "./errors.ts";
+import {
+  FULL_SYNC_MARKER_NAME,
+  hintPathOf,
+  isTemporaryFileName,
+  LOCK_FILE_NAME,
+  parseSegmentFileName,
+  parseSegmentOrHintFileName,
+  parseStagedSegmentFileName,
+  segmentPath,
+  stagedPathOf,
+  temporaryPathOf,
+  unstagedPathOf,
+} from "./file_names.ts";
 import { DATA_DIR_MODE, DATA_FILE_MODE, fsyncDir, writeSyncedFile } from "./durable_file.ts";
 import { HintBuilder, HintKind, loadHint } from "./hint.ts";
 import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
@@ -61,11 +74,9 @@ import {
 import {
   decodeSegmentHeader,
   encodeSegmentHeader,
-  parseSegmentFileName,
   readAtSync,
   scanSegment,
   SEGMENT_HEADER_BYTES,
-  segmentFileName,
   SegmentFlag,
   type SegmentHeader,
 } from "./segment.ts";
@@ -323,7 +334,7 @@ export class Segment {
 
   /** Path of its hint file. */
   get hintPath(): string {
-    return this.path.replace(/\.log$/, ".hint");
+    return hintPathOf(this.path);
   }
 
   /** Releases one pin; a retired segment closes its handle when the last pin goes. */
@@ -487,8 +498,6 @@ function handled<T>(promise: Promise<T>): Promise<T> {
   promise.catch(ignore);
   return promise;
 }
-const LOCK_FILE = "LOCK";
-const FULL_SYNC_MARKER = "FULLSYNC";
 const INITIAL_PENDING_BYTES = 64 * 1024;
 /** Values read are carved from shared blocks of this size when at most {@link CARVED_VALUE_BYTES}. */
 const VALUE_BLOCK_BYTES = 8 * 1024;
@@ -587,7 +596,7 @@ export class KVStore {
   static async open(dir: string, options: Partial<StoreOptions> = {}): Promise<KVStore> {
     const merged: StoreOptions = { ...DEFAULT_STORE_OPTIONS, ...options };
     await Deno.mkdir(dir, { recursive: true, mode: DATA_DIR_MODE });
-    const lockFile = Deno.openSync(`${dir}/${LOCK_FILE}`, {
+    const lockFile = Deno.openSync(`${dir}/${LOCK_FILE_NAME}`, {
       read: true,
       write: true,
       create: true,
@@ -622,7 +631,7 @@ export class KVStore {
       if (!entry.isFile) continue;
       const id = parseSegmentFileName(entry.name);
       if (id !== undefined) ids.push(id);
-      else if (entry.name.endsWith(".tmp")) Deno.removeSync(`${this.dir}/${entry.name}`);
+      else if (isTemporaryFileName(entry.name)) Deno.removeSync(`${this.dir}/${entry.name}`);
     }
     ids.sort((a, b) => a - b);
     let tornBytes = 0;
@@ -688,7 +697,7 @@ export class KVStore {
    * so a crash mid full sync never leaves half-old, half-new contents.
    */
   #settleFullSync(): void {
-    const markerPath = `${this.dir}/${FULL_SYNC_MARKER}`;
+    const markerPath = `${this.dir}/${FULL_SYNC_MARKER_NAME}`;
     let baseId: number | undefined;
     try {
       baseId = Number(Deno.readTextFileSync(markerPath).trim());
@@ -696,18 +705,18 @@ export class KVStore {
       if (!(error instanceof Deno.errors.NotFound)) throw error;
     }
     for (const entry of Deno.readDirSync(this.dir)) {
-      const match = /^(\d{12})\.log\.sync$/.exec(entry.name);
+      const stagedId = parseStagedSegmentFileName(entry.name);
       const path = `${this.dir}/${entry.name}`;
-      if (match === null) continue;
-      if (baseId !== undefined && Number(match[1]) >= baseId) {
-        Deno.renameSync(path, path.slice(0, -".sync".length));
+      if (stagedId === undefined) continue;
+      if (baseId !== undefined && stagedId >= baseId) {
+        Deno.renameSync(path, unstagedPathOf(path));
       } else {
         Deno.removeSync(path);
       }
     }
     if (baseId === undefined) return;
     for (const entry of Deno.readDirSync(this.dir)) {
-      const id = Number(/^(\d{12})\.(log|hint)$/.exec(entry.name)?.[1] ?? NaN);
+      const id = parseSegmentOrHintFileName(entry.name) ?? NaN;
       if (id < baseId) Deno.removeSync(`${this.dir}/${entry.name}`);
     }
     fsyncDir(this.dir);
@@ -718,7 +727,7 @@ export class KVStore {
 
   /** Opens a segment file found at startup; undefined when it is an unfinished empty file. */
   #openSegment(id: number, isLast: boolean): Segment | undefined {
-    const path = `${this.dir}/${segmentFileName(id)}`;
+    const path = segmentPath(this.dir, id);
     const size = Deno.statSync(path).size;
     if (size < SEGMENT_HEADER_BYTES) {
       if (!isLast) throw new CorruptionError(path, 0, `sealed segment is only ${size} bytes`);
@@ -824,7 +833,7 @@ export class KVStore {
   #writeHintSync(segment: Segment): void {
     const bytes = this.#hintBytes(segment, segment.hint ?? new HintBuilder());
     segment.hint = undefined;
-    const tmp = `${segment.hintPath}.tmp`;
+    const tmp = temporaryPathOf(segment.hintPath);
     const file = Deno.openSync(tmp, {
       write: true,
       create: true,
@@ -858,7 +867,7 @@ export class KVStore {
     const hint = segment.hint ?? new HintBuilder();
     const complete = segment.hintComplete;
     segment.hint = undefined;
-    const tmp = `${segment.hintPath}.tmp`;
+    const tmp = temporaryPathOf(segment.hintPath);
     try {
       if (!complete) await this.#addLiveValues(segment, hint);
       if (segment.retired || this.#closed) return;
@@ -956,7 +965,7 @@ export class KVStore {
   }
 
   #createSegment(id: number, coveredLastLsn: number, flags: number): Segment {
-    const path = `${this.dir}/${segmentFileName(id)}`;
+    const path = segmentPath(this.dir, id);
     const header: SegmentHeader = { id, coveredLastLsn, flags, nonce: randomNonce() };
     const file = Deno.openSync(path, { write: true, createNew: true, mode: DATA_FILE_MODE });
     try {
@@ -1599,7 +1608,7 @@ export class KVStore {
       flags: SegmentFlag.COMPACTED,
       nonce: randomNonce(),
     };
-    const tmpPath = `${first.path}.compact.tmp`;
+    const tmpPath = temporaryPathOf(first.path, "compact");
     const out = Deno.openSync(tmpPath, {
       write: true,
       create: true,
@@ -2139,14 +2148,15 @@ export class KVStore {
   /** @internal Called by {@link FullSync.finish}: swaps in the staged contents. */
   commitFullSync(sync: FullSync, staged: Segment[], index: KeyIndex<Segment>): void {
     assert.equal(this.#fullSync, sync);
-    const markerTmp = `${this.dir}/${FULL_SYNC_MARKER}.tmp`;
+    const markerPath = `${this.dir}/${FULL_SYNC_MARKER_NAME}`;
+    const markerTmp = temporaryPathOf(markerPath);
     Deno.writeTextFileSync(markerTmp, `${sync.baseId}\n`, { mode: DATA_FILE_MODE });
     const marker = Deno.openSync(markerTmp, { read: true, write: true });
     marker.syncDataSync();
     marker.close();
-    Deno.renameSync(markerTmp, `${this.dir}/${FULL_SYNC_MARKER}`);
+    Deno.renameSync(markerTmp, markerPath);
     fsyncDir(this.dir); // commit point
-    for (const segment of staged) Deno.renameSync(`${segment.path}.sync`, segment.path);
+    for (const segment of staged) Deno.renameSync(stagedPathOf(segment.path), segment.path);
     fsyncDir(this.dir);
     const old = this.#segments;
     for (const segment of old) {
@@ -2160,7 +2170,7 @@ export class KVStore {
     fsyncDir(this.dir);
     const lastId = staged.length > 0 ? staged[staged.length - 1].id : sync.baseId - 1;
     const active = this.#createSegment(lastId + 1, sync.lsn, SegmentFlag.FULL_SYNC);
-    Deno.removeSync(`${this.dir}/${FULL_SYNC_MARKER}`);
+    Deno.removeSync(markerPath);
     fsyncDir(this.dir);
     if (this.#syncRunning) this.#retiredWriters.push(this.#writer);
     else this.#writer.close();
@@ -2188,14 +2198,14 @@ export class KVStore {
 
   /** @internal Creates a staging segment file for a full sync. */
   createStagingSegment(id: number, lsn: number): [Segment, Deno.FsFile] {
-    const path = `${this.dir}/${segmentFileName(id)}`;
+    const path = segmentPath(this.dir, id);
     const header: SegmentHeader = {
       id,
       coveredLastLsn: lsn,
       flags: SegmentFlag.FULL_SYNC,
       nonce: randomNonce(),
     };
-    const file = Deno.openSync(`${path}.sync`, {
+    const file = Deno.openSync(stagedPathOf(path), {
       write: true,
       create: true,
       truncate: true,
@@ -2419,7 +2429,7 @@ export class FullSync {
     this.#file?.close();
     for (const segment of this.#staged) {
       try {
-        Deno.removeSync(`${segment.path}.sync`);
+        Deno.removeSync(stagedPathOf(segment.path));
       } catch {
         // never written
       }

@@ -4,6 +4,7 @@
  * @module
  */
 import { configureLogging } from "../../src/log.ts";
+import { parseSegmentFileName } from "../../src/storage/file_names.ts";
 
 configureLogging({ level: "error", format: "text" });
 
@@ -34,7 +35,7 @@ export async function withTempDir(body: (dir: string) => Promise<void>): Promise
 export function segmentFiles(dir: string): string[] {
   return [...Deno.readDirSync(dir)]
     .map((entry) => entry.name)
-    .filter((name) => /^\d{12}\.log$/.test(name))
+    .filter((name) => parseSegmentFileName(name) !== undefined)
     .sort()
     .map((name) => `${dir}/${name}`);
 }
