@@ -7,15 +7,17 @@
 export {
   type Bytes,
   type CompactionReport,
-  DEFAULT_STORE_OPTIONS,
   type DurableListener,
   FullSync,
   KVStore,
-  type StoreOptions,
-  storeOptionsFromConfig,
   type StoreSnapshot,
   type StoreStats,
 } from "./store.ts";
+export {
+  DEFAULT_STORE_OPTIONS,
+  type StoreOptions,
+  storeOptionsFromConfig,
+} from "./store_options.ts";
 export {
   BatchTooLargeError,
   CorruptionError,

@@ -15,7 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { closeSync, openSync } from "node:fs";
-import type { Config, FsyncPolicy } from "../config.ts";
+import type { FsyncPolicy } from "../config.ts";
 import { getLog } from "../log.ts";
 import {
   BatchTooLargeError,
@@ -80,6 +80,7 @@ import {
   SegmentFlag,
   type SegmentHeader,
 } from "./segment.ts";
+import { DEFAULT_STORE_OPTIONS, type StoreOptions } from "./store_options.ts";
 import { ValueBlocks } from "./value_blocks.ts";
 import { writeAllSync } from "../write_all.ts";
 
@@ -94,78 +95,6 @@ function zeroBlock(): Uint8Array {
 }
 
 const log = getLog("storage");
-
-/** Settings of a store (from `src/config.ts`, see {@link storeOptionsFromConfig}). */
-export interface StoreOptions {
-  /** Durability policy: `always` acknowledges after fsync, `everysec`/`no` after the OS write. */
-  fsync: FsyncPolicy;
-  /** Size at which the active segment is sealed and a new one started. */
-  segmentSizeBytes: number;
-  /** Largest key. */
-  maxKeyBytes: number;
-  /** Largest value. */
-  maxValueBytes: number;
-  /** Most pending bytes gathered before a group-commit write is forced. */
-  writeBatchMaxBytes: number;
-  /**
-   * With `fsync: "always"`, how far ahead of its last record the active segment is zero-filled
-   * (0: not at all). See {@link KVStore} `#preallocate`.
-   */
-  preallocateBytes: number;
-  /**
-   * With `fsync: "everysec"` or `"no"`, a background fsync after every this many bytes written
-   * (0: never), so the blocking fsync that seals a segment finds little dirty data.
-   */
-  incrementalFsyncBytes: number;
-  /** Garbage ratio of a sealed segment past which it is compacted automatically. */
-  compactionThreshold: number;
-  /** Garbage bytes a sealed segment must hold before automatic compaction. */
-  compactionMinBytes: number;
-  /** Log bytes compaction scans (or index entries it re-points) before it yields. */
-  compactionChunkBytes: number;
-  /** Replica mode: direct writes are LOCAL records that do not consume a master LSN. */
-  replica: boolean;
-  /** Compact automatically (set false in tests that want to control compaction). */
-  autoCompact: boolean;
-  /** How often a long recovery logs how far it got (segments and keys so far). */
-  recoveryProgressIntervalMs: number;
-}
-
-/** The options a {@link Config} implies. */
-export function storeOptionsFromConfig(config: Config): StoreOptions {
-  return {
-    fsync: config.FSYNC,
-    segmentSizeBytes: config.SEGMENT_SIZE_BYTES,
-    maxKeyBytes: config.MAX_KEY_BYTES,
-    maxValueBytes: config.MAX_VALUE_BYTES,
-    writeBatchMaxBytes: config.WRITE_BATCH_MAX_BYTES,
-    preallocateBytes: config.SEGMENT_PREALLOCATE_BYTES,
-    incrementalFsyncBytes: config.INCREMENTAL_FSYNC_BYTES,
-    compactionThreshold: config.COMPACTION_THRESHOLD,
-    compactionMinBytes: config.COMPACTION_MIN_BYTES,
-    compactionChunkBytes: config.COMPACTION_CHUNK_BYTES,
-    replica: config.REPLICA,
-    autoCompact: true,
-    recoveryProgressIntervalMs: DEFAULT_STORE_OPTIONS.recoveryProgressIntervalMs,
-  };
-}
-
-/** Defaults of {@link StoreOptions} (the defaults of `src/config.ts`). */
-export const DEFAULT_STORE_OPTIONS: Readonly<StoreOptions> = {
-  fsync: "always",
-  segmentSizeBytes: 64 * 1024 * 1024,
-  maxKeyBytes: 64 * 1024,
-  maxValueBytes: 64 * 1024 * 1024,
-  writeBatchMaxBytes: 4 * 1024 * 1024,
-  preallocateBytes: 1024 * 1024,
-  incrementalFsyncBytes: 4 * 1024 * 1024,
-  compactionThreshold: 0.3,
-  compactionMinBytes: 1024 * 1024,
-  compactionChunkBytes: 1024 * 1024,
-  replica: false,
-  autoCompact: true,
-  recoveryProgressIntervalMs: 5000,
-};
 
 /** Figures describing a store. */
 export interface StoreStats {
