@@ -19,13 +19,9 @@ import {
   parseSegmentOrHintFileName,
   segmentFileName,
 } from "../storage/file_names.ts";
-import {
-  decodeSegmentHeader,
-  readAtSync,
-  scanSegment,
-  SEGMENT_HEADER_BYTES,
-  SegmentFlag,
-} from "../storage/segment.ts";
+import { readAtSync } from "../storage/read_at.ts";
+import { decodeSegmentHeader, SEGMENT_HEADER_BYTES, SegmentFlag } from "../storage/segment.ts";
+import { scanSegment } from "../storage/segment_scan.ts";
 import { describeHolder, lockHolder, RUNNING_FILE, type RunningNode } from "./lock_holder.ts";
 
 /** What one segment file holds. */

@@ -37,7 +37,7 @@
 import { closeSync, fstatSync, openSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { readU64, writeU64 } from "./record.ts";
-import { readAtSync } from "./segment.ts";
+import { readAtSync } from "./read_at.ts";
 
 const MAGIC = "KVSTHNT1";
 /** Bytes of the hint header. */

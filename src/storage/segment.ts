@@ -1,13 +1,14 @@
 /**
- * Segment files: naming, the file header, and the scanner that reads records back (recovery,
- * compaction, replication catch-up) and tells a torn tail from corruption.
+ * Segment files: the file header, the {@link Segment} the store tracks for each file, and
+ * creating, opening and truncating the files. Records are read back by `segment_scan.ts`.
  *
  * ## Segment file layout
  *
  * A data directory holds segments `NNNNNNNNNNNN.log` (the segment id, 12 decimal digits; every
- * file name is in `file_names.ts`). The highest id is the active segment, the only one appended to; the others are sealed (fsynced
- * before the next one was created, so they never have a torn tail). Order of ids is order of
- * writes; compaction rewrites a run of segments into a file with the first id of the run.
+ * file name is in `file_names.ts`). The highest id is the active segment, the only one appended
+ * to; the others are sealed (fsynced before the next one was created, so they never have a torn
+ * tail). Order of ids is order of writes; compaction rewrites a run of segments into a file with
+ * the first id of the run.
  *
  * ```
  * offset  size  field
@@ -23,33 +24,21 @@
  *     40     …  records          back to back (see record.ts), no padding
  * ```
  *
- * ## Torn tail versus corruption
- *
- * A scan stops at the first record that is cut short or fails its checks. If no intact record
- * starts anywhere after that point, the damage is a torn tail: the last write did not complete,
- * nothing after it was ever acknowledged, and the active segment is truncated there (the byte
- * count is logged). If an intact record does follow, bytes in the middle of the log changed:
- * that is corruption, and the store refuses to open, naming the file and offset. One exception,
- * in the active segment only: damage that holds zeros (a record header of zeros, or a whole
- * sector of them) is a power loss during an fdatasync into the segment's zero-filled space, which
- * can persist a later page and not an earlier one; nothing from there on was acknowledged, so it
- * is a torn tail too (see {@link scanSegment}).
- *
  * @module
  */
-import { readSync } from "node:fs";
+import assert from "node:assert/strict";
+import { closeSync, openSync } from "node:fs";
 import { crc32 } from "node:zlib";
+import { getLog } from "../log.ts";
+import { writeAllSync } from "../write_all.ts";
+import { DATA_FILE_MODE, fsyncDir } from "./durable_file.ts";
 import { CorruptionError } from "./errors.ts";
-import {
-  Check,
-  checkReason,
-  checkRecord,
-  readU64,
-  RECORD_HEADER_BYTES,
-  recordLength,
-  recordLsn,
-  writeU64,
-} from "./record.ts";
+import { hintPathOf, segmentPath } from "./file_names.ts";
+import { HintBuilder } from "./hint.ts";
+import { readAtSync } from "./read_at.ts";
+import { readU64, writeU64 } from "./record.ts";
+
+const log = getLog("storage");
 
 /** Bytes of the segment file header; the first record starts here. */
 export const SEGMENT_HEADER_BYTES = 40;
@@ -101,257 +90,163 @@ export function decodeSegmentHeader(bytes: Uint8Array, path: string): SegmentHea
   };
 }
 
-/**
- * Reads `into.length` bytes at file offset `position` of the file descriptor `fd` (a `node:fs`
- * descriptor) with positional reads (`pread`): the file's own position is neither used nor moved,
- * so any number of readers can share one descriptor. Returns the bytes read (fewer only at end of
- * file).
- */
-export function readAtSync(fd: number, position: number, into: Uint8Array): number {
-  let filled = 0;
-  // Bounded: each iteration reads at least one byte or stops at end of file.
-  while (filled < into.length) {
-    const n = readSync(fd, into, filled, into.length - filled, position + filled);
-    if (n === 0) break;
-    filled += n;
-  }
-  return filled;
+/** A segment header for a new file: a fresh random nonce, so no older hint matches it. */
+export function newSegmentHeader(id: number, coveredLastLsn: number, flags: number): SegmentHeader {
+  return { id, coveredLastLsn, flags, nonce: crypto.getRandomValues(new Uint32Array(1))[0] };
 }
 
-/** Called for each intact record: its bytes are `buf[at, at + length)`, at file offset `fileOffset`. */
-export type RecordVisitor = (
-  buf: Uint8Array,
-  view: DataView,
-  at: number,
-  length: number,
-  fileOffset: number,
-) => void;
-
-/** What a scan found. */
-export interface ScanResult {
-  /** File offset just past the last intact record. */
-  validEnd: number;
-  /** Bytes after `validEnd` (a torn tail when `damage` is "torn"). */
-  tailBytes: number;
+/** One segment file as the store tracks it. */
+export class Segment {
+  /** Bytes in the file (for the active segment: written to the OS, pending excluded). */
+  sizeBytes: number;
+  /** Accounted bytes of live entries in this segment (never negative). */
+  liveBytes = 0;
+  /** Bytes of tombstone records (compaction may have to keep them). */
+  tombstoneBytes = 0;
+  /** LSN of the first and last record (-1 when there is none). */
+  firstLsn = -1;
+  lastLsn = -1;
+  /** Replaced by compaction or a full sync: close once nothing pins it. */
+  retired = false;
+  /** Epoch of the last record. */
+  lastEpoch = 0;
   /**
-   * "none": the file ends cleanly; "torn": a torn tail follows `validEnd`; "zeros": only zeros
-   * follow `validEnd` (an active segment's preallocated space, see `KVStore`).
+   * Hint entries gathered while the segment is written: its tombstones only (the live values are
+   * taken from the index, in key order, when the hint is written), or every entry when
+   * {@link hintComplete} (a full-sync staging segment, a sealed segment recovered by a scan).
    */
-  damage: "none" | "torn" | "zeros";
-  /** Why the record at `validEnd` failed, when damage is "torn". */
-  reason?: string;
-  records: number;
-  firstLsn: number;
-  lastLsn: number;
+  hint: HintBuilder | undefined;
+  /** {@link hint} holds every entry, not only the tombstones. */
+  hintComplete = false;
+  /** While its hint file is being written: that write, which never rejects (compaction waits). */
+  hintWriting: Promise<void> | undefined;
+  #pins = 0;
+  #fd = -1;
+
+  constructor(
+    readonly id: number,
+    readonly path: string,
+    readonly header: SegmentHeader,
+    sizeBytes: number,
+  ) {
+    this.sizeBytes = sizeBytes;
+  }
+
+  /**
+   * A read-only `node:fs` descriptor, opened on first use. Every read through it is positional
+   * (`pread`, see `readAtSync`), so readers never share or move a file position.
+   */
+  reader(): number {
+    if (this.#fd === -1) this.#fd = openSync(this.path, "r");
+    return this.#fd;
+  }
+
+  /** Path of its hint file. */
+  get hintPath(): string {
+    return hintPathOf(this.path);
+  }
+
+  /** Snapshots and readers that need this file as it is (compaction leaves it alone). */
+  get pins(): number {
+    return this.#pins;
+  }
+
+  /** Takes one pin. */
+  pin(): void {
+    this.#pins++;
+  }
+
+  /** Releases one pin; a retired segment closes its handle when the last pin goes. */
+  unpin(): void {
+    if (this.#pins <= 0) assert.fail(`segment ${this.id} unpinned more often than pinned`);
+    this.#pins--;
+    if (this.retired && this.#pins === 0) this.closeReader();
+  }
+
+  /** Marks it replaced: its handle closes now, or when the last pin goes. */
+  retire(): void {
+    this.retired = true;
+    if (this.#pins === 0) this.closeReader();
+  }
+
+  /** Closes the read handle (reopened on next use). */
+  closeReader(): void {
+    if (this.#fd === -1) return;
+    closeSync(this.#fd);
+    this.#fd = -1;
+  }
+
+  /** Notes a record appended or recovered in this segment (LSNs never go back in a segment). */
+  noteLsn(lsn: number): void {
+    if (lsn < this.lastLsn) assert.fail(`LSN ${lsn} after ${this.lastLsn} in segment ${this.id}`);
+    if (this.firstLsn === -1) this.firstLsn = lsn;
+    this.lastLsn = lsn;
+  }
 }
 
-const SCAN_WINDOW_BYTES = 4 * 1024 * 1024;
+/**
+ * Creates segment `id` in `dir` holding only its header, durably (the file and the directory are
+ * synced): the next active segment, or a full sync's first one after its records.
+ */
+export function createSegmentFile(
+  dir: string,
+  id: number,
+  coveredLastLsn: number,
+  flags: number,
+): Segment {
+  const path = segmentPath(dir, id);
+  const header = newSegmentHeader(id, coveredLastLsn, flags);
+  const file = Deno.openSync(path, { write: true, createNew: true, mode: DATA_FILE_MODE });
+  try {
+    writeAllSync(file, encodeSegmentHeader(header));
+    file.syncDataSync();
+  } finally {
+    file.close();
+  }
+  fsyncDir(dir);
+  const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
+  segment.hint = new HintBuilder();
+  return segment;
+}
 
 /**
- * Reads every record of a segment from `from` (normally just past the header) to `fileSize`,
- * calling `visit` for each, in order. On a damaged record, searches the rest of the file for an
- * intact one: if there is one, throws {@link CorruptionError} (file and offset named); otherwise
- * reports a torn tail, which the caller truncates or, for a sealed segment, treats as
- * corruption.
+ * Opens segment `id` of `dir` found at startup, checking its header; undefined when it is the
+ * last segment and was created but never got its header (a crash at creation: the file is
+ * removed, nothing was in it).
  *
- * With `stopAt`, the scan ends after the first record that ends at or past that file offset,
- * with `validEnd` where the next scan should start (a segment read in bounded steps).
- *
- * With `zeroHoleEndsLog` (recovery of the active segment), damage that holds zeros where data
- * was written ends the log even when intact records follow: the active segment is zero-filled
- * ahead of its records (`KVStore`'s preallocation), and a power loss during an fdatasync can
- * persist a later page of it and not an earlier one, which still holds the zeros. Nothing from the
- * damage on was acknowledged (an acknowledgement under `always` follows the fdatasync that covers
- * it), so it is a torn tail, reported as "torn" with the offset of the intact record in
- * `reason`. The sign is a record header of zeros, or a whole 512-byte disk sector of zeros in the
- * damaged record; other damage stays corruption.
+ * @throws {CorruptionError} a damaged header, or a sealed segment too short for one
  */
-export function scanSegment(
-  fd: number,
-  path: string,
-  fileSize: number,
-  from: number,
-  visit: RecordVisitor,
-  stopAt = Infinity,
-  zeroHoleEndsLog = false,
-): ScanResult {
-  const window = Math.min(SCAN_WINDOW_BYTES, fileSize - from, stopAt - from);
-  let buf = new Uint8Array(Math.max(window, 0));
-  let view = new DataView(buf.buffer);
-  let bufStart = from; // file offset of buf[0]
-  let bufEnd = 0; // valid bytes in buf
-  let at = 0;
-  let records = 0;
-  let firstLsn = 0;
-  let lastLsn = 0;
-  const refill = (needBytes: number): boolean => {
-    const keep = bufEnd - at;
-    if (needBytes > buf.length) {
-      const bigger = new Uint8Array(needBytes);
-      bigger.set(buf.subarray(at, bufEnd));
-      buf = bigger;
-      view = new DataView(buf.buffer);
-    } else {
-      buf.copyWithin(0, at, bufEnd);
-    }
-    bufStart += at;
-    at = 0;
-    bufEnd = keep;
-    const want = Math.min(buf.length - keep, fileSize - (bufStart + keep));
-    if (want <= 0) return false;
-    const got = readAtSync(fd, bufStart + keep, buf.subarray(keep, keep + want));
-    bufEnd += got;
-    return got > 0;
-  };
-  // Bounded by the file size: each iteration consumes a record or reads more of the file.
-  while (bufStart + at < fileSize) {
-    const result = checkRecord(buf, view, at, bufEnd);
-    if (result > 0) {
-      const lsn = recordLsn(view, at);
-      if (records > 0 && lsn < lastLsn) {
-        throw new CorruptionError(
-          path,
-          bufStart + at,
-          `LSN ${lsn} follows LSN ${lastLsn} (LSNs never decrease)`,
-        );
-      }
-      if (records === 0) firstLsn = lsn;
-      lastLsn = lsn;
-      records++;
-      visit(buf, view, at, result, bufStart + at);
-      at += result;
-      if (bufStart + at >= stopAt) {
-        const end = bufStart + at;
-        return { validEnd: end, tailBytes: 0, damage: "none", records, firstLsn, lastLsn };
-      }
-      continue;
-    }
-    if (result === Check.SHORT && bufStart + bufEnd < fileSize) {
-      const needed = bufEnd - at >= RECORD_HEADER_BYTES
-        ? Math.max(recordLength(view, at), RECORD_HEADER_BYTES)
-        : RECORD_HEADER_BYTES;
-      if (needed <= fileSize - (bufStart + at) && refill(Math.max(needed, buf.length))) continue;
-    }
-    const damagedAt = bufStart + at;
-    if (isZeroFilled(fd, damagedAt, fileSize)) {
-      const tailBytes = fileSize - damagedAt;
-      const reason = "only zero bytes from here to the end";
-      return {
-        validEnd: damagedAt,
-        tailBytes,
-        damage: "zeros",
-        reason,
-        records,
-        firstLsn,
-        lastLsn,
-      };
-    }
-    const intactAt = findIntactRecord(fd, damagedAt + 1, fileSize, lastLsn);
-    if (
-      intactAt !== undefined && zeroHoleEndsLog && hasUnwrittenSector(fd, damagedAt, intactAt)
-    ) {
-      return {
-        validEnd: damagedAt,
-        tailBytes: fileSize - damagedAt,
-        damage: "torn",
-        reason: `zero bytes where a record should start, then records from offset ${intactAt}: ` +
-          "an fsync a crash interrupted, none of it acknowledged",
-        records,
-        firstLsn,
-        lastLsn,
-      };
-    }
-    if (intactAt !== undefined) {
-      throw new CorruptionError(
-        path,
-        damagedAt,
-        `${checkReason(result)}, yet an intact record follows at offset ${intactAt}`,
-      );
-    }
-    return {
-      validEnd: damagedAt,
-      tailBytes: fileSize - damagedAt,
-      damage: "torn",
-      reason: checkReason(result),
-      records,
-      firstLsn,
-      lastLsn,
-    };
+export function openSegmentFile(dir: string, id: number, isLast: boolean): Segment | undefined {
+  const path = segmentPath(dir, id);
+  const size = Deno.statSync(path).size;
+  if (size < SEGMENT_HEADER_BYTES) {
+    if (!isLast) throw new CorruptionError(path, 0, `sealed segment is only ${size} bytes`);
+    log.warn("removing unfinished segment {path} ({sizeBytes} bytes)", { path, sizeBytes: size });
+    Deno.removeSync(path);
+    return undefined;
   }
-  return { validEnd: fileSize, tailBytes: 0, damage: "none", records, firstLsn, lastLsn };
+  const headerBytes = new Uint8Array(SEGMENT_HEADER_BYTES);
+  const fd = openSync(path, "r");
+  try {
+    readAtSync(fd, 0, headerBytes);
+  } finally {
+    closeSync(fd);
+  }
+  const header = decodeSegmentHeader(headerBytes, path);
+  if (header.id !== id) {
+    throw new CorruptionError(path, 8, `header names segment ${header.id}, file name ${id}`);
+  }
+  return new Segment(id, path, header, size);
 }
 
-const SECTOR_BYTES = 512;
-
-/**
- * True when the damaged bytes `[from, to)` look like data that never reached the disk: they start
- * with a record header of zeros, or hold a whole sector-aligned run of {@link SECTOR_BYTES} zeros.
- */
-function hasUnwrittenSector(fd: number, from: number, to: number): boolean {
-  if (isZeroFilled(fd, from, Math.min(from + RECORD_HEADER_BYTES, to))) return true;
-  // Bounded by `to`: each step moves one sector on.
-  for (let sector = Math.ceil(from / SECTOR_BYTES) * SECTOR_BYTES; sector + SECTOR_BYTES <= to;) {
-    if (isZeroFilled(fd, sector, sector + SECTOR_BYTES)) return true;
-    sector += SECTOR_BYTES;
+/** Cuts a segment's file to `sizeBytes`, durably (a torn tail, or zeros after the records). */
+export function truncateSegmentFile(segment: Segment, sizeBytes: number): void {
+  const file = Deno.openSync(segment.path, { write: true });
+  try {
+    file.truncateSync(sizeBytes);
+    file.syncDataSync();
+  } finally {
+    file.close();
   }
-  return false;
-}
-
-/** True when every byte of the file in `[from, fileSize)` is zero. */
-function isZeroFilled(fd: number, from: number, fileSize: number): boolean {
-  const window = new Uint8Array(Math.min(SCAN_WINDOW_BYTES, fileSize - from));
-  // Bounded by the file size: each window advances by at least one byte.
-  for (let start = from; start < fileSize;) {
-    const got = readAtSync(
-      fd,
-      start,
-      window.subarray(0, Math.min(window.length, fileSize - start)),
-    );
-    if (got === 0) return false;
-    for (let i = 0; i < got; i++) if (window[i] !== 0) return false;
-    start += got;
-  }
-  return true;
-}
-
-/**
- * The file offset of the first intact record starting in `[from, fileSize)` whose LSN is at
- * least `minLsn`, or undefined. Used only after damage was found, to tell a torn tail from
- * corruption.
- */
-export function findIntactRecord(
-  fd: number,
-  from: number,
-  fileSize: number,
-  minLsn: number,
-): number | undefined {
-  const window = new Uint8Array(SCAN_WINDOW_BYTES);
-  const windowView = new DataView(window.buffer);
-  // Bounded by the file size: each window advances by at least one byte.
-  for (let start = from; start + RECORD_HEADER_BYTES <= fileSize;) {
-    const got = readAtSync(
-      fd,
-      start,
-      window.subarray(0, Math.min(window.length, fileSize - start)),
-    );
-    const last = got - RECORD_HEADER_BYTES;
-    for (let i = 0; i <= last; i++) {
-      const result = checkRecord(window, windowView, i, got);
-      if (result === Check.SHORT) {
-        const length = recordLength(windowView, i);
-        if (length > RECORD_HEADER_BYTES && start + i + length <= fileSize) {
-          const whole = new Uint8Array(length);
-          readAtSync(fd, start + i, whole);
-          if (checkRecord(whole, new DataView(whole.buffer), 0, length) === length) {
-            if (recordLsn(new DataView(whole.buffer), 0) >= minLsn) return start + i;
-          }
-        }
-        continue;
-      }
-      if (result > 0 && recordLsn(windowView, i) >= minLsn) return start + i;
-    }
-    if (last < 0) break;
-    start += last + 1;
-  }
-  return undefined;
+  segment.sizeBytes = sizeBytes;
 }

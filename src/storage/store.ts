@@ -14,7 +14,6 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { closeSync, openSync } from "node:fs";
 import type { FsyncPolicy } from "../config.ts";
 import { getLog } from "../log.ts";
 import {
@@ -32,7 +31,6 @@ import {
 } from "./errors.ts";
 import {
   FULL_SYNC_MARKER_NAME,
-  hintPathOf,
   isTemporaryFileName,
   LOCK_FILE_NAME,
   parseSegmentFileName,
@@ -72,14 +70,17 @@ import {
   recordOp,
 } from "./record.ts";
 import {
-  decodeSegmentHeader,
+  createSegmentFile,
   encodeSegmentHeader,
-  readAtSync,
-  scanSegment,
+  newSegmentHeader,
+  openSegmentFile,
+  Segment,
   SEGMENT_HEADER_BYTES,
   SegmentFlag,
-  type SegmentHeader,
+  truncateSegmentFile,
 } from "./segment.ts";
+import { scanSegment } from "./segment_scan.ts";
+import { readAtSync } from "./read_at.ts";
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from "./store_options.ts";
 import { ValueBlocks } from "./value_blocks.ts";
 import { writeAllSync } from "../write_all.ts";
@@ -212,78 +213,6 @@ function indexValue(
 function unindexSlot(index: KeyIndex<Segment>, slot: number): void {
   index.segmentOf(slot).liveBytes -= entryBytes(index.keyOf(slot).length, index.lengthOf(slot));
   index.remove(slot);
-}
-
-/** One segment file as the store tracks it. */
-export class Segment {
-  /** Bytes in the file (for the active segment: written to the OS, pending excluded). */
-  sizeBytes: number;
-  /** Accounted bytes of live entries in this segment. */
-  liveBytes = 0;
-  /** Bytes of tombstone records (compaction may have to keep them). */
-  tombstoneBytes = 0;
-  /** LSN of the first and last record (-1 when there is none). */
-  firstLsn = -1;
-  lastLsn = -1;
-  /** Snapshots and readers that need this file as it is. */
-  pins = 0;
-  /** Replaced by compaction or a full sync: close once nothing pins it. */
-  retired = false;
-  /** Epoch of the last record. */
-  lastEpoch = 0;
-  /**
-   * Hint entries gathered while the segment is written: its tombstones only (the live values are
-   * taken from the index, in key order, when the hint is written), or every entry when
-   * {@link hintComplete} (a full-sync staging segment, a sealed segment recovered by a scan).
-   */
-  hint: HintBuilder | undefined;
-  /** {@link hint} holds every entry, not only the tombstones. */
-  hintComplete = false;
-  /** While its hint file is being written: that write, which never rejects (compaction waits). */
-  hintWriting: Promise<void> | undefined;
-  #fd = -1;
-
-  constructor(
-    readonly id: number,
-    readonly path: string,
-    readonly header: SegmentHeader,
-    sizeBytes: number,
-  ) {
-    this.sizeBytes = sizeBytes;
-  }
-
-  /**
-   * A read-only `node:fs` descriptor, opened on first use. Every read through it is positional
-   * (`pread`, see `readAtSync`), so readers never share or move a file position.
-   */
-  reader(): number {
-    if (this.#fd === -1) this.#fd = openSync(this.path, "r");
-    return this.#fd;
-  }
-
-  /** Path of its hint file. */
-  get hintPath(): string {
-    return hintPathOf(this.path);
-  }
-
-  /** Releases one pin; a retired segment closes its handle when the last pin goes. */
-  unpin(): void {
-    this.pins--;
-    if (this.retired && this.pins === 0) this.closeReader();
-  }
-
-  /** Closes the read handle (reopened on next use). */
-  closeReader(): void {
-    if (this.#fd === -1) return;
-    closeSync(this.#fd);
-    this.#fd = -1;
-  }
-
-  /** Notes a record appended or recovered in this segment. */
-  noteLsn(lsn: number): void {
-    if (this.firstLsn === -1) this.firstLsn = lsn;
-    this.lastLsn = lsn;
-  }
 }
 
 /**
@@ -433,10 +362,6 @@ const VALUE_BLOCK_BYTES = 8 * 1024;
 const CARVED_VALUE_BYTES = 1024;
 const EVERYSEC_INTERVAL_MS = 1000;
 
-function randomNonce(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
-}
-
 /**
  * A persistent key-value store over a segmented write-ahead log.
  *
@@ -583,7 +508,7 @@ export class KVStore {
         );
       }
       const isLast = i === ids.length - 1;
-      const segment = this.#openSegment(ids[i], isLast);
+      const segment = openSegmentFile(this.dir, ids[i], isLast);
       if (segment === undefined) continue;
       if (isLast || !this.#loadHintInto(segment)) {
         // The active segment keeps gathering tombstones; a sealed one gets its hint now.
@@ -596,7 +521,7 @@ export class KVStore {
     }
     this.#index.rebuildSorted();
     if (this.#segments.length === 0) {
-      this.#active = this.#createSegment(1, 0, 0);
+      this.#active = createSegmentFile(this.dir, 1, 0, 0);
       this.#segments.push(this.#active);
     } else {
       this.#active = this.#segments[this.#segments.length - 1];
@@ -652,31 +577,6 @@ export class KVStore {
     Deno.removeSync(markerPath);
     fsyncDir(this.dir);
     log.info("completed an interrupted full sync (segments from {baseId})", { baseId });
-  }
-
-  /** Opens a segment file found at startup; undefined when it is an unfinished empty file. */
-  #openSegment(id: number, isLast: boolean): Segment | undefined {
-    const path = segmentPath(this.dir, id);
-    const size = Deno.statSync(path).size;
-    if (size < SEGMENT_HEADER_BYTES) {
-      if (!isLast) throw new CorruptionError(path, 0, `sealed segment is only ${size} bytes`);
-      // Created but its header never written: a crash at segment creation. Nothing was in it.
-      log.warn("removing unfinished segment {path} ({sizeBytes} bytes)", { path, sizeBytes: size });
-      Deno.removeSync(path);
-      return undefined;
-    }
-    const headerBytes = new Uint8Array(SEGMENT_HEADER_BYTES);
-    const fd = openSync(path, "r");
-    try {
-      readAtSync(fd, 0, headerBytes);
-    } finally {
-      closeSync(fd);
-    }
-    const header = decodeSegmentHeader(headerBytes, path);
-    if (header.id !== id) {
-      throw new CorruptionError(path, 8, `header names segment ${header.id}, file name ${id}`);
-    }
-    return new Segment(id, path, header, size);
   }
 
   /** Applies one recovered entry (from a hint or a scan) to the index. */
@@ -859,7 +759,7 @@ export class KVStore {
         path: segment.path,
         bytes: result.tailBytes,
       });
-      this.#truncateSegment(segment, result.validEnd);
+      truncateSegmentFile(segment, result.validEnd);
       return 0;
     }
     if (!isLast) {
@@ -878,35 +778,8 @@ export class KVStore {
         reason: result.reason,
       },
     );
-    this.#truncateSegment(segment, result.validEnd);
+    truncateSegmentFile(segment, result.validEnd);
     return result.tailBytes;
-  }
-
-  #truncateSegment(segment: Segment, sizeBytes: number): void {
-    const file = Deno.openSync(segment.path, { write: true });
-    try {
-      file.truncateSync(sizeBytes);
-      file.syncDataSync();
-    } finally {
-      file.close();
-    }
-    segment.sizeBytes = sizeBytes;
-  }
-
-  #createSegment(id: number, coveredLastLsn: number, flags: number): Segment {
-    const path = segmentPath(this.dir, id);
-    const header: SegmentHeader = { id, coveredLastLsn, flags, nonce: randomNonce() };
-    const file = Deno.openSync(path, { write: true, createNew: true, mode: DATA_FILE_MODE });
-    try {
-      writeAllSync(file, encodeSegmentHeader(header));
-      file.syncDataSync();
-    } finally {
-      file.close();
-    }
-    fsyncDir(this.dir);
-    const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
-    segment.hint = new HintBuilder();
-    return segment;
   }
 
   // ---------------------------------------------------------------- writes
@@ -1367,7 +1240,7 @@ export class KVStore {
     else this.#writer.close();
     let next: Segment;
     try {
-      next = this.#createSegment(old.id + 1, 0, 0);
+      next = createSegmentFile(this.dir, old.id + 1, 0, 0);
       this.#openWriter(next);
     } catch (error) {
       throw this.#fail(error);
@@ -1528,15 +1401,10 @@ export class KVStore {
     let covered = 0;
     for (const segment of run) {
       covered = Math.max(covered, segment.lastLsn, segment.header.coveredLastLsn);
-      segment.pins++;
+      segment.pin();
       segment.reader(); // opened before the rename, so it keeps reading the old file
     }
-    const header: SegmentHeader = {
-      id: first.id,
-      coveredLastLsn: covered,
-      flags: SegmentFlag.COMPACTED,
-      nonce: randomNonce(),
-    };
+    const header = newSegmentHeader(first.id, covered, SegmentFlag.COMPACTED);
     const tmpPath = temporaryPathOf(first.path, "compact");
     const out = Deno.openSync(tmpPath, {
       write: true,
@@ -1571,7 +1439,7 @@ export class KVStore {
       fsyncDir(this.dir);
       committed = true;
       this.#segments.splice(this.#segments.indexOf(first), run.length, output);
-      for (const segment of run) segment.retired = true;
+      for (const segment of run) segment.retire();
       this.#compactingFrom = run;
       // Delete the rest of the run in order, and every hint of the run (the first one's names the
       // replaced file; the output's own is written once its entries are re-pointed).
@@ -1961,7 +1829,7 @@ export class KVStore {
       if (segment === undefined) return;
       nextId = segment.id + 1;
       if (segment.lastLsn !== -1 && segment.lastLsn <= afterLsn) continue;
-      segment.pins++;
+      segment.pin();
       const file = segment.reader();
       try {
         let offset = SEGMENT_HEADER_BYTES;
@@ -2008,7 +1876,7 @@ export class KVStore {
           offset += used;
         }
       } finally {
-        segment.pins--;
+        segment.unpin();
       }
       if (segment === this.#durableSegment) return;
     }
@@ -2025,7 +1893,7 @@ export class KVStore {
     const lsn = this.#lastLsn;
     // Entries may still point into a compacted run (see #compactRun): pin those segments too.
     const pinned = [...this.#segments, ...this.#compactingFrom];
-    for (const segment of pinned) segment.pins++;
+    for (const segment of pinned) segment.pin();
     let released = false;
     const release = () => {
       if (released) return;
@@ -2098,16 +1966,13 @@ export class KVStore {
     }
     fsyncDir(this.dir);
     const lastId = staged.length > 0 ? staged[staged.length - 1].id : sync.baseId - 1;
-    const active = this.#createSegment(lastId + 1, sync.lsn, SegmentFlag.FULL_SYNC);
+    const active = createSegmentFile(this.dir, lastId + 1, sync.lsn, SegmentFlag.FULL_SYNC);
     Deno.removeSync(markerPath);
     fsyncDir(this.dir);
     if (this.#syncRunning) this.#retiredWriters.push(this.#writer);
     else this.#writer.close();
     this.#openWriter(active);
-    for (const segment of old) {
-      segment.retired = true;
-      if (segment.pins === 0) segment.closeReader();
-    }
+    for (const segment of old) segment.retire();
     this.#segments = [...staged, active];
     this.#active = active;
     this.#index = index;
@@ -2128,12 +1993,7 @@ export class KVStore {
   /** @internal Creates a staging segment file for a full sync. */
   createStagingSegment(id: number, lsn: number): [Segment, Deno.FsFile] {
     const path = segmentPath(this.dir, id);
-    const header: SegmentHeader = {
-      id,
-      coveredLastLsn: lsn,
-      flags: SegmentFlag.FULL_SYNC,
-      nonce: randomNonce(),
-    };
+    const header = newSegmentHeader(id, lsn, SegmentFlag.FULL_SYNC);
     const file = Deno.openSync(stagedPathOf(path), {
       write: true,
       create: true,
