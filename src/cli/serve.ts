@@ -148,14 +148,6 @@ export async function serve(args: string[], options: StartServerOptions = {}): P
     return 1;
   }
   const dataDir = config.DATA_DIR;
-  try {
-    await writeRunningFile(dataDir, formatHostPort({ host: server.host, port: server.port }));
-  } catch (error) {
-    log.warn("cannot write {file}: {error}; other commands will not say which node runs here", {
-      file: `${dataDir}/RUNNING.json`,
-      error: String(error),
-    });
-  }
   let stopping: Promise<void> | undefined;
   const onSignal = (signal: Deno.Signal) => () => {
     if (stopping !== undefined) {
@@ -172,6 +164,16 @@ export async function serve(args: string[], options: StartServerOptions = {}): P
     : ["SIGINT", "SIGTERM"];
   const handlers = signals.map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) Deno.addSignalListener(signal, handler);
+  // After the handlers: a signal that arrives while this file is written stops the server
+  // gracefully instead of killing it (the test that sends SIGTERM right after the first OK saw it).
+  try {
+    await writeRunningFile(dataDir, formatHostPort({ host: server.host, port: server.port }));
+  } catch (error) {
+    log.warn("cannot write {file}: {error}; other commands will not say which node runs here", {
+      file: `${dataDir}/RUNNING.json`,
+      error: String(error),
+    });
+  }
   try {
     await server.closed;
     await stopping;
