@@ -35,7 +35,12 @@ export interface Config {
   DATA_DIR: string;
   MAX_CONNECTIONS: number;
   MAX_REQUEST_BYTES: number;
+  MAX_REQUEST_ELEMENTS: number;
   MAX_PIPELINE_REQUESTS: number;
+  OUTPUT_BUFFER_SOFT_LIMIT_BYTES: number;
+  OUTPUT_BUFFER_HARD_LIMIT_BYTES: number;
+  MAX_CLIENT_MEMORY_BYTES: number;
+  REQUEST_STEP_MS: number;
   MAX_RANGE_KEYS: number;
   MAX_RANGE_BYTES: number;
   CONNECTION_BUFFER_BYTES: number;
@@ -166,6 +171,16 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     max: 2 * GIB,
     description: "Largest single request (a text line or a RESP array) a connection may send.",
   },
+  MAX_REQUEST_ELEMENTS: {
+    kind: "int",
+    default: 262_144,
+    group: "server",
+    min: 16,
+    max: 100_000_000,
+    description:
+      "Most words one request may hold (a RESP array's elements, e.g. the keys of an MGET); a " +
+      "larger one gets an ERROR and is skipped without being buffered.",
+  },
   MAX_PIPELINE_REQUESTS: {
     kind: "int",
     default: 1024,
@@ -173,6 +188,48 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     min: 1,
     max: 1_000_000,
     description: "Requests of one connection in flight at once; reading pauses past it.",
+  },
+  OUTPUT_BUFFER_SOFT_LIMIT_BYTES: {
+    kind: "int",
+    default: 4 * MIB,
+    group: "server",
+    min: 1 * KIB,
+    max: 16 * GIB,
+    description:
+      "Reply bytes of one connection not yet sent at which it stops running its pipelined " +
+      "requests (and reading more) until the client reads them (Redis's " +
+      "client-output-buffer-limit soft bound).",
+  },
+  OUTPUT_BUFFER_HARD_LIMIT_BYTES: {
+    kind: "int",
+    default: 512 * MIB,
+    group: "server",
+    min: 1 * KIB,
+    max: 64 * GIB,
+    description:
+      "A connection with more reply bytes than this not yet sent is closed, logged with the " +
+      "numbers; one reply that alone would pass it (an MGET of huge values) gets an ERROR instead.",
+  },
+  MAX_CLIENT_MEMORY_BYTES: {
+    kind: "int",
+    default: 1 * GIB,
+    group: "server",
+    min: 1 * MIB,
+    max: 1024 * GIB,
+    description:
+      "Read buffers (partial requests) and unsent replies of all connections together; past it " +
+      "the connection holding the most is closed, logged with the numbers (Redis's " +
+      "maxmemory-clients).",
+  },
+  REQUEST_STEP_MS: {
+    kind: "float",
+    default: 2,
+    group: "server",
+    min: 0.1,
+    max: 1000,
+    description:
+      "Longest a request over many keys (MGET, EXISTS, DEL, READRANGE) runs before it lets " +
+      "other connections be served; it goes on in further steps.",
   },
   MAX_RANGE_KEYS: {
     kind: "int",
@@ -800,6 +857,18 @@ export function validateConfig(config: Config): Config {
   }
   if (config.REPLICATION_TOKEN !== "" && config.REPLICATION_TOKEN_FILE !== "") {
     throw new ConfigError("give REPLICATION_TOKEN or REPLICATION_TOKEN_FILE, not both");
+  }
+  if (config.OUTPUT_BUFFER_HARD_LIMIT_BYTES < config.OUTPUT_BUFFER_SOFT_LIMIT_BYTES) {
+    throw new ConfigError(
+      `setting OUTPUT_BUFFER_HARD_LIMIT_BYTES: ${config.OUTPUT_BUFFER_HARD_LIMIT_BYTES} is below ` +
+        `OUTPUT_BUFFER_SOFT_LIMIT_BYTES ${config.OUTPUT_BUFFER_SOFT_LIMIT_BYTES}`,
+    );
+  }
+  if (config.MAX_CLIENT_MEMORY_BYTES < config.MAX_REQUEST_BYTES) {
+    throw new ConfigError(
+      `setting MAX_CLIENT_MEMORY_BYTES: ${config.MAX_CLIENT_MEMORY_BYTES} is below ` +
+        `MAX_REQUEST_BYTES ${config.MAX_REQUEST_BYTES}; the largest request could never be read`,
+    );
   }
   if (config.MAX_REQUEST_BYTES < config.MAX_KEY_BYTES) {
     throw new ConfigError(

@@ -130,3 +130,25 @@ Deno.test("--metrics-port turns metrics on; TLS needs a certificate and its key;
     /AUTH_MAX_FAILURES: 0 is below the minimum 1/,
   );
 });
+
+Deno.test("output and memory bounds must fit together", () => {
+  assert.throws(
+    () =>
+      loadConfig({
+        args: [
+          "--output-buffer-soft-limit-bytes",
+          "2048",
+          "--output-buffer-hard-limit-bytes",
+          "1024",
+        ],
+      }),
+    /OUTPUT_BUFFER_HARD_LIMIT_BYTES: 1024 is below OUTPUT_BUFFER_SOFT_LIMIT_BYTES 2048/,
+  );
+  assert.throws(
+    () => loadConfig({ args: ["--max-client-memory-bytes", String(2 ** 20)] }),
+    /MAX_CLIENT_MEMORY_BYTES: 1048576 is below MAX_REQUEST_BYTES/,
+  );
+  const { config } = loadConfig({ args: [] });
+  assert.ok(config.OUTPUT_BUFFER_SOFT_LIMIT_BYTES <= config.OUTPUT_BUFFER_HARD_LIMIT_BYTES);
+  assert.ok(config.MAX_REQUEST_BYTES <= config.MAX_CLIENT_MEMORY_BYTES);
+});

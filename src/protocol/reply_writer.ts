@@ -163,20 +163,33 @@ export class ReplyWriter extends OutputBuffer {
 
   /** Values or missing ones (MGET): a RESP array of bulks and nulls; text joins with `||`. */
   values(values: readonly (Uint8Array | undefined)[]): void {
+    this.valuesStart(values.length);
+    for (let i = 0; i < values.length; i++) this.valuesItem(i, values[i]);
+    this.valuesEnd();
+  }
+
+  /**
+   * Starts a {@link values} reply of `count` items written one by one: {@link valuesItem} for
+   * each, then {@link valuesEnd} (an MGET answered in steps).
+   */
+  valuesStart(count: number): void {
+    if (this.resp) this.arrayHeader(count);
+  }
+
+  /** Item `index` (from 0) of a reply begun with {@link valuesStart}. */
+  valuesItem(index: number, value: Uint8Array | undefined): void {
     if (this.resp) {
-      this.arrayHeader(values.length);
-      for (const value of values) {
-        if (value === undefined) this.notFound();
-        else this.value(value);
-      }
+      if (value === undefined) this.notFound();
+      else this.value(value);
       return;
     }
-    for (let i = 0; i < values.length; i++) {
-      if (i > 0) this.raw(PIPES);
-      const value = values[i];
-      if (value !== undefined) this.#escaped(value);
-    }
-    this.byte(LF);
+    if (index > 0) this.raw(PIPES);
+    if (value !== undefined) this.#escaped(value);
+  }
+
+  /** Ends a reply begun with {@link valuesStart}. */
+  valuesEnd(): void {
+    if (!this.resp) this.byte(LF);
   }
 
   /** A RESP array of strings (for `CONFIG GET`, `COMMAND`); text joins them with spaces. */

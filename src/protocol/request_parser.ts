@@ -18,7 +18,9 @@
  * Limits: a request (text line or whole RESP array) may be at most `maxRequestBytes` long. Past
  * it the parser returns a non-fatal error once, then skips the rest of that request without
  * buffering it (text: up to the next newline; RESP: the declared lengths), so the connection stays
- * usable. A RESP frame that breaks the framing gives a fatal error: the connection must close
+ * usable. A request of more than `maxRequestElements` words is refused the same way (a RESP array
+ * as soon as its header says so, before any element is kept), so a request's memory (a view per
+ * word) is bounded by its count, not only by its bytes. A RESP frame that breaks the framing gives a fatal error: the connection must close
  * (the parser ignores everything after it).
  *
  * @module
@@ -52,7 +54,10 @@ export interface RequestError {
 }
 
 /** The settings whose bounds the parser enforces. */
-export type RequestLimit = "MAX_REQUEST_BYTES" | "MAX_UNAUTHENTICATED_REQUEST_BYTES";
+export type RequestLimit =
+  | "MAX_REQUEST_BYTES"
+  | "MAX_UNAUTHENTICATED_REQUEST_BYTES"
+  | "MAX_REQUEST_ELEMENTS";
 
 /** What {@link RequestParser.next} returns for a complete request or a bad one. */
 export type ParseResult = Request | RequestError;
@@ -63,6 +68,11 @@ export interface RequestParserOptions {
   maxRequestBytes: number;
   /** The setting `maxRequestBytes` comes from, named in the error (default MAX_REQUEST_BYTES). */
   requestLimit?: RequestLimit;
+  /**
+   * Most words in one request (MAX_REQUEST_ELEMENTS): RESP elements, or the words and `||`
+   * parts of a text line. Default: no bound beyond the size.
+   */
+  maxRequestElements?: number;
 }
 
 const LF = 0x0a;
@@ -75,10 +85,18 @@ const PIPE = 0x7c;
 /** Most digits in a RESP header number (`*123\r\n`, `$45\r\n`); more breaks the framing. */
 const MAX_HEADER_DIGITS = 12;
 
+/** Element bookkeeping arrays longer than this are dropped after their request (not kept). */
+const KEPT_ELEMENT_SLOTS = 1024;
+
 /** Returned by the RESP step when it consumed an empty array and parsing goes on. */
 const SKIPPED = Symbol("skipped");
 
-type TextSyntax = (line: Uint8Array, word: Uint8Array, rest: number) => ParseResult;
+type TextSyntax = (
+  line: Uint8Array,
+  word: Uint8Array,
+  rest: number,
+  maxElements: number,
+) => ParseResult;
 
 const enum Mode {
   Idle,
@@ -109,6 +127,7 @@ const enum Mode {
 export class RequestParser {
   #maxRequestBytes: number;
   #requestLimit: RequestLimit;
+  readonly #maxElements: number;
   #mode = Mode.Idle;
   /** Text: bytes of the current line already searched for a newline. */
   #scanned = 0;
@@ -133,6 +152,7 @@ export class RequestParser {
   constructor(options: RequestParserOptions) {
     this.#maxRequestBytes = options.maxRequestBytes;
     this.#requestLimit = options.requestLimit ?? "MAX_REQUEST_BYTES";
+    this.#maxElements = options.maxRequestElements ?? Infinity;
   }
 
   /**
@@ -220,7 +240,7 @@ export class RequestParser {
     this.#mode = Mode.Idle;
     if (newline + 1 - start > this.#maxRequestBytes) return this.#tooLarge("text");
     const end = newline > start && data[newline - 1] === CR ? newline - 1 : newline;
-    return parseTextLine(data.subarray(start, end));
+    return parseTextLine(data.subarray(start, end), this.#maxElements);
   }
 
   #nextResp(data: Uint8Array): ParseResult | undefined | typeof SKIPPED {
@@ -241,6 +261,14 @@ export class RequestParser {
       }
       if (count > Math.floor(this.#maxRequestBytes / 6)) {
         return this.#fatal(`invalid multibulk length ${count}`);
+      }
+      if (count > this.#maxElements) {
+        // Skipped by its declared lengths, element by element, never kept.
+        this.#discardElements = count;
+        this.#discardBytes = 0;
+        this.offset = after;
+        this.#mode = Mode.RespDiscard;
+        return tooManyElements("resp", count, this.#maxElements);
       }
       this.#expected = count;
     }
@@ -279,6 +307,10 @@ export class RequestParser {
     }
     this.offset = start + this.#position;
     this.#mode = Mode.Idle;
+    if (count > KEPT_ELEMENT_SLOTS && starts.length > KEPT_ELEMENT_SLOTS) {
+      this.#elementStarts = [];
+      this.#elementLengths = [];
+    }
     return { kind: "request", framing: "resp", name, args };
   }
 
@@ -397,29 +429,50 @@ function textError(message: string): RequestError {
   return { kind: "error", framing: "text", message, fatal: false };
 }
 
+function tooManyElements(framing: Framing, count: number | undefined, max: number): RequestError {
+  return {
+    kind: "error",
+    framing,
+    message: `request has ${count === undefined ? "more" : count} words, more than ` +
+      `MAX_REQUEST_ELEMENTS (${max})`,
+    fatal: false,
+    limit: "MAX_REQUEST_ELEMENTS",
+  };
+}
+
 function textRequest(name: Uint8Array, args: Uint8Array[]): Request {
   return { kind: "request", framing: "text", name, args };
 }
 
-/** Splits `bytes` on `||`. */
-function splitPipes(bytes: Uint8Array): Uint8Array[] {
+/** Splits `bytes` on `||`; undefined past `max` parts. */
+function splitPipes(bytes: Uint8Array, max: number): Uint8Array[] | undefined {
   const parts: Uint8Array[] = [];
   let from = 0;
   for (let i = 0; i + 1 < bytes.length; i++) {
     if (bytes[i] === PIPE && bytes[i + 1] === PIPE) {
+      if (parts.length >= max) return undefined;
       parts.push(bytes.subarray(from, i));
       from = i + 2;
       i++;
     }
   }
+  if (parts.length >= max) return undefined;
   parts.push(bytes.subarray(from));
   return parts;
 }
 
 /** `BATCHPUT k1||k2 v1||v2` → `[k1, v1, k2, v2]`, values unescaped. */
-function interleavePairs(keys: Uint8Array, values: Uint8Array): Uint8Array[] | RequestError {
-  const keyList = splitPipes(keys);
-  const valueList = splitPipes(values);
+function interleavePairs(
+  keys: Uint8Array,
+  values: Uint8Array,
+  maxElements: number,
+): Uint8Array[] | RequestError {
+  const maxPairs = Math.floor(maxElements / 2);
+  const keyList = splitPipes(keys, maxPairs);
+  const valueList = keyList === undefined ? undefined : splitPipes(values, maxPairs);
+  if (keyList === undefined || valueList === undefined) {
+    return tooManyElements("text", undefined, maxElements);
+  }
   if (keyList.length !== valueList.length) return textError("Keys and values count mismatch");
   const args = new Array<Uint8Array>(keyList.length * 2);
   for (let i = 0; i < keyList.length; i++) {
@@ -455,17 +508,17 @@ const rangeSyntax: TextSyntax = (line, name, rest) => {
   return textRequest(name, [start[0], line.subarray(start[1])]);
 };
 
-const batchSyntax: TextSyntax = (line, name, rest) => {
+const batchSyntax: TextSyntax = (line, name, rest, maxElements) => {
   const keys = word(line, rest);
   if (keys === undefined || keys[1] > line.length) {
     return textError("BATCHPUT requires keys and values");
   }
-  const args = interleavePairs(keys[0], line.subarray(keys[1]));
+  const args = interleavePairs(keys[0], line.subarray(keys[1]), maxElements);
   return Array.isArray(args) ? textRequest(name, args) : args;
 };
 
 /** `REPLICATE PUT|BATCHPUT|DELETE ...` (the master-to-replica commands of the original). */
-const replicateSyntax: TextSyntax = (line, name, rest) => {
+const replicateSyntax: TextSyntax = (line, name, rest, maxElements) => {
   const sub = word(line, rest);
   if (sub === undefined) return textError("REPLICATE requires subcommand");
   const [subName, after] = sub;
@@ -482,7 +535,7 @@ const replicateSyntax: TextSyntax = (line, name, rest) => {
     if (keys === undefined || keys[1] > line.length) {
       return textError("REPLICATE BATCHPUT requires keys and values");
     }
-    const args = interleavePairs(keys[0], line.subarray(keys[1]));
+    const args = interleavePairs(keys[0], line.subarray(keys[1]), maxElements);
     return Array.isArray(args) ? textRequest(name, [subName, ...args]) : args;
   }
   if (subWord === "DELETE") {
@@ -492,7 +545,9 @@ const replicateSyntax: TextSyntax = (line, name, rest) => {
     }
     return textRequest(name, [subName, key[0]]);
   }
-  return textRequest(name, [subName, ...splitWords(line, after)]);
+  const words = splitWords(line, after, maxElements);
+  if (words === undefined) return tooManyElements("text", undefined, maxElements);
+  return textRequest(name, [subName, ...words]);
 };
 
 const TEXT_SYNTAX = new CommandTable<TextSyntax>([
@@ -505,8 +560,11 @@ const TEXT_SYNTAX = new CommandTable<TextSyntax>([
   ["REPLICATE", replicateSyntax],
 ]);
 
-/** Words separated by runs of spaces (the generic rule for commands without special syntax). */
-function splitWords(line: Uint8Array, from: number): Uint8Array[] {
+/**
+ * Words separated by runs of spaces (the generic rule for commands without special syntax);
+ * undefined past `max` words.
+ */
+function splitWords(line: Uint8Array, from: number, max: number): Uint8Array[] | undefined {
   const words: Uint8Array[] = [];
   let i = from;
   while (i < line.length) {
@@ -514,6 +572,7 @@ function splitWords(line: Uint8Array, from: number): Uint8Array[] {
       i++;
       continue;
     }
+    if (words.length >= max) return undefined;
     const space = line.indexOf(SPACE, i);
     const end = space === -1 ? line.length : space;
     words.push(line.subarray(i, end));
@@ -533,13 +592,16 @@ function upperAscii(bytes: Uint8Array): string {
 
 /**
  * Parses one text line (without its `\n` and trailing `\r`) the way the original system did:
- * the command word is case-insensitive and separated by single spaces.
+ * the command word is case-insensitive and separated by single spaces. A line of more than
+ * `maxElements` words (or `||` parts) is an error.
  */
-export function parseTextLine(line: Uint8Array): ParseResult {
+export function parseTextLine(line: Uint8Array, maxElements = Infinity): ParseResult {
   const space = line.indexOf(SPACE);
   const name = space === -1 ? line : line.subarray(0, space);
   const rest = space === -1 ? line.length + 1 : space + 1;
   const syntax = TEXT_SYNTAX.get(name);
-  if (syntax !== undefined) return syntax(line, name, rest);
-  return textRequest(name, splitWords(line, rest));
+  if (syntax !== undefined) return syntax(line, name, rest, maxElements);
+  const words = splitWords(line, rest, maxElements);
+  if (words === undefined) return tooManyElements("text", undefined, maxElements);
+  return textRequest(name, words);
 }

@@ -13,7 +13,8 @@
 import { describeSettings, flagName, type SettingName, SETTINGS } from "../config.ts";
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import { RangeTooLargeError } from "../storage/mod.ts";
-import type { CommandContext, CommandSpec, ServerNode } from "./hooks.ts";
+import { type CommandContext, CommandError, type CommandSpec, type ServerNode } from "./hooks.ts";
+import { repeatInSteps, runInSteps, STEP_CHECK_ITEMS } from "./steps.ts";
 
 /** The spec's answer to a client write on a replica. */
 export const READ_ONLY_MESSAGE =
@@ -81,21 +82,41 @@ function deleteOne(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return acknowledge(ctx, store.writeDelete(args[0]), out, ctx.framing === "text" ? OK : ONE);
 }
 
-/** `DEL key...`: the number of keys that existed. */
+/**
+ * `DEL key...`: the number of keys that existed. Each key is its own record (as before), so many
+ * keys are deleted in steps; the reply waits for the last one's durability (and replicas).
+ */
 function del(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const store = ctx.node.store;
   let deleted = 0;
   let lsn = 0;
-  for (const key of args) {
-    if (!store.has(key)) continue;
-    lsn = store.writeDelete(key);
-    deleted++;
+  const work = (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      if (!store.has(args[i])) continue;
+      lsn = store.writeDelete(args[i]);
+      deleted++;
+    }
+  };
+  if (args.length <= STEP_CHECK_ITEMS) {
+    work(0, args.length);
+    if (deleted === 0) {
+      out.integer(0);
+      return;
+    }
+    return acknowledge(ctx, lsn, out, { type: "integer", value: deleted });
   }
-  if (deleted === 0) {
-    out.integer(0);
-    return;
-  }
-  return acknowledge(ctx, lsn, out, { type: "integer", value: deleted });
+  ctx.inSteps((async () => {
+    await runInSteps(args.length, ctx.node.config.REQUEST_STEP_MS, work, () => ctx.stepDone(0));
+    if (deleted === 0) {
+      out.integer(0);
+      return;
+    }
+    ctx.wrote(lsn);
+    const waiting = ctx.replicated(lsn);
+    const error = waiting === undefined ? undefined : await waiting;
+    if (error === undefined) out.integer(deleted);
+    else out.error(error);
+  })());
 }
 
 function batchPut(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
@@ -106,45 +127,115 @@ function batchPut(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return acknowledge(ctx, ctx.node.store.writeBatch(pairsOf(args)), out, OK);
 }
 
+/** The smallest key after `key` in byte order (where the next page of a range starts). */
+function successor(key: Uint8Array): Uint8Array {
+  const next = new Uint8Array(key.length + 1);
+  next.set(key);
+  return next;
+}
+
+/**
+ * `READRANGE start end`: read in pages of {@link STEP_CHECK_ITEMS} keys, in steps of at most
+ * REQUEST_STEP_MS when there are more, within MAX_RANGE_KEYS and MAX_RANGE_BYTES (each page's
+ * sizes are checked from the index before its values are read).
+ */
 function readRange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
   const { config, limits, store } = ctx.node;
   const limit = config.MAX_RANGE_KEYS;
   const maxBytes = config.MAX_RANGE_BYTES;
-  let pairs: [Uint8Array, Uint8Array][];
-  try {
-    pairs = store.readRange(args[0], args[1], { limit: limit + 1, maxBytes });
-  } catch (error) {
-    if (!(error instanceof RangeTooLargeError)) throw error;
-    limits.hit("MAX_RANGE_BYTES", maxBytes, "a READRANGE from {peer} was refused", {
-      peer: ctx.connection.peer,
-    });
-    out.error(
-      `READRANGE matched more than MAX_RANGE_BYTES (${maxBytes}) bytes of keys and values; ` +
-        `narrow the range or raise --max-range-bytes`,
-    );
+  const peer = ctx.connection.peer;
+  const end = args[1];
+  let start = args[0];
+  const pairs: [Uint8Array, Uint8Array][] = [];
+  let bytes = 0;
+  /** Reads one page; true when the range is done. */
+  const page = (): boolean => {
+    let got: [Uint8Array, Uint8Array][];
+    try {
+      got = store.readRange(start, end, { limit: STEP_CHECK_ITEMS, maxBytes: maxBytes - bytes });
+    } catch (error) {
+      if (!(error instanceof RangeTooLargeError)) throw error;
+      limits.hit("MAX_RANGE_BYTES", maxBytes, "a READRANGE from {peer} was refused", { peer });
+      throw new CommandError(
+        `READRANGE matched more than MAX_RANGE_BYTES (${maxBytes}) bytes of keys and values; ` +
+          `narrow the range or raise --max-range-bytes`,
+      );
+    }
+    for (const pair of got) {
+      pairs.push(pair);
+      bytes += pair[0].length + pair[1].length;
+    }
+    if (pairs.length > limit) {
+      limits.hit("MAX_RANGE_KEYS", limit, "a READRANGE from {peer} was refused", { peer });
+      throw new CommandError(
+        `READRANGE matched more than MAX_RANGE_KEYS (${limit}) keys; narrow the range or raise ` +
+          `--max-range-keys`,
+      );
+    }
+    if (got.length < STEP_CHECK_ITEMS) return true;
+    start = successor(got[got.length - 1][0]);
+    return false;
+  };
+  if (page()) {
+    out.pairs(pairs);
     return;
   }
-  if (pairs.length > limit) {
-    limits.hit("MAX_RANGE_KEYS", limit, "a READRANGE from {peer} was refused", {
-      peer: ctx.connection.peer,
-    });
-    out.error(
-      `READRANGE matched more than MAX_RANGE_KEYS (${limit}) keys; narrow the range or raise ` +
-        `--max-range-keys`,
-    );
-    return;
-  }
-  out.pairs(pairs);
+  ctx.inSteps(
+    repeatInSteps(config.REQUEST_STEP_MS, page, () => ctx.stepDone(bytes)).then(() =>
+      out.pairs(pairs)
+    ),
+  );
 }
 
+/**
+ * `MGET key...`: values written as they are read, in steps when there are many keys. A reply that
+ * would pass OUTPUT_BUFFER_HARD_LIMIT_BYTES is refused (an error instead of a closed connection).
+ */
 function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
-  out.values(args.map((key) => ctx.node.store.read(key)));
+  const { config, limits, store } = ctx.node;
+  const maxBytes = config.OUTPUT_BUFFER_HARD_LIMIT_BYTES;
+  const start = out.length;
+  const work = (from: number, to: number) => {
+    for (let i = from; i < to; i++) {
+      out.valuesItem(i, store.read(args[i]));
+      if (out.length - start > maxBytes) {
+        limits.hit("OUTPUT_BUFFER_HARD_LIMIT_BYTES", maxBytes, "an MGET from {peer} was refused", {
+          peer: ctx.connection.peer,
+        });
+        throw new CommandError(
+          `MGET reply would be larger than OUTPUT_BUFFER_HARD_LIMIT_BYTES (${maxBytes} bytes); ` +
+            `ask for fewer keys at a time`,
+        );
+      }
+    }
+  };
+  out.valuesStart(args.length);
+  if (args.length <= STEP_CHECK_ITEMS) {
+    work(0, args.length);
+    out.valuesEnd();
+    return;
+  }
+  const held = () => ctx.stepDone(out.length - start);
+  ctx.inSteps(
+    runInSteps(args.length, config.REQUEST_STEP_MS, work, held).then(() => out.valuesEnd()),
+  );
 }
 
+/** `EXISTS key...`: how many exist, counted in steps when there are many keys. */
 function exists(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const store = ctx.node.store;
   let count = 0;
-  for (const key of args) if (ctx.node.store.has(key)) count++;
-  out.integer(count);
+  const work = (from: number, to: number) => {
+    for (let i = from; i < to; i++) if (store.has(args[i])) count++;
+  };
+  if (args.length <= STEP_CHECK_ITEMS) {
+    work(0, args.length);
+    out.integer(count);
+    return;
+  }
+  const stepMs = ctx.node.config.REQUEST_STEP_MS;
+  const between = () => ctx.stepDone(0);
+  ctx.inSteps(runInSteps(args.length, stepMs, work, between).then(() => out.integer(count)));
 }
 
 function ping(args: Uint8Array[], out: ReplyWriter): void {

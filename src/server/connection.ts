@@ -8,6 +8,16 @@
  * that the connection stops parsing and reading until replies drain. An idle connection waits in
  * one pending `read` and costs no CPU.
  *
+ * Memory: replies not yet sent are bounded like Redis's `client-output-buffer-limit`. Once
+ * OUTPUT_BUFFER_SOFT_LIMIT_BYTES of them wait (a client that pipelines reads and does not read the
+ * replies), the connection runs no more requests and reads nothing until they drain, so TCP pushes
+ * back on the client; past OUTPUT_BUFFER_HARD_LIMIT_BYTES it is closed. The read buffer grows for
+ * a large request up to MAX_REQUEST_BYTES, never further. Both are reported to the server, which
+ * closes the connection holding the most when all of them together pass MAX_CLIENT_MEMORY_BYTES.
+ *
+ * A command over many keys runs in steps (`CommandContext.inSteps`): the connection then runs and
+ * reads nothing more until it finishes, and other connections are served between its steps.
+ *
  * @module
  */
 import type { Logger } from "@logtape/logtape";
@@ -53,6 +63,11 @@ export interface ConnectionHost {
   readonly observing: boolean;
   answered(names: readonly string[], elapsedSeconds: number): void;
   connectionClosed(connection: Connection): void;
+  /**
+   * The connection's memory (read buffer beyond its initial size, plus replies not yet sent)
+   * changed by `deltaBytes`; the server may close connections past MAX_CLIENT_MEMORY_BYTES.
+   */
+  memoryChanged(connection: Connection, deltaBytes: number): void;
 }
 
 /** Command names of one batch and when it was read, for {@link ConnectionHost.answered}. */
@@ -71,6 +86,8 @@ interface Batch {
   durable: Promise<void> | undefined;
   holes: Hole[] | undefined;
   observed: Observed | undefined;
+  /** Reply bytes counted as not yet sent for this batch. */
+  outputBytes: number;
 }
 
 /** A reply that is computed later, and where it goes in the batch's output. */
@@ -80,8 +97,16 @@ interface Hole {
   reply: Promise<Reply>;
 }
 
-/** A buffer that grew past this many times its initial size shrinks back once emptied. */
+/**
+ * A buffer that grew past this many times its initial size shrinks back once emptied; beyond it,
+ * the read buffer is a resizable one.
+ */
 const SHRINK_FACTOR = 8;
+/**
+ * A resizable read buffer reserves (address space, not memory) this many times its size, so it
+ * grows in place for the next doublings; past that it moves once to a larger reservation.
+ */
+const GROWABLE_RESERVE_FACTOR = 4;
 /**
  * Reply buffers kept for reuse: a batch with late replies (sync replication) needs two, the
  * batch's and the one its late replies are merged into; a new one costs a CONNECTION_BUFFER_BYTES
@@ -129,6 +154,22 @@ export class Connection implements ConnectionInfo {
   readonly #parser: RequestParser;
   readonly #maxPipeline: number;
   readonly #initialBytes: number;
+  readonly #softOutputBytes: number;
+  readonly #hardOutputBytes: number;
+  /** The read buffer never grows past this (a request larger than MAX_REQUEST_BYTES is skipped). */
+  readonly #maxBufferBytes: number;
+  /** Reply bytes of batches run whose replies are not written yet. */
+  #unsentBytes = 0;
+  /** {@link memoryBytes} as last reported to the server. */
+  #reportedBytes = 0;
+  /** Closed and its memory given back: nothing more is reported. */
+  #memoryReleased = false;
+  /** The read buffer's memory while it is grown past SHRINK_FACTOR times its initial size. */
+  #growable: ArrayBuffer | undefined;
+  /** What the reply of a request running in steps holds so far (see `stepDone`). */
+  #stepBytes = 0;
+  /** A request running in steps (see {@link CommandContext.inSteps}) with its error handling. */
+  #steps: Promise<void> | undefined;
   /** The context handed to handlers; its framing is set per request. */
   readonly #context: CommandContext & { framing: Framing };
   #buffer: Uint8Array;
@@ -158,17 +199,22 @@ export class Connection implements ConnectionInfo {
     this.peer = `${address.hostname}:${address.port}`;
     const config = host.node.config;
     this.authenticated = !host.requiresAuthentication;
+    const maxRequestElements = config.MAX_REQUEST_ELEMENTS;
     this.#parser = this.authenticated
-      ? new RequestParser({ maxRequestBytes: config.MAX_REQUEST_BYTES })
+      ? new RequestParser({ maxRequestBytes: config.MAX_REQUEST_BYTES, maxRequestElements })
       : new RequestParser({
         maxRequestBytes: Math.min(
           config.MAX_UNAUTHENTICATED_REQUEST_BYTES,
           config.MAX_REQUEST_BYTES,
         ),
         requestLimit: "MAX_UNAUTHENTICATED_REQUEST_BYTES",
+        maxRequestElements,
       });
     this.#maxPipeline = config.MAX_PIPELINE_REQUESTS;
     this.#initialBytes = config.CONNECTION_BUFFER_BYTES;
+    this.#softOutputBytes = config.OUTPUT_BUFFER_SOFT_LIMIT_BYTES;
+    this.#hardOutputBytes = config.OUTPUT_BUFFER_HARD_LIMIT_BYTES;
+    this.#maxBufferBytes = config.MAX_REQUEST_BYTES + this.#initialBytes;
     this.#buffer = new Uint8Array(this.#initialBytes);
     this.#context = {
       node: host.node,
@@ -181,7 +227,30 @@ export class Connection implements ConnectionInfo {
       closeAfterReply: () => {
         this.#closeAfterFlush = true;
       },
+      inSteps: (work: Promise<void>) => {
+        this.#steps = work;
+      },
+      stepDone: (heldBytes: number) => {
+        this.#stepBytes = heldBytes;
+        this.#reportMemory();
+        return !this.#closed;
+      },
     };
+  }
+
+  /** Memory this connection holds: read buffer beyond its initial size, unsent replies. */
+  get memoryBytes(): number {
+    return this.#buffer.length - this.#initialBytes + this.#unsentBytes + this.#stepBytes;
+  }
+
+  /** Reply bytes not yet sent. */
+  get unsentBytes(): number {
+    return this.#unsentBytes;
+  }
+
+  /** True once the connection is closed (or being closed). */
+  get closed(): boolean {
+    return this.#closed;
   }
 
   markAuthenticated(): void {
@@ -196,15 +265,15 @@ export class Connection implements ConnectionInfo {
     try {
       for (;;) {
         if (this.#stopping) break;
-        this.#runBuffered();
+        const steps = this.#runBuffered();
+        if (steps !== undefined) {
+          // A request runs in steps over views of the buffer: nothing is read until it ends.
+          await steps;
+          continue;
+        }
         if (this.#closeAfterFlush) break;
-        if (this.#inFlight >= this.#maxPipeline) {
-          this.#host.limits.hit(
-            "MAX_PIPELINE_REQUESTS",
-            this.#maxPipeline,
-            "connection {peer} has too many requests in flight; it stops reading until replies drain",
-            { peer: this.peer },
-          );
+        if (this.#inFlight >= this.#maxPipeline || this.#unsentBytes >= this.#softOutputBytes) {
+          this.#pauseLogged();
           await new Promise<void>((resolve) => (this.#wakeReader = resolve));
           continue;
         }
@@ -223,8 +292,58 @@ export class Connection implements ConnectionInfo {
       }
     } finally {
       this.#close();
+      // The read that was pending into it has failed by now: its pages can go.
+      this.#releaseGrowable();
+      this.#memoryReleased = true;
+      if (this.#reportedBytes !== 0) this.#host.memoryChanged(this, -this.#reportedBytes);
+      this.#reportedBytes = 0;
       this.#host.connectionClosed(this);
     }
+  }
+
+  /**
+   * Closes the connection for the server, which counts what it held as given back now (it is,
+   * as soon as the pending writes fail); returns those bytes.
+   */
+  evict(): number {
+    const held = this.#reportedBytes;
+    this.#memoryReleased = true;
+    this.#reportedBytes = 0;
+    this.forceClose();
+    return held;
+  }
+
+  /**
+   * Tells the server how {@link memoryBytes} changed since the last report; `aboutToAllocate`
+   * bytes more are reported before they are allocated (the server may close this connection,
+   * or others, first).
+   */
+  #reportMemory(aboutToAllocate = 0): void {
+    if (this.#memoryReleased) return;
+    const delta = this.memoryBytes + aboutToAllocate - this.#reportedBytes;
+    if (delta === 0) return;
+    this.#reportedBytes += delta;
+    this.#host.memoryChanged(this, delta);
+  }
+
+  /** Logs (once a minute per bound) why the connection stopped reading. */
+  #pauseLogged(): void {
+    if (this.#inFlight >= this.#maxPipeline) {
+      this.#host.limits.hit(
+        "MAX_PIPELINE_REQUESTS",
+        this.#maxPipeline,
+        "connection {peer} has too many requests in flight; it stops reading until replies drain",
+        { peer: this.peer },
+      );
+      return;
+    }
+    this.#host.limits.hit(
+      "OUTPUT_BUFFER_SOFT_LIMIT_BYTES",
+      this.#softOutputBytes,
+      "connection {peer} has {unsentBytes} bytes of replies its client has not read; it runs no " +
+        "more of its requests until they drain",
+      { peer: this.peer, unsentBytes: this.#unsentBytes },
+    );
   }
 
   /**
@@ -259,12 +378,17 @@ export class Connection implements ConnectionInfo {
     wake?.();
   }
 
-  /** Makes room to read into: reuses the buffer, compacts it, or grows it for a large request. */
+  /**
+   * Makes room to read into: reuses the buffer, compacts it, or grows it for a large request (at
+   * most to MAX_REQUEST_BYTES and a read: a larger request is skipped by the parser, not kept).
+   */
   #makeRoom(): void {
     if (this.#start === this.#end) {
       this.#start = this.#end = 0;
       if (this.#buffer.length > this.#initialBytes * SHRINK_FACTOR) {
+        this.#releaseGrowable();
         this.#buffer = new Uint8Array(this.#initialBytes);
+        this.#reportMemory();
       }
       return;
     }
@@ -273,17 +397,57 @@ export class Connection implements ConnectionInfo {
     const pending = this.#end - this.#start;
     if (pending + minimumRead <= this.#buffer.length) {
       this.#buffer.copyWithin(0, this.#start, this.#end);
-    } else {
-      const grown = new Uint8Array(Math.max(this.#buffer.length * 2, pending + minimumRead));
-      grown.set(this.#buffer.subarray(this.#start, this.#end));
-      this.#buffer = grown;
+      this.#start = 0;
+      this.#end = pending;
+      return;
     }
+    const doubled = Math.min(this.#buffer.length * 2, this.#maxBufferBytes);
+    const size = Math.max(doubled, pending + minimumRead);
+    // Reported first: past MAX_CLIENT_MEMORY_BYTES the server closes the connection holding the
+    // most (maybe this one) before the new buffer exists.
+    this.#reportMemory(size - this.#buffer.length);
+    if (this.#closed) return;
+    this.#buffer.copyWithin(0, this.#start, this.#end);
     this.#start = 0;
     this.#end = pending;
+    if (size <= this.#initialBytes * SHRINK_FACTOR) {
+      const grown = new Uint8Array(size);
+      grown.set(this.#buffer.subarray(0, pending));
+      this.#buffer = grown;
+      return;
+    }
+    // A large request: a resizable buffer grows in place (no copy left behind for the garbage
+    // collector) and gives its memory back at once when released, so the process's memory
+    // follows what MAX_CLIENT_MEMORY_BYTES counts.
+    const growable = this.#growable;
+    if (growable !== undefined && size <= growable.maxByteLength) {
+      growable.resize(size); // this.#buffer tracks its length
+      return;
+    }
+    const reserved = Math.max(size, Math.min(size * GROWABLE_RESERVE_FACTOR, this.#maxBufferBytes));
+    const next = new ArrayBuffer(size, { maxByteLength: reserved });
+    const grown = new Uint8Array(next);
+    grown.set(this.#buffer.subarray(0, pending));
+    this.#releaseGrowable();
+    this.#growable = next;
+    this.#buffer = grown;
   }
 
-  /** Runs every complete request in the buffer (within the pipeline bound) as one batch. */
-  #runBuffered(): void {
+  /**
+   * Gives the memory of the resizable read buffer back now. Only when no read is pending into it
+   * (its pages are unmapped): from {@link #makeRoom} and once the connection closed.
+   */
+  #releaseGrowable(): void {
+    this.#growable?.resize(0);
+    this.#growable = undefined;
+  }
+
+  /**
+   * Runs every complete request in the buffer (within the pipeline and output bounds) as one
+   * batch. When a request runs in steps, the batch ends with it: the promise returned settles
+   * once it finished and the batch is on its way.
+   */
+  #runBuffered(): Promise<void> | undefined {
     const data = this.#buffer.subarray(0, this.#end);
     let writer: ReplyWriter | undefined;
     let count = 0;
@@ -293,7 +457,10 @@ export class Connection implements ConnectionInfo {
     this.#batchLsn = 0;
     this.#holes = undefined;
     let framing: Framing | "mixed" | undefined;
-    while (this.#inFlight + count < this.#maxPipeline && !this.#closeAfterFlush) {
+    while (
+      this.#inFlight + count < this.#maxPipeline && !this.#closeAfterFlush &&
+      this.#unsentBytes + (writer === undefined ? 0 : writer.length) < this.#softOutputBytes
+    ) {
       const request = this.#parser.next(data, this.#start);
       this.#start = this.#parser.offset;
       if (request === undefined) break;
@@ -305,6 +472,7 @@ export class Connection implements ConnectionInfo {
       if (request.kind === "request") {
         const name = this.#run(request, writer);
         observed?.names.push(name);
+        if (this.#steps !== undefined) break;
         continue;
       }
       observed?.names.push("?");
@@ -313,7 +481,7 @@ export class Connection implements ConnectionInfo {
         this.#host.limits.hit(
           request.limit,
           this.#host.node.config[request.limit],
-          "connection {peer} sent a request that is too large; it was skipped",
+          "connection {peer} sent a request that is too large; it was refused and skipped",
           { peer: this.peer },
         );
       }
@@ -326,18 +494,55 @@ export class Connection implements ConnectionInfo {
       }
     }
     if (this.#start === this.#end) this.#start = this.#end = 0;
-    if (writer === undefined) return;
+    if (writer === undefined) return undefined;
+    const steps = this.#steps;
+    if (steps === undefined) {
+      this.#finishBatch(writer, count, framing ?? "text", observed);
+      return undefined;
+    }
+    this.#steps = undefined;
+    const done = writer;
+    return steps.then(() => {
+      this.#stepBytes = 0; // now counted in the batch's unsent bytes
+      this.#finishBatch(done, count, framing ?? "text", observed);
+    });
+  }
+
+  /** Sends a batch that has run on its way: after its durability and late replies, in order. */
+  #finishBatch(
+    writer: ReplyWriter,
+    count: number,
+    framing: Framing | "mixed",
+    observed: Observed | undefined,
+  ): void {
     this.#inFlight += count;
     this.#host.node.stats.totalCommands += count;
     const lsn = this.#batchLsn;
     // Awaited in #complete, maybe after earlier batches: the store's promise is marked handled.
     const durable = lsn > 0 ? this.#host.node.store.whenDurable(lsn) : undefined;
     const holes = this.#holes;
+    const outputBytes = writer.length;
+    this.#unsentBytes += outputBytes;
+    // Before any of it is written: past the hard bound nothing more is sent.
+    if (this.#unsentBytes > this.#hardOutputBytes) this.#closeForOutput();
+    this.#reportMemory();
     // With no earlier batch still waiting, start at once (no extra turn through the chain).
     const idle = this.#batchesWaiting === 0;
     this.#batchesWaiting++;
-    const batch: Batch = { writer, count, framing: framing ?? "text", durable, holes, observed };
+    const batch: Batch = { writer, count, framing, durable, holes, observed, outputBytes };
     this.#tail = idle ? this.#complete(batch) : this.#tail.then(() => this.#complete(batch));
+  }
+
+  /** Past OUTPUT_BUFFER_HARD_LIMIT_BYTES: the connection is closed, its replies dropped. */
+  #closeForOutput(): void {
+    this.#host.node.stats.closedForOutput++;
+    this.#host.limits.hit(
+      "OUTPUT_BUFFER_HARD_LIMIT_BYTES",
+      this.#hardOutputBytes,
+      "closed connection {peer}: {unsentBytes} bytes of replies not read by its client",
+      { peer: this.peer, unsentBytes: this.#unsentBytes },
+    );
+    this.forceClose();
   }
 
   /** Runs one request; returns the command's name (`?` when there is no such command). */
@@ -373,6 +578,16 @@ export class Connection implements ConnectionInfo {
     const mark = writer.length;
     try {
       const later = command.handler(request.args, writer, this.#context);
+      const steps = this.#steps;
+      if (steps !== undefined) {
+        const name = command.name;
+        const resp = writer.resp;
+        this.#steps = steps.catch((error) => {
+          writer.length = mark;
+          writer.resp = resp;
+          writer.reply(this.#failed(name, error));
+        });
+      }
       if (later !== undefined) {
         this.#holes ??= [];
         const name = command.name;
@@ -457,7 +672,11 @@ export class Connection implements ConnectionInfo {
       if (output !== writer) this.#releaseWriter(output);
       this.#releaseWriter(writer);
       this.#inFlight -= count;
-      if (this.#inFlight < this.#maxPipeline) this.#wake();
+      this.#unsentBytes -= batch.outputBytes;
+      this.#reportMemory();
+      if (this.#inFlight < this.#maxPipeline && this.#unsentBytes < this.#softOutputBytes) {
+        this.#wake();
+      }
       if (this.#stopping && this.#inFlight === 0) this.#close();
     }
   }

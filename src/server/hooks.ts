@@ -26,6 +26,12 @@ export interface ServerStats {
   evictedUnauthenticated: number;
   /** Requests answered since start. */
   totalCommands: number;
+  /** Read buffers beyond their initial size and unsent replies of all connections, in bytes. */
+  clientMemoryBytes: number;
+  /** Connections closed because all connections together passed MAX_CLIENT_MEMORY_BYTES. */
+  evictedForMemory: number;
+  /** Connections closed past OUTPUT_BUFFER_HARD_LIMIT_BYTES. */
+  closedForOutput: number;
 }
 
 /** The node a server runs: what command handlers and extensions work with. */
@@ -102,6 +108,20 @@ export interface CommandContext {
   replicated(lsn: number): Promise<string | undefined> | undefined;
   /** Closes the connection once this request's reply is sent (`QUIT`). */
   closeAfterReply(): void;
+  /**
+   * The request goes on after the handler returned (call it last, and return nothing): `work`
+   * runs in bounded steps that let other connections be served in between, writes the rest of
+   * the reply into `out` and may call {@link wrote}. Until it settles the connection runs and
+   * reads nothing more, so `args` stay valid; if it rejects, what it wrote is replaced by the
+   * error reply.
+   */
+  inSteps(work: Promise<void>): void;
+  /**
+   * Called by `inSteps` work between its steps with the bytes its reply holds so far: they count
+   * against MAX_CLIENT_MEMORY_BYTES at once. Returns false once the connection is closed (the
+   * work should stop).
+   */
+  stepDone(heldBytes: number): boolean;
 }
 
 /**

@@ -29,6 +29,10 @@ function builtInSections(node: ServerNode): Map<string, () => InfoFields> {
       ["max_connections", node.config.MAX_CONNECTIONS],
       ["rejected_connections", node.stats.rejectedConnections],
       ["evicted_unauthenticated_connections", node.stats.evictedUnauthenticated],
+      ["client_memory_bytes", node.stats.clientMemoryBytes],
+      ["max_client_memory_bytes", node.config.MAX_CLIENT_MEMORY_BYTES],
+      ["evicted_for_memory_connections", node.stats.evictedForMemory],
+      ["closed_for_output_connections", node.stats.closedForOutput],
     ]],
     ["stats", () => [
       ["total_connections_received", node.stats.totalConnections],

@@ -77,6 +77,9 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     rejectedConnections: 0,
     evictedUnauthenticated: 0,
     totalCommands: 0,
+    clientMemoryBytes: 0,
+    evictedForMemory: 0,
+    closedForOutput: 0,
   };
   readonly node: ServerNode = this;
   readonly log = log;
@@ -278,6 +281,40 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
 
   connectionAuthenticated(connection: Connection): void {
     this.#untrackUnauthenticated(connection);
+  }
+
+  memoryChanged(_connection: Connection, deltaBytes: number): void {
+    this.stats.clientMemoryBytes += deltaBytes;
+    if (deltaBytes > 0 && this.stats.clientMemoryBytes > this.config.MAX_CLIENT_MEMORY_BYTES) {
+      this.#evictForMemory();
+    }
+  }
+
+  /**
+   * Past MAX_CLIENT_MEMORY_BYTES: closes the connections holding the most until what they hold
+   * covers the excess (their memory is given back as they unwind). Redis's maxmemory-clients.
+   */
+  #evictForMemory(): void {
+    const limit = this.config.MAX_CLIENT_MEMORY_BYTES;
+    const candidates = [...this.#connections].filter((c) => !c.closed && c.memoryBytes > 0);
+    candidates.sort((a, b) => b.memoryBytes - a.memoryBytes);
+    for (const connection of candidates) {
+      if (this.stats.clientMemoryBytes <= limit) break;
+      this.stats.evictedForMemory++;
+      this.limits.hit(
+        "MAX_CLIENT_MEMORY_BYTES",
+        limit,
+        "closed connection {peer}, which held {heldBytes} bytes ({unsentBytes} of unsent " +
+          "replies): all connections together held {totalBytes}",
+        {
+          peer: connection.peer,
+          heldBytes: connection.memoryBytes,
+          unsentBytes: connection.unsentBytes,
+          totalBytes: this.stats.clientMemoryBytes,
+        },
+      );
+      this.stats.clientMemoryBytes -= connection.evict();
+    }
   }
 
   /** Answers a connection past MAX_CONNECTIONS with one ERROR line and closes it. */

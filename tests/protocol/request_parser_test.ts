@@ -25,8 +25,12 @@ function plain(result: ParseResult): Plain {
  * Feeds `chunks` the way a connection does (append to a buffer, parse every complete request,
  * keep the rest) and returns every result.
  */
-function parseChunks(chunks: Uint8Array[], maxRequestBytes = 1024): Plain[] {
-  const parser = new RequestParser({ maxRequestBytes });
+function parseChunks(
+  chunks: Uint8Array[],
+  maxRequestBytes = 1024,
+  maxRequestElements?: number,
+): Plain[] {
+  const parser = new RequestParser({ maxRequestBytes, maxRequestElements });
   const results: Plain[] = [];
   let pending: Uint8Array = new Uint8Array(0);
   for (const chunk of chunks) {
@@ -222,4 +226,34 @@ Deno.test("random bytes never throw and always make progress", () => {
     const results = parseChunks(chunks, 1024);
     for (const result of results) assert.ok("name" in result || "error" in result);
   }
+});
+
+Deno.test("a request of more than maxRequestElements words is refused and skipped, both framings", () => {
+  const words = (n: number) => Array.from({ length: n }, (_, i) => `k${i}`);
+  const tooMany = "request has 6 words, more than MAX_REQUEST_ELEMENTS (5)";
+  // RESP: refused from its header (before any element is kept), then skipped by its lengths,
+  // also when it arrives in pieces.
+  const big = encoder.encode(resp("MGET", ...words(5)) + resp("PING"));
+  const pieces = [big.subarray(0, 7), big.subarray(7, 30), big.subarray(30)];
+  assert.deepEqual(parseChunks(pieces, 1024, 5), [
+    { framing: "resp", error: tooMany, fatal: false },
+    request("resp", "PING"),
+  ]);
+  assert.deepEqual(parseChunks([encoder.encode(resp("MGET", ...words(4)))], 1024, 5), [
+    request("resp", "MGET", ...words(4)),
+  ]);
+  // Text: words, and the || parts of BATCHPUT and REPLICATE BATCHPUT.
+  const text = (line: string) => parseChunks([encoder.encode(`${line}\nPING\n`)], 1024, 5);
+  const textTooMany = {
+    framing: "text",
+    error: "request has more words, more than MAX_REQUEST_ELEMENTS (5)",
+    fatal: false,
+  };
+  assert.deepEqual(text(`EXISTS ${words(6).join(" ")}`), [textTooMany, request("text", "PING")]);
+  assert.deepEqual(text(`BATCHPUT a||b||c x||y||z`), [textTooMany, request("text", "PING")]);
+  assert.deepEqual(text(`REPLICATE BATCHPUT a||b||c x||y||z`), [
+    textTooMany,
+    request("text", "PING"),
+  ]);
+  assert.deepEqual(text(`EXISTS ${words(5).join(" ")}`)[0], request("text", "EXISTS", ...words(5)));
 });

@@ -11,6 +11,7 @@ import { type Config, loadConfig } from "../../src/config.ts";
 import { challengeProof, newNonce } from "../../src/protocol/challenge.ts";
 import { RequestParser } from "../../src/protocol/request_parser.ts";
 import { replicatorOf } from "../../src/replication/extension.ts";
+import { kvstore } from "../helpers/cli.ts";
 import { waitUntil } from "../helpers/cluster.ts";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
 import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
@@ -19,7 +20,6 @@ import { WireClient } from "../helpers/wire.ts";
 
 const CLIENT_TOKEN = "client-token-0123456789abcdef";
 const REPLICATION_TOKEN = "replication-token-0123456789abcdef";
-const ROOT = new URL("../../", import.meta.url);
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
 
@@ -40,21 +40,6 @@ async function secureNode(extra: Partial<Config> = {}): Promise<TestServer> {
   };
   const { config } = loadConfig({ overrides });
   return await startTestServer(overrides, await nodeOptions(config));
-}
-
-async function kvstore(args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
 }
 
 /**

@@ -1,0 +1,234 @@
+/**
+ * Memory a client can make the server hold is bounded: replies it never reads (issue 10 item 8:
+ * 1,024 pipelined GETs of a 1 MB value took RSS to 1.7 GB), one huge request (item 9: a 138 MB
+ * MGET of 23M keys, a 126 MB BATCHPUT), and many partial lines (8 connections x 130 MB). The
+ * attacks are scaled down to stay fast; each asserts the server process's peak RSS (VmHWM, reset
+ * before the attack) stays within a bound far below what the unbounded server took, and that a
+ * bystander connection keeps getting answers.
+ */
+import assert from "node:assert/strict";
+import { KVClient } from "../../mod.ts";
+import { waitUntil } from "../helpers/cluster.ts";
+import { type ServerProcess, startServerProcess } from "../helpers/server_process.ts";
+import { resp } from "../helpers/wire.ts";
+
+const MIB = 1024 * 1024;
+const encoder = new TextEncoder();
+
+/**
+ * Runs `sh -c script` (the test suite may run its subprocesses, but Deno lets only --allow-all
+ * read /proc); returns its output.
+ */
+async function sh(script: string): Promise<string> {
+  const output = await new Deno.Command("sh", { args: ["-c", script], stdout: "piped" }).output();
+  assert.ok(output.success, `sh -c ${script} failed`);
+  return new TextDecoder().decode(output.stdout);
+}
+
+/** VmRSS and VmHWM (peak) of `pid`, in bytes. */
+async function memory(pid: number): Promise<{ rss: number; peak: number }> {
+  const status = await sh(`cat /proc/${pid}/status`);
+  const field = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1]) * 1024;
+  return { rss: field("VmRSS"), peak: field("VmHWM") };
+}
+
+/** Resets the peak RSS of `pid` to its current RSS (Linux: clear_refs 5). */
+async function resetPeak(pid: number): Promise<void> {
+  await sh(`echo 5 > /proc/${pid}/clear_refs`);
+}
+
+async function info(client: KVClient): Promise<Map<string, string>> {
+  const text = await client.info("clients");
+  return new Map(
+    text.split(/\r?\n/).filter((line) => line.includes(":")).map((line) => {
+      const colon = line.indexOf(":");
+      return [line.slice(0, colon), line.slice(colon + 1)] as [string, string];
+    }),
+  );
+}
+
+/** Opens raw connections that send `bytes` and never read. */
+async function flood(port: number, connections: number, bytes: Uint8Array): Promise<Deno.Conn[]> {
+  const conns: Deno.Conn[] = [];
+  for (let i = 0; i < connections; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conns.push(conn);
+    // Not awaited to the end: the server stops reading, so the last writes may never complete.
+    (async () => {
+      try {
+        for (let written = 0; written < bytes.length;) {
+          written += await conn.write(bytes.subarray(written));
+        }
+      } catch {
+        // Closed by the server (evicted) or by the test.
+      }
+    })();
+  }
+  return conns;
+}
+
+/** Waits until the server's client memory stops changing (the attack reached its bound). */
+async function settled(client: KVClient): Promise<Map<string, string>> {
+  let last = -1;
+  let same = 0;
+  let fields = new Map<string, string>();
+  await waitUntil("client memory to settle", async () => {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    fields = await info(client);
+    const now = Number(fields.get("client_memory_bytes"));
+    same = now === last ? same + 1 : 0;
+    last = now;
+    return same >= 3;
+  });
+  return fields;
+}
+
+async function attack(
+  server: ServerProcess,
+  connections: number,
+  bytes: Uint8Array,
+): Promise<{ grownBytes: number; fields: Map<string, string>; conns: Deno.Conn[] }> {
+  await using client = new KVClient({ port: server.port, timeoutMs: 10_000 });
+  await client.put("small", "s");
+  const before = await memory(server.pid);
+  await resetPeak(server.pid);
+  const conns = await flood(server.port, connections, bytes);
+  const fields = await settled(client);
+  // The bystander is answered while the attack holds its memory.
+  assert.equal(await client.read("small"), "s");
+  const after = await memory(server.pid);
+  return { grownBytes: after.peak - before.rss, fields, conns };
+}
+
+/** Stores a 1 MiB value, then `connections` each send 1,024 GETs of it and never read. */
+async function unreadGets(server: ServerProcess, connections: number) {
+  {
+    await using client = new KVClient({ port: server.port, timeoutMs: 10_000 });
+    await client.put("big", new Uint8Array(MIB).fill(0x61));
+    assert.equal((await client.readBytes("big"))?.length, MIB);
+  }
+  const gets = new Uint8Array(Array.from({ length: 1024 }, () => [...resp("GET", "big")]).flat());
+  return await attack(server, connections, gets);
+}
+
+function closeAll(conns: Deno.Conn[]): void {
+  for (const conn of conns) {
+    try {
+      conn.close();
+    } catch {
+      // Closed by the server.
+    }
+  }
+}
+
+Deno.test("memory: pipelined GETs of a 1 MB value never read stop at OUTPUT_BUFFER_SOFT_LIMIT_BYTES", async () => {
+  await using server = await startServerProcess({ args: ["--fsync", "no"] });
+  const { grownBytes, fields, conns } = await unreadGets(server, 3);
+  try {
+    // Each connection holds at most the soft bound (4 MiB) plus one reply (1 MiB).
+    assert.ok(
+      Number(fields.get("client_memory_bytes")) <= 3 * 5 * MIB,
+      JSON.stringify([...fields]),
+    );
+    assert.ok(grownBytes < 96 * MIB, `RSS grew by ${grownBytes / MIB} MiB`);
+    assert.ok(
+      server.logs.some((line) => line.properties.setting === "OUTPUT_BUFFER_SOFT_LIMIT_BYTES"),
+    );
+  } finally {
+    closeAll(conns);
+  }
+});
+
+Deno.test("memory: past MAX_CLIENT_MEMORY_BYTES the connection holding the most is closed", async () => {
+  await using server = await startServerProcess({
+    args: [
+      "--fsync",
+      "no",
+      "--max-request-bytes",
+      String(4 * MIB),
+      "--max-client-memory-bytes",
+      String(16 * MIB),
+    ],
+  });
+  const { grownBytes, fields, conns } = await unreadGets(server, 8);
+  try {
+    assert.ok(
+      Number(fields.get("evicted_for_memory_connections")) >= 1,
+      JSON.stringify([...fields]),
+    );
+    assert.ok(Number(fields.get("client_memory_bytes")) <= 16 * MIB + 5 * MIB);
+    assert.ok(grownBytes < 96 * MIB, `RSS grew by ${grownBytes / MIB} MiB`);
+    const line = server.logs.find((l) => l.properties.setting === "MAX_CLIENT_MEMORY_BYTES");
+    assert.ok(line !== undefined && Number(line.properties.heldBytes) > 0);
+  } finally {
+    closeAll(conns);
+  }
+});
+
+Deno.test("memory: one reply past OUTPUT_BUFFER_HARD_LIMIT_BYTES closes its connection, logged with the numbers", async () => {
+  await using server = await startServerProcess({
+    args: [
+      "--fsync",
+      "no",
+      "--output-buffer-soft-limit-bytes",
+      String(64 * 1024),
+      "--output-buffer-hard-limit-bytes",
+      String(MIB),
+    ],
+  });
+  await using client = new KVClient({ port: server.port, timeoutMs: 10_000 });
+  await client.put("huge", new Uint8Array(2 * MIB));
+  await assert.rejects(client.readBytes("huge"), /closed/);
+  assert.equal(await client.read("missing"), undefined);
+  const line = await server.waitForLog((l) =>
+    l.properties.setting === "OUTPUT_BUFFER_HARD_LIMIT_BYTES"
+  );
+  assert.ok(Number(line.properties.unsentBytes) > 2 * MIB);
+});
+
+Deno.test("memory: partial lines on many connections are bounded per connection and in total", async () => {
+  await using server = await startServerProcess({
+    args: [
+      "--fsync",
+      "no",
+      "--max-request-bytes",
+      String(64 * MIB),
+      "--max-client-memory-bytes",
+      String(64 * MIB),
+    ],
+  });
+  const line = encoder.encode("PUT k " + "x".repeat(60 * MIB));
+  const { grownBytes, fields, conns } = await attack(server, 8, line);
+  try {
+    // Unbounded, 8 connections held 8 x 64 MiB of read buffers.
+    assert.ok(
+      Number(fields.get("evicted_for_memory_connections")) >= 4,
+      JSON.stringify([...fields]),
+    );
+    assert.ok(Number(fields.get("client_memory_bytes")) <= 64 * MIB + 64 * MIB);
+    assert.ok(grownBytes < 160 * MIB, `RSS grew by ${grownBytes / MIB} MiB`);
+  } finally {
+    closeAll(conns);
+  }
+});
+
+Deno.test("memory: a request of more than MAX_REQUEST_ELEMENTS words is refused before it is kept", async () => {
+  await using server = await startServerProcess({ args: ["--fsync", "no"] });
+  await using client = new KVClient({ port: server.port, timeoutMs: 30_000 });
+  const before = await memory(server.pid);
+  await resetPeak(server.pid);
+  const keys = Array.from({ length: 300_000 }, (_, i) => `k${i}`);
+  for (const command of [["MGET", ...keys], ["EXISTS", ...keys], ["MSET", ...keys, ...keys]]) {
+    await assert.rejects(
+      client.send(command),
+      /request has \d+ words, more than MAX_REQUEST_ELEMENTS \(262144\)/,
+    );
+  }
+  assert.equal(await client.read("k1"), undefined);
+  const after = await memory(server.pid);
+  assert.ok(
+    after.peak - before.rss < 64 * MIB,
+    `RSS grew by ${(after.peak - before.rss) / MIB} MiB`,
+  );
+});

@@ -1,0 +1,197 @@
+/**
+ * Requests over many keys run in steps: while one connection's MGET, EXISTS, DEL or READRANGE
+ * of 100,000 keys runs, another connection keeps getting answers, and the big request's own
+ * reply and the requests pipelined after it are exactly what they would be without steps.
+ * In-process server: the test watches the store calls the big request makes and counts the
+ * bystander's answers that arrive between its first and its last one.
+ */
+import assert from "node:assert/strict";
+import { KVClient } from "../../mod.ts";
+import type { KVStore } from "../../src/storage/mod.ts";
+import { startTestServer } from "../helpers/test_server.ts";
+import { resp, text, WireClient } from "../helpers/wire.ts";
+
+const KEYS = 100_000;
+const encoder = new TextEncoder();
+
+function keyName(i: number): string {
+  return `key:${String(i).padStart(6, "0")}`;
+}
+
+/** Fills the store with KEYS keys (value = the key's number). */
+async function fill(store: KVStore): Promise<void> {
+  for (let from = 0; from < KEYS; from += 10_000) {
+    const pairs: [Uint8Array, Uint8Array][] = [];
+    for (let i = from; i < from + 10_000; i++) {
+      pairs.push([encoder.encode(keyName(i)), encoder.encode(String(i))]);
+    }
+    await store.whenDurable(store.writeBatch(pairs));
+  }
+}
+
+/**
+ * Runs `request` on its own connection while a bystander PINGs (one in flight) on another;
+ * `method` of the store is watched: returns the big request's reply and how many PONGs arrived
+ * between its first and its last call.
+ */
+async function whileBystanderPings(
+  port: number,
+  store: KVStore,
+  method: "read" | "has" | "writeDelete" | "readRange",
+  request: Uint8Array,
+): Promise<{ reply: unknown; pongsDuring: number }> {
+  await using bystander = await WireClient.connect(port);
+  await using big = await WireClient.connect(port);
+  let pongs = 0;
+  let atFirst: number | undefined;
+  let atLast = 0;
+  const target = store as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const original = target[method];
+  target[method] = function (this: unknown, ...args: unknown[]) {
+    atFirst ??= pongs;
+    atLast = pongs;
+    return original.apply(this, args);
+  };
+  let done = false;
+  const pinging = (async () => {
+    // Bounded: stops with the big request, and in any case after 100,000 PINGs.
+    while (!done && pongs < 100_000) {
+      await bystander.send(resp("PING"));
+      assert.equal(await bystander.readReply(), "PONG");
+      pongs++;
+    }
+  })();
+  try {
+    await big.send(request);
+    const reply = await big.readReply(30_000);
+    return { reply, pongsDuring: atLast - (atFirst ?? 0) };
+  } finally {
+    done = true;
+    await pinging;
+    target[method] = original;
+  }
+}
+
+function respOf(words: string[]): Uint8Array {
+  return resp(...words);
+}
+
+Deno.test("steps: MGET, EXISTS, DEL and READRANGE of 100,000 keys let a bystander be served", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  const store = server.node.store;
+  await fill(store);
+  const keys = Array.from({ length: KEYS }, (_, i) => keyName(i));
+
+  const mget = await whileBystanderPings(server.port, store, "read", respOf(["MGET", ...keys]));
+  assert.ok(Array.isArray(mget.reply));
+  assert.equal(mget.reply.length, KEYS);
+  assert.equal(text(mget.reply[0]), "0");
+  assert.equal(text(mget.reply[KEYS - 1]), String(KEYS - 1));
+  assert.ok(mget.pongsDuring >= 3, `MGET: ${mget.pongsDuring} answers to the bystander`);
+
+  const exists = await whileBystanderPings(server.port, store, "has", respOf(["EXISTS", ...keys]));
+  assert.equal(exists.reply, KEYS);
+  assert.ok(exists.pongsDuring >= 3, `EXISTS: ${exists.pongsDuring} answers to the bystander`);
+
+  const range = await whileBystanderPings(
+    server.port,
+    store,
+    "readRange",
+    respOf(["READRANGE", keyName(0), keyName(KEYS - 1)]),
+  );
+  assert.ok(Array.isArray(range.reply));
+  assert.equal(range.reply.length, 2 * KEYS);
+  assert.equal(text(range.reply[2 * KEYS - 2]), keyName(KEYS - 1));
+  assert.ok(range.pongsDuring >= 3, `READRANGE: ${range.pongsDuring} answers to the bystander`);
+
+  const del = await whileBystanderPings(
+    server.port,
+    store,
+    "writeDelete",
+    respOf(["DEL", ...keys]),
+  );
+  assert.equal(del.reply, KEYS);
+  assert.ok(del.pongsDuring >= 3, `DEL: ${del.pongsDuring} answers to the bystander`);
+  assert.equal(store.stats().keys, 0);
+});
+
+Deno.test("steps: requests pipelined after a stepped MGET run after it, in order", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  await fill(server.node.store);
+  const keys = Array.from({ length: 5000 }, (_, i) => keyName(i));
+  await using wire = await WireClient.connect(server.port);
+  await wire.send(
+    new Uint8Array([
+      ...respOf(["MGET", ...keys]),
+      ...respOf(["SET", keyName(0), "changed"]),
+      ...respOf(["GET", keyName(0)]),
+    ]),
+  );
+  const values = await wire.readReply();
+  assert.ok(Array.isArray(values));
+  assert.equal(text(values[0]), "0");
+  assert.equal(await wire.readReply(), "OK");
+  assert.equal(text(await wire.readReply()), "changed");
+  // The text framing answers a stepped MGET the same way.
+  await wire.send(`MGET ${keys.join(" ")}\n`);
+  const line = text(await readLine(wire));
+  assert.equal(String(line).split("||").length, 5000);
+  assert.equal(String(line).split("||")[1], "1");
+});
+
+async function readLine(wire: WireClient): Promise<string> {
+  return await wire.readLine(10_000);
+}
+
+Deno.test("steps: a stepped MGET whose reply would pass OUTPUT_BUFFER_HARD_LIMIT_BYTES gets an error", async () => {
+  await using server = await startTestServer({
+    FSYNC: "no",
+    OUTPUT_BUFFER_SOFT_LIMIT_BYTES: 64 * 1024,
+    OUTPUT_BUFFER_HARD_LIMIT_BYTES: 1024 * 1024,
+  });
+  await using client = new KVClient({ port: server.port, timeoutMs: 10_000 });
+  await client.put("big", "x".repeat(4096));
+  const keys = Array(1000).fill("big");
+  await assert.rejects(
+    client.send(["MGET", ...keys]),
+    /MGET reply would be larger than OUTPUT_BUFFER_HARD_LIMIT_BYTES \(1048576 bytes\)/,
+  );
+  assert.equal(
+    await client.send(["MGET", "big", "missing"]).then((r) => (r as unknown[]).length),
+    2,
+  );
+});
+
+Deno.test("steps: a reply being built in steps counts against MAX_CLIENT_MEMORY_BYTES", async () => {
+  await using server = await startTestServer({
+    FSYNC: "no",
+    MAX_REQUEST_BYTES: 1024 * 1024,
+    MAX_CLIENT_MEMORY_BYTES: 4 * 1024 * 1024,
+    REQUEST_STEP_MS: 0.1,
+  });
+  await using client = new KVClient({ port: server.port, timeoutMs: 10_000 });
+  await client.put("v", "x".repeat(4096));
+  const request = respOf(["MGET", ...Array(2000).fill("v")]);
+  const wires = await Promise.all([1, 2, 3].map(() => WireClient.connect(server.port)));
+  const store = server.node.store;
+  const read = store.read.bind(store);
+  let reads = 0;
+  store.read = (key) => {
+    reads++;
+    return read(key);
+  };
+  try {
+    for (const wire of wires) await wire.send(request);
+    const outcomes = await Promise.all(
+      wires.map((wire) => wire.readReply(10_000).then(() => "answered", () => "closed")),
+    );
+    assert.ok(outcomes.includes("closed"), outcomes.join());
+    assert.ok(server.node.stats.evictedForMemory >= 1);
+    // Evicted while its reply was being built: its MGET stopped, it did not read every key.
+    assert.ok(reads < 3 * 2000, `${reads} reads`);
+    assert.equal(await client.read("v").then((v) => v?.length), 4096);
+  } finally {
+    store.read = read;
+    for (const wire of wires) wire.close();
+  }
+});
