@@ -73,6 +73,8 @@ export interface Config {
   REPLICATION_BATCH_BYTES: number;
   SNAPSHOT_CHUNK_BYTES: number;
   REPLICATION_RETRY_BACKOFF_MS: number;
+  ADVERTISE_ADDRESS: string;
+  MIN_LSN_WAIT_MS: number;
   // --- security ---
   AUTH_TOKEN: string;
   AUTH_TOKEN_FILE: string;
@@ -486,6 +488,26 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
       "Delay before the first reconnect to a failed replica; it doubles for each of the " +
       "REPLICATION_MAX_RETRIES retries, never beyond the health-check interval.",
   },
+  ADVERTISE_ADDRESS: {
+    kind: "string",
+    default: "",
+    group: "replication",
+    placeholder: "<host:port>",
+    description:
+      "The host:port clients and replicas are told to reach this node at (ROLE, TOPOLOGY, the " +
+      "master's HELLO); empty: the address it listens on. Set it when it listens on 0.0.0.0 " +
+      "or behind a proxy.",
+  },
+  MIN_LSN_WAIT_MS: {
+    kind: "int",
+    default: 1000,
+    group: "replication",
+    min: 0,
+    max: 600_000,
+    description:
+      "Longest a read that asks for at least LSN n (WITH MINLSN, a client session) waits for " +
+      "this node to apply n; then it gets a retryable -TRYAGAIN error.",
+  },
   AUTH_TOKEN: {
     kind: "string",
     default: "",
@@ -869,6 +891,9 @@ export function validateConfig(config: Config): Config {
       `setting MAX_CLIENT_MEMORY_BYTES: ${config.MAX_CLIENT_MEMORY_BYTES} is below ` +
         `MAX_REQUEST_BYTES ${config.MAX_REQUEST_BYTES}; the largest request could never be read`,
     );
+  }
+  if (config.ADVERTISE_ADDRESS !== "") {
+    parseHostPort(config.ADVERTISE_ADDRESS, "setting ADVERTISE_ADDRESS");
   }
   if (config.MAX_REQUEST_BYTES < config.MAX_KEY_BYTES) {
     throw new ConfigError(

@@ -40,7 +40,9 @@ export type Reply =
   | { type: "error"; message: string; code?: string }
   | { type: "integer"; value: number }
   | { type: "status"; text: string }
-  | { type: "array"; items: Reply[] };
+  | { type: "array"; items: Reply[] }
+  /** Bytes already encoded in the request's framing (a reply a handler wrote elsewhere first). */
+  | { type: "raw"; bytes: Uint8Array };
 
 /**
  * A growable buffer of encoded replies.
@@ -236,6 +238,8 @@ export class ReplyWriter extends OutputBuffer {
         return this.status(reply.text);
       case "array":
         return this.#array(reply.items);
+      case "raw":
+        return this.raw(reply.bytes);
     }
   }
 

@@ -59,6 +59,9 @@ import {
 } from "./stream_protocol.ts";
 import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
 import { Replicator, type ReplicatorOptions } from "./replicator.ts";
+import { consistencyCommands } from "./consistency.ts";
+import { LsnWaiters } from "./lsn_waiters.ts";
+import { roleReply, topologyDocument, type TopologyFacts } from "./topology.ts";
 
 const log = getLog("replication");
 const decoder = new TextDecoder();
@@ -200,12 +203,15 @@ class NodeReplication {
 
   /** What this node remembers across restarts (see `node_state.ts`). */
   #state: NodeState;
+  /** Reads waiting for this node's log to reach their LSN (`WITH MINLSN`). */
+  readonly #lsnWaiters: LsnWaiters;
 
   constructor(node: ServerNode, options: ReplicationOptions, state: NodeState) {
     this.#node = node;
     this.#options = options;
     this.#state = state;
     this.#announcedEpoch = state.highestEpochSeen;
+    this.#lsnWaiters = new LsnWaiters(node.store);
     const { config, store } = node;
     if (node.replica) {
       this.#applier = this.#newApplier();
@@ -252,8 +258,41 @@ class NodeReplication {
       connect: this.#options.connect,
       authToken: this.#options.authToken,
       onRefused: (address, code, message) => this.#refused(address, code, message),
+      masterAddress: () => this.#advertisedAddress(),
     };
     return new Replicator(source, config, Date.now, options);
+  }
+
+  /** Where clients reach this node: `ADVERTISE_ADDRESS`, else the address it listens on. */
+  #advertisedAddress(): string {
+    const node = this.#node;
+    if (node.config.ADVERTISE_ADDRESS !== "") return node.config.ADVERTISE_ADDRESS;
+    return formatHostPort({ host: node.host, port: node.port });
+  }
+
+  /** What ROLE and TOPOLOGY report about this node and its cluster. */
+  #topologyFacts(): TopologyFacts {
+    const node = this.#node;
+    const applier = this.#applier;
+    const info = node.replica ? applier?.getInfo() : undefined;
+    return {
+      address: this.#advertisedAddress(),
+      runId: node.runId,
+      role: node.replica ? "replica" : "master",
+      epoch: this.#knownEpoch,
+      lsn: node.store.lastLsn,
+      deposed: this.#deposedBy,
+      replicationMode: node.config.REPLICATION_MODE,
+      master: info === undefined ? undefined : {
+        address: info.masterAdvertisedAddress,
+        epoch: info.masterEpoch,
+        lsn: info.masterKnownLsn,
+        linkStatus: info.masterLinkStatus,
+        lastIoMs: info.masterLastIoMs,
+        fullSyncInProgress: info.fullSyncInProgress,
+      },
+      replicas: node.replica ? [] : this.#replicator?.getStats().replicas ?? [],
+    };
   }
 
   /** The highest epoch this node knows of. */
@@ -799,6 +838,23 @@ class NodeReplication {
           admin: true,
           handler: (args) => this.#replicas(args.map((a) => a.slice())),
         },
+        ROLE: {
+          minArgs: 0,
+          maxArgs: 0,
+          handler: (_args, out) => out.reply(roleReply(this.#topologyFacts())),
+        },
+        TOPOLOGY: {
+          minArgs: 0,
+          maxArgs: 0,
+          handler: (_args, out) =>
+            out.textValue(JSON.stringify(topologyDocument(this.#topologyFacts()))),
+        },
+        ...consistencyCommands({
+          node: this.#node,
+          replicator: () => this.#replicator,
+          deposedBy: () => this.#deposedBy,
+          lsnWaiters: this.#lsnWaiters,
+        }),
       },
       awaitReplication: (lsn) => {
         const replicator = this.#replicator;
@@ -819,6 +875,7 @@ class NodeReplication {
       connectionClosed: (connection) => this.#applier?.connectionClosed(connection.id),
       info: { replication: () => this.#info() },
       close: async () => {
+        this.#lsnWaiters.releaseAll();
         await this.#replicator?.stop(config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
       },
     };

@@ -76,8 +76,17 @@ export interface ReplicaInfo {
   /** `up` while a master stream is open and heard from recently. */
   masterLinkStatus: "up" | "down";
   masterAddress: string;
+  /**
+   * Where clients reach the master (`host:port`, from its HELLO), or "" when it did not say
+   * (`masterAddress` is the peer address of its stream: its outgoing port).
+   */
+  masterAdvertisedAddress: string;
   /** Seconds since the master was last heard from, or -1. */
   masterLastIoSecondsAgo: number;
+  /** Milliseconds since the master was last heard from, or -1. */
+  masterLastIoMs: number;
+  /** Highest LSN the master is known to have: its HELLO's, or what it streamed since. */
+  masterKnownLsn: number;
   lastAppliedLsn: number;
   epoch: number;
   masterEpoch: number;
@@ -148,6 +157,8 @@ export class ReplicaApplier {
   readonly #log = getLog("replication");
   #streamConnection = 0;
   #masterAddress = "";
+  #masterAdvertised = "";
+  #masterKnownLsn = 0;
   #masterEpoch = 0;
   #linkUpWithinMs = 0;
   #lastContactMs: number | undefined;
@@ -209,9 +220,11 @@ export class ReplicaApplier {
   }
 
   async #hello(args: Uint8Array[], connectionId: number, peer: string): Promise<ApplierReply> {
-    const { epoch, masterLsn, pingIntervalMs, timeoutMs } = asReplicateError(() =>
+    const { epoch, masterLsn, pingIntervalMs, timeoutMs, masterAddress } = asReplicateError(() =>
       parseHelloRequest(args)
     );
+    this.#masterAdvertised = masterAddress;
+    this.#masterKnownLsn = masterLsn;
     this.#linkUpWithinMs = pingIntervalMs + timeoutMs;
     if (this.#fullSync !== undefined) this.#abortFullSync("a new master stream started");
     const previous = this.#masterAddress;
@@ -361,7 +374,10 @@ export class ReplicaApplier {
         ? "up"
         : "down",
       masterAddress: this.#masterAddress,
+      masterAdvertisedAddress: this.#masterAdvertised,
       masterLastIoSecondsAgo: sinceMs < 0 ? -1 : Math.floor(sinceMs / 1000),
+      masterLastIoMs: sinceMs,
+      masterKnownLsn: Math.max(this.#masterKnownLsn, this.#store.lastLsn),
       lastAppliedLsn: this.#store.lastLsn,
       epoch: this.#store.lastEpoch,
       masterEpoch: this.#masterEpoch,

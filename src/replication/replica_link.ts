@@ -67,6 +67,8 @@ export interface LinkContext {
   nowMs(): number;
   /** The master's epoch for HELLO. */
   epoch: number;
+  /** Where clients reach the master (`host:port`), told to the replica in HELLO. */
+  masterAddress?: () => string;
   snapshotChunkBytes: number;
   /** Largest reply accepted from a replica (`MAX_REQUEST_BYTES`: the bound on what a peer sends). */
   maxReplyBytes: number;
@@ -266,6 +268,7 @@ export class ReplicaLink {
         node.durableLsn,
         node.policy.healthCheckIntervalMs,
         node.policy.timeoutMs,
+        this.#ctx.masterAddress?.(),
       ),
       "hello",
     );

@@ -9,6 +9,7 @@
  */
 import type { Config } from "../config.ts";
 import { getLog } from "../log.ts";
+import { AckWaiters } from "./ack_waiters.ts";
 import { LagClock } from "./lag_clock.ts";
 import { splitBatch } from "./log_records.ts";
 import { ReplicaLink, type ReplicationSource } from "./replica_link.ts";
@@ -59,6 +60,8 @@ export interface ReplicatorOptions {
   authToken?: string;
   /** A replica refused a request (`code` is the error's first word, e.g. `STALEEPOCH`). */
   onRefused?: (address: string, code: string, message: string) => void;
+  /** Where clients reach this master (`host:port`), told to each replica in HELLO. */
+  masterAddress?: () => string;
 }
 
 interface SyncToken {
@@ -90,6 +93,8 @@ export class Replicator {
   #committedLsn: number;
   /** Highest LSN whose sync wait ran out of time while it was not backed. */
   #expiredThroughLsn = 0;
+  /** `WAIT` and write concerns waiting for acknowledgements. */
+  readonly #ackWaiters = new AckWaiters((lsn) => this.replicasWith(lsn));
 
   /**
    * `source`: the master's store, with nothing written since it was opened (its `lastLsn` is
@@ -127,6 +132,7 @@ export class Replicator {
       log: this.#log,
       nowMs: this.#nowMs,
       epoch: this.#source.epoch ?? 0,
+      masterAddress: options.masterAddress,
       snapshotChunkBytes: this.#config.SNAPSHOT_CHUNK_BYTES,
       maxReplyBytes: this.#config.MAX_REQUEST_BYTES,
       onAck: (n) => this.#onAck(n),
@@ -276,6 +282,7 @@ export class Replicator {
 
   #settle(): void {
     this.#refreshCommitted();
+    this.#ackWaiters.settle();
     if (this.#tracker.size === 0) return;
     const replicas = this.replicaManager.replicas;
     const { acknowledged, expired } = this.#tracker.settle(replicas, this.#nowMs());
@@ -292,6 +299,35 @@ export class Replicator {
       }
     }
     this.#armSyncTimer();
+  }
+
+  /**
+   * How many replicas have `lsn`: acknowledged it (a replica that did and is down now still holds
+   * it on its disk). For LSN 0 (a connection that wrote nothing) the replicas connected now, as
+   * Redis's `WAIT` counts.
+   */
+  replicasWith(lsn: number): number {
+    let count = 0;
+    for (const r of this.replicaManager.replicas) {
+      if (lsn === 0 ? r.state !== "down" : r.ackedLsn >= lsn) count++;
+    }
+    return count;
+  }
+
+  /**
+   * Replicas that make a majority of the nodes with this master (`floor((replicas + 1) / 2)`):
+   * 1 of 2, 2 of 3 or 4; 0 without replicas (the master alone is a majority of one).
+   */
+  majorityReplicas(): number {
+    return Math.floor((this.replicaManager.replicas.length + 1) / 2);
+  }
+
+  /**
+   * Waits until `needed` replicas have `lsn` or `timeoutMs` passed (0: no limit); resolves with
+   * how many have it then. Never rejects (`WAIT`, write concerns).
+   */
+  waitForAcks(lsn: number, needed: number, timeoutMs: number): Promise<number> {
+    return this.#ackWaiters.wait(lsn, needed, timeoutMs);
   }
 
   /** Why this master was deposed, or undefined. */
@@ -396,6 +432,7 @@ export class Replicator {
       );
     }
     await Promise.all(this.#links.map((link) => link.stop()));
+    this.#ackWaiters.releaseAll();
     for (const { token, error } of this.#tracker.failAll(this.replicaManager.replicas)) {
       token.reject(error);
     }

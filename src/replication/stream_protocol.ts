@@ -22,7 +22,7 @@
  *     does not hold the token gets no data. A replica without tokens answers CHALLENGE with an
  *     error ("CHALLENGE called, but ... authentication is off") that the master tolerates, with a
  *     warning. (Before this exchange a master sent `AUTH <token>`; replicas still accept it.)
- * REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>
+ * REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs> [<masterAddress>]
  *                                           → +<lastLsn> <lastEpoch> <lastCrc> [<localWrites>]
  *     Opens a stream. Every field is checked before the replica acts on any (epoch at most
  *     MAX_EPOCH, 2^32-1; LSN below 2^53; interval and timeout at most a day): a bad one is refused
@@ -35,7 +35,9 @@
  *     again), and it gets a full sync; so does a replica with local writes. The master says how
  *     often it pings an idle link and how long it waits for a reply, so the replica can tell
  *     whether its master link is up. A newer HELLO on another connection supersedes this one: the
- *     replica refuses LOG/SNAPSHOT frames from a superseded stream.
+ *     replica refuses LOG/SNAPSHOT frames from a superseded stream. <masterAddress> is the
+ *     host:port clients reach the master at (its ADVERTISE_ADDRESS, else where it listens): the
+ *     replica reports it in ROLE and TOPOLOGY (it sees only the master's outgoing port).
  *     Fencing: a node that knows a newer epoch than the stream's (a replica told of a newer master,
  *     or a node promoted since) answers HELLO, and every later frame of that stream, with
  *     `-STALEEPOCH <newerEpoch> <text>`; the master so told is deposed (it acknowledges no more
@@ -90,21 +92,24 @@ export function encodeRequest(words: readonly CommandArgument[]): Uint8Array {
   return out.bytes.slice();
 }
 
-/** `REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>`. */
+/** `REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs> [<masterAddress>]`. */
 export function helloRequest(
   epoch: number,
   masterLastLsn: number,
   pingIntervalMs: number,
   timeoutMs: number,
+  masterAddress?: string,
 ): Uint8Array {
-  return encodeRequest([
+  const words = [
     "REPLICATE",
     "HELLO",
     String(epoch),
     String(masterLastLsn),
     String(Math.round(pingIntervalMs)),
     String(Math.round(timeoutMs)),
-  ]);
+  ];
+  if (masterAddress !== undefined && masterAddress !== "") words.push(masterAddress);
+  return encodeRequest(words);
 }
 
 /** `REPLICATE LOG <records>` with the runs concatenated, in a new array. */
@@ -284,24 +289,43 @@ export interface HelloRequest {
   pingIntervalMs: number;
   /** How long the master waits for a reply. */
   timeoutMs: number;
+  /** Where clients reach the master (`host:port`), when it said; "" otherwise. */
+  masterAddress: string;
 }
 
+/** Longest master address a HELLO may carry. */
+const MAX_HELLO_ADDRESS_BYTES = 300;
+
 /**
- * Parses `REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs>` (`args` start
- * with `HELLO`). Every field is checked before the caller acts on any of them: a bad one throws
- * {@link StreamFormatError}, so a refused HELLO changes nothing.
+ * Parses `REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs> [<masterAddress>]`
+ * (`args` start with `HELLO`). Every field is checked before the caller acts on any of them: a
+ * bad one throws {@link StreamFormatError}, so a refused HELLO changes nothing.
  */
 export function parseHelloRequest(args: readonly Uint8Array[]): HelloRequest {
-  if (args.length !== 5) {
+  if (args.length !== 5 && args.length !== 6) {
     throw new StreamFormatError(
-      "REPLICATE HELLO requires epoch, lastLsn, pingIntervalMs and timeoutMs",
+      "REPLICATE HELLO requires epoch, lastLsn, pingIntervalMs and timeoutMs (and may give the " +
+        "master's address)",
     );
+  }
+  let masterAddress = "";
+  if (args.length === 6) {
+    masterAddress = new TextDecoder().decode(args[5]);
+    if (
+      args[5].length > MAX_HELLO_ADDRESS_BYTES ||
+      !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(masterAddress)
+    ) {
+      throw new StreamFormatError(
+        `master address "${masterAddress.slice(0, 60)}" is not host:port`,
+      );
+    }
   }
   return {
     epoch: parseStreamNumber(args[1], "epoch", MAX_EPOCH),
     masterLsn: parseStreamNumber(args[2], "master LSN", MAX_LSN),
     pingIntervalMs: parseStreamNumber(args[3], "ping interval", MAX_HELLO_INTERVAL_MS),
     timeoutMs: parseStreamNumber(args[4], "timeout", MAX_HELLO_INTERVAL_MS),
+    masterAddress,
   };
 }
 

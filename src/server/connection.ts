@@ -149,6 +149,7 @@ export class Connection implements ConnectionInfo {
   readonly peer: string;
   readonly state = new Map<string, unknown>();
   authenticated: boolean;
+  lastWriteLsn = 0;
   readonly #conn: Deno.Conn;
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
@@ -222,6 +223,7 @@ export class Connection implements ConnectionInfo {
       framing: "text",
       wrote: (lsn: number) => {
         if (lsn > this.#batchLsn) this.#batchLsn = lsn;
+        if (lsn > this.lastWriteLsn) this.lastWriteLsn = lsn;
       },
       replicated: (lsn: number) => host.awaitReplication(lsn),
       closeAfterReply: () => {

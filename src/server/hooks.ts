@@ -85,6 +85,8 @@ export interface ConnectionInfo {
    * unauthenticated ones (their deadline, their cap, their small request bound).
    */
   markAuthenticated(): void;
+  /** LSN of the last write made on this connection (0: none): what Redis's `WAIT` waits for. */
+  readonly lastWriteLsn: number;
 }
 
 /** What a handler gets besides its arguments. */
