@@ -10,26 +10,51 @@
  * await client.close();
  * ```
  *
- * `KVClient` keeps one RESP connection per client and pipelines concurrent calls on it; it takes
- * the server's token (`token`) and speaks TLS (`tls: { caCerts }`); errors are typed
- * (`KVConnectionError`, `KVServerError`, `KVReadOnlyError`, `KVAuthError`, `KVTimeoutError`).
+ * `KVClient` talks to one node (`host`, `port`) over one pipelined RESP connection, or to a
+ * cluster (`nodes`): it finds the master, follows failovers, sends reads where `readPreference`
+ * says (`primary`, `primaryPreferred`, `replica`, `replicaPreferred`, `nearest`, with
+ * `maxStalenessMs`), applies a `writeConcern`, and gives sessions that read their own writes
+ * (`client.session()`). It takes the server's token (`token`) and speaks TLS
+ * (`tls: { caCerts }`); errors are typed (`KVConnectionError`, `KVServerError`, `KVReadOnlyError`,
+ * `KVAuthError`, `KVTimeoutError`, `KVWriteConcernError`, `KVOutcomeUnknownError`,
+ * `KVUnavailableError`).
+ *
+ * ```ts
+ * import { KVClient } from "./mod.ts";
+ * const cluster = new KVClient({
+ *   nodes: ["127.0.0.1:5555", "127.0.0.1:5556"],
+ *   readPreference: "replicaPreferred",
+ *   writeConcern: { replicas: "majority", timeoutMs: 2000 },
+ * });
+ * await cluster.close();
+ * ```
  *
  * @module
  */
 export {
   KVClient,
   type KVClientOptions,
-  type KVClientTlsOptions,
   type KVKey,
+  type KVReadOptions,
+  KVSession,
+  type KVSessionOptions,
   type KVValue,
-} from "./src/client/client.ts";
+  type KVWriteOptions,
+  type WriteConcern,
+} from "./src/client/kv_client.ts";
+export type { KVClientTlsOptions } from "./src/client/node_connection.ts";
+export type { KVNodeInfo, KVTopology, ReadPreference } from "./src/client/topology.ts";
+export { CLIENT_DEFAULTS } from "./src/client/defaults.ts";
 export {
   KVAuthError,
   KVConnectionError,
   KVError,
+  KVOutcomeUnknownError,
   KVReadOnlyError,
   KVServerError,
   KVTimeoutError,
+  KVUnavailableError,
+  KVWriteConcernError,
 } from "./src/client/errors.ts";
 export { type CommandArgument, RespErrorReply, type RespValue } from "./src/protocol/resp.ts";
 export { VERSION } from "./src/version.ts";

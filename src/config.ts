@@ -699,21 +699,6 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
   },
 };
 
-/**
- * Bounds of a `KVClient` (the client library cannot take flags; these are its defaults and each
- * has a `KVClientOptions` field of the same name).
- */
-export const CLIENT_DEFAULTS = {
-  /** Most time to wait for connecting and for each reply. */
-  timeoutMs: 10_000,
-  /** Calls sent and not yet answered; a call past it is refused at once, never queued. */
-  maxPendingCalls: 100_000,
-  /** Largest single value (bulk string) accepted in a reply. */
-  maxReplyBulkBytes: 1 * GIB,
-  /** Most elements of one reply array (a READRANGE of n pairs has 2n). */
-  maxReplyElements: 20_000_000,
-} as const;
-
 /** Bounds of the `kvstore` command line's client commands. */
 export const CLI_LIMITS = {
   /** Largest value `put` reads from standard input or `--value-file` (the largest MAX_VALUE_BYTES). */

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import type { KVClient } from "../client/client.ts";
+import type { KVClient } from "../client/kv_client.ts";
 import type { RespValue } from "../protocol/resp.ts";
 import { DATA_DIR_MODE, DATA_FILE_MODE, type FullSync, KVStore } from "../storage/mod.ts";
 import { VERSION } from "../version.ts";
@@ -85,7 +85,7 @@ async function removeContents(dir: string, created: boolean): Promise<void> {
  *
  * @example
  * ```ts
- * import { KVClient } from "../client/client.ts";
+ * import { KVClient } from "../client/kv_client.ts";
  * import { backupTo } from "./backup_to.ts";
  * async function nightly(port: number, dir: string): Promise<number> {
  *   await using client = new KVClient({ port });

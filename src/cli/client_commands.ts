@@ -10,7 +10,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { KVClient } from "../client/client.ts";
+import { KVClient } from "../client/kv_client.ts";
 import { BackupError } from "../backup/errors.ts";
 import { KVAuthError, KVConnectionError, KVError, KVTimeoutError } from "../client/errors.ts";
 import { CLI_LIMITS, ConfigError, parseHostPort } from "../config.ts";

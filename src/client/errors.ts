@@ -34,12 +34,17 @@ export class KVError extends Error {
 export class KVConnectionError extends KVError {
   /** Always `"KVConnectionError"`. */
   override name = "KVConnectionError";
-  /** `reason` says what went wrong; `options.cause` keeps the underlying error. */
+  /**
+   * `reason` says what went wrong; `options.cause` keeps the underlying error; `requestSent` is
+   * false when the connection could not be opened, so the request never reached the server.
+   */
   constructor(
     /** The server's `host:port`. */
     readonly address: string,
     reason: string,
     options?: ErrorOptions,
+    /** False when the request certainly never reached the server (it could not connect). */
+    readonly requestSent: boolean = true,
   ) {
     super(`kvstore at ${address}: ${reason}`, options);
   }
@@ -130,4 +135,100 @@ export class KVTimeoutError extends KVError {
   ) {
     super(`kvstore at ${address}: no reply to ${command} within timeoutMs ${timeoutMs}`);
   }
+}
+
+/**
+ * A write's own write concern was not met: it is applied on the master (at LSN {@link lsn}) but
+ * fewer replicas than asked have it within the concern's `timeoutMs`. It is not undone: it
+ * reaches the replicas when they catch up (unless a replica without it is promoted first).
+ *
+ * @example
+ * ```ts
+ * import { KVWriteConcernError } from "./errors.ts";
+ * const error = new KVWriteConcernError(1, 2, 42, "write applied on the master (LSN 42) ...");
+ * console.log(error.acknowledgedReplicas, error.requiredReplicas, error.lsn); // 1 2 42
+ * ```
+ */
+export class KVWriteConcernError extends KVServerError {
+  /** Always `"KVWriteConcernError"`. */
+  override name = "KVWriteConcernError";
+  /** `message` is the server's explanation. */
+  constructor(
+    /** Replicas that have the write. */
+    readonly acknowledgedReplicas: number,
+    /** Replicas the write concern asked for. */
+    readonly requiredReplicas: number,
+    /** The write's LSN on the master. */
+    readonly lsn: number,
+    message: string,
+  ) {
+    super("WRITECONCERN", message);
+  }
+
+  /**
+   * The error of a `-WRITECONCERN <acked> <required> <lsn> <text>` reply (its message without
+   * the code word).
+   */
+  static fromReply(message: string): KVWriteConcernError {
+    const match = /^(\d+) (\d+) (\d+) (.*)$/s.exec(message);
+    if (match === null) return new KVWriteConcernError(0, 0, 0, message);
+    return new KVWriteConcernError(
+      Number(match[1]),
+      Number(match[2]),
+      Number(match[3]),
+      match[4],
+    );
+  }
+}
+
+/**
+ * A write that cannot be retried safely lost its connection (or its master) after it was sent:
+ * it may or may not have been applied. `KVClient` retries a write on the new master only when
+ * applying it twice means the same as once (`put`, `delete`, `batchPut`, and `send` of
+ * `SET k v`/`DEL`/`MSET`); any other command surfaces this instead of guessing. Read the data to
+ * learn what happened.
+ *
+ * @example
+ * ```ts
+ * import { KVOutcomeUnknownError } from "./errors.ts";
+ * const error = new KVOutcomeUnknownError("INCR", "127.0.0.1:5555", "the connection broke");
+ * console.log(error.command, error.address);
+ * ```
+ */
+export class KVOutcomeUnknownError extends KVError {
+  /** Always `"KVOutcomeUnknownError"`. */
+  override name = "KVOutcomeUnknownError";
+  /** `reason` says what broke; `options.cause` keeps the error it came with. */
+  constructor(
+    /** The command whose outcome is unknown. */
+    readonly command: string,
+    /** The node it was sent to (`host:port`). */
+    readonly address: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `the outcome of ${command} at ${address} is unknown: ${reason}; it may or may not have ` +
+        `been applied, and it is not retried because applying it twice could change its meaning`,
+      options,
+    );
+  }
+}
+
+/**
+ * No node could serve a call within the client's bounds (`maxRetries`, `retryTimeoutMs`): no
+ * master was found (a failover that did not finish in time, a partition between the client and
+ * the master), or no node matched the read preference. The message says what each known node
+ * looked like; `cause` is the last error met.
+ *
+ * @example
+ * ```ts
+ * import { KVUnavailableError } from "./errors.ts";
+ * const error = new KVUnavailableError("no master found after 3 attempts in 1200 ms");
+ * console.log(error.message);
+ * ```
+ */
+export class KVUnavailableError extends KVError {
+  /** Always `"KVUnavailableError"`. */
+  override name = "KVUnavailableError";
 }

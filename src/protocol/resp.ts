@@ -100,6 +100,11 @@ export interface RespReplyParserOptions {
   maxArrayElements?: number;
   /** Largest bulk string a reply may declare. */
   maxBulkBytes?: number;
+  /**
+   * Most bytes one whole reply may take, nested arrays included (default: no bound). A reply
+   * that declares more, or keeps going past it, throws {@link RespProtocolError}.
+   */
+  maxReplyBytes?: number;
 }
 
 /**
@@ -122,31 +127,57 @@ export interface RespReplyParserOptions {
 export class RespReplyParser {
   readonly #maxArrayElements: number;
   readonly #maxBulkBytes: number;
+  readonly #maxReplyBytes: number;
   readonly #stack: OpenArray[] = [];
+  /** Bytes of the reply being parsed consumed by earlier calls. */
+  #replyBytes = 0;
+  /** Where this call started: bytes since then count towards the reply too. */
+  #callStart = 0;
   /** Where the unconsumed bytes start after a call to {@link next}. */
   offset = 0;
 
   constructor(options: RespReplyParserOptions = {}) {
     this.#maxArrayElements = options.maxArrayElements ?? 100_000_000;
     this.#maxBulkBytes = options.maxBulkBytes ?? 2 ** 31;
+    this.#maxReplyBytes = options.maxReplyBytes ?? Infinity;
   }
 
   /** Parses the next complete reply in `data` from `start`, or returns {@link INCOMPLETE}. */
   next(data: Uint8Array, start: number): RespValue | typeof INCOMPLETE {
     this.offset = start;
+    this.#callStart = start;
     for (;;) {
       const value = this.#element(data);
-      if (value === INCOMPLETE) return INCOMPLETE;
+      if (value === INCOMPLETE) {
+        this.#replyBytes += this.offset - start;
+        return INCOMPLETE;
+      }
       let done: RespValue = value;
       for (;;) {
         const top = this.#stack.at(-1);
-        if (top === undefined) return done;
+        if (top === undefined) {
+          this.#replyBytes = 0;
+          return done;
+        }
         top.items.push(done);
         top.remaining--;
         if (top.remaining > 0) break;
         this.#stack.pop();
         done = top.items;
       }
+    }
+  }
+
+  /** Throws when the reply would reach past `maxReplyBytes` once it ends at `end` in `data`. */
+  #checkSize(end: number, data: Uint8Array): void {
+    if (this.#maxReplyBytes === Infinity) return;
+    const size = this.#replyBytes + (end - this.#callStart);
+    if (size > this.#maxReplyBytes) {
+      throw new RespProtocolError(
+        `reply larger than ${this.#maxReplyBytes} bytes (at least ${size}${
+          end > data.length ? " declared" : ""
+        })`,
+      );
     }
   }
 
@@ -163,6 +194,7 @@ export class RespReplyParser {
       if (lineEnd === at || data[lineEnd - 1] !== 0x0d) {
         throw new RespProtocolError("reply line does not end in CRLF");
       }
+      this.#checkSize(lineEnd + 1, data);
       const type = data[at];
       const line = data.subarray(at + 1, lineEnd - 1);
       switch (type) {
@@ -192,6 +224,7 @@ export class RespReplyParser {
             throw new RespProtocolError(`bulk length ${length} is out of bounds`);
           }
           const payloadStart = lineEnd + 1;
+          this.#checkSize(payloadStart + length + 2, data);
           if (payloadStart + length + 2 > data.length) return INCOMPLETE;
           if (data[payloadStart + length] !== 0x0d || data[payloadStart + length + 1] !== 0x0a) {
             throw new RespProtocolError("bulk string does not end in CRLF");

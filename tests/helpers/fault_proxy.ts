@@ -7,6 +7,9 @@
  *   sender sees it; only a timeout can tell.
  * - `reset`: every open connection is closed at once and new ones are closed on accept.
  *
+ * And a latency: with `setDelay(ms)` every chunk is forwarded `ms` later than it arrived (both
+ * ways, order kept, throughput unchanged): a slow link or a far node.
+ *
  * @module
  */
 
@@ -30,6 +33,7 @@ interface Pair {
 export class FaultProxy {
   readonly port: number;
   #mode: FaultMode = "pass";
+  #delayMs = 0;
   readonly #listener: Deno.Listener;
   readonly #pairs = new Set<Pair>();
   readonly #stats: FaultProxyStats = { accepted: 0, open: 0, passedBytes: 0, droppedBytes: 0 };
@@ -61,6 +65,11 @@ export class FaultProxy {
   setMode(mode: FaultMode): void {
     this.#mode = mode;
     if (mode === "reset") { for (const pair of [...this.#pairs]) this.#closePair(pair); }
+  }
+
+  /** Forwards every chunk `delayMs` after it arrived, both ways (0: at once). */
+  setDelay(delayMs: number): void {
+    this.#delayMs = delayMs;
   }
 
   /** Stops accepting and closes every connection. */
@@ -109,12 +118,38 @@ export class FaultProxy {
 
   async #pump(pair: Pair, from: Deno.Conn, to: Deno.Conn): Promise<void> {
     const buffer = new Uint8Array(64 * 1024);
+    // Delayed chunks, oldest first, and the loop that forwards them when due.
+    const delayed: { bytes: Uint8Array; dueMs: number }[] = [];
+    let wake: (() => void) | undefined;
+    let reading = true;
+    const forwarder = (async () => {
+      for (;;) {
+        const next = delayed[0];
+        if (next === undefined) {
+          if (!reading) return;
+          await new Promise<void>((resolve) => (wake = resolve));
+          continue;
+        }
+        const waitMs = next.dueMs - performance.now();
+        if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, waitMs));
+        delayed.shift();
+        let written = 0;
+        while (written < next.bytes.length) written += await to.write(next.bytes.subarray(written));
+        this.#stats.passedBytes += next.bytes.length;
+      }
+    })().catch(() => this.#closePair(pair));
     try {
       for (;;) {
         const n = await from.read(buffer);
         if (n === null) break;
         if (this.#mode !== "pass") {
           this.#stats.droppedBytes += n;
+          continue;
+        }
+        if (this.#delayMs > 0 || delayed.length > 0) {
+          delayed.push({ bytes: buffer.slice(0, n), dueMs: performance.now() + this.#delayMs });
+          wake?.();
+          wake = undefined;
           continue;
         }
         let written = 0;
@@ -124,6 +159,9 @@ export class FaultProxy {
     } catch {
       // A closed or reset side ends both directions.
     }
+    reading = false;
+    wake?.();
+    await forwarder;
     this.#closePair(pair);
   }
 

@@ -1,8 +1,9 @@
 /**
- * `KVClient`: one persistent RESP connection to a kvstore node, shared by every call. Calls made
- * together are written together (one write per event-loop turn) and their replies are matched in
- * order, so concurrent calls pipeline for free. Uses only relative and `node:` imports, so it can
- * be imported by URL.
+ * One persistent RESP connection to one kvstore node, shared by every call made through it.
+ * Calls made together are written together (one write per event-loop turn) and their replies are
+ * matched in order, so concurrent calls pipeline for free. `KVClient` uses one per node (and one
+ * more per node to watch the cluster's topology). Uses only relative and `node:` imports, so it
+ * can be imported by URL.
  *
  * @module
  */
@@ -23,34 +24,13 @@ import {
   KVReadOnlyError,
   KVServerError,
   KVTimeoutError,
+  KVWriteConcernError,
 } from "./errors.ts";
-import { CLIENT_DEFAULTS } from "../config.ts";
+import { CLIENT_DEFAULTS } from "./defaults.ts";
 import { writeAll } from "../write_all.ts";
 
 /**
- * A key: a string (sent as UTF-8) or raw bytes.
- *
- * @example
- * ```ts
- * import type { KVKey } from "../../mod.ts";
- * const keys: KVKey[] = ["user:1", new Uint8Array([0x75, 0x00])];
- * ```
- */
-export type KVKey = string | Uint8Array;
-
-/**
- * A value: a string (sent as UTF-8) or raw bytes.
- *
- * @example
- * ```ts
- * import type { KVValue } from "../../mod.ts";
- * const values: KVValue[] = ["hello", new Uint8Array([0, 1, 2])];
- * ```
- */
-export type KVValue = string | Uint8Array;
-
-/**
- * Options of a {@link KVClient}.
+ * How to reach one node: the options of a {@link KVClient} that concern each connection.
  *
  * @example
  * ```ts
@@ -58,7 +38,7 @@ export type KVValue = string | Uint8Array;
  * const options: KVClientOptions = { host: "127.0.0.1", port: 5556, timeoutMs: 2000 };
  * ```
  */
-export interface KVClientOptions {
+export interface NodeConnectionOptions {
   /** Server host. Default `127.0.0.1`. */
   host?: string;
   /** Server port. Default `5555`. */
@@ -110,6 +90,14 @@ export interface KVClientTlsOptions {
   caCerts?: string[];
 }
 
+/** Bounds on what one reply may make the connection hold (a topology probe's are small). */
+export interface ReplyLimits {
+  /** Most elements of one reply array. */
+  maxReplyElements: number;
+  /** Most bytes of one whole reply. */
+  maxReplyBytes: number;
+}
+
 interface PendingCall {
   command: string;
   deadlineMs: number;
@@ -129,29 +117,25 @@ function commandName(parts: readonly CommandArgument[]): string {
   return typeof first === "string" ? first : decoder.decode(first);
 }
 
+/** `host:port`, with brackets around an IPv6 host. */
+export function formatAddress(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /**
- * A client of one kvstore node.
- *
- * Values come back as strings from {@link read} and {@link readRange} (decoded as UTF-8, bytes
- * that are not UTF-8 become U+FFFD) and as bytes from {@link readBytes} and
- * {@link readRangeBytes}, which return exactly what was stored.
- *
- * The constructor does not connect: the first call does (use {@link KVClient.connect} to connect
- * at once). The examples of the methods are functions that take a client, so they can be read
- * (and type-checked) without a server.
+ * A pipelined connection to one node. The constructor does not connect: the first call does.
  *
  * @example
  * ```ts
- * import { KVClient } from "../../mod.ts";
- * const client = new KVClient({ host: "127.0.0.1", port: 5555, timeoutMs: 2000 });
- * async function greet(): Promise<string | undefined> {
- *   await client.put("greeting", "hello");
- *   return await client.read("greeting"); // "hello"
+ * import { NodeConnection } from "./node_connection.ts";
+ * const connection = new NodeConnection({ host: "127.0.0.1", port: 5555, timeoutMs: 2000 });
+ * async function size(): Promise<number> {
+ *   return await connection.send(["DBSIZE"]) as number;
  * }
- * await client.close();
+ * await connection.close();
  * ```
  */
-export class KVClient implements AsyncDisposable {
+export class NodeConnection implements AsyncDisposable {
   /** The server's `host:port`. */
   readonly address: string;
   readonly #host: string;
@@ -159,6 +143,7 @@ export class KVClient implements AsyncDisposable {
   readonly #timeoutMs: number;
   readonly #maxPendingCalls: number;
   readonly #maxReplyBulkBytes: number;
+  readonly #limits: ReplyLimits;
   readonly #token: string | undefined;
   readonly #replicationToken: string | undefined;
   /** Handshake requests (AUTH, CHALLENGE, PROVE) queued ahead of every call. */
@@ -177,13 +162,20 @@ export class KVClient implements AsyncDisposable {
   #closed = false;
   #idle: (() => void) | undefined;
 
-  /** A client of the server at `options.host:options.port`; it connects on the first call. */
-  constructor(options: KVClientOptions = {}) {
+  /**
+   * A connection to the server at `options.host:options.port`; it connects on the first call.
+   * `limits` bound each reply (default: `CLIENT_DEFAULTS.maxReplyElements`, no byte bound).
+   */
+  constructor(options: NodeConnectionOptions = {}, limits?: Partial<ReplyLimits>) {
     this.#host = options.host ?? "127.0.0.1";
     this.#port = options.port ?? 5555;
     this.#timeoutMs = options.timeoutMs ?? CLIENT_DEFAULTS.timeoutMs;
     this.#maxPendingCalls = options.maxPendingCalls ?? CLIENT_DEFAULTS.maxPendingCalls;
     this.#maxReplyBulkBytes = options.maxReplyBulkBytes ?? CLIENT_DEFAULTS.maxReplyBulkBytes;
+    this.#limits = {
+      maxReplyElements: limits?.maxReplyElements ?? CLIENT_DEFAULTS.maxReplyElements,
+      maxReplyBytes: limits?.maxReplyBytes ?? Infinity,
+    };
     this.#token = options.token;
     this.#replicationToken = options.replicationToken;
     this.#tls = options.tls;
@@ -200,201 +192,17 @@ export class KVClient implements AsyncDisposable {
         throw new RangeError(`${name} ${value} must be a whole number of at least 1`);
       }
     }
-    this.address = this.#host.includes(":")
-      ? `[${this.#host}]:${this.#port}`
-      : `${this.#host}:${this.#port}`;
+    this.address = formatAddress(this.#host, this.#port);
   }
 
-  /**
-   * Creates a client and opens its connection, so a wrong address fails here rather than at the
-   * first call.
-   *
-   * @example
-   * ```ts
-   * import { KVClient } from "../../mod.ts";
-   * async function open(port: number): Promise<KVClient> {
-   *   return await KVClient.connect({ host: "127.0.0.1", port, timeoutMs: 2000 });
-   * }
-   * ```
-   */
-  static async connect(options: KVClientOptions = {}): Promise<KVClient> {
-    const client = new KVClient(options);
-    await client.ping();
-    return client;
+  /** True while a connection is open (calls go out without connecting first). */
+  get connected(): boolean {
+    return this.#conn !== undefined;
   }
 
-  /**
-   * Stores `value` under `key` (the spec's PUT). Resolves once the server acknowledged it, which
-   * under its default `--fsync always` means the write is on disk.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function saveUser(client: KVClient): Promise<void> {
-   *   await client.put("user:1", JSON.stringify({ name: "Ada" }));
-   * }
-   * ```
-   */
-  async put(key: KVKey, value: KVValue): Promise<void> {
-    expectOk(await this.send(["PUT", key, value]));
-  }
-
-  /**
-   * The value of `key` as a string, or `undefined` when it does not exist.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function userName(client: KVClient): Promise<string> {
-   *   const value = await client.read("user:1");
-   *   return value === undefined ? "(nobody)" : JSON.parse(value).name;
-   * }
-   * ```
-   */
-  async read(key: KVKey): Promise<string | undefined> {
-    const value = await this.readBytes(key);
-    return value === undefined ? undefined : decoder.decode(value);
-  }
-
-  /**
-   * The value of `key` as the exact bytes stored, or `undefined` when it does not exist.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function roundTrip(client: KVClient): Promise<Uint8Array | undefined> {
-   *   await client.put("blob", new Uint8Array([0, 255]));
-   *   return await client.readBytes("blob"); // Uint8Array(2) [ 0, 255 ]
-   * }
-   * ```
-   */
-  async readBytes(key: KVKey): Promise<Uint8Array | undefined> {
-    const reply = await this.send(["READ", key]);
-    if (reply === null) return undefined;
-    if (reply instanceof Uint8Array) return reply;
-    throw unexpected("READ", reply);
-  }
-
-  /**
-   * Every pair with `start <= key <= end` (byte order), as strings. The server refuses a range
-   * of more than its MAX_RANGE_KEYS keys.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function listUsers(client: KVClient): Promise<void> {
-   *   for (const [key, value] of await client.readRange("user:", "user:~")) console.log(key, value);
-   * }
-   * ```
-   */
-  async readRange(start: KVKey, end: KVKey): Promise<[string, string][]> {
-    const pairs = await this.readRangeBytes(start, end);
-    return pairs.map(([key, value]) => [decoder.decode(key), decoder.decode(value)]);
-  }
-
-  /**
-   * Every pair with `start <= key <= end` (byte order), as bytes.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function countRange(client: KVClient): Promise<number> {
-   *   return (await client.readRangeBytes("a", "b")).length;
-   * }
-   * ```
-   */
-  async readRangeBytes(start: KVKey, end: KVKey): Promise<[Uint8Array, Uint8Array][]> {
-    const reply = await this.send(["READRANGE", start, end]);
-    if (!Array.isArray(reply) || reply.length % 2 !== 0) throw unexpected("READRANGE", reply);
-    const pairs: [Uint8Array, Uint8Array][] = [];
-    for (let i = 0; i < reply.length; i += 2) {
-      const key = reply[i];
-      const value = reply[i + 1];
-      if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) {
-        throw unexpected("READRANGE", reply);
-      }
-      pairs.push([key, value]);
-    }
-    return pairs;
-  }
-
-  /**
-   * Stores every pair atomically: after a crash all of them are there or none (the spec's
-   * BATCHPUT). Takes `[key, value]` pairs or an object.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function seed(client: KVClient): Promise<void> {
-   *   await client.batchPut([["a", "1"], ["b", "2"]]);
-   *   await client.batchPut({ c: "3", d: "4" });
-   * }
-   * ```
-   */
-  async batchPut(
-    pairs: Iterable<readonly [KVKey, KVValue]> | Readonly<Record<string, KVValue>>,
-  ): Promise<void> {
-    const parts: CommandArgument[] = ["BATCHPUT"];
-    const entries = Symbol.iterator in pairs
-      ? pairs as Iterable<readonly [KVKey, KVValue]>
-      : Object.entries(pairs);
-    for (const [key, value] of entries) parts.push(key, value);
-    if (parts.length === 1) return;
-    expectOk(await this.send(parts));
-  }
-
-  /**
-   * Deletes `key`; resolves to whether it existed.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function forget(client: KVClient): Promise<boolean> {
-   *   return await client.delete("user:1"); // false when there was no such key
-   * }
-   * ```
-   */
-  async delete(key: KVKey): Promise<boolean> {
-    const reply = await this.send(["DELETE", key]);
-    if (reply === 1 || reply === 0) return reply === 1;
-    throw unexpected("DELETE", reply);
-  }
-
-  /**
-   * The server's `INFO` text (`key:value` lines under `# Section` headers): all sections, or one
-   * of `server`, `clients`, `stats`, `storage`, `replication`.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function role(client: KVClient): Promise<string | undefined> {
-   *   const info = await client.info("replication"); // "# Replication\r\nrole:master\r\n..."
-   *   return /^role:(\w+)/m.exec(info)?.[1];
-   * }
-   * ```
-   */
-  async info(section?: string): Promise<string> {
-    const reply = await this.send(section === undefined ? ["INFO"] : ["INFO", section]);
-    if (reply instanceof Uint8Array) return decoder.decode(reply);
-    throw unexpected("INFO", reply);
-  }
-
-  /**
-   * Checks that the server answers; resolves to the round-trip time in milliseconds.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function isUp(client: KVClient): Promise<boolean> {
-   *   return await client.ping().then(() => true, () => false);
-   * }
-   * ```
-   */
-  async ping(): Promise<number> {
-    const started = performance.now();
-    const reply = await this.send(["PING"]);
-    if (reply !== "PONG") throw unexpected("PING", reply);
-    return performance.now() - started;
+  /** Calls sent whose reply has not arrived. */
+  get pendingCalls(): number {
+    return this.#pendingCount;
   }
 
   /**
@@ -404,9 +212,9 @@ export class KVClient implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function keyCount(client: KVClient): Promise<number> {
-   *   return await client.send(["DBSIZE"]) as number;
+   * import type { NodeConnection } from "./node_connection.ts";
+   * async function keyCount(connection: NodeConnection): Promise<number> {
+   *   return await connection.send(["DBSIZE"]) as number;
    * }
    * ```
    */
@@ -445,9 +253,9 @@ export class KVClient implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { KVClient } from "../../mod.ts";
-   * const client = new KVClient({ port: 5555 });
-   * await client.close(); // nothing was in flight: returns at once
+   * import { NodeConnection } from "./node_connection.ts";
+   * const connection = new NodeConnection({ port: 5555 });
+   * await connection.close(); // nothing was in flight: returns at once
    * ```
    */
   async close(): Promise<void> {
@@ -461,9 +269,9 @@ export class KVClient implements AsyncDisposable {
    *
    * @example
    * ```ts
-   * import { KVClient } from "../../mod.ts";
+   * import { NodeConnection } from "./node_connection.ts";
    * {
-   *   await using client = new KVClient({ port: 5555 });
+   *   await using connection = new NodeConnection({ port: 5555 });
    * } // closed here
    * ```
    */
@@ -495,6 +303,7 @@ export class KVClient implements AsyncDisposable {
           : `TLS handshake failed: ${describe(error)} (does tls.caCerts hold the CA that signed ` +
             `the server's certificate, and does the certificate name ${this.#host}?)`,
         { cause: error },
+        false,
       );
     }
     return tls;
@@ -602,9 +411,13 @@ export class KVClient implements AsyncDisposable {
         // A connect that completes after its timeout must not leak a socket.
         attempt.then((conn) => conn.close(), () => {});
         if (error instanceof KVError) throw error;
-        throw new KVConnectionError(this.address, `cannot connect: ${describe(error)}`, {
-          cause: error,
-        });
+        // Nothing was sent: the calls waiting for this connection never reached the server.
+        throw new KVConnectionError(
+          this.address,
+          `cannot connect: ${describe(error)}`,
+          { cause: error },
+          false,
+        );
       } finally {
         clearTimeout(timer);
         this.#connecting = undefined;
@@ -650,7 +463,8 @@ export class KVClient implements AsyncDisposable {
   async #readLoop(conn: Deno.Conn): Promise<void> {
     const parser = new RespReplyParser({
       maxBulkBytes: this.#maxReplyBulkBytes,
-      maxArrayElements: CLIENT_DEFAULTS.maxReplyElements,
+      maxArrayElements: this.#limits.maxReplyElements,
+      maxReplyBytes: this.#limits.maxReplyBytes,
     });
     let buffer = new Uint8Array(READ_BUFFER_BYTES);
     let start = 0;
@@ -790,19 +604,11 @@ function checkError(reply: RespValue): RespValue {
     if (reply.code === "NOAUTH" || reply.code === "WRONGPASS") {
       throw new KVAuthError(reply.code, reply.message);
     }
+    if (reply.code === "WRITECONCERN") throw KVWriteConcernError.fromReply(reply.message);
     throw new KVServerError(
       reply.code,
       reply.code === "ERR" ? reply.message : `${reply.code} ${reply.message}`,
     );
   }
   return reply;
-}
-
-function expectOk(reply: RespValue): void {
-  if (reply !== "OK") throw unexpected("the command", reply);
-}
-
-function unexpected(command: string, reply: RespValue): KVError {
-  const shown = reply instanceof Uint8Array ? decoder.decode(reply.subarray(0, 100)) : reply;
-  return new KVError(`unexpected reply to ${command}: ${JSON.stringify(shown)}`);
 }
