@@ -11,9 +11,16 @@
  */
 import { parseArgs } from "node:util";
 import { KVClient } from "../client/kv_client.ts";
+import type { ReadPreference } from "../client/topology.ts";
 import { BackupError } from "../backup/errors.ts";
 import { KVAuthError, KVConnectionError, KVError, KVTimeoutError } from "../client/errors.ts";
-import { CLI_LIMITS, ConfigError, parseHostPort } from "../config.ts";
+import {
+  CLI_LIMITS,
+  ConfigError,
+  formatHostPort,
+  parseAddresses,
+  parseHostPort,
+} from "../config.ts";
 import { resolveToken } from "../security/auth.ts";
 import { writeAllSync } from "../write_all.ts";
 import { commandHelp } from "./help.ts";
@@ -47,6 +54,17 @@ const COMMAND_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   x: ["put"],
   json: ["read", "readrange"],
   force: ["replicas"],
+  "read-from": ["read", "readrange"],
+};
+
+/** Commands that act on one node: they take --host/--port, never --nodes. */
+const ONE_NODE_COMMANDS: ReadonlySet<string> = new Set(["backup", "promote", "replicas"]);
+
+/** `--read-from` words and the read preference each means. */
+const READ_FROM: Readonly<Record<string, ReadPreference>> = {
+  primary: "primary",
+  replica: "replica",
+  nearest: "nearest",
 };
 
 const encoder = new TextEncoder();
@@ -66,6 +84,10 @@ function fail(message: string, code = EXIT_ERROR): number {
 interface Connection {
   host: string;
   port: number;
+  /** A cluster's nodes (`--nodes`, `KVSTORE_NODES`): the client finds the master itself. */
+  nodes: string[] | undefined;
+  /** Where reads go with `nodes` (`--read-from`). */
+  readPreference: ReadPreference | undefined;
   timeoutMs: number;
   token: string | undefined;
   /** The replication token (`PROMOTE`, `REPLICAS`): proved, never sent. */
@@ -107,6 +129,8 @@ export async function runClientCommand(command: string, args: string[]): Promise
         x: { type: "boolean", short: "x" },
         json: { type: "boolean" },
         force: { type: "boolean" },
+        nodes: { type: "string" },
+        "read-from": { type: "string" },
       },
     });
   } catch (error) {
@@ -134,6 +158,16 @@ export async function runClientCommand(command: string, args: string[]): Promise
     connection = await connectionOptions(values);
   } catch (error) {
     return fail(error instanceof Error ? error.message : String(error));
+  }
+  if (connection.nodes !== undefined && ONE_NODE_COMMANDS.has(command)) {
+    return fail(
+      `${command} acts on one node: give it --host and --port, not ${
+        values.nodes === undefined ? "KVSTORE_NODES" : "--nodes"
+      }`,
+    );
+  }
+  if (connection.readPreference !== undefined && connection.nodes === undefined) {
+    return fail(`--read-from chooses among a cluster's nodes: give --nodes (or KVSTORE_NODES) too`);
   }
   if (command === "backup" && values.to === undefined) {
     return fail("usage: kvstore backup --to <dir> (a new or empty directory)");
@@ -207,15 +241,53 @@ function usageLine(command: string): string {
   }`.trimEnd() + ` (see kvstore ${command} --help)`;
 }
 
-function newClient(connection: Connection, host = connection.host, port = connection.port) {
+function newClient(connection: Connection, host?: string, port?: number) {
+  const { nodes } = connection;
+  if (nodes !== undefined && host === undefined) {
+    return new KVClient({
+      nodes,
+      readPreference: connection.readPreference,
+      timeoutMs: connection.timeoutMs,
+      token: connection.token,
+      replicationToken: connection.replicationToken,
+      tls: connection.tls,
+    });
+  }
   return new KVClient({
-    host,
-    port,
+    host: host ?? connection.host,
+    port: port ?? connection.port,
     timeoutMs: connection.timeoutMs,
     token: connection.token,
     replicationToken: connection.replicationToken,
     tls: connection.tls,
   });
+}
+
+/**
+ * The cluster's nodes from `--nodes h:p,h:p` or, without any of `--nodes`, `--host`, `--port`,
+ * from `KVSTORE_NODES`; undefined for one node. `--nodes` with `--host` or `--port` is an error.
+ */
+function clusterNodes(
+  values: { host?: string; port?: string; nodes?: string },
+): string[] | undefined {
+  if (values.nodes !== undefined && (values.host !== undefined || values.port !== undefined)) {
+    throw new Error("give --nodes or --host/--port, not both");
+  }
+  const text = values.nodes ??
+    (values.host === undefined && values.port === undefined
+      ? Deno.env.get("KVSTORE_NODES")
+      : undefined);
+  if (text === undefined) return undefined;
+  const where = values.nodes === undefined ? "KVSTORE_NODES" : "--nodes";
+  let addresses;
+  try {
+    addresses = parseAddresses(text, `${where} entry`);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new Error(error.message);
+    throw error;
+  }
+  if (addresses.length === 0) throw new Error(`${where} is empty: give host:port,host:port`);
+  return addresses.map(formatHostPort);
 }
 
 async function connectionOptions(values: {
@@ -228,7 +300,15 @@ async function connectionOptions(values: {
   "replication-token-file"?: string;
   "tls-ca"?: string;
   tls?: boolean;
+  nodes?: string;
+  "read-from"?: string;
 }): Promise<Connection> {
+  const nodes = clusterNodes(values);
+  const readFrom = values["read-from"];
+  const readPreference = readFrom === undefined ? undefined : READ_FROM[readFrom];
+  if (readFrom !== undefined && readPreference === undefined) {
+    throw new Error(`--read-from "${readFrom}" is not one of ${Object.keys(READ_FROM).join(", ")}`);
+  }
   const host = values.host ?? Deno.env.get("KVSTORE_HOST") ?? "127.0.0.1";
   const portText = values.port ?? Deno.env.get("KVSTORE_PORT") ?? "5555";
   const port = Number(portText);
@@ -267,7 +347,7 @@ async function connectionOptions(values: {
     : values.tls === true
     ? "--tls"
     : undefined;
-  return { host, port, timeoutMs, token, replicationToken, tls, tlsFlag };
+  return { host, port, nodes, readPreference, timeoutMs, token, replicationToken, tls, tlsFlag };
 }
 
 /** The value of `put`: the operand, standard input (`-` or `-x`), or a file. */

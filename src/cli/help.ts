@@ -21,6 +21,11 @@ interface CommandHelp {
 export const CLIENT_OPTIONS_HELP = `Connection options (before or after the command):
   --host <host>            server address (default 127.0.0.1, env KVSTORE_HOST)
   --port <port>            server port (default 5555, env KVSTORE_PORT)
+  --nodes <h:p,h:p,...>    a cluster instead of one node (env KVSTORE_NODES): writes go to the
+                           master it finds, after a failover too (not for promote, replicas,
+                           backup)
+  --read-from <where>      with --nodes, where read and readrange read: primary (default),
+                           replica, or nearest (lowest round trip)
   --timeout-ms <ms>        how long to wait for the server (default 10000)
   --auth-token-file <file> read the server's token from a file (env KVSTORE_AUTH_TOKEN_FILE)
   --auth-token <token>     the server's token (env KVSTORE_AUTH_TOKEN; a flag shows in ps)
@@ -57,7 +62,7 @@ Examples:
 ${EXIT_CODES}`,
   },
   read: {
-    usage: "<key> [--json]",
+    usage: "<key> [--json] [--read-from primary|replica|nearest]",
     summary: "print a value (exit 2 when missing)",
     details: `Prints the value's exact bytes followed by a newline (the default). With --json it
 prints one JSON object {"key": ..., "value": ...} instead, which is unambiguous for values that
@@ -66,6 +71,7 @@ hold newlines; a key or value that is not UTF-8 text is given as "key_base64"/"v
 Examples:
   kvstore read greeting
   kvstore read greeting --json | jq -r .value
+  kvstore --nodes db1:5555,db2:5555 read greeting --read-from replica
 
 ${EXIT_CODES}`,
   },
@@ -77,7 +83,7 @@ ${EXIT_CODES}`,
 ${EXIT_CODES}`,
   },
   readrange: {
-    usage: "<start> <end> [--json]",
+    usage: "<start> <end> [--json] [--read-from primary|replica|nearest]",
     summary: "print the pairs with start <= key <= end",
     details: `Prints every pair with start <= key <= end, in byte order of the keys. The default
 format is one "key<TAB>value" line per pair, for people and simple scripts: it is ambiguous when a
