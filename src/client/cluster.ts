@@ -238,13 +238,33 @@ export class ClusterRouter {
    * Sends a write to the master, finding it (again) as needed; `retryable`: applying it twice
    * means the same as once.
    */
-  async write(parts: readonly CommandArgument[], retryable: boolean): Promise<RespValue> {
+  write(parts: readonly CommandArgument[], retryable: boolean): Promise<RespValue> {
+    // The usual case, a master known: sent at once, no async frame; the loop only on failure.
+    const address = this.state.master.address;
+    if (address === undefined) return this.#writeLoop(parts, retryable, undefined);
+    return this.connection(address).send(parts).catch((error) =>
+      this.#writeLoop(parts, retryable, { address, error })
+    );
+  }
+
+  /**
+   * The write loop: finds the master (again), sends, judges each failure, backs off, within the
+   * bounds. `failed`: the first attempt's failure, when it was made by {@link write}.
+   */
+  async #writeLoop(
+    parts: readonly CommandArgument[],
+    retryable: boolean,
+    failed: { address: string; error: unknown } | undefined,
+  ): Promise<RespValue> {
     const started = Date.now();
     const deadline = started + this.#bounds.retryTimeoutMs;
     let lastError: unknown;
     for (let attempt = 0;; attempt++) {
       let address = this.state.master.address;
-      if (address === undefined) {
+      if (attempt === 0 && failed !== undefined) {
+        // The first attempt was made already; judge its failure below.
+        address = failed.address;
+      } else if (address === undefined) {
         // Before the first round is over, only a master some replica follows is taken at once:
         // a node that merely says it is the master waits for the others' answers.
         await this.#until(() =>
@@ -255,6 +275,7 @@ export class ClusterRouter {
       }
       if (address !== undefined) {
         try {
+          if (attempt === 0 && failed !== undefined) throw failed.error;
           return await this.connection(address).send(parts);
         } catch (error) {
           lastError = error;
@@ -289,10 +310,25 @@ export class ClusterRouter {
   }
 
   /** Sends a read to a node `preference` allows, trying others (and again) as needed. */
-  async read(
+  read(
     parts: readonly CommandArgument[],
     preference: ReadPreference,
     maxStalenessMs: number | undefined,
+  ): Promise<RespValue> {
+    const node = this.state.nextReader(preference, maxStalenessMs, this.#bounds.localThresholdMs);
+    if (node === undefined) return this.#readLoop(parts, preference, maxStalenessMs, undefined);
+    const address = node.address;
+    return this.connection(address).send(parts).catch((error) =>
+      this.#readLoop(parts, preference, maxStalenessMs, { address, error })
+    );
+  }
+
+  /** The read loop, after a first attempt's failure (`failed`) or when no node was fit. */
+  async #readLoop(
+    parts: readonly CommandArgument[],
+    preference: ReadPreference,
+    maxStalenessMs: number | undefined,
+    failed: { address: string; error: unknown } | undefined,
   ): Promise<RespValue> {
     const started = Date.now();
     const deadline = started + this.#bounds.retryTimeoutMs;
@@ -300,6 +336,14 @@ export class ClusterRouter {
       this.state.readers(preference, maxStalenessMs, this.#bounds.localThresholdMs);
     const tried = new Set<string>();
     let lastError: unknown;
+    if (failed !== undefined) {
+      lastError = failed.error;
+      if (verdictOf(failed.error) === "final") throw failed.error;
+      if (!(failed.error instanceof KVServerError)) {
+        this.state.failed(failed.address, describe(failed.error), Date.now());
+      }
+      tried.add(failed.address);
+    }
     for (let attempt = 0;;) {
       let candidates = readers();
       if (candidates.length === 0) {

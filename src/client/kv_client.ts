@@ -735,7 +735,7 @@ export class KVClient implements AsyncDisposable {
    * Routes one call: adds the `WITH` options it needs (a session's LSN and minimum LSN, a write
    * concern), sends it to the node or through the cluster, and takes the LSN back off the reply.
    */
-  async #call(call: Call): Promise<RespValue> {
+  #call(call: Call): Promise<RespValue> {
     const session = call.session;
     const concern = call.kind === "write" && call.raw !== true
       ? (call.write?.writeConcern ?? this.#writeConcern)
@@ -754,24 +754,27 @@ export class KVClient implements AsyncDisposable {
       }
       parts = [...words, ...parts];
     }
-    let reply: RespValue;
+    // Not an async function: a plain call costs no frame and no extra promise here.
+    let reply: Promise<RespValue>;
     if (this.#direct !== undefined) {
-      reply = await this.#direct.send(parts);
+      reply = this.#direct.send(parts);
     } else if (call.kind === "write") {
-      reply = await (this.#cluster as ClusterRouter).write(parts, call.idempotent === true);
+      reply = (this.#cluster as ClusterRouter).write(parts, call.idempotent === true);
     } else {
-      reply = await (this.#cluster as ClusterRouter).read(
+      reply = (this.#cluster as ClusterRouter).read(
         parts,
         call.read?.readPreference ?? this.#readPreference,
         call.read?.maxStalenessMs ?? this.#maxStalenessMs,
       );
     }
     if (session === undefined) return reply;
-    if (!Array.isArray(reply) || reply.length !== 2 || typeof reply[1] !== "number") {
-      throw unexpected("a session call", reply);
-    }
-    if (reply[1] > session.lastLsn) session.lastLsn = reply[1];
-    return reply[0];
+    return reply.then((value) => {
+      if (!Array.isArray(value) || value.length !== 2 || typeof value[1] !== "number") {
+        throw unexpected("a session call", value);
+      }
+      if (value[1] > session.lastLsn) session.lastLsn = value[1];
+      return value[0];
+    });
   }
 }
 

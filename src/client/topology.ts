@@ -225,6 +225,12 @@ export interface TrackedNode {
 /** Weight of a new round-trip sample in the smoothed average (MongoDB's 0.2). */
 const RTT_WEIGHT = 0.2;
 
+/** Where reads with one preference go: take turns among `near`; fall back to `rest`, in order. */
+export interface ReaderPlan {
+  near: TrackedNode[];
+  rest: TrackedNode[];
+}
+
 /** The master as the client decided it. */
 export interface MasterChoice {
   /** Its address as the client reaches it, or undefined when none is known. */
@@ -301,6 +307,8 @@ export class ClusterState {
   #master: MasterChoice = { address: undefined, epoch: 0, reachable: false, followers: 0 };
   /** Round-robin position among equally good readers. */
   #turn = 0;
+  /** Reader plans by preference, staleness bound and threshold; cleared when the view changes. */
+  readonly #plans = new Map<string, ReaderPlan>();
   refreshedAtMs = 0;
 
   constructor(seeds: readonly string[], maxNodes: number, suspectMs: number) {
@@ -453,6 +461,7 @@ export class ClusterState {
       choice = { address: target?.address ?? address, epoch, reachable: false, followers: count };
     }
     this.#master = choice;
+    this.#plans.clear();
   }
 
   /** A replica's estimated staleness in ms (undefined when nothing tells it). */
@@ -480,22 +489,36 @@ export class ClusterState {
   }
 
   /**
-   * The nodes a read with `preference` may go to, best first: for `primary` the master; for the
-   * replica preferences the reachable replicas within `maxStalenessMs` (not in a full sync), the
-   * master added after them for `replicaPreferred` and before them for `primaryPreferred`; for
-   * `nearest` all of those by round trip. Among the nodes within `localThresholdMs` of the
-   * fastest, the first one rotates from call to call.
+   * The nodes a read with `preference` may go to, in two groups: `near`, the best ones, among
+   * which reads take turns, and `rest`, the fallbacks in order. For `primary` the master; for
+   * the replica preferences the reachable replicas within `maxStalenessMs` (not in a full sync),
+   * with the master after them for `replicaPreferred` and before them for `primaryPreferred`;
+   * for `nearest` all of those. Replicas (and `nearest`'s nodes) are ordered by round trip; `near`
+   * holds those within `localThresholdMs` of the fastest. Cached until the view changes.
    */
-  readers(
+  readerPlan(
     preference: ReadPreference,
     maxStalenessMs: number | undefined,
     localThresholdMs: number,
-  ): TrackedNode[] {
+  ): ReaderPlan {
+    const key = `${preference} ${maxStalenessMs ?? ""} ${localThresholdMs}`;
+    const cached = this.#plans.get(key);
+    if (cached !== undefined) return cached;
+    const plan = this.#plan(preference, maxStalenessMs, localThresholdMs);
+    this.#plans.set(key, plan);
+    return plan;
+  }
+
+  #plan(
+    preference: ReadPreference,
+    maxStalenessMs: number | undefined,
+    localThresholdMs: number,
+  ): ReaderPlan {
     const master = this.#master.address === undefined
       ? undefined
       : this.#nodes.get(this.#master.address);
     const masterUp = master !== undefined && this.#master.reachable ? [master] : [];
-    if (preference === "primary") return master === undefined ? [] : [master];
+    if (preference === "primary") return { near: master === undefined ? [] : [master], rest: [] };
     const replicas = this.nodes.filter((node) => {
       const report = node.report;
       if (!node.reachable || report === undefined || report.role !== "replica") return false;
@@ -504,28 +527,55 @@ export class ClusterState {
       const staleness = this.staleness(node);
       return staleness !== undefined && staleness <= maxStalenessMs;
     });
+    const spread = (nodes: TrackedNode[]): ReaderPlan => {
+      const sorted = [...nodes].sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity));
+      const fastest = sorted[0]?.rttMs ?? Infinity;
+      const near = sorted.filter((n) => (n.rttMs ?? Infinity) <= fastest + localThresholdMs);
+      return near.length === 0
+        ? { near: sorted.slice(0, 1), rest: sorted.slice(1) }
+        : { near, rest: sorted.slice(near.length) };
+    };
     switch (preference) {
-      case "primaryPreferred":
-        return [...masterUp, ...this.#spread(replicas, localThresholdMs)];
+      case "primaryPreferred": {
+        if (masterUp.length > 0) return { near: masterUp, rest: spread(replicas).near };
+        return spread(replicas);
+      }
       case "replica":
-        return this.#spread(replicas, localThresholdMs);
-      case "replicaPreferred":
-        return [...this.#spread(replicas, localThresholdMs), ...masterUp];
+        return spread(replicas);
+      case "replicaPreferred": {
+        if (replicas.length === 0) return { near: masterUp, rest: [] };
+        const plan = spread(replicas);
+        return { near: plan.near, rest: [...plan.rest, ...masterUp] };
+      }
       case "nearest":
-        return this.#spread([...masterUp, ...replicas], localThresholdMs);
+        return spread([...masterUp, ...replicas]);
     }
   }
 
-  /** Orders `nodes` by round trip, rotating the start among those within the threshold. */
-  #spread(nodes: TrackedNode[], localThresholdMs: number): TrackedNode[] {
-    if (nodes.length <= 1) return nodes;
-    const sorted = [...nodes].sort((a, b) => (a.rttMs ?? Infinity) - (b.rttMs ?? Infinity));
-    const fastest = sorted[0].rttMs ?? Infinity;
-    const near = sorted.filter((n) => (n.rttMs ?? Infinity) <= fastest + localThresholdMs);
-    const far = sorted.slice(near.length);
-    const start = this.#turn++ % near.length;
+  /** The next node a read with `preference` goes to (taking turns among the near ones). */
+  nextReader(
+    preference: ReadPreference,
+    maxStalenessMs: number | undefined,
+    localThresholdMs: number,
+  ): TrackedNode | undefined {
+    const { near, rest } = this.readerPlan(preference, maxStalenessMs, localThresholdMs);
+    if (near.length === 0) return rest[0];
+    if (near.length === 1) return near[0];
+    const turn = this.#turn++;
     if (this.#turn > 1_000_000_000) this.#turn = 0;
-    return [...near.slice(start), ...near.slice(0, start), ...far];
+    return near[turn % near.length];
+  }
+
+  /** Every node a read with `preference` may go to, the next one first (see {@link readerPlan}). */
+  readers(
+    preference: ReadPreference,
+    maxStalenessMs: number | undefined,
+    localThresholdMs: number,
+  ): TrackedNode[] {
+    const { near, rest } = this.readerPlan(preference, maxStalenessMs, localThresholdMs);
+    const start = near.length <= 1 ? 0 : this.#turn++ % near.length;
+    if (this.#turn > 1_000_000_000) this.#turn = 0;
+    return [...near.slice(start), ...near.slice(0, start), ...rest];
   }
 
   /** The public view (`client.topology()`). */
