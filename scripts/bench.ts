@@ -8,6 +8,7 @@ const BENCHMARKS: Record<string, string> = {
   store: "./bench_store.ts",
   server: "./bench_server.ts",
   replication: "./bench_replication.ts",
+  client: "./bench_client.ts",
 };
 
 const [name, ...rest] = Deno.args;

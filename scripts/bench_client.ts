@@ -1,0 +1,306 @@
+/**
+ * `deno task bench client [--quick] [--only reads,put,failover] [--seconds N] [--rounds N]`:
+ * what the cluster-aware `KVClient` costs and buys, on real node processes on 127.0.0.1 (free
+ * ports, temporary directories, every process killed by PID at the end):
+ *
+ * - reads: reads/s through `KVClient({ nodes })` with `readPreference: "replica"` over two
+ *   replicas vs `"primary"` only, same cluster, same run, rounds alternating;
+ * - put: the cost of topology tracking on a plain PUT loop: `KVClient({ host, port })` vs
+ *   `KVClient({ nodes })` against the same master, rounds alternating (A/B; target ≤ 3%);
+ * - failover: how long a writer loop stalls when its master is killed (SIGKILL) and
+ *   scripts/failover.sh promotes a replica: from the kill to the first acknowledged write on the
+ *   new master (and the script's own time), per run.
+ *
+ * Figures taken while other work shares the machine's two cores are noisy: compare the sides of
+ * one run, and re-measure on a quiet machine before quoting.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { KVClient, type ReadPreference } from "../mod.ts";
+import { KvNode, replicasCaughtUp, waitUntil } from "../tests/helpers/cluster.ts";
+
+const ROOT = new URL("../", import.meta.url);
+const FLAGS = ["--fsync", "no"];
+/** A master that notices a dead replica link quickly (as the failover tests run it). */
+const FAST_FAILURE = [
+  "--replication-timeout",
+  "0.5",
+  "--replication-health-check-interval",
+  "0.3",
+  "--replication-retry-backoff-ms",
+  "20",
+];
+
+interface Options {
+  only: Set<string> | undefined;
+  seconds: number;
+  rounds: number;
+  keys: number;
+  workers: number;
+  failovers: number;
+}
+
+function parseOptions(args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    options: {
+      quick: { type: "boolean", default: false },
+      only: { type: "string" },
+      seconds: { type: "string" },
+      rounds: { type: "string" },
+    },
+  });
+  const quick = values.quick;
+  return {
+    only: values.only === undefined ? undefined : new Set(values.only.split(",")),
+    seconds: Number(values.seconds ?? (quick ? 1 : 3)),
+    rounds: Number(values.rounds ?? (quick ? 2 : 4)),
+    keys: 10_000,
+    workers: 32,
+    failovers: quick ? 1 : 3,
+  };
+}
+
+function at(port: number): string {
+  return `127.0.0.1:${port}`;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+function fmt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}
+
+async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-bench-client-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** A master with two replicas, the replicas started first. */
+async function cluster(dir: string, masterFlags: string[] = []) {
+  const r1 = await KvNode.start("r1", `${dir}/r1`, ["--replica", ...FLAGS]);
+  const r2 = await KvNode.start("r2", `${dir}/r2`, ["--replica", ...FLAGS]);
+  const master = await KvNode.start("master", `${dir}/m`, [
+    ...FLAGS,
+    "--replicas",
+    `${at(r1.port)},${at(r2.port)}`,
+    ...masterFlags,
+  ]);
+  await waitUntil("replicas streaming", () => replicasCaughtUp(master), 60_000);
+  const stop = async () => {
+    await Promise.all([master, r1, r2].map((node) => node.kill().catch(() => {})));
+  };
+  return { master, r1, r2, stop };
+}
+
+/** Runs `workers` loops of `op` for `seconds`; resolves to operations per second. */
+async function loadFor(
+  seconds: number,
+  workers: number,
+  op: (worker: number, i: number) => Promise<unknown>,
+): Promise<number> {
+  let done = 0;
+  const endMs = performance.now() + seconds * 1000;
+  const started = performance.now();
+  await Promise.all(Array.from({ length: workers }, async (_, worker) => {
+    for (let i = 0; performance.now() < endMs; i++) {
+      await op(worker, i);
+      done++;
+    }
+  }));
+  return done / ((performance.now() - started) / 1000);
+}
+
+async function readsSection(options: Options, out: (line: string) => void): Promise<void> {
+  await withTempDir(async (dir) => {
+    const { master, r1, r2, stop } = await cluster(dir);
+    try {
+      const nodes = [at(master.port), at(r1.port), at(r2.port)];
+      await using client = new KVClient({ nodes, maxPendingCalls: 1_000_000 });
+      const value = "x".repeat(100);
+      for (let i = 0; i < options.keys; i += 500) {
+        const pairs: [string, string][] = [];
+        for (let k = i; k < Math.min(options.keys, i + 500); k++) pairs.push([`key${k}`, value]);
+        await client.batchPut(pairs);
+      }
+      await waitUntil("replicas caught up", () => replicasCaughtUp(master), 60_000);
+      await client.refreshTopology();
+      const results: Record<string, number[]> = { primary: [], replica: [] };
+      const read = (preference: ReadPreference) => (worker: number, i: number) =>
+        client.read(`key${(worker * 7919 + i * 104_729) % options.keys}`, {
+          readPreference: preference,
+        });
+      // Warm-up of both paths, untimed.
+      await loadFor(0.5, options.workers, read("primary"));
+      await loadFor(0.5, options.workers, read("replica"));
+      for (let round = 0; round < options.rounds; round++) {
+        for (const preference of ["primary", "replica"] as const) {
+          results[preference].push(
+            await loadFor(options.seconds, options.workers, read(preference)),
+          );
+        }
+      }
+      const primary = median(results.primary);
+      const replica = median(results.replica);
+      out(
+        `reads/s, ${options.workers} concurrent reads of 100-byte values, median of ` +
+          `${options.rounds} alternating rounds of ${options.seconds} s:`,
+      );
+      out(
+        `  readPreference primary (the master):   ${fmt(primary)}  ` +
+          `(rounds ${results.primary.map(fmt).join(", ")})`,
+      );
+      out(
+        `  readPreference replica (two replicas): ${fmt(replica)}  ` +
+          `(rounds ${results.replica.map(fmt).join(", ")})`,
+      );
+      out(`  replica / primary: ${(replica / primary).toFixed(2)}x`);
+    } finally {
+      await stop();
+    }
+  });
+}
+
+async function putSection(options: Options, out: (line: string) => void): Promise<void> {
+  await withTempDir(async (dir) => {
+    const { master, r1, r2, stop } = await cluster(dir);
+    try {
+      const direct = new KVClient({ host: "127.0.0.1", port: master.port });
+      const tracked = new KVClient({
+        nodes: [at(master.port), at(r1.port), at(r2.port)],
+      });
+      try {
+        await tracked.refreshTopology();
+        const value = "x".repeat(100);
+        const put = (client: KVClient) => (worker: number, i: number) =>
+          client.put(`key${(worker * 7919 + i) % options.keys}`, value);
+        await loadFor(0.5, options.workers, put(direct));
+        await loadFor(0.5, options.workers, put(tracked));
+        const a: number[] = [];
+        const b: number[] = [];
+        for (let round = 0; round < options.rounds; round++) {
+          a.push(await loadFor(options.seconds, options.workers, put(direct)));
+          b.push(await loadFor(options.seconds, options.workers, put(tracked)));
+        }
+        const ma = median(a);
+        const mb = median(b);
+        out(
+          `PUT loop, ${options.workers} concurrent writers, 100-byte values, fsync no, median of ` +
+            `${options.rounds} alternating rounds of ${options.seconds} s:`,
+        );
+        out(
+          `  A KVClient({ host, port }):            ${fmt(ma)} puts/s  (rounds ${
+            a.map(fmt).join(", ")
+          })`,
+        );
+        out(
+          `  B KVClient({ nodes }) (3 nodes):       ${fmt(mb)} puts/s  (rounds ${
+            b.map(fmt).join(", ")
+          })`,
+        );
+        out(`  cost of topology tracking: ${(((ma - mb) / ma) * 100).toFixed(1)}% (target ≤ 3%)`);
+      } finally {
+        await direct.close();
+        await tracked.close();
+      }
+    } finally {
+      await stop();
+    }
+  });
+}
+
+/** Runs scripts/failover.sh; resolves to its exit code, output and time. */
+async function failoverScript(oldMaster: string, replicas: string[]) {
+  const started = performance.now();
+  const output = await new Deno.Command(new URL("scripts/failover.sh", ROOT).pathname, {
+    args: ["--old-master", oldMaster, "--replicas", replicas.join(",")],
+    cwd: ROOT,
+    env: {
+      KVSTORE: `${Deno.execPath()} run -A ${new URL("cli.ts", ROOT).pathname}`,
+      NO_COLOR: "1",
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    ms: performance.now() - started,
+    text: decoder.decode(output.stdout) + decoder.decode(output.stderr),
+  };
+}
+
+async function failoverSection(options: Options, out: (line: string) => void): Promise<void> {
+  const resumes: number[] = [];
+  const scripts: number[] = [];
+  const afterScripts: number[] = [];
+  for (let run = 0; run < options.failovers; run++) {
+    await withTempDir(async (dir) => {
+      const { master, r1, r2, stop } = await cluster(dir, FAST_FAILURE);
+      try {
+        await using client = new KVClient({
+          nodes: [at(master.port), at(r1.port), at(r2.port)],
+          timeoutMs: 2000,
+          retryTimeoutMs: 60_000,
+          maxRetries: 1000,
+        });
+        let stopLoop = false;
+        let killedAtMs = 0;
+        let resumedAtMs = 0;
+        let acked = 0;
+        const loop = (async () => {
+          for (let i = 0; !stopLoop; i++) {
+            await client.put(`k${i}`, "v");
+            acked++;
+            if (killedAtMs > 0 && resumedAtMs === 0) resumedAtMs = performance.now();
+          }
+        })();
+        await waitUntil("writes flowing", () => acked >= 200);
+        await master.kill();
+        killedAtMs = performance.now();
+        const script = await failoverScript(at(master.port), [at(r1.port), at(r2.port)]);
+        if (script.code !== 0) throw new Error(`failover.sh failed:\n${script.text}`);
+        const scriptEndMs = killedAtMs + script.ms;
+        await waitUntil("the writer resumed", () => resumedAtMs > 0, 60_000);
+        stopLoop = true;
+        await loop;
+        resumes.push(resumedAtMs - killedAtMs);
+        scripts.push(script.ms);
+        afterScripts.push(Math.max(0, resumedAtMs - scriptEndMs));
+      } finally {
+        await stop();
+      }
+    });
+  }
+  out(`writer loop across a master kill + scripts/failover.sh (${options.failovers} runs):`);
+  out(
+    `  kill → first acknowledged write on the new master: median ${fmt(median(resumes))} ms ` +
+      `(runs ${resumes.map(fmt).join(", ")} ms)`,
+  );
+  out(
+    `  of which failover.sh ran: median ${fmt(median(scripts))} ms; the client found the new ` +
+      `master ${fmt(median(afterScripts))} ms after the script ended (median)`,
+  );
+}
+
+/** Entry point of `deno task bench client`. */
+export async function main(args: string[]): Promise<void> {
+  const options = parseOptions(args);
+  const runs = (section: string) => options.only === undefined || options.only.has(section);
+  const out = (line: string) => console.log(line);
+  out(`# client benchmark (noisy: shared 2-core machine), ${new Date().toISOString()}`);
+  out(`# command: deno task bench client ${args.join(" ")}`.trimEnd());
+  out(`# load average at start: ${Deno.loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+  if (runs("reads")) await readsSection(options, out);
+  if (runs("put")) await putSection(options, out);
+  if (runs("failover")) await failoverSection(options, out);
+}
