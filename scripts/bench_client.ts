@@ -18,19 +18,15 @@
  */
 import { parseArgs } from "node:util";
 import { KVClient, type ReadPreference } from "../mod.ts";
-import { KvNode, replicasCaughtUp, waitUntil } from "../tests/helpers/cluster.ts";
+import {
+  FAST_FAILURE_FLAGS,
+  replicasCaughtUp,
+  startCluster,
+  waitUntil,
+} from "../tests/helpers/cluster.ts";
+import { runFailoverScript } from "../tests/helpers/failover.ts";
 
-const ROOT = new URL("../", import.meta.url);
 const FLAGS = ["--fsync", "no"];
-/** A master that notices a dead replica link quickly (as the failover tests run it). */
-const FAST_FAILURE = [
-  "--replication-timeout",
-  "0.5",
-  "--replication-health-check-interval",
-  "0.3",
-  "--replication-retry-backoff-ms",
-  "20",
-];
 
 interface Options {
   only: Set<string> | undefined;
@@ -85,17 +81,12 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-/** A master with two replicas, the replicas started first. */
-async function cluster(dir: string, masterFlags: string[] = []) {
-  const r1 = await KvNode.start("r1", `${dir}/r1`, ["--replica", ...FLAGS]);
-  const r2 = await KvNode.start("r2", `${dir}/r2`, ["--replica", ...FLAGS]);
-  const master = await KvNode.start("master", `${dir}/m`, [
-    ...FLAGS,
-    "--replicas",
-    `${at(r1.port)},${at(r2.port)}`,
-    ...masterFlags,
-  ]);
-  await waitUntil("replicas streaming", () => replicasCaughtUp(master), 60_000);
+/** A master with two replicas (fsync no), the replicas started first, all streaming. */
+async function cluster(dir: string, masterFlags: readonly string[] = []) {
+  const { master, replicas: [r1, r2] } = await startCluster(dir, 2, {
+    replicaArgs: FLAGS,
+    masterArgs: [...FLAGS, ...masterFlags],
+  });
   const stop = async () => {
     await Promise.all([master, r1, r2].map((node) => node.kill().catch(() => {})));
   };
@@ -218,34 +209,13 @@ async function putSection(options: Options, out: (line: string) => void): Promis
   });
 }
 
-/** Runs scripts/failover.sh; resolves to its exit code, output and time. */
-async function failoverScript(oldMaster: string, replicas: string[]) {
-  const started = performance.now();
-  const output = await new Deno.Command(new URL("scripts/failover.sh", ROOT).pathname, {
-    args: ["--old-master", oldMaster, "--replicas", replicas.join(",")],
-    cwd: ROOT,
-    env: {
-      KVSTORE: `${Deno.execPath()} run -A ${new URL("cli.ts", ROOT).pathname}`,
-      NO_COLOR: "1",
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    ms: performance.now() - started,
-    text: decoder.decode(output.stdout) + decoder.decode(output.stderr),
-  };
-}
-
 async function failoverSection(options: Options, out: (line: string) => void): Promise<void> {
   const resumes: number[] = [];
   const scripts: number[] = [];
   const afterScripts: number[] = [];
   for (let run = 0; run < options.failovers; run++) {
     await withTempDir(async (dir) => {
-      const { master, r1, r2, stop } = await cluster(dir, FAST_FAILURE);
+      const { master, r1, r2, stop } = await cluster(dir, FAST_FAILURE_FLAGS);
       try {
         await using client = new KVClient({
           nodes: [at(master.port), at(r1.port), at(r2.port)],
@@ -267,14 +237,21 @@ async function failoverSection(options: Options, out: (line: string) => void): P
         await waitUntil("writes flowing", () => acked >= 200);
         await master.kill();
         killedAtMs = performance.now();
-        const script = await failoverScript(at(master.port), [at(r1.port), at(r2.port)]);
-        if (script.code !== 0) throw new Error(`failover.sh failed:\n${script.text}`);
-        const scriptEndMs = killedAtMs + script.ms;
+        const script = await runFailoverScript([
+          "--old-master",
+          at(master.port),
+          "--replicas",
+          `${at(r1.port)},${at(r2.port)}`,
+        ]);
+        if (script.code !== 0) {
+          throw new Error(`failover.sh failed:\n${script.stdout}${script.stderr}`);
+        }
+        const scriptEndMs = killedAtMs + script.elapsedMs;
         await waitUntil("the writer resumed", () => resumedAtMs > 0, 60_000);
         stopLoop = true;
         await loop;
         resumes.push(resumedAtMs - killedAtMs);
-        scripts.push(script.ms);
+        scripts.push(script.elapsedMs);
         afterScripts.push(Math.max(0, resumedAtMs - scriptEndMs));
       } finally {
         await stop();

@@ -257,6 +257,27 @@ function expectOk(reply: RespValue): void {
   if (reply !== "OK") throw unexpected("the command", reply);
 }
 
+/** A `READ` reply as the value's bytes, or undefined when the key is missing. */
+function valueOf(reply: RespValue): Uint8Array | undefined {
+  if (reply === null) return undefined;
+  if (reply instanceof Uint8Array) return reply;
+  throw unexpected("READ", reply);
+}
+
+function decodeValue(value: Uint8Array | undefined): string | undefined {
+  return value === undefined ? undefined : decoder.decode(value);
+}
+
+function decodePairs(pairs: [Uint8Array, Uint8Array][]): [string, string][] {
+  return pairs.map(([key, value]) => [decoder.decode(key), decoder.decode(value)]);
+}
+
+/** A `DELETE` reply: whether the key existed. */
+function existed(reply: RespValue): boolean {
+  if (reply === 1 || reply === 0) return reply === 1;
+  throw unexpected("DELETE", reply);
+}
+
 function toPairs(reply: RespValue): [Uint8Array, Uint8Array][] {
   if (!Array.isArray(reply) || reply.length % 2 !== 0) throw unexpected("READRANGE", reply);
   const pairs: [Uint8Array, Uint8Array][] = [];
@@ -443,8 +464,7 @@ export class KVClient implements AsyncDisposable {
    * ```
    */
   async read(key: KVKey, options?: KVReadOptions): Promise<string | undefined> {
-    const value = await this.readBytes(key, options);
-    return value === undefined ? undefined : decoder.decode(value);
+    return decodeValue(await this.readBytes(key, options));
   }
 
   /**
@@ -477,7 +497,7 @@ export class KVClient implements AsyncDisposable {
    */
   async readRange(start: KVKey, end: KVKey, options?: KVReadOptions): Promise<[string, string][]> {
     const pairs = await this.readRangeBytes(start, end, options);
-    return pairs.map(([key, value]) => [decoder.decode(key), decoder.decode(value)]);
+    return decodePairs(pairs);
   }
 
   /**
@@ -542,8 +562,7 @@ export class KVClient implements AsyncDisposable {
       idempotent: true,
       write: options,
     });
-    if (reply === 1 || reply === 0) return reply === 1;
-    throw unexpected("DELETE", reply);
+    return existed(reply);
   }
 
   /**
@@ -726,9 +745,7 @@ export class KVClient implements AsyncDisposable {
     session: SessionState | undefined,
   ): Promise<Uint8Array | undefined> {
     const reply = await this.#call({ kind: "read", parts: ["READ", key], read: options, session });
-    if (reply === null) return undefined;
-    if (reply instanceof Uint8Array) return reply;
-    throw unexpected("READ", reply);
+    return valueOf(reply);
   }
 
   /**
@@ -894,8 +911,7 @@ export class KVSession {
    * ```
    */
   async read(key: KVKey, options?: KVReadOptions): Promise<string | undefined> {
-    const value = await this.readBytes(key, options);
-    return value === undefined ? undefined : decoder.decode(value);
+    return decodeValue(await this.readBytes(key, options));
   }
 
   /**
@@ -916,9 +932,7 @@ export class KVSession {
       read: this.#read(options),
       session: this.#state,
     });
-    if (reply === null) return undefined;
-    if (reply instanceof Uint8Array) return reply;
-    throw unexpected("READ", reply);
+    return valueOf(reply);
   }
 
   /**
@@ -934,7 +948,7 @@ export class KVSession {
    */
   async readRange(start: KVKey, end: KVKey, options?: KVReadOptions): Promise<[string, string][]> {
     const pairs = await this.readRangeBytes(start, end, options);
-    return pairs.map(([key, value]) => [decoder.decode(key), decoder.decode(value)]);
+    return decodePairs(pairs);
   }
 
   /**
@@ -1010,7 +1024,6 @@ export class KVSession {
       write: this.#write(options),
       session: this.#state,
     });
-    if (reply === 1 || reply === 0) return reply === 1;
-    throw unexpected("DELETE", reply);
+    return existed(reply);
   }
 }

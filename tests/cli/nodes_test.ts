@@ -3,22 +3,11 @@
  * `--read-from primary|replica|nearest` chooses where reads go.
  */
 import assert from "node:assert/strict";
-import {
-  CLUSTER_TEST,
-  KvNode,
-  parseInfo,
-  replicasCaughtUp,
-  waitUntil,
-  withClusterDir,
-} from "../helpers/cluster.ts";
+import { CLUSTER_TEST, startCluster, waitUntil, withClusterDir } from "../helpers/cluster.ts";
 import { kvstore } from "../helpers/cli.ts";
 
 function at(port: number): string {
   return `127.0.0.1:${port}`;
-}
-
-async function commands(node: KvNode): Promise<number> {
-  return Number(parseInfo(await node.send(["INFO", "stats"])).get("total_commands_processed"));
 }
 
 Deno.test({
@@ -26,26 +15,22 @@ Deno.test({
   ...CLUSTER_TEST,
   fn: () =>
     withClusterDir("kv-cli-nodes-", async (dir) => {
-      const replica = await KvNode.start("replica", `${dir}/r`, ["--replica", "--fsync", "no"]);
-      const master = await KvNode.start("master", `${dir}/m`, [
-        "--fsync",
-        "no",
-        "--replicas",
-        at(replica.port),
-      ]);
-      await waitUntil("replica streaming", () => replicasCaughtUp(master));
+      const { master, replicas: [replica] } = await startCluster(dir, 1, {
+        replicaArgs: ["--fsync", "no"],
+        masterArgs: ["--fsync", "no"],
+      });
       // Only the replica is named: the write still lands on the master.
       const put = await kvstore(["--nodes", at(replica.port), "put", "k", "v"]);
       assert.equal(put.code, 0, put.stderr);
       assert.equal(await master.send(["GET", "k"]), "v");
       await waitUntil("replicated", async () => (await replica.send(["GET", "k"])) === "v");
-      const before = await commands(replica);
+      const before = await replica.commandsProcessed();
       const read = await kvstore(["read", "k", "--read-from", "replica"], {
         KVSTORE_NODES: `${at(master.port)},${at(replica.port)}`,
       });
       assert.equal(read.code, 0, read.stderr);
       assert.equal(read.stdout, "v\n");
-      assert.ok((await commands(replica)) - before >= 2, "the replica served the read");
+      assert.ok((await replica.commandsProcessed()) - before >= 2, "the replica served the read");
       const range = await kvstore([
         "--nodes",
         at(master.port),

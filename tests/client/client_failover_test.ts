@@ -9,37 +9,17 @@ import {
   CLUSTER_TEST,
   dump,
   FAST_FAILURE_FLAGS,
-  KvNode,
-  replicasCaughtUp,
+  startCluster,
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
+import { runFailoverScript } from "../helpers/failover.ts";
 
-const ROOT = new URL("../../", import.meta.url);
 /** Longest the writer may stall across the failover (kill, script, discovery): the bound. */
 const RESUME_BOUND_MS = 30_000;
 
 function at(port: number): string {
   return `127.0.0.1:${port}`;
-}
-
-/** Runs scripts/failover.sh as the docs do. */
-async function failover(oldMaster: string, replicas: string[]) {
-  const output = await new Deno.Command(new URL("scripts/failover.sh", ROOT).pathname, {
-    args: ["--old-master", oldMaster, "--replicas", replicas.join(",")],
-    cwd: ROOT,
-    env: {
-      KVSTORE: `${Deno.execPath()} run -A ${new URL("cli.ts", ROOT).pathname}`,
-      NO_COLOR: "1",
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    output: decoder.decode(output.stdout) + decoder.decode(output.stderr),
-  };
 }
 
 Deno.test({
@@ -49,14 +29,10 @@ Deno.test({
   fn: () =>
     withClusterDir("kv-client-failover-", async (dir) => {
       const flags = ["--fsync", "no", ...FAST_FAILURE_FLAGS];
-      const r1 = await KvNode.start("r1", `${dir}/r1`, ["--replica", ...flags]);
-      const r2 = await KvNode.start("r2", `${dir}/r2`, ["--replica", ...flags]);
-      const master = await KvNode.start("master", `${dir}/m`, [
-        "--replicas",
-        `${at(r1.port)},${at(r2.port)}`,
-        ...flags,
-      ]);
-      await waitUntil("replicas streaming", () => replicasCaughtUp(master));
+      const { master, replicas: [r1, r2] } = await startCluster(dir, 2, {
+        replicaArgs: flags,
+        masterArgs: flags,
+      });
       // Majority: each acknowledged write is on a replica too, so the freshest replica (the one
       // the script promotes) has every one of them.
       await using client = new KVClient({
@@ -92,10 +68,16 @@ Deno.test({
       await waitUntil("200 writes", () => acknowledged.size >= 200);
       await master.kill();
       killedAtMs = Date.now();
-      const script = await failover(at(master.port), [at(r1.port), at(r2.port)]);
-      assert.equal(script.code, 0, script.output);
-      const newMaster = /new master: (\S+)/.exec(script.output)?.[1];
-      assert.ok(newMaster !== undefined, script.output);
+      const script = await runFailoverScript([
+        "--old-master",
+        at(master.port),
+        "--replicas",
+        `${at(r1.port)},${at(r2.port)}`,
+      ]);
+      const output = script.stdout + script.stderr;
+      assert.equal(script.code, 0, output);
+      const newMaster = /new master: (\S+)/.exec(output)?.[1];
+      assert.ok(newMaster !== undefined, output);
       await waitUntil("200 writes after the kill", () => ackedAfterKill >= 200, RESUME_BOUND_MS);
       stop = true;
       await loop;

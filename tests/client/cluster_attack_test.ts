@@ -11,6 +11,7 @@ import {
   freePort,
   KvNode,
   replicasCaughtUp,
+  startCluster,
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
@@ -70,14 +71,10 @@ Deno.test({
   ...CLUSTER_TEST,
   fn: () =>
     withClusterDir("kv-attack-liar-", async (dir) => {
-      const replica = await KvNode.start("replica", `${dir}/r`, ["--replica", "--fsync", "no"]);
-      const master = await KvNode.start("master", `${dir}/m`, [
-        "--fsync",
-        "no",
-        "--replicas",
-        at(replica.port),
-      ]);
-      await waitUntil("replica streaming", () => replicasCaughtUp(master));
+      const { master, replicas: [replica] } = await startCluster(dir, 1, {
+        replicaArgs: ["--fsync", "no"],
+        masterArgs: ["--fsync", "no"],
+      });
       // It claims the master role in a far newer epoch, and refuses every write.
       await using liar = startFakeNode((words) => {
         if (words[0].toUpperCase() === "TOPOLOGY") {

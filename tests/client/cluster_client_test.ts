@@ -15,8 +15,8 @@ import {
   CLUSTER_TEST,
   FAST_FAILURE_FLAGS,
   KvNode,
-  parseInfo,
   replicasCaughtUp,
+  startCluster,
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
@@ -28,24 +28,12 @@ function at(port: number): string {
   return `${HOST}:${port}`;
 }
 
-/** Requests a node answered so far (`INFO stats`). */
-async function commands(node: KvNode): Promise<number> {
-  return Number(parseInfo(await node.send(["INFO", "stats"])).get("total_commands_processed"));
-}
-
-/** A master with two replicas, all on 127.0.0.1 (the replicas started first). */
-async function threeNodes(dir: string, masterArgs: string[] = []) {
-  const r1 = await KvNode.start("r1", `${dir}/r1`, ["--replica", "--fsync", "no"]);
-  const r2 = await KvNode.start("r2", `${dir}/r2`, ["--replica", "--fsync", "no"]);
-  const master = await KvNode.start("master", `${dir}/m`, [
-    "--fsync",
-    "no",
-    "--replicas",
-    `${at(r1.port)},${at(r2.port)}`,
-    ...FAST_FAILURE_FLAGS,
-    ...masterArgs,
-  ]);
-  await waitUntil("replicas streaming", () => replicasCaughtUp(master));
+/** A master with two replicas, all on 127.0.0.1, fsync no, fast to notice a lost replica. */
+async function threeNodes(dir: string) {
+  const { master, replicas: [r1, r2] } = await startCluster(dir, 2, {
+    replicaArgs: ["--fsync", "no"],
+    masterArgs: ["--fsync", "no", ...FAST_FAILURE_FLAGS],
+  });
   return { master, r1, r2 };
 }
 
@@ -67,11 +55,11 @@ Deno.test({
         [`${at(master.port)} master`, `${at(r1.port)} replica`, `${at(r2.port)} replica`].sort(),
       );
       await waitUntil("replicas caught up", () => replicasCaughtUp(master));
-      const before = await Promise.all([master, r1, r2].map(commands));
+      const before = await Promise.all([master, r1, r2].map((n) => n.commandsProcessed()));
       for (let i = 0; i < 200; i++) {
         assert.equal(await client.read("k", { readPreference: "replica" }), "v");
       }
-      const after = await Promise.all([master, r1, r2].map(commands));
+      const after = await Promise.all([master, r1, r2].map((n) => n.commandsProcessed()));
       const served = after.map((n, i) => n - before[i]);
       assert.ok(served[0] < 20, `the master answered ${served[0]} requests (probes only)`);
       assert.ok(
@@ -79,9 +67,9 @@ Deno.test({
         `replicas answered ${served[1]} and ${served[2]}`,
       );
       // primary (the default) reads from the master.
-      const masterBefore = await commands(master);
+      const masterBefore = await master.commandsProcessed();
       for (let i = 0; i < 50; i++) assert.equal(await client.read("k"), "v");
-      assert.ok((await commands(master)) - masterBefore >= 50);
+      assert.ok((await master.commandsProcessed()) - masterBefore >= 50);
       // Every method works through the cluster.
       await client.batchPut({ a: "1", b: "2" });
       assert.deepEqual(await client.readRange("a", "b"), [["a", "1"], ["b", "2"]]);
@@ -159,7 +147,7 @@ Deno.test({
         const sessions = 50;
         const rounds = 200;
         let replicaReads = 0;
-        const masterBefore = await commands(master);
+        const masterBefore = await master.commandsProcessed();
         await Promise.all(Array.from({ length: sessions }, async (_, s) => {
           const session = client.session({ readPreference: "replica" });
           for (let i = 0; i < rounds; i++) {
@@ -172,7 +160,7 @@ Deno.test({
         }));
         assert.equal(replicaReads, sessions * rounds);
         // The reads went to the replica: the master answered the writes (and probes) only.
-        const masterServed = (await commands(master)) - masterBefore;
+        const masterServed = (await master.commandsProcessed()) - masterBefore;
         assert.ok(
           masterServed < sessions * rounds * 1.2,
           `the master answered ${masterServed} requests for ${sessions * rounds} writes`,
@@ -215,7 +203,7 @@ Deno.test({
         const paused = client.topology().nodes.find((n) => n.address === at(r2.port));
         assert.equal(paused?.reachable, true, "its probe has not failed yet");
         await writer;
-        const r1Before = await commands(r1);
+        const r1Before = await r1.commandsProcessed();
         const started = performance.now();
         for (let i = 0; i < 100; i++) {
           assert.equal(
@@ -224,7 +212,7 @@ Deno.test({
           );
         }
         const elapsedMs = performance.now() - started;
-        assert.ok((await commands(r1)) - r1Before >= 100, "r1 served every read");
+        assert.ok((await r1.commandsProcessed()) - r1Before >= 100, "r1 served every read");
         assert.ok(elapsedMs < 4000, `100 reads took ${elapsedMs} ms (none waited for r2)`);
       } finally {
         Deno.kill(r2.pid, "SIGCONT");
@@ -275,18 +263,27 @@ Deno.test({
           (rtt.get(at(slowProxy.port)) ?? 0) > (rtt.get(at(fastProxy.port)) ?? 0) + 30,
           `measured ${JSON.stringify([...rtt])}`,
         );
-        const masterBefore = await commands(master);
-        const replicaBefore = await commands(replica);
+        const masterBefore = await master.commandsProcessed();
+        const replicaBefore = await replica.commandsProcessed();
         for (let i = 0; i < 30; i++) assert.equal(await client.read("k"), "v");
-        assert.ok((await commands(master)) - masterBefore >= 30, "the near master served them");
-        assert.ok((await commands(replica)) - replicaBefore < 10, "the far replica did not");
+        assert.ok(
+          (await master.commandsProcessed()) - masterBefore >= 30,
+          "the near master served them",
+        );
+        assert.ok(
+          (await replica.commandsProcessed()) - replicaBefore < 10,
+          "the far replica did not",
+        );
         // The other way round, the replica is nearest.
         slowProxy.setDelay(2);
         fastProxy.setDelay(40);
         for (let i = 0; i < 8; i++) await client.refreshTopology();
-        const replicaBefore2 = await commands(replica);
+        const replicaBefore2 = await replica.commandsProcessed();
         for (let i = 0; i < 30; i++) assert.equal(await client.read("k"), "v");
-        assert.ok((await commands(replica)) - replicaBefore2 >= 30, "now the replica is nearest");
+        assert.ok(
+          (await replica.commandsProcessed()) - replicaBefore2 >= 30,
+          "now the replica is nearest",
+        );
       } finally {
         await slowProxy.close();
         await fastProxy.close();

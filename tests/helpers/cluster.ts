@@ -102,6 +102,11 @@ export class KvNode {
     }
   }
 
+  /** Requests this node answered so far (`INFO stats`), to tell which node served a call. */
+  async commandsProcessed(): Promise<number> {
+    return Number((await this.info("stats")).get("total_commands_processed"));
+  }
+
   /** `INFO <section>` as a map of its `key:value` lines. */
   async info(section = "replication"): Promise<Map<string, string>> {
     return parseInfo(await this.send(["INFO", section]));
@@ -120,6 +125,36 @@ export const FAST_FAILURE_FLAGS: readonly string[] = [
   "--replication-retry-backoff-ms",
   "20",
 ];
+
+/** A master with replicas, as {@link startCluster} starts them. */
+export interface TestCluster {
+  master: KvNode;
+  replicas: KvNode[];
+}
+
+/**
+ * Starts `replicas` replicas (`r1`, `r2`, ... in `dir/r1`, ...) and then their master (`dir/m`,
+ * `--replicas` listing them), each with its extra flags, and waits until every replica streams.
+ */
+export async function startCluster(
+  dir: string,
+  replicas: number,
+  options: { replicaArgs?: readonly string[]; masterArgs?: readonly string[] } = {},
+): Promise<TestCluster> {
+  const started: KvNode[] = [];
+  for (let i = 1; i <= replicas; i++) {
+    started.push(
+      await KvNode.start(`r${i}`, `${dir}/r${i}`, ["--replica", ...(options.replicaArgs ?? [])]),
+    );
+  }
+  const master = await KvNode.start("master", `${dir}/m`, [
+    "--replicas",
+    started.map((r) => `${HOST}:${r.port}`).join(","),
+    ...(options.masterArgs ?? []),
+  ]);
+  await waitUntil("replicas streaming", () => replicasCaughtUp(master), 60_000);
+  return { master, replicas: started };
+}
 
 /** A port free right now on 127.0.0.1 (for a node that must be told a peer's port first). */
 export function freePort(): number {

@@ -10,8 +10,8 @@ import {
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
+import { runFailoverScript } from "../helpers/failover.ts";
 
-const ROOT = new URL("../../", import.meta.url);
 const TOKEN = "failover-0123456789";
 const FAST = ["--fsync", "no", "--auth-token", TOKEN, ...FAST_FAILURE_FLAGS];
 async function authed(node: KvNode): Promise<RespConn> {
@@ -20,25 +20,8 @@ async function authed(node: KvNode): Promise<RespConn> {
   return conn;
 }
 
-async function failover(args: string[]) {
-  // Run as the docs say (`scripts/failover.sh ...`): this needs the executable bit and the shebang.
-  const output = await new Deno.Command(new URL("scripts/failover.sh", ROOT).pathname, {
-    args,
-    cwd: ROOT,
-    env: {
-      KVSTORE: `${Deno.execPath()} run -A ${new URL("cli.ts", ROOT).pathname}`,
-      KVSTORE_AUTH_TOKEN: TOKEN,
-      NO_COLOR: "1",
-    },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function failover(args: string[]) {
+  return runFailoverScript(args, { KVSTORE_AUTH_TOKEN: TOKEN });
 }
 
 Deno.test({
