@@ -18,12 +18,15 @@ interface AckWait {
   needed: number;
   resolve(count: number): void;
   timer: ReturnType<typeof setTimeout> | undefined;
+  owner: object | undefined;
 }
 
 /** Pending waits for replica acknowledgements. */
 export class AckWaiters {
   readonly #count: (lsn: number) => number;
   readonly #waits = new Set<AckWait>();
+  /** Waits by owner (a client connection), so they end when it closes. */
+  readonly #byOwner = new Map<object, Set<AckWait>>();
 
   /** `count(lsn)`: how many replicas have `lsn` now. */
   constructor(count: (lsn: number) => number) {
@@ -37,41 +40,53 @@ export class AckWaiters {
 
   /**
    * Resolves with the number of replicas that have `lsn`: at once when `needed` (or more) do,
-   * else as soon as they do, or after `timeoutMs` (0: no time limit) with the count then.
+   * else as soon as they do, or after `timeoutMs` (0: no time limit) with the count then, or when
+   * `owner` is released ({@link release}: its connection closed, nobody waits for the answer).
    */
-  wait(lsn: number, needed: number, timeoutMs: number): Promise<number> {
+  wait(lsn: number, needed: number, timeoutMs: number, owner?: object): Promise<number> {
     const now = this.#count(lsn);
     if (now >= needed) return Promise.resolve(now);
     return new Promise<number>((resolve) => {
-      const wait: AckWait = { lsn, needed, resolve, timer: undefined };
-      if (timeoutMs > 0) {
-        wait.timer = setTimeout(() => {
-          this.#waits.delete(wait);
-          resolve(this.#count(lsn));
-        }, timeoutMs);
-      }
+      const wait: AckWait = { lsn, needed, resolve, timer: undefined, owner };
+      if (timeoutMs > 0) wait.timer = setTimeout(() => this.#end(wait), timeoutMs);
       this.#waits.add(wait);
+      if (owner !== undefined) {
+        let owned = this.#byOwner.get(owner);
+        if (owned === undefined) this.#byOwner.set(owner, owned = new Set());
+        owned.add(wait);
+      }
     });
+  }
+
+  /** Ends `wait` now with the count as it is. */
+  #end(wait: AckWait): void {
+    clearTimeout(wait.timer);
+    this.#waits.delete(wait);
+    if (wait.owner !== undefined) {
+      const owned = this.#byOwner.get(wait.owner);
+      owned?.delete(wait);
+      if (owned?.size === 0) this.#byOwner.delete(wait.owner);
+    }
+    wait.resolve(this.#count(wait.lsn));
+  }
+
+  /** Ends the waits of `owner` now (its connection closed: a `WAIT 5 0` must not outlive it). */
+  release(owner: object): void {
+    const owned = this.#byOwner.get(owner);
+    if (owned === undefined) return;
+    for (const wait of [...owned]) this.#end(wait);
   }
 
   /** Resolves the waits whose count is reached (after an acknowledgement or a health change). */
   settle(): void {
     if (this.#waits.size === 0) return;
     for (const wait of this.#waits) {
-      const count = this.#count(wait.lsn);
-      if (count < wait.needed) continue;
-      clearTimeout(wait.timer);
-      this.#waits.delete(wait);
-      wait.resolve(count);
+      if (this.#count(wait.lsn) >= wait.needed) this.#end(wait);
     }
   }
 
   /** Ends every wait now with the count as it is (the master stops). */
   releaseAll(): void {
-    for (const wait of this.#waits) {
-      clearTimeout(wait.timer);
-      wait.resolve(this.#count(wait.lsn));
-    }
-    this.#waits.clear();
+    for (const wait of [...this.#waits]) this.#end(wait);
   }
 }

@@ -184,11 +184,12 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
     lsn: number,
     needed: number,
     timeoutMs: number,
+    owner: object,
   ): Promise<string | undefined> {
     const replicator = source.replicator();
     const acks = replicator === undefined
       ? Promise.resolve(0)
-      : replicator.waitForAcks(lsn, needed, timeoutMs);
+      : replicator.waitForAcks(lsn, needed, timeoutMs, owner);
     return Promise.all([base, acks]).then(([baseError, acked]) => {
       if (acked < needed) {
         throw new CommandError(
@@ -251,7 +252,7 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
       inSteps: (work) => (steps = work),
       stepDone: () => true,
     };
-    const reached = await source.lsnWaiters.wait(request.minLsn, bound);
+    const reached = await source.lsnWaiters.wait(request.minLsn, bound, ctx.connection);
     if (!reached) {
       return {
         type: "error",
@@ -301,7 +302,7 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
             context = {
               ...ctx,
               replicated: (lsn: number) =>
-                concerned(ctx.replicated(lsn), lsn, needed, concern.timeoutMs),
+                concerned(ctx.replicated(lsn), lsn, needed, concern.timeoutMs, ctx.connection),
             };
           }
         }
@@ -344,7 +345,9 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
           if (timeoutMs > 0) setTimeout(() => resolve({ type: "integer", value: 0 }), timeoutMs);
         });
       }
-      return replicator.waitForAcks(lsn, needed, timeoutMs).then((count): Reply => ({
+      return replicator.waitForAcks(lsn, needed, timeoutMs, ctx.connection).then((
+        count,
+      ): Reply => ({
         type: "integer",
         value: count,
       }));

@@ -693,6 +693,7 @@ class NodeReplication {
       ["full_syncs", info.fullSyncs],
       ["applied_frames", info.appliedFrames],
       ["discarded_records", this.#discardedRecords],
+      ["min_lsn_reads_waiting", this.#lsnWaiters.size],
       ["local_writes", this.#state.localWrites ?? 0],
       ["read_guarantee", "what this replica applied (it may lag its master)"],
       // The settings it takes when promoted: a replica accepts --replication-mode and
@@ -710,6 +711,8 @@ class NodeReplication {
     const stats = this.#replicator?.getStats();
     fields.push(["epoch", this.#node.store.epoch]);
     fields.push(["sync_replicas", config.SYNC_REPLICAS]);
+    fields.push(["acks_waiting", this.#replicator?.ackWaits ?? 0]);
+    fields.push(["min_lsn_reads_waiting", this.#lsnWaiters.size]);
     if (this.#deposedBy !== undefined) {
       fields.push(["deposed", this.#deposedBy]);
       fields.push(["write_guarantee", "none: deposed, this node refuses writes"]);
@@ -873,6 +876,11 @@ class NodeReplication {
         };
       },
       connectionClosed: (connection) => this.#applier?.connectionClosed(connection.id),
+      peerClosed: (connection) => {
+        // Nobody reads the answers of its waits (WAIT 5 0, a day-long write concern, MINLSN).
+        this.#replicator?.releaseAcks(connection);
+        this.#lsnWaiters.release(connection);
+      },
       info: { replication: () => this.#info() },
       close: async () => {
         this.#lsnWaiters.releaseAll();

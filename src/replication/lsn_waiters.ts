@@ -23,12 +23,15 @@ interface LsnWait {
   lsn: number;
   resolve(reached: boolean): void;
   timer: ReturnType<typeof setTimeout> | undefined;
+  owner: object | undefined;
 }
 
 /** Reads waiting for the log to reach their LSN. */
 export class LsnWaiters {
   readonly #source: LsnSource;
   readonly #waits = new Set<LsnWait>();
+  /** Waits by owner (a client connection), so they end when it closes. */
+  readonly #byOwner = new Map<object, Set<LsnWait>>();
   #unsubscribe: (() => void) | undefined;
 
   constructor(source: LsnSource) {
@@ -42,33 +45,50 @@ export class LsnWaiters {
 
   /**
    * Resolves `true` once the log holds `lsn` (at once when it does), or `false` when `timeoutMs`
-   * passed first.
+   * passed first or `owner` was released ({@link release}: its connection closed).
    */
-  wait(lsn: number, timeoutMs: number): Promise<boolean> {
+  wait(lsn: number, timeoutMs: number, owner?: object): Promise<boolean> {
     if (this.#source.lastLsn >= lsn) return Promise.resolve(true);
     if (timeoutMs <= 0) return Promise.resolve(false);
     return new Promise<boolean>((resolve) => {
-      const wait: LsnWait = { lsn, resolve, timer: undefined };
-      wait.timer = setTimeout(() => {
-        this.#waits.delete(wait);
-        this.#unsubscribeIfIdle();
-        // A full sync moves the log without a durable notice: one last look.
-        resolve(this.#source.lastLsn >= lsn);
-      }, timeoutMs);
+      const wait: LsnWait = { lsn, resolve, timer: undefined, owner };
+      // A full sync moves the log without a durable notice: the end takes one last look.
+      wait.timer = setTimeout(() => this.#end(wait), timeoutMs);
       this.#waits.add(wait);
+      if (owner !== undefined) {
+        let owned = this.#byOwner.get(owner);
+        if (owned === undefined) this.#byOwner.set(owner, owned = new Set());
+        owned.add(wait);
+      }
       this.#unsubscribe ??= this.#source.onDurable(() => this.#settle());
     });
+  }
+
+  /** Ends `wait` now: reached or not, as the log stands. */
+  #end(wait: LsnWait): void {
+    clearTimeout(wait.timer);
+    this.#waits.delete(wait);
+    if (wait.owner !== undefined) {
+      const owned = this.#byOwner.get(wait.owner);
+      owned?.delete(wait);
+      if (owned?.size === 0) this.#byOwner.delete(wait.owner);
+    }
+    this.#unsubscribeIfIdle();
+    wait.resolve(this.#source.lastLsn >= wait.lsn);
+  }
+
+  /** Ends the waits of `owner` now (its connection closed: nobody reads the answers). */
+  release(owner: object): void {
+    const owned = this.#byOwner.get(owner);
+    if (owned === undefined) return;
+    for (const wait of [...owned]) this.#end(wait);
   }
 
   #settle(): void {
     const last = this.#source.lastLsn;
     for (const wait of this.#waits) {
-      if (wait.lsn > last) continue;
-      clearTimeout(wait.timer);
-      this.#waits.delete(wait);
-      wait.resolve(true);
+      if (wait.lsn <= last) this.#end(wait);
     }
-    this.#unsubscribeIfIdle();
   }
 
   #unsubscribeIfIdle(): void {
@@ -81,11 +101,6 @@ export class LsnWaiters {
 
   /** Ends every wait now as not reached (the node stops). */
   releaseAll(): void {
-    for (const wait of this.#waits) {
-      clearTimeout(wait.timer);
-      wait.resolve(this.#source.lastLsn >= wait.lsn);
-    }
-    this.#waits.clear();
-    this.#unsubscribeIfIdle();
+    for (const wait of [...this.#waits]) this.#end(wait);
   }
 }

@@ -323,11 +323,21 @@ export class Replicator {
   }
 
   /**
-   * Waits until `needed` replicas have `lsn` or `timeoutMs` passed (0: no limit); resolves with
-   * how many have it then. Never rejects (`WAIT`, write concerns).
+   * Waits until `needed` replicas have `lsn` or `timeoutMs` passed (0: no limit), or `owner` is
+   * released; resolves with how many have it then. Never rejects (`WAIT`, write concerns).
    */
-  waitForAcks(lsn: number, needed: number, timeoutMs: number): Promise<number> {
-    return this.#ackWaiters.wait(lsn, needed, timeoutMs);
+  waitForAcks(lsn: number, needed: number, timeoutMs: number, owner?: object): Promise<number> {
+    return this.#ackWaiters.wait(lsn, needed, timeoutMs, owner);
+  }
+
+  /** `WAIT`s and write concerns waiting for acknowledgements now. */
+  get ackWaits(): number {
+    return this.#ackWaiters.size;
+  }
+
+  /** Ends the waits of `owner` now, with the counts as they are (its connection closed). */
+  releaseAcks(owner: object): void {
+    this.#ackWaiters.release(owner);
   }
 
   /** Why this master was deposed, or undefined. */

@@ -63,6 +63,8 @@ export interface ConnectionHost {
   readonly observing: boolean;
   answered(names: readonly string[], elapsedSeconds: number): void;
   connectionClosed(connection: Connection): void;
+  /** The peer closed its side while replies may still be pending (see ServerHooks.peerClosed). */
+  peerClosed(connection: Connection): void;
   /**
    * The connection's memory (read buffer beyond its initial size, plus replies not yet sent)
    * changed by `deltaBytes`; the server may close connections past MAX_CLIENT_MEMORY_BYTES.
@@ -281,7 +283,12 @@ export class Connection implements ConnectionInfo {
         }
         this.#makeRoom();
         const count = await this.#conn.read(this.#buffer.subarray(this.#end));
-        if (count === null || this.#stopping) break;
+        if (count === null) {
+          // Nobody reads the replies still pending: waits only they need can end now.
+          this.#host.peerClosed(this);
+          break;
+        }
+        if (this.#stopping) break;
         this.#end += count;
       }
       await this.#tail;

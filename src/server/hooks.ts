@@ -218,6 +218,12 @@ export interface ServerHooks {
   answered?(names: readonly string[], elapsedSeconds: number): void;
   /** Called once a connection has closed (e.g. a replica's master stream ended). */
   connectionClosed?(connection: ConnectionInfo): void;
+  /**
+   * Called when the peer closed its side of a connection, before the replies still pending are
+   * done (then {@link connectionClosed} follows): nobody will read them, so waits that only they
+   * need (`WAIT`, a write concern, a `MINLSN` read) can end now.
+   */
+  peerClosed?(connection: ConnectionInfo): void;
   /** `INFO` sections added or replaced, by lower-case name. */
   info?: Record<string, () => InfoFields>;
   /**

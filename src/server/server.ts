@@ -345,6 +345,10 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     }
   }
 
+  peerClosed(connection: Connection): void {
+    for (const hooks of this.#hooks) hooks.peerClosed?.(connection);
+  }
+
   connectionClosed(connection: Connection): void {
     this.#untrackUnauthenticated(connection);
     this.#connections.delete(connection);

@@ -8,7 +8,7 @@ import type { Config } from "../../src/config.ts";
 import { RespErrorReply, type RespValue } from "../../src/protocol/resp.ts";
 import { replicationExtension } from "../../src/replication/mod.ts";
 import type { TopologyDocument } from "../../src/replication/topology.ts";
-import { RespConn, textRequest, waitUntil } from "../helpers/cluster.ts";
+import { parseInfo, RespConn, textRequest, waitUntil } from "../helpers/cluster.ts";
 import { hasCommand, startRedis } from "../helpers/redis.ts";
 import { startTestServer, type TestServer } from "../helpers/test_server.ts";
 
@@ -336,4 +336,43 @@ Deno.test("WITH LSN and MINLSN around commands that run in steps (MGET, READRANG
   }
   const [deleted] = await send(c.master.port, ["WITH", "LSN", "DEL", ...keys]);
   assert.deepEqual(deleted, [3000, 3002]);
+});
+
+Deno.test("waits of a closed connection end with it: WAIT forever, a long write concern, MINLSN", async () => {
+  await using c = await cluster(1, { MIN_LSN_WAIT_MS: 600_000 });
+  await using replica = await startTestServer(
+    { REPLICA: true, FSYNC: "no", MIN_LSN_WAIT_MS: 600_000 },
+    options,
+  );
+  const info = async (port: number) =>
+    parseInfo(decoder.decode((await send(port, ["INFO", "replication"]))[0] as Uint8Array));
+  const hostile = await RespConn.open(c.master.port);
+  const pending: Promise<unknown>[] = [];
+  for (let i = 0; i < 200; i++) {
+    pending.push(hostile.send(["PUT", `k${i}`, "v"]).catch(() => {}));
+    pending.push(hostile.send(["WAIT", "5", "0"]).catch(() => {}));
+    pending.push(
+      hostile.send(["WITH", "CONCERN", "1", "86400000", "PUT", "x", "y"]).catch(() => {}),
+    );
+  }
+  const reader = await RespConn.open(replica.port);
+  for (let i = 0; i < 200; i++) {
+    pending.push(reader.send(["WITH", "MINLSN", "999999999", "GET", "k"]).catch(() => {}));
+  }
+  await c.replicas[0].close(); // the replica goes away: the concerns cannot be met either
+  await waitUntil(
+    "the waits are held",
+    async () =>
+      Number((await info(c.master.port)).get("acks_waiting")) >= 200 &&
+      Number((await info(replica.port)).get("min_lsn_reads_waiting")) === 200,
+  );
+  hostile.close();
+  reader.close();
+  await waitUntil(
+    "the waits ended with their connections",
+    async () =>
+      (await info(c.master.port)).get("acks_waiting") === "0" &&
+      (await info(replica.port)).get("min_lsn_reads_waiting") === "0",
+  );
+  await Promise.all(pending);
 });
