@@ -29,3 +29,21 @@ export function keyToBytes(key: string): Uint8Array {
   for (let i = 0; i < key.length; i++) bytes[i] = key.charCodeAt(i);
   return bytes;
 }
+
+/** A key or value: bytes, or a string (UTF-8 encoded). */
+export type Bytes = Uint8Array | string;
+
+/** Whether every code unit of `key` is ASCII (then the string is its own byte string). */
+function isAscii(key: string): boolean {
+  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
+/**
+ * A key or value as the codec and the index take it: bytes, or an ASCII string (its own byte
+ * string, so it needs no `TextEncoder`, see docs/ARCHITECTURE.md, "Measured costs"); other strings
+ * are UTF-8 encoded.
+ */
+export function payloadOf(data: Bytes): Uint8Array | string {
+  return typeof data === "string" && !isAscii(data) ? toBytes(data) : data;
+}

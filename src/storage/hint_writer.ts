@@ -1,0 +1,136 @@
+/**
+ * Writing hint files (`hint.ts` has their format): at recovery, for a sealed segment that had
+ * none (synchronously), and in the background after a segment is sealed or written by compaction
+ * or a full sync. A hint is written to a temporary file, fsynced, then renamed, so a torn hint is
+ * never seen under its name; a hint that could not be written only costs a scan at the next open.
+ *
+ * @module
+ */
+import { getLog } from "../log.ts";
+import { writeAllSync } from "../write_all.ts";
+import { DATA_FILE_MODE, fsyncDir, writeSyncedFile } from "./durable_file.ts";
+import { temporaryPathOf } from "./file_names.ts";
+import { HintBuilder, HintKind } from "./hint.ts";
+import type { KeyIndex } from "./key_index.ts";
+import type { Segment } from "./segment.ts";
+
+const log = getLog("storage");
+
+/** The hint file bytes of `segment` from the entries in `hint`. */
+function hintFileBytes(segment: Segment, hint: HintBuilder): Uint8Array {
+  return hint.finish(
+    { id: segment.id, nonce: segment.header.nonce, sizeBytes: segment.sizeBytes },
+    segment.firstLsn,
+    segment.lastLsn,
+    segment.lastEpoch,
+  );
+}
+
+/** Writes a sealed segment's hint now, from the entries it gathered (recovery, after a scan). */
+export function writeHintSync(dir: string, segment: Segment): void {
+  const bytes = hintFileBytes(segment, segment.hint ?? new HintBuilder());
+  segment.hint = undefined;
+  const tmp = temporaryPathOf(segment.hintPath);
+  const file = Deno.openSync(tmp, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: DATA_FILE_MODE,
+  });
+  try {
+    writeAllSync(file, bytes);
+    file.syncDataSync();
+  } finally {
+    file.close();
+  }
+  Deno.renameSync(tmp, segment.hintPath);
+  fsyncDir(dir);
+}
+
+/** What a background hint write needs of the store. */
+export interface HintHost {
+  /** The index now (a full sync replaces it: a walk of the old one stops). */
+  index(): KeyIndex<Segment>;
+  isClosed(): boolean;
+  /** Lets requests run between two steps of the walk. */
+  yieldToRequests(): Promise<void>;
+  /** Told after each hint write, finished or not (compaction may now take the segment). */
+  onWritten(): void;
+}
+
+/** Writes the hints of sealed segments in the background, in bounded steps. */
+export class HintWriter {
+  /**
+   * @param stepKeys index entries walked between two yields
+   */
+  constructor(readonly dir: string, readonly stepKeys: number, readonly host: HintHost) {}
+
+  /**
+   * Writes a sealed segment's hint; the promise, also kept in `segment.hintWriting` meanwhile,
+   * never rejects (a failure is logged: recovery will scan the segment).
+   */
+  write(segment: Segment): Promise<void> {
+    const writing = this.#writeFile(segment).finally(() => {
+      if (segment.hintWriting === writing) segment.hintWriting = undefined;
+      this.host.onWritten();
+    });
+    segment.hintWriting = writing;
+    return writing;
+  }
+
+  async #writeFile(segment: Segment): Promise<void> {
+    const hint = segment.hint ?? new HintBuilder();
+    const complete = segment.hintComplete;
+    segment.hint = undefined;
+    const tmp = temporaryPathOf(segment.hintPath);
+    const host = this.host;
+    try {
+      if (!complete) await this.#addLiveValues(segment, hint);
+      if (segment.retired || host.isClosed()) return;
+      await writeSyncedFile(tmp, hintFileBytes(segment, hint));
+      if (segment.retired || host.isClosed()) {
+        await Deno.remove(tmp);
+        return;
+      }
+      await Deno.rename(tmp, segment.hintPath);
+      fsyncDir(this.dir);
+    } catch (error) {
+      log.warn("could not write hint file {path}: {error}; recovery will scan the segment", {
+        path: segment.hintPath,
+        error: String(error),
+      });
+    }
+  }
+
+  /**
+   * Adds the live values of a sealed segment to its hint, in key order, walking the index's
+   * sorted set in steps of about {@link stepKeys} keys with yields between. After the segment's
+   * tombstones, replaying these entries gives exactly what replaying its records would: a key
+   * whose last record here is a PUT is live here (nothing newer can be in an older or sealed
+   * segment), and an entry that moves away during the walk has its newer record in a later
+   * segment, replayed after this one. Sorted hints let recovery merge instead of sort.
+   */
+  async #addLiveValues(segment: Segment, hint: HintBuilder): Promise<void> {
+    const index = this.host.index();
+    let visited = 0;
+    for (const chunk of index.sortedChunks()) {
+      for (let i = 0; i < chunk.length; i++) {
+        const slot = chunk[i];
+        if (index.segmentOf(slot) === segment) {
+          hint.addKey(
+            HintKind.VALUE,
+            index.keyOf(slot),
+            index.offsetOf(slot),
+            index.lengthOf(slot),
+          );
+        }
+      }
+      visited += chunk.length;
+      if (visited >= this.stepKeys) {
+        visited = 0;
+        await this.host.yieldToRequests();
+        if (index !== this.host.index() || segment.retired) return; // a full sync replaced it
+      }
+    }
+  }
+}

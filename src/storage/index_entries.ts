@@ -1,0 +1,125 @@
+/**
+ * Changes to the key index that keep each segment's live-byte account: a value indexed moves
+ * its key's bytes to the segment that holds it, a key removed takes them away. Used by writes,
+ * replicated appends, recovery and full syncs alike.
+ *
+ * @module
+ */
+import assert from "node:assert/strict";
+import { HintKind } from "./hint.ts";
+import { type KeyIndex, NO_SLOT } from "./key_index.ts";
+import { bytesToKey } from "./keys.ts";
+import {
+  deleteRecordBytes,
+  forEachKey,
+  Op,
+  type Payload,
+  RECORD_HEADER_BYTES,
+  recordOp,
+} from "./record.ts";
+import type { Segment } from "./segment.ts";
+
+/** Bytes a live entry is accounted for (its share of a record). */
+export function entryBytes(keyLength: number, valueLength: number): number {
+  return keyLength + valueLength + RECORD_HEADER_BYTES;
+}
+
+/** The index slot of a key payload, or {@link NO_SLOT}; creates no string for it. */
+export function slotOfPayload(index: KeyIndex<Segment>, key: Payload): number {
+  return typeof key === "string" ? index.find(key) : index.findBytes(key, 0, key.length);
+}
+
+/** Takes `bytes` off a segment's live-byte account, which never goes below zero. */
+export function takeLiveBytes(segment: Segment, bytes: number): void {
+  segment.liveBytes -= bytes;
+  if (segment.liveBytes < 0) {
+    assert.fail(`segment ${segment.id} live bytes went negative (${segment.liveBytes})`);
+  }
+}
+
+/**
+ * Points the key `source[start, end)` (a byte string or bytes) at a value in `segment` and moves
+ * its live-byte account from the segment of the value it replaces.
+ */
+export function indexValue(
+  index: KeyIndex<Segment>,
+  source: Payload,
+  start: number,
+  end: number,
+  segment: Segment,
+  offset: number,
+  length: number,
+): void {
+  const slot = typeof source === "string"
+    ? index.find(source)
+    : index.findBytes(source, start, end);
+  if (slot === NO_SLOT) {
+    const key = typeof source === "string" ? source : bytesToKey(source, start, end);
+    index.insertMissed(key, segment, offset, length);
+  } else {
+    takeLiveBytes(index.segmentOf(slot), entryBytes(end - start, index.lengthOf(slot)));
+    index.update(slot, segment, offset, length);
+  }
+  segment.liveBytes += entryBytes(end - start, length);
+}
+
+/** Removes the key of a live slot and its live-byte account. */
+export function unindexSlot(index: KeyIndex<Segment>, slot: number): void {
+  takeLiveBytes(index.segmentOf(slot), entryBytes(index.keyOf(slot).length, index.lengthOf(slot)));
+  index.remove(slot);
+}
+
+/**
+ * Applies one entry of `segment` to the index: a value (its key `buf[keyStart, +keyLength)` now
+ * at `valueOffset`), or a tombstone (the key goes, and the segment counts the tombstone's bytes).
+ */
+export function applyEntry(
+  index: KeyIndex<Segment>,
+  segment: Segment,
+  kind: number,
+  buf: Uint8Array,
+  keyStart: number,
+  keyLength: number,
+  valueOffset: number,
+  valueLength: number,
+): void {
+  const keyEnd = keyStart + keyLength;
+  if (kind === HintKind.TOMBSTONE) {
+    const slot = index.findBytes(buf, keyStart, keyEnd);
+    if (slot !== NO_SLOT) unindexSlot(index, slot);
+    segment.tombstoneBytes += deleteRecordBytes(keyLength);
+  } else {
+    indexValue(index, buf, keyStart, keyEnd, segment, valueOffset, valueLength);
+  }
+}
+
+/**
+ * Applies the checked record `buf[at, ...)`, appended to the active `segment` at file offset
+ * `recordOffset`, to the index; a tombstone also goes into the segment's hint.
+ */
+export function applyRecord(
+  index: KeyIndex<Segment>,
+  segment: Segment,
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  recordOffset: number,
+): void {
+  const kind = recordOp(buf, at) === Op.DELETE ? HintKind.TOMBSTONE : HintKind.VALUE;
+  const base = recordOffset - at; // file offset of buf[0]
+  forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength) => {
+    if (kind === HintKind.TOMBSTONE) {
+      segment.hint?.add(kind, buf, keyStart, keyLength, 0, 0);
+      applyEntry(index, segment, kind, buf, keyStart, keyLength, 0, 0);
+    } else {
+      applyEntry(index, segment, kind, buf, keyStart, keyLength, base + valueStart, valueLength);
+    }
+  });
+}
+
+/** Notes a tombstone for `key` written to the active `segment` (its hint and its tombstone bytes). */
+export function noteTombstone(segment: Segment, key: Payload): void {
+  if (typeof key === "string") segment.hint?.addKey(HintKind.TOMBSTONE, key, 0, 0);
+  else segment.hint?.add(HintKind.TOMBSTONE, key, 0, key.length, 0, 0);
+  segment.tombstoneBytes += deleteRecordBytes(key.length);
+}
