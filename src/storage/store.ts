@@ -20,8 +20,7 @@ import assert from "node:assert/strict";
 import type { FsyncPolicy } from "../config.ts";
 import { getLog } from "../log.ts";
 import { type CompactionReport, Compactor } from "./compactor.ts";
-import { writeAllSync } from "../write_all.ts";
-import { DATA_DIR_MODE, DATA_FILE_MODE, fsyncDir } from "./durable_file.ts";
+import { DATA_DIR_MODE, DATA_FILE_MODE } from "./durable_file.ts";
 import { Durability } from "./durability.ts";
 import {
   BatchTooLargeError,
@@ -34,14 +33,8 @@ import {
   StoreLockedError,
   ValueTooLargeError,
 } from "./errors.ts";
-import {
-  FULL_SYNC_MARKER_NAME,
-  LOCK_FILE_NAME,
-  segmentPath,
-  stagedPathOf,
-  temporaryPathOf,
-} from "./file_names.ts";
-import { HintBuilder, HintKind } from "./hint.ts";
+import { LOCK_FILE_NAME } from "./file_names.ts";
+import { FullSync, type FullSyncContents, StagedLog } from "./full_sync.ts";
 import { HintWriter } from "./hint_writer.ts";
 import {
   applyRecord,
@@ -50,7 +43,7 @@ import {
   slotOfPayload,
   unindexSlot,
 } from "./index_entries.ts";
-import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
+import { type KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
 import { type Bytes, bytesToKey, payloadOf, toBytes } from "./keys.ts";
 import { type DurableListener, LogWriter } from "./log_writer.ts";
 import { readLog } from "./log_reader.ts";
@@ -58,28 +51,17 @@ import {
   batchRecordBytes,
   checkReason,
   checkRecord,
-  encodeBatch,
-  encodePut,
-  Flag,
   MAX_EPOCH,
   MAX_RECORD_BYTES,
   PAIR_HEADER_BYTES,
   type Payload,
-  putRecordBytes,
   RECORD_HEADER_BYTES,
   recordEpoch,
   recordLength,
   recordLsn,
 } from "./record.ts";
 import { recover, type RecoveredStore } from "./recovery.ts";
-import {
-  createSegmentFile,
-  encodeSegmentHeader,
-  newSegmentHeader,
-  Segment,
-  SEGMENT_HEADER_BYTES,
-  SegmentFlag,
-} from "./segment.ts";
+import { type Segment, SEGMENT_HEADER_BYTES } from "./segment.ts";
 import { SegmentList } from "./segment_list.ts";
 import { type StoreSnapshot, takeSnapshot } from "./snapshot.ts";
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from "./store_options.ts";
@@ -89,6 +71,7 @@ export type { Bytes } from "./keys.ts";
 export type { CompactionReport } from "./compactor.ts";
 export type { DurableListener } from "./log_writer.ts";
 export type { StoreSnapshot } from "./snapshot.ts";
+export { FullSync } from "./full_sync.ts";
 
 const log = getLog("storage");
 
@@ -212,7 +195,7 @@ export class KVStore {
   #reader: ValueReader;
   #hints: HintWriter;
   #compactor: Compactor;
-  #fullSync: FullSync | undefined;
+  #fullSync: StagedLog | undefined;
   #closed = false;
   #closing = false;
   #tasks = new BackgroundTasks();
@@ -616,68 +599,39 @@ export class KVStore {
     this.#log.flush();
     await this.whenDurable(this.#log.lastLsn);
     this.#checkWritable();
-    const sync = new FullSync(this, lsn, this.#segments.active.id + 1, epoch);
-    this.#fullSync = sync;
-    return sync;
+    const staging = new StagedLog(
+      {
+        dir: this.dir,
+        options: this.options,
+        replaced: () => this.#segments.all,
+        install: (contents) => this.#installFullSync(staging, contents),
+        end: () => {
+          if (this.#fullSync === staging) this.#fullSync = undefined;
+        },
+      },
+      lsn,
+      this.#segments.active.id + 1,
+      epoch,
+    );
+    this.#fullSync = staging;
+    return new FullSync(staging);
   }
 
-  /** @internal Called by {@link FullSync.finish}: swaps in the staged contents. */
-  commitFullSync(sync: FullSync, staged: Segment[], index: KeyIndex<Segment>): void {
-    assert.equal(this.#fullSync, sync);
-    const markerPath = `${this.dir}/${FULL_SYNC_MARKER_NAME}`;
-    const markerTmp = temporaryPathOf(markerPath);
-    Deno.writeTextFileSync(markerTmp, `${sync.baseId}\n`, { mode: DATA_FILE_MODE });
-    const marker = Deno.openSync(markerTmp, { read: true, write: true });
-    marker.syncDataSync();
-    marker.close();
-    Deno.renameSync(markerTmp, markerPath);
-    fsyncDir(this.dir); // commit point
-    for (const segment of staged) Deno.renameSync(stagedPathOf(segment.path), segment.path);
-    fsyncDir(this.dir);
+  /** Takes over the contents a full sync committed: its files are in place. */
+  #installFullSync(staging: StagedLog, contents: FullSyncContents): void {
+    assert.equal(this.#fullSync, staging);
     const old = this.#segments.all;
-    for (const segment of old) {
-      Deno.removeSync(segment.path);
-      try {
-        Deno.removeSync(segment.hintPath);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-      }
-    }
-    fsyncDir(this.dir);
-    const lastId = staged.length > 0 ? staged[staged.length - 1].id : sync.baseId - 1;
-    const active = createSegmentFile(this.dir, lastId + 1, sync.lsn, SegmentFlag.FULL_SYNC);
-    Deno.removeSync(markerPath);
-    fsyncDir(this.dir);
-    this.#segments.replaceAll([...staged, active]);
+    this.#segments.replaceAll([...contents.staged, contents.active]);
     for (const segment of old) segment.retire();
-    this.#log.restartAt(sync.lsn, sync.epoch);
-    this.#index = index;
-    this.epoch = sync.epoch;
+    this.#log.restartAt(contents.lsn, contents.epoch);
+    this.#index = contents.index;
+    this.epoch = contents.epoch;
     this.#fullSync = undefined;
-    for (const segment of staged) this.#background(this.#hints.write(segment));
-    log.info("full sync finished: {keys} keys at LSN {lsn}", { keys: index.size, lsn: sync.lsn });
-  }
-
-  /** @internal Called by {@link FullSync.abort}. */
-  endFullSync(sync: FullSync): void {
-    if (this.#fullSync === sync) this.#fullSync = undefined;
-  }
-
-  /** @internal Creates a staging segment file for a full sync. */
-  createStagingSegment(id: number, lsn: number): [Segment, Deno.FsFile] {
-    const path = segmentPath(this.dir, id);
-    const header = newSegmentHeader(id, lsn, SegmentFlag.FULL_SYNC);
-    const file = Deno.openSync(stagedPathOf(path), {
-      write: true,
-      create: true,
-      truncate: true,
-      mode: DATA_FILE_MODE,
+    for (const segment of contents.staged) this.#background(this.#hints.write(segment));
+    log.info("full sync finished: {keys} keys at LSN {lsn}", {
+      keys: contents.index.size,
+      lsn: contents.lsn,
     });
-    writeAllSync(file, encodeSegmentHeader(header));
-    const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
-    segment.hint = new HintBuilder();
-    segment.hintComplete = true; // every pair is added as it is put (in key order)
-    return [segment, file];
   }
 
   // ---------------------------------------------------------------- stats and close
@@ -753,140 +707,5 @@ function checkReplicatedRecords(records: Uint8Array, view: DataView, lastLsn: nu
       expected = lsn;
     }
     at += length;
-  }
-}
-
-/**
- * One full sync in progress on a replica (from {@link KVStore.beginFullSync}): `put` the
- * snapshot's pairs, then `finish()` to swap them in atomically, or `abort()`.
- */
-export class FullSync {
-  #index = new KeyIndex<Segment>();
-  #staged: Segment[] = [];
-  #file: Deno.FsFile | undefined;
-  #segment: Segment | undefined;
-  #buf = new Uint8Array(1024 * 1024);
-  #view = new DataView(this.#buf.buffer);
-  #used = 0;
-  #done = false;
-
-  constructor(
-    private readonly store: KVStore,
-    /** The snapshot's LSN: the store's last LSN once finished. */
-    readonly lsn: number,
-    /** First staging segment id. */
-    readonly baseId: number,
-    /** The snapshot's epoch: its records carry it, and the store's last epoch becomes it. */
-    readonly epoch = 0,
-  ) {
-    this.#index.deferSorting();
-  }
-
-  #writeOut(): void {
-    const file = this.#file as Deno.FsFile;
-    writeAllSync(file, this.#buf.subarray(0, this.#used));
-    (this.#segment as Segment).sizeBytes += this.#used;
-    this.#used = 0;
-  }
-
-  #seal(): void {
-    if (this.#file === undefined) return;
-    this.#writeOut();
-    this.#file.syncDataSync();
-    this.#file.close();
-    this.#file = undefined;
-  }
-
-  /** Adds one pair of the snapshot. */
-  put(key: Uint8Array, value: Uint8Array): void {
-    if (this.#done) throw new StorageError("full sync already finished or aborted");
-    const { maxKeyBytes, maxValueBytes } = this.store.options;
-    if (key.length > maxKeyBytes) throw new KeyTooLargeError(key.length, maxKeyBytes);
-    if (value.length > maxValueBytes) throw new ValueTooLargeError(value.length, maxValueBytes);
-    const length = putRecordBytes(key.length, value.length);
-    const [segment, at] = this.#reserve(length);
-    encodePut(this.#buf, this.#view, at, this.lsn, this.epoch, Flag.SNAPSHOT, key, value);
-    this.#used += length;
-    const offset = segment.sizeBytes + at + RECORD_HEADER_BYTES + key.length;
-    segment.noteLsn(this.lsn);
-    segment.lastEpoch = this.epoch;
-    segment.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
-    indexValue(this.#index, key, 0, key.length, segment, offset, value.length);
-  }
-
-  /**
-   * An empty BATCH record in the snapshot's epoch at its LSN, last in the staged log: the store's
-   * epoch then survives a restart even when the snapshot holds no pair.
-   */
-  #putEpochMarker(): void {
-    const length = batchRecordBytes([]);
-    const [segment, at] = this.#reserve(length);
-    encodeBatch(this.#buf, this.#view, at, this.lsn, this.epoch, Flag.SNAPSHOT, []);
-    this.#used += length;
-    segment.noteLsn(this.lsn);
-    segment.lastEpoch = this.epoch;
-  }
-
-  /** Room for a record of `length` bytes: its staging segment and offset in the buffer. */
-  #reserve(length: number): [Segment, number] {
-    const { segmentSizeBytes } = this.store.options;
-    let segment = this.#segment;
-    if (
-      segment === undefined || (segment.sizeBytes + this.#used + length > segmentSizeBytes &&
-        segment.sizeBytes + this.#used > SEGMENT_HEADER_BYTES)
-    ) {
-      this.#seal();
-      const id = this.baseId + this.#staged.length;
-      [segment, this.#file] = this.store.createStagingSegment(id, this.lsn);
-      this.#segment = segment;
-      this.#staged.push(segment);
-    }
-    if (this.#used + length > this.#buf.length) {
-      this.#writeOut();
-      if (length > this.#buf.length) {
-        this.#buf = new Uint8Array(length);
-        this.#view = new DataView(this.#buf.buffer);
-      }
-    }
-    return [segment, this.#used];
-  }
-
-  /** @internal Closes the staging file (the store is closing; recovery discards the files). */
-  closeFiles(): void {
-    this.#done = true;
-    this.#file?.close();
-    this.#file = undefined;
-  }
-
-  /** Commits: the store holds exactly the pairs put, at {@link lsn}. */
-  finish(): Promise<void> {
-    if (this.#done) throw new StorageError("full sync already finished or aborted");
-    this.#done = true;
-    try {
-      if (this.epoch > 0) this.#putEpochMarker();
-      this.#seal();
-      this.#index.rebuildSorted();
-      this.store.commitFullSync(this, this.#staged, this.#index);
-    } catch (error) {
-      this.store.endFullSync(this);
-      throw error;
-    }
-    return Promise.resolve();
-  }
-
-  /** Abandons the sync: staging files are removed and the old contents stay. */
-  abort(): Promise<void> {
-    if (this.#done) return Promise.resolve();
-    this.#done = true;
-    this.#file?.close();
-    for (const segment of this.#staged) {
-      try {
-        Deno.removeSync(stagedPathOf(segment.path));
-      } catch {
-        // never written
-      }
-    }
-    this.store.endFullSync(this);
-    return Promise.resolve();
   }
 }
