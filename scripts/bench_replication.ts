@@ -20,6 +20,13 @@ import type { RespValue } from "../src/protocol/resp.ts";
 import { KvNode, parseInfo, RespConn } from "../tests/helpers/cluster.ts";
 import { cpuMeter } from "./process_cpu.ts";
 import { runRedisBenchmark } from "./redis_benchmark.ts";
+import {
+  type BarChart,
+  benchRecord,
+  COLORS,
+  subtitleOf,
+  writeBenchOutput,
+} from "./bench_charts.ts";
 
 const HOST = "127.0.0.1";
 /** Writes per second of the fixed-rate runs: below what every configuration sustains here. */
@@ -51,6 +58,42 @@ interface Options {
   throughputRequests: number;
   /** Seconds of the fixed-rate run (master CPU per write at {@link FIXED_RATE}). */
   rateSeconds: number;
+  /** Directory for the JSON figures and SVG charts of the run (`--out`). */
+  out?: string;
+}
+
+/** A latency figure: percentiles of one measurement. */
+interface LatencyFigure {
+  system: "kvstore" | "redis";
+  p50Ms: number;
+  p99Ms: number;
+  samples: number;
+}
+
+/** The figures the run prints, kept for `--out`. */
+interface ReplicationResults {
+  lag: (LatencyFigure & { durability: string; load: "light" | "50 clients" })[];
+  sync: (LatencyFigure & { replicas: number; durability: string })[];
+  throughput: {
+    system: "kvstore" | "redis";
+    replicas: number;
+    niced: boolean;
+    setsPerSecond: number;
+    masterCpuUsPerWrite: number;
+  }[];
+  catchUp?: { records: number; seconds: number; recordsPerSecond: number };
+  fullSync?: { keys: number; megabytes: number; seconds: number; megabytesPerSecond: number };
+}
+
+let results: ReplicationResults = { lag: [], sync: [], throughput: [] };
+
+function percentiles(samplesMs: number[]): { p50Ms: number; p99Ms: number; samples: number } {
+  const sorted = [...samplesMs].sort((a, b) => a - b);
+  return {
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    samples: sorted.length,
+  };
 }
 
 function parseOptions(args: string[]): Options {
@@ -60,10 +103,12 @@ function parseOptions(args: string[]): Options {
       quick: { type: "boolean", default: false },
       "cpu-prof": { type: "string" },
       only: { type: "string" },
+      out: { type: "string" },
     },
   });
   const quick = values.quick;
   return {
+    out: values.out,
     cpuProfDir: values["cpu-prof"],
     only: values.only === undefined ? undefined : new Set(values.only.split(",")),
     samples: quick ? 300 : 2000,
@@ -397,6 +442,7 @@ async function lagFigures(
 ): Promise<void> {
   const light = await measureLag(master.port, replica.port, samples);
   out(`${system} lag, light load, ${label}:`.padEnd(50) + summary(light));
+  results.lag.push({ system, durability: label, load: "light", ...percentiles(light) });
   const stopLoad = backgroundLoad(master.port);
   await sleep(300);
   const writesBefore = await writesSoFar(system, master.port);
@@ -408,6 +454,7 @@ async function lagFigures(
   const writes = await writesSoFar(system, master.port) - writesBefore;
   const seconds = (performance.now() - startedAt) / 1000;
   await stopLoad();
+  results.lag.push({ system, durability: label, load: "50 clients", ...percentiles(loaded) });
   out(
     `${system} lag, 50-client load, ${label}:`.padEnd(50) + summary(loaded) +
       `; ${Math.round(writes / seconds)} writes/s, CPU per write: master ` +
@@ -481,8 +528,78 @@ async function redisCluster(dir: string, replicas: number, durability: string[] 
 }
 
 /** Entry point of `deno task bench replication`. */
+/** Lag and sync latency, and throughput with 0/1/2 replicas: kvstore and Redis side by side. */
+function replicationCharts(
+  figures: ReplicationResults,
+  record: Awaited<ReturnType<typeof benchRecord>>,
+): Record<string, BarChart> {
+  const subtitle = subtitleOf(record);
+  const latencyRows: { category: string; kvstore?: LatencyFigure; redis?: LatencyFigure }[] = [];
+  for (const figure of figures.lag) {
+    const category = `lag, ${figure.load}, ${figure.durability}`;
+    let row = latencyRows.find((r) => r.category === category);
+    if (row === undefined) latencyRows.push(row = { category });
+    row[figure.system] = figure;
+  }
+  for (const count of [1, 2]) {
+    const kvstore = figures.sync.find((f) =>
+      f.system === "kvstore" && f.replicas === count && f.durability === "fsync no"
+    );
+    const redis = figures.sync.find((f) => f.system === "redis" && f.replicas === count);
+    if (kvstore !== undefined || redis !== undefined) {
+      latencyRows.push({
+        category: `sync write, ${count} replica${count > 1 ? "s" : ""} (Redis SET+WAIT)`,
+        kvstore,
+        redis,
+      });
+    }
+  }
+  const charts: Record<string, BarChart> = {};
+  if (latencyRows.length > 0) {
+    charts.latency = {
+      title: "Replication: lag and sync-write latency, kvstore vs Redis (lower is better)",
+      subtitle,
+      unit: "ms",
+      log: true,
+      categories: latencyRows.map((r) => r.category),
+      series: (["p50Ms", "p99Ms"] as const).flatMap((field, i) => [
+        {
+          name: `kvstore ${field.slice(0, 3)}`,
+          color: COLORS.kvstore[i],
+          values: latencyRows.map((r) => r.kvstore?.[field]),
+        },
+        {
+          name: `Redis ${field.slice(0, 3)}`,
+          color: COLORS.redis[i],
+          values: latencyRows.map((r) => r.redis?.[field]),
+        },
+      ]),
+    };
+  }
+  const plain = figures.throughput.filter((f) => !f.niced);
+  if (plain.length > 0) {
+    const counts = [...new Set(plain.map((f) => f.replicas))].sort();
+    const of = (system: string, count: number) =>
+      plain.find((f) => f.system === system && f.replicas === count)?.setsPerSecond;
+    charts.throughput = {
+      title:
+        "Replication: master SET/s with 0, 1 and 2 async replicas (fsync always), kvstore vs Redis",
+      subtitle,
+      unit: "SET per second (redis-benchmark, 50 clients)",
+      categories: counts.map((count) => `${count} replica${count === 1 ? "" : "s"}`),
+      series: [
+        { name: "kvstore", color: COLORS.kvstore[0], values: counts.map((c) => of("kvstore", c)) },
+        { name: "Redis", color: COLORS.redis[0], values: counts.map((c) => of("redis", c)) },
+      ],
+    };
+  }
+  return charts;
+}
+
 export async function main(args: string[]): Promise<void> {
   const options = parseOptions(args);
+  const startedAt = new Date();
+  results = { lag: [], sync: [], throughput: [] };
   cpuProfDir = options.cpuProfDir;
   const runs = (section: string) => options.only === undefined || options.only.has(section);
   const out = (line: string) => console.log(line);
@@ -526,18 +643,32 @@ export async function main(args: string[]): Promise<void> {
               "sync",
               ...flags,
             ], flags);
+            const latencies = await measureSyncLatency(master.port, options.samples);
+            results.sync.push({
+              system: "kvstore",
+              replicas: count,
+              durability: `fsync ${fsync}`,
+              ...percentiles(latencies),
+            });
             out(
               `kvstore sync PUT, ${count} replica(s), fsync ${fsync}:`.padEnd(50) +
-                summary(await measureSyncLatency(master.port, options.samples)),
+                summary(latencies),
             );
           });
         }
         if (hasRedis) {
           await withTempDir(async (dir) => {
             const { master } = await redisCluster(dir, count);
+            const latencies = await measureSyncLatency(master.port, options.samples, count);
+            results.sync.push({
+              system: "redis",
+              replicas: count,
+              durability: "no AOF",
+              ...percentiles(latencies),
+            });
             out(
               `redis SET+WAIT ${count}, ${count} replica(s), no AOF:`.padEnd(50) +
-                summary(await measureSyncLatency(master.port, options.samples, count)),
+                summary(latencies),
             );
           });
         }
@@ -583,6 +714,13 @@ export async function main(args: string[]): Promise<void> {
               ? ""
               : ` (+${((masterCpuUs / baselineCpuUs - 1) * 100).toFixed(1)}%)`;
             const label = `${count} async replica(s)${niced ? ", niced" : ""}`;
+            results.throughput.push({
+              system,
+              replicas: count,
+              niced,
+              setsPerSecond: rps,
+              masterCpuUsPerWrite: masterCpuUs,
+            });
             out(
               `${system} SET throughput, fsync always, ${label}:`.padEnd(58) +
                 `${rps.toFixed(0)}/s${cost}; master CPU ${masterCpuUs.toFixed(1)} µs/write` +
@@ -630,6 +768,11 @@ export async function main(args: string[]): Promise<void> {
         await waitFor("catch-up", () => kvstoreCaughtUp(master.port), 120_000);
         // includes the replica's start (about 0.1-0.3 s here)
         const seconds = (performance.now() - startedAt) / 1000;
+        results.catchUp = {
+          records: options.catchUpRecords,
+          seconds,
+          recordsPerSecond: options.catchUpRecords / seconds,
+        };
         out(
           `kvstore catch-up: ${options.catchUpRecords} records (master LSN ${masterLsn}) in ` +
             `${seconds.toFixed(2)} s = ${
@@ -680,6 +823,12 @@ export async function main(args: string[]): Promise<void> {
         await waitFor("full sync", () => kvstoreCaughtUp(master.port), 120_000);
         const seconds = (performance.now() - startedAt) / 1000;
         const fullSyncs = (await info(master.port, "replication")).get("replica0") ?? "";
+        results.fullSync = {
+          keys: options.fullSyncKeys,
+          megabytes: bytes / 1e6,
+          seconds,
+          megabytesPerSecond: bytes / 1e6 / seconds,
+        };
         out(
           `kvstore full sync: ${options.fullSyncKeys} keys, ${(bytes / 1e6).toFixed(1)} MB in ` +
             `${seconds.toFixed(2)} s = ${(bytes / 1e6 / seconds).toFixed(1)} MB/s ` +
@@ -690,6 +839,11 @@ export async function main(args: string[]): Promise<void> {
       });
     }
     out(`# load average at end: ${loadAverage()}`);
+    if (options.out !== undefined) {
+      const record = await benchRecord("replication", args, startedAt, results);
+      const paths = await writeBenchOutput(options.out, record, replicationCharts(results, record));
+      out(`# wrote ${paths.join(", ")}`);
+    }
   } finally {
     await stopAll();
   }

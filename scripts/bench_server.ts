@@ -23,6 +23,13 @@ import { Histogram } from "./histogram.ts";
 import { cpuMeter } from "./process_cpu.ts";
 import { runRedisBenchmark } from "./redis_benchmark.ts";
 import { writeAll } from "../src/write_all.ts";
+import {
+  type BarChart,
+  benchRecord,
+  COLORS,
+  subtitleOf,
+  writeBenchOutput,
+} from "./bench_charts.ts";
 
 const HOST = "127.0.0.1";
 const KEY_BYTES = 16;
@@ -409,7 +416,73 @@ function describeTarget(scenario: Scenario, kv: LoadResult, redis?: LoadResult):
   return verdicts.join("; ");
 }
 
-/** Runs the benchmark; prints a table of figures. */
+/** One scenario's figures for kvstore and (when it ran) Redis. */
+interface ScenarioResult extends Scenario {
+  name: string;
+  kvstore: LoadResult;
+  redis?: LoadResult;
+}
+
+/** One redis-benchmark run against both servers. */
+interface RedisBenchmarkResult {
+  fsync: Fsync;
+  pipeline: number;
+  kvstore: { set: number; get: number; setP50Ms: number; getP50Ms: number };
+  redis?: { set: number; get: number; setP50Ms: number; getP50Ms: number };
+}
+
+/** Throughput and latency percentiles per scenario, kvstore and Redis side by side. */
+function serverCharts(
+  results: ScenarioResult[],
+  record: Awaited<ReturnType<typeof benchRecord>>,
+): Record<string, BarChart> {
+  const categories = results.map((r) =>
+    `${r.fsync} ${r.workload.toUpperCase()} ${r.connections}×${r.pipeline}`
+  );
+  const subtitle = subtitleOf(record);
+  const percentiles = [["p50", "p50Ms"], ["p99", "p99Ms"], ["p99.9", "p999Ms"]] as const;
+  return {
+    throughput: {
+      title: "kvstore vs Redis: operations per second (fsync policy, command, clients × pipeline)",
+      subtitle,
+      unit: "operations per second",
+      categories,
+      series: [
+        {
+          name: "kvstore",
+          color: COLORS.kvstore[0],
+          values: results.map((r) => r.kvstore.opsPerSecond),
+        },
+        {
+          name: "Redis",
+          color: COLORS.redis[0],
+          values: results.map((r) => r.redis?.opsPerSecond),
+        },
+      ],
+    },
+    latency: {
+      title: "kvstore vs Redis: latency percentiles (lower is better)",
+      subtitle,
+      unit: "ms from request to reply",
+      log: true,
+      categories,
+      series: percentiles.flatMap(([label, field], i) => [
+        {
+          name: `kvstore ${label}`,
+          color: COLORS.kvstore[i],
+          values: results.map((r) => r.kvstore[field]),
+        },
+        {
+          name: `Redis ${label}`,
+          color: COLORS.redis[i],
+          values: results.map((r) => r.redis?.[field]),
+        },
+      ]),
+    },
+  };
+}
+
+/** Runs the benchmark; prints a table of figures (and with --out DIR, writes them and charts). */
 export async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -420,8 +493,10 @@ export async function main(args: string[]): Promise<void> {
       "no-redis-benchmark": { type: "boolean", default: false },
       only: { type: "string" },
       "cpu-prof": { type: "string" },
+      out: { type: "string" },
     },
   });
+  const startedAt = new Date();
   const seconds = Number(values.seconds);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new Error("--seconds must be positive");
   const options: Options = {
@@ -471,6 +546,9 @@ export async function main(args: string[]): Promise<void> {
     byFsync.set(scenario.fsync, [...(byFsync.get(scenario.fsync) ?? []), scenario]);
   }
   const benchmarkRows: string[] = [];
+  // The figures the tables print, kept for --out (JSON and charts from this same run).
+  const measured: ScenarioResult[] = [];
+  const redisBenchmarkResults: RedisBenchmarkResult[] = [];
   try {
     for (const [fsync, list] of byFsync) {
       const runDir = `${dir}/${fsync}`;
@@ -480,6 +558,13 @@ export async function main(args: string[]): Promise<void> {
         for (const scenario of list) {
           const kv = await runLoad(kvstore, scenario, options);
           const rd = redis === undefined ? undefined : await runLoad(redis, scenario, options);
+          measured.push({
+            name:
+              `${scenario.fsync}:${scenario.workload}:${scenario.connections}x${scenario.pipeline}`,
+            ...scenario,
+            kvstore: kv,
+            redis: rd,
+          });
           console.log([
             fsync.padEnd(9),
             `${scenario.workload} ${scenario.connections}x${scenario.pipeline}`.padEnd(17),
@@ -503,6 +588,7 @@ export async function main(args: string[]): Promise<void> {
             const rd = redis === undefined
               ? undefined
               : await redisBenchmark(redis.port, pipeline, count);
+            redisBenchmarkResults.push({ fsync, pipeline, kvstore: kv, redis: rd });
             benchmarkRows.push(
               `${fsync.padEnd(9)} -P ${String(pipeline).padEnd(3)} kvstore SET ${
                 thousands(kv.set).padStart(9)
@@ -526,6 +612,15 @@ export async function main(args: string[]): Promise<void> {
         `\nredis-benchmark -t set,get -c 50 -d 100 -r 100000 (-P 1 and -P 16), against both:`,
       );
       for (const row of benchmarkRows) console.log(row);
+    }
+    if (values.out !== undefined) {
+      const record = await benchRecord("server", args, startedAt, {
+        options,
+        scenarios: measured,
+        redisBenchmark: redisBenchmarkResults,
+      });
+      const paths = await writeBenchOutput(values.out, record, serverCharts(measured, record));
+      console.log(`\nwrote ${paths.join(", ")}`);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
