@@ -170,33 +170,53 @@ export function barChartSvg(chart: BarChart): string {
   return parts.join("\n") + "\n";
 }
 
-/** The short commit of the working tree, or "unknown" (no git, not a checkout). */
+/**
+ * The short commit of the code about to run, with "+changes" when its code (not its docs) differs
+ * from that commit, or "unknown" (no git, not a checkout). Take it when the run starts: a commit
+ * made while it runs is not what ran.
+ */
 export async function gitCommit(): Promise<string> {
-  try {
+  const git = async (args: string[]) => {
     const output = await new Deno.Command("git", {
-      args: ["rev-parse", "--short", "HEAD"],
+      args,
       cwd: new URL("..", import.meta.url),
       stdout: "piped",
       stderr: "null",
     }).output();
-    return output.success ? new TextDecoder().decode(output.stdout).trim() : "unknown";
+    if (!output.success) throw new Error(`git ${args[0]} failed`);
+    return new TextDecoder().decode(output.stdout).trim();
+  };
+  try {
+    const commit = await git(["rev-parse", "--short", "HEAD"]);
+    const changed = await git([
+      "status",
+      "--porcelain",
+      "--untracked-files=no",
+      "--",
+      "src",
+      "scripts",
+      "cli.ts",
+      "mod.ts",
+      "deno.json",
+    ]);
+    return changed === "" ? commit : `${commit}+changes`;
   } catch {
     return "unknown";
   }
 }
 
 /** A record of this run, ready for {@link writeBenchOutput}. */
-export async function benchRecord(
+export function benchRecord(
   benchmark: string,
   args: string[],
-  startedAt: Date,
+  started: { at: Date; commit: string },
   results: unknown,
-): Promise<BenchRecord> {
+): BenchRecord {
   return {
     benchmark,
     command: `deno task bench ${benchmark} ${args.join(" ")}`.trimEnd(),
-    startedAt: startedAt.toISOString(),
-    commit: await gitCommit(),
+    startedAt: started.at.toISOString(),
+    commit: started.commit,
     machine: {
       os: Deno.build.os,
       arch: Deno.build.arch,

@@ -24,6 +24,7 @@ import {
   type BarChart,
   benchRecord,
   COLORS,
+  gitCommit,
   subtitleOf,
   writeBenchOutput,
 } from "./bench_charts.ts";
@@ -531,7 +532,7 @@ async function redisCluster(dir: string, replicas: number, durability: string[] 
 /** Lag and sync latency, and throughput with 0/1/2 replicas: kvstore and Redis side by side. */
 function replicationCharts(
   figures: ReplicationResults,
-  record: Awaited<ReturnType<typeof benchRecord>>,
+  record: ReturnType<typeof benchRecord>,
 ): Record<string, BarChart> {
   const subtitle = subtitleOf(record);
   const latencyRows: { category: string; kvstore?: LatencyFigure; redis?: LatencyFigure }[] = [];
@@ -598,7 +599,7 @@ function replicationCharts(
 
 export async function main(args: string[]): Promise<void> {
   const options = parseOptions(args);
-  const startedAt = new Date();
+  const started = { at: new Date(), commit: await gitCommit() };
   results = { lag: [], sync: [], throughput: [] };
   cpuProfDir = options.cpuProfDir;
   const runs = (section: string) => options.only === undefined || options.only.has(section);
@@ -840,7 +841,7 @@ export async function main(args: string[]): Promise<void> {
     }
     out(`# load average at end: ${loadAverage()}`);
     if (options.out !== undefined) {
-      const record = await benchRecord("replication", args, startedAt, results);
+      const record = benchRecord("replication", args, started, results);
       const paths = await writeBenchOutput(options.out, record, replicationCharts(results, record));
       out(`# wrote ${paths.join(", ")}`);
     }

@@ -27,6 +27,7 @@ import {
   type BarChart,
   benchRecord,
   COLORS,
+  gitCommit,
   subtitleOf,
   writeBenchOutput,
 } from "./bench_charts.ts";
@@ -434,7 +435,7 @@ interface RedisBenchmarkResult {
 /** Throughput and latency percentiles per scenario, kvstore and Redis side by side. */
 function serverCharts(
   results: ScenarioResult[],
-  record: Awaited<ReturnType<typeof benchRecord>>,
+  record: ReturnType<typeof benchRecord>,
 ): Record<string, BarChart> {
   const categories = results.map((r) =>
     `${r.fsync} ${r.workload.toUpperCase()} ${r.connections}×${r.pipeline}`
@@ -496,7 +497,7 @@ export async function main(args: string[]): Promise<void> {
       out: { type: "string" },
     },
   });
-  const startedAt = new Date();
+  const started = { at: new Date(), commit: await gitCommit() };
   const seconds = Number(values.seconds);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new Error("--seconds must be positive");
   const options: Options = {
@@ -614,7 +615,7 @@ export async function main(args: string[]): Promise<void> {
       for (const row of benchmarkRows) console.log(row);
     }
     if (values.out !== undefined) {
-      const record = await benchRecord("server", args, startedAt, {
+      const record = benchRecord("server", args, started, {
         options,
         scenarios: measured,
         redisBenchmark: redisBenchmarkResults,
