@@ -26,6 +26,15 @@ const READ_FILES: readonly SettingName[] = [
 export function servePermissions(args: string[], env: Record<string, string>): string[] {
   const { config } = loadConfig({ args, env });
   const files = READ_FILES.map((name) => String(config[name])).filter((path) => path !== "");
+  for (const path of [config.DATA_DIR, ...files]) {
+    // Deno's permission lists are comma-separated: such a path cannot be granted alone.
+    if (path.includes(",")) {
+      throw new ConfigError(
+        `"${path}" has a comma, which deno task serve cannot grant; rename it, or run ` +
+          "deno run -A cli.ts serve (or the compiled kvstore) instead",
+      );
+    }
+  }
   return [
     "--allow-net",
     `--allow-read=${[config.DATA_DIR, ...files].join(",")}`,

@@ -244,3 +244,18 @@ Deno.test("cli: --log-level takes the usual spellings (warn, WARNING, err)", asy
     await Deno.remove(dataDir, { recursive: true });
   }
 });
+
+Deno.test("cli: deno task serve refuses a path its permission list cannot hold, saying why", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["task", "serve", "--port", "0", "--data-dir", "/tmp/kvstore,comma"],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(output.code, 1);
+  assert.match(
+    decoder.decode(output.stderr),
+    /"\/tmp\/kvstore,comma" has a comma, which deno task/,
+  );
+  assert.equal(await Deno.stat("/tmp/kvstore,comma").then(() => true, () => false), false);
+});
