@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { BUILT_IN_COMMANDS } from "../server/commands.ts";
 import type { ServerNode } from "../server/hooks.ts";
 import { VERSION } from "../version.ts";
 
@@ -160,15 +161,10 @@ export function masterOf(fields: Map<string, string>): MasterStatus {
   return master;
 }
 
-/** Command names that are client writes, for the writes-per-second series. */
-const WRITE_COMMANDS: ReadonlySet<string> = new Set([
-  "PUT",
-  "SET",
-  "DELETE",
-  "DEL",
-  "BATCHPUT",
-  "MSET",
-]);
+/** Command names that are client writes (PUT, SET, DEL, ...), for the writes-per-second series. */
+const WRITE_COMMANDS: ReadonlySet<string> = new Set(
+  [...BUILT_IN_COMMANDS].filter(([, spec]) => spec.write).map(([name]) => name),
+);
 
 /**
  * Takes the samples the charts draw, keeping the last `capacity` of them. Feed it every batch of
