@@ -42,7 +42,11 @@ export type Reply =
   | { type: "status"; text: string }
   | { type: "array"; items: Reply[] }
   /** Bytes already encoded in the request's framing (a reply a handler wrote elsewhere first). */
-  | { type: "raw"; bytes: Uint8Array };
+  | { type: "raw"; bytes: Uint8Array }
+  /** What {@link ReplyWriter.pairs} writes (a READRANGE answered later). */
+  | { type: "pairs"; pairs: readonly (readonly [Uint8Array, Uint8Array])[] }
+  /** What {@link ReplyWriter.values} writes (an MGET answered later). */
+  | { type: "values"; values: readonly (Uint8Array | undefined)[] };
 
 /**
  * A growable buffer of encoded replies.
@@ -240,6 +244,10 @@ export class ReplyWriter extends OutputBuffer {
         return this.#array(reply.items);
       case "raw":
         return this.raw(reply.bytes);
+      case "pairs":
+        return this.pairs(reply.pairs);
+      case "values":
+        return this.values(reply.values);
     }
   }
 

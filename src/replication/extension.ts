@@ -51,12 +51,7 @@ import {
 } from "./node_state.ts";
 import { type ApplierReply, ReplicaApplier, upper } from "./replica_applier.ts";
 import type { ReplicationSource } from "./replica_link.ts";
-import {
-  MAX_LSN,
-  parseHelloRequest,
-  parseStreamNumber,
-  StreamFormatError,
-} from "./stream_protocol.ts";
+import { MAX_LSN, parseHelloRequest, parseOrThrow, parseStreamNumber } from "./stream_protocol.ts";
 import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
 import { Replicator, type ReplicatorOptions } from "./replicator.ts";
 import { consistencyCommands } from "./consistency.ts";
@@ -136,6 +131,8 @@ export interface ReplicationOptions {
 
 /** Per-connection key (`ConnectionInfo.state`): the epoch a master's HELLO announced on it. */
 const STREAM_EPOCH = "replication.streamEpoch";
+/** Per-connection key: this connection's old master was already logged as fenced. */
+const FENCED_LOGGED = "replication.fencedLogged";
 
 /** The manual `REPLICATE` writes of the spec, stored as local writes on a replica. */
 const LOCAL_WRITE_SUBCOMMANDS: ReadonlySet<string> = new Set(["PUT", "BATCHPUT", "DELETE"]);
@@ -154,12 +151,7 @@ function newerEpochOf(message: string): number | undefined {
 
 /** A stream request that does not parse, as the client's error. */
 function asCommandError<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (error instanceof StreamFormatError) throw new CommandError(error.message);
-    throw error;
-  }
+  return parseOrThrow(parse, (message) => new CommandError(message));
 }
 
 /**
@@ -216,9 +208,10 @@ class NodeReplication {
     if (node.replica) {
       this.#applier = this.#newApplier();
     } else if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
-      this.#replicator = this.#newReplicator(masterSourceOf(store), config.REPLICA_ADDRESSES);
-      replicators.set(node, this.#replicator);
-      this.#replicator.start();
+      this.#use(this.#newReplicator(masterSourceOf(store), config.REPLICA_ADDRESSES));
+      // The log may hold writes whose sync wait failed before a restart: reads wait until the
+      // replicas have everything (async mode: it is durable already, the floor costs nothing).
+      node.commit.raiseFloor(store.lastLsn);
     }
     if (!node.replica && state.highestEpochSeen > Math.max(store.epoch, store.lastEpoch)) {
       // Told of a newer master before it stopped: it stays deposed (a restart must not make a
@@ -249,9 +242,14 @@ class NodeReplication {
     });
   }
 
+  /**
+   * A replicator for `addresses`. `committedLsn`: what counts as committed already (sync mode);
+   * the default 0 is for a master starting up, whose log may hold writes whose sync wait failed.
+   */
   #newReplicator(
     source: ReplicationSource,
     addresses: { host: string; port: number }[],
+    committedLsn = 0,
   ): Replicator {
     const config = { ...this.#node.config, REPLICA_ADDRESSES: addresses };
     const options: ReplicatorOptions = {
@@ -259,6 +257,7 @@ class NodeReplication {
       authToken: this.#options.authToken,
       onRefused: (address, code, message) => this.#refused(address, code, message),
       masterAddress: () => this.#advertisedAddress(),
+      committedLsn,
     };
     return new Replicator(source, config, Date.now, options);
   }
@@ -293,6 +292,22 @@ class NodeReplication {
       },
       replicas: node.replica ? [] : this.#replicator?.getStats().replicas ?? [],
     };
+  }
+
+  /**
+   * Makes `replicator` this master's and starts it; in sync mode, reads then stop at what its
+   * replicas acknowledged (the server's commit point).
+   */
+  #use(replicator: Replicator): void {
+    this.#replicator = replicator;
+    replicators.set(this.#node, replicator);
+    replicator.start();
+    if (replicator.mode !== "sync") return;
+    this.#node.commit.setReplication({
+      committedLsn: () => replicator.committedLsn,
+      awaitReplication: (lsn) =>
+        replicator.waitForReplicas(lsn).then(() => undefined, (error: Error) => error.message),
+    });
   }
 
   /** The highest epoch this node knows of. */
@@ -454,10 +469,14 @@ class NodeReplication {
       }
     }
     if (senderEpoch !== undefined && senderEpoch < own) {
-      log.warn(
-        "fenced the master {master} of epoch {epoch}: this node is the master of epoch {own}",
-        { event: "fenced_old_master", master: connection.peer, epoch: senderEpoch, own },
-      );
+      if (!connection.state.has(FENCED_LOGGED)) {
+        // Once per connection: the frames the old master had in flight all come back refused.
+        connection.state.set(FENCED_LOGGED, true);
+        log.warn(
+          "fenced the master {master} of epoch {epoch}: this node is the master of epoch {own}",
+          { event: "fenced_old_master", master: connection.peer, epoch: senderEpoch, own },
+        );
+      }
       throw staleEpochError(
         own,
         senderEpoch,
@@ -568,14 +587,15 @@ class NodeReplication {
     try {
       await store.whenDurable(store.lastLsn);
       const fromLsn = store.lastLsn;
-      const replicator = this.#newReplicator(masterSourceOf(store, "durable"), []);
+      const replicator = this.#newReplicator(masterSourceOf(store, "durable"), [], fromLsn);
       // No await from promote() to start(): the replicator must see every record after the
       // marker from the in-memory stream.
       const markerLsn = store.promote(epoch);
-      this.#replicator = replicator;
-      replicators.set(node, replicator);
+      // Reads show the old epoch's data once the new epoch's first record is committed (in sync
+      // mode: on the required replicas of this master), as a new Raft leader does.
+      node.commit.raiseFloor(markerLsn);
+      this.#use(replicator);
       this.#applier = undefined;
-      replicator.start();
       // Client writes stay refused until the promotion is on disk, so a restart with the old
       // settings can never silently turn a master that took writes into a replica.
       this.#saveState({
@@ -646,11 +666,10 @@ class NodeReplication {
       }
       for (const address of addresses) {
         if (this.#replicator === undefined) {
-          this.#replicator = this.#newReplicator(masterSourceOf(this.#node.store, "durable"), [
-            address,
-          ]);
-          replicators.set(this.#node, this.#replicator);
-          this.#replicator.start();
+          const store = this.#node.store;
+          this.#use(
+            this.#newReplicator(masterSourceOf(store, "durable"), [address], store.durableLsn),
+          );
           log.info("replica {replica} added", { replica: formatHostPort(address) });
         } else {
           this.#replicator.addReplica(address.host, address.port);

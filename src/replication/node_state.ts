@@ -20,9 +20,8 @@
  *
  * @module
  */
-import { DATA_FILE_MODE, fsyncDir } from "../storage/durable_file.ts";
+import { writeFileDurablySync } from "../storage/durable_file.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
-import { writeAllSync } from "../write_all.ts";
 
 /** The file name, in the data directory. */
 export const NODE_STATE_FILE = "NODE_STATE.json";
@@ -94,21 +93,6 @@ export function writeNodeState(dir: string, state: NodeState): void {
   if (!isNodeState(state)) {
     throw new NodeStateError(`refused to write an impossible node state: ${JSON.stringify(state)}`);
   }
-  const path = `${dir}/${NODE_STATE_FILE}`;
-  const tmp = `${path}.tmp`;
   const bytes = new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n");
-  const file = Deno.openSync(tmp, {
-    write: true,
-    create: true,
-    truncate: true,
-    mode: DATA_FILE_MODE,
-  });
-  try {
-    writeAllSync(file, bytes);
-    file.syncDataSync();
-  } finally {
-    file.close();
-  }
-  Deno.renameSync(tmp, path);
-  fsyncDir(dir);
+  writeFileDurablySync(dir, NODE_STATE_FILE, bytes);
 }

@@ -15,8 +15,8 @@ import {
   helloReplyText,
   MAX_LSN,
   parseHelloRequest,
+  parseOrThrow,
   parseStreamNumber,
-  StreamFormatError,
 } from "./stream_protocol.ts";
 
 /** What a replica's storage offers replication (see the storage contract). */
@@ -112,14 +112,9 @@ function parseCount(bytes: Uint8Array, what: string, max = MAX_LSN): number {
   return asReplicateError(() => parseStreamNumber(bytes, what, max));
 }
 
-/** Runs `parse`, turning a {@link StreamFormatError} into a {@link ReplicateError}. */
+/** Runs `parse`, turning a stream format error into a {@link ReplicateError}. */
 function asReplicateError<T>(parse: () => T): T {
-  try {
-    return parse();
-  } catch (error) {
-    if (error instanceof StreamFormatError) throw new ReplicateError(error.message);
-    throw error;
-  }
+  return parseOrThrow(parse, (message) => new ReplicateError(message));
 }
 
 /**
@@ -304,13 +299,7 @@ export class ReplicaApplier {
     }
     if (step === "CHUNK") {
       if (args.length !== 3) throw new ReplicateError("REPLICATE SNAPSHOT CHUNK requires pairs");
-      let pairs: [Uint8Array, Uint8Array][];
-      try {
-        pairs = decodePairs(args[2].slice());
-      } catch (error) {
-        if (error instanceof StreamFormatError) throw new ReplicateError(error.message);
-        throw error;
-      }
+      const pairs = asReplicateError(() => decodePairs(args[2].slice()));
       sync.pairs += pairs.length;
       const count = sync.pairs;
       sync.chain = sync.chain.then(() => sync.writer.add(pairs));

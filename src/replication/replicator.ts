@@ -62,6 +62,12 @@ export interface ReplicatorOptions {
   onRefused?: (address: string, code: string, message: string) => void;
   /** Where clients reach this master (`host:port`), told to each replica in HELLO. */
   masterAddress?: () => string;
+  /**
+   * Sync mode: the LSN up to which the source's records count as committed already (0, the
+   * default: only the replicas' acknowledgements commit; a replicator started on a running
+   * master passes its durable LSN, committed under the rule before it).
+   */
+  committedLsn?: number;
 }
 
 interface SyncToken {
@@ -116,9 +122,7 @@ export class Replicator {
     this.replicaManager = new ReplicaManager(policy, nowMs, this.#lagClock);
     this.#tracker = new SyncAckTracker(config.SYNC_REPLICAS, policy.timeoutMs);
     this.#durableLsn = source.lastLsn;
-    // What the log holds at start was committed under rules this replicator cannot check (it
-    // may hold writes whose sync wait failed): only the replicas' acknowledgements commit it.
-    this.#committedLsn = 0;
+    this.#committedLsn = options.committedLsn ?? 0;
     for (const address of config.REPLICA_ADDRESSES) this.#addLink(address.host, address.port);
     this.#refreshCommitted();
   }

@@ -259,6 +259,19 @@ export class StreamFormatError extends Error {
   override name = "StreamFormatError";
 }
 
+/**
+ * Runs `parse`; a {@link StreamFormatError} it throws becomes `wrap(message)` (the caller's own
+ * error: the server's `CommandError`, the applier's `ReplicateError`), anything else goes on.
+ */
+export function parseOrThrow<T>(parse: () => T, wrap: (message: string) => Error): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (error instanceof StreamFormatError) throw wrap(error.message);
+    throw error;
+  }
+}
+
 /** Largest LSN a record can hold (below 2^53, see the storage codec). */
 export const MAX_LSN = Number.MAX_SAFE_INTEGER;
 /** Longest ping interval or reply timeout a HELLO may announce: a day, in ms. */

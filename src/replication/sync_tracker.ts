@@ -145,13 +145,7 @@ export class SyncAckTracker<T> {
     for (let i = backed; i < waiters.length; i++) {
       const w = waiters[i];
       if (w.deadlineMs <= nowMs) {
-        const error = new SyncReplicationError(
-          w.lsn,
-          countAcked(w.lsn, replicas),
-          required,
-          this.#timeoutMs,
-        );
-        expired.push({ token: w.token, error });
+        expired.push(this.#failed(w, replicas, required, "timeout"));
       } else {
         rest.push(w);
       }
@@ -163,18 +157,23 @@ export class SyncAckTracker<T> {
   /** Fails every waiting write now: the master is stopping. */
   failAll(replicas: readonly AckView[]): Settled<T>["expired"] {
     const required = this.requiredCount(replicas);
-    const out = this.#waiters.map((w) => ({
-      token: w.token,
-      error: new SyncReplicationError(
-        w.lsn,
-        countAcked(w.lsn, replicas),
-        required,
-        this.#timeoutMs,
-        "stopping",
-      ),
-    }));
+    const out = this.#waiters.map((w) => this.#failed(w, replicas, required, "stopping"));
     this.#waiters = [];
     return out;
+  }
+
+  /** A waiter and the error it fails with. */
+  #failed(
+    w: Waiter<T>,
+    replicas: readonly AckView[],
+    required: number,
+    failure: SyncFailureCause,
+  ): { token: T; error: SyncReplicationError } {
+    const acked = countAcked(w.lsn, replicas);
+    return {
+      token: w.token,
+      error: new SyncReplicationError(w.lsn, acked, required, this.#timeoutMs, failure),
+    };
   }
 
   /**
@@ -186,16 +185,7 @@ export class SyncAckTracker<T> {
     const expired: Settled<T>["expired"] = [];
     let i = 0;
     for (; i < this.#waiters.length && this.#waiters[i].lsn <= lsn; i++) {
-      const w = this.#waiters[i];
-      expired.push({
-        token: w.token,
-        error: new SyncReplicationError(
-          w.lsn,
-          countAcked(w.lsn, replicas),
-          required,
-          this.#timeoutMs,
-        ),
-      });
+      expired.push(this.#failed(this.#waiters[i], replicas, required, "timeout"));
     }
     this.#waiters.splice(0, i);
     return expired;

@@ -36,6 +36,8 @@ function pairsOf(args: Uint8Array[]): [Uint8Array, Uint8Array][] {
 
 const OK: Reply = { type: "ok" };
 const ONE: Reply = { type: "integer", value: 1 };
+const ZERO: Reply = { type: "integer", value: 0 };
+const NOT_FOUND: Reply = { type: "notFound" };
 
 /**
  * Finishes a client write with LSN `lsn` whose reply is `reply`: written now (it leaves once the
@@ -54,7 +56,53 @@ function acknowledge(ctx: CommandContext, lsn: number, out: ReplyWriter, reply: 
 }
 
 function put(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  return acknowledge(ctx, ctx.node.store.writePut(args[0], args[1]), out, OK);
+  const lsn = ctx.node.store.writePut(args[0], args[1]);
+  ctx.node.commit.noteWrite(args[0], lsn);
+  return acknowledge(ctx, lsn, out, OK);
+}
+
+/**
+ * Answers a read with `reply` once `lsn` is committed (0: at once, written into `out`): a read
+ * never shows a write that a crash or a failover could take back (see `commit_point.ts`).
+ */
+function answerCommitted(
+  ctx: CommandContext,
+  lsn: number,
+  out: ReplyWriter,
+  reply: Reply,
+): void | Promise<Reply> {
+  const commit = ctx.node.commit;
+  if (lsn === 0 || commit.durableSuffices(lsn)) {
+    // Committed once durable here: the batch's one durability wait covers it, as for a write
+    // (and a failed log closes the connection without replies, as for a write).
+    if (lsn > 0) ctx.wrote(lsn);
+    out.reply(reply);
+    return;
+  }
+  return commit.whenCommitted(lsn).then((reason): Reply =>
+    reason === undefined ? reply : { type: "error", message: notCommitted(lsn, reason) }
+  );
+}
+
+/** The error of a read whose value's write cannot be committed. */
+function notCommitted(lsn: number, reason: string): string {
+  return `the newest write this read depends on (LSN ${lsn}) is not committed, so its value ` +
+    `cannot be shown: ${reason}`;
+}
+
+/**
+ * For a reply already written into `out` (a request that goes on in steps): holds it until `lsn`
+ * is committed, and turns it into an error if it cannot be.
+ */
+async function committedOrThrow(ctx: CommandContext, lsn: number): Promise<void> {
+  if (lsn === 0) return;
+  const commit = ctx.node.commit;
+  if (commit.durableSuffices(lsn)) {
+    ctx.wrote(lsn);
+    return;
+  }
+  const reason = await commit.whenCommitted(lsn);
+  if (reason !== undefined) throw new CommandError(notCommitted(lsn, reason));
 }
 
 function set(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
@@ -65,21 +113,37 @@ function set(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return put(args, out, ctx);
 }
 
-function read(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
-  const value = ctx.node.store.read(args[0]);
-  if (value === undefined) out.notFound();
-  else out.value(value);
+function read(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const { commit, store } = ctx.node;
+  const value = store.read(args[0]);
+  const pending = commit.pendingLsn(args[0]);
+  if (pending === 0 || commit.durableSuffices(pending)) {
+    // The common cases, kept free of reply objects: committed, or committed by this batch's
+    // durability wait.
+    if (pending !== 0) ctx.wrote(pending);
+    if (value === undefined) out.notFound();
+    else out.value(value);
+    return;
+  }
+  return answerCommitted(
+    ctx,
+    pending,
+    out,
+    value === undefined ? NOT_FOUND : { type: "value", value },
+  );
 }
 
 /** `DELETE key`: text OK / NOT_FOUND as in the original; RESP `:1` / `:0`. */
 function deleteOne(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  const store = ctx.node.store;
+  const { commit, store } = ctx.node;
   if (!store.has(args[0])) {
-    if (ctx.framing === "text") out.notFound();
-    else out.integer(0);
-    return;
+    // "Did not exist" is a read: of a committed state only.
+    const missing: Reply = ctx.framing === "text" ? NOT_FOUND : ZERO;
+    return answerCommitted(ctx, commit.pendingLsn(args[0]), out, missing);
   }
-  return acknowledge(ctx, store.writeDelete(args[0]), out, ctx.framing === "text" ? OK : ONE);
+  const lsn = store.writeDelete(args[0]);
+  commit.noteWrite(args[0], lsn);
+  return acknowledge(ctx, lsn, out, ctx.framing === "text" ? OK : ONE);
 }
 
 /**
@@ -87,28 +151,33 @@ function deleteOne(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
  * keys are deleted in steps; the reply waits for the last one's durability (and replicas).
  */
 function del(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  const store = ctx.node.store;
+  const { commit, store } = ctx.node;
   let deleted = 0;
   let lsn = 0;
+  /** The newest uncommitted write of a key found missing ("did not exist" is a read). */
+  let pending = 0;
   const work = (from: number, to: number) => {
     for (let i = from; i < to; i++) {
-      if (!store.has(args[i])) continue;
+      if (!store.has(args[i])) {
+        pending = Math.max(pending, commit.pendingLsn(args[i]));
+        continue;
+      }
       lsn = store.writeDelete(args[i]);
+      commit.noteWrite(args[i], lsn);
       deleted++;
     }
   };
   if (args.length <= STEP_CHECK_ITEMS) {
     work(0, args.length);
-    if (deleted === 0) {
-      out.integer(0);
-      return;
-    }
+    if (deleted === 0) return answerCommitted(ctx, pending, out, ZERO);
+    // Its own (later) LSN committed commits the missing keys' writes too.
     return acknowledge(ctx, lsn, out, { type: "integer", value: deleted });
   }
   ctx.inSteps((async () => {
     await runInSteps(args.length, ctx.node.config.REQUEST_STEP_MS, work, () => ctx.stepDone(0));
     if (deleted === 0) {
       out.integer(0);
+      await committedOrThrow(ctx, pending);
       return;
     }
     ctx.wrote(lsn);
@@ -124,7 +193,9 @@ function batchPut(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     out.error("BATCHPUT needs keys and values in pairs (key value [key value ...])");
     return;
   }
-  return acknowledge(ctx, ctx.node.store.writeBatch(pairsOf(args)), out, OK);
+  const lsn = ctx.node.store.writeBatch(pairsOf(args));
+  for (let i = 0; i < args.length; i += 2) ctx.node.commit.noteWrite(args[i], lsn);
+  return acknowledge(ctx, lsn, out, OK);
 }
 
 /** The smallest key after `key` in byte order (where the next page of a range starts). */
@@ -139,7 +210,7 @@ function successor(key: Uint8Array): Uint8Array {
  * REQUEST_STEP_MS when there are more, within MAX_RANGE_KEYS and MAX_RANGE_BYTES (each page's
  * sizes are checked from the index before its values are read).
  */
-function readRange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+function readRange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const { config, limits, store } = ctx.node;
   const limit = config.MAX_RANGE_KEYS;
   const maxBytes = config.MAX_RANGE_BYTES;
@@ -176,14 +247,19 @@ function readRange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): v
     start = successor(got[got.length - 1][0]);
     return false;
   };
+  // Any write may fall in the range (a deletion leaves no key to look up): every write up to the
+  // last page read must be committed.
   if (page()) {
-    out.pairs(pairs);
+    const pending = ctx.node.commit.pendingAllLsn();
+    if (pending === 0) out.pairs(pairs);
+    else return answerCommitted(ctx, pending, out, { type: "pairs", pairs });
     return;
   }
   ctx.inSteps(
-    repeatInSteps(config.REQUEST_STEP_MS, page, () => ctx.stepDone(bytes)).then(() =>
-      out.pairs(pairs)
-    ),
+    repeatInSteps(config.REQUEST_STEP_MS, page, () => ctx.stepDone(bytes)).then(() => {
+      out.pairs(pairs);
+      return committedOrThrow(ctx, ctx.node.commit.pendingAllLsn());
+    }),
   );
 }
 
@@ -191,12 +267,14 @@ function readRange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): v
  * `MGET key...`: values written as they are read, in steps when there are many keys. A reply that
  * would pass OUTPUT_BUFFER_HARD_LIMIT_BYTES is refused (an error instead of a closed connection).
  */
-function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
-  const { config, limits, store } = ctx.node;
+function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const { commit, config, limits, store } = ctx.node;
   const maxBytes = config.OUTPUT_BUFFER_HARD_LIMIT_BYTES;
   const start = out.length;
+  let pending = 0;
   const work = (from: number, to: number) => {
     for (let i = from; i < to; i++) {
+      pending = Math.max(pending, commit.pendingLsn(args[i]));
       out.valuesItem(i, store.read(args[i]));
       if (out.length - start > maxBytes) {
         limits.hit("OUTPUT_BUFFER_HARD_LIMIT_BYTES", maxBytes, "an MGET from {peer} was refused", {
@@ -209,33 +287,59 @@ function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
       }
     }
   };
-  out.valuesStart(args.length);
   if (args.length <= STEP_CHECK_ITEMS) {
+    // A few keys: when one must wait for replicas, the values are kept for a late reply (the
+    // connection goes on with its next requests meanwhile).
+    for (const key of args) pending = Math.max(pending, commit.pendingLsn(key));
+    if (pending !== 0 && !commit.durableSuffices(pending)) {
+      const values = args.map((key) => store.read(key));
+      return answerCommitted(ctx, pending, out, { type: "values", values });
+    }
+    if (pending !== 0) ctx.wrote(pending);
+    out.valuesStart(args.length);
     work(0, args.length);
     out.valuesEnd();
     return;
   }
+  out.valuesStart(args.length);
   const held = () => ctx.stepDone(out.length - start);
   ctx.inSteps(
-    runInSteps(args.length, config.REQUEST_STEP_MS, work, held).then(() => out.valuesEnd()),
+    runInSteps(args.length, config.REQUEST_STEP_MS, work, held).then(() => {
+      out.valuesEnd();
+      return committedOrThrow(ctx, pending);
+    }),
   );
 }
 
 /** `EXISTS key...`: how many exist, counted in steps when there are many keys. */
-function exists(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
-  const store = ctx.node.store;
+function exists(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const { commit, store } = ctx.node;
   let count = 0;
+  let pending = 0;
   const work = (from: number, to: number) => {
-    for (let i = from; i < to; i++) if (store.has(args[i])) count++;
+    for (let i = from; i < to; i++) {
+      if (store.has(args[i])) count++;
+      pending = Math.max(pending, commit.pendingLsn(args[i]));
+    }
   };
   if (args.length <= STEP_CHECK_ITEMS) {
     work(0, args.length);
-    out.integer(count);
-    return;
+    return answerCommitted(ctx, pending, out, { type: "integer", value: count });
   }
   const stepMs = ctx.node.config.REQUEST_STEP_MS;
   const between = () => ctx.stepDone(0);
-  ctx.inSteps(runInSteps(args.length, stepMs, work, between).then(() => out.integer(count)));
+  ctx.inSteps(
+    runInSteps(args.length, stepMs, work, between).then(() => {
+      out.integer(count);
+      return committedOrThrow(ctx, pending);
+    }),
+  );
+}
+
+function dbsize(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const { commit, store } = ctx.node;
+  const keys: Reply = { type: "integer", value: store.stats().keys };
+  return answerCommitted(ctx, commit.pendingAllLsn(), out, keys);
 }
 
 function ping(args: Uint8Array[], out: ReplyWriter): void {
@@ -341,10 +445,7 @@ export const BUILT_IN_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<strin
   ["READRANGE", { minArgs: 2, maxArgs: 2, handler: readRange }],
   ["MGET", { minArgs: 1, maxArgs: Infinity, handler: mget }],
   ["EXISTS", { minArgs: 1, maxArgs: Infinity, handler: exists }],
-  [
-    "DBSIZE",
-    { minArgs: 0, maxArgs: 0, handler: (_a, out, ctx) => out.integer(ctx.node.store.stats().keys) },
-  ],
+  ["DBSIZE", { minArgs: 0, maxArgs: 0, handler: dbsize }],
   ["PING", { minArgs: 0, maxArgs: 1, handler: ping }],
   ["ECHO", { minArgs: 1, maxArgs: 1, handler: (args, out) => out.value(args[0]) }],
   ["INFO", { minArgs: 0, maxArgs: 1, handler: info }],

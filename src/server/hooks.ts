@@ -9,6 +9,7 @@
 import type { Config } from "../config.ts";
 import type { Framing, Reply, ReplyWriter } from "../protocol/mod.ts";
 import type { KVStore } from "../storage/mod.ts";
+import type { CommitPoint } from "./commit_point.ts";
 import type { LimitLog } from "./limit_log.ts";
 
 /** Counters the server keeps (reported by `INFO`). */
@@ -48,6 +49,8 @@ export interface ServerNode {
    * so (the write may be lost), never OK.
    */
   deposed: string | undefined;
+  /** Where this node's reads stop: only committed writes are shown (see `commit_point.ts`). */
+  readonly commit: CommitPoint;
   /** The address the server listens on (set once it listens). */
   readonly host: string;
   /** The port it listens on (the real one when PORT was 0). */

@@ -22,6 +22,7 @@ import type {
   ServerNode,
   ServerStats,
 } from "./hooks.ts";
+import { CommitPoint } from "./commit_point.ts";
 import { formatInfo } from "./info.ts";
 import { LimitLog } from "./limit_log.ts";
 
@@ -64,6 +65,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   readonly store: KVStore;
   replica: boolean;
   deposed: string | undefined;
+  readonly commit: CommitPoint;
   host = "";
   port = 0;
   readonly startedAtMs = Date.now();
@@ -108,6 +110,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     this.config = config;
     this.store = store;
     this.replica = config.REPLICA;
+    this.commit = new CommitPoint(store);
     this.#options = options;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     for (const [name, spec] of BUILT_IN_COMMANDS) this.commands.set(name, { ...spec, name });

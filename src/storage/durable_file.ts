@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { writeAll } from "../write_all.ts";
+import { writeAll, writeAllSync } from "../write_all.ts";
 import { temporaryPathOf } from "./file_names.ts";
 
 /**
@@ -47,6 +47,38 @@ export async function writeFileDurably(
   const tmp = temporaryPathOf(path);
   await writeSyncedFile(tmp, bytes);
   await Deno.rename(tmp, path);
+  fsyncDir(dir);
+}
+
+/**
+ * {@link writeFileDurably}, blocking: for small files written on rare events, when what follows
+ * must see the file already durable in the same turn (NODE_STATE.json).
+ *
+ * @example
+ * ```ts
+ * import { writeFileDurablySync } from "./durable_file.ts";
+ * const dir = Deno.makeTempDirSync();
+ * writeFileDurablySync(dir, "state.json", new TextEncoder().encode("{}"));
+ * console.log(Deno.readTextFileSync(`${dir}/state.json`)); // {}
+ * Deno.removeSync(dir, { recursive: true });
+ * ```
+ */
+export function writeFileDurablySync(dir: string, name: string, bytes: Uint8Array): void {
+  const path = `${dir}/${name}`;
+  const tmp = temporaryPathOf(path);
+  const file = Deno.openSync(tmp, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: DATA_FILE_MODE,
+  });
+  try {
+    writeAllSync(file, bytes);
+    file.syncDataSync();
+  } finally {
+    file.close();
+  }
+  Deno.renameSync(tmp, path);
   fsyncDir(dir);
 }
 

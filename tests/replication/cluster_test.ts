@@ -505,7 +505,16 @@ Deno.test({
         /write applied on the master \(LSN \d+\) but acknowledged by only 0 of 1 required replicas within REPLICATION_TIMEOUT 0.5 s/,
       );
       assert.ok(elapsedMs >= 400 && elapsedMs < 3000, `answered after ${elapsedMs} ms`);
-      assert.deepEqual(await textRequest(master.port, ["READ k"]), ["v"], "applied on the master");
+      // Applied on the master but not committed: a read must not show it (a failover to the
+      // replica would take it back), and it says so at once rather than after another timeout.
+      const readStart = Date.now();
+      const [read] = await textRequest(master.port, ["READ k"]);
+      assert.match(
+        read,
+        /^ERROR: the newest write this read depends on \(LSN \d+\) is not committed, so its value cannot be shown: .*acknowledged by only 0 of 1/,
+      );
+      assert.ok(Date.now() - readStart < 400, `read refused after ${Date.now() - readStart} ms`);
+      assert.deepEqual(await textRequest(master.port, ["READ before"]), ["v"], "committed");
     }),
 });
 

@@ -15,8 +15,22 @@ import {
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
+import { FaultProxy } from "../helpers/fault_proxy.ts";
 
 const FAST = ["--fsync", "no", ...FAST_FAILURE_FLAGS];
+const SYNC_ONE = ["--replication-mode", "sync", "--sync-replicas", "1"];
+
+/** Starts a master replicating to 127.0.0.1:`replicaPort`; resolves once the replica streams. */
+async function startMaster(dir: string, replicaPort: number, flags: string[]): Promise<KvNode> {
+  const master = await KvNode.start("master", `${dir}/master`, [
+    "--replicas",
+    `127.0.0.1:${replicaPort}`,
+    ...FAST,
+    ...flags,
+  ]);
+  await waitUntil("replica streaming", () => replicasCaughtUp(master));
+  return master;
+}
 
 /** What the writers saw of the old master. */
 interface Outcome {
@@ -41,13 +55,7 @@ async function splitBrain(
   { writers = 4, promoteAfterMs = 300, writeAfterMs = 700 } = {},
 ): Promise<{ master: KvNode; promoted: KvNode; outcome: Outcome }> {
   const promoted = await KvNode.start("replica", `${dir}/replica`, ["--replica", ...FAST]);
-  const master = await KvNode.start("master", `${dir}/master`, [
-    "--replicas",
-    `127.0.0.1:${promoted.port}`,
-    ...FAST,
-    ...masterFlags,
-  ]);
-  await waitUntil("replica streaming", () => replicasCaughtUp(master));
+  const master = await startMaster(dir, promoted.port, masterFlags);
   const outcome: Outcome = {
     acknowledged: new Map(),
     errors: [],
@@ -104,9 +112,7 @@ for (const syncReplicas of ["1", "0"]) {
     fn: () =>
       withClusterDir("kvstore-fencing-test-", async (dir) => {
         const { master, promoted, outcome } = await splitBrain(dir, [
-          "--replication-mode",
-          "sync",
-          "--sync-replicas",
+          ...SYNC_ONE.slice(0, 3),
           syncReplicas,
         ]);
         assert.ok(outcome.acknowledged.size > 20, `${outcome.acknowledged.size} acknowledged`);
@@ -180,5 +186,65 @@ Deno.test({
       old = await KvNode.start("old", `${dir}/old`, ["--port", String(port), ...FAST]);
       assert.match(await old.send(["PUT", "k", "again"]), /^ERR READONLY .*epoch 1 exists/);
       assert.match((await old.info()).get("write_guarantee") ?? "", /^none: deposed/);
+    }),
+});
+
+Deno.test({
+  name: "sync mode: an old master paused (SIGSTOP) while its replica is promoted, then resumed, " +
+    "acknowledges none of the writes that were waiting",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-fencing-test-", async (dir) => {
+      const promoted = await KvNode.start("replica", `${dir}/replica`, ["--replica", ...FAST]);
+      const master = await startMaster(dir, promoted.port, SYNC_ONE);
+      const conns = await Promise.all(Array.from({ length: 4 }, () => master.connect()));
+      try {
+        assert.equal(await conns[0].send(["PUT", "before", "v"]), "OK");
+        Deno.kill(master.pid, "SIGSTOP");
+        // Sent while it is paused: they wait in its socket buffers.
+        const waiting = conns.map((conn, i) => conn.send(["PUT", `paused:${i}`, "v"]));
+        assert.match(await promoted.send(["PROMOTE"]), /^PROMOTED epoch 1 /);
+        Deno.kill(master.pid, "SIGCONT");
+        const replies = (await Promise.all(waiting)).map(asText);
+        for (const reply of replies) assert.notEqual(reply, "OK", replies.join("\n"));
+        await waitUntil("the old master is deposed", async () =>
+          (await master.info()).has("deposed"));
+        assert.deepEqual(await lostWrites(promoted, new Map([["before", "v"]])), []);
+      } finally {
+        for (const conn of conns) {
+          conn.close();
+        }
+      }
+    }),
+});
+
+Deno.test({
+  name: "sync mode: an old master partitioned from its replica while it is promoted acknowledges " +
+    "nothing, and is deposed when the partition heals",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-fencing-test-", async (dir) => {
+      const promoted = await KvNode.start("replica", `${dir}/replica`, ["--replica", ...FAST]);
+      const proxy = FaultProxy.start(promoted.port);
+      try {
+        const master = await startMaster(dir, proxy.port, SYNC_ONE);
+        const conn = await master.connect();
+        assert.equal(await conn.send(["PUT", "before", "v"]), "OK");
+        proxy.setMode("blackhole");
+        assert.match(await promoted.send(["PROMOTE"]), /^PROMOTED epoch 1 /);
+        // Cut off, it cannot hear of the new epoch; it cannot back a write either.
+        const during = asText(await conn.send(["PUT", "during", "v"]));
+        assert.match(during, /acknowledged by only 0 of 1 required replicas/);
+        assert.match(asText(await conn.send(["GET", "during"])), /is not committed/);
+        proxy.setMode("pass");
+        await waitUntil("the old master is deposed", async () =>
+          (await master.info()).has("deposed"));
+        assert.equal((await conn.send(["PUT", "after", "v"]) as RespErrorReply).code, "READONLY");
+        conn.close();
+        assert.equal(await promoted.send(["READ", "before"]), "v");
+        assert.equal(await promoted.send(["READ", "during"]), "(nil)");
+      } finally {
+        await proxy.close();
+      }
     }),
 });
