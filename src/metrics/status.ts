@@ -142,17 +142,12 @@ export function replicasOf(fields: Map<string, string>): ReplicaStatus[] {
 /** The master as a replica's `INFO replication` fields describe it. */
 export function masterOf(fields: Map<string, string>): MasterStatus {
   const master: MasterStatus = {
-    address: fields.get("master_host") !== undefined
-      ? `${fields.get("master_host")}:${fields.get("master_port")}`
-      : fields.get("master_address") ?? "",
+    address: fields.get("master_address") ?? "",
     linkStatus: fields.get("master_link_status") ?? "down",
     lastAppliedLsn: numberOr(fields.get("last_applied_lsn"), 0),
     fullSyncInProgress: fields.get("full_sync_in_progress") === "1",
   };
-  const lastContact = numberOr(
-    fields.get("master_last_contact_seconds") ?? fields.get("master_last_io_seconds_ago"),
-    -1,
-  );
+  const lastContact = numberOr(fields.get("master_last_io_seconds_ago"), -1);
   if (lastContact >= 0) master.lastContactSeconds = lastContact;
   const lagRecords = numberOr(fields.get("master_lag_records"), -1);
   if (lagRecords >= 0) master.lagRecords = lagRecords;

@@ -25,7 +25,13 @@
  *
  * @module
  */
-import { type Config, formatHostPort, parseAddresses } from "../config.ts";
+import {
+  type Config,
+  formatHostPort,
+  type HostPort,
+  parseAddresses,
+  parseHostPort,
+} from "../config.ts";
 import { getLog } from "../log.ts";
 import { Gauge, type Registry } from "../metrics/registry.ts";
 import type { Reply } from "../protocol/mod.ts";
@@ -75,6 +81,32 @@ function errorReply(error: unknown): Reply {
     return { type: "error", message: error.message, code: error.code };
   }
   return { type: "error", message: error instanceof Error ? error.message : String(error) };
+}
+
+/**
+ * The master's listening address as a replica reports it: what the master announced in HELLO;
+ * a wildcard host (a master listening on 0.0.0.0 or ::) is replaced by the host its stream came
+ * from. Undefined before any master connected.
+ */
+export function masterListeningAddress(
+  announced: string,
+  streamPeer: string,
+): HostPort | undefined {
+  if (announced === "") return undefined;
+  let address: HostPort;
+  try {
+    address = parseHostPort(announced);
+  } catch {
+    return undefined;
+  }
+  if (address.host === "0.0.0.0" || address.host === "::") {
+    try {
+      address = { host: parseHostPort(streamPeer).host, port: address.port };
+    } catch {
+      // No usable peer address: keep the wildcard, which still names the port.
+    }
+  }
+  return address;
 }
 
 /** `INFO replication` fields of a master. */
@@ -701,10 +733,19 @@ class NodeReplication {
     const applier = this.#applier;
     if (applier === undefined) return [];
     const info = applier.getInfo();
+    const master = masterListeningAddress(info.masterAdvertisedAddress, info.masterAddress);
     return [
+      // Where clients reach the master (what it announced in HELLO), as Redis's master_host and
+      // master_port; the stream's own peer address is its outgoing port.
+      ["master_host", master?.host ?? ""],
+      ["master_port", master?.port ?? 0],
+      ["master_address", master === undefined ? "" : formatHostPort(master)],
+      ["master_stream_peer", info.masterAddress],
       ["master_link_status", info.masterLinkStatus],
-      ["master_address", info.masterAddress],
       ["master_last_io_seconds_ago", info.masterLastIoSecondsAgo],
+      ["master_last_lsn", info.masterKnownLsn],
+      ["master_lag_records", info.masterLagRecords],
+      ["master_lag_ms", info.masterLagMs],
       ["last_applied_lsn", info.lastAppliedLsn],
       ["epoch", info.epoch],
       ["master_epoch", info.masterEpoch],

@@ -85,8 +85,12 @@ export interface ReplicaInfo {
   masterLastIoSecondsAgo: number;
   /** Milliseconds since the master was last heard from, or -1. */
   masterLastIoMs: number;
-  /** Highest LSN the master is known to have: its HELLO's, or what it streamed since. */
+  /** Highest LSN the master is known to have: its HELLO's, its PINGs', or what it streamed since. */
   masterKnownLsn: number;
+  /** Records the master is known to have that this replica has not applied. */
+  masterLagRecords: number;
+  /** Milliseconds since this replica first knew of a master record it has not applied (0: none). */
+  masterLagMs: number;
   lastAppliedLsn: number;
   epoch: number;
   masterEpoch: number;
@@ -102,8 +106,17 @@ interface FullSyncState {
   writer: FullSyncWriter;
   pairs: number;
   expectedPairs: number;
+  /** Bytes of pair data received (keys, values and their length fields). */
+  bytes: number;
+  startedMs: number;
+  /** Progress is logged at each further 10%, or after 5 s without a line. */
+  nextReportPercent: number;
+  lastReportMs: number;
   chain: Promise<void>;
 }
+
+/** Longest time a full sync goes without a progress line. */
+const FULL_SYNC_REPORT_MS = 5_000;
 
 const decoder = new TextDecoder();
 
@@ -154,6 +167,8 @@ export class ReplicaApplier {
   #masterAddress = "";
   #masterAdvertised = "";
   #masterKnownLsn = 0;
+  /** When this replica first knew of a master record it had not applied; undefined: none. */
+  #behindSinceMs: number | undefined;
   #masterEpoch = 0;
   #linkUpWithinMs = 0;
   #lastContactMs: number | undefined;
@@ -202,6 +217,7 @@ export class ReplicaApplier {
         return this.#applyLog(args[1]);
       case "PING":
         this.#checkStream(connectionId, "PING");
+        if (args.length > 1) this.#learnMasterLsn(parseCount(args[1], "master LSN"));
         return { type: "integer", value: this.#store.lastLsn };
       case "SNAPSHOT":
         this.#checkStream(connectionId, "SNAPSHOT");
@@ -219,7 +235,9 @@ export class ReplicaApplier {
       parseHelloRequest(args)
     );
     this.#masterAdvertised = masterAddress;
-    this.#masterKnownLsn = masterLsn;
+    this.#masterKnownLsn = 0;
+    this.#behindSinceMs = undefined;
+    this.#learnMasterLsn(masterLsn);
     this.#linkUpWithinMs = pingIntervalMs + timeoutMs;
     if (this.#fullSync !== undefined) this.#abortFullSync("a new master stream started");
     const previous = this.#masterAddress;
@@ -242,6 +260,13 @@ export class ReplicaApplier {
     };
   }
 
+  /** The master has `lsn`: when this replica has not applied it, it lags from now on. */
+  #learnMasterLsn(lsn: number): void {
+    if (lsn > this.#masterKnownLsn) this.#masterKnownLsn = lsn;
+    if (this.#masterKnownLsn > this.#store.lastLsn) this.#behindSinceMs ??= this.#nowMs();
+    else this.#behindSinceMs = undefined;
+  }
+
   #checkStream(connectionId: number, what: string): void {
     if (this.#streamConnection === 0) {
       throw new ReplicateError(`REPLICATE ${what} before REPLICATE HELLO`);
@@ -260,6 +285,7 @@ export class ReplicaApplier {
     }
     const lsn = this.#store.appendReplicated(records);
     this.#appliedFrames++;
+    if (this.#behindSinceMs !== undefined) this.#learnMasterLsn(lsn);
     // Acknowledged once durable here: that is what a sync-mode master counts on.
     return { type: "integer", value: lsn, durableLsn: lsn };
   }
@@ -277,18 +303,26 @@ export class ReplicaApplier {
       if (this.#fullSync !== undefined) this.#abortFullSync("a new full sync began");
       return (async () => {
         const writer = await this.#store.beginFullSync(lsn, epoch);
+        const startedMs = this.#nowMs();
         this.#fullSync = {
           connectionId,
           lsn,
           writer,
           pairs: 0,
           expectedPairs: keys,
+          bytes: 0,
+          startedMs,
+          nextReportPercent: 10,
+          lastReportMs: startedMs,
           chain: Promise.resolve(),
         };
         this.#fullSyncs++;
+        // The master sends an estimate of the bytes, or 0 when it has none (an older master).
         this.#log.warn(
-          "full sync from the master began: {keys} keys, {bytes} bytes as of LSN {lsn}",
-          { keys, bytes, lsn },
+          bytes > 0
+            ? "full sync from the master began: {keys} keys (about {megabytes} MB) as of LSN {lsn}"
+            : "full sync from the master began: {keys} keys as of LSN {lsn}",
+          { keys, bytes, megabytes: Number((bytes / 1e6).toFixed(1)), lsn },
         );
         return { type: "ok" } as const;
       })();
@@ -301,8 +335,10 @@ export class ReplicaApplier {
       if (args.length !== 3) throw new ReplicateError("REPLICATE SNAPSHOT CHUNK requires pairs");
       const pairs = asReplicateError(() => decodePairs(args[2].slice()));
       sync.pairs += pairs.length;
+      sync.bytes += args[2].length;
       const count = sync.pairs;
       sync.chain = sync.chain.then(() => sync.writer.add(pairs));
+      this.#reportFullSync(sync);
       return sync.chain.then(() => ({ type: "integer", value: count }));
     }
     if (step === "END") {
@@ -316,14 +352,38 @@ export class ReplicaApplier {
         await sync.writer.commit();
         if (this.#fullSync === sync) this.#fullSync = undefined;
         await this.#options.fullSyncCommitted?.();
+        const seconds = Math.max(0.001, (this.#nowMs() - sync.startedMs) / 1000);
         this.#log.info(
-          "full sync from the master done: {pairs} keys as of LSN {lsn}",
-          { pairs: sync.pairs, lsn },
+          "full sync from the master done: {pairs} keys, {bytes} bytes as of LSN {lsn} in " +
+            "{seconds} s ({mbPerSecond} MB/s)",
+          {
+            pairs: sync.pairs,
+            bytes: sync.bytes,
+            lsn,
+            seconds: Number(seconds.toFixed(3)),
+            mbPerSecond: Number((sync.bytes / 1e6 / seconds).toFixed(1)),
+          },
         );
         return { type: "integer", value: lsn } as const;
       })();
     }
     throw new ReplicateError(`unknown REPLICATE SNAPSHOT step "${step}" (BEGIN, CHUNK, END)`);
+  }
+
+  /** Logs the progress of a full sync at each further 10%, and at least every 5 s. */
+  #reportFullSync(sync: FullSyncState): void {
+    const now = this.#nowMs();
+    const percent = sync.expectedPairs > 0
+      ? Math.min(100, Math.floor((sync.pairs / sync.expectedPairs) * 100))
+      : 0;
+    if (percent < sync.nextReportPercent && now - sync.lastReportMs < FULL_SYNC_REPORT_MS) return;
+    sync.nextReportPercent = Math.floor(percent / 10) * 10 + 10;
+    sync.lastReportMs = now;
+    this.#log.info(
+      "full sync from the master: {records} of {totalRecords} records, {bytes} bytes " +
+        "({percent}%)",
+      { records: sync.pairs, totalRecords: sync.expectedPairs, bytes: sync.bytes, percent },
+    );
   }
 
   #abortFullSync(reason: string): void {
@@ -367,6 +427,10 @@ export class ReplicaApplier {
       masterLastIoSecondsAgo: sinceMs < 0 ? -1 : Math.floor(sinceMs / 1000),
       masterLastIoMs: sinceMs,
       masterKnownLsn: Math.max(this.#masterKnownLsn, this.#store.lastLsn),
+      masterLagRecords: Math.max(0, this.#masterKnownLsn - this.#store.lastLsn),
+      masterLagMs: this.#behindSinceMs === undefined || this.#masterKnownLsn <= this.#store.lastLsn
+        ? 0
+        : now - this.#behindSinceMs,
       lastAppliedLsn: this.#store.lastLsn,
       epoch: this.#store.lastEpoch,
       masterEpoch: this.#masterEpoch,

@@ -391,7 +391,7 @@ export class ReplicaLink {
           await this.#fullSync();
         }
       } else if (node.pingDue(this.#ctx.nowMs())) {
-        await this.#send(pingRequest(), "ping", 0);
+        await this.#send(pingRequest(node.durableLsn), "ping", 0);
       } else if (node.pendingReplies > 0) {
         // A reply, a failure or new records wake it; the watchdog (armed while replies are
         // due) fails the link when no reply comes within the timeout.

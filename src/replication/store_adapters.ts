@@ -35,7 +35,20 @@ export function masterSourceOf(
     },
     onDurable: (listener) => store.onDurable(listener),
     readLogFrom: (lsn, maxChunkBytes) => store.readLogFrom(lsn, maxChunkBytes),
-    snapshot: () => store.snapshot(),
+    snapshot: async () => {
+      // Key and value bytes, for the progress both sides log: the live records' bytes less one
+      // header each (an estimate for batches, whose pairs share a header).
+      const stats = store.stats();
+      const bytes = Math.max(0, stats.liveBytes - stats.keys * RECORD_HEADER_BYTES);
+      const snapshot = await store.snapshot();
+      return {
+        lsn: snapshot.lsn,
+        keys: snapshot.keys,
+        bytes,
+        entries: snapshot.entries,
+        release: () => snapshot.release(),
+      };
+    },
   };
 }
 

@@ -52,9 +52,11 @@
  *     After HELLO, when the replica's records past <commonLsn> are not in this master's history
  *     (an old master back as a replica): the replica logs and counts them (INFO
  *     `discarded_records`); the full sync that follows replaces them.
- * REPLICATE PING                            → :<appliedLsn>
+ * REPLICATE PING [<masterLsn>]              → :<appliedLsn>
  *     Heartbeat on an idle link (every REPLICATION_HEALTH_CHECK_INTERVAL s), so a silent
- *     partition is noticed within REPLICATION_TIMEOUT even without writes.
+ *     partition is noticed within REPLICATION_TIMEOUT even without writes. <masterLsn> is the
+ *     master's durable LSN, so the replica knows how far behind it is (INFO
+ *     `master_lag_records`); a replica ignores it when absent (older masters).
  * REPLICATE SNAPSHOT BEGIN <lsn> <epoch> <keys> <bytes>  → +OK
  * REPLICATE SNAPSHOT CHUNK <pairs>          → :<pairsReceived>
  * REPLICATE SNAPSHOT END <lsn>              → :<lsn>
@@ -159,9 +161,11 @@ export class LogFrameWriter {
 
 const LOG_PREFIX = encoder.encode("*3\r\n$9\r\nREPLICATE\r\n$3\r\nLOG\r\n");
 
-/** `REPLICATE PING`. */
-export function pingRequest(): Uint8Array {
-  return encodeRequest(["REPLICATE", "PING"]);
+/** `REPLICATE PING [<masterLsn>]`. */
+export function pingRequest(masterLsn?: number): Uint8Array {
+  return encodeRequest(
+    masterLsn === undefined ? ["REPLICATE", "PING"] : ["REPLICATE", "PING", String(masterLsn)],
+  );
 }
 
 /** `REPLICATE SNAPSHOT BEGIN <lsn> <epoch> <keys> <bytes>`. */

@@ -236,3 +236,39 @@ Deno.test("subcommand words match in any case; other bytes are shown as UTF-8", 
   assert.equal(upper(enc("zé")), "ZÉ");
   assert.equal(upper(enc("a-very-long-subcommand")), "A-VERY-LONG-SUBCOMMAND");
 });
+
+Deno.test("applier: INFO's lag behind the master, from HELLO, PINGs and frames, with a clock", async () => {
+  const s = await stores();
+  try {
+    let nowMs = 1_000;
+    const applier = new ReplicaApplier(replicaStoreOf(s.replica), () => nowMs);
+    for (let i = 0; i < 5; i++) await s.master.put(`k${i}`, "v");
+    // The master says it holds LSN 5; the replica holds nothing yet: 5 records behind.
+    await applier.handle(words("HELLO", "0", "5", "1000", "500", "127.0.0.1:5555"), 1, "m:40000");
+    nowMs += 250;
+    let info = applier.getInfo();
+    assert.deepEqual([info.masterKnownLsn, info.masterLagRecords, info.masterLagMs], [5, 5, 250]);
+    assert.equal(info.masterAdvertisedAddress, "127.0.0.1:5555");
+    for (const records of s.shipped) await applier.handle(words("LOG", records), 1, "m:40000");
+    info = applier.getInfo();
+    assert.deepEqual([info.masterLagRecords, info.masterLagMs], [0, 0]);
+    // An idle link's PING carries the master's LSN: two writes it has not sent yet.
+    nowMs += 1_000;
+    assert.deepEqual(await applier.handle(words("PING", "7"), 1, "m:40000"), {
+      type: "integer",
+      value: 5,
+    });
+    nowMs += 40;
+    info = applier.getInfo();
+    assert.deepEqual([info.masterKnownLsn, info.masterLagRecords, info.masterLagMs], [7, 2, 40]);
+    // A PING without it (an older master) changes nothing; a bad one is refused.
+    await applier.handle(words("PING"), 1, "m:40000");
+    assert.equal(applier.getInfo().masterLagRecords, 2);
+    await assert.rejects(
+      async () => await applier.handle(words("PING", "-1"), 1, "m:40000"),
+      ReplicateError,
+    );
+  } finally {
+    await s.close();
+  }
+});

@@ -286,6 +286,18 @@ Deno.test({
       assert.ok(progress.length >= 1, "progress is logged with records, bytes and percent");
       assert.equal(progress[0].properties.percent, 100);
       assert.ok(Number((await restarted.info()).get("full_syncs")) >= 1);
+      // The replica logs its side as the master does: the start with the keys (and the bytes
+      // the master estimates, never "0 bytes"), progress with records, bytes and percent, and
+      // the end with its speed.
+      const began = restarted.logsMatching(/full sync from the master began/);
+      assert.ok(began.length >= 1, restarted.logText());
+      assert.match(began[0].message, /began: \d+ keys \(about [\d.]+ MB\) as of LSN \d+$/);
+      assert.doesNotMatch(began[0].message, / 0 bytes/);
+      const received = restarted.logsMatching(/full sync from the master: .*records.*bytes.*%/);
+      assert.ok(received.length >= 1, restarted.logText());
+      assert.equal(received.at(-1)?.properties.percent, 100);
+      assert.ok((received.at(-1)?.properties.bytes as number) > 0);
+      assert.ok(restarted.logsMatching(/full sync from the master done: .* MB\/s/).length >= 1);
     }),
 });
 
