@@ -7,8 +7,7 @@
  * @module
  */
 import { getLog } from "../log.ts";
-import { writeAllSync } from "../write_all.ts";
-import { DATA_FILE_MODE, fsyncDir, writeSyncedFile } from "./durable_file.ts";
+import { fsyncDir, writeFileDurablySync, writeSyncedFile } from "./durable_file.ts";
 import { temporaryPathOf } from "./file_names.ts";
 import { HintBuilder, HintKind } from "./hint.ts";
 import type { KeyIndex } from "./key_index.ts";
@@ -30,21 +29,8 @@ function hintFileBytes(segment: Segment, hint: HintBuilder): Uint8Array {
 export function writeHintSync(dir: string, segment: Segment): void {
   const bytes = hintFileBytes(segment, segment.hint ?? new HintBuilder());
   segment.hint = undefined;
-  const tmp = temporaryPathOf(segment.hintPath);
-  const file = Deno.openSync(tmp, {
-    write: true,
-    create: true,
-    truncate: true,
-    mode: DATA_FILE_MODE,
-  });
-  try {
-    writeAllSync(file, bytes);
-    file.syncDataSync();
-  } finally {
-    file.close();
-  }
-  Deno.renameSync(tmp, segment.hintPath);
-  fsyncDir(dir);
+  const path = segment.hintPath;
+  writeFileDurablySync(dir, path.slice(path.lastIndexOf("/") + 1), bytes);
 }
 
 /** What a background hint write needs of the store. */
