@@ -18,6 +18,10 @@ import {
   startServerProcess,
 } from "./server_process.ts";
 
+import { waitUntil } from "./wait.ts";
+
+export { waitUntil };
+
 const HOST = "127.0.0.1";
 const decoder = new TextDecoder();
 const encoder = new TextEncoder();
@@ -323,27 +327,6 @@ export async function textRequest(port: number, lines: string[]): Promise<string
   } finally {
     conn.close();
   }
-}
-
-/** Waits until `check` is true, polling every 20 ms, at most `timeoutMs`. */
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean> | boolean,
-  timeoutMs = 20_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      lastError = error;
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}` + (lastError ? `: ${lastError}` : ""),
-  );
 }
 
 /** Every pair of a node (`READRANGE` over the whole key space, in byte order). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { KVStore } from "../../src/storage/mod.ts";
-import { segmentFiles, text, withTempDir } from "./helpers.ts";
+import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
 
 const SMALL = { segmentSizeBytes: 4096, autoCompact: false } as const;
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { KVStore } from "../../src/storage/mod.ts";
-import { text, withTempDir } from "./helpers.ts";
+import { text, withTempDir } from "../helpers/storage.ts";
 
 const CYCLES = 24;
 const WRITER = new URL("../fixtures/crash_writer.ts", import.meta.url).pathname;

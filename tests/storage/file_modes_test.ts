@@ -12,6 +12,7 @@ import { loadConfig } from "../../src/config.ts";
 import { writeNodeState } from "../../src/replication/node_state.ts";
 import { KVStore } from "../../src/storage/mod.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 
 /** Every path under `dir` (itself included) whose mode lets group or others in. */
@@ -33,8 +34,7 @@ Deno.test({
   name: "file modes: the data directory is 0700 and every data file 0600",
   ignore: Deno.build.os === "windows",
   fn: async () => {
-    const work = await Deno.makeTempDir({ prefix: "kvstore-modes-" });
-    try {
+    await withTempDir(async (work) => {
       await Deno.chmod(work, 0o755);
       const dir = `${work}/data`;
       const store = await KVStore.open(dir, {
@@ -55,9 +55,7 @@ Deno.test({
       assert.ok(names.some((name) => name.endsWith(".hint")), names.join(" "));
       assert.ok(names.includes("NODE_STATE.json"), names.join(" "));
       assert.deepEqual(await exposed(dir), []);
-    } finally {
-      await Deno.remove(work, { recursive: true });
-    }
+    }, "kvstore-modes-");
   },
 });
 
@@ -70,15 +68,12 @@ Deno.test({
     await using server = await startTestServer(overrides, await nodeOptions(config));
     await using client = new KVClient({ port: server.port, timeoutMs: 5000 });
     await client.put("k", "v");
-    const work = await Deno.makeTempDir({ prefix: "kvstore-modes-" });
-    try {
+    await withTempDir(async (work) => {
       await Deno.chmod(work, 0o755);
       await backupTo(client, `${work}/backup`);
       assert.deepEqual(await exposed(`${work}/backup`), []);
       assert.deepEqual(await exposed(server.dataDir), []);
-    } finally {
-      await Deno.remove(work, { recursive: true });
-    }
+    }, "kvstore-modes-");
   },
 });
 
@@ -86,8 +81,7 @@ Deno.test({
   name: "file modes: a server on a data directory others can read says so at start",
   ignore: Deno.build.os === "windows",
   fn: async () => {
-    const dir = await Deno.makeTempDir({ prefix: "kvstore-modes-" });
-    try {
+    await withTempDir(async (dir) => {
       await Deno.chmod(dir, 0o755);
       {
         await using server = await startServerProcess({ args: ["--fsync", "no"], dataDir: dir });
@@ -98,8 +92,6 @@ Deno.test({
       await Deno.chmod(dir, 0o700);
       await using server = await startServerProcess({ args: ["--fsync", "no"], dataDir: dir });
       assert.ok(!server.logs.some((entry) => entry.properties.event === "data_dir_open"));
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    }, "kvstore-modes-");
   },
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { KVStore } from "../../src/storage/mod.ts";
-import { waitUntil } from "../helpers/cluster.ts";
-import { text, withTempDir } from "./helpers.ts";
+import { waitUntil } from "../helpers/wait.ts";
+import { text, withTempDir } from "../helpers/storage.ts";
 
 Deno.test("always: the writes of one event-loop turn share one fsync, done before any resolves", async () => {
   await withTempDir(async (dir) => {

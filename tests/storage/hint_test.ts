@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { HintBuilder, HintKind, loadHint } from "../../src/storage/hint.ts";
-import { withTempDir } from "./helpers.ts";
+import { withTempDir } from "../helpers/storage.ts";
 
 interface Entry {
   kind: number;

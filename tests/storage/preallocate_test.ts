@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { putRecordBytes } from "../../src/storage/record.ts";
 import { CorruptionError, KVStore } from "../../src/storage/mod.ts";
-import { segmentFiles, text, withTempDir } from "./helpers.ts";
+import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
 
 function sizeOf(path: string): number {
   return Deno.statSync(path).size;

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { KVStore, StorageError } from "../../src/storage/mod.ts";
 import { recordEpoch, recordLsn } from "../../src/storage/record.ts";
-import { bytes, text, withTempDir } from "./helpers.ts";
+import { bytes, text, withTempDir } from "../helpers/storage.ts";
 
 async function epochsOfLog(store: KVStore): Promise<[number, number][]> {
   const found: [number, number][] = [];

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { KVStore } from "../../src/storage/mod.ts";
-import { withTempDir } from "./helpers.ts";
+import { withTempDir } from "../helpers/storage.ts";
 
 type Command =
   | { op: "put"; key: string; value: string }

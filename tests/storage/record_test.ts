@@ -13,7 +13,7 @@ import {
   recordLsn,
   recordOp,
 } from "../../src/storage/record.ts";
-import { bytes } from "./helpers.ts";
+import { bytes } from "../helpers/storage.ts";
 
 function buffer(size: number): [Uint8Array, DataView] {
   const buf = new Uint8Array(size);

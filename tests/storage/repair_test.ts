@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { CorruptionError, KVStore, repairStore } from "../../src/storage/mod.ts";
-import { segmentFiles, text, withTempDir } from "./helpers.ts";
+import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
 
 Deno.test("repair reports what it would cut, changes nothing without apply, then repairs", async () => {
   await withTempDir(async (dir) => {

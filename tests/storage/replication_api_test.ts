@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { KVStore, ReplicationStreamError } from "../../src/storage/mod.ts";
 import { recordLsn } from "../../src/storage/record.ts";
-import { text, withTempDir } from "./helpers.ts";
+import { text, withTempDir } from "../helpers/storage.ts";
 
 function lsnsOf(records: Uint8Array): number[] {
   const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
@@ -108,14 +108,15 @@ Deno.test("readLogFrom returns every durable record after an LSN, across segment
         const lsns = chunks.flatMap(lsnsOf);
         assert.deepEqual(lsns, Array.from({ length: 400 - after }, (_, i) => after + 1 + i));
       }
-      const replica = await KVStore.open(`${dir}-replica`, { replica: true });
-      try {
-        for await (const chunk of master.readLogFrom(0)) await replica.appendReplicated(chunk);
-        assert.deepEqual(replica.readRange("", "~"), master.readRange("", "~"));
-      } finally {
-        await replica.close();
-        await Deno.remove(`${dir}-replica`, { recursive: true });
-      }
+      await withTempDir(async (replicaDir) => {
+        const replica = await KVStore.open(replicaDir, { replica: true });
+        try {
+          for await (const chunk of master.readLogFrom(0)) await replica.appendReplicated(chunk);
+          assert.deepEqual(replica.readRange("", "~"), master.readRange("", "~"));
+        } finally {
+          await replica.close();
+        }
+      });
     } finally {
       await master.close();
     }

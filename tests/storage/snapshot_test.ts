@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { KVStore } from "../../src/storage/mod.ts";
-import { segmentFiles, text, withTempDir } from "./helpers.ts";
+import { segmentFileName } from "../../src/storage/file_names.ts";
+import {
+  decodeSegmentHeader,
+  encodeSegmentHeader,
+  SEGMENT_HEADER_BYTES,
+} from "../../src/storage/segment.ts";
+import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
 
 async function pairs(iterable: AsyncIterable<[Uint8Array, Uint8Array]>): Promise<string[][]> {
   const out: string[][] = [];
@@ -78,20 +84,17 @@ Deno.test("a full sync interrupted after its commit marker is completed on open"
     await store.put("old", "1");
     await store.close();
     // Stage a new segment by hand, as a crash right after the marker leaves it.
-    const source = await KVStore.open(`${dir}-src`);
-    await source.put("fresh", "2");
-    await source.close();
-    const [staged] = segmentFiles(`${dir}-src`);
-    const bytes = Deno.readFileSync(staged);
-    bytes.set([7, 0, 0, 0, 0, 0, 0, 0], 8); // segment id 7 ...
-    const { encodeSegmentHeader, decodeSegmentHeader } = await import(
-      "../../src/storage/segment.ts"
-    );
-    const header = decodeSegmentHeader(Deno.readFileSync(staged).subarray(0, 40), staged);
+    const bytes = await withTempDir(async (sourceDir) => {
+      const source = await KVStore.open(sourceDir);
+      await source.put("fresh", "2");
+      await source.close();
+      const [staged] = segmentFiles(sourceDir);
+      return Deno.readFileSync(staged);
+    });
+    const header = decodeSegmentHeader(bytes.subarray(0, SEGMENT_HEADER_BYTES), "staged");
     bytes.set(encodeSegmentHeader({ ...header, id: 7, coveredLastLsn: 1 }), 0);
-    Deno.writeFileSync(`${dir}/000000000007.log.sync`, bytes);
+    Deno.writeFileSync(`${dir}/${segmentFileName(7)}.sync`, bytes);
     Deno.writeTextFileSync(`${dir}/FULLSYNC`, "7\n");
-    await Deno.remove(`${dir}-src`, { recursive: true });
     const reopened = await KVStore.open(dir);
     assert.equal(reopened.read("old"), undefined);
     assert.equal(text(reopened.read("fresh")), "2");

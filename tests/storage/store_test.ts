@@ -11,7 +11,7 @@ import {
   ValueTooLargeError,
 } from "../../src/storage/mod.ts";
 import { Flag, recordFlags, recordLsn } from "../../src/storage/record.ts";
-import { segmentFiles, text, withTempDir } from "./helpers.ts";
+import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
 
 Deno.test("put, read, has, delete and overwrite", async () => {
   await withTempDir(async (dir) => {
@@ -365,25 +365,26 @@ Deno.test("a write made while a sync pass ends is synced too (no group-commit st
   // a write it makes is flushed one microtask later, after the pass has ended but before it has
   // let go of the sync loop. A network read completing in the same event-loop tick as the fsync
   // hits the same window; this makes it deterministic.
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-stall-" });
-  const store = await KVStore.open(dir, { fsync: "always" });
-  try {
-    let second: number | undefined;
-    store.onDurable(() => {
-      if (second === undefined) second = store.writePut("second", "2");
-    });
-    await store.put("first", "1");
-    assert.ok(second !== undefined);
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<"stalled">((resolve) => {
-      timer = setTimeout(() => resolve("stalled"), 2000);
-    });
-    const outcome = await Promise.race([store.whenDurable(second).then(() => "durable"), stalled]);
-    clearTimeout(timer);
-    assert.equal(outcome, "durable");
-    assert.equal(store.durableLsn, store.lastLsn);
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, { fsync: "always" });
+    try {
+      let second: number | undefined;
+      store.onDurable(() => {
+        if (second === undefined) second = store.writePut("second", "2");
+      });
+      await store.put("first", "1");
+      assert.ok(second !== undefined);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stalled = new Promise<"stalled">((resolve) => {
+        timer = setTimeout(() => resolve("stalled"), 2000);
+      });
+      const durable = store.whenDurable(second).then(() => "durable");
+      const outcome = await Promise.race([durable, stalled]);
+      clearTimeout(timer);
+      assert.equal(outcome, "durable");
+      assert.equal(store.durableLsn, store.lastLsn);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ValueBlocks } from "../../src/storage/value_blocks.ts";
 import { KVStore } from "../../src/storage/mod.ts";
-import { withTempDir } from "./helpers.ts";
+import { withTempDir } from "../helpers/storage.ts";
 
 Deno.test("value blocks: arrays never overlap, start zeroed, and large ones stand alone", () => {
   const blocks = new ValueBlocks(256, 64);

@@ -1,10 +1,13 @@
 /**
- * Helpers shared by the storage tests: temporary directories and byte/string conversion.
+ * Helpers shared by the storage tests: byte/string conversion and the segment files of a data
+ * directory. Importing it keeps the store's log quiet (errors only).
  *
  * @module
  */
 import { configureLogging } from "../../src/log.ts";
 import { parseSegmentFileName } from "../../src/storage/file_names.ts";
+
+export { withTempDir } from "./temp_dir.ts";
 
 configureLogging({ level: "error", format: "text" });
 
@@ -19,16 +22,6 @@ export function text(bytes: Uint8Array | undefined): string | undefined {
 /** UTF-8 bytes of a string. */
 export function bytes(value: string): Uint8Array {
   return encoder.encode(value);
-}
-
-/** Runs `body` with a fresh temporary directory, removed afterwards. */
-export async function withTempDir(body: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-storage-test-" });
-  try {
-    await body(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /** The segment files of a data directory, ascending. */
