@@ -6,7 +6,7 @@
 
 /** Runs `body` with a fresh temporary directory, removed afterwards (also when `body` throws). */
 export async function withTempDir<T>(
-  body: (dir: string) => Promise<T>,
+  body: (dir: string) => T | Promise<T>,
   prefix = "kvstore-test-",
 ): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix });
