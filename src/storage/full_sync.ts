@@ -12,7 +12,7 @@
  */
 import { getLog } from "../log.ts";
 import { writeAllSync } from "../write_all.ts";
-import { DATA_FILE_MODE, fsyncDir } from "./durable_file.ts";
+import { DATA_FILE_MODE, fsyncDir, writeFileDurablySync } from "./durable_file.ts";
 import { KeyTooLargeError, StorageError, ValueTooLargeError } from "./errors.ts";
 import {
   FULL_SYNC_MARKER_NAME,
@@ -20,7 +20,6 @@ import {
   parseStagedSegmentFileName,
   segmentPath,
   stagedPathOf,
-  temporaryPathOf,
   unstagedPathOf,
 } from "./file_names.ts";
 import { HintBuilder, HintKind } from "./hint.ts";
@@ -275,22 +274,8 @@ function commitStagedFiles(
   staging: StagedLog,
   replaced: readonly Segment[],
 ): Segment {
-  const markerPath = `${dir}/${FULL_SYNC_MARKER_NAME}`;
-  const markerTmp = temporaryPathOf(markerPath);
-  const marker = Deno.openSync(markerTmp, {
-    write: true,
-    create: true,
-    truncate: true,
-    mode: DATA_FILE_MODE,
-  });
-  try {
-    writeAllSync(marker, new TextEncoder().encode(`${staging.baseId}\n`));
-    marker.syncDataSync();
-  } finally {
-    marker.close();
-  }
-  Deno.renameSync(markerTmp, markerPath);
-  fsyncDir(dir); // commit point
+  const marker = new TextEncoder().encode(`${staging.baseId}\n`);
+  writeFileDurablySync(dir, FULL_SYNC_MARKER_NAME, marker); // the commit point
   for (const segment of staging.segments) Deno.renameSync(stagedPathOf(segment.path), segment.path);
   fsyncDir(dir);
   for (const segment of replaced) {
@@ -305,7 +290,7 @@ function commitStagedFiles(
   const staged = staging.segments;
   const lastId = staged.length > 0 ? staged[staged.length - 1].id : staging.baseId - 1;
   const active = createSegmentFile(dir, lastId + 1, staging.lsn, SegmentFlag.FULL_SYNC);
-  Deno.removeSync(markerPath);
+  Deno.removeSync(`${dir}/${FULL_SYNC_MARKER_NAME}`);
   fsyncDir(dir);
   return active;
 }

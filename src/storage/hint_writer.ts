@@ -8,7 +8,7 @@
  */
 import { getLog } from "../log.ts";
 import { fsyncDir, writeFileDurablySync, writeSyncedFile } from "./durable_file.ts";
-import { temporaryPathOf } from "./file_names.ts";
+import { hintPathOf, segmentFileName, temporaryPathOf } from "./file_names.ts";
 import { HintBuilder, HintKind } from "./hint.ts";
 import type { KeyIndex } from "./key_index.ts";
 import type { Segment } from "./segment.ts";
@@ -29,8 +29,7 @@ function hintFileBytes(segment: Segment, hint: HintBuilder): Uint8Array {
 export function writeHintSync(dir: string, segment: Segment): void {
   const bytes = hintFileBytes(segment, segment.hint ?? new HintBuilder());
   segment.hint = undefined;
-  const path = segment.hintPath;
-  writeFileDurablySync(dir, path.slice(path.lastIndexOf("/") + 1), bytes);
+  writeFileDurablySync(dir, hintPathOf(segmentFileName(segment.id)), bytes);
 }
 
 /** What a background hint write needs of the store. */
