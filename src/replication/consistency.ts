@@ -39,7 +39,7 @@ import {
 } from "../server/hooks.ts";
 import type { LsnWaiters } from "./lsn_waiters.ts";
 import { upper } from "./replica_applier.ts";
-import type { Replicator } from "./replicator.ts";
+import type { NodeRole } from "./node_role.ts";
 
 /** The data commands `WITH` runs, by upper-case name. */
 const DATA_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
@@ -69,10 +69,8 @@ const MAX_TIMEOUT_MS = 86_400_000;
 /** What `WITH` and `WAIT` need of the replication extension. */
 export interface ConsistencyNode {
   readonly node: ServerNode;
-  /** The master's replicator (undefined on a replica or a master without replicas). */
-  replicator(): Replicator | undefined;
-  /** Why this master refuses writes (a newer master exists), or undefined. */
-  deposedBy(): string | undefined;
+  /** The node's role: its replicator (a master's), whether it was deposed, whether a replica. */
+  readonly role: Pick<NodeRole, "replica" | "replicator" | "deposed">;
   /** Reads waiting for the log to reach an LSN. */
   readonly lsnWaiters: LsnWaiters;
 }
@@ -166,7 +164,7 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
 
   /** The replicas a concern needs now, or an error when it can never be met. */
   function neededReplicas(concern: Concern): number {
-    const replicator = source.replicator();
+    const replicator = source.role.replicator;
     const listed = replicator?.replicaManager.replicas.length ?? 0;
     if (concern.replicas === "majority") return replicator?.majorityReplicas() ?? 0;
     if (concern.replicas > listed) {
@@ -186,7 +184,7 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
     timeoutMs: number,
     owner: object,
   ): Promise<string | undefined> {
-    const replicator = source.replicator();
+    const replicator = source.role.replicator;
     const acks = replicator === undefined
       ? Promise.resolve(0)
       : replicator.waitForAcks(lsn, needed, timeoutMs, owner);
@@ -287,8 +285,8 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
       const request = parseWith(args);
       let context = ctx;
       if (request.spec.write) {
-        if (node.replica) throw new CommandError(READ_ONLY_MESSAGE, "READONLY");
-        const deposed = source.deposedBy();
+        if (source.role.replica) throw new CommandError(READ_ONLY_MESSAGE, "READONLY");
+        const deposed = source.role.deposed;
         if (deposed !== undefined) {
           throw new CommandError(
             `this node was deposed (${deposed}); send writes to the new master`,
@@ -316,7 +314,7 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
     minArgs: 2,
     maxArgs: 2,
     handler: (args, out, ctx) => {
-      if (node.replica) {
+      if (source.role.replica) {
         throw new CommandError(
           "WAIT cannot be used with replica instances. A kvstore replica takes no client " +
             "writes: send the writes and WAIT to the master",
@@ -334,7 +332,7 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
       }
       if (timeoutMs < 0) throw new CommandError("timeout is negative");
       const lsn = ctx.connection.lastWriteLsn;
-      const replicator = source.replicator();
+      const replicator = source.role.replicator;
       if (replicator === undefined) {
         if (needed <= 0) {
           out.integer(0);

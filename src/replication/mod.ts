@@ -7,6 +7,16 @@
  * @module
  */
 export {
+  newerEpochOf,
+  NodeRole,
+  nodeRoleOf,
+  type NodeRoleOptions,
+  type Promotion,
+  RoleChangeError,
+  type RoleEvent,
+  type RoleName,
+} from "./node_role.ts";
+export {
   masterInfoFields,
   replicationExtension,
   replicationExtensionWith,

@@ -10,6 +10,11 @@
  *   cluster's master back into a read-only replica, so it refuses to start until its settings
  *   agree (no `--replica`) or the operator demotes it on purpose (`--replica --demote`). Starting
  *   it as a master clears the mark: its settings then say what PROMOTE did.
+ * - `demotedAt` / `replicaOf`: set by `REPLICAOF` on a node whose settings make it a master. A
+ *   node restarted like that would be a second master beside the one it was told to follow, so
+ *   it refuses to start until its settings agree (`--replica`, which clears the mark).
+ *   `replicaOf` (the master `REPLICAOF` named, `host:port`) is kept on a replica too, for `INFO`
+ *   and `ROLE` until the master's first HELLO.
  * - `localWrites`: writes made on this replica by hand (the spec's `REPLICATE PUT|BATCHPUT|DELETE`,
  *   accepted only before it ever followed a master), counted before each is acknowledged. While
  *   there are any, the replica's HELLO reply says so and its master replaces its contents with a
@@ -31,6 +36,8 @@ export interface NodeState {
   highestEpochSeen: number;
   promotedEpoch?: number;
   promotedAt?: string;
+  demotedAt?: string;
+  replicaOf?: string;
   localWrites?: number;
 }
 
@@ -69,6 +76,8 @@ export async function readNodeState(dir: string): Promise<NodeState> {
     ...(state.promotedEpoch === undefined
       ? {}
       : { promotedEpoch: state.promotedEpoch, promotedAt: String(state.promotedAt ?? "") }),
+    ...(state.demotedAt === undefined ? {} : { demotedAt: String(state.demotedAt) }),
+    ...(state.replicaOf === undefined ? {} : { replicaOf: String(state.replicaOf) }),
     ...(state.localWrites ? { localWrites: state.localWrites } : {}),
   };
 }
@@ -76,6 +85,7 @@ export async function readNodeState(dir: string): Promise<NodeState> {
 function isNodeState(state: Partial<NodeState>): state is NodeState {
   return isEpoch(state.highestEpochSeen) &&
     (state.promotedEpoch === undefined || isEpoch(state.promotedEpoch)) &&
+    (state.replicaOf === undefined || typeof state.replicaOf === "string") &&
     (state.localWrites === undefined ||
       (Number.isSafeInteger(state.localWrites) && state.localWrites >= 0));
 }

@@ -419,7 +419,8 @@ export class Replicator {
   async stop(drainTimeoutMs: number): Promise<void> {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
-    const deadline = this.#nowMs() + drainTimeoutMs;
+    // A deposed master's links are stopped already: its history goes nowhere, nothing drains.
+    const deadline = this.#nowMs() + (this.#deposed === undefined ? drainTimeoutMs : 0);
     const behind = () =>
       this.replicaManager.replicas.filter((r) =>
         r.state !== "down" && r.ackedLsn < this.#durableLsn

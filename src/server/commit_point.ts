@@ -93,6 +93,15 @@ export class CommitPoint {
     if (this.#replication !== undefined) this.#slots[slotOf(key)] = lsn;
   }
 
+  /**
+   * Forgets every noted write and the floor (the role changed: LSNs noted in another role may
+   * never be committed in this one, e.g. after a full sync replaced the log).
+   */
+  clear(): void {
+    this.#slots.fill(0);
+    this.#floorLsn = 0;
+  }
+
   /** Reads wait until `lsn` is committed (at start in sync mode, after PROMOTE). */
   raiseFloor(lsn: number): void {
     if (lsn > this.#floorLsn) this.#floorLsn = lsn;

@@ -41,14 +41,17 @@ export interface ServerNode {
   readonly config: Config;
   /** The open store. */
   readonly store: KVStore;
-  /** True on a replica: client writes are refused. May change at runtime (promotion). */
-  replica: boolean;
+  /**
+   * True on a replica: client writes are refused. Changes at runtime (promotion, `REPLICAOF`):
+   * the extension that owns the role ({@link ServerHooks.role}) says; without one, the settings.
+   */
+  readonly replica: boolean;
   /**
    * Why this master must acknowledge no more writes (a newer master exists), once replication
    * learned it: replies still waiting to be sent for writes applied here become errors that say
-   * so (the write may be lost), never OK.
+   * so (the write may be lost), never OK. Read from {@link ServerHooks.role}.
    */
-  deposed: string | undefined;
+  readonly deposed: string | undefined;
   /** Where this node's reads stop: only committed writes are shown (see `commit_point.ts`). */
   readonly commit: CommitPoint;
   /** The address the server listens on (set once it listens). */
@@ -191,8 +194,21 @@ export interface CommandSpec {
 /** Fields of one `INFO` section, in order. */
 export type InfoFields = [string, string | number | boolean][];
 
+/**
+ * The node's role as the server's write gate reads it. One extension owns it (replication's
+ * `NodeRole`, the only writer of a node's role); two that claim it are an error at start.
+ */
+export interface RoleGate {
+  /** True on a replica: client writes are refused. */
+  readonly replica: boolean;
+  /** Why replies of writes applied here must not be OK (a newer master exists), or undefined. */
+  readonly deposed: string | undefined;
+}
+
 /** What an extension plugs into the server. Every member is optional. */
 export interface ServerHooks {
+  /** The owner of the node's role, read by the write gate (at most one extension sets it). */
+  role?: RoleGate;
   /** Commands added, or built-in ones replaced, by upper-case name (e.g. `REPLICATE`, `AUTH`). */
   commands?: Record<string, CommandSpec>;
   /**

@@ -17,6 +17,7 @@ import type {
   CommandSpec,
   ConnectionInfo,
   InfoFields,
+  RoleGate,
   ServerExtension,
   ServerHooks,
   ServerNode,
@@ -63,9 +64,9 @@ function hasSetNoDelay(conn: Deno.Conn): conn is Deno.TcpConn {
 class Server implements RunningServer, ConnectionHost, ServerNode {
   readonly config: Config;
   readonly store: KVStore;
-  replica: boolean;
-  deposed: string | undefined;
   readonly commit: CommitPoint;
+  /** The role's owner (replication), once an extension supplied it. */
+  #role: RoleGate | undefined;
   host = "";
   port = 0;
   readonly startedAtMs = Date.now();
@@ -109,11 +110,18 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   constructor(config: Config, store: KVStore, options: StartServerOptions) {
     this.config = config;
     this.store = store;
-    this.replica = config.REPLICA;
     this.commit = new CommitPoint(store);
     this.#options = options;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     for (const [name, spec] of BUILT_IN_COMMANDS) this.commands.set(name, { ...spec, name });
+  }
+
+  get replica(): boolean {
+    return this.#role === undefined ? this.config.REPLICA : this.#role.replica;
+  }
+
+  get deposed(): string | undefined {
+    return this.#role?.deposed;
   }
 
   info(section: string, lineEnd = "\r\n"): string {
@@ -124,6 +132,12 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     for (const extension of this.#options.extensions ?? []) {
       const hooks = await extension(this);
       this.#hooks.push(hooks);
+      if (hooks.role !== undefined) {
+        if (this.#role !== undefined) {
+          throw new Error("two extensions claim the node's role: only one may own it");
+        }
+        this.#role = hooks.role;
+      }
       for (const [name, spec] of Object.entries(hooks.commands ?? {})) {
         this.commands.set(name, { ...spec, name: name.toUpperCase() });
       }

@@ -376,6 +376,15 @@ export class KVStore {
   }
 
   /**
+   * Makes a master's store a replica's (a demotion at runtime, `REPLICAOF`): direct writes are
+   * LOCAL records from now on, and the master's records come through {@link writeReplicated}.
+   */
+  demote(): void {
+    this.#checkWritable();
+    this.options = { ...this.options, replica: true };
+  }
+
+  /**
    * Resolves when every record appended so far with an LSN up to `lsn` reached the durability
    * point of the fsync policy; rejects with {@link StoreFailedError} if the log failed first.
    */

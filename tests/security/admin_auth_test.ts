@@ -123,6 +123,14 @@ Deno.test("admin: a client token cannot change the cluster; the replication toke
     timeoutMs: 5000,
   });
   await assert.rejects(replicaClient.send(["PROMOTE"]), /PROMOTE changes the cluster/);
+  for (const command of [["REPLICAOF", "NO", "ONE"], ["SLAVEOF", "NO", "ONE"]]) {
+    await assert.rejects(replicaClient.send(command), /OF changes the cluster/);
+  }
+  await assert.rejects(
+    client.send(["REPLICAOF", "127.0.0.1", String(replica.port)]),
+    /REPLICAOF changes the cluster/,
+  );
+  assert.equal(master.node.replica, false);
   assert.equal(replica.node.replica, true);
   // The CLI with only the client token says which token it needs.
   const refused = await kvstore([

@@ -1,0 +1,672 @@
+/**
+ * The one owner of a node's role: master or replica, the epochs it knows, a promotion in
+ * progress, deposition, and what it remembers of them across restarts (`NODE_STATE.json`). No
+ * other module writes any of these; everything that changes a role comes through this door:
+ * `PROMOTE`, `REPLICAOF`, `REPLICAS ADD`, the stream's epoch fencing, the start of the node, and
+ * an automatic failover coordinator (which finds the door with {@link nodeRoleOf}).
+ *
+ * The role also owns what runs for it: on a master its {@link Replicator} (started with the node,
+ * at the first `REPLICAS ADD`, or by a promotion; stopped by a demotion, a deposition or the
+ * shutdown), on a replica its {@link ReplicaApplier}. The server's write gate reads
+ * {@link NodeRole.replica} and {@link NodeRole.deposed} (through `ServerHooks.role`).
+ *
+ * Transitions:
+ * - replica → master: {@link NodeRole.promote} (a new epoch, written into the log).
+ * - master → replica: {@link NodeRole.follow} (writes refused at once, the replicas drained,
+ *   then the applier takes the new master's stream, which replaces what this node's log holds
+ *   past the new master's history with a full sync).
+ * - replica → replica of another master: {@link NodeRole.follow} with the new master's epoch
+ *   (the old master's stream is fenced at once).
+ * - master → deposed master: {@link NodeRole.depose} (a newer master exists; writes refused).
+ *
+ * @module
+ */
+import { type Config, formatHostPort, type HostPort } from "../config.ts";
+import { getLog } from "../log.ts";
+import type { ServerNode } from "../server/hooks.ts";
+import { MAX_EPOCH } from "../storage/mod.ts";
+import { type NodeState, NodeStateError, readNodeState, writeNodeState } from "./node_state.ts";
+import { ReplicaApplier } from "./replica_applier.ts";
+import { Replicator, type ReplicatorOptions } from "./replicator.ts";
+import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
+
+const log = getLog("replication");
+
+/** What a node is. */
+export type RoleName = "master" | "replica";
+
+/** A change of role or epoch, as {@link NodeRole.subscribe} listeners hear it. */
+export type RoleEvent =
+  /** Now a master of `epoch`; its data up to `lsn` kept. */
+  | { kind: "promoted"; epoch: number; lsn: number; by: string }
+  /** Now a replica (or re-pointed): it expects `master` (`host:port`, "" when not named). */
+  | { kind: "following"; master: string; epoch: number; by: string }
+  /** A newer master (`epoch`) exists: this master refuses writes. */
+  | { kind: "deposed"; epoch: number; reason: string }
+  /** The newest epoch this node knows rose to `epoch` (a HELLO, `REPLICAOF ... EPOCH`). */
+  | { kind: "epoch"; epoch: number };
+
+/** The role's options besides the node's settings. */
+export interface NodeRoleOptions {
+  /** The replication token a master proves to its replicas. */
+  authToken?: string;
+  /** Opens a master's connection to a replica (default TCP). */
+  connect?: (host: string, port: number) => Promise<Deno.Conn>;
+}
+
+/** What {@link NodeRole.promote} did. */
+export interface Promotion {
+  epoch: number;
+  /** The last LSN of the data kept (the old master's history). */
+  lsn: number;
+  /** LSN of the empty record that carries the new epoch into the log. */
+  markerLsn: number;
+}
+
+/** A role change was refused: the node is not in a state that allows it. */
+export class RoleChangeError extends Error {
+  override name = "RoleChangeError";
+}
+
+const roles = new WeakMap<ServerNode, NodeRole>();
+
+/**
+ * The role of a node started with the replication extension (undefined without it): the door
+ * through which a failover coordinator promotes, demotes and re-points the node.
+ */
+export function nodeRoleOf(node: ServerNode): NodeRole | undefined {
+  return roles.get(node);
+}
+
+/** The one writer of a node's role; see the module comment. */
+export class NodeRole {
+  readonly #node: ServerNode;
+  readonly #options: NodeRoleOptions;
+  #replica: boolean;
+  #applier: ReplicaApplier | undefined;
+  #replicator: Replicator | undefined;
+  /** Highest epoch a master announced (or REPLICAOF named); the log holds it once records come. */
+  #announcedEpoch: number;
+  /** The epoch a PROMOTE in progress takes (REPLICATE is answered as by that master meanwhile). */
+  #promotingEpoch: number | undefined;
+  /** A demotion in progress (master → replica): writes refused, replicas draining. */
+  #demoting = false;
+  /** Why this node refuses to acknowledge writes: a newer master exists. */
+  #deposedBy: string | undefined;
+  /** The master REPLICAOF named (`host:port`), "" when none was named. */
+  #followedMaster = "";
+  /** What this node remembers across restarts (see `node_state.ts`). */
+  #state: NodeState;
+  readonly #listeners = new Set<(event: RoleEvent) => void>();
+
+  /**
+   * Reads `NODE_STATE.json`, reconciles it with the role the settings ask for (see
+   * {@link reconcileRole}) and starts what the role runs (replicator or applier).
+   */
+  static async open(node: ServerNode, options: NodeRoleOptions = {}): Promise<NodeRole> {
+    const role = new NodeRole(node, options, await reconcileRole(node));
+    roles.set(node, role);
+    return role;
+  }
+
+  private constructor(node: ServerNode, options: NodeRoleOptions, state: NodeState) {
+    this.#node = node;
+    this.#options = options;
+    this.#state = state;
+    this.#announcedEpoch = state.highestEpochSeen;
+    this.#followedMaster = state.replicaOf ?? "";
+    const { config, store } = node;
+    this.#replica = config.REPLICA;
+    if (this.#replica) {
+      this.#applier = this.#newApplier();
+    } else if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
+      this.#startReplicator(config.REPLICA_ADDRESSES, "last");
+      // The log may hold writes whose sync wait failed before a restart: reads wait until the
+      // replicas have everything (async mode: it is durable already, the floor costs nothing).
+      node.commit.raiseFloor(store.lastLsn);
+    }
+    if (!this.#replica && state.highestEpochSeen > Math.max(store.epoch, store.lastEpoch)) {
+      // Told of a newer master before it stopped: it stays deposed (a restart must not make a
+      // deposed master take writes again).
+      this.depose(
+        state.highestEpochSeen,
+        `NODE_STATE.json says a master of epoch ${state.highestEpochSeen} exists; this node's ` +
+          `epoch is ${store.epoch}`,
+      );
+    }
+  }
+
+  // ------------------------------------------------------------------------------ reading
+
+  /** `master` or `replica` (a master being demoted is a replica already: it takes no writes). */
+  get current(): RoleName {
+    return this.#replica ? "replica" : "master";
+  }
+
+  /** True on a replica: client writes are refused (the server's write gate). */
+  get replica(): boolean {
+    return this.#replica;
+  }
+
+  /** The highest epoch this node knows of. */
+  get epoch(): number {
+    const store = this.#node.store;
+    return Math.max(store.epoch, store.lastEpoch, this.#announcedEpoch);
+  }
+
+  /**
+   * Why this master must acknowledge no more writes (a newer master exists), or undefined: the
+   * server answers the replies of writes still waiting with an error that says so.
+   */
+  get deposed(): string | undefined {
+    return this.#deposedBy;
+  }
+
+  /** The epoch a `PROMOTE` in progress takes, or undefined. */
+  get promotingEpoch(): number | undefined {
+    return this.#promotingEpoch;
+  }
+
+  /** True while a role change runs (a promotion or a demotion). */
+  get changing(): boolean {
+    return this.#promotingEpoch !== undefined || this.#demoting;
+  }
+
+  /** The master `REPLICAOF` named (`host:port`), or "" (a replica by its settings). */
+  get followedMaster(): string {
+    return this.#followedMaster;
+  }
+
+  /** A master's replicator (undefined on a replica, or a master without replicas). */
+  get replicator(): Replicator | undefined {
+    return this.#replicator;
+  }
+
+  /** A replica's applier (undefined on a master, and while a demotion runs). */
+  get applier(): ReplicaApplier | undefined {
+    return this.#applier;
+  }
+
+  /** The epoch this node's own records are written in (a master's epoch). */
+  get ownEpoch(): number {
+    return this.#node.store.epoch;
+  }
+
+  /** What this node remembers across restarts (read only: the role writes it). */
+  get state(): Readonly<NodeState> {
+    return this.#state;
+  }
+
+  /** Where clients reach this node: `ADVERTISE_ADDRESS`, else the address it listens on. */
+  get advertisedAddress(): string {
+    const node = this.#node;
+    if (node.config.ADVERTISE_ADDRESS !== "") return node.config.ADVERTISE_ADDRESS;
+    return formatHostPort({ host: node.host, port: node.port });
+  }
+
+  /** Calls `listener` after each change of role or epoch; returns the unsubscribe function. */
+  subscribe(listener: (event: RoleEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  // -------------------------------------------------------------------------- transitions
+
+  /**
+   * Replica → master in `epoch` (default: the highest known + 1; a coordinator passes the epoch
+   * it was granted, which must be above every epoch this node knows). From the first moment,
+   * `REPLICATE` is answered as the master of `epoch` would (an older master's stream gets
+   * STALEEPOCH); the node keeps its data and LSN, writes an empty record in the new epoch, starts
+   * a replicator (to `replicas`, or none until `REPLICAS ADD`) and takes client writes once the
+   * promotion is in `NODE_STATE.json`. `by` says who asked (logged).
+   */
+  async promote(
+    options: { epoch?: number; by?: string; replicas?: HostPort[] } = {},
+  ): Promise<Promotion> {
+    const store = this.#node.store;
+    if (!this.#replica) {
+      throw new RoleChangeError(`this node is already a master (epoch ${store.epoch})`);
+    }
+    if (this.changing) {
+      throw new RoleChangeError("a role change (PROMOTE or REPLICAOF) is already running");
+    }
+    if (this.#applier?.getInfo().fullSyncInProgress) {
+      throw new RoleChangeError(
+        "a full sync from the master is in progress: this replica's data is incomplete; " +
+          "promote another replica, or wait for the sync to finish",
+      );
+    }
+    const epoch = options.epoch ?? this.epoch + 1;
+    if (!Number.isInteger(epoch) || epoch > MAX_EPOCH) {
+      throw new RoleChangeError(`cannot promote: epoch ${epoch} would be above ${MAX_EPOCH}`);
+    }
+    if (epoch <= this.epoch) {
+      throw new RoleChangeError(
+        `cannot promote to epoch ${epoch}: this node knows epoch ${this.epoch} already`,
+      );
+    }
+    // From here on REPLICATE is answered as the master of `epoch` would, and no record is
+    // applied: the log ends here.
+    this.#promotingEpoch = epoch;
+    try {
+      await store.whenDurable(store.lastLsn);
+      const fromLsn = store.lastLsn;
+      // No await from promote() to start(): the replicator must see every record after the
+      // marker from the in-memory stream.
+      const replicator = this.#newReplicator(options.replicas ?? [], "durable", fromLsn);
+      const markerLsn = store.promote(epoch);
+      // Reads show the old epoch's data once the new epoch's first record is committed (in sync
+      // mode: on the required replicas of this master), as a new Raft leader does.
+      this.#node.commit.clear();
+      this.#node.commit.raiseFloor(markerLsn);
+      this.#use(replicator);
+      this.#applier = undefined;
+      this.#deposedBy = undefined;
+      this.#followedMaster = "";
+      // Client writes stay refused until the promotion is on disk, so a restart with the old
+      // settings can never silently turn a master that took writes into a replica.
+      // A master has no master and no local writes to replace.
+      this.#saveState(
+        this.#markRole(
+          { ...this.#state, highestEpochSeen: epoch, replicaOf: undefined, localWrites: undefined },
+          "master",
+        ),
+      );
+      this.#replica = false;
+      await store.whenDurable(markerLsn);
+      this.#emit({ kind: "promoted", epoch, lsn: fromLsn, by: options.by ?? "" });
+      return { epoch, lsn: fromLsn, markerLsn };
+    } finally {
+      this.#promotingEpoch = undefined;
+    }
+  }
+
+  /**
+   * Makes this node a replica that expects `master` (`undefined`: not named; the stream of
+   * whichever master connects in the newest epoch is taken), in `epoch` when given (the new
+   * master's: every older master's stream is fenced from now on, and the epoch is remembered
+   * across restarts before this returns).
+   *
+   * On a replica this only re-points it. On a master it is a demotion: client writes are refused
+   * at once, what was written is made durable and drained to the connected replicas (up to
+   * `REPLICATION_TIMEOUT`; waiting sync writes that get no acknowledgement fail with the usual
+   * error), the replicator stops, and the applier takes the new master's stream (a log that went
+   * past the new master's history is replaced by a full sync). A demoted node refuses to restart
+   * as a master (`NODE_STATE.json`) until its settings say `--replica`.
+   */
+  async follow(
+    master: HostPort | undefined,
+    options: { epoch?: number; by?: string } = {},
+  ): Promise<void> {
+    if (this.changing) {
+      throw new RoleChangeError("a role change (PROMOTE or REPLICAOF) is already running");
+    }
+    const address = master === undefined ? "" : formatHostPort(master);
+    if (master !== undefined && this.#isSelf(master)) {
+      throw new RoleChangeError(`${address} is this node itself`);
+    }
+    const epoch = options.epoch;
+    if (epoch !== undefined && (!Number.isInteger(epoch) || epoch < 0 || epoch > MAX_EPOCH)) {
+      throw new RoleChangeError(`epoch ${epoch} is not a whole number from 0 to ${MAX_EPOCH}`);
+    }
+    if (epoch !== undefined && epoch < this.epoch) {
+      throw new RoleChangeError(
+        `epoch ${epoch} is older than epoch ${this.epoch}, the newest this node knows: a master ` +
+          `of epoch ${epoch} is deposed`,
+      );
+    }
+    if (this.#replica) {
+      this.#followedMaster = address;
+      this.#saveState({
+        ...this.#state,
+        highestEpochSeen: this.#newerEpoch(epoch),
+        ...this.#replicaOf(address),
+      });
+      this.#announce(epoch);
+      this.#emit({ kind: "following", master: address, epoch: this.epoch, by: options.by ?? "" });
+      return;
+    }
+    await this.#demote(address, epoch, options.by ?? "");
+  }
+
+  async #demote(address: string, epoch: number | undefined, by: string): Promise<void> {
+    const node = this.#node;
+    const store = node.store;
+    this.#demoting = true;
+    this.#replica = true; // client writes refused from now on
+    try {
+      log.warn(
+        "DEMOTING to replica{of} by {by}: client writes are refused from now on; draining the " +
+          "replicas",
+        { event: "demoting", of: address === "" ? "" : ` of ${address}`, master: address, by },
+      );
+      await store.whenDurable(store.lastLsn);
+      const replicator = this.#replicator;
+      this.#replicator = undefined;
+      node.commit.setReplication(undefined);
+      await replicator?.stop(node.config.REPLICATION_TIMEOUT * 1000);
+      node.commit.clear();
+      store.demote();
+      this.#followedMaster = address;
+      this.#applier = this.#newApplier();
+      // The replies of the writes it took as a master were sent (or failed) while it drained:
+      // from here on what it writes is its new master's stream, answered as any replica's.
+      this.#deposedBy = undefined;
+      this.#saveState(
+        this.#markRole(
+          {
+            ...this.#state,
+            highestEpochSeen: this.#newerEpoch(epoch),
+            ...this.#replicaOf(address),
+          },
+          "replica",
+        ),
+      );
+      this.#announce(epoch);
+    } finally {
+      this.#demoting = false;
+    }
+    log.warn(
+      "DEMOTED to replica{of} by {by} at LSN {lsn} (epoch {epoch}): it takes the stream of the " +
+        "master of the newest epoch; records past that master's history are replaced by a full " +
+        "sync. Make it permanent in this node's settings (--replica): until then it refuses to " +
+        "restart as a master",
+      {
+        event: "demoted",
+        of: address === "" ? "" : ` of ${address}`,
+        master: address,
+        by,
+        lsn: store.lastLsn,
+        epoch: this.epoch,
+      },
+    );
+    this.#emit({ kind: "following", master: address, epoch: this.epoch, by });
+  }
+
+  /**
+   * A newer master exists (epoch `newerEpoch`): from now on this node acknowledges no write.
+   * Client writes are refused (`-READONLY`); writes applied here whose replies are not sent yet
+   * get an error instead of OK (the server's `deposed`); waiting sync writes fail at once; the
+   * links to replicas stop. The epoch is remembered (NODE_STATE.json): restarted as a master, it
+   * is still deposed. Nothing happens on a replica, or on a master deposed already.
+   */
+  depose(newerEpoch: number, reason: string): void {
+    if (this.#replica || this.#deposedBy !== undefined) return;
+    this.#deposedBy = reason;
+    this.#announcedEpoch = Math.max(this.#announcedEpoch, newerEpoch);
+    log.error(
+      "DEPOSED: {reason}. Another node was promoted (epoch {newerEpoch}; this node's is " +
+        "{epoch}); this node now refuses client writes, and writes not yet acknowledged are " +
+        "answered with an error. Stop it, or make it a replica of the new master (REPLICAOF " +
+        "host port, or restart it with --replica) and add it there (REPLICAS ADD)",
+      { event: "deposed", reason, newerEpoch, epoch: this.#node.store.epoch },
+    );
+    this.#replicator?.depose(reason).catch((error) =>
+      log.error("stopping the links of a deposed master failed: {error}", { error: String(error) })
+    );
+    if (newerEpoch > this.#state.highestEpochSeen) {
+      try {
+        this.#saveState({ ...this.#state, highestEpochSeen: newerEpoch });
+      } catch (error) {
+        log.error("could not remember the newer epoch {epoch} in NODE_STATE.json: {error}", {
+          epoch: newerEpoch,
+          error: String(error),
+        });
+      }
+    }
+    this.#emit({ kind: "deposed", epoch: newerEpoch, reason });
+  }
+
+  /**
+   * A master's HELLO announced `epoch` (at least the newest known, checked by the caller): it is
+   * remembered durably before this returns (a restart must not forget it), then known.
+   */
+  learnEpoch(epoch: number): void {
+    if (epoch > this.#state.highestEpochSeen) {
+      this.#saveState({ ...this.#state, highestEpochSeen: epoch });
+    }
+    this.#announce(epoch);
+  }
+
+  /**
+   * Starts replicating to `addresses` (`REPLICAS ADD`): the first ones start this master's
+   * replicator, whose position is the durable LSN (later records come through `onDurable`).
+   */
+  addReplicas(addresses: HostPort[]): void {
+    if (this.#replica) {
+      throw new RoleChangeError("a replica has no replicas of its own: PROMOTE it first");
+    }
+    if (this.#deposedBy !== undefined) {
+      throw new RoleChangeError(
+        `this node was deposed (${this.#deposedBy}): it sends its history to no replica`,
+      );
+    }
+    for (const address of addresses) {
+      if (this.#replicator === undefined) {
+        this.#startReplicator([address], "durable");
+      } else {
+        this.#replicator.addReplica(address.host, address.port);
+      }
+    }
+  }
+
+  /** Stops replicating to `address` (`host:port` as listed); false when it is not listed. */
+  removeReplica(address: string): Promise<boolean> {
+    return this.#replicator?.removeReplica(address) ?? Promise.resolve(false);
+  }
+
+  /**
+   * A local write is about to be applied on a replica that never followed a master: counted
+   * durably first (a crash in between overcounts, which costs one needless full sync).
+   */
+  countLocalWrite(): void {
+    this.#saveState({ ...this.#state, localWrites: (this.#state.localWrites ?? 0) + 1 });
+  }
+
+  /** Graceful stop: drains the replicas within `SHUTDOWN_TIMEOUT_SECONDS`. */
+  async close(): Promise<void> {
+    await this.#replicator?.stop(this.#node.config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+  }
+
+  // ------------------------------------------------------------------------------ private
+
+  #isSelf(address: HostPort): boolean {
+    const node = this.#node;
+    return (address.host === node.host && address.port === node.port) ||
+      formatHostPort(address) === this.advertisedAddress;
+  }
+
+  #newerEpoch(epoch: number | undefined): number {
+    return Math.max(this.#state.highestEpochSeen, epoch ?? 0);
+  }
+
+  #announce(epoch: number | undefined): void {
+    if (epoch === undefined || epoch <= this.#announcedEpoch) return;
+    const before = this.epoch;
+    this.#announcedEpoch = epoch;
+    if (this.epoch > before) this.#emit({ kind: "epoch", epoch: this.epoch });
+  }
+
+  /** The `replicaOf` field of the node state for `address` ("" removes it). */
+  #replicaOf(address: string): Partial<NodeState> {
+    return { replicaOf: address === "" ? undefined : address };
+  }
+
+  /**
+   * The node state with the marks that say the running role differs from the settings: a
+   * promoted replica (`promotedEpoch`) or a demoted master (`demotedAt`); none when they agree.
+   */
+  #markRole(state: NodeState, role: RoleName): NodeState {
+    const { promotedEpoch: _, promotedAt: __, demotedAt: ___, ...rest } = state;
+    const configured: RoleName = this.#node.config.REPLICA ? "replica" : "master";
+    if (role === configured) return rest;
+    const now = new Date().toISOString();
+    if (role === "master") {
+      return {
+        ...rest,
+        promotedEpoch: state.highestEpochSeen,
+        promotedAt: now,
+      };
+    }
+    return { ...rest, demotedAt: now };
+  }
+
+  #newApplier(): ReplicaApplier {
+    return new ReplicaApplier(replicaStoreOf(this.#node.store), Date.now, {
+      localWrites: () => this.#state.localWrites ?? 0,
+      fullSyncCommitted: () => {
+        const replaced = this.#state.localWrites ?? 0;
+        if (replaced === 0) return Promise.resolve();
+        const { localWrites: _, ...rest } = this.#state;
+        this.#saveState(rest);
+        log.warn("the full sync replaced this replica's {localWrites} local writes", {
+          event: "local_writes_replaced",
+          localWrites: replaced,
+        });
+        return Promise.resolve();
+      },
+    });
+  }
+
+  /**
+   * A replicator for `addresses`. `position`: `"last"` for one created with the store, before
+   * any write; `"durable"` for one created at runtime. `committedLsn`: what counts as committed
+   * already in sync mode (0 for a master starting up, whose log may hold writes whose sync wait
+   * failed; the durable LSN for one started at runtime).
+   */
+  #newReplicator(
+    addresses: HostPort[],
+    position: "last" | "durable",
+    committedLsn: number,
+  ): Replicator {
+    const node = this.#node;
+    const config: Config = { ...node.config, REPLICA_ADDRESSES: addresses };
+    const options: ReplicatorOptions = {
+      connect: this.#options.connect,
+      authToken: this.#options.authToken,
+      onRefused: (address, code, message) => this.#refused(address, code, message),
+      masterAddress: () => this.advertisedAddress,
+      committedLsn,
+    };
+    return new Replicator(masterSourceOf(node.store, position), config, Date.now, options);
+  }
+
+  #startReplicator(addresses: HostPort[], position: "last" | "durable"): void {
+    const store = this.#node.store;
+    const committed = position === "last" ? 0 : store.durableLsn;
+    this.#use(this.#newReplicator(addresses, position, committed));
+    if (position === "durable") {
+      log.info("replicas {replicas} added", { replicas: addresses.map(formatHostPort).join(", ") });
+    }
+  }
+
+  /**
+   * Makes `replicator` this master's and starts it; in sync mode, reads then stop at what its
+   * replicas acknowledged (the server's commit point).
+   */
+  #use(replicator: Replicator): void {
+    this.#replicator = replicator;
+    replicator.start();
+    if (replicator.mode !== "sync") return;
+    this.#node.commit.setReplication({
+      committedLsn: () => replicator.committedLsn,
+      awaitReplication: (lsn) =>
+        replicator.waitForReplicas(lsn).then(() => undefined, (error: Error) => error.message),
+    });
+  }
+
+  /** A replica refused this master's stream: `STALEEPOCH` means a newer master exists. */
+  #refused(address: string, code: string, message: string): void {
+    if (code !== "STALEEPOCH") return;
+    const newer = newerEpochOf(message) ?? this.epoch + 1;
+    this.depose(newer, `replica ${address} follows a newer master: ${message}`);
+  }
+
+  /** Replaces the node state (fields set to undefined are left out), durably, and keeps it. */
+  #saveState(state: NodeState): void {
+    const cleaned = Object.fromEntries(
+      Object.entries(state).filter(([, value]) => value !== undefined),
+    ) as unknown as NodeState;
+    writeNodeState(this.#node.store.dir, cleaned);
+    this.#state = cleaned;
+  }
+
+  #emit(event: RoleEvent): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(event);
+      } catch (error) {
+        log.error("a role listener failed on {kind}: {error}", {
+          kind: event.kind,
+          error: String(error),
+        });
+      }
+    }
+  }
+}
+
+/** The newer epoch a `STALEEPOCH` refusal carries (its first word), or undefined. */
+export function newerEpochOf(message: string): number | undefined {
+  const match = /^(\d{1,10}) /.exec(message);
+  const epoch = match === null ? NaN : Number(match[1]);
+  return Number.isInteger(epoch) && epoch >= 0 && epoch <= MAX_EPOCH ? epoch : undefined;
+}
+
+/**
+ * Reads the node state and reconciles it with the role the settings ask for. A node that
+ * `PROMOTE` made a master refuses to start as a replica unless demoted on purpose (`--demote`),
+ * and one that `REPLICAOF` made a replica refuses to start as a master (it would be a second
+ * one); starting it in the role it took clears the mark (its settings now say what the command
+ * did).
+ */
+export async function reconcileRole(node: ServerNode): Promise<NodeState> {
+  const dir = node.store.dir;
+  const state = await readNodeState(dir);
+  const replica = node.config.REPLICA;
+  if (state.demotedAt !== undefined) {
+    if (!replica) {
+      throw new NodeStateError(
+        `${dir} belongs to a replica: REPLICAOF made this node a replica` +
+          (state.replicaOf === undefined ? "" : ` of ${state.replicaOf}`) +
+          ` (at ${state.demotedAt}), but it was started as a master, which could make two ` +
+          `masters. Start it with --replica (make the demotion permanent in its settings); to ` +
+          `make it a master again, PROMOTE it once it runs as a replica`,
+      );
+    }
+    const { demotedAt: _, ...cleared } = state;
+    writeNodeState(dir, cleared);
+    return cleared;
+  }
+  if (state.promotedEpoch === undefined) return state;
+  const { promotedEpoch: _, promotedAt: __, ...cleared } = state;
+  if (!replica) {
+    const store = node.store;
+    if (Math.max(store.epoch, store.lastEpoch) < state.promotedEpoch) {
+      // The promotion's marker record did not survive (fsync no/everysec and a power loss):
+      // write it again, so this master's records carry the epoch it was promoted to.
+      await store.whenDurable(store.promote(state.promotedEpoch));
+    }
+    writeNodeState(dir, cleared);
+    log.info("PROMOTE of epoch {epoch} is now this master's configured role", {
+      event: "promotion_confirmed",
+      epoch: state.promotedEpoch,
+    });
+    return cleared;
+  }
+  if (!node.config.DEMOTE) {
+    throw new NodeStateError(
+      `${dir} belongs to a master: PROMOTE made this node the master of epoch ` +
+        `${state.promotedEpoch} (at ${state.promotedAt}), but it was started with --replica, ` +
+        `which would leave the cluster without a master. Start it without --replica (make ` +
+        `the promotion permanent in its settings), or, to rejoin it as a replica on purpose, ` +
+        `start it once with --replica --demote`,
+    );
+  }
+  writeNodeState(dir, cleared);
+  log.warn(
+    "DEMOTED: this node, master of epoch {epoch} since {promotedAt}, starts as a replica " +
+      "(--demote); writes it took since then are replaced by its master's data",
+    { event: "demoted", epoch: state.promotedEpoch, promotedAt: state.promotedAt },
+  );
+  return cleared;
+}

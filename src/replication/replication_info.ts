@@ -1,0 +1,167 @@
+/**
+ * `INFO replication`: what a master says about its replicas (each one's state, acknowledged LSN,
+ * lag, failures) and the guarantee its writes get; what a replica says about its master's link.
+ * Pure shaping of what the {@link NodeRole} and its replicator or applier report.
+ *
+ * @module
+ */
+import { type Config, formatHostPort, type HostPort, parseHostPort } from "../config.ts";
+import type { InfoFields } from "../server/hooks.ts";
+import type { NodeRole } from "./node_role.ts";
+import type { Replicator } from "./replicator.ts";
+
+/**
+ * The master's listening address as a replica reports it: what the master announced in HELLO;
+ * a wildcard host (a master listening on 0.0.0.0 or ::) is replaced by the host its stream came
+ * from. Undefined before any master connected.
+ */
+export function masterListeningAddress(
+  announced: string,
+  streamPeer: string,
+): HostPort | undefined {
+  if (announced === "") return undefined;
+  let address: HostPort;
+  try {
+    address = parseHostPort(announced);
+  } catch {
+    return undefined;
+  }
+  if (address.host === "0.0.0.0" || address.host === "::") {
+    try {
+      address = { host: parseHostPort(streamPeer).host, port: address.port };
+    } catch {
+      // No usable peer address: keep the wildcard, which still names the port.
+    }
+  }
+  return address;
+}
+
+/** `INFO replication` fields of a master. */
+export function masterInfoFields(replicator: Replicator | undefined): InfoFields {
+  if (replicator === undefined) {
+    return [["replication_enabled", false], ["total_replicas", 0], ["healthy_replicas", 0]];
+  }
+  const stats = replicator.getStats();
+  const fields: InfoFields = [
+    ["replication_enabled", true],
+    ["replication_mode", stats.mode],
+    ["master_lsn", stats.masterLsn],
+    ["total_replicas", stats.totalReplicas],
+    ["healthy_replicas", stats.healthyReplicas],
+    ["successful_replications", stats.successfulReplications],
+    ["failed_replications", stats.failedReplications],
+    ["queue_size", stats.queueSize],
+    ["sync_writes_waiting", stats.syncWaiting],
+  ];
+  stats.replicas.forEach((r, i) => {
+    fields.push([
+      `replica${i}`,
+      `address=${r.address},state=${r.state},healthy=${r.healthy ? "yes" : "no"},` +
+      `acked_lsn=${r.ackedLsn},lag_records=${r.lagRecords},lag_ms=${r.lagMs},` +
+      `queued_records=${r.queuedRecords},consecutive_failures=${r.consecutiveFailures},` +
+      `full_syncs=${r.fullSyncs},last_success=${r.lastSuccess ?? "never"},` +
+      `last_failure=${r.lastFailure ?? "never"}`,
+    ]);
+    if (r.lastError !== "") fields.push([`replica${i}_last_error`, r.lastError]);
+  });
+  return fields;
+}
+
+/**
+ * What a write is acknowledged after, in words, for `INFO replication` (`write_guarantee`):
+ * the durability point of the fsync policy and, in sync mode, the replicas.
+ */
+export function writeGuarantee(config: Config, replicas: number, healthyReplicas: number): string {
+  const local = config.FSYNC === "always"
+    ? "on disk here (fsync always)"
+    : config.FSYNC === "everysec"
+    ? "written here (fsync everysec: up to 1 s of writes can be lost if the machine fails)"
+    : "written here (fsync no: the OS decides when it reaches disk)";
+  if (config.REPLICATION_MODE === "async") {
+    return `async: OK once ${local}; replicas get it after the OK`;
+  }
+  const required = config.SYNC_REPLICAS;
+  if (required === 0) {
+    return `sync: OK once ${local} and on every healthy replica (${healthyReplicas} of ` +
+      `${replicas} healthy; with none healthy, on this node alone)`;
+  }
+  const shortfall = replicas < required
+    ? `; only ${replicas} listed: writes fail until REPLICAS ADD lists ${required}`
+    : "";
+  return `sync: OK once ${local} and on ${required} of ${replicas} replicas${shortfall}`;
+}
+
+/** Counts the replication extension keeps beside the role. */
+export interface ReplicationCounts {
+  /** Records this node discarded because its log diverged from its master's. */
+  discardedRecords: number;
+  /** Reads waiting for this node's log to reach their LSN (`WITH MINLSN`). */
+  minLsnReadsWaiting: number;
+}
+
+function replicaInfo(role: NodeRole, config: Config, counts: ReplicationCounts): InfoFields {
+  const applier = role.applier;
+  if (applier === undefined) return [];
+  const info = applier.getInfo();
+  const master = masterListeningAddress(info.masterAdvertisedAddress, info.masterAddress);
+  return [
+    // Where clients reach the master (what it announced in HELLO), as Redis's master_host and
+    // master_port; the stream's own peer address is its outgoing port.
+    ["master_host", master?.host ?? ""],
+    ["master_port", master?.port ?? 0],
+    ["master_address", master === undefined ? "" : formatHostPort(master)],
+    ["master_stream_peer", info.masterAddress],
+    ["master_link_status", info.masterLinkStatus],
+    ["master_last_io_seconds_ago", info.masterLastIoSecondsAgo],
+    ["master_last_lsn", info.masterKnownLsn],
+    ["master_lag_records", info.masterLagRecords],
+    ["master_lag_ms", info.masterLagMs],
+    ["last_applied_lsn", info.lastAppliedLsn],
+    ["epoch", info.epoch],
+    ["master_epoch", info.masterEpoch],
+    ["full_sync_in_progress", info.fullSyncInProgress],
+    ["full_syncs", info.fullSyncs],
+    ["applied_frames", info.appliedFrames],
+    ["discarded_records", counts.discardedRecords],
+    ["min_lsn_reads_waiting", counts.minLsnReadsWaiting],
+    ["local_writes", role.state.localWrites ?? 0],
+    ["read_guarantee", "what this replica applied (it may lag its master)"],
+    // The settings it takes when promoted: a replica accepts --replication-mode and
+    // --sync-replicas for that moment.
+    ["replication_mode", config.REPLICATION_MODE],
+    ["sync_replicas", config.SYNC_REPLICAS],
+    ["write_guarantee_when_promoted", writeGuarantee(config, 0, 0)],
+    ...(role.followedMaster === "" ? [] : [["replica_of", role.followedMaster]] as InfoFields),
+  ];
+}
+
+/** The fields of `INFO replication` after the server's `role` line. */
+export function replicationInfo(
+  role: NodeRole,
+  config: Config,
+  counts: ReplicationCounts,
+): InfoFields {
+  if (role.replica) return replicaInfo(role, config, counts);
+  const replicator = role.replicator;
+  const fields = masterInfoFields(replicator);
+  const stats = replicator?.getStats();
+  fields.push(["epoch", role.ownEpoch]);
+  fields.push(["sync_replicas", config.SYNC_REPLICAS]);
+  fields.push(["acks_waiting", replicator?.ackWaits ?? 0]);
+  fields.push(["min_lsn_reads_waiting", counts.minLsnReadsWaiting]);
+  const deposed = role.deposed;
+  if (deposed !== undefined) {
+    fields.push(["deposed", deposed]);
+    fields.push(["write_guarantee", "none: deposed, this node refuses writes"]);
+  } else {
+    fields.push([
+      "write_guarantee",
+      writeGuarantee(config, stats?.totalReplicas ?? 0, stats?.healthyReplicas ?? 0),
+    ]);
+  }
+  fields.push([
+    "read_guarantee",
+    "committed writes only (a read of a key whose newest write is not committed waits for it)",
+  ]);
+  return fields;
+}

@@ -1,0 +1,111 @@
+/**
+ * The replication metrics in the node's registry: per replica (on a master) lag in records and
+ * seconds, acknowledged LSN, buffer, health, link state, full syncs and failures; sync writes
+ * waiting; on a replica its master link and the time since it heard from it; records discarded
+ * by divergence. Every gauge reads the {@link NodeRole} at scrape time, so a role change shows at
+ * the next scrape.
+ *
+ * @module
+ */
+import { Gauge, type Registry } from "../metrics/registry.ts";
+import type { NodeRole } from "./node_role.ts";
+
+/** Registers the replication metrics of `role` in `registry`. */
+export function registerReplicationMetrics(
+  registry: Registry,
+  role: NodeRole,
+  discardedRecords: () => number,
+): void {
+  const replicas = () => role.replicator?.getStats().replicas ?? [];
+  const perReplica = (
+    name: string,
+    help: string,
+    value: (r: ReturnType<typeof replicas>[number]) => number,
+    type: "gauge" | "counter" = "gauge",
+  ) =>
+    registry.add(
+      new Gauge(name, help, ["replica"], () =>
+        replicas().map((r) => ({ labels: [r.address], value: value(r) })), type),
+    );
+  perReplica(
+    "kvstore_replication_lag_records",
+    "Records durable here, not yet on the replica.",
+    (r) => r.lagRecords,
+  );
+  perReplica(
+    "kvstore_replication_lag_seconds",
+    "Age of the oldest record the replica has not acknowledged.",
+    (r) => r.lagMs / 1000,
+  );
+  perReplica(
+    "kvstore_replication_acked_lsn",
+    "Last LSN the replica acknowledged.",
+    (r) => r.ackedLsn,
+  );
+  perReplica(
+    "kvstore_replication_queued_records",
+    "Records in the replica's in-memory buffer (REPLICATION_QUEUE_SIZE bounds it).",
+    (r) => r.queuedRecords,
+  );
+  perReplica(
+    "kvstore_replication_healthy",
+    "1 while the replica is healthy.",
+    (r) => r.healthy ? 1 : 0,
+  );
+  perReplica(
+    "kvstore_replication_streaming",
+    "1 while the replica's link streams (0: down, catching up or full sync).",
+    (r) => r.state === "streaming" ? 1 : 0,
+  );
+  perReplica(
+    "kvstore_replication_full_syncs_total",
+    "Full syncs sent to the replica.",
+    (r) => r.fullSyncs,
+    "counter",
+  );
+  perReplica(
+    "kvstore_replication_failures_total",
+    "Failed attempts (connect, send, reply timeout, error reply).",
+    (r) => r.failedAttempts,
+    "counter",
+  );
+  registry.add(
+    new Gauge(
+      "kvstore_replication_sync_writes_waiting",
+      "Sync-mode writes waiting for acknowledgements.",
+      [],
+      () => [{ value: role.replicator?.getStats().syncWaiting ?? 0 }],
+    ),
+  );
+  registry.add(
+    new Gauge(
+      "kvstore_replica_link_up",
+      "On a replica: 1 while its master's stream is up.",
+      [],
+      () =>
+        role.applier === undefined
+          ? []
+          : [{ value: role.applier.getInfo().masterLinkStatus === "up" ? 1 : 0 }],
+    ),
+  );
+  registry.add(
+    new Gauge(
+      "kvstore_replica_master_last_io_seconds",
+      "On a replica: seconds since its master was last heard from (-1: never).",
+      [],
+      () =>
+        role.applier === undefined
+          ? []
+          : [{ value: role.applier.getInfo().masterLastIoSecondsAgo }],
+    ),
+  );
+  registry.add(
+    new Gauge(
+      "kvstore_replication_discarded_records_total",
+      "Records this node discarded because its log diverged from its master's.",
+      [],
+      () => [{ value: discardedRecords() }],
+      "counter",
+    ),
+  );
+}

@@ -1,0 +1,211 @@
+/**
+ * The commands that read or change a node's place in the cluster, each a thin layer over the
+ * {@link NodeRole}:
+ *
+ * - `PROMOTE`: replica → master in a new epoch (the highest known + 1).
+ * - `REPLICAOF host port [EPOCH n]` (alias `SLAVEOF`): become (or stay) a replica that expects
+ *   the master at host:port, in epoch n when given (older masters are fenced at once); on a
+ *   master this demotes it at runtime. `REPLICAOF NO ONE [EPOCH n]`: replica → master, as
+ *   `PROMOTE` (in epoch n when given). Redis's shape; both answer `+OK`.
+ * - `REPLICAS [LIST] | ADD h:p | REMOVE h:p`: a master's replica set, at runtime.
+ * - `ROLE` and `TOPOLOGY`: what the node says about itself and its cluster (`topology.ts`).
+ *
+ * `PROMOTE`, `REPLICAOF` and `REPLICAS` are admin commands: with a replication token, only a
+ * connection that proved it may run them.
+ *
+ * @module
+ */
+import { formatHostPort, type HostPort, parseAddresses, parseHostPort } from "../config.ts";
+import { getLog } from "../log.ts";
+import type { Reply } from "../protocol/mod.ts";
+import { CommandError, type CommandSpec, type ServerNode } from "../server/hooks.ts";
+import { MAX_EPOCH } from "../storage/mod.ts";
+import { type NodeRole, RoleChangeError } from "./node_role.ts";
+import { writeGuarantee } from "./replication_info.ts";
+import { roleReply, topologyDocument, type TopologyFacts } from "./topology.ts";
+
+const log = getLog("replication");
+const decoder = new TextDecoder();
+const encoder = new TextEncoder();
+
+/** Runs a role change, answering a refusal as the client's error. */
+async function changing<T>(change: () => Promise<T>): Promise<T> {
+  try {
+    return await change();
+  } catch (error) {
+    if (error instanceof RoleChangeError) throw new CommandError(error.message);
+    throw error;
+  }
+}
+
+/** What ROLE and TOPOLOGY report about this node and its cluster. */
+export function topologyFacts(node: ServerNode, role: NodeRole): TopologyFacts {
+  const info = role.replica ? role.applier?.getInfo() : undefined;
+  return {
+    address: role.advertisedAddress,
+    runId: node.runId,
+    role: role.current,
+    epoch: role.epoch,
+    lsn: node.store.lastLsn,
+    deposed: role.deposed,
+    replicationMode: node.config.REPLICATION_MODE,
+    master: info === undefined ? undefined : {
+      address: info.masterAdvertisedAddress || role.followedMaster,
+      epoch: info.masterEpoch,
+      lsn: info.masterKnownLsn,
+      linkStatus: info.masterLinkStatus,
+      lastIoMs: info.masterLastIoMs,
+      fullSyncInProgress: info.fullSyncInProgress,
+    },
+    replicas: role.replica ? [] : role.replicator?.getStats().replicas ?? [],
+  };
+}
+
+/** `PROMOTE` on this node, logged as the operator's. */
+async function promote(node: ServerNode, role: NodeRole, peer: string, epoch?: number) {
+  const promotion = await changing(() => role.promote({ epoch, by: peer }));
+  log.warn(
+    "PROMOTED to master by {peer}: epoch {epoch}, data up to LSN {lsn} kept; serving writes " +
+      "({guarantee}). Add replicas with REPLICAS ADD host:port, and make it permanent in " +
+      "this node's settings (no --replica; --replicas for its replicas): until then it " +
+      "refuses to restart as a replica",
+    {
+      event: "promoted",
+      peer,
+      epoch: promotion.epoch,
+      lsn: promotion.lsn,
+      markerLsn: promotion.markerLsn,
+      guarantee: writeGuarantee(node.config, 0, 0),
+    },
+  );
+  return promotion;
+}
+
+/** `REPLICAOF host port [EPOCH n]` / `REPLICAOF NO ONE [EPOCH n]`. */
+function replicaOfSpec(node: ServerNode, role: NodeRole): CommandSpec {
+  return {
+    minArgs: 2,
+    maxArgs: 4,
+    admin: true,
+    handler: async (args, _out, ctx): Promise<Reply> => {
+      const words = args.map((a) => decoder.decode(a));
+      let epoch: number | undefined;
+      if (words.length === 4) {
+        if (words[2].toUpperCase() !== "EPOCH") throw new CommandError(REPLICAOF_USAGE);
+        epoch = /^\d{1,10}$/.test(words[3]) ? Number(words[3]) : NaN;
+        if (!(epoch <= MAX_EPOCH)) {
+          throw new CommandError(`EPOCH must be a whole number from 0 to ${MAX_EPOCH}`);
+        }
+      } else if (words.length !== 2) {
+        throw new CommandError(REPLICAOF_USAGE);
+      }
+      const peer = ctx.connection.peer;
+      if (words[0].toUpperCase() === "NO" && words[1].toUpperCase() === "ONE") {
+        // Redis answers OK to a master too; so does kvstore, when no epoch is asked for.
+        if (!role.replica && epoch === undefined) return { type: "ok" };
+        await promote(node, role, peer, epoch);
+        return { type: "ok" };
+      }
+      let master: HostPort;
+      try {
+        master = parseHostPort(`${words[0]}:${words[1]}`, "master address");
+      } catch (error) {
+        throw new CommandError(error instanceof Error ? error.message : String(error));
+      }
+      await changing(() => role.follow(master, { epoch, by: peer }));
+      return { type: "ok" };
+    },
+  };
+}
+
+const REPLICAOF_USAGE = "usage: REPLICAOF host port [EPOCH n] | REPLICAOF NO ONE [EPOCH n]";
+
+/** `REPLICAS [LIST] | REPLICAS ADD host:port | REPLICAS REMOVE host:port`. */
+async function replicas(node: ServerNode, role: NodeRole, args: Uint8Array[]): Promise<Reply> {
+  const sub = args.length === 0 ? "LIST" : decoder.decode(args[0]).toUpperCase();
+  const listed = () => new Set(role.replicator?.replicaManager.replicas.map((r) => r.address));
+  if (sub === "LIST" && args.length <= 1) {
+    return {
+      type: "array",
+      items: [...listed()].map((a) => ({ type: "value", value: encoder.encode(a) })),
+    };
+  }
+  if ((sub !== "ADD" && sub !== "REMOVE") || args.length !== 2) {
+    throw new CommandError(
+      "usage: REPLICAS [LIST] | REPLICAS ADD host:port | REPLICAS REMOVE host:port",
+    );
+  }
+  if (role.replica) {
+    throw new CommandError("a replica has no replicas of its own: PROMOTE it first");
+  }
+  let addresses: HostPort[];
+  try {
+    addresses = parseAddresses(decoder.decode(args[1]), "replica address");
+  } catch (error) {
+    throw new CommandError(error instanceof Error ? error.message : String(error));
+  }
+  if (addresses.length === 0) throw new CommandError(`REPLICAS ${sub} needs host:port`);
+  if (sub === "ADD") {
+    for (const address of addresses) {
+      const text = formatHostPort(address);
+      if (listed().has(text)) throw new CommandError(`replica ${text} is already listed`);
+      if (address.host === node.host && address.port === node.port) {
+        throw new CommandError(`${text} is this node itself`);
+      }
+    }
+    await changing(() => Promise.resolve(role.addReplicas(addresses)));
+    return { type: "ok" };
+  }
+  const remaining = listed().size - addresses.length;
+  const { config } = node;
+  if (config.REPLICATION_MODE === "sync" && remaining < config.SYNC_REPLICAS) {
+    throw new CommandError(
+      `removing would leave ${remaining} replicas, fewer than SYNC_REPLICAS ${config.SYNC_REPLICAS}`,
+    );
+  }
+  for (const address of addresses) {
+    const text = formatHostPort(address);
+    if (!listed().has(text)) {
+      throw new CommandError(
+        `no replica ${text} (replicas: ${[...listed()].join(", ") || "none"})`,
+      );
+    }
+  }
+  for (const address of addresses) await role.removeReplica(formatHostPort(address));
+  return { type: "ok" };
+}
+
+/** The role commands of a node. */
+export function roleCommands(node: ServerNode, role: NodeRole): Record<string, CommandSpec> {
+  const replicaOf = replicaOfSpec(node, role);
+  return {
+    PROMOTE: {
+      minArgs: 0,
+      maxArgs: 0,
+      admin: true,
+      handler: async (_args, _out, ctx): Promise<Reply> => {
+        const { epoch, lsn } = await promote(node, role, ctx.connection.peer);
+        return { type: "status", text: `PROMOTED epoch ${epoch} lsn ${lsn}` };
+      },
+    },
+    REPLICAOF: replicaOf,
+    SLAVEOF: replicaOf,
+    REPLICAS: {
+      minArgs: 0,
+      maxArgs: 2,
+      admin: true,
+      handler: (args) => replicas(node, role, args.map((a) => a.slice())),
+    },
+    ROLE: {
+      minArgs: 0,
+      maxArgs: 0,
+      handler: (_args, out) => out.reply(roleReply(topologyFacts(node, role))),
+    },
+    TOPOLOGY: {
+      minArgs: 0,
+      maxArgs: 0,
+      handler: (_args, out) =>
+        out.textValue(JSON.stringify(topologyDocument(topologyFacts(node, role)))),
+    },
+  };
+}
