@@ -32,6 +32,29 @@ export const NONCE_BYTES = 32;
 const HEX_64 = /^[0-9a-f]{64}$/;
 const LABEL = "kvstore-auth-v1";
 
+/**
+ * The error message of `CHALLENGE` (and `PROVE`) on a node without tokens: part of the exchange,
+ * so a dialer can tell "authentication is off there" from a refusal with
+ * {@link isChallengeOff} (a master tolerates it, with a warning).
+ */
+export const CHALLENGE_OFF_MESSAGE =
+  "CHALLENGE called, but this node has no REPLICATION_TOKEN or AUTH_TOKEN (authentication is off)";
+
+/**
+ * True when an error reply to `CHALLENGE` says the node has no tokens (this version's
+ * {@link CHALLENGE_OFF_MESSAGE}, or an older one's, which began the same way).
+ *
+ * @example
+ * ```ts
+ * import { CHALLENGE_OFF_MESSAGE, isChallengeOff } from "./challenge.ts";
+ * console.log(isChallengeOff(CHALLENGE_OFF_MESSAGE)); // true
+ * console.log(isChallengeOff("invalid token")); // false
+ * ```
+ */
+export function isChallengeOff(message: string): boolean {
+  return message.startsWith("CHALLENGE called, but");
+}
+
 /** Which side a proof comes from. */
 export type ProofRole = "dialer" | "node";
 

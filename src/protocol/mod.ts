@@ -6,7 +6,9 @@
  * @module
  */
 export {
+  CHALLENGE_OFF_MESSAGE,
   challengeProof,
+  isChallengeOff,
   isHex64,
   newNonce,
   NONCE_BYTES,

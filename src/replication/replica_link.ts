@@ -7,7 +7,15 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { challengeProof, isHex64, newNonce, proofMatches } from "../protocol/challenge.ts";
+import {
+  challengeProof,
+  isChallengeOff,
+  isHex64,
+  newNonce,
+  proofMatches,
+} from "../protocol/challenge.ts";
+import { LogGapError } from "../storage/errors.ts";
+import { findCommonLsn } from "./divergence.ts";
 import { INCOMPLETE, RespErrorReply, RespReplyParser, type RespValue } from "../protocol/resp.ts";
 import {
   RECORD_HEADER_BYTES,
@@ -16,7 +24,7 @@ import {
   recordLengthAt,
   recordLsnAt,
 } from "./log_records.ts";
-import type { ReplicaNode } from "./replica_node.ts";
+import type { FullSyncDecision, ReplicaNode } from "./replica_node.ts";
 import {
   describeReply,
   encodeRequest,
@@ -84,9 +92,6 @@ export interface LinkContext {
   onRefused?(node: ReplicaNode, code: string, message: string): void;
 }
 
-/** The reply of a node without tokens to `CHALLENGE` (see `src/security/auth_extension.ts`). */
-const AUTH_OFF_PREFIX = "CHALLENGE called, but";
-
 async function connectTcp(host: string, port: number): Promise<Deno.Conn> {
   const conn = await Deno.connect({ hostname: host, port });
   conn.setNoDelay(true);
@@ -102,6 +107,7 @@ type Expected = "auth" | "hello" | "diverged" | "log" | "ping" | "snapshot" | "c
 
 interface Waiter {
   kind: Expected;
+  /** Snapshot pairs of a CHUNK request (0 otherwise). */
   pairs: number;
   resolve(reply: RespValue): void;
   reject(error: Error): void;
@@ -168,7 +174,6 @@ export class ReplicaLink {
   #watchdog: ReturnType<typeof setTimeout> | undefined;
   /** Wakes an idle sender when a ping falls due; armed at most once at a time. */
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
-  #inflightPairs = 0;
   #stopped = false;
   #running: Promise<void> | undefined;
   #warnedNoToken = false;
@@ -300,9 +305,7 @@ export class ReplicaLink {
       },
     );
     if (decision.kind === "full_sync") {
-      const diverged = lastLsn > node.durableLsn ||
-        (master !== undefined && master.epoch !== lastEpoch);
-      if (diverged) await this.#reportDivergence(lastLsn, lastEpoch);
+      if (decision.diverged) await this.#reportDivergence(lastLsn, lastEpoch);
       await this.#fullSync();
     }
     this.#ctx.onAck(node);
@@ -381,13 +384,9 @@ export class ReplicaLink {
         try {
           await this.#catchUp(next.afterLsn, next.uptoLsn);
         } catch (error) {
-          if (!(error instanceof Error && error.name === "LogGapError")) throw error;
-          this.#ctx.log.warn("replica {replica} needs a full sync: {reason}", {
-            replica: node.address,
-            reason: error.message,
-          });
+          if (!(error instanceof LogGapError)) throw error;
           await this.#waitAllReplies();
-          node.onLogGap();
+          this.#logFullSync(node.onLogGap(error.message));
           await this.#fullSync();
         }
       } else if (node.pingDue(this.#ctx.nowMs())) {
@@ -401,6 +400,13 @@ export class ReplicaLink {
         await this.#wakeup.wait();
       }
     }
+  }
+
+  #logFullSync(decision: FullSyncDecision): void {
+    this.#ctx.log.warn("replica {replica} needs a full sync: {reason}", {
+      replica: this.node.address,
+      reason: decision.reason,
+    });
   }
 
   /** Wakes the sender when an idle link's ping falls due (one timer, not one per wait). */
@@ -421,14 +427,7 @@ export class ReplicaLink {
     let sentLast = afterLsn;
     for await (const chunk of this.#ctx.source.readLogFrom(afterLsn, this.node.policy.batchBytes)) {
       this.#throwIfFailed();
-      let end = 0;
-      let last = sentLast;
-      while (end + RECORD_HEADER_BYTES <= chunk.length) {
-        const lsn = recordLsnAt(chunk, end);
-        if (lsn > uptoLsn) break;
-        last = lsn;
-        end += recordLengthAt(chunk, end);
-      }
+      const { end, lastLsn: last } = recordsThrough(chunk, uptoLsn, sentLast);
       if (end > 0) {
         await this.#waitWindow();
         await this.#send(this.#frames.frame([chunk.subarray(0, end)]), "log", 0, last);
@@ -443,49 +442,33 @@ export class ReplicaLink {
 
   async #fullSync(): Promise<void> {
     const { node } = this;
-    const { log } = this.#ctx;
     const snapshot = await this.#ctx.source.snapshot();
     try {
-      const startedMs = this.#ctx.nowMs();
-      const totalBytes = snapshot.bytes ?? 0;
-      const totalKeys = snapshot.keys ?? 0;
+      const progress = new SyncProgress(this.#ctx.nowMs(), snapshot.keys ?? 0);
       await this.#request(
-        snapshotBeginRequest(snapshot.lsn, this.#ctx.epoch, totalKeys, totalBytes),
+        snapshotBeginRequest(
+          snapshot.lsn,
+          this.#ctx.epoch,
+          progress.totalKeys,
+          snapshot.bytes ?? 0,
+        ),
         "snapshot",
       );
       const writer = new PairChunkWriter(this.#ctx.snapshotChunkBytes);
-      let sentPairs = 0;
-      let sentBytes = 0;
-      let nextReportPercent = 10;
-      let lastReportMs = startedMs;
       const flush = async () => {
         if (writer.pairs === 0) return;
         const pairs = writer.pairs;
         const chunk = writer.take();
-        while (
-          this.#inflightPairs > 0 && this.#inflightPairs + pairs > node.policy.queueSizeRecords
-        ) {
+        while (!node.snapshotWindowOpen(pairs)) {
           this.#throwIfFailed();
           await this.#wakeup.wait(); // replies are due: the watchdog bounds the wait
         }
         await this.#send(snapshotChunkRequest(chunk), "chunk", pairs);
-        sentPairs += pairs;
-        sentBytes += chunk.length;
-        const now = this.#ctx.nowMs();
-        const percent = totalKeys > 0 ? Math.floor((sentPairs / totalKeys) * 100) : 0;
-        if (percent >= nextReportPercent || now - lastReportMs >= 5000) {
-          nextReportPercent = Math.floor(percent / 10) * 10 + 10;
-          lastReportMs = now;
-          log.info(
+        if (progress.sent(pairs, chunk.length, this.#ctx.nowMs())) {
+          this.#ctx.log.info(
             "full sync of replica {replica}: {records} of {totalRecords} records, {bytes} bytes " +
               "({percent}%)",
-            {
-              replica: node.address,
-              records: sentPairs,
-              totalRecords: totalKeys,
-              bytes: sentBytes,
-              percent,
-            },
+            { replica: node.address, ...progress.figures() },
           );
         }
       };
@@ -501,18 +484,10 @@ export class ReplicaLink {
         throw new LinkError(`replica ended the full sync at LSN ${endLsn}, not ${snapshot.lsn}`);
       }
       node.onFullSyncDone(snapshot.lsn, this.#ctx.nowMs());
-      const seconds = Math.max(0.001, (this.#ctx.nowMs() - startedMs) / 1000);
-      log.info(
+      this.#ctx.log.info(
         "full sync of replica {replica} done: {records} records, {bytes} bytes at LSN {lsn} in " +
           "{seconds} s ({mbPerSecond} MB/s); catching up from the log",
-        {
-          replica: node.address,
-          records: sentPairs,
-          bytes: sentBytes,
-          lsn: snapshot.lsn,
-          seconds: Number(seconds.toFixed(3)),
-          mbPerSecond: Number((sentBytes / 1e6 / seconds).toFixed(1)),
-        },
+        { replica: node.address, lsn: snapshot.lsn, ...progress.done(this.#ctx.nowMs()) },
       );
     } finally {
       snapshot.release();
@@ -525,7 +500,15 @@ export class ReplicaLink {
    * replica (`REPLICATE DIVERGED`), which logs and counts them before the full sync replaces them.
    */
   async #reportDivergence(replicaLsn: number, replicaEpoch: number): Promise<void> {
-    const commonLsn = await this.#commonLsn(replicaLsn, replicaEpoch);
+    const commonLsn = await findCommonLsn(
+      {
+        replicaLsn,
+        replicaEpoch,
+        oldestCompleteLsn: this.#ctx.source.oldestCompleteLsn ?? 0,
+        durableLsn: this.node.durableLsn,
+      },
+      async (lsn) => (await this.#recordAt(lsn))?.epoch,
+    );
     if (commonLsn === undefined) return;
     const records = replicaLsn - commonLsn;
     this.node.discardedRecords += records;
@@ -548,29 +531,6 @@ export class ReplicaLink {
   }
 
   /**
-   * The last LSN (at most `replicaLsn`) whose record here is from an epoch no newer than the
-   * replica's last one, by binary search over the log (epochs never decrease along it);
-   * undefined when the log no longer holds that part.
-   */
-  async #commonLsn(replicaLsn: number, replicaEpoch: number): Promise<number | undefined> {
-    const oldest = this.#ctx.source.oldestCompleteLsn ?? 0;
-    let lo = oldest === 0 ? 0 : oldest + 1;
-    let hi = Math.min(replicaLsn, this.node.durableLsn);
-    if (hi < lo) return undefined;
-    const atLo = (await this.#recordAt(lo))?.epoch;
-    if (atLo === undefined || atLo > replicaEpoch) return undefined;
-    // Invariant: the epoch at lo is at most replicaEpoch; bounded by log2(hi - lo) probes.
-    while (lo < hi) {
-      const mid = Math.ceil((lo + hi) / 2);
-      const epoch = (await this.#recordAt(mid))?.epoch;
-      if (epoch === undefined) return undefined;
-      if (epoch <= replicaEpoch) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
-  }
-
-  /**
    * Epoch and CRC of the master's record at `lsn` (epoch 0 and CRC 0 for LSN 0), or undefined
    * when the log no longer holds everything after `lsn`.
    */
@@ -585,7 +545,7 @@ export class ReplicaLink {
       }
       return undefined;
     } catch (error) {
-      if (error instanceof Error && error.name === "LogGapError") return undefined;
+      if (error instanceof LogGapError) return undefined;
       throw error;
     }
   }
@@ -614,8 +574,7 @@ export class ReplicaLink {
   #send(bytes: Uint8Array, kind: Expected, pairs: number, lastLsn?: number): Promise<void> {
     this.#throwIfFailed();
     this.#waiters.push({ kind, pairs, resolve: ignore, reject: ignore });
-    this.#inflightPairs += pairs;
-    this.node.onSent(this.#ctx.nowMs(), lastLsn);
+    this.node.onSent(this.#ctx.nowMs(), lastLsn, pairs);
     this.#armWatchdog();
     return this.#write(bytes);
   }
@@ -696,8 +655,7 @@ export class ReplicaLink {
     }
     // Tolerated errors: AUTH to a replica without tokens, and a DIVERGED report it ignores.
     const tolerated = reply instanceof RespErrorReply &&
-      ((waiter.kind === "auth" && reply.message.startsWith(AUTH_OFF_PREFIX)) ||
-        waiter.kind === "diverged");
+      ((waiter.kind === "auth" && isChallengeOff(reply.message)) || waiter.kind === "diverged");
     if (reply instanceof RespErrorReply && !tolerated) {
       this.#ctx.onRefused?.(this.node, reply.code, reply.message);
       const error = new LinkError(
@@ -719,8 +677,7 @@ export class ReplicaLink {
     } else if (waiter.kind === "auth") {
       this.node.onAuthReply(now);
     } else {
-      this.node.onReply(now);
-      this.#inflightPairs -= waiter.pairs;
+      this.node.onReply(now, undefined, waiter.pairs);
     }
     this.#armWatchdog();
     waiter.resolve(reply);
@@ -775,8 +732,79 @@ export class ReplicaLink {
     }
     const waiters = this.#waiters;
     this.#waiters = [];
-    this.#inflightPairs = 0;
     const failure = this.#failure ?? new LinkError("connection closed");
     for (const waiter of waiters) waiter.reject(failure);
+  }
+}
+
+/**
+ * Where to cut a chunk of the log so that it ends at `uptoLsn`: the byte length of its records up
+ * to that LSN and the last one's LSN (`previousLsn` when none is).
+ */
+export function recordsThrough(
+  chunk: Uint8Array,
+  uptoLsn: number,
+  previousLsn: number,
+): { end: number; lastLsn: number } {
+  let end = 0;
+  let lastLsn = previousLsn;
+  while (end + RECORD_HEADER_BYTES <= chunk.length) {
+    const lsn = recordLsnAt(chunk, end);
+    if (lsn > uptoLsn) break;
+    lastLsn = lsn;
+    end += recordLengthAt(chunk, end);
+  }
+  return { end, lastLsn };
+}
+
+/** A full sync's progress: a report at every 10% and at least every 5 s. */
+export class SyncProgress {
+  readonly totalKeys: number;
+  readonly #startedMs: number;
+  #pairs = 0;
+  #bytes = 0;
+  #nextReportPercent = 10;
+  #lastReportMs: number;
+
+  constructor(startedMs: number, totalKeys: number) {
+    this.#startedMs = startedMs;
+    this.#lastReportMs = startedMs;
+    this.totalKeys = totalKeys;
+  }
+
+  /** A chunk of `pairs` and `bytes` was sent; true when a progress report is due. */
+  sent(pairs: number, bytes: number, nowMs: number): boolean {
+    this.#pairs += pairs;
+    this.#bytes += bytes;
+    const percent = this.#percent();
+    if (percent < this.#nextReportPercent && nowMs - this.#lastReportMs < 5000) return false;
+    this.#nextReportPercent = Math.floor(percent / 10) * 10 + 10;
+    this.#lastReportMs = nowMs;
+    return true;
+  }
+
+  #percent(): number {
+    return this.totalKeys > 0 ? Math.floor((this.#pairs / this.totalKeys) * 100) : 0;
+  }
+
+  /** What a progress report says. */
+  figures(): { records: number; totalRecords: number; bytes: number; percent: number } {
+    return {
+      records: this.#pairs,
+      totalRecords: this.totalKeys,
+      bytes: this.#bytes,
+      percent: this.#percent(),
+    };
+  }
+
+  /** What the report of a finished sync says. */
+  done(nowMs: number): { records: number; bytes: number; seconds: number; mbPerSecond: number } {
+    const seconds = Math.max(0.001, (nowMs - this.#startedMs) / 1000);
+    return {
+      records: this.#pairs,
+      bytes: this.#bytes,
+      seconds: Number(seconds.toFixed(3)),
+      mbPerSecond: Number((this.#bytes / 1e6 / seconds).toFixed(1)),
+    };
   }
 }

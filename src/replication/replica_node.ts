@@ -65,10 +65,20 @@ export interface HandshakeFacts {
   replicaLocalWrites?: number;
 }
 
+/** A full sync the replica needs, and why. */
+export interface FullSyncDecision {
+  kind: "full_sync";
+  reason: string;
+  /**
+   * The replica's log left this master's history (LSN past the master's, or another epoch at its
+   * last LSN): the link finds the common LSN (`findCommonLsn`), reports the records past it
+   * (`REPLICATE DIVERGED`) and then sends the full sync.
+   */
+  diverged: boolean;
+}
+
 /** How a connected replica continues. */
-export type HandshakeDecision =
-  | { kind: "stream"; fromLsn: number }
-  | { kind: "full_sync"; reason: string };
+export type HandshakeDecision = { kind: "stream"; fromLsn: number } | FullSyncDecision;
 
 /** Result of {@link ReplicaNode.markFailure}. */
 export interface FailureOutcome {
@@ -115,6 +125,8 @@ export class ReplicaNode {
   #waitingSinceMs = 0;
   #lastActivityMs = 0;
   #overflowReported = false;
+  /** Snapshot pairs sent on this connection whose chunk is not acknowledged yet. */
+  #snapshotPairsInFlight = 0;
 
   constructor(host: string, port: number, policy: ReplicaPolicy) {
     this.host = host;
@@ -164,6 +176,7 @@ export class ReplicaNode {
     // or a ping are acknowledged: a replica that fails right after every handshake is not hammered.
     this.markSuccess(nowMs, false);
     this.#pendingReplies = 0;
+    this.#snapshotPairsInFlight = 0;
     const { replicaLsn, replicaEpoch, masterEpochAtReplicaLsn } = facts;
     const { replicaCrc, masterCrcAtReplicaLsn } = facts;
     let reason: string | undefined;
@@ -193,7 +206,9 @@ export class ReplicaNode {
       this.fullSyncs++;
       this.ackedLsn = 0;
       this.sentLsn = 0;
-      return { kind: "full_sync", reason };
+      const diverged = replicaLsn > this.durableLsn ||
+        (masterEpochAtReplicaLsn !== undefined && masterEpochAtReplicaLsn !== replicaEpoch);
+      return { kind: "full_sync", reason, diverged };
     }
     this.ackedLsn = replicaLsn;
     this.sentLsn = replicaLsn;
@@ -204,13 +219,23 @@ export class ReplicaNode {
   }
 
   /**
-   * The log no longer holds what the replica needs next (compacted while it caught up): it gets
-   * a full sync on this connection.
+   * The log no longer holds what the replica needs next (compacted while it caught up; `reason`
+   * says where): it gets a full sync on this connection, once every reply due has come.
    */
-  onLogGap(): void {
+  onLogGap(reason: string): FullSyncDecision {
     this.state = "full_sync";
     this.fullSyncs++;
     this.sentLsn = this.ackedLsn;
+    return { kind: "full_sync", reason, diverged: false };
+  }
+
+  /**
+   * Whether a snapshot chunk of `pairs` may be sent now: at most `queueSizeRecords` pairs
+   * unacknowledged, as for records (a single larger chunk goes alone).
+   */
+  snapshotWindowOpen(pairs: number): boolean {
+    const inFlight = this.#snapshotPairsInFlight;
+    return inFlight === 0 || inFlight + pairs <= this.policy.queueSizeRecords;
   }
 
   /** A full sync delivered the master's state as of `snapshotLsn`. */
@@ -263,10 +288,14 @@ export class ReplicaNode {
     return { kind: "log", afterLsn: this.sentLsn, uptoLsn };
   }
 
-  /** A request that expects one reply was written. `lastLsn`: highest LSN it carried, if any. */
-  onSent(nowMs: number, lastLsn?: number): void {
+  /**
+   * A request that expects one reply was written. `lastLsn`: highest LSN it carried, if any;
+   * `snapshotPairs`: the pairs of a snapshot chunk.
+   */
+  onSent(nowMs: number, lastLsn?: number, snapshotPairs = 0): void {
     if (this.#pendingReplies === 0) this.#waitingSinceMs = nowMs;
     this.#pendingReplies++;
+    this.#snapshotPairsInFlight += snapshotPairs;
     this.#lastActivityMs = nowMs;
     if (lastLsn !== undefined && lastLsn > this.sentLsn) this.sentLsn = lastLsn;
   }
@@ -284,12 +313,14 @@ export class ReplicaNode {
   }
 
   /**
-   * A reply arrived. `appliedLsn`: the replica's applied LSN when the reply carries one.
-   * Returns the number of records newly acknowledged.
+   * A reply arrived. `appliedLsn`: the replica's applied LSN when the reply carries one;
+   * `snapshotPairs`: the pairs of the snapshot chunk it acknowledges. Returns the number of
+   * records newly acknowledged.
    */
-  onReply(nowMs: number, appliedLsn?: number): number {
+  onReply(nowMs: number, appliedLsn?: number, snapshotPairs = 0): number {
     if (this.#pendingReplies <= 0) assert.fail("reply without a request"); // hot: no assert.ok
     this.#pendingReplies--;
+    this.#snapshotPairsInFlight -= snapshotPairs;
     this.#waitingSinceMs = nowMs;
     this.#lastActivityMs = nowMs;
     this.markSuccess(nowMs);
@@ -349,6 +380,7 @@ export class ReplicaNode {
     this.lastError = reason;
     this.state = "down";
     this.#pendingReplies = 0;
+    this.#snapshotPairsInFlight = 0;
     this.sentLsn = this.ackedLsn;
     const becameUnhealthy = this.healthy && this.consecutiveFailures >= this.policy.maxFailures;
     if (becameUnhealthy) this.healthy = false;

@@ -24,7 +24,13 @@
 import type { Config } from "../config.ts";
 import { getLog } from "../log.ts";
 import { Counter, type Registry } from "../metrics/registry.ts";
-import { challengeProof, isHex64, newNonce, proofMatches } from "../protocol/mod.ts";
+import {
+  CHALLENGE_OFF_MESSAGE,
+  challengeProof,
+  isHex64,
+  newNonce,
+  proofMatches,
+} from "../protocol/mod.ts";
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import type {
   CommandContext,
@@ -67,9 +73,8 @@ export const NOAUTH_REPLICATE_MESSAGE =
 /** The reply to `AUTH` on a node without tokens. */
 export const AUTH_OFF_MESSAGE =
   "AUTH called, but this node has no AUTH_TOKEN or REPLICATION_TOKEN (authentication is off)";
-/** The reply to `CHALLENGE` or `PROVE` on a node without tokens. */
-export const CHALLENGE_OFF_MESSAGE =
-  "CHALLENGE called, but this node has no REPLICATION_TOKEN or AUTH_TOKEN (authentication is off)";
+/** The reply to `CHALLENGE` or `PROVE` on a node without tokens (the exchange's own words). */
+export { CHALLENGE_OFF_MESSAGE };
 
 const NOAUTH: Reply = { type: "error", code: "NOAUTH", message: NOAUTH_MESSAGE };
 const NOAUTH_REPLICATE: Reply = {

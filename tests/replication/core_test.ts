@@ -2,7 +2,9 @@
  * Deterministic tests of the replication decision core: no sockets, no timers, time passed in.
  */
 import assert from "node:assert/strict";
+import { findCommonLsn } from "../../src/replication/divergence.ts";
 import { LagClock } from "../../src/replication/lag_clock.ts";
+import { SyncProgress } from "../../src/replication/replica_link.ts";
 import { type DurableBatch, RecordQueue } from "../../src/replication/record_queue.ts";
 import { ReplicaManager } from "../../src/replication/replica_manager.ts";
 import { ReplicaNode, type ReplicaPolicy } from "../../src/replication/replica_node.ts";
@@ -184,6 +186,102 @@ Deno.test("replica node: handshake decides full sync for new, diverged and compa
     { kind: "stream", fromLsn: 0 },
     "an empty master has nothing to sync",
   );
+});
+
+Deno.test("replica node: the handshake says when the replica's log diverged (not for compaction)", () => {
+  const diverged = (replicaLsn: number, replicaEpoch: number, masterEpoch?: number) => {
+    const node = new ReplicaNode("h", 1, POLICY);
+    node.setDurableLsn(100);
+    const facts = { replicaLsn, replicaEpoch, masterEpochAtReplicaLsn: masterEpoch, ...NO_CRC };
+    const decision = node.onHandshake(facts, 0);
+    return decision.kind === "full_sync" ? decision.diverged : "stream";
+  };
+  assert.equal(diverged(101, 1, undefined), true, "past the master's last LSN");
+  assert.equal(diverged(40, 1, 2), true, "another epoch at its last LSN");
+  assert.equal(diverged(40, 1, undefined), false, "compacted: a full sync, nothing diverged");
+  assert.equal(diverged(40, 1, 1), "stream");
+});
+
+Deno.test("replica node: a log gap while catching up turns into a full sync once replies are in", () => {
+  const { node } = connectedNode({}, 10, 50);
+  assert.deepEqual(node.nextSend(), { kind: "log", afterLsn: 10, uptoLsn: 50 });
+  node.onSent(1, 20);
+  const decision = node.onLogGap("the log starts after LSN 30");
+  assert.deepEqual(decision, {
+    kind: "full_sync",
+    reason: "the log starts after LSN 30",
+    diverged: false,
+  });
+  assert.equal(node.state, "full_sync");
+  assert.equal(node.fullSyncs, 1);
+  assert.equal(node.sentLsn, 10, "what was sent but not acknowledged is sent again");
+});
+
+Deno.test("replica node: snapshot chunks in flight are bounded by the queue size in pairs", () => {
+  const { node } = connectedNode({ queueSizeRecords: 10 });
+  assert.equal(node.snapshotWindowOpen(50), true, "a chunk larger than the window goes alone");
+  node.onSent(0, undefined, 50);
+  assert.equal(node.snapshotWindowOpen(1), false);
+  node.onReply(1, undefined, 50);
+  node.onSent(2, undefined, 6);
+  assert.equal(node.snapshotWindowOpen(4), true);
+  assert.equal(node.snapshotWindowOpen(5), false);
+  node.markFailure(3, "reset");
+  assert.equal(node.snapshotWindowOpen(10), true, "a failure forgets what was in flight");
+});
+
+Deno.test("common LSN: the last master record no newer than the replica's epoch", async () => {
+  // Master: LSN 1..4 epoch 0, 5..9 epoch 2 (a promotion at 5); LSN 0 is epoch 0.
+  const epochs = [0, 0, 0, 0, 0, 2, 2, 2, 2, 2];
+  let probes = 0;
+  const epochAt = (lsn: number) => {
+    probes++;
+    return epochs[lsn];
+  };
+  const query = (replicaLsn: number, replicaEpoch: number, oldestCompleteLsn = 0) => ({
+    replicaLsn,
+    replicaEpoch,
+    oldestCompleteLsn,
+    durableLsn: 9,
+  });
+  assert.equal(await findCommonLsn(query(7, 0), epochAt), 4, "old master past the promotion");
+  assert.ok(probes <= 5, `${probes} probes for 8 LSNs`);
+  assert.equal(await findCommonLsn(query(12, 1), epochAt), 4, "an epoch between the two");
+  assert.equal(await findCommonLsn(query(12, 2), epochAt), 9, "beyond the durable end");
+  assert.equal(await findCommonLsn(query(3, 0), epochAt), 3);
+  assert.equal(await findCommonLsn(query(7, 0, 6), epochAt), undefined, "compacted past it");
+  assert.equal(await findCommonLsn(query(7, 0, 2), epochAt), 4);
+  const gone = (lsn: number) => (lsn > 2 ? undefined : epochs[lsn]);
+  assert.equal(await findCommonLsn(query(7, 0), gone), undefined, "compacted while searching");
+  // Bounded: a long log takes log2 probes.
+  probes = 0;
+  const long = (lsn: number) => (probes++, lsn <= 600_000 ? 3 : 4);
+  const found = await findCommonLsn(
+    { replicaLsn: 1_000_000, replicaEpoch: 3, oldestCompleteLsn: 0, durableLsn: 2_000_000 },
+    long,
+  );
+  assert.equal(found, 600_000);
+  assert.ok(probes <= 22, `${probes} probes`);
+});
+
+Deno.test("full sync progress: a report every 10% and at least every 5 s", () => {
+  const progress = new SyncProgress(0, 1000);
+  assert.equal(progress.sent(50, 500, 1), false);
+  assert.equal(progress.sent(60, 600, 2), true, "11%");
+  assert.equal(progress.sent(10, 100, 3), false);
+  assert.equal(progress.sent(1, 10, 5003), true, "5 s since the last report");
+  assert.deepEqual(progress.figures(), {
+    records: 121,
+    totalRecords: 1000,
+    bytes: 1210,
+    percent: 12,
+  });
+  assert.deepEqual(progress.done(10_000), {
+    records: 121,
+    bytes: 1210,
+    seconds: 10,
+    mbPerSecond: 0,
+  });
 });
 
 function kindReason(d: { kind: string; reason?: string }): string {
