@@ -26,6 +26,7 @@ import { getLog } from "../log.ts";
 import type { ServerNode } from "../server/hooks.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import { type NodeState, NodeStateError, readNodeState, writeNodeState } from "./node_state.ts";
+import { Follower } from "./follower.ts";
 import { ReplicaApplier } from "./replica_applier.ts";
 import { Replicator, type ReplicatorOptions } from "./replicator.ts";
 import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
@@ -98,6 +99,11 @@ export class NodeRole {
   /** What this node remembers across restarts (see `node_state.ts`). */
   #state: NodeState;
   readonly #listeners = new Set<(event: RoleEvent) => void>();
+  /**
+   * The replica side's state machine: the streams, their epochs, the full-sync phase. It lives as
+   * long as the node (a promoted master still fences the streams of older masters by it).
+   */
+  readonly follower = new Follower(Date.now);
 
   /**
    * Reads `NODE_STATE.json`, reconciles it with the role the settings ask for (see
@@ -260,6 +266,7 @@ export class NodeRole {
       this.#node.commit.clear();
       this.#node.commit.raiseFloor(markerLsn);
       this.#use(replicator);
+      this.#applier?.stop();
       this.#applier = undefined;
       this.#deposedBy = undefined;
       this.#followedMaster = "";
@@ -513,6 +520,8 @@ export class NodeRole {
 
   #newApplier(): ReplicaApplier {
     return new ReplicaApplier(replicaStoreOf(this.#node.store), Date.now, {
+      knownEpoch: () => this.epoch,
+      learnEpoch: (epoch) => this.learnEpoch(epoch),
       localWrites: () => this.#state.localWrites ?? 0,
       fullSyncCommitted: () => {
         const replaced = this.#state.localWrites ?? 0;
@@ -525,7 +534,7 @@ export class NodeRole {
         });
         return Promise.resolve();
       },
-    });
+    }, this.follower);
   }
 
   /**

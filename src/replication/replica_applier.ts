@@ -7,8 +7,11 @@
  *
  * @module
  */
+import assert from "node:assert/strict";
 import { getLog } from "../log.ts";
 import { CommandError } from "../server/hooks.ts";
+import { Follower, type SyncPhase } from "./follower.ts";
+import { SyncProgress } from "./replica_link.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import {
   decodePairs,
@@ -100,23 +103,13 @@ export interface ReplicaInfo {
   fullSyncs: number;
 }
 
+/** A full sync being received: its phase (the follower's), the store's writer, its progress. */
 interface FullSyncState {
-  connectionId: number;
-  lsn: number;
+  phase: SyncPhase;
   writer: FullSyncWriter;
-  pairs: number;
-  expectedPairs: number;
-  /** Bytes of pair data received (keys, values and their length fields). */
-  bytes: number;
-  startedMs: number;
-  /** Progress is logged at each further 10%, or after 5 s without a line. */
-  nextReportPercent: number;
-  lastReportMs: number;
   chain: Promise<void>;
+  progress: SyncProgress;
 }
-
-/** Longest time a full sync goes without a progress line. */
-const FULL_SYNC_REPORT_MS = 5_000;
 
 const decoder = new TextDecoder();
 
@@ -146,8 +139,34 @@ export function upper(bytes: Uint8Array): string {
   return word;
 }
 
+/** `-STALEEPOCH <newerEpoch> stale epoch <epoch>: <text>`: the refusal that deposes a master. */
+export function staleEpochError(
+  newerEpoch: number,
+  staleEpoch: number,
+  text: string,
+): CommandError {
+  return new CommandError(`${newerEpoch} stale epoch ${staleEpoch}: ${text}`, "STALEEPOCH");
+}
+
+/** The refusal of a frame on a stream a newer master superseded. */
+function staleStream(verdict: { streamEpoch: number; knownEpoch: number }): CommandError {
+  // A newer master said HELLO (or REPLICAOF named one) since this stream began.
+  return staleEpochError(
+    verdict.knownEpoch,
+    verdict.streamEpoch,
+    `this replica follows epoch ${verdict.knownEpoch} now (a newer master was promoted)`,
+  );
+}
+
 /** What a {@link ReplicaApplier} learns from its node (all optional). */
 export interface ApplierOptions {
+  /** The newest epoch this node knows (default: the store's last record's). */
+  knownEpoch?: () => number;
+  /**
+   * A master's HELLO announced `epoch`, at least the newest known: remember it durably before
+   * this returns (a restart must not forget it).
+   */
+  learnEpoch?: (epoch: number) => void;
   /**
    * Local writes (the manual `REPLICATE PUT|BATCHPUT|DELETE`) this replica holds that no full
    * sync has replaced yet: a HELLO reply says how many, and the master then sends a full sync.
@@ -157,29 +176,35 @@ export interface ApplierOptions {
   fullSyncCommitted?: () => Promise<void>;
 }
 
-/** Serves `REPLICATE` on a replica. */
+/** Serves `REPLICATE` on a replica: the store's side of what its {@link Follower} decides. */
 export class ReplicaApplier {
   readonly #store: ReplicaStore;
   readonly #nowMs: () => number;
+  readonly #follower: Follower;
   readonly #options: ApplierOptions;
   readonly #log = getLog("replication");
-  #streamConnection = 0;
-  #masterAddress = "";
-  #masterAdvertised = "";
-  #masterKnownLsn = 0;
-  /** When this replica first knew of a master record it had not applied; undefined: none. */
-  #behindSinceMs: number | undefined;
-  #masterEpoch = 0;
-  #linkUpWithinMs = 0;
-  #lastContactMs: number | undefined;
   #fullSync: FullSyncState | undefined;
   #appliedFrames = 0;
   #fullSyncs = 0;
 
-  constructor(store: ReplicaStore, nowMs: () => number = Date.now, options: ApplierOptions = {}) {
+  /**
+   * `follower`: the node's replica state machine (a new one by default, on `nowMs`); it outlives
+   * an applier when the node changes role.
+   */
+  constructor(
+    store: ReplicaStore,
+    nowMs: () => number = Date.now,
+    options: ApplierOptions = {},
+    follower: Follower = new Follower(nowMs),
+  ) {
     this.#store = store;
     this.#nowMs = nowMs;
+    this.#follower = follower;
     this.#options = options;
+  }
+
+  #knownEpoch(): number {
+    return this.#options.knownEpoch?.() ?? this.#store.lastEpoch;
   }
 
   /**
@@ -212,17 +237,22 @@ export class ReplicaApplier {
       case "HELLO":
         return this.#hello(args, connectionId, peer);
       case "LOG":
-        this.#checkStream(connectionId, "LOG");
+        this.#checkFrame(connectionId, "LOG");
         if (args.length !== 2) throw new ReplicateError("REPLICATE LOG requires records");
         return this.#applyLog(args[1]);
       case "PING":
-        this.#checkStream(connectionId, "PING");
-        if (args.length > 1) this.#learnMasterLsn(parseCount(args[1], "master LSN"));
+        this.#checkFrame(connectionId, "PING");
+        // The master's durable LSN (an older master sends none): how far behind this replica is.
+        if (args.length > 1) {
+          const masterLsn = parseCount(args[1], "master LSN");
+          this.#follower.learnMasterLsn(masterLsn, this.#store.lastLsn);
+        }
         return { type: "integer", value: this.#store.lastLsn };
       case "SNAPSHOT":
-        this.#checkStream(connectionId, "SNAPSHOT");
+        this.#checkFrame(connectionId, "SNAPSHOT");
         return this.#snapshot(args, connectionId);
       default:
+        this.#checkStale(connectionId);
         throw new ReplicateError(
           `unknown REPLICATE subcommand "${sub}" (PUT, BATCHPUT, DELETE, or the master's ` +
             `HELLO, LOG, PING, SNAPSHOT)`,
@@ -230,21 +260,45 @@ export class ReplicaApplier {
     }
   }
 
-  async #hello(args: Uint8Array[], connectionId: number, peer: string): Promise<ApplierReply> {
-    const { epoch, masterLsn, pingIntervalMs, timeoutMs, masterAddress } = asReplicateError(() =>
-      parseHelloRequest(args)
+  /**
+   * `REPLICATE HELLO`: every field checked first (a bad one changes nothing), then the epoch
+   * fenced (an older master is refused with STALEEPOCH), then a newer epoch made durable before
+   * the master hears OK, then the connection becomes the stream.
+   */
+  #hello(args: Uint8Array[], connectionId: number, peer: string): Promise<ApplierReply> {
+    const hello = asReplicateError(() => parseHelloRequest(args));
+    const known = this.#knownEpoch();
+    if (hello.epoch < known) {
+      this.#log.warn(
+        "refused a master stream from {master} in epoch {epoch}: this replica follows " +
+          "epoch {known}",
+        { event: "stale_epoch", master: peer, epoch: hello.epoch, known },
+      );
+      throw staleEpochError(
+        known,
+        hello.epoch,
+        `this replica follows epoch ${known} (a newer master was promoted)`,
+      );
+    }
+    this.#options.learnEpoch?.(hello.epoch);
+    const verdict = this.#follower.onHello(
+      connectionId,
+      peer,
+      hello,
+      this.#knownEpoch(),
+      this.#store.lastLsn,
     );
-    this.#masterAdvertised = masterAddress;
-    this.#masterKnownLsn = 0;
-    this.#behindSinceMs = undefined;
-    this.#learnMasterLsn(masterLsn);
-    this.#linkUpWithinMs = pingIntervalMs + timeoutMs;
-    if (this.#fullSync !== undefined) this.#abortFullSync("a new master stream started");
-    const previous = this.#masterAddress;
-    this.#streamConnection = connectionId;
-    this.#masterAddress = peer;
-    this.#masterEpoch = epoch;
-    this.#lastContactMs = this.#nowMs();
+    if (verdict.kind === "stale") assert.fail("the epoch just learned is the newest known");
+    if (verdict.abandoned !== undefined) this.#discard("a new master stream started");
+    return this.#helloReply(hello.epoch, hello.masterLsn, peer, verdict.previousPeer);
+  }
+
+  async #helloReply(
+    epoch: number,
+    masterLsn: number,
+    peer: string,
+    previous: string,
+  ): Promise<ApplierReply> {
     const lastLsn = this.#store.lastLsn;
     const lastEpoch = this.#store.lastEpoch;
     const lastCrc = await this.#store.lastRecordCrc();
@@ -260,138 +314,116 @@ export class ReplicaApplier {
     };
   }
 
-  /** The master has `lsn`: when this replica has not applied it, it lags from now on. */
-  #learnMasterLsn(lsn: number): void {
-    if (lsn > this.#masterKnownLsn) this.#masterKnownLsn = lsn;
-    if (this.#masterKnownLsn > this.#store.lastLsn) this.#behindSinceMs ??= this.#nowMs();
-    else this.#behindSinceMs = undefined;
+  /** Refuses a frame the follower does not accept (STALEEPOCH, or a bad request). */
+  #checkFrame(connectionId: number, what: string): void {
+    const verdict = this.#follower.checkFrame(connectionId, what, this.#knownEpoch());
+    if (verdict.kind === "ok") return;
+    if (verdict.kind === "stale") throw staleStream(verdict);
+    throw new ReplicateError(verdict.message);
   }
 
-  #checkStream(connectionId: number, what: string): void {
-    if (this.#streamConnection === 0) {
-      throw new ReplicateError(`REPLICATE ${what} before REPLICATE HELLO`);
-    }
-    if (connectionId !== this.#streamConnection) {
-      throw new ReplicateError(
-        `REPLICATE ${what} on a stream superseded by a newer REPLICATE HELLO; reconnect`,
-      );
-    }
-    this.#lastContactMs = this.#nowMs();
+  #checkStale(connectionId: number): void {
+    const stale = this.#follower.staleness(connectionId, this.#knownEpoch());
+    if (stale !== undefined) throw staleStream(stale);
   }
 
   #applyLog(records: Uint8Array): ApplierReply {
-    if (this.#fullSync !== undefined) {
-      throw new ReplicateError("REPLICATE LOG during a full sync (expected SNAPSHOT END)");
-    }
+    const refusal = this.#follower.logRefusal();
+    if (refusal !== undefined) throw new ReplicateError(refusal);
     const lsn = this.#store.appendReplicated(records);
     this.#appliedFrames++;
-    if (this.#behindSinceMs !== undefined) this.#learnMasterLsn(lsn);
+    this.#follower.onApplied(lsn);
     // Acknowledged once durable here: that is what a sync-mode master counts on.
     return { type: "integer", value: lsn, durableLsn: lsn };
   }
 
   #snapshot(args: Uint8Array[], connectionId: number): ApplierReply | Promise<ApplierReply> {
     const step = args.length > 1 ? upper(args[1]) : "";
-    if (step === "BEGIN") {
-      if (args.length !== 6) {
-        throw new ReplicateError("REPLICATE SNAPSHOT BEGIN requires lsn, epoch, keys and bytes");
-      }
-      const lsn = parseCount(args[2], "snapshot LSN");
-      const epoch = parseCount(args[3], "snapshot epoch", MAX_EPOCH);
-      const keys = parseCount(args[4], "snapshot keys");
-      const bytes = parseCount(args[5], "snapshot bytes");
-      if (this.#fullSync !== undefined) this.#abortFullSync("a new full sync began");
-      return (async () => {
-        const writer = await this.#store.beginFullSync(lsn, epoch);
-        const startedMs = this.#nowMs();
-        this.#fullSync = {
-          connectionId,
-          lsn,
-          writer,
-          pairs: 0,
-          expectedPairs: keys,
-          bytes: 0,
-          startedMs,
-          nextReportPercent: 10,
-          lastReportMs: startedMs,
-          chain: Promise.resolve(),
-        };
-        this.#fullSyncs++;
-        // The master sends an estimate of the bytes, or 0 when it has none (an older master).
-        this.#log.warn(
-          bytes > 0
-            ? "full sync from the master began: {keys} keys (about {megabytes} MB) as of LSN {lsn}"
-            : "full sync from the master began: {keys} keys as of LSN {lsn}",
-          { keys, bytes, megabytes: Number((bytes / 1e6).toFixed(1)), lsn },
-        );
-        return { type: "ok" } as const;
-      })();
-    }
+    if (step === "BEGIN") return this.#snapshotBegin(args, connectionId);
+    const phase = this.#follower.syncOf(connectionId, step);
     const sync = this.#fullSync;
-    if (sync === undefined || sync.connectionId !== connectionId) {
-      throw new ReplicateError(`REPLICATE SNAPSHOT ${step} without SNAPSHOT BEGIN`);
+    if (typeof phase === "string" || sync === undefined || sync.phase !== phase) {
+      throw new ReplicateError(
+        typeof phase === "string" ? phase : `REPLICATE SNAPSHOT ${step} without SNAPSHOT BEGIN`,
+      );
     }
     if (step === "CHUNK") {
       if (args.length !== 3) throw new ReplicateError("REPLICATE SNAPSHOT CHUNK requires pairs");
       const pairs = asReplicateError(() => decodePairs(args[2].slice()));
-      sync.pairs += pairs.length;
-      sync.bytes += args[2].length;
-      const count = sync.pairs;
+      phase.pairs += pairs.length;
+      phase.bytes += args[2].length;
+      const count = phase.pairs;
       sync.chain = sync.chain.then(() => sync.writer.add(pairs));
-      this.#reportFullSync(sync);
+      if (sync.progress.sent(pairs.length, args[2].length, this.#nowMs())) {
+        this.#log.info(
+          "full sync from the master: {records} of {totalRecords} records, {bytes} bytes " +
+            "({percent}%)",
+          sync.progress.figures(),
+        );
+      }
       return sync.chain.then(() => ({ type: "integer", value: count }));
     }
     if (step === "END") {
       if (args.length !== 3) throw new ReplicateError("REPLICATE SNAPSHOT END requires lsn");
       const lsn = parseCount(args[2], "snapshot LSN");
-      if (lsn !== sync.lsn) {
-        throw new ReplicateError(`SNAPSHOT END at LSN ${lsn} does not match BEGIN's ${sync.lsn}`);
-      }
-      return (async () => {
-        await sync.chain;
-        await sync.writer.commit();
-        if (this.#fullSync === sync) this.#fullSync = undefined;
-        await this.#options.fullSyncCommitted?.();
-        const seconds = Math.max(0.001, (this.#nowMs() - sync.startedMs) / 1000);
-        this.#log.info(
-          "full sync from the master done: {pairs} keys, {bytes} bytes as of LSN {lsn} in " +
-            "{seconds} s ({mbPerSecond} MB/s)",
-          {
-            pairs: sync.pairs,
-            bytes: sync.bytes,
-            lsn,
-            seconds: Number(seconds.toFixed(3)),
-            mbPerSecond: Number((sync.bytes / 1e6 / seconds).toFixed(1)),
-          },
-        );
-        return { type: "integer", value: lsn } as const;
-      })();
+      const refusal = this.#follower.endRefusal(phase, lsn);
+      if (refusal !== undefined) throw new ReplicateError(refusal);
+      return this.#snapshotEnd(sync);
     }
     throw new ReplicateError(`unknown REPLICATE SNAPSHOT step "${step}" (BEGIN, CHUNK, END)`);
   }
 
-  /** Logs the progress of a full sync at each further 10%, and at least every 5 s. */
-  #reportFullSync(sync: FullSyncState): void {
-    const now = this.#nowMs();
-    const percent = sync.expectedPairs > 0
-      ? Math.min(100, Math.floor((sync.pairs / sync.expectedPairs) * 100))
-      : 0;
-    if (percent < sync.nextReportPercent && now - sync.lastReportMs < FULL_SYNC_REPORT_MS) return;
-    sync.nextReportPercent = Math.floor(percent / 10) * 10 + 10;
-    sync.lastReportMs = now;
-    this.#log.info(
-      "full sync from the master: {records} of {totalRecords} records, {bytes} bytes " +
-        "({percent}%)",
-      { records: sync.pairs, totalRecords: sync.expectedPairs, bytes: sync.bytes, percent },
-    );
+  #snapshotBegin(args: Uint8Array[], connectionId: number): Promise<ApplierReply> {
+    if (args.length !== 6) {
+      throw new ReplicateError("REPLICATE SNAPSHOT BEGIN requires lsn, epoch, keys and bytes");
+    }
+    const lsn = parseCount(args[2], "snapshot LSN");
+    const epoch = parseCount(args[3], "snapshot epoch", MAX_EPOCH);
+    const keys = parseCount(args[4], "snapshot keys");
+    const bytes = parseCount(args[5], "snapshot bytes");
+    if (this.#follower.abandonSync() !== undefined) this.#discard("a new full sync began");
+    return (async () => {
+      const writer = await this.#store.beginFullSync(lsn, epoch);
+      const abandoned = this.#follower.beginSync(connectionId, lsn, keys);
+      if (abandoned !== undefined) this.#discard("a new full sync began");
+      const phase = this.#follower.sync;
+      if (phase === undefined) throw new Error("the follower lost the full sync it began");
+      const progress = new SyncProgress(this.#nowMs(), keys);
+      this.#fullSync = { phase, writer, chain: Promise.resolve(), progress };
+      this.#fullSyncs++;
+      // The master sends an estimate of the bytes, or 0 when it has none (an older master).
+      this.#log.warn(
+        bytes > 0
+          ? "full sync from the master began: {keys} keys (about {megabytes} MB) as of LSN {lsn}"
+          : "full sync from the master began: {keys} keys as of LSN {lsn}",
+        { keys, bytes, megabytes: Number((bytes / 1e6).toFixed(1)), lsn },
+      );
+      return { type: "ok" } as const;
+    })();
   }
 
-  #abortFullSync(reason: string): void {
+  async #snapshotEnd(sync: FullSyncState): Promise<ApplierReply> {
+    await sync.chain;
+    await sync.writer.commit();
+    this.#follower.syncDone(sync.phase);
+    if (this.#fullSync === sync) this.#fullSync = undefined;
+    await this.#options.fullSyncCommitted?.();
+    const done = sync.progress.done(this.#nowMs());
+    this.#log.info(
+      "full sync from the master done: {pairs} keys, {bytes} bytes as of LSN {lsn} in " +
+        "{seconds} s ({mbPerSecond} MB/s)",
+      { ...done, pairs: sync.phase.pairs, lsn: sync.phase.lsn },
+    );
+    return { type: "integer", value: sync.phase.lsn };
+  }
+
+  /** Discards the store's side of an abandoned full sync (the old contents stay). */
+  #discard(reason: string): void {
     const sync = this.#fullSync;
     if (sync === undefined) return;
     this.#fullSync = undefined;
     this.#log.warn("full sync abandoned after {pairs} keys: {reason}", {
-      pairs: sync.pairs,
+      pairs: sync.phase.pairs,
       reason,
     });
     sync.chain.then(() => sync.writer.abort()).catch((error) =>
@@ -404,37 +436,35 @@ export class ReplicaApplier {
    * it left unfinished is abandoned (the old contents stay; writes are accepted again).
    */
   connectionClosed(connectionId: number): void {
-    if (connectionId !== this.#streamConnection) return;
-    this.#streamConnection = 0;
-    if (this.#fullSync !== undefined) this.#abortFullSync("the master's connection closed");
-    this.#log.warn("master {master} disconnected", { master: this.#masterAddress });
+    const { streamEnded, abandoned } = this.#follower.onClosed(connectionId);
+    if (!streamEnded) return;
+    if (abandoned !== undefined) this.#discard("the master's connection closed");
+    this.#log.warn("master {master} disconnected", { master: this.#follower.link().masterPeer });
+  }
+
+  /** This node stops being a replica (promotion): a full sync in progress is abandoned. */
+  stop(): void {
+    if (this.#follower.stopFollowing() !== undefined) this.#discard("this node was promoted");
   }
 
   /** The replica's side of `INFO replication`. */
   getInfo(): ReplicaInfo {
-    const now = this.#nowMs();
-    const sinceMs = this.#lastContactMs === undefined ? -1 : now - this.#lastContactMs;
-    // The master pings an idle link every health-check interval and gives up on a reply after
-    // its timeout (it says both in HELLO): silence beyond their sum means the link is down.
+    const link = this.#follower.link(this.#store.lastLsn);
+    const sinceMs = link.lastIoMs;
     return {
       role: "replica",
-      masterLinkStatus: this.#streamConnection !== 0 && sinceMs >= 0 &&
-          sinceMs <= this.#linkUpWithinMs
-        ? "up"
-        : "down",
-      masterAddress: this.#masterAddress,
-      masterAdvertisedAddress: this.#masterAdvertised,
+      masterLinkStatus: link.status,
+      masterAddress: link.masterPeer,
+      masterAdvertisedAddress: link.masterAdvertised,
       masterLastIoSecondsAgo: sinceMs < 0 ? -1 : Math.floor(sinceMs / 1000),
       masterLastIoMs: sinceMs,
-      masterKnownLsn: Math.max(this.#masterKnownLsn, this.#store.lastLsn),
-      masterLagRecords: Math.max(0, this.#masterKnownLsn - this.#store.lastLsn),
-      masterLagMs: this.#behindSinceMs === undefined || this.#masterKnownLsn <= this.#store.lastLsn
-        ? 0
-        : now - this.#behindSinceMs,
+      masterKnownLsn: link.masterKnownLsn,
+      masterLagRecords: link.masterLagRecords,
+      masterLagMs: link.masterLagMs,
       lastAppliedLsn: this.#store.lastLsn,
       epoch: this.#store.lastEpoch,
-      masterEpoch: this.#masterEpoch,
-      fullSyncInProgress: this.#fullSync !== undefined,
+      masterEpoch: link.masterEpoch,
+      fullSyncInProgress: this.#follower.sync !== undefined,
       appliedFrames: this.#appliedFrames,
       fullSyncs: this.#fullSyncs,
     };

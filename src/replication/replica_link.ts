@@ -784,7 +784,7 @@ export class SyncProgress {
   }
 
   #percent(): number {
-    return this.totalKeys > 0 ? Math.floor((this.#pairs / this.totalKeys) * 100) : 0;
+    return this.totalKeys > 0 ? Math.min(100, Math.floor((this.#pairs / this.totalKeys) * 100)) : 0;
   }
 
   /** What a progress report says. */

@@ -20,21 +20,18 @@ import {
 import { MAX_EPOCH } from "../storage/mod.ts";
 import { RECORD_HEADER_BYTES, recordEpochAt } from "./log_records.ts";
 import type { NodeRole } from "./node_role.ts";
-import { type ApplierReply, type ReplicaApplier, upper } from "./replica_applier.ts";
+import {
+  type ApplierReply,
+  type ReplicaApplier,
+  staleEpochError,
+  upper,
+} from "./replica_applier.ts";
 import { MAX_LSN, parseHelloRequest, parseOrThrow, parseStreamNumber } from "./stream_protocol.ts";
 
 const log = getLog("replication");
 
 /** The manual `REPLICATE` writes of the spec, stored as local writes on a replica. */
 const LOCAL_WRITE_SUBCOMMANDS: ReadonlySet<string> = new Set(["PUT", "BATCHPUT", "DELETE"]);
-
-/** What this node knows of one connection that sent `REPLICATE`. */
-interface StreamFacts {
-  /** The epoch its master's HELLO announced, or undefined before one. */
-  epoch: number | undefined;
-  /** Its master was logged as fenced already (its frames in flight all come back refused). */
-  fencedLogged: boolean;
-}
 
 function toReply(reply: ApplierReply): Reply {
   return reply.type === "integer" ? { type: "integer", value: reply.value } : reply;
@@ -59,15 +56,11 @@ function asCommandError<T>(parse: () => T): T {
   return parseOrThrow(parse, (message) => new CommandError(message));
 }
 
-/** `-STALEEPOCH <newerEpoch> stale epoch <epoch>: <text>`: the refusal that deposes a master. */
-function staleEpochError(newerEpoch: number, staleEpoch: number, text: string): CommandError {
-  return new CommandError(`${newerEpoch} stale epoch ${staleEpoch}: ${text}`, "STALEEPOCH");
-}
-
 /** `REPLICATE` on one node; see the module comment. */
 export class ReplicateCommand {
   readonly #role: NodeRole;
-  readonly #streams = new WeakMap<ConnectionInfo, StreamFacts>();
+  /** Connections whose old master was logged as fenced already. */
+  readonly #fencedLogged = new WeakSet<ConnectionInfo>();
   /** Records this node discarded because its log diverged from its master's. */
   #discardedRecords = 0;
 
@@ -90,23 +83,12 @@ export class ReplicateCommand {
       const applier = this.#role.applier;
       if (applier === undefined || this.#role.changing) this.#refuse(args, ctx.connection);
       const sub = upper(args[0]);
-      if (sub === "HELLO") return this.#hello(args, ctx.connection, applier);
       if (sub === "DIVERGED") {
         this.#diverged(args, ctx.connection.peer);
         out.ok();
         return;
       }
       if (LOCAL_WRITE_SUBCOMMANDS.has(sub)) return this.#localWrite(sub, args, ctx, applier);
-      const streamEpoch = this.#streams.get(ctx.connection)?.epoch;
-      const known = this.#role.epoch;
-      if (streamEpoch !== undefined && streamEpoch < known) {
-        // A newer master said HELLO (or REPLICAOF named one) since this stream began.
-        throw staleEpochError(
-          known,
-          streamEpoch,
-          `this replica follows epoch ${known} now (a newer master was promoted)`,
-        );
-      }
       const result = applier.handle(args, ctx.connection.id, ctx.connection.peer);
       if (result instanceof Promise) return result.then(toReply, errorReply);
       if (result.type !== "integer") {
@@ -121,38 +103,11 @@ export class ReplicateCommand {
     },
   };
 
-  /** A connection closed: the applier learns when it was its master's stream. */
+  /** A connection closed: the follower forgets it (the link is down when it was the stream). */
   connectionClosed(connection: ConnectionInfo): void {
-    this.#role.applier?.connectionClosed(connection.id);
-  }
-
-  /**
-   * `REPLICATE HELLO` on a replica: every field checked first (a bad one changes nothing), then
-   * the epoch fenced (an older master is refused with STALEEPOCH), then a newer epoch made
-   * durable before the master hears OK (a restart must not forget it), then the applier.
-   */
-  #hello(
-    args: Uint8Array[],
-    connection: ConnectionInfo,
-    applier: ReplicaApplier,
-  ): void | Promise<Reply> {
-    const { epoch } = asCommandError(() => parseHelloRequest(args));
-    const known = this.#role.epoch;
-    if (epoch < known) {
-      log.warn(
-        "refused a master stream from {master} in epoch {epoch}: this replica follows " +
-          "epoch {known}",
-        { event: "stale_epoch", master: connection.peer, epoch, known },
-      );
-      throw staleEpochError(
-        known,
-        epoch,
-        `this replica follows epoch ${known} (a newer master was promoted)`,
-      );
-    }
-    this.#role.learnEpoch(epoch);
-    this.#streams.set(connection, { epoch, fencedLogged: false });
-    return applied(applier.handle(args, connection.id, connection.peer));
+    const applier = this.#role.applier;
+    if (applier !== undefined) applier.connectionClosed(connection.id);
+    else this.#role.follower.onClosed(connection.id);
   }
 
   /**
@@ -187,7 +142,7 @@ export class ReplicateCommand {
         );
       }
     } else if (!LOCAL_WRITE_SUBCOMMANDS.has(sub)) {
-      const announced = this.#streams.get(connection)?.epoch;
+      const announced = role.follower.streamEpoch(connection.id);
       if (announced !== undefined) senderEpoch = announced;
       else if (sub === "LOG" && args.length === 2 && args[1].length >= RECORD_HEADER_BYTES) {
         senderEpoch = recordEpochAt(args[1], 0);
@@ -210,9 +165,8 @@ export class ReplicateCommand {
 
   /** Logs a fenced old master once per connection (its frames in flight all come back refused). */
   #logFenced(connection: ConnectionInfo, epoch: number, own: number): void {
-    const facts = this.#streams.get(connection) ?? { epoch: undefined, fencedLogged: false };
-    if (facts.fencedLogged) return;
-    this.#streams.set(connection, { ...facts, fencedLogged: true });
+    if (this.#fencedLogged.has(connection)) return;
+    this.#fencedLogged.add(connection);
     log.warn(
       "fenced the master {master} of epoch {epoch}: this node is the master of epoch {own}",
       { event: "fenced_old_master", master: connection.peer, epoch, own },
