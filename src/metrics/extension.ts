@@ -12,7 +12,7 @@
 import { getLog } from "../log.ts";
 import type { ServerExtension, ServerHooks, ServerNode } from "../server/hooks.ts";
 import { type HealthReport, type MetricsServer, startMetricsServer } from "./http.ts";
-import { infoFields, StatusRecorder, statusReport } from "./status.ts";
+import { StatusRecorder, statusReport } from "./status.ts";
 import {
   Counter,
   type CounterChild,
@@ -44,7 +44,7 @@ export function nodeHealth(node: ServerNode): HealthReport {
   }
   if (node.store.closed) details.failure = "the store is closed (the node is stopping)";
   if (node.replica) {
-    const link = infoFields(node, "replication").get("master_link_status") ?? "down";
+    const link = node.replication().master?.linkStatus ?? "down";
     details.master_link_status = link;
     details.streaming = link === "up";
   }

@@ -5,43 +5,20 @@
  * fsync latency, lag per replica) for the charts. `GET /status.json` serves it; its fields are
  * documented in docs/operations.md.
  *
- * The cluster part is read from the node's own `INFO replication`, the same text operators and
- * tools read, so the page never disagrees with `kvstore info`.
+ * The cluster part is what replication reports as data (`ServerNode.replication()`), the same
+ * facts its `INFO replication` prints, so the page never disagrees with `kvstore info`.
  *
  * @module
  */
 import { BUILT_IN_COMMANDS } from "../server/commands.ts";
-import type { ServerNode } from "../server/hooks.ts";
+import type { MasterLinkStatus, ReplicaLinkStatus, ServerNode } from "../server/hooks.ts";
 import { VERSION } from "../version.ts";
 
 /** A replica as its master sees it. */
-export interface ReplicaStatus {
-  address: string;
-  /** `streaming`, `catching_up`, `full_sync` or `down`. */
-  state: string;
-  healthy: boolean;
-  ackedLsn: number;
-  lagRecords: number;
-  lagMs: number;
-  queuedRecords: number;
-  fullSyncs: number;
-  lastError?: string;
-}
+export type ReplicaStatus = ReplicaLinkStatus;
 
 /** The master as a replica sees it. */
-export interface MasterStatus {
-  /** The master's address as the replica knows it. */
-  address: string;
-  /** `up` while its stream is connected and applied, else `down`. */
-  linkStatus: string;
-  /** Seconds since the master was last heard, or undefined before the first contact. */
-  lastContactSeconds?: number;
-  lastAppliedLsn: number;
-  /** Records and ms behind the master, when the master told it. */
-  lagRecords?: number;
-  lagMs?: number;
-  fullSyncInProgress: boolean;
-}
+export type MasterStatus = MasterLinkStatus;
 
 /** One sample of the history. */
 export interface StatusSample {
@@ -95,65 +72,6 @@ export interface StatusReport {
   /** A replica's master (absent on a master). */
   master?: MasterStatus;
   history: StatusHistory;
-}
-
-/** The `key:value` fields of `INFO <section>` of `node`. */
-export function infoFields(node: ServerNode, section: string): Map<string, string> {
-  const fields = new Map<string, string>();
-  for (const line of node.info(section, "\n").split("\n")) {
-    const colon = line.indexOf(":");
-    if (colon > 0 && !line.startsWith("#")) fields.set(line.slice(0, colon), line.slice(colon + 1));
-  }
-  return fields;
-}
-
-function numberOr(text: string | undefined, fallback: number): number {
-  const value = Number(text);
-  return text === undefined || text === "" || !Number.isFinite(value) ? fallback : value;
-}
-
-/** The replicas listed in a master's `INFO replication` fields (`replicaN:address=...,...`). */
-export function replicasOf(fields: Map<string, string>): ReplicaStatus[] {
-  const replicas: ReplicaStatus[] = [];
-  // Bounded by the fields: replica indexes are consecutive from 0.
-  for (let i = 0; fields.has(`replica${i}`); i++) {
-    const parts = new Map<string, string>();
-    for (const part of (fields.get(`replica${i}`) ?? "").split(",")) {
-      const eq = part.indexOf("=");
-      if (eq > 0) parts.set(part.slice(0, eq), part.slice(eq + 1));
-    }
-    const replica: ReplicaStatus = {
-      address: parts.get("address") ?? `replica${i}`,
-      state: parts.get("state") ?? "unknown",
-      healthy: parts.get("healthy") === "yes",
-      ackedLsn: numberOr(parts.get("acked_lsn"), 0),
-      lagRecords: numberOr(parts.get("lag_records"), 0),
-      lagMs: numberOr(parts.get("lag_ms"), 0),
-      queuedRecords: numberOr(parts.get("queued_records"), 0),
-      fullSyncs: numberOr(parts.get("full_syncs"), 0),
-    };
-    const lastError = fields.get(`replica${i}_last_error`);
-    if (lastError !== undefined) replica.lastError = lastError;
-    replicas.push(replica);
-  }
-  return replicas;
-}
-
-/** The master as a replica's `INFO replication` fields describe it. */
-export function masterOf(fields: Map<string, string>): MasterStatus {
-  const master: MasterStatus = {
-    address: fields.get("master_address") ?? "",
-    linkStatus: fields.get("master_link_status") ?? "down",
-    lastAppliedLsn: numberOr(fields.get("last_applied_lsn"), 0),
-    fullSyncInProgress: fields.get("full_sync_in_progress") === "1",
-  };
-  const lastContact = numberOr(fields.get("master_last_io_seconds_ago"), -1);
-  if (lastContact >= 0) master.lastContactSeconds = lastContact;
-  const lagRecords = numberOr(fields.get("master_lag_records"), -1);
-  if (lagRecords >= 0) master.lagRecords = lagRecords;
-  const lagMs = numberOr(fields.get("master_lag_ms"), -1);
-  if (lagMs >= 0) master.lagMs = lagMs;
-  return master;
 }
 
 /** Command names that are client writes (PUT, SET, DEL, ...), for the writes-per-second series. */
@@ -223,19 +141,15 @@ export class StatusRecorder {
       lagRecords: {},
       lagMs: {},
     };
-    const fields = infoFields(node, "replication");
-    if (node.replica) {
-      const master = masterOf(fields);
-      if (master.lagRecords !== undefined) sample.lagRecords.master = master.lagRecords;
-      if (master.lagMs !== undefined) sample.lagMs.master = master.lagMs;
-      else if (master.lastContactSeconds !== undefined) {
-        sample.lagMs.master = master.lastContactSeconds * 1000;
-      }
-    } else {
-      for (const replica of replicasOf(fields)) {
-        sample.lagRecords[replica.address] = replica.lagRecords;
-        sample.lagMs[replica.address] = replica.lagMs;
-      }
+    const { master, replicas } = node.replication();
+    if (master?.lagRecords !== undefined) sample.lagRecords.master = master.lagRecords;
+    if (master?.lagMs !== undefined) sample.lagMs.master = master.lagMs;
+    else if (master?.lastContactSeconds !== undefined) {
+      sample.lagMs.master = master.lastContactSeconds * 1000;
+    }
+    for (const replica of replicas) {
+      sample.lagRecords[replica.address] = replica.lagRecords;
+      sample.lagMs[replica.address] = replica.lagMs;
     }
     this.#lastCommands = commands;
     this.#lastSampleMs = nowMs;
@@ -311,8 +225,8 @@ export function statusReport(node: ServerNode, recorder: StatusRecorder): Status
     history: recorder.history,
   };
   if (stats.failure !== undefined) report.node.failure = stats.failure;
-  const fields = infoFields(node, "replication");
-  if (node.replica) report.master = masterOf(fields);
-  else report.replicas = replicasOf(fields);
+  const { master, replicas } = node.replication();
+  if (master !== undefined) report.master = { ...master };
+  report.replicas = replicas.map((r) => ({ ...r }));
   return report;
 }

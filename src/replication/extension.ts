@@ -80,8 +80,9 @@ function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry)
   }
   return {
     role,
+    // A node without replication answers REPLICATE with an error; this one serves it.
+    replaces: { REPLICATE: replicate.spec },
     commands: {
-      REPLICATE: replicate.spec,
       ...roleCommands(node, role),
       ...consistencyCommands({ node, role, lsnWaiters }),
     },

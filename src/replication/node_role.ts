@@ -23,11 +23,12 @@
  */
 import { type Config, formatHostPort, type HostPort } from "../config.ts";
 import { getLog } from "../log.ts";
-import type { ServerNode } from "../server/hooks.ts";
+import type { MasterLinkStatus, ReplicationStatus, RoleGate, ServerNode } from "../server/hooks.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import { type NodeState, NodeStateError, readNodeState, writeNodeState } from "./node_state.ts";
 import { Follower } from "./follower.ts";
 import { ReplicaApplier } from "./replica_applier.ts";
+import { masterListeningAddress } from "./replication_info.ts";
 import { Replicator, type ReplicatorOptions } from "./replicator.ts";
 import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
 
@@ -80,7 +81,7 @@ export function nodeRoleOf(node: ServerNode): NodeRole | undefined {
 }
 
 /** The one writer of a node's role; see the module comment. */
-export class NodeRole {
+export class NodeRole implements RoleGate {
   readonly #node: ServerNode;
   readonly #options: NodeRoleOptions;
   #replica: boolean;
@@ -208,6 +209,42 @@ export class NodeRole {
     const node = this.#node;
     if (node.config.ADVERTISE_ADDRESS !== "") return node.config.ADVERTISE_ADDRESS;
     return formatHostPort({ host: node.host, port: node.port });
+  }
+
+  /** The node's links as data: a replica's master, or a master's replicas. */
+  status(): ReplicationStatus {
+    const applier = this.#applier;
+    if (this.#replica) {
+      if (applier === undefined) return { replicas: [] };
+      const info = applier.getInfo();
+      const listening = masterListeningAddress(info.masterAdvertisedAddress, info.masterAddress);
+      const master: MasterLinkStatus = {
+        address: listening === undefined ? "" : formatHostPort(listening),
+        linkStatus: info.masterLinkStatus,
+        lastAppliedLsn: info.lastAppliedLsn,
+        lagRecords: info.masterLagRecords,
+        lagMs: info.masterLagMs,
+        fullSyncInProgress: info.fullSyncInProgress,
+      };
+      if (info.masterLastIoSecondsAgo >= 0) {
+        master.lastContactSeconds = info.masterLastIoSecondsAgo;
+      }
+      return { master, replicas: [] };
+    }
+    const replicas = this.#replicator?.getStats().replicas ?? [];
+    return {
+      replicas: replicas.map((r) => ({
+        address: r.address,
+        state: r.state,
+        healthy: r.healthy,
+        ackedLsn: r.ackedLsn,
+        lagRecords: r.lagRecords,
+        lagMs: r.lagMs,
+        queuedRecords: r.queuedRecords,
+        fullSyncs: r.fullSyncs,
+        ...(r.lastError === "" ? {} : { lastError: r.lastError }),
+      })),
+    };
   }
 
   /** Calls `listener` after each change of role or epoch; returns the unsubscribe function. */

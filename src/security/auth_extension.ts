@@ -44,12 +44,15 @@ import { FailureLimiter } from "./auth.ts";
 
 const log = getLog("security");
 
-/** Connection state key: the connection presented the client token. */
-export const CLIENT_AUTHENTICATED = "auth.client";
-/** Connection state key: the connection proved (or presented) the replication token. */
-export const REPLICATION_AUTHENTICATED = "auth.replication";
-/** Connection state key: the nonces of a `CHALLENGE` awaiting its `PROVE`. */
-const PENDING_CHALLENGE = "auth.challenge";
+/** What authentication knows of one connection. */
+interface ConnectionAuth {
+  /** It presented the client token (or the replication token, which also allows this). */
+  client: boolean;
+  /** It proved (or presented) the replication token. */
+  replication: boolean;
+  /** The nonces of a `CHALLENGE` awaiting its `PROVE`. */
+  challenge: PendingChallenge | undefined;
+}
 
 /** Commands a connection may send before it authenticated. */
 const OPEN_COMMANDS: ReadonlySet<string> = new Set(["PING", "AUTH", "CHALLENGE", "PROVE", "QUIT"]);
@@ -206,13 +209,25 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
       maxPeers: config.AUTH_MAX_TRACKED_PEERS,
     });
 
+    /** Per connection: what it proved (forgotten with the connection). */
+    const auths = new WeakMap<ConnectionInfo, ConnectionAuth>();
+    const authOf = (connection: ConnectionInfo): ConnectionAuth => {
+      let auth = auths.get(connection);
+      if (auth === undefined) {
+        auth = { client: false, replication: false, challenge: undefined };
+        auths.set(connection, auth);
+      }
+      return auth;
+    };
+
     /** Delayed failure replies, each answered at once by calling it (on shutdown). */
     const delayed = new Set<() => void>();
 
     /** Grants the connection what `replication` (or only the client token) allows. */
     const grant = (connection: ConnectionInfo, replication: boolean): void => {
-      connection.state.set(CLIENT_AUTHENTICATED, true);
-      if (replication) connection.state.set(REPLICATION_AUTHENTICATED, true);
+      const auth = authOf(connection);
+      auth.client = true;
+      if (replication) auth.replication = true;
       connection.markAuthenticated();
     };
 
@@ -310,7 +325,7 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
           return;
         }
         const pending: PendingChallenge = { dialerNonce, nodeNonce: newNonce() };
-        ctx.connection.state.set(PENDING_CHALLENGE, pending);
+        authOf(ctx.connection).challenge = pending;
         out.status(pending.nodeNonce);
       },
     };
@@ -319,8 +334,8 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
       minArgs: 1,
       maxArgs: 1,
       handler: (args, out, ctx) => {
-        const state = ctx.connection.state;
-        const pending = state.get(PENDING_CHALLENGE) as PendingChallenge | undefined;
+        const auth = authOf(ctx.connection);
+        const pending = auth.challenge;
         if (replicationToken === undefined) {
           out.error(CHALLENGE_OFF_MESSAGE);
           return;
@@ -330,7 +345,7 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
           return;
         }
         // One proof per challenge: a wrong one spends it.
-        state.delete(PENDING_CHALLENGE);
+        auth.challenge = undefined;
         const { dialerNonce, nodeNonce } = pending;
         const expected = challengeProof(replicationToken, "dialer", dialerNonce, nodeNonce);
         if (!proofMatches(decoder.decode(args[0]), expected)) {
@@ -350,13 +365,13 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
       },
       authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined {
         if (OPEN_COMMANDS.has(name)) return undefined;
-        const state = connection.state;
+        const auth = auths.get(connection);
         if (spec.admin && replicationToken !== undefined) {
-          if (state.has(REPLICATION_AUTHENTICATED)) return undefined;
+          if (auth?.replication) return undefined;
           return name === "REPLICATE" ? NOAUTH_REPLICATE : noAuthAdmin(name);
         }
         if (tokens.client === undefined && !spec.admin) return undefined;
-        return state.has(CLIENT_AUTHENTICATED) ? undefined : NOAUTH;
+        return auth?.client ? undefined : NOAUTH;
       },
     };
   };

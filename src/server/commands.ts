@@ -432,6 +432,15 @@ function replicateWithoutApplier(_args: Uint8Array[], out: ReplyWriter): void {
   out.error("this node has no replication applier to take REPLICATE commands");
 }
 
+/**
+ * Built-in commands an extension may replace (`ServerHooks.replaces`): `REPLICATE`, which a node
+ * without the replication extension answers with an error.
+ */
+export const REPLACEABLE_COMMANDS: ReadonlySet<ReplaceableCommand> = new Set(["REPLICATE"]);
+
+/** The name of a built-in command an extension may replace. */
+export type ReplaceableCommand = "REPLICATE";
+
 /** The built-in commands, by upper-case name. */
 export const BUILT_IN_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>([
   ["PUT", { minArgs: 2, maxArgs: 2, write: true, handler: put }],

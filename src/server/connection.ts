@@ -149,7 +149,6 @@ function isDisconnect(error: unknown): boolean {
 export class Connection implements ConnectionInfo {
   readonly id: number;
   readonly peer: string;
-  readonly state = new Map<string, unknown>();
   authenticated: boolean;
   lastWriteLsn = 0;
   readonly #conn: Deno.Conn;

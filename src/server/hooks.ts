@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import type { Framing, Reply, ReplyWriter } from "../protocol/mod.ts";
 import type { KVStore } from "../storage/mod.ts";
 import type { CommitPoint } from "./commit_point.ts";
+import type { ReplaceableCommand } from "./commands.ts";
 import type { LimitLog } from "./limit_log.ts";
 
 /** Counters the server keeps (reported by `INFO`). */
@@ -69,18 +70,21 @@ export interface ServerNode {
   readonly stats: ServerStats;
   /** Logs a limit hit with its setting and number, at most once a minute per setting. */
   readonly limits: LimitLog;
+  /** The node's replication links, as data (none without the replication extension). */
+  replication(): ReplicationStatus;
   /** The `INFO` text of `section` (`all` for every section), lines ending in `lineEnd`. */
   info(section: string, lineEnd?: string): string;
 }
 
-/** Facts about the connection a request came on, and state extensions may keep on it. */
+/**
+ * Facts about the connection a request came on. The object is the same for the connection's
+ * whole life: an extension keeps its own typed state per connection in a `WeakMap` keyed by it.
+ */
 export interface ConnectionInfo {
   /** Unique per server, from 1. */
   readonly id: number;
   /** Peer address as `host:port`. */
   readonly peer: string;
-  /** Per-connection state of extensions (e.g. `authenticated`), by key. */
-  readonly state: Map<string, unknown>;
   /**
    * True once an extension vouched for the peer ({@link markAuthenticated}), or from the start
    * on a node where no extension {@link ServerHooks.requiresAuthentication}.
@@ -194,23 +198,73 @@ export interface CommandSpec {
 /** Fields of one `INFO` section, in order. */
 export type InfoFields = [string, string | number | boolean][];
 
+/** A replica as its master sees it (the status page, metrics). */
+export interface ReplicaLinkStatus {
+  address: string;
+  /** `streaming`, `catching_up`, `full_sync` or `down`. */
+  state: string;
+  healthy: boolean;
+  ackedLsn: number;
+  lagRecords: number;
+  lagMs: number;
+  queuedRecords: number;
+  fullSyncs: number;
+  /** Why its last attempt failed (absent when it did not). */
+  lastError?: string;
+}
+
+/** The master as a replica sees it. */
+export interface MasterLinkStatus {
+  /** Where clients reach the master (what it announced), "" before it connected. */
+  address: string;
+  /** `up` while its stream is connected and heard from, else `down`. */
+  linkStatus: "up" | "down";
+  /** Seconds since the master was last heard, or undefined before the first contact. */
+  lastContactSeconds?: number;
+  lastAppliedLsn: number;
+  /** Records and ms behind the master, when it told how far it is. */
+  lagRecords?: number;
+  lagMs?: number;
+  fullSyncInProgress: boolean;
+}
+
+/** What replication says of a node's links, as data (never parsed back from `INFO`). */
+export interface ReplicationStatus {
+  /** On a replica: its master. */
+  master?: MasterLinkStatus;
+  /** On a master: its replicas (empty on a replica). */
+  replicas: readonly ReplicaLinkStatus[];
+}
+
 /**
- * The node's role as the server's write gate reads it. One extension owns it (replication's
- * `NodeRole`, the only writer of a node's role); two that claim it are an error at start.
+ * The node's role as the server's write gate reads it, and its links as the status page and
+ * metrics read them. One extension owns it (replication's `NodeRole`, the only writer of a
+ * node's role); two that claim it are an error at start.
  */
 export interface RoleGate {
   /** True on a replica: client writes are refused. */
   readonly replica: boolean;
   /** Why replies of writes applied here must not be OK (a newer master exists), or undefined. */
   readonly deposed: string | undefined;
+  /** The node's links now. */
+  status(): ReplicationStatus;
 }
 
 /** What an extension plugs into the server. Every member is optional. */
 export interface ServerHooks {
   /** The owner of the node's role, read by the write gate (at most one extension sets it). */
   role?: RoleGate;
-  /** Commands added, or built-in ones replaced, by upper-case name (e.g. `REPLICATE`, `AUTH`). */
+  /**
+   * Commands added, by upper-case name (e.g. `AUTH`). A name another extension or a built-in
+   * command has already is an error at start: one command, one owner.
+   */
   commands?: Record<string, CommandSpec>;
+  /**
+   * Built-in commands this extension replaces, on purpose: only those the server declares
+   * replaceable (`REPLICATE`, which a node without replication answers with an error), each by
+   * one extension at most.
+   */
+  replaces?: Partial<Record<ReplaceableCommand, CommandSpec>>;
   /**
    * Called for each acknowledged client write, after it is applied locally. Return `undefined`
    * to answer OK once it is durable (async replication), or a promise that resolves to

@@ -3,7 +3,13 @@
  *
  * @module
  */
-export { BUILT_IN_COMMANDS, READ_ONLY_MESSAGE, REPLICATE_ON_MASTER_MESSAGE } from "./commands.ts";
+export {
+  BUILT_IN_COMMANDS,
+  READ_ONLY_MESSAGE,
+  REPLACEABLE_COMMANDS,
+  type ReplaceableCommand,
+  REPLICATE_ON_MASTER_MESSAGE,
+} from "./commands.ts";
 export {
   type CommandContext,
   CommandError,
@@ -11,6 +17,10 @@ export {
   type CommandSpec,
   type ConnectionInfo,
   type InfoFields,
+  type MasterLinkStatus,
+  type ReplicaLinkStatus,
+  type ReplicationStatus,
+  type RoleGate,
   type ServerExtension,
   type ServerHooks,
   type ServerNode,

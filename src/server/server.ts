@@ -11,12 +11,13 @@ import type { Config } from "../config.ts";
 import { getLog } from "../log.ts";
 import { CommandTable, type Reply } from "../protocol/mod.ts";
 import { KVStore, storeOptionsFromConfig } from "../storage/mod.ts";
-import { BUILT_IN_COMMANDS } from "./commands.ts";
+import { BUILT_IN_COMMANDS, REPLACEABLE_COMMANDS, type ReplaceableCommand } from "./commands.ts";
 import { Connection, type ConnectionHost, type NamedCommand } from "./connection.ts";
 import type {
   CommandSpec,
   ConnectionInfo,
   InfoFields,
+  ReplicationStatus,
   RoleGate,
   ServerExtension,
   ServerHooks,
@@ -113,7 +114,10 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     this.commit = new CommitPoint(store);
     this.#options = options;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    for (const [name, spec] of BUILT_IN_COMMANDS) this.commands.set(name, { ...spec, name });
+    for (const [name, spec] of BUILT_IN_COMMANDS) {
+      this.commands.set(name, { ...spec, name });
+      this.#commandOwners.set(name, "built-in");
+    }
   }
 
   get replica(): boolean {
@@ -124,12 +128,49 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     return this.#role?.deposed;
   }
 
+  replication(): ReplicationStatus {
+    return this.#role?.status() ?? { replicas: [] };
+  }
+
   info(section: string, lineEnd = "\r\n"): string {
     return formatInfo(this, section, this.#infoSections, lineEnd);
   }
 
+  /**
+   * Who registered each command: `built-in`, or `extension <n>` (its place in the list). A name
+   * registered twice fails the start: one command, one owner.
+   */
+  readonly #commandOwners = new Map<string, string>();
+
+  #addCommands(hooks: ServerHooks, owner: string): void {
+    for (const [name, spec] of Object.entries(hooks.commands ?? {})) {
+      const upper = name.toUpperCase();
+      const taken = this.#commandOwners.get(upper);
+      if (taken !== undefined) {
+        throw new Error(
+          `command ${upper} is registered twice (by ${taken} and by ${owner}): a command has ` +
+            `one owner (a built-in command is replaced only through ServerHooks.replaces)`,
+        );
+      }
+      this.#commandOwners.set(upper, owner);
+      this.commands.set(upper, { ...spec, name: upper });
+    }
+    for (const [name, spec] of Object.entries(hooks.replaces ?? {})) {
+      const upper = name.toUpperCase() as ReplaceableCommand;
+      if (this.#commandOwners.get(upper) !== "built-in" || !REPLACEABLE_COMMANDS.has(upper)) {
+        throw new Error(
+          `${owner} replaces ${upper}, which is not a replaceable built-in command or was ` +
+            `replaced already (by ${this.#commandOwners.get(upper) ?? "nobody"})`,
+        );
+      }
+      this.#commandOwners.set(upper, owner);
+      this.commands.set(upper, { ...spec, name: upper });
+    }
+  }
+
   async start(listener: Deno.Listener, recoveryMs: number): Promise<void> {
-    for (const extension of this.#options.extensions ?? []) {
+    const extensions = this.#options.extensions ?? [];
+    for (const [index, extension] of extensions.entries()) {
       const hooks = await extension(this);
       this.#hooks.push(hooks);
       if (hooks.role !== undefined) {
@@ -138,9 +179,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
         }
         this.#role = hooks.role;
       }
-      for (const [name, spec] of Object.entries(hooks.commands ?? {})) {
-        this.commands.set(name, { ...spec, name: name.toUpperCase() });
-      }
+      this.#addCommands(hooks, `extension ${index + 1}`);
       if (hooks.answered !== undefined) {
         this.#answeredHooks.push(hooks.answered.bind(hooks));
         this.observing = true;

@@ -1,12 +1,12 @@
 /**
- * The status page's data: `/status.json` from a real node, the recorder's bounded history, and
- * INFO parsing of replicas and of a replica's master.
+ * The status page's data: `/status.json` from a real node, and the recorder's bounded history of
+ * what replication reports (a master's replicas, a replica's master).
  */
 import assert from "node:assert/strict";
 import { KVClient } from "../../mod.ts";
-import { masterOf, replicasOf, StatusRecorder } from "../../src/metrics/status.ts";
+import { StatusRecorder } from "../../src/metrics/status.ts";
 import { STATUS_ASSETS } from "../../src/metrics/status_page.ts";
-import type { ServerNode } from "../../src/server/hooks.ts";
+import type { ReplicationStatus, ServerNode } from "../../src/server/hooks.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 
 Deno.test("status: /status.json and the page's files come from the node, with a CSP", async () => {
@@ -59,12 +59,23 @@ Deno.test("status: /status.json and the page's files come from the node, with a 
 });
 
 Deno.test("status: the recorder keeps the last N samples; a replica that left ages out", () => {
-  let info = "# Replication\nrole:master\nreplica0:address=a:1,state=down,healthy=no,acked_lsn=3," +
-    "lag_records=7,lag_ms=900,queued_records=7,full_syncs=1\nreplica0_last_error:refused\n";
+  let replication: ReplicationStatus = {
+    replicas: [{
+      address: "a:1",
+      state: "down",
+      healthy: false,
+      ackedLsn: 3,
+      lagRecords: 7,
+      lagMs: 900,
+      queuedRecords: 7,
+      fullSyncs: 1,
+      lastError: "refused",
+    }],
+  };
   const node = {
     replica: false,
     stats: { totalCommands: 0 },
-    info: () => info,
+    replication: () => replication,
   } as unknown as ServerNode;
   const recorder = new StatusRecorder(3, 1000);
   recorder.sample(node, 0);
@@ -78,35 +89,23 @@ Deno.test("status: the recorder keeps the last N samples; a replica that left ag
   assert.equal(sample.fsyncMeanMs, 3);
   assert.equal(sample.fsyncMaxMs, 4);
   assert.deepEqual(sample.lagRecords, { "a:1": 7 });
-  info = "# Replication\nrole:master\n";
+  assert.deepEqual(sample.lagMs, { "a:1": 900 });
+  replication = { replicas: [] };
   for (let t = 1000; t <= 4000; t += 1000) recorder.sample(node, t);
   const h = recorder.history;
   assert.equal(h.t.length, 3);
   assert.deepEqual(h.lagRecords, {}); // a:1 was last seen 4 samples ago
   assert.deepEqual(h.fsyncMeanMs, [null, null, null]);
-
-  assert.deepEqual(
-    replicasOf(new Map([["replica0", "address=[::1]:5,state=streaming,healthy=yes"]])),
-    [{
-      address: "[::1]:5",
-      state: "streaming",
-      healthy: true,
-      ackedLsn: 0,
-      lagRecords: 0,
-      lagMs: 0,
-      queuedRecords: 0,
-      fullSyncs: 0,
-    }],
-  );
-  const master = masterOf(
-    new Map([["master_link_status", "up"], ["master_last_io_seconds_ago", "2"], [
-      "last_applied_lsn",
-      "9",
-    ]]),
-  );
-  assert.deepEqual([master.linkStatus, master.lastContactSeconds, master.lastAppliedLsn], [
-    "up",
-    2,
-    9,
-  ]);
+  // A replica's series is its master's silence.
+  replication = {
+    master: {
+      address: "m:1",
+      linkStatus: "up",
+      lastContactSeconds: 2,
+      lastAppliedLsn: 9,
+      fullSyncInProgress: false,
+    },
+    replicas: [],
+  };
+  assert.deepEqual(recorder.sample(node, 5000).lagMs, { master: 2000 });
 });

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import type { Reply } from "../../src/protocol/mod.ts";
-import { CommandError, type ServerExtension } from "../../src/server/mod.ts";
+import { CommandError, type ConnectionInfo, type ServerExtension } from "../../src/server/mod.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { RespErrorReply } from "../../src/protocol/resp.ts";
 import { resp, text, WireClient } from "../helpers/wire.ts";
@@ -99,19 +99,20 @@ Deno.test("hooks: sync replication holds write replies and can turn them into er
 });
 
 Deno.test("hooks: authorize gates commands per connection", async () => {
+  const allowed = new WeakSet<ConnectionInfo>();
   const gate: ServerExtension = () => ({
     commands: {
       LETMEIN: {
         minArgs: 0,
         maxArgs: 0,
         handler: (_args, out, ctx) => {
-          ctx.connection.state.set("allowed", true);
+          allowed.add(ctx.connection);
           out.ok();
         },
       },
     },
     authorize: (name, connection) =>
-      name === "LETMEIN" || connection.state.get("allowed") === true
+      name === "LETMEIN" || allowed.has(connection)
         ? undefined
         : { type: "error", code: "NOAUTH", message: "say LETMEIN first" },
   });
@@ -172,4 +173,42 @@ Deno.test("hooks: a CommandError is the client's error; anything else an interna
   ]);
   await wire.send(resp("BAD"));
   assert.deepEqual(await wire.readReply(), new RespErrorReply("WRONG", "that request is wrong"));
+});
+
+Deno.test("hooks: a command registered twice fails the start; REPLICATE is replaced on purpose", async () => {
+  const ping: ServerExtension = () => ({
+    commands: { PING: { minArgs: 0, maxArgs: 0, handler: (_args, out) => out.ok() } },
+  });
+  await assert.rejects(
+    () => startTestServer({ FSYNC: "no" }, { extensions: [ping] }),
+    /command PING is registered twice \(by built-in and by extension 1\)/,
+  );
+  const hello: ServerExtension = () => ({
+    commands: { HELLOX: { minArgs: 0, maxArgs: 0, handler: (_args, out) => out.ok() } },
+  });
+  await assert.rejects(
+    () => startTestServer({ FSYNC: "no" }, { extensions: [hello, hello] }),
+    /command HELLOX is registered twice \(by extension 1 and by extension 2\)/,
+  );
+  const replicate: ServerExtension = () => ({
+    replaces: {
+      REPLICATE: {
+        minArgs: 0,
+        maxArgs: Infinity,
+        replicaOnly: true,
+        handler: (_args, out) => out.status("MINE"),
+      },
+    },
+  });
+  await assert.rejects(
+    () => startTestServer({ FSYNC: "no" }, { extensions: [replicate, replicate] }),
+    /extension 2 replaces REPLICATE, which .* was replaced already \(by extension 1\)/,
+  );
+  await using server = await startTestServer(
+    { FSYNC: "no", REPLICA: true },
+    { extensions: [replicate] },
+  );
+  await using wire = await WireClient.connect(server.port);
+  await wire.send("REPLICATE X\n");
+  assert.equal(await wire.readLine(), "MINE");
 });
