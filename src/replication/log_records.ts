@@ -73,3 +73,23 @@ export function splitBatch(batch: DurableBatch, maxBytes: number): DurableBatch[
   out.push({ records: records.subarray(start, at), firstLsn, lastLsn });
   return out;
 }
+
+/**
+ * Where to cut a chunk of the log so that it ends at `uptoLsn`: the byte length of its records up
+ * to that LSN and the last one's LSN (`previousLsn` when none is).
+ */
+export function recordsThrough(
+  chunk: Uint8Array,
+  uptoLsn: number,
+  previousLsn: number,
+): { end: number; lastLsn: number } {
+  let end = 0;
+  let lastLsn = previousLsn;
+  while (end + RECORD_HEADER_BYTES <= chunk.length) {
+    const lsn = recordLsnAt(chunk, end);
+    if (lsn > uptoLsn) break;
+    lastLsn = lsn;
+    end += recordLengthAt(chunk, end);
+  }
+  return { end, lastLsn };
+}

@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { getLog } from "../log.ts";
 import { CommandError } from "../server/hooks.ts";
 import { Follower, type SyncPhase } from "./follower.ts";
-import { SyncProgress } from "./replica_link.ts";
+import { SyncProgress } from "./sync_progress.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import {
   decodePairs,

@@ -7,24 +7,21 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import {
-  challengeProof,
-  isChallengeOff,
-  isHex64,
-  newNonce,
-  proofMatches,
-} from "../protocol/challenge.ts";
+import { challengeProof, isHex64, newNonce, proofMatches } from "../protocol/challenge.ts";
 import { LogGapError } from "../storage/errors.ts";
 import { findCommonLsn } from "./divergence.ts";
-import { INCOMPLETE, RespErrorReply, RespReplyParser, type RespValue } from "../protocol/resp.ts";
+import { RespErrorReply } from "../protocol/resp.ts";
 import {
   RECORD_HEADER_BYTES,
   recordCrcAt,
   recordEpochAt,
-  recordLengthAt,
   recordLsnAt,
+  recordsThrough,
 } from "./log_records.ts";
+import { LinkConnection, LinkError } from "./link_connection.ts";
+import { SyncProgress } from "./sync_progress.ts";
 import type { FullSyncDecision, ReplicaNode } from "./replica_node.ts";
+import { Wakeup } from "./wakeup.ts";
 import {
   describeReply,
   encodeRequest,
@@ -38,7 +35,6 @@ import {
   snapshotChunkRequest,
   snapshotEndRequest,
 } from "./stream_protocol.ts";
-import { writeAll } from "../write_all.ts";
 
 /** A consistent, pinned view of the master's data at one LSN (storage's `snapshot()`). */
 export interface SourceSnapshot {
@@ -98,69 +94,6 @@ async function connectTcp(host: string, port: number): Promise<Deno.Conn> {
   return conn;
 }
 
-/** A replica failed in a way that a reconnect may fix. */
-class LinkError extends Error {
-  override name = "LinkError";
-}
-
-type Expected = "auth" | "hello" | "diverged" | "log" | "ping" | "snapshot" | "chunk";
-
-interface Waiter {
-  kind: Expected;
-  /** Snapshot pairs of a CHUNK request (0 otherwise). */
-  pairs: number;
-  resolve(reply: RespValue): void;
-  reject(error: Error): void;
-}
-
-/** The settle callbacks of a request whose reply nobody awaits. */
-function ignore(): void {}
-
-/** Wakes a sleeping loop early; a wake with nobody waiting is remembered once. */
-class Wakeup {
-  #wake: (() => void) | undefined;
-  #pending = false;
-
-  notify(): void {
-    const wake = this.#wake;
-    if (wake === undefined) {
-      this.#pending = true;
-      return;
-    }
-    this.#wake = undefined;
-    wake();
-  }
-
-  /** Drops a remembered wake (stale once the loop that was to see it has moved on). */
-  forget(): void {
-    this.#pending = false;
-  }
-
-  /**
-   * Resolves at the next {@link notify} (or at once for a remembered one), or after `ms`. Without
-   * `ms` no timer is made: the sender waits that way once per write, and a timer each time cost
-   * measurably per write (docs/ARCHITECTURE.md, "Measured costs"); the caller must then know that
-   * something will notify (the watchdog while replies are due, the ping timer when idle).
-   */
-  wait(ms?: number): Promise<void> {
-    if (this.#pending) {
-      this.#pending = false;
-      return Promise.resolve();
-    }
-    if (ms === undefined) return new Promise((resolve) => (this.#wake = resolve));
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#wake = undefined;
-        resolve();
-      }, Math.max(0, ms));
-      this.#wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-}
-
 /** The sender of one replica. */
 export class ReplicaLink {
   readonly node: ReplicaNode;
@@ -168,10 +101,8 @@ export class ReplicaLink {
   readonly #wakeup = new Wakeup();
   /** Frames are built here; #send writes each one completely before the next is built. */
   readonly #frames = new LogFrameWriter();
-  #conn: Deno.Conn | undefined;
-  #failure: Error | undefined;
-  #waiters: Waiter[] = [];
-  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** The current session's connection (undefined between sessions). */
+  #wire: LinkConnection | undefined;
   /** Wakes an idle sender when a ping falls due; armed at most once at a time. */
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
@@ -196,7 +127,7 @@ export class ReplicaLink {
   /** Stops the loop and closes the connection. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    this.#fail(new LinkError("the master is shutting down"));
+    this.#wire?.fail(new LinkError("the master is shutting down"));
     this.#wakeup.notify();
     await this.#running;
   }
@@ -220,7 +151,6 @@ export class ReplicaLink {
         }
         if (this.#stopped) break;
       }
-      this.#failure = undefined;
       try {
         await this.#session();
       } catch (error) {
@@ -253,21 +183,46 @@ export class ReplicaLink {
         }
         if (wasHealthy !== this.node.healthy) this.#ctx.onHealthChange(this.node);
       } finally {
-        this.#closeConnection();
+        this.#endSession();
       }
     }
-    this.#closeConnection();
+    this.#endSession();
+  }
+
+  #endSession(): void {
+    if (this.#pingTimer !== undefined) {
+      clearTimeout(this.#pingTimer);
+      this.#pingTimer = undefined;
+    }
+    this.#wire?.close();
+    this.#wire = undefined;
+  }
+
+  /** The session's connection; a sender that runs has one. */
+  get #w(): LinkConnection {
+    const wire = this.#wire;
+    if (wire === undefined) throw new LinkError("not connected");
+    return wire;
   }
 
   async #session(): Promise<void> {
     const { node } = this;
     const { log } = this.#ctx;
     const conn = await this.#connect();
-    this.#conn = conn;
-    this.#readLoop(conn);
+    if (this.#stopped) {
+      conn.close();
+      throw new LinkError("the master is shutting down");
+    }
+    this.#wire = new LinkConnection(conn, node, {
+      nowMs: this.#ctx.nowMs,
+      maxReplyBytes: this.#ctx.maxReplyBytes,
+      onAck: () => this.#ctx.onAck(node),
+      onRefused: (code, message) => this.#ctx.onRefused?.(node, code, message),
+      wake: () => this.#wakeup.notify(),
+    });
     if (this.#ctx.authToken !== undefined) await this.#authenticate(this.#ctx.authToken);
     const wasHealthy = node.healthy;
-    const hello = await this.#request(
+    const hello = await this.#w.request(
       helloRequest(
         this.#ctx.epoch,
         node.durableLsn,
@@ -279,7 +234,7 @@ export class ReplicaLink {
     );
     const { lastLsn, lastEpoch, lastCrc, localWrites } = parseHelloReply(hello);
     const master = lastLsn > node.durableLsn ? undefined : await this.#recordAt(lastLsn);
-    this.#throwIfFailed();
+    this.#w.throwIfFailed();
     const decision = node.onHandshake(
       {
         replicaLsn: lastLsn,
@@ -320,7 +275,7 @@ export class ReplicaLink {
   async #authenticate(token: string): Promise<void> {
     const dialerNonce = newNonce();
     // A refusal fails the request (see #onReply); the only error that comes back is "no tokens".
-    const challenge = await this.#request(encodeRequest(["CHALLENGE", dialerNonce]), "auth");
+    const challenge = await this.#w.request(encodeRequest(["CHALLENGE", dialerNonce]), "auth");
     if (challenge instanceof RespErrorReply) {
       if (!this.#warnedNoToken) {
         this.#warnedNoToken = true;
@@ -337,7 +292,7 @@ export class ReplicaLink {
       throw new LinkError(`CHALLENGE: ${describeReply(challenge)} instead of a nonce`);
     }
     const proof = challengeProof(token, "dialer", dialerNonce, nodeNonce);
-    const reply = await this.#request(encodeRequest(["PROVE", proof]), "auth");
+    const reply = await this.#w.request(encodeRequest(["PROVE", proof]), "auth");
     const expected = challengeProof(token, "node", dialerNonce, nodeNonce);
     if (typeof reply !== "string" || !proofMatches(reply, expected)) {
       throw new LinkError(
@@ -374,12 +329,12 @@ export class ReplicaLink {
   async #stream(): Promise<void> {
     const { node } = this;
     for (;;) {
-      this.#throwIfFailed();
+      this.#w.throwIfFailed();
       const next = node.nextSend();
       if (next.kind === "queue") {
         const last = next.batches[next.batches.length - 1].lastLsn;
         const records = next.batches.map((b) => b.records);
-        await this.#send(this.#frames.frame(records), "log", 0, last);
+        await this.#w.send(this.#frames.frame(records), "log", 0, last);
       } else if (next.kind === "log") {
         try {
           await this.#catchUp(next.afterLsn, next.uptoLsn);
@@ -390,7 +345,7 @@ export class ReplicaLink {
           await this.#fullSync();
         }
       } else if (node.pingDue(this.#ctx.nowMs())) {
-        await this.#send(pingRequest(node.durableLsn), "ping", 0);
+        await this.#w.send(pingRequest(node.durableLsn), "ping", 0);
       } else if (node.pendingReplies > 0) {
         // A reply, a failure or new records wake it; the watchdog (armed while replies are
         // due) fails the link when no reply comes within the timeout.
@@ -426,11 +381,11 @@ export class ReplicaLink {
   async #catchUp(afterLsn: number, uptoLsn: number): Promise<void> {
     let sentLast = afterLsn;
     for await (const chunk of this.#ctx.source.readLogFrom(afterLsn, this.node.policy.batchBytes)) {
-      this.#throwIfFailed();
+      this.#w.throwIfFailed();
       const { end, lastLsn: last } = recordsThrough(chunk, uptoLsn, sentLast);
       if (end > 0) {
         await this.#waitWindow();
-        await this.#send(this.#frames.frame([chunk.subarray(0, end)]), "log", 0, last);
+        await this.#w.send(this.#frames.frame([chunk.subarray(0, end)]), "log", 0, last);
         sentLast = last;
       }
       if (end < chunk.length || sentLast >= uptoLsn) break;
@@ -445,7 +400,7 @@ export class ReplicaLink {
     const snapshot = await this.#ctx.source.snapshot();
     try {
       const progress = new SyncProgress(this.#ctx.nowMs(), snapshot.keys ?? 0);
-      await this.#request(
+      await this.#w.request(
         snapshotBeginRequest(
           snapshot.lsn,
           this.#ctx.epoch,
@@ -460,10 +415,10 @@ export class ReplicaLink {
         const pairs = writer.pairs;
         const chunk = writer.take();
         while (!node.snapshotWindowOpen(pairs)) {
-          this.#throwIfFailed();
+          this.#w.throwIfFailed();
           await this.#wakeup.wait(); // replies are due: the watchdog bounds the wait
         }
-        await this.#send(snapshotChunkRequest(chunk), "chunk", pairs);
+        await this.#w.send(snapshotChunkRequest(chunk), "chunk", pairs);
         if (progress.sent(pairs, chunk.length, this.#ctx.nowMs())) {
           this.#ctx.log.info(
             "full sync of replica {replica}: {records} of {totalRecords} records, {bytes} bytes " +
@@ -473,12 +428,12 @@ export class ReplicaLink {
         }
       };
       for await (const [key, value] of snapshot.entries) {
-        this.#throwIfFailed();
+        this.#w.throwIfFailed();
         if (writer.wouldOverflow(key, value)) await flush();
         writer.add(key, value);
       }
       await flush();
-      const end = await this.#request(snapshotEndRequest(snapshot.lsn), "snapshot");
+      const end = await this.#w.request(snapshotEndRequest(snapshot.lsn), "snapshot");
       const endLsn = expectInteger(end, "SNAPSHOT END");
       if (endLsn !== snapshot.lsn) {
         throw new LinkError(`replica ended the full sync at LSN ${endLsn}, not ${snapshot.lsn}`);
@@ -524,7 +479,7 @@ export class ReplicaLink {
         epoch: this.#ctx.epoch,
       },
     );
-    await this.#request(
+    await this.#w.request(
       encodeRequest(["REPLICATE", "DIVERGED", String(commonLsn), String(this.#ctx.epoch)]),
       "diverged",
     );
@@ -553,258 +508,17 @@ export class ReplicaLink {
   /** Waits until every request sent on this connection has its reply. */
   async #waitAllReplies(): Promise<void> {
     while (this.node.pendingReplies > 0) {
-      this.#throwIfFailed();
+      this.#w.throwIfFailed();
       await this.#wakeup.wait(); // replies are due: the watchdog bounds the wait
     }
   }
 
   async #waitWindow(): Promise<void> {
     while (!this.node.windowOpen()) {
-      this.#throwIfFailed();
+      this.#w.throwIfFailed();
       // A closed window means records are unacknowledged: the watchdog bounds the wait.
       await this.#wakeup.wait();
     }
-    this.#throwIfFailed();
-  }
-
-  /**
-   * Writes a request whose reply is handled by the reader (LOG, PING, CHUNK). Not async, and its
-   * waiter has no callbacks of its own: it runs once per replicated frame.
-   */
-  #send(bytes: Uint8Array, kind: Expected, pairs: number, lastLsn?: number): Promise<void> {
-    this.#throwIfFailed();
-    this.#waiters.push({ kind, pairs, resolve: ignore, reject: ignore });
-    this.node.onSent(this.#ctx.nowMs(), lastLsn, pairs);
-    this.#armWatchdog();
-    return this.#write(bytes);
-  }
-
-  /** Writes a request and waits for its reply. */
-  async #request(bytes: Uint8Array, kind: Expected): Promise<RespValue> {
-    this.#throwIfFailed();
-    const reply = new Promise<RespValue>((resolve, reject) => {
-      this.#waiters.push({ kind, pairs: 0, resolve, reject });
-    });
-    reply.catch(() => {}); // a failed write rejects it too; the failure is thrown below
-    this.node.onSent(this.#ctx.nowMs());
-    this.#armWatchdog();
-    await this.#write(bytes);
-    return await reply;
-  }
-
-  async #write(bytes: Uint8Array): Promise<void> {
-    const conn = this.#conn;
-    if (conn === undefined) throw this.#failure ?? new LinkError("not connected");
-    try {
-      // Almost always one write takes all of it: no async frame or subarray for that one.
-      const written = await conn.write(bytes);
-      if (written < bytes.length) await writeAll(conn, bytes.subarray(written));
-    } catch (error) {
-      this.#fail(
-        new LinkError(`send failed: ${error instanceof Error ? error.message : String(error)}`),
-      );
-      throw this.#failure;
-    }
-  }
-
-  async #readLoop(conn: Deno.Conn): Promise<void> {
-    let buffer = new Uint8Array(64 * 1024);
-    let end = 0;
-    const parser = new RespReplyParser({
-      maxBulkBytes: this.#ctx.maxReplyBytes,
-      maxArrayElements: 16,
-    });
-    try {
-      for (;;) {
-        if (end === buffer.length) {
-          if (buffer.length >= this.#ctx.maxReplyBytes) {
-            throw new LinkError(`reply larger than ${this.#ctx.maxReplyBytes} bytes`);
-          }
-          const bigger = new Uint8Array(buffer.length * 2);
-          bigger.set(buffer);
-          buffer = bigger;
-        }
-        const n = await conn.read(buffer.subarray(end));
-        if (n === null) throw new LinkError("replica closed the connection");
-        end += n;
-        const data = buffer.subarray(0, end);
-        let start = 0;
-        for (;;) {
-          const reply = parser.next(data, start);
-          start = parser.offset; // complete elements are consumed even when INCOMPLETE
-          if (reply === INCOMPLETE) break;
-          this.#onReply(reply);
-        }
-        buffer.copyWithin(0, start, end);
-        end -= start;
-      }
-    } catch (error) {
-      if (this.#conn !== conn) return; // this connection was already dropped
-      this.#fail(
-        error instanceof LinkError ? error : new LinkError(
-          `connection failed: ${error instanceof Error ? error.message : String(error)}`,
-        ),
-      );
-    }
-  }
-
-  #onReply(reply: RespValue): void {
-    const waiter = this.#waiters.shift();
-    if (waiter === undefined) {
-      throw new LinkError(`unexpected reply from the replica: ${describeReply(reply)}`);
-    }
-    // Tolerated errors: AUTH to a replica without tokens, and a DIVERGED report it ignores.
-    const tolerated = reply instanceof RespErrorReply &&
-      ((waiter.kind === "auth" && isChallengeOff(reply.message)) || waiter.kind === "diverged");
-    if (reply instanceof RespErrorReply && !tolerated) {
-      this.#ctx.onRefused?.(this.node, reply.code, reply.message);
-      const error = new LinkError(
-        waiter.kind === "auth"
-          ? `replica refused the replication token: ${reply.code} ${reply.message} (is its ` +
-            `REPLICATION_TOKEN, or AUTH_TOKEN, the same as this master's?)`
-          : `replica refused ${waiter.kind.toUpperCase()}: ${reply.code} ${reply.message}`,
-      );
-      // The waiter is already off the list: settle it here, or a session awaiting this
-      // reply (HELLO, SNAPSHOT) would wait forever once the connection is dropped.
-      waiter.reject(error);
-      throw error;
-    }
-    const now = this.#ctx.nowMs();
-    if (waiter.kind === "log" || waiter.kind === "ping") {
-      const lsn = expectInteger(reply, waiter.kind.toUpperCase());
-      const newly = this.node.onReply(now, lsn);
-      if (newly > 0) this.#ctx.onAck(this.node);
-    } else if (waiter.kind === "auth") {
-      this.node.onAuthReply(now);
-    } else {
-      this.node.onReply(now, undefined, waiter.pairs);
-    }
-    this.#armWatchdog();
-    waiter.resolve(reply);
-    this.#wakeup.notify();
-  }
-
-  #armWatchdog(): void {
-    if (this.#watchdog !== undefined) return;
-    const deadline = this.node.replyDeadlineMs();
-    if (deadline === undefined) return;
-    this.#watchdog = setTimeout(() => {
-      this.#watchdog = undefined;
-      if (this.node.replyOverdue(this.#ctx.nowMs())) {
-        this.#fail(
-          new LinkError(
-            `no reply within REPLICATION_TIMEOUT ${this.node.policy.timeoutMs / 1000} s`,
-          ),
-        );
-      } else {
-        this.#armWatchdog();
-      }
-    }, Math.max(1, deadline - this.#ctx.nowMs()));
-  }
-
-  #throwIfFailed(): void {
-    if (this.#failure !== undefined) throw this.#failure;
-  }
-
-  #fail(error: Error): void {
-    this.#failure ??= error;
-    this.#closeConnection();
-    this.#wakeup.notify();
-  }
-
-  #closeConnection(): void {
-    if (this.#watchdog !== undefined) {
-      clearTimeout(this.#watchdog);
-      this.#watchdog = undefined;
-    }
-    if (this.#pingTimer !== undefined) {
-      clearTimeout(this.#pingTimer);
-      this.#pingTimer = undefined;
-    }
-    const conn = this.#conn;
-    this.#conn = undefined;
-    if (conn !== undefined) {
-      try {
-        conn.close();
-      } catch {
-        // already closed by the peer
-      }
-    }
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    const failure = this.#failure ?? new LinkError("connection closed");
-    for (const waiter of waiters) waiter.reject(failure);
-  }
-}
-
-/**
- * Where to cut a chunk of the log so that it ends at `uptoLsn`: the byte length of its records up
- * to that LSN and the last one's LSN (`previousLsn` when none is).
- */
-export function recordsThrough(
-  chunk: Uint8Array,
-  uptoLsn: number,
-  previousLsn: number,
-): { end: number; lastLsn: number } {
-  let end = 0;
-  let lastLsn = previousLsn;
-  while (end + RECORD_HEADER_BYTES <= chunk.length) {
-    const lsn = recordLsnAt(chunk, end);
-    if (lsn > uptoLsn) break;
-    lastLsn = lsn;
-    end += recordLengthAt(chunk, end);
-  }
-  return { end, lastLsn };
-}
-
-/** A full sync's progress: a report at every 10% and at least every 5 s. */
-export class SyncProgress {
-  readonly totalKeys: number;
-  readonly #startedMs: number;
-  #pairs = 0;
-  #bytes = 0;
-  #nextReportPercent = 10;
-  #lastReportMs: number;
-
-  constructor(startedMs: number, totalKeys: number) {
-    this.#startedMs = startedMs;
-    this.#lastReportMs = startedMs;
-    this.totalKeys = totalKeys;
-  }
-
-  /** A chunk of `pairs` and `bytes` was sent; true when a progress report is due. */
-  sent(pairs: number, bytes: number, nowMs: number): boolean {
-    this.#pairs += pairs;
-    this.#bytes += bytes;
-    const percent = this.#percent();
-    if (percent < this.#nextReportPercent && nowMs - this.#lastReportMs < 5000) return false;
-    this.#nextReportPercent = Math.floor(percent / 10) * 10 + 10;
-    this.#lastReportMs = nowMs;
-    return true;
-  }
-
-  #percent(): number {
-    return this.totalKeys > 0 ? Math.min(100, Math.floor((this.#pairs / this.totalKeys) * 100)) : 0;
-  }
-
-  /** What a progress report says. */
-  figures(): { records: number; totalRecords: number; bytes: number; percent: number } {
-    return {
-      records: this.#pairs,
-      totalRecords: this.totalKeys,
-      bytes: this.#bytes,
-      percent: this.#percent(),
-    };
-  }
-
-  /** What the report of a finished sync says. */
-  done(nowMs: number): { records: number; bytes: number; seconds: number; mbPerSecond: number } {
-    const seconds = Math.max(0.001, (nowMs - this.#startedMs) / 1000);
-    return {
-      records: this.#pairs,
-      bytes: this.#bytes,
-      seconds: Number(seconds.toFixed(3)),
-      mbPerSecond: Number((this.#bytes / 1e6 / seconds).toFixed(1)),
-    };
+    this.#w.throwIfFailed();
   }
 }

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { findCommonLsn } from "../../src/replication/divergence.ts";
 import { LagClock } from "../../src/replication/lag_clock.ts";
-import { SyncProgress } from "../../src/replication/replica_link.ts";
+import { SyncProgress } from "../../src/replication/sync_progress.ts";
 import { type DurableBatch, RecordQueue } from "../../src/replication/record_queue.ts";
 import { ReplicaManager } from "../../src/replication/replica_manager.ts";
 import { ReplicaNode, type ReplicaPolicy } from "../../src/replication/replica_node.ts";
