@@ -21,16 +21,23 @@
  *
  * @module
  */
-import { type Config, formatHostPort, type HostPort } from "../config.ts";
+import { formatHostPort, type HostPort } from "../config.ts";
 import { getLog } from "../log.ts";
-import type { MasterLinkStatus, ReplicationStatus, RoleGate, ServerNode } from "../server/hooks.ts";
+import type { ReplicationStatus, RoleGate, ServerNode } from "../server/hooks.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
-import { type NodeState, NodeStateError, readNodeState, writeNodeState } from "./node_state.ts";
+import { MasterSide } from "./master_side.ts";
+import {
+  markRole,
+  type NodeState,
+  NodeStateError,
+  readNodeState,
+  writeNodeState,
+} from "./node_state.ts";
+import { replicationStatus } from "./replication_info.ts";
 import { Follower } from "./follower.ts";
 import { ReplicaApplier } from "./replica_applier.ts";
-import { masterListeningAddress } from "./replication_info.ts";
-import { Replicator, type ReplicatorOptions } from "./replicator.ts";
-import { masterSourceOf, replicaStoreOf } from "./store_adapters.ts";
+import type { Replicator } from "./replicator.ts";
+import { replicaStoreOf } from "./store_adapters.ts";
 
 const log = getLog("replication");
 
@@ -86,7 +93,8 @@ export class NodeRole implements RoleGate {
   readonly #options: NodeRoleOptions;
   #replica: boolean;
   #applier: ReplicaApplier | undefined;
-  #replicator: Replicator | undefined;
+  /** What runs for the master role: its replicator. */
+  readonly #master: MasterSide;
   /** Highest epoch a master announced (or REPLICAOF named); the log holds it once records come. */
   #announcedEpoch: number;
   /** The epoch a PROMOTE in progress takes (REPLICATE is answered as by that master meanwhile). */
@@ -122,12 +130,18 @@ export class NodeRole implements RoleGate {
     this.#state = state;
     this.#announcedEpoch = state.highestEpochSeen;
     this.#followedMaster = state.replicaOf ?? "";
+    this.#master = new MasterSide(node, {
+      authToken: options.authToken,
+      connect: options.connect,
+      onRefused: (address, code, message) => this.#refused(address, code, message),
+      masterAddress: () => this.advertisedAddress,
+    });
     const { config, store } = node;
     this.#replica = config.REPLICA;
     if (this.#replica) {
       this.#applier = this.#newApplier();
     } else if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
-      this.#startReplicator(config.REPLICA_ADDRESSES, "last");
+      this.#master.startWithNode(config.REPLICA_ADDRESSES);
       // The log may hold writes whose sync wait failed before a restart: reads wait until the
       // replicas have everything (async mode: it is durable already, the floor costs nothing).
       node.commit.raiseFloor(store.lastLsn);
@@ -186,7 +200,7 @@ export class NodeRole implements RoleGate {
 
   /** A master's replicator (undefined on a replica, or a master without replicas). */
   get replicator(): Replicator | undefined {
-    return this.#replicator;
+    return this.#master.replicator;
   }
 
   /** A replica's applier (undefined on a master, and while a demotion runs). */
@@ -213,38 +227,7 @@ export class NodeRole implements RoleGate {
 
   /** The node's links as data: a replica's master, or a master's replicas. */
   status(): ReplicationStatus {
-    const applier = this.#applier;
-    if (this.#replica) {
-      if (applier === undefined) return { replicas: [] };
-      const info = applier.getInfo();
-      const listening = masterListeningAddress(info.masterAdvertisedAddress, info.masterAddress);
-      const master: MasterLinkStatus = {
-        address: listening === undefined ? "" : formatHostPort(listening),
-        linkStatus: info.masterLinkStatus,
-        lastAppliedLsn: info.lastAppliedLsn,
-        lagRecords: info.masterLagRecords,
-        lagMs: info.masterLagMs,
-        fullSyncInProgress: info.fullSyncInProgress,
-      };
-      if (info.masterLastIoSecondsAgo >= 0) {
-        master.lastContactSeconds = info.masterLastIoSecondsAgo;
-      }
-      return { master, replicas: [] };
-    }
-    const replicas = this.#replicator?.getStats().replicas ?? [];
-    return {
-      replicas: replicas.map((r) => ({
-        address: r.address,
-        state: r.state,
-        healthy: r.healthy,
-        ackedLsn: r.ackedLsn,
-        lagRecords: r.lagRecords,
-        lagMs: r.lagMs,
-        queuedRecords: r.queuedRecords,
-        fullSyncs: r.fullSyncs,
-        ...(r.lastError === "" ? {} : { lastError: r.lastError }),
-      })),
-    };
+    return replicationStatus(this.#replica, this.#applier, this.replicator);
   }
 
   /** Calls `listener` after each change of role or epoch; returns the unsubscribe function. */
@@ -296,13 +279,13 @@ export class NodeRole implements RoleGate {
       const fromLsn = store.lastLsn;
       // No await from promote() to start(): the replicator must see every record after the
       // marker from the in-memory stream.
-      const replicator = this.#newReplicator(options.replicas ?? [], "durable", fromLsn);
+      const replicator = this.#master.create(options.replicas ?? [], "durable", fromLsn);
       const markerLsn = store.promote(epoch);
       // Reads show the old epoch's data once the new epoch's first record is committed (in sync
       // mode: on the required replicas of this master), as a new Raft leader does.
       this.#node.commit.clear();
       this.#node.commit.raiseFloor(markerLsn);
-      this.#use(replicator);
+      this.#master.use(replicator);
       this.#applier?.stop();
       this.#applier = undefined;
       this.#deposedBy = undefined;
@@ -311,9 +294,9 @@ export class NodeRole implements RoleGate {
       // settings can never silently turn a master that took writes into a replica.
       // A master has no master and no local writes to replace.
       this.#saveState(
-        this.#markRole(
+        markRole(
           { ...this.#state, highestEpochSeen: epoch, replicaOf: undefined, localWrites: undefined },
-          "master",
+          { role: "master", configured: this.#configuredRole, nowIso: new Date().toISOString() },
         ),
       );
       this.#replica = false;
@@ -385,10 +368,7 @@ export class NodeRole implements RoleGate {
         { event: "demoting", of: address === "" ? "" : ` of ${address}`, master: address, by },
       );
       await store.whenDurable(store.lastLsn);
-      const replicator = this.#replicator;
-      this.#replicator = undefined;
-      node.commit.setReplication(undefined);
-      await replicator?.stop(node.config.REPLICATION_TIMEOUT * 1000);
+      await this.#master.stop(node.config.REPLICATION_TIMEOUT * 1000);
       node.commit.clear();
       store.demote();
       this.#followedMaster = address;
@@ -397,13 +377,13 @@ export class NodeRole implements RoleGate {
       // from here on what it writes is its new master's stream, answered as any replica's.
       this.#deposedBy = undefined;
       this.#saveState(
-        this.#markRole(
+        markRole(
           {
             ...this.#state,
             highestEpochSeen: this.#newerEpoch(epoch),
             ...this.#replicaOf(address),
           },
-          "replica",
+          { role: "replica", configured: this.#configuredRole, nowIso: new Date().toISOString() },
         ),
       );
       this.#announce(epoch);
@@ -445,9 +425,7 @@ export class NodeRole implements RoleGate {
         "host port, or restart it with --replica) and add it there (REPLICAS ADD)",
       { event: "deposed", reason, newerEpoch, epoch: this.#node.store.epoch },
     );
-    this.#replicator?.depose(reason).catch((error) =>
-      log.error("stopping the links of a deposed master failed: {error}", { error: String(error) })
-    );
+    this.#master.depose(reason);
     if (newerEpoch > this.#state.highestEpochSeen) {
       try {
         this.#saveState({ ...this.#state, highestEpochSeen: newerEpoch });
@@ -485,18 +463,12 @@ export class NodeRole implements RoleGate {
         `this node was deposed (${this.#deposedBy}): it sends its history to no replica`,
       );
     }
-    for (const address of addresses) {
-      if (this.#replicator === undefined) {
-        this.#startReplicator([address], "durable");
-      } else {
-        this.#replicator.addReplica(address.host, address.port);
-      }
-    }
+    this.#master.add(addresses);
   }
 
   /** Stops replicating to `address` (`host:port` as listed); false when it is not listed. */
   removeReplica(address: string): Promise<boolean> {
-    return this.#replicator?.removeReplica(address) ?? Promise.resolve(false);
+    return this.#master.remove(address);
   }
 
   /**
@@ -509,10 +481,15 @@ export class NodeRole implements RoleGate {
 
   /** Graceful stop: drains the replicas within `SHUTDOWN_TIMEOUT_SECONDS`. */
   async close(): Promise<void> {
-    await this.#replicator?.stop(this.#node.config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    await this.#master.stop(this.#node.config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
   }
 
   // ------------------------------------------------------------------------------ private
+
+  /** The role the node's settings give it. */
+  get #configuredRole(): RoleName {
+    return this.#node.config.REPLICA ? "replica" : "master";
+  }
 
   #isSelf(address: HostPort): boolean {
     const node = this.#node;
@@ -536,25 +513,6 @@ export class NodeRole implements RoleGate {
     return { replicaOf: address === "" ? undefined : address };
   }
 
-  /**
-   * The node state with the marks that say the running role differs from the settings: a
-   * promoted replica (`promotedEpoch`) or a demoted master (`demotedAt`); none when they agree.
-   */
-  #markRole(state: NodeState, role: RoleName): NodeState {
-    const { promotedEpoch: _, promotedAt: __, demotedAt: ___, ...rest } = state;
-    const configured: RoleName = this.#node.config.REPLICA ? "replica" : "master";
-    if (role === configured) return rest;
-    const now = new Date().toISOString();
-    if (role === "master") {
-      return {
-        ...rest,
-        promotedEpoch: state.highestEpochSeen,
-        promotedAt: now,
-      };
-    }
-    return { ...rest, demotedAt: now };
-  }
-
   #newApplier(): ReplicaApplier {
     return new ReplicaApplier(replicaStoreOf(this.#node.store), Date.now, {
       knownEpoch: () => this.epoch,
@@ -572,53 +530,6 @@ export class NodeRole implements RoleGate {
         return Promise.resolve();
       },
     }, this.follower);
-  }
-
-  /**
-   * A replicator for `addresses`. `position`: `"last"` for one created with the store, before
-   * any write; `"durable"` for one created at runtime. `committedLsn`: what counts as committed
-   * already in sync mode (0 for a master starting up, whose log may hold writes whose sync wait
-   * failed; the durable LSN for one started at runtime).
-   */
-  #newReplicator(
-    addresses: HostPort[],
-    position: "last" | "durable",
-    committedLsn: number,
-  ): Replicator {
-    const node = this.#node;
-    const config: Config = { ...node.config, REPLICA_ADDRESSES: addresses };
-    const options: ReplicatorOptions = {
-      connect: this.#options.connect,
-      authToken: this.#options.authToken,
-      onRefused: (address, code, message) => this.#refused(address, code, message),
-      masterAddress: () => this.advertisedAddress,
-      committedLsn,
-    };
-    return new Replicator(masterSourceOf(node.store, position), config, Date.now, options);
-  }
-
-  #startReplicator(addresses: HostPort[], position: "last" | "durable"): void {
-    const store = this.#node.store;
-    const committed = position === "last" ? 0 : store.durableLsn;
-    this.#use(this.#newReplicator(addresses, position, committed));
-    if (position === "durable") {
-      log.info("replicas {replicas} added", { replicas: addresses.map(formatHostPort).join(", ") });
-    }
-  }
-
-  /**
-   * Makes `replicator` this master's and starts it; in sync mode, reads then stop at what its
-   * replicas acknowledged (the server's commit point).
-   */
-  #use(replicator: Replicator): void {
-    this.#replicator = replicator;
-    replicator.start();
-    if (replicator.mode !== "sync") return;
-    this.#node.commit.setReplication({
-      committedLsn: () => replicator.committedLsn,
-      awaitReplication: (lsn) =>
-        replicator.waitForReplicas(lsn).then(() => undefined, (error: Error) => error.message),
-    });
   }
 
   /** A replica refused this master's stream: `STALEEPOCH` means a newer master exists. */

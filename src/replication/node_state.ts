@@ -106,3 +106,27 @@ export function writeNodeState(dir: string, state: NodeState): void {
   const bytes = new TextEncoder().encode(JSON.stringify(state, null, 2) + "\n");
   writeFileDurablySync(dir, NODE_STATE_FILE, bytes);
 }
+
+/**
+ * `state` with the marks that say a node's running role differs from its settings' role: a
+ * promoted replica (`promotedEpoch`, the epoch it was promoted to, `promotedAt`) or a demoted
+ * master (`demotedAt`); none when they agree.
+ *
+ * @example
+ * ```ts
+ * import { markRole } from "./node_state.ts";
+ * const at = { role: "replica", configured: "master", nowIso: "2026-01-01T00:00:00Z" } as const;
+ * console.log(markRole({ highestEpochSeen: 3 }, at).demotedAt); // 2026-01-01T00:00:00Z
+ * ```
+ */
+export function markRole(
+  state: NodeState,
+  at: { role: "master" | "replica"; configured: "master" | "replica"; nowIso: string },
+): NodeState {
+  const { promotedEpoch: _, promotedAt: __, demotedAt: ___, ...rest } = state;
+  if (at.role === at.configured) return rest;
+  if (at.role === "master") {
+    return { ...rest, promotedEpoch: state.highestEpochSeen, promotedAt: at.nowIso };
+  }
+  return { ...rest, demotedAt: at.nowIso };
+}

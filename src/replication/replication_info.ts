@@ -6,8 +6,9 @@
  * @module
  */
 import { type Config, formatHostPort, type HostPort, parseHostPort } from "../config.ts";
-import type { InfoFields } from "../server/hooks.ts";
+import type { InfoFields, MasterLinkStatus, ReplicationStatus } from "../server/hooks.ts";
 import type { NodeRole } from "./node_role.ts";
+import type { ReplicaApplier } from "./replica_applier.ts";
 import type { Replicator } from "./replicator.ts";
 
 /**
@@ -164,4 +165,45 @@ export function replicationInfo(
     "committed writes only (a read of a key whose newest write is not committed waits for it)",
   ]);
   return fields;
+}
+
+/**
+ * The links of a node as data (`ServerNode.replication()`): a replica's master (from its
+ * `applier`), or a master's replicas (from its `replicator`): the facts `INFO replication`
+ * prints.
+ */
+export function replicationStatus(
+  replica: boolean,
+  applier: ReplicaApplier | undefined,
+  replicator: Replicator | undefined,
+): ReplicationStatus {
+  if (replica) {
+    if (applier === undefined) return { replicas: [] };
+    const info = applier.getInfo();
+    const listening = masterListeningAddress(info.masterAdvertisedAddress, info.masterAddress);
+    const master: MasterLinkStatus = {
+      address: listening === undefined ? "" : formatHostPort(listening),
+      linkStatus: info.masterLinkStatus,
+      lastAppliedLsn: info.lastAppliedLsn,
+      lagRecords: info.masterLagRecords,
+      lagMs: info.masterLagMs,
+      fullSyncInProgress: info.fullSyncInProgress,
+    };
+    if (info.masterLastIoSecondsAgo >= 0) master.lastContactSeconds = info.masterLastIoSecondsAgo;
+    return { master, replicas: [] };
+  }
+  const replicas = replicator?.getStats().replicas ?? [];
+  return {
+    replicas: replicas.map((r) => ({
+      address: r.address,
+      state: r.state,
+      healthy: r.healthy,
+      ackedLsn: r.ackedLsn,
+      lagRecords: r.lagRecords,
+      lagMs: r.lagMs,
+      queuedRecords: r.queuedRecords,
+      fullSyncs: r.fullSyncs,
+      ...(r.lastError === "" ? {} : { lastError: r.lastError }),
+    })),
+  };
 }

@@ -9,6 +9,59 @@
  */
 import { Gauge, type Registry } from "../metrics/registry.ts";
 import type { NodeRole } from "./node_role.ts";
+import type { ReplicaNodeStatus } from "./replica_manager.ts";
+
+/** The per-replica series of a master: name, help, value, type. */
+const PER_REPLICA: [string, string, (r: ReplicaNodeStatus) => number, "gauge" | "counter"][] = [
+  [
+    "kvstore_replication_lag_records",
+    "Records durable here, not yet on the replica.",
+    (r) => r.lagRecords,
+    "gauge",
+  ],
+  [
+    "kvstore_replication_lag_seconds",
+    "Age of the oldest record the replica has not acknowledged.",
+    (r) => r.lagMs / 1000,
+    "gauge",
+  ],
+  [
+    "kvstore_replication_acked_lsn",
+    "Last LSN the replica acknowledged.",
+    (r) => r.ackedLsn,
+    "gauge",
+  ],
+  [
+    "kvstore_replication_queued_records",
+    "Records in the replica's in-memory buffer (REPLICATION_QUEUE_SIZE bounds it).",
+    (r) => r.queuedRecords,
+    "gauge",
+  ],
+  [
+    "kvstore_replication_healthy",
+    "1 while the replica is healthy.",
+    (r) => r.healthy ? 1 : 0,
+    "gauge",
+  ],
+  [
+    "kvstore_replication_streaming",
+    "1 while the replica's link streams (0: down, catching up or full sync).",
+    (r) => r.state === "streaming" ? 1 : 0,
+    "gauge",
+  ],
+  [
+    "kvstore_replication_full_syncs_total",
+    "Full syncs sent to the replica.",
+    (r) => r.fullSyncs,
+    "counter",
+  ],
+  [
+    "kvstore_replication_failures_total",
+    "Failed attempts (connect, send, reply timeout, error reply).",
+    (r) => r.failedAttempts,
+    "counter",
+  ],
+];
 
 /** Registers the replication metrics of `role` in `registry`. */
 export function registerReplicationMetrics(
@@ -17,95 +70,48 @@ export function registerReplicationMetrics(
   discardedRecords: () => number,
 ): void {
   const replicas = () => role.replicator?.getStats().replicas ?? [];
-  const perReplica = (
-    name: string,
-    help: string,
-    value: (r: ReturnType<typeof replicas>[number]) => number,
-    type: "gauge" | "counter" = "gauge",
-  ) =>
+  for (const [name, help, value, type] of PER_REPLICA) {
     registry.add(
-      new Gauge(name, help, ["replica"], () =>
-        replicas().map((r) => ({ labels: [r.address], value: value(r) })), type),
+      new Gauge(
+        name,
+        help,
+        ["replica"],
+        () => replicas().map((r) => ({ labels: [r.address], value: value(r) })),
+        type,
+      ),
     );
-  perReplica(
-    "kvstore_replication_lag_records",
-    "Records durable here, not yet on the replica.",
-    (r) => r.lagRecords,
+  }
+  const one = (name: string, help: string, value: () => number | undefined, type = "gauge") =>
+    registry.add(
+      new Gauge(name, help, [], () => {
+        const v = value();
+        return v === undefined ? [] : [{ value: v }];
+      }, type as "gauge" | "counter"),
+    );
+  one(
+    "kvstore_replication_sync_writes_waiting",
+    "Sync-mode writes waiting for acknowledgements.",
+    () => role.replicator?.getStats().syncWaiting ?? 0,
   );
-  perReplica(
-    "kvstore_replication_lag_seconds",
-    "Age of the oldest record the replica has not acknowledged.",
-    (r) => r.lagMs / 1000,
+  one(
+    "kvstore_replica_link_up",
+    "On a replica: 1 while its master's stream is up.",
+    () =>
+      role.applier === undefined
+        ? undefined
+        : role.applier.getInfo().masterLinkStatus === "up"
+        ? 1
+        : 0,
   );
-  perReplica(
-    "kvstore_replication_acked_lsn",
-    "Last LSN the replica acknowledged.",
-    (r) => r.ackedLsn,
+  one(
+    "kvstore_replica_master_last_io_seconds",
+    "On a replica: seconds since its master was last heard from (-1: never).",
+    () => role.applier?.getInfo().masterLastIoSecondsAgo,
   );
-  perReplica(
-    "kvstore_replication_queued_records",
-    "Records in the replica's in-memory buffer (REPLICATION_QUEUE_SIZE bounds it).",
-    (r) => r.queuedRecords,
-  );
-  perReplica(
-    "kvstore_replication_healthy",
-    "1 while the replica is healthy.",
-    (r) => r.healthy ? 1 : 0,
-  );
-  perReplica(
-    "kvstore_replication_streaming",
-    "1 while the replica's link streams (0: down, catching up or full sync).",
-    (r) => r.state === "streaming" ? 1 : 0,
-  );
-  perReplica(
-    "kvstore_replication_full_syncs_total",
-    "Full syncs sent to the replica.",
-    (r) => r.fullSyncs,
+  one(
+    "kvstore_replication_discarded_records_total",
+    "Records this node discarded because its log diverged from its master's.",
+    discardedRecords,
     "counter",
-  );
-  perReplica(
-    "kvstore_replication_failures_total",
-    "Failed attempts (connect, send, reply timeout, error reply).",
-    (r) => r.failedAttempts,
-    "counter",
-  );
-  registry.add(
-    new Gauge(
-      "kvstore_replication_sync_writes_waiting",
-      "Sync-mode writes waiting for acknowledgements.",
-      [],
-      () => [{ value: role.replicator?.getStats().syncWaiting ?? 0 }],
-    ),
-  );
-  registry.add(
-    new Gauge(
-      "kvstore_replica_link_up",
-      "On a replica: 1 while its master's stream is up.",
-      [],
-      () =>
-        role.applier === undefined
-          ? []
-          : [{ value: role.applier.getInfo().masterLinkStatus === "up" ? 1 : 0 }],
-    ),
-  );
-  registry.add(
-    new Gauge(
-      "kvstore_replica_master_last_io_seconds",
-      "On a replica: seconds since its master was last heard from (-1: never).",
-      [],
-      () =>
-        role.applier === undefined
-          ? []
-          : [{ value: role.applier.getInfo().masterLastIoSecondsAgo }],
-    ),
-  );
-  registry.add(
-    new Gauge(
-      "kvstore_replication_discarded_records_total",
-      "Records this node discarded because its log diverged from its master's.",
-      [],
-      () => [{ value: discardedRecords() }],
-      "counter",
-    ),
   );
 }
