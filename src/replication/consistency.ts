@@ -158,124 +158,129 @@ function parseWith(args: Uint8Array[]): WithRequest {
   return { lsn, minLsn, concern, name, spec, args: rest };
 }
 
-/** The `WITH` and `WAIT` commands of a node. */
-export function consistencyCommands(source: ConsistencyNode): Record<string, CommandSpec> {
-  const { node } = source;
+/** The replicas a concern needs now, or an error when it can never be met. */
+function neededReplicas(source: ConsistencyNode, concern: Concern): number {
+  const replicator = source.role.replicator;
+  const listed = replicator?.replicaManager.replicas.length ?? 0;
+  if (concern.replicas === "majority") return replicator?.majorityReplicas() ?? 0;
+  if (concern.replicas > listed) {
+    throw new CommandError(
+      `write concern of ${concern.replicas} replicas cannot be met: this master has ${listed}; ` +
+        `nothing was written`,
+    );
+  }
+  return concern.replicas;
+}
 
-  /** The replicas a concern needs now, or an error when it can never be met. */
-  function neededReplicas(concern: Concern): number {
-    const replicator = source.role.replicator;
-    const listed = replicator?.replicaManager.replicas.length ?? 0;
-    if (concern.replicas === "majority") return replicator?.majorityReplicas() ?? 0;
-    if (concern.replicas > listed) {
+/** The node's own wait for `lsn` and the concern's, as `replicated` answers. */
+function concerned(
+  source: ConsistencyNode,
+  base: Promise<string | undefined> | undefined,
+  lsn: number,
+  needed: number,
+  timeoutMs: number,
+  owner: object,
+): Promise<string | undefined> {
+  const replicator = source.role.replicator;
+  const acks = replicator === undefined
+    ? Promise.resolve(0)
+    : replicator.waitForAcks(lsn, needed, timeoutMs, owner);
+  return Promise.all([base, acks]).then(([baseError, acked]) => {
+    if (acked < needed) {
       throw new CommandError(
-        `write concern of ${concern.replicas} replicas cannot be met: this master has ${listed}; ` +
-          `nothing was written`,
+        `${acked} ${needed} ${lsn} write applied on the master (LSN ${lsn}) but on only ` +
+          `${acked} of the ${needed} replicas its write concern asked for within ${timeoutMs} ` +
+          `ms; it is not acknowledged as asked: it stays applied here and reaches the replicas ` +
+          `when they catch up (unless a replica without it is promoted first)`,
+        "WRITECONCERN",
       );
     }
-    return concern.replicas;
-  }
+    return baseError;
+  });
+}
 
-  /** The node's own wait for `lsn` and the concern's, as `replicated` answers. */
-  function concerned(
-    base: Promise<string | undefined> | undefined,
-    lsn: number,
-    needed: number,
-    timeoutMs: number,
-    owner: object,
-  ): Promise<string | undefined> {
-    const replicator = source.role.replicator;
-    const acks = replicator === undefined
-      ? Promise.resolve(0)
-      : replicator.waitForAcks(lsn, needed, timeoutMs, owner);
-    return Promise.all([base, acks]).then(([baseError, acked]) => {
-      if (acked < needed) {
-        throw new CommandError(
-          `${acked} ${needed} ${lsn} write applied on the master (LSN ${lsn}) but on only ` +
-            `${acked} of the ${needed} replicas its write concern asked for within ${timeoutMs} ` +
-            `ms; it is not acknowledged as asked: it stays applied here and reaches the replicas ` +
-            `when they catch up (unless a replica without it is promoted first)`,
-          "WRITECONCERN",
-        );
-      }
-      return baseError;
-    });
+/**
+ * Runs the command now; with `lsn`, answers `[reply, lsn]`: the command writes into a writer
+ * of its own (it may go on in steps, during which other connections run), and its reply is
+ * copied into `out` between the array header and the LSN.
+ */
+function run(
+  node: ServerNode,
+  request: WithRequest,
+  out: ReplyWriter,
+  ctx: CommandContext,
+): void | Promise<Reply> {
+  const { spec, args } = request;
+  if (!request.lsn) return spec.handler(args, out, ctx);
+  const own = new ReplyWriter(256);
+  own.resp = true;
+  let steps: Promise<void> | undefined;
+  const context: CommandContext = { ...ctx, inSteps: (work) => (steps = work) };
+  const later = spec.handler(args, own, context);
+  if (later !== undefined) {
+    const lsn = node.store.lastLsn;
+    return later.then((reply) => withLsn(reply, lsn));
   }
+  const finish = () => {
+    const bytes = own.bytes;
+    const error = bytes[0] === 0x2d;
+    if (!error) out.arrayHeader(2);
+    out.raw(bytes);
+    if (!error) out.integer(node.store.lastLsn);
+  };
+  if (steps === undefined) finish();
+  else ctx.inSteps(steps.then(finish));
+}
 
-  /**
-   * Runs the command now; with `lsn`, answers `[reply, lsn]`: the command writes into a writer
-   * of its own (it may go on in steps, during which other connections run), and its reply is
-   * copied into `out` between the array header and the LSN.
-   */
-  function run(
-    request: WithRequest,
-    out: ReplyWriter,
-    ctx: CommandContext,
-  ): void | Promise<Reply> {
-    const { spec, args } = request;
-    if (!request.lsn) return spec.handler(args, out, ctx);
-    const own = new ReplyWriter(256);
-    own.resp = true;
-    let steps: Promise<void> | undefined;
-    const context: CommandContext = { ...ctx, inSteps: (work) => (steps = work) };
-    const later = spec.handler(args, own, context);
-    if (later !== undefined) {
-      const lsn = node.store.lastLsn;
-      return later.then((reply) => withLsn(reply, lsn));
-    }
-    const finish = () => {
-      const bytes = own.bytes;
-      const error = bytes[0] === 0x2d;
-      if (!error) out.arrayHeader(2);
-      out.raw(bytes);
-      if (!error) out.integer(node.store.lastLsn);
+/** A read that must wait until the log reaches its MINLSN: run later, copied arguments. */
+async function runLater(
+  source: ConsistencyNode,
+  request: WithRequest,
+  ctx: CommandContext,
+): Promise<Reply> {
+  const { node } = source;
+  const bound = node.config.MIN_LSN_WAIT_MS;
+  const args = request.args.map((arg) => arg.slice());
+  // The context's framing changes with the next request, and this request's reply is a late
+  // one by now: keep this framing, and take what the command does later here.
+  let wroteLsn = 0;
+  let steps: Promise<void> | undefined;
+  const later: CommandContext = {
+    ...ctx,
+    wrote: (lsn: number) => {
+      if (lsn > wroteLsn) wroteLsn = lsn;
+    },
+    inSteps: (work) => (steps = work),
+    stepDone: () => true,
+  };
+  const reached = await source.lsnWaiters.wait(request.minLsn, bound, ctx.connection);
+  if (!reached) {
+    return {
+      type: "error",
+      code: "TRYAGAIN",
+      message: `this node has applied LSN ${node.store.lastLsn}, not yet LSN ` +
+        `${request.minLsn} that this read asked for (waited MIN_LSN_WAIT_MS ${bound} ms); ` +
+        `retry, here or on a node that is further along (the master has it)`,
     };
-    if (steps === undefined) finish();
-    else ctx.inSteps(steps.then(finish));
   }
-
-  /** A read that must wait until the log reaches its MINLSN: run later, copied arguments. */
-  async function runLater(request: WithRequest, ctx: CommandContext): Promise<Reply> {
-    const bound = node.config.MIN_LSN_WAIT_MS;
-    const args = request.args.map((arg) => arg.slice());
-    // The context's framing changes with the next request, and this request's reply is a late
-    // one by now: keep this framing, and take what the command does later here.
-    let wroteLsn = 0;
-    let steps: Promise<void> | undefined;
-    const later: CommandContext = {
-      ...ctx,
-      wrote: (lsn: number) => {
-        if (lsn > wroteLsn) wroteLsn = lsn;
-      },
-      inSteps: (work) => (steps = work),
-      stepDone: () => true,
-    };
-    const reached = await source.lsnWaiters.wait(request.minLsn, bound, ctx.connection);
-    if (!reached) {
-      return {
-        type: "error",
-        code: "TRYAGAIN",
-        message: `this node has applied LSN ${node.store.lastLsn}, not yet LSN ` +
-          `${request.minLsn} that this read asked for (waited MIN_LSN_WAIT_MS ${bound} ms); ` +
-          `retry, here or on a node that is further along (the master has it)`,
-      };
-    }
-    const writer = new ReplyWriter(256);
-    writer.resp = true;
-    const pending = request.spec.handler(args, writer, later);
-    let reply: Reply;
-    if (pending !== undefined) {
-      reply = await pending;
-    } else {
-      if (steps !== undefined) await steps;
-      reply = { type: "raw", bytes: writer.bytes.slice() };
-    }
-    // A read answered "once durable" (the commit point) asks for it through `wrote`.
-    if (wroteLsn > 0) await node.store.whenDurable(wroteLsn);
-    return request.lsn ? withLsn(reply, node.store.lastLsn) : reply;
+  const writer = new ReplyWriter(256);
+  writer.resp = true;
+  const pending = request.spec.handler(args, writer, later);
+  let reply: Reply;
+  if (pending !== undefined) {
+    reply = await pending;
+  } else {
+    if (steps !== undefined) await steps;
+    reply = { type: "raw", bytes: writer.bytes.slice() };
   }
+  // A read answered "once durable" (the commit point) asks for it through `wrote`.
+  if (wroteLsn > 0) await node.store.whenDurable(wroteLsn);
+  return request.lsn ? withLsn(reply, node.store.lastLsn) : reply;
+}
 
-  const withSpec: CommandSpec = {
+/** `WITH ... <command>`: checks the options, then runs the command now or at its MINLSN. */
+function withCommand(source: ConsistencyNode): CommandSpec {
+  return {
     minArgs: 1,
     maxArgs: Infinity,
     handler: (args, out, ctx) => {
@@ -295,22 +300,32 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
         }
         const concern = request.concern;
         if (concern !== undefined) {
-          const needed = neededReplicas(concern);
+          const needed = neededReplicas(source, concern);
           if (needed > 0) {
             context = {
               ...ctx,
               replicated: (lsn: number) =>
-                concerned(ctx.replicated(lsn), lsn, needed, concern.timeoutMs, ctx.connection),
+                concerned(
+                  source,
+                  ctx.replicated(lsn),
+                  lsn,
+                  needed,
+                  concern.timeoutMs,
+                  ctx.connection,
+                ),
             };
           }
         }
       }
-      if (request.minLsn > node.store.lastLsn) return runLater(request, ctx);
-      return run(request, out, context);
+      if (request.minLsn > source.node.store.lastLsn) return runLater(source, request, ctx);
+      return run(source.node, request, out, context);
     },
   };
+}
 
-  const waitSpec: CommandSpec = {
+/** Redis's `WAIT numreplicas timeout`. */
+function waitCommand(source: ConsistencyNode): CommandSpec {
+  return {
     minArgs: 2,
     maxArgs: 2,
     handler: (args, out, ctx) => {
@@ -351,6 +366,9 @@ export function consistencyCommands(source: ConsistencyNode): Record<string, Com
       }));
     },
   };
+}
 
-  return { WITH: withSpec, WAIT: waitSpec };
+/** The `WITH` and `WAIT` commands of a node. */
+export function consistencyCommands(source: ConsistencyNode): Record<string, CommandSpec> {
+  return { WITH: withCommand(source), WAIT: waitCommand(source) };
 }

@@ -279,13 +279,18 @@ export class NodeRole implements RoleGate {
       const fromLsn = store.lastLsn;
       // No await from promote() to start(): the replicator must see every record after the
       // marker from the in-memory stream.
-      const replicator = this.#master.create(options.replicas ?? [], "durable", fromLsn);
+      // Its replicas are added after the marker: a link takes the store's epoch of the moment
+      // it is made into its HELLO.
+      const replicator = this.#master.create([], "durable", fromLsn);
       const markerLsn = store.promote(epoch);
       // Reads show the old epoch's data once the new epoch's first record is committed (in sync
       // mode: on the required replicas of this master), as a new Raft leader does.
       this.#node.commit.clear();
       this.#node.commit.raiseFloor(markerLsn);
       this.#master.use(replicator);
+      for (const address of options.replicas ?? []) {
+        replicator.addReplica(address.host, address.port);
+      }
       this.#applier?.stop();
       this.#applier = undefined;
       this.#deposedBy = undefined;

@@ -106,6 +106,8 @@ export class ReplicaLink {
   /** Wakes an idle sender when a ping falls due; armed at most once at a time. */
   #pingTimer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
+  /** {@link retryNow} was called: the backoff in progress ends at once. */
+  #retryNow = false;
   #running: Promise<void> | undefined;
   #warnedNoToken = false;
 
@@ -121,6 +123,15 @@ export class ReplicaLink {
 
   /** Something changed (new records, a reply): let the sender look again. */
   wake(): void {
+    this.#wakeup.notify();
+  }
+
+  /**
+   * The replica is back (say, a failover coordinator saw it register again): the next attempt
+   * comes now, not at the end of its backoff.
+   */
+  retryNow(): void {
+    this.#retryNow = true;
     this.#wakeup.notify();
   }
 
@@ -143,7 +154,7 @@ export class ReplicaLink {
         // Bounded: each pass waits until the deadline or a wake; the deadline does not move.
         for (
           let remainingMs = delayMs;
-          remainingMs > 0 && !this.#stopped;
+          remainingMs > 0 && !this.#stopped && !this.#retryNow;
           remainingMs = retryAtMs - this.#ctx.nowMs()
         ) {
           this.#wakeup.forget();
@@ -151,6 +162,7 @@ export class ReplicaLink {
         }
         if (this.#stopped) break;
       }
+      this.#retryNow = false;
       try {
         await this.#session();
       } catch (error) {

@@ -181,6 +181,13 @@ export class Replicator {
     return true;
   }
 
+  /** The link to `address` (`host:port` as listed) tries again now; false when not listed. */
+  retryNow(address: string): boolean {
+    const link = this.#links.find((l) => l.node.address === address);
+    link?.retryNow();
+    return link !== undefined;
+  }
+
   /** Subscribes to the store's durable batches and starts one sender per replica. */
   start(): void {
     if (this.#started) return;

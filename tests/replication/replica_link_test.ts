@@ -226,3 +226,16 @@ Deno.test("link: a refused connect counts a failure and is retried with backoff"
   h.replica.refuseConnect = undefined;
   await waitUntil("healthy again", () => h.node.healthy && h.node.ackedLsn === 2);
 });
+
+Deno.test("link: retryNow ends a long backoff at once (a replica known to be back)", async () => {
+  const log = new MemoryLog(2);
+  const model = new ReplicaModel(0);
+  await using h = harness(log, (r) => model.answer(r), {
+    policy: { retryBackoffMs: 60_000, healthCheckIntervalMs: 60_000 },
+    refuseConnect: "connection refused",
+  });
+  await waitUntil("failed", () => h.node.consecutiveFailures === 1);
+  h.replica.refuseConnect = undefined;
+  h.link.retryNow();
+  await waitUntil("connected at once", () => h.node.ackedLsn === 2, 5_000);
+});

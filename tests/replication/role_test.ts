@@ -243,3 +243,32 @@ Deno.test("a switchover: the demoted master drains its replica before REPLICAOF 
   await waitUntil("the old master follows", async () => (await read(master, "after")) === "1");
   assert.equal((await info(master)).get("full_syncs"), "0", "no full sync: the logs agree");
 });
+
+Deno.test("promote({ epoch, replicas }) streams to the replicas in the new epoch (a coordinator's call)", async () => {
+  await using c = await pair();
+  const { master, replica } = c;
+  const other = await startTestServer({ ...FAST, REPLICA: true }, options);
+  try {
+    assert.equal(text(await send(master.port, ["PUT", "a", "1"])), "OK");
+    await waitUntil("replica has a", async () => (await read(replica, "a")) === "1");
+    const role = nodeRoleOf(replica.node);
+    assert.ok(role !== undefined);
+    const events: RoleEvent[] = [];
+    role.subscribe((event) => events.push(event));
+    const promotion = await role.promote({
+      epoch: 7,
+      by: "test coordinator",
+      replicas: [{ host: "127.0.0.1", port: other.port }],
+    });
+    assert.deepEqual(promotion, { epoch: 7, lsn: 1, markerLsn: 2 });
+    assert.deepEqual(events, [{ kind: "promoted", epoch: 7, lsn: 1, by: "test coordinator" }]);
+    await waitUntil(
+      "other follows in epoch 7",
+      async () => (await info(other)).get("master_epoch") === "7",
+    );
+    assert.equal(await read(other, "a"), "1");
+    await assert.rejects(() => role.promote({ epoch: 8 }), /already a master/);
+  } finally {
+    await other[Symbol.asyncDispose]();
+  }
+});
