@@ -93,6 +93,8 @@ export class ClusterRouter {
   readonly #connection: NodeConnectionOptions;
   readonly #data = new Map<string, NodeConnection>();
   readonly #monitors = new Map<string, NodeConnection>();
+  #lastAddress: string | undefined;
+  #lastConnection: NodeConnection | undefined;
   /** Probes in flight, by node address. */
   readonly #probes = new Map<string, Promise<void>>();
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -114,6 +116,15 @@ export class ClusterRouter {
       this.#data.set(address, connection);
     }
     return connection;
+  }
+
+  /** {@link connection}, remembering the last one asked for (the master's, mostly). */
+  #connectionTo(address: string): NodeConnection {
+    if (address !== this.#lastAddress || this.#lastConnection === undefined) {
+      this.#lastConnection = this.connection(address);
+      this.#lastAddress = address;
+    }
+    return this.#lastConnection;
   }
 
   #monitor(address: string): NodeConnection {
@@ -242,8 +253,9 @@ export class ClusterRouter {
     // The usual case, a master known: sent at once, no async frame; the loop only on failure.
     const address = this.state.master.address;
     if (address === undefined) return this.#writeLoop(parts, retryable, undefined);
-    return this.connection(address).send(parts).catch((error) =>
-      this.#writeLoop(parts, retryable, { address, error })
+    return this.#connectionTo(address).send(
+      parts,
+      (error) => this.#writeLoop(parts, retryable, { address, error }),
     );
   }
 
@@ -318,8 +330,9 @@ export class ClusterRouter {
     const node = this.state.nextReader(preference, maxStalenessMs, this.#bounds.localThresholdMs);
     if (node === undefined) return this.#readLoop(parts, preference, maxStalenessMs, undefined);
     const address = node.address;
-    return this.connection(address).send(parts).catch((error) =>
-      this.#readLoop(parts, preference, maxStalenessMs, { address, error })
+    return this.#connectionTo(address).send(
+      parts,
+      (error) => this.#readLoop(parts, preference, maxStalenessMs, { address, error }),
     );
   }
 
@@ -396,6 +409,7 @@ export class ClusterRouter {
     clearInterval(this.#timer);
     this.#timer = undefined;
     const connections = [...this.#data.values(), ...this.#monitors.values()];
+    this.#lastConnection = undefined;
     this.#data.clear();
     this.#monitors.clear();
     await Promise.all(connections.map((c) => c.close().catch(() => {})));

@@ -208,7 +208,8 @@ export class NodeConnection implements AsyncDisposable {
   /**
    * Sends any command as a RESP array and resolves to its raw reply (a simple string as
    * `string`, a bulk string as `Uint8Array`, an integer as `number`, a null as `null`, arrays as
-   * arrays). An error reply rejects with {@link KVServerError}.
+   * arrays). An error reply rejects with {@link KVServerError}. With `recover`, a failure (an
+   * error reply, a broken connection, a timeout) resolves to what `recover` makes of it instead.
    *
    * @example
    * ```ts
@@ -218,33 +219,42 @@ export class NodeConnection implements AsyncDisposable {
    * }
    * ```
    */
-  send(parts: readonly CommandArgument[]): Promise<RespValue> {
+  send(
+    parts: readonly CommandArgument[],
+    recover?: (error: Error) => Promise<RespValue>,
+  ): Promise<RespValue> {
+    let refusal: Error | undefined;
     if (this.#closed) {
-      return Promise.reject(new KVConnectionError(this.address, "the client is closed"));
-    }
-    if (parts.length === 0) return Promise.reject(new RangeError("a command needs a name"));
-    if (this.#pendingCount >= this.#maxPendingCalls) {
-      return Promise.reject(
-        new KVError(
-          `${this.#pendingCount} calls to ${this.address} are already waiting for replies ` +
-            `(maxPendingCalls ${this.#maxPendingCalls}); await some before sending more`,
-        ),
+      refusal = new KVConnectionError(this.address, "the client is closed", undefined, false);
+    } else if (parts.length === 0) {
+      refusal = new RangeError("a command needs a name");
+    } else if (this.#pendingCount >= this.#maxPendingCalls) {
+      refusal = new KVError(
+        `${this.#pendingCount} calls to ${this.address} are already waiting for replies ` +
+          `(maxPendingCalls ${this.#maxPendingCalls}); await some before sending more`,
       );
     }
+    if (refusal !== undefined) return recover?.(refusal) ?? Promise.reject(refusal);
+    // One promise per call: an error reply is turned into its error here, and a failure goes to
+    // `recover` (the cluster's retry) without a promise of its own.
     return new Promise<RespValue>((resolve, reject) => {
+      const fail = recover === undefined ? reject : (error: Error) => resolve(recover(error));
       this.#out.command(parts);
       this.#pending.push({
         command: commandName(parts),
         deadlineMs: this.#timeoutMs === 0 ? Infinity : Date.now() + this.#timeoutMs,
-        resolve,
-        reject,
+        resolve: (reply) => {
+          if (reply instanceof RespErrorReply) fail(errorOf(reply));
+          else resolve(reply);
+        },
+        reject: fail,
       });
       this.#armTimer();
       if (!this.#flushScheduled) {
         this.#flushScheduled = true;
         queueMicrotask(() => this.#flush());
       }
-    }).then(checkError);
+    });
   }
 
   /**
@@ -598,17 +608,15 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-function checkError(reply: RespValue): RespValue {
-  if (reply instanceof RespErrorReply) {
-    if (reply.code === "READONLY") throw new KVReadOnlyError(reply.message);
-    if (reply.code === "NOAUTH" || reply.code === "WRONGPASS") {
-      throw new KVAuthError(reply.code, reply.message);
-    }
-    if (reply.code === "WRITECONCERN") throw KVWriteConcernError.fromReply(reply.message);
-    throw new KVServerError(
-      reply.code,
-      reply.code === "ERR" ? reply.message : `${reply.code} ${reply.message}`,
-    );
+/** The error of an error reply, typed by its code word. */
+function errorOf(reply: RespErrorReply): KVError {
+  if (reply.code === "READONLY") return new KVReadOnlyError(reply.message);
+  if (reply.code === "NOAUTH" || reply.code === "WRONGPASS") {
+    return new KVAuthError(reply.code, reply.message);
   }
-  return reply;
+  if (reply.code === "WRITECONCERN") return KVWriteConcernError.fromReply(reply.message);
+  return new KVServerError(
+    reply.code,
+    reply.code === "ERR" ? reply.message : `${reply.code} ${reply.message}`,
+  );
 }
