@@ -19,8 +19,8 @@
  *    the client has not asked yet beats a candidate no replica follows, until it answers.
  *
  * A replica's staleness is the master's own measure of its lag (`lag_ms` in the master's answer);
- * without the master's answer, what the replica says: 0 while its link to the master is up,
- * else the time since it heard from it.
+ * without the master's answer, what the replica says: its own lag behind what it knows of the
+ * master while its link is up, else the time since it heard from the master.
  *
  * @module
  */
@@ -62,6 +62,8 @@ export interface MasterReport {
   /** Milliseconds since the replica heard from it (-1: never). */
   lastIoMs: number;
   fullSync: boolean;
+  /** Milliseconds the replica has known of a record of it that it has not applied. */
+  lagMs: number;
 }
 
 /** What one node said about itself and its cluster (`TOPOLOGY`), checked field by field. */
@@ -170,6 +172,7 @@ export function parseTopologyReply(reply: RespValue, maxNodes: number): NodeRepo
       linkUp: linkStatus === "up",
       lastIoMs: count(m, "last_io_ms", -1),
       fullSync: flag(m, "full_sync_in_progress"),
+      lagMs: count(m, "lag_ms"),
     };
   }
   const replicasValue = field(document, "replicas");
@@ -484,8 +487,10 @@ export class ClusterState {
     }
     const master = report.master;
     if (master === undefined) return undefined;
-    if (master.linkUp && (this.#master.epoch === 0 || master.epoch >= this.#master.epoch)) return 0;
-    return master.lastIoMs < 0 ? Infinity : master.lastIoMs;
+    if (master.linkUp && (this.#master.epoch === 0 || master.epoch >= this.#master.epoch)) {
+      return master.lagMs;
+    }
+    return master.lastIoMs < 0 ? Infinity : Math.max(master.lastIoMs, master.lagMs);
   }
 
   /**

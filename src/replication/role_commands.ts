@@ -21,7 +21,7 @@ import type { Reply } from "../protocol/mod.ts";
 import { CommandError, type CommandSpec, type ServerNode } from "../server/hooks.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import { type NodeRole, RoleChangeError } from "./node_role.ts";
-import { writeGuarantee } from "./replication_info.ts";
+import { masterListeningAddress, writeGuarantee } from "./replication_info.ts";
 import { roleReply, topologyDocument, type TopologyFacts } from "./topology.ts";
 
 const log = getLog("replication");
@@ -38,6 +38,12 @@ async function changing<T>(change: () => Promise<T>): Promise<T> {
   }
 }
 
+/** {@link masterListeningAddress} as `host:port` text ("" when unknown). */
+function listeningAddressText(announced: string, streamPeer: string): string {
+  const address = masterListeningAddress(announced, streamPeer);
+  return address === undefined ? "" : formatHostPort(address);
+}
+
 /** What ROLE and TOPOLOGY report about this node and its cluster. */
 export function topologyFacts(node: ServerNode, role: NodeRole): TopologyFacts {
   const info = role.replica ? role.applier?.getInfo() : undefined;
@@ -50,12 +56,16 @@ export function topologyFacts(node: ServerNode, role: NodeRole): TopologyFacts {
     deposed: role.deposed,
     replicationMode: node.config.REPLICATION_MODE,
     master: info === undefined ? undefined : {
-      address: info.masterAdvertisedAddress || role.followedMaster,
+      // As INFO names it: a master listening on a wildcard is named by its stream's host.
+      address: listeningAddressText(info.masterAdvertisedAddress, info.masterAddress) ||
+        role.followedMaster,
       epoch: info.masterEpoch,
       lsn: info.masterKnownLsn,
       linkStatus: info.masterLinkStatus,
       lastIoMs: info.masterLastIoMs,
       fullSyncInProgress: info.fullSyncInProgress,
+      lagRecords: info.masterLagRecords,
+      lagMs: info.masterLagMs,
     },
     replicas: role.replica ? [] : role.replicator?.getStats().replicas ?? [],
   };

@@ -35,6 +35,10 @@ export interface MasterFacts {
   lastIoMs: number;
   /** A full sync from the master is running (this replica's data is incomplete). */
   fullSyncInProgress: boolean;
+  /** Records the master is known to have that this replica has not applied. */
+  lagRecords: number;
+  /** Milliseconds since this replica first knew of a master record it has not applied. */
+  lagMs: number;
 }
 
 /** Everything ROLE and TOPOLOGY report, gathered by the replication extension. */
@@ -95,6 +99,10 @@ export interface TopologyDocument {
     last_io_ms: number;
     /** On a replica: a full sync from the master is running (its data is incomplete). */
     full_sync_in_progress: boolean;
+    /** On a replica: master records it knows of and has not applied; a master says 0. */
+    lag_records: number;
+    /** On a replica: ms since it first knew of a master record it has not applied. */
+    lag_ms: number;
   } | null;
   /** A master's replicas; a replica knows none (ask its master). */
   replicas: TopologyReplica[];
@@ -112,6 +120,8 @@ export function topologyDocument(facts: TopologyFacts): TopologyDocument {
       link_status: "up" as const,
       last_io_ms: 0,
       full_sync_in_progress: false,
+      lag_records: 0,
+      lag_ms: 0,
     }
     : facts.master === undefined || (facts.master.address === "" && facts.master.epoch === 0)
     ? null
@@ -122,6 +132,8 @@ export function topologyDocument(facts: TopologyFacts): TopologyDocument {
       link_status: facts.master.linkStatus,
       last_io_ms: facts.master.lastIoMs,
       full_sync_in_progress: facts.master.fullSyncInProgress,
+      lag_records: facts.master.lagRecords,
+      lag_ms: facts.master.lagMs,
     };
   return {
     version: 1,

@@ -143,6 +143,8 @@ export function topologyJson(overrides: {
       link_status: master.link_status ?? "up",
       last_io_ms: 0,
       full_sync_in_progress: false,
+      lag_records: 0,
+      lag_ms: 0,
     },
     replicas: (overrides.replicas ?? []).map((r) => ({
       address: r.address,
