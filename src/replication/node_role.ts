@@ -250,11 +250,11 @@ export class NodeRole implements RoleGate {
     options: { epoch?: number; by?: string; replicas?: HostPort[] } = {},
   ): Promise<Promotion> {
     const store = this.#node.store;
-    if (!this.#replica) {
-      throw new RoleChangeError(`this node is already a master (epoch ${store.epoch})`);
-    }
     if (this.changing) {
       throw new RoleChangeError("a role change (PROMOTE or REPLICAOF) is already running");
+    }
+    if (!this.#replica) {
+      throw new RoleChangeError(`this node is already a master (epoch ${store.epoch})`);
     }
     if (this.#applier?.getInfo().fullSyncInProgress) {
       throw new RoleChangeError(

@@ -272,3 +272,34 @@ Deno.test("promote({ epoch, replicas }) streams to the replicas in the new epoch
     await other[Symbol.asyncDispose]();
   }
 });
+
+Deno.test("one role change at a time: a PROMOTE or REPLICAOF during another is refused", async () => {
+  await using c = await pair();
+  const { master, replica } = c;
+  await waitUntil(
+    "the link streams",
+    () => nodeRoleOf(master.node)?.replicator?.getStats().replicas[0].state === "streaming",
+  );
+  const replicaRole = nodeRoleOf(replica.node);
+  const masterRole = nodeRoleOf(master.node);
+  assert.ok(replicaRole !== undefined && masterRole !== undefined);
+  // A promotion waits for the log's durability before it changes anything: meanwhile, no other.
+  const promoting = replicaRole.promote({ by: "first" });
+  assert.equal(replicaRole.changing, true);
+  // Both asked in the same turn as the first: it has not finished.
+  const follow = replicaRole.follow({ host: "127.0.0.1", port: master.port });
+  const second = replicaRole.promote({ by: "second" });
+  await assert.rejects(follow, /a role change \(PROMOTE or REPLICAOF\) is already running/);
+  await assert.rejects(second, /already running/);
+  await promoting;
+  assert.equal(replicaRole.current, "master");
+  // A demotion drains first: meanwhile the node takes no writes and no other role change.
+  const demoting = masterRole.follow({ host: "127.0.0.1", port: replica.port }, { epoch: 1 });
+  assert.equal(masterRole.replica, true, "writes are refused from the first moment");
+  const promoteMeanwhile = masterRole.promote();
+  await assert.rejects(promoteMeanwhile, /already running/);
+  const put = await send(master.port, ["PUT", "k", "v"]);
+  assert.ok(put instanceof RespErrorReply && put.code === "READONLY", text(put));
+  await demoting;
+  assert.equal(masterRole.changing, false);
+});
