@@ -32,10 +32,13 @@ export interface Config {
   // --- server ---
   HOST: string;
   PORT: number;
+  RESP_ENABLED: boolean;
+  RESP_PORT: number;
   DATA_DIR: string;
   MAX_CONNECTIONS: number;
   MAX_REQUEST_BYTES: number;
   MAX_REQUEST_ELEMENTS: number;
+  MAX_INLINE_REQUEST_BYTES: number;
   MAX_PIPELINE_REQUESTS: number;
   OUTPUT_BUFFER_SOFT_LIMIT_BYTES: number;
   OUTPUT_BUFFER_HARD_LIMIT_BYTES: number;
@@ -150,6 +153,25 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     max: 65535,
     description: "TCP port for clients and replication (0 picks a free port and logs it).",
   },
+  RESP_ENABLED: {
+    kind: "bool",
+    default: false,
+    group: "server",
+    description:
+      "Also listen on RESP_PORT, a port that speaks only Redis's protocol: RESP, and Redis's " +
+      "inline commands where the main port reads the text protocol (implied by --resp-port).",
+  },
+  RESP_PORT: {
+    kind: "int",
+    default: 6379,
+    group: "server",
+    placeholder: "<port>",
+    min: 0,
+    max: 65535,
+    description:
+      "Port of the RESP-only listener, on HOST (Redis's port by default; 0 picks a free port and " +
+      "logs it).",
+  },
   DATA_DIR: {
     kind: "string",
     default: "./kvstore_data",
@@ -182,6 +204,16 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     description:
       "Most words one request may hold (a RESP array's elements, e.g. the keys of an MGET); a " +
       "larger one gets an ERROR and is skipped without being buffered.",
+  },
+  MAX_INLINE_REQUEST_BYTES: {
+    kind: "int",
+    default: 64 * KIB,
+    group: "server",
+    min: 1 * KIB,
+    max: 2 * GIB,
+    description:
+      "Longest Redis inline command (a line without RESP framing) on the RESP port; a longer " +
+      "one gets Redis's 'too big inline request' error and the connection is closed.",
   },
   MAX_PIPELINE_REQUESTS: {
     kind: "int",
@@ -877,6 +909,12 @@ export function validateConfig(config: Config): Config {
         `MAX_REQUEST_BYTES ${config.MAX_REQUEST_BYTES}; the largest request could never be read`,
     );
   }
+  if (config.RESP_ENABLED && config.RESP_PORT !== 0 && config.RESP_PORT === config.PORT) {
+    throw new ConfigError(
+      `setting RESP_PORT: ${config.RESP_PORT} is also PORT; the RESP-only listener needs a port ` +
+        `of its own (--resp-port)`,
+    );
+  }
   if (config.ADVERTISE_ADDRESS !== "") {
     parseHostPort(config.ADVERTISE_ADDRESS, "setting ADVERTISE_ADDRESS");
   }
@@ -908,7 +946,8 @@ export interface LoadedConfig {
 /**
  * Builds a validated {@link Config}: defaults, then `overrides`, then environment, then flags.
  * Giving `--replicas` (or `KVSTORE_REPLICA_ADDRESSES`) implies `REPLICATION_ENABLED`; giving
- * `--metrics-port` (or `KVSTORE_METRICS_PORT`) implies `METRICS_ENABLED`.
+ * `--metrics-port` (or `KVSTORE_METRICS_PORT`) implies `METRICS_ENABLED`, and `--resp-port`
+ * (or `KVSTORE_RESP_PORT`) `RESP_ENABLED`.
  *
  * @example
  * ```ts
@@ -980,6 +1019,9 @@ export function loadConfig(sources: ConfigSources = {}): LoadedConfig {
   }
   if (explicit.has("METRICS_PORT") && !explicit.has("METRICS_ENABLED")) {
     config.METRICS_ENABLED = true;
+  }
+  if (explicit.has("RESP_PORT") && !explicit.has("RESP_ENABLED")) {
+    config.RESP_ENABLED = true;
   }
   return { config: validateConfig(config), positionals };
 }

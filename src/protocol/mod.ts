@@ -1,6 +1,6 @@
 /**
- * Wire formats of kvstore: the text line protocol of the original system and RESP2, parsed
- * incrementally from bytes and encoded into reusable buffers. Pure code: no I/O, no npm imports,
+ * Wire formats of kvstore: the text line protocol of the original system, RESP2 and RESP3 (and
+ * Redis's inline commands), parsed incrementally from bytes and encoded into reusable buffers. Pure code: no I/O, no npm imports,
  * so the server, the replication stream and the client library all share it.
  *
  * @module
@@ -18,7 +18,14 @@ export {
 export { CommandTable, describeCommandName } from "./command_table.ts";
 export { escapedLength, escapeInto, escapeValue, unescapeValue } from "./escape.ts";
 export { OutputBuffer } from "./output_buffer.ts";
-export { type Reply, ReplyWriter } from "./reply_writer.ts";
+export {
+  NOT_AN_INTEGER,
+  SYNTAX_ERROR,
+  unknownCommandMessage,
+  unknownSubcommandMessage,
+  wrongArityMessage,
+} from "./redis_errors.ts";
+export { formatDouble, type Reply, ReplyWriter } from "./reply_writer.ts";
 export {
   type Framing,
   type ParseResult,
@@ -28,6 +35,7 @@ export {
   type RequestLimit,
   RequestParser,
   type RequestParserOptions,
+  splitInlineArgs,
 } from "./request_parser.ts";
 export {
   type CommandArgument,

@@ -73,6 +73,13 @@ export interface RequestParserOptions {
    * parts of a text line. Default: no bound beyond the size.
    */
   maxRequestElements?: number;
+  /**
+   * Parse lines that do not start with `*` as Redis inline commands (RESP framing) rather than
+   * the text protocol (the RESP-only listener). Default false.
+   */
+  inline?: boolean;
+  /** Inline mode: the longest inline line (MAX_INLINE_REQUEST_BYTES). Default 64 KiB. */
+  maxInlineBytes?: number;
 }
 
 const LF = 0x0a;
@@ -101,6 +108,7 @@ type TextSyntax = (
 const enum Mode {
   Idle,
   Text,
+  Inline,
   TextDiscard,
   Resp,
   RespDiscard,
@@ -128,6 +136,8 @@ export class RequestParser {
   #maxRequestBytes: number;
   #requestLimit: RequestLimit;
   readonly #maxElements: number;
+  readonly #inline: boolean;
+  readonly #maxInlineBytes: number;
   #mode = Mode.Idle;
   /** Text: bytes of the current line already searched for a newline. */
   #scanned = 0;
@@ -153,6 +163,8 @@ export class RequestParser {
     this.#maxRequestBytes = options.maxRequestBytes;
     this.#requestLimit = options.requestLimit ?? "MAX_REQUEST_BYTES";
     this.#maxElements = options.maxRequestElements ?? Infinity;
+    this.#inline = options.inline ?? false;
+    this.#maxInlineBytes = options.maxInlineBytes ?? 64 * 1024;
   }
 
   /**
@@ -180,7 +192,11 @@ export class RequestParser {
       switch (this.#mode) {
         case Mode.Idle:
           if (this.offset >= data.length) return undefined;
-          this.#mode = data[this.offset] === STAR ? Mode.Resp : Mode.Text;
+          this.#mode = data[this.offset] === STAR
+            ? Mode.Resp
+            : this.#inline
+            ? Mode.Inline
+            : Mode.Text;
           this.#scanned = 0;
           this.#position = 0;
           this.#expected = -1;
@@ -188,6 +204,11 @@ export class RequestParser {
           continue;
         case Mode.Text:
           return this.#nextText(data);
+        case Mode.Inline: {
+          const result = this.#nextInline(data);
+          if (result === SKIPPED) continue;
+          return result;
+        }
         case Mode.TextDiscard: {
           const newline = data.indexOf(LF, this.offset);
           if (newline === -1) {
@@ -243,13 +264,37 @@ export class RequestParser {
     return parseTextLine(data.subarray(start, end), this.#maxElements);
   }
 
+  #nextInline(data: Uint8Array): ParseResult | undefined | typeof SKIPPED {
+    const start = this.offset;
+    const newline = data.indexOf(LF, start + this.#scanned);
+    const length = (newline === -1 ? data.length : newline + 1) - start;
+    if (length > this.#maxInlineBytes || length > this.#maxRequestBytes) {
+      return this.#fatal("too big inline request");
+    }
+    if (newline === -1) {
+      this.#scanned = length;
+      return undefined;
+    }
+    this.offset = newline + 1;
+    this.#mode = Mode.Idle;
+    const end = newline > start && data[newline - 1] === CR ? newline - 1 : newline;
+    const words = splitInlineArgs(data.subarray(start, end));
+    if (words === undefined) return this.#fatal("unbalanced quotes in request");
+    if (words.length === 0) return SKIPPED;
+    if (words.length > this.#maxElements) {
+      return tooManyElements("resp", words.length, this.#maxElements);
+    }
+    return { kind: "request", framing: "resp", name: words[0], args: words.slice(1) };
+  }
+
   #nextResp(data: Uint8Array): ParseResult | undefined | typeof SKIPPED {
     const start = this.offset;
     const header = this.#header;
     if (this.#expected === -1) {
       const status = readHeader(data, start, STAR, header);
       if (status === Header.Incomplete) return undefined;
-      if (status === Header.Malformed) return this.#fatal(header.error);
+      // Redis's words for a header it cannot read.
+      if (status === Header.Malformed) return this.#fatal("invalid multibulk length");
       const count = header.value;
       const after = header.next;
       this.#position = after - start;
@@ -260,7 +305,7 @@ export class RequestParser {
         return SKIPPED;
       }
       if (count > Math.floor(this.#maxRequestBytes / 6)) {
-        return this.#fatal(`invalid multibulk length ${count}`);
+        return this.#fatal("invalid multibulk length");
       }
       if (count > this.#maxElements) {
         // Skipped by its declared lengths, element by element, never kept.
@@ -273,12 +318,15 @@ export class RequestParser {
       this.#expected = count;
     }
     while (this.#received < this.#expected) {
-      const status = readHeader(data, start + this.#position, DOLLAR, header);
+      const at = start + this.#position;
+      const status = readHeader(data, at, DOLLAR, header);
       if (status === Header.Incomplete) return undefined;
-      if (status === Header.Malformed) return this.#fatal(header.error);
+      if (status === Header.Malformed) {
+        return this.#fatal(data[at] === DOLLAR ? "invalid bulk length" : header.error);
+      }
       const length = header.value;
       const payloadStart = header.next;
-      if (length < 0) return this.#fatal(`invalid bulk length ${length}`);
+      if (length < 0) return this.#fatal("invalid bulk length");
       const payloadEnd = payloadStart + length;
       if (payloadEnd + 2 - start > this.#maxRequestBytes) {
         this.#discardElements = this.#expected - this.#received - 1;
@@ -412,6 +460,115 @@ function readHeader(data: Uint8Array, at: number, marker: number, result: Header
 
 function printable(byte: number): string {
   return byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Redis inline commands
+
+const QUOTE = 0x22;
+const APOSTROPHE = 0x27;
+const BACKSLASH = 0x5c;
+
+/** C's `isspace`: what separates inline words. */
+function isSpace(byte: number): boolean {
+  return byte === SPACE || (byte >= 0x09 && byte <= 0x0d);
+}
+
+function hexValue(byte: number): number {
+  if (byte >= 0x30 && byte <= 0x39) return byte - 0x30;
+  if (byte >= 0x61 && byte <= 0x66) return byte - 0x57;
+  if (byte >= 0x41 && byte <= 0x46) return byte - 0x37;
+  return -1;
+}
+
+/** The byte `\<byte>` stands for inside double quotes. */
+function escaped(byte: number): number {
+  switch (byte) {
+    case 0x6e: // n
+      return LF;
+    case 0x72: // r
+      return CR;
+    case 0x74: // t
+      return 0x09;
+    case 0x62: // b
+      return 0x08;
+    case 0x61: // a
+      return 0x07;
+    default:
+      return byte;
+  }
+}
+
+/**
+ * Splits an inline command line into words by Redis's `sdssplitargs` rules; `undefined` for
+ * unbalanced quotes (or a closing quote not followed by a space). A NUL byte ends the line, as
+ * it ends Redis's C string.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { splitInlineArgs } from "./request_parser.ts";
+ * const words = splitInlineArgs(new TextEncoder().encode(`SET k "a b\\x41" 'it\\'s'`));
+ * assert.deepEqual(words?.map((w) => new TextDecoder().decode(w)), ["SET", "k", "a bA", "it's"]);
+ * assert.equal(splitInlineArgs(new TextEncoder().encode(`ECHO "open`)), undefined);
+ * ```
+ */
+export function splitInlineArgs(line: Uint8Array): Uint8Array[] | undefined {
+  const nul = line.indexOf(0);
+  const end = nul === -1 ? line.length : nul;
+  const words: Uint8Array[] = [];
+  let i = 0;
+  for (;;) {
+    while (i < end && isSpace(line[i])) i++;
+    if (i >= end) return words;
+    const word: number[] = [];
+    let quote = 0;
+    for (;;) {
+      if (quote === QUOTE) {
+        if (i >= end) return undefined;
+        const byte = line[i];
+        if (
+          byte === BACKSLASH && i + 3 < end && line[i + 1] === 0x78 &&
+          hexValue(line[i + 2]) >= 0 && hexValue(line[i + 3]) >= 0
+        ) {
+          word.push(hexValue(line[i + 2]) * 16 + hexValue(line[i + 3]));
+          i += 4;
+        } else if (byte === BACKSLASH && i + 1 < end) {
+          word.push(escaped(line[i + 1]));
+          i += 2;
+        } else if (byte === QUOTE) {
+          if (i + 1 < end && !isSpace(line[i + 1])) return undefined;
+          i++;
+          break;
+        } else {
+          word.push(byte);
+          i++;
+        }
+      } else if (quote === APOSTROPHE) {
+        if (i >= end) return undefined;
+        const byte = line[i];
+        if (byte === BACKSLASH && i + 1 < end && line[i + 1] === APOSTROPHE) {
+          word.push(APOSTROPHE);
+          i += 2;
+        } else if (byte === APOSTROPHE) {
+          if (i + 1 < end && !isSpace(line[i + 1])) return undefined;
+          i++;
+          break;
+        } else {
+          word.push(byte);
+          i++;
+        }
+      } else {
+        if (i >= end) break;
+        const byte = line[i];
+        if (byte === SPACE || byte === LF || byte === CR || byte === 0x09) break;
+        if (byte === QUOTE || byte === APOSTROPHE) quote = byte;
+        else word.push(byte);
+        i++;
+      }
+    }
+    words.push(Uint8Array.from(word));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

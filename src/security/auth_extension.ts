@@ -54,8 +54,19 @@ interface ConnectionAuth {
   challenge: PendingChallenge | undefined;
 }
 
-/** Commands a connection may send before it authenticated. */
-const OPEN_COMMANDS: ReadonlySet<string> = new Set(["PING", "AUTH", "CHALLENGE", "PROVE", "QUIT"]);
+/**
+ * Commands a connection may send before it authenticated (`HELLO` refuses itself unless it
+ * carries `AUTH`, as Redis's does; `RESET` only forgets).
+ */
+const OPEN_COMMANDS: ReadonlySet<string> = new Set([
+  "PING",
+  "AUTH",
+  "CHALLENGE",
+  "PROVE",
+  "QUIT",
+  "HELLO",
+  "RESET",
+]);
 
 /** Tokens shorter than this draw a warning at start. */
 const SHORT_TOKEN_CHARS = 16;
@@ -70,6 +81,13 @@ export interface AuthTokens {
 
 /** The reply to a command sent before `AUTH`. */
 export const NOAUTH_MESSAGE = "Authentication required: send AUTH <token> first";
+/** Redis's words for the same, sent to RESP requests (clients and tools know them). */
+export const REDIS_NOAUTH_MESSAGE = "Authentication required.";
+/** Redis's words for a refused `AUTH`, sent to RESP requests. */
+export const REDIS_WRONGPASS_MESSAGE = "invalid username-password pair or user is disabled.";
+/** Redis's reply to `AUTH <password>` on a node without a password (RESP and text). */
+export const REDIS_AUTH_OFF_MESSAGE = "AUTH <password> called without any password configured " +
+  "for the default user. Are you sure your configuration is correct?";
 /** The reply to `REPLICATE` on a connection without the replication token. */
 export const NOAUTH_REPLICATE_MESSAGE =
   "Authentication required: REPLICATE is accepted only after AUTH with the replication token";
@@ -79,7 +97,12 @@ export const AUTH_OFF_MESSAGE =
 /** The reply to `CHALLENGE` or `PROVE` on a node without tokens (the exchange's own words). */
 export { CHALLENGE_OFF_MESSAGE };
 
-const NOAUTH: Reply = { type: "error", code: "NOAUTH", message: NOAUTH_MESSAGE };
+const NOAUTH: Reply = {
+  type: "error",
+  code: "NOAUTH",
+  message: NOAUTH_MESSAGE,
+  respMessage: REDIS_NOAUTH_MESSAGE,
+};
 const NOAUTH_REPLICATE: Reply = {
   type: "error",
   code: "NOAUTH",
@@ -170,7 +193,18 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
       });
       return {
         commands: {
-          AUTH: off(AUTH_OFF_MESSAGE),
+          // As Redis's passwordless default user: `AUTH default <anything>` is accepted.
+          AUTH: {
+            minArgs: 1,
+            maxArgs: Infinity,
+            handler: (args, out, ctx) => {
+              if (args.length > 2) out.error("syntax error");
+              else if (args.length === 1) {
+                out.error(ctx.framing === "resp" ? REDIS_AUTH_OFF_MESSAGE : AUTH_OFF_MESSAGE);
+              } else if (decoder.decode(args[0]) === "default") out.ok();
+              else out.error(REDIS_WRONGPASS_MESSAGE, "WRONGPASS");
+            },
+          },
           CHALLENGE: off(CHALLENGE_OFF_MESSAGE),
           PROVE: off(CHALLENGE_OFF_MESSAGE),
         },
@@ -270,7 +304,10 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
       }
       if (!verdict.penalized) {
         counted[reason]?.inc();
-        out.error(message, "WRONGPASS");
+        out.error(
+          reason === "wrong_token" && ctx.framing === "resp" ? REDIS_WRONGPASS_MESSAGE : message,
+          "WRONGPASS",
+        );
         return undefined;
       }
       counted.delayed?.inc();
@@ -294,8 +331,12 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
 
     const auth: CommandSpec = {
       minArgs: 1,
-      maxArgs: 2,
+      maxArgs: Infinity,
       handler: (args, out, ctx) => {
+        if (args.length > 2) {
+          out.error("syntax error");
+          return;
+        }
         const presented = args[args.length - 1];
         const userOk = args.length === 1 || decoder.decode(args[0]) === "default";
         const asReplication = userOk && replicationToken !== undefined &&
@@ -362,6 +403,10 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
       requiresAuthentication: tokens.client !== undefined,
       stopping() {
         for (const answer of [...delayed]) answer();
+      },
+      connectionReset(connection: ConnectionInfo) {
+        // Redis's RESET: the connection must authenticate again.
+        auths.delete(connection);
       },
       authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined {
         if (OPEN_COMMANDS.has(name)) return undefined;

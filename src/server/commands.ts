@@ -1,8 +1,8 @@
 /**
  * The commands of a kvstore node, shared by both framings: the original system's (`PUT`, `READ`,
- * `DELETE`, `READRANGE`, `BATCHPUT`, `REPLICATE`), `PING` and `INFO`, and the Redis names that
- * `redis-cli` and `redis-benchmark` use (`SET`, `GET`, `DEL`, `MSET`, `MGET`, `EXISTS`, `DBSIZE`,
- * `ECHO`, `SELECT`, `CONFIG GET`, `COMMAND`, `QUIT`).
+ * `DELETE`, `READRANGE`, `BATCHPUT`, `REPLICATE`), and the Redis names that `redis-cli` and
+ * `redis-benchmark` use (`SET`, `GET`, `DEL`, `MSET`, `MGET`, `EXISTS`, `DBSIZE`, `CONFIG GET`).
+ * Redis's connection commands (`PING`, `INFO`, `HELLO`, `CLIENT`, ...) are in `src/redis`.
  *
  * Handlers run synchronously against the store (`writePut` applies a write at once, so a read
  * later in the same pipeline sees it); the connection sends the replies of one read after one
@@ -342,11 +342,6 @@ function dbsize(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return answerCommitted(ctx, commit.pendingAllLsn(), out, keys);
 }
 
-function ping(args: Uint8Array[], out: ReplyWriter): void {
-  if (args.length === 0) out.status("PONG");
-  else out.value(args[0]);
-}
-
 /** Redis parameter names that `redis-benchmark` and `redis-cli` ask for, mapped to ours. */
 function redisConfigValue(name: string, node: ServerNode): string | undefined {
   switch (name) {
@@ -406,28 +401,6 @@ function config(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void
   out.strings(found);
 }
 
-/** `COMMAND [COUNT|DOCS|INFO ...]`: enough for `redis-cli` (which only asks for docs). */
-function command(args: Uint8Array[], out: ReplyWriter): void {
-  const sub = args.length === 0 ? "" : text(args[0]).toUpperCase();
-  if (sub === "COUNT") out.integer(BUILT_IN_COMMANDS.size);
-  else out.strings([]);
-}
-
-function quit(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
-  out.ok();
-  ctx.closeAfterReply();
-}
-
-function select(args: Uint8Array[], out: ReplyWriter): void {
-  if (text(args[0]) === "0") out.ok();
-  else out.error("kvstore has one database: only SELECT 0 is accepted");
-}
-
-function info(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
-  const section = args.length === 0 ? "default" : text(args[0]);
-  out.textValue(ctx.node.info(section, ctx.framing === "resp" ? "\r\n" : "\n"));
-}
-
 function replicateWithoutApplier(_args: Uint8Array[], out: ReplyWriter): void {
   out.error("this node has no replication applier to take REPLICATE commands");
 }
@@ -455,13 +428,7 @@ export const BUILT_IN_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<strin
   ["MGET", { minArgs: 1, maxArgs: Infinity, handler: mget }],
   ["EXISTS", { minArgs: 1, maxArgs: Infinity, handler: exists }],
   ["DBSIZE", { minArgs: 0, maxArgs: 0, handler: dbsize }],
-  ["PING", { minArgs: 0, maxArgs: 1, handler: ping }],
-  ["ECHO", { minArgs: 1, maxArgs: 1, handler: (args, out) => out.value(args[0]) }],
-  ["INFO", { minArgs: 0, maxArgs: 1, handler: info }],
   ["CONFIG", { minArgs: 1, maxArgs: 2, handler: config }],
-  ["COMMAND", { minArgs: 0, maxArgs: Infinity, handler: command }],
-  ["SELECT", { minArgs: 1, maxArgs: 1, handler: select }],
-  ["QUIT", { minArgs: 0, maxArgs: Infinity, handler: quit }],
   ["REPLICATE", {
     minArgs: 1,
     maxArgs: Infinity,

@@ -29,6 +29,8 @@ import {
   ReplyWriter,
   type Request,
   RequestParser,
+  unknownCommandMessage,
+  wrongArityMessage,
 } from "../protocol/mod.ts";
 import { StorageError } from "../storage/mod.ts";
 import { READ_ONLY_MESSAGE, REPLICATE_ON_MASTER_MESSAGE } from "./commands.ts";
@@ -37,6 +39,7 @@ import {
   CommandError,
   type CommandSpec,
   type ConnectionInfo,
+  type ConnectionType,
   type ServerNode,
 } from "./hooks.ts";
 import type { LimitLog } from "./limit_log.ts";
@@ -59,6 +62,8 @@ export interface ConnectionHost {
   readonly requiresAuthentication: boolean;
   /** The connection proved a credential. */
   connectionAuthenticated(connection: Connection): void;
+  /** The connection must authenticate again (`RESET`). */
+  connectionDeauthenticated(connection: Connection): void;
   /** True when an extension wants {@link answered} (metrics). */
   readonly observing: boolean;
   answered(names: readonly string[], elapsedSeconds: number): void;
@@ -96,6 +101,7 @@ interface Batch {
 interface Hole {
   offset: number;
   resp: boolean;
+  resp3: boolean;
   reply: Promise<Reply>;
 }
 
@@ -149,8 +155,18 @@ function isDisconnect(error: unknown): boolean {
 export class Connection implements ConnectionInfo {
   readonly id: number;
   readonly peer: string;
+  readonly local: string;
+  readonly respOnly: boolean;
   authenticated: boolean;
   lastWriteLsn = 0;
+  protocol: 2 | 3 = 2;
+  name = "";
+  libName = "";
+  libVersion = "";
+  readonly createdAtMs = Date.now();
+  lastActiveMs = this.createdAtMs;
+  lastCommand = "";
+  #type: ConnectionType = "normal";
   readonly #conn: Deno.Conn;
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
@@ -193,17 +209,29 @@ export class Connection implements ConnectionInfo {
   #closed = false;
   #wakeReader: (() => void) | undefined;
 
-  constructor(conn: Deno.Conn, id: number, host: ConnectionHost) {
+  /**
+   * `respOnly`: the connection came to the RESP-only listener, where a line that is not a RESP
+   * array is a Redis inline command (not the text protocol) and every reply is RESP.
+   */
+  constructor(conn: Deno.Conn, id: number, host: ConnectionHost, respOnly = false) {
     this.#conn = conn;
     this.id = id;
     this.#host = host;
+    this.respOnly = respOnly;
     const address = conn.remoteAddr as Deno.NetAddr;
     this.peer = `${address.hostname}:${address.port}`;
+    const localAddress = conn.localAddr as Deno.NetAddr;
+    this.local = `${localAddress.hostname}:${localAddress.port}`;
     const config = host.node.config;
     this.authenticated = !host.requiresAuthentication;
     const maxRequestElements = config.MAX_REQUEST_ELEMENTS;
+    const inline = { inline: respOnly, maxInlineBytes: config.MAX_INLINE_REQUEST_BYTES };
     this.#parser = this.authenticated
-      ? new RequestParser({ maxRequestBytes: config.MAX_REQUEST_BYTES, maxRequestElements })
+      ? new RequestParser({
+        maxRequestBytes: config.MAX_REQUEST_BYTES,
+        maxRequestElements,
+        ...inline,
+      })
       : new RequestParser({
         maxRequestBytes: Math.min(
           config.MAX_UNAUTHENTICATED_REQUEST_BYTES,
@@ -211,6 +239,7 @@ export class Connection implements ConnectionInfo {
         ),
         requestLimit: "MAX_UNAUTHENTICATED_REQUEST_BYTES",
         maxRequestElements,
+        ...inline,
       });
     this.#maxPipeline = config.MAX_PIPELINE_REQUESTS;
     this.#initialBytes = config.CONNECTION_BUFFER_BYTES;
@@ -251,6 +280,22 @@ export class Connection implements ConnectionInfo {
     return this.#unsentBytes;
   }
 
+  get type(): ConnectionType {
+    return this.#type;
+  }
+
+  get pendingInputBytes(): number {
+    return this.#end - this.#start;
+  }
+
+  get inputBufferBytes(): number {
+    return this.#buffer.length;
+  }
+
+  kill(): void {
+    this.forceClose();
+  }
+
   /** True once the connection is closed (or being closed). */
   get closed(): boolean {
     return this.#closed;
@@ -261,6 +306,23 @@ export class Connection implements ConnectionInfo {
     this.authenticated = true;
     this.#parser.setMaxRequestBytes(this.#host.node.config.MAX_REQUEST_BYTES, "MAX_REQUEST_BYTES");
     this.#host.connectionAuthenticated(this);
+  }
+
+  /**
+   * Redis's `RESET`: back to RESP2 and no name; on a node that requires authentication the
+   * connection must authenticate again (its small request bound and deadline come back).
+   */
+  reset(): void {
+    this.protocol = 2;
+    this.name = "";
+    if (!this.#host.requiresAuthentication || !this.authenticated) return;
+    this.authenticated = false;
+    const config = this.#host.node.config;
+    this.#parser.setMaxRequestBytes(
+      Math.min(config.MAX_UNAUTHENTICATED_REQUEST_BYTES, config.MAX_REQUEST_BYTES),
+      "MAX_UNAUTHENTICATED_REQUEST_BYTES",
+    );
+    this.#host.connectionDeauthenticated(this);
   }
 
   /** Reads, runs and answers requests until the peer or the server closes the connection. */
@@ -289,6 +351,7 @@ export class Connection implements ConnectionInfo {
         }
         if (this.#stopping) break;
         this.#end += count;
+        this.#host.node.stats.netInputBytes += count;
       }
       await this.#tail;
     } catch (error) {
@@ -477,6 +540,7 @@ export class Connection implements ConnectionInfo {
       if (framing !== request.framing) framing = framing === undefined ? request.framing : "mixed";
       this.#context.framing = request.framing;
       writer.resp = request.framing === "resp";
+      writer.resp3 = writer.resp && this.protocol === 3;
       if (request.kind === "request") {
         const name = this.#run(request, writer);
         observed?.names.push(name);
@@ -503,6 +567,7 @@ export class Connection implements ConnectionInfo {
     }
     if (this.#start === this.#end) this.#start = this.#end = 0;
     if (writer === undefined) return undefined;
+    this.lastActiveMs = Date.now();
     const steps = this.#steps;
     if (steps === undefined) {
       this.#finishBatch(writer, count, framing ?? "text", observed);
@@ -558,7 +623,9 @@ export class Connection implements ConnectionInfo {
     const command = this.#host.commands.get(request.name);
     if (command === undefined) {
       writer.error(
-        request.name.length === 0
+        writer.resp
+          ? unknownCommandMessage(request.name, request.args)
+          : request.name.length === 0
           ? "Empty command line"
           : `Unknown command: ${describeCommandName(request.name)}`,
       );
@@ -566,7 +633,11 @@ export class Connection implements ConnectionInfo {
     }
     const argCount = request.args.length;
     if (argCount < command.minArgs || argCount > command.maxArgs) {
-      writer.error(`wrong number of arguments for '${command.name}'`);
+      writer.error(
+        writer.resp
+          ? wrongArityMessage(command.name)
+          : `wrong number of arguments for '${command.name}'`,
+      );
       return command.name;
     }
     const refusal = this.#host.authorize(command.name, this, command);
@@ -574,6 +645,7 @@ export class Connection implements ConnectionInfo {
       writer.reply(refusal);
       return command.name;
     }
+    this.lastCommand = command.name;
     const node = this.#host.node;
     if (command.write && node.replica) {
       writer.error(READ_ONLY_MESSAGE, "READONLY");
@@ -583,6 +655,8 @@ export class Connection implements ConnectionInfo {
       writer.error(REPLICATE_ON_MASTER_MESSAGE);
       return command.name;
     }
+    // A connection that sends REPLICATE is a master's stream (CLIENT LIST's flags=M).
+    if (command.admin && command.name === "REPLICATE") this.#type = "master";
     const mark = writer.length;
     try {
       const later = command.handler(request.args, writer, this.#context);
@@ -590,9 +664,11 @@ export class Connection implements ConnectionInfo {
       if (steps !== undefined) {
         const name = command.name;
         const resp = writer.resp;
+        const resp3 = writer.resp3;
         this.#steps = steps.catch((error) => {
           writer.length = mark;
           writer.resp = resp;
+          writer.resp3 = resp3;
           writer.reply(this.#failed(name, error));
         });
       }
@@ -602,6 +678,7 @@ export class Connection implements ConnectionInfo {
         this.#holes.push({
           offset: writer.length,
           resp: writer.resp,
+          resp3: writer.resp3,
           reply: later.catch((error) => this.#failed(name, error)),
         });
       }
@@ -659,6 +736,7 @@ export class Connection implements ConnectionInfo {
         output = this.#deposedReplies(batch, deposed);
       }
       const bytes = output.bytes;
+      this.#host.node.stats.netOutputBytes += bytes.length;
       // Almost always one write takes all of it: no async frame or subarray for that one.
       const written = await this.#conn.write(bytes);
       if (written < bytes.length) await writeAll(this.#conn, bytes.subarray(written));
@@ -702,6 +780,7 @@ export class Connection implements ConnectionInfo {
     }
     const output = this.#takeWriter();
     output.resp = batch.framing === "resp";
+    output.resp3 = false; // an error is the same in RESP2 and RESP3
     for (let i = 0; i < batch.count; i++) {
       output.error(
         `this node was deposed (${reason}) before this reply was sent: the writes of this ` +
@@ -724,6 +803,7 @@ export class Connection implements ConnectionInfo {
     for (let i = 0; i < holes.length; i++) {
       output.raw(bytes.subarray(from, holes[i].offset));
       output.resp = holes[i].resp;
+      output.resp3 = holes[i].resp3;
       output.reply(replies[i]);
       from = holes[i].offset;
     }

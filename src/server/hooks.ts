@@ -34,7 +34,18 @@ export interface ServerStats {
   evictedForMemory: number;
   /** Connections closed past OUTPUT_BUFFER_HARD_LIMIT_BYTES. */
   closedForOutput: number;
+  /** Bytes read from and written to client connections since start. */
+  netInputBytes: number;
+  netOutputBytes: number;
+  /** Keys removed because their time to live passed (Redis's `expired_keys`). */
+  expiredKeys: number;
+  /** Reads of one key that found it, and that did not (Redis's `keyspace_hits/misses`). */
+  keyspaceHits: number;
+  keyspaceMisses: number;
 }
+
+/** What kind of peer a connection is (Redis's `CLIENT LIST` `TYPE`). */
+export type ConnectionType = "normal" | "master";
 
 /** The node a server runs: what command handlers and extensions work with. */
 export interface ServerNode {
@@ -72,8 +83,29 @@ export interface ServerNode {
   readonly limits: LimitLog;
   /** The node's replication links, as data (none without the replication extension). */
   replication(): ReplicationStatus;
-  /** The `INFO` text of `section` (`all` for every section), lines ending in `lineEnd`. */
-  info(section: string, lineEnd?: string): string;
+  /** The port of the RESP-only listener (`--resp-port`), or undefined when it is off. */
+  readonly respPort: number | undefined;
+  /**
+   * The `INFO` text of a section or of several (none, `default`, `all` or `everything` for every
+   * section; several are printed in the server's order), lines ending in `lineEnd`.
+   */
+  info(sections: string | readonly string[], lineEnd?: string): string;
+  /** The command registered under `name` (upper-case), built-in or an extension's. */
+  command(name: string): CommandSpec | undefined;
+  /** The names (upper-case) of every command registered. */
+  commandNames(): readonly string[];
+  /** The connections open now (`CLIENT LIST`, `CLIENT KILL`). */
+  connections(): Iterable<ConnectionInfo>;
+  /**
+   * Asks the extensions' gates whether `connection` may run `spec` (named `name`): a refusal, or
+   * `undefined` when it may. `CLIENT KILL` asks it of an admin command for both ends.
+   */
+  authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined;
+  /**
+   * Redis's `RESET` of `connection`: extensions forget its state (`connectionReset`), and on a
+   * node that requires authentication it must authenticate again.
+   */
+  resetConnection(connection: ConnectionInfo): void;
 }
 
 /**
@@ -97,6 +129,32 @@ export interface ConnectionInfo {
   markAuthenticated(): void;
   /** LSN of the last write made on this connection (0: none): what Redis's `WAIT` waits for. */
   readonly lastWriteLsn: number;
+  /** The RESP version its RESP replies use: 2, or 3 after `HELLO 3`. */
+  protocol: 2 | 3;
+  /** Its name (`CLIENT SETNAME`, `HELLO ... SETNAME`); "" when none. */
+  name: string;
+  /** What its client library said it is (`CLIENT SETINFO LIB-NAME|LIB-VER`); "" when not. */
+  libName: string;
+  libVersion: string;
+  /** The local address it came to, as `host:port` (which listener). */
+  readonly local: string;
+  /** True on the RESP-only listener (`--resp-port`): every request is RESP or Redis inline. */
+  readonly respOnly: boolean;
+  /** `Date.now()` when it was accepted, and when it last sent a request. */
+  readonly createdAtMs: number;
+  readonly lastActiveMs: number;
+  /** The last command it ran (Redis's lower-case full name, e.g. `client|list`). */
+  lastCommand: string;
+  /** `master` once it sent `REPLICATE` (a master's stream to this replica), else `normal`. */
+  readonly type: ConnectionType;
+  /** Bytes of requests received and not yet run, and the read buffer's size. */
+  readonly pendingInputBytes: number;
+  readonly inputBufferBytes: number;
+  /** Reply bytes not yet sent, and all the memory it holds (MAX_CLIENT_MEMORY_BYTES). */
+  readonly unsentBytes: number;
+  readonly memoryBytes: number;
+  /** Closes it now (`CLIENT KILL`); a connection killing itself closes after this reply. */
+  kill(): void;
 }
 
 /** What a handler gets besides its arguments. */
@@ -297,6 +355,11 @@ export interface ServerHooks {
    * need (`WAIT`, a write concern, a `MINLSN` read) can end now.
    */
   peerClosed?(connection: ConnectionInfo): void;
+  /**
+   * Redis's `RESET` on `connection`: forget what this extension keeps for it (authentication,
+   * a transaction being queued, watched keys), as if it had just connected.
+   */
+  connectionReset?(connection: ConnectionInfo): void;
   /** `INFO` sections added or replaced, by lower-case name. */
   info?: Record<string, () => InfoFields>;
   /**

@@ -11,6 +11,7 @@ import type { Config } from "../config.ts";
 import { getLog } from "../log.ts";
 import { CommandTable, type Reply } from "../protocol/mod.ts";
 import { KVStore, storeOptionsFromConfig } from "../storage/mod.ts";
+import { REDIS_COMMANDS } from "../redis/mod.ts";
 import { BUILT_IN_COMMANDS, REPLACEABLE_COMMANDS, type ReplaceableCommand } from "./commands.ts";
 import { Connection, type ConnectionHost, type NamedCommand } from "./connection.ts";
 import type {
@@ -25,7 +26,7 @@ import type {
   ServerStats,
 } from "./hooks.ts";
 import { CommitPoint } from "./commit_point.ts";
-import { formatInfo } from "./info.ts";
+import { formatInfo, InfoState, RATE_SAMPLE_INTERVAL_MS } from "./info.ts";
 import { LimitLog } from "./limit_log.ts";
 
 /** Options of {@link startServer}. */
@@ -42,6 +43,8 @@ export interface RunningServer {
   readonly host: string;
   /** The port it listens on (the real one when PORT was 0). */
   readonly port: number;
+  /** The RESP-only listener's port (`--resp-port`), or undefined when it is off. */
+  readonly respPort: number | undefined;
   /** The node: store, config, role, stats. */
   readonly node: ServerNode;
   /** Resolves once the server stopped (after {@link close}). */
@@ -84,12 +87,20 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     clientMemoryBytes: 0,
     evictedForMemory: 0,
     closedForOutput: 0,
+    netInputBytes: 0,
+    netOutputBytes: 0,
+    expiredKeys: 0,
+    keyspaceHits: 0,
+    keyspaceMisses: 0,
   };
+  respPort: number | undefined;
   readonly node: ServerNode = this;
   readonly log = log;
   readonly limits = new LimitLog(log);
   readonly commands = new CommandTable<NamedCommand>();
   readonly #infoSections = new Map<string, () => InfoFields>();
+  readonly #infoState = new InfoState();
+  #sampler: ReturnType<typeof setInterval> | undefined;
   readonly #hooks: ServerHooks[] = [];
   readonly #answeredHooks: ((names: readonly string[], elapsedSeconds: number) => void)[] = [];
   observing = false;
@@ -102,6 +113,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   readonly #authDeadlines = new Map<Connection, ReturnType<typeof setTimeout>>();
   readonly #options: StartServerOptions;
   #listener: Deno.Listener | undefined;
+  #respListener: Deno.Listener | undefined;
   #nextConnectionId = 1;
   #closing: Promise<void> | undefined;
   #allClosed: (() => void) | undefined;
@@ -114,7 +126,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     this.commit = new CommitPoint(store);
     this.#options = options;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    for (const [name, spec] of BUILT_IN_COMMANDS) {
+    for (const [name, spec] of [...BUILT_IN_COMMANDS, ...REDIS_COMMANDS]) {
       this.commands.set(name, { ...spec, name });
       this.#commandOwners.set(name, "built-in");
     }
@@ -130,10 +142,6 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
 
   replication(): ReplicationStatus {
     return this.#role?.status() ?? { replicas: [] };
-  }
-
-  info(section: string, lineEnd = "\r\n"): string {
-    return formatInfo(this, section, this.#infoSections, lineEnd);
   }
 
   /**
@@ -168,7 +176,33 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     }
   }
 
-  async start(listener: Deno.Listener, recoveryMs: number): Promise<void> {
+  info(sections: string | readonly string[], lineEnd = "\r\n"): string {
+    const wanted = typeof sections === "string" ? [sections] : sections;
+    return formatInfo(this, wanted, this.#infoSections, this.#infoState, lineEnd);
+  }
+
+  command(name: string): CommandSpec | undefined {
+    return this.commands.get(new TextEncoder().encode(name));
+  }
+
+  commandNames(): readonly string[] {
+    return [...this.#commandOwners.keys()];
+  }
+
+  connections(): Iterable<ConnectionInfo> {
+    return this.#connections;
+  }
+
+  resetConnection(connection: ConnectionInfo): void {
+    for (const hooks of this.#hooks) hooks.connectionReset?.(connection);
+    if (connection instanceof Connection) connection.reset();
+  }
+
+  async start(
+    listener: Deno.Listener,
+    respListener: Deno.Listener | undefined,
+    recoveryMs: number,
+  ): Promise<void> {
     const extensions = this.#options.extensions ?? [];
     for (const [index, extension] of extensions.entries()) {
       const hooks = await extension(this);
@@ -194,14 +228,19 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     const address = this.#listener.addr as Deno.NetAddr;
     this.host = address.hostname;
     this.port = address.port;
+    this.#respListener = respListener;
+    this.respPort = (respListener?.addr as Deno.NetAddr | undefined)?.port;
     const stats = this.store.stats();
     log.info(
-      "listening on {host}:{port} as {role}; data in {dataDir}: {keys} keys, last LSN {lastLsn}, " +
-        "recovered in {recoveryMs} ms; fsync {fsync}",
+      "listening on {host}:{port} as {role}" +
+        (this.respPort === undefined ? "" : " (RESP only on port {respPort})") +
+        "; data in {dataDir}: {keys} keys, last LSN {lastLsn}, recovered in {recoveryMs} ms; " +
+        "fsync {fsync}",
       {
         event: "listening",
         host: this.host,
         port: this.port,
+        respPort: this.respPort,
         role: this.replica ? "replica" : "master",
         dataDir: this.config.DATA_DIR,
         keys: stats.keys,
@@ -211,7 +250,13 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
         pid: Deno.pid,
       },
     );
-    this.#acceptLoop(this.#listener);
+    this.#sampler = setInterval(
+      () => this.#infoState.sample(this, Date.now()),
+      RATE_SAMPLE_INTERVAL_MS,
+    );
+    Deno.unrefTimer(this.#sampler);
+    this.#acceptLoop(this.#listener, false);
+    if (respListener !== undefined) this.#acceptLoop(respListener, true);
   }
 
   /** A data directory made before kvstore created them 0700 may still let others read it. */
@@ -226,7 +271,8 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     );
   }
 
-  async #acceptLoop(listener: Deno.Listener): Promise<void> {
+  /** Accepts connections of `listener`; `respOnly` for the RESP-only listener. */
+  async #acceptLoop(listener: Deno.Listener, respOnly: boolean): Promise<void> {
     for (;;) {
       let conn: Deno.Conn;
       try {
@@ -249,7 +295,7 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
         continue;
       }
       if (hasSetNoDelay(conn)) conn.setNoDelay(true);
-      const connection = new Connection(conn, this.#nextConnectionId++, this);
+      const connection = new Connection(conn, this.#nextConnectionId++, this, respOnly);
       this.#connections.add(connection);
       this.stats.connectedClients = this.#connections.size;
       this.stats.totalConnections++;
@@ -337,6 +383,10 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
 
   connectionAuthenticated(connection: Connection): void {
     this.#untrackUnauthenticated(connection);
+  }
+
+  connectionDeauthenticated(connection: Connection): void {
+    this.#trackUnauthenticated(connection);
   }
 
   memoryChanged(_connection: Connection, deltaBytes: number): void {
@@ -450,10 +500,13 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
       event: "stopping",
       connections: this.#connections.size,
     });
-    try {
-      this.#listener?.close();
-    } catch {
-      // Already closed.
+    clearInterval(this.#sampler);
+    for (const listener of [this.#listener, this.#respListener]) {
+      try {
+        listener?.close();
+      } catch {
+        // Already closed.
+      }
     }
     for (const hooks of this.#hooks) hooks.stopping?.();
     if (this.#connections.size > 0) {
@@ -512,24 +565,31 @@ export async function startServer(
 ): Promise<RunningServer> {
   // The port first: a node that cannot listen must not create (or recover) its data directory.
   // Connections that arrive before the store is open wait in the kernel's accept queue.
-  const listener = listenOn(config, options);
+  const listener = listenOn(config, config.PORT, "--port", options);
+  let respListener: Deno.Listener | undefined;
   let store: KVStore;
   const started = performance.now();
   try {
+    if (config.RESP_ENABLED) {
+      respListener = listenOn(config, config.RESP_PORT, "--resp-port", options);
+    }
     store = await KVStore.open(config.DATA_DIR, storeOptionsFromConfig(config));
   } catch (error) {
     listener.close();
+    respListener?.close();
     throw error;
   }
   const recoveryMs = performance.now() - started;
   const server = new Server(config, store, options);
   try {
-    await server.start(listener, recoveryMs);
+    await server.start(listener, respListener, recoveryMs);
   } catch (error) {
-    try {
-      listener.close();
-    } catch {
-      // Closed already.
+    for (const opened of [listener, respListener]) {
+      try {
+        opened?.close();
+      } catch {
+        // Closed already.
+      }
     }
     await store.close();
     throw error;
@@ -537,19 +597,22 @@ export async function startServer(
   return server;
 }
 
-/** Opens the listener; a refusal names the address and what to do. */
-function listenOn(config: Config, options: StartServerOptions): Deno.Listener {
+/** Opens a listener on `port` (set by `flag`); a refusal names the address and what to do. */
+function listenOn(
+  config: Config,
+  port: number,
+  flag: string,
+  options: StartServerOptions,
+): Deno.Listener {
   const listen = options.listen ?? ((listenOptions) => Deno.listen(listenOptions));
-  const address = config.HOST.includes(":")
-    ? `[${config.HOST}]:${config.PORT}`
-    : `${config.HOST}:${config.PORT}`;
+  const address = config.HOST.includes(":") ? `[${config.HOST}]:${port}` : `${config.HOST}:${port}`;
   try {
-    return listen({ hostname: config.HOST, port: config.PORT });
+    return listen({ hostname: config.HOST, port });
   } catch (error) {
     if (error instanceof Deno.errors.AddrInUse) {
       throw new Error(
         `cannot listen on ${address}: the address is already in use (another kvstore node or ` +
-          `program listens there); stop it or choose another --port`,
+          `program listens there); stop it or choose another ${flag}`,
         { cause: error },
       );
     }

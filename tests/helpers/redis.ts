@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { RespErrorReply } from "../../src/protocol/resp.ts";
 import { freePort, RespConn } from "./cluster.ts";
 
 /** True when `name --version` runs (a test that needs the tool skips itself otherwise). */
@@ -63,7 +64,8 @@ export async function startRedis(extraArgs: string[] = []): Promise<RedisServer>
       const conn = await RespConn.open(port);
       const pong = await conn.send(["PING"]);
       conn.close();
-      if (pong === "PONG") break;
+      // With --requirepass the answer is NOAUTH: it answers all the same.
+      if (pong === "PONG" || pong instanceof RespErrorReply) break;
     } catch {
       // Not listening yet.
     }

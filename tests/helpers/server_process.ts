@@ -44,6 +44,8 @@ export interface ServerProcessOptions {
 /** A running server process. */
 export interface ServerProcess extends AsyncDisposable {
   readonly port: number;
+  /** The RESP-only listener's port (with `--resp-port`), else undefined. */
+  readonly respPort: number | undefined;
   readonly pid: number;
   readonly dataDir: string;
   /** Every log line so far. */
@@ -200,6 +202,7 @@ export async function startServerProcess(
   }
   return {
     port: listening.properties.port as number,
+    respPort: listening.properties.respPort as number | undefined,
     pid: child.pid,
     dataDir,
     logs,

@@ -30,6 +30,9 @@ export async function startTestServer(
       get port() {
         return server.port;
       },
+      get respPort() {
+        return server.respPort;
+      },
       get node() {
         return server.node;
       },

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ReplyWriter } from "../../src/protocol/reply_writer.ts";
+import { formatDouble, ReplyWriter } from "../../src/protocol/reply_writer.ts";
 import {
   INCOMPLETE,
   RespCommandWriter,
@@ -152,4 +152,69 @@ Deno.test("array replies nest in RESP and join on one line in text", () => {
   };
   assert.equal(written(true, (out) => out.reply(reply)), "*2\r\n:5\r\n$2\r\na\n\r\n");
   assert.equal(written(false, (out) => out.reply(reply)), "5||a\\n\n");
+});
+
+function written3(write: (out: ReplyWriter) => void): [string, string] {
+  const out2 = new ReplyWriter(4);
+  out2.resp = true;
+  write(out2);
+  const out3 = new ReplyWriter(4);
+  out3.resp = true;
+  out3.resp3 = true;
+  write(out3);
+  return [decoder.decode(out2.bytes), decoder.decode(out3.bytes)];
+}
+
+Deno.test("one reply shape, written as Redis writes it in RESP2 and in RESP3", () => {
+  assert.deepEqual(written3((out) => out.notFound()), ["$-1\r\n", "_\r\n"]);
+  assert.deepEqual(written3((out) => out.nullArray()), ["*-1\r\n", "_\r\n"]);
+  assert.deepEqual(written3((out) => out.boolean(true)), [":1\r\n", "#t\r\n"]);
+  assert.deepEqual(written3((out) => out.double(1.5)), ["$3\r\n1.5\r\n", ",1.5\r\n"]);
+  assert.deepEqual(written3((out) => out.double(-Infinity)), ["$4\r\n-inf\r\n", ",-inf\r\n"]);
+  assert.deepEqual(
+    written3((out) => out.bigNumber("12345678901234567890")),
+    ["$20\r\n12345678901234567890\r\n", "(12345678901234567890\r\n"],
+  );
+  assert.deepEqual(written3((out) => out.verbatim("a\r\n")), [
+    "$3\r\na\r\n\r\n",
+    "=7\r\ntxt:a\r\n\r\n",
+  ]);
+  const map = (out: ReplyWriter) =>
+    out.reply({
+      type: "map",
+      entries: [[{ type: "status", text: "k" }, {
+        type: "set",
+        items: [{ type: "integer", value: 1 }],
+      }]],
+    });
+  assert.deepEqual(written3(map), ["*2\r\n+k\r\n*1\r\n:1\r\n", "%1\r\n+k\r\n~1\r\n:1\r\n"]);
+  assert.equal(written(false, map), "k||1\n");
+  assert.equal(written(false, (out) => out.nullArray()), "NOT_FOUND\n");
+  assert.equal(written(false, (out) => out.boolean(false)), "0\n");
+  assert.deepEqual(
+    written3((out) =>
+      out.reply({ type: "error", message: "ours", respMessage: "Redis's words.", code: "NOAUTH" })
+    ),
+    ["-NOAUTH Redis's words.\r\n", "-NOAUTH Redis's words.\r\n"],
+  );
+});
+
+Deno.test("doubles are formatted as Redis 7.0's %.17g", () => {
+  const cases: [number, string][] = [
+    [0, "0"],
+    [-0, "-0"],
+    [1, "1"],
+    [1.5, "1.5"],
+    [0.1, "0.10000000000000001"],
+    [1 / 3, "0.33333333333333331"],
+    [123456789012345680, "1.2345678901234568e+17"],
+    [1e16, "10000000000000000"],
+    [1e17, "1e+17"],
+    [0.0001, "0.0001"],
+    [0.00001, "1.0000000000000001e-05"],
+    [-2.5e-300, "-2.5e-300"],
+    [NaN, "nan"],
+    [Infinity, "inf"],
+  ];
+  for (const [value, text] of cases) assert.equal(formatDouble(value), text, String(value));
 });

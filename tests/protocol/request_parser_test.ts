@@ -257,3 +257,37 @@ Deno.test("a request of more than maxRequestElements words is refused and skippe
   ]);
   assert.deepEqual(text(`EXISTS ${words(5).join(" ")}`)[0], request("text", "EXISTS", ...words(5)));
 });
+
+Deno.test("inline mode: Redis's inline commands become RESP requests, split by sdssplitargs' rules", () => {
+  const parser = new RequestParser({ maxRequestBytes: 1024, inline: true, maxInlineBytes: 64 });
+  const data = new TextEncoder().encode(
+    "  set  k  \"a\\tb\\x41\\\"\" \r\n\r\nECHO 'it\\'s' x\n*1\r\n$4\r\nPING\r\n",
+  );
+  const words: string[][] = [];
+  let offset = 0;
+  for (;;) {
+    const request = parser.next(data, offset);
+    offset = parser.offset;
+    if (request === undefined) break;
+    assert.equal(request.kind, "request");
+    if (request.kind !== "request") break;
+    assert.equal(request.framing, "resp");
+    words.push([request.name, ...request.args].map((word) => new TextDecoder().decode(word)));
+  }
+  assert.deepEqual(words, [["set", "k", 'a\tbA"'], ["ECHO", "it's", "x"], ["PING"]]);
+});
+
+Deno.test("inline mode: unbalanced quotes and a line past maxInlineBytes are fatal, as in Redis", () => {
+  const fatal = (text: string) => {
+    const parser = new RequestParser({ maxRequestBytes: 1024, inline: true, maxInlineBytes: 16 });
+    const result = parser.next(new TextEncoder().encode(text), 0);
+    return result?.kind === "error" && result.fatal ? result.message : undefined;
+  };
+  assert.equal(fatal('ECHO "a"b\r\n'), "Protocol error: unbalanced quotes in request");
+  assert.equal(fatal("ECHO 'open\r\n"), "Protocol error: unbalanced quotes in request");
+  assert.equal(fatal("x".repeat(17)), "Protocol error: too big inline request");
+  assert.equal(fatal(`ECHO ${"y".repeat(20)}\r\n`), "Protocol error: too big inline request");
+  assert.equal(fatal("*x\r\n"), "Protocol error: invalid multibulk length");
+  assert.equal(fatal("*1\r\n$-5\r\n"), "Protocol error: invalid bulk length");
+  assert.equal(fatal("*1\r\n%4\r\n"), "Protocol error: expected '$', got '%'");
+});

@@ -60,18 +60,18 @@ Deno.test("auth (text): only PING and AUTH before AUTH; a wrong token changes no
   assert.equal(await other.readLine(), "ERROR: Authentication required: send AUTH <token> first");
 });
 
-Deno.test("auth (RESP): NOAUTH and WRONGPASS codes; Redis's AUTH default <token> works", async () => {
+Deno.test("auth (RESP): Redis's NOAUTH and WRONGPASS replies; Redis's AUTH default <token> works", async () => {
   await using server = await authServer();
   await using wire = await WireClient.connect(server.port);
   await wire.send(resp("GET", "k"));
-  assert.equal(
-    errorText(await wire.readReply()),
-    "NOAUTH Authentication required: send AUTH <token> first",
-  );
+  assert.equal(errorText(await wire.readReply()), "NOAUTH Authentication required.");
   await wire.send(resp("AUTH", "nope"));
-  assert.equal(errorText(await wire.readReply()), "WRONGPASS invalid token");
+  const wrongPass = "WRONGPASS invalid username-password pair or user is disabled.";
+  assert.equal(errorText(await wire.readReply()), wrongPass);
   await wire.send(resp("AUTH", "someone", TOKEN));
-  assert.equal(errorText(await wire.readReply()), "WRONGPASS invalid token");
+  assert.equal(errorText(await wire.readReply()), wrongPass);
+  await wire.send(resp("AUTH", "default", TOKEN, "extra"));
+  assert.equal(errorText(await wire.readReply()), "ERR syntax error");
   await wire.send(resp("AUTH", "default", TOKEN));
   assert.equal(await wire.readReply(), "OK");
   await wire.send(resp("SET", "k", "v"));
@@ -172,7 +172,7 @@ Deno.test("KVClient: the token is sent on every new connection; a wrong or missi
   for (const call of calls) {
     await assert.rejects(call, (error) => {
       assert.ok(error instanceof KVAuthError);
-      assert.match(error.message, /AUTH refused: invalid token/);
+      assert.match(error.message, /AUTH refused: invalid username-password pair/);
       return true;
     });
   }

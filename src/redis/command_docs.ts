@@ -1,0 +1,123 @@
+/**
+ * `COMMAND [COUNT|LIST|INFO name...|DOCS name...|HELP]`: what client libraries and `redis-cli`
+ * ask about the commands a server has. Entries are built from the node's own command table (its
+ * argument counts and flags), in Redis 7's shape: name, arity, flags, first key, last key, key
+ * step, ACL categories, tips, key specs, subcommands.
+ *
+ * @module
+ */
+import type { Reply, ReplyWriter } from "../protocol/mod.ts";
+import type { CommandContext, CommandSpec, ServerNode } from "../server/hooks.ts";
+import { argText } from "./arguments.ts";
+import { containerCommand } from "./subcommands.ts";
+
+const encoder = new TextEncoder();
+
+function bulk(text: string): Reply {
+  return { type: "value", value: encoder.encode(text) };
+}
+
+/** Redis's arity: the words with the name; negative for "at least". */
+function arity(spec: CommandSpec): number {
+  return spec.maxArgs === spec.minArgs ? spec.minArgs + 1 : -(spec.minArgs + 1);
+}
+
+/** The `COMMAND INFO` entry of `name` (upper case). */
+function entry(name: string, spec: CommandSpec): Reply {
+  const flags: Reply[] = [{ type: "status", text: spec.write ? "write" : "readonly" }];
+  if (spec.admin) flags.push({ type: "status", text: "admin" });
+  return {
+    type: "array",
+    items: [
+      bulk(name.toLowerCase()),
+      { type: "integer", value: arity(spec) },
+      { type: "set", items: flags },
+      { type: "integer", value: 0 },
+      { type: "integer", value: 0 },
+      { type: "integer", value: 0 },
+      { type: "set", items: [] },
+      { type: "array", items: [] },
+      { type: "array", items: [] },
+      { type: "array", items: [] },
+    ],
+  };
+}
+
+/** The node's commands, by upper-case name, in name order. */
+function commandsOf(node: ServerNode): [string, CommandSpec][] {
+  const found: [string, CommandSpec][] = [];
+  for (const name of node.commandNames()) {
+    const spec = node.command(name);
+    if (spec !== undefined) found.push([name, spec]);
+  }
+  return found.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+function info(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  if (args.length === 0) {
+    out.reply({ type: "array", items: commandsOf(ctx.node).map(([n, s]) => entry(n, s)) });
+    return;
+  }
+  const items = args.map((word): Reply => {
+    const name = argText(word).toUpperCase();
+    const spec = ctx.node.command(name);
+    return spec === undefined ? { type: "notFound" } : entry(name, spec);
+  });
+  out.reply({ type: "array", items });
+}
+
+/** `COMMAND DOCS`: kvstore keeps no documentation per command yet; an empty map, as for names Redis does not know. */
+function docs(_args: Uint8Array[], out: ReplyWriter): void {
+  out.reply({ type: "map", entries: [] });
+}
+
+const HELP = [
+  "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+  "(no subcommand)",
+  "    Return details about all Redis commands.",
+  "COUNT",
+  "    Return the total number of commands in this Redis server.",
+  "LIST",
+  "    Return a list of all commands in this Redis server.",
+  "INFO [<command-name> ...]",
+  "    Return details about multiple Redis commands.",
+  "DOCS [<command-name> ...]",
+  "    Return documentation details about multiple Redis commands.",
+  "HELP",
+  "    Print this help.",
+];
+
+const subcommands = containerCommand("COMMAND", {
+  COUNT: {
+    minArgs: 0,
+    maxArgs: 0,
+    handler: (_args, out, ctx) => out.integer(commandsOf(ctx.node).length),
+  },
+  LIST: {
+    minArgs: 0,
+    maxArgs: 0,
+    handler: (_args, out, ctx) =>
+      out.reply({
+        type: "array",
+        items: commandsOf(ctx.node).map(([name]) => bulk(name.toLowerCase())),
+      }),
+  },
+  INFO: { minArgs: 0, maxArgs: Infinity, handler: info },
+  DOCS: { minArgs: 0, maxArgs: Infinity, handler: docs },
+  HELP: {
+    minArgs: 0,
+    maxArgs: 0,
+    handler: (_args, out) =>
+      out.reply({ type: "array", items: HELP.map((text) => ({ type: "status", text })) }),
+  },
+});
+
+/** `COMMAND [subcommand ...]`. */
+export const commandCommand: CommandSpec = {
+  minArgs: 0,
+  maxArgs: Infinity,
+  handler: (args, out, ctx) => {
+    if (args.length === 0) return info([], out, ctx);
+    return subcommands.handler(args, out, ctx);
+  },
+};

@@ -1,0 +1,9 @@
+/**
+ * Every command family the conformance test compares with Redis. Add a family's table here.
+ *
+ * @module
+ */
+import type { ConformanceFamily } from "../conformance.ts";
+import { CONNECTION, CONNECTION_AUTH } from "./connection.ts";
+
+export const FAMILIES: readonly ConformanceFamily[] = [CONNECTION, CONNECTION_AUTH];
