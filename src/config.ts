@@ -422,7 +422,9 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
     default: [],
     group: "replication",
     aliases: ["replicas"],
-    description: "Replicas of this master, as host:port,host:port.",
+    description:
+      "Replicas of this node, as host:port,host:port: a master's, or a replica's own (cascading: " +
+      "it forwards its master's records to them).",
   },
   REPLICATION_MAX_RETRIES: {
     kind: "int",
@@ -862,11 +864,6 @@ export function validateConfig(config: Config): Config {
     } else if (spec.kind === "bool" && typeof value !== "boolean") {
       throw new ConfigError(`setting ${name}: ${String(value)} is not true or false`);
     }
-  }
-  if (config.REPLICA && config.REPLICA_ADDRESSES.length > 0) {
-    throw new ConfigError(
-      "a node started with --replica cannot have --replicas (no cascading replication yet)",
-    );
   }
   if (config.DEMOTE && !config.REPLICA) {
     throw new ConfigError("--demote goes with --replica: it makes a promoted node a replica again");

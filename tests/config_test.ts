@@ -76,10 +76,10 @@ Deno.test("bad values get an error that names the value and the limit", () => {
   assert.throws(() => loadConfig({ args: ["--bogus"] }), /unknown option --bogus/);
   assert.throws(() => loadConfig({ args: ["--port"] }), /needs a value/);
   assert.throws(() => loadConfig({ env: { KVSTORE_REPLICA: "maybe" } }), ConfigError);
-  assert.throws(
-    () => loadConfig({ args: ["--replica", "--replicas", "a:1"] }),
-    /cannot have --replicas/,
-  );
+  // Cascading: a replica may have replicas of its own.
+  const cascading = loadConfig({ args: ["--replica", "--replicas", "a:1"] }).config;
+  assert.equal(cascading.REPLICATION_ENABLED, true);
+  assert.deepEqual(cascading.REPLICA_ADDRESSES, [{ host: "a", port: 1 }]);
   assert.throws(
     () => loadConfig({ args: ["--replicas", "a:1", "--sync-replicas", "2"] }),
     /SYNC_REPLICAS: 2 is more than the 1 replicas/,

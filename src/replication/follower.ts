@@ -69,6 +69,31 @@ export interface LinkFacts {
   masterLagMs: number;
   /** The epoch of the master's last HELLO (0: none yet). */
   masterEpoch: number;
+  /**
+   * How many hops from the master at the chain's head: 1 when the stream comes from the master,
+   * 2 from a replica of it, ... (cascading; 0 before any stream).
+   */
+  depth: number;
+  /** Where clients reach the master at the chain's head ("" when unknown). */
+  originAddress: string;
+  /** The newest LSN of the master at the chain's head known here. */
+  originKnownLsn: number;
+  /** End to end: records of that master not applied here. */
+  originLagRecords: number;
+  /**
+   * End to end, in ms: the upstream's own lag behind the master (as it last reported it, at most
+   * a second old) plus this hop's; this hop's alone when the upstream is the master.
+   */
+  originLagMs: number;
+}
+
+/** What a forwarding upstream says about the chain above it (its `REPLICATE PING ... CHAIN`). */
+export interface ChainFacts {
+  originLsn: number;
+  originLagMs: number;
+  /** The upstream's own depth (1: a replica of the master). */
+  depth: number;
+  originAddress: string;
 }
 
 /** The replica's state machine; see the module comment. */
@@ -83,6 +108,12 @@ export class Follower {
   /** When this replica first knew of a master record it had not applied; undefined: none. */
   #behindSinceMs: number | undefined;
   #masterEpoch = 0;
+  /** The upstream's depth: 0 while it is the master itself (no CHAIN report). */
+  #upstreamDepth = 0;
+  #originAddress = "";
+  #originKnownLsn = 0;
+  /** The upstream's own end-to-end lag, as it last reported it. */
+  #upstreamOriginLagMs = 0;
   #linkUpWithinMs = 0;
   #lastContactMs: number | undefined;
   #sync: SyncPhase | undefined;
@@ -129,6 +160,11 @@ export class Follower {
     this.#masterAdvertised = hello.masterAddress;
     this.#masterKnownLsn = 0;
     this.#behindSinceMs = undefined;
+    // Until a CHAIN report says otherwise, the stream comes from the master itself.
+    this.#upstreamDepth = 0;
+    this.#originAddress = hello.masterAddress;
+    this.#originKnownLsn = 0;
+    this.#upstreamOriginLagMs = 0;
     this.learnMasterLsn(hello.masterLsn, appliedLsn);
     this.#masterEpoch = hello.epoch;
     this.#linkUpWithinMs = hello.pingIntervalMs + hello.timeoutMs;
@@ -177,6 +213,9 @@ export class Follower {
    */
   learnMasterLsn(masterLsn: number, appliedLsn: number): void {
     if (masterLsn > this.#masterKnownLsn) this.#masterKnownLsn = masterLsn;
+    if (this.#upstreamDepth === 0 && masterLsn > this.#originKnownLsn) {
+      this.#originKnownLsn = masterLsn;
+    }
     if (this.#masterKnownLsn > appliedLsn) this.#behindSinceMs ??= this.#nowMs();
     else this.#behindSinceMs = undefined;
   }
@@ -184,6 +223,18 @@ export class Follower {
   /** A LOG frame was applied up to `appliedLsn` (the master has it too). */
   onApplied(appliedLsn: number): void {
     if (this.#behindSinceMs !== undefined) this.learnMasterLsn(appliedLsn, appliedLsn);
+  }
+
+  /**
+   * The upstream is a replica forwarding its master's records (cascading), and reported `chain`
+   * (its `REPLICATE PING <lsn> CHAIN ...`); `upstreamLsn` is its own durable LSN.
+   */
+  onChain(upstreamLsn: number, chain: ChainFacts, appliedLsn: number): void {
+    this.#upstreamDepth = Math.max(1, chain.depth);
+    if (chain.originAddress !== "") this.#originAddress = chain.originAddress;
+    this.#upstreamOriginLagMs = chain.originLagMs;
+    if (chain.originLsn > this.#originKnownLsn) this.#originKnownLsn = chain.originLsn;
+    this.learnMasterLsn(upstreamLsn, appliedLsn);
   }
 
   /** Why a LOG frame cannot be applied now, or undefined. */
@@ -270,6 +321,19 @@ export class Follower {
       masterLagRecords: Math.max(0, this.#masterKnownLsn - appliedLsn),
       masterLagMs: behind ? now - (this.#behindSinceMs ?? now) : 0,
       masterEpoch: this.#masterEpoch,
+      ...this.#origin(appliedLsn, behind ? now - (this.#behindSinceMs ?? now) : 0),
+    };
+  }
+
+  #origin(appliedLsn: number, hopLagMs: number) {
+    const hopLagRecords = Math.max(0, this.#masterKnownLsn - appliedLsn);
+    const originKnownLsn = Math.max(this.#originKnownLsn, this.#masterKnownLsn, appliedLsn);
+    return {
+      depth: this.#streamId === 0 && this.#masterPeer === "" ? 0 : this.#upstreamDepth + 1,
+      originAddress: this.#originAddress,
+      originKnownLsn,
+      originLagRecords: Math.max(hopLagRecords, originKnownLsn - appliedLsn),
+      originLagMs: this.#upstreamDepth === 0 ? hopLagMs : this.#upstreamOriginLagMs + hopLagMs,
     };
   }
 }

@@ -63,6 +63,12 @@ export class LagClock {
     return Math.max(0, nowMs - this.#timesMs[lo]);
   }
 
+  /** Forgets every sample (the log was replaced: its LSNs start over). */
+  reset(): void {
+    this.#lsns = [];
+    this.#timesMs = [];
+  }
+
   /** Forgets samples whose LSNs every replica has acknowledged. */
   forgetThrough(lsn: number): void {
     let drop = 0;

@@ -25,6 +25,7 @@ import { formatHostPort, type HostPort } from "../config.ts";
 import { getLog } from "../log.ts";
 import type { ReplicationStatus, RoleGate, ServerNode } from "../server/hooks.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
+import { ForwarderSide } from "./forwarder_side.ts";
 import { MasterSide } from "./master_side.ts";
 import {
   markRole,
@@ -95,6 +96,8 @@ export class NodeRole implements RoleGate {
   #applier: ReplicaApplier | undefined;
   /** What runs for the master role: its replicator. */
   readonly #master: MasterSide;
+  /** What runs on a replica with replicas of its own (cascading): its forwarder. */
+  readonly #forwarder: ForwarderSide;
   /** Highest epoch a master announced (or REPLICAOF named); the log holds it once records come. */
   #announcedEpoch: number;
   /** The epoch a PROMOTE in progress takes (REPLICATE is answered as by that master meanwhile). */
@@ -136,10 +139,29 @@ export class NodeRole implements RoleGate {
       onRefused: (address, code, message) => this.#refused(address, code, message),
       masterAddress: () => this.advertisedAddress,
     });
+    this.#forwarder = new ForwarderSide(node, {
+      authToken: options.authToken,
+      connect: options.connect,
+      onRefused: (address, code, message) => this.#refused(address, code, message),
+      advertisedAddress: () => this.advertisedAddress,
+      epoch: () => this.epoch,
+      chain: () => {
+        const info = this.#applier?.getInfo();
+        return {
+          originLsn: info?.originKnownLsn ?? node.store.lastLsn,
+          originLagMs: info?.originLagMs ?? 0,
+          depth: info?.chainDepth ?? 0,
+          originAddress: info?.originAddress ?? "",
+        };
+      },
+    });
     const { config, store } = node;
     this.#replica = config.REPLICA;
     if (this.#replica) {
       this.#applier = this.#newApplier();
+      if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
+        this.#forwarder.startWithNode(config.REPLICA_ADDRESSES);
+      }
     } else if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
       this.#master.startWithNode(config.REPLICA_ADDRESSES);
       // The log may hold writes whose sync wait failed before a restart: reads wait until the
@@ -203,6 +225,19 @@ export class NodeRole implements RoleGate {
     return this.#master.replicator;
   }
 
+  /**
+   * A replica's forwarder to replicas of its own (cascading; undefined on a master, or a replica
+   * without replicas).
+   */
+  get forwarder(): Replicator | undefined {
+    return this.#forwarder.replicator;
+  }
+
+  /** The replicator of this node's replicas, whatever its role: a master's or a forwarder. */
+  get downstream(): Replicator | undefined {
+    return this.#master.replicator ?? this.#forwarder.replicator;
+  }
+
   /** A replica's applier (undefined on a master, and while a demotion runs). */
   get applier(): ReplicaApplier | undefined {
     return this.#applier;
@@ -227,7 +262,7 @@ export class NodeRole implements RoleGate {
 
   /** The node's links as data: a replica's master, or a master's replicas. */
   status(): ReplicationStatus {
-    return replicationStatus(this.#replica, this.#applier, this.replicator);
+    return replicationStatus(this.#replica, this.#applier, this.downstream);
   }
 
   /** Calls `listener` after each change of role or epoch; returns the unsubscribe function. */
@@ -274,6 +309,9 @@ export class NodeRole implements RoleGate {
     // From here on REPLICATE is answered as the master of `epoch` would, and no record is
     // applied: the log ends here.
     this.#promotingEpoch = epoch;
+    // Its own replicas (cascading) become the new master's direct replicas.
+    const forwarded = this.#forwarder.addresses();
+    await this.#forwarder.stop(0);
     try {
       await store.whenDurable(store.lastLsn);
       const fromLsn = store.lastLsn;
@@ -288,7 +326,11 @@ export class NodeRole implements RoleGate {
       this.#node.commit.clear();
       this.#node.commit.raiseFloor(markerLsn);
       this.#master.use(replicator);
-      for (const address of options.replicas ?? []) {
+      const added = new Set<string>();
+      for (const address of [...forwarded, ...(options.replicas ?? [])]) {
+        const text = formatHostPort(address);
+        if (added.has(text)) continue;
+        added.add(text);
         replicator.addReplica(address.host, address.port);
       }
       this.#applier?.stop();
@@ -308,6 +350,10 @@ export class NodeRole implements RoleGate {
       await store.whenDurable(markerLsn);
       this.#emit({ kind: "promoted", epoch, lsn: fromLsn, by: options.by ?? "" });
       return { epoch, lsn: fromLsn, markerLsn };
+    } catch (error) {
+      // Still a replica: its own replicas are forwarded to again.
+      if (this.#replica && forwarded.length > 0) this.#forwarder.add(forwarded);
+      throw error;
     } finally {
       this.#promotingEpoch = undefined;
     }
@@ -461,7 +507,11 @@ export class NodeRole implements RoleGate {
    */
   addReplicas(addresses: HostPort[]): void {
     if (this.#replica) {
-      throw new RoleChangeError("a replica has no replicas of its own: PROMOTE it first");
+      if (this.#demoting || this.#applier === undefined) {
+        throw new RoleChangeError("this node is becoming a replica (REPLICAOF): retry shortly");
+      }
+      this.#forwarder.add(addresses);
+      return;
     }
     if (this.#deposedBy !== undefined) {
       throw new RoleChangeError(
@@ -473,7 +523,7 @@ export class NodeRole implements RoleGate {
 
   /** Stops replicating to `address` (`host:port` as listed); false when it is not listed. */
   removeReplica(address: string): Promise<boolean> {
-    return this.#master.remove(address);
+    return this.#replica ? this.#forwarder.remove(address) : this.#master.remove(address);
   }
 
   /**
@@ -486,7 +536,8 @@ export class NodeRole implements RoleGate {
 
   /** Graceful stop: drains the replicas within `SHUTDOWN_TIMEOUT_SECONDS`. */
   async close(): Promise<void> {
-    await this.#master.stop(this.#node.config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
+    const drainMs = this.#node.config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
+    await Promise.all([this.#master.stop(drainMs), this.#forwarder.stop(drainMs)]);
   }
 
   // ------------------------------------------------------------------------------ private
@@ -510,7 +561,11 @@ export class NodeRole implements RoleGate {
     if (epoch === undefined || epoch <= this.#announcedEpoch) return;
     const before = this.epoch;
     this.#announcedEpoch = epoch;
-    if (this.epoch > before) this.#emit({ kind: "epoch", epoch: this.epoch });
+    if (this.epoch <= before) return;
+    // A newer master exists: its stream decides what of this node's log stays, so nothing is
+    // forwarded to this node's own replicas until it reached here.
+    this.#forwarder.epochChanged();
+    this.#emit({ kind: "epoch", epoch: this.epoch });
   }
 
   /** The `replicaOf` field of the node state for `address` ("" removes it). */
@@ -524,6 +579,7 @@ export class NodeRole implements RoleGate {
       learnEpoch: (epoch) => this.learnEpoch(epoch),
       localWrites: () => this.#state.localWrites ?? 0,
       fullSyncCommitted: () => {
+        this.#forwarder.logReplaced();
         const replaced = this.#state.localWrites ?? 0;
         if (replaced === 0) return Promise.resolve();
         const { localWrites: _, ...rest } = this.#state;
@@ -537,10 +593,25 @@ export class NodeRole implements RoleGate {
     }, this.follower);
   }
 
-  /** A replica refused this master's stream: `STALEEPOCH` means a newer master exists. */
+  /**
+   * A replica refused this node's stream: `STALEEPOCH` means a newer master exists. A master is
+   * deposed; a forwarding replica learns the epoch (it then refuses the old master's stream and
+   * forwards nothing until the new master's reached it).
+   */
   #refused(address: string, code: string, message: string): void {
     if (code !== "STALEEPOCH") return;
     const newer = newerEpochOf(message) ?? this.epoch + 1;
+    if (this.#replica) {
+      if (newer > this.epoch) {
+        log.warn(
+          "sub-replica {replica} knows a master of epoch {epoch}, newer than this node's " +
+            "{known}: this node refuses older masters from now on",
+          { replica: address, epoch: newer, known: this.epoch },
+        );
+        this.learnEpoch(newer);
+      }
+      return;
+    }
     this.depose(newer, `replica ${address} follows a newer master: ${message}`);
   }
 

@@ -19,6 +19,7 @@ import {
   MAX_LSN,
   parseHelloRequest,
   parseOrThrow,
+  parsePingChain,
   parseStreamNumber,
 } from "./stream_protocol.ts";
 
@@ -101,6 +102,15 @@ export interface ReplicaInfo {
   /** LOG frames applied from the master since start. */
   appliedFrames: number;
   fullSyncs: number;
+  /** Hops from the master at the chain's head (1: it streams from the master; 0: no stream yet). */
+  chainDepth: number;
+  /** Where clients reach the master at the chain's head ("" when unknown). */
+  originAddress: string;
+  /** The newest LSN of that master known here. */
+  originKnownLsn: number;
+  /** End to end: that master's records not applied here, and for how long, in ms. */
+  originLagRecords: number;
+  originLagMs: number;
 }
 
 /** A full sync being received: its phase (the follower's), the store's writer, its progress. */
@@ -245,7 +255,9 @@ export class ReplicaApplier {
         // The master's durable LSN (an older master sends none): how far behind this replica is.
         if (args.length > 1) {
           const masterLsn = parseCount(args[1], "master LSN");
-          this.#follower.learnMasterLsn(masterLsn, this.#store.lastLsn);
+          const chain = asReplicateError(() => parsePingChain(args));
+          if (chain === undefined) this.#follower.learnMasterLsn(masterLsn, this.#store.lastLsn);
+          else this.#follower.onChain(masterLsn, chain, this.#store.lastLsn);
         }
         return { type: "integer", value: this.#store.lastLsn };
       case "SNAPSHOT":
@@ -467,6 +479,11 @@ export class ReplicaApplier {
       fullSyncInProgress: this.#follower.sync !== undefined,
       appliedFrames: this.#appliedFrames,
       fullSyncs: this.#fullSyncs,
+      chainDepth: link.depth,
+      originAddress: link.originAddress,
+      originKnownLsn: link.originKnownLsn,
+      originLagRecords: link.originLagRecords,
+      originLagMs: link.originLagMs,
     };
   }
 }

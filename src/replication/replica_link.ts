@@ -22,6 +22,7 @@ import { LinkConnection, LinkError } from "./link_connection.ts";
 import { SyncProgress } from "./sync_progress.ts";
 import type { FullSyncDecision, ReplicaNode } from "./replica_node.ts";
 import { Wakeup } from "./wakeup.ts";
+import type { ChainReport } from "./replicator.ts";
 import {
   describeReply,
   encodeRequest,
@@ -69,8 +70,15 @@ export interface LinkContext {
   source: ReplicationSource;
   log: Logger;
   nowMs(): number;
-  /** The master's epoch for HELLO. */
-  epoch: number;
+  /** The epoch HELLO announces: the master's, or a forwarding replica's newest known. */
+  epoch(): number;
+  /**
+   * A forwarding replica: why it cannot serve its sub-replicas now (undefined: it can). Absent
+   * on a master.
+   */
+  notReady?(): string | undefined;
+  /** A forwarding replica: what it tells its sub-replicas about the chain (absent on a master). */
+  chain?(): ChainReport;
   /** Where clients reach the master (`host:port`), told to the replica in HELLO. */
   masterAddress?: () => string;
   snapshotChunkBytes: number;
@@ -86,6 +94,14 @@ export interface LinkContext {
   authToken?: string;
   /** The replica answered a request with an error (e.g. `STALEEPOCH`: a newer master exists). */
   onRefused?(node: ReplicaNode, code: string, message: string): void;
+}
+
+/**
+ * A session ended for a reason of the source's (a forwarding replica waits for its master, or its
+ * log was replaced): no failure of the replica's.
+ */
+export class LinkPaused extends Error {
+  override name = "LinkPaused";
 }
 
 async function connectTcp(host: string, port: number): Promise<Deno.Conn> {
@@ -110,6 +126,8 @@ export class ReplicaLink {
   #retryNow = false;
   #running: Promise<void> | undefined;
   #warnedNoToken = false;
+  /** The epoch of the record a sub-replica ahead of this forwarding replica holds at its LSN. */
+  #aheadEpoch = 0;
 
   constructor(node: ReplicaNode, ctx: LinkContext) {
     this.node = node;
@@ -132,6 +150,15 @@ export class ReplicaLink {
    */
   retryNow(): void {
     this.#retryNow = true;
+    this.#wakeup.notify();
+  }
+
+  /**
+   * Ends the current session without counting a failure (a forwarding replica pauses, or its log
+   * was replaced); the loop then waits until the source is ready and starts a new one.
+   */
+  interrupt(reason: string): void {
+    this.#wire?.fail(new LinkPaused(reason));
     this.#wakeup.notify();
   }
 
@@ -163,10 +190,20 @@ export class ReplicaLink {
         if (this.#stopped) break;
       }
       this.#retryNow = false;
+      if (await this.#waitReady()) break;
       try {
         await this.#session();
       } catch (error) {
         if (this.#stopped) break;
+        if (error instanceof LinkPaused) {
+          this.node.markPaused(error.message);
+          delayMs = 0;
+          log.info("replica {replica}: forwarding paused: {reason}", {
+            replica: this.node.address,
+            reason: error.message,
+          });
+          continue;
+        }
         const reason = error instanceof Error ? error.message : String(error);
         const wasHealthy = this.node.healthy;
         const outcome = this.node.markFailure(this.#ctx.nowMs(), reason);
@@ -199,6 +236,21 @@ export class ReplicaLink {
       }
     }
     this.#endSession();
+  }
+
+  /**
+   * A forwarding replica waits (re-checking every second, or when woken) until it can serve its
+   * sub-replicas; the link shows down with the reason meanwhile. Resolves true when stopped.
+   */
+  async #waitReady(): Promise<boolean> {
+    const notReady = this.#ctx.notReady;
+    if (notReady === undefined) return false;
+    for (let why = notReady(); why !== undefined && !this.#stopped; why = notReady()) {
+      if (this.node.lastError !== why) this.node.markPaused(why);
+      this.#wakeup.forget();
+      await this.#wakeup.wait(1000);
+    }
+    return this.#stopped;
   }
 
   #endSession(): void {
@@ -236,7 +288,7 @@ export class ReplicaLink {
     const wasHealthy = node.healthy;
     const hello = await this.#w.request(
       helloRequest(
-        this.#ctx.epoch,
+        this.#ctx.epoch(),
         node.durableLsn,
         node.policy.healthCheckIntervalMs,
         node.policy.timeoutMs,
@@ -268,9 +320,15 @@ export class ReplicaLink {
         replica: node.address,
         replicaLsn: lastLsn,
         masterLsn: node.durableLsn,
-        state: decision.kind === "full_sync" ? `full sync (${decision.reason})` : node.state,
+        state: decision.kind === "full_sync"
+          ? `full sync (${decision.reason})`
+          : decision.kind === "ahead"
+          ? `ahead: it holds LSN ${lastLsn}, past this node's ${node.durableLsn}; streaming ` +
+            `resumes once this node's log reaches it and the record there matches`
+          : node.state,
       },
     );
+    if (decision.kind === "ahead") this.#aheadEpoch = lastEpoch;
     if (decision.kind === "full_sync") {
       if (decision.diverged) await this.#reportDivergence(lastLsn, lastEpoch);
       await this.#fullSync();
@@ -340,8 +398,19 @@ export class ReplicaLink {
 
   async #stream(): Promise<void> {
     const { node } = this;
+    const notReady = this.#ctx.notReady;
+    const chain = this.#ctx.chain;
     for (;;) {
       this.#w.throwIfFailed();
+      if (notReady !== undefined) {
+        const why = notReady();
+        if (why !== undefined) throw new LinkPaused(why);
+      }
+      if (chain !== undefined && node.chainReportDue(this.#ctx.nowMs())) {
+        node.onChainReported(this.#ctx.nowMs());
+        await this.#w.send(pingRequest(node.durableLsn, chain()), "ping", 0);
+        continue;
+      }
       const next = node.nextSend();
       if (next.kind === "queue") {
         const last = next.batches[next.batches.length - 1].lastLsn;
@@ -356,6 +425,8 @@ export class ReplicaLink {
           this.#logFullSync(node.onLogGap(error.message));
           await this.#fullSync();
         }
+      } else if (next.kind === "verify") {
+        await this.#verify(next.lsn);
       } else if (node.pingDue(this.#ctx.nowMs())) {
         await this.#w.send(pingRequest(node.durableLsn), "ping", 0);
       } else if (node.pendingReplies > 0) {
@@ -369,6 +440,33 @@ export class ReplicaLink {
     }
   }
 
+  /**
+   * This forwarding replica's log reached the LSN its sub-replica holds: the sub-replica streams
+   * on when the record there is the same here, else (its log left this history) it gets a full
+   * sync, as at a handshake.
+   */
+  async #verify(lsn: number): Promise<void> {
+    const record = await this.#recordAt(lsn);
+    this.#w.throwIfFailed();
+    const { node } = this;
+    const decision = node.onVerified({
+      masterEpochAtReplicaLsn: record?.epoch,
+      masterCrcAtReplicaLsn: record?.crc ?? 0,
+    });
+    this.#ctx.log.info(
+      "replica {replica}: this node reached LSN {lsn}, which it holds: {state}",
+      {
+        replica: node.address,
+        lsn,
+        state: decision.kind === "full_sync" ? `full sync (${decision.reason})` : node.state,
+      },
+    );
+    if (decision.kind !== "full_sync") return;
+    await this.#waitAllReplies();
+    if (decision.diverged) await this.#reportDivergence(lsn, this.#aheadEpoch);
+    await this.#fullSync();
+  }
+
   #logFullSync(decision: FullSyncDecision): void {
     this.#ctx.log.warn("replica {replica} needs a full sync: {reason}", {
       replica: this.node.address,
@@ -379,7 +477,8 @@ export class ReplicaLink {
   /** Wakes the sender when an idle link's ping falls due (one timer, not one per wait). */
   #armPingTimer(): void {
     if (this.#pingTimer !== undefined) return;
-    const delayMs = Math.max(1, this.node.pingDueAtMs() - this.#ctx.nowMs());
+    const dueAtMs = Math.min(this.node.pingDueAtMs(), this.node.chainReportDueAtMs());
+    const delayMs = Math.max(1, dueAtMs - this.#ctx.nowMs());
     this.#pingTimer = setTimeout(() => {
       this.#pingTimer = undefined;
       this.#wakeup.notify();
@@ -415,7 +514,7 @@ export class ReplicaLink {
       await this.#w.request(
         snapshotBeginRequest(
           snapshot.lsn,
-          this.#ctx.epoch,
+          this.#ctx.epoch(),
           progress.totalKeys,
           snapshot.bytes ?? 0,
         ),
@@ -488,11 +587,11 @@ export class ReplicaLink {
         commonLsn,
         records,
         replicaEpoch,
-        epoch: this.#ctx.epoch,
+        epoch: this.#ctx.epoch(),
       },
     );
     await this.#w.request(
-      encodeRequest(["REPLICATE", "DIVERGED", String(commonLsn), String(this.#ctx.epoch)]),
+      encodeRequest(["REPLICATE", "DIVERGED", String(commonLsn), String(this.#ctx.epoch())]),
       "diverged",
     );
   }

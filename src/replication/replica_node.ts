@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { type DurableBatch, RecordQueue } from "./record_queue.ts";
 
 /** Where a replica's stream stands. */
-export type ReplicaState = "streaming" | "catching_up" | "full_sync" | "down";
+export type ReplicaState = "streaming" | "catching_up" | "full_sync" | "ahead" | "down";
 
 /** The limits a replica link works within (from the spec's settings). */
 export interface ReplicaPolicy {
@@ -33,6 +33,16 @@ export interface ReplicaPolicy {
   queueSizeRecords: number;
   /** `REPLICATION_BATCH_BYTES`: most log bytes in one frame. */
   batchBytes: number;
+  /**
+   * A forwarding replica (cascading): how often it tells its sub-replicas what it knows of the
+   * chain (the master's LSN, its own lag, its depth), in ms; 0 or absent on a master.
+   */
+  chainReportIntervalMs?: number;
+  /**
+   * The source is a replica forwarding its master's records (cascading): a sub-replica ahead of
+   * it is waited for, not taken for diverged.
+   */
+  forwarding?: boolean;
 }
 
 /** What the sender should do next. */
@@ -42,7 +52,12 @@ export type NextSend =
   /** Read the master's log for records `afterLsn+1 .. uptoLsn` and send them. */
   | { kind: "log"; afterLsn: number; uptoLsn: number }
   /** Nothing to send now: the replica is current, or too many records are unacknowledged. */
-  | { kind: "wait" };
+  | { kind: "wait" }
+  /**
+   * The log reached the LSN a sub-replica that was ahead holds: read this log's record there and
+   * pass its epoch and CRC to {@link ReplicaNode.onVerified}.
+   */
+  | { kind: "verify"; lsn: number };
 
 /** The replica's answer to the handshake, and what the master knows of its own log. */
 export interface HandshakeFacts {
@@ -63,6 +78,12 @@ export interface HandshakeFacts {
   masterEpochAtReplicaLsn: number | undefined;
   /** Local writes the replica holds (made on it by hand), not in any master's history. */
   replicaLocalWrites?: number;
+  /**
+   * Why the replica's data does not match the key filter this link gives it (it holds another
+   * filter's keys, or all keys, or was filtered and is not any more), or undefined when it does:
+   * it gets a full sync of what it should hold.
+   */
+  filterChanged?: string;
 }
 
 /** A full sync the replica needs, and why. */
@@ -77,8 +98,14 @@ export interface FullSyncDecision {
   diverged: boolean;
 }
 
-/** How a connected replica continues. */
-export type HandshakeDecision = { kind: "stream"; fromLsn: number } | FullSyncDecision;
+/**
+ * How a connected replica continues: stream from its LSN, a full sync, or (a forwarding replica
+ * behind its sub-replica) wait until this log reaches the sub-replica's LSN, then check it.
+ */
+export type HandshakeDecision =
+  | { kind: "stream"; fromLsn: number }
+  | FullSyncDecision
+  | { kind: "ahead"; replicaLsn: number };
 
 /** Result of {@link ReplicaNode.markFailure}. */
 export interface FailureOutcome {
@@ -127,6 +154,10 @@ export class ReplicaNode {
   #overflowReported = false;
   /** Snapshot pairs sent on this connection whose chunk is not acknowledged yet. */
   #snapshotPairsInFlight = 0;
+  /** A sub-replica ahead of this forwarding replica: its handshake, checked once caught up. */
+  #ahead: HandshakeFacts | undefined;
+  /** When the chain was last reported on this connection (forwarding replicas). */
+  #lastChainReportMs = -Infinity;
 
   constructor(host: string, port: number, policy: ReplicaPolicy) {
     this.host = host;
@@ -170,6 +201,50 @@ export class ReplicaNode {
     this.durableLsn = Math.max(this.durableLsn, lsn);
   }
 
+  /**
+   * The source's log was replaced (a forwarding replica received a full sync): it now ends at
+   * `lsn`, which may be below what it held. The buffer is dropped and the link goes down without
+   * counting a failure: the next handshake decides again from the replica's position.
+   */
+  resetLog(lsn: number, reason: string): void {
+    this.durableLsn = lsn;
+    this.queue.clear();
+    this.markPaused(reason);
+  }
+
+  /**
+   * The link stops for a reason of the source's, not the replica's (a forwarding replica waits
+   * for its own master's stream in a newer epoch): down, but no failure is counted and the
+   * replica's health stays as it is.
+   */
+  markPaused(reason: string): void {
+    this.state = "down";
+    this.#ahead = undefined;
+    this.#pendingReplies = 0;
+    this.#snapshotPairsInFlight = 0;
+    this.#lastChainReportMs = -Infinity;
+    this.sentLsn = this.ackedLsn;
+    this.lastError = reason;
+  }
+
+  /** True when a forwarding replica should tell this sub-replica about the chain again. */
+  chainReportDue(nowMs: number): boolean {
+    const interval = this.policy.chainReportIntervalMs ?? 0;
+    return interval > 0 && this.state !== "down" &&
+      nowMs - this.#lastChainReportMs >= interval;
+  }
+
+  /** When the next chain report falls due (Infinity on a master). */
+  chainReportDueAtMs(): number {
+    const interval = this.policy.chainReportIntervalMs ?? 0;
+    return interval > 0 ? this.#lastChainReportMs + interval : Infinity;
+  }
+
+  /** A chain report was sent now. */
+  onChainReported(nowMs: number): void {
+    this.#lastChainReportMs = nowMs;
+  }
+
   /** Decides how a freshly connected replica continues, and counts the handshake a success. */
   onHandshake(facts: HandshakeFacts, nowMs: number): HandshakeDecision {
     // Contact is a success (healthy again), but the retry backoff keeps growing until records
@@ -177,6 +252,38 @@ export class ReplicaNode {
     this.markSuccess(nowMs, false);
     this.#pendingReplies = 0;
     this.#snapshotPairsInFlight = 0;
+    this.#ahead = undefined;
+    const localWrites = facts.replicaLocalWrites ?? 0;
+    if (localWrites === 0 && facts.replicaLsn > this.durableLsn && this.policy.forwarding) {
+      // A forwarding replica behind its sub-replica (re-pointed from a master or a replica further
+      // ahead): not a divergence yet. It waits until its own log reaches the sub-replica's LSN and
+      // checks the record there then (see nextSend's "verify").
+      this.#ahead = facts;
+      this.ackedLsn = facts.replicaLsn;
+      this.sentLsn = facts.replicaLsn;
+      this.queue.clear();
+      this.state = "ahead";
+      return { kind: "ahead", replicaLsn: facts.replicaLsn };
+    }
+    return this.#decide(facts);
+  }
+
+  /**
+   * A forwarding replica's log reached the LSN its sub-replica holds ({@link nextSend} said
+   * `verify`): `facts` now carry this log's epoch and CRC at that LSN. The same decision as at a
+   * handshake: stream on, or a full sync when the sub-replica's record differs (its log left
+   * this history).
+   */
+  onVerified(
+    facts: Pick<HandshakeFacts, "masterEpochAtReplicaLsn" | "masterCrcAtReplicaLsn">,
+  ): HandshakeDecision {
+    const ahead = this.#ahead;
+    if (ahead === undefined) assert.fail("onVerified without a sub-replica ahead");
+    this.#ahead = undefined;
+    return this.#decide({ ...ahead, ...facts });
+  }
+
+  #decide(facts: HandshakeFacts): HandshakeDecision {
     const { replicaLsn, replicaEpoch, masterEpochAtReplicaLsn } = facts;
     const { replicaCrc, masterCrcAtReplicaLsn } = facts;
     let reason: string | undefined;
@@ -184,6 +291,8 @@ export class ReplicaNode {
     if (localWrites > 0) {
       reason = `replica holds ${localWrites} local writes (REPLICATE PUT/BATCHPUT/DELETE sent ` +
         `to it by hand) that are not in the master's history`;
+    } else if (facts.filterChanged !== undefined) {
+      reason = facts.filterChanged;
     } else if (replicaLsn > this.durableLsn) {
       reason = `replica holds LSN ${replicaLsn}, beyond the master's last LSN ${this.durableLsn} ` +
         `(its log diverged)`;
@@ -206,8 +315,9 @@ export class ReplicaNode {
       this.fullSyncs++;
       this.ackedLsn = 0;
       this.sentLsn = 0;
-      const diverged = replicaLsn > this.durableLsn ||
-        (masterEpochAtReplicaLsn !== undefined && masterEpochAtReplicaLsn !== replicaEpoch);
+      const diverged = facts.filterChanged === undefined && localWrites === 0 &&
+        (replicaLsn > this.durableLsn ||
+          (masterEpochAtReplicaLsn !== undefined && masterEpochAtReplicaLsn !== replicaEpoch));
       return { kind: "full_sync", reason, diverged };
     }
     this.ackedLsn = replicaLsn;
@@ -256,6 +366,13 @@ export class ReplicaNode {
   /** What to send next on a connected, handshaken link. */
   nextSend(): NextSend {
     if (this.state === "down") assert.fail("nextSend on a link that is down"); // hot: no assert
+    if (this.state === "ahead") {
+      const ahead = this.#ahead;
+      if (ahead !== undefined && this.durableLsn >= ahead.replicaLsn) {
+        return { kind: "verify", lsn: ahead.replicaLsn };
+      }
+      return { kind: "wait" };
+    }
     if (this.sentLsn >= this.durableLsn) {
       if (this.state === "catching_up" && this.ackedLsn >= this.durableLsn) {
         this.state = "streaming";
@@ -379,8 +496,10 @@ export class ReplicaNode {
     this.lastFailureMs = nowMs;
     this.lastError = reason;
     this.state = "down";
+    this.#ahead = undefined;
     this.#pendingReplies = 0;
     this.#snapshotPairsInFlight = 0;
+    this.#lastChainReportMs = -Infinity;
     this.sentLsn = this.ackedLsn;
     const becameUnhealthy = this.healthy && this.consecutiveFailures >= this.policy.maxFailures;
     if (becameUnhealthy) this.healthy = false;

@@ -6,10 +6,15 @@
  * @module
  */
 import { type Config, formatHostPort, type HostPort, parseHostPort } from "../config.ts";
-import type { InfoFields, MasterLinkStatus, ReplicationStatus } from "../server/hooks.ts";
+import type {
+  InfoFields,
+  MasterLinkStatus,
+  ReplicaLinkStatus,
+  ReplicationStatus,
+} from "../server/hooks.ts";
 import type { NodeRole } from "./node_role.ts";
 import type { ReplicaApplier } from "./replica_applier.ts";
-import type { Replicator } from "./replicator.ts";
+import type { Replicator, ReplicatorStats } from "./replicator.ts";
 
 /**
  * The master's listening address as a replica reports it: what the master announced in HELLO;
@@ -54,7 +59,14 @@ export function masterInfoFields(replicator: Replicator | undefined): InfoFields
     ["queue_size", stats.queueSize],
     ["sync_writes_waiting", stats.syncWaiting],
   ];
-  stats.replicas.forEach((r, i) => {
+  fields.push(...replicaLines(stats.replicas));
+  return fields;
+}
+
+/** One `replicaN:` line per replica (and `replicaN_last_error` when its last attempt failed). */
+function replicaLines(replicas: ReplicatorStats["replicas"]): InfoFields {
+  const fields: InfoFields = [];
+  replicas.forEach((r, i) => {
     fields.push([
       `replica${i}`,
       `address=${r.address},state=${r.state},healthy=${r.healthy ? "yes" : "no"},` +
@@ -66,6 +78,21 @@ export function masterInfoFields(replicator: Replicator | undefined): InfoFields
     if (r.lastError !== "") fields.push([`replica${i}_last_error`, r.lastError]);
   });
   return fields;
+}
+
+/**
+ * A replica's own replicas (cascading): how many, and one `replicaN:` line each, with this hop's
+ * lag as this node sees it.
+ */
+function forwardedInfo(forwarder: Replicator | undefined): InfoFields {
+  if (forwarder === undefined) return [["total_replicas", 0]];
+  const stats = forwarder.getStats();
+  return [
+    ["total_replicas", stats.totalReplicas],
+    ["healthy_replicas", stats.healthyReplicas],
+    ["forwarded_lsn", stats.masterLsn],
+    ...replicaLines(stats.replicas),
+  ];
 }
 
 /**
@@ -118,6 +145,13 @@ function replicaInfo(role: NodeRole, config: Config, counts: ReplicationCounts):
     ["master_lag_records", info.masterLagRecords],
     ["master_lag_ms", info.masterLagMs],
     ["last_applied_lsn", info.lastAppliedLsn],
+    // Cascading: how deep in the chain, and the lag behind the master at its head (the
+    // master_* fields above are the node this replica streams from: one hop).
+    ["chain_depth", info.chainDepth],
+    ["origin_address", info.originAddress],
+    ["origin_last_lsn", info.originKnownLsn],
+    ["origin_lag_records", info.originLagRecords],
+    ["origin_lag_ms", info.originLagMs],
     ["epoch", info.epoch],
     ["master_epoch", info.masterEpoch],
     ["full_sync_in_progress", info.fullSyncInProgress],
@@ -133,6 +167,7 @@ function replicaInfo(role: NodeRole, config: Config, counts: ReplicationCounts):
     ["sync_replicas", config.SYNC_REPLICAS],
     ["write_guarantee_when_promoted", writeGuarantee(config, 0, 0)],
     ...(role.followedMaster === "" ? [] : [["replica_of", role.followedMaster]] as InfoFields),
+    ...forwardedInfo(role.forwarder),
   ];
 }
 
@@ -190,20 +225,22 @@ export function replicationStatus(
       fullSyncInProgress: info.fullSyncInProgress,
     };
     if (info.masterLastIoSecondsAgo >= 0) master.lastContactSeconds = info.masterLastIoSecondsAgo;
-    return { master, replicas: [] };
+    return { master, replicas: linkStatuses(replicator) };
   }
+  return { replicas: linkStatuses(replicator) };
+}
+
+function linkStatuses(replicator: Replicator | undefined): ReplicaLinkStatus[] {
   const replicas = replicator?.getStats().replicas ?? [];
-  return {
-    replicas: replicas.map((r) => ({
-      address: r.address,
-      state: r.state,
-      healthy: r.healthy,
-      ackedLsn: r.ackedLsn,
-      lagRecords: r.lagRecords,
-      lagMs: r.lagMs,
-      queuedRecords: r.queuedRecords,
-      fullSyncs: r.fullSyncs,
-      ...(r.lastError === "" ? {} : { lastError: r.lastError }),
-    })),
-  };
+  return replicas.map((r) => ({
+    address: r.address,
+    state: r.state,
+    healthy: r.healthy,
+    ackedLsn: r.ackedLsn,
+    lagRecords: r.lagRecords,
+    lagMs: r.lagMs,
+    queuedRecords: r.queuedRecords,
+    fullSyncs: r.fullSyncs,
+    ...(r.lastError === "" ? {} : { lastError: r.lastError }),
+  }));
 }

@@ -69,7 +69,8 @@ export function registerReplicationMetrics(
   role: NodeRole,
   discardedRecords: () => number,
 ): void {
-  const replicas = () => role.replicator?.getStats().replicas ?? [];
+  // A master's replicas, or a replica's own (cascading: this hop's lag, as this node sees it).
+  const replicas = () => role.downstream?.getStats().replicas ?? [];
   for (const [name, help, value, type] of PER_REPLICA) {
     registry.add(
       new Gauge(
@@ -107,6 +108,37 @@ export function registerReplicationMetrics(
     "kvstore_replica_master_last_io_seconds",
     "On a replica: seconds since its master was last heard from (-1: never).",
     () => role.applier?.getInfo().masterLastIoSecondsAgo,
+  );
+  one(
+    "kvstore_replica_chain_depth",
+    "On a replica: hops from the master (1: it streams from the master; 2: from a replica of it).",
+    () => role.applier?.getInfo().chainDepth,
+  );
+  one(
+    "kvstore_replica_lag_records",
+    "On a replica: records of the node it streams from not applied here (this hop).",
+    () => role.applier?.getInfo().masterLagRecords,
+  );
+  one(
+    "kvstore_replica_lag_seconds",
+    "On a replica: how long it has lagged the node it streams from (this hop).",
+    () => {
+      const info = role.applier?.getInfo();
+      return info === undefined ? undefined : info.masterLagMs / 1000;
+    },
+  );
+  one(
+    "kvstore_replica_origin_lag_records",
+    "On a replica: records of the master at the chain's head not applied here (end to end).",
+    () => role.applier?.getInfo().originLagRecords,
+  );
+  one(
+    "kvstore_replica_origin_lag_seconds",
+    "On a replica: how long it has lagged the master at the chain's head (end to end).",
+    () => {
+      const info = role.applier?.getInfo();
+      return info === undefined ? undefined : info.originLagMs / 1000;
+    },
   );
   one(
     "kvstore_replication_discarded_records_total",

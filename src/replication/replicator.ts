@@ -12,6 +12,7 @@ import { getLog } from "../log.ts";
 import { AckWaiters } from "./ack_waiters.ts";
 import { LagClock } from "./lag_clock.ts";
 import { splitBatch } from "./log_records.ts";
+import type { ChainFields } from "./stream_protocol.ts";
 import { ReplicaLink, type ReplicationSource } from "./replica_link.ts";
 import { ReplicaManager, type ReplicaNodeStatus } from "./replica_manager.ts";
 import type { ReplicaNode, ReplicaPolicy } from "./replica_node.ts";
@@ -39,6 +40,37 @@ export interface ReplicatorStats {
   replicas: ReplicaNodeStatus[];
 }
 
+/**
+ * How often a forwarding replica tells each sub-replica what it knows of the chain (the master's
+ * LSN, its own lag behind it, its depth), in ms: the sub-replica's end-to-end lag is at most this
+ * old. One small `REPLICATE PING` per second per sub-replica.
+ */
+export const CHAIN_REPORT_INTERVAL_MS = 1000;
+
+/**
+ * What a forwarding replica tells its sub-replicas about the chain above it: the newest LSN of
+ * the master at the head it knows of, its own lag behind that master in ms, its depth (1 for a
+ * replica of the master) and where clients reach that master ("" when unknown).
+ */
+export type ChainReport = ChainFields;
+
+/**
+ * A replica that forwards its master's records to replicas of its own (cascading): the records
+ * it made durable leave with the master's LSNs and epochs unchanged.
+ */
+export interface Forwarding {
+  /** The epoch its HELLO announces: the newest this node knows (its log's, when ready). */
+  epoch(): number;
+  /**
+   * Why it cannot forward now, or undefined: a node that learned of a newer master than the one
+   * whose records end its log waits for that master's stream (its log may hold records a
+   * deposed master wrote past the promotion, which must not reach a sub-replica).
+   */
+  notReady(): string | undefined;
+  /** What it knows of the chain, told to each sub-replica every {@link CHAIN_REPORT_INTERVAL_MS}. */
+  chain(): ChainReport;
+}
+
 /** Policy of every replica link, from the settings. */
 export function replicaPolicyFromConfig(config: Config): ReplicaPolicy {
   return {
@@ -62,6 +94,11 @@ export interface ReplicatorOptions {
   onRefused?: (address: string, code: string, message: string) => void;
   /** Where clients reach this master (`host:port`), told to each replica in HELLO. */
   masterAddress?: () => string;
+  /**
+   * Set on a replica that forwards to replicas of its own (cascading): always async (sync mode
+   * counts only a master's direct replicas), HELLO in the epoch it says.
+   */
+  forwarding?: Forwarding;
   /**
    * Sync mode: the LSN up to which the source's records count as committed already (0, the
    * default: only the replicas' acknowledgements commit; a replicator started on a running
@@ -116,8 +153,14 @@ export class Replicator {
     this.#config = config;
     this.#options = options;
     this.#nowMs = nowMs;
-    this.mode = config.REPLICATION_MODE;
-    const policy = replicaPolicyFromConfig(config);
+    const forwarding = options.forwarding;
+    // Sync mode counts only a master's direct replicas: a forwarding replica takes no writes.
+    this.mode = forwarding === undefined ? config.REPLICATION_MODE : "async";
+    const policy: ReplicaPolicy = forwarding === undefined ? replicaPolicyFromConfig(config) : {
+      ...replicaPolicyFromConfig(config),
+      forwarding: true,
+      chainReportIntervalMs: CHAIN_REPORT_INTERVAL_MS,
+    };
     this.#lagClock = new LagClock(Math.max(2, config.REPLICATION_QUEUE_SIZE));
     this.replicaManager = new ReplicaManager(policy, nowMs, this.#lagClock);
     this.#tracker = new SyncAckTracker(config.SYNC_REPLICAS, policy.timeoutMs);
@@ -131,11 +174,15 @@ export class Replicator {
     const node = this.replicaManager.addReplica(host, port);
     node.setDurableLsn(this.#durableLsn);
     const options = this.#options;
+    const forwarding = options.forwarding;
+    const sourceEpoch = this.#source.epoch ?? 0;
     const link = new ReplicaLink(node, {
       source: this.#source,
       log: this.#log,
       nowMs: this.#nowMs,
-      epoch: this.#source.epoch ?? 0,
+      epoch: forwarding === undefined ? () => sourceEpoch : () => forwarding.epoch(),
+      notReady: forwarding?.notReady,
+      chain: forwarding?.chain,
       masterAddress: options.masterAddress,
       snapshotChunkBytes: this.#config.SNAPSHOT_CHUNK_BYTES,
       maxReplyBytes: this.#config.MAX_REQUEST_BYTES,
@@ -209,6 +256,19 @@ export class Replicator {
   }
 
   #onDurable(records: Uint8Array, firstLsn: number, lastLsn: number): void {
+    if (firstLsn !== this.#durableLsn + 1 && this.#options.forwarding !== undefined) {
+      // A replica's log: a batch may start with a local record (it reuses the last LSN; a
+      // sub-replica skips it), or follow a full sync that restarted the log elsewhere.
+      if (lastLsn <= this.#durableLsn) return;
+      if (firstLsn > this.#durableLsn + 1) {
+        this.restartLog(
+          lastLsn,
+          `this node's log jumped from LSN ${this.#durableLsn} to ${firstLsn}`,
+        );
+        return;
+      }
+      firstLsn = this.#durableLsn + 1;
+    }
     const now = this.#nowMs();
     this.#durableLsn = lastLsn;
     if (this.#committedLsn < lastLsn && this.mode === "sync") this.#refreshCommitted();
@@ -238,6 +298,34 @@ export class Replicator {
       }
       link.wake();
     }
+  }
+
+  /**
+   * A forwarding replica's log was replaced (a full sync from its master): it ends at `lsn` now.
+   * Every link starts over with a handshake (a sub-replica then streams on, or gets a full sync
+   * of this node's new contents); no failure is counted.
+   */
+  restartLog(lsn: number, reason: string): void {
+    this.#durableLsn = lsn;
+    this.#lagClock.reset();
+    for (const link of this.#links) {
+      link.node.resetLog(lsn, reason);
+      link.interrupt(reason);
+    }
+    this.#log.info("forwarding starts over at LSN {lsn}: {reason}", { lsn, reason });
+  }
+
+  /**
+   * The links end their sessions now, without counting a failure, and wait until the source is
+   * ready again (a forwarding replica that learned of a newer epoch). `reason` says why.
+   */
+  pause(reason: string): void {
+    for (const link of this.#links) link.interrupt(reason);
+  }
+
+  /** Every link looks again (the source may be ready now). */
+  wakeAll(): void {
+    for (const link of this.#links) link.wake();
   }
 
   #onAck(_node: ReplicaNode): void {

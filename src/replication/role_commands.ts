@@ -56,18 +56,30 @@ export function topologyFacts(node: ServerNode, role: NodeRole): TopologyFacts {
     deposed: role.deposed,
     replicationMode: node.config.REPLICATION_MODE,
     master: info === undefined ? undefined : {
-      // As INFO names it: a master listening on a wildcard is named by its stream's host.
-      address: listeningAddressText(info.masterAdvertisedAddress, info.masterAddress) ||
+      // In a chain, the master at its head (what the upstream reported); else, as INFO names
+      // it, the upstream (a master listening on a wildcard is named by its stream's host).
+      address: (info.chainDepth > 1 ? info.originAddress : "") ||
+        listeningAddressText(info.masterAdvertisedAddress, info.masterAddress) ||
         role.followedMaster,
       epoch: info.masterEpoch,
-      lsn: info.masterKnownLsn,
+      lsn: info.chainDepth > 1 ? info.originKnownLsn : info.masterKnownLsn,
       linkStatus: info.masterLinkStatus,
       lastIoMs: info.masterLastIoMs,
       fullSyncInProgress: info.fullSyncInProgress,
+      // End to end (the same as this hop's when the upstream is the master).
+      lagRecords: info.originLagRecords,
+      lagMs: info.originLagMs,
+    },
+    upstream: info === undefined ? undefined : {
+      address: listeningAddressText(info.masterAdvertisedAddress, info.masterAddress) ||
+        role.followedMaster,
+      linkStatus: info.masterLinkStatus,
+      lastIoMs: info.masterLastIoMs,
       lagRecords: info.masterLagRecords,
       lagMs: info.masterLagMs,
     },
-    replicas: role.replica ? [] : role.replicator?.getStats().replicas ?? [],
+    chain: info === undefined ? undefined : { depth: Math.max(1, info.chainDepth) },
+    replicas: role.downstream?.getStats().replicas ?? [],
   };
 }
 
@@ -133,7 +145,7 @@ const REPLICAOF_USAGE = "usage: REPLICAOF host port [EPOCH n] | REPLICAOF NO ONE
 /** `REPLICAS [LIST] | REPLICAS ADD host:port | REPLICAS REMOVE host:port`. */
 async function replicas(node: ServerNode, role: NodeRole, args: Uint8Array[]): Promise<Reply> {
   const sub = args.length === 0 ? "LIST" : decoder.decode(args[0]).toUpperCase();
-  const listed = () => new Set(role.replicator?.replicaManager.replicas.map((r) => r.address));
+  const listed = () => new Set(role.downstream?.replicaManager.replicas.map((r) => r.address));
   if (sub === "LIST" && args.length <= 1) {
     return {
       type: "array",
@@ -144,9 +156,6 @@ async function replicas(node: ServerNode, role: NodeRole, args: Uint8Array[]): P
     throw new CommandError(
       "usage: REPLICAS [LIST] | REPLICAS ADD host:port | REPLICAS REMOVE host:port",
     );
-  }
-  if (role.replica) {
-    throw new CommandError("a replica has no replicas of its own: PROMOTE it first");
   }
   let addresses: HostPort[];
   try {
@@ -168,7 +177,7 @@ async function replicas(node: ServerNode, role: NodeRole, args: Uint8Array[]): P
   }
   const remaining = listed().size - addresses.length;
   const { config } = node;
-  if (config.REPLICATION_MODE === "sync" && remaining < config.SYNC_REPLICAS) {
+  if (!role.replica && config.REPLICATION_MODE === "sync" && remaining < config.SYNC_REPLICAS) {
     throw new CommandError(
       `removing would leave ${remaining} replicas, fewer than SYNC_REPLICAS ${config.SYNC_REPLICAS}`,
     );

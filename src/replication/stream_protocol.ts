@@ -52,11 +52,18 @@
  *     After HELLO, when the replica's records past <commonLsn> are not in this master's history
  *     (an old master back as a replica): the replica logs and counts them (INFO
  *     `discarded_records`); the full sync that follows replaces them.
- * REPLICATE PING [<masterLsn>]              → :<appliedLsn>
+ * REPLICATE PING [<masterLsn> [CHAIN <originLsn> <originLagMs> <depth> [<originAddress>]]]
+ *                                           → :<appliedLsn>
  *     Heartbeat on an idle link (every REPLICATION_HEALTH_CHECK_INTERVAL s), so a silent
  *     partition is noticed within REPLICATION_TIMEOUT even without writes. <masterLsn> is the
  *     master's durable LSN, so the replica knows how far behind it is (INFO
  *     `master_lag_records`); a replica ignores it when absent (older masters).
+ *     CHAIN: sent by a replica that forwards to replicas of its own (cascading), right after the
+ *     handshake and then every second: <masterLsn> is then its own durable LSN, and it says what
+ *     it knows of the chain above it: the newest LSN of the master at the head, its own lag
+ *     behind that master in ms, its depth (1: a replica of the master) and where clients reach
+ *     that master. A sub-replica reports its end-to-end lag and the real master from them. A
+ *     replica from before cascading reads only <masterLsn> and ignores the rest.
  * REPLICATE SNAPSHOT BEGIN <lsn> <epoch> <keys> <bytes>  → +OK
  * REPLICATE SNAPSHOT CHUNK <pairs>          → :<pairsReceived>
  * REPLICATE SNAPSHOT END <lsn>              → :<lsn>
@@ -161,11 +168,67 @@ export class LogFrameWriter {
 
 const LOG_PREFIX = encoder.encode("*3\r\n$9\r\nREPLICATE\r\n$3\r\nLOG\r\n");
 
-/** `REPLICATE PING [<masterLsn>]`. */
-export function pingRequest(masterLsn?: number): Uint8Array {
-  return encodeRequest(
-    masterLsn === undefined ? ["REPLICATE", "PING"] : ["REPLICATE", "PING", String(masterLsn)],
-  );
+/** What a forwarding replica says about the chain above it (`REPLICATE PING ... CHAIN`). */
+export interface ChainFields {
+  originLsn: number;
+  originLagMs: number;
+  depth: number;
+  /** "" when unknown. */
+  originAddress: string;
+}
+
+/** `REPLICATE PING [<masterLsn> [CHAIN <originLsn> <originLagMs> <depth> [<originAddress>]]]`. */
+export function pingRequest(masterLsn?: number, chain?: ChainFields): Uint8Array {
+  if (masterLsn === undefined) return encodeRequest(["REPLICATE", "PING"]);
+  const words = ["REPLICATE", "PING", String(masterLsn)];
+  if (chain !== undefined) {
+    words.push(
+      "CHAIN",
+      String(chain.originLsn),
+      String(Math.max(0, Math.round(chain.originLagMs))),
+      String(chain.depth),
+    );
+    if (chain.originAddress !== "") words.push(chain.originAddress);
+  }
+  return encodeRequest(words);
+}
+
+/** Deepest chain a PING may report (a bound on a number; real chains are a few hops). */
+export const MAX_CHAIN_DEPTH = 1000;
+
+/**
+ * The CHAIN part of `REPLICATE PING` (`args` start with `PING`), or undefined when it has none.
+ * Every field is checked; a bad one throws {@link StreamFormatError}.
+ */
+export function parsePingChain(args: readonly Uint8Array[]): ChainFields | undefined {
+  if (args.length < 3 || new TextDecoder().decode(args[2]).toUpperCase() !== "CHAIN") {
+    return undefined;
+  }
+  if (args.length !== 6 && args.length !== 7) {
+    throw new StreamFormatError(
+      "REPLICATE PING CHAIN requires originLsn, originLagMs and depth (and may give the " +
+        "master's address)",
+    );
+  }
+  const originAddress = args.length === 7 ? parseAddressField(args[6], "origin address") : "";
+  return {
+    originLsn: parseStreamNumber(args[3], "origin LSN", MAX_LSN),
+    originLagMs: parseStreamNumber(args[4], "origin lag", MAX_LSN),
+    depth: parseStreamNumber(args[5], "chain depth", MAX_CHAIN_DEPTH),
+    originAddress,
+  };
+}
+
+/** A `host:port` field of a stream request (at most {@link MAX_HELLO_ADDRESS_BYTES} bytes). */
+function parseAddressField(bytes: Uint8Array, what: string): string {
+  const text = new TextDecoder().decode(bytes);
+  if (
+    bytes.length > MAX_HELLO_ADDRESS_BYTES ||
+    !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(text)
+  ) {
+    throw new StreamFormatError(`${what} "${text.slice(0, 60)}" is not host:port`);
+  }
+  return text;
 }
 
 /** `REPLICATE SNAPSHOT BEGIN <lsn> <epoch> <keys> <bytes>`. */
@@ -325,18 +388,7 @@ export function parseHelloRequest(args: readonly Uint8Array[]): HelloRequest {
         "master's address)",
     );
   }
-  let masterAddress = "";
-  if (args.length === 6) {
-    masterAddress = new TextDecoder().decode(args[5]);
-    if (
-      args[5].length > MAX_HELLO_ADDRESS_BYTES ||
-      !/^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):\d{1,5}$/.test(masterAddress)
-    ) {
-      throw new StreamFormatError(
-        `master address "${masterAddress.slice(0, 60)}" is not host:port`,
-      );
-    }
-  }
+  const masterAddress = args.length === 6 ? parseAddressField(args[5], "master address") : "";
   return {
     epoch: parseStreamNumber(args[1], "epoch", MAX_EPOCH),
     masterLsn: parseStreamNumber(args[2], "master LSN", MAX_LSN),

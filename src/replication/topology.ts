@@ -10,9 +10,11 @@
  * - `TOPOLOGY`: one JSON document (a bulk string in RESP, one line in text) with this node, its
  *   master as far as it knows it, and on a master every replica's address, link state, health,
  *   acknowledged LSN and lag. Any node answers; a replica answers with what it knows of its
- *   master (the address and epoch from the master's HELLO, how long ago it heard from it). See
- *   {@link TopologyDocument} for the fields; a coordinator (automatic failover) adds its own
- *   field later without changing these.
+ *   master (the address and epoch from the master's HELLO, how long ago it heard from it). In a
+ *   chain (cascading) `master` is the master at the chain's head (what a client writes to) and
+ *   `upstream` the node the replica streams from; a replica with replicas of its own lists them
+ *   in `replicas`. See {@link TopologyDocument} for the fields; a coordinator (automatic
+ *   failover) adds its own field later without changing these.
  *
  * Pure: the replication extension gathers the {@link TopologyFacts}; this module shapes them.
  *
@@ -35,10 +37,28 @@ export interface MasterFacts {
   lastIoMs: number;
   /** A full sync from the master is running (this replica's data is incomplete). */
   fullSyncInProgress: boolean;
-  /** Records the master is known to have that this replica has not applied. */
+  /** End to end: records the master is known to have that this replica has not applied. */
   lagRecords: number;
-  /** Milliseconds since this replica first knew of a master record it has not applied. */
+  /** End to end: ms since this replica first knew of a master record it has not applied. */
   lagMs: number;
+}
+
+/** The node a replica streams from (its master, or in a chain a replica of it). */
+export interface UpstreamFacts {
+  /** Where clients reach it (`host:port`), "" when it never said. */
+  address: string;
+  linkStatus: "up" | "down";
+  /** Milliseconds since it was last heard from (-1: never). */
+  lastIoMs: number;
+  /** This hop's lag: its records not applied here, and for how long (ms). */
+  lagRecords: number;
+  lagMs: number;
+}
+
+/** Where a replica stands in its chain. */
+export interface ChainFacts {
+  /** Hops from the master: 0 on a master, 1 for its replicas, 2 for theirs, ... */
+  depth: number;
 }
 
 /** Everything ROLE and TOPOLOGY report, gathered by the replication extension. */
@@ -56,9 +76,13 @@ export interface TopologyFacts {
   deposed: string | undefined;
   /** The master's replication mode (`async`/`sync`); a replica's is the one it takes if promoted. */
   replicationMode: "async" | "sync";
-  /** A replica: its master, as far as it knows it. */
+  /** A replica: its master (at the chain's head), as far as it knows it. */
   master: MasterFacts | undefined;
-  /** A master: its replicas (none when it has none). */
+  /** A replica: the node it streams from (its master, or in a chain a replica of it). */
+  upstream?: UpstreamFacts;
+  /** A replica: where it stands in its chain (absent: depth 1). */
+  chain?: ChainFacts;
+  /** Its replicas: a master's, or a replica's own (cascading); none when it has none. */
   replicas: readonly ReplicaNodeStatus[];
 }
 
@@ -87,8 +111,13 @@ export interface TopologyDocument {
     /** True on a master that learned a newer master exists (it refuses writes). */
     deposed: boolean;
     replication_mode: "async" | "sync";
+    /** Hops from the master: 0 on a master, 1 for its replicas, 2 for theirs (cascading). */
+    chain_depth: number;
   };
-  /** The master: this node itself on a master; on a replica what it knows (`null`: nothing). */
+  /**
+   * The master: this node itself on a master; on a replica what it knows of the master at the
+   * head of its chain (`null`: nothing). `lag_records`/`lag_ms` are end to end on a replica.
+   */
   master: {
     address: string;
     epoch: number;
@@ -99,12 +128,26 @@ export interface TopologyDocument {
     last_io_ms: number;
     /** On a replica: a full sync from the master is running (its data is incomplete). */
     full_sync_in_progress: boolean;
-    /** On a replica: master records it knows of and has not applied; a master says 0. */
+    /** On a replica, end to end: the master's records not applied here (0 on a master). */
     lag_records: number;
-    /** On a replica: ms since it first knew of a master record it has not applied. */
+    /** On a replica, end to end: how long it has lagged, in ms (0 on a master). */
     lag_ms: number;
   } | null;
-  /** A master's replicas; a replica knows none (ask its master). */
+  /**
+   * On a replica, the node it streams from (the master itself at depth 1, a replica of it in a
+   * chain), with this hop's link and lag; `null` on a master or before any stream.
+   */
+  upstream: {
+    address: string;
+    link_status: "up" | "down";
+    last_io_ms: number;
+    lag_records: number;
+    lag_ms: number;
+  } | null;
+  /**
+   * The replicas of this node: a master's, or a replica's own (cascading; their lag is this
+   * hop's, as this node sees it).
+   */
   replicas: TopologyReplica[];
   /** The failover coordinator's view, once one runs (issue 12); `null` without one. */
   coordinator: null;
@@ -135,6 +178,7 @@ export function topologyDocument(facts: TopologyFacts): TopologyDocument {
       lag_records: facts.master.lagRecords,
       lag_ms: facts.master.lagMs,
     };
+  const upstream = facts.upstream;
   return {
     version: 1,
     node: {
@@ -145,8 +189,16 @@ export function topologyDocument(facts: TopologyFacts): TopologyDocument {
       lsn: facts.lsn,
       deposed: facts.deposed !== undefined,
       replication_mode: facts.replicationMode,
+      chain_depth: facts.role === "master" ? 0 : facts.chain?.depth ?? 1,
     },
     master,
+    upstream: facts.role === "master" || upstream === undefined ? null : {
+      address: upstream.address,
+      link_status: upstream.linkStatus,
+      last_io_ms: upstream.lastIoMs,
+      lag_records: upstream.lagRecords,
+      lag_ms: upstream.lagMs,
+    },
     replicas: facts.replicas.map((r) => ({
       address: r.address,
       state: r.state,
@@ -202,8 +254,9 @@ export function roleReply(facts: TopologyFacts): Reply {
       ],
     };
   }
+  // Redis's ROLE names the node a replica streams from (in a chain, its upstream replica).
   const master = facts.master;
-  const [host, port] = splitAddress(master?.address ?? "");
+  const [host, port] = splitAddress(facts.upstream?.address || master?.address || "");
   const state = master === undefined || master.linkStatus === "down"
     ? "connect"
     : master.fullSyncInProgress

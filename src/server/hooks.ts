@@ -290,7 +290,7 @@ export interface MasterLinkStatus {
 export interface ReplicationStatus {
   /** On a replica: its master. */
   master?: MasterLinkStatus;
-  /** On a master: its replicas (empty on a replica). */
+  /** Its replicas: a master's, or a replica's own (cascading); empty when it has none. */
   replicas: readonly ReplicaLinkStatus[];
 }
 

@@ -95,8 +95,10 @@ Deno.test("TOPOLOGY: a master lists its replicas; a replica names its master fro
       lsn: 1,
       deposed: false,
       replication_mode: "async",
+      chain_depth: 0,
     },
   );
+  assert.equal(master.upstream, null);
   assert.equal(master.node.run_id, c.master.node.runId);
   assert.equal(master.master?.address, "db.example:7000");
   assert.deepEqual(
@@ -109,6 +111,12 @@ Deno.test("TOPOLOGY: a master lists its replicas; a replica names its master fro
   assert.equal(replica.master?.address, "db.example:7000", "the master's advertised address");
   assert.equal(replica.master?.link_status, "up");
   assert.equal(replica.master?.lsn, 1);
+  assert.equal(replica.node.chain_depth, 1);
+  assert.equal(
+    replica.upstream?.address,
+    "db.example:7000",
+    "at depth 1 the upstream is the master",
+  );
   assert.deepEqual(replica.replicas, []);
   // A replica that goes away shows as down, and ROLE lists only connected replicas.
   await c.replicas[1].close();

@@ -497,3 +497,69 @@ Deno.test("sync tracker: waiters added out of order settle in LSN order", () => 
   replicas[0].ackedLsn = 9;
   assert.deepEqual(tracker.settle(replicas, 0).acknowledged, [9]);
 });
+
+Deno.test("forwarding: a sub-replica ahead is waited for, then checked where it stands", () => {
+  const node = new ReplicaNode("127.0.0.1", 5556, { ...POLICY, forwarding: true });
+  node.setDurableLsn(10);
+  const facts = { replicaLsn: 15, replicaEpoch: 2, replicaCrc: 77, masterCrcAtReplicaLsn: 0 };
+  const decision = node.onHandshake({ ...facts, masterEpochAtReplicaLsn: undefined }, 0);
+  assert.deepEqual(decision, { kind: "ahead", replicaLsn: 15 });
+  assert.equal(node.state, "ahead");
+  assert.equal(node.lagRecords, 0, "a sub-replica ahead does not lag");
+  assert.deepEqual(node.nextSend(), { kind: "wait" });
+  node.onDurable(batch(11, 14));
+  assert.deepEqual(node.nextSend(), { kind: "wait" }, "14 < 15: still behind it");
+  node.onDurable(batch(15, 16));
+  assert.deepEqual(node.nextSend(), { kind: "verify", lsn: 15 });
+  // The same record there: it streams on from 15 (16 goes from the buffer).
+  const streaming = node.onVerified({ masterEpochAtReplicaLsn: 2, masterCrcAtReplicaLsn: 77 });
+  assert.deepEqual(streaming, { kind: "stream", fromLsn: 15 });
+  const next = node.nextSend();
+  assert.equal(next.kind, "queue");
+  assert.equal(next.kind === "queue" ? next.batches[0].lastLsn : 0, 16);
+
+  // Another record at that LSN: its log left this history.
+  const other = new ReplicaNode("127.0.0.1", 5557, { ...POLICY, forwarding: true });
+  other.setDurableLsn(10);
+  other.onHandshake({ ...facts, masterEpochAtReplicaLsn: undefined }, 0);
+  other.onDurable(batch(11, 15));
+  assert.deepEqual(other.nextSend(), { kind: "verify", lsn: 15 });
+  const diverged = other.onVerified({ masterEpochAtReplicaLsn: 3, masterCrcAtReplicaLsn: 5 });
+  assert.equal(diverged.kind, "full_sync");
+  assert.equal(diverged.kind === "full_sync" && diverged.diverged, true);
+
+  // A master (not forwarding) takes a replica ahead of it for diverged at once.
+  const master = new ReplicaNode("127.0.0.1", 5558, POLICY);
+  master.setDurableLsn(10);
+  const refused = master.onHandshake({ ...facts, masterEpochAtReplicaLsn: undefined }, 0);
+  assert.equal(refused.kind, "full_sync");
+});
+
+Deno.test("forwarding: a replaced log or a pause drops the link without counting a failure", () => {
+  const { node } = connectedNode({ forwarding: true }, 0, 0);
+  node.onDurable(batch(1, 5));
+  node.onSent(1, 5);
+  node.resetLog(3, "this node's data was replaced by a full sync");
+  assert.equal(node.state, "down");
+  assert.equal(node.durableLsn, 3);
+  assert.equal(node.queue.sizeRecords, 0);
+  assert.equal(node.pendingReplies, 0);
+  assert.equal(node.consecutiveFailures, 0);
+  assert.equal(node.healthy, true);
+  assert.match(node.lastError, /replaced by a full sync/);
+  assert.equal(node.retryDelayMs(), 0, "the next attempt comes at once");
+});
+
+Deno.test("forwarding: chain reports fall due every interval on a connected link only", () => {
+  const node = new ReplicaNode("127.0.0.1", 5556, { ...POLICY, chainReportIntervalMs: 1000 });
+  assert.equal(node.chainReportDue(0), false, "not while down");
+  node.onHandshake({ ...NO_CRC, replicaLsn: 0, replicaEpoch: 0, masterEpochAtReplicaLsn: 0 }, 0);
+  assert.equal(node.chainReportDue(0), true, "at once after the handshake");
+  node.onChainReported(0);
+  assert.equal(node.chainReportDue(999), false);
+  assert.equal(node.chainReportDueAtMs(), 1000);
+  assert.equal(node.chainReportDue(1000), true);
+  const master = connectedNode().node;
+  assert.equal(master.chainReportDue(1e9), false, "a master reports no chain");
+  assert.equal(master.chainReportDueAtMs(), Infinity);
+});

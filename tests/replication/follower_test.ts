@@ -103,6 +103,12 @@ Deno.test("follower: the link is up while the master was heard within ping + tim
     masterLagRecords: 10,
     masterLagMs: 1400,
     masterEpoch: 2,
+    // The stream comes from the master itself: end to end is this hop.
+    depth: 1,
+    originAddress: "m:1",
+    originKnownLsn: 40,
+    originLagRecords: 10,
+    originLagMs: 1400,
   });
   c.now = 1601;
   assert.equal(follower.link().status, "down", "1,501 ms of silence > 1,000 + 500");
@@ -129,4 +135,30 @@ Deno.test("follower: the lag behind the master, from HELLO, PINGs and applied fr
   assert.deepEqual([link.masterLagRecords, link.masterLagMs], [0, 0]);
   follower.onHello(2, "m:2", hello(0, 3), 0, 9);
   assert.equal(follower.link(9).masterKnownLsn, 9, "a new master: the replica's own LSN at least");
+});
+
+Deno.test("follower: in a chain, the upstream's reports give the head, the depth and end-to-end lag", () => {
+  const c = clock();
+  const follower = new Follower(c.nowMs);
+  assert.equal(follower.link().depth, 0, "no stream yet");
+  follower.onHello(1, "r1:40000", hello(1, 50), 1, 50);
+  assert.equal(follower.link(50).depth, 1, "until a report, the stream is the master's");
+  // r1 reports: the master is at 80, r1 lags it by 300 ms, r1 is a replica of the master.
+  follower.onChain(60, { originLsn: 80, originLagMs: 300, depth: 1, originAddress: "m:1" }, 50);
+  c.now = 200;
+  let link = follower.link(50);
+  assert.equal(link.depth, 2);
+  assert.equal(link.originAddress, "m:1");
+  assert.equal(link.masterKnownLsn, 60, "this hop: r1's LSN");
+  assert.deepEqual([link.masterLagRecords, link.originLagRecords], [10, 30]);
+  assert.equal(link.originLagMs, 300 + 200, "r1's own lag plus this hop's");
+  follower.onApplied(60);
+  link = follower.link(60);
+  assert.deepEqual([link.masterLagRecords, link.masterLagMs], [0, 0]);
+  assert.deepEqual([link.originLagRecords, link.originLagMs], [20, 300]);
+  // A new HELLO (re-pointed to the master) starts over at depth 1.
+  follower.onHello(2, "m:1", hello(1, 90), 1, 60);
+  link = follower.link(60);
+  assert.equal(link.depth, 1);
+  assert.equal(link.originKnownLsn, 90);
 });

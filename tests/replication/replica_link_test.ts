@@ -79,7 +79,7 @@ function harness(
     source: log,
     log: getLog("test"),
     nowMs: Date.now,
-    epoch: log.epoch,
+    epoch: () => log.epoch,
     snapshotChunkBytes: 64,
     maxReplyBytes: 1 << 20,
     onAck: () => {},
