@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { RequestParser } from "../../src/protocol/mod.ts";
 import type { ReplicationSource, SourceSnapshot } from "../../src/replication/replica_link.ts";
 import { LogGapError } from "../../src/storage/errors.ts";
@@ -154,13 +155,7 @@ export class MemoryLog implements ReplicationSource {
       encodePut(bytes, new DataView(bytes.buffer), 0, lsn, this.#epochOf(lsn), 0, key, value);
       parts.push(bytes);
     }
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
+    return new Uint8Array(Buffer.concat(parts));
   }
 
   /** Appends `count` durable records and tells the listeners (the store's group commit). */

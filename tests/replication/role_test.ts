@@ -50,6 +50,14 @@ function address(node: TestServer): string[] {
   return ["127.0.0.1", String(node.port)];
 }
 
+/** Resolves once `master`'s link to its first replica streams. */
+function linkStreams(master: TestServer): Promise<void> {
+  return waitUntil(
+    "the link streams",
+    () => nodeRoleOf(master.node)?.replicator?.getStats().replicas[0].state === "streaming",
+  );
+}
+
 /** A master streaming to one replica, both in-process. */
 async function pair(): Promise<{ master: TestServer; replica: TestServer } & AsyncDisposable> {
   const replica = await startTestServer({ ...FAST, REPLICA: true }, options);
@@ -217,10 +225,7 @@ Deno.test("a master demoted by REPLICAOF refuses to restart as a master, and res
 Deno.test("a switchover: the demoted master drains its replica before REPLICAOF answers, then follows it", async () => {
   await using c = await pair();
   const { master, replica } = c;
-  await waitUntil(
-    "the link streams",
-    () => nodeRoleOf(master.node)?.replicator?.getStats().replicas[0].state === "streaming",
-  );
+  await linkStreams(master);
   const conn = await RespConn.open(master.port);
   try {
     // Writes and the demotion in one pipeline: the last writes are in flight as it demotes.
@@ -276,10 +281,7 @@ Deno.test("promote({ epoch, replicas }) streams to the replicas in the new epoch
 Deno.test("one role change at a time: a PROMOTE or REPLICAOF during another is refused", async () => {
   await using c = await pair();
   const { master, replica } = c;
-  await waitUntil(
-    "the link streams",
-    () => nodeRoleOf(master.node)?.replicator?.getStats().replicas[0].state === "streaming",
-  );
+  await linkStreams(master);
   const replicaRole = nodeRoleOf(replica.node);
   const masterRole = nodeRoleOf(master.node);
   assert.ok(replicaRole !== undefined && masterRole !== undefined);
