@@ -23,7 +23,7 @@
  */
 import type { Config } from "../config.ts";
 import { getLog } from "../log.ts";
-import { Counter, type Registry } from "../metrics/registry.ts";
+import { Counter, type CounterChild, type Registry } from "../metrics/registry.ts";
 import {
   CHALLENGE_OFF_MESSAGE,
   challengeProof,
@@ -169,6 +169,276 @@ interface PendingChallenge {
   nodeNonce: string;
 }
 
+/** The commands of a node without tokens: AUTH as Redis's passwordless default user. */
+function authOffHooks(): ServerHooks {
+  const off = (message: string): CommandSpec => ({
+    minArgs: 1,
+    maxArgs: 2,
+    handler: (_args, out) => out.error(message),
+  });
+  return {
+    commands: {
+      // As Redis's passwordless default user: `AUTH default <anything>` is accepted.
+      AUTH: {
+        minArgs: 1,
+        maxArgs: Infinity,
+        handler: (args, out, ctx) => {
+          if (args.length > 2) out.error("syntax error");
+          else if (args.length === 1) {
+            out.error(ctx.framing === "resp" ? REDIS_AUTH_OFF_MESSAGE : AUTH_OFF_MESSAGE);
+          } else if (decoder.decode(args[0]) === "default") out.ok();
+          else out.error(REDIS_WRONGPASS_MESSAGE, "WRONGPASS");
+        },
+      },
+      CHALLENGE: off(CHALLENGE_OFF_MESSAGE),
+      PROVE: off(CHALLENGE_OFF_MESSAGE),
+    },
+  };
+}
+
+/** Warns about each token shorter than {@link SHORT_TOKEN_CHARS}. */
+function warnShortTokens(tokens: AuthTokens): void {
+  const named: [string, string | undefined][] = [
+    ["AUTH_TOKEN", tokens.client],
+    ["REPLICATION_TOKEN", tokens.replication],
+  ];
+  for (const [setting, token] of named) {
+    if (token !== undefined && token.length < SHORT_TOKEN_CHARS) {
+      log.warn(
+        "{setting} is only {length} characters: a short token can be guessed; use 32 random " +
+          "bytes (openssl rand -hex 32)",
+        { event: "short_token", setting, length: token.length },
+      );
+    }
+  }
+}
+
+type FailureReason = "wrong_token" | "wrong_proof";
+
+/** Token authentication of one node: its commands, its gate, what each connection proved. */
+class TokenAuth {
+  readonly #tokens: AuthTokens;
+  readonly #config: Config;
+  readonly #limiter: FailureLimiter;
+  readonly #counted: Record<FailureReason | "delayed", CounterChild | undefined>;
+  /** Per connection: what it proved (forgotten with the connection). */
+  readonly #auths = new WeakMap<ConnectionInfo, ConnectionAuth>();
+  /** Delayed failure replies, each answered at once by calling it (on shutdown). */
+  readonly #delayed = new Set<() => void>();
+
+  constructor(tokens: AuthTokens, config: Config, registry?: Registry) {
+    this.#tokens = tokens;
+    this.#config = config;
+    const failures = registry?.add(
+      new Counter(
+        "kvstore_auth_failures_total",
+        "Failed AUTH or PROVE attempts: wrong_token, wrong_proof, or delayed (an address past " +
+          "AUTH_MAX_FAILURES).",
+        ["reason"],
+      ),
+    );
+    this.#counted = {
+      wrong_token: failures?.labels("wrong_token"),
+      wrong_proof: failures?.labels("wrong_proof"),
+      delayed: failures?.labels("delayed"),
+    };
+    this.#limiter = new FailureLimiter({
+      maxFailures: config.AUTH_MAX_FAILURES,
+      windowMs: config.AUTH_FAILURE_WINDOW_SECONDS * 1000,
+      maxPeers: config.AUTH_MAX_TRACKED_PEERS,
+    });
+  }
+
+  #authOf(connection: ConnectionInfo): ConnectionAuth {
+    let auth = this.#auths.get(connection);
+    if (auth === undefined) {
+      auth = { client: false, replication: false, challenge: undefined };
+      this.#auths.set(connection, auth);
+    }
+    return auth;
+  }
+
+  /** Grants the connection what `replication` (or only the client token) allows. */
+  #grant(connection: ConnectionInfo, replication: boolean): void {
+    const auth = this.#authOf(connection);
+    auth.client = true;
+    if (replication) auth.replication = true;
+    connection.markAuthenticated();
+  }
+
+  /**
+   * Answers a failed attempt: at once within AUTH_MAX_FAILURES, else after
+   * AUTH_FAILURE_DELAY_MS, closing the connection (nothing more it sent is run).
+   */
+  #refuse(
+    ctx: CommandContext,
+    out: ReplyWriter,
+    reason: FailureReason,
+    message: string,
+  ): undefined | Promise<Reply> {
+    const config = this.#config;
+    const address = peerHost(ctx.connection.peer);
+    const verdict = this.#limiter.recordFailure(address, Date.now());
+    if (verdict.shouldLog) this.#logFailure(ctx.connection.peer, address, reason, verdict);
+    if (!verdict.penalized) {
+      this.#counted[reason]?.inc();
+      out.error(
+        reason === "wrong_token" && ctx.framing === "resp" ? REDIS_WRONGPASS_MESSAGE : message,
+        "WRONGPASS",
+      );
+      return undefined;
+    }
+    this.#counted.delayed?.inc();
+    ctx.closeAfterReply();
+    const reply: Reply = {
+      type: "error",
+      code: "WRONGPASS",
+      message: `${message}; too many failures from ${address} (AUTH_MAX_FAILURES is ` +
+        `${config.AUTH_MAX_FAILURES} per ${config.AUTH_FAILURE_WINDOW_SECONDS} s): closing`,
+    };
+    return new Promise((resolve) => {
+      const answer = () => {
+        clearTimeout(timer);
+        this.#delayed.delete(answer);
+        resolve(reply);
+      };
+      const timer = setTimeout(answer, config.AUTH_FAILURE_DELAY_MS);
+      this.#delayed.add(answer);
+    });
+  }
+
+  #logFailure(
+    peer: string,
+    address: string,
+    reason: FailureReason,
+    verdict: { penalized: boolean; failuresInWindow: number },
+  ): void {
+    const config = this.#config;
+    log.warn(
+      verdict.penalized
+        ? "{command} failed from {peer}: {failures} failures within {windowSeconds} s pass " +
+          "AUTH_MAX_FAILURES ({maxFailures}); each further failure from {address} is " +
+          "answered after {delayMs} ms and closes its connection (a correct token is still " +
+          "accepted at once)"
+        : "{command} failed from {peer}: wrong {what} (failure {failures}; past " +
+          "{maxFailures} within {windowSeconds} s they are delayed; further failures are " +
+          "counted, not logged)",
+      {
+        event: "auth_failed",
+        command: reason === "wrong_token" ? "AUTH" : "PROVE",
+        what: reason === "wrong_token" ? "token" : "proof",
+        peer,
+        address,
+        failures: verdict.failuresInWindow,
+        maxFailures: config.AUTH_MAX_FAILURES,
+        windowSeconds: config.AUTH_FAILURE_WINDOW_SECONDS,
+        delayMs: config.AUTH_FAILURE_DELAY_MS,
+        penalized: verdict.penalized,
+      },
+    );
+  }
+
+  /** `AUTH <token>` / `AUTH default <token>`. */
+  readonly #auth: CommandSpec = {
+    minArgs: 1,
+    maxArgs: Infinity,
+    handler: (args, out, ctx) => {
+      if (args.length > 2) {
+        out.error("syntax error");
+        return;
+      }
+      const { client, replication } = this.#tokens;
+      const presented = args[args.length - 1];
+      const userOk = args.length === 1 || decoder.decode(args[0]) === "default";
+      const asReplication = userOk && replication !== undefined &&
+        tokensEqual(presented, replication);
+      const asClient = userOk && client !== undefined && tokensEqual(presented, client);
+      if (asReplication || asClient) {
+        this.#grant(ctx.connection, asReplication);
+        out.ok();
+        return;
+      }
+      return this.#refuse(ctx, out, "wrong_token", "invalid token");
+    },
+  };
+
+  /** `CHALLENGE <dialerNonce>`: answers a nonce of this node's. */
+  readonly #challenge: CommandSpec = {
+    minArgs: 1,
+    maxArgs: 1,
+    handler: (args, out, ctx) => {
+      const dialerNonce = decoder.decode(args[0]);
+      if (this.#tokens.replication === undefined) {
+        out.error(CHALLENGE_OFF_MESSAGE);
+        return;
+      }
+      if (!isHex64(dialerNonce)) {
+        out.error("CHALLENGE needs a nonce of 64 lower-case hex digits");
+        return;
+      }
+      const pending: PendingChallenge = { dialerNonce, nodeNonce: newNonce() };
+      this.#authOf(ctx.connection).challenge = pending;
+      out.status(pending.nodeNonce);
+    },
+  };
+
+  /** `PROVE <dialerProof>`: checks it, then answers this node's proof. */
+  readonly #prove: CommandSpec = {
+    minArgs: 1,
+    maxArgs: 1,
+    handler: (args, out, ctx) => {
+      const token = this.#tokens.replication;
+      const auth = this.#authOf(ctx.connection);
+      const pending = auth.challenge;
+      if (token === undefined) {
+        out.error(CHALLENGE_OFF_MESSAGE);
+        return;
+      }
+      if (pending === undefined) {
+        out.error("PROVE without CHALLENGE: send CHALLENGE <nonce> first");
+        return;
+      }
+      // One proof per challenge: a wrong one spends it.
+      auth.challenge = undefined;
+      const { dialerNonce, nodeNonce } = pending;
+      const expected = challengeProof(token, "dialer", dialerNonce, nodeNonce);
+      if (!proofMatches(decoder.decode(args[0]), expected)) {
+        return this.#refuse(ctx, out, "wrong_proof", "wrong proof of the replication token");
+      }
+      this.#grant(ctx.connection, true);
+      out.status(challengeProof(token, "node", dialerNonce, nodeNonce));
+    },
+  };
+
+  /** The gate: what a connection may run, by what it proved. */
+  #authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined {
+    if (OPEN_COMMANDS.has(name)) return undefined;
+    const auth = this.#auths.get(connection);
+    if (spec.admin && this.#tokens.replication !== undefined) {
+      if (auth?.replication) return undefined;
+      return name === "REPLICATE" ? NOAUTH_REPLICATE : noAuthAdmin(name);
+    }
+    if (this.#tokens.client === undefined && !spec.admin) return undefined;
+    return auth?.client ? undefined : NOAUTH;
+  }
+
+  hooks(): ServerHooks {
+    return {
+      commands: { AUTH: this.#auth, CHALLENGE: this.#challenge, PROVE: this.#prove },
+      // With only a replication token, clients need none: connections start authenticated.
+      requiresAuthentication: this.#tokens.client !== undefined,
+      stopping: () => {
+        for (const answer of [...this.#delayed]) answer();
+      },
+      connectionReset: (connection) => {
+        // Redis's RESET: the connection must authenticate again.
+        this.#auths.delete(connection);
+      },
+      authorize: (name, connection, spec) => this.#authorize(name, connection, spec),
+    };
+  }
+}
+
 /**
  * The authentication extension of a node with `tokens` (resolved from the settings, e.g. read
  * from `AUTH_TOKEN_FILE`). Counts failures in `registry` when given.
@@ -184,240 +454,8 @@ export function authExtension(tokens: AuthTokens, registry?: Registry): ServerEx
       replica: node.replica,
     });
     if (warning !== undefined) log.warn(warning, { event: "exposed", host: config.HOST });
-    const replicationToken = tokens.replication;
-    if (tokens.client === undefined && replicationToken === undefined) {
-      const off = (message: string): CommandSpec => ({
-        minArgs: 1,
-        maxArgs: 2,
-        handler: (_args, out) => out.error(message),
-      });
-      return {
-        commands: {
-          // As Redis's passwordless default user: `AUTH default <anything>` is accepted.
-          AUTH: {
-            minArgs: 1,
-            maxArgs: Infinity,
-            handler: (args, out, ctx) => {
-              if (args.length > 2) out.error("syntax error");
-              else if (args.length === 1) {
-                out.error(ctx.framing === "resp" ? REDIS_AUTH_OFF_MESSAGE : AUTH_OFF_MESSAGE);
-              } else if (decoder.decode(args[0]) === "default") out.ok();
-              else out.error(REDIS_WRONGPASS_MESSAGE, "WRONGPASS");
-            },
-          },
-          CHALLENGE: off(CHALLENGE_OFF_MESSAGE),
-          PROVE: off(CHALLENGE_OFF_MESSAGE),
-        },
-      };
-    }
-    for (
-      const [setting, token] of [["AUTH_TOKEN", tokens.client], [
-        "REPLICATION_TOKEN",
-        replicationToken,
-      ]]
-    ) {
-      if (token !== undefined && token.length < SHORT_TOKEN_CHARS) {
-        log.warn(
-          "{setting} is only {length} characters: a short token can be guessed; use 32 random " +
-            "bytes (openssl rand -hex 32)",
-          { event: "short_token", setting, length: token.length },
-        );
-      }
-    }
-    const failures = registry?.add(
-      new Counter(
-        "kvstore_auth_failures_total",
-        "Failed AUTH or PROVE attempts: wrong_token, wrong_proof, or delayed (an address past " +
-          "AUTH_MAX_FAILURES).",
-        ["reason"],
-      ),
-    );
-    const counted = {
-      wrong_token: failures?.labels("wrong_token"),
-      wrong_proof: failures?.labels("wrong_proof"),
-      delayed: failures?.labels("delayed"),
-    };
-    const limiter = new FailureLimiter({
-      maxFailures: config.AUTH_MAX_FAILURES,
-      windowMs: config.AUTH_FAILURE_WINDOW_SECONDS * 1000,
-      maxPeers: config.AUTH_MAX_TRACKED_PEERS,
-    });
-
-    /** Per connection: what it proved (forgotten with the connection). */
-    const auths = new WeakMap<ConnectionInfo, ConnectionAuth>();
-    const authOf = (connection: ConnectionInfo): ConnectionAuth => {
-      let auth = auths.get(connection);
-      if (auth === undefined) {
-        auth = { client: false, replication: false, challenge: undefined };
-        auths.set(connection, auth);
-      }
-      return auth;
-    };
-
-    /** Delayed failure replies, each answered at once by calling it (on shutdown). */
-    const delayed = new Set<() => void>();
-
-    /** Grants the connection what `replication` (or only the client token) allows. */
-    const grant = (connection: ConnectionInfo, replication: boolean): void => {
-      const auth = authOf(connection);
-      auth.client = true;
-      if (replication) auth.replication = true;
-      connection.markAuthenticated();
-    };
-
-    /**
-     * Answers a failed attempt: at once within AUTH_MAX_FAILURES, else after
-     * AUTH_FAILURE_DELAY_MS, closing the connection (nothing more it sent is run).
-     */
-    const refuse = (
-      ctx: CommandContext,
-      out: ReplyWriter,
-      reason: "wrong_token" | "wrong_proof",
-      message: string,
-    ): undefined | Promise<Reply> => {
-      const connection = ctx.connection;
-      const address = peerHost(connection.peer);
-      const verdict = limiter.recordFailure(address, Date.now());
-      if (verdict.shouldLog) {
-        log.warn(
-          verdict.penalized
-            ? "{command} failed from {peer}: {failures} failures within {windowSeconds} s pass " +
-              "AUTH_MAX_FAILURES ({maxFailures}); each further failure from {address} is " +
-              "answered after {delayMs} ms and closes its connection (a correct token is still " +
-              "accepted at once)"
-            : "{command} failed from {peer}: wrong {what} (failure {failures}; past " +
-              "{maxFailures} within {windowSeconds} s they are delayed; further failures are " +
-              "counted, not logged)",
-          {
-            event: "auth_failed",
-            command: reason === "wrong_token" ? "AUTH" : "PROVE",
-            what: reason === "wrong_token" ? "token" : "proof",
-            peer: connection.peer,
-            address,
-            failures: verdict.failuresInWindow,
-            maxFailures: config.AUTH_MAX_FAILURES,
-            windowSeconds: config.AUTH_FAILURE_WINDOW_SECONDS,
-            delayMs: config.AUTH_FAILURE_DELAY_MS,
-            penalized: verdict.penalized,
-          },
-        );
-      }
-      if (!verdict.penalized) {
-        counted[reason]?.inc();
-        out.error(
-          reason === "wrong_token" && ctx.framing === "resp" ? REDIS_WRONGPASS_MESSAGE : message,
-          "WRONGPASS",
-        );
-        return undefined;
-      }
-      counted.delayed?.inc();
-      ctx.closeAfterReply();
-      const reply: Reply = {
-        type: "error",
-        code: "WRONGPASS",
-        message: `${message}; too many failures from ${address} (AUTH_MAX_FAILURES is ` +
-          `${config.AUTH_MAX_FAILURES} per ${config.AUTH_FAILURE_WINDOW_SECONDS} s): closing`,
-      };
-      return new Promise((resolve) => {
-        const answer = () => {
-          clearTimeout(timer);
-          delayed.delete(answer);
-          resolve(reply);
-        };
-        const timer = setTimeout(answer, config.AUTH_FAILURE_DELAY_MS);
-        delayed.add(answer);
-      });
-    };
-
-    const auth: CommandSpec = {
-      minArgs: 1,
-      maxArgs: Infinity,
-      handler: (args, out, ctx) => {
-        if (args.length > 2) {
-          out.error("syntax error");
-          return;
-        }
-        const presented = args[args.length - 1];
-        const userOk = args.length === 1 || decoder.decode(args[0]) === "default";
-        const asReplication = userOk && replicationToken !== undefined &&
-          tokensEqual(presented, replicationToken);
-        const asClient = userOk && tokens.client !== undefined &&
-          tokensEqual(presented, tokens.client);
-        if (asReplication || asClient) {
-          grant(ctx.connection, asReplication);
-          out.ok();
-          return;
-        }
-        return refuse(ctx, out, "wrong_token", "invalid token");
-      },
-    };
-
-    const challenge: CommandSpec = {
-      minArgs: 1,
-      maxArgs: 1,
-      handler: (args, out, ctx) => {
-        const dialerNonce = decoder.decode(args[0]);
-        if (replicationToken === undefined) {
-          out.error(CHALLENGE_OFF_MESSAGE);
-          return;
-        }
-        if (!isHex64(dialerNonce)) {
-          out.error("CHALLENGE needs a nonce of 64 lower-case hex digits");
-          return;
-        }
-        const pending: PendingChallenge = { dialerNonce, nodeNonce: newNonce() };
-        authOf(ctx.connection).challenge = pending;
-        out.status(pending.nodeNonce);
-      },
-    };
-
-    const prove: CommandSpec = {
-      minArgs: 1,
-      maxArgs: 1,
-      handler: (args, out, ctx) => {
-        const auth = authOf(ctx.connection);
-        const pending = auth.challenge;
-        if (replicationToken === undefined) {
-          out.error(CHALLENGE_OFF_MESSAGE);
-          return;
-        }
-        if (pending === undefined) {
-          out.error("PROVE without CHALLENGE: send CHALLENGE <nonce> first");
-          return;
-        }
-        // One proof per challenge: a wrong one spends it.
-        auth.challenge = undefined;
-        const { dialerNonce, nodeNonce } = pending;
-        const expected = challengeProof(replicationToken, "dialer", dialerNonce, nodeNonce);
-        if (!proofMatches(decoder.decode(args[0]), expected)) {
-          return refuse(ctx, out, "wrong_proof", "wrong proof of the replication token");
-        }
-        grant(ctx.connection, true);
-        out.status(challengeProof(replicationToken, "node", dialerNonce, nodeNonce));
-      },
-    };
-
-    return {
-      commands: { AUTH: auth, CHALLENGE: challenge, PROVE: prove },
-      // With only a replication token, clients need none: connections start authenticated.
-      requiresAuthentication: tokens.client !== undefined,
-      stopping() {
-        for (const answer of [...delayed]) answer();
-      },
-      connectionReset(connection: ConnectionInfo) {
-        // Redis's RESET: the connection must authenticate again.
-        auths.delete(connection);
-      },
-      authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined {
-        if (OPEN_COMMANDS.has(name)) return undefined;
-        const auth = auths.get(connection);
-        if (spec.admin && replicationToken !== undefined) {
-          if (auth?.replication) return undefined;
-          return name === "REPLICATE" ? NOAUTH_REPLICATE : noAuthAdmin(name);
-        }
-        if (tokens.client === undefined && !spec.admin) return undefined;
-        return auth?.client ? undefined : NOAUTH;
-      },
-    };
+    if (tokens.client === undefined && tokens.replication === undefined) return authOffHooks();
+    warnShortTokens(tokens);
+    return new TokenAuth(tokens, config, registry).hooks();
   };
 }
