@@ -51,44 +51,8 @@ export function nodeHealth(node: ServerNode): HealthReport {
   return { healthy, details };
 }
 
-/**
- * Registers the node's own metrics in `registry`; returns the hooks that feed them (and
- * `recorder`, the status page's history, when given).
- */
-export function registerNodeMetrics(
-  node: ServerNode,
-  registry: Registry,
-  recorder?: StatusRecorder,
-): ServerHooks {
-  const commands = registry.add(
-    new Counter("kvstore_commands_total", "Requests answered, by command.", ["command"]),
-  );
-  const latency = registry.add(
-    new Histogram(
-      "kvstore_command_duration_seconds",
-      "Seconds from the read that delivered a request to the write of its reply, by command.",
-      ["command"],
-    ),
-  );
-  const perCommand = new Map<string, { count: CounterChild; latency: HistogramChild }>();
-  const seriesOf = (name: string) => {
-    let series = perCommand.get(name);
-    if (series === undefined) {
-      const label = name === "?" ? "unknown" : name;
-      series = { count: commands.labels(label), latency: latency.labels(label) };
-      perCommand.set(name, series);
-    }
-    return series;
-  };
-  const fsync = registry.add(
-    new Histogram("kvstore_fsync_duration_seconds", "Seconds each group-commit fsync took."),
-  );
-  node.store.fsyncObserver = recorder === undefined
-    ? (seconds) => fsync.observe(seconds)
-    : (seconds) => {
-      fsync.observe(seconds);
-      recorder.observeFsync(seconds);
-    };
+/** The gauges read at scrape time: the store's figures, then the node's. */
+function registerGauges(node: ServerNode, registry: Registry): void {
   const storeGauge = (
     name: string,
     help: string,
@@ -127,6 +91,11 @@ export function registerNodeMetrics(
       "counter",
     ),
   );
+  registerNodeGauges(node, registry);
+}
+
+/** The node's own gauges: connections, role, start time. */
+function registerNodeGauges(node: ServerNode, registry: Registry): void {
   registry.add(
     new Gauge(
       "kvstore_connected_clients",
@@ -169,6 +138,47 @@ export function registerNodeMetrics(
       () => [{ value: node.startedAtMs / 1000 }],
     ),
   );
+}
+
+/**
+ * Registers the node's own metrics in `registry`; returns the hooks that feed them (and
+ * `recorder`, the status page's history, when given).
+ */
+export function registerNodeMetrics(
+  node: ServerNode,
+  registry: Registry,
+  recorder?: StatusRecorder,
+): ServerHooks {
+  const commands = registry.add(
+    new Counter("kvstore_commands_total", "Requests answered, by command.", ["command"]),
+  );
+  const latency = registry.add(
+    new Histogram(
+      "kvstore_command_duration_seconds",
+      "Seconds from the read that delivered a request to the write of its reply, by command.",
+      ["command"],
+    ),
+  );
+  const perCommand = new Map<string, { count: CounterChild; latency: HistogramChild }>();
+  const seriesOf = (name: string) => {
+    let series = perCommand.get(name);
+    if (series === undefined) {
+      const label = name === "?" ? "unknown" : name;
+      series = { count: commands.labels(label), latency: latency.labels(label) };
+      perCommand.set(name, series);
+    }
+    return series;
+  };
+  const fsync = registry.add(
+    new Histogram("kvstore_fsync_duration_seconds", "Seconds each group-commit fsync took."),
+  );
+  node.store.fsyncObserver = recorder === undefined
+    ? (seconds) => fsync.observe(seconds)
+    : (seconds) => {
+      fsync.observe(seconds);
+      recorder.observeFsync(seconds);
+    };
+  registerGauges(node, registry);
   return {
     answered(names, elapsedSeconds) {
       for (const name of names) {
