@@ -31,17 +31,17 @@
  *
  * @module
  */
-export {
-  KVClient,
-  type KVClientOptions,
-  type KVKey,
-  type KVReadOptions,
-  KVSession,
-  type KVSessionOptions,
-  type KVValue,
-  type KVWriteOptions,
-  type WriteConcern,
-} from "./src/client/kv_client.ts";
+export { KVClient } from "./src/client/kv_client.ts";
+export { KVSession } from "./src/client/kv_session.ts";
+export type {
+  KVClientOptions,
+  KVKey,
+  KVReadOptions,
+  KVSessionOptions,
+  KVValue,
+  KVWriteOptions,
+  WriteConcern,
+} from "./src/client/options.ts";
 export type { KVClientTlsOptions } from "./src/client/node_connection.ts";
 export type { KVNodeInfo, KVTopology, ReadPreference } from "./src/client/topology.ts";
 export { CLIENT_DEFAULTS } from "./src/client/defaults.ts";

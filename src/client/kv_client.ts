@@ -9,299 +9,43 @@
  *   sends reads where `readPreference` says. Sessions (`client.session()`) read their own
  *   writes wherever their reads go.
  *
+ * This file is the API; what its calls take is in `options.ts`, how they go out in
+ * `call_router.ts`, what they send and how replies read in `commands.ts`, sessions in
+ * `kv_session.ts`.
+ *
  * Uses only relative and `node:` imports, so it can be imported by URL.
  *
  * @module
  */
 import type { CommandArgument, RespValue } from "../protocol/resp.ts";
+import { bindRouter, CallRouter } from "./call_router.ts";
 import { ClusterRouter } from "./cluster.ts";
-import { CLIENT_DEFAULTS } from "./defaults.ts";
-import { KVError } from "./errors.ts";
-import { NodeConnection, type NodeConnectionOptions } from "./node_connection.ts";
-import { type KVTopology, READ_PREFERENCES, type ReadPreference } from "./topology.ts";
-
-/**
- * A key: a string (sent as UTF-8) or raw bytes.
- *
- * @example
- * ```ts
- * import type { KVKey } from "../../mod.ts";
- * const keys: KVKey[] = ["user:1", new Uint8Array([0x75, 0x00])];
- * ```
- */
-export type KVKey = string | Uint8Array;
-
-/**
- * A value: a string (sent as UTF-8) or raw bytes.
- *
- * @example
- * ```ts
- * import type { KVValue } from "../../mod.ts";
- * const values: KVValue[] = ["hello", new Uint8Array([0, 1, 2])];
- * ```
- */
-export type KVValue = string | Uint8Array;
-
-/**
- * How many replicas must have a write before it is acknowledged: a number, or `"majority"` (of
- * the nodes with the master: 1 replica of 2, 2 of 3 or 4), within `timeoutMs`. Whatever the
- * master's replication mode; a write that does not reach them in time fails with
- * {@link KVWriteConcernError} and stays applied on the master.
- *
- * @example
- * ```ts
- * import type { WriteConcern } from "../../mod.ts";
- * const durable: WriteConcern = { replicas: "majority", timeoutMs: 2000 };
- * ```
- */
-export interface WriteConcern {
-  /** Replicas that must have the write (0: none, the master's own rule only). */
-  replicas: number | "majority";
-  /** Longest wait for them, in ms (at least 1). */
-  timeoutMs: number;
-}
-
-/**
- * Per-call read options (they override the client's or the session's).
- *
- * @example
- * ```ts
- * import type { KVClient, KVReadOptions } from "../../mod.ts";
- * const fromReplica: KVReadOptions = { readPreference: "replica", maxStalenessMs: 1000 };
- * async function profile(client: KVClient): Promise<string | undefined> {
- *   return await client.read("profile:1", fromReplica);
- * }
- * ```
- */
-export interface KVReadOptions {
-  /** Where the read goes (with `nodes`); default the client's, else `primary`. */
-  readPreference?: ReadPreference;
-  /** Replicas estimated to lag more than this many ms are not read from. */
-  maxStalenessMs?: number;
-}
-
-/**
- * Per-call write options (they override the client's or the session's).
- *
- * @example
- * ```ts
- * import type { KVClient, KVWriteOptions } from "../../mod.ts";
- * const onTwo: KVWriteOptions = { writeConcern: { replicas: 2, timeoutMs: 1000 } };
- * async function save(client: KVClient): Promise<void> {
- *   await client.put("order:7", "paid", onTwo);
- * }
- * ```
- */
-export interface KVWriteOptions {
-  /** The write's own write concern; default the client's, else none (the master's rule). */
-  writeConcern?: WriteConcern;
-}
-
-/**
- * Options of a {@link KVClient}: one node (`host`, `port`) or a cluster (`nodes`), and bounds.
- *
- * @example
- * ```ts
- * import type { KVClientOptions } from "../../mod.ts";
- * const one: KVClientOptions = { host: "127.0.0.1", port: 5556, timeoutMs: 2000 };
- * const cluster: KVClientOptions = {
- *   nodes: ["10.0.0.1:5555", "10.0.0.2:5555"],
- *   readPreference: "replicaPreferred",
- *   maxStalenessMs: 5000,
- * };
- * ```
- */
-export interface KVClientOptions extends NodeConnectionOptions {
-  /**
-   * Seed nodes of a cluster (`host:port`, IPv6 as `[::1]:5555`): the client asks them who the
-   * master and the replicas are, tracks the others it learns of, and follows failovers. Give
-   * either `nodes` or `host`/`port`.
-   */
-  nodes?: readonly string[];
-  /** Where reads go by default (with `nodes`): `primary` unless set. */
-  readPreference?: ReadPreference;
-  /** Default staleness bound of replica reads, in ms (none unless set). */
-  maxStalenessMs?: number;
-  /** Default write concern of writes (none unless set). */
-  writeConcern?: WriteConcern;
-  /** How often every node is asked for its topology, in ms (0: only on errors). Default 5000. */
-  topologyRefreshMs?: number;
-  /** Longest wait for one node's topology answer, in ms. Default 2000. */
-  topologyTimeoutMs?: number;
-  /** Most nodes tracked (seeds and discovered). Default 64. */
-  maxNodes?: number;
-  /** Most retries of one call. Default 30. */
-  maxRetries?: number;
-  /** Most time one call spends retrying, in ms. Default 30000. */
-  retryTimeoutMs?: number;
-  /** Wait before the first retry, in ms; it doubles per retry. Default 50. */
-  retryBackoffMs?: number;
-  /** Longest wait between retries, in ms. Default 1000. */
-  maxRetryBackoffMs?: number;
-  /** Latency window of `nearest` and the replica choices, in ms. Default 15. */
-  localThresholdMs?: number;
-}
-
-/**
- * Options of {@link KVClient.session}: defaults for the session's calls.
- *
- * @example
- * ```ts
- * import type { KVSessionOptions } from "../../mod.ts";
- * const options: KVSessionOptions = { readPreference: "replica" };
- * ```
- */
-export interface KVSessionOptions extends KVReadOptions, KVWriteOptions {}
-
-/** A call as the client routes it. */
-interface Call {
-  kind: "read" | "write";
-  parts: CommandArgument[];
-  /** A write that means the same applied twice (retried after an unknown outcome). */
-  idempotent?: boolean;
-  read?: KVReadOptions;
-  write?: KVWriteOptions;
-  session?: SessionState;
-  /** Sent as given (`send`): no `WITH` options. */
-  raw?: boolean;
-}
-
-/** What a session tracks: the highest LSN it wrote or read. */
-interface SessionState {
-  lastLsn: number;
-}
+import {
+  batchParts,
+  decodePairs,
+  decodeValue,
+  existed,
+  expectOk,
+  toPairs,
+  unexpected,
+  valueOf,
+} from "./commands.ts";
+import { KVSession } from "./kv_session.ts";
+import { NodeConnection } from "./node_connection.ts";
+import {
+  checkReadOptions,
+  checkWriteConcern,
+  clusterOptions,
+  type KVClientOptions,
+  type KVKey,
+  type KVReadOptions,
+  type KVSessionOptions,
+  type KVValue,
+  type KVWriteOptions,
+} from "./options.ts";
+import type { KVTopology } from "./topology.ts";
 
 const decoder = new TextDecoder();
-
-/** Routes a call through a client (set by {@link KVClient}'s static block). */
-let routeOf: (client: KVClient, call: Call) => Promise<RespValue>;
-
-/** Commands that only read, routed as reads by {@link KVClient.send}. */
-const READ_COMMANDS: ReadonlySet<string> = new Set([
-  "READ",
-  "GET",
-  "MGET",
-  "EXISTS",
-  "READRANGE",
-  "DBSIZE",
-  "PING",
-  "ECHO",
-  "INFO",
-  "TOPOLOGY",
-  "ROLE",
-  "CONFIG",
-  "COMMAND",
-]);
-
-/** Writes that mean the same applied twice, retried by {@link KVClient.send}. */
-const IDEMPOTENT_WRITES: ReadonlySet<string> = new Set([
-  "PUT",
-  "DELETE",
-  "DEL",
-  "BATCHPUT",
-  "MSET",
-]);
-
-const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):(\d{1,5})$/;
-
-/** Checks one `nodes` entry. */
-function checkAddress(text: string): string {
-  const match = ADDRESS.exec(text.trim());
-  const port = match === null ? NaN : Number(match[2]);
-  if (match === null || !(port >= 1 && port <= 65535)) {
-    throw new RangeError(`nodes entry "${text}" is not host:port (for example 10.0.0.1:5555)`);
-  }
-  return text.trim();
-}
-
-function checkCount(name: string, value: number, min: number): number {
-  if (!Number.isInteger(value) || value < min) {
-    throw new RangeError(`${name} ${value} must be a whole number of at least ${min}`);
-  }
-  return value;
-}
-
-function checkReadOptions(options: KVReadOptions | undefined, where: string): void {
-  if (options === undefined) return;
-  const preference = options.readPreference;
-  if (preference !== undefined && !READ_PREFERENCES.includes(preference)) {
-    throw new RangeError(
-      `${where}readPreference "${preference}" is not one of ${READ_PREFERENCES.join(", ")}`,
-    );
-  }
-  const staleness = options.maxStalenessMs;
-  if (staleness !== undefined && !(Number.isFinite(staleness) && staleness >= 0)) {
-    throw new RangeError(`${where}maxStalenessMs ${staleness} must be 0 or more`);
-  }
-}
-
-function checkWriteConcern(concern: WriteConcern | undefined, where: string): void {
-  if (concern === undefined) return;
-  const { replicas, timeoutMs } = concern;
-  if (replicas !== "majority" && !(Number.isInteger(replicas) && replicas >= 0)) {
-    throw new RangeError(
-      `${where}writeConcern.replicas ${replicas} is not "majority" or 0 or more`,
-    );
-  }
-  if (!(Number.isInteger(timeoutMs) && timeoutMs >= 1)) {
-    throw new RangeError(`${where}writeConcern.timeoutMs ${timeoutMs} must be at least 1`);
-  }
-}
-
-function unexpected(command: string, reply: RespValue): KVError {
-  const shown = reply instanceof Uint8Array ? decoder.decode(reply.subarray(0, 100)) : reply;
-  return new KVError(`unexpected reply to ${command}: ${JSON.stringify(shown)}`);
-}
-
-function expectOk(reply: RespValue): void {
-  if (reply !== "OK") throw unexpected("the command", reply);
-}
-
-/** A `READ` reply as the value's bytes, or undefined when the key is missing. */
-function valueOf(reply: RespValue): Uint8Array | undefined {
-  if (reply === null) return undefined;
-  if (reply instanceof Uint8Array) return reply;
-  throw unexpected("READ", reply);
-}
-
-function decodeValue(value: Uint8Array | undefined): string | undefined {
-  return value === undefined ? undefined : decoder.decode(value);
-}
-
-function decodePairs(pairs: [Uint8Array, Uint8Array][]): [string, string][] {
-  return pairs.map(([key, value]) => [decoder.decode(key), decoder.decode(value)]);
-}
-
-/** A `DELETE` reply: whether the key existed. */
-function existed(reply: RespValue): boolean {
-  if (reply === 1 || reply === 0) return reply === 1;
-  throw unexpected("DELETE", reply);
-}
-
-function toPairs(reply: RespValue): [Uint8Array, Uint8Array][] {
-  if (!Array.isArray(reply) || reply.length % 2 !== 0) throw unexpected("READRANGE", reply);
-  const pairs: [Uint8Array, Uint8Array][] = [];
-  for (let i = 0; i < reply.length; i += 2) {
-    const key = reply[i];
-    const value = reply[i + 1];
-    if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) {
-      throw unexpected("READRANGE", reply);
-    }
-    pairs.push([key, value]);
-  }
-  return pairs;
-}
-
-function batchParts(
-  pairs: Iterable<readonly [KVKey, KVValue]> | Readonly<Record<string, KVValue>>,
-): CommandArgument[] {
-  const parts: CommandArgument[] = ["BATCHPUT"];
-  const entries = Symbol.iterator in pairs
-    ? pairs as Iterable<readonly [KVKey, KVValue]>
-    : Object.entries(pairs);
-  for (const [key, value] of entries) parts.push(key, value);
-  return parts;
-}
 
 /**
  * A client of one kvstore node (`host`, `port`) or of a cluster (`nodes`).
@@ -335,14 +79,7 @@ export class KVClient implements AsyncDisposable {
   readonly #direct: NodeConnection | undefined;
   readonly #cluster: ClusterRouter | undefined;
   readonly #seeds: readonly string[];
-  readonly #readPreference: ReadPreference;
-  readonly #maxStalenessMs: number | undefined;
-  readonly #writeConcern: WriteConcern | undefined;
-
-  static {
-    // Sessions route their calls through their client's #call.
-    routeOf = (client, call) => client.#call(call);
-  }
+  readonly #router: CallRouter;
 
   /**
    * A client of the node at `options.host:options.port`, or of the cluster `options.nodes`; it
@@ -351,41 +88,29 @@ export class KVClient implements AsyncDisposable {
   constructor(options: KVClientOptions = {}) {
     checkReadOptions(options, "");
     checkWriteConcern(options.writeConcern, "");
-    this.#readPreference = options.readPreference ?? "primary";
-    this.#maxStalenessMs = options.maxStalenessMs;
-    this.#writeConcern = options.writeConcern;
+    const defaults = {
+      readPreference: options.readPreference ?? "primary",
+      maxStalenessMs: options.maxStalenessMs,
+      writeConcern: options.writeConcern,
+    };
     const { nodes, ...connection } = options;
     if (nodes === undefined) {
       this.#direct = new NodeConnection(connection);
       this.#seeds = [this.#direct.address];
+      this.#router = new CallRouter({ direct: this.#direct }, defaults);
+      bindRouter(this, this.#router);
       return;
     }
     if (options.host !== undefined || options.port !== undefined) {
       throw new RangeError("give nodes or host/port, not both");
     }
-    if (nodes.length === 0) throw new RangeError("nodes is empty: give at least one host:port");
-    const seeds = [...new Set(nodes.map(checkAddress))];
-    const bound = (name: keyof typeof CLIENT_DEFAULTS & keyof KVClientOptions): number =>
-      (options[name] as number | undefined) ?? CLIENT_DEFAULTS[name];
-    const bounds = {
-      topologyRefreshMs: checkCount("topologyRefreshMs", bound("topologyRefreshMs"), 0),
-      topologyTimeoutMs: checkCount("topologyTimeoutMs", bound("topologyTimeoutMs"), 1),
-      maxTopologyReplyBytes: CLIENT_DEFAULTS.maxTopologyReplyBytes,
-      maxNodes: checkCount("maxNodes", bound("maxNodes"), 1),
-      maxRetries: checkCount("maxRetries", bound("maxRetries"), 0),
-      retryTimeoutMs: checkCount("retryTimeoutMs", bound("retryTimeoutMs"), 0),
-      retryBackoffMs: checkCount("retryBackoffMs", bound("retryBackoffMs"), 0),
-      maxRetryBackoffMs: checkCount("maxRetryBackoffMs", bound("maxRetryBackoffMs"), 0),
-      localThresholdMs: checkCount("localThresholdMs", bound("localThresholdMs"), 0),
-      suspectMs: CLIENT_DEFAULTS.suspectMs,
-    };
-    if (seeds.length > bounds.maxNodes) {
-      throw new RangeError(`${seeds.length} nodes given, more than maxNodes ${bounds.maxNodes}`);
-    }
+    const { seeds, bounds } = clusterOptions(nodes, options);
     // Checked here once, so that a bad option fails the constructor, not a later call.
     new NodeConnection({ ...connection, host: "127.0.0.1", port: 1 });
     this.#seeds = seeds;
     this.#cluster = new ClusterRouter(seeds, connection, bounds);
+    this.#router = new CallRouter({ cluster: this.#cluster }, defaults);
+    bindRouter(this, this.#router);
   }
 
   /**
@@ -442,7 +167,7 @@ export class KVClient implements AsyncDisposable {
    */
   async put(key: KVKey, value: KVValue, options?: KVWriteOptions): Promise<void> {
     expectOk(
-      await this.#call({
+      await this.#router.call({
         kind: "write",
         parts: ["PUT", key, value],
         idempotent: true,
@@ -480,7 +205,9 @@ export class KVClient implements AsyncDisposable {
    * ```
    */
   async readBytes(key: KVKey, options?: KVReadOptions): Promise<Uint8Array | undefined> {
-    return await this.#readBytes(key, options, undefined);
+    return valueOf(
+      await this.#router.call({ kind: "read", parts: ["READ", key], read: options }),
+    );
   }
 
   /**
@@ -517,7 +244,7 @@ export class KVClient implements AsyncDisposable {
     options?: KVReadOptions,
   ): Promise<[Uint8Array, Uint8Array][]> {
     return toPairs(
-      await this.#call({ kind: "read", parts: ["READRANGE", start, end], read: options }),
+      await this.#router.call({ kind: "read", parts: ["READRANGE", start, end], read: options }),
     );
   }
 
@@ -540,7 +267,7 @@ export class KVClient implements AsyncDisposable {
   ): Promise<void> {
     const parts = batchParts(pairs);
     if (parts.length === 1) return;
-    expectOk(await this.#call({ kind: "write", parts, idempotent: true, write: options }));
+    expectOk(await this.#router.call({ kind: "write", parts, idempotent: true, write: options }));
   }
 
   /**
@@ -556,7 +283,7 @@ export class KVClient implements AsyncDisposable {
    * ```
    */
   async delete(key: KVKey, options?: KVWriteOptions): Promise<boolean> {
-    const reply = await this.#call({
+    const reply = await this.#router.call({
       kind: "write",
       parts: ["DELETE", key],
       idempotent: true,
@@ -619,20 +346,7 @@ export class KVClient implements AsyncDisposable {
    * ```
    */
   send(parts: readonly CommandArgument[]): Promise<RespValue> {
-    if (this.#direct !== undefined) return this.#direct.send(parts);
-    if (parts.length === 0) return Promise.reject(new RangeError("a command needs a name"));
-    const first = parts[0];
-    const name = (typeof first === "string" ? first : decoder.decode(first)).toUpperCase();
-    if (READ_COMMANDS.has(name)) {
-      return this.#call({
-        kind: "read",
-        parts: [...parts],
-        read: { readPreference: "primary" },
-        raw: true,
-      });
-    }
-    const idempotent = IDEMPOTENT_WRITES.has(name) || (name === "SET" && parts.length === 3);
-    return this.#call({ kind: "write", parts: [...parts], idempotent, raw: true });
+    return this.#router.send(parts);
   }
 
   /**
@@ -736,294 +450,5 @@ export class KVClient implements AsyncDisposable {
    */
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
-  }
-
-  /** `readBytes` for the client and its sessions. */
-  async #readBytes(
-    key: KVKey,
-    options: KVReadOptions | undefined,
-    session: SessionState | undefined,
-  ): Promise<Uint8Array | undefined> {
-    const reply = await this.#call({ kind: "read", parts: ["READ", key], read: options, session });
-    return valueOf(reply);
-  }
-
-  /**
-   * Routes one call: adds the `WITH` options it needs (a session's LSN and minimum LSN, a write
-   * concern), sends it to the node or through the cluster, and takes the LSN back off the reply.
-   */
-  #call(call: Call): Promise<RespValue> {
-    const session = call.session;
-    const concern = call.kind === "write" && call.raw !== true
-      ? (call.write?.writeConcern ?? this.#writeConcern)
-      : undefined;
-    let parts = call.parts;
-    if (session !== undefined || (concern !== undefined && concern.replicas !== 0)) {
-      const words: CommandArgument[] = ["WITH"];
-      if (session !== undefined) {
-        words.push("LSN");
-        if (call.kind === "read" && session.lastLsn > 0) {
-          words.push("MINLSN", String(session.lastLsn));
-        }
-      }
-      if (concern !== undefined && concern.replicas !== 0) {
-        words.push("CONCERN", String(concern.replicas), String(concern.timeoutMs));
-      }
-      parts = [...words, ...parts];
-    }
-    // Not an async function: a plain call costs no frame and no extra promise here.
-    let reply: Promise<RespValue>;
-    if (this.#direct !== undefined) {
-      reply = this.#direct.send(parts);
-    } else if (call.kind === "write") {
-      reply = (this.#cluster as ClusterRouter).write(parts, call.idempotent === true);
-    } else {
-      reply = (this.#cluster as ClusterRouter).read(
-        parts,
-        call.read?.readPreference ?? this.#readPreference,
-        call.read?.maxStalenessMs ?? this.#maxStalenessMs,
-      );
-    }
-    if (session === undefined) return reply;
-    return reply.then((value) => {
-      if (!Array.isArray(value) || value.length !== 2 || typeof value[1] !== "number") {
-        throw unexpected("a session call", value);
-      }
-      if (value[1] > session.lastLsn) session.lastLsn = value[1];
-      return value[0];
-    });
-  }
-}
-
-/**
- * A causally consistent session of a {@link KVClient} (made by {@link KVClient.session}): it
- * remembers the highest LSN it wrote or read, and its reads are served only by a node that has
- * applied it, so it reads its own writes and never goes back in time, whichever node serves
- * each read (MongoDB's causal consistency). Its options are defaults for its calls; each call
- * may override them.
- *
- * @example
- * ```ts
- * import type { KVClient } from "../../mod.ts";
- * async function checkout(client: KVClient): Promise<string | undefined> {
- *   const session = client.session({ readPreference: "replicaPreferred" });
- *   await session.put("cart:9", "3 items");
- *   return await session.read("cart:9"); // "3 items"
- * }
- * ```
- */
-export class KVSession {
-  readonly #client: KVClient;
-  readonly #options: KVSessionOptions;
-  readonly #state: SessionState = { lastLsn: 0 };
-
-  /** A session of `client` (the same as `client.session(options)`). */
-  constructor(client: KVClient, options: KVSessionOptions = {}) {
-    checkReadOptions(options, "session ");
-    checkWriteConcern(options.writeConcern, "session ");
-    this.#client = client;
-    this.#options = options;
-  }
-
-  #call(call: Call): Promise<RespValue> {
-    return routeOf(this.#client, call);
-  }
-
-  /**
-   * The highest LSN this session wrote or read (0 before its first call): its reads see at
-   * least this much of the log.
-   *
-   * @example
-   * ```ts
-   * import type { KVSession } from "../../mod.ts";
-   * function position(session: KVSession): number {
-   *   return session.lastLsn;
-   * }
-   * ```
-   */
-  get lastLsn(): number {
-    return this.#state.lastLsn;
-  }
-
-  /**
-   * Makes this session's reads see at least `lsn` (another session's {@link lastLsn}, say, to
-   * hand causality from one flow to another). A lower LSN changes nothing.
-   *
-   * @example
-   * ```ts
-   * import type { KVClient } from "../../mod.ts";
-   * async function handOver(client: KVClient): Promise<string | undefined> {
-   *   const writer = client.session();
-   *   await writer.put("job:1", "done");
-   *   const reader = client.session({ readPreference: "replica" });
-   *   reader.advanceLsn(writer.lastLsn);
-   *   return await reader.read("job:1"); // "done"
-   * }
-   * ```
-   */
-  advanceLsn(lsn: number): void {
-    if (!Number.isSafeInteger(lsn) || lsn < 0) throw new RangeError(`LSN ${lsn} is not valid`);
-    if (lsn > this.#state.lastLsn) this.#state.lastLsn = lsn;
-  }
-
-  #read(options: KVReadOptions | undefined): KVReadOptions {
-    checkReadOptions(options, "");
-    return { ...this.#options, ...options };
-  }
-
-  #write(options: KVWriteOptions | undefined): KVWriteOptions {
-    checkWriteConcern(options?.writeConcern, "");
-    return { writeConcern: options?.writeConcern ?? this.#options.writeConcern };
-  }
-
-  /**
-   * {@link KVClient.put} in this session.
-   *
-   * @example
-   * ```ts
-   * import type { KVSession } from "../../mod.ts";
-   * async function save(session: KVSession): Promise<void> {
-   *   await session.put("k", "v");
-   * }
-   * ```
-   */
-  async put(key: KVKey, value: KVValue, options?: KVWriteOptions): Promise<void> {
-    expectOk(
-      await this.#call({
-        kind: "write",
-        parts: ["PUT", key, value],
-        idempotent: true,
-        write: this.#write(options),
-        session: this.#state,
-      }),
-    );
-  }
-
-  /**
-   * {@link KVClient.read} in this session.
-   *
-   * @example
-   * ```ts
-   * import type { KVSession } from "../../mod.ts";
-   * async function load(session: KVSession): Promise<string | undefined> {
-   *   return await session.read("k");
-   * }
-   * ```
-   */
-  async read(key: KVKey, options?: KVReadOptions): Promise<string | undefined> {
-    return decodeValue(await this.readBytes(key, options));
-  }
-
-  /**
-   * {@link KVClient.readBytes} in this session.
-   *
-   * @example
-   * ```ts
-   * import type { KVSession } from "../../mod.ts";
-   * async function load(session: KVSession): Promise<Uint8Array | undefined> {
-   *   return await session.readBytes("k");
-   * }
-   * ```
-   */
-  async readBytes(key: KVKey, options?: KVReadOptions): Promise<Uint8Array | undefined> {
-    const reply = await this.#call({
-      kind: "read",
-      parts: ["READ", key],
-      read: this.#read(options),
-      session: this.#state,
-    });
-    return valueOf(reply);
-  }
-
-  /**
-   * {@link KVClient.readRange} in this session.
-   *
-   * @example
-   * ```ts
-   * import type { KVSession } from "../../mod.ts";
-   * async function list(session: KVSession): Promise<[string, string][]> {
-   *   return await session.readRange("a", "z");
-   * }
-   * ```
-   */
-  async readRange(start: KVKey, end: KVKey, options?: KVReadOptions): Promise<[string, string][]> {
-    const pairs = await this.readRangeBytes(start, end, options);
-    return decodePairs(pairs);
-  }
-
-  /**
-   * {@link KVClient.readRangeBytes} in this session.
-   *
-   * @example
-   * ```ts
-   * import type { KVSession } from "../../mod.ts";
-   * async function count(session: KVSession): Promise<number> {
-   *   return (await session.readRangeBytes("a", "z")).length;
-   * }
-   * ```
-   */
-  async readRangeBytes(
-    start: KVKey,
-    end: KVKey,
-    options?: KVReadOptions,
-  ): Promise<[Uint8Array, Uint8Array][]> {
-    return toPairs(
-      await this.#call({
-        kind: "read",
-        parts: ["READRANGE", start, end],
-        read: this.#read(options),
-        session: this.#state,
-      }),
-    );
-  }
-
-  /**
-   * {@link KVClient.batchPut} in this session.
-   *
-   * @example
-   * ```ts
-   * import type { KVSession } from "../../mod.ts";
-   * async function seed(session: KVSession): Promise<void> {
-   *   await session.batchPut({ a: "1", b: "2" });
-   * }
-   * ```
-   */
-  async batchPut(
-    pairs: Iterable<readonly [KVKey, KVValue]> | Readonly<Record<string, KVValue>>,
-    options?: KVWriteOptions,
-  ): Promise<void> {
-    const parts = batchParts(pairs);
-    if (parts.length === 1) return;
-    expectOk(
-      await this.#call({
-        kind: "write",
-        parts,
-        idempotent: true,
-        write: this.#write(options),
-        session: this.#state,
-      }),
-    );
-  }
-
-  /**
-   * {@link KVClient.delete} in this session.
-   *
-   * @example
-   * ```ts
-   * import type { KVSession } from "../../mod.ts";
-   * async function forget(session: KVSession): Promise<boolean> {
-   *   return await session.delete("k");
-   * }
-   * ```
-   */
-  async delete(key: KVKey, options?: KVWriteOptions): Promise<boolean> {
-    const reply = await this.#call({
-      kind: "write",
-      parts: ["DELETE", key],
-      idempotent: true,
-      write: this.#write(options),
-      session: this.#state,
-    });
-    return existed(reply);
   }
 }
