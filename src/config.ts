@@ -13,6 +13,7 @@
  *
  * @module
  */
+import { FAILOVER_SETTINGS, type FailoverConfig } from "./config/failover.ts";
 import { OPERATIONS_SETTINGS, type OperationsConfig } from "./config/operations.ts";
 import { REPLICATION_SETTINGS, type ReplicationConfig } from "./config/replication.ts";
 import { SECURITY_SETTINGS, type SecurityConfig } from "./config/security.ts";
@@ -27,7 +28,13 @@ export type { HostPort } from "./config/setting.ts";
 
 /** The typed settings of one node. Property names are the spec's configuration names. */
 export interface Config
-  extends ServerConfig, StorageConfig, ReplicationConfig, SecurityConfig, OperationsConfig {}
+  extends
+    ServerConfig,
+    StorageConfig,
+    ReplicationConfig,
+    FailoverConfig,
+    SecurityConfig,
+    OperationsConfig {}
 
 /** Name of a setting. */
 export type SettingName = keyof Config;
@@ -41,6 +48,7 @@ export const SETTINGS: { readonly [name in SettingName]: SettingSpec } = {
   ...SERVER_SETTINGS,
   ...STORAGE_SETTINGS,
   ...REPLICATION_SETTINGS,
+  ...FAILOVER_SETTINGS,
   ...SECURITY_SETTINGS,
   ...OPERATIONS_SETTINGS,
 };
@@ -185,8 +193,12 @@ export function validateConfig(config: Config): Config {
       "REPLICATION_ENABLED is true but REPLICA_ADDRESSES (--replicas) is empty",
     );
   }
+  validateCoordinator(config);
   // A replica keeps the setting for when it is promoted (it starts with no replicas then).
-  if (!config.REPLICA && config.SYNC_REPLICAS > config.REPLICA_ADDRESSES.length) {
+  if (
+    !config.REPLICA && config.COORDINATOR === "none" &&
+    config.SYNC_REPLICAS > config.REPLICA_ADDRESSES.length
+  ) {
     throw new ConfigError(
       `setting SYNC_REPLICAS: ${config.SYNC_REPLICAS} is more than the ` +
         `${config.REPLICA_ADDRESSES.length} replicas configured`,
@@ -234,6 +246,43 @@ export function validateConfig(config: Config): Config {
     );
   }
   return config;
+}
+
+/** The etcd URLs of `ETCD_ENDPOINTS`. */
+export function etcdEndpoints(config: Config): string[] {
+  return config.ETCD_ENDPOINTS.split(",").map((url) => url.trim()).filter((url) => url !== "");
+}
+
+/** The rules of the coordinator's settings. */
+function validateCoordinator(config: Config): void {
+  for (const url of etcdEndpoints(config)) {
+    if (!/^https?:\/\/[^\s/]+\/?$/.test(url)) {
+      throw new ConfigError(
+        `setting ETCD_ENDPOINTS: "${url}" is not an http(s)://host:port URL (for example ` +
+          `http://127.0.0.1:2379)`,
+      );
+    }
+  }
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(config.CLUSTER_NAME)) {
+    throw new ConfigError(
+      `setting CLUSTER_NAME: "${config.CLUSTER_NAME}" must be 1 to 64 letters, digits, . _ or -`,
+    );
+  }
+  if (config.NODE_NAME !== "" && !/^[A-Za-z0-9._:\[\]-]{1,128}$/.test(config.NODE_NAME)) {
+    throw new ConfigError(
+      `setting NODE_NAME: "${config.NODE_NAME}" must be 1 to 128 letters, digits, . _ : - [ ]`,
+    );
+  }
+  if (config.COORDINATOR === "none") return;
+  if (etcdEndpoints(config).length === 0) {
+    throw new ConfigError("--coordinator etcd needs ETCD_ENDPOINTS (--etcd-endpoints)");
+  }
+  if (config.REPLICA || config.REPLICA_ADDRESSES.length > 0) {
+    throw new ConfigError(
+      "with --coordinator etcd the role comes from etcd: every node starts as a replica and the " +
+        "election makes one the master; remove --replica and --replicas",
+    );
+  }
 }
 
 /** Where {@link loadConfig} reads from. */

@@ -95,6 +95,10 @@ function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry)
       );
     },
     authorize: (name) => {
+      const fence = role.writeFence;
+      if (fence !== undefined && WRITE_COMMANDS.has(name)) {
+        return { type: "error", code: "READONLY", message: `writes paused: ${fence}` };
+      }
       const deposed = role.deposed;
       if (deposed === undefined || role.replica || !WRITE_COMMANDS.has(name)) return undefined;
       return {
@@ -110,11 +114,13 @@ function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry)
       lsnWaiters.release(connection);
     },
     info: {
-      replication: () =>
-        replicationInfo(role, node.config, {
+      replication: () => [
+        ...replicationInfo(role, node.config, {
           discardedRecords: replicate.discardedRecords,
           minLsnReadsWaiting: lsnWaiters.size,
         }),
+        ...role.coordinatorInfo(),
+      ],
     },
     close: async () => {
       lsnWaiters.releaseAll();

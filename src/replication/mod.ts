@@ -15,6 +15,7 @@ export {
   RoleChangeError,
   type RoleEvent,
   type RoleName,
+  type WriteFences,
 } from "./node_role.ts";
 export {
   masterInfoFields,

@@ -21,9 +21,9 @@
  *
  * @module
  */
-import { formatHostPort, type HostPort } from "../config.ts";
+import { type Config, formatHostPort, type HostPort } from "../config.ts";
 import { getLog } from "../log.ts";
-import type { ReplicationStatus, RoleGate, ServerNode } from "../server/hooks.ts";
+import type { InfoFields, ReplicationStatus, RoleGate, ServerNode } from "../server/hooks.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import { ForwarderSide } from "./forwarder_side.ts";
 import { MasterSide } from "./master_side.ts";
@@ -73,6 +73,14 @@ export interface Promotion {
   markerLsn: number;
 }
 
+/** A coordinator's write fences (see {@link NodeRole.setFences}). */
+export interface WriteFences {
+  /** Why new client writes are refused now, or undefined. */
+  writes(): string | undefined;
+  /** Why no write may be acknowledged now, or undefined. */
+  acks(): string | undefined;
+}
+
 /** A role change was refused: the node is not in a state that allows it. */
 export class RoleChangeError extends Error {
   override name = "RoleChangeError";
@@ -110,6 +118,12 @@ export class NodeRole implements RoleGate {
   #followedMaster = "";
   /** What this node remembers across restarts (see `node_state.ts`). */
   #state: NodeState;
+  /** A coordinator's reasons this master may not take or acknowledge writes now. */
+  #fences: WriteFences | undefined;
+  /** A coordinator's fields for `INFO replication`. */
+  #coordinatorInfo: (() => InfoFields) | undefined;
+  /** A master told this replica its log diverged; cleared when the full sync replaced it. */
+  #diverged = false;
   readonly #listeners = new Set<(event: RoleEvent) => void>();
   /**
    * The replica side's state machine: the streams, their epochs, the full-sync phase. It lives as
@@ -156,7 +170,8 @@ export class NodeRole implements RoleGate {
       },
     });
     const { config, store } = node;
-    this.#replica = config.REPLICA;
+    // With a coordinator every node starts as a replica: the election makes one the master.
+    this.#replica = config.REPLICA || coordinated(config);
     if (this.#replica) {
       this.#applier = this.#newApplier();
       if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
@@ -202,7 +217,47 @@ export class NodeRole implements RoleGate {
    * server answers the replies of writes still waiting with an error that says so.
    */
   get deposed(): string | undefined {
-    return this.#deposedBy;
+    if (this.#deposedBy !== undefined || this.#replica) return this.#deposedBy;
+    return this.#fences?.acks();
+  }
+
+  /**
+   * Why this master takes no new client write right now although no newer master is known (its
+   * coordinator's lease cannot be trusted, a switchover hands over), or undefined: writes are
+   * refused with it as `-READONLY`, which clients retry.
+   */
+  get writeFence(): string | undefined {
+    return this.#replica || this.#fences === undefined ? undefined : this.#fences.writes();
+  }
+
+  /**
+   * Installs a coordinator's fences. `writes()` refuses new client writes while it returns a
+   * reason; `acks()` also turns the replies of writes applied but not yet sent into errors (the
+   * server asks it when a batch's replies leave: as fresh as the clock, so a master paused past
+   * its lease acknowledges nothing when it wakes).
+   */
+  setFences(fences: WriteFences | undefined): void {
+    this.#fences = fences;
+  }
+
+  /** Installs a coordinator's fields for `INFO replication` (after the role's own). */
+  setCoordinatorInfo(fields: (() => InfoFields) | undefined): void {
+    this.#coordinatorInfo = fields;
+  }
+
+  /** The coordinator's `INFO replication` fields (none without a coordinator). */
+  coordinatorInfo(): InfoFields {
+    return this.#coordinatorInfo?.() ?? [];
+  }
+
+  /** True from a master's `REPLICATE DIVERGED` until the full sync replaced this node's log. */
+  get diverged(): boolean {
+    return this.#diverged;
+  }
+
+  /** A master said this replica's log diverged from its own: a full sync will replace it. */
+  noteDiverged(): void {
+    this.#diverged = true;
   }
 
   /** The epoch a `PROMOTE` in progress takes, or undefined. */
@@ -544,7 +599,7 @@ export class NodeRole implements RoleGate {
 
   /** The role the node's settings give it. */
   get #configuredRole(): RoleName {
-    return this.#node.config.REPLICA ? "replica" : "master";
+    return this.#node.config.REPLICA || coordinated(this.#node.config) ? "replica" : "master";
   }
 
   #isSelf(address: HostPort): boolean {
@@ -579,6 +634,7 @@ export class NodeRole implements RoleGate {
       learnEpoch: (epoch) => this.learnEpoch(epoch),
       localWrites: () => this.#state.localWrites ?? 0,
       fullSyncCommitted: () => {
+        this.#diverged = false;
         this.#forwarder.logReplaced();
         const replaced = this.#state.localWrites ?? 0;
         if (replaced === 0) return Promise.resolve();
@@ -638,6 +694,11 @@ export class NodeRole implements RoleGate {
   }
 }
 
+/** True when a coordinator (etcd) gives the node its role. */
+function coordinated(config: Config): boolean {
+  return config.COORDINATOR !== "none";
+}
+
 /** The newer epoch a `STALEEPOCH` refusal carries (its first word), or undefined. */
 export function newerEpochOf(message: string): number | undefined {
   const match = /^(\d{1,10}) /.exec(message);
@@ -655,7 +716,9 @@ export function newerEpochOf(message: string): number | undefined {
 export async function reconcileRole(node: ServerNode): Promise<NodeState> {
   const dir = node.store.dir;
   const state = await readNodeState(dir);
-  const replica = node.config.REPLICA;
+  // With a coordinator the settings name no role: the node starts as a replica, and the
+  // election (not a person) decides whether its promotion stands.
+  const replica = node.config.REPLICA || coordinated(node.config);
   if (state.demotedAt !== undefined) {
     if (!replica) {
       throw new NodeStateError(
@@ -686,7 +749,7 @@ export async function reconcileRole(node: ServerNode): Promise<NodeState> {
     });
     return cleared;
   }
-  if (!node.config.DEMOTE) {
+  if (!node.config.DEMOTE && !coordinated(node.config)) {
     throw new NodeStateError(
       `${dir} belongs to a master: PROMOTE made this node the master of epoch ` +
         `${state.promotedEpoch} (at ${state.promotedAt}), but it was started with --replica, ` +

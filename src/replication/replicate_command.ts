@@ -226,6 +226,7 @@ export class ReplicateCommand {
     const lastLsn = info?.lastAppliedLsn ?? 0;
     const records = Math.max(0, lastLsn - commonLsn);
     this.#discardedRecords += records;
+    this.#role.noteDiverged();
     log.warn(
       "this node's log diverged from master {master}'s after LSN {commonLsn}: its {records} " +
         "records past that point (LSN {first}..{last}, epoch {epoch}) are not in the master's " +
