@@ -17,6 +17,7 @@ import {
   SETTINGS,
 } from "../config.ts";
 import { backupExtension } from "../backup/extension.ts";
+import { coordinatorExtension } from "../coordinator/extension.ts";
 import { configureLogging, getLog } from "../log.ts";
 import { metricsExtension } from "../metrics/extension.ts";
 import { Registry } from "../metrics/registry.ts";
@@ -93,6 +94,8 @@ export async function nodeOptions(
         connect: await replicationConnect(config),
         registry,
       }),
+      // After replication: it drives the role replication owns.
+      coordinatorExtension(registry),
       authExtension({ client: clientToken, replication: replicationToken }, registry),
       metricsExtension(registry),
       backupExtension(),
