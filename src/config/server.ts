@@ -33,6 +33,9 @@ export interface ServerConfig {
   REQUEST_STEP_MS: number;
   MAX_RANGE_KEYS: number;
   MAX_RANGE_BYTES: number;
+  MULTI_MAX_COMMANDS: number;
+  MULTI_MAX_BYTES: number;
+  WATCH_MAX_KEYS: number;
   CONNECTION_BUFFER_BYTES: number;
   SHUTDOWN_TIMEOUT_SECONDS: number;
   LOG_LEVEL: LogLevel;
@@ -186,6 +189,36 @@ export const SERVER_SETTINGS: { readonly [name in keyof ServerConfig]: SettingSp
     description:
       "Most key and value bytes one READRANGE may return; a larger range gets an ERROR (its " +
       "sizes are checked before any value is read).",
+  },
+  MULTI_MAX_COMMANDS: {
+    kind: "int",
+    default: 100_000,
+    group: "server",
+    min: 1,
+    max: 100_000_000,
+    description:
+      "Most commands one connection may queue between MULTI and EXEC; one more is refused and " +
+      "makes EXEC abort (EXECABORT), as any error while queuing does.",
+  },
+  MULTI_MAX_BYTES: {
+    kind: "int",
+    default: 64 * MIB,
+    group: "server",
+    min: 1 * KIB,
+    max: 16 * GIB,
+    description:
+      "Most bytes of arguments one connection may queue between MULTI and EXEC; past it the " +
+      "command is refused and EXEC aborts (EXECABORT).",
+  },
+  WATCH_MAX_KEYS: {
+    kind: "int",
+    default: 100_000,
+    group: "server",
+    min: 1,
+    max: 100_000_000,
+    description:
+      "Most keys one connection may WATCH at once; a WATCH past it is refused (nothing of it " +
+      "is watched).",
   },
   CONNECTION_BUFFER_BYTES: {
     kind: "int",

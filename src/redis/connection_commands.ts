@@ -476,8 +476,8 @@ export const CONNECTION_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<str
   ["ECHO", { minArgs: 1, maxArgs: 1, handler: (args, out) => out.value(args[0]) }],
   ["TIME", { minArgs: 0, maxArgs: 0, handler: time }],
   ["SELECT", { minArgs: 1, maxArgs: 1, handler: select }],
-  ["QUIT", { minArgs: 0, maxArgs: Infinity, handler: quit }],
-  ["RESET", { minArgs: 0, maxArgs: 0, handler: reset }],
+  ["QUIT", { transactionControl: true, minArgs: 0, maxArgs: Infinity, handler: quit }],
+  ["RESET", { transactionControl: true, minArgs: 0, maxArgs: 0, handler: reset }],
   ["INFO", { minArgs: 0, maxArgs: Infinity, handler: info }],
   ["COMMAND", commandCommand],
 ]);

@@ -12,6 +12,7 @@
  */
 import type { CommandSpec } from "../server/hooks.ts";
 import { CONNECTION_COMMANDS } from "./connection_commands.ts";
+import { TRANSACTION_COMMANDS } from "./transactions.ts";
 
 export { argText, parseInteger, upperWord } from "./arguments.ts";
 export { containerCommand, type Subcommand } from "./subcommands.ts";
@@ -20,4 +21,5 @@ export { clientLine, HELLO_NOAUTH_MESSAGE, helpReply } from "./connection_comman
 /** Every Redis command of this module, by upper-case name. */
 export const REDIS_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map([
   ...CONNECTION_COMMANDS,
+  ...TRANSACTION_COMMANDS,
 ]);

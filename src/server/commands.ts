@@ -174,7 +174,7 @@ function del(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     return acknowledge(ctx, lsn, out, { type: "integer", value: deleted });
   }
   ctx.inSteps((async () => {
-    await runInSteps(args.length, ctx.node.config.REQUEST_STEP_MS, work, () => ctx.stepDone(0));
+    await runInSteps(args.length, ctx.stepMs, work, () => ctx.stepDone(0));
     if (deleted === 0) {
       out.integer(0);
       await committedOrThrow(ctx, pending);
@@ -256,7 +256,7 @@ function readRange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     return;
   }
   ctx.inSteps(
-    repeatInSteps(config.REQUEST_STEP_MS, page, () => ctx.stepDone(bytes)).then(() => {
+    repeatInSteps(ctx.stepMs, page, () => ctx.stepDone(bytes)).then(() => {
       out.pairs(pairs);
       return committedOrThrow(ctx, ctx.node.commit.pendingAllLsn());
     }),
@@ -304,7 +304,7 @@ function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   out.valuesStart(args.length);
   const held = () => ctx.stepDone(out.length - start);
   ctx.inSteps(
-    runInSteps(args.length, config.REQUEST_STEP_MS, work, held).then(() => {
+    runInSteps(args.length, ctx.stepMs, work, held).then(() => {
       out.valuesEnd();
       return committedOrThrow(ctx, pending);
     }),
@@ -326,7 +326,7 @@ function exists(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     work(0, args.length);
     return answerCommitted(ctx, pending, out, { type: "integer", value: count });
   }
-  const stepMs = ctx.node.config.REQUEST_STEP_MS;
+  const stepMs = ctx.stepMs;
   const between = () => ctx.stepDone(0);
   ctx.inSteps(
     runInSteps(args.length, stepMs, work, between).then(() => {

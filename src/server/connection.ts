@@ -41,6 +41,7 @@ import {
   type ConnectionInfo,
   type ConnectionType,
   type ServerNode,
+  type TransactionState,
 } from "./hooks.ts";
 import type { LimitLog } from "./limit_log.ts";
 import { writeAll } from "../write_all.ts";
@@ -127,7 +128,8 @@ function isRequestError(error: unknown): error is CommandError | StorageError {
   return error instanceof CommandError || error instanceof StorageError;
 }
 
-function errorReply(error: unknown): Reply {
+/** The reply to a request that failed with `error` (a bad request's message, or an internal error). */
+export function errorReply(error: unknown): Reply {
   return {
     type: "error",
     message: describeError(error),
@@ -166,6 +168,7 @@ export class Connection implements ConnectionInfo {
   readonly createdAtMs = Date.now();
   lastActiveMs = this.createdAtMs;
   lastCommand = "";
+  transaction: TransactionState | undefined;
   #type: ConnectionType = "normal";
   readonly #conn: Deno.Conn;
   readonly #host: ConnectionHost;
@@ -251,6 +254,7 @@ export class Connection implements ConnectionInfo {
       node: host.node,
       connection: this,
       framing: "text",
+      stepMs: config.REQUEST_STEP_MS,
       wrote: (lsn: number) => {
         if (lsn > this.#batchLsn) this.#batchLsn = lsn;
         if (lsn > this.lastWriteLsn) this.lastWriteLsn = lsn;
@@ -315,6 +319,7 @@ export class Connection implements ConnectionInfo {
   reset(): void {
     this.protocol = 2;
     this.name = "";
+    this.transaction?.release();
     if (!this.#host.requiresAuthentication || !this.authenticated) return;
     this.authenticated = false;
     const config = this.#host.node.config;
@@ -363,6 +368,7 @@ export class Connection implements ConnectionInfo {
       }
     } finally {
       this.#close();
+      this.transaction?.release();
       // The read that was pending into it has failed by now: its pages can go.
       this.#releaseGrowable();
       this.#memoryReleased = true;
@@ -621,45 +627,68 @@ export class Connection implements ConnectionInfo {
   /** Runs one request; returns the command's name (`?` when there is no such command). */
   #run(request: Request, writer: ReplyWriter): string {
     const command = this.#host.commands.get(request.name);
+    const refusal = this.#refusal(command, request, writer.resp);
+    const transaction = this.transaction;
+    if (refusal !== undefined) {
+      // Between MULTI and EXEC a refused command makes EXEC abort, as in Redis.
+      if (transaction?.queuing) transaction.refused();
+      writer.reply(command?.refused?.(refusal, this.#context) ?? refusal);
+    } else if (command !== undefined) {
+      if (transaction?.queuing && !command.transactionControl) {
+        transaction.queue(command.name, command, request.args, writer);
+      } else this.#execute(command, request.args, writer);
+    }
+    return command?.name ?? "?";
+  }
+
+  /**
+   * Why `command` (what `request` names) may not run: unknown, a wrong number of arguments,
+   * refused by a gate or by the node's role; undefined when it may.
+   */
+  #refusal(
+    command: NamedCommand | undefined,
+    request: Request,
+    resp: boolean,
+  ): Reply | undefined {
     if (command === undefined) {
-      writer.error(
-        writer.resp
+      return {
+        type: "error",
+        message: resp
           ? unknownCommandMessage(request.name, request.args)
           : request.name.length === 0
           ? "Empty command line"
           : `Unknown command: ${describeCommandName(request.name)}`,
-      );
-      return "?";
+      };
     }
     const argCount = request.args.length;
     if (argCount < command.minArgs || argCount > command.maxArgs) {
-      writer.error(
-        writer.resp
+      return {
+        type: "error",
+        message: resp
           ? wrongArityMessage(command.name)
           : `wrong number of arguments for '${command.name}'`,
-      );
-      return command.name;
+      };
     }
     const refusal = this.#host.authorize(command.name, this, command);
-    if (refusal !== undefined) {
-      writer.reply(refusal);
-      return command.name;
-    }
+    if (refusal !== undefined) return refusal;
     this.lastCommand = command.name;
     const node = this.#host.node;
     if (command.write && node.replica) {
-      writer.error(READ_ONLY_MESSAGE, "READONLY");
-      return command.name;
+      return { type: "error", message: READ_ONLY_MESSAGE, code: "READONLY" };
     }
     if (command.replicaOnly && !node.replica) {
-      writer.error(REPLICATE_ON_MASTER_MESSAGE);
-      return command.name;
+      return { type: "error", message: REPLICATE_ON_MASTER_MESSAGE };
     }
+    return undefined;
+  }
+
+  /** Runs an admitted command: its reply now, later (a hole), or in steps. */
+  #execute(command: NamedCommand, args: Uint8Array[], writer: ReplyWriter): void {
     // A connection that sends REPLICATE is a master's stream (CLIENT LIST's flags=M).
     if (command.admin && command.name === "REPLICATE") this.#type = "master";
     const mark = writer.length;
     try {
-      const later = command.handler(request.args, writer, this.#context);
+      const later = command.handler(args, writer, this.#context);
       const steps = this.#steps;
       if (steps !== undefined) {
         const name = command.name;
@@ -686,7 +715,6 @@ export class Connection implements ConnectionInfo {
       writer.length = mark;
       writer.reply(this.#failed(command.name, error));
     }
-    return command.name;
   }
 
   /**

@@ -155,6 +155,30 @@ export interface ConnectionInfo {
   readonly memoryBytes: number;
   /** Closes it now (`CLIENT KILL`); a connection killing itself closes after this reply. */
   kill(): void;
+  /**
+   * Its transaction state (`MULTI`, `WATCH`), set by the first of them; the connection hands
+   * its requests to it while it is {@link TransactionState.queuing} and releases it when it
+   * closes or is `RESET`.
+   */
+  transaction: TransactionState | undefined;
+}
+
+/**
+ * What a connection keeps for Redis's transactions (see `src/redis/transactions.ts`): the
+ * commands queued between `MULTI` and `EXEC`, and the keys it watches.
+ */
+export interface TransactionState {
+  /** True between `MULTI` and `EXEC`/`DISCARD`: requests are queued, not run. */
+  readonly queuing: boolean;
+  /**
+   * A request was refused before it could be queued (unknown command, wrong arity, refused by
+   * a gate, a write on a replica): its error is the reply, and `EXEC` will abort.
+   */
+  refused(): void;
+  /** Queues `command` (named `name`) with a copy of `args`; writes `QUEUED`, or why not. */
+  queue(name: string, command: CommandSpec, args: Uint8Array[], out: ReplyWriter): void;
+  /** Forgets the queue and every watched key (`RESET`, the connection closed). */
+  release(): void;
 }
 
 /** What a handler gets besides its arguments. */
@@ -165,6 +189,12 @@ export interface CommandContext {
   readonly connection: ConnectionInfo;
   /** Framing of this request (the writer is already set to it). */
   readonly framing: Framing;
+  /**
+   * How long one step of a request over many keys may run before it yields to other
+   * connections: REQUEST_STEP_MS, or `Infinity` inside `EXEC` (a transaction's commands run to
+   * their end in one turn, so no other client's request falls between them).
+   */
+  readonly stepMs: number;
   /**
    * Records that this request appended a record with log sequence number `lsn`: its reply (and
    * every reply of the same read) is sent only once `store.whenDurable(lsn)` resolved.
@@ -243,6 +273,16 @@ export interface CommandSpec {
   write?: boolean;
   /** Accepted only on a replica (`REPLICATE`); a master answers with the spec's error. */
   replicaOnly?: boolean;
+  /**
+   * Runs at once between `MULTI` and `EXEC` instead of being queued (`EXEC`, `DISCARD`, `MULTI`,
+   * `WATCH`, `QUIT`, `RESET`, as in Redis).
+   */
+  transactionControl?: boolean;
+  /**
+   * The reply when the command is refused before it runs (`refusal`: unknown arity, a gate, the
+   * node's role); by default `refusal` itself. `EXEC` answers `EXECABORT` and drops the queue.
+   */
+  refused?(refusal: Reply, context: CommandContext): Reply;
   /**
    * Changes the cluster or writes as its master (`REPLICATE`, `PROMOTE`, `REPLICAS`): with a
    * replication token set, only a connection that proved it may run it, never one that holds

@@ -9,6 +9,7 @@ export {
   type CompactionReport,
   type DurableListener,
   FullSync,
+  type KeyChangeListener,
   KVStore,
   type StoreSnapshot,
   type StoreStats,

@@ -51,6 +51,7 @@ import {
   batchRecordBytes,
   checkReason,
   checkRecord,
+  forEachKey,
   MAX_EPOCH,
   MAX_RECORD_BYTES,
   PAIR_HEADER_BYTES,
@@ -74,6 +75,9 @@ export type { StoreSnapshot } from "./snapshot.ts";
 export { FullSync } from "./full_sync.ts";
 
 const log = getLog("storage");
+
+/** Hears of a key a write changed, or of every key (`undefined`): {@link KVStore.onKeyChange}. */
+export type KeyChangeListener = (key: string | undefined) => void;
 
 /** Figures describing a store. */
 export interface StoreStats {
@@ -199,6 +203,9 @@ export class KVStore {
   #closed = false;
   #closing = false;
   #tasks = new BackgroundTasks();
+  /** Who hears of each key a write changes (see {@link onKeyChange}); undefined: nobody. */
+  #keyListeners = new Set<KeyChangeListener>();
+  #keyChanged: KeyChangeListener | undefined;
 
   private constructor(
     dir: string,
@@ -309,6 +316,7 @@ export class KVStore {
     const lsn = log.appendPut(this.epoch, this.options.replica, k, v);
     const offset = log.lastRecordOffset + RECORD_HEADER_BYTES + k.length;
     indexValue(this.#index, k, 0, k.length, log.active, offset, v.length);
+    this.#keyChanged?.(typeof k === "string" ? k : bytesToKey(k));
     return lsn;
   }
 
@@ -333,6 +341,7 @@ export class KVStore {
       offset += PAIR_HEADER_BYTES + key.length;
       indexValue(this.#index, key, 0, key.length, log.active, offset, value.length);
       offset += value.length;
+      this.#keyChanged?.(bytesToKey(key));
     }
     return lsn;
   }
@@ -350,8 +359,20 @@ export class KVStore {
     if (slot === NO_SLOT) return this.#log.lastLsn;
     const lsn = this.#log.appendDelete(this.epoch, this.options.replica, k);
     noteTombstone(this.#log.active, k);
+    this.#keyChanged?.(this.#index.keyOf(slot));
     unindexSlot(this.#index, slot);
     return lsn;
+  }
+
+  /**
+   * Runs `fn`, whose writes (it must make them synchronously) belong together: Redis's `EXEC`
+   * and the commands that write several keys (`RENAME`) run through here. Nothing else runs
+   * between them. Today they are separate records, written in the same group commit; the
+   * multi-op record (redis-strings, see /work/notes/redis-format.md) makes them one record, so a
+   * crash keeps all of them or none.
+   */
+  atomically<T>(fn: () => T): T {
+    return fn();
   }
 
   /**
@@ -430,6 +451,32 @@ export class KVStore {
   compact(): Promise<CompactionReport> {
     if (this.#closed || this.#closing) return Promise.reject(new StoreClosedError(this.dir));
     return this.#compactor.start("manual");
+  }
+
+  /**
+   * Calls `listener` synchronously with each key (the index's byte string, see `keys.ts`) that a
+   * write changes, whatever wrote it (a client's put or delete, a batch, a replicated record),
+   * and with `undefined` when the whole contents may have changed (a full sync). Redis's `WATCH`
+   * is built on it. Returns a function that unsubscribes; with no listener, writes pay one check.
+   */
+  onKeyChange(listener: KeyChangeListener): () => void {
+    this.#keyListeners.add(listener);
+    this.#composeKeyListeners();
+    return () => {
+      this.#keyListeners.delete(listener);
+      this.#composeKeyListeners();
+    };
+  }
+
+  #composeKeyListeners(): void {
+    const listeners = [...this.#keyListeners];
+    this.#keyChanged = listeners.length === 0
+      ? undefined
+      : listeners.length === 1
+      ? listeners[0]
+      : (key) => {
+        for (const listener of listeners) listener(key);
+      };
   }
 
   /** Runs `task` in the background; {@link close} waits for it. */
@@ -546,6 +593,12 @@ export class KVStore {
       if (lsn > log.lastLsn) {
         log.appendEncoded(records, at, length, lsn, recordEpoch(view, at));
         applyRecord(this.#index, log.active, records, view, at, log.lastRecordOffset);
+        const changed = this.#keyChanged;
+        if (changed !== undefined) {
+          forEachKey(records, view, at, (start, length) => {
+            changed(bytesToKey(records, start, start + length));
+          });
+        }
       }
       at += length;
     }
@@ -636,6 +689,7 @@ export class KVStore {
     this.#index = contents.index;
     this.epoch = contents.epoch;
     this.#fullSync = undefined;
+    this.#keyChanged?.(undefined);
     for (const segment of contents.staged) this.#background(this.#hints.write(segment));
     log.info("full sync finished: {keys} keys at LSN {lsn}", {
       keys: contents.index.size,

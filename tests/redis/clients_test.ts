@@ -229,10 +229,11 @@ Deno.test({
           await assert.rejects(client.incr("io:text"), /not an integer/);
         },
         multi: async () => {
-          const replies = await client.multi().set("io:tx:a", "1").incr("io:tx:n").get("io:tx:a")
+          await client.set("io:tx:b", "old");
+          const replies = await client.multi().set("io:tx:a", "1").del("io:tx:b").get("io:tx:a")
             .exec();
-          assert.equal(replies?.[0][1], "OK");
-          assert.equal(replies?.[2][1], "1");
+          assert.deepEqual(replies, [[null, "OK"], [null, 1], [null, "1"]]);
+          assert.equal(await client.exists("io:tx:b"), 0);
         },
         watch: async () => {
           await client.set("io:watched", "0");
@@ -336,10 +337,11 @@ Deno.test({
           await assert.rejects(client.incr("nr:text"), /not an integer/);
         },
         multi: async () => {
-          const replies = await client.multi().set("nr:tx:a", "1").incr("nr:tx:n").get("nr:tx:a")
+          await client.set("nr:tx:b", "old");
+          const replies = await client.multi().set("nr:tx:a", "1").del("nr:tx:b").get("nr:tx:a")
             .exec();
-          assert.equal(replies[0], "OK");
-          assert.equal(replies[2], "1");
+          assert.deepEqual(replies, ["OK", 1, "1"]);
+          assert.equal(await client.exists("nr:tx:b"), 0);
         },
         watch: async () => {
           await client.set("nr:watched", "0");

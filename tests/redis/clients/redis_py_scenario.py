@@ -54,10 +54,12 @@ def main() -> None:
             assert "not an integer" in str(error), error
 
     def multi() -> None:
+        r.set("py:tx:b", "old")
         pipe = r.pipeline(transaction=True)
-        pipe.set("py:tx:a", "1").incr("py:tx:n").get("py:tx:a")
+        pipe.set("py:tx:a", "1").delete("py:tx:b").get("py:tx:a")
         replies = pipe.execute()
-        assert replies[0] is True and replies[2] == b"1", replies
+        assert replies == [True, 1, b"1"], replies
+        assert r.exists("py:tx:b") == 0
 
     def watch() -> None:
         r.set("py:watched", 0)

@@ -5,5 +5,6 @@
  */
 import type { ConformanceFamily } from "../conformance.ts";
 import { CONNECTION, CONNECTION_AUTH } from "./connection.ts";
+import { TRANSACTIONS } from "./transactions.ts";
 
-export const FAMILIES: readonly ConformanceFamily[] = [CONNECTION, CONNECTION_AUTH];
+export const FAMILIES: readonly ConformanceFamily[] = [CONNECTION, CONNECTION_AUTH, TRANSACTIONS];

@@ -1,0 +1,373 @@
+/**
+ * Redis's transactions, as Redis 7 answers them: `MULTI` starts queuing (every later command
+ * answers `QUEUED` and does nothing yet), `EXEC` runs the queue, `DISCARD` drops it, `WATCH key...`
+ * makes the next `EXEC` fail (a null array) if any of the keys changed before it, `UNWATCH` forgets
+ * them.
+ *
+ * - A command refused while queuing (unknown, wrong arity, refused by a gate, a write on a
+ *   replica, past MULTI_MAX_COMMANDS or MULTI_MAX_BYTES) makes `EXEC` answer `EXECABORT` and run
+ *   nothing; an error a queued command meets when it runs is its own reply in `EXEC`'s array, and
+ *   the others run, as in Redis.
+ * - `EXEC` runs the whole queue in one synchronous call inside `store.atomically`, with
+ *   `CommandContext.stepMs` infinite (a command over many keys does not yield): no other
+ *   client's request runs between its commands, and its writes go to the log together.
+ * - A watched key "changed" is any write to it, whoever made it: another connection, this one,
+ *   a replicated record, a delete, a full sync (which changes every key). The store tells
+ *   (`KVStore.onKeyChange`), so nothing is missed and nobody pays while no key is watched.
+ *   A connection watches at most WATCH_MAX_KEYS keys.
+ *
+ * @module
+ */
+import { type Reply, ReplyWriter } from "../protocol/mod.ts";
+import { READ_ONLY_MESSAGE } from "../server/commands.ts";
+import { errorReply } from "../server/connection.ts";
+import type {
+  CommandContext,
+  CommandSpec,
+  ConnectionInfo,
+  ServerNode,
+  TransactionState,
+} from "../server/hooks.ts";
+import { bytesToKey, type KVStore } from "../storage/mod.ts";
+
+/** A command queued between `MULTI` and `EXEC`, its arguments copied. */
+interface Queued {
+  name: string;
+  command: CommandSpec;
+  args: Uint8Array[];
+}
+
+/** Redis's refusal of an `EXEC` after an error while queuing. */
+const EXECABORT_MESSAGE = "Transaction discarded because of previous errors.";
+
+/**
+ * The keys watched on one store, each with the transactions that watch it (one, or several);
+ * subscribed to the store's key changes only while some key is watched.
+ */
+class WatchRegistry {
+  readonly #watchers = new Map<string, Transaction | Transaction[]>();
+  readonly #store: KVStore;
+  #unsubscribe: (() => void) | undefined;
+
+  constructor(store: KVStore) {
+    this.#store = store;
+  }
+
+  /** Adds `transaction` as a watcher of `key` (once). */
+  watch(key: string, transaction: Transaction): void {
+    const watchers = this.#watchers.get(key);
+    if (watchers === undefined) this.#watchers.set(key, transaction);
+    else if (Array.isArray(watchers)) {
+      if (!watchers.includes(transaction)) watchers.push(transaction);
+    } else if (watchers !== transaction) this.#watchers.set(key, [watchers, transaction]);
+    this.#unsubscribe ??= this.#store.onKeyChange((changed) => this.#changed(changed));
+  }
+
+  /** Removes `transaction` as a watcher of `key`. */
+  unwatch(key: string, transaction: Transaction): void {
+    const watchers = this.#watchers.get(key);
+    if (watchers === transaction) this.#watchers.delete(key);
+    else if (Array.isArray(watchers)) {
+      const rest = watchers.filter((watcher) => watcher !== transaction);
+      if (rest.length === 0) this.#watchers.delete(key);
+      else this.#watchers.set(key, rest.length === 1 ? rest[0] : rest);
+    }
+    if (this.#watchers.size === 0 && this.#unsubscribe !== undefined) {
+      this.#unsubscribe();
+      this.#unsubscribe = undefined;
+    }
+  }
+
+  /** A write changed `key` (undefined: maybe every key): its watchers' next EXEC fails. */
+  #changed(key: string | undefined): void {
+    if (key === undefined) {
+      for (const watchers of this.#watchers.values()) touch(watchers);
+      return;
+    }
+    const watchers = this.#watchers.get(key);
+    if (watchers !== undefined) touch(watchers);
+  }
+}
+
+function touch(watchers: Transaction | Transaction[]): void {
+  if (Array.isArray(watchers)) { for (const watcher of watchers) watcher.dirty = true; }
+  else watchers.dirty = true;
+}
+
+const registries = new WeakMap<KVStore, WatchRegistry>();
+
+function registryOf(store: KVStore): WatchRegistry {
+  let registry = registries.get(store);
+  if (registry === undefined) registries.set(store, registry = new WatchRegistry(store));
+  return registry;
+}
+
+/** One connection's transaction: its queue while queuing, and the keys it watches. */
+class Transaction implements TransactionState {
+  queuing = false;
+  /** A watched key changed since it was watched: the next EXEC fails. */
+  dirty = false;
+  /** A command was refused while queuing: EXEC answers EXECABORT. */
+  #aborted = false;
+  #queue: Queued[] = [];
+  #queuedBytes = 0;
+  readonly #watched = new Set<string>();
+  readonly #node: ServerNode;
+  readonly #connection: ConnectionInfo;
+
+  constructor(node: ServerNode, connection: ConnectionInfo) {
+    this.#node = node;
+    this.#connection = connection;
+  }
+
+  get watchedKeys(): number {
+    return this.#watched.size;
+  }
+
+  begin(): void {
+    this.queuing = true;
+  }
+
+  refused(): void {
+    if (this.queuing) this.#aborted = true;
+  }
+
+  queue(name: string, command: CommandSpec, args: Uint8Array[], out: ReplyWriter): void {
+    const { config, limits } = this.#node;
+    let bytes = 0;
+    for (const arg of args) bytes += arg.length;
+    const peer = this.#connection.peer;
+    if (this.#queue.length >= config.MULTI_MAX_COMMANDS) {
+      this.#aborted = true;
+      const max = config.MULTI_MAX_COMMANDS;
+      limits.hit("MULTI_MAX_COMMANDS", max, "a MULTI from {peer} queued too many commands", {
+        peer,
+      });
+      out.error(
+        `a transaction queues at most MULTI_MAX_COMMANDS (${max}) commands; the transaction ` +
+          `is aborted (EXEC will answer EXECABORT)`,
+      );
+      return;
+    }
+    if (this.#queuedBytes + bytes > config.MULTI_MAX_BYTES) {
+      this.#aborted = true;
+      const max = config.MULTI_MAX_BYTES;
+      limits.hit("MULTI_MAX_BYTES", max, "a MULTI from {peer} queued too many bytes", { peer });
+      out.error(
+        `a transaction queues at most MULTI_MAX_BYTES (${max}) bytes of arguments; the ` +
+          `transaction is aborted (EXEC will answer EXECABORT)`,
+      );
+      return;
+    }
+    this.#queuedBytes += bytes;
+    this.#queue.push({ name, command, args: args.map((arg) => arg.slice()) });
+    out.status("QUEUED");
+  }
+
+  /**
+   * Ends the transaction: its queue, and whether EXEC must abort or fail; every key is
+   * unwatched (EXEC and DISCARD both do).
+   */
+  finish(): { queue: Queued[]; aborted: boolean; dirty: boolean } {
+    const outcome = { queue: this.#queue, aborted: this.#aborted, dirty: this.dirty };
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#aborted = false;
+    this.queuing = false;
+    this.unwatchAll();
+    return outcome;
+  }
+
+  /** Watches `keys`, unless that would pass WATCH_MAX_KEYS (then nothing is added). */
+  watch(keys: Uint8Array[]): boolean {
+    const max = this.#node.config.WATCH_MAX_KEYS;
+    const names = keys.map((key) => bytesToKey(key));
+    let added = 0;
+    for (const name of new Set(names)) if (!this.#watched.has(name)) added++;
+    if (this.#watched.size + added > max) {
+      this.#node.limits.hit("WATCH_MAX_KEYS", max, "a WATCH from {peer} was refused", {
+        peer: this.#connection.peer,
+      });
+      return false;
+    }
+    const registry = registryOf(this.#node.store);
+    for (const name of names) {
+      if (this.#watched.has(name)) continue;
+      this.#watched.add(name);
+      registry.watch(name, this);
+    }
+    return true;
+  }
+
+  unwatchAll(): void {
+    if (this.#watched.size > 0) {
+      const registry = registryOf(this.#node.store);
+      for (const name of this.#watched) registry.unwatch(name, this);
+      this.#watched.clear();
+    }
+    this.dirty = false;
+  }
+
+  release(): void {
+    this.finish();
+  }
+}
+
+/** The transaction of the request's connection, made on first use. */
+function transactionOf(ctx: CommandContext): Transaction {
+  const connection = ctx.connection;
+  const existing = connection.transaction;
+  if (existing instanceof Transaction) return existing;
+  const transaction = new Transaction(ctx.node, connection);
+  connection.transaction = transaction;
+  return transaction;
+}
+
+function multi(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const transaction = transactionOf(ctx);
+  if (transaction.queuing) {
+    out.error("MULTI calls can not be nested");
+    return;
+  }
+  transaction.begin();
+  out.ok();
+}
+
+function discard(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const transaction = ctx.connection.transaction;
+  if (!(transaction instanceof Transaction) || !transaction.queuing) {
+    out.error("DISCARD without MULTI");
+    return;
+  }
+  transaction.finish();
+  out.ok();
+}
+
+function watch(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const transaction = transactionOf(ctx);
+  if (transaction.queuing) {
+    out.error("WATCH inside MULTI is not allowed");
+    return;
+  }
+  if (transaction.watch(args)) {
+    out.ok();
+    return;
+  }
+  const max = ctx.node.config.WATCH_MAX_KEYS;
+  out.error(
+    `a connection watches at most WATCH_MAX_KEYS (${max}) keys; this WATCH of ${args.length} ` +
+      `keys was refused (none of them is watched); watch fewer keys or raise --watch-max-keys`,
+  );
+}
+
+function unwatch(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const transaction = ctx.connection.transaction;
+  if (transaction instanceof Transaction) transaction.unwatchAll();
+  out.ok();
+}
+
+/**
+ * `EXEC` refused before it runs (wrong arity, not authenticated, writes queued on a replica):
+ * Redis drops the transaction and answers EXECABORT with the refusal's words.
+ */
+function execRefused(refusal: Reply, ctx: CommandContext): Reply {
+  const transaction = ctx.connection.transaction;
+  if (transaction instanceof Transaction) transaction.finish();
+  if (refusal.type !== "error") return refusal;
+  const code = refusal.code ?? "ERR";
+  return {
+    type: "error",
+    code: "EXECABORT",
+    message: `Transaction discarded because of: ${code === "ERR" ? "" : `${code} `}${
+      refusal.respMessage ?? refusal.message
+    }`,
+  };
+}
+
+/** `EXEC`: runs the queue (or aborts, or fails because a watched key changed). */
+function exec(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const transaction = ctx.connection.transaction;
+  if (!(transaction instanceof Transaction) || !transaction.queuing) {
+    out.error("EXEC without MULTI");
+    return;
+  }
+  const { queue, aborted, dirty } = transaction.finish();
+  if (aborted) {
+    out.error(EXECABORT_MESSAGE, "EXECABORT");
+    return;
+  }
+  if (dirty) {
+    out.nullArray();
+    return;
+  }
+  if (ctx.node.replica && queue.some((queued) => queued.command.write)) {
+    // The node became a replica since the commands were queued: none of them runs.
+    out.reply(execRefused({ type: "error", code: "READONLY", message: READ_ONLY_MESSAGE }, ctx));
+    return;
+  }
+  const replies = runQueue(queue, out, ctx);
+  if (!replies.some((reply) => reply instanceof Promise)) {
+    out.reply({ type: "array", items: replies as Reply[] });
+    return;
+  }
+  return Promise.all(replies).then((items): Reply => ({ type: "array", items }));
+}
+
+/**
+ * Runs every queued command in one synchronous call, inside `store.atomically`: each reply as
+ * data, or a promise of it (a reply that waits for replicas or for its value to be committed).
+ */
+function runQueue(
+  queue: Queued[],
+  out: ReplyWriter,
+  ctx: CommandContext,
+): (Reply | Promise<Reply>)[] {
+  const replies: (Reply | Promise<Reply>)[] = [];
+  /** The work of the command running now, when it runs in steps. */
+  const running: { steps?: Promise<void> } = {};
+  const takeSteps = (): Promise<void> | undefined => {
+    const steps = running.steps;
+    running.steps = undefined;
+    return steps;
+  };
+  const inner: CommandContext = {
+    ...ctx,
+    stepMs: Infinity,
+    inSteps: (work) => {
+      running.steps = work;
+    },
+  };
+  ctx.node.store.atomically(() => {
+    for (const { command, args } of queue) {
+      const scratch = new ReplyWriter(64);
+      scratch.resp = out.resp;
+      scratch.resp3 = out.resp && ctx.connection.protocol === 3;
+      try {
+        const later = command.handler(args, scratch, inner);
+        const steps = takeSteps();
+        if (steps !== undefined) {
+          replies.push(steps.then((): Reply => rawReply(scratch), errorReply));
+        } else if (later !== undefined) replies.push(later.catch(errorReply));
+        else replies.push(rawReply(scratch));
+      } catch (error) {
+        replies.push(errorReply(error));
+      }
+    }
+  });
+  return replies;
+}
+
+function rawReply(writer: ReplyWriter): Reply {
+  return { type: "raw", bytes: writer.bytes.slice() };
+}
+
+const CONTROL = { transactionControl: true } as const;
+
+/** The transaction commands, by upper-case name. */
+export const TRANSACTION_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>([
+  ["MULTI", { minArgs: 0, maxArgs: 0, ...CONTROL, handler: multi }],
+  ["EXEC", { minArgs: 0, maxArgs: 0, ...CONTROL, handler: exec, refused: execRefused }],
+  ["DISCARD", { minArgs: 0, maxArgs: 0, ...CONTROL, handler: discard }],
+  ["WATCH", { minArgs: 1, maxArgs: Infinity, ...CONTROL, handler: watch }],
+  ["UNWATCH", { minArgs: 0, maxArgs: 0, handler: unwatch }],
+]);
