@@ -36,6 +36,7 @@ export interface ServerConfig {
   MULTI_MAX_COMMANDS: number;
   MULTI_MAX_BYTES: number;
   WATCH_MAX_KEYS: number;
+  SCAN_MAX_CURSORS: number;
   CONNECTION_BUFFER_BYTES: number;
   SHUTDOWN_TIMEOUT_SECONDS: number;
   LOG_LEVEL: LogLevel;
@@ -219,6 +220,16 @@ export const SERVER_SETTINGS: { readonly [name in keyof ServerConfig]: SettingSp
     description:
       "Most keys one connection may WATCH at once; a WATCH past it is refused (nothing of it " +
       "is watched).",
+  },
+  SCAN_MAX_CURSORS: {
+    kind: "int",
+    default: 100_000,
+    group: "server",
+    min: 16,
+    max: 100_000_000,
+    description:
+      "SCAN cursors remembered (each holds the last key it returned); past it the oldest is " +
+      "forgotten, and a SCAN given a forgotten (or made-up) cursor starts over from the first key.",
   },
   CONNECTION_BUFFER_BYTES: {
     kind: "int",

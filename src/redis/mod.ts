@@ -12,6 +12,7 @@
  */
 import type { CommandSpec } from "../server/hooks.ts";
 import { CONNECTION_COMMANDS } from "./connection_commands.ts";
+import { KEYSPACE_COMMANDS } from "./keyspace_commands.ts";
 import { TRANSACTION_COMMANDS } from "./transactions.ts";
 
 export { argText, parseInteger, upperWord } from "./arguments.ts";
@@ -22,4 +23,5 @@ export { clientLine, HELLO_NOAUTH_MESSAGE, helpReply } from "./connection_comman
 export const REDIS_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map([
   ...CONNECTION_COMMANDS,
   ...TRANSACTION_COMMANDS,
+  ...KEYSPACE_COMMANDS,
 ]);

@@ -43,7 +43,12 @@ const NOT_FOUND: Reply = { type: "notFound" };
  * Finishes a client write with LSN `lsn` whose reply is `reply`: written now (it leaves once the
  * write is durable), or later when sync replication must acknowledge it first.
  */
-function acknowledge(ctx: CommandContext, lsn: number, out: ReplyWriter, reply: Reply) {
+export function acknowledge(
+  ctx: CommandContext,
+  lsn: number,
+  out: ReplyWriter,
+  reply: Reply,
+): void | Promise<Reply> {
   ctx.wrote(lsn);
   const waiting = ctx.replicated(lsn);
   if (waiting === undefined) {
@@ -65,7 +70,7 @@ function put(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
  * Answers a read with `reply` once `lsn` is committed (0: at once, written into `out`): a read
  * never shows a write that a crash or a failover could take back (see `commit_point.ts`).
  */
-function answerCommitted(
+export function answerCommitted(
   ctx: CommandContext,
   lsn: number,
   out: ReplyWriter,
@@ -94,7 +99,7 @@ function notCommitted(lsn: number, reason: string): string {
  * For a reply already written into `out` (a request that goes on in steps): holds it until `lsn`
  * is committed, and turns it into an error if it cannot be.
  */
-async function committedOrThrow(ctx: CommandContext, lsn: number): Promise<void> {
+export async function committedOrThrow(ctx: CommandContext, lsn: number): Promise<void> {
   if (lsn === 0) return;
   const commit = ctx.node.commit;
   if (commit.durableSuffices(lsn)) {

@@ -34,6 +34,12 @@ export interface Location<S> {
   readonly length: number;
 }
 
+/** Random slots {@link KeyIndex.randomSlot} looks at before it takes the first key instead. */
+const RANDOM_TRIES = 32;
+
+/** A string above every key (keys are byte strings, each code unit at most 0xff). */
+export const MAX_KEY_STRING = "\u0100";
+
 /** Slot number returned when a key is absent. */
 export const NO_SLOT = -1;
 
@@ -488,6 +494,21 @@ export class KeyIndex<S extends object> {
   /** Number of open snapshots. */
   get openSnapshots(): number {
     return this.#snapshots.length;
+  }
+
+  /**
+   * A live slot picked at random ({@link NO_SLOT} when the index is empty): a few random tries
+   * among the allocated slots, else the first key in order (a sparse table after many deletes).
+   */
+  randomSlot(): number {
+    if (this.#size === 0) return NO_SLOT;
+    const allocated = this.#keys.length;
+    for (let i = 0; i < RANDOM_TRIES; i++) {
+      const slot = Math.floor(Math.random() * allocated);
+      if (this.#slots[slot * STRIDE + SEGMENT] !== 0) return slot;
+    }
+    for (const slot of this.range("", MAX_KEY_STRING, 1)) return slot;
+    return NO_SLOT;
   }
 
   /** @internal Called by {@link IndexSnapshot.release}. */

@@ -532,6 +532,29 @@ export class KVStore {
     return slots.map((slot) => [this.#reader.key(index.keyOf(slot)), this.#readSlot(slot)]);
   }
 
+  /**
+   * Calls `visit(key)` for at most `limit` keys `k` with `start <= k <= end` (byte strings, see
+   * `keys.ts`), in byte order; returns how many it visited. Reads no value: `KEYS` and `SCAN`
+   * walk the index this way, one bounded page at a time.
+   */
+  forEachKey(start: string, end: string, limit: number, visit: (key: string) => void): number {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    const index = this.#index;
+    let count = 0;
+    for (const slot of index.range(start, end, limit)) {
+      visit(index.keyOf(slot));
+      count++;
+    }
+    return count;
+  }
+
+  /** A key picked at random (a byte string), or undefined when the store is empty. */
+  randomKey(): string | undefined {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    const slot = this.#index.randomSlot();
+    return slot === NO_SLOT ? undefined : this.#index.keyOf(slot);
+  }
+
   /** Number of live keys. */
   get size(): number {
     return this.#index.size;

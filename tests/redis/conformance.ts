@@ -18,7 +18,7 @@
  */
 import assert from "node:assert/strict";
 import { hasCommand, type RedisServer, startRedis } from "../helpers/redis.ts";
-import { RawRespConnection, render, shapeOf } from "../helpers/resp3.ts";
+import { RawRespConnection, render, replyEnd, shapeOf } from "../helpers/resp3.ts";
 import { type ServerProcess, startServerProcess } from "../helpers/server_process.ts";
 
 /** The token the servers of `auth` families require (Redis's `requirepass`, kvstore's token). */
@@ -33,8 +33,12 @@ export interface StepOptions {
   send: readonly (string | Uint8Array)[] | string;
   /** Replies the step produces (default 1; 0 for input Redis answers nothing to). */
   replies?: number;
-  /** `shape`: compare types and sizes only (the values differ between any two servers). */
-  compare?: "bytes" | "shape";
+  /**
+   * `shape`: compare types and sizes only (the values differ between any two servers);
+   * `sorted`: an array whose items may come in another order (KEYS: Redis's is its hash
+   * table's), compared once sorted; in a SCAN-shaped reply (cursor, keys) the keys are sorted.
+   */
+  compare?: "bytes" | "shape" | "sorted";
   /** Replaced by `#` in both replies before they are compared (an id inside a bigger reply). */
   mask?: RegExp;
   /** The server closes the connection after this step's replies (QUIT, a fatal error). */
@@ -181,6 +185,8 @@ async function runCase(
         if (typeof want === "string") assert.equal(got, want, `${where}: ${step.differs}`);
         else assert.match(got, want, `${where}: ${step.differs}`);
         assert.notEqual(render(expected[i]), got, `${where}: listed as a difference, but equal`);
+      } else if (step.compare === "sorted") {
+        assert.equal(sortedItems(actual[i]), sortedItems(expected[i]), `${where}: sorted`);
       } else if (step.compare === "shape") {
         assert.equal(shapeOf(actual[i]), shapeOf(expected[i]), `${where}: shape`);
       } else {
@@ -193,6 +199,36 @@ async function runCase(
       return;
     }
   }
+}
+
+/**
+ * An array reply rendered with its items sorted (a two-item array whose second item is an array,
+ * SCAN's shape, has that inner array sorted instead).
+ */
+function sortedItems(reply: Uint8Array): string {
+  const items = arrayItems(reply, 0);
+  if (items === undefined) return render(reply);
+  const [header, parts] = items;
+  if (parts.length === 2 && parts[1][0] === 0x2a) {
+    return render(header) + render(parts[0]) + sortedItems(parts[1]);
+  }
+  return render(header) + parts.map(render).sort().join("");
+}
+
+/** The header and items of the RESP array at `offset`, or undefined if it is not one. */
+function arrayItems(reply: Uint8Array, offset: number): [Uint8Array, Uint8Array[]] | undefined {
+  if (reply[offset] !== 0x2a) return undefined;
+  const lineEnd = reply.indexOf(0x0a, offset);
+  const count = Number(new TextDecoder().decode(reply.subarray(offset + 1, lineEnd - 1)));
+  if (count < 0) return undefined;
+  const parts: Uint8Array[] = [];
+  let at = lineEnd + 1;
+  for (let i = 0; i < count; i++) {
+    const end = replyEnd(reply, at);
+    parts.push(reply.subarray(at, end));
+    at = end;
+  }
+  return [reply.subarray(offset, lineEnd + 1), parts];
 }
 
 /** Runs every case of `family` on both of kvstore's ports, each against Redis. */

@@ -5,6 +5,12 @@
  */
 import type { ConformanceFamily } from "../conformance.ts";
 import { CONNECTION, CONNECTION_AUTH } from "./connection.ts";
+import { KEYSPACE } from "./keyspace.ts";
 import { TRANSACTIONS } from "./transactions.ts";
 
-export const FAMILIES: readonly ConformanceFamily[] = [CONNECTION, CONNECTION_AUTH, TRANSACTIONS];
+export const FAMILIES: readonly ConformanceFamily[] = [
+  CONNECTION,
+  CONNECTION_AUTH,
+  TRANSACTIONS,
+  KEYSPACE,
+];
