@@ -9,7 +9,9 @@
  * The load generator is ours: N connections, each keeping a pipeline of D requests in flight,
  * 16-byte keys drawn from 100,000, 100-byte values, PUT (`SET`), READ (`GET`) or a 50/50 mix;
  * it prints ops/s and p50/p99/p99.9 latency from a log-bucket histogram. `redis-benchmark -t
- * set,get` then runs against both servers as a second opinion. Every process it starts is killed
+ * set,get` then runs against both servers as a second opinion. Last, on fresh servers, the Redis
+ * command figures of `bench_redis_commands.ts` (MULTI/EXEC of 10 SETs, a whole SCAN over 1M keys;
+ * `--only multi` or `--only scan` runs just those). Every process it starts is killed
  * by PID at the end; every temporary directory removed.
  *
  * Figures taken while other work shares the machine's two cores are noisy: read them as
@@ -22,6 +24,7 @@ import { type ServerProcess, startServerProcess } from "../tests/helpers/server_
 import { Histogram } from "./histogram.ts";
 import { cpuMeter } from "./process_cpu.ts";
 import { runRedisBenchmark } from "./redis_benchmark.ts";
+import { commandRows, measureCommands } from "./bench_redis_commands.ts";
 import { writeAll } from "../src/write_all.ts";
 import {
   type BarChart,
@@ -602,6 +605,25 @@ export async function main(args: string[]): Promise<void> {
             );
           }
         }
+      } finally {
+        await kvstore.stop();
+        await redis?.stop();
+      }
+    }
+    const only = values.only;
+    if (only === undefined || ["multi", "scan", "commands"].some((word) => only.includes(word))) {
+      // Fresh servers: the transactions first, then a million keys for the SCAN.
+      const runDir = `${dir}/commands`;
+      const kvstore = await startKvstore("everysec", runDir);
+      const redis = options.redis ? await startRedis("everysec", runDir) : undefined;
+      try {
+        const scanKeys = values.quick ? 100_000 : 1_000_000;
+        const kv = await measureCommands(kvstore.port, options.seconds, scanKeys);
+        const rd = redis === undefined
+          ? undefined
+          : await measureCommands(redis.port, options.seconds, scanKeys);
+        console.log(`\nRedis commands (fsync everysec, fresh servers, same run):`);
+        for (const row of commandRows(kv, rd)) console.log(row);
       } finally {
         await kvstore.stop();
         await redis?.stop();

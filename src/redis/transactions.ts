@@ -102,6 +102,47 @@ function registryOf(store: KVStore): WatchRegistry {
   return registry;
 }
 
+/** Bytes of each chunk queued arguments are copied into (a larger command gets its own). */
+const ARENA_CHUNK_BYTES = 16 * 1024;
+
+/** `+QUEUED\r\n`, written as it is (the reply of every queued command over RESP). */
+const RESP_QUEUED = new TextEncoder().encode("+QUEUED\r\n");
+
+/**
+ * Where queued arguments are copied (the request buffer they arrive in is reused): chunks of
+ * ARENA_CHUNK_BYTES, so queuing a command costs views, not an allocation per argument.
+ */
+class ArgumentArena {
+  #chunk = new Uint8Array(0);
+  #used = 0;
+
+  /** A copy of `args`, `bytes` long in all. */
+  copy(args: Uint8Array[], bytes: number): Uint8Array[] {
+    if (this.#used + bytes > this.#chunk.length) {
+      this.#chunk = new Uint8Array(Math.max(ARENA_CHUNK_BYTES, bytes));
+      this.#used = 0;
+    }
+    const chunk = this.#chunk;
+    const views = new Array<Uint8Array>(args.length);
+    let at = this.#used;
+    for (let i = 0; i < args.length; i++) {
+      const arg = args[i];
+      chunk.set(arg, at);
+      views[i] = chunk.subarray(at, at + arg.length);
+      at += arg.length;
+    }
+    this.#used = at;
+    return views;
+  }
+
+  /** Starts over in a new chunk (the queue that held views of the old one is gone). */
+  clear(): void {
+    if (this.#chunk.length > ARENA_CHUNK_BYTES) this.#chunk = new Uint8Array(0);
+    else if (this.#used > 0) this.#chunk = new Uint8Array(this.#chunk.length);
+    this.#used = 0;
+  }
+}
+
 /** One connection's transaction: its queue while queuing, and the keys it watches. */
 class Transaction implements TransactionState {
   queuing = false;
@@ -111,6 +152,7 @@ class Transaction implements TransactionState {
   #aborted = false;
   #queue: Queued[] = [];
   #queuedBytes = 0;
+  readonly #arena = new ArgumentArena();
   readonly #watched = new Set<string>();
   readonly #node: ServerNode;
   readonly #connection: ConnectionInfo;
@@ -160,8 +202,9 @@ class Transaction implements TransactionState {
       return;
     }
     this.#queuedBytes += bytes;
-    this.#queue.push({ name, command, args: args.map((arg) => arg.slice()) });
-    out.status("QUEUED");
+    this.#queue.push({ name, command, args: this.#arena.copy(args, bytes) });
+    if (out.resp) out.raw(RESP_QUEUED);
+    else out.status("QUEUED");
   }
 
   /**
@@ -172,6 +215,7 @@ class Transaction implements TransactionState {
     const outcome = { queue: this.#queue, aborted: this.#aborted, dirty: this.dirty };
     this.#queue = [];
     this.#queuedBytes = 0;
+    this.#arena.clear();
     this.#aborted = false;
     this.queuing = false;
     this.unwatchAll();
@@ -305,24 +349,39 @@ function exec(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     out.reply(execRefused({ type: "error", code: "READONLY", message: READ_ONLY_MESSAGE }, ctx));
     return;
   }
-  const replies = runQueue(queue, out, ctx);
-  if (!replies.some((reply) => reply instanceof Promise)) {
-    out.reply({ type: "array", items: replies as Reply[] });
+  const items = runQueue(queue, out, ctx);
+  if (!items.some((item) => item.late !== undefined)) {
+    if (out.resp) {
+      // The usual case: every reply is already encoded, back to back, in one scratch writer.
+      out.arrayHeader(items.length);
+      for (const item of items) out.raw(item.writer.bytes.subarray(item.start, item.end));
+    } else out.reply({ type: "array", items: items.map(encodedReply) });
     return;
   }
-  return Promise.all(replies).then((items): Reply => ({ type: "array", items }));
+  return Promise.all(items.map((item) => item.late ?? encodedReply(item))).then((
+    replies,
+  ): Reply => ({ type: "array", items: replies }));
+}
+
+/** One queued command's reply: encoded in `writer` from `start` to `end`, or `late`. */
+interface ExecItem {
+  writer: ReplyWriter;
+  start: number;
+  end: number;
+  late?: Promise<Reply>;
+}
+
+function encodedReply(item: ExecItem): Reply {
+  return { type: "raw", bytes: item.writer.bytes.slice(item.start, item.end) };
 }
 
 /**
- * Runs every queued command in one synchronous call, inside `store.atomically`: each reply as
- * data, or a promise of it (a reply that waits for replicas or for its value to be committed).
+ * Runs every queued command in one synchronous call, inside `store.atomically`. Replies are
+ * encoded back to back into a scratch writer; one that waits (for replicas, or for its value to
+ * be committed) is `late`, as is one that went on in steps (its writer is its own from then on).
  */
-function runQueue(
-  queue: Queued[],
-  out: ReplyWriter,
-  ctx: CommandContext,
-): (Reply | Promise<Reply>)[] {
-  const replies: (Reply | Promise<Reply>)[] = [];
+function runQueue(queue: Queued[], out: ReplyWriter, ctx: CommandContext): ExecItem[] {
+  const items: ExecItem[] = [];
   /** The work of the command running now, when it runs in steps. */
   const running: { steps?: Promise<void> } = {};
   const takeSteps = (): Promise<void> | undefined => {
@@ -337,28 +396,39 @@ function runQueue(
       running.steps = work;
     },
   };
+  const scratch = (): ReplyWriter => {
+    const writer = new ReplyWriter(256);
+    writer.resp = out.resp;
+    writer.resp3 = out.resp && ctx.connection.protocol === 3;
+    return writer;
+  };
+  let writer = scratch();
   ctx.node.store.atomically(() => {
     for (const { command, args } of queue) {
-      const scratch = new ReplyWriter(64);
-      scratch.resp = out.resp;
-      scratch.resp3 = out.resp && ctx.connection.protocol === 3;
+      const start = writer.length;
       try {
-        const later = command.handler(args, scratch, inner);
+        const later = command.handler(args, writer, inner);
         const steps = takeSteps();
         if (steps !== undefined) {
-          replies.push(steps.then((): Reply => rawReply(scratch), errorReply));
-        } else if (later !== undefined) replies.push(later.catch(errorReply));
-        else replies.push(rawReply(scratch));
+          const own = writer;
+          const item: ExecItem = { writer: own, start, end: start };
+          item.late = steps.then((): Reply => {
+            item.end = own.length;
+            return encodedReply(item);
+          }, errorReply);
+          items.push(item);
+          writer = scratch();
+        } else if (later !== undefined) {
+          items.push({ writer, start, end: start, late: later.catch(errorReply) });
+        } else items.push({ writer, start, end: writer.length });
       } catch (error) {
-        replies.push(errorReply(error));
+        writer.length = start;
+        writer.reply(errorReply(error));
+        items.push({ writer, start, end: writer.length });
       }
     }
   });
-  return replies;
-}
-
-function rawReply(writer: ReplyWriter): Reply {
-  return { type: "raw", bytes: writer.bytes.slice() };
+  return items;
 }
 
 const CONTROL = { transactionControl: true } as const;
