@@ -149,6 +149,17 @@ export async function main(args: string[]): Promise<number> {
     console.log(versionText());
     return 0;
   }
+  if (args[0] === "cluster" || args[0] === "switchover") {
+    if (args.includes("--help") || args.includes("-h")) {
+      console.log(commandHelp(args[0]));
+      return 0;
+    }
+    // Loaded on demand: only these read etcd.
+    const { clusterCommand, switchoverCommand } = await import("./src/cli/cluster_commands.ts");
+    return args[0] === "cluster"
+      ? await clusterCommand(args.slice(1))
+      : await switchoverCommand(args.slice(1));
+  }
   if (args[0] === "repair" || args[0] === "inspect") {
     if (args.includes("--help") || args.includes("-h")) {
       console.log(commandHelp(args[0]));

@@ -153,6 +153,32 @@ Examples:
   kvstore --port 5566 replicas add localhost:5567
   kvstore --port 5566 replicas remove localhost:5567`,
   },
+  cluster: {
+    usage: "status [--json] [--etcd-endpoints <urls>] [--cluster-name <name>]",
+    summary: "list the members of a cluster run by etcd (--coordinator etcd)",
+    details: `Reads the cluster from etcd (so it works while nodes are down) and prints every
+member: its role (leader, replica, or down for a node the cluster had that is not registered now),
+address, epoch, applied LSN, lag behind the leader in records, the time its lease in etcd has left,
+and its health (healthy, unhealthy: a replica whose master link is down or a master that takes no
+writes; full sync; diverged). --json prints one JSON object. The endpoints and the cluster name
+default to KVSTORE_ETCD_ENDPOINTS and KVSTORE_CLUSTER_NAME, as for kvstore serve.
+
+Example:
+  kvstore cluster status --etcd-endpoints http://127.0.0.1:2379 --cluster-name prod`,
+  },
+  switchover: {
+    usage: "--to <name> [--timeout-ms <ms>] [--etcd-endpoints <urls>] [--cluster-name <name>]",
+    summary: "hand the master role to another member, losing nothing",
+    details: `Planned switchover of a cluster run by etcd: finds the master through the leader key
+and asks it (SWITCHOVER) to stop taking writes, wait until <name> has every LSN it wrote (at most
+--timeout-ms, default 10000), and hand <name> the leader key in a new epoch. The old master then
+follows <name>. Clients see a short pause: writes meanwhile get -READONLY, which KVClient retries on
+the new master. If <name> does not catch up in time nothing changes and writes resume. Takes
+--auth-token(-file) and --replication-token(-file) like the other commands.
+
+Example:
+  kvstore switchover --to node2 --etcd-endpoints http://127.0.0.1:2379 --cluster-name prod`,
+  },
   repair: {
     usage: "--data-dir <dir> [--yes]",
     summary: "truncate a damaged log at its first bad record",
@@ -205,7 +231,7 @@ ${CLIENT_OPTIONS_HELP}
 export function commandHelp(name: string): string {
   const help = COMMAND_HELP[name];
   const usage = `Usage: kvstore ${name} ${help.usage}`.trimEnd();
-  const local = name === "repair" || name === "inspect";
+  const local = ["repair", "inspect", "cluster", "switchover"].includes(name);
   return `${usage}\n\n${help.details}\n` +
     (local ? "" : `\n${CLIENT_OPTIONS_HELP}\n`);
 }
