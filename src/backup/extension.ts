@@ -18,8 +18,8 @@
 import type { Config } from "../config.ts";
 import { getLog } from "../log.ts";
 import type { Reply } from "../protocol/mod.ts";
-import { CommandError, type ServerExtension } from "../server/hooks.ts";
-import type { StoreSnapshot } from "../storage/mod.ts";
+import { CommandError, type ServerExtension, type ServerHooks } from "../server/hooks.ts";
+import type { KVStore, StoreSnapshot } from "../storage/mod.ts";
 
 const log = getLog("backup");
 const decoder = new TextDecoder();
@@ -44,114 +44,22 @@ function pairBytes(key: Uint8Array, value: Uint8Array): number {
 
 /** The backup extension of a node. */
 export function backupExtension(): ServerExtension {
-  return (node) => {
-    const config: Config = node.config;
-    const backups = new Map<string, Backup>();
+  return (node) => new Backups(node.store, node.config).hooks();
+}
 
-    const release = (backup: Backup, why: string) => {
-      if (!backups.delete(backup.id)) return;
-      clearTimeout(backup.timer);
-      backup.snapshot.release();
-      log.info("backup {id} for {peer} {why}: {keys} keys, {bytes} bytes sent, LSN {lsn}", {
-        event: "backup_end",
-        id: backup.id,
-        peer: backup.peer,
-        why,
-        keys: backup.sentKeys,
-        bytes: backup.sentBytes,
-        lsn: backup.snapshot.lsn,
-      });
-    };
+/** The node's running backups: `BACKUP BEGIN`, `NEXT` and `END`, their bounds and their log. */
+class Backups {
+  readonly #store: KVStore;
+  readonly #config: Config;
+  readonly #running = new Map<string, Backup>();
 
-    const touch = (backup: Backup) => {
-      clearTimeout(backup.timer);
-      backup.timer = setTimeout(
-        () =>
-          release(
-            backup,
-            `abandoned (no request for BACKUP_IDLE_TIMEOUT_SECONDS ${config.BACKUP_IDLE_TIMEOUT_SECONDS} s)`,
-          ),
-        config.BACKUP_IDLE_TIMEOUT_SECONDS * 1000,
-      );
-      Deno.unrefTimer(backup.timer);
-    };
+  constructor(store: KVStore, config: Config) {
+    this.#store = store;
+    this.#config = config;
+  }
 
-    const find = (idBytes: Uint8Array): Backup => {
-      const id = decoder.decode(idBytes);
-      const backup = backups.get(id);
-      if (backup === undefined) {
-        throw new CommandError(
-          `no backup ${
-            JSON.stringify(id)
-          } (finished, abandoned after BACKUP_IDLE_TIMEOUT_SECONDS ` +
-            `${config.BACKUP_IDLE_TIMEOUT_SECONDS} s, or never begun)`,
-        );
-      }
-      return backup;
-    };
-
-    const begin = async (peer: string): Promise<Reply> => {
-      if (backups.size >= config.MAX_BACKUPS) {
-        log.warn("refused a backup for {peer}: MAX_BACKUPS is {limit}", {
-          event: "limit",
-          setting: "MAX_BACKUPS",
-          limit: config.MAX_BACKUPS,
-          peer,
-        });
-        throw new CommandError(
-          `${backups.size} backups are running and MAX_BACKUPS is ${config.MAX_BACKUPS}; ` +
-            `try again when one finished`,
-        );
-      }
-      const snapshot = await node.store.snapshot();
-      const backup: Backup = {
-        id: crypto.randomUUID(),
-        snapshot,
-        iterator: snapshot.entries[Symbol.asyncIterator](),
-        peer,
-        sentKeys: 0,
-        sentBytes: 0,
-        timer: undefined,
-        busy: Promise.resolve(),
-      };
-      backups.set(backup.id, backup);
-      touch(backup);
-      log.info("backup {id} for {peer} begins: {keys} keys at LSN {lsn}", {
-        event: "backup_begin",
-        id: backup.id,
-        peer,
-        keys: snapshot.keys,
-        lsn: snapshot.lsn,
-      });
-      return {
-        type: "array",
-        items: [
-          { type: "value", value: encoder.encode(backup.id) },
-          { type: "integer", value: snapshot.lsn },
-          { type: "integer", value: snapshot.keys },
-          { type: "integer", value: node.store.lastEpoch },
-        ],
-      };
-    };
-
-    const nextChunk = async (backup: Backup): Promise<Reply> => {
-      const items: Reply[] = [];
-      let bytes = 0;
-      // Bounded: stops at SNAPSHOT_CHUNK_BYTES or when the snapshot has no more pairs.
-      while (bytes < config.SNAPSHOT_CHUNK_BYTES) {
-        const step = await backup.iterator.next();
-        if (step.done) break;
-        const [key, value] = step.value;
-        items.push({ type: "value", value: key }, { type: "value", value });
-        bytes += pairBytes(key, value);
-      }
-      backup.sentKeys += items.length / 2;
-      backup.sentBytes += bytes;
-      if (items.length === 0) release(backup, "finished");
-      else touch(backup);
-      return { type: "array", items };
-    };
-
+  /** The `BACKUP` command, its INFO fields, and the release of every backup at shutdown. */
+  hooks(): ServerHooks {
     return {
       commands: {
         BACKUP: {
@@ -159,16 +67,10 @@ export function backupExtension(): ServerExtension {
           maxArgs: 2,
           handler: (args, out, ctx) => {
             const sub = decoder.decode(args[0]).toUpperCase();
-            if (sub === "BEGIN" && args.length === 1) return begin(ctx.connection.peer);
-            if (sub === "NEXT" && args.length === 2) {
-              const backup = find(args[1]);
-              touch(backup);
-              const reply = backup.busy.then(() => nextChunk(backup));
-              backup.busy = reply.catch(() => undefined);
-              return reply;
-            }
+            if (sub === "BEGIN" && args.length === 1) return this.#begin(ctx.connection.peer);
+            if (sub === "NEXT" && args.length === 2) return this.#next(this.#find(args[1]));
             if (sub === "END" && args.length === 2) {
-              release(find(args[1]), "ended by its client");
+              this.#release(this.#find(args[1]), "ended by its client");
               out.ok();
               return;
             }
@@ -178,14 +80,129 @@ export function backupExtension(): ServerExtension {
       },
       info: {
         backup: () => [
-          ["backups_running", backups.size],
-          ["max_backups", config.MAX_BACKUPS],
+          ["backups_running", this.#running.size],
+          ["max_backups", this.#config.MAX_BACKUPS],
         ],
       },
       close: () => {
-        for (const backup of [...backups.values()]) release(backup, "stopped by shutdown");
+        for (const backup of [...this.#running.values()]) {
+          this.#release(backup, "stopped by shutdown");
+        }
         return Promise.resolve();
       },
     };
-  };
+  }
+
+  #release(backup: Backup, why: string): void {
+    if (!this.#running.delete(backup.id)) return;
+    clearTimeout(backup.timer);
+    backup.snapshot.release();
+    log.info("backup {id} for {peer} {why}: {keys} keys, {bytes} bytes sent, LSN {lsn}", {
+      event: "backup_end",
+      id: backup.id,
+      peer: backup.peer,
+      why,
+      keys: backup.sentKeys,
+      bytes: backup.sentBytes,
+      lsn: backup.snapshot.lsn,
+    });
+  }
+
+  /** Restarts the backup's idle timer: it is released after BACKUP_IDLE_TIMEOUT_SECONDS. */
+  #touch(backup: Backup): void {
+    const idleSeconds = this.#config.BACKUP_IDLE_TIMEOUT_SECONDS;
+    clearTimeout(backup.timer);
+    backup.timer = setTimeout(
+      () =>
+        this.#release(
+          backup,
+          `abandoned (no request for BACKUP_IDLE_TIMEOUT_SECONDS ${idleSeconds} s)`,
+        ),
+      idleSeconds * 1000,
+    );
+    Deno.unrefTimer(backup.timer);
+  }
+
+  #find(idBytes: Uint8Array): Backup {
+    const id = decoder.decode(idBytes);
+    const backup = this.#running.get(id);
+    if (backup === undefined) {
+      throw new CommandError(
+        `no backup ${JSON.stringify(id)} (finished, abandoned after BACKUP_IDLE_TIMEOUT_SECONDS ` +
+          `${this.#config.BACKUP_IDLE_TIMEOUT_SECONDS} s, or never begun)`,
+      );
+    }
+    return backup;
+  }
+
+  async #begin(peer: string): Promise<Reply> {
+    const limit = this.#config.MAX_BACKUPS;
+    if (this.#running.size >= limit) {
+      log.warn("refused a backup for {peer}: MAX_BACKUPS is {limit}", {
+        event: "limit",
+        setting: "MAX_BACKUPS",
+        limit,
+        peer,
+      });
+      throw new CommandError(
+        `${this.#running.size} backups are running and MAX_BACKUPS is ${limit}; ` +
+          `try again when one finished`,
+      );
+    }
+    const snapshot = await this.#store.snapshot();
+    const backup: Backup = {
+      id: crypto.randomUUID(),
+      snapshot,
+      iterator: snapshot.entries[Symbol.asyncIterator](),
+      peer,
+      sentKeys: 0,
+      sentBytes: 0,
+      timer: undefined,
+      busy: Promise.resolve(),
+    };
+    this.#running.set(backup.id, backup);
+    this.#touch(backup);
+    log.info("backup {id} for {peer} begins: {keys} keys at LSN {lsn}", {
+      event: "backup_begin",
+      id: backup.id,
+      peer,
+      keys: snapshot.keys,
+      lsn: snapshot.lsn,
+    });
+    return {
+      type: "array",
+      items: [
+        { type: "value", value: encoder.encode(backup.id) },
+        { type: "integer", value: snapshot.lsn },
+        { type: "integer", value: snapshot.keys },
+        { type: "integer", value: this.#store.lastEpoch },
+      ],
+    };
+  }
+
+  /** `BACKUP NEXT`: the next chunk, once the NEXT before it was answered. */
+  #next(backup: Backup): Promise<Reply> {
+    this.#touch(backup);
+    const reply = backup.busy.then(() => this.#nextChunk(backup));
+    backup.busy = reply.catch(() => undefined);
+    return reply;
+  }
+
+  async #nextChunk(backup: Backup): Promise<Reply> {
+    const items: Reply[] = [];
+    let bytes = 0;
+    // Bounded: stops at SNAPSHOT_CHUNK_BYTES or when the snapshot has no more pairs.
+    while (bytes < this.#config.SNAPSHOT_CHUNK_BYTES) {
+      const step = await backup.iterator.next();
+      if (step.done) break;
+      const [key, value] = step.value;
+      items.push({ type: "value", value: key }, { type: "value", value });
+      bytes += pairBytes(key, value);
+    }
+    backup.sentKeys += items.length / 2;
+    backup.sentBytes += bytes;
+    if (items.length === 0) this.#release(backup, "finished");
+    else this.#touch(backup);
+    return { type: "array", items };
+  }
 }
