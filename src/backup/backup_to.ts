@@ -105,35 +105,12 @@ export async function backupTo(
   let id: Uint8Array | undefined;
   let finished = false;
   try {
-    const begin = expectArray(await client.send(["BACKUP", "BEGIN"]), "BACKUP BEGIN");
-    const [idReply, lsn, totalKeys, epoch] = begin;
-    if (
-      !(idReply instanceof Uint8Array) || typeof lsn !== "number" ||
-      typeof totalKeys !== "number" || typeof epoch !== "number"
-    ) {
-      throw new BackupError(`BACKUP BEGIN answered ${JSON.stringify(begin.map(String))}`);
-    }
-    id = idReply;
+    const begun = await beginBackup(client);
+    id = begun.id;
+    const { lsn, epoch, totalKeys } = begun;
     store = await KVStore.open(dir, { fsync: "always", autoCompact: false });
     sync = await store.beginFullSync(lsn, epoch);
-    let keys = 0;
-    let bytes = 0;
-    // Bounded by the snapshot's pairs: each chunk but the last holds at least one.
-    for (;;) {
-      const chunk = expectArray(await client.send(["BACKUP", "NEXT", id]), "BACKUP NEXT");
-      if (chunk.length === 0) break;
-      for (let i = 0; i + 1 < chunk.length; i += 2) {
-        const key = chunk[i];
-        const value = chunk[i + 1];
-        if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) {
-          throw new BackupError("BACKUP NEXT answered something that is not key/value pairs");
-        }
-        sync.put(key, value);
-        keys++;
-        bytes += key.length + value.length;
-      }
-      options.onProgress?.({ keys, totalKeys, bytes });
-    }
+    const { keys, bytes } = await copyChunks(client, id, sync, totalKeys, options.onProgress);
     id = undefined; // the server released the snapshot with its last, empty chunk
     if (keys !== totalKeys) {
       throw new BackupError(
@@ -142,24 +119,7 @@ export async function backupTo(
     }
     await sync.finish();
     sync = undefined;
-    const source = client.address;
-    await Deno.writeTextFile(
-      `${dir}/${BACKUP_MANIFEST}`,
-      JSON.stringify(
-        {
-          source,
-          lsn,
-          epoch,
-          keys,
-          bytes,
-          takenAt: new Date().toISOString(),
-          kvstoreVersion: VERSION,
-        },
-        null,
-        2,
-      ) + "\n",
-      { mode: DATA_FILE_MODE },
-    );
+    await writeManifest(dir, { source: client.address, lsn, epoch, keys, bytes });
     await store.close();
     store = undefined;
     finished = true;
@@ -174,4 +134,68 @@ export async function backupTo(
       await removeContents(dir, created);
     }
   }
+}
+
+/** `BACKUP BEGIN`: the snapshot's id, LSN, key count and epoch. */
+async function beginBackup(
+  client: KVClient,
+): Promise<{ id: Uint8Array; lsn: number; totalKeys: number; epoch: number }> {
+  const begin = expectArray(await client.send(["BACKUP", "BEGIN"]), "BACKUP BEGIN");
+  const [id, lsn, totalKeys, epoch] = begin;
+  if (
+    !(id instanceof Uint8Array) || typeof lsn !== "number" ||
+    typeof totalKeys !== "number" || typeof epoch !== "number"
+  ) {
+    throw new BackupError(`BACKUP BEGIN answered ${JSON.stringify(begin.map(String))}`);
+  }
+  return { id, lsn, totalKeys, epoch };
+}
+
+/** `BACKUP NEXT` until the empty chunk (which releases the snapshot), each pair into `sync`. */
+async function copyChunks(
+  client: KVClient,
+  id: Uint8Array,
+  sync: FullSync,
+  totalKeys: number,
+  onProgress: ((progress: BackupProgress) => void) | undefined,
+): Promise<{ keys: number; bytes: number }> {
+  let keys = 0;
+  let bytes = 0;
+  // Bounded by the snapshot's pairs: each chunk but the last holds at least one.
+  for (;;) {
+    const chunk = expectArray(await client.send(["BACKUP", "NEXT", id]), "BACKUP NEXT");
+    if (chunk.length === 0) break;
+    for (let i = 0; i + 1 < chunk.length; i += 2) {
+      const key = chunk[i];
+      const value = chunk[i + 1];
+      if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) {
+        throw new BackupError("BACKUP NEXT answered something that is not key/value pairs");
+      }
+      sync.put(key, value);
+      keys++;
+      bytes += key.length + value.length;
+    }
+    onProgress?.({ keys, totalKeys, bytes });
+  }
+  return { keys, bytes };
+}
+
+/** Writes the backup's manifest (where it came from, its LSN, epoch and size). */
+async function writeManifest(
+  dir: string,
+  taken: { source: string; lsn: number; epoch: number; keys: number; bytes: number },
+): Promise<void> {
+  await Deno.writeTextFile(
+    `${dir}/${BACKUP_MANIFEST}`,
+    JSON.stringify(
+      {
+        ...taken,
+        takenAt: new Date().toISOString(),
+        kvstoreVersion: VERSION,
+      },
+      null,
+      2,
+    ) + "\n",
+    { mode: DATA_FILE_MODE },
+  );
 }
