@@ -108,70 +108,17 @@ export async function runClientCommand(command: string, args: string[]): Promise
     console.log(commandHelp(command));
     return EXIT_OK;
   }
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        host: { type: "string" },
-        port: { type: "string" },
-        "timeout-ms": { type: "string" },
-        "auth-token": { type: "string" },
-        "auth-token-file": { type: "string" },
-        "replication-token": { type: "string" },
-        "replication-token-file": { type: "string" },
-        "tls-ca": { type: "string" },
-        tls: { type: "boolean" },
-        to: { type: "string" },
-        "value-file": { type: "string" },
-        x: { type: "boolean", short: "x" },
-        json: { type: "boolean" },
-        force: { type: "boolean" },
-        nodes: { type: "string" },
-        "read-from": { type: "string" },
-      },
-    });
-  } catch (error) {
-    return fail(`${command}: ${optionErrorText(error, command)}`);
-  }
-  const values = parsed.values;
-  for (const [option, commands] of Object.entries(COMMAND_OPTIONS)) {
-    if (values[option as keyof typeof values] !== undefined && !commands.includes(command)) {
-      const flag = option.length === 1 ? `-${option}` : `--${option}`;
-      return fail(`${command} takes no ${flag} (see kvstore ${command} --help)`);
-    }
-  }
-  const operands = parsed.positionals;
-  const [min, max] = ARITY[command];
-  const valueElsewhere = command === "put" &&
-    (values["value-file"] !== undefined || values.x === true);
-  if (
-    operands.length < min || operands.length > (valueElsewhere ? 1 : max) ||
-    (command === "put" && operands.length === 1 && !valueElsewhere)
-  ) {
-    return fail(usageLine(command));
-  }
+  const line = parseCommandLine(command, args);
+  if (typeof line === "string") return fail(line);
+  const { values, operands } = line;
   let connection: Connection;
   try {
     connection = await connectionOptions(values);
   } catch (error) {
     return fail(error instanceof Error ? error.message : String(error));
   }
-  if (connection.nodes !== undefined && ONE_NODE_COMMANDS.has(command)) {
-    return fail(
-      `${command} acts on one node: give it --host and --port, not ${
-        values.nodes === undefined ? "KVSTORE_NODES" : "--nodes"
-      }`,
-    );
-  }
-  if (connection.readPreference !== undefined && connection.nodes === undefined) {
-    return fail(`--read-from chooses among a cluster's nodes: give --nodes (or KVSTORE_NODES) too`);
-  }
-  if (command === "backup" && values.to === undefined) {
-    return fail("usage: kvstore backup --to <dir> (a new or empty directory)");
-  }
+  const problem = connectionProblem(command, values, connection);
+  if (problem !== undefined) return fail(problem);
   let value: Uint8Array | string | undefined;
   if (command === "put") {
     try {
@@ -202,6 +149,87 @@ export async function runClientCommand(command: string, args: string[]): Promise
   } finally {
     await client.close();
   }
+}
+
+/** The options of the client commands (`COMMAND_OPTIONS` says which commands take the few). */
+const OPTIONS = {
+  host: { type: "string" },
+  port: { type: "string" },
+  "timeout-ms": { type: "string" },
+  "auth-token": { type: "string" },
+  "auth-token-file": { type: "string" },
+  "replication-token": { type: "string" },
+  "replication-token-file": { type: "string" },
+  "tls-ca": { type: "string" },
+  tls: { type: "boolean" },
+  to: { type: "string" },
+  "value-file": { type: "string" },
+  x: { type: "boolean", short: "x" },
+  json: { type: "boolean" },
+  force: { type: "boolean" },
+  nodes: { type: "string" },
+  "read-from": { type: "string" },
+} as const;
+
+function parseOptions(args: string[]) {
+  return parseArgs({ args, allowPositionals: true, strict: true, options: OPTIONS });
+}
+
+/** A client command's line: its options and its operands. */
+interface CommandLine {
+  values: ReturnType<typeof parseOptions>["values"];
+  operands: string[];
+}
+
+/**
+ * Parses a client command's words, checking that the command takes each option given and its
+ * number of operands; a string is what is wrong with them.
+ */
+function parseCommandLine(command: string, args: string[]): CommandLine | string {
+  let parsed;
+  try {
+    parsed = parseOptions(args);
+  } catch (error) {
+    return `${command}: ${optionErrorText(error, command)}`;
+  }
+  const values = parsed.values;
+  for (const [option, commands] of Object.entries(COMMAND_OPTIONS)) {
+    if (values[option as keyof typeof values] !== undefined && !commands.includes(command)) {
+      const flag = option.length === 1 ? `-${option}` : `--${option}`;
+      return `${command} takes no ${flag} (see kvstore ${command} --help)`;
+    }
+  }
+  const operands = parsed.positionals;
+  const [min, max] = ARITY[command];
+  const valueElsewhere = command === "put" &&
+    (values["value-file"] !== undefined || values.x === true);
+  if (
+    operands.length < min || operands.length > (valueElsewhere ? 1 : max) ||
+    (command === "put" && operands.length === 1 && !valueElsewhere)
+  ) {
+    return usageLine(command);
+  }
+  return { values, operands };
+}
+
+/** What is wrong with where a command goes (one node or a cluster), or undefined. */
+function connectionProblem(
+  command: string,
+  values: CommandLine["values"],
+  connection: Connection,
+): string | undefined {
+  if (connection.nodes !== undefined && ONE_NODE_COMMANDS.has(command)) {
+    return `${command} acts on one node: give it --host and --port, not ${
+      values.nodes === undefined ? "KVSTORE_NODES" : "--nodes"
+    }`;
+  }
+  if (connection.readPreference !== undefined && connection.nodes === undefined) {
+    return `--read-from chooses among a cluster's nodes: give --nodes (or KVSTORE_NODES) too`;
+  }
+  if (command === "backup" && values.to === undefined) {
+    return "usage: kvstore backup --to <dir> (a new or empty directory)";
+  }
+  return undefined;
 }
 
 /**
