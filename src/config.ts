@@ -161,6 +161,13 @@ function parseValue(name: SettingName, raw: string, source: string): Config[Sett
  * {@link ConfigError} naming the first problem; returns the same object when all is well.
  */
 export function validateConfig(config: Config): Config {
+  checkEachSetting(config);
+  checkRulesBetweenSettings(config);
+  return config;
+}
+
+/** Each setting's type and bounds, from its row of the table. */
+function checkEachSetting(config: Config): void {
   for (const name of SETTING_NAMES) {
     const spec = SETTINGS[name];
     const value = config[name];
@@ -185,6 +192,10 @@ export function validateConfig(config: Config): Config {
       throw new ConfigError(`setting ${name}: ${String(value)} is not true or false`);
     }
   }
+}
+
+/** The rules between settings (a replica's --demote, TLS's pair of files, the buffer limits...). */
+function checkRulesBetweenSettings(config: Config): void {
   if (config.DEMOTE && !config.REPLICA) {
     throw new ConfigError("--demote goes with --replica: it makes a promoted node a replica again");
   }
@@ -245,7 +256,6 @@ export function validateConfig(config: Config): Config {
         `${config.MAX_KEY_BYTES}; a request could never carry the largest key`,
     );
   }
-  return config;
 }
 
 /** The etcd URLs of `ETCD_ENDPOINTS`. */
