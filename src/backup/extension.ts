@@ -19,7 +19,7 @@ import type { Config } from "../config.ts";
 import { getLog } from "../log.ts";
 import type { Reply } from "../protocol/mod.ts";
 import { CommandError, type ServerExtension, type ServerHooks } from "../server/hooks.ts";
-import type { KVStore, StoreSnapshot } from "../storage/mod.ts";
+import type { KVStore, SnapshotEntry, StoreSnapshot } from "../storage/mod.ts";
 
 const log = getLog("backup");
 const decoder = new TextDecoder();
@@ -28,7 +28,7 @@ const encoder = new TextEncoder();
 interface Backup {
   id: string;
   snapshot: StoreSnapshot;
-  iterator: AsyncIterator<[Uint8Array, Uint8Array]>;
+  iterator: AsyncIterator<SnapshotEntry>;
   peer: string;
   sentKeys: number;
   sentBytes: number;

@@ -11,7 +11,7 @@
  */
 import { closeSync, openSync } from "node:fs";
 import { CorruptionError } from "../storage/errors.ts";
-import { forEachKey, recordEpoch } from "../storage/record.ts";
+import { forEachKey, Op, recordEpoch, recordOp } from "../storage/record.ts";
 import {
   hintPathOf,
   LOCK_FILE_NAME,
@@ -196,6 +196,7 @@ function inspectSegment(
     else if (header.flags & SegmentFlag.COMPACTED) report.kind = "compacted";
     const visit = (buf: Uint8Array, view: DataView, at: number) => {
       maxEpoch = Math.max(maxEpoch, recordEpoch(view, at));
+      if (recordOp(buf, at) === Op.FLUSH) live.clear();
       forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength) => {
         const key = byteString(buf, keyStart, keyLength);
         if (valueStart < 0) live.delete(key);

@@ -1,6 +1,6 @@
 /**
- * The storage settings: durability (fsync), segments, key and value bounds, write batches and
- * compaction.
+ * The storage settings: durability (fsync), segments, key and value bounds, write batches,
+ * compaction and active expiry.
  *
  * One part of the settings table that `src/config.ts` assembles into `SETTINGS` and `Config`. A new
  * storage setting goes here: a field of {@link StorageConfig} and its row in {@link
@@ -25,6 +25,8 @@ export interface StorageConfig {
   COMPACTION_THRESHOLD: number;
   COMPACTION_MIN_BYTES: number;
   COMPACTION_CHUNK_BYTES: number;
+  EXPIRY_INTERVAL_MS: number;
+  EXPIRY_KEYS_PER_TURN: number;
 }
 
 /** The storage rows of the settings table, in `--help` order. */
@@ -115,5 +117,25 @@ export const STORAGE_SETTINGS: { readonly [name in keyof StorageConfig]: Setting
     description:
       "Log bytes compaction reads (or index entries it re-points) in one step before it yields " +
       "to requests; bounds how long compaction holds the event loop.",
+  },
+  EXPIRY_INTERVAL_MS: {
+    kind: "int",
+    default: 100,
+    group: "storage",
+    min: 0,
+    max: 60_000,
+    description:
+      "How often a master looks for keys past their expiry time and deletes them (a DELETE " +
+      "record each, replicated); 0: never (reads still treat such keys as gone).",
+  },
+  EXPIRY_KEYS_PER_TURN: {
+    kind: "int",
+    default: 500,
+    min: 1,
+    max: 100_000,
+    group: "storage",
+    description:
+      "Most expired keys one turn of active expiry deletes before it yields to requests; " +
+      "bounds the pause a million keys expiring at once can cause.",
   },
 };

@@ -19,7 +19,15 @@ export class LinkError extends Error {
   override name = "LinkError";
 }
 
-export type Expected = "auth" | "hello" | "diverged" | "log" | "ping" | "snapshot" | "chunk";
+export type Expected =
+  | "auth"
+  | "format"
+  | "hello"
+  | "diverged"
+  | "log"
+  | "ping"
+  | "snapshot"
+  | "chunk";
 
 interface Waiter {
   kind: Expected;
@@ -148,9 +156,11 @@ export class LinkConnection {
     if (waiter === undefined) {
       throw new LinkError(`unexpected reply from the replica: ${describeReply(reply)}`);
     }
-    // Tolerated errors: AUTH to a replica without tokens, and a DIVERGED report it ignores.
+    // Tolerated errors: AUTH to a replica without tokens, a DIVERGED report it ignores, and
+    // FORMAT to a replica from before it, which does not know the word (the link refuses it).
     const tolerated = reply instanceof RespErrorReply &&
-      ((waiter.kind === "auth" && isChallengeOff(reply.message)) || waiter.kind === "diverged");
+      ((waiter.kind === "auth" && isChallengeOff(reply.message)) || waiter.kind === "diverged" ||
+        (waiter.kind === "format" && /unknown REPLICATE subcommand/i.test(reply.message)));
     if (reply instanceof RespErrorReply && !tolerated) {
       this.#ctx.onRefused?.(reply.code, reply.message);
       const error = new LinkError(

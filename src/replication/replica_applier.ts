@@ -14,6 +14,7 @@ import { Follower, type SyncPhase } from "./follower.ts";
 import { SyncProgress } from "./sync_progress.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import {
+  type ChunkPair,
   decodePairs,
   helloReplyText,
   MAX_LSN,
@@ -49,7 +50,7 @@ export interface ReplicaStore {
 
 /** A full sync being received (storage side). */
 export interface FullSyncWriter {
-  add(pairs: [Uint8Array, Uint8Array][]): Promise<void> | void;
+  add(pairs: ChunkPair[]): Promise<void> | void;
   commit(): Promise<void>;
   abort(): Promise<void>;
 }

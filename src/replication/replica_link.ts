@@ -27,11 +27,13 @@ import {
   describeReply,
   encodeRequest,
   expectInteger,
+  formatRequest,
   helloRequest,
   LogFrameWriter,
   PairChunkWriter,
   parseHelloReply,
   pingRequest,
+  RECORD_FORMAT,
   snapshotBeginRequest,
   snapshotChunkRequest,
   snapshotEndRequest,
@@ -44,7 +46,8 @@ export interface SourceSnapshot {
   keys?: number;
   /** Key and value bytes in the snapshot, when known (for progress). */
   bytes?: number;
-  entries: AsyncIterable<readonly [Uint8Array, Uint8Array]>;
+  /** Key, value and expiry time (ms since the epoch, 0 or absent: none). */
+  entries: AsyncIterable<readonly [Uint8Array, Uint8Array, number?]>;
   release(): void;
 }
 
@@ -285,6 +288,7 @@ export class ReplicaLink {
       wake: () => this.#wakeup.notify(),
     });
     if (this.#ctx.authToken !== undefined) await this.#authenticate(this.#ctx.authToken);
+    await this.#checkFormat();
     const wasHealthy = node.healthy;
     const hello = await this.#w.request(
       helloRequest(
@@ -335,6 +339,23 @@ export class ReplicaLink {
     }
     this.#ctx.onAck(node);
     await this.#stream();
+  }
+
+  /**
+   * Asks which record format the replica reads (`REPLICATE FORMAT`): one from before format 2
+   * could not read this master's expiring, MULTI or FLUSH records, so it is refused with what to
+   * do (the link retries with backoff, and streams once the replica is upgraded).
+   */
+  async #checkFormat(): Promise<void> {
+    const reply = await this.#w.request(formatRequest(), "format");
+    if (typeof reply === "number" && reply >= RECORD_FORMAT) return;
+    throw new LinkError(
+      `replica ${this.node.address} runs an older kvstore: it reads record format ` +
+        `${typeof reply === "number" ? reply : 1}, this master writes format ${RECORD_FORMAT} ` +
+        `(expiry, MULTI and FLUSH records; it answered REPLICATE FORMAT with ` +
+        `${describeReply(reply)}). Upgrade the replica first: a newer replica follows an older ` +
+        `master, not the other way round`,
+    );
   }
 
   /**
@@ -538,10 +559,10 @@ export class ReplicaLink {
           );
         }
       };
-      for await (const [key, value] of snapshot.entries) {
+      for await (const [key, value, expiresAtMs = 0] of snapshot.entries) {
         this.#w.throwIfFailed();
-        if (writer.wouldOverflow(key, value)) await flush();
-        writer.add(key, value);
+        if (writer.wouldOverflow(key, value, expiresAtMs)) await flush();
+        writer.add(key, value, expiresAtMs);
       }
       await flush();
       const end = await this.#w.request(snapshotEndRequest(snapshot.lsn), "snapshot");

@@ -26,7 +26,13 @@ import {
   staleEpochError,
   upper,
 } from "./replica_applier.ts";
-import { MAX_LSN, parseHelloRequest, parseOrThrow, parseStreamNumber } from "./stream_protocol.ts";
+import {
+  MAX_LSN,
+  parseHelloRequest,
+  parseOrThrow,
+  parseStreamNumber,
+  RECORD_FORMAT,
+} from "./stream_protocol.ts";
 
 const log = getLog("replication");
 
@@ -80,6 +86,10 @@ export class ReplicateCommand {
     // Not replicaOnly: a master answers the stream of an older master with STALEEPOCH.
     admin: true,
     handler: (args, out, ctx) => {
+      if (args.length === 2 && upper(args[0]) === "FORMAT") {
+        out.integer(RECORD_FORMAT); // a capability, whatever the role (stream_protocol.ts)
+        return;
+      }
       const applier = this.#role.applier;
       if (applier === undefined || this.#role.changing) this.#refuse(args, ctx.connection);
       const sub = upper(args[0]);

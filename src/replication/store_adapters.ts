@@ -90,7 +90,7 @@ export function replicaStoreOf(store: KVStore): ReplicaStore {
       const sync = await store.beginFullSync(lsn, epoch);
       return {
         add: (pairs) => {
-          for (const [key, value] of pairs) sync.put(key, value);
+          for (const [key, value, expiresAtMs] of pairs) sync.put(key, value, expiresAtMs);
         },
         commit: () => sync.finish(),
         abort: () => sync.abort(),

@@ -22,6 +22,14 @@
  *     does not hold the token gets no data. A replica without tokens answers CHALLENGE with an
  *     error ("CHALLENGE called, but ... authentication is off") that the master tolerates, with a
  *     warning. (Before this exchange a master sent `AUTH <token>`; replicas still accept it.)
+ * REPLICATE FORMAT <masterFormat>            → :<replicaFormat>
+ *     Sent before HELLO on every connection: the highest record format each side reads.
+ *     Format 2 added PUT_EXPIRING, MULTI and FLUSH records and expiring snapshot pairs (see
+ *     src/storage/record.ts); a replica that reads format 2 answers 2 whatever its role. A
+ *     replica from before (it answers an error, "unknown REPLICATE subcommand") could not read
+ *     this master's records: the master refuses it with a message saying to upgrade it, and
+ *     retries with backoff. Upgrade replicas before their master: a new replica follows an old
+ *     master (it reads format 1, which never changed, and the old master sends no FORMAT).
  * REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs> [<masterAddress>]
  *                                           → +<lastLsn> <lastEpoch> <lastCrc> [<localWrites>]
  *     Opens a stream. Every field is checked before the replica acts on any (epoch at most
@@ -71,7 +79,9 @@
  *     values) in chunks of at most SNAPSHOT_CHUNK_BYTES. The replica builds the new state aside
  *     and swaps it in atomically at END (a crash before END leaves its old state); the master
  *     then streams LOG frames after <lsn>. <pairs> is a run of
- *     `[u32le keyLength][u32le valueLength][key][value]`.
+ *     `[u32le keyLength][u32le valueLength][key][value]`; a key with an expiry time has bit 31 of
+ *     its keyLength word set and a u64le expiresAtMs (ms since the Unix epoch) right after the
+ *     two lengths (format 2).
  * ```
  * Errors are RESP errors (`-ERR <message>`); the master counts one as a failed attempt, drops
  * the connection and reconnects (with backoff), starting again with HELLO.
@@ -99,6 +109,14 @@ export function encodeRequest(words: readonly CommandArgument[]): Uint8Array {
   const out = new RespCommandWriter(sizeBytes);
   out.command(words);
   return out.bytes.slice();
+}
+
+/** The highest record format this kvstore reads and writes (see `REPLICATE FORMAT`). */
+export const RECORD_FORMAT = 2;
+
+/** `REPLICATE FORMAT <masterFormat>`. */
+export function formatRequest(): Uint8Array {
+  return encodeRequest(["REPLICATE", "FORMAT", String(RECORD_FORMAT)]);
 }
 
 /** `REPLICATE HELLO <epoch> <masterLastLsn> <pingIntervalMs> <timeoutMs> [<masterAddress>]`. */
@@ -259,10 +277,13 @@ export function snapshotEndRequest(lsn: number): Uint8Array {
   return encodeRequest(["REPLICATE", "SNAPSHOT", "END", String(lsn)]);
 }
 
-/** Bytes one pair takes in a snapshot chunk. */
-export function pairEncodedBytes(key: Uint8Array, value: Uint8Array): number {
-  return 8 + key.length + value.length;
+/** Bytes one pair takes in a snapshot chunk (an expiring one carries its expiry time). */
+export function pairEncodedBytes(key: Uint8Array, value: Uint8Array, expiresAtMs = 0): number {
+  return (expiresAtMs > 0 ? 16 : 8) + key.length + value.length;
 }
+
+/** Bit of a chunk pair's keyLength word that says an expiry time follows the two lengths. */
+const EXPIRING_PAIR_BIT = 0x8000_0000;
 
 /** Builds snapshot chunks of at most `maxBytes` (one pair larger than that gets its own). */
 export class PairChunkWriter {
@@ -287,23 +308,37 @@ export class PairChunkWriter {
   }
 
   /** True when `key`/`value` does not fit in the current, non-empty chunk. */
-  wouldOverflow(key: Uint8Array, value: Uint8Array): boolean {
-    return this.#length > 0 && this.#length + pairEncodedBytes(key, value) > this.maxBytes;
+  wouldOverflow(key: Uint8Array, value: Uint8Array, expiresAtMs = 0): boolean {
+    return this.#length > 0 &&
+      this.#length + pairEncodedBytes(key, value, expiresAtMs) > this.maxBytes;
   }
 
-  /** Adds a pair (call {@link take} first when {@link wouldOverflow}). */
-  add(key: Uint8Array, value: Uint8Array): void {
-    const need = this.#length + pairEncodedBytes(key, value);
+  /**
+   * Adds a pair, expiring at `expiresAtMs` when above 0 (call {@link take} first when
+   * {@link wouldOverflow}).
+   */
+  add(key: Uint8Array, value: Uint8Array, expiresAtMs = 0): void {
+    const need = this.#length + pairEncodedBytes(key, value, expiresAtMs);
     if (need > this.#buffer.length) {
       const bigger = new Uint8Array(need);
       bigger.set(this.#buffer.subarray(0, this.#length));
       this.#buffer = bigger;
       this.#view = new DataView(bigger.buffer);
     }
-    this.#view.setUint32(this.#length, key.length, true);
+    const expiring = expiresAtMs > 0;
+    const at = this.#length + (expiring ? 16 : 8);
+    this.#view.setUint32(
+      this.#length,
+      expiring ? key.length | EXPIRING_PAIR_BIT : key.length,
+      true,
+    );
     this.#view.setUint32(this.#length + 4, value.length, true);
-    this.#buffer.set(key, this.#length + 8);
-    this.#buffer.set(value, this.#length + 8 + key.length);
+    if (expiring) {
+      this.#view.setUint32(this.#length + 8, expiresAtMs % 0x1_0000_0000, true);
+      this.#view.setUint32(this.#length + 12, Math.floor(expiresAtMs / 0x1_0000_0000), true);
+    }
+    this.#buffer.set(key, at);
+    this.#buffer.set(value, at + key.length);
     this.#length = need;
     this.#pairs++;
   }
@@ -398,18 +433,34 @@ export function parseHelloRequest(args: readonly Uint8Array[]): HelloRequest {
   };
 }
 
+/** A pair of a snapshot chunk: key, value, expiry time (ms since the epoch, 0: none). */
+export type ChunkPair = [key: Uint8Array, value: Uint8Array, expiresAtMs: number];
+
 /** Decodes a snapshot chunk into its pairs (views into `chunk`). */
-export function decodePairs(chunk: Uint8Array): [Uint8Array, Uint8Array][] {
+export function decodePairs(chunk: Uint8Array): ChunkPair[] {
   const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-  const pairs: [Uint8Array, Uint8Array][] = [];
+  const pairs: ChunkPair[] = [];
   let offset = 0;
   while (offset < chunk.length) {
     if (offset + 8 > chunk.length) {
       throw new StreamFormatError(`snapshot chunk has a torn pair header at byte ${offset}`);
     }
-    const keyLength = view.getUint32(offset, true);
+    const word = view.getUint32(offset, true);
+    const expiring = (word & EXPIRING_PAIR_BIT) !== 0;
+    const keyLength = word & ~EXPIRING_PAIR_BIT;
     const valueLength = view.getUint32(offset + 4, true);
-    const end = offset + 8 + keyLength + valueLength;
+    const headerBytes = expiring ? 16 : 8;
+    if (offset + headerBytes > chunk.length) {
+      throw new StreamFormatError(`snapshot chunk has a torn pair header at byte ${offset}`);
+    }
+    const expiresAtMs = expiring
+      ? view.getUint32(offset + 8, true) + view.getUint32(offset + 12, true) * 0x1_0000_0000
+      : 0;
+    if (expiring && !(expiresAtMs > 0 && expiresAtMs <= MAX_LSN)) {
+      throw new StreamFormatError(`snapshot chunk pair at byte ${offset} has a bad expiry time`);
+    }
+    const start = offset + headerBytes;
+    const end = start + keyLength + valueLength;
     if (end > chunk.length) {
       throw new StreamFormatError(
         `snapshot chunk pair at byte ${offset} claims ${keyLength}+${valueLength} bytes, ` +
@@ -417,8 +468,9 @@ export function decodePairs(chunk: Uint8Array): [Uint8Array, Uint8Array][] {
       );
     }
     pairs.push([
-      chunk.subarray(offset + 8, offset + 8 + keyLength),
-      chunk.subarray(offset + 8 + keyLength, end),
+      chunk.subarray(start, start + keyLength),
+      chunk.subarray(start + keyLength, end),
+      expiresAtMs,
     ]);
     offset = end;
   }

@@ -6,7 +6,9 @@
  * A record is copied as it is when every entry in it is still live; a BATCH with only some live
  * pairs is re-encoded with those pairs, keeping its LSN, epoch and flags. A tombstone is kept
  * while an older segment may still hold a value of its key (not in the oldest segment, and only
- * while the key is absent from the index).
+ * while the key is absent from the index); a FLUSH is kept unless its segment is the oldest. A
+ * MULTI with only some entries to keep (live puts, needed deletes) is re-encoded with those, in
+ * order, keeping its LSN: after a crash the copy is wholly there or absent, as the original.
  *
  * @module
  */
@@ -18,7 +20,12 @@ import { type KeyIndex, NO_SLOT } from "./key_index.ts";
 import {
   batchRecordBytes,
   encodeBatch,
+  encodeMulti,
   forEachKey,
+  MULTI_ENTRY_HEADER_BYTES,
+  MultiKind,
+  multiRecordBytes,
+  type MultiRecordEntry,
   Op,
   PAIR_HEADER_BYTES,
   RECORD_HEADER_BYTES,
@@ -139,6 +146,13 @@ export class CompactionSink {
     return this.#noteRecord(length, lsn, epoch);
   }
 
+  /** Appends a MULTI record of `entries`; returns its output file offset. */
+  encodeMulti(entries: MultiRecordEntry[], lsn: number, epoch: number, flags: number): number {
+    this.#room(multiRecordBytes(entries));
+    const length = encodeMulti(this.#buf, this.#view, this.#used, lsn, epoch, flags, entries);
+    return this.#noteRecord(length, lsn, epoch);
+  }
+
   #noteRecord(length: number, lsn: number, epoch: number): number {
     const fileOffset = this.output.sizeBytes + this.#used;
     this.#used += length;
@@ -190,7 +204,10 @@ export class LiveCopier {
       segment.sizeBytes,
       from,
       (buf, view, at, length, fileOffset) => {
-        if (recordOp(buf, at) === Op.DELETE) this.#copyTombstone(buf, view, at, length);
+        const op = recordOp(buf, at);
+        if (op === Op.DELETE) this.#copyTombstone(buf, view, at, length);
+        else if (op === Op.FLUSH) this.#copyFlush(buf, view, at, length);
+        else if (op === Op.MULTI) this.#copyMulti(buf, view, at, length, fileOffset);
         else this.#copyValues(buf, view, at, length, fileOffset);
       },
       stopAt,
@@ -218,6 +235,70 @@ export class LiveCopier {
     sink.output.tombstoneBytes += length;
   }
 
+  /** A FLUSH is needed while an older segment may hold a key written before it. */
+  #copyFlush(buf: Uint8Array, view: DataView, at: number, length: number): void {
+    if (this.isOldest) return;
+    const sink = this.sink;
+    sink.append(buf, at, length, recordLsn(view, at), recordEpoch(view, at));
+    sink.hint.addFlush();
+    sink.output.tombstoneBytes += length;
+  }
+
+  /**
+   * A MULTI: its live puts and the deletes still needed, in order; as it is when that is every
+   * entry, else re-encoded with those entries (same LSN, epoch and flags).
+   */
+  #copyMulti(buf: Uint8Array, view: DataView, at: number, length: number, fileOffset: number) {
+    this.#findLive(buf, view, at, fileOffset);
+    const live = this.#live;
+    const kept: MultiRecordEntry[] = [];
+    const keptValues: number[] = []; // index in `kept` of each live entry, in order
+    let entries = 0;
+    let next = 0;
+    forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength, expiresAtMs) => {
+      entries++;
+      const key = buf.subarray(keyStart, keyStart + keyLength);
+      if (valueStart < 0) {
+        if (
+          !this.isOldest && this.index.findBytes(buf, keyStart, keyStart + keyLength) === NO_SLOT
+        ) {
+          kept.push({ kind: MultiKind.DELETE, key });
+          this.sink.hint.add(HintKind.TOMBSTONE, buf, keyStart, keyLength, 0, 0);
+        }
+      } else if (next < live.length && live[next].valueStart === valueStart) {
+        next++;
+        keptValues.push(kept.length);
+        const value = buf.subarray(valueStart, valueStart + valueLength);
+        kept.push({ kind: MultiKind.PUT, key, value, expiresAtMs });
+      }
+    });
+    if (kept.length === 0) return;
+    const sink = this.sink;
+    const lsn = recordLsn(view, at);
+    const epoch = recordEpoch(view, at);
+    let base: number;
+    if (kept.length === entries) {
+      base = sink.append(buf, at, length, lsn, epoch) - at;
+    } else {
+      const recordOffset = sink.encodeMulti(kept, lsn, epoch, recordFlags(buf, at));
+      let offset = recordOffset + RECORD_HEADER_BYTES;
+      let liveAt = 0;
+      for (let i = 0; i < kept.length; i++) {
+        const entry = kept[i];
+        offset += MULTI_ENTRY_HEADER_BYTES + entry.key.length;
+        if (entry.kind === MultiKind.PUT) {
+          if (keptValues[liveAt] === i) live[liveAt++].valueStart = offset;
+          offset += entry.value.length;
+        }
+      }
+      base = 0;
+    }
+    for (const entry of kept) {
+      if (entry.kind === MultiKind.DELETE) sink.output.tombstoneBytes += entry.key.length;
+    }
+    this.#noteMoves(base);
+  }
+
   #copyValues(buf: Uint8Array, view: DataView, at: number, length: number, fileOffset: number) {
     const pairs = this.#findLive(buf, view, at, fileOffset);
     const live = this.#live;
@@ -243,7 +324,13 @@ export class LiveCopier {
       }
       base = 0;
     }
-    for (const entry of live) {
+    this.#noteMoves(base);
+  }
+
+  /** Records the moves of {@link #live}, whose value starts are at `base + valueStart`. */
+  #noteMoves(base: number): void {
+    const sink = this.sink;
+    for (const entry of this.#live) {
       const offset = base + entry.valueStart;
       sink.moves.push(
         entry.slot,
@@ -268,6 +355,7 @@ export class LiveCopier {
     let pairs = 0;
     forEachKey(buf, view, at, (keyStart, keyLength, valueStart) => {
       pairs++;
+      if (valueStart < 0) return; // a MULTI's delete
       const slot = index.findBytes(buf, keyStart, keyStart + keyLength);
       const fromOffset = fileOffset + (valueStart - at);
       if (
@@ -313,7 +401,7 @@ export function repointMoved(
       index.segmentOf(slot) === run[moves.runIndex(i)] &&
       index.offsetOf(slot) === moves.fromOffset(i)
     ) {
-      index.update(slot, output, moves.offset(i), length);
+      index.update(slot, output, moves.offset(i), length, index.expiryOf(slot));
     } else {
       takeLiveBytes(output, bytes);
     }

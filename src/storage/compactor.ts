@@ -244,9 +244,13 @@ export class Compactor {
     const host = this.host;
     const chunkBytes = host.options().compactionChunkBytes;
     const moves = sink.moves;
+    const index = host.index();
     // Bounded by the moves: each step re-points at least one entry.
     for (let i = 0; i < moves.length;) {
-      i = repointMoved(host.index(), moves, i, chunkBytes, run, sink.output);
+      // A FLUSH replaced the index: every entry left is gone, and the output's live bytes with
+      // them (the flush zeroed every segment's account).
+      if (host.index() !== index) return;
+      i = repointMoved(index, moves, i, chunkBytes, run, sink.output);
       if (i < moves.length) await host.yieldToRequests();
     }
   }

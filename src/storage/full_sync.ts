@@ -29,7 +29,10 @@ import {
   batchRecordBytes,
   encodeBatch,
   encodePut,
+  encodePutExpiring,
+  EXPIRY_BYTES,
   Flag,
+  putExpiringRecordBytes,
   putRecordBytes,
   RECORD_HEADER_BYTES,
 } from "./record.ts";
@@ -97,17 +100,39 @@ export class StagedLog {
     return this.#closed;
   }
 
-  /** Adds one pair as a SNAPSHOT PUT record. */
-  put(key: Uint8Array, value: Uint8Array): void {
-    const length = putRecordBytes(key.length, value.length);
+  /**
+   * Adds one pair as a SNAPSHOT PUT record (a PUT_EXPIRING one when `expiresAtMs` is above 0:
+   * the key keeps its expiry time).
+   */
+  put(key: Uint8Array, value: Uint8Array, expiresAtMs = 0): void {
+    const expiring = expiresAtMs > 0;
+    const length = expiring
+      ? putExpiringRecordBytes(key.length, value.length)
+      : putRecordBytes(key.length, value.length);
     const [segment, at] = this.#reserve(length);
-    encodePut(this.#buf, this.#view, at, this.lsn, this.epoch, Flag.SNAPSHOT, key, value);
+    const flag = Flag.SNAPSHOT;
+    if (expiring) {
+      encodePutExpiring(
+        this.#buf,
+        this.#view,
+        at,
+        this.lsn,
+        this.epoch,
+        flag,
+        key,
+        value,
+        expiresAtMs,
+      );
+    } else {
+      encodePut(this.#buf, this.#view, at, this.lsn, this.epoch, flag, key, value);
+    }
     this.#used += length;
-    const offset = segment.sizeBytes + at + RECORD_HEADER_BYTES + key.length;
+    const keyAt = at + RECORD_HEADER_BYTES + (expiring ? EXPIRY_BYTES : 0);
+    const offset = segment.sizeBytes + keyAt + key.length;
     segment.noteLsn(this.lsn);
     segment.lastEpoch = this.epoch;
-    segment.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length);
-    indexValue(this.index, key, 0, key.length, segment, offset, value.length);
+    segment.hint?.add(HintKind.VALUE, key, 0, key.length, offset, value.length, expiresAtMs);
+    indexValue(this.index, key, 0, key.length, segment, offset, value.length, expiresAtMs);
   }
 
   /**
@@ -217,15 +242,18 @@ export class FullSync {
     return this.staging.epoch;
   }
 
-  /** Adds one pair of the snapshot. */
-  put(key: Uint8Array, value: Uint8Array): void {
+  /** Adds one pair of the snapshot (expiring at `expiresAtMs`, ms since the epoch, if above 0). */
+  put(key: Uint8Array, value: Uint8Array, expiresAtMs = 0): void {
     if (this.#done || this.staging.closed) {
       throw new StorageError("full sync already finished or aborted");
     }
     const { maxKeyBytes, maxValueBytes } = this.staging.target.options;
     if (key.length > maxKeyBytes) throw new KeyTooLargeError(key.length, maxKeyBytes);
     if (value.length > maxValueBytes) throw new ValueTooLargeError(value.length, maxValueBytes);
-    this.staging.put(key, value);
+    if (!Number.isSafeInteger(expiresAtMs) || expiresAtMs < 0) {
+      throw new StorageError(`snapshot expiry time ${expiresAtMs} is not a whole number of ms`);
+    }
+    this.staging.put(key, value, expiresAtMs);
   }
 
   /** Commits: the store holds exactly the pairs put, at {@link lsn}. */

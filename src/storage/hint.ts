@@ -18,10 +18,16 @@
  *     48     4  lastEpoch    epoch of the segment's last record
  *     52     4  reserved     0
  *     56     …  entries (order below), each:
- *                 u8  kind (1 value, 2 tombstone), u32 key length, u32 value length,
- *                 u64 value offset in the segment file (0 for a tombstone), key bytes
+ *                 u8  kind (1 value, 2 tombstone, 3 expiring value, 4 flush),
+ *                 u32 key length, u32 value length,
+ *                 u64 value offset in the segment file (0 for a tombstone or a flush),
+ *                 u64 expiresAtMs (kind 3 only: absolute expiry time, ms since the epoch),
+ *                 key bytes (none for a flush)
  *    end-4   4  crc32        CRC-32 of every byte before it
  * ```
+ *
+ * A flush entry (a FLUSH record) removes every key replayed before it. Kinds 3 and 4 were added
+ * with expiry and FLUSH; a hint without them reads as before.
  *
  * Replaying the entries in order gives exactly what replaying the segment's records would. Two
  * orders do: log order (a hint built while scanning a segment, or a full sync's staging segment,
@@ -45,7 +51,13 @@ export const HINT_HEADER_BYTES = 56;
 const ENTRY_HEADER_BYTES = 17;
 
 /** Kinds of hint entries. */
-export const HintKind = { VALUE: 1, TOMBSTONE: 2 } as const;
+export const HintKind = { VALUE: 1, TOMBSTONE: 2, VALUE_EXPIRING: 3, FLUSH: 4 } as const;
+const EXPIRY_BYTES = 8;
+
+/** Bytes of an entry's header for `kind` (an expiring value carries its expiry time). */
+function entryHeaderBytes(kind: number): number {
+  return kind === HintKind.VALUE_EXPIRING ? ENTRY_HEADER_BYTES + EXPIRY_BYTES : ENTRY_HEADER_BYTES;
+}
 
 /** Accumulates the entries of the segment being written. */
 export class HintBuilder {
@@ -62,7 +74,35 @@ export class HintBuilder {
     this.#view = new DataView(grown.buffer);
   }
 
-  /** Adds an entry whose key is `source[keyStart, keyStart + keyLength)`. */
+  /** Writes an entry's header at the end; returns where its key goes. */
+  #header(
+    kind: number,
+    keyLength: number,
+    valueOffset: number,
+    valueLength: number,
+    expiresAtMs: number,
+  ): number {
+    // A value with an expiry time is an expiring value (the callers pass VALUE for both).
+    if (kind === HintKind.VALUE && expiresAtMs > 0) kind = HintKind.VALUE_EXPIRING;
+    const headerBytes = entryHeaderBytes(kind);
+    this.#room(headerBytes + keyLength);
+    const at = this.#used;
+    this.#buf[at] = kind;
+    this.#view.setUint32(at + 1, keyLength, true);
+    this.#view.setUint32(at + 5, valueLength, true);
+    writeU64(this.#view, at + 9, valueOffset);
+    if (kind === HintKind.VALUE_EXPIRING) {
+      writeU64(this.#view, at + ENTRY_HEADER_BYTES, expiresAtMs);
+    }
+    this.#used = at + headerBytes + keyLength;
+    this.#entries++;
+    return at + headerBytes;
+  }
+
+  /**
+   * Adds an entry whose key is `source[keyStart, keyStart + keyLength)`; a VALUE with
+   * `expiresAtMs` above 0 is written as an expiring value.
+   */
   add(
     kind: number,
     source: Uint8Array,
@@ -70,30 +110,27 @@ export class HintBuilder {
     keyLength: number,
     valueOffset: number,
     valueLength: number,
+    expiresAtMs = 0,
   ): void {
-    this.#room(ENTRY_HEADER_BYTES + keyLength);
-    const at = this.#used;
-    this.#buf[at] = kind;
-    this.#view.setUint32(at + 1, keyLength, true);
-    this.#view.setUint32(at + 5, valueLength, true);
-    writeU64(this.#view, at + 9, valueOffset);
-    this.#buf.set(source.subarray(keyStart, keyStart + keyLength), at + ENTRY_HEADER_BYTES);
-    this.#used = at + ENTRY_HEADER_BYTES + keyLength;
-    this.#entries++;
+    const keyAt = this.#header(kind, keyLength, valueOffset, valueLength, expiresAtMs);
+    this.#buf.set(source.subarray(keyStart, keyStart + keyLength), keyAt);
+  }
+
+  /** Adds a flush entry: every key replayed before it is gone. */
+  addFlush(): void {
+    this.#header(HintKind.FLUSH, 0, 0, 0, 0);
   }
 
   /** Adds an entry whose key is the byte string `key` (one code unit 0–255 per byte). */
-  addKey(kind: number, key: string, valueOffset: number, valueLength: number): void {
-    this.#room(ENTRY_HEADER_BYTES + key.length);
-    const at = this.#used;
-    this.#buf[at] = kind;
-    this.#view.setUint32(at + 1, key.length, true);
-    this.#view.setUint32(at + 5, valueLength, true);
-    writeU64(this.#view, at + 9, valueOffset);
-    const keyAt = at + ENTRY_HEADER_BYTES;
+  addKey(
+    kind: number,
+    key: string,
+    valueOffset: number,
+    valueLength: number,
+    expiresAtMs = 0,
+  ): void {
+    const keyAt = this.#header(kind, key.length, valueOffset, valueLength, expiresAtMs);
     for (let i = 0; i < key.length; i++) this.#buf[keyAt + i] = key.charCodeAt(i);
-    this.#used = keyAt + key.length;
-    this.#entries++;
   }
 
   /** Number of entries added. */
@@ -132,7 +169,10 @@ export interface HintSummary {
   lastEpoch: number;
 }
 
-/** Visits one hint entry; the key is `buf[keyStart, keyStart + keyLength)`. */
+/**
+ * Visits one hint entry; the key is `buf[keyStart, keyStart + keyLength)`. An expiring value comes
+ * as kind VALUE with `expiresAtMs` above 0 (0 for every other entry).
+ */
 export type HintVisitor = (
   kind: number,
   buf: Uint8Array,
@@ -140,6 +180,7 @@ export type HintVisitor = (
   keyLength: number,
   valueOffset: number,
   valueLength: number,
+  expiresAtMs: number,
 ) => void;
 
 /** Bytes of the window a hint is read through (a hint of a 64 MiB segment is ~14 MiB). */
@@ -248,8 +289,10 @@ export function loadHint(
     for (let i = 0; i < entries; i++) {
       if (end - at < ENTRY_HEADER_BYTES) return undefined;
       const e = check.at(at, ENTRY_HEADER_BYTES); // may replace check.view: read it after
+      const kind = check.buf[e];
+      if (kind < HintKind.VALUE || kind > HintKind.FLUSH) return undefined;
       const keyLength = check.view.getUint32(e + 1, true);
-      at += ENTRY_HEADER_BYTES + keyLength;
+      at += entryHeaderBytes(kind) + keyLength;
       if (at > end) return undefined;
     }
     if (at !== end) return undefined;
@@ -261,18 +304,22 @@ export function loadHint(
     at = HINT_HEADER_BYTES;
     for (let i = 0; i < entries; i++) {
       const h = reader.at(at, ENTRY_HEADER_BYTES); // may replace reader.view: read it after
+      const kind = reader.buf[h];
       const keyLength = reader.view.getUint32(h + 1, true);
-      const e = reader.at(at, ENTRY_HEADER_BYTES + keyLength);
+      const headerBytes = entryHeaderBytes(kind);
+      const e = reader.at(at, headerBytes + keyLength);
       const buf = reader.buf;
+      const expiring = kind === HintKind.VALUE_EXPIRING;
       visit(
-        buf[e],
+        expiring ? HintKind.VALUE : kind,
         buf,
-        e + ENTRY_HEADER_BYTES,
+        e + headerBytes,
         keyLength,
         readU64(reader.view, e + 9),
         reader.view.getUint32(e + 5, true),
+        expiring ? readU64(reader.view, e + ENTRY_HEADER_BYTES) : 0,
       );
-      at += ENTRY_HEADER_BYTES + keyLength;
+      at += headerBytes + keyLength;
     }
     return {
       firstLsn: readU64(view, 32) - 1,

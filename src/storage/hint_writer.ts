@@ -107,6 +107,7 @@ export class HintWriter {
             index.keyOf(slot),
             index.offsetOf(slot),
             index.lengthOf(slot),
+            index.expiryOf(slot),
           );
         }
       }

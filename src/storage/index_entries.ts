@@ -9,14 +9,7 @@ import assert from "node:assert/strict";
 import { HintKind } from "./hint.ts";
 import { type KeyIndex, NO_SLOT } from "./key_index.ts";
 import { bytesToKey } from "./keys.ts";
-import {
-  deleteRecordBytes,
-  forEachKey,
-  Op,
-  type Payload,
-  RECORD_HEADER_BYTES,
-  recordOp,
-} from "./record.ts";
+import { deleteRecordBytes, forEachKey, type Payload, RECORD_HEADER_BYTES } from "./record.ts";
 import type { Segment } from "./segment.ts";
 
 /** Bytes a live entry is accounted for (its share of a record). */
@@ -38,8 +31,9 @@ export function takeLiveBytes(segment: Segment, bytes: number): void {
 }
 
 /**
- * Points the key `source[start, end)` (a byte string or bytes) at a value in `segment` and moves
- * its live-byte account from the segment of the value it replaces.
+ * Points the key `source[start, end)` (a byte string or bytes) at a value in `segment`, expiring
+ * at `expiresAtMs` (0: never), and moves its live-byte account from the segment of the value it
+ * replaces.
  */
 export function indexValue(
   index: KeyIndex<Segment>,
@@ -49,16 +43,17 @@ export function indexValue(
   segment: Segment,
   offset: number,
   length: number,
+  expiresAtMs = 0,
 ): void {
   const slot = typeof source === "string"
     ? index.find(source)
     : index.findBytes(source, start, end);
   if (slot === NO_SLOT) {
     const key = typeof source === "string" ? source : bytesToKey(source, start, end);
-    index.insertMissed(key, segment, offset, length);
+    index.insertMissed(key, segment, offset, length, expiresAtMs);
   } else {
     takeLiveBytes(index.segmentOf(slot), entryBytes(end - start, index.lengthOf(slot)));
-    index.update(slot, segment, offset, length);
+    index.update(slot, segment, offset, length, expiresAtMs);
   }
   segment.liveBytes += entryBytes(end - start, length);
 }
@@ -71,7 +66,8 @@ export function unindexSlot(index: KeyIndex<Segment>, slot: number): void {
 
 /**
  * Applies one entry of `segment` to the index: a value (its key `buf[keyStart, +keyLength)` now
- * at `valueOffset`), or a tombstone (the key goes, and the segment counts the tombstone's bytes).
+ * at `valueOffset`, expiring at `expiresAtMs`, 0: never), or a tombstone (the key goes, and the
+ * segment counts the tombstone's bytes). A flush entry is the caller's ({@link flushSegments}).
  */
 export function applyEntry(
   index: KeyIndex<Segment>,
@@ -82,6 +78,7 @@ export function applyEntry(
   keyLength: number,
   valueOffset: number,
   valueLength: number,
+  expiresAtMs = 0,
 ): void {
   const keyEnd = keyStart + keyLength;
   if (kind === HintKind.TOMBSTONE) {
@@ -89,13 +86,25 @@ export function applyEntry(
     if (slot !== NO_SLOT) unindexSlot(index, slot);
     segment.tombstoneBytes += deleteRecordBytes(keyLength);
   } else {
-    indexValue(index, buf, keyStart, keyEnd, segment, valueOffset, valueLength);
+    indexValue(index, buf, keyStart, keyEnd, segment, valueOffset, valueLength, expiresAtMs);
   }
 }
 
 /**
- * Applies the checked record `buf[at, ...)`, appended to the active `segment` at file offset
- * `recordOffset`, to the index; a tombstone also goes into the segment's hint.
+ * A FLUSH: every key so far is gone, so no segment holds a live byte any more (the caller starts
+ * a new, empty index). The flush goes into `active`'s hint, in log order.
+ */
+export function flushSegments(segments: Iterable<Segment>, active: Segment): void {
+  for (const segment of segments) segment.liveBytes = 0;
+  active.liveBytes = 0;
+  active.hint?.addFlush();
+  active.tombstoneBytes += RECORD_HEADER_BYTES;
+}
+
+/**
+ * Applies the checked record `buf[at, ...)` (not a FLUSH: {@link flushSegments}), appended to the
+ * active `segment` at file offset `recordOffset`, to the index; a tombstone also goes into the
+ * segment's hint.
  */
 export function applyRecord(
   index: KeyIndex<Segment>,
@@ -105,14 +114,24 @@ export function applyRecord(
   at: number,
   recordOffset: number,
 ): void {
-  const kind = recordOp(buf, at) === Op.DELETE ? HintKind.TOMBSTONE : HintKind.VALUE;
   const base = recordOffset - at; // file offset of buf[0]
-  forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength) => {
-    if (kind === HintKind.TOMBSTONE) {
-      segment.hint?.add(kind, buf, keyStart, keyLength, 0, 0);
-      applyEntry(index, segment, kind, buf, keyStart, keyLength, 0, 0);
+  forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength, expiresAtMs) => {
+    if (valueStart < 0) {
+      segment.hint?.add(HintKind.TOMBSTONE, buf, keyStart, keyLength, 0, 0);
+      applyEntry(index, segment, HintKind.TOMBSTONE, buf, keyStart, keyLength, 0, 0);
     } else {
-      applyEntry(index, segment, kind, buf, keyStart, keyLength, base + valueStart, valueLength);
+      const valueOffset = base + valueStart;
+      applyEntry(
+        index,
+        segment,
+        HintKind.VALUE,
+        buf,
+        keyStart,
+        keyLength,
+        valueOffset,
+        valueLength,
+        expiresAtMs,
+      );
     }
   });
 }

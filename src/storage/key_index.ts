@@ -20,6 +20,10 @@
  * the snapshots are released (or the load is done), so a slot names one key for as long as any
  * view of it exists, and a bulk load allocates slots in load order.
  *
+ * A key with an expiry time keeps it in `expiry[s]`, a Float64Array beside the slots, created
+ * when the first such key arrives: 8 bytes per slot from then on, nothing before (keys without
+ * a TTL in a store that never saw one pay nothing).
+ *
  * Keys are byte strings (see `keys.ts`): one UTF-16 code unit 0–255 per byte, so the hash of a
  * key string and of its bytes are the same.
  *
@@ -27,11 +31,15 @@
  */
 import { SortedKeys } from "./sorted_keys.ts";
 
-/** Where a value lies: its segment, the file offset of its first byte, and its length. */
+/**
+ * Where a value lies: its segment, the file offset of its first byte, and its length; and when
+ * its key expires (ms since the Unix epoch, 0: never).
+ */
 export interface Location<S> {
   readonly segment: S;
   readonly offset: number;
   readonly length: number;
+  readonly expiresAtMs: number;
 }
 
 /** Random slots {@link KeyIndex.randomSlot} looks at before it takes the first key instead. */
@@ -159,6 +167,10 @@ export class KeyIndex<S extends object> {
   readonly #miss = { hash: 0, at: 0, length: -1, changes: -1 };
   #sortedStale = false;
   #snapshots: IndexSnapshot<S>[] = [];
+  /** Expiry time per slot (ms since the epoch, 0: none), created with the first one. */
+  #expiry: Float64Array | undefined;
+  /** Live keys with an expiry time. */
+  #expiring = 0;
 
   /** Number of live keys. */
   get size(): number {
@@ -228,12 +240,70 @@ export class KeyIndex<S extends object> {
     return this.#slots[slot * STRIDE + LENGTH];
   }
 
+  /** When the key of a live slot expires (ms since the Unix epoch), 0 if never. */
+  expiryOf(slot: number): number {
+    const expiry = this.#expiry;
+    return expiry === undefined ? 0 : expiry[slot];
+  }
+
+  /** Live keys that have an expiry time. */
+  get expiringKeys(): number {
+    return this.#expiring;
+  }
+
+  /** Whether the key of a live slot has an expiry time at or before `nowMs`. */
+  isExpired(slot: number, nowMs: number): boolean {
+    const expiry = this.#expiry;
+    if (expiry === undefined) return false;
+    const at = expiry[slot];
+    return at !== 0 && at <= nowMs;
+  }
+
+  #setExpiry(slot: number, expiresAtMs: number): void {
+    let expiry = this.#expiry;
+    if (expiry === undefined) {
+      if (expiresAtMs === 0) return;
+      expiry = this.#expiry = new Float64Array(this.#slots.length / STRIDE);
+    }
+    const before = expiry[slot];
+    if (before === expiresAtMs) return;
+    if (before === 0) this.#expiring++;
+    else if (expiresAtMs === 0) this.#expiring--;
+    expiry[slot] = expiresAtMs;
+  }
+
+  /**
+   * Puts the live slots from `from` on whose expiry time is at or before `nowMs` into `out`,
+   * looking at no more than `maxSlots` slots and stopping once `out` holds `maxFound`; returns
+   * where the next call starts (0 after the last slot: a sweep starts over).
+   */
+  scanExpired(
+    from: number,
+    maxSlots: number,
+    nowMs: number,
+    out: number[],
+    maxFound: number,
+  ): number {
+    const expiry = this.#expiry;
+    if (expiry === undefined || this.#expiring === 0) return 0;
+    const end = Math.min(this.#keys.length, from + maxSlots);
+    for (let slot = from; slot < end; slot++) {
+      const at = expiry[slot];
+      if (at !== 0 && at <= nowMs && this.#slots[slot * STRIDE + SEGMENT] !== 0) {
+        out.push(slot);
+        if (out.length >= maxFound) return slot + 1 >= this.#keys.length ? 0 : slot + 1;
+      }
+    }
+    return end >= this.#keys.length ? 0 : end;
+  }
+
   /** The location of a live slot's value (allocates; the hot paths use slots). */
   location(slot: number): Location<S> {
     return {
       segment: this.segmentOf(slot),
       offset: this.offsetOf(slot),
       length: this.lengthOf(slot),
+      expiresAtMs: this.expiryOf(slot),
     };
   }
 
@@ -281,11 +351,11 @@ export class KeyIndex<S extends object> {
   }
 
   /**
-   * Adds `key`, which must be absent ({@link find} first), pointing at the given location;
-   * returns its slot.
+   * Adds `key`, which must be absent ({@link find} first), pointing at the given location and
+   * expiring at `expiresAtMs` (0: never); returns its slot.
    */
-  insert(key: string, segment: S, offset: number, length: number): number {
-    return this.#insert(key, segment, offset, length, false);
+  insert(key: string, segment: S, offset: number, length: number, expiresAtMs = 0): number {
+    return this.#insert(key, segment, offset, length, false, expiresAtMs);
   }
 
   /**
@@ -293,11 +363,24 @@ export class KeyIndex<S extends object> {
    * did not find, with no change to the index in between: it reuses that lookup's hash and probe
    * (recovery and new keys save a second hash and probe).
    */
-  insertMissed(key: string, segment: S, offset: number, length: number): number {
-    return this.#insert(key, segment, offset, length, true);
+  insertMissed(
+    key: string,
+    segment: S,
+    offset: number,
+    length: number,
+    expiresAtMs = 0,
+  ): number {
+    return this.#insert(key, segment, offset, length, true, expiresAtMs);
   }
 
-  #insert(key: string, segment: S, offset: number, length: number, missed: boolean): number {
+  #insert(
+    key: string,
+    segment: S,
+    offset: number,
+    length: number,
+    missed: boolean,
+    expiresAtMs: number,
+  ): number {
     this.#checkLocation(offset, length);
     if (this.#size >= MAX_INDEX_KEYS) {
       throw new RangeError(`the index holds ${this.#size} keys, its limit`);
@@ -310,6 +393,7 @@ export class KeyIndex<S extends object> {
     this.#keys[slot] = key;
     this.#slots[slot * STRIDE + HASH] = hash;
     this.#write(slot, segment, offset, length);
+    if (expiresAtMs !== 0 || this.#expiry !== undefined) this.#setExpiry(slot, expiresAtMs);
     if (reuse) {
       this.#table[miss.at] = slot + 1;
       this.#changes++;
@@ -321,12 +405,16 @@ export class KeyIndex<S extends object> {
     return slot;
   }
 
-  /** Points a live slot at a new location. */
-  update(slot: number, segment: S, offset: number, length: number): void {
+  /**
+   * Points a live slot at a new location, its key expiring at `expiresAtMs` (0: never; a move
+   * that keeps the value passes {@link expiryOf} of the slot).
+   */
+  update(slot: number, segment: S, offset: number, length: number, expiresAtMs = 0): void {
     this.#checkLocation(offset, length);
     if (this.#snapshots.length > 0) this.#remember(slot);
     const previous = this.#slots[slot * STRIDE + SEGMENT];
     this.#write(slot, segment, offset, length);
+    if (expiresAtMs !== 0 || this.#expiry !== undefined) this.#setExpiry(slot, expiresAtMs);
     this.#releaseSlotOf(previous);
   }
 
@@ -337,6 +425,7 @@ export class KeyIndex<S extends object> {
     this.#unplace(slot);
     this.#releaseSlotOf(this.#slots[slot * STRIDE + SEGMENT]);
     this.#slots[slot * STRIDE + SEGMENT] = 0;
+    if (this.#expiry !== undefined) this.#setExpiry(slot, 0);
     this.#size--;
     if (this.#snapshots.length > 0 || this.#sortedStale) this.#heldSlots.push(slot);
     else this.#free(slot);
@@ -371,6 +460,17 @@ export class KeyIndex<S extends object> {
     );
     grown.set(this.#slots);
     this.#slots = grown;
+    this.#resizeExpiry();
+  }
+
+  /** Keeps the expiry column as long as the slots (after they grow or shrink). */
+  #resizeExpiry(): void {
+    const expiry = this.#expiry;
+    const count = this.#slots.length / STRIDE;
+    if (expiry === undefined || expiry.length === count) return;
+    const resized = new Float64Array(count);
+    resized.set(expiry.length > count ? expiry.subarray(0, count) : expiry);
+    this.#expiry = resized;
   }
 
   /** Puts `slot` into the table at its probe position. */
@@ -428,7 +528,10 @@ export class KeyIndex<S extends object> {
     const capacity = tableCapacity(this.#size);
     if (capacity < this.#table.length) this.#resizeTable(capacity);
     const used = this.#keys.length * STRIDE;
-    if (this.#slots.length > used + used / 8) this.#slots = this.#slots.slice(0, used);
+    if (this.#slots.length > used + used / 8) {
+      this.#slots = this.#slots.slice(0, used);
+      this.#resizeExpiry();
+    }
   }
 
   /** Slots of the keys in `[start, end]`, in key order, at most `limit`. */

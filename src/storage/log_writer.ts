@@ -24,10 +24,17 @@ import {
   deleteRecordBytes,
   encodeBatch,
   encodeDelete,
+  encodeFlush,
+  encodeMulti,
   encodePut,
+  encodePutExpiring,
   Flag,
+  multiRecordBytes,
+  type MultiRecordEntry,
   type Payload,
+  putExpiringRecordBytes,
   putRecordBytes,
+  RECORD_HEADER_BYTES,
 } from "./record.ts";
 import { createSegmentFile, type Segment, SEGMENT_HEADER_BYTES } from "./segment.ts";
 import type { SegmentList } from "./segment_list.ts";
@@ -146,6 +153,50 @@ export class LogWriter {
     const at = this.#reserve(batchRecordBytes(pairs));
     const lsn = local ? this.#lastLsn : this.#lastLsn + 1;
     encodeBatch(this.#pending, this.#pendingView, at, lsn, epoch, local ? Flag.LOCAL : 0, pairs);
+    this.#appended(lsn, at, epoch);
+    return lsn;
+  }
+
+  /** Appends a PUT_EXPIRING: a put whose key is gone at `expiresAtMs` (above 0). */
+  appendPutExpiring(
+    epoch: number,
+    local: boolean,
+    key: Payload,
+    value: Payload,
+    expiresAtMs: number,
+  ): number {
+    const at = this.#reserve(putExpiringRecordBytes(key.length, value.length));
+    const lsn = local ? this.#lastLsn : this.#lastLsn + 1;
+    const flags = local ? Flag.LOCAL : 0;
+    encodePutExpiring(
+      this.#pending,
+      this.#pendingView,
+      at,
+      lsn,
+      epoch,
+      flags,
+      key,
+      value,
+      expiresAtMs,
+    );
+    this.#appended(lsn, at, epoch);
+    return lsn;
+  }
+
+  /** Appends a MULTI of `entries` (applied in order, all or nothing). */
+  appendMulti(epoch: number, local: boolean, entries: readonly MultiRecordEntry[]): number {
+    const at = this.#reserve(multiRecordBytes(entries));
+    const lsn = local ? this.#lastLsn : this.#lastLsn + 1;
+    encodeMulti(this.#pending, this.#pendingView, at, lsn, epoch, local ? Flag.LOCAL : 0, entries);
+    this.#appended(lsn, at, epoch);
+    return lsn;
+  }
+
+  /** Appends a FLUSH: every key written before it is gone. */
+  appendFlush(epoch: number, local: boolean): number {
+    const at = this.#reserve(RECORD_HEADER_BYTES);
+    const lsn = local ? this.#lastLsn : this.#lastLsn + 1;
+    encodeFlush(this.#pending, this.#pendingView, at, lsn, epoch, local ? Flag.LOCAL : 0);
     this.#appended(lsn, at, epoch);
     return lsn;
   }

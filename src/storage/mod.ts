@@ -8,9 +8,13 @@ export {
   type Bytes,
   type CompactionReport,
   type DurableListener,
+  type ExpiryStats,
   FullSync,
   type KeyChangeListener,
   KVStore,
+  MAX_EXPIRES_AT_MS,
+  type MultiEntry,
+  type SnapshotEntry,
   type StoreSnapshot,
   type StoreStats,
 } from "./store.ts";

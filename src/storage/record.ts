@@ -9,16 +9,34 @@
  *      4     4  length    total bytes of the record, this header included (>= 32)
  *      8     8  lsn       log sequence number, an integer below 2^53
  *     16     4  epoch     the writer's epoch (term), for failover fencing; 0 by default
- *     20     1  op        1 PUT, 2 DELETE (tombstone), 3 BATCH (several puts, atomic)
+ *     20     1  op        1 PUT, 2 DELETE (tombstone), 3 BATCH (several puts, atomic),
+ *                         4 PUT_EXPIRING (a put with an absolute expiry time),
+ *                         5 MULTI (puts, expiring puts and deletes, in order, atomic),
+ *                         6 FLUSH (every key written before it is gone)
  *     21     1  flags     bit 0 LOCAL (written on a replica, does not consume an LSN),
  *                         bit 1 SNAPSHOT (written by a full sync); other bits 0
  *     22     2  reserved  0
- *     24     4  a         PUT, DELETE: key length; BATCH: number of pairs
- *     28     4  b         PUT: value length; DELETE, BATCH: 0
+ *     24     4  a         PUT, PUT_EXPIRING, DELETE: key length; BATCH, MULTI: number of
+ *                         entries; FLUSH: 0
+ *     28     4  b         PUT, PUT_EXPIRING: value length; DELETE, BATCH, MULTI, FLUSH: 0
  *     32     …  payload   PUT: key bytes, value bytes
+ *                         PUT_EXPIRING: u64 expiresAtMs, key bytes, value bytes
  *                         DELETE: key bytes
  *                         BATCH: a × (u32 key length, u32 value length, key bytes, value bytes)
+ *                         MULTI: a × (u8 kind (1 put, 2 delete), u32 key length, u32 value
+ *                         length, u64 expiresAtMs, key bytes, value bytes)
+ *                         FLUSH: nothing
  * ```
+ *
+ * `expiresAtMs` is an absolute time, milliseconds since the Unix epoch, at which the key stops
+ * existing (0 in a MULTI entry: it never expires; a PUT_EXPIRING always has one above 0). The
+ * master decides when a key is gone and logs a DELETE for it; readers (a replica included) treat
+ * a key whose time has passed as absent before that DELETE arrives. A MULTI's entries apply in
+ * order, all or nothing (one record, one CRC). A FLUSH removes every key written before it;
+ * recovery, compaction and replicas apply it in log order like any record. Ops 4–6 were added
+ * after ops 1–3: a log without them is read exactly as before, and a kvstore older than them
+ * refuses a record with them as an impossible header (replication refuses such a replica at the
+ * handshake instead, see `src/replication/stream_protocol.ts`).
  *
  * Invariants: `length` equals the header plus the payload exactly; a BATCH's pairs fill its
  * payload exactly; LSNs never decrease along the log, and strictly increase among records that
@@ -40,6 +58,12 @@ import { crc32 } from "node:zlib";
 export const RECORD_HEADER_BYTES = 32;
 /** Bytes of a BATCH pair's own header (key length, value length). */
 export const PAIR_HEADER_BYTES = 8;
+/** Bytes of a MULTI entry's own header (kind, key length, value length, expiresAtMs). */
+export const MULTI_ENTRY_HEADER_BYTES = 17;
+/** Bytes of the expiry field that starts a PUT_EXPIRING's payload. */
+export const EXPIRY_BYTES = 8;
+/** Kinds of MULTI entries. */
+export const MultiKind = { PUT: 1, DELETE: 2 } as const;
 /** Largest encodable record (the `length` field is a u32). */
 export const MAX_RECORD_BYTES = 0xffff_ffff;
 /**
@@ -49,7 +73,7 @@ export const MAX_RECORD_BYTES = 0xffff_ffff;
 export const MAX_EPOCH = 0xffff_ffff;
 
 /** Record operation codes. */
-export const Op = { PUT: 1, DELETE: 2, BATCH: 3 } as const;
+export const Op = { PUT: 1, DELETE: 2, BATCH: 3, PUT_EXPIRING: 4, MULTI: 5, FLUSH: 6 } as const;
 /** A record operation code. */
 export type OpCode = typeof Op[keyof typeof Op];
 
@@ -67,7 +91,7 @@ export const Check = {
   BAD_HEADER: -2,
   /** The CRC does not match. */
   BAD_CRC: -3,
-  /** The CRC matches but a BATCH's pairs do not fill its payload. */
+  /** The CRC matches but a BATCH's pairs or a MULTI's entries do not fill its payload. */
   BAD_PAYLOAD: -4,
 } as const;
 
@@ -81,7 +105,7 @@ export function checkReason(code: number): string {
     case Check.BAD_CRC:
       return "CRC mismatch";
     case Check.BAD_PAYLOAD:
-      return "batch pairs do not fill the record";
+      return "batch or multi entries do not fill the record";
     default:
       return `unknown check result ${code}`;
   }
@@ -110,6 +134,31 @@ export function putRecordBytes(keyBytes: number, valueBytes: number): number {
 /** Bytes of a DELETE record. */
 export function deleteRecordBytes(keyBytes: number): number {
   return RECORD_HEADER_BYTES + keyBytes;
+}
+
+/** Bytes of a PUT_EXPIRING record. */
+export function putExpiringRecordBytes(keyBytes: number, valueBytes: number): number {
+  return RECORD_HEADER_BYTES + EXPIRY_BYTES + keyBytes + valueBytes;
+}
+
+/** One entry of a MULTI record: a put (expiresAtMs 0: it never expires) or a delete. */
+export type MultiRecordEntry =
+  | {
+    readonly kind: typeof MultiKind.PUT;
+    readonly key: Payload;
+    readonly value: Payload;
+    readonly expiresAtMs: number;
+  }
+  | { readonly kind: typeof MultiKind.DELETE; readonly key: Payload };
+
+/** Bytes of a MULTI record holding these entries. */
+export function multiRecordBytes(entries: readonly MultiRecordEntry[]): number {
+  let total = RECORD_HEADER_BYTES;
+  for (const entry of entries) {
+    total += MULTI_ENTRY_HEADER_BYTES + entry.key.length;
+    if (entry.kind === MultiKind.PUT) total += entry.value.length;
+  }
+  return total;
 }
 
 /** Bytes of a BATCH record holding these pairs. */
@@ -177,6 +226,75 @@ export function encodePut(
   return length;
 }
 
+/**
+ * Encodes a PUT_EXPIRING record (a put whose key is gone at `expiresAtMs`, above 0) into `buf` at
+ * `at` and returns its length.
+ */
+export function encodePutExpiring(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  lsn: number,
+  epoch: number,
+  flags: number,
+  key: Payload,
+  value: Payload,
+  expiresAtMs: number,
+): number {
+  const length = putExpiringRecordBytes(key.length, value.length);
+  writeHeader(view, at, length, lsn, epoch, Op.PUT_EXPIRING, flags, key.length, value.length);
+  writeU64(view, at + RECORD_HEADER_BYTES, expiresAtMs);
+  const keyAt = at + RECORD_HEADER_BYTES + EXPIRY_BYTES;
+  copyPayload(buf, keyAt, key);
+  copyPayload(buf, keyAt + key.length, value);
+  sealCrc(buf, view, at, length);
+  return length;
+}
+
+/** Encodes a MULTI record of `entries` (applied in order, all or nothing); returns its length. */
+export function encodeMulti(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  lsn: number,
+  epoch: number,
+  flags: number,
+  entries: readonly MultiRecordEntry[],
+): number {
+  let pos = at + RECORD_HEADER_BYTES;
+  for (const entry of entries) {
+    const isPut = entry.kind === MultiKind.PUT;
+    const valueLength = isPut ? entry.value.length : 0;
+    buf[pos] = entry.kind;
+    view.setUint32(pos + 1, entry.key.length, true);
+    view.setUint32(pos + 5, valueLength, true);
+    writeU64(view, pos + 9, isPut ? entry.expiresAtMs : 0);
+    pos += MULTI_ENTRY_HEADER_BYTES;
+    copyPayload(buf, pos, entry.key);
+    pos += entry.key.length;
+    if (isPut) copyPayload(buf, pos, entry.value);
+    pos += valueLength;
+  }
+  const length = pos - at;
+  writeHeader(view, at, length, lsn, epoch, Op.MULTI, flags, entries.length, 0);
+  sealCrc(buf, view, at, length);
+  return length;
+}
+
+/** Encodes a FLUSH record (every key written before it is gone) and returns its length. */
+export function encodeFlush(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  lsn: number,
+  epoch: number,
+  flags: number,
+): number {
+  writeHeader(view, at, RECORD_HEADER_BYTES, lsn, epoch, Op.FLUSH, flags, 0, 0);
+  sealCrc(buf, view, at, RECORD_HEADER_BYTES);
+  return RECORD_HEADER_BYTES;
+}
+
 /** Encodes a DELETE record into `buf` at `at` and returns its length. */
 export function encodeDelete(
   buf: Uint8Array,
@@ -239,6 +357,14 @@ export function checkRecord(buf: Uint8Array, view: DataView, at: number, end: nu
     if (b !== 0 || RECORD_HEADER_BYTES + a !== length) return Check.BAD_HEADER;
   } else if (op === Op.BATCH) {
     if (b !== 0 || a * PAIR_HEADER_BYTES > length - RECORD_HEADER_BYTES) return Check.BAD_HEADER;
+  } else if (op === Op.PUT_EXPIRING) {
+    if (RECORD_HEADER_BYTES + EXPIRY_BYTES + a + b !== length) return Check.BAD_HEADER;
+  } else if (op === Op.MULTI) {
+    if (b !== 0 || a * MULTI_ENTRY_HEADER_BYTES > length - RECORD_HEADER_BYTES) {
+      return Check.BAD_HEADER;
+    }
+  } else if (op === Op.FLUSH) {
+    if (a !== 0 || b !== 0 || length !== RECORD_HEADER_BYTES) return Check.BAD_HEADER;
   } else {
     return Check.BAD_HEADER;
   }
@@ -253,8 +379,37 @@ export function checkRecord(buf: Uint8Array, view: DataView, at: number, end: nu
       if (pos > recordEnd) return Check.BAD_PAYLOAD;
     }
     if (pos !== recordEnd) return Check.BAD_PAYLOAD;
+  } else if (op === Op.MULTI) {
+    if (!multiEntriesFit(buf, view, at, a, length)) return Check.BAD_PAYLOAD;
+  } else if (op === Op.PUT_EXPIRING) {
+    if (readU64(view, at + RECORD_HEADER_BYTES) === 0) return Check.BAD_PAYLOAD;
   }
   return length;
+}
+
+/** Whether the `count` entries of the MULTI record at `at` fill its `length` bytes exactly. */
+function multiEntriesFit(
+  buf: Uint8Array,
+  view: DataView,
+  at: number,
+  count: number,
+  length: number,
+): boolean {
+  let pos = at + RECORD_HEADER_BYTES;
+  const recordEnd = at + length;
+  for (let i = 0; i < count; i++) {
+    if (recordEnd - pos < MULTI_ENTRY_HEADER_BYTES) return false;
+    const kind = buf[pos];
+    const valueLength = view.getUint32(pos + 5, true);
+    if (kind !== MultiKind.PUT && kind !== MultiKind.DELETE) return false;
+    if (kind === MultiKind.DELETE && (valueLength !== 0 || readU64(view, pos + 9) !== 0)) {
+      return false;
+    }
+    if (readU64(view, pos + 9) > Number.MAX_SAFE_INTEGER) return false;
+    pos += MULTI_ENTRY_HEADER_BYTES + view.getUint32(pos + 1, true) + valueLength;
+    if (pos > recordEnd) return false;
+  }
+  return pos === recordEnd;
 }
 
 /** The LSN of the record at `at`. */
@@ -293,29 +448,52 @@ export function recordKeyLength(view: DataView, at: number): number {
 }
 
 /**
- * Calls `visit(keyStart, keyLength, valueStart, valueLength)` for each key of a checked record
- * (offsets into the same buffer). For a DELETE, `valueStart` is -1 and `valueLength` 0.
+ * Visits one key of a record: `valueStart` is -1 (and `valueLength` 0) for a delete;
+ * `expiresAtMs` is 0 for a value that never expires.
  */
-export function forEachKey(
-  buf: Uint8Array,
-  view: DataView,
-  at: number,
-  visit: (keyStart: number, keyLength: number, valueStart: number, valueLength: number) => void,
-): void {
+export type KeyVisitor = (
+  keyStart: number,
+  keyLength: number,
+  valueStart: number,
+  valueLength: number,
+  expiresAtMs: number,
+) => void;
+
+/**
+ * Calls `visit(keyStart, keyLength, valueStart, valueLength, expiresAtMs)` for each key of a
+ * checked record, in order (offsets into the same buffer). For a delete (a DELETE, or a MULTI's
+ * delete entry) `valueStart` is -1 and `valueLength` 0. A FLUSH has no key: callers check
+ * {@link recordOp} for it.
+ */
+export function forEachKey(buf: Uint8Array, view: DataView, at: number, visit: KeyVisitor): void {
   const op = buf[at + 20];
   const a = view.getUint32(at + 24, true);
   if (op === Op.PUT) {
     const keyStart = at + RECORD_HEADER_BYTES;
-    visit(keyStart, a, keyStart + a, view.getUint32(at + 28, true));
+    visit(keyStart, a, keyStart + a, view.getUint32(at + 28, true), 0);
   } else if (op === Op.DELETE) {
-    visit(at + RECORD_HEADER_BYTES, a, -1, 0);
-  } else {
+    visit(at + RECORD_HEADER_BYTES, a, -1, 0, 0);
+  } else if (op === Op.PUT_EXPIRING) {
+    const keyStart = at + RECORD_HEADER_BYTES + EXPIRY_BYTES;
+    const expiresAtMs = readU64(view, at + RECORD_HEADER_BYTES);
+    visit(keyStart, a, keyStart + a, view.getUint32(at + 28, true), expiresAtMs);
+  } else if (op === Op.MULTI) {
+    let pos = at + RECORD_HEADER_BYTES;
+    for (let i = 0; i < a; i++) {
+      const keyLength = view.getUint32(pos + 1, true);
+      const valueLength = view.getUint32(pos + 5, true);
+      const keyStart = pos + MULTI_ENTRY_HEADER_BYTES;
+      if (buf[pos] === MultiKind.DELETE) visit(keyStart, keyLength, -1, 0, 0);
+      else visit(keyStart, keyLength, keyStart + keyLength, valueLength, readU64(view, pos + 9));
+      pos = keyStart + keyLength + valueLength;
+    }
+  } else if (op === Op.BATCH) {
     let pos = at + RECORD_HEADER_BYTES;
     for (let i = 0; i < a; i++) {
       const keyLength = view.getUint32(pos, true);
       const valueLength = view.getUint32(pos + 4, true);
       const keyStart = pos + PAIR_HEADER_BYTES;
-      visit(keyStart, keyLength, keyStart + keyLength, valueLength);
+      visit(keyStart, keyLength, keyStart + keyLength, valueLength, 0);
       pos = keyStart + keyLength + valueLength;
     }
   }

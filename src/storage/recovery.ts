@@ -15,7 +15,7 @@ import { isTemporaryFileName, parseSegmentFileName } from "./file_names.ts";
 import { settleFullSync } from "./full_sync.ts";
 import { HintBuilder, HintKind, loadHint } from "./hint.ts";
 import { writeHintSync } from "./hint_writer.ts";
-import { applyEntry } from "./index_entries.ts";
+import { applyEntry, flushSegments } from "./index_entries.ts";
 import { KeyIndex } from "./key_index.ts";
 import { forEachKey, Op, recordEpoch, recordLsn, recordOp } from "./record.ts";
 import {
@@ -51,7 +51,9 @@ export function recover(dir: string, progressIntervalMs: number): RecoveredStore
 
 /** One recovery run. */
 class Recovery {
-  readonly index = new KeyIndex<Segment>();
+  index = new KeyIndex<Segment>();
+  /** The segments replayed so far, the one being replayed included. */
+  readonly segments: Segment[] = [];
   #lastEpoch = 0;
   #tornBytes = 0;
   readonly #started = performance.now();
@@ -62,7 +64,7 @@ class Recovery {
   run(): RecoveredStore {
     settleFullSync(this.dir);
     const ids = this.#segmentIds();
-    const segments: Segment[] = [];
+    const segments = this.segments;
     this.index.deferSorting();
     for (let i = 0; i < ids.length; i++) {
       this.#logProgress(i, ids.length);
@@ -136,16 +138,44 @@ class Recovery {
     if (!isLast) writeHintSync(this.dir, segment);
   }
 
+  /**
+   * A FLUSH record or hint entry in `segment`: every key so far is gone. The index starts over
+   * (nothing else holds it during recovery) and no segment holds a live byte any more.
+   */
+  #flush(segment: Segment): void {
+    this.index = new KeyIndex<Segment>();
+    this.index.deferSorting();
+    flushSegments(this.segments, segment);
+  }
+
   /** Replays the hint of a sealed segment; false when it has no usable hint. */
   #loadHint(segment: Segment): boolean {
-    const index = this.index;
+    let reserve = 0;
     const summary = loadHint(segment.hintPath, {
       id: segment.id,
       nonce: segment.header.nonce,
       sizeBytes: segment.sizeBytes,
-    }, (kind, buf, keyStart, keyLength, valueOffset, valueLength) => {
-      applyEntry(index, segment, kind, buf, keyStart, keyLength, valueOffset, valueLength);
-    }, (entries) => index.reserve(index.size + entries));
+    }, (kind, buf, keyStart, keyLength, valueOffset, valueLength, expiresAtMs) => {
+      if (kind === HintKind.FLUSH) {
+        this.#flush(segment);
+        this.index.reserve(reserve);
+        return;
+      }
+      applyEntry(
+        this.index,
+        segment,
+        kind,
+        buf,
+        keyStart,
+        keyLength,
+        valueOffset,
+        valueLength,
+        expiresAtMs,
+      );
+    }, (entries) => {
+      reserve = entries;
+      this.index.reserve(this.index.size + entries);
+    });
     if (summary === undefined) return false;
     segment.firstLsn = summary.firstLsn;
     segment.lastLsn = summary.lastLsn;
@@ -156,7 +186,6 @@ class Recovery {
 
   /** Applies every record of `segment` to the index, truncating a torn tail of the last one. */
   #scan(segment: Segment, isLast: boolean): void {
-    const index = this.index;
     const hint = segment.hint as HintBuilder;
     const complete = segment.hintComplete;
     const result = scanSegment(
@@ -165,16 +194,31 @@ class Recovery {
       segment.sizeBytes,
       SEGMENT_HEADER_BYTES,
       (buf, view, at, _length, fileOffset) => {
-        const kind = recordOp(buf, at) === Op.DELETE ? HintKind.TOMBSTONE : HintKind.VALUE;
         segment.noteLsn(recordLsn(view, at));
         segment.lastEpoch = this.#lastEpoch = recordEpoch(view, at);
+        if (recordOp(buf, at) === Op.FLUSH) {
+          this.#flush(segment); // adds the flush to the segment's hint
+          return;
+        }
         const base = fileOffset - at; // file offset of buf[0]
-        forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength) => {
-          const valueOffset = kind === HintKind.TOMBSTONE ? 0 : base + valueStart;
+        const index = this.index;
+        forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength, expiresAtMs) => {
+          const kind = valueStart < 0 ? HintKind.TOMBSTONE : HintKind.VALUE;
+          const valueOffset = valueStart < 0 ? 0 : base + valueStart;
           if (complete || kind === HintKind.TOMBSTONE) {
-            hint.add(kind, buf, keyStart, keyLength, valueOffset, valueLength);
+            hint.add(kind, buf, keyStart, keyLength, valueOffset, valueLength, expiresAtMs);
           }
-          applyEntry(index, segment, kind, buf, keyStart, keyLength, valueOffset, valueLength);
+          applyEntry(
+            index,
+            segment,
+            kind,
+            buf,
+            keyStart,
+            keyLength,
+            valueOffset,
+            valueLength,
+            expiresAtMs,
+          );
         });
       },
       Infinity,

@@ -9,14 +9,20 @@ import { StorageError } from "./errors.ts";
 import type { KeyIndex, Location } from "./key_index.ts";
 import type { Segment } from "./segment.ts";
 
+/**
+ * One pair of a snapshot: key, value, and when the key expires (ms since the Unix epoch, 0:
+ * never; a key may be past its time, not yet deleted: its reader treats it as absent).
+ */
+export type SnapshotEntry = [key: Uint8Array, value: Uint8Array, expiresAtMs: number];
+
 /** A consistent view of a store's pairs at one LSN (see `KVStore.snapshot`). */
 export interface StoreSnapshot {
   /** Every record up to this LSN is in the view, none after it. */
   lsn: number;
   /** Number of pairs. */
   keys: number;
-  /** The pairs in key byte order. */
-  entries: AsyncIterable<[Uint8Array, Uint8Array]>;
+  /** The pairs in key byte order, each with its expiry time. */
+  entries: AsyncIterable<SnapshotEntry>;
   /** Unpins the segments; call once done (iteration afterwards throws). */
   release(): void;
 }
@@ -69,7 +75,8 @@ export async function takeSnapshot(source: SnapshotSource): Promise<StoreSnapsho
           throw new StorageError("snapshot used after release or close");
         }
         const key = source.keyBytes(view.keyOf(slot));
-        yield [key, source.readValue(view.locationOf(slot))] as [Uint8Array, Uint8Array];
+        const location = view.locationOf(slot);
+        yield [key, source.readValue(location), location.expiresAtMs] as SnapshotEntry;
       }
     })(),
   };

@@ -24,42 +24,54 @@ import { DATA_DIR_MODE, DATA_FILE_MODE } from "./durable_file.ts";
 import { Durability } from "./durability.ts";
 import {
   BatchTooLargeError,
-  KeyTooLargeError,
   LogGapError,
   RangeTooLargeError,
-  ReplicationStreamError,
   StorageError,
   StoreClosedError,
   StoreLockedError,
-  ValueTooLargeError,
 } from "./errors.ts";
 import { LOCK_FILE_NAME } from "./file_names.ts";
 import { FullSync, type FullSyncContents, StagedLog } from "./full_sync.ts";
 import { HintWriter } from "./hint_writer.ts";
+import { BackgroundTasks, yieldToRequests } from "./background_tasks.ts";
+import {
+  checkExpiry,
+  checkKey,
+  checkMultiEntries,
+  checkReplicatedRecords,
+  checkValue,
+  type MultiEntry,
+} from "./write_checks.ts";
+import { ActiveExpiry, type ExpiryStats } from "./expiry.ts";
 import {
   applyRecord,
+  flushSegments,
   indexValue,
   noteTombstone,
   slotOfPayload,
   unindexSlot,
 } from "./index_entries.ts";
-import { type KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
+import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
 import { type Bytes, bytesToKey, payloadOf, toBytes } from "./keys.ts";
 import { type DurableListener, LogWriter } from "./log_writer.ts";
 import { readLog } from "./log_reader.ts";
 import {
   batchRecordBytes,
-  checkReason,
-  checkRecord,
+  EXPIRY_BYTES,
   forEachKey,
   MAX_EPOCH,
   MAX_RECORD_BYTES,
+  MULTI_ENTRY_HEADER_BYTES,
+  MultiKind,
+  multiRecordBytes,
+  Op,
   PAIR_HEADER_BYTES,
   type Payload,
   RECORD_HEADER_BYTES,
   recordEpoch,
   recordLength,
   recordLsn,
+  recordOp,
 } from "./record.ts";
 import { recover, type RecoveredStore } from "./recovery.ts";
 import { type Segment, SEGMENT_HEADER_BYTES } from "./segment.ts";
@@ -71,7 +83,10 @@ import { ValueReader } from "./value_reader.ts";
 export type { Bytes } from "./keys.ts";
 export type { CompactionReport } from "./compactor.ts";
 export type { DurableListener } from "./log_writer.ts";
-export type { StoreSnapshot } from "./snapshot.ts";
+export type { SnapshotEntry, StoreSnapshot } from "./snapshot.ts";
+export type { ExpiryStats } from "./expiry.ts";
+
+export { MAX_EXPIRES_AT_MS, type MultiEntry } from "./write_checks.ts";
 export { FullSync } from "./full_sync.ts";
 
 const log = getLog("storage");
@@ -104,6 +119,10 @@ export interface StoreStats {
   /** Compaction runs finished since open, and bytes they reclaimed. */
   compactions: number;
   compactedBytes: number;
+  /** Live keys with an expiry time (some may have passed it, not yet deleted). */
+  expiringKeys: number;
+  /** Keys active expiry deleted since open, in how many turns, the longest turn in ms. */
+  expiry: ExpiryStats;
   /** Why the store refuses writes, when it does. */
   failure?: string;
 }
@@ -111,43 +130,6 @@ export interface StoreStats {
 /** The index slot of `key`, or {@link NO_SLOT}; creates no string for byte or ASCII keys. */
 function slotOf(index: KeyIndex<Segment>, key: Bytes): number {
   return slotOfPayload(index, payloadOf(key));
-}
-
-/** @throws {KeyTooLargeError} past the configured limit */
-function checkKey(options: Readonly<StoreOptions>, key: Payload): void {
-  if (key.length > options.maxKeyBytes) throw new KeyTooLargeError(key.length, options.maxKeyBytes);
-}
-
-/** @throws {ValueTooLargeError} past the configured limit */
-function checkValue(options: Readonly<StoreOptions>, value: Payload): void {
-  if (value.length > options.maxValueBytes) {
-    throw new ValueTooLargeError(value.length, options.maxValueBytes);
-  }
-}
-
-/** Tasks running in the background (hint writes, automatic compaction); failures are logged. */
-class BackgroundTasks {
-  #tasks = new Set<Promise<void>>();
-
-  run(task: Promise<unknown>): void {
-    const tracked = task.then(() => {}, (error) => {
-      log.error("background storage task failed: {error}", { error: String(error) });
-    });
-    this.#tasks.add(tracked);
-    tracked.finally(() => this.#tasks.delete(tracked));
-  }
-
-  /** Resolves once every task running now has settled. */
-  async settled(): Promise<void> {
-    await Promise.all(this.#tasks);
-  }
-}
-
-/** Lets requests run between two bounded steps of a long job (compaction, a hint's walk). */
-function yieldToRequests(): Promise<void> {
-  // setTimeout, not setImmediate: setImmediate lets almost no network I/O in
-  // (docs/ARCHITECTURE.md, "Compaction works in bounded steps").
-  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 /** Locks `dir` for this process (its LOCK file, created if needed). */
@@ -206,6 +188,7 @@ export class KVStore {
   /** Who hears of each key a write changes (see {@link onKeyChange}); undefined: nobody. */
   #keyListeners = new Set<KeyChangeListener>();
   #keyChanged: KeyChangeListener | undefined;
+  #expiry: ActiveExpiry;
 
   private constructor(
     dir: string,
@@ -243,6 +226,19 @@ export class KVStore {
       this.#background(this.#hints.write(sealed));
     });
     this.#reader = new ValueReader(this.#log);
+    this.#expiry = new ActiveExpiry(
+      {
+        index: () => this.#index,
+        decides: () =>
+          !this.options.replica && !this.#closed && !this.#closing &&
+          this.#fullSync === undefined &&
+          this.#log.failure === undefined,
+        deleteSlot: (slot) => this.#deleteSlot(slot),
+      },
+      options.expiryIntervalMs,
+      options.expiryKeysPerTurn,
+    );
+    this.#expiry.start();
   }
 
   /**
@@ -306,18 +302,114 @@ export class KVStore {
    * @throws {KeyTooLargeError | ValueTooLargeError} past the configured limits
    * @throws {StoreFailedError} after a write to the log failed
    */
-  writePut(key: Bytes, value: Bytes): number {
+  writePut(key: Bytes, value: Bytes, expiresAtMs = 0): number {
     this.#checkWritable();
     const k = payloadOf(key);
     const v = payloadOf(value);
     checkKey(this.options, k);
     checkValue(this.options, v);
     const log = this.#log;
+    if (expiresAtMs !== 0) return this.#writePutExpiring(k, v, expiresAtMs);
     const lsn = log.appendPut(this.epoch, this.options.replica, k, v);
     const offset = log.lastRecordOffset + RECORD_HEADER_BYTES + k.length;
     indexValue(this.#index, k, 0, k.length, log.active, offset, v.length);
     this.#keyChanged?.(typeof k === "string" ? k : bytesToKey(k));
     return lsn;
+  }
+
+  /** {@link writePut} of a key that expires at `expiresAtMs` (a PUT_EXPIRING record). */
+  #writePutExpiring(k: Payload, v: Payload, expiresAtMs: number): number {
+    checkExpiry(expiresAtMs);
+    const log = this.#log;
+    const lsn = log.appendPutExpiring(this.epoch, this.options.replica, k, v, expiresAtMs);
+    const offset = log.lastRecordOffset + RECORD_HEADER_BYTES + EXPIRY_BYTES + k.length;
+    indexValue(this.#index, k, 0, k.length, log.active, offset, v.length, expiresAtMs);
+    this.#keyChanged?.(typeof k === "string" ? k : bytesToKey(k));
+    return lsn;
+  }
+
+  /**
+   * Appends one MULTI record holding `entries` and applies them in order: all or nothing, in the
+   * log, after a crash, on replicas, through compaction. Returns its LSN (durable once
+   * {@link whenDurable} of it resolves). A delete of an absent key is kept (it changes nothing).
+   *
+   * @throws {KeyTooLargeError | ValueTooLargeError | BatchTooLargeError} past the limits
+   */
+  writeMulti(entries: readonly MultiEntry[]): number {
+    this.#checkWritable();
+    const encoded = checkMultiEntries(this.options, entries);
+    const length = multiRecordBytes(encoded);
+    if (length > MAX_RECORD_BYTES) throw new BatchTooLargeError(length, MAX_RECORD_BYTES);
+    const log = this.#log;
+    const lsn = log.appendMulti(this.epoch, this.options.replica, encoded);
+    let offset = log.lastRecordOffset + RECORD_HEADER_BYTES;
+    for (const entry of encoded) {
+      offset += MULTI_ENTRY_HEADER_BYTES + entry.key.length;
+      if (entry.kind === MultiKind.PUT) {
+        const { key, value } = entry;
+        indexValue(
+          this.#index,
+          key,
+          0,
+          key.length,
+          log.active,
+          offset,
+          value.length,
+          entry.expiresAtMs,
+        );
+        offset += value.length;
+      } else {
+        const slot = slotOfPayload(this.#index, entry.key);
+        if (slot !== NO_SLOT) unindexSlot(this.#index, slot);
+        noteTombstone(log.active, entry.key);
+      }
+      const key = entry.key;
+      this.#keyChanged?.(typeof key === "string" ? key : bytesToKey(key));
+    }
+    return lsn;
+  }
+
+  /** {@link writeMulti}, resolving with its LSN once durable. */
+  async applyMulti(entries: readonly MultiEntry[]): Promise<number> {
+    const lsn = this.writeMulti(entries);
+    await this.whenDurable(lsn);
+    return lsn;
+  }
+
+  /**
+   * Appends a FLUSH record: every key written before it is gone (after a restart, through
+   * compaction, on replicas). Returns its LSN (durable once {@link whenDurable} of it resolves).
+   * Snapshots taken before keep seeing the old contents.
+   */
+  writeFlush(): number {
+    this.#checkWritable();
+    const log = this.#log;
+    const lsn = log.appendFlush(this.epoch, this.options.replica);
+    this.#applyFlush();
+    return lsn;
+  }
+
+  /** {@link writeFlush}, resolving with its LSN once durable. */
+  async flushAll(): Promise<number> {
+    const lsn = this.writeFlush();
+    await this.whenDurable(lsn);
+    return lsn;
+  }
+
+  /** A FLUSH just appended: a new, empty index (snapshots keep the old one). */
+  #applyFlush(): void {
+    flushSegments(this.#segments.all, this.#log.active);
+    this.#index = new KeyIndex<Segment>();
+    this.#keyChanged?.(undefined);
+  }
+
+  /** Deletes the key of a live slot (active expiry): a DELETE record, as {@link writeDelete}. */
+  #deleteSlot(slot: number): void {
+    const key = this.#index.keyOf(slot); // a byte string: the codec takes it as it is
+    this.#log.appendDelete(this.epoch, this.options.replica, key);
+    noteTombstone(this.#log.active, key);
+    unindexSlot(this.#index, slot);
+    this.#keyChanged?.(key);
   }
 
   /**
@@ -413,13 +505,16 @@ export class KVStore {
     return this.#log.durability.whenDurable(lsn);
   }
 
-  /** Writes `key` = `value` and resolves with its LSN once durable. */
-  put(key: Bytes, value: Bytes): Promise<number> {
+  /**
+   * Writes `key` = `value` (expiring at `expiresAtMs`, ms since the Unix epoch, when above 0) and
+   * resolves with its LSN once durable.
+   */
+  put(key: Bytes, value: Bytes, expiresAtMs = 0): Promise<number> {
     // Not an async function, and no promise of its own: the durability promise made right after
     // the write resolves to its LSN (an async frame and a `then` per put are measurable:
     // docs/ARCHITECTURE.md, "Measured costs").
     try {
-      this.writePut(key, value);
+      this.writePut(key, value, expiresAtMs);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -497,14 +592,42 @@ export class KVStore {
    */
   read(key: Bytes): Uint8Array | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    const slot = slotOf(this.#index, key);
+    const slot = this.#liveSlot(key);
     return slot === NO_SLOT ? undefined : this.#readSlot(slot);
   }
 
-  /** Whether `key` exists. */
+  /** The slot of `key`, or {@link NO_SLOT} when absent or past its expiry time. */
+  #liveSlot(key: Bytes): number {
+    const index = this.#index;
+    const slot = slotOf(index, key);
+    if (slot === NO_SLOT) return slot;
+    const expiresAtMs = index.expiryOf(slot);
+    return expiresAtMs !== 0 && expiresAtMs <= Date.now() ? NO_SLOT : slot;
+  }
+
+  /** Whether `key` exists (a key past its expiry time does not). */
   has(key: Bytes): boolean {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    return slotOf(this.#index, key) !== NO_SLOT;
+    return this.#liveSlot(key) !== NO_SLOT;
+  }
+
+  /**
+   * When `key` expires, in ms since the Unix epoch: 0 when it never does, undefined when it does
+   * not exist (or its time has passed).
+   */
+  expiresAtMs(key: Bytes): number | undefined {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    const slot = this.#liveSlot(key);
+    return slot === NO_SLOT ? undefined : this.#index.expiryOf(slot);
+  }
+
+  /**
+   * Runs one turn of active expiry now (it also runs by itself every `expiryIntervalMs`):
+   * deletes at most `expiryKeysPerTurn` keys past their time; returns how many. Only a master's
+   * store deletes: a replica waits for its master's DELETE records.
+   */
+  expireNow(nowMs = Date.now()): number {
+    return this.#expiry.turn(nowMs);
   }
 
   /**
@@ -518,9 +641,13 @@ export class KVStore {
   ): [Uint8Array, Uint8Array][] {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const index = this.#index;
-    const slots = [
-      ...index.range(bytesToKey(toBytes(start)), bytesToKey(toBytes(end)), options.limit),
-    ];
+    const nowMs = Date.now();
+    const slots: number[] = [];
+    const limit = options.limit ?? Infinity;
+    for (const slot of index.range(bytesToKey(toBytes(start)), bytesToKey(toBytes(end)))) {
+      if (slots.length >= limit) break;
+      if (!index.isExpired(slot, nowMs)) slots.push(slot);
+    }
     if (options.maxBytes !== undefined) {
       // Sizes come from the index, so an oversized range is refused before any value is read.
       let bytes = 0;
@@ -615,12 +742,16 @@ export class KVStore {
       const lsn = recordLsn(view, at);
       if (lsn > log.lastLsn) {
         log.appendEncoded(records, at, length, lsn, recordEpoch(view, at));
-        applyRecord(this.#index, log.active, records, view, at, log.lastRecordOffset);
-        const changed = this.#keyChanged;
-        if (changed !== undefined) {
-          forEachKey(records, view, at, (start, length) => {
-            changed(bytesToKey(records, start, start + length));
-          });
+        if (recordOp(records, at) === Op.FLUSH) {
+          this.#applyFlush();
+        } else {
+          applyRecord(this.#index, log.active, records, view, at, log.lastRecordOffset);
+          const changed = this.#keyChanged;
+          if (changed !== undefined) {
+            forEachKey(records, view, at, (start, length) => {
+              changed(bytesToKey(records, start, start + length));
+            });
+          }
         }
       }
       at += length;
@@ -741,6 +872,8 @@ export class KVStore {
       epoch: this.epoch,
       compactions: this.#compactor.compactions,
       compactedBytes: this.#compactor.compactedBytes,
+      expiringKeys: this.#index.expiringKeys,
+      expiry: { ...this.#expiry.stats },
       failure: this.#log.failure?.message,
     };
   }
@@ -757,6 +890,7 @@ export class KVStore {
   async close(): Promise<void> {
     if (this.#closed || this.#closing) return;
     this.#closing = true;
+    this.#expiry.stop();
     this.#fullSync?.closeFiles();
     await this.#compactor.idle();
     await this.#tasks.settled();
@@ -765,33 +899,5 @@ export class KVStore {
     this.#log.close();
     for (const segment of this.#segments.all) segment.closeReader();
     unlockDirectory(this.#lockFile);
-  }
-}
-
-/**
- * Checks replicated `records` before any is appended: each whole and intact (CRC), and their
- * LSNs continuing the log after `lastLsn` without a gap (records at or below it are resends).
- *
- * @throws {ReplicationStreamError} naming the damaged record or the LSN that does not follow
- */
-function checkReplicatedRecords(records: Uint8Array, view: DataView, lastLsn: number): void {
-  let expected = lastLsn;
-  for (let at = 0; at < records.length;) {
-    const length = checkRecord(records, view, at, records.length);
-    if (length < 0) {
-      throw new ReplicationStreamError(
-        `replicated record at byte ${at} of ${records.length} is damaged: ${checkReason(length)}`,
-      );
-    }
-    const lsn = recordLsn(view, at);
-    if (lsn > expected) {
-      if (lsn !== expected + 1) {
-        throw new ReplicationStreamError(
-          `replicated record has LSN ${lsn} but this log continues at LSN ${expected + 1}`,
-        );
-      }
-      expected = lsn;
-    }
-    at += length;
   }
 }

@@ -38,6 +38,10 @@ export interface StoreOptions {
   replica: boolean;
   /** Compact automatically (set false in tests that want to control compaction). */
   autoCompact: boolean;
+  /** How often active expiry looks for keys past their time (0: never; reads still hide them). */
+  expiryIntervalMs: number;
+  /** Most keys one turn of active expiry deletes before it yields to requests. */
+  expiryKeysPerTurn: number;
   /** How often a long recovery logs how far it got (segments and keys so far). */
   recoveryProgressIntervalMs: number;
 }
@@ -70,6 +74,8 @@ export function storeOptionsFromConfig(config: Config): StoreOptions {
     compactionChunkBytes: config.COMPACTION_CHUNK_BYTES,
     replica: config.REPLICA,
     autoCompact: true,
+    expiryIntervalMs: config.EXPIRY_INTERVAL_MS,
+    expiryKeysPerTurn: config.EXPIRY_KEYS_PER_TURN,
     recoveryProgressIntervalMs: RECOVERY_PROGRESS_INTERVAL_MS,
   };
 }

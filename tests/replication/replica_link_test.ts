@@ -37,6 +37,7 @@ class ReplicaModel {
     const [name, sub, step] = request.words;
     if (name === "CHALLENGE") return `-ERR ${CHALLENGE_OFF_MESSAGE}\r\n`;
     if (name !== "REPLICATE") return "-ERR unknown command\r\n";
+    if (sub === "FORMAT") return ":2\r\n";
     if (sub === "HELLO") return `+${this.lastLsn} ${this.lastEpoch} 0\r\n`;
     if (sub === "LOG") {
       const records = request.args[1];
@@ -190,7 +191,8 @@ Deno.test("link: STALEEPOCH is reported (it deposes the master) and fails the at
   await waitUntil("refused", () => h.refusals.length > 0);
   assert.match(h.refusals[0], /^STALEEPOCH 4 stale epoch 0/);
   await waitUntil("failed", () => h.node.consecutiveFailures >= 1);
-  assert.match(h.node.lastError, /replica refused HELLO: STALEEPOCH/);
+  // The first REPLICATE word this scripted replica refuses is FORMAT (a real one answers it).
+  assert.match(h.node.lastError, /replica refused (FORMAT|HELLO): STALEEPOCH/);
   assert.equal(h.replica.requests("REPLICATE", "LOG").length, 0);
 });
 
@@ -238,4 +240,22 @@ Deno.test("link: retryNow ends a long backoff at once (a replica known to be bac
   h.replica.refuseConnect = undefined;
   h.link.retryNow();
   await waitUntil("connected at once", () => h.node.ackedLsn === 2, 5_000);
+});
+
+Deno.test("link: a replica from before record format 2 is refused with what to do, never sent records", async () => {
+  const log = new MemoryLog(5);
+  const model = new ReplicaModel(0);
+  await using h = harness(log, (r) => {
+    // What a kvstore from before REPLICATE FORMAT answers.
+    if (r.words[0] === "REPLICATE" && r.words[1] === "FORMAT") {
+      return '-ERR unknown REPLICATE subcommand "FORMAT" (PUT, BATCHPUT, DELETE, or the ' +
+        "master's HELLO, LOG, PING, SNAPSHOT)\r\n";
+    }
+    return model.answer(r);
+  });
+  await waitUntil("refused", () => h.node.lastError !== undefined && h.node.lastError !== "");
+  assert.match(h.node.lastError as string, /runs an older kvstore: it reads record format 1/);
+  assert.match(h.node.lastError as string, /Upgrade the replica first/);
+  assert.equal(h.replica.requests("REPLICATE", "HELLO").length, 0);
+  assert.equal(h.replica.requests("REPLICATE", "LOG").length, 0);
 });

@@ -63,10 +63,12 @@ Deno.test("key index: matches a Map model through inserts, updates, removes and 
       segment: segments[Math.floor(random() * segments.length)],
       offset: Math.floor(random() * 2 ** 32),
       length: Math.floor(random() * 1000),
+      expiresAtMs: i % 3 === 0 ? 1_700_000_000_000 + i : 0,
     };
-    if (slot !== NO_SLOT) index.update(slot, location.segment, location.offset, location.length);
-    else if (i % 2 === 0) index.insert(key, location.segment, location.offset, location.length);
-    else index.insertMissed(key, location.segment, location.offset, location.length);
+    const { segment, offset, length, expiresAtMs } = location;
+    if (slot !== NO_SLOT) index.update(slot, segment, offset, length, expiresAtMs);
+    else if (i % 2 === 0) index.insert(key, segment, offset, length, expiresAtMs);
+    else index.insertMissed(key, segment, offset, length, expiresAtMs);
     model.set(key, location);
     if (i % 5000 === 0) assertMatches(index, model, [...probes]);
   }
@@ -160,7 +162,12 @@ Deno.test("key index: a snapshot keeps the locations it saw, and its slots", () 
   ]);
   snapshot.release();
   assert.equal(index.openSnapshots, 0);
-  assert.deepEqual(index.location(index.find("moved")), { segment: after, offset: 20, length: 20 });
+  assert.deepEqual(index.location(index.find("moved")), {
+    segment: after,
+    offset: 20,
+    length: 20,
+    expiresAtMs: 0,
+  });
   // Released: the held slot is free again.
   assert.equal(index.insert("later", after, 5, 5), gone);
 });
@@ -189,4 +196,55 @@ Deno.test("key index: insertMissed after another change still files the key corr
   assert.equal(index.find("late"), slot);
   for (let i = 0; i < 40; i++) assert.equal(index.offsetOf(index.find(`other${i}`)), 100 + i);
   for (let i = 0; i < 11; i++) assert.equal(index.offsetOf(index.find(`k${i}`)), i);
+});
+
+Deno.test("key index: expiry times live beside the slots and follow inserts, updates, removes", () => {
+  const seg = { name: "s" };
+  const index = new KeyIndex<Seg>();
+  for (let i = 0; i < 100; i++) index.insert(`k${i}`, seg, i, 1, i % 2 === 0 ? 1000 + i : 0);
+  assert.equal(index.expiringKeys, 50);
+  assert.equal(index.expiryOf(index.find("k4")), 1004);
+  assert.equal(index.expiryOf(index.find("k5")), 0);
+  index.update(index.find("k4"), seg, 9, 1, 0);
+  index.update(index.find("k5"), seg, 9, 1, 5);
+  assert.equal(index.expiringKeys, 50);
+  index.remove(index.find("k6"));
+  assert.equal(index.expiringKeys, 49);
+  // a freed slot reused by a key without a TTL does not inherit one
+  const slot = index.insert("fresh", seg, 1, 1);
+  assert.equal(index.expiryOf(slot), 0);
+  const found: number[] = [];
+  let cursor = 0;
+  do cursor = index.scanExpired(cursor, 7, 1050, found, 1000); while (cursor !== 0);
+  const keys = found.map((s) => index.keyOf(s)).sort();
+  assert.deepEqual(keys, [
+    "k0",
+    "k10",
+    "k12",
+    "k14",
+    "k16",
+    "k18",
+    "k2",
+    "k20",
+    "k22",
+    "k24",
+    "k26",
+    "k28",
+    "k30",
+    "k32",
+    "k34",
+    "k36",
+    "k38",
+    "k40",
+    "k42",
+    "k44",
+    "k46",
+    "k48",
+    "k5",
+    "k50",
+    "k8",
+  ]);
+  const few: number[] = [];
+  assert.notEqual(index.scanExpired(0, 1000, 1050, few, 3), 0);
+  assert.equal(few.length, 3, "stops at maxFound");
 });

@@ -8,7 +8,9 @@ import {
 } from "../../src/storage/segment.ts";
 import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
 
-async function pairs(iterable: AsyncIterable<[Uint8Array, Uint8Array]>): Promise<string[][]> {
+async function pairs(
+  iterable: AsyncIterable<readonly [Uint8Array, Uint8Array, number?]>,
+): Promise<string[][]> {
   const out: string[][] = [];
   for await (const [k, v] of iterable) out.push([text(k) as string, text(v) as string]);
   return out;

@@ -35,6 +35,8 @@ Deno.test("store options: every storage flag reaches the store", () => {
       "--compaction-threshold=0.5",
       "--compaction-min-bytes=7",
       "--compaction-chunk-bytes=65536",
+      "--expiry-interval-ms=250",
+      "--expiry-keys-per-turn=50",
       "--replica",
     ],
   });
@@ -52,6 +54,8 @@ Deno.test("store options: every storage flag reaches the store", () => {
     compactionChunkBytes: 65536,
     replica: true,
     autoCompact: true,
+    expiryIntervalMs: 250,
+    expiryKeysPerTurn: 50,
     recoveryProgressIntervalMs: DEFAULT_STORE_OPTIONS.recoveryProgressIntervalMs,
   });
 });
