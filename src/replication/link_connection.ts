@@ -179,7 +179,8 @@ export class LinkConnection {
       const lsn = expectInteger(reply, waiter.kind.toUpperCase());
       const newly = this.#node.onReply(now, lsn);
       if (newly > 0) this.#ctx.onAck();
-    } else if (waiter.kind === "auth") {
+    } else if (waiter.kind === "auth" || waiter.kind === "format") {
+      // Handshake steps before HELLO: the link is not working yet (HELLO's reply says so).
       this.#node.onAuthReply(now);
     } else {
       this.#node.onReply(now, undefined, waiter.pairs);
