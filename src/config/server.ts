@@ -36,6 +36,7 @@ export interface ServerConfig {
   MULTI_MAX_COMMANDS: number;
   MULTI_MAX_BYTES: number;
   WATCH_MAX_KEYS: number;
+  LCS_MAX_BYTES: number;
   SCAN_MAX_CURSORS: number;
   CONNECTION_BUFFER_BYTES: number;
   SHUTDOWN_TIMEOUT_SECONDS: number;
@@ -230,6 +231,16 @@ export const SERVER_SETTINGS: { readonly [name in keyof ServerConfig]: SettingSp
     description:
       "SCAN cursors remembered (each holds the last key it returned); past it the oldest is " +
       "forgotten, and a SCAN given a forgotten (or made-up) cursor starts over from the first key.",
+  },
+  LCS_MAX_BYTES: {
+    kind: "int",
+    default: 64 * MIB,
+    min: 1 * KIB,
+    max: 512 * MIB,
+    group: "server",
+    description:
+      "Largest table Redis's LCS may build, (len1 + 1) x (len2 + 1) x 4 bytes: bounds its memory " +
+      "and the time it holds the event loop (64 MiB: about 0.1 s).",
   },
   CONNECTION_BUFFER_BYTES: {
     kind: "int",

@@ -12,7 +12,11 @@
  */
 import type { CommandSpec } from "../server/hooks.ts";
 import { CONNECTION_COMMANDS } from "./connection_commands.ts";
+import { COUNTER_COMMANDS } from "./counter_commands.ts";
+import { EXPIRY_COMMANDS } from "./expiry_commands.ts";
 import { KEYSPACE_COMMANDS } from "./keyspace_commands.ts";
+import { LCS_COMMANDS } from "./lcs_command.ts";
+import { STRING_COMMANDS } from "./string_commands.ts";
 import { TRANSACTION_COMMANDS } from "./transactions.ts";
 
 export { argText, parseInteger, upperWord } from "./arguments.ts";
@@ -24,4 +28,8 @@ export const REDIS_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map([
   ...CONNECTION_COMMANDS,
   ...TRANSACTION_COMMANDS,
   ...KEYSPACE_COMMANDS,
+  ...STRING_COMMANDS,
+  ...COUNTER_COMMANDS,
+  ...EXPIRY_COMMANDS,
+  ...LCS_COMMANDS,
 ]);

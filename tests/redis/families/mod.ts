@@ -6,6 +6,7 @@
 import type { ConformanceFamily } from "../conformance.ts";
 import { CONNECTION, CONNECTION_AUTH } from "./connection.ts";
 import { KEYSPACE } from "./keyspace.ts";
+import { COUNTERS, EXPIRY, LCS, STRINGS } from "./strings.ts";
 import { TRANSACTIONS } from "./transactions.ts";
 
 export const FAMILIES: readonly ConformanceFamily[] = [
@@ -13,4 +14,8 @@ export const FAMILIES: readonly ConformanceFamily[] = [
   CONNECTION_AUTH,
   TRANSACTIONS,
   KEYSPACE,
+  STRINGS,
+  LCS,
+  COUNTERS,
+  EXPIRY,
 ];

@@ -1,0 +1,149 @@
+/**
+ * How Redis's string and expiry commands read and write a key, with the store's rules kept in
+ * one place: a read notes the LSN of the key's newest write so the reply waits until that write
+ * is committed (`src/server/commit_point.ts`); a write notes its own LSN for later readers and
+ * answers once it is committed (and replicated, in sync mode). A handler reads and writes
+ * synchronously, so a read-modify-write (INCR, APPEND, SETRANGE) is atomic against every other
+ * connection: nothing else runs between its read and its write.
+ *
+ * Also Redis's argument rules for expiry times (`EX`, `PX`, `EXAT`, `PXAT`, `EXPIRE`...) and its
+ * 64-bit integers.
+ *
+ * @module
+ */
+import type { Reply, ReplyWriter } from "../protocol/mod.ts";
+import { acknowledge, answerCommitted } from "../server/commands.ts";
+import type { CommandContext } from "../server/hooks.ts";
+import { MAX_EXPIRES_AT_MS } from "../storage/mod.ts";
+
+/** A key as a string command sees it. */
+export interface StringKey {
+  /** Its value, or undefined when absent (or past its expiry time). */
+  value: Uint8Array | undefined;
+  /** When it expires (ms since the Unix epoch), 0 when never or absent. */
+  expiresAtMs: number;
+  /** LSN of its newest uncommitted write, 0 when none: a reply built on it waits for it. */
+  pending: number;
+}
+
+/** Reads `key` for a command (see {@link StringKey}). */
+export function readKey(ctx: CommandContext, key: Uint8Array): StringKey {
+  const { store, commit } = ctx.node;
+  const value = store.read(key);
+  return {
+    value,
+    expiresAtMs: value === undefined ? 0 : store.expiresAtMs(key) ?? 0,
+    pending: commit.pendingLsn(key),
+  };
+}
+
+/** Writes `key` = `value`, expiring at `expiresAtMs` (0: never); returns the write's LSN. */
+export function writeKey(
+  ctx: CommandContext,
+  key: Uint8Array,
+  value: Uint8Array,
+  expiresAtMs: number,
+): number {
+  const lsn = ctx.node.store.writePut(key, value, expiresAtMs);
+  ctx.node.commit.noteWrite(key, lsn);
+  return lsn;
+}
+
+/** Deletes `key` when it exists (a DELETE record); returns the LSN to wait for (0: none). */
+export function deleteKey(ctx: CommandContext, key: Uint8Array): number {
+  const { store, commit } = ctx.node;
+  if (!store.has(key)) return 0;
+  const lsn = store.writeDelete(key);
+  commit.noteWrite(key, lsn);
+  return lsn;
+}
+
+/**
+ * Answers `reply` once write `lsn` is committed (0: no write was made, then once `pending`, the
+ * newest uncommitted write the answer depends on, is).
+ */
+export function answer(
+  ctx: CommandContext,
+  out: ReplyWriter,
+  reply: Reply,
+  lsn: number,
+  pending = 0,
+): void | Promise<Reply> {
+  // A write's own LSN is above every write it read: its commit covers them.
+  if (lsn > 0) return acknowledge(ctx, lsn, out, reply);
+  return answerCommitted(ctx, pending, out, reply);
+}
+
+/** A bulk string reply, or nil. */
+export function valueReply(value: Uint8Array | undefined): Reply {
+  return value === undefined ? { type: "notFound" } : { type: "value", value };
+}
+
+/** Redis's 64-bit integer bounds. */
+export const LLONG_MAX = 2n ** 63n - 1n;
+export const LLONG_MIN = -(2n ** 63n);
+
+/**
+ * The 64-bit integer `bytes` holds by Redis's `string2ll` rules (an optional `-`, digits, no
+ * leading zero, no `+` or spaces, within a signed 64-bit range), or undefined.
+ *
+ * @example
+ * ```ts
+ * import { parseLongLong } from "./string_access.ts";
+ * const bytes = (text: string) => new TextEncoder().encode(text);
+ * console.log(parseLongLong(bytes("9223372036854775807")), parseLongLong(bytes("01")));
+ * // 9223372036854775807n undefined
+ * ```
+ */
+export function parseLongLong(bytes: Uint8Array): bigint | undefined {
+  const length = bytes.length;
+  if (length === 0 || length > 20) return undefined;
+  if (length === 1 && bytes[0] === 0x30) return 0n;
+  let i = 0;
+  const negative = bytes[0] === 0x2d;
+  if (negative) i++;
+  if (i >= length || bytes[i] < 0x31 || bytes[i] > 0x39) return undefined;
+  let small = 0;
+  for (let j = i; j < length; j++) {
+    const byte = bytes[j];
+    if (byte < 0x30 || byte > 0x39) return undefined;
+    small = small * 10 + (byte - 0x30);
+  }
+  // Up to 15 digits a double holds exactly: no BigInt parse needed.
+  let value = length - i <= 15
+    ? BigInt(small)
+    : BigInt(new TextDecoder().decode(bytes.subarray(i)));
+  if (negative) value = -value;
+  return value < LLONG_MIN || value > LLONG_MAX ? undefined : value;
+}
+
+/** Redis's error for an expiry time it cannot take, naming the command (lower case). */
+export function invalidExpireTime(command: string): string {
+  return `invalid expire time in '${command}' command`;
+}
+
+/** How an expiry argument counts: seconds or ms, from now or since the Unix epoch. */
+export type ExpiryUnit = "EX" | "PX" | "EXAT" | "PXAT";
+
+/**
+ * The absolute expiry time (ms since the Unix epoch) of `SET`/`GETEX`/`SETEX`'s expiry argument
+ * `bytes` in `unit`, by Redis's rules (a whole number above 0, no overflow); a string is Redis's
+ * error. A time past 2^53 - 1 ms (285,000 years) is held as that.
+ */
+export function expiryArgument(
+  bytes: Uint8Array,
+  unit: ExpiryUnit,
+  command: string,
+  nowMs: number,
+): number | string {
+  const given = parseLongLong(bytes);
+  if (given === undefined) return "value is not an integer or out of range";
+  const seconds = unit === "EX" || unit === "EXAT";
+  if (given <= 0n || (seconds && given > LLONG_MAX / 1000n)) return invalidExpireTime(command);
+  let ms = seconds ? given * 1000n : given;
+  if (unit === "EX" || unit === "PX") {
+    if (ms > LLONG_MAX - BigInt(nowMs)) return invalidExpireTime(command);
+    ms += BigInt(nowMs);
+  }
+  return ms > BigInt(MAX_EXPIRES_AT_MS) ? MAX_EXPIRES_AT_MS : Number(ms);
+}
