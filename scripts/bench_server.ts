@@ -7,7 +7,8 @@
  * server into DIR (summarize with `scripts/cpuprofile_summary.ts`).
  *
  * The load generator is ours: N connections, each keeping a pipeline of D requests in flight,
- * 16-byte keys drawn from 100,000, 100-byte values, PUT (`SET`), READ (`GET`) or a 50/50 mix;
+ * 16-byte keys drawn from 100,000, 100-byte values, PUT (`SET`), READ (`GET`) or a 50/50 mix,
+ * and Redis's string commands: `INCR`, `SET ... EX 3600`, `GET` of keys that all have a TTL;
  * it prints ops/s and p50/p99/p99.9 latency from a log-bucket histogram. `redis-benchmark -t
  * set,get` then runs against both servers as a second opinion. Last, on fresh servers, the Redis
  * command figures of `bench_redis_commands.ts` (MULTI/EXEC of 10 SETs, a whole SCAN over 1M keys;
@@ -39,7 +40,11 @@ const HOST = "127.0.0.1";
 const KEY_BYTES = 16;
 const encoder = new TextEncoder();
 
-type Workload = "put" | "read" | "mixed";
+/**
+ * `put` SET, `read` GET, `mixed` half each; `incr` INCR, `setex` SET with EX 3600, `getttl` GET
+ * of keys that all have a TTL (written first, untimed, by {@link prefill}).
+ */
+type Workload = "put" | "read" | "mixed" | "incr" | "setex" | "getttl";
 type Fsync = "always" | "everysec" | "no";
 
 interface Scenario {
@@ -74,12 +79,33 @@ function keyBytes(index: number): Uint8Array {
   return encoder.encode(`key:${String(index).padStart(KEY_BYTES - 4, "0")}`);
 }
 
+/** RESP request `words` (the key is `key`'s bytes where a word is null). */
+function command(words: (string | null)[], key: Uint8Array, value: Uint8Array): Uint8Array[] {
+  const parts: Uint8Array[] = [encoder.encode(`*${words.length}\r\n`)];
+  for (const word of words) {
+    const bytes = word === null ? key : word === "VALUE" ? value : encoder.encode(word);
+    parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes, encoder.encode("\r\n"));
+  }
+  return parts;
+}
+
+/** The requests of the workloads Redis's strings added (INCR, SET EX, GET of TTL keys). */
+function stringCommand(workload: Workload, key: Uint8Array, value: Uint8Array): Uint8Array[] {
+  if (workload === "incr") return command(["INCR", null], key, value);
+  if (workload === "setex") return command(["SET", null, "VALUE", "EX", "3600"], key, value);
+  return command(["GET", null], key, value);
+}
+
 /** Builds `count` requests of `workload` into one buffer (SET/GET: both servers know them). */
 function requests(workload: Workload, count: number, options: Options): Uint8Array {
   const value = new Uint8Array(options.valueBytes).fill(0x78);
   const parts: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
     const key = keyBytes(Math.floor(Math.random() * options.keys));
+    if (workload === "incr" || workload === "setex" || workload === "getttl") {
+      parts.push(...stringCommand(workload, key, value));
+      continue;
+    }
     const put = workload === "put" || (workload === "mixed" && Math.random() < 0.5);
     parts.push(
       put
@@ -210,6 +236,41 @@ async function drive(
 }
 
 /**
+ * Before a `getttl` load: every key of the key space set with a TTL (an hour), pipelined on one
+ * connection, untimed.
+ */
+async function prefill(server: Server, options: Options): Promise<void> {
+  const value = new Uint8Array(options.valueBytes).fill(0x78);
+  const conn = await Deno.connect({ hostname: HOST, port: server.port });
+  try {
+    const batch = 1000;
+    const reply = new Uint8Array(64 * 1024);
+    for (let first = 0; first < options.keys; first += batch) {
+      const parts: Uint8Array[] = [];
+      const last = Math.min(options.keys, first + batch);
+      for (let i = first; i < last; i++) {
+        parts.push(...command(["SET", null, "VALUE", "EX", "3600"], keyBytes(i), value));
+      }
+      const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+      let at = 0;
+      for (const part of parts) {
+        bytes.set(part, at);
+        at += part.length;
+      }
+      await writeAll(conn, bytes);
+      let oks = 0;
+      while (oks < last - first) {
+        const count = await conn.read(reply);
+        if (count === null) throw new Error("the server closed the prefill connection");
+        for (let i = 0; i < count; i++) if (reply[i] === 0x0a) oks++;
+      }
+    }
+  } finally {
+    conn.close();
+  }
+}
+
+/**
  * Runs one load against `server` for `options.seconds` (after a warm-up of a fifth of that),
  * and meters the server's CPU over the same window.
  */
@@ -218,6 +279,7 @@ async function runLoad(
   scenario: Scenario,
   options: Options,
 ): Promise<LoadResult> {
+  if (scenario.workload === "getttl") await prefill(server, options);
   const pool = requestPool(requests(scenario.workload, 20_000, options));
   const warmUpMs = Math.max(300, options.seconds * 200);
   const recordFrom = performance.now() + warmUpMs;
@@ -384,6 +446,16 @@ function scenarios(quick: boolean): Scenario[] {
       connections: 50,
       pipeline: 16,
       target: { opsPerSecond: 300_000 },
+    },
+    // Redis's strings (issue 13): each at least 0.8x Redis in the same run.
+    { fsync: "everysec", workload: "incr", connections: 50, pipeline: 16, target: { ratio: 0.8 } },
+    { fsync: "everysec", workload: "setex", connections: 50, pipeline: 16, target: { ratio: 0.8 } },
+    {
+      fsync: "everysec",
+      workload: "getttl",
+      connections: 50,
+      pipeline: 16,
+      target: { ratio: 0.8 },
     },
   ];
   return quick ? list.filter((s) => s.connections === 1 || s.pipeline === 16) : list;

@@ -49,7 +49,7 @@ Deno.test("RESP: errors name the problem and keep the connection", async () => {
   await using wire = await WireClient.connect(server.port);
   await wire.send(resp("NOPE", "x"));
   await wire.send(resp("GET"));
-  await wire.send(resp("SET", "k", "v", "EX", "10"));
+  await wire.send(resp("SET", "k", "v", "EX", "0"));
   await wire.send(resp("SET", "a-very-long-key", "v"));
   await wire.send(resp("MSET", "a", "1", "b"));
   await wire.send(resp("REPLICATE", "PUT", "k", "v"));
@@ -62,12 +62,18 @@ Deno.test("RESP: errors name the problem and keep the connection", async () => {
     await wire.readReply(),
     new RespErrorReply("ERR", "wrong number of arguments for 'get' command"),
   );
-  assert.match((await wire.readReply() as RespErrorReply).message, /SET options/);
+  assert.deepEqual(
+    await wire.readReply(),
+    new RespErrorReply("ERR", "invalid expire time in 'set' command"),
+  );
   assert.deepEqual(
     await wire.readReply(),
     new RespErrorReply("ERR", "key of 15 bytes is larger than MAX_KEY_BYTES 8"),
   );
-  assert.match((await wire.readReply() as RespErrorReply).message, /pairs/);
+  assert.deepEqual(
+    await wire.readReply(),
+    new RespErrorReply("ERR", "wrong number of arguments for 'mset' command"),
+  );
   assert.deepEqual(
     await wire.readReply(),
     new RespErrorReply("ERR", "REPLICATE commands only accepted on replica nodes"),
