@@ -9,6 +9,7 @@ const BENCHMARKS: Record<string, string> = {
   server: "./bench_server.ts",
   replication: "./bench_replication.ts",
   client: "./bench_client.ts",
+  expiry: "./bench_expiry.ts",
 };
 
 const [name, ...rest] = Deno.args;

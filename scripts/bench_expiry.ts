@@ -1,0 +1,163 @@
+/**
+ * `deno task bench expiry [--keys N] [--ttl-ms MS] [--keys-per-turn K]`: what expiry costs.
+ *
+ * 1. Index memory per key with a TTL: a `KeyIndex` of N keys without expiry times, then one of N
+ *    keys with them, measured in this process (`Deno.memoryUsage()`, after a GC when
+ *    `--v8-flags=--expose-gc` is given); the difference per key is the expiry column.
+ * 2. A million keys expiring at once: a kvstore process (`--fsync everysec`) is filled with N keys
+ *    (`SET k v PX ttl`, all expiring within the same few ms), then a probe connection sends `GET`
+ *    back to back while the master's active expiry deletes them, and prints the longest and the
+ *    p99 wait of a request, and how long until `DBSIZE` is 0.
+ *
+ * Figures are noisy on a shared machine: take /work/bench.lock while running.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { KeyIndex } from "../src/storage/key_index.ts";
+import { startServerProcess } from "../tests/helpers/server_process.ts";
+import { writeAll } from "../src/write_all.ts";
+import { Histogram } from "./histogram.ts";
+
+const encoder = new TextEncoder();
+
+function gc(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+function usedBytes(): number {
+  gc();
+  const usage = Deno.memoryUsage();
+  return usage.heapUsed + usage.external;
+}
+
+/** Bytes per key of an index of `keys` keys, with or without expiry times. */
+function indexBytesPerKey(keys: number, withTtl: boolean): number {
+  const segment = { id: 1 };
+  const before = usedBytes();
+  const index = new KeyIndex<typeof segment>();
+  index.reserve(keys);
+  for (let i = 0; i < keys; i++) {
+    index.insert(
+      `key:${String(i).padStart(12, "0")}`,
+      segment,
+      i * 100,
+      100,
+      withTtl ? 1e13 + i : 0,
+    );
+  }
+  const after = usedBytes();
+  if (index.size !== keys) throw new Error("index lost keys");
+  return (after - before) / keys;
+}
+
+function command(words: string[]): Uint8Array {
+  let text = `*${words.length}\r\n`;
+  for (const word of words) text += `$${encoder.encode(word).length}\r\n${word}\r\n`;
+  return encoder.encode(text);
+}
+
+/** Reads until `count` replies (one line each: +OK, :n, $-1 or a short bulk) arrived. */
+async function readLines(conn: Deno.Conn, count: number, buffer: Uint8Array): Promise<void> {
+  let lines = 0;
+  while (lines < count) {
+    const n = await conn.read(buffer);
+    if (n === null) throw new Error("server closed the connection");
+    for (let i = 0; i < n; i++) if (buffer[i] === 0x0a) lines++;
+  }
+}
+
+async function fill(port: number, keys: number, expiresAtMs: number): Promise<void> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const buffer = new Uint8Array(1 << 16);
+  const batch = 2000;
+  for (let first = 0; first < keys; first += batch) {
+    const parts: Uint8Array[] = [];
+    const last = Math.min(keys, first + batch);
+    for (let i = first; i < last; i++) {
+      parts.push(command(["SET", `e:${i}`, "v".repeat(32), "PXAT", String(expiresAtMs)]));
+    }
+    const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+    let at = 0;
+    for (const part of parts) {
+      bytes.set(part, at);
+      at += part.length;
+    }
+    await writeAll(conn, bytes);
+    await readLines(conn, last - first, buffer);
+  }
+  conn.close();
+}
+
+async function dbsize(conn: Deno.Conn, buffer: Uint8Array): Promise<number> {
+  await writeAll(conn, command(["DBSIZE"]));
+  const n = await conn.read(buffer);
+  return Number(new TextDecoder().decode(buffer.subarray(1, (n ?? 3) - 2)));
+}
+
+/** Runs the benchmark (`args`: the command line after `expiry`). */
+export async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      keys: { type: "string", default: "1000000" },
+      "ttl-ms": { type: "string", default: "15000" },
+      "keys-per-turn": { type: "string", default: "500" },
+    },
+  });
+  const keys = Number(values.keys);
+  const perTurn = values["keys-per-turn"] as string;
+  console.log(`# deno task bench expiry --keys ${keys} --keys-per-turn ${perTurn}`);
+  const plain = indexBytesPerKey(keys, false);
+  const withTtl = indexBytesPerKey(keys, true);
+  console.log(
+    `index memory per key (key strings included): ${plain.toFixed(1)} B without TTL, ` +
+      `${withTtl.toFixed(1)} B with TTL: +${(withTtl - plain).toFixed(1)} B per key with a TTL`,
+  );
+  const dir = await Deno.makeTempDir({ prefix: "kvstore-bench-expiry-" });
+  const server = await startServerProcess({
+    dataDir: `${dir}/data`,
+    args: ["--fsync", "everysec", "--expiry-keys-per-turn", perTurn],
+  });
+  try {
+    const expiresAtMs = Date.now() + Number(values["ttl-ms"]);
+    const filledFrom = performance.now();
+    await fill(server.port, keys, expiresAtMs);
+    console.log(`filled ${keys} keys in ${((performance.now() - filledFrom) / 1000).toFixed(1)} s`);
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    const buffer = new Uint8Array(1 << 16);
+    while (Date.now() < expiresAtMs) await new Promise((resolve) => setTimeout(resolve, 20));
+    const histogram = new Histogram();
+    let longestMs = 0;
+    const started = performance.now();
+    let remaining = keys;
+    let requests = 0;
+    // Bounded: active expiry empties the store, or 10 minutes pass.
+    while (remaining > 0 && performance.now() - started < 600_000) {
+      for (let i = 0; i < 200; i++) {
+        const sent = performance.now();
+        await writeAll(conn, command(["GET", `e:${requests % keys}`]));
+        await readLines(conn, 1, buffer);
+        const waited = performance.now() - sent;
+        histogram.record(waited * 1000);
+        longestMs = Math.max(longestMs, waited);
+        requests++;
+      }
+      remaining = await dbsize(conn, buffer);
+    }
+    const reclaimSeconds = (performance.now() - started) / 1000;
+    conn.close();
+    console.log(
+      `${keys} keys expiring at once: reclaimed in ${reclaimSeconds.toFixed(1)} s; ` +
+        `${requests} GETs meanwhile, p50 ${(histogram.percentileUs(50) / 1000).toFixed(3)} ms, ` +
+        `p99 ${(histogram.percentileUs(99) / 1000).toFixed(3)} ms, longest ${
+          longestMs.toFixed(1)
+        } ms`,
+    );
+  } finally {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main(Deno.args);
