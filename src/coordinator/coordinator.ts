@@ -105,6 +105,8 @@ export class Coordinator {
   #epochModRevision = 0;
   /** The newest etcd revision this node's view includes (0: never read). */
   #revision = 0;
+  /** The revision of the last full read: watch events up to it are in the view already. */
+  #readRevision = 0;
   /** The last etcd round (renew, report, read) succeeded. */
   #etcdOk = false;
   #lastError = "";
@@ -298,6 +300,8 @@ export class Coordinator {
   /** Reads every key of the cluster: the view the decisions start from. */
   async #refresh(): Promise<void> {
     const { kvs, revision } = await this.#client.range(this.#keys.prefix, { prefix: true });
+    // The watch delivered newer changes while this read ran: the view is newer than the read.
+    if (revision < this.#revision) return;
     let leader: LeaderRecord | undefined;
     this.#members.clear();
     this.#nodes.clear();
@@ -322,6 +326,7 @@ export class Coordinator {
     }
     this.#setLeader(leader, revision);
     this.#revision = Math.max(this.#revision, revision);
+    this.#readRevision = revision;
   }
 
   #setLeader(leader: LeaderRecord | undefined, revision: number): void {
@@ -381,6 +386,8 @@ export class Coordinator {
 
   #onEvents(events: WatchEvent[]): void {
     for (const { type, kv } of events) {
+      // A watch running behind a full read must not put older states back.
+      if (kv.modRevision <= this.#readRevision) continue;
       this.#revision = Math.max(this.#revision, kv.modRevision);
       if (kv.key === this.#keys.leader) {
         this.#setLeader(type === "PUT" ? parseLeader(kv) : undefined, kv.modRevision);

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import {
+  asText,
   CLUSTER_TEST,
   dump,
   KvNode,
@@ -70,5 +71,79 @@ Deno.test({
       }
       // Writes on the old master are refused: it is a replica now.
       assert.match(await put(back, "x", "1"), /READONLY/);
+    }),
+});
+
+Deno.test({
+  name: "failover: sync mode, master SIGKILLed right after a burst of OKs: every OK'd key survives",
+  ignore: missing !== undefined,
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-failover-sync-", async (dir) => {
+      await using etcd = await startEtcd();
+      const args = ["--replication-mode", "sync", "--sync-replicas", "1"];
+      let nodes = await startCoordinatedCluster(dir, etcd, 3, { args });
+      const acknowledged: string[] = [];
+      for (let round = 0; round < 2; round++) {
+        const master = await waitForMaster(nodes);
+        await waitUntil("two replicas streaming", async () => {
+          return (await master.info()).get("total_replicas") === "2" &&
+            await replicasCaughtUp(master);
+        }, 30_000);
+        const baseLsn = Number((await master.info()).get("master_lsn"));
+        // 8 writers, pipelined: the kill lands while some writes wait for their replica.
+        const conns = await Promise.all(Array.from({ length: 8 }, () => master.connect()));
+        const writes = conns.flatMap((conn, c) =>
+          Array.from({ length: 300 }, (_, i) => {
+            const key = `r${round}c${c}k${i}`;
+            return conn.send(["SET", key, "v"]).then(
+              (reply) => asText(reply) === "OK" ? key : undefined,
+              () => undefined,
+            );
+          })
+        );
+        await waitUntil("a burst acknowledged", async () => {
+          return Number((await master.info()).get("master_lsn")) > baseLsn + 200;
+        });
+        const port = master.port;
+        await master.kill();
+        const oks = (await Promise.all(writes)).filter((k): k is string => k !== undefined);
+        acknowledged.push(...oks);
+        for (const conn of conns) conn.close();
+        const survivors = nodes.filter((n) => n !== master);
+        const next = await waitForMaster(survivors);
+        const data = new Set((await dump(next)).map((pair) => pair.split("=")[0]));
+        const lost = acknowledged.filter((key) => !data.has(key));
+        assert.deepEqual(lost, [], `round ${round}: ${lost.length} of ${acknowledged.length} lost`);
+        console.log(`round ${round}: ${oks.length} OKs before the kill, all on ${next.name}`);
+        const back = await startCoordinatedNode(dir, etcd, master.name, { port, args });
+        nodes = [...survivors, back];
+      }
+    }),
+});
+
+Deno.test({
+  name: "failover: a 3-member etcd losing a member keeps the lease and the election working",
+  ignore: missing !== undefined,
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-failover-etcd3-", async (dir) => {
+      await using etcd = await startEtcd({ members: 3 });
+      const nodes = await startCoordinatedCluster(dir, etcd, 2);
+      const master = await waitForMaster(nodes);
+      // The first endpoint (every node's preferred one) dies: requests move to the others.
+      await etcd.members[0].kill();
+      const until = performance.now() + 3000;
+      let writes = 0;
+      while (performance.now() < until) {
+        assert.equal(await put(master, `k${writes}`, "v"), "OK", "writes must go on");
+        writes++;
+      }
+      assert.equal((await master.info()).get("coordinator_etcd"), "ok");
+      await waitUntil("the replica caught up", () => replicasCaughtUp(master));
+      await master.kill();
+      const next = await waitForMaster(nodes.filter((n) => n !== master));
+      assert.equal(await put(next, "after", "1"), "OK");
+      assert.equal(await next.send(["GET", `k${writes - 1}`]), "v");
     }),
 });
