@@ -147,3 +147,31 @@ Deno.test({
       assert.equal(await next.send(["GET", `k${writes - 1}`]), "v");
     }),
 });
+
+Deno.test({
+  name: "failover: a master restarted within its lease revokes its old lease; an election follows",
+  ignore: missing !== undefined,
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-failover-restart-", async (dir) => {
+      await using etcd = await startEtcd();
+      // A long lease: only the revocation can end it early.
+      const args = ["--failover-ttl-seconds", "30"];
+      const nodes = await startCoordinatedCluster(dir, etcd, 2, { args });
+      const master = await waitForMaster(nodes);
+      assert.equal(await put(master, "k", "1"), "OK");
+      await waitUntil("the replica caught up", () => replicasCaughtUp(master));
+      const port = master.port;
+      await master.kill();
+      const back = await startCoordinatedNode(dir, etcd, master.name, { port, args });
+      await waitUntil(
+        "the old lease revoked",
+        () => back.logs.some((l) => l.properties.event === "stale_leader_revoked"),
+        10_000,
+      );
+      const others = nodes.filter((n) => n !== master);
+      const next = await waitForMaster([back, ...others], 10_000);
+      assert.equal(await put(next, "k2", "2"), "OK");
+      assert.equal(await next.send(["GET", "k"]), "1");
+    }),
+});
