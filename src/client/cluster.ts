@@ -63,7 +63,8 @@ export function verdictOf(error: unknown): Verdict {
   if (error instanceof KVReadOnlyError) return "retry";
   if (error instanceof KVAuthError || error instanceof KVWriteConcernError) return "final";
   if (error instanceof KVServerError) {
-    if (error.code === "TRYAGAIN") return "retry";
+    // TRYAGAIN: not yet at the LSN asked for; MASTERDOWN: a replica past its staleness bound.
+    if (error.code === "TRYAGAIN" || error.code === "MASTERDOWN") return "retry";
     if (error.code === "DEPOSED") return "unknown";
     return "final";
   }

@@ -29,6 +29,8 @@ export interface ReplicationConfig {
   REPLICATION_BATCH_BYTES: number;
   SNAPSHOT_CHUNK_BYTES: number;
   REPLICATION_RETRY_BACKOFF_MS: number;
+  REPLICATION_RETRY_MAX_BACKOFF_MS: number;
+  REPLICA_MAX_STALENESS_MS: number;
   ADVERTISE_ADDRESS: string;
   MIN_LSN_WAIT_MS: number;
 }
@@ -63,7 +65,9 @@ export const REPLICATION_SETTINGS: { readonly [name in keyof ReplicationConfig]:
     group: "replication",
     min: 0,
     max: 1000,
-    description: "Immediate reconnect attempts (with backoff) after a failed send to a replica.",
+    description:
+      "Quick reconnect attempts (doubling from REPLICATION_RETRY_BACKOFF_MS) after a failed " +
+      "send to a replica; later ones come every REPLICATION_RETRY_MAX_BACKOFF_MS.",
   },
   REPLICATION_QUEUE_SIZE: {
     kind: "int",
@@ -91,7 +95,9 @@ export const REPLICATION_SETTINGS: { readonly [name in keyof ReplicationConfig]:
     placeholder: "<seconds>",
     min: 0.01,
     max: 86_400,
-    description: "Seconds between probes of an unhealthy replica.",
+    description:
+      "Seconds between pings of an idle replica link; the longest a down replica waits between " +
+      "probes; an unhealthy replica's failures are logged once per interval.",
   },
   REPLICATION_TIMEOUT: {
     kind: "float",
@@ -151,7 +157,29 @@ export const REPLICATION_SETTINGS: { readonly [name in keyof ReplicationConfig]:
     max: 3_600_000,
     description:
       "Delay before the first reconnect to a failed replica; it doubles for each of the " +
-      "REPLICATION_MAX_RETRIES retries, never beyond the health-check interval.",
+      "REPLICATION_MAX_RETRIES retries, never beyond REPLICATION_RETRY_MAX_BACKOFF_MS.",
+  },
+  REPLICATION_RETRY_MAX_BACKOFF_MS: {
+    kind: "int",
+    default: 1000,
+    group: "replication",
+    min: 1,
+    max: 3_600_000,
+    description:
+      "Longest wait between reconnects to a down replica (and the pace after the quick " +
+      "retries), never beyond the health-check interval: a replica that comes back is " +
+      "caught up within about this long.",
+  },
+  REPLICA_MAX_STALENESS_MS: {
+    kind: "int",
+    default: 0,
+    group: "replication",
+    min: 0,
+    max: 86_400_000,
+    description:
+      "On a replica: refuse reads with a retryable -MASTERDOWN once its data may be older than " +
+      "this (master link down that long, or that far behind); 0: always serve, however stale " +
+      "(Redis's replica-serve-stale-data yes).",
   },
   ADVERTISE_ADDRESS: {
     kind: "string",

@@ -8,6 +8,7 @@
  *   `DIVERGED`, the spec's local writes).
  * - `role_commands.ts`: `PROMOTE`, `REPLICAOF`/`SLAVEOF`, `REPLICAS`, `ROLE`, `TOPOLOGY`.
  * - `consistency.ts`: `WITH` and `WAIT`.
+ * - `stale_reads.ts`: a replica's `-MASTERDOWN` past `REPLICA_MAX_STALENESS_MS`.
  * - `replication_info.ts` and `replication_metrics.ts`: `INFO replication` and the metrics.
  *
  * Failover (the spec's manual procedure, made safe):
@@ -44,6 +45,7 @@ import { replicationInfo } from "./replication_info.ts";
 import { registerReplicationMetrics } from "./replication_metrics.ts";
 import type { Replicator } from "./replicator.ts";
 import { roleCommands } from "./role_commands.ts";
+import { StaleReadGate } from "./stale_reads.ts";
 
 export { masterInfoFields, masterListeningAddress, writeGuarantee } from "./replication_info.ts";
 
@@ -75,6 +77,7 @@ export interface ReplicationOptions {
 function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry): ServerHooks {
   const replicate = new ReplicateCommand(role);
   const lsnWaiters = new LsnWaiters(node.store);
+  const staleReads = new StaleReadGate(node.config.REPLICA_MAX_STALENESS_MS);
   if (registry !== undefined) {
     registerReplicationMetrics(registry, role, () => replicate.discardedRecords);
   }
@@ -94,13 +97,17 @@ function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry)
         (error: Error) => error.message,
       );
     },
-    authorize: (name) => {
+    authorize: (name, _connection, spec) => {
       const fence = role.writeFence;
       if (fence !== undefined && WRITE_COMMANDS.has(name)) {
         return { type: "error", code: "READONLY", message: `writes paused: ${fence}` };
       }
+      if (role.replica) {
+        if (staleReads.maxStalenessMs === 0) return undefined;
+        return staleReads.refusal(name, spec, role.follower.link(node.store.lastLsn));
+      }
       const deposed = role.deposed;
-      if (deposed === undefined || role.replica || !WRITE_COMMANDS.has(name)) return undefined;
+      if (deposed === undefined || !WRITE_COMMANDS.has(name)) return undefined;
       return {
         type: "error",
         code: "READONLY",
@@ -118,6 +125,7 @@ function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry)
         ...replicationInfo(role, node.config, {
           discardedRecords: replicate.discardedRecords,
           minLsnReadsWaiting: lsnWaiters.size,
+          staleReadsRefused: staleReads.refused,
         }),
         ...role.coordinatorInfo(),
       ],

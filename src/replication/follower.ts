@@ -70,6 +70,12 @@ export interface LinkFacts {
   /** The epoch of the master's last HELLO (0: none yet). */
   masterEpoch: number;
   /**
+   * How old this replica's data may be, in ms: while the link is up, its lag behind the master
+   * at the chain's head; while it is down, at least the time since it was last up (the stream's
+   * close, or its last contact when it fell silent); Infinity before any master was heard.
+   */
+  stalenessMs: number;
+  /**
    * How many hops from the master at the chain's head: 1 when the stream comes from the master,
    * 2 from a replica of it, ... (cascading; 0 before any stream).
    */
@@ -116,6 +122,8 @@ export class Follower {
   #upstreamOriginLagMs = 0;
   #linkUpWithinMs = 0;
   #lastContactMs: number | undefined;
+  /** When the stream followed last closed (undefined: open, or none yet). */
+  #closedAtMs: number | undefined;
   #sync: SyncPhase | undefined;
 
   constructor(nowMs: () => number) {
@@ -169,6 +177,7 @@ export class Follower {
     this.#masterEpoch = hello.epoch;
     this.#linkUpWithinMs = hello.pingIntervalMs + hello.timeoutMs;
     this.#lastContactMs = this.#nowMs();
+    this.#closedAtMs = undefined;
     return abandoned === undefined
       ? { kind: "accepted", previousPeer }
       : { kind: "accepted", previousPeer, abandoned };
@@ -290,6 +299,7 @@ export class Follower {
     this.#streamEpochs.delete(connectionId);
     if (connectionId !== this.#streamId) return { streamEnded: false };
     this.#streamId = 0;
+    this.#closedAtMs = this.#nowMs();
     const abandoned = this.abandonSync();
     return abandoned === undefined ? { streamEnded: true } : { streamEnded: true, abandoned };
   }
@@ -312,6 +322,7 @@ export class Follower {
     const sinceMs = this.#lastContactMs === undefined ? -1 : now - this.#lastContactMs;
     const behind = this.#behindSinceMs !== undefined && this.#masterKnownLsn > appliedLsn;
     const up = this.#streamId !== 0 && sinceMs >= 0 && sinceMs <= this.#linkUpWithinMs;
+    const origin = this.#origin(appliedLsn, behind ? now - (this.#behindSinceMs ?? now) : 0);
     return {
       status: up ? "up" : "down",
       masterPeer: this.#masterPeer,
@@ -321,8 +332,24 @@ export class Follower {
       masterLagRecords: Math.max(0, this.#masterKnownLsn - appliedLsn),
       masterLagMs: behind ? now - (this.#behindSinceMs ?? now) : 0,
       masterEpoch: this.#masterEpoch,
-      ...this.#origin(appliedLsn, behind ? now - (this.#behindSinceMs ?? now) : 0),
+      stalenessMs: up ? origin.originLagMs : this.#downStalenessMs(now, origin.originLagMs),
+      ...origin,
     };
+  }
+
+  /**
+   * A down link's staleness: since the link was last known up (the stream's close when the
+   * master was heard within the link's bound before it, else the last contact), and at least
+   * the lag it had.
+   */
+  #downStalenessMs(now: number, lagMs: number): number {
+    const lastContactMs = this.#lastContactMs;
+    if (lastContactMs === undefined) return Infinity;
+    const closedAtMs = this.#closedAtMs;
+    const upUntilMs = closedAtMs !== undefined && closedAtMs - lastContactMs <= this.#linkUpWithinMs
+      ? closedAtMs
+      : lastContactMs;
+    return Math.max(lagMs, now - upUntilMs);
   }
 
   #origin(appliedLsn: number, hopLagMs: number) {

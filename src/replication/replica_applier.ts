@@ -96,6 +96,8 @@ export interface ReplicaInfo {
   masterLagRecords: number;
   /** Milliseconds since this replica first knew of a master record it has not applied (0: none). */
   masterLagMs: number;
+  /** How old its data may be, in ms (see `LinkFacts.stalenessMs`; Infinity: no master yet). */
+  stalenessMs: number;
   lastAppliedLsn: number;
   epoch: number;
   masterEpoch: number;
@@ -474,6 +476,7 @@ export class ReplicaApplier {
       masterKnownLsn: link.masterKnownLsn,
       masterLagRecords: link.masterLagRecords,
       masterLagMs: link.masterLagMs,
+      stalenessMs: link.stalenessMs,
       lastAppliedLsn: this.#store.lastLsn,
       epoch: this.#store.lastEpoch,
       masterEpoch: link.masterEpoch,

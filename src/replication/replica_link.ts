@@ -131,6 +131,8 @@ export class ReplicaLink {
   #warnedNoToken = false;
   /** The epoch of the record a sub-replica ahead of this forwarding replica holds at its LSN. */
   #aheadEpoch = 0;
+  /** When an unhealthy replica's failures were last logged (once per health-check interval). */
+  #downReportedMs = 0;
 
   constructor(node: ReplicaNode, ctx: LinkContext) {
     this.node = node;
@@ -211,34 +213,54 @@ export class ReplicaLink {
         const wasHealthy = this.node.healthy;
         const outcome = this.node.markFailure(this.#ctx.nowMs(), reason);
         delayMs = outcome.retryDelayMs;
-        log.warn(
-          "replica {replica} failed: {reason}; next attempt in {retryDelayMs} ms " +
-            "(consecutive failures: {failures}, unhealthy at {maxFailures})",
-          {
-            replica: this.node.address,
-            reason,
-            retryDelayMs: delayMs,
-            failures: this.node.consecutiveFailures,
-            maxFailures: this.node.policy.maxFailures,
-          },
-        );
-        if (outcome.becameUnhealthy) {
-          log.error(
-            "replica {replica} marked unhealthy after {failures} consecutive failures; probing " +
-              "it every {intervalMs} ms",
-            {
-              replica: this.node.address,
-              failures: this.node.consecutiveFailures,
-              intervalMs: this.node.policy.healthCheckIntervalMs,
-            },
-          );
-        }
+        this.#logFailure(reason, delayMs, outcome.becameUnhealthy);
         if (wasHealthy !== this.node.healthy) this.#ctx.onHealthChange(this.node);
       } finally {
         this.#endSession();
       }
     }
     this.#endSession();
+  }
+
+  /**
+   * Logs a failed attempt: each one while the replica is healthy, then (probed every
+   * `retryDelayMs`, a second by default) one line per health-check interval with the count.
+   */
+  #logFailure(reason: string, retryDelayMs: number, becameUnhealthy: boolean): void {
+    const { log, nowMs } = this.#ctx;
+    const { node } = this;
+    const fields = {
+      replica: node.address,
+      reason,
+      retryDelayMs,
+      failures: node.consecutiveFailures,
+      maxFailures: node.policy.maxFailures,
+      intervalMs: node.policy.healthCheckIntervalMs,
+    };
+    if (becameUnhealthy) {
+      log.error(
+        "replica {replica} marked unhealthy after {failures} consecutive failures ({reason}); " +
+          "probing it every {retryDelayMs} ms, reported every {intervalMs} ms",
+        fields,
+      );
+      this.#downReportedMs = nowMs();
+      return;
+    }
+    if (!node.healthy) {
+      if (nowMs() - this.#downReportedMs < node.policy.healthCheckIntervalMs) return;
+      this.#downReportedMs = nowMs();
+      log.warn(
+        "replica {replica} still down after {failures} consecutive failures: {reason}; " +
+          "probing it every {retryDelayMs} ms",
+        fields,
+      );
+      return;
+    }
+    log.warn(
+      "replica {replica} failed: {reason}; next attempt in {retryDelayMs} ms " +
+        "(consecutive failures: {failures}, unhealthy at {maxFailures})",
+      fields,
+    );
   }
 
   /**

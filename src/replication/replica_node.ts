@@ -6,8 +6,9 @@
  * Life of a link: `down` → (connect, handshake) → `full_sync` when the replica cannot continue
  * from its LSN, then `catching_up` while it reads from the master's log on disk, then `streaming`
  * from the in-memory buffer once it is current. Any failure goes back to `down`; the next
- * attempt waits `retryDelayMs()` (backoff for `maxRetries` attempts, then the health-check
- * interval).
+ * attempt waits `retryDelayMs()` (doubling for `maxRetries` attempts, then `maxRetryBackoffMs`,
+ * never beyond the health-check interval): a replica that comes back is caught up within about
+ * `maxRetryBackoffMs`, not a whole interval later.
  *
  * @module
  */
@@ -25,6 +26,11 @@ export interface ReplicaPolicy {
   maxRetries: number;
   /** `REPLICATION_RETRY_BACKOFF_MS`: delay before the first retry; doubles per retry. */
   retryBackoffMs: number;
+  /**
+   * `REPLICATION_RETRY_MAX_BACKOFF_MS`: the longest delay between attempts (the pace after
+   * `maxRetries`); the health-check interval bounds it too. Absent: the interval.
+   */
+  maxRetryBackoffMs?: number;
   /** `REPLICATION_HEALTH_CHECK_INTERVAL` in ms: probe pace of a failed replica, idle ping pace. */
   healthCheckIntervalMs: number;
   /** `REPLICATION_TIMEOUT` in ms: longest wait for a reply before the attempt fails. */
@@ -507,11 +513,15 @@ export class ReplicaNode {
     return { becameUnhealthy, retryDelayMs: this.retryDelayMs() };
   }
 
-  /** Delay before the next attempt: doubling backoff for `maxRetries` retries, then the interval. */
+  /**
+   * Delay before the next attempt: doubling backoff for `maxRetries` retries, then the longest
+   * backoff (`maxRetryBackoffMs`, at most the health-check interval).
+   */
   retryDelayMs(): number {
     const { maxRetries, retryBackoffMs, healthCheckIntervalMs } = this.policy;
     if (this.#retries === 0) return 0;
-    if (this.#retries > maxRetries) return healthCheckIntervalMs;
-    return Math.min(healthCheckIntervalMs, retryBackoffMs * 2 ** (this.#retries - 1));
+    const longestMs = Math.min(healthCheckIntervalMs, this.policy.maxRetryBackoffMs ?? Infinity);
+    if (this.#retries > maxRetries) return longestMs;
+    return Math.min(longestMs, retryBackoffMs * 2 ** (this.#retries - 1));
   }
 }

@@ -125,6 +125,8 @@ export interface ReplicationCounts {
   discardedRecords: number;
   /** Reads waiting for this node's log to reach their LSN (`WITH MINLSN`). */
   minLsnReadsWaiting: number;
+  /** Reads a replica refused past `REPLICA_MAX_STALENESS_MS`. */
+  staleReadsRefused: number;
 }
 
 function replicaInfo(role: NodeRole, config: Config, counts: ReplicationCounts): InfoFields {
@@ -144,6 +146,11 @@ function replicaInfo(role: NodeRole, config: Config, counts: ReplicationCounts):
     ["master_last_lsn", info.masterKnownLsn],
     ["master_lag_records", info.masterLagRecords],
     ["master_lag_ms", info.masterLagMs],
+    // How old this replica's data may be (-1: no master heard from yet), the bound past which it
+    // refuses reads (0: none), and the reads it refused.
+    ["staleness_ms", Number.isFinite(info.stalenessMs) ? info.stalenessMs : -1],
+    ["max_staleness_ms", config.REPLICA_MAX_STALENESS_MS],
+    ["stale_reads_refused", counts.staleReadsRefused],
     ["last_applied_lsn", info.lastAppliedLsn],
     // Cascading: how deep in the chain, and the lag behind the master at its head (the
     // master_* fields above are the node this replica streams from: one hop).

@@ -77,6 +77,7 @@ export function replicaPolicyFromConfig(config: Config): ReplicaPolicy {
     maxFailures: config.REPLICATION_MAX_FAILURES,
     maxRetries: config.REPLICATION_MAX_RETRIES,
     retryBackoffMs: config.REPLICATION_RETRY_BACKOFF_MS,
+    maxRetryBackoffMs: config.REPLICATION_RETRY_MAX_BACKOFF_MS,
     healthCheckIntervalMs: config.REPLICATION_HEALTH_CHECK_INTERVAL * 1000,
     timeoutMs: config.REPLICATION_TIMEOUT * 1000,
     queueSizeRecords: config.REPLICATION_QUEUE_SIZE,

@@ -343,6 +343,19 @@ Deno.test("retry: backoff doubles for maxRetries attempts, then waits the health
   assert.equal(capped.markFailure(1, "x").retryDelayMs, 30_000, "never beyond the interval");
 });
 
+Deno.test("retry: past maxRetries a down replica is probed every maxRetryBackoffMs, not the interval", () => {
+  const policy = { ...POLICY, maxRetries: 3, retryBackoffMs: 100, maxRetryBackoffMs: 1000 };
+  const node = new ReplicaNode("h", 1, policy);
+  const delays = [1, 2, 3, 4, 5, 6].map((t) => node.markFailure(t, "x").retryDelayMs);
+  assert.deepEqual(delays, [100, 200, 400, 1000, 1000, 1000]);
+  const short = new ReplicaNode("h", 1, { ...policy, retryBackoffMs: 800 });
+  const capped = [1, 2, 3].map((t) => short.markFailure(t, "x").retryDelayMs);
+  assert.deepEqual(capped, [800, 1000, 1000], "the doubling stops at the longest backoff");
+  const interval = new ReplicaNode("h", 1, { ...policy, healthCheckIntervalMs: 300 });
+  const paced = [1, 2, 3, 4].map((t) => interval.markFailure(t, "x").retryDelayMs);
+  assert.deepEqual(paced, [100, 200, 300, 300], "never beyond the health-check interval");
+});
+
 Deno.test("timeouts: an overdue reply fails the attempt; an idle link is pinged", () => {
   const { node } = connectedNode({ timeoutMs: 500, healthCheckIntervalMs: 2000 });
   assert.equal(node.replyOverdue(10_000), false, "nothing awaited");

@@ -109,6 +109,8 @@ Deno.test("follower: the link is up while the master was heard within ping + tim
     originKnownLsn: 40,
     originLagRecords: 10,
     originLagMs: 1400,
+    // Up: its data is as old as its lag.
+    stalenessMs: 1400,
   });
   c.now = 1601;
   assert.equal(follower.link().status, "down", "1,501 ms of silence > 1,000 + 500");
@@ -161,4 +163,32 @@ Deno.test("follower: in a chain, the upstream's reports give the head, the depth
   link = follower.link(60);
   assert.equal(link.depth, 1);
   assert.equal(link.originKnownLsn, 90);
+});
+
+Deno.test("follower: staleness is the lag while up, the time since the link was last up while down", () => {
+  const c = clock();
+  const follower = new Follower(c.nowMs);
+  assert.equal(follower.link().stalenessMs, Infinity, "no master heard from yet");
+  follower.onHello(1, "m:1", hello(0, 5), 0, 5);
+  c.now = 400;
+  assert.equal(follower.link(5).stalenessMs, 0, "up and caught up");
+  // The master was heard at 400 and its stream closed at 900 (within ping + timeout: it was up
+  // until the close): stale since the close, not since the last frame.
+  follower.checkFrame(1, "PING", 0);
+  c.now = 900;
+  follower.onClosed(1);
+  c.now = 2900;
+  assert.equal(follower.link(5).stalenessMs, 2000);
+  // A new stream: fresh again.
+  follower.onHello(2, "m:1", hello(0, 5), 0, 5);
+  assert.equal(follower.link(5).stalenessMs, 0);
+  // A master that falls silent (SIGSTOP): the link is down after ping + timeout, and the data
+  // may be as old as the last contact.
+  c.now = 2900 + 1501;
+  assert.equal(follower.link(5).status, "down");
+  assert.equal(follower.link(5).stalenessMs, 1501);
+  // A close long after the last contact counts from the last contact.
+  c.now = 10_000;
+  follower.onClosed(2);
+  assert.equal(follower.link(5).stalenessMs, 10_000 - 2900);
 });
