@@ -10,6 +10,7 @@ const BENCHMARKS: Record<string, string> = {
   replication: "./bench_replication.ts",
   client: "./bench_client.ts",
   expiry: "./bench_expiry.ts",
+  failover: "./bench_failover.ts",
 };
 
 const [name, ...rest] = Deno.args;
