@@ -9,6 +9,7 @@ import {
 } from "../../mod.ts";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
 import { startTestServer } from "../helpers/test_server.ts";
+import { waitUntil } from "../helpers/wait.ts";
 
 Deno.test("KVClient: every operation against a real server", async () => {
   await using server = await startTestServer({ FSYNC: "always" });
@@ -116,6 +117,8 @@ Deno.test("KVClient: a server that does not answer gives KVTimeoutError, then a 
     await assert.rejects(second, KVConnectionError);
     assert.ok(Date.now() - started >= 140);
     await assert.rejects(client.ping(), KVTimeoutError);
+    // The accept loop runs on the same (possibly loaded) event loop as the client: wait for it.
+    await waitUntil("the listener to accept both connections", () => accepted.length >= 2, 5_000);
     assert.equal(accepted.length, 2);
     await client.close();
   } finally {
