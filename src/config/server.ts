@@ -214,13 +214,13 @@ export const SERVER_SETTINGS: { readonly [name in keyof ServerConfig]: SettingSp
   },
   WATCH_MAX_KEYS: {
     kind: "int",
-    default: 100_000,
+    default: 10_000,
     group: "server",
     min: 1,
     max: 100_000_000,
     description:
       "Most keys one connection may WATCH at once; a WATCH past it is refused (nothing of it " +
-      "is watched).",
+      "is watched). Registering a key costs about 1.5 µs of the event loop and ~100 bytes.",
   },
   SCAN_MAX_CURSORS: {
     kind: "int",
