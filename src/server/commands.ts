@@ -343,7 +343,7 @@ function exists(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
 
 function dbsize(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const { commit, store } = ctx.node;
-  const keys: Reply = { type: "integer", value: store.stats().keys };
+  const keys: Reply = { type: "integer", value: store.size };
   return answerCommitted(ctx, commit.pendingAllLsn(), out, keys);
 }
 

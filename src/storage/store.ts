@@ -79,6 +79,8 @@ import { SegmentList } from "./segment_list.ts";
 import { type StoreSnapshot, takeSnapshot } from "./snapshot.ts";
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from "./store_options.ts";
 import { ValueReader } from "./value_reader.ts";
+import { WriteCapture } from "./write_capture.ts";
+import { forEachKeyCaptured, randomLiveKey, sizeWithCapture } from "./key_reads.ts";
 
 export type { Bytes } from "./keys.ts";
 export type { CompactionReport } from "./compactor.ts";
@@ -188,6 +190,8 @@ export class KVStore {
   /** Who hears of each key a write changes (see {@link onKeyChange}); undefined: nobody. */
   #keyListeners = new Set<KeyChangeListener>();
   #keyChanged: KeyChangeListener | undefined;
+  /** The writes of the {@link atomically} call running now, or undefined. */
+  #capture: WriteCapture | undefined;
   #expiry: ActiveExpiry;
 
   private constructor(
@@ -308,6 +312,10 @@ export class KVStore {
     const v = payloadOf(value);
     checkKey(this.options, k);
     checkValue(this.options, v);
+    if (this.#capture !== undefined) {
+      if (expiresAtMs !== 0) checkExpiry(expiresAtMs);
+      return this.#capture.put(k, toBytes(v), expiresAtMs);
+    }
     const log = this.#log;
     if (expiresAtMs !== 0) return this.#writePutExpiring(k, v, expiresAtMs);
     const lsn = log.appendPut(this.epoch, this.options.replica, k, v);
@@ -383,9 +391,16 @@ export class KVStore {
    */
   writeFlush(): number {
     this.#checkWritable();
+    const capture = this.#capture;
+    if (capture !== undefined) {
+      // Inside an atomic call: its writes so far go first, in their own record, then the FLUSH.
+      const before = capture.takeAll(0);
+      if (before.length > 0) this.writeMulti(before);
+    }
     const log = this.#log;
     const lsn = log.appendFlush(this.epoch, this.options.replica);
     this.#applyFlush();
+    capture?.takeAll(this.#nextLsn());
     return lsn;
   }
 
@@ -424,6 +439,11 @@ export class KVStore {
       checkKey(this.options, key);
       checkValue(this.options, value);
     }
+    const capture = this.#capture;
+    if (capture !== undefined) {
+      for (const [key, value] of encoded) capture.put(key, value, 0);
+      return capture.lsn;
+    }
     const length = batchRecordBytes(encoded);
     if (length > MAX_RECORD_BYTES) throw new BatchTooLargeError(length, MAX_RECORD_BYTES);
     const log = this.#log;
@@ -447,6 +467,9 @@ export class KVStore {
     this.#checkWritable();
     const k = payloadOf(key);
     checkKey(this.options, k);
+    if (this.#capture !== undefined) {
+      return this.has(k) ? this.#capture.delete(k) : this.#log.lastLsn;
+    }
     const slot = slotOfPayload(this.#index, k);
     if (slot === NO_SLOT) return this.#log.lastLsn;
     const lsn = this.#log.appendDelete(this.epoch, this.options.replica, k);
@@ -457,14 +480,35 @@ export class KVStore {
   }
 
   /**
-   * Runs `fn`, whose writes (it must make them synchronously) belong together: Redis's `EXEC`
-   * and the commands that write several keys (`RENAME`) run through here. Nothing else runs
-   * between them. Today they are separate records, written in the same group commit; the
-   * multi-op record (redis-strings, see /work/notes/redis-format.md) makes them one record, so a
-   * crash keeps all of them or none.
+   * Runs `fn`, whose writes (made synchronously: `writePut`, `writeDelete`, `writeBatch`) belong
+   * together: they are written as ONE MULTI record when it returns, so the log, a crash and every
+   * replica keep all of them or none. Meanwhile `read`, `has` and `expiresAtMs` see them (not
+   * `readRange`, `forEachKey`, `randomKey` or `size`, which see the index). Each write returns the
+   * LSN that record takes. A `writeFlush` inside splits it: the writes before it, the FLUSH, the
+   * writes after it. Nested calls join the outer one. Redis's `EXEC` and `RENAME` run through here.
+   *
+   * @throws what `writeMulti` throws (nothing of `fn`'s writes is then applied)
    */
   atomically<T>(fn: () => T): T {
-    return fn();
+    if (this.#capture !== undefined) return fn();
+    this.#checkWritable();
+    const capture = this.#capture = new WriteCapture(this.#nextLsn());
+    let result: T;
+    try {
+      result = fn();
+    } finally {
+      this.#capture = undefined;
+    }
+    if (capture.entries.length > 0) {
+      const lsn = this.writeMulti(capture.entries);
+      assert.equal(lsn, capture.lsn, "the atomic call's record took another LSN");
+    }
+    return result;
+  }
+
+  /** The LSN the next record appended will take (a replica's LOCAL records take none). */
+  #nextLsn(): number {
+    return this.options.replica ? this.#log.lastLsn : this.#log.lastLsn + 1;
   }
 
   /**
@@ -592,6 +636,10 @@ export class KVStore {
    */
   read(key: Bytes): Uint8Array | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
+    if (this.#capture !== undefined) {
+      const state = this.#capture.lookup(payloadOf(key), Date.now());
+      if (state !== undefined) return state?.value;
+    }
     const slot = this.#liveSlot(key);
     return slot === NO_SLOT ? undefined : this.#readSlot(slot);
   }
@@ -608,6 +656,10 @@ export class KVStore {
   /** Whether `key` exists (a key past its expiry time does not). */
   has(key: Bytes): boolean {
     if (this.#closed) throw new StoreClosedError(this.dir);
+    if (this.#capture !== undefined) {
+      const state = this.#capture.lookup(payloadOf(key), Date.now());
+      if (state !== undefined) return state !== null;
+    }
     return this.#liveSlot(key) !== NO_SLOT;
   }
 
@@ -617,6 +669,10 @@ export class KVStore {
    */
   expiresAtMs(key: Bytes): number | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
+    if (this.#capture !== undefined) {
+      const state = this.#capture.lookup(payloadOf(key), Date.now());
+      if (state !== undefined) return state?.expiresAtMs;
+    }
     const slot = this.#liveSlot(key);
     return slot === NO_SLOT ? undefined : this.#index.expiryOf(slot);
   }
@@ -660,16 +716,25 @@ export class KVStore {
   }
 
   /**
-   * Calls `visit(key)` for at most `limit` keys `k` with `start <= k <= end` (byte strings, see
-   * `keys.ts`), in byte order; returns how many it visited. Reads no value: `KEYS` and `SCAN`
-   * walk the index this way, one bounded page at a time.
+   * Calls `visit(key, live)` for at most `limit` keys `k` with `start <= k <= end` (byte strings,
+   * see `keys.ts`), in byte order; `live` is false for a key past its expiry time that active
+   * expiry has not deleted yet (it counts as looked at, so a page of them still ends). Returns how
+   * many it visited. Reads no value: `KEYS` and `SCAN` walk the index this way, a page at a time.
    */
-  forEachKey(start: string, end: string, limit: number, visit: (key: string) => void): number {
+  forEachKey(
+    start: string,
+    end: string,
+    limit: number,
+    visit: (key: string, live: boolean) => void,
+  ): number {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const index = this.#index;
+    const nowMs = Date.now();
+    const capture = this.#capture;
+    if (capture !== undefined) return forEachKeyCaptured(index, capture, start, end, limit, visit);
     let count = 0;
     for (const slot of index.range(start, end, limit)) {
-      visit(index.keyOf(slot));
+      visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
       count++;
     }
     return count;
@@ -678,13 +743,13 @@ export class KVStore {
   /** A key picked at random (a byte string), or undefined when the store is empty. */
   randomKey(): string | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    const slot = this.#index.randomSlot();
-    return slot === NO_SLOT ? undefined : this.#index.keyOf(slot);
+    return randomLiveKey(this.#index, this.#capture);
   }
 
-  /** Number of live keys. */
+  /** Number of keys (with the writes of an atomic call running now). */
   get size(): number {
-    return this.#index.size;
+    const capture = this.#capture;
+    return capture === undefined ? this.#index.size : sizeWithCapture(this.#index, capture);
   }
 
   // ---------------------------------------------------------------- replication-facing

@@ -1,0 +1,94 @@
+/**
+ * Reads of the whole keyspace that see the writes of an atomic call running now
+ * (`KVStore.atomically`): a walk in key order, a random key, the key count. Without one they
+ * read the index alone.
+ *
+ * @module
+ */
+import { type KeyIndex, MAX_KEY_STRING, NO_SLOT } from "./key_index.ts";
+import type { WriteCapture } from "./write_capture.ts";
+
+/** Random picks {@link randomLiveKey} makes before it walks to the first live key. */
+const RANDOM_KEY_TRIES = 16;
+
+/**
+ * `KVStore.forEachKey` inside an atomic call: the keys of `index` in `[start, end]` merged, in
+ * byte order, with the ones `capture` wrote (its state wins over the index's for a key in both).
+ */
+export function forEachKeyCaptured(
+  index: KeyIndex<object>,
+  capture: WriteCapture,
+  start: string,
+  end: string,
+  limit: number,
+  visit: (key: string, live: boolean) => void,
+): number {
+  const nowMs = Date.now();
+  const captured = capture.inRange(start, end, nowMs);
+  let next = 0;
+  let count = 0;
+  /** Visits the captured keys up to `upTo` (all when undefined); one equal to it is skipped. */
+  const visitCaptured = (upTo: string | undefined): void => {
+    while (next < captured.length && count < limit) {
+      const [key, state] = captured[next];
+      if (upTo !== undefined && key > upTo) return;
+      next++;
+      if (key === upTo) continue;
+      visit(key, state !== null);
+      count++;
+    }
+  };
+  for (const slot of index.range(start, end)) {
+    if (count >= limit) break;
+    const key = index.keyOf(slot);
+    visitCaptured(key);
+    if (count >= limit) break;
+    const state = next > 0 && captured[next - 1][0] === key ? captured[next - 1][1] : undefined;
+    visit(key, state === undefined ? !index.isExpired(slot, nowMs) : state !== null);
+    count++;
+  }
+  visitCaptured(undefined);
+  return count;
+}
+
+/**
+ * A key of `index` picked at random that exists (not past its expiry time, not deleted by
+ * `capture`), or one `capture` created; undefined when there is none.
+ */
+export function randomLiveKey(
+  index: KeyIndex<object>,
+  capture: WriteCapture | undefined,
+): string | undefined {
+  const nowMs = Date.now();
+  const exists = (slot: number): boolean => {
+    const state = capture?.lookup(index.keyOf(slot), nowMs);
+    return state === undefined ? !index.isExpired(slot, nowMs) : state !== null;
+  };
+  // Keys the atomic call created take their share of the picks.
+  const added = capture === undefined
+    ? []
+    : [...capture.states()].filter(([key, state]) => state !== null && index.find(key) === NO_SLOT);
+  if (added.length > 0) {
+    const pick = Math.floor(Math.random() * (index.size + added.length));
+    if (pick >= index.size) return added[pick - index.size][0];
+  }
+  // A few tries past keys whose time is up (Redis's RANDOMKEY tries likewise).
+  for (let i = 0; i < RANDOM_KEY_TRIES; i++) {
+    const slot = index.randomSlot();
+    if (slot === NO_SLOT) break;
+    if (exists(slot)) return index.keyOf(slot);
+  }
+  for (const slot of index.range("", MAX_KEY_STRING)) if (exists(slot)) return index.keyOf(slot);
+  return added[0]?.[0];
+}
+
+/** The number of keys of `index` with the writes of `capture` applied. */
+export function sizeWithCapture(index: KeyIndex<object>, capture: WriteCapture): number {
+  let size = index.size;
+  for (const [key, state] of capture.states()) {
+    const indexed = index.find(key) !== NO_SLOT;
+    if (state === null && indexed) size--;
+    else if (state !== null && !indexed) size++;
+  }
+  return size;
+}

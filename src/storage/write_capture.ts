@@ -1,0 +1,84 @@
+/**
+ * The writes of one `KVStore.atomically` call, held until it ends and then written as ONE MULTI
+ * record (all or nothing: in the log, after a crash, on replicas). Meanwhile reads through the
+ * store see them: the last write of each key wins (a value with its expiry, or a deletion).
+ *
+ * Each captured write answers the LSN the MULTI record will take (nothing else is appended while
+ * the synchronous call runs), so callers note and wait for it as for any write.
+ *
+ * @module
+ */
+import { bytesToKey } from "./keys.ts";
+import type { Payload } from "./record.ts";
+import type { MultiEntry } from "./write_checks.ts";
+
+/** A key's newest captured state: its value and expiry, or `null` once deleted. */
+export type CapturedState = { value: Uint8Array; expiresAtMs: number } | null;
+
+/** The byte string of a key payload (the index's form, see `keys.ts`). */
+function keyString(key: Payload): string {
+  return typeof key === "string" ? key : bytesToKey(key);
+}
+
+/** The writes of one atomic call, in order, and each key's newest state. */
+export class WriteCapture {
+  readonly entries: MultiEntry[] = [];
+  readonly #states = new Map<string, CapturedState>();
+  /** The LSN the record of these writes will take. */
+  lsn: number;
+
+  constructor(lsn: number) {
+    this.lsn = lsn;
+  }
+
+  /** Captures a put; returns the record's LSN. */
+  put(key: Payload, value: Uint8Array, expiresAtMs: number): number {
+    this.entries.push({ kind: "put", key, value, expiresAtMs });
+    this.#states.set(keyString(key), { value, expiresAtMs });
+    return this.lsn;
+  }
+
+  /** Captures a delete; returns the record's LSN. */
+  delete(key: Payload): number {
+    this.entries.push({ kind: "delete", key });
+    this.#states.set(keyString(key), null);
+    return this.lsn;
+  }
+
+  /**
+   * The captured state of `key` if a write of this call touched it (a state, `null` for
+   * deleted), else undefined (the index knows). A value whose expiry passed reads as deleted.
+   */
+  lookup(key: Payload, nowMs: number): CapturedState | undefined {
+    const state = this.#states.get(keyString(key));
+    if (state === undefined || state === null) return state;
+    return state.expiresAtMs !== 0 && state.expiresAtMs <= nowMs ? null : state;
+  }
+
+  /** The captured keys `k` with `start <= k <= end`, in byte order, with their states. */
+  inRange(start: string, end: string, nowMs: number): [string, CapturedState][] {
+    const found: [string, CapturedState][] = [];
+    for (const [key, state] of this.#states) {
+      if (key < start || key > end) continue;
+      const expired = state !== null && state.expiresAtMs !== 0 && state.expiresAtMs <= nowMs;
+      found.push([key, expired ? null : state]);
+    }
+    return found.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  }
+
+  /** Every captured key with its state (for the key count). */
+  states(): IterableIterator<[string, CapturedState]> {
+    return this.#states.entries();
+  }
+
+  /**
+   * Hands over the writes captured so far (to be written now, before a FLUSH) and starts again
+   * for the record after them, at `lsn`.
+   */
+  takeAll(lsn: number): MultiEntry[] {
+    const entries = this.entries.splice(0);
+    this.#states.clear();
+    this.lsn = lsn;
+    return entries;
+  }
+}
