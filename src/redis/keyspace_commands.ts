@@ -1,7 +1,8 @@
 /**
  * Redis's keyspace commands, as Redis 7 answers them: `KEYS pattern`, `SCAN cursor [MATCH p]
- * [COUNT n] [TYPE t]`, `TYPE`, `UNLINK` (as `DEL`), `RENAME`, `RENAMENX`, `COPY`, `RANDOMKEY`,
- * `TOUCH` and `OBJECT ENCODING`. `DEL`, `EXISTS` and `DBSIZE` are the server's built-in commands.
+ * [COUNT n] [TYPE t]`, `TYPE`, `UNLINK` (as `DEL`), `RENAME`, `RENAMENX`, `COPY` (the key keeps
+ * its time to live under its new name), `RANDOMKEY`, `TOUCH`, `OBJECT ENCODING` and
+ * `FLUSHALL`/`FLUSHDB`. `DEL`, `EXISTS` and `DBSIZE` are the server's built-in commands.
  *
  * kvstore keeps only strings, so `TYPE` is `string` or `none`, and `SCAN ... TYPE t` finds keys
  * only for `t` = `string`.
@@ -100,9 +101,9 @@ function keys(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   /** One page; true when the walk is done. */
   const page = (): boolean => {
     let last: string | undefined;
-    const seen = store.forEachKey(next, filter.end, PAGE_KEYS, (key) => {
+    const seen = store.forEachKey(next, filter.end, PAGE_KEYS, (key, live) => {
       last = key;
-      if (!matches(filter, key)) return;
+      if (!live || !matches(filter, key)) return;
       found.push(key);
       bytes += replyBytes(key);
     });
@@ -226,9 +227,9 @@ function scan(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const page = (): boolean => {
     if (left <= 0 || ended) return true;
     const limit = Math.min(left, PAGE_KEYS);
-    const seen = store.forEachKey(next, filter.end, limit, (key) => {
+    const seen = store.forEachKey(next, filter.end, limit, (key, live) => {
       last = key;
-      if (!matches(filter, key)) return;
+      if (!live || !matches(filter, key)) return;
       found.push(key);
       bytes += replyBytes(key);
     });
@@ -283,8 +284,8 @@ function randomKey(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
 }
 
 /**
- * Writes `value` under `destination` and, for a rename, deletes `source`, as one atomic write;
- * answers `reply` once it is committed.
+ * Writes `value` (expiring at `expiresAtMs`, 0: never) under `destination` and, for a rename,
+ * deletes `source`, as one atomic write (one MULTI record); answers `reply` once committed.
  */
 function move(
   ctx: CommandContext,
@@ -292,11 +293,12 @@ function move(
   source: Uint8Array | undefined,
   destination: Uint8Array,
   value: Uint8Array,
+  expiresAtMs: number,
   reply: Reply,
 ) {
   const { commit, store } = ctx.node;
   const lsn = store.atomically(() => {
-    let last = store.writePut(destination, value);
+    let last = store.writePut(destination, value, expiresAtMs);
     commit.noteWrite(destination, last);
     if (source !== undefined) {
       last = store.writeDelete(source);
@@ -305,6 +307,13 @@ function move(
     return last;
   });
   return acknowledge(ctx, lsn, out, reply);
+}
+
+const ONE: Reply = { type: "integer", value: 1 };
+
+/** When `key` expires (0: never), which a renamed or copied key keeps, as in Redis. */
+function ttlOf(ctx: CommandContext, key: Uint8Array): number {
+  return ctx.node.store.expiresAtMs(key) ?? 0;
 }
 
 /** Whether two keys are the same bytes. */
@@ -324,7 +333,7 @@ function rename(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   if (sameKey(source, destination)) {
     return answerCommitted(ctx, commit.pendingLsn(source), out, { type: "ok" });
   }
-  return move(ctx, out, source, destination, value, { type: "ok" });
+  return move(ctx, out, source, destination, value, ttlOf(ctx, source), { type: "ok" });
 }
 
 /** `RENAMENX source destination`: 1 when renamed, 0 when the destination exists. */
@@ -339,7 +348,7 @@ function renameNx(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   if (sameKey(source, destination) || store.has(destination)) {
     return answerCommitted(ctx, pending, out, { type: "integer", value: 0 });
   }
-  return move(ctx, out, source, destination, value, { type: "integer", value: 1 });
+  return move(ctx, out, source, destination, value, ttlOf(ctx, source), ONE);
 }
 
 /** `COPY source destination [DB index] [REPLACE]`: 1 when copied, 0 when not. */
@@ -374,7 +383,7 @@ function copy(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   if (value === undefined || (!replace && store.has(destination))) {
     return answerCommitted(ctx, pending, out, { type: "integer", value: 0 });
   }
-  return move(ctx, out, undefined, destination, value, { type: "integer", value: 1 });
+  return move(ctx, out, undefined, destination, value, ttlOf(ctx, source), ONE);
 }
 
 /** Redis's encoding of a string value: `int`, `embstr` (up to 44 bytes) or `raw`. */
@@ -414,6 +423,28 @@ function objectHelp(_args: Uint8Array[], out: ReplyWriter): void {
   out.reply(helpReply(OBJECT_HELP));
 }
 
+/**
+ * `FLUSHALL [ASYNC|SYNC]` and `FLUSHDB [ASYNC|SYNC]` (one database: the same): one FLUSH record,
+ * durable and replicated; the index is swapped for an empty one at once, so both modes are
+ * immediate. Reads wait until the flush is committed (the commit point's floor).
+ */
+function flush(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  if (args.length === 1) {
+    const mode = upperWord(args[0]);
+    if (mode !== "ASYNC" && mode !== "SYNC") {
+      out.error(SYNTAX_ERROR);
+      return;
+    }
+  } else if (args.length > 1) {
+    out.error(SYNTAX_ERROR);
+    return;
+  }
+  const { commit, store } = ctx.node;
+  const lsn = store.writeFlush();
+  commit.raiseFloor(lsn);
+  return acknowledge(ctx, lsn, out, { type: "ok" });
+}
+
 const del = BUILT_IN_COMMANDS.get("DEL");
 if (del === undefined) throw new Error("the built-in DEL command is missing");
 
@@ -425,6 +456,8 @@ export const KEYSPACE_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<strin
   ["TOUCH", { minArgs: 1, maxArgs: Infinity, handler: touch }],
   ["RANDOMKEY", { minArgs: 0, maxArgs: 0, handler: randomKey }],
   ["UNLINK", { ...del, minArgs: 1, maxArgs: Infinity }],
+  ["FLUSHALL", { minArgs: 0, maxArgs: Infinity, write: true, handler: flush }],
+  ["FLUSHDB", { minArgs: 0, maxArgs: Infinity, write: true, handler: flush }],
   ["RENAME", { minArgs: 2, maxArgs: 2, write: true, handler: rename }],
   ["RENAMENX", { minArgs: 2, maxArgs: 2, write: true, handler: renameNx }],
   ["COPY", { minArgs: 2, maxArgs: Infinity, write: true, handler: copy }],

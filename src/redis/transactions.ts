@@ -154,6 +154,12 @@ class Transaction implements TransactionState {
   #queuedBytes = 0;
   readonly #arena = new ArgumentArena();
   readonly #watched = new Set<string>();
+  /**
+   * When each watched key that had a time to live at WATCH expires: once that passes, the key
+   * has changed even before active expiry deletes it (Redis 7). Any other change to it (a new
+   * value or TTL, a delete) is heard from the store.
+   */
+  readonly #watchedExpiry = new Map<string, number>();
   readonly #node: ServerNode;
   readonly #connection: ConnectionInfo;
 
@@ -212,7 +218,9 @@ class Transaction implements TransactionState {
    * unwatched (EXEC and DISCARD both do).
    */
   finish(): { queue: Queued[]; aborted: boolean; dirty: boolean } {
-    const outcome = { queue: this.#queue, aborted: this.#aborted, dirty: this.dirty };
+    // A watched key whose time ran out since WATCH has changed, deleted or not yet (Redis 7).
+    const expired = this.#watchedExpiry.size > 0 && this.#expiredSinceWatch();
+    const outcome = { queue: this.#queue, aborted: this.#aborted, dirty: this.dirty || expired };
     this.#queue = [];
     this.#queuedBytes = 0;
     this.#arena.clear();
@@ -234,13 +242,24 @@ class Transaction implements TransactionState {
       });
       return false;
     }
-    const registry = registryOf(this.#node.store);
-    for (const name of names) {
+    const store = this.#node.store;
+    const registry = registryOf(store);
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
       if (this.#watched.has(name)) continue;
       this.#watched.add(name);
       registry.watch(name, this);
+      const expiresAtMs = store.expiresAtMs(keys[i]) ?? 0;
+      if (expiresAtMs !== 0) this.#watchedExpiry.set(name, expiresAtMs);
     }
     return true;
+  }
+
+  /** Whether a watched key that had a time to live when watched is now past it. */
+  #expiredSinceWatch(): boolean {
+    const nowMs = Date.now();
+    for (const expiresAtMs of this.#watchedExpiry.values()) if (expiresAtMs <= nowMs) return true;
+    return false;
   }
 
   unwatchAll(): void {
@@ -248,6 +267,7 @@ class Transaction implements TransactionState {
       const registry = registryOf(this.#node.store);
       for (const name of this.#watched) registry.unwatch(name, this);
       this.#watched.clear();
+      this.#watchedExpiry.clear();
     }
     this.dirty = false;
   }

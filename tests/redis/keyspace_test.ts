@@ -4,6 +4,13 @@
  * many keys in steps while another client is served, RENAME and COPY seen whole by others.
  */
 import assert from "node:assert/strict";
+import {
+  CLUSTER_TEST,
+  KvNode,
+  startCluster,
+  waitUntil,
+  withClusterDir,
+} from "../helpers/cluster.ts";
 import { decodeReply, RawRespConnection } from "../helpers/resp3.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 
@@ -120,4 +127,22 @@ Deno.test("RENAME and COPY: another client sees the key under one name or the ot
   }
   assert.equal(await call(a, "COPY", "name:200", "copy"), 1);
   assert.deepEqual(await call(b, "MGET", "name:200", "copy"), ["payload", "payload"]);
+});
+
+Deno.test({
+  name: "FLUSHALL is durable and replicated: a restarted master and its replica hold no key",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-flushall-", async (dir) => {
+      const { master, replicas: [replica] } = await startCluster(dir, 1);
+      await master.send(["MSET", "a", "1", "b", "2", "c", "3"]);
+      assert.equal(await master.send(["FLUSHALL"]), "OK");
+      await master.send(["SET", "after", "x"]);
+      await waitUntil("replicated", async () => (await replica.send(["EXISTS", "after"])) === "1");
+      assert.equal(await replica.send(["DBSIZE"]), "1");
+      await master.kill();
+      const restarted = await KvNode.start("master", `${dir}/m`, []);
+      assert.equal(await restarted.send(["DBSIZE"]), "1");
+      assert.equal(await restarted.send(["EXISTS", "a", "b", "c"]), "0");
+    }),
 });

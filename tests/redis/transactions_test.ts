@@ -154,3 +154,32 @@ Deno.test("EXEC runs its commands with no other client's request between them", 
   const after = "*3\\r\\n$-1\\r\\n$-1\\r\\n$1\\r\\n1\\r\\n";
   for (const reply of seen) assert.ok(reply === before || reply === after, reply);
 });
+
+Deno.test("WATCH: a watched key whose time to live runs out fails EXEC, deleted yet or not", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  await using conn = await RawRespConnection.open(server.port);
+  await call(conn, "SET", "short", "v", "PX", "100");
+  await call(conn, "WATCH", "short");
+  await new Promise((resolve) => setTimeout(resolve, 150));
+  await call(conn, "MULTI");
+  await call(conn, "SET", "other", "x");
+  assert.equal(await call(conn, "EXEC"), "*-1\\r\\n");
+  // A key already gone when watched is not a change.
+  await call(conn, "WATCH", "short");
+  await call(conn, "MULTI");
+  await call(conn, "SET", "other", "y");
+  assert.equal(await call(conn, "EXEC"), "*1\\r\\n+OK\\r\\n");
+});
+
+Deno.test("FLUSHALL by another connection fails the EXEC of a watcher of an existing key", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  await using a = await RawRespConnection.open(server.port);
+  await using b = await RawRespConnection.open(server.port);
+  await call(a, "SET", "k", "1");
+  await call(a, "WATCH", "k");
+  assert.equal(await call(b, "FLUSHALL"), "+OK\\r\\n");
+  await call(a, "MULTI");
+  await call(a, "SET", "k", "2");
+  assert.equal(await call(a, "EXEC"), "*-1\\r\\n");
+  assert.equal(await call(b, "DBSIZE"), ":0\\r\\n");
+});
