@@ -39,7 +39,7 @@ type StepName = typeof STEPS[number];
 const PROBES: Partial<Record<StepName, string[][]>> = {
   ttl: [["SET", "probe:ttl", "v", "EX", "100"], ["TTL", "probe:ttl"], ["PERSIST", "probe:ttl"]],
   counters: [["INCR", "probe:n"], ["INCRBY", "probe:n", "2"], ["INCRBYFLOAT", "probe:n", "1.5"]],
-  multi: [["MULTI"], ["DISCARD"]],
+  multi: [["MULTI"], ["DISCARD"], ["INCR", "probe:tx"]],
   watch: [["WATCH", "probe:w"], ["UNWATCH"]],
   scan: [["SCAN", "0"]],
   expiry: [["SET", "probe:x", "v", "PX", "100000"], ["PTTL", "probe:x"]],
@@ -230,9 +230,10 @@ Deno.test({
         },
         multi: async () => {
           await client.set("io:tx:b", "old");
-          const replies = await client.multi().set("io:tx:a", "1").del("io:tx:b").get("io:tx:a")
-            .exec();
-          assert.deepEqual(replies, [[null, "OK"], [null, 1], [null, "1"]]);
+          await client.del("io:tx:n");
+          const replies = await client.multi().set("io:tx:a", "1").incr("io:tx:n").del("io:tx:b")
+            .get("io:tx:a").exec();
+          assert.deepEqual(replies, [[null, "OK"], [null, 1], [null, 1], [null, "1"]]);
           assert.equal(await client.exists("io:tx:b"), 0);
         },
         watch: async () => {
@@ -338,9 +339,10 @@ Deno.test({
         },
         multi: async () => {
           await client.set("nr:tx:b", "old");
-          const replies = await client.multi().set("nr:tx:a", "1").del("nr:tx:b").get("nr:tx:a")
-            .exec();
-          assert.deepEqual(replies, ["OK", 1, "1"]);
+          await client.del("nr:tx:n");
+          const replies = await client.multi().set("nr:tx:a", "1").incr("nr:tx:n").del("nr:tx:b")
+            .get("nr:tx:a").exec();
+          assert.deepEqual(replies, ["OK", 1, 1, "1"]);
           assert.equal(await client.exists("nr:tx:b"), 0);
         },
         watch: async () => {

@@ -55,10 +55,11 @@ def main() -> None:
 
     def multi() -> None:
         r.set("py:tx:b", "old")
+        r.delete("py:tx:n")
         pipe = r.pipeline(transaction=True)
-        pipe.set("py:tx:a", "1").delete("py:tx:b").get("py:tx:a")
+        pipe.set("py:tx:a", "1").incr("py:tx:n").delete("py:tx:b").get("py:tx:a")
         replies = pipe.execute()
-        assert replies == [True, 1, b"1"], replies
+        assert replies == [True, 1, 1, b"1"], replies
         assert r.exists("py:tx:b") == 0
 
     def watch() -> None:
