@@ -135,10 +135,13 @@ class ArgumentArena {
     return views;
   }
 
-  /** Starts over in a new chunk (the queue that held views of the old one is gone). */
-  clear(): void {
+  /**
+   * Lets go of a chunk grown past ARENA_CHUNK_BYTES (one large transaction keeps no memory) and
+   * starts over at the beginning of the chunk. Called at MULTI: the previous queue's views are no
+   * longer read by then (EXEC ran its commands synchronously).
+   */
+  reset(): void {
     if (this.#chunk.length > ARENA_CHUNK_BYTES) this.#chunk = new Uint8Array(0);
-    else if (this.#used > 0) this.#chunk = new Uint8Array(this.#chunk.length);
     this.#used = 0;
   }
 }
@@ -174,6 +177,7 @@ class Transaction implements TransactionState {
 
   begin(): void {
     this.queuing = true;
+    this.#arena.reset();
   }
 
   refused(): void {
@@ -223,7 +227,6 @@ class Transaction implements TransactionState {
     const outcome = { queue: this.#queue, aborted: this.#aborted, dirty: this.dirty || expired };
     this.#queue = [];
     this.#queuedBytes = 0;
-    this.#arena.clear();
     this.#aborted = false;
     this.queuing = false;
     this.unwatchAll();
