@@ -42,6 +42,7 @@ import {
   type KVSessionOptions,
   type KVValue,
   type KVWriteOptions,
+  putWords,
 } from "./options.ts";
 import type { KVTopology } from "./topology.ts";
 
@@ -155,13 +156,16 @@ export class KVClient implements AsyncDisposable {
   /**
    * Stores `value` under `key` (the spec's PUT). Resolves once the server acknowledged it, which
    * under its default `--fsync always` means the write is on disk (and with a write concern, on
-   * that many replicas).
+   * that many replicas). With `expireInMs` the key expires that many ms after the write (the
+   * server's `PUTEX`): restarts, failovers and replicas keep the time, and no node serves the key
+   * after it.
    *
    * @example
    * ```ts
    * import type { KVClient } from "../../mod.ts";
    * async function saveUser(client: KVClient): Promise<void> {
    *   await client.put("user:1", JSON.stringify({ name: "Ada" }));
+   *   await client.put("login:1", "token-abc", { expireInMs: 15 * 60_000 }); // 15 minutes
    * }
    * ```
    */
@@ -169,7 +173,7 @@ export class KVClient implements AsyncDisposable {
     expectOk(
       await this.#router.call({
         kind: "write",
-        parts: ["PUT", key, value],
+        parts: putWords(key, value, options),
         idempotent: true,
         write: options,
       }),

@@ -24,6 +24,7 @@ import {
   type KVSessionOptions,
   type KVValue,
   type KVWriteOptions,
+  putWords,
 } from "./options.ts";
 
 /**
@@ -122,7 +123,7 @@ export class KVSession {
     expectOk(
       await this.#call({
         kind: "write",
-        parts: ["PUT", key, value],
+        parts: putWords(key, value, options),
         idempotent: true,
         write: this.#write(options),
         session: this.#state,

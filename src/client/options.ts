@@ -79,12 +79,38 @@ export interface KVReadOptions {
  * const onTwo: KVWriteOptions = { writeConcern: { replicas: 2, timeoutMs: 1000 } };
  * async function save(client: KVClient): Promise<void> {
  *   await client.put("order:7", "paid", onTwo);
+ *   await client.put("session:9", "token", { expireInMs: 30 * 60_000 }); // gone in 30 minutes
  * }
  * ```
  */
 export interface KVWriteOptions {
   /** The write's own write concern; default the client's, else none (the master's rule). */
   writeConcern?: WriteConcern;
+  /**
+   * `put` only: the key expires this many ms after the server applies the write (a whole number
+   * of at least 1). The time to live is stored with the value: a restart, a failover and the
+   * replicas keep it, and no node serves the key once it passed. Without it the key never
+   * expires (and a put removes any time to live the key had).
+   */
+  expireInMs?: number;
+}
+
+/**
+ * The words of a `put` of `key` = `value` with `options`: `PUT`, or `PUTEX` with a time to live.
+ *
+ * @throws {RangeError} an `expireInMs` that is not a whole number of at least 1
+ */
+export function putWords(
+  key: string | Uint8Array,
+  value: string | Uint8Array,
+  options: KVWriteOptions | undefined,
+): (string | Uint8Array)[] {
+  const ttl = options?.expireInMs;
+  if (ttl === undefined) return ["PUT", key, value];
+  if (!Number.isSafeInteger(ttl) || ttl < 1) {
+    throw new RangeError(`expireInMs ${ttl} must be a whole number of ms of at least 1`);
+  }
+  return ["PUTEX", key, String(ttl), value];
 }
 
 /**

@@ -647,6 +647,20 @@ const putSyntax: TextSyntax = (line, name, rest) => {
   return textRequest(name, [key[0], unescapeValue(value)]);
 };
 
+/**
+ * `PUTEX <key> <expireInMs> <value>`: a PUT whose key expires after `expireInMs` ms; the value
+ * is the rest of the line, as for PUT.
+ */
+const putExpiringSyntax: TextSyntax = (line, name, rest) => {
+  const key = word(line, rest);
+  const ttl = key === undefined || key[1] > line.length ? undefined : word(line, key[1]);
+  if (key === undefined || ttl === undefined) {
+    return textError("PUTEX requires key, expireInMs and value");
+  }
+  const value = ttl[1] > line.length ? line.subarray(line.length) : line.subarray(ttl[1]);
+  return textRequest(name, [key[0], ttl[0], unescapeValue(value)]);
+};
+
 /** `READ <key>` / `DELETE <key>`: exactly one word after the command. */
 const oneKeySyntax: TextSyntax = (line, name, rest) => {
   const key = word(line, rest);
@@ -709,6 +723,7 @@ const replicateSyntax: TextSyntax = (line, name, rest, maxElements) => {
 
 const TEXT_SYNTAX = new CommandTable<TextSyntax>([
   ["PUT", putSyntax],
+  ["PUTEX", putExpiringSyntax],
   ["SET", putSyntax],
   ["READ", oneKeySyntax],
   ["DELETE", oneKeySyntax],

@@ -1,7 +1,8 @@
 /**
  * Redis's string commands, answered as Redis 7 does: `SET` with `NX|XX|GET|EX|PX|EXAT|PXAT|
  * KEEPTTL`, `SETNX`, `SETEX`, `PSETEX`, `GETSET`, `GETDEL`, `GETEX`, `MSET`, `MSETNX`, `APPEND`,
- * `STRLEN`, `GETRANGE`, `SETRANGE` (the counters are in `counter_commands.ts`, the expiry
+ * `STRLEN`, `GETRANGE`, `SETRANGE`, and kvstore's `PUTEX` (a PUT with a time to live, for the
+ * text protocol and `KVClient`) (the counters are in `counter_commands.ts`, the expiry
  * commands in `expiry_commands.ts`). Options are parsed by Redis's own rules, in its order, so
  * the same mistakes get the same errors.
  *
@@ -278,9 +279,23 @@ function setrange(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return answer(ctx, out, integer(length), lsn, old.pending);
 }
 
+/**
+ * `PUTEX key expireInMs value`: kvstore's own PUT with a time to live (the text protocol's form:
+ * the value is the rest of the line), `OK`; the key is gone `expireInMs` ms from now.
+ */
+function putex(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const [key, ttl, value] = args;
+  const expiresAtMs = expiryArgument(ttl, "PX", "putex", Date.now());
+  if (typeof expiresAtMs === "string") {
+    return out.error("PUTEX expireInMs must be a whole number of ms above 0");
+  }
+  return answer(ctx, out, OK, writeKey(ctx, key, value, expiresAtMs));
+}
+
 /** The string commands, by upper-case name. */
 export const STRING_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>([
   ["SET", { minArgs: 2, maxArgs: Infinity, write: true, handler: set }],
+  ["PUTEX", { minArgs: 3, maxArgs: 3, write: true, handler: putex }],
   ["SETNX", { minArgs: 2, maxArgs: 2, write: true, handler: setnx }],
   ["SETEX", { minArgs: 3, maxArgs: 3, write: true, handler: setWithExpiry("EX", "setex") }],
   ["PSETEX", { minArgs: 3, maxArgs: 3, write: true, handler: setWithExpiry("PX", "psetex") }],

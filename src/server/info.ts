@@ -221,7 +221,7 @@ function statsFields(node: ServerNode, state: InfoState): InfoFields {
     ["instantaneous_input_kbps", kbps(state.inputBytes)],
     ["instantaneous_output_kbps", kbps(state.outputBytes)],
     ["rejected_connections", stats.rejectedConnections],
-    ["expired_keys", stats.expiredKeys],
+    ["expired_keys", node.store.stats().expiredKeys],
     ["evicted_keys", 0],
     ["evicted_clients", stats.evictedForMemory],
     ["keyspace_hits", stats.keyspaceHits],
@@ -242,9 +242,9 @@ function cpuFields(): InfoFields {
 }
 
 function keyspaceFields(node: ServerNode): InfoFields {
-  const keys = node.store.stats().keys;
+  const { keys, expiringKeys } = node.store.stats();
   // kvstore has one database; Redis lists a database only when it holds keys.
-  return keys === 0 ? [] : [["db0", `keys=${keys},expires=0,avg_ttl=0`]];
+  return keys === 0 ? [] : [["db0", `keys=${keys},expires=${expiringKeys},avg_ttl=0`]];
 }
 
 function storageFields(node: ServerNode): InfoFields {

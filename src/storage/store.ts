@@ -42,7 +42,7 @@ import {
   checkValue,
   type MultiEntry,
 } from "./write_checks.ts";
-import { ActiveExpiry, type ExpiryStats } from "./expiry.ts";
+import { ActiveExpiry } from "./expiry.ts";
 import {
   applyRecord,
   flushSegments,
@@ -123,8 +123,11 @@ export interface StoreStats {
   compactedBytes: number;
   /** Live keys with an expiry time (some may have passed it, not yet deleted). */
   expiringKeys: number;
-  /** Keys active expiry deleted since open, in how many turns, the longest turn in ms. */
-  expiry: ExpiryStats;
+  /** Keys active expiry deleted since open (Redis's `expired_keys`). */
+  expiredKeys: number;
+  /** Turns of active expiry that deleted keys, and the longest one's duration in ms. */
+  expiryTurns: number;
+  longestExpiryTurnMs: number;
   /** Why the store refuses writes, when it does. */
   failure?: string;
 }
@@ -938,7 +941,9 @@ export class KVStore {
       compactions: this.#compactor.compactions,
       compactedBytes: this.#compactor.compactedBytes,
       expiringKeys: this.#index.expiringKeys,
-      expiry: { ...this.#expiry.stats },
+      expiredKeys: this.#expiry.stats.expiredKeys,
+      expiryTurns: this.#expiry.stats.turns,
+      longestExpiryTurnMs: Math.round(this.#expiry.stats.longestTurnMs * 1000) / 1000,
       failure: this.#log.failure?.message,
     };
   }
