@@ -175,3 +175,49 @@ Deno.test({
       assert.equal(await next.send(["GET", "k"]), "1");
     }),
 });
+
+Deno.test({
+  name: "failover: async mode, the writes a dead master never shipped are counted by both sides",
+  ignore: missing !== undefined,
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-failover-async-", async (dir) => {
+      await using etcd = await startEtcd();
+      const nodes = await startCoordinatedCluster(dir, etcd, 3);
+      const master = await waitForMaster(nodes);
+      await waitUntil("two replicas streaming", async () => {
+        return (await master.info()).get("total_replicas") === "2" &&
+          await replicasCaughtUp(master);
+      });
+      assert.equal(await put(master, "shipped", "1"), "OK");
+      await waitUntil("replicas caught up", () => replicasCaughtUp(master));
+      const replicas = nodes.filter((n) => n !== master);
+      // The replicas stall: of the master's next 32 MiB of acknowledged writes, only what fits
+      // in their sockets' buffers reaches them.
+      for (const r of replicas) Deno.kill(r.pid, "SIGSTOP");
+      const big = "x".repeat(1024 * 1024);
+      try {
+        for (let i = 0; i < 32; i++) assert.equal(await put(master, `tail${i}`, big), "OK");
+      } finally {
+        await master.kill();
+        for (const r of replicas) Deno.kill(r.pid, "SIGCONT");
+      }
+      const next = await waitForMaster(replicas);
+      assert.equal(await next.send(["GET", "shipped"]), "1");
+      assert.equal(await put(next, "new", "1"), "OK");
+      const back = await startCoordinatedNode(dir, etcd, master.name, { port: master.port });
+      await waitUntil("the old master replaced its tail", async () => {
+        return (await back.info()).get("master_link_status") === "up" &&
+          await replicasCaughtUp(next);
+      }, 30_000);
+      // Both sides say how many records were lost.
+      const replicaSide = back.logs.find((l) => l.properties.event === "diverged");
+      assert.ok(replicaSide !== undefined, "the old master did not log its divergence");
+      const lost = Number(replicaSide.properties.records);
+      assert.ok(lost >= 1 && lost <= 32, `${lost} records lost`);
+      console.log(`async failover: ${lost} acknowledged writes never shipped, counted`);
+      assert.ok(next.logs.some((l) => /diverged after LSN/.test(l.message)));
+      assert.deepEqual(await dump(back), await dump(next));
+      assert.equal(await back.send(["GET", "tail31"]), "(nil)");
+    }),
+});
