@@ -114,6 +114,8 @@ export class Coordinator {
   #paused: string | undefined;
   #stopped = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Decides again soon: a candidate waits for time to pass (the settle window). */
+  #recheck: ReturnType<typeof setTimeout> | undefined;
   #acting: Promise<void> | undefined;
   #actAgain = false;
   #registeredNode = false;
@@ -182,6 +184,7 @@ export class Coordinator {
     this.#stopped = true;
     this.#trustedUntilMs = 0;
     clearTimeout(this.#timer);
+    clearTimeout(this.#recheck);
     this.#abort.abort();
     if (this.#lease !== "") {
       await this.#client.revoke(this.#lease).catch((error) =>
@@ -477,9 +480,23 @@ export class Coordinator {
       nowMs: performance.now(),
     });
     this.#noteDecision(decision);
+    if (decision.kind === "wait" && this.#leader === undefined) this.#recheckSoon();
     // A view etcd did not confirm lately decides nothing but keeping things as they are.
     if (!this.#etcdOk && decision.kind !== "steady" && decision.kind !== "wait") return;
     await this.#carryOut(decision);
+  }
+
+  /**
+   * While there is no leader, a waiting candidate's answer changes with time alone (the settle
+   * window ends): decide again after a tenth of it (20 to 250 ms), not only at the next event.
+   */
+  #recheckSoon(): void {
+    if (this.#recheck !== undefined || this.#stopped) return;
+    const delayMs = Math.min(250, Math.max(20, this.#timing.settleMs / 10));
+    this.#recheck = setTimeout(() => {
+      this.#recheck = undefined;
+      this.#act();
+    }, delayMs);
   }
 
   #noteDecision(decision: Decision): void {

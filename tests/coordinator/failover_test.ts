@@ -221,3 +221,24 @@ Deno.test({
       assert.equal(await back.send(["GET", "tail31"]), "(nil)");
     }),
 });
+
+Deno.test({
+  name: "failover: a master stopped gracefully hands over at once (its lease revoked, not expired)",
+  ignore: missing !== undefined,
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-failover-stop-", async (dir) => {
+      await using etcd = await startEtcd();
+      // A long lease: only the revocation at shutdown can end it early.
+      const nodes = await startCoordinatedCluster(dir, etcd, 2, {
+        args: ["--failover-ttl-seconds", "30"],
+      });
+      const master = await waitForMaster(nodes);
+      assert.equal(await put(master, "k", "1"), "OK");
+      await waitUntil("the replica caught up", () => replicasCaughtUp(master));
+      assert.equal((await master.stop()).code, 0);
+      const next = await waitForMaster(nodes.filter((n) => n !== master), 10_000);
+      assert.equal(await next.send(["GET", "k"]), "1");
+      assert.equal(await put(next, "k", "2"), "OK");
+    }),
+});
