@@ -23,7 +23,7 @@ import { STORAGE_SETTINGS, type StorageConfig } from "./config/storage.ts";
 
 export type { LogFormat, LogLevel } from "./config/server.ts";
 export type { FsyncPolicy } from "./config/storage.ts";
-export type { ReplicationMode } from "./config/replication.ts";
+export type { ReplicationCompression, ReplicationMode } from "./config/replication.ts";
 export type { HostPort } from "./config/setting.ts";
 
 /** The typed settings of one node. Property names are the spec's configuration names. */

@@ -12,6 +12,8 @@ import { GIB, type HostPort, KIB, MIB, type SettingSpec } from "./setting.ts";
 
 /** Replication mode of a master (the spec's `REPLICATION_MODE`). */
 export type ReplicationMode = "async" | "sync";
+/** Codec of the replication stream, or `off` (src/replication/compression.ts). */
+export type ReplicationCompression = "zstd" | "deflate" | "brotli" | "off";
 
 /** The replication part of the typed settings of one node. */
 export interface ReplicationConfig {
@@ -28,6 +30,8 @@ export interface ReplicationConfig {
   SYNC_REPLICAS: number;
   REPLICATION_BATCH_BYTES: number;
   SNAPSHOT_CHUNK_BYTES: number;
+  REPLICATION_COMPRESSION: ReplicationCompression;
+  REPLICATION_COMPRESSION_MIN_BYTES: number;
   REPLICATION_RETRY_BACKOFF_MS: number;
   REPLICATION_RETRY_MAX_BACKOFF_MS: number;
   REPLICA_MAX_STALENESS_MS: number;
@@ -148,6 +152,26 @@ export const REPLICATION_SETTINGS: { readonly [name in keyof ReplicationConfig]:
     min: 1 * KIB,
     max: 1 * GIB,
     description: "Most bytes of one full-sync snapshot chunk.",
+  },
+  REPLICATION_COMPRESSION: {
+    kind: "enum",
+    default: "zstd",
+    group: "replication",
+    choices: ["zstd", "deflate", "brotli", "off"],
+    description:
+      "Codec offered to replicas for log batches and full-sync chunks (zstd level 1 packs JSON " +
+      "records 4-8x at ~800 MB/s); on a replica, whether it accepts compressed frames. Either " +
+      "side off, or a replica from before compression: the stream goes uncompressed.",
+  },
+  REPLICATION_COMPRESSION_MIN_BYTES: {
+    kind: "int",
+    default: 16 * KIB,
+    group: "replication",
+    min: 0,
+    max: 1 * GIB,
+    description:
+      "Smallest log batch or snapshot chunk that is compressed; smaller frames (a few live " +
+      "writes) go as they are, and so does a frame compression would not shrink by 1/16.",
   },
   REPLICATION_RETRY_BACKOFF_MS: {
     kind: "int",

@@ -23,6 +23,7 @@ export type Expected =
   | "auth"
   | "format"
   | "hello"
+  | "compress"
   | "diverged"
   | "log"
   | "ping"
@@ -156,11 +157,13 @@ export class LinkConnection {
     if (waiter === undefined) {
       throw new LinkError(`unexpected reply from the replica: ${describeReply(reply)}`);
     }
-    // Tolerated errors: AUTH to a replica without tokens, a DIVERGED report it ignores, and
-    // FORMAT to a replica from before it, which does not know the word (the link refuses it).
+    // Tolerated errors: AUTH to a replica without tokens, a DIVERGED report it ignores, FORMAT
+    // to a replica from before it, which does not know the word (the link refuses it), and a
+    // COMPRESS offer of a replica from before compression (the stream stays uncompressed).
     const tolerated = reply instanceof RespErrorReply &&
       ((waiter.kind === "auth" && isChallengeOff(reply.message)) || waiter.kind === "diverged" ||
-        (waiter.kind === "format" && /unknown REPLICATE subcommand/i.test(reply.message)));
+        (waiter.kind === "format" && /unknown REPLICATE subcommand/i.test(reply.message)) ||
+        (waiter.kind === "compress" && reply.code !== "STALEEPOCH"));
     if (reply instanceof RespErrorReply && !tolerated) {
       this.#ctx.onRefused?.(reply.code, reply.message);
       const error = new LinkError(

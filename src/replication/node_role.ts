@@ -633,6 +633,8 @@ export class NodeRole implements RoleGate {
       knownEpoch: () => this.epoch,
       learnEpoch: (epoch) => this.learnEpoch(epoch),
       localWrites: () => this.#state.localWrites ?? 0,
+      compression: this.#node.config.REPLICATION_COMPRESSION,
+      maxUnpackedBytes: this.#node.config.MAX_REQUEST_BYTES,
       fullSyncCommitted: () => {
         this.#diverged = false;
         this.#forwarder.logReplaced();

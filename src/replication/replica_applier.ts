@@ -14,6 +14,13 @@ import { Follower, type SyncPhase } from "./follower.ts";
 import { SyncProgress } from "./sync_progress.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
 import {
+  acceptCodec,
+  CompressionError,
+  type CompressionSetting,
+  isCodec,
+  unpackBatch,
+} from "./compression.ts";
+import {
   type ChunkPair,
   decodePairs,
   helloReplyText,
@@ -125,6 +132,13 @@ interface FullSyncState {
 }
 
 const decoder = new TextDecoder();
+/** Bound of an unpacked frame when the node did not say (MAX_REQUEST_BYTES' default). */
+const MAX_UNPACKED_BYTES = 136 * 1024 * 1024;
+
+/** A codec word as the codecs are named (lower case). */
+function upperLower(bytes: Uint8Array): string {
+  return decoder.decode(bytes.subarray(0, 32)).toLowerCase();
+}
 
 /** A whole number field from 0 to `max`, or a {@link ReplicateError} naming it. */
 function parseCount(bytes: Uint8Array, what: string, max = MAX_LSN): number {
@@ -187,6 +201,10 @@ export interface ApplierOptions {
   localWrites?: () => number;
   /** A full sync was committed: the replica's contents are the master's, local writes gone. */
   fullSyncCommitted?: () => Promise<void>;
+  /** `REPLICATION_COMPRESSION`: whether (and which) compressed frames are accepted (default off). */
+  compression?: CompressionSetting;
+  /** Largest frame once unpacked (`MAX_REQUEST_BYTES`, the bound of an uncompressed frame). */
+  maxUnpackedBytes?: number;
 }
 
 /** Serves `REPLICATE` on a replica: the store's side of what its {@link Follower} decides. */
@@ -253,6 +271,18 @@ export class ReplicaApplier {
         this.#checkFrame(connectionId, "LOG");
         if (args.length !== 2) throw new ReplicateError("REPLICATE LOG requires records");
         return this.#applyLog(args[1]);
+      case "LOGZ":
+        this.#checkFrame(connectionId, "LOGZ");
+        if (args.length !== 4) {
+          throw new ReplicateError("REPLICATE LOGZ requires codec, rawBytes and records");
+        }
+        return this.#applyLog(this.#unpack(args[1], args[2], args[3], peer));
+      case "COMPRESS":
+        this.#checkFrame(connectionId, "COMPRESS");
+        return {
+          type: "status",
+          text: acceptCodec(this.#options.compression ?? "off", args.slice(1).map(upperLower)),
+        };
       case "PING":
         this.#checkFrame(connectionId, "PING");
         // The master's durable LSN (an older master sends none): how far behind this replica is.
@@ -265,12 +295,12 @@ export class ReplicaApplier {
         return { type: "integer", value: this.#store.lastLsn };
       case "SNAPSHOT":
         this.#checkFrame(connectionId, "SNAPSHOT");
-        return this.#snapshot(args, connectionId);
+        return this.#snapshot(args, connectionId, peer);
       default:
         this.#checkStale(connectionId);
         throw new ReplicateError(
           `unknown REPLICATE subcommand "${sub}" (PUT, BATCHPUT, DELETE, or the master's ` +
-            `HELLO, LOG, PING, SNAPSHOT)`,
+            `HELLO, COMPRESS, LOG, LOGZ, PING, SNAPSHOT)`,
         );
     }
   }
@@ -352,7 +382,47 @@ export class ReplicaApplier {
     return { type: "integer", value: lsn, durableLsn: lsn };
   }
 
-  #snapshot(args: Uint8Array[], connectionId: number): ApplierReply | Promise<ApplierReply> {
+  /**
+   * The bytes of a LOGZ or CHUNKZ frame, unpacked within this node's bound; a frame that breaks
+   * it (a zip bomb, a claim over the bound, bytes that are not the codec's) is refused and
+   * logged with its numbers. The result is a new array: nothing points into the request.
+   */
+  #unpack(
+    codecWord: Uint8Array,
+    rawWord: Uint8Array,
+    packed: Uint8Array,
+    peer: string,
+  ): Uint8Array {
+    const codec = decoder.decode(codecWord);
+    if (!isCodec(codec) || (this.#options.compression ?? "off") === "off") {
+      throw new ReplicateError(
+        `compressed frame in "${codec.slice(0, 20)}", which this replica did not accept ` +
+          `(REPLICATE COMPRESS answers which codec it takes)`,
+      );
+    }
+    const maxBytes = this.#options.maxUnpackedBytes ?? MAX_UNPACKED_BYTES;
+    const rawBytes = parseCount(rawWord, "unpacked bytes");
+    try {
+      return unpackBatch(codec, packed, rawBytes, maxBytes);
+    } catch (error) {
+      if (!(error instanceof CompressionError)) throw error;
+      this.#log.warn("refused a compressed frame from {master}: {reason}", {
+        event: "compressed_frame_refused",
+        master: peer,
+        reason: error.message,
+        packedBytes: packed.length,
+        claimedBytes: rawBytes,
+        maxBytes,
+      });
+      throw new ReplicateError(error.message);
+    }
+  }
+
+  #snapshot(
+    args: Uint8Array[],
+    connectionId: number,
+    peer: string,
+  ): ApplierReply | Promise<ApplierReply> {
     const step = args.length > 1 ? upper(args[1]) : "";
     if (step === "BEGIN") return this.#snapshotBegin(args, connectionId);
     const phase = this.#follower.syncOf(connectionId, step);
@@ -362,14 +432,22 @@ export class ReplicaApplier {
         typeof phase === "string" ? phase : `REPLICATE SNAPSHOT ${step} without SNAPSHOT BEGIN`,
       );
     }
-    if (step === "CHUNK") {
-      if (args.length !== 3) throw new ReplicateError("REPLICATE SNAPSHOT CHUNK requires pairs");
-      const pairs = asReplicateError(() => decodePairs(args[2].slice()));
+    if (step === "CHUNK" || step === "CHUNKZ") {
+      const packed = step === "CHUNKZ";
+      if (args.length !== (packed ? 5 : 3)) {
+        throw new ReplicateError(
+          packed
+            ? "REPLICATE SNAPSHOT CHUNKZ requires codec, rawBytes and pairs"
+            : "REPLICATE SNAPSHOT CHUNK requires pairs",
+        );
+      }
+      const chunk = packed ? this.#unpack(args[2], args[3], args[4], peer) : args[2].slice();
+      const pairs = asReplicateError(() => decodePairs(chunk));
       phase.pairs += pairs.length;
-      phase.bytes += args[2].length;
+      phase.bytes += chunk.length;
       const count = phase.pairs;
       sync.chain = sync.chain.then(() => sync.writer.add(pairs));
-      if (sync.progress.sent(pairs.length, args[2].length, this.#nowMs())) {
+      if (sync.progress.sent(pairs.length, chunk.length, this.#nowMs())) {
         this.#log.info(
           "full sync from the master: {records} of {totalRecords} records, {bytes} bytes " +
             "({percent}%)",
@@ -385,7 +463,9 @@ export class ReplicaApplier {
       if (refusal !== undefined) throw new ReplicateError(refusal);
       return this.#snapshotEnd(sync);
     }
-    throw new ReplicateError(`unknown REPLICATE SNAPSHOT step "${step}" (BEGIN, CHUNK, END)`);
+    throw new ReplicateError(
+      `unknown REPLICATE SNAPSHOT step "${step}" (BEGIN, CHUNK, CHUNKZ, END)`,
+    );
   }
 
   #snapshotBegin(args: Uint8Array[], connectionId: number): Promise<ApplierReply> {

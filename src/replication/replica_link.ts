@@ -22,14 +22,18 @@ import { LinkConnection, LinkError } from "./link_connection.ts";
 import { SyncProgress } from "./sync_progress.ts";
 import type { FullSyncDecision, ReplicaNode } from "./replica_node.ts";
 import { Wakeup } from "./wakeup.ts";
+import { type Codec, type CompressionSetting, isCodec, packBatch } from "./compression.ts";
 import type { ChainReport } from "./replicator.ts";
 import {
+  compressRequest,
   describeReply,
   encodeRequest,
   expectInteger,
   formatRequest,
   helloRequest,
   LogFrameWriter,
+  packedChunkRequest,
+  packedLogRequest,
   PairChunkWriter,
   parseHelloReply,
   pingRequest,
@@ -85,6 +89,11 @@ export interface LinkContext {
   /** Where clients reach the master (`host:port`), told to the replica in HELLO. */
   masterAddress?: () => string;
   snapshotChunkBytes: number;
+  /**
+   * `REPLICATION_COMPRESSION` and `REPLICATION_COMPRESSION_MIN_BYTES`: the codec offered after
+   * HELLO, and the smallest frame packed with it (default: off).
+   */
+  compression?: { setting: CompressionSetting; minBytes: number };
   /** Largest reply accepted from a replica (`MAX_REQUEST_BYTES`: the bound on what a peer sends). */
   maxReplyBytes: number;
   /** The replica acknowledged more records. */
@@ -133,6 +142,8 @@ export class ReplicaLink {
   #aheadEpoch = 0;
   /** When an unhealthy replica's failures were last logged (once per health-check interval). */
   #downReportedMs = 0;
+  /** The codec the replica accepted for this session (undefined: uncompressed). */
+  #codec: Codec | undefined;
 
   constructor(node: ReplicaNode, ctx: LinkContext) {
     this.node = node;
@@ -355,6 +366,7 @@ export class ReplicaLink {
       },
     );
     if (decision.kind === "ahead") this.#aheadEpoch = lastEpoch;
+    await this.#negotiateCompression();
     if (decision.kind === "full_sync") {
       if (decision.diverged) await this.#reportDivergence(lastLsn, lastEpoch);
       await this.#fullSync();
@@ -458,7 +470,7 @@ export class ReplicaLink {
       if (next.kind === "queue") {
         const last = next.batches[next.batches.length - 1].lastLsn;
         const records = next.batches.map((b) => b.records);
-        await this.#w.send(this.#frames.frame(records), "log", 0, last);
+        await this.#w.send(this.#logFrame(records), "log", 0, last);
       } else if (next.kind === "log") {
         try {
           await this.#catchUp(next.afterLsn, next.uptoLsn);
@@ -510,6 +522,62 @@ export class ReplicaLink {
     await this.#fullSync();
   }
 
+  /**
+   * Offers this node's codec (`REPLICATE COMPRESS`) when compression is on; the session packs
+   * frames with it when the replica accepts it. A replica from before compression answers with an
+   * error, which leaves the session uncompressed.
+   */
+  async #negotiateCompression(): Promise<void> {
+    this.#codec = undefined;
+    const setting = this.#ctx.compression?.setting ?? "off";
+    if (setting === "off") {
+      this.node.compression = "off";
+      return;
+    }
+    const reply = await this.#w.request(compressRequest(setting), "compress");
+    const accepted = typeof reply === "string" ? reply : "";
+    this.#codec = isCodec(accepted) && accepted === setting ? accepted : undefined;
+    this.node.compression = this.#codec ??
+      (reply instanceof RespErrorReply ? "unsupported by the replica" : "refused by the replica");
+    if (this.#codec === undefined) {
+      this.#ctx.log.info(
+        "replica {replica} does not take {codec} frames ({why}): its stream is uncompressed",
+        { replica: this.node.address, codec: setting, why: describeReply(reply) },
+      );
+    }
+  }
+
+  /** The frame carrying `records`: LOGZ when this session packs and packing pays, else LOG. */
+  #logFrame(records: readonly Uint8Array[]): Uint8Array {
+    const codec = this.#codec;
+    let rawBytes = 0;
+    for (const run of records) rawBytes += run.length;
+    const minBytes = this.#ctx.compression?.minBytes ?? Infinity;
+    if (codec !== undefined && rawBytes >= minBytes) {
+      const raw = records.length === 1 ? records[0] : concat(records, rawBytes);
+      const packed = packBatch(codec, raw);
+      if (packed !== undefined) {
+        this.node.countSent(rawBytes, packed.length);
+        return packedLogRequest(codec, rawBytes, packed);
+      }
+    }
+    this.node.countSent(rawBytes, rawBytes);
+    return this.#frames.frame(records);
+  }
+
+  /** A snapshot chunk's frame: CHUNKZ when this session packs and packing pays, else CHUNK. */
+  #chunkFrame(chunk: Uint8Array): Uint8Array {
+    const codec = this.#codec;
+    const minBytes = this.#ctx.compression?.minBytes ?? Infinity;
+    const packed = codec !== undefined && chunk.length >= minBytes
+      ? packBatch(codec, chunk)
+      : undefined;
+    this.node.countSent(chunk.length, packed?.length ?? chunk.length);
+    return codec !== undefined && packed !== undefined
+      ? packedChunkRequest(codec, chunk.length, packed)
+      : snapshotChunkRequest(chunk);
+  }
+
   #logFullSync(decision: FullSyncDecision): void {
     this.#ctx.log.warn("replica {replica} needs a full sync: {reason}", {
       replica: this.node.address,
@@ -539,7 +607,7 @@ export class ReplicaLink {
       const { end, lastLsn: last } = recordsThrough(chunk, uptoLsn, sentLast);
       if (end > 0) {
         await this.#waitWindow();
-        await this.#w.send(this.#frames.frame([chunk.subarray(0, end)]), "log", 0, last);
+        await this.#w.send(this.#logFrame([chunk.subarray(0, end)]), "log", 0, last);
         sentLast = last;
       }
       if (end < chunk.length || sentLast >= uptoLsn) break;
@@ -572,7 +640,7 @@ export class ReplicaLink {
           this.#w.throwIfFailed();
           await this.#wakeup.wait(); // replies are due: the watchdog bounds the wait
         }
-        await this.#w.send(snapshotChunkRequest(chunk), "chunk", pairs);
+        await this.#w.send(this.#chunkFrame(chunk), "chunk", pairs);
         if (progress.sent(pairs, chunk.length, this.#ctx.nowMs())) {
           this.#ctx.log.info(
             "full sync of replica {replica}: {records} of {totalRecords} records, {bytes} bytes " +
@@ -675,4 +743,15 @@ export class ReplicaLink {
     }
     this.#w.throwIfFailed();
   }
+}
+
+/** The runs of `records` in one array of `totalBytes`. */
+function concat(records: readonly Uint8Array[], totalBytes: number): Uint8Array {
+  const out = new Uint8Array(totalBytes);
+  let at = 0;
+  for (const run of records) {
+    out.set(run, at);
+    at += run.length;
+  }
+  return out;
 }

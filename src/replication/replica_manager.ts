@@ -34,6 +34,11 @@ export interface ReplicaNodeStatus {
   successfulRecords: number;
   failedAttempts: number;
   fullSyncs: number;
+  /** The codec its stream is packed with, or why not ("off": this node does not compress). */
+  compression: string;
+  /** Log and snapshot bytes sent since start, before and after compression. */
+  sentRawBytes: number;
+  sentWireBytes: number;
 }
 
 /** What {@link ReplicaManager.getStatus} returns (the spec's `get_status()`). */
@@ -122,6 +127,9 @@ export class ReplicaManager {
         successfulRecords: r.successfulRecords,
         failedAttempts: r.failedAttempts,
         fullSyncs: r.fullSyncs,
+        compression: r.compression,
+        sentRawBytes: r.sentRawBytes,
+        sentWireBytes: r.sentWireBytes,
       })),
     };
   }

@@ -152,6 +152,11 @@ export class ReplicaNode {
   fullSyncs = 0;
   /** Records of this replica found past the point where its log left the master's. */
   discardedRecords = 0;
+  /** The codec this session packs frames with, or why it does not ("off": not offered). */
+  compression = "off";
+  /** Log and snapshot bytes sent since start, before and after compression. */
+  sentRawBytes = 0;
+  sentWireBytes = 0;
 
   #retries = 0;
   #pendingReplies = 0;
@@ -216,6 +221,12 @@ export class ReplicaNode {
     this.durableLsn = lsn;
     this.queue.clear();
     this.markPaused(reason);
+  }
+
+  /** A frame of `rawBytes` of records or pairs left as `wireBytes` (compressed or not). */
+  countSent(rawBytes: number, wireBytes: number): void {
+    this.sentRawBytes += rawBytes;
+    this.sentWireBytes += wireBytes;
   }
 
   /**

@@ -73,7 +73,10 @@ function replicaLines(replicas: ReplicatorStats["replicas"]): InfoFields {
       `acked_lsn=${r.ackedLsn},lag_records=${r.lagRecords},lag_ms=${r.lagMs},` +
       `queued_records=${r.queuedRecords},consecutive_failures=${r.consecutiveFailures},` +
       `full_syncs=${r.fullSyncs},last_success=${r.lastSuccess ?? "never"},` +
-      `last_failure=${r.lastFailure ?? "never"}`,
+      `last_failure=${r.lastFailure ?? "never"},compression=${
+        r.compression.replaceAll(" ", "_")
+      },` +
+      `sent_bytes=${r.sentRawBytes},wire_bytes=${r.sentWireBytes}`,
     ]);
     if (r.lastError !== "") fields.push([`replica${i}_last_error`, r.lastError]);
   });

@@ -56,6 +56,18 @@ const PER_REPLICA: [string, string, (r: ReplicaNodeStatus) => number, "gauge" | 
     "counter",
   ],
   [
+    "kvstore_replication_sent_bytes_total",
+    "Log and snapshot bytes sent to the replica, before compression.",
+    (r) => r.sentRawBytes,
+    "counter",
+  ],
+  [
+    "kvstore_replication_wire_bytes_total",
+    "Log and snapshot bytes sent to the replica as they left (compressed or not).",
+    (r) => r.sentWireBytes,
+    "counter",
+  ],
+  [
     "kvstore_replication_failures_total",
     "Failed attempts (connect, send, reply timeout, error reply).",
     (r) => r.failedAttempts,

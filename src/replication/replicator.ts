@@ -186,6 +186,10 @@ export class Replicator {
       chain: forwarding?.chain,
       masterAddress: options.masterAddress,
       snapshotChunkBytes: this.#config.SNAPSHOT_CHUNK_BYTES,
+      compression: {
+        setting: this.#config.REPLICATION_COMPRESSION,
+        minBytes: this.#config.REPLICATION_COMPRESSION_MIN_BYTES,
+      },
       maxReplyBytes: this.#config.MAX_REQUEST_BYTES,
       onAck: (n) => this.#onAck(n),
       onHealthChange: () => this.#settle(),

@@ -56,6 +56,18 @@
  *     replica appends them with the master's LSNs, skipping LSNs it already holds (a resend after
  *     a reconnect is harmless), and answers with its last LSN once they are durable under its
  *     fsync policy. That LSN is the acknowledgement sync mode waits for.
+ * REPLICATE COMPRESS <codec>...            → +<codec> | +none
+ *     Sent right after HELLO by a node with REPLICATION_COMPRESSION on, offering its codec
+ *     (`zstd`, `deflate` or `brotli`; src/replication/compression.ts). The replica answers with
+ *     the first offered codec it speaks, or `none` when its own REPLICATION_COMPRESSION is `off`.
+ *     A replica from before compression answers "unknown REPLICATE subcommand", which the master
+ *     takes as `none`: the stream goes on uncompressed, as it always did.
+ * REPLICATE LOGZ <codec> <rawBytes> <packed>  → :<appliedLsn>
+ *     A LOG frame whose records are packed with the agreed codec (only a frame of at least
+ *     REPLICATION_COMPRESSION_MIN_BYTES whose packing saves bytes; other frames stay LOG). The
+ *     replica refuses a frame that claims more than its MAX_REQUEST_BYTES, or whose bytes
+ *     unpack to anything but exactly <rawBytes> (unpacking stops at the claim: a zip bomb is
+ *     refused, and logged with its numbers), then applies the records as LOG would.
  * REPLICATE DIVERGED <commonLsn> <masterEpoch>  → +OK
  *     After HELLO, when the replica's records past <commonLsn> are not in this master's history
  *     (an old master back as a replica): the replica logs and counts them (INFO
@@ -74,6 +86,7 @@
  *     replica from before cascading reads only <masterLsn> and ignores the rest.
  * REPLICATE SNAPSHOT BEGIN <lsn> <epoch> <keys> <bytes>  → +OK
  * REPLICATE SNAPSHOT CHUNK <pairs>          → :<pairsReceived>
+ * REPLICATE SNAPSHOT CHUNKZ <codec> <rawBytes> <packed>  → :<pairsReceived>
  * REPLICATE SNAPSHOT END <lsn>              → :<lsn>
  *     Full sync: the master's state as of LSN <lsn>, as <keys> live pairs (<bytes> of keys and
  *     values) in chunks of at most SNAPSHOT_CHUNK_BYTES. The replica builds the new state aside
@@ -81,7 +94,8 @@
  *     then streams LOG frames after <lsn>. <pairs> is a run of
  *     `[u32le keyLength][u32le valueLength][key][value]`; a key with an expiry time has bit 31 of
  *     its keyLength word set and a u64le expiresAtMs (ms since the Unix epoch) right after the
- *     two lengths (format 2).
+ *     two lengths (format 2). CHUNKZ carries a chunk packed as LOGZ packs records, under the same
+ *     bounds.
  * ```
  * Errors are RESP errors (`-ERR <message>`); the master counts one as a failed attempt, drops
  * the connection and reconnects (with backoff), starting again with HELLO.
@@ -105,7 +119,9 @@ const encoder = new TextEncoder();
 /** Encodes one RESP request (a new array: the control frames are rare, the hot path is {@link LogFrameWriter}). */
 export function encodeRequest(words: readonly CommandArgument[]): Uint8Array {
   let sizeBytes = 16;
-  for (const word of words) sizeBytes += 16 + word.length * 3;
+  for (const word of words) {
+    sizeBytes += 16 + (typeof word === "string" ? word.length * 3 : word.length);
+  }
   const out = new RespCommandWriter(sizeBytes);
   out.command(words);
   return out.bytes.slice();
@@ -137,6 +153,25 @@ export function helloRequest(
   ];
   if (masterAddress !== undefined && masterAddress !== "") words.push(masterAddress);
   return encodeRequest(words);
+}
+
+/** `REPLICATE COMPRESS <codec>`: the master offers its codec (see the module comment). */
+export function compressRequest(codec: string): Uint8Array {
+  return encodeRequest(["REPLICATE", "COMPRESS", codec]);
+}
+
+/** `REPLICATE LOGZ <codec> <rawBytes> <packed>`. */
+export function packedLogRequest(codec: string, rawBytes: number, packed: Uint8Array): Uint8Array {
+  return encodeRequest(["REPLICATE", "LOGZ", codec, String(rawBytes), packed]);
+}
+
+/** `REPLICATE SNAPSHOT CHUNKZ <codec> <rawBytes> <packed>`. */
+export function packedChunkRequest(
+  codec: string,
+  rawBytes: number,
+  packed: Uint8Array,
+): Uint8Array {
+  return encodeRequest(["REPLICATE", "SNAPSHOT", "CHUNKZ", codec, String(rawBytes), packed]);
 }
 
 /** `REPLICATE LOG <records>` with the runs concatenated, in a new array. */

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { getLog } from "../../src/log.ts";
 import { CHALLENGE_OFF_MESSAGE, challengeProof } from "../../src/protocol/challenge.ts";
 import { recordEpochAt, recordLengthAt, recordLsnAt } from "../../src/replication/log_records.ts";
+import { unpackBatch } from "../../src/replication/compression.ts";
 import { ReplicaLink } from "../../src/replication/replica_link.ts";
 import { ReplicaNode, type ReplicaPolicy } from "../../src/replication/replica_node.ts";
 import { LogGapError } from "../../src/storage/errors.ts";
@@ -27,6 +28,8 @@ const POLICY: ReplicaPolicy = {
 class ReplicaModel {
   lastLsn: number;
   lastEpoch: number;
+  /** What it answers `REPLICATE COMPRESS` (undefined: an error, as a replica from before it). */
+  compress: string | undefined;
   constructor(lastLsn = 0, lastEpoch = 0) {
     this.lastLsn = lastLsn;
     this.lastEpoch = lastEpoch;
@@ -39,8 +42,15 @@ class ReplicaModel {
     if (name !== "REPLICATE") return "-ERR unknown command\r\n";
     if (sub === "FORMAT") return ":2\r\n";
     if (sub === "HELLO") return `+${this.lastLsn} ${this.lastEpoch} 0\r\n`;
-    if (sub === "LOG") {
-      const records = request.args[1];
+    if (sub === "COMPRESS") {
+      return this.compress === undefined
+        ? `-ERR unknown REPLICATE subcommand "COMPRESS"\r\n`
+        : `+${this.compress}\r\n`;
+    }
+    if (sub === "LOG" || sub === "LOGZ") {
+      const records = sub === "LOG"
+        ? request.args[1]
+        : unpackBatch("zstd", request.args[3], Number(request.words[3]), 1 << 20);
       for (let at = 0; at < records.length; at += recordLengthAt(records, at)) {
         this.lastLsn = recordLsnAt(records, at);
         this.lastEpoch = recordEpochAt(records, at);
@@ -69,7 +79,12 @@ interface Harness extends AsyncDisposable {
 function harness(
   log: MemoryLog,
   answer: (request: ReceivedRequest) => string | "silence" | "close",
-  options: { authToken?: string; policy?: Partial<ReplicaPolicy>; refuseConnect?: string } = {},
+  options: {
+    authToken?: string;
+    policy?: Partial<ReplicaPolicy>;
+    refuseConnect?: string;
+    compress?: boolean;
+  } = {},
 ): Harness {
   const replica = new MemoryReplica(answer);
   replica.refuseConnect = options.refuseConnect;
@@ -87,6 +102,7 @@ function harness(
     onHealthChange: () => {},
     connect: replica.connect,
     authToken: options.authToken,
+    compression: options.compress ? { setting: "zstd", minBytes: 0 } : undefined,
     onRefused: (_node, code, message) => refusals.push(`${code} ${message}`),
   });
   // New records reach the link as the replicator passes them on.
@@ -258,4 +274,43 @@ Deno.test("link: a replica from before record format 2 is refused with what to d
   assert.match(h.node.lastError as string, /Upgrade the replica first/);
   assert.equal(h.replica.requests("REPLICATE", "HELLO").length, 0);
   assert.equal(h.replica.requests("REPLICATE", "LOG").length, 0);
+});
+
+Deno.test("link: a replica from before compression answers COMPRESS with an error and streams uncompressed", async () => {
+  const log = new MemoryLog(20);
+  const model = new ReplicaModel();
+  await using h = harness(log, (r) => model.answer(r), { compress: true });
+  await waitUntil("caught up", () => h.node.ackedLsn === 20 && h.node.state === "streaming");
+  log.append(5);
+  await waitUntil("streamed", () => h.node.ackedLsn === 25);
+  assert.equal(h.replica.requests("REPLICATE", "COMPRESS").length, 1);
+  assert.equal(h.replica.requests("REPLICATE", "LOGZ").length, 0);
+  assert.deepEqual(loggedLsns(h.replica), range(1, 25));
+  assert.equal(h.node.compression, "unsupported by the replica");
+  assert.equal(h.node.consecutiveFailures, 0, "the error is no failure");
+  assert.deepEqual(h.refusals, []);
+});
+
+Deno.test("link: a replica that accepts zstd gets LOGZ frames that unpack to the same records", async () => {
+  const log = new MemoryLog(20);
+  const model = new ReplicaModel();
+  model.compress = "zstd";
+  await using h = harness(log, (r) => model.answer(r), { compress: true });
+  await waitUntil("caught up", () => h.node.ackedLsn === 20 && h.node.state === "streaming");
+  log.append(5);
+  await waitUntil("streamed", () => h.node.ackedLsn === 25);
+  assert.equal(h.node.compression, "zstd");
+  assert.ok(h.replica.requests("REPLICATE", "LOGZ").length > 0, "packed frames were sent");
+  assert.ok(h.node.sentWireBytes < h.node.sentRawBytes, "packing saved bytes");
+});
+
+Deno.test("link: a replica that answers none to COMPRESS streams uncompressed", async () => {
+  const log = new MemoryLog(20);
+  const model = new ReplicaModel();
+  model.compress = "none";
+  await using h = harness(log, (r) => model.answer(r), { compress: true });
+  await waitUntil("caught up", () => h.node.ackedLsn === 20 && h.node.state === "streaming");
+  assert.equal(h.replica.requests("REPLICATE", "LOGZ").length, 0);
+  assert.equal(h.node.compression, "refused by the replica");
+  assert.deepEqual(loggedLsns(h.replica), range(1, 20));
 });
