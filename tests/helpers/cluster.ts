@@ -329,9 +329,24 @@ export async function textRequest(port: number, lines: string[]): Promise<string
   }
 }
 
-/** Every pair of a node (`READRANGE` over the whole key space, in byte order). */
+/** One command on a new connection to 127.0.0.1:`port`; its reply as text. */
+export async function callAt(port: number, ...words: string[]): Promise<string> {
+  const conn = await RespConn.open(port);
+  try {
+    return asText(await conn.send(words));
+  } finally {
+    conn.close();
+  }
+}
+
+/** Every pair of a node (`READRANGE` over the whole key space, in byte order), as `key=value`. */
 export async function dump(node: KvNode): Promise<string[]> {
-  const conn = await node.connect();
+  return await dumpAt(node.port);
+}
+
+/** {@link dump} of the node listening on 127.0.0.1:`port`. */
+export async function dumpAt(port: number): Promise<string[]> {
+  const conn = await RespConn.open(port);
   try {
     const reply = await conn.send([
       "READRANGE",

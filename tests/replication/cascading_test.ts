@@ -9,6 +9,7 @@ import { RespErrorReply } from "../../src/protocol/resp.ts";
 import { replicationExtension } from "../../src/replication/mod.ts";
 import {
   asText,
+  callAt,
   CLUSTER_TEST,
   dump,
   FAST_FAILURE_FLAGS,
@@ -213,13 +214,8 @@ function replicaOf(...replicas: TestServer[]): Partial<Config> {
   };
 }
 
-async function call(server: TestServer, ...words: string[]): Promise<string> {
-  const conn = await RespConn.open(server.port);
-  try {
-    return asText(await conn.send(words));
-  } finally {
-    conn.close();
-  }
+function call(server: TestServer, ...words: string[]): Promise<string> {
+  return callAt(server.port, ...words);
 }
 
 async function keysOf(server: TestServer): Promise<string[]> {

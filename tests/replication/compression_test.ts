@@ -16,7 +16,9 @@ import {
 import { replicationExtension } from "../../src/replication/mod.ts";
 import {
   asText,
+  callAt,
   CLUSTER_TEST,
+  dumpAt,
   parseInfo,
   replicaFields,
   RespConn,
@@ -35,28 +37,24 @@ const FAST: Partial<Config> = {
 };
 const decoder = new TextDecoder();
 
-async function call(server: TestServer, ...words: string[]): Promise<string> {
-  const conn = await RespConn.open(server.port);
-  try {
-    return asText(await conn.send(words));
-  } finally {
-    conn.close();
-  }
+function call(server: TestServer, ...words: string[]): Promise<string> {
+  return callAt(server.port, ...words);
 }
 
-async function pairsOf(server: TestServer): Promise<string[]> {
-  const conn = await RespConn.open(server.port);
-  try {
-    const reply = await conn.send(["READRANGE", "\u0000", "\u00ff"]);
-    if (!Array.isArray(reply)) return [];
-    const out: string[] = [];
-    for (let i = 0; i < reply.length; i += 2) {
-      out.push(`${asText(reply[i])}=${asText(reply[i + 1])}`);
-    }
-    return out;
-  } finally {
-    conn.close();
-  }
+function pairsOf(server: TestServer): Promise<string[]> {
+  return dumpAt(server.port);
+}
+
+/** A raw connection to a replica, playing a master: `reply` sends words and reads one reply. */
+async function streamTo(port: number) {
+  const wire = await RawRespConnection.open(port);
+  return {
+    wire,
+    async reply(words: (string | Uint8Array)[]): Promise<string> {
+      await wire.send(words);
+      return decoder.decode(await wire.readReply()).trimEnd();
+    },
+  };
 }
 
 /** `count` JSON documents in BATCHPUTs of 50 (each batch a ~10 KB record). */
@@ -78,7 +76,14 @@ async function writeJson(master: TestServer, prefix: string, count: number): Pro
   }
 }
 
-async function replicaLine(master: TestServer): Promise<Map<string, string>> {
+/** Waits until `replica` holds exactly `master`'s pairs; the master's INFO line of it. */
+async function caughtUp(master: TestServer, replica: TestServer): Promise<Map<string, string>> {
+  const expected = JSON.stringify(await pairsOf(master));
+  await waitUntil(
+    "the replica holds everything",
+    async () => JSON.stringify(await pairsOf(replica)) === expected,
+    20_000,
+  );
   return replicaFields(parseInfo(await call(master, "INFO", "replication")), 0);
 }
 
@@ -112,13 +117,7 @@ Deno.test({
     assert.equal(await call(replica, "REPLICATE", "PUT", "local", "1"), "OK");
     assert.equal(await call(master, "REPLICAS", "ADD", `127.0.0.1:${replica.port}`), "OK");
     await writeJson(master, "live:", 500);
-    const expected = await pairsOf(master);
-    await waitUntil(
-      "the replica holds everything",
-      async () => JSON.stringify(await pairsOf(replica)) === JSON.stringify(expected),
-      20_000,
-    );
-    const line = await replicaLine(master);
+    const line = await caughtUp(master, replica);
     assert.equal(line.get("compression"), "zstd");
     assert.equal(line.get("full_syncs"), "1");
     const raw = Number(line.get("sent_bytes"));
@@ -148,13 +147,7 @@ Deno.test({
         REPLICA_ADDRESSES: [{ host: "127.0.0.1", port: replica.port }],
       }, extensions);
       await writeJson(master, "doc:", 1000);
-      const expected = await pairsOf(master);
-      await waitUntil(
-        "the replica holds everything",
-        async () => JSON.stringify(await pairsOf(replica)) === JSON.stringify(expected),
-        20_000,
-      );
-      const line = await replicaLine(master);
+      const line = await caughtUp(master, replica);
       assert.equal(line.get("compression"), shown, masterSetting);
       assert.equal(line.get("sent_bytes"), line.get("wire_bytes"));
     }
@@ -165,11 +158,8 @@ Deno.test("compression: a hostile master's zip bomb is refused and logged with i
   await using replica = await startServerProcess({
     args: ["--replica", "--fsync", "no", "--max-request-bytes", String(8 << 20)],
   });
-  await using wire = await RawRespConnection.open(replica.port);
-  const reply = async (words: (string | Uint8Array)[]) => {
-    await wire.send(words);
-    return decoder.decode(await wire.readReply()).trimEnd();
-  };
+  const { wire, reply } = await streamTo(replica.port);
+  await using _ = wire;
   assert.match(await reply(["REPLICATE", "HELLO", "0", "0", "1000", "5000"]), /^\+0 0 0$/);
   assert.equal(await reply(["REPLICATE", "COMPRESS", "lz4", "zstd"]), "+zstd");
 
@@ -203,11 +193,8 @@ Deno.test("compression: a replica with compression off answers none and refuses 
   await using replica = await startServerProcess({
     args: ["--replica", "--fsync", "no", "--replication-compression", "off"],
   });
-  await using wire = await RawRespConnection.open(replica.port);
-  const reply = async (words: (string | Uint8Array)[]) => {
-    await wire.send(words);
-    return decoder.decode(await wire.readReply()).trimEnd();
-  };
+  const { wire, reply } = await streamTo(replica.port);
+  await using _ = wire;
   assert.match(await reply(["REPLICATE", "HELLO", "0", "0", "1000", "5000"]), /^\+0 0 0$/);
   assert.equal(await reply(["REPLICATE", "COMPRESS", "zstd"]), "+none");
   const packed = zlib.zstdCompressSync(new Uint8Array(100));
