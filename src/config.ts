@@ -91,11 +91,41 @@ export function defaultConfig(): Config {
   return config as Config;
 }
 
-/** Parses `host:port[,host:port...]`; an empty string is an empty list. */
+/**
+ * Parses `host:port[,host:port...]`; an empty string is an empty list. A replica's address may
+ * end with its key filter, `host:port[prefix1,prefix2]` (selective replication): the commas
+ * inside the brackets separate prefixes, not addresses.
+ */
 export function parseAddresses(text: string, what = "address"): HostPort[] {
   const trimmed = text.trim();
   if (trimmed === "") return [];
-  return trimmed.split(",").map((part) => parseHostPort(part.trim(), what));
+  const parts: string[] = [];
+  let depth = 0;
+  let start = 0;
+  for (let i = 0; i < trimmed.length; i++) {
+    const c = trimmed[i];
+    if (c === "[") depth++;
+    else if (c === "]") depth--;
+    else if (c === "," && depth === 0) {
+      parts.push(trimmed.slice(start, i));
+      start = i + 1;
+    }
+  }
+  parts.push(trimmed.slice(start));
+  return parts.map((part) => parseFilteredHostPort(part.trim(), what));
+}
+
+/** One `host:port` with an optional `[prefix,...]` key filter after it. */
+function parseFilteredHostPort(text: string, what: string): HostPort {
+  const match = /^(.*:\d{1,5})\[([^\[\]]*)\]$/.exec(text);
+  if (match === null) return parseHostPort(text, what);
+  const keyPrefixes = match[2].split(",").map((p) => p.trim());
+  if (keyPrefixes.some((p) => p === "")) {
+    throw new ConfigError(
+      `${what} "${text}" has an empty key prefix: write host:port[prefix1,prefix2]`,
+    );
+  }
+  return { ...parseHostPort(match[1], what), keyPrefixes };
 }
 
 /** Parses one `host:port` (IPv6 as `[::1]:5555`). */
@@ -112,11 +142,17 @@ export function parseHostPort(text: string, what = "address"): HostPort {
   return { host, port };
 }
 
-/** Formats a `HostPort` back to `host:port` (brackets for IPv6). */
+/** Formats a `HostPort` back to `host:port` (brackets for IPv6), without its key filter. */
 export function formatHostPort(address: HostPort): string {
   return address.host.includes(":")
     ? `[${address.host}]:${address.port}`
     : `${address.host}:${address.port}`;
+}
+
+/** `host:port`, then `[prefix,...]` when it has a key filter (as `--replicas` takes it). */
+export function formatReplicaAddress(address: HostPort): string {
+  const prefixes = address.keyPrefixes ?? [];
+  return formatHostPort(address) + (prefixes.length === 0 ? "" : `[${prefixes.join(",")}]`);
 }
 
 function parseValue(name: SettingName, raw: string, source: string): Config[SettingName] {
@@ -206,13 +242,12 @@ function checkRulesBetweenSettings(config: Config): void {
   }
   validateCoordinator(config);
   // A replica keeps the setting for when it is promoted (it starts with no replicas then).
-  if (
-    !config.REPLICA && config.COORDINATOR === "none" &&
-    config.SYNC_REPLICAS > config.REPLICA_ADDRESSES.length
-  ) {
+  // A filtered replica (host:port[prefixes]) holds only some keys: it never counts.
+  const complete = config.REPLICA_ADDRESSES.filter((a) => !a.keyPrefixes?.length).length;
+  if (!config.REPLICA && config.COORDINATOR === "none" && config.SYNC_REPLICAS > complete) {
     throw new ConfigError(
       `setting SYNC_REPLICAS: ${config.SYNC_REPLICAS} is more than the ` +
-        `${config.REPLICA_ADDRESSES.length} replicas configured`,
+        `${complete} replicas configured without a key filter`,
     );
   }
   if ((config.TLS_CERT === "") !== (config.TLS_KEY === "")) {
@@ -398,7 +433,7 @@ function formatDefault(name: SettingName): string {
   const value = SETTINGS[name].default;
   if (value === "") return "(none)";
   if (Array.isArray(value)) {
-    return value.length === 0 ? "(none)" : value.map(formatHostPort).join(",");
+    return value.length === 0 ? "(none)" : value.map(formatReplicaAddress).join(",");
   }
   return String(value);
 }

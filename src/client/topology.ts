@@ -51,6 +51,8 @@ export interface ReplicaReport {
   lsn: number;
   lagRecords: number;
   lagMs: number;
+  /** It holds only some keys (selective replication): never a place to read, never a master. */
+  filtered: boolean;
 }
 
 /** A master as a replica reported it. */
@@ -76,6 +78,8 @@ export interface NodeReport {
   deposed: boolean;
   master: MasterReport | undefined;
   replicas: ReplicaReport[];
+  /** A replica that holds only some keys (selective replication; absent from older nodes). */
+  filtered: boolean;
 }
 
 /** A `TOPOLOGY` answer that is not what a kvstore node sends: the node is not used. */
@@ -191,6 +195,7 @@ export function parseTopologyReply(reply: RespValue, maxNodes: number): NodeRepo
       lsn: count(r, "lsn"),
       lagRecords: count(r, "lag_records"),
       lagMs: count(r, "lag_ms"),
+      filtered: Array.isArray(r.key_filter) && r.key_filter.length > 0,
     };
   });
   return {
@@ -202,6 +207,7 @@ export function parseTopologyReply(reply: RespValue, maxNodes: number): NodeRepo
     deposed: flag(node, "deposed"),
     master,
     replicas,
+    filtered: Array.isArray(node.key_filter) && node.key_filter.length > 0,
   };
 }
 
@@ -375,7 +381,10 @@ export class ClusterState {
     node.lastError = "";
     node.rttMs = node.rttMs === undefined ? rttMs : node.rttMs + RTT_WEIGHT * (rttMs - node.rttMs);
     if (report.role === "master") {
-      for (const replica of report.replicas) this.#add(replica.address, false);
+      // A filtered replica holds only some keys: reads never go there.
+      for (const replica of report.replicas) {
+        if (!replica.filtered) this.#add(replica.address, false);
+      }
     } else if (report.master !== undefined && report.master.address !== "") {
       this.#add(report.master.address, false);
     }
@@ -527,6 +536,7 @@ export class ClusterState {
     const replicas = this.nodes.filter((node) => {
       const report = node.report;
       if (!node.reachable || report === undefined || report.role !== "replica") return false;
+      if (report.filtered) return false;
       if (report.master?.fullSync) return false;
       if (maxStalenessMs === undefined) return true;
       const staleness = this.staleness(node);

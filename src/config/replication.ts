@@ -61,7 +61,8 @@ export const REPLICATION_SETTINGS: { readonly [name in keyof ReplicationConfig]:
     aliases: ["replicas"],
     description:
       "Replicas of this node, as host:port,host:port: a master's, or a replica's own (cascading: " +
-      "it forwards its master's records to them).",
+      "it forwards its master's records to them). host:port[p1,p2] gives a replica a key filter: " +
+      "it receives only keys starting with p1 or p2 (selective replication).",
   },
   REPLICATION_MAX_RETRIES: {
     kind: "int",

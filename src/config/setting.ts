@@ -11,6 +11,11 @@
 export interface HostPort {
   host: string;
   port: number;
+  /**
+   * A replica's key filter (`host:port[p1,p2]` in `--replicas`): it receives only keys that start
+   * with one of these; absent for a replica that receives everything.
+   */
+  keyPrefixes?: string[];
 }
 
 /** What a setting's value may be: each kind's type. */

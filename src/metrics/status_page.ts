@@ -193,7 +193,7 @@ export const STATUS_JS = `"use strict";
       byId("cluster-title").textContent = "Replicas";
       columns = ["role", "address", "state", "healthy", "acked LSN", "lag records", "lag ms", "queued", "full syncs", "last error"];
       rows = report.replicas.map((r) => [
-        ["replica"],
+        [r.keyFilter ? "replica (only " + r.keyFilter.join(", ") + ")" : "replica"],
         [r.address],
         [r.state, "state-" + r.state],
         [r.healthy ? "yes" : "no"],

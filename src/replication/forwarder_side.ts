@@ -90,7 +90,7 @@ export class ForwarderSide {
         this.#use(this.#create([address], "durable"));
         log.info("sub-replica {replica} added", { replica: formatHostPort(address) });
       } else {
-        this.#replicator.addReplica(address.host, address.port);
+        this.#replicator.addReplica(address.host, address.port, address.keyPrefixes);
       }
     }
   }

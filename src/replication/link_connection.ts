@@ -24,6 +24,7 @@ export type Expected =
   | "format"
   | "hello"
   | "compress"
+  | "filter"
   | "diverged"
   | "log"
   | "ping"
@@ -159,11 +160,11 @@ export class LinkConnection {
     }
     // Tolerated errors: AUTH to a replica without tokens, a DIVERGED report it ignores, FORMAT
     // to a replica from before it, which does not know the word (the link refuses it), and a
-    // COMPRESS offer of a replica from before compression (the stream stays uncompressed).
+    // COMPRESS offer or FILTER of a replica from before them (the link decides what that means).
     const tolerated = reply instanceof RespErrorReply &&
       ((waiter.kind === "auth" && isChallengeOff(reply.message)) || waiter.kind === "diverged" ||
         (waiter.kind === "format" && /unknown REPLICATE subcommand/i.test(reply.message)) ||
-        (waiter.kind === "compress" && reply.code !== "STALEEPOCH"));
+        ((waiter.kind === "compress" || waiter.kind === "filter") && reply.code !== "STALEEPOCH"));
     if (reply instanceof RespErrorReply && !tolerated) {
       this.#ctx.onRefused?.(reply.code, reply.message);
       const error = new LinkError(

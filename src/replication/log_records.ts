@@ -93,3 +93,16 @@ export function recordsThrough(
   }
   return { end, lastLsn };
 }
+
+/** Runs of records (or any bytes) back to back in one new array. */
+export function concatRuns(runs: readonly Uint8Array[]): Uint8Array {
+  let total = 0;
+  for (const run of runs) total += run.length;
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const run of runs) {
+    out.set(run, at);
+    at += run.length;
+  }
+  return out;
+}

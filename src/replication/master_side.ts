@@ -92,7 +92,7 @@ export class MasterSide {
         this.use(this.create([address], "durable", this.#node.store.durableLsn));
         log.info("replica {replica} added", { replica: formatHostPort(address) });
       } else {
-        this.#replicator.addReplica(address.host, address.port);
+        this.#replicator.addReplica(address.host, address.port, address.keyPrefixes);
       }
     }
   }

@@ -346,6 +346,13 @@ export class NodeRole implements RoleGate {
     if (!this.#replica) {
       throw new RoleChangeError(`this node is already a master (epoch ${store.epoch})`);
     }
+    const filter = this.#state.keyFilter ?? [];
+    if (filter.length > 0) {
+      throw new RoleChangeError(
+        `this replica is filtered: it holds only keys under [${filter.join(",")}], not every ` +
+          `write, so it can never become a master; promote a replica without a key filter`,
+      );
+    }
     if (this.#applier?.getInfo().fullSyncInProgress) {
       throw new RoleChangeError(
         "a full sync from the master is in progress: this replica's data is incomplete; " +
@@ -386,7 +393,7 @@ export class NodeRole implements RoleGate {
         const text = formatHostPort(address);
         if (added.has(text)) continue;
         added.add(text);
-        replicator.addReplica(address.host, address.port);
+        replicator.addReplica(address.host, address.port, address.keyPrefixes);
       }
       this.#applier?.stop();
       this.#applier = undefined;
@@ -576,6 +583,14 @@ export class NodeRole implements RoleGate {
     this.#master.add(addresses);
   }
 
+  /**
+   * Gives the replica at `address` (`host:port` as listed) the key filter `prefixes` (none: every
+   * key); it is resynced to hold exactly those keys. False when it is not listed.
+   */
+  setKeyFilter(address: string, prefixes: readonly string[]): boolean {
+    return this.downstream?.setKeyFilter(address, prefixes) ?? false;
+  }
+
   /** Stops replicating to `address` (`host:port` as listed); false when it is not listed. */
   removeReplica(address: string): Promise<boolean> {
     return this.#replica ? this.#forwarder.remove(address) : this.#master.remove(address);
@@ -634,6 +649,15 @@ export class NodeRole implements RoleGate {
       learnEpoch: (epoch) => this.learnEpoch(epoch),
       localWrites: () => this.#state.localWrites ?? 0,
       compression: this.#node.config.REPLICATION_COMPRESSION,
+      keyFilter: () => this.#state.keyFilter ?? [],
+      keyFilterHeld: (prefixes) => {
+        const { keyFilter: _, ...rest } = this.#state;
+        this.#saveState(prefixes.length === 0 ? rest : { ...rest, keyFilter: [...prefixes] });
+        log.warn("this replica now holds {filter}", {
+          event: "key_filter_held",
+          filter: prefixes.length === 0 ? "every key" : `only keys under [${prefixes.join(",")}]`,
+        });
+      },
       maxUnpackedBytes: this.#node.config.MAX_REQUEST_BYTES,
       fullSyncCommitted: () => {
         this.#diverged = false;

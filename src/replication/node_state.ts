@@ -15,6 +15,9 @@
  *   it refuses to start until its settings agree (`--replica`, which clears the mark).
  *   `replicaOf` (the master `REPLICAOF` named, `host:port`) is kept on a replica too, for `INFO`
  *   and `ROLE` until the master's first HELLO.
+ * - `keyFilter`: the key prefixes of the data a filtered replica holds (selective replication),
+ *   kept once the full sync of a new filter committed; its master's `REPLICATE FILTER` is
+ *   compared with it, and a filtered node refuses `PROMOTE` (it does not hold every key).
  * - `localWrites`: writes made on this replica by hand (the spec's `REPLICATE PUT|BATCHPUT|DELETE`,
  *   accepted only before it ever followed a master), counted before each is acknowledged. While
  *   there are any, the replica's HELLO reply says so and its master replaces its contents with a
@@ -39,6 +42,11 @@ export interface NodeState {
   demotedAt?: string;
   replicaOf?: string;
   localWrites?: number;
+  /**
+   * The key prefixes of the data a filtered replica holds (selective replication), set when the
+   * full sync of a new filter commits; absent: every key. A filtered replica refuses PROMOTE.
+   */
+  keyFilter?: string[];
 }
 
 /** The node state is unreadable or says something impossible. */
@@ -79,6 +87,7 @@ export async function readNodeState(dir: string): Promise<NodeState> {
     ...(state.demotedAt === undefined ? {} : { demotedAt: String(state.demotedAt) }),
     ...(state.replicaOf === undefined ? {} : { replicaOf: String(state.replicaOf) }),
     ...(state.localWrites ? { localWrites: state.localWrites } : {}),
+    ...(state.keyFilter?.length ? { keyFilter: state.keyFilter.map(String) } : {}),
   };
 }
 
@@ -87,7 +96,9 @@ function isNodeState(state: Partial<NodeState>): state is NodeState {
     (state.promotedEpoch === undefined || isEpoch(state.promotedEpoch)) &&
     (state.replicaOf === undefined || typeof state.replicaOf === "string") &&
     (state.localWrites === undefined ||
-      (Number.isSafeInteger(state.localWrites) && state.localWrites >= 0));
+      (Number.isSafeInteger(state.localWrites) && state.localWrites >= 0)) &&
+    (state.keyFilter === undefined ||
+      (Array.isArray(state.keyFilter) && state.keyFilter.every((p) => typeof p === "string")));
 }
 
 /**

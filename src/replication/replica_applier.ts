@@ -13,6 +13,7 @@ import { CommandError } from "../server/hooks.ts";
 import { Follower, type SyncPhase } from "./follower.ts";
 import { SyncProgress } from "./sync_progress.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
+import { KeyFilter, KeyFilterError, samePrefixes } from "./key_filter.ts";
 import {
   acceptCodec,
   CompressionError,
@@ -205,6 +206,13 @@ export interface ApplierOptions {
   compression?: CompressionSetting;
   /** Largest frame once unpacked (`MAX_REQUEST_BYTES`, the bound of an uncompressed frame). */
   maxUnpackedBytes?: number;
+  /** The key prefixes of the data this replica holds (selective replication; empty: all keys). */
+  keyFilter?: () => readonly string[];
+  /**
+   * A full sync made this replica hold exactly the keys of `prefixes` (the filter its master
+   * gave it with `REPLICATE FILTER`): remember them durably before this returns.
+   */
+  keyFilterHeld?: (prefixes: readonly string[]) => void;
 }
 
 /** Serves `REPLICATE` on a replica: the store's side of what its {@link Follower} decides. */
@@ -215,6 +223,8 @@ export class ReplicaApplier {
   readonly #options: ApplierOptions;
   readonly #log = getLog("replication");
   #fullSync: FullSyncState | undefined;
+  /** A key filter a stream gave that differs from the data's: kept once its full sync commits. */
+  #offeredFilter: { connectionId: number; prefixes: string[] } | undefined;
   #appliedFrames = 0;
   #fullSyncs = 0;
 
@@ -277,6 +287,9 @@ export class ReplicaApplier {
           throw new ReplicateError("REPLICATE LOGZ requires codec, rawBytes and records");
         }
         return this.#applyLog(this.#unpack(args[1], args[2], args[3], peer));
+      case "FILTER":
+        this.#checkFrame(connectionId, "FILTER");
+        return this.#filter(args, connectionId);
       case "COMPRESS":
         this.#checkFrame(connectionId, "COMPRESS");
         return {
@@ -300,7 +313,7 @@ export class ReplicaApplier {
         this.#checkStale(connectionId);
         throw new ReplicateError(
           `unknown REPLICATE subcommand "${sub}" (PUT, BATCHPUT, DELETE, or the master's ` +
-            `HELLO, COMPRESS, LOG, LOGZ, PING, SNAPSHOT)`,
+            `HELLO, COMPRESS, FILTER, LOG, LOGZ, PING, SNAPSHOT)`,
         );
     }
   }
@@ -380,6 +393,36 @@ export class ReplicaApplier {
     this.#follower.onApplied(lsn);
     // Acknowledged once durable here: that is what a sync-mode master counts on.
     return { type: "integer", value: lsn, durableLsn: lsn };
+  }
+
+  /**
+   * `REPLICATE FILTER [<prefix>...]`: `same` when the data held is that filter's, else `changed`
+   * (the master sends a full sync of exactly those keys; the filter is kept when it commits).
+   */
+  #filter(args: Uint8Array[], connectionId: number): ApplierReply {
+    const prefixes = args.slice(1).map((word) => decoder.decode(word));
+    try {
+      KeyFilter.of(prefixes);
+    } catch (error) {
+      if (error instanceof KeyFilterError) throw new ReplicateError(error.message);
+      throw error;
+    }
+    const held = this.#options.keyFilter?.() ?? [];
+    if (samePrefixes(held, prefixes)) {
+      this.#offeredFilter = undefined;
+      return { type: "status", text: "same" };
+    }
+    this.#offeredFilter = { connectionId, prefixes };
+    this.#log.warn(
+      "master {master} gives this replica the key filter {filter} (it holds {held}): a full " +
+        "sync follows",
+      {
+        event: "key_filter_changed",
+        filter: prefixes.length === 0 ? "(none: every key)" : `[${prefixes.join(",")}]`,
+        held: held.length === 0 ? "every key" : `[${held.join(",")}]`,
+      },
+    );
+    return { type: "status", text: "changed" };
   }
 
   /**
@@ -503,6 +546,13 @@ export class ReplicaApplier {
     this.#follower.syncDone(sync.phase);
     if (this.#fullSync === sync) this.#fullSync = undefined;
     await this.#options.fullSyncCommitted?.();
+    // The data is now the offered filter's keys (a crash before this line costs one more full
+    // sync: the old filter, still kept, differs from the next offer).
+    const offered = this.#offeredFilter;
+    if (offered !== undefined && offered.connectionId === sync.phase.connectionId) {
+      this.#offeredFilter = undefined;
+      this.#options.keyFilterHeld?.(offered.prefixes);
+    }
     const done = sync.progress.done(this.#nowMs());
     this.#log.info(
       "full sync from the master done: {pairs} keys, {bytes} bytes as of LSN {lsn} in " +

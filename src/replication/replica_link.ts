@@ -10,11 +10,13 @@ import type { Logger } from "@logtape/logtape";
 import { challengeProof, isHex64, newNonce, proofMatches } from "../protocol/challenge.ts";
 import { LogGapError } from "../storage/errors.ts";
 import { findCommonLsn } from "./divergence.ts";
-import { RespErrorReply } from "../protocol/resp.ts";
+import { RespErrorReply, type RespValue } from "../protocol/resp.ts";
 import {
+  concatRuns,
   RECORD_HEADER_BYTES,
   recordCrcAt,
   recordEpochAt,
+  recordLengthAt,
   recordLsnAt,
   recordsThrough,
 } from "./log_records.ts";
@@ -23,12 +25,14 @@ import { SyncProgress } from "./sync_progress.ts";
 import type { FullSyncDecision, ReplicaNode } from "./replica_node.ts";
 import { Wakeup } from "./wakeup.ts";
 import { type Codec, type CompressionSetting, isCodec, packBatch } from "./compression.ts";
+import { filterRecords } from "./key_filter.ts";
 import type { ChainReport } from "./replicator.ts";
 import {
   compressRequest,
   describeReply,
   encodeRequest,
   expectInteger,
+  filterRequest,
   formatRequest,
   helloRequest,
   LogFrameWriter,
@@ -334,6 +338,7 @@ export class ReplicaLink {
       "hello",
     );
     const { lastLsn, lastEpoch, lastCrc, localWrites } = parseHelloReply(hello);
+    const filterChanged = await this.#negotiate();
     const master = lastLsn > node.durableLsn ? undefined : await this.#recordAt(lastLsn);
     this.#w.throwIfFailed();
     const decision = node.onHandshake(
@@ -344,6 +349,7 @@ export class ReplicaLink {
         masterEpochAtReplicaLsn: master?.epoch,
         masterCrcAtReplicaLsn: master?.crc ?? 0,
         replicaLocalWrites: localWrites,
+        filterChanged,
       },
       this.#ctx.nowMs(),
     );
@@ -366,7 +372,6 @@ export class ReplicaLink {
       },
     );
     if (decision.kind === "ahead") this.#aheadEpoch = lastEpoch;
-    await this.#negotiateCompression();
     if (decision.kind === "full_sync") {
       if (decision.diverged) await this.#reportDivergence(lastLsn, lastEpoch);
       await this.#fullSync();
@@ -523,18 +528,38 @@ export class ReplicaLink {
   }
 
   /**
-   * Offers this node's codec (`REPLICATE COMPRESS`) when compression is on; the session packs
-   * frames with it when the replica accepts it. A replica from before compression answers with an
-   * error, which leaves the session uncompressed.
+   * After HELLO, in one round trip: offers this node's codec (`REPLICATE COMPRESS`, when
+   * compression is on) and tells the replica its key filter (`REPLICATE FILTER`, none for a
+   * replica that receives every key). Resolves to why the replica's data does not match its
+   * filter (it then needs a full sync), or undefined when it does.
    */
-  async #negotiateCompression(): Promise<void> {
+  async #negotiate(): Promise<string | undefined> {
     this.#codec = undefined;
     const setting = this.#ctx.compression?.setting ?? "off";
-    if (setting === "off") {
-      this.node.compression = "off";
-      return;
+    const prefixes = this.node.keyFilter?.prefixes ?? [];
+    const compressed = setting === "off"
+      ? undefined
+      : this.#w.request(compressRequest(setting), "compress");
+    const filtered = this.#w.request(filterRequest(prefixes), "filter");
+    filtered.catch(() => {}); // a failed connection rejects both; the first await throws it
+    if (setting === "off" || compressed === undefined) this.node.compression = "off";
+    else this.#onCompressReply(setting, await compressed);
+    const reply = await filtered;
+    if (reply === "same") return undefined;
+    if (reply === "changed") {
+      return prefixes.length === 0
+        ? "the replica held only some keys (a key filter) and now receives every key"
+        : `the replica's key filter is now ${this.node.keyFilter}: it must hold exactly those keys`;
     }
-    const reply = await this.#w.request(compressRequest(setting), "compress");
+    if (prefixes.length === 0) return undefined; // a replica from before key filters: it has all
+    throw new LinkError(
+      `replica cannot take a key filter (${describeReply(reply)}): it is older than selective ` +
+        `replication; upgrade it, or list it without [prefixes]`,
+    );
+  }
+
+  /** The replica's answer to the codec offered (`setting`): the session's codec, or none. */
+  #onCompressReply(setting: Codec, reply: RespValue): void {
     const accepted = typeof reply === "string" ? reply : "";
     this.#codec = isCodec(accepted) && accepted === setting ? accepted : undefined;
     this.node.compression = this.#codec ??
@@ -547,14 +572,19 @@ export class ReplicaLink {
     }
   }
 
-  /** The frame carrying `records`: LOGZ when this session packs and packing pays, else LOG. */
-  #logFrame(records: readonly Uint8Array[]): Uint8Array {
+  /**
+   * The frame carrying `runs` of records: filtered for a replica with a key filter, then LOGZ
+   * when this session packs and packing pays, else LOG.
+   */
+  #logFrame(runs: readonly Uint8Array[]): Uint8Array {
+    const filter = this.node.keyFilter;
+    const records = filter === undefined ? runs : runs.map((run) => filterRecords(run, filter));
     const codec = this.#codec;
     let rawBytes = 0;
     for (const run of records) rawBytes += run.length;
     const minBytes = this.#ctx.compression?.minBytes ?? Infinity;
     if (codec !== undefined && rawBytes >= minBytes) {
-      const raw = records.length === 1 ? records[0] : concat(records, rawBytes);
+      const raw = records.length === 1 ? records[0] : concatRuns(records);
       const packed = packBatch(codec, raw);
       if (packed !== undefined) {
         this.node.countSent(rawBytes, packed.length);
@@ -649,8 +679,10 @@ export class ReplicaLink {
           );
         }
       };
+      const filter = this.node.keyFilter;
       for await (const [key, value, expiresAtMs = 0] of snapshot.entries) {
         this.#w.throwIfFailed();
+        if (filter !== undefined && !filter.matches(key)) continue;
         if (writer.wouldOverflow(key, value, expiresAtMs)) await flush();
         writer.add(key, value, expiresAtMs);
       }
@@ -718,7 +750,12 @@ export class ReplicaLink {
     try {
       for await (const chunk of this.#ctx.source.readLogFrom(lsn - 1)) {
         if (chunk.length < RECORD_HEADER_BYTES || recordLsnAt(chunk, 0) !== lsn) return undefined;
-        return { epoch: recordEpochAt(chunk, 0), crc: recordCrcAt(chunk, 0) };
+        // A filtered replica holds the filtered form of the record: its CRC is that one's.
+        const filter = this.node.keyFilter;
+        const record = filter === undefined
+          ? chunk
+          : filterRecords(chunk.subarray(0, recordLengthAt(chunk, 0)), filter);
+        return { epoch: recordEpochAt(record, 0), crc: recordCrcAt(record, 0) };
       }
       return undefined;
     } catch (error) {
@@ -743,15 +780,4 @@ export class ReplicaLink {
     }
     this.#w.throwIfFailed();
   }
-}
-
-/** The runs of `records` in one array of `totalBytes`. */
-function concat(records: readonly Uint8Array[], totalBytes: number): Uint8Array {
-  const out = new Uint8Array(totalBytes);
-  let at = 0;
-  for (const run of records) {
-    out.set(run, at);
-    at += run.length;
-  }
-  return out;
 }

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { KeyFilter } from "./key_filter.ts";
 import type { LagClock } from "./lag_clock.ts";
 import {
   type FailureOutcome,
@@ -36,6 +37,8 @@ export interface ReplicaNodeStatus {
   fullSyncs: number;
   /** The codec its stream is packed with, or why not ("off": this node does not compress). */
   compression: string;
+  /** Its key prefixes (selective replication); empty: it receives every key. */
+  keyPrefixes: readonly string[];
   /** Log and snapshot bytes sent since start, before and after compression. */
   sentRawBytes: number;
   sentWireBytes: number;
@@ -63,13 +66,22 @@ export class ReplicaManager {
   }
 
   /** Adds a replica (the same address twice is an error: it would get two senders). */
-  addReplica(host: string, port: number): ReplicaNode {
+  addReplica(host: string, port: number, keyFilter?: KeyFilter): ReplicaNode {
     const node = new ReplicaNode(host, port, this.#policy);
+    node.keyFilter = keyFilter;
     if (this.replicas.some((r) => r.address === node.address)) {
       throw new Error(`replica ${node.address} is listed twice in REPLICA_ADDRESSES`);
     }
     this.replicas.push(node);
     return node;
+  }
+
+  /**
+   * The replicas that hold every key: those without a key filter. Only they count for sync-mode
+   * acknowledgements, `WAIT` and majorities (a filtered replica does not hold every write).
+   */
+  get complete(): ReplicaNode[] {
+    return this.replicas.filter((r) => r.keyFilter === undefined);
   }
 
   /** Removes `node` (a replica taken out at runtime). */
@@ -128,6 +140,7 @@ export class ReplicaManager {
         failedAttempts: r.failedAttempts,
         fullSyncs: r.fullSyncs,
         compression: r.compression,
+        keyPrefixes: r.keyFilter?.prefixes ?? [],
         sentRawBytes: r.sentRawBytes,
         sentWireBytes: r.sentWireBytes,
       })),

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import type { KeyFilter } from "./key_filter.ts";
 import assert from "node:assert/strict";
 import { type DurableBatch, RecordQueue } from "./record_queue.ts";
 
@@ -152,6 +153,11 @@ export class ReplicaNode {
   fullSyncs = 0;
   /** Records of this replica found past the point where its log left the master's. */
   discardedRecords = 0;
+  /**
+   * Its key filter (selective replication): it receives only the keys the filter selects, never
+   * counts for sync acknowledgements, and cannot be promoted. Undefined: every key.
+   */
+  keyFilter: KeyFilter | undefined;
   /** The codec this session packs frames with, or why it does not ("off": not offered). */
   compression = "off";
   /** Log and snapshot bytes sent since start, before and after compression. */

@@ -76,8 +76,12 @@ function replicaLines(replicas: ReplicatorStats["replicas"]): InfoFields {
       `last_failure=${r.lastFailure ?? "never"},compression=${
         r.compression.replaceAll(" ", "_")
       },` +
-      `sent_bytes=${r.sentRawBytes},wire_bytes=${r.sentWireBytes}`,
+      `sent_bytes=${r.sentRawBytes},wire_bytes=${r.sentWireBytes},` +
+      `filtered=${r.keyPrefixes.length > 0 ? "yes" : "no"}`,
     ]);
+    if (r.keyPrefixes.length > 0) {
+      fields.push([`replica${i}_key_filter`, `[${r.keyPrefixes.join(",")}]`]);
+    }
     if (r.lastError !== "") fields.push([`replica${i}_last_error`, r.lastError]);
   });
   return fields;
@@ -170,6 +174,8 @@ function replicaInfo(role: NodeRole, config: Config, counts: ReplicationCounts):
     ["discarded_records", counts.discardedRecords],
     ["min_lsn_reads_waiting", counts.minLsnReadsWaiting],
     ["local_writes", role.state.localWrites ?? 0],
+    // Selective replication: the keys this replica holds (a filtered one cannot be promoted).
+    ["key_filter", role.state.keyFilter?.length ? `[${role.state.keyFilter.join(",")}]` : ""],
     ["read_guarantee", "what this replica applied (it may lag its master)"],
     // The settings it takes when promoted: a replica accepts --replication-mode and
     // --sync-replicas for that moment.
@@ -251,6 +257,7 @@ function linkStatuses(replicator: Replicator | undefined): ReplicaLinkStatus[] {
     lagMs: r.lagMs,
     queuedRecords: r.queuedRecords,
     fullSyncs: r.fullSyncs,
+    ...(r.keyPrefixes.length === 0 ? {} : { keyFilter: [...r.keyPrefixes] }),
     ...(r.lastError === "" ? {} : { lastError: r.lastError }),
   }));
 }

@@ -56,6 +56,12 @@ const PER_REPLICA: [string, string, (r: ReplicaNodeStatus) => number, "gauge" | 
     "counter",
   ],
   [
+    "kvstore_replication_filtered",
+    "1 when the replica has a key filter (it holds only some keys; never counted for sync acks).",
+    (r) => r.keyPrefixes.length > 0 ? 1 : 0,
+    "gauge",
+  ],
+  [
     "kvstore_replication_sent_bytes_total",
     "Log and snapshot bytes sent to the replica, before compression.",
     (r) => r.sentRawBytes,
@@ -120,6 +126,11 @@ export function registerReplicationMetrics(
     "kvstore_replica_master_last_io_seconds",
     "On a replica: seconds since its master was last heard from (-1: never).",
     () => role.applier?.getInfo().masterLastIoSecondsAgo,
+  );
+  one(
+    "kvstore_replica_filtered",
+    "On a replica: 1 when it holds only the keys of a key filter (it cannot be promoted).",
+    () => role.replica ? (role.state.keyFilter?.length ? 1 : 0) : undefined,
   );
   one(
     "kvstore_replica_chain_depth",

@@ -13,6 +13,7 @@ import { AckWaiters } from "./ack_waiters.ts";
 import { LagClock } from "./lag_clock.ts";
 import { splitBatch } from "./log_records.ts";
 import type { ChainFields } from "./stream_protocol.ts";
+import { KeyFilter } from "./key_filter.ts";
 import { ReplicaLink, type ReplicationSource } from "./replica_link.ts";
 import { ReplicaManager, type ReplicaNodeStatus } from "./replica_manager.ts";
 import type { ReplicaNode, ReplicaPolicy } from "./replica_node.ts";
@@ -167,12 +168,14 @@ export class Replicator {
     this.#tracker = new SyncAckTracker(config.SYNC_REPLICAS, policy.timeoutMs);
     this.#durableLsn = source.lastLsn;
     this.#committedLsn = options.committedLsn ?? 0;
-    for (const address of config.REPLICA_ADDRESSES) this.#addLink(address.host, address.port);
+    for (const address of config.REPLICA_ADDRESSES) {
+      this.#addLink(address.host, address.port, address.keyPrefixes);
+    }
     this.#refreshCommitted();
   }
 
-  #addLink(host: string, port: number): ReplicaLink {
-    const node = this.replicaManager.addReplica(host, port);
+  #addLink(host: string, port: number, keyPrefixes?: readonly string[]): ReplicaLink {
+    const node = this.replicaManager.addReplica(host, port, KeyFilter.of(keyPrefixes));
     node.setDurableLsn(this.#durableLsn);
     const options = this.#options;
     const forwarding = options.forwarding;
@@ -207,8 +210,8 @@ export class Replicator {
    * Adds a replica at runtime (the spec's `add_replica`): it gets its own sender, which catches
    * it up from its LSN (or a full sync) like any other. Throws for an address already listed.
    */
-  addReplica(host: string, port: number): ReplicaNode {
-    const link = this.#addLink(host, port);
+  addReplica(host: string, port: number, keyPrefixes?: readonly string[]): ReplicaNode {
+    const link = this.#addLink(host, port, keyPrefixes);
     if (this.#started) link.start();
     this.#log.info("replica {replica} added", { replica: link.node.address });
     return link.node;
@@ -230,6 +233,25 @@ export class Replicator {
       replica: address,
       ackedLsn: link.node.ackedLsn,
     });
+    return true;
+  }
+
+  /**
+   * Gives the replica at `address` (`host:port` as listed) a new key filter (none: it receives
+   * everything again). Its session ends and the next one resyncs it to hold exactly the keys the
+   * filter now selects (a full sync). False when no such replica is listed.
+   */
+  setKeyFilter(address: string, keyPrefixes: readonly string[]): boolean {
+    const link = this.#links.find((l) => l.node.address === address);
+    if (link === undefined) return false;
+    link.node.keyFilter = KeyFilter.of(keyPrefixes);
+    this.#log.warn("replica {replica}: key filter now {filter}; it is resynced", {
+      replica: address,
+      filter: link.node.keyFilter?.toString() ?? "(none: every key)",
+    });
+    link.interrupt("its key filter changed");
+    this.#refreshCommitted();
+    this.#settle();
     return true;
   }
 
@@ -349,7 +371,7 @@ export class Replicator {
    * rejects with {@link SyncReplicationError} after `REPLICATION_TIMEOUT`.
    */
   waitForReplicas(lsn: number): Promise<void> {
-    const replicas = this.replicaManager.replicas;
+    const replicas = this.replicaManager.complete;
     if (this.mode !== "sync" || lsn <= this.#committedLsn) return Promise.resolve();
     if (this.#tracker.isBacked(lsn, replicas)) return Promise.resolve();
     if (this.#deposed !== undefined) return Promise.reject(new DeposedError(lsn, this.#deposed));
@@ -380,7 +402,7 @@ export class Replicator {
   }
 
   #refreshCommitted(): void {
-    const backed = this.#tracker.backedLsn(this.replicaManager.replicas, this.#durableLsn);
+    const backed = this.#tracker.backedLsn(this.replicaManager.complete, this.#durableLsn);
     if (backed > this.#committedLsn) this.#committedLsn = backed;
   }
 
@@ -388,7 +410,7 @@ export class Replicator {
     this.#refreshCommitted();
     this.#ackWaiters.settle();
     if (this.#tracker.size === 0) return;
-    const replicas = this.replicaManager.replicas;
+    const replicas = this.replicaManager.complete;
     const { acknowledged, expired } = this.#tracker.settle(replicas, this.#nowMs());
     for (const token of acknowledged) token.resolve();
     for (const { token, error } of expired) {
@@ -412,7 +434,7 @@ export class Replicator {
    */
   replicasWith(lsn: number): number {
     let count = 0;
-    for (const r of this.replicaManager.replicas) {
+    for (const r of this.replicaManager.complete) {
       if (lsn === 0 ? r.state !== "down" : r.ackedLsn >= lsn) count++;
     }
     return count;
@@ -423,7 +445,7 @@ export class Replicator {
    * 1 of 2, 2 of 3 or 4; 0 without replicas (the master alone is a majority of one).
    */
   majorityReplicas(): number {
-    return Math.floor((this.replicaManager.replicas.length + 1) / 2);
+    return Math.floor((this.replicaManager.complete.length + 1) / 2);
   }
 
   /**
@@ -548,7 +570,7 @@ export class Replicator {
     }
     await Promise.all(this.#links.map((link) => link.stop()));
     this.#ackWaiters.releaseAll();
-    for (const { token, error } of this.#tracker.failAll(this.replicaManager.replicas)) {
+    for (const { token, error } of this.#tracker.failAll(this.replicaManager.complete)) {
       token.reject(error);
     }
     if (this.#syncTimer !== undefined) clearTimeout(this.#syncTimer);

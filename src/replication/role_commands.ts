@@ -7,7 +7,9 @@
  *   the master at host:port, in epoch n when given (older masters are fenced at once); on a
  *   master this demotes it at runtime. `REPLICAOF NO ONE [EPOCH n]`: replica → master, as
  *   `PROMOTE` (in epoch n when given). Redis's shape; both answer `+OK`.
- * - `REPLICAS [LIST] | ADD h:p | REMOVE h:p`: a master's replica set, at runtime.
+ * - `REPLICAS [LIST] | ADD h:p[prefixes] | REMOVE h:p | FILTER h:p[prefixes]`: a master's replica
+ *   set, at runtime; `[p1,p2]` after an address is its key filter (selective replication), which
+ *   FILTER changes (without brackets: every key again), resyncing that replica.
  * - `ROLE` and `TOPOLOGY`: what the node says about itself and its cluster (`topology.ts`).
  *
  * `PROMOTE`, `REPLICAOF` and `REPLICAS` are admin commands: with a replication token, only a
@@ -15,6 +17,7 @@
  *
  * @module
  */
+import { KeyFilter, KeyFilterError } from "./key_filter.ts";
 import { formatHostPort, type HostPort, parseAddresses, parseHostPort } from "../config.ts";
 import { getLog } from "../log.ts";
 import type { Reply } from "../protocol/mod.ts";
@@ -80,6 +83,7 @@ export function topologyFacts(node: ServerNode, role: NodeRole): TopologyFacts {
     },
     chain: info === undefined ? undefined : { depth: Math.max(1, info.chainDepth) },
     replicas: role.downstream?.getStats().replicas ?? [],
+    keyFilter: role.replica ? role.state.keyFilter : undefined,
   };
 }
 
@@ -142,20 +146,25 @@ function replicaOfSpec(node: ServerNode, role: NodeRole): CommandSpec {
 
 const REPLICAOF_USAGE = "usage: REPLICAOF host port [EPOCH n] | REPLICAOF NO ONE [EPOCH n]";
 
-/** `REPLICAS [LIST] | REPLICAS ADD host:port | REPLICAS REMOVE host:port`. */
+const REPLICAS_USAGE = "usage: REPLICAS [LIST] | REPLICAS ADD host:port[prefix,...] | " +
+  "REPLICAS REMOVE host:port | REPLICAS FILTER host:port[prefix,...]";
+
+/** `REPLICAS [LIST] | ADD host:port[prefixes] | REMOVE host:port | FILTER host:port[prefixes]`. */
 async function replicas(node: ServerNode, role: NodeRole, args: Uint8Array[]): Promise<Reply> {
   const sub = args.length === 0 ? "LIST" : decoder.decode(args[0]).toUpperCase();
   const listed = () => new Set(role.downstream?.replicaManager.replicas.map((r) => r.address));
   if (sub === "LIST" && args.length <= 1) {
+    const replicas = role.downstream?.replicaManager.replicas ?? [];
     return {
       type: "array",
-      items: [...listed()].map((a) => ({ type: "value", value: encoder.encode(a) })),
+      items: replicas.map((r) => ({
+        type: "value",
+        value: encoder.encode(r.address + (r.keyFilter?.toString() ?? "")),
+      })),
     };
   }
-  if ((sub !== "ADD" && sub !== "REMOVE") || args.length !== 2) {
-    throw new CommandError(
-      "usage: REPLICAS [LIST] | REPLICAS ADD host:port | REPLICAS REMOVE host:port",
-    );
+  if ((sub !== "ADD" && sub !== "REMOVE" && sub !== "FILTER") || args.length !== 2) {
+    throw new CommandError(REPLICAS_USAGE);
   }
   let addresses: HostPort[];
   try {
@@ -164,6 +173,15 @@ async function replicas(node: ServerNode, role: NodeRole, args: Uint8Array[]): P
     throw new CommandError(error instanceof Error ? error.message : String(error));
   }
   if (addresses.length === 0) throw new CommandError(`REPLICAS ${sub} needs host:port`);
+  for (const address of addresses) {
+    try {
+      KeyFilter.of(address.keyPrefixes);
+    } catch (error) {
+      if (error instanceof KeyFilterError) throw new CommandError(error.message);
+      throw error;
+    }
+  }
+  if (sub === "FILTER") return setFilters(role, addresses, listed());
   if (sub === "ADD") {
     for (const address of addresses) {
       const text = formatHostPort(address);
@@ -191,6 +209,20 @@ async function replicas(node: ServerNode, role: NodeRole, args: Uint8Array[]): P
     }
   }
   for (const address of addresses) await role.removeReplica(formatHostPort(address));
+  return { type: "ok" };
+}
+
+/** `REPLICAS FILTER host:port[prefixes]`: each listed replica gets its new filter and a resync. */
+function setFilters(role: NodeRole, addresses: HostPort[], listed: Set<string>): Reply {
+  for (const address of addresses) {
+    const text = formatHostPort(address);
+    if (!listed.has(text)) {
+      throw new CommandError(`no replica ${text} (replicas: ${[...listed].join(", ") || "none"})`);
+    }
+  }
+  for (const address of addresses) {
+    role.setKeyFilter(formatHostPort(address), address.keyPrefixes ?? []);
+  }
   return { type: "ok" };
 }
 

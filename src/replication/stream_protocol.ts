@@ -62,6 +62,16 @@
  *     the first offered codec it speaks, or `none` when its own REPLICATION_COMPRESSION is `off`.
  *     A replica from before compression answers "unknown REPLICATE subcommand", which the master
  *     takes as `none`: the stream goes on uncompressed, as it always did.
+ * REPLICATE FILTER [<prefix>...]            → +same | +changed
+ *     Sent right after HELLO (pipelined with COMPRESS): the key filter this master gives the
+ *     replica (selective replication, src/replication/key_filter.ts), none for every key. The
+ *     replica compares it with the filter of the data it holds (kept in NODE_STATE.json):
+ *     `changed` makes the master send a full sync of exactly the keys the filter selects, after
+ *     which the replica keeps the new filter. A filtered replica refuses PROMOTE. LOG frames to
+ *     a filtered replica carry only matching keys: a BATCH cut to its matching pairs, a record
+ *     with none an empty BATCH at the same LSN, so the replica's log stays gapless. A replica
+ *     from before filters answers with an error: fine when it is given none, else the master
+ *     refuses to stream to it.
  * REPLICATE LOGZ <codec> <rawBytes> <packed>  → :<appliedLsn>
  *     A LOG frame whose records are packed with the agreed codec (only a frame of at least
  *     REPLICATION_COMPRESSION_MIN_BYTES whose packing saves bytes; other frames stay LOG). The
@@ -158,6 +168,11 @@ export function helloRequest(
 /** `REPLICATE COMPRESS <codec>`: the master offers its codec (see the module comment). */
 export function compressRequest(codec: string): Uint8Array {
   return encodeRequest(["REPLICATE", "COMPRESS", codec]);
+}
+
+/** `REPLICATE FILTER [<prefix>...]`: the replica's key filter (none: every key). */
+export function filterRequest(prefixes: readonly string[]): Uint8Array {
+  return encodeRequest(["REPLICATE", "FILTER", ...prefixes]);
 }
 
 /** `REPLICATE LOGZ <codec> <rawBytes> <packed>`. */

@@ -84,6 +84,8 @@ export interface TopologyFacts {
   chain?: ChainFacts;
   /** Its replicas: a master's, or a replica's own (cascading); none when it has none. */
   replicas: readonly ReplicaNodeStatus[];
+  /** A filtered replica: the key prefixes of the data it holds (absent or empty: every key). */
+  keyFilter?: readonly string[];
 }
 
 /** One replica in a {@link TopologyDocument}. */
@@ -96,6 +98,8 @@ export interface TopologyReplica {
   lsn: number;
   lag_records: number;
   lag_ms: number;
+  /** Its key prefixes when it is filtered (it holds only those keys); `null`: every key. */
+  key_filter: string[] | null;
 }
 
 /** The JSON document `TOPOLOGY` answers (field names as in `INFO`). */
@@ -113,6 +117,11 @@ export interface TopologyDocument {
     replication_mode: "async" | "sync";
     /** Hops from the master: 0 on a master, 1 for its replicas, 2 for theirs (cascading). */
     chain_depth: number;
+    /**
+     * On a filtered replica (selective replication), the key prefixes it holds: it has only those
+     * keys, is no place to read others, and can never be promoted. `null`: every key.
+     */
+    key_filter: string[] | null;
   };
   /**
    * The master: this node itself on a master; on a replica what it knows of the master at the
@@ -190,6 +199,9 @@ export function topologyDocument(facts: TopologyFacts): TopologyDocument {
       deposed: facts.deposed !== undefined,
       replication_mode: facts.replicationMode,
       chain_depth: facts.role === "master" ? 0 : facts.chain?.depth ?? 1,
+      key_filter: facts.keyFilter === undefined || facts.keyFilter.length === 0
+        ? null
+        : [...facts.keyFilter],
     },
     master,
     upstream: facts.role === "master" || upstream === undefined ? null : {
@@ -206,6 +218,7 @@ export function topologyDocument(facts: TopologyFacts): TopologyDocument {
       lsn: r.ackedLsn,
       lag_records: r.lagRecords,
       lag_ms: r.lagMs,
+      key_filter: r.keyPrefixes.length === 0 ? null : [...r.keyPrefixes],
     })),
     coordinator: null,
   };

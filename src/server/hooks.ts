@@ -307,6 +307,8 @@ export interface ReplicaLinkStatus {
   lagMs: number;
   queuedRecords: number;
   fullSyncs: number;
+  /** Its key prefixes when it is filtered (selective replication; absent: every key). */
+  keyFilter?: string[];
   /** Why its last attempt failed (absent when it did not). */
   lastError?: string;
 }

@@ -42,6 +42,7 @@ class ReplicaModel {
     if (name !== "REPLICATE") return "-ERR unknown command\r\n";
     if (sub === "FORMAT") return ":2\r\n";
     if (sub === "HELLO") return `+${this.lastLsn} ${this.lastEpoch} 0\r\n`;
+    if (sub === "FILTER") return "+same\r\n";
     if (sub === "COMPRESS") {
       return this.compress === undefined
         ? `-ERR unknown REPLICATE subcommand "COMPRESS"\r\n`
@@ -151,7 +152,8 @@ Deno.test("link: a diverged replica is told where the logs part, then gets a ful
   await waitUntil("synced", () => h.node.ackedLsn === 10 && h.node.state === "streaming");
   const words = h.replica.received.map((r) => r.words.slice(0, 3).join(" "));
   const hello = words.indexOf("REPLICATE HELLO 1");
-  assert.deepEqual(words.slice(hello + 1, hello + 3), [
+  assert.deepEqual(words.slice(hello + 1, hello + 4), [
+    "REPLICATE FILTER",
     "REPLICATE DIVERGED 5",
     "REPLICATE SNAPSHOT BEGIN",
   ]);

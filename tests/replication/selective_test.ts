@@ -1,0 +1,224 @@
+/**
+ * Selective replication: replicas given key prefixes on the master receive only matching keys
+ * (a BATCH cut to its matching pairs), are marked filtered in INFO, TOPOLOGY and metrics, never
+ * count for sync acknowledgements, refuse PROMOTE, and are resynced when their filter changes;
+ * a restart of either side keeps each holding exactly its keys.
+ */
+import assert from "node:assert/strict";
+import type { Config } from "../../src/config.ts";
+import { filterRecords, KeyFilter } from "../../src/replication/key_filter.ts";
+import { recordLengthAt, recordLsnAt } from "../../src/replication/log_records.ts";
+import { replicationExtension } from "../../src/replication/mod.ts";
+import { encodeBatch, encodeDelete, encodePut } from "../../src/storage/record.ts";
+import {
+  callAt,
+  CLUSTER_TEST,
+  dump,
+  dumpAt,
+  FAST_FAILURE_FLAGS,
+  KvNode,
+  parseInfo,
+  replicaFields,
+  waitUntil,
+  withClusterDir,
+} from "../helpers/cluster.ts";
+import { startTestServer } from "../helpers/test_server.ts";
+
+const encoder = new TextEncoder();
+const FAST = ["--fsync", "no", ...FAST_FAILURE_FLAGS];
+
+Deno.test("key filter: PUT and DELETE pass or become an empty BATCH at their LSN; a BATCH keeps its matching pairs", () => {
+  const out = new Uint8Array(4096);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  at += encodePut(out, view, at, 1, 2, 0, "a:1", "x");
+  at += encodePut(out, view, at, 2, 2, 0, "b:1", "y");
+  at += encodeDelete(out, view, at, 3, 2, 0, "a:1");
+  const pairs: [Uint8Array, Uint8Array][] = [["a:2", "1"], ["b:2", "2"], ["a:3", "3"]].map((
+    [k, v],
+  ) => [encoder.encode(k), encoder.encode(v)]);
+  at += encodeBatch(out, view, at, 4, 2, 0, pairs);
+  const records = out.subarray(0, at);
+  const filter = new KeyFilter(["a:"]);
+  const filtered = filterRecords(records, filter);
+  const lsns: number[] = [];
+  const lengths: number[] = [];
+  for (let i = 0; i < filtered.length; i += recordLengthAt(filtered, i)) {
+    lsns.push(recordLsnAt(filtered, i));
+    lengths.push(recordLengthAt(filtered, i));
+  }
+  assert.deepEqual(lsns, [1, 2, 3, 4], "every LSN kept: the log stays gapless");
+  assert.equal(lengths[1], 32, "b:1's PUT is an empty BATCH");
+  assert.equal(lengths[3], 32 + (8 + 3 + 1) * 2, "the BATCH keeps a:2 and a:3");
+  assert.equal(filterRecords(records, new KeyFilter(["a:", "b:"])), records, "nothing to cut");
+  assert.throws(() => new KeyFilter([""]), /may not be empty/);
+  assert.throws(() => new KeyFilter(Array(65).fill("p")), /more than 64/);
+});
+
+/** Every `key=value` of `all` whose key starts with one of `prefixes`. */
+function only(all: string[], prefixes: string[]): string[] {
+  return all.filter((pair) => prefixes.some((p) => pair.startsWith(p)));
+}
+
+async function holdsExactly(master: KvNode, replica: KvNode, prefixes: string[]): Promise<void> {
+  const expected = only(await dump(master), prefixes);
+  await waitUntil(
+    `${replica.name} holds exactly [${prefixes}]`,
+    async () => JSON.stringify(await dump(replica)) === JSON.stringify(expected),
+    20_000,
+  );
+}
+
+async function write(master: KvNode, round: string): Promise<void> {
+  const ok = async (words: string[]) =>
+    assert.equal(await master.send(words), "OK", words.join(" "));
+  for (let i = 0; i < 30; i++) {
+    await ok(["PUT", `a:${round}${i}`, `va${i}`]);
+    await ok(["PUT", `b:${round}${i}`, `vb${i}`]);
+    await ok(["PUT", `c:${round}${i}`, `neither ${i}`]);
+  }
+  // One atomic BATCHPUT spanning both filters and neither.
+  await ok(["BATCHPUT", `a:${round}x`, "1", `b:${round}x`, "2", `c:${round}x`, "3"]);
+  assert.equal(await master.send(["DELETE", `a:${round}0`]), "1");
+  assert.equal(await master.send(["DELETE", `c:${round}0`]), "1");
+}
+
+Deno.test({
+  name: "selective: two replicas with disjoint prefixes hold exactly their keys through writes, " +
+    "a filter change and restarts",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-selective-", async (dir) => {
+      const ra = await KvNode.start("ra", `${dir}/ra`, ["--replica", ...FAST]);
+      let rb = await KvNode.start("rb", `${dir}/rb`, ["--replica", ...FAST]);
+      const masterArgs = [
+        "--replicas",
+        `127.0.0.1:${ra.port}[a:],127.0.0.1:${rb.port}[b:]`,
+        ...FAST,
+      ];
+      let master = await KvNode.start("master", `${dir}/m`, masterArgs);
+      await write(master, "1-");
+      await holdsExactly(master, ra, ["a:"]);
+      await holdsExactly(master, rb, ["b:"]);
+
+      // Marked everywhere: the master's INFO line, the replica's INFO and TOPOLOGY, metrics.
+      const info = await master.info();
+      assert.equal(replicaFields(info, 0).get("filtered"), "yes");
+      assert.equal(info.get("replica0_key_filter"), "[a:]");
+      assert.equal(info.get("replica1_key_filter"), "[b:]");
+      assert.equal((await ra.info()).get("key_filter"), "[a:]");
+      const topology = JSON.parse(await ra.send(["TOPOLOGY"]));
+      assert.deepEqual(topology.node.key_filter, ["a:"]);
+      const masterTopology = JSON.parse(await master.send(["TOPOLOGY"]));
+      assert.deepEqual(masterTopology.replicas.map((r: { key_filter: string[] }) => r.key_filter), [
+        ["a:"],
+        ["b:"],
+      ]);
+      assert.equal(
+        await master.send(["REPLICAS", "LIST"]),
+        `127.0.0.1:${ra.port}[a:],127.0.0.1:${rb.port}[b:]`,
+      );
+      // A filtered replica is no master: PROMOTE is refused, and it keeps following.
+      assert.match(
+        await ra.send(["PROMOTE"]),
+        /this replica is filtered: it holds only keys under \[a:\], not every write/,
+      );
+      assert.equal((await ra.info()).get("role"), "replica");
+
+      // The filter of ra changes to c: while writes go on: it is resynced to exactly c: keys.
+      assert.equal(
+        await master.send(["REPLICAS", "FILTER", `127.0.0.1:${ra.port}[c:,b:1-1]`]),
+        "OK",
+      );
+      await write(master, "2-");
+      await holdsExactly(master, ra, ["c:", "b:1-1"]);
+      assert.equal((await ra.info()).get("key_filter"), "[c:,b:1-1]");
+      await holdsExactly(master, rb, ["b:"]);
+
+      // rb killed and restarted; then the master restarted with its original settings: ra gets
+      // [a:] again (a resync), rb keeps [b:] without a full sync.
+      await rb.kill();
+      rb = await KvNode.start("rb", `${dir}/rb`, ["--replica", ...FAST, "--port", String(rb.port)]);
+      await write(master, "3-");
+      await holdsExactly(master, rb, ["b:"]);
+      await master.stop();
+      master = await KvNode.start("master", `${dir}/m`, [
+        ...masterArgs,
+        "--port",
+        String(master.port),
+      ]);
+      await write(master, "4-");
+      await holdsExactly(master, ra, ["a:"]);
+      await holdsExactly(master, rb, ["b:"]);
+      // Its count is since its restart: neither restart cost it a full sync.
+      assert.equal((await rb.info()).get("full_syncs"), "0", "rb resumed from its LSN");
+
+      // A filter that matches nothing: the replica holds nothing and keeps up with every LSN.
+      assert.equal(
+        await master.send(["REPLICAS", "FILTER", `127.0.0.1:${ra.port}[zz-none:]`]),
+        "OK",
+      );
+      await write(master, "5-");
+      await holdsExactly(master, ra, ["zz-none:"]);
+      await waitUntil(
+        "ra is at the master's LSN",
+        async () =>
+          (await ra.info()).get("last_applied_lsn") === (await master.info()).get("master_lsn"),
+      );
+      // No filter at all again: ra gets every key and may be promoted again.
+      assert.equal(await master.send(["REPLICAS", "FILTER", `127.0.0.1:${ra.port}`]), "OK");
+      await holdsExactly(master, ra, [""]);
+      assert.equal((await ra.info()).get("key_filter"), "");
+    }),
+});
+
+const extensions = { extensions: [replicationExtension] };
+const FAST_CONFIG: Partial<Config> = {
+  FSYNC: "no",
+  REPLICATION_TIMEOUT: 0.5,
+  REPLICATION_HEALTH_CHECK_INTERVAL: 0.2,
+  REPLICATION_RETRY_BACKOFF_MS: 20,
+};
+
+Deno.test({
+  name:
+    "selective: a filtered replica never acknowledges a sync write, even one whose keys all match",
+  ...CLUSTER_TEST,
+  fn: async () => {
+    await using filtered = await startTestServer({ ...FAST_CONFIG, REPLICA: true }, extensions);
+    await using master = await startTestServer({
+      ...FAST_CONFIG,
+      REPLICATION_ENABLED: true,
+      REPLICATION_MODE: "sync",
+      REPLICA_ADDRESSES: [{ host: "127.0.0.1", port: filtered.port, keyPrefixes: ["k"] }],
+    }, extensions);
+    // The default rule (every healthy replica) counts no filtered one: the master alone.
+    assert.equal(await callAt(master.port, "PUT", "k1", "v"), "OK");
+    await waitUntil(
+      "the filtered replica has k1",
+      async () => JSON.stringify(await dumpAt(filtered.port)) === JSON.stringify(["k1=v"]),
+    );
+    // WAIT counts replicas that hold every write: none here.
+    assert.equal(await callAt(master.port, "WAIT", "1", "200"), "0");
+    const info = parseInfo(await callAt(master.port, "INFO", "replication"));
+    assert.equal(replicaFields(info, 0).get("filtered"), "yes");
+    assert.match(await callAt(filtered.port, "PROMOTE"), /this replica is filtered/);
+  },
+});
+
+Deno.test("selective: a bad filter is refused before anything changes", async () => {
+  await using master = await startTestServer(FAST_CONFIG, extensions);
+  assert.match(
+    await callAt(master.port, "REPLICAS", "ADD", "127.0.0.1:1[a:,]"),
+    /empty key prefix/,
+  );
+  assert.match(
+    await callAt(master.port, "REPLICAS", "ADD", `127.0.0.1:1[${"p".repeat(300)}]`),
+    /more than 256/,
+  );
+  assert.match(
+    await callAt(master.port, "REPLICAS", "FILTER", "127.0.0.1:1[a:]"),
+    /no replica 127.0.0.1:1/,
+  );
+  assert.equal(await callAt(master.port, "REPLICAS", "LIST"), "");
+});
