@@ -8,7 +8,9 @@
  * - `reset`: every open connection is closed at once and new ones are closed on accept.
  *
  * And a latency: with `setDelay(ms)` every chunk is forwarded `ms` later than it arrived (both
- * ways, order kept, throughput unchanged): a slow link or a far node.
+ * ways, order kept, throughput unchanged): a slow link or a far node. And a bandwidth: with
+ * `setRateLimit(bytesPerSecond)` each direction of each connection forwards at most that many
+ * bytes a second (a 10 MB/s WAN link, for benchmarks of replication over it).
  *
  * @module
  */
@@ -34,6 +36,7 @@ export class FaultProxy {
   readonly port: number;
   #mode: FaultMode = "pass";
   #delayMs = 0;
+  #bytesPerSecond = Infinity;
   readonly #listener: Deno.Listener;
   readonly #pairs = new Set<Pair>();
   readonly #stats: FaultProxyStats = { accepted: 0, open: 0, passedBytes: 0, droppedBytes: 0 };
@@ -70,6 +73,11 @@ export class FaultProxy {
   /** Forwards every chunk `delayMs` after it arrived, both ways (0: at once). */
   setDelay(delayMs: number): void {
     this.#delayMs = delayMs;
+  }
+
+  /** Forwards at most `bytesPerSecond` per direction of each connection (Infinity: no limit). */
+  setRateLimit(bytesPerSecond: number): void {
+    this.#bytesPerSecond = bytesPerSecond > 0 ? bytesPerSecond : Infinity;
   }
 
   /** Stops accepting and closes every connection. */
@@ -122,6 +130,17 @@ export class FaultProxy {
     const delayed: { bytes: Uint8Array; dueMs: number }[] = [];
     let wake: (() => void) | undefined;
     let reading = true;
+    // The rate limit: when the link is free again (each chunk holds it for its bytes' time).
+    let linkFreeAtMs = 0;
+    const throttle = async (bytes: number) => {
+      if (this.#bytesPerSecond === Infinity) return;
+      const nowMs = performance.now();
+      const startMs = Math.max(nowMs, linkFreeAtMs);
+      linkFreeAtMs = startMs + (bytes * 1000) / this.#bytesPerSecond;
+      if (linkFreeAtMs - nowMs > 1) {
+        await new Promise((resolve) => setTimeout(resolve, linkFreeAtMs - nowMs));
+      }
+    };
     const forwarder = (async () => {
       for (;;) {
         const next = delayed[0];
@@ -152,6 +171,7 @@ export class FaultProxy {
           wake = undefined;
           continue;
         }
+        await throttle(n);
         let written = 0;
         while (written < n) written += await to.write(buffer.subarray(written, n));
         this.#stats.passedBytes += n;

@@ -16,7 +16,7 @@ Deno.test("a bad REPLICATE subcommand is refused as a bad request and logged onc
   assert.equal(
     replies[0],
     'ERROR: unknown REPLICATE subcommand "FOO" (PUT, BATCHPUT, DELETE, or the master\'s ' +
-      "HELLO, COMPRESS, LOG, LOGZ, PING, SNAPSHOT)",
+      "HELLO, COMPRESS, FILTER, LOG, LOGZ, PING, SNAPSHOT)",
   );
   assert.equal(new Set(replies.slice(0, count)).size, 1);
   assert.equal(replies[count], "ERROR: REPLICATE SNAPSHOT before REPLICATE HELLO");

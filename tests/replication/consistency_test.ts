@@ -96,6 +96,7 @@ Deno.test("TOPOLOGY: a master lists its replicas; a replica names its master fro
       deposed: false,
       replication_mode: "async",
       chain_depth: 0,
+      key_filter: null,
     },
   );
   assert.equal(master.upstream, null);
