@@ -11,6 +11,7 @@ const BENCHMARKS: Record<string, string> = {
   client: "./bench_client.ts",
   expiry: "./bench_expiry.ts",
   failover: "./bench_failover.ts",
+  topology: "./bench_topology.ts",
 };
 
 const [name, ...rest] = Deno.args;
