@@ -264,7 +264,7 @@ function usageLine(command: string): string {
       readrange: "<start> <end> [--json]",
       batchput: "<k1,k2,...> <v1,v2,...>",
       info: "[section]",
-      replicas: "[add|remove <host:port,...>]",
+      replicas: "[add|remove|filter <host:port[prefix,...],...>]",
     } as Record<string, string>)[command] ?? ""
   }`.trimEnd() + ` (see kvstore ${command} --help)`;
 }
@@ -597,7 +597,7 @@ function infoFields(text: string): Map<string, string> {
 }
 
 /**
- * `kvstore replicas [add|remove <h:p,...>]`. Before `add`, each target is asked for its INFO: it
+ * `kvstore replicas [add|remove|filter <h:p[prefixes],...>]`. Before `add`, each target is asked for its INFO: it
  * must answer as a replica, and not be the master itself under another name (same run_id).
  */
 async function replicas(
@@ -609,8 +609,10 @@ async function replicas(
   if (operands.length === 1) return fail(usageLine("replicas"));
   if (operands.length === 2) {
     const action = operands[0].toLowerCase();
-    if (action !== "add" && action !== "remove") {
-      return fail(`replicas: "${operands[0]}" is not add or remove (see kvstore replicas --help)`);
+    if (action !== "add" && action !== "remove" && action !== "filter") {
+      return fail(
+        `replicas: "${operands[0]}" is not add, remove or filter (see kvstore replicas --help)`,
+      );
     }
     if (action === "add") {
       const problem = await refuseAdd(client, connection, operands[1], force);

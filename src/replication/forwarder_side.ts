@@ -41,6 +41,8 @@ export interface ForwarderOptions {
   epoch: () => number;
   /** What this node knows of the chain above it. */
   chain: () => ChainReport;
+  /** The key prefixes of the data this node holds (a filtered replica), empty: every key. */
+  keyFilter: () => readonly string[];
 }
 
 /** A replica's forwarding replicator slot; see the module comment. */
@@ -134,6 +136,7 @@ export class ForwarderSide {
         epoch: options.epoch,
         notReady: () => this.notReady(),
         chain: options.chain,
+        keyFilter: options.keyFilter,
       },
     });
   }

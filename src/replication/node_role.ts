@@ -159,6 +159,7 @@ export class NodeRole implements RoleGate {
       onRefused: (address, code, message) => this.#refused(address, code, message),
       advertisedAddress: () => this.advertisedAddress,
       epoch: () => this.epoch,
+      keyFilter: () => this.#state.keyFilter ?? [],
       chain: () => {
         const info = this.#applier?.getInfo();
         return {

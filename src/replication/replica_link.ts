@@ -25,7 +25,7 @@ import { SyncProgress } from "./sync_progress.ts";
 import type { FullSyncDecision, ReplicaNode } from "./replica_node.ts";
 import { Wakeup } from "./wakeup.ts";
 import { type Codec, type CompressionSetting, isCodec, packBatch } from "./compression.ts";
-import { filterRecords } from "./key_filter.ts";
+import { filterRecords, KeyFilter } from "./key_filter.ts";
 import type { ChainReport } from "./replicator.ts";
 import {
   compressRequest,
@@ -88,6 +88,11 @@ export interface LinkContext {
    * on a master.
    */
   notReady?(): string | undefined;
+  /**
+   * A forwarding replica: the key prefixes of the data it holds (it is filtered itself), which a
+   * sub-replica given no filter of its own gets: it can only forward what it has.
+   */
+  heldKeyFilter?(): readonly string[];
   /** A forwarding replica: what it tells its sub-replicas about the chain (absent on a master). */
   chain?(): ChainReport;
   /** Where clients reach the master (`host:port`), told to the replica in HELLO. */
@@ -536,6 +541,9 @@ export class ReplicaLink {
   async #negotiate(): Promise<string | undefined> {
     this.#codec = undefined;
     const setting = this.#ctx.compression?.setting ?? "off";
+    if (!this.node.keyFilterGiven) {
+      this.node.keyFilter = KeyFilter.of(this.#ctx.heldKeyFilter?.());
+    }
     const prefixes = this.node.keyFilter?.prefixes ?? [];
     const compressed = setting === "off"
       ? undefined

@@ -69,6 +69,7 @@ export class ReplicaManager {
   addReplica(host: string, port: number, keyFilter?: KeyFilter): ReplicaNode {
     const node = new ReplicaNode(host, port, this.#policy);
     node.keyFilter = keyFilter;
+    node.keyFilterGiven = keyFilter !== undefined;
     if (this.replicas.some((r) => r.address === node.address)) {
       throw new Error(`replica ${node.address} is listed twice in REPLICA_ADDRESSES`);
     }

@@ -158,6 +158,11 @@ export class ReplicaNode {
    * counts for sync acknowledgements, and cannot be promoted. Undefined: every key.
    */
   keyFilter: KeyFilter | undefined;
+  /**
+   * The key filter was given for this replica (`host:port[...]`, `REPLICAS FILTER`); when not, a
+   * forwarding replica that is itself filtered gives it its own filter at each handshake.
+   */
+  keyFilterGiven = false;
   /** The codec this session packs frames with, or why it does not ("off": not offered). */
   compression = "off";
   /** Log and snapshot bytes sent since start, before and after compression. */

@@ -70,6 +70,11 @@ export interface Forwarding {
   notReady(): string | undefined;
   /** What it knows of the chain, told to each sub-replica every {@link CHAIN_REPORT_INTERVAL_MS}. */
   chain(): ChainReport;
+  /**
+   * The key prefixes of the data it holds when it is a filtered replica (empty: every key): a
+   * sub-replica given no filter of its own gets this one.
+   */
+  keyFilter?(): readonly string[];
 }
 
 /** Policy of every replica link, from the settings. */
@@ -187,6 +192,7 @@ export class Replicator {
       epoch: forwarding === undefined ? () => sourceEpoch : () => forwarding.epoch(),
       notReady: forwarding?.notReady,
       chain: forwarding?.chain,
+      heldKeyFilter: forwarding?.keyFilter,
       masterAddress: options.masterAddress,
       snapshotChunkBytes: this.#config.SNAPSHOT_CHUNK_BYTES,
       compression: {
@@ -245,6 +251,7 @@ export class Replicator {
     const link = this.#links.find((l) => l.node.address === address);
     if (link === undefined) return false;
     link.node.keyFilter = KeyFilter.of(keyPrefixes);
+    link.node.keyFilterGiven = link.node.keyFilter !== undefined;
     this.#log.warn("replica {replica}: key filter now {filter}; it is resynced", {
       replica: address,
       filter: link.node.keyFilter?.toString() ?? "(none: every key)",

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { Config } from "../../src/config.ts";
 import { filterRecords, KeyFilter } from "../../src/replication/key_filter.ts";
 import { recordLengthAt, recordLsnAt } from "../../src/replication/log_records.ts";
+import { KVClient } from "../../mod.ts";
 import { replicationExtension } from "../../src/replication/mod.ts";
 import { encodeBatch, encodeDelete, encodePut } from "../../src/storage/record.ts";
 import {
@@ -203,6 +204,50 @@ Deno.test({
     const info = parseInfo(await callAt(master.port, "INFO", "replication"));
     assert.equal(replicaFields(info, 0).get("filtered"), "yes");
     assert.match(await callAt(filtered.port, "PROMOTE"), /this replica is filtered/);
+    // A client that reads from replicas never picks the filtered one, even when given it.
+    assert.equal(await callAt(master.port, "PUT", "other", "v"), "OK");
+    await using client = new KVClient({
+      nodes: [`127.0.0.1:${master.port}`, `127.0.0.1:${filtered.port}`],
+      readPreference: "replicaPreferred",
+    });
+    await client.refreshTopology();
+    for (let i = 0; i < 5; i++) assert.equal(await client.read("other"), "v");
+  },
+});
+
+Deno.test({
+  name: "selective: a filtered replica's own replicas get its filter: they hold only its keys",
+  ...CLUSTER_TEST,
+  fn: async () => {
+    await using sub = await startTestServer({ ...FAST_CONFIG, REPLICA: true }, extensions);
+    await using filtered = await startTestServer({
+      ...FAST_CONFIG,
+      REPLICA: true,
+      REPLICATION_ENABLED: true,
+      REPLICA_ADDRESSES: [{ host: "127.0.0.1", port: sub.port }],
+    }, extensions);
+    await using master = await startTestServer({
+      ...FAST_CONFIG,
+      REPLICATION_ENABLED: true,
+      REPLICA_ADDRESSES: [{ host: "127.0.0.1", port: filtered.port, keyPrefixes: ["a:"] }],
+    }, extensions);
+    for (const key of ["a:1", "b:1", "a:2"]) {
+      assert.equal(await callAt(master.port, "PUT", key, "v"), "OK");
+    }
+    assert.equal(await callAt(master.port, "BATCHPUT", "a:3", "v", "b:3", "v"), "OK");
+    const expected = JSON.stringify(["a:1=v", "a:2=v", "a:3=v"]);
+    await waitUntil(
+      "the sub-replica holds only a: keys",
+      async () =>
+        JSON.stringify(await dumpAt(sub.port)) === expected &&
+        JSON.stringify(await dumpAt(filtered.port)) === expected,
+    );
+    await waitUntil(
+      "the sub-replica is marked filtered",
+      async () =>
+        parseInfo(await callAt(sub.port, "INFO", "replication")).get("key_filter") === "[a:]",
+    );
+    assert.match(await callAt(sub.port, "PROMOTE"), /this replica is filtered/);
   },
 });
 
