@@ -51,3 +51,14 @@ export async function startTestServer(
     throw error;
   }
 }
+
+/**
+ * Settings of in-process replication tests: no fsync, a short reply timeout and quick retries,
+ * so a link notices a change (a node closed, a filter changed) within a second.
+ */
+export const FAST_REPLICATION: Partial<Config> = {
+  FSYNC: "no",
+  REPLICATION_TIMEOUT: 2,
+  REPLICATION_HEALTH_CHECK_INTERVAL: 0.2,
+  REPLICATION_RETRY_BACKOFF_MS: 20,
+};

@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import * as zlib from "node:zlib";
-import type { Config } from "../../src/config.ts";
 import {
   acceptCodec,
   CompressionError,
@@ -26,15 +25,10 @@ import {
 } from "../helpers/cluster.ts";
 import { RawRespConnection } from "../helpers/resp3.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
-import { startTestServer, type TestServer } from "../helpers/test_server.ts";
+import { FAST_REPLICATION, startTestServer, type TestServer } from "../helpers/test_server.ts";
 
 const extensions = { extensions: [replicationExtension] };
-const FAST: Partial<Config> = {
-  FSYNC: "no",
-  REPLICATION_TIMEOUT: 2,
-  REPLICATION_HEALTH_CHECK_INTERVAL: 0.2,
-  REPLICATION_RETRY_BACKOFF_MS: 20,
-};
+const FAST = FAST_REPLICATION;
 const decoder = new TextDecoder();
 
 function call(server: TestServer, ...words: string[]): Promise<string> {

@@ -5,7 +5,6 @@
  * a restart of either side keeps each holding exactly its keys.
  */
 import assert from "node:assert/strict";
-import type { Config } from "../../src/config.ts";
 import { filterRecords, KeyFilter } from "../../src/replication/key_filter.ts";
 import { recordLengthAt, recordLsnAt } from "../../src/replication/log_records.ts";
 import { KVClient } from "../../mod.ts";
@@ -23,7 +22,7 @@ import {
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
-import { startTestServer } from "../helpers/test_server.ts";
+import { FAST_REPLICATION, startTestServer } from "../helpers/test_server.ts";
 
 const encoder = new TextEncoder();
 const FAST = ["--fsync", "no", ...FAST_FAILURE_FLAGS];
@@ -174,12 +173,7 @@ Deno.test({
 });
 
 const extensions = { extensions: [replicationExtension] };
-const FAST_CONFIG: Partial<Config> = {
-  FSYNC: "no",
-  REPLICATION_TIMEOUT: 0.5,
-  REPLICATION_HEALTH_CHECK_INTERVAL: 0.2,
-  REPLICATION_RETRY_BACKOFF_MS: 20,
-};
+const FAST_CONFIG = FAST_REPLICATION;
 
 Deno.test({
   name:
