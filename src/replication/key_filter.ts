@@ -2,8 +2,10 @@
  * Selective replication: a replica given key prefixes receives only the keys that start with one
  * of them. The master filters what it sends to that replica, record by record, keeping the LSNs:
  *
- * - a PUT or DELETE of a matching key goes as it is;
- * - a BATCH goes with only its matching pairs, still one record (atomic for what it keeps);
+ * - a PUT, PUT_EXPIRING or DELETE of a matching key goes as it is;
+ * - a BATCH goes with only its matching pairs, a MULTI with only its matching entries (in order),
+ *   each still one record (atomic for what it keeps);
+ * - a FLUSH goes as it is (every key goes, the filtered ones too);
  * - a record with nothing to keep becomes an empty BATCH at the same LSN and epoch (32 bytes): the
  *   replica's log stays gapless, its position means the same on every node, and it acknowledges
  *   every LSN as any replica does.
@@ -17,7 +19,11 @@
 import {
   batchRecordBytes,
   encodeBatch,
+  encodeMulti,
   forEachKey,
+  MultiKind,
+  multiRecordBytes,
+  type MultiRecordEntry,
   Op,
   recordEpoch,
   recordFlags,
@@ -131,37 +137,52 @@ function filterRecord(
   filter: KeyFilter,
 ): Uint8Array | undefined {
   const op = recordOp(buf, at);
-  if (op !== Op.PUT && op !== Op.DELETE && op !== Op.BATCH) {
+  if (op === Op.FLUSH) return undefined; // every key goes: the filtered ones too
+  if (!FILTERABLE.has(op)) {
     throw new KeyFilterError(
       `record op ${op} at LSN ${recordLsn(view, at)} cannot be filtered by key (this node does ` +
         `not know it)`,
     );
   }
-  const keep: [Uint8Array, Uint8Array][] = [];
+  const batch: [Uint8Array, Uint8Array][] = [];
+  const multi: MultiRecordEntry[] = [];
   let dropped = 0;
-  forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength) => {
+  forEachKey(buf, view, at, (keyStart, keyLength, valueStart, valueLength, expiresAtMs) => {
     if (!filter.matches(buf, keyStart, keyLength)) {
       dropped++;
       return;
     }
-    const value = valueStart < 0
-      ? new Uint8Array(0)
-      : buf.subarray(valueStart, valueStart + valueLength);
-    keep.push([buf.subarray(keyStart, keyStart + keyLength), value]);
+    const key = buf.subarray(keyStart, keyStart + keyLength);
+    if (valueStart < 0) {
+      multi.push({ kind: MultiKind.DELETE, key });
+      return;
+    }
+    const value = buf.subarray(valueStart, valueStart + valueLength);
+    batch.push([key, value]);
+    multi.push({ kind: MultiKind.PUT, key, value, expiresAtMs });
   });
   if (dropped === 0) return undefined;
-  // Only a BATCH keeps some pairs; a PUT or DELETE keeps all (returned above) or nothing.
-  const pairs = op === Op.BATCH ? keep : [];
-  const out = new Uint8Array(batchRecordBytes(pairs));
   const lsn = recordLsn(view, at);
-  encodeBatch(
-    out,
-    new DataView(out.buffer),
-    0,
-    lsn,
-    recordEpoch(view, at),
-    recordFlags(buf, at),
-    pairs,
-  );
+  const epoch = recordEpoch(view, at);
+  const flags = recordFlags(buf, at);
+  // A MULTI keeps its matching entries (in order, still atomic); a BATCH its matching pairs; a
+  // single-key record that does not match becomes an empty BATCH holding its LSN.
+  if (op === Op.MULTI && multi.length > 0) {
+    const out = new Uint8Array(multiRecordBytes(multi));
+    encodeMulti(out, new DataView(out.buffer), 0, lsn, epoch, flags, multi);
+    return out;
+  }
+  const pairs = op === Op.BATCH ? batch : [];
+  const out = new Uint8Array(batchRecordBytes(pairs));
+  encodeBatch(out, new DataView(out.buffer), 0, lsn, epoch, flags, pairs);
   return out;
 }
+
+/** The operations whose keys a filter selects (FLUSH has none and always passes). */
+const FILTERABLE: ReadonlySet<number> = new Set([
+  Op.PUT,
+  Op.DELETE,
+  Op.BATCH,
+  Op.PUT_EXPIRING,
+  Op.MULTI,
+]);

@@ -9,7 +9,17 @@ import { filterRecords, KeyFilter } from "../../src/replication/key_filter.ts";
 import { recordLengthAt, recordLsnAt } from "../../src/replication/log_records.ts";
 import { KVClient } from "../../mod.ts";
 import { replicationExtension } from "../../src/replication/mod.ts";
-import { encodeBatch, encodeDelete, encodePut } from "../../src/storage/record.ts";
+import {
+  encodeBatch,
+  encodeDelete,
+  encodeFlush,
+  encodeMulti,
+  encodePut,
+  encodePutExpiring,
+  forEachKey,
+  MultiKind,
+  Op,
+} from "../../src/storage/record.ts";
 import {
   callAt,
   CLUSTER_TEST,
@@ -52,6 +62,32 @@ Deno.test("key filter: PUT and DELETE pass or become an empty BATCH at their LSN
   assert.equal(lengths[3], 32 + (8 + 3 + 1) * 2, "the BATCH keeps a:2 and a:3");
   assert.equal(filterRecords(records, new KeyFilter(["a:", "b:"])), records, "nothing to cut");
   assert.throws(() => new KeyFilter([""]), /may not be empty/);
+});
+
+Deno.test("key filter: a MULTI keeps its matching entries in order, an expiring PUT is a PUT, a FLUSH passes", () => {
+  const out = new Uint8Array(4096);
+  const view = new DataView(out.buffer);
+  let at = 0;
+  at += encodeMulti(out, view, at, 1, 0, 0, [
+    { kind: MultiKind.DELETE, key: "a:old" },
+    { kind: MultiKind.PUT, key: "b:1", value: "x", expiresAtMs: 0 },
+    { kind: MultiKind.PUT, key: "a:new", value: "y", expiresAtMs: 9_999_999_999_999 },
+  ]);
+  at += encodePutExpiring(out, view, at, 2, 0, 0, "b:2", "v", 9_999_999_999_999);
+  at += encodeFlush(out, view, at, 3, 0, 0);
+  const filtered = filterRecords(out.subarray(0, at), new KeyFilter(["a:"]));
+  const keys: string[] = [];
+  const fview = new DataView(filtered.buffer, filtered.byteOffset, filtered.byteLength);
+  const ops: number[] = [];
+  for (let i = 0; i < filtered.length; i += recordLengthAt(filtered, i)) {
+    ops.push(filtered[i + 20]);
+    forEachKey(filtered, fview, i, (start, length, valueStart, _, expiresAtMs) => {
+      const key = new TextDecoder().decode(filtered.subarray(start, start + length));
+      keys.push(`${valueStart < 0 ? "del" : "put"} ${key} ${expiresAtMs}`);
+    });
+  }
+  assert.deepEqual(ops, [Op.MULTI, Op.BATCH, Op.FLUSH]);
+  assert.deepEqual(keys, ["del a:old 0", "put a:new 9999999999999"]);
   assert.throws(() => new KeyFilter(Array(65).fill("p")), /more than 64/);
 });
 
@@ -79,6 +115,20 @@ async function write(master: KvNode, round: string): Promise<void> {
   }
   // One atomic BATCHPUT spanning both filters and neither.
   await ok(["BATCHPUT", `a:${round}x`, "1", `b:${round}x`, "2", `c:${round}x`, "3"]);
+  // Format 2 records: an expiring PUT, and a MULTI spanning both filters and neither.
+  await ok(["SET", `a:${round}ttl`, "t", "EX", "100000"]);
+  await ok(["SET", `c:${round}ttl`, "t", "EX", "100000"]);
+  const conn = await master.connect();
+  try {
+    for (const words of [["MULTI"], ["SET", `a:${round}m`, "1"], ["SET", `b:${round}m`, "2"]]) {
+      await conn.send(words);
+    }
+    await conn.send(["SET", `c:${round}m`, "3"]);
+    await conn.send(["DEL", `b:${round}1`]);
+    assert.ok(Array.isArray(await conn.send(["EXEC"])), "EXEC ran");
+  } finally {
+    conn.close();
+  }
   assert.equal(await master.send(["DELETE", `a:${round}0`]), "1");
   assert.equal(await master.send(["DELETE", `c:${round}0`]), "1");
 }
