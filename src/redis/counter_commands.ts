@@ -12,6 +12,7 @@
  */
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import type { CommandContext, CommandSpec } from "../server/hooks.ts";
+import { parseInteger } from "./arguments.ts";
 import {
   addLongDouble,
   formatLongDouble,
@@ -34,42 +35,69 @@ function integerReply(ctx: CommandContext, value: bigint): Reply {
   return { type: "raw", bytes: encoder.encode(text) };
 }
 
-/** Adds `by` to the integer at `key` (absent: 0); the reply is the new value. */
-function incrementBy(ctx: CommandContext, out: ReplyWriter, key: Uint8Array, by: bigint) {
+/** Largest increment and value the fast path adds as JS numbers (their sum stays exact). */
+const SMALL = 2 ** 52;
+/** Digits of the longest value the fast path parses as a number (below 2^52). */
+const SMALL_DIGITS = 15;
+
+/**
+ * Adds `by` to the integer at `key` (absent: 0); the reply is the new value. Values and
+ * increments below 2^52 add as JS numbers; anything else as 64-bit BigInts, with Redis's checks.
+ */
+function incrementBy(ctx: CommandContext, out: ReplyWriter, key: Uint8Array, by: number | bigint) {
   const old = readKey(ctx, key);
+  const stored = old.value;
+  if (typeof by === "number" && Math.abs(by) < SMALL) {
+    const value = stored === undefined
+      ? 0
+      : stored.length <= SMALL_DIGITS
+      ? parseInteger(stored)
+      : undefined;
+    if (value !== undefined) {
+      const sum = value + by;
+      const lsn = writeKey(ctx, key, encoder.encode(String(sum)), old.expiresAtMs);
+      return answer(ctx, out, { type: "integer", value: sum }, lsn, old.pending);
+    }
+  }
   let value = 0n;
-  if (old.value !== undefined) {
-    const parsed = parseLongLong(old.value);
+  if (stored !== undefined) {
+    const parsed = parseLongLong(stored);
     if (parsed === undefined) return out.error(NOT_AN_INTEGER);
     value = parsed;
   }
+  const step = BigInt(by);
   if (
-    (by < 0n && value < 0n && by < LLONG_MIN - value) ||
-    (by > 0n && value > 0n && by > LLONG_MAX - value)
+    (step < 0n && value < 0n && step < LLONG_MIN - value) ||
+    (step > 0n && value > 0n && step > LLONG_MAX - value)
   ) {
     return out.error("increment or decrement would overflow");
   }
-  value += by;
+  value += step;
   const lsn = writeKey(ctx, key, encoder.encode(String(value)), old.expiresAtMs);
   return answer(ctx, out, integerReply(ctx, value), lsn, old.pending);
 }
 
 function incr(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  return incrementBy(ctx, out, args[0], 1n);
+  return incrementBy(ctx, out, args[0], 1);
 }
 
 function decr(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  return incrementBy(ctx, out, args[0], -1n);
+  return incrementBy(ctx, out, args[0], -1);
+}
+
+/** An increment argument: a number when small, else a 64-bit BigInt; undefined if not one. */
+function incrementOf(bytes: Uint8Array): number | bigint | undefined {
+  return bytes.length <= SMALL_DIGITS ? parseInteger(bytes) : parseLongLong(bytes);
 }
 
 function incrby(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  const by = parseLongLong(args[1]);
+  const by = incrementOf(args[1]);
   if (by === undefined) return out.error(NOT_AN_INTEGER);
   return incrementBy(ctx, out, args[0], by);
 }
 
 function decrby(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  const by = parseLongLong(args[1]);
+  const by = incrementOf(args[1]);
   if (by === undefined) return out.error(NOT_AN_INTEGER);
   if (by === LLONG_MIN) return out.error("decrement would overflow");
   return incrementBy(ctx, out, args[0], -by);

@@ -20,6 +20,7 @@ import {
   LLONG_MAX,
   LLONG_MIN,
   parseLongLong,
+  probeKey,
   readKey,
   writeKey,
 } from "./string_access.ts";
@@ -101,9 +102,9 @@ function expire(seconds: boolean, absolute: boolean, command: string) {
  */
 function ttl(inMs: boolean, absolute: boolean) {
   return (args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) => {
-    const old = readKey(ctx, args[0]);
+    const old = probeKey(ctx, args[0]);
     let value: number;
-    if (old.value === undefined) value = -2;
+    if (!old.exists) value = -2;
     else if (old.expiresAtMs === 0) value = -1;
     else {
       const left = Math.max(0, absolute ? old.expiresAtMs : old.expiresAtMs - Date.now());

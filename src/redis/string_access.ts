@@ -15,6 +15,7 @@ import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import { acknowledge, answerCommitted } from "../server/commands.ts";
 import type { CommandContext } from "../server/hooks.ts";
 import { MAX_EXPIRES_AT_MS } from "../storage/mod.ts";
+import { parseInteger } from "./arguments.ts";
 
 /** A key as a string command sees it. */
 export interface StringKey {
@@ -34,6 +35,22 @@ export function readKey(ctx: CommandContext, key: Uint8Array): StringKey {
     value,
     expiresAtMs: value === undefined ? 0 : store.expiresAtMs(key) ?? 0,
     pending: commit.pendingLsn(key),
+  };
+}
+
+/**
+ * Whether `key` exists, its expiry time (0: never or absent) and the LSN of its newest uncommitted
+ * write, without reading its value (NX, XX, KEEPTTL, TTL need no more).
+ */
+export function probeKey(
+  ctx: CommandContext,
+  key: Uint8Array,
+): { exists: boolean; expiresAtMs: number; pending: number } {
+  const expiresAtMs = ctx.node.store.expiresAtMs(key);
+  return {
+    exists: expiresAtMs !== undefined,
+    expiresAtMs: expiresAtMs ?? 0,
+    pending: ctx.node.commit.pendingLsn(key),
   };
 }
 
@@ -136,6 +153,14 @@ export function expiryArgument(
   command: string,
   nowMs: number,
 ): number | string {
+  if (bytes.length <= 12) {
+    // Up to 12 digits nothing can overflow: no BigInt (the common `EX 3600`).
+    const small = parseInteger(bytes);
+    if (small === undefined) return "value is not an integer or out of range";
+    if (small <= 0) return invalidExpireTime(command);
+    const ms = unit === "EX" || unit === "EXAT" ? small * 1000 : small;
+    return unit === "EX" || unit === "PX" ? ms + nowMs : ms;
+  }
   const given = parseLongLong(bytes);
   if (given === undefined) return "value is not an integer or out of range";
   const seconds = unit === "EX" || unit === "EXAT";

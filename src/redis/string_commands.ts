@@ -24,6 +24,7 @@ import {
   LLONG_MAX,
   LLONG_MIN,
   parseLongLong,
+  probeKey,
   readKey,
   valueReply,
   writeKey,
@@ -126,20 +127,27 @@ function set(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   if (typeof options === "string") return out.error(options);
   const expiresAtMs = expiryOf(options, "set");
   if (typeof expiresAtMs === "string") return out.error(expiresAtMs);
-  const old = readKey(ctx, key);
-  const found = old.value !== undefined;
-  if ((options.nx && found) || (options.xx && !found)) {
-    return answer(ctx, out, options.get ? valueReply(old.value) : NIL, 0, old.pending);
+  if (!options.get && !options.nx && !options.xx && !options.keepTtl) {
+    // Only a new expiry: nothing to read (the common `SET k v EX 60`).
+    return answer(ctx, out, OK, store(ctx, key, value, expiresAtMs));
   }
-  const at = options.keepTtl ? old.expiresAtMs : expiresAtMs;
+  // The old value only for GET; the others need to know whether the key exists (and its TTL).
+  const old = options.get ? readKey(ctx, key) : undefined;
+  const probe = old === undefined ? probeKey(ctx, key) : undefined;
+  const found = old !== undefined ? old.value !== undefined : (probe?.exists ?? false);
+  const pending = old?.pending ?? probe?.pending ?? 0;
+  if ((options.nx && found) || (options.xx && !found)) {
+    return answer(ctx, out, options.get ? valueReply(old?.value) : NIL, 0, pending);
+  }
+  const at = options.keepTtl ? (old?.expiresAtMs ?? probe?.expiresAtMs ?? 0) : expiresAtMs;
   const lsn = store(ctx, key, value, at);
-  return answer(ctx, out, options.get ? valueReply(old.value) : OK, lsn, old.pending);
+  return answer(ctx, out, options.get ? valueReply(old?.value) : OK, lsn, pending);
 }
 
 /** `SETNX key value`: 1 when set, 0 when the key exists. */
 function setnx(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  const old = readKey(ctx, args[0]);
-  if (old.value !== undefined) return answer(ctx, out, integer(0), 0, old.pending);
+  const old = probeKey(ctx, args[0]);
+  if (old.exists) return answer(ctx, out, integer(0), 0, old.pending);
   return answer(ctx, out, integer(1), writeKey(ctx, args[0], args[1], 0), old.pending);
 }
 

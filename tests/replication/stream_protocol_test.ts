@@ -74,3 +74,23 @@ Deno.test("snapshot chunks: bounded pairs that decode back, torn ones refused", 
   assert.deepEqual(decoded, pairs);
   assert.throws(() => decodePairs(chunks[0].subarray(0, chunks[0].length - 1)), StreamFormatError);
 });
+
+Deno.test("snapshot chunks carry expiry times (format 2), and refuse a bad one", () => {
+  const writer = new PairChunkWriter(1024);
+  const at = 1_900_000_000_123;
+  writer.add(bytes("plain"), bytes("1"));
+  assert.ok(!writer.wouldOverflow(bytes("ttl"), bytes("2"), at));
+  writer.add(bytes("ttl"), bytes("2"), at);
+  writer.add(bytes("far"), bytes("3"), Number.MAX_SAFE_INTEGER);
+  const chunk = writer.take();
+  assert.equal(chunk.length, 8 + 6 + 16 + 4 + 16 + 4);
+  assert.deepEqual(
+    decodePairs(chunk).map(([k, v, expiresAtMs]) => [text(k), text(v), expiresAtMs]),
+    [["plain", "1", 0], ["ttl", "2", at], ["far", "3", Number.MAX_SAFE_INTEGER]],
+  );
+  const zero = chunk.slice(14);
+  new DataView(zero.buffer).setUint32(8, 0, true); // an expiring pair whose time is 0
+  new DataView(zero.buffer).setUint32(12, 0, true);
+  assert.throws(() => decodePairs(zero.subarray(0, 16 + 4)), /bad expiry time/);
+  assert.throws(() => decodePairs(chunk.subarray(0, 8 + 6 + 12)), StreamFormatError);
+});
