@@ -29,7 +29,6 @@ import {
   batchRecordBytes,
   encodeBatch,
   encodePut,
-  encodePutExpiring,
   EXPIRY_BYTES,
   Flag,
   putExpiringRecordBytes,
@@ -111,21 +110,7 @@ export class StagedLog {
       : putRecordBytes(key.length, value.length);
     const [segment, at] = this.#reserve(length);
     const flag = Flag.SNAPSHOT;
-    if (expiring) {
-      encodePutExpiring(
-        this.#buf,
-        this.#view,
-        at,
-        this.lsn,
-        this.epoch,
-        flag,
-        key,
-        value,
-        expiresAtMs,
-      );
-    } else {
-      encodePut(this.#buf, this.#view, at, this.lsn, this.epoch, flag, key, value);
-    }
+    encodePut(this.#buf, this.#view, at, this.lsn, this.epoch, flag, key, value, expiresAtMs);
     this.#used += length;
     const keyAt = at + RECORD_HEADER_BYTES + (expiring ? EXPIRY_BYTES : 0);
     const offset = segment.sizeBytes + keyAt + key.length;

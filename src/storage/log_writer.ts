@@ -27,7 +27,6 @@ import {
   encodeFlush,
   encodeMulti,
   encodePut,
-  encodePutExpiring,
   Flag,
   multiRecordBytes,
   type MultiRecordEntry,
@@ -168,17 +167,8 @@ export class LogWriter {
     const at = this.#reserve(putExpiringRecordBytes(key.length, value.length));
     const lsn = local ? this.#lastLsn : this.#lastLsn + 1;
     const flags = local ? Flag.LOCAL : 0;
-    encodePutExpiring(
-      this.#pending,
-      this.#pendingView,
-      at,
-      lsn,
-      epoch,
-      flags,
-      key,
-      value,
-      expiresAtMs,
-    );
+    const pending = this.#pending;
+    encodePut(pending, this.#pendingView, at, lsn, epoch, flags, key, value, expiresAtMs);
     this.#appended(lsn, at, epoch);
     return lsn;
   }

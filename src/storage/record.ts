@@ -205,8 +205,9 @@ function sealCrc(buf: Uint8Array, view: DataView, at: number, length: number): v
 }
 
 /**
- * Encodes a PUT record into `buf` at `at` (which must have room) and returns its length.
- * `view` is a DataView over the same buffer.
+ * Encodes a PUT record into `buf` at `at` (which must have room) and returns its length; with
+ * `expiresAtMs` above 0, a PUT_EXPIRING record (the key is gone at that time). `view` is a
+ * DataView over the same buffer.
  */
 export function encodePut(
   buf: Uint8Array,
@@ -217,34 +218,19 @@ export function encodePut(
   flags: number,
   key: Payload,
   value: Payload,
+  expiresAtMs = 0,
 ): number {
-  const length = putRecordBytes(key.length, value.length);
-  writeHeader(view, at, length, lsn, epoch, Op.PUT, flags, key.length, value.length);
-  copyPayload(buf, at + RECORD_HEADER_BYTES, key);
-  copyPayload(buf, at + RECORD_HEADER_BYTES + key.length, value);
-  sealCrc(buf, view, at, length);
-  return length;
-}
-
-/**
- * Encodes a PUT_EXPIRING record (a put whose key is gone at `expiresAtMs`, above 0) into `buf` at
- * `at` and returns its length.
- */
-export function encodePutExpiring(
-  buf: Uint8Array,
-  view: DataView,
-  at: number,
-  lsn: number,
-  epoch: number,
-  flags: number,
-  key: Payload,
-  value: Payload,
-  expiresAtMs: number,
-): number {
-  const length = putExpiringRecordBytes(key.length, value.length);
-  writeHeader(view, at, length, lsn, epoch, Op.PUT_EXPIRING, flags, key.length, value.length);
-  writeU64(view, at + RECORD_HEADER_BYTES, expiresAtMs);
-  const keyAt = at + RECORD_HEADER_BYTES + EXPIRY_BYTES;
+  const expiring = expiresAtMs !== 0;
+  const length = expiring
+    ? putExpiringRecordBytes(key.length, value.length)
+    : putRecordBytes(key.length, value.length);
+  const op = expiring ? Op.PUT_EXPIRING : Op.PUT;
+  writeHeader(view, at, length, lsn, epoch, op, flags, key.length, value.length);
+  let keyAt = at + RECORD_HEADER_BYTES;
+  if (expiring) {
+    writeU64(view, keyAt, expiresAtMs);
+    keyAt += EXPIRY_BYTES;
+  }
   copyPayload(buf, keyAt, key);
   copyPayload(buf, keyAt + key.length, value);
   sealCrc(buf, view, at, length);
