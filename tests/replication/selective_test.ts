@@ -15,7 +15,6 @@ import {
   encodeFlush,
   encodeMulti,
   encodePut,
-  encodePutExpiring,
   forEachKey,
   MultiKind,
   Op,
@@ -73,7 +72,7 @@ Deno.test("key filter: a MULTI keeps its matching entries in order, an expiring 
     { kind: MultiKind.PUT, key: "b:1", value: "x", expiresAtMs: 0 },
     { kind: MultiKind.PUT, key: "a:new", value: "y", expiresAtMs: 9_999_999_999_999 },
   ]);
-  at += encodePutExpiring(out, view, at, 2, 0, 0, "b:2", "v", 9_999_999_999_999);
+  at += encodePut(out, view, at, 2, 0, 0, "b:2", "v", 9_999_999_999_999); // PUT_EXPIRING
   at += encodeFlush(out, view, at, 3, 0, 0);
   const filtered = filterRecords(out.subarray(0, at), new KeyFilter(["a:"]));
   const keys: string[] = [];
