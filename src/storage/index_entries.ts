@@ -9,7 +9,16 @@ import assert from "node:assert/strict";
 import { HintKind } from "./hint.ts";
 import { type KeyIndex, NO_SLOT } from "./key_index.ts";
 import { bytesToKey } from "./keys.ts";
-import { deleteRecordBytes, forEachKey, type Payload, RECORD_HEADER_BYTES } from "./record.ts";
+import {
+  deleteRecordBytes,
+  forEachKey,
+  MULTI_ENTRY_HEADER_BYTES,
+  MultiKind,
+  type MultiRecordEntry,
+  PAIR_HEADER_BYTES,
+  type Payload,
+  RECORD_HEADER_BYTES,
+} from "./record.ts";
 import type { Segment } from "./segment.ts";
 
 /** Bytes a live entry is accounted for (its share of a record). */
@@ -141,4 +150,53 @@ export function noteTombstone(segment: Segment, key: Payload): void {
   if (typeof key === "string") segment.hint?.addKey(HintKind.TOMBSTONE, key, 0, 0);
   else segment.hint?.add(HintKind.TOMBSTONE, key, 0, key.length, 0, 0);
   segment.tombstoneBytes += deleteRecordBytes(key.length);
+}
+
+/**
+ * Applies a BATCH record of `pairs` just appended to the active `segment` at file offset
+ * `recordOffset`: each key points at its value in the record; `changed` hears of each key.
+ */
+export function indexBatch(
+  index: KeyIndex<Segment>,
+  segment: Segment,
+  recordOffset: number,
+  pairs: readonly (readonly [Uint8Array, Uint8Array])[],
+  changed: ((key: string) => void) | undefined,
+): void {
+  let offset = recordOffset + RECORD_HEADER_BYTES;
+  for (const [key, value] of pairs) {
+    offset += PAIR_HEADER_BYTES + key.length;
+    indexValue(index, key, 0, key.length, segment, offset, value.length);
+    offset += value.length;
+    changed?.(bytesToKey(key));
+  }
+}
+
+/**
+ * Applies a MULTI record of `entries` just appended to the active `segment` at file offset
+ * `recordOffset`, in order: a put points its key at its value in the record, a delete removes
+ * the key (and notes the tombstone); `changed` hears of each key.
+ */
+export function indexMulti(
+  index: KeyIndex<Segment>,
+  segment: Segment,
+  recordOffset: number,
+  entries: readonly MultiRecordEntry[],
+  changed: ((key: string) => void) | undefined,
+): void {
+  let offset = recordOffset + RECORD_HEADER_BYTES;
+  for (const entry of entries) {
+    offset += MULTI_ENTRY_HEADER_BYTES + entry.key.length;
+    if (entry.kind === MultiKind.PUT) {
+      const { key, value } = entry;
+      indexValue(index, key, 0, key.length, segment, offset, value.length, entry.expiresAtMs);
+      offset += value.length;
+    } else {
+      const slot = slotOfPayload(index, entry.key);
+      if (slot !== NO_SLOT) unindexSlot(index, slot);
+      noteTombstone(segment, entry.key);
+    }
+    const key = entry.key;
+    changed?.(typeof key === "string" ? key : bytesToKey(key));
+  }
 }

@@ -1,10 +1,11 @@
 /**
- * Reads of the whole keyspace that see the writes of an atomic call running now
- * (`KVStore.atomically`): a walk in key order, a random key, the key count. Without one they
- * read the index alone.
+ * Reads of the whole keyspace: the slots of a range (bounded in keys and bytes, expired keys left
+ * out), a walk in key order, a random key, the key count; the last three also as they are with
+ * the writes of an atomic call running now (`KVStore.atomically`).
  *
  * @module
  */
+import { RangeTooLargeError } from "./errors.ts";
 import { type KeyIndex, MAX_KEY_STRING, NO_SLOT } from "./key_index.ts";
 import type { WriteCapture } from "./write_capture.ts";
 
@@ -91,4 +92,51 @@ export function sizeWithCapture(index: KeyIndex<object>, capture: WriteCapture):
     else if (state !== null && !indexed) size++;
   }
   return size;
+}
+
+/**
+ * The slots of `KVStore.readRange`: keys `start <= k <= end` (byte strings) in byte order, not
+ * past their expiry time, at most `limit`. Their sizes come from the index, so a range of more
+ * than `maxBytes` (keys and values) is refused before any value is read.
+ *
+ * @throws {RangeTooLargeError} the range holds more than `maxBytes`
+ */
+export function rangeSlots(
+  index: KeyIndex<object>,
+  start: string,
+  end: string,
+  options: { limit?: number; maxBytes?: number },
+): number[] {
+  const nowMs = Date.now();
+  const slots: number[] = [];
+  const limit = options.limit ?? Infinity;
+  for (const slot of index.range(start, end)) {
+    if (slots.length >= limit) break;
+    if (!index.isExpired(slot, nowMs)) slots.push(slot);
+  }
+  if (options.maxBytes !== undefined) {
+    let bytes = 0;
+    for (const slot of slots) {
+      bytes += index.keyOf(slot).length + index.lengthOf(slot);
+      if (bytes > options.maxBytes) throw new RangeTooLargeError(options.maxBytes);
+    }
+  }
+  return slots;
+}
+
+/** `KVStore.forEachKey` outside an atomic call: at most `limit` keys of `index` in `[start, end]`. */
+export function forEachIndexedKey(
+  index: KeyIndex<object>,
+  start: string,
+  end: string,
+  limit: number,
+  visit: (key: string, live: boolean) => void,
+): number {
+  const nowMs = Date.now();
+  let count = 0;
+  for (const slot of index.range(start, end, limit)) {
+    visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
+    count++;
+  }
+  return count;
 }

@@ -20,17 +20,10 @@ import assert from "node:assert/strict";
 import type { FsyncPolicy } from "../config.ts";
 import { getLog } from "../log.ts";
 import { type CompactionReport, Compactor } from "./compactor.ts";
-import { DATA_DIR_MODE, DATA_FILE_MODE } from "./durable_file.ts";
+import { DATA_DIR_MODE } from "./durable_file.ts";
+import { lockDirectory, unlockDirectory } from "./dir_lock.ts";
 import { Durability } from "./durability.ts";
-import {
-  BatchTooLargeError,
-  LogGapError,
-  RangeTooLargeError,
-  StorageError,
-  StoreClosedError,
-  StoreLockedError,
-} from "./errors.ts";
-import { LOCK_FILE_NAME } from "./file_names.ts";
+import { BatchTooLargeError, LogGapError, StorageError, StoreClosedError } from "./errors.ts";
 import { FullSync, type FullSyncContents, StagedLog } from "./full_sync.ts";
 import { HintWriter } from "./hint_writer.ts";
 import { BackgroundTasks, yieldToRequests } from "./background_tasks.ts";
@@ -46,6 +39,8 @@ import { ActiveExpiry } from "./expiry.ts";
 import {
   applyRecord,
   flushSegments,
+  indexBatch,
+  indexMulti,
   indexValue,
   noteTombstone,
   slotOfPayload,
@@ -61,11 +56,8 @@ import {
   forEachKey,
   MAX_EPOCH,
   MAX_RECORD_BYTES,
-  MULTI_ENTRY_HEADER_BYTES,
-  MultiKind,
   multiRecordBytes,
   Op,
-  PAIR_HEADER_BYTES,
   type Payload,
   RECORD_HEADER_BYTES,
   recordEpoch,
@@ -80,7 +72,14 @@ import { type StoreSnapshot, takeSnapshot } from "./snapshot.ts";
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from "./store_options.ts";
 import { ValueReader } from "./value_reader.ts";
 import { WriteCapture } from "./write_capture.ts";
-import { forEachKeyCaptured, randomLiveKey, sizeWithCapture } from "./key_reads.ts";
+import { composeKeyListeners, type KeyChangeListener } from "./key_changes.ts";
+import {
+  forEachIndexedKey,
+  forEachKeyCaptured,
+  randomLiveKey,
+  rangeSlots,
+  sizeWithCapture,
+} from "./key_reads.ts";
 
 export type { Bytes } from "./keys.ts";
 export type { CompactionReport } from "./compactor.ts";
@@ -93,8 +92,7 @@ export { FullSync } from "./full_sync.ts";
 
 const log = getLog("storage");
 
-/** Hears of a key a write changed, or of every key (`undefined`): {@link KVStore.onKeyChange}. */
-export type KeyChangeListener = (key: string | undefined) => void;
+export type { KeyChangeListener } from "./key_changes.ts";
 
 /** Figures describing a store. */
 export interface StoreStats {
@@ -135,27 +133,6 @@ export interface StoreStats {
 /** The index slot of `key`, or {@link NO_SLOT}; creates no string for byte or ASCII keys. */
 function slotOf(index: KeyIndex<Segment>, key: Bytes): number {
   return slotOfPayload(index, payloadOf(key));
-}
-
-/** Locks `dir` for this process (its LOCK file, created if needed). */
-function lockDirectory(dir: string): Deno.FsFile {
-  const lockFile = Deno.openSync(`${dir}/${LOCK_FILE_NAME}`, {
-    read: true,
-    write: true,
-    create: true,
-    mode: DATA_FILE_MODE,
-  });
-  if (!lockFile.tryLockSync(true)) {
-    lockFile.close();
-    throw new StoreLockedError(dir);
-  }
-  return lockFile;
-}
-
-/** Releases the lock taken by {@link lockDirectory}. */
-function unlockDirectory(lockFile: Deno.FsFile): void {
-  lockFile.unlockSync();
-  lockFile.close();
 }
 
 /**
@@ -353,30 +330,7 @@ export class KVStore {
     if (length > MAX_RECORD_BYTES) throw new BatchTooLargeError(length, MAX_RECORD_BYTES);
     const log = this.#log;
     const lsn = log.appendMulti(this.epoch, this.options.replica, encoded);
-    let offset = log.lastRecordOffset + RECORD_HEADER_BYTES;
-    for (const entry of encoded) {
-      offset += MULTI_ENTRY_HEADER_BYTES + entry.key.length;
-      if (entry.kind === MultiKind.PUT) {
-        const { key, value } = entry;
-        indexValue(
-          this.#index,
-          key,
-          0,
-          key.length,
-          log.active,
-          offset,
-          value.length,
-          entry.expiresAtMs,
-        );
-        offset += value.length;
-      } else {
-        const slot = slotOfPayload(this.#index, entry.key);
-        if (slot !== NO_SLOT) unindexSlot(this.#index, slot);
-        noteTombstone(log.active, entry.key);
-      }
-      const key = entry.key;
-      this.#keyChanged?.(typeof key === "string" ? key : bytesToKey(key));
-    }
+    indexMulti(this.#index, log.active, log.lastRecordOffset, encoded, this.#keyChanged);
     return lsn;
   }
 
@@ -451,13 +405,7 @@ export class KVStore {
     if (length > MAX_RECORD_BYTES) throw new BatchTooLargeError(length, MAX_RECORD_BYTES);
     const log = this.#log;
     const lsn = log.appendBatch(this.epoch, this.options.replica, encoded);
-    let offset = log.lastRecordOffset + RECORD_HEADER_BYTES;
-    for (const [key, value] of encoded) {
-      offset += PAIR_HEADER_BYTES + key.length;
-      indexValue(this.#index, key, 0, key.length, log.active, offset, value.length);
-      offset += value.length;
-      this.#keyChanged?.(bytesToKey(key));
-    }
+    indexBatch(this.#index, log.active, log.lastRecordOffset, encoded, this.#keyChanged);
     return lsn;
   }
 
@@ -603,22 +551,11 @@ export class KVStore {
    */
   onKeyChange(listener: KeyChangeListener): () => void {
     this.#keyListeners.add(listener);
-    this.#composeKeyListeners();
+    this.#keyChanged = composeKeyListeners(this.#keyListeners);
     return () => {
       this.#keyListeners.delete(listener);
-      this.#composeKeyListeners();
+      this.#keyChanged = composeKeyListeners(this.#keyListeners);
     };
-  }
-
-  #composeKeyListeners(): void {
-    const listeners = [...this.#keyListeners];
-    this.#keyChanged = listeners.length === 0
-      ? undefined
-      : listeners.length === 1
-      ? listeners[0]
-      : (key) => {
-        for (const listener of listeners) listener(key);
-      };
   }
 
   /** Runs `task` in the background; {@link close} waits for it. */
@@ -700,21 +637,7 @@ export class KVStore {
   ): [Uint8Array, Uint8Array][] {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const index = this.#index;
-    const nowMs = Date.now();
-    const slots: number[] = [];
-    const limit = options.limit ?? Infinity;
-    for (const slot of index.range(bytesToKey(toBytes(start)), bytesToKey(toBytes(end)))) {
-      if (slots.length >= limit) break;
-      if (!index.isExpired(slot, nowMs)) slots.push(slot);
-    }
-    if (options.maxBytes !== undefined) {
-      // Sizes come from the index, so an oversized range is refused before any value is read.
-      let bytes = 0;
-      for (const slot of slots) {
-        bytes += index.keyOf(slot).length + index.lengthOf(slot);
-        if (bytes > options.maxBytes) throw new RangeTooLargeError(options.maxBytes);
-      }
-    }
+    const slots = rangeSlots(index, bytesToKey(toBytes(start)), bytesToKey(toBytes(end)), options);
     return slots.map((slot) => [this.#reader.key(index.keyOf(slot)), this.#readSlot(slot)]);
   }
 
@@ -731,16 +654,10 @@ export class KVStore {
     visit: (key: string, live: boolean) => void,
   ): number {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    const index = this.#index;
-    const nowMs = Date.now();
     const capture = this.#capture;
-    if (capture !== undefined) return forEachKeyCaptured(index, capture, start, end, limit, visit);
-    let count = 0;
-    for (const slot of index.range(start, end, limit)) {
-      visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
-      count++;
-    }
-    return count;
+    return capture === undefined
+      ? forEachIndexedKey(this.#index, start, end, limit, visit)
+      : forEachKeyCaptured(this.#index, capture, start, end, limit, visit);
   }
 
   /** A key picked at random (a byte string), or undefined when the store is empty. */
