@@ -81,6 +81,92 @@ const PER_REPLICA: [string, string, (r: ReplicaNodeStatus) => number, "gauge" | 
   ],
 ];
 
+/** What the node-wide series read: the role, and the records discarded by divergence. */
+interface NodeSources {
+  role: NodeRole;
+  discardedRecords: () => number;
+}
+
+/** The node-wide series: name, help, value (undefined: no sample on this node), type. */
+const PER_NODE: [
+  string,
+  string,
+  (node: NodeSources) => number | undefined,
+  "gauge" | "counter",
+][] = [
+  [
+    "kvstore_replication_sync_writes_waiting",
+    "Sync-mode writes waiting for acknowledgements.",
+    ({ role }) => role.replicator?.getStats().syncWaiting ?? 0,
+    "gauge",
+  ],
+  [
+    "kvstore_replica_link_up",
+    "On a replica: 1 while its master's stream is up.",
+    ({ role }) =>
+      role.applier === undefined
+        ? undefined
+        : role.applier.getInfo().masterLinkStatus === "up"
+        ? 1
+        : 0,
+    "gauge",
+  ],
+  [
+    "kvstore_replica_master_last_io_seconds",
+    "On a replica: seconds since its master was last heard from (-1: never).",
+    ({ role }) => role.applier?.getInfo().masterLastIoSecondsAgo,
+    "gauge",
+  ],
+  [
+    "kvstore_replica_filtered",
+    "On a replica: 1 when it holds only the keys of a key filter (it cannot be promoted).",
+    ({ role }) => role.replica ? (role.state.keyFilter?.length ? 1 : 0) : undefined,
+    "gauge",
+  ],
+  [
+    "kvstore_replica_chain_depth",
+    "On a replica: hops from the master (1: it streams from the master; 2: from a replica of it).",
+    ({ role }) => role.applier?.getInfo().chainDepth,
+    "gauge",
+  ],
+  [
+    "kvstore_replica_lag_records",
+    "On a replica: records of the node it streams from not applied here (this hop).",
+    ({ role }) => role.applier?.getInfo().masterLagRecords,
+    "gauge",
+  ],
+  [
+    "kvstore_replica_lag_seconds",
+    "On a replica: how long it has lagged the node it streams from (this hop).",
+    ({ role }) => {
+      const info = role.applier?.getInfo();
+      return info === undefined ? undefined : info.masterLagMs / 1000;
+    },
+    "gauge",
+  ],
+  [
+    "kvstore_replica_origin_lag_records",
+    "On a replica: records of the master at the chain's head not applied here (end to end).",
+    ({ role }) => role.applier?.getInfo().originLagRecords,
+    "gauge",
+  ],
+  [
+    "kvstore_replica_origin_lag_seconds",
+    "On a replica: how long it has lagged the master at the chain's head (end to end).",
+    ({ role }) => {
+      const info = role.applier?.getInfo();
+      return info === undefined ? undefined : info.originLagMs / 1000;
+    },
+    "gauge",
+  ],
+  [
+    "kvstore_replication_discarded_records_total",
+    "Records this node discarded because its log diverged from its master's.",
+    ({ discardedRecords }) => discardedRecords(),
+    "counter",
+  ],
+];
+
 /** Registers the replication metrics of `role` in `registry`. */
 export function registerReplicationMetrics(
   registry: Registry,
@@ -100,73 +186,13 @@ export function registerReplicationMetrics(
       ),
     );
   }
-  const one = (name: string, help: string, value: () => number | undefined, type = "gauge") =>
+  const node: NodeSources = { role, discardedRecords };
+  for (const [name, help, value, type] of PER_NODE) {
     registry.add(
       new Gauge(name, help, [], () => {
-        const v = value();
+        const v = value(node);
         return v === undefined ? [] : [{ value: v }];
-      }, type as "gauge" | "counter"),
+      }, type),
     );
-  one(
-    "kvstore_replication_sync_writes_waiting",
-    "Sync-mode writes waiting for acknowledgements.",
-    () => role.replicator?.getStats().syncWaiting ?? 0,
-  );
-  one(
-    "kvstore_replica_link_up",
-    "On a replica: 1 while its master's stream is up.",
-    () =>
-      role.applier === undefined
-        ? undefined
-        : role.applier.getInfo().masterLinkStatus === "up"
-        ? 1
-        : 0,
-  );
-  one(
-    "kvstore_replica_master_last_io_seconds",
-    "On a replica: seconds since its master was last heard from (-1: never).",
-    () => role.applier?.getInfo().masterLastIoSecondsAgo,
-  );
-  one(
-    "kvstore_replica_filtered",
-    "On a replica: 1 when it holds only the keys of a key filter (it cannot be promoted).",
-    () => role.replica ? (role.state.keyFilter?.length ? 1 : 0) : undefined,
-  );
-  one(
-    "kvstore_replica_chain_depth",
-    "On a replica: hops from the master (1: it streams from the master; 2: from a replica of it).",
-    () => role.applier?.getInfo().chainDepth,
-  );
-  one(
-    "kvstore_replica_lag_records",
-    "On a replica: records of the node it streams from not applied here (this hop).",
-    () => role.applier?.getInfo().masterLagRecords,
-  );
-  one(
-    "kvstore_replica_lag_seconds",
-    "On a replica: how long it has lagged the node it streams from (this hop).",
-    () => {
-      const info = role.applier?.getInfo();
-      return info === undefined ? undefined : info.masterLagMs / 1000;
-    },
-  );
-  one(
-    "kvstore_replica_origin_lag_records",
-    "On a replica: records of the master at the chain's head not applied here (end to end).",
-    () => role.applier?.getInfo().originLagRecords,
-  );
-  one(
-    "kvstore_replica_origin_lag_seconds",
-    "On a replica: how long it has lagged the master at the chain's head (end to end).",
-    () => {
-      const info = role.applier?.getInfo();
-      return info === undefined ? undefined : info.originLagMs / 1000;
-    },
-  );
-  one(
-    "kvstore_replication_discarded_records_total",
-    "Records this node discarded because its log diverged from its master's.",
-    discardedRecords,
-    "counter",
-  );
+  }
 }
