@@ -47,6 +47,8 @@ export interface CoordinatorTiming {
   tickMs: number;
   /** Subtracted from the lease's end for clock drift between this node and etcd. */
   driftMarginMs: number;
+  /** New writes stop this long before acknowledgements do (a fifth of the margin, ≤ 200 ms). */
+  writeHeadroomMs: number;
   /** One etcd request on one endpoint. */
   requestTimeoutMs: number;
   settleMs: number;
@@ -56,10 +58,12 @@ export interface CoordinatorTiming {
 export function coordinatorTiming(config: Config): CoordinatorTiming {
   const ttlMs = config.FAILOVER_TTL_SECONDS * 1000;
   const tickMs = Math.floor(ttlMs / 3);
+  const driftMarginMs = Math.max(500, Math.floor(ttlMs / 10));
   return {
     ttlSeconds: config.FAILOVER_TTL_SECONDS,
     tickMs,
-    driftMarginMs: Math.max(500, Math.floor(ttlMs / 10)),
+    driftMarginMs,
+    writeHeadroomMs: Math.min(200, Math.floor(driftMarginMs / 5)),
     requestTimeoutMs: Math.min(config.ETCD_TIMEOUT_MS, tickMs),
     settleMs: config.FAILOVER_SETTLE_MS,
   };
@@ -100,6 +104,8 @@ export class Coordinator {
   readonly #members = new Map<string, MemberView>();
   /** The lease each member was last seen with: a new one means it restarted. */
   readonly #memberLeases = new Map<string, string>();
+  /** The address each member was last replicated to: a new one replaces the old replica. */
+  readonly #memberAddresses = new Map<string, string>();
   readonly #nodes = new Set<string>();
   #epochValue = 0;
   #epochModRevision = 0;
@@ -443,6 +449,7 @@ export class Coordinator {
       lastRenewalMs: this.#lastRenewalMs,
       nowMs: performance.now(),
       paused: this.#paused,
+      writeHeadroomMs: this.#timing.writeHeadroomMs,
     };
   }
 
@@ -652,6 +659,20 @@ export class Coordinator {
       if (record.name === this.#name) continue;
       const known = this.#memberLeases.get(record.name);
       this.#memberLeases.set(record.name, record.lease);
+      const before = this.#memberAddresses.get(record.name);
+      this.#memberAddresses.set(record.name, record.address);
+      if (before !== undefined && before !== record.address && listed.has(before)) {
+        // The same node registered at another address (restarted on another port).
+        log.info("member {name} moved from {before} to {address}: replicating to the new one", {
+          event: "member_moved",
+          name: record.name,
+          before,
+          address: record.address,
+        });
+        role.removeReplica(before).catch((error) =>
+          log.warn("could not remove replica {before}: {error}", { before, error: message(error) })
+        );
+      }
       if (!listed.has(record.address)) {
         try {
           added.push(parseHostPort(record.address, "member address"));

@@ -220,6 +220,11 @@ export interface FenceFacts {
   nowMs: number;
   /** Why new writes are paused although the lease holds (a switchover, a shutdown), if so. */
   paused?: string;
+  /**
+   * New writes stop this long before acknowledgements do, so a write taken just before the
+   * lease's end is not left with an unknown outcome (-DEPOSED) but refused cleanly (-READONLY).
+   */
+  writeHeadroomMs?: number;
 }
 
 /**
@@ -247,5 +252,5 @@ export function ackFence(facts: FenceFacts): string | undefined {
  * acknowledged).
  */
 export function writeFence(facts: FenceFacts): string | undefined {
-  return facts.paused ?? ackFence(facts);
+  return facts.paused ?? ackFence({ ...facts, nowMs: facts.nowMs + (facts.writeHeadroomMs ?? 0) });
 }

@@ -174,6 +174,10 @@ Deno.test("fences: a master acknowledges nothing past its trusted lease or witho
   const late = ackFence({ ...facts, nowMs: 5000 });
   assert.match(late ?? "", /lease in etcd cannot be trusted \(last renewed 4\.0 s ago/);
   assert.match(ackFence({ ...facts, leaderIsSelf: false }) ?? "", /does not hold the leader key/);
+  // New writes stop a little before acknowledgements do: a write taken then is refused cleanly.
+  const near = { ...facts, nowMs: 4950, writeHeadroomMs: 100 };
+  assert.match(writeFence(near) ?? "", /cannot be trusted/);
+  assert.equal(ackFence(near), undefined);
   // A pause refuses new writes but still acknowledges those taken.
   const paused = { ...facts, paused: "a switchover to n2 is in progress" };
   assert.equal(ackFence(paused), undefined);

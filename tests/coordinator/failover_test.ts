@@ -19,6 +19,7 @@ import {
   startCoordinatedNode,
   waitForMaster,
 } from "../helpers/coordinated.ts";
+import { kvstore } from "../helpers/cli.ts";
 import { etcdMissing, startEtcd } from "../helpers/etcd.ts";
 
 const missing = etcdMissing();
@@ -35,8 +36,15 @@ Deno.test({
   fn: () =>
     withClusterDir("kvstore-failover-", async (dir) => {
       await using etcd = await startEtcd();
-      const nodes = await startCoordinatedCluster(dir, etcd, 3);
+      const nodes = await startCoordinatedCluster(dir, etcd, 3, { args: ["--metrics-port", "0"] });
       const master = await waitForMaster(nodes);
+      // /metrics says who leads.
+      for (const node of nodes) {
+        const line = node.logs.find((l) => l.properties.event === "metrics_listening");
+        const text = await (await fetch(`http://127.0.0.1:${line?.properties.port}/metrics`))
+          .text();
+        assert.match(text, new RegExp(`kvstore_coordinator_is_leader ${node === master ? 1 : 0}`));
+      }
       await waitUntil("three members registered", async () => {
         return (await master.info()).get("coordinator_members") === "3";
       });
@@ -57,6 +65,22 @@ Deno.test({
       assert.ok(Number(nextInfo.get("coordinator_leader_epoch")) >= 2);
       assert.equal(await next.send(["GET", "k49"]), "v49");
       for (let i = 50; i < 80; i++) assert.equal(await put(next, `k${i}`, `v${i}`), "OK");
+      // cluster status lists the dead master as down (its record went with its lease).
+      const status = await kvstore([
+        "cluster",
+        "status",
+        "--json",
+        "--etcd-endpoints",
+        etcd.endpoints[0],
+        "--cluster-name",
+        "test",
+      ]);
+      const members = JSON.parse(status.stdout).members as { name: string; role: string }[];
+      assert.deepEqual(
+        members.map((m) => `${m.name}:${m.role}`).sort(),
+        nodes.map((n) => `${n.name}:${n === master ? "down" : n === next ? "leader" : "replica"}`)
+          .sort(),
+      );
       // The old master comes back on its data and port: it rejoins as a replica by itself.
       const back = await startCoordinatedNode(dir, etcd, master.name, { port });
       await waitUntil("the old master streaming from the new one", async () => {
@@ -105,7 +129,6 @@ Deno.test({
         await waitUntil("a burst acknowledged", async () => {
           return Number((await master.info()).get("master_lsn")) > baseLsn + 200;
         });
-        const port = master.port;
         await master.kill();
         const oks = (await Promise.all(writes)).filter((k): k is string => k !== undefined);
         acknowledged.push(...oks);
@@ -116,7 +139,8 @@ Deno.test({
         const lost = acknowledged.filter((key) => !data.has(key));
         assert.deepEqual(lost, [], `round ${round}: ${lost.length} of ${acknowledged.length} lost`);
         console.log(`round ${round}: ${oks.length} OKs before the kill, all on ${next.name}`);
-        const back = await startCoordinatedNode(dir, etcd, master.name, { port, args });
+        // Back on another port: the new master replicates to its new address only.
+        const back = await startCoordinatedNode(dir, etcd, master.name, { args });
         nodes = [...survivors, back];
       }
     }),
@@ -236,8 +260,19 @@ Deno.test({
       const master = await waitForMaster(nodes);
       assert.equal(await put(master, "k", "1"), "OK");
       await waitUntil("the replica caught up", () => replicasCaughtUp(master));
+      // The replica comes back on another port: the master replaces its old address.
+      const replica = nodes.find((n) => n !== master) as KvNode;
+      await replica.kill();
+      const moved = await startCoordinatedNode(dir, etcd, replica.name, {
+        args: ["--failover-ttl-seconds", "30"],
+      });
+      await waitUntil("the master streams to the new address only", async () => {
+        const info = await master.info();
+        return info.get("total_replicas") === "1" && await replicasCaughtUp(master);
+      });
+      assert.ok(master.logs.some((l) => l.properties.event === "member_moved"));
       assert.equal((await master.stop()).code, 0);
-      const next = await waitForMaster(nodes.filter((n) => n !== master), 10_000);
+      const next = await waitForMaster([moved], 10_000);
       assert.equal(await next.send(["GET", "k"]), "1");
       assert.equal(await put(next, "k", "2"), "OK");
     }),
