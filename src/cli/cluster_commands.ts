@@ -92,6 +92,7 @@ export async function readClusterStatus(etcd: EtcdClient, cluster: string): Prom
     const flags = [m.healthy ? "healthy" : "unhealthy"];
     if (m.fullSync) flags.push("full sync");
     if (m.diverged) flags.push("diverged");
+    if (m.filtered) flags.push("selective (never leads)");
     return {
       name: m.name,
       role: m.name === leader?.name ? "leader" as const : m.role,

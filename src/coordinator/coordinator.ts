@@ -22,6 +22,7 @@ import {
   ackFence,
   decide,
   type Decision,
+  eligible,
   type FenceFacts,
   type LeaderRecord,
   type MemberView,
@@ -282,6 +283,7 @@ export class Coordinator {
       epoch: self.epoch,
       fullSync: self.fullSync,
       diverged: self.diverged,
+      filtered: self.filtered,
       healthy: this.#healthy(),
       lease: this.#lease,
       reportedAtMs: Date.now(),
@@ -430,6 +432,7 @@ export class Coordinator {
       epoch: role.epoch,
       fullSync: role.applier?.getInfo().fullSyncInProgress ?? false,
       diverged: role.diverged,
+      filtered: (role.state.keyFilter?.length ?? 0) > 0,
       changing: role.changing,
       following: role.followedMaster,
     };
@@ -711,8 +714,12 @@ export class Coordinator {
         })`,
       );
     }
-    if (member.fullSync || member.diverged) {
-      throw new SwitchoverError(`${target} cannot lead: its full sync has not finished`);
+    if (!eligible(member)) {
+      throw new SwitchoverError(
+        `${target} cannot lead: ` +
+          (member.filtered ? "it is a selective replica (key filter)" : "its log is incomplete " +
+            "(a full sync has not finished)"),
+      );
     }
     if (this.#paused !== undefined) throw new SwitchoverError(`writes are paused: ${this.#paused}`);
     this.#paused = `a switchover to ${target} is in progress; retry in a moment`;

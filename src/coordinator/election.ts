@@ -6,7 +6,7 @@
  *
  * The rules:
  * - **Who may stand.** Only a replica whose log is complete (no full sync in progress, no diverged
- *   log waiting to be replaced) and at least as up to date as every other eligible member:
+ *   log waiting to be replaced, no key filter) and at least as up to date as every other eligible member:
  *   compared as Raft does, by the epoch of its last record, then its LSN. Within one epoch there
  *   was one master, so logs of the same last epoch are prefixes of each other's; a log whose last
  *   record is of a newer epoch holds everything that master acknowledged.
@@ -38,6 +38,8 @@ export interface MemberRecord {
   epoch: number;
   fullSync: boolean;
   diverged: boolean;
+  /** A selective replica (a key filter): it holds only some keys and can never lead. */
+  filtered: boolean;
   /** False while a replica's link to its master is down, or a master's writes are fenced. */
   healthy: boolean;
   /** The lease the record is bound to (etcd's ID, decimal). */
@@ -73,6 +75,7 @@ export interface SelfFacts {
   epoch: number;
   fullSync: boolean;
   diverged: boolean;
+  filtered: boolean;
   /** A role change runs: decide nothing until it ends. */
   changing: boolean;
   /** The master a replica follows (`host:port`, "" when none is named). */
@@ -122,8 +125,10 @@ export function compareLogs(
 }
 
 /** Whether a member's log is complete enough to stand. */
-export function eligible(member: { fullSync: boolean; diverged: boolean }): boolean {
-  return !member.fullSync && !member.diverged;
+export function eligible(
+  member: { fullSync: boolean; diverged: boolean; filtered: boolean },
+): boolean {
+  return !member.fullSync && !member.diverged && !member.filtered;
 }
 
 /** The decision for `input`; see the module comment. */
@@ -151,6 +156,9 @@ function standOrWait(input: ElectionInput): Decision {
   if (self.lease === "") return { kind: "wait", reason: "not registered in etcd yet" };
   if (self.fullSync) return { kind: "wait", reason: "a full sync is in progress here" };
   if (self.diverged) return { kind: "wait", reason: "this node's log diverged (full sync due)" };
+  if (self.filtered) {
+    return { kind: "wait", reason: "a selective replica (key filter) never leads" };
+  }
   const waitedMs = leaderGone === undefined ? 0 : nowMs - leaderGone.atMs;
   const others = input.members.filter((m) => m.record.name !== self.name);
   const fresh = (m: MemberView) => leaderGone !== undefined && m.modRevision > leaderGone.revision;

@@ -78,7 +78,8 @@ export function parseMember(kv: EtcdKeyValue): MemberRecord | undefined {
     typeof v.name !== "string" || typeof v.address !== "string" ||
     (v.role !== "master" && v.role !== "replica") || !wholeNumber(v.lsn) ||
     !wholeNumber(v.lastEpoch) || !wholeNumber(v.epoch) || typeof v.fullSync !== "boolean" ||
-    typeof v.diverged !== "boolean" || typeof v.healthy !== "boolean" ||
+    typeof v.diverged !== "boolean" || typeof v.filtered !== "boolean" ||
+    typeof v.healthy !== "boolean" ||
     !wholeNumber(v.reportedAtMs)
   ) {
     return undefined;
@@ -92,6 +93,7 @@ export function parseMember(kv: EtcdKeyValue): MemberRecord | undefined {
     epoch: v.epoch,
     fullSync: v.fullSync,
     diverged: v.diverged,
+    filtered: v.filtered,
     healthy: v.healthy,
     lease: kv.lease,
     reportedAtMs: v.reportedAtMs,

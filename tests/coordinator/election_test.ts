@@ -25,6 +25,7 @@ function self(overrides: Partial<SelfFacts> = {}): SelfFacts {
     epoch: 1,
     fullSync: false,
     diverged: false,
+    filtered: false,
     changing: false,
     following: "",
     ...overrides,
@@ -47,6 +48,7 @@ function member(
       epoch: 1,
       fullSync: false,
       diverged: false,
+      filtered: false,
       healthy: true,
       lease: `${name.slice(1)}${name.slice(1)}`,
       reportedAtMs: 0,
@@ -105,6 +107,9 @@ Deno.test("election: the epoch of the last record outranks a longer log of an ol
 Deno.test("election: a replica in full sync or with a diverged log never stands nor blocks", () => {
   assert.equal(decide(input({ self: self({ fullSync: true }) }, 600)).kind, "wait");
   assert.equal(decide(input({ self: self({ diverged: true }) }, 600)).kind, "wait");
+  assert.equal(decide(input({ self: self({ filtered: true }) }, 600)).kind, "wait");
+  const selective = [member("n2", 102, { lsn: 99, filtered: true })];
+  assert.deepEqual(decide(input({ members: selective }, 600)), { kind: "campaign" });
   const members = [member("n2", 102, { lsn: 99, fullSync: true })];
   assert.deepEqual(decide(input({ members }, 600)), { kind: "campaign" });
 });
