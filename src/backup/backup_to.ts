@@ -12,6 +12,7 @@
  * @module
  */
 import type { KVClient } from "../client/kv_client.ts";
+import { KVServerError } from "../client/errors.ts";
 import type { RespValue } from "../protocol/resp.ts";
 import { DATA_DIR_MODE, DATA_FILE_MODE, type FullSync, KVStore } from "../storage/mod.ts";
 import { VERSION } from "../version.ts";
@@ -151,6 +152,27 @@ async function beginBackup(
   return { id, lsn, totalKeys, epoch };
 }
 
+/**
+ * `BACKUP NEXT <id> TTL` (each pair with its expiry time), or `BACKUP NEXT <id>` when not
+ * `withTtl` or when the server, from before TTLs, refuses the word.
+ */
+async function nextChunk(
+  client: KVClient,
+  id: Uint8Array,
+  withTtl: boolean,
+): Promise<{ items: RespValue[]; withTtl: boolean }> {
+  if (withTtl) {
+    try {
+      const reply = await client.send(["BACKUP", "NEXT", id, "TTL"]);
+      return { items: expectArray(reply, "BACKUP NEXT"), withTtl: true };
+    } catch (error) {
+      if (!(error instanceof KVServerError)) throw error;
+    }
+  }
+  const reply = await client.send(["BACKUP", "NEXT", id]);
+  return { items: expectArray(reply, "BACKUP NEXT"), withTtl: false };
+}
+
 /** `BACKUP NEXT` until the empty chunk (which releases the snapshot), each pair into `sync`. */
 async function copyChunks(
   client: KVClient,
@@ -161,17 +183,27 @@ async function copyChunks(
 ): Promise<{ keys: number; bytes: number }> {
   let keys = 0;
   let bytes = 0;
+  // Expiry times come with the pairs (NEXT ... TTL); a server from before them answers NEXT
+  // without TTL only, and its backup has none.
+  let withTtl = true;
   // Bounded by the snapshot's pairs: each chunk but the last holds at least one.
   for (;;) {
-    const chunk = expectArray(await client.send(["BACKUP", "NEXT", id]), "BACKUP NEXT");
-    if (chunk.length === 0) break;
-    for (let i = 0; i + 1 < chunk.length; i += 2) {
-      const key = chunk[i];
-      const value = chunk[i + 1];
-      if (!(key instanceof Uint8Array) || !(value instanceof Uint8Array)) {
+    const chunk = await nextChunk(client, id, withTtl);
+    withTtl = chunk.withTtl;
+    const items = chunk.items;
+    if (items.length === 0) break;
+    const stride = withTtl ? 3 : 2;
+    for (let i = 0; i + stride - 1 < items.length; i += stride) {
+      const key = items[i];
+      const value = items[i + 1];
+      const expiresAtMs = withTtl ? items[i + 2] : 0;
+      if (
+        !(key instanceof Uint8Array) || !(value instanceof Uint8Array) ||
+        typeof expiresAtMs !== "number"
+      ) {
         throw new BackupError("BACKUP NEXT answered something that is not key/value pairs");
       }
-      sync.put(key, value);
+      sync.put(key, value, expiresAtMs);
       keys++;
       bytes += key.length + value.length;
     }

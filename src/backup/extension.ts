@@ -11,7 +11,9 @@
  *
  * Replies (RESP; the command is meant for the client, text framing gets the same items joined):
  * `BEGIN` → `[id, lsn, keys, epoch]`; `NEXT` → a flat array `k1 v1 k2 v2 ...`, empty once every
- * pair was sent (the snapshot is then released); `END` → `OK`.
+ * pair was sent (the snapshot is then released); `NEXT <id> TTL` → `k1 v1 t1 k2 v2 t2 ...` with
+ * each key's expiry time (integer ms since the Unix epoch, 0: none), so a restored copy keeps
+ * every TTL; `END` → `OK`.
  *
  * @module
  */
@@ -64,17 +66,24 @@ class Backups {
       commands: {
         BACKUP: {
           minArgs: 1,
-          maxArgs: 2,
+          maxArgs: 3,
           handler: (args, out, ctx) => {
             const sub = decoder.decode(args[0]).toUpperCase();
             if (sub === "BEGIN" && args.length === 1) return this.#begin(ctx.connection.peer);
-            if (sub === "NEXT" && args.length === 2) return this.#next(this.#find(args[1]));
+            if (sub === "NEXT" && args.length === 2) return this.#next(this.#find(args[1]), false);
+            if (
+              sub === "NEXT" && args.length === 3 && decoder.decode(args[2]).toUpperCase() === "TTL"
+            ) {
+              return this.#next(this.#find(args[1]), true);
+            }
             if (sub === "END" && args.length === 2) {
               this.#release(this.#find(args[1]), "ended by its client");
               out.ok();
               return;
             }
-            throw new CommandError("usage: BACKUP BEGIN | BACKUP NEXT <id> | BACKUP END <id>");
+            throw new CommandError(
+              "usage: BACKUP BEGIN | BACKUP NEXT <id> [TTL] | BACKUP END <id>",
+            );
           },
         },
       },
@@ -180,26 +189,32 @@ class Backups {
     };
   }
 
-  /** `BACKUP NEXT`: the next chunk, once the NEXT before it was answered. */
-  #next(backup: Backup): Promise<Reply> {
+  /**
+   * `BACKUP NEXT`: the next chunk, once the NEXT before it was answered; `withTtl` (`NEXT <id>
+   * TTL`): each pair followed by its expiry time.
+   */
+  #next(backup: Backup, withTtl: boolean): Promise<Reply> {
     this.#touch(backup);
-    const reply = backup.busy.then(() => this.#nextChunk(backup));
+    const reply = backup.busy.then(() => this.#nextChunk(backup, withTtl));
     backup.busy = reply.catch(() => undefined);
     return reply;
   }
 
-  async #nextChunk(backup: Backup): Promise<Reply> {
+  async #nextChunk(backup: Backup, withTtl: boolean): Promise<Reply> {
     const items: Reply[] = [];
     let bytes = 0;
+    let pairs = 0;
     // Bounded: stops at SNAPSHOT_CHUNK_BYTES or when the snapshot has no more pairs.
     while (bytes < this.#config.SNAPSHOT_CHUNK_BYTES) {
       const step = await backup.iterator.next();
       if (step.done) break;
-      const [key, value] = step.value;
+      const [key, value, expiresAtMs] = step.value;
       items.push({ type: "value", value: key }, { type: "value", value });
+      if (withTtl) items.push({ type: "integer", value: expiresAtMs });
       bytes += pairBytes(key, value);
+      pairs++;
     }
-    backup.sentKeys += items.length / 2;
+    backup.sentKeys += pairs;
     backup.sentBytes += bytes;
     if (items.length === 0) this.#release(backup, "finished");
     else this.#touch(backup);

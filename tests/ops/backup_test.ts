@@ -139,3 +139,31 @@ Deno.test("backups are bounded by MAX_BACKUPS and released when idle or finished
   assert.match(await client.info("backup"), /backups_running:0/);
   await assert.rejects(client.send(["BACKUP", "FOO"]), /usage: BACKUP BEGIN/);
 });
+
+Deno.test("a backup keeps every TTL: the restored copy expires the same keys at the same times", async () => {
+  const work = await Deno.makeTempDir({ prefix: "kvstore-backup-" });
+  try {
+    await using source = await startServerProcess({ args: ["--fsync", "no"] });
+    await using client = new KVClient({ port: source.port, timeoutMs: 10_000 });
+    await client.put("forever", "f");
+    await client.put("hour", "h", { expireInMs: 3_600_000 });
+    await client.send(["SET", "y2100", "y", "EXAT", "4102444800"]);
+    await client.put("short", "s", { expireInMs: 1500 });
+    const backup = await kvstore(["backup", "--to", `${work}/copy`, "--port", String(source.port)]);
+    assert.equal(backup.code, 0, backup.stderr);
+    await using restored = await startServerProcess({ dataDir: `${work}/copy` });
+    await using check = new KVClient({ port: restored.port, timeoutMs: 10_000 });
+    assert.equal(await check.send(["TTL", "forever"]), -1);
+    const hour = await check.send(["TTL", "hour"]) as number;
+    assert.ok(hour > 3500 && hour <= 3600, `TTL ${hour}`);
+    assert.equal(await check.send(["EXPIRETIME", "y2100"]), 4102444800);
+    // Bounded wait (5 s) for the short key to expire in the copy too.
+    for (let i = 0; i < 50 && await check.read("short") !== undefined; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(await check.read("short"), undefined);
+    assert.equal(await check.read("forever"), "f");
+  } finally {
+    await Deno.remove(work, { recursive: true });
+  }
+});
