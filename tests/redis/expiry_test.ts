@@ -168,3 +168,44 @@ Deno.test({
       await node.stop();
     }),
 });
+
+Deno.test({
+  name: "expiry: a full sync over the network keeps every TTL",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-expiry-test-", async (dir) => {
+      // A replica holding a local write (the spec's REPLICATE PUT) gets a full sync from its
+      // master: the snapshot is what it receives, not the log.
+      const replica = await KvNode.start("r", `${dir}/r`, ["--replica"]);
+      assert.deepEqual(await textRequest(replica.port, ["REPLICATE PUT local x"]), ["OK"]);
+      const seed = await KvNode.start("seed", `${dir}/m`, []);
+      const conn = await seed.connect();
+      assert.equal(await send(conn, "SET", "hour", "h", "EX", "3600"), "OK");
+      assert.equal(await send(conn, "SET", "y2100", "y", "EXAT", "4102444800"), "OK");
+      assert.equal(await send(conn, "SET", "short", "s", "PX", "1500"), "OK");
+      assert.equal(await send(conn, "SET", "plain", "p"), "OK");
+      conn.close();
+      await seed.stop();
+      const master = await KvNode.start("m", `${dir}/m`, [
+        "--replicas",
+        `127.0.0.1:${replica.port}`,
+      ]);
+      await waitUntil(
+        "full sync done",
+        () => master.logsMatching(/full sync of replica .* done/).length >= 1,
+      );
+      const rconn = await replica.connect();
+      await waitUntil(
+        "replica has the keys",
+        async () => (await send(rconn, "GET", "plain")) === "p",
+      );
+      assert.equal(await send(rconn, "GET", "local"), "(nil)", "the full sync replaced it");
+      const hour = Number(await send(rconn, "TTL", "hour"));
+      assert.ok(hour > 3500 && hour <= 3600, `TTL ${hour}`);
+      assert.equal(await send(rconn, "EXPIRETIME", "y2100"), "4102444800");
+      assert.equal(await send(rconn, "TTL", "plain"), "-1");
+      await sleep(1600);
+      assert.equal(await send(rconn, "GET", "short"), "(nil)");
+      rconn.close();
+    }),
+});
