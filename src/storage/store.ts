@@ -17,7 +17,6 @@
  * @module
  */
 import assert from "node:assert/strict";
-import type { FsyncPolicy } from "../config.ts";
 import { getLog } from "../log.ts";
 import { type CompactionReport, Compactor } from "./compactor.ts";
 import { DATA_DIR_MODE } from "./durable_file.ts";
@@ -66,10 +65,11 @@ import {
   recordOp,
 } from "./record.ts";
 import { recover, type RecoveredStore } from "./recovery.ts";
-import { type Segment, SEGMENT_HEADER_BYTES } from "./segment.ts";
+import type { Segment } from "./segment.ts";
 import { SegmentList } from "./segment_list.ts";
 import { type StoreSnapshot, takeSnapshot } from "./snapshot.ts";
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from "./store_options.ts";
+import { segmentFigures, type StoreStats } from "./store_stats.ts";
 import { ValueReader } from "./value_reader.ts";
 import { WriteCapture } from "./write_capture.ts";
 import { composeKeyListeners, type KeyChangeListener } from "./key_changes.ts";
@@ -86,6 +86,7 @@ export type { CompactionReport } from "./compactor.ts";
 export type { DurableListener } from "./log_writer.ts";
 export type { SnapshotEntry, StoreSnapshot } from "./snapshot.ts";
 export type { ExpiryStats } from "./expiry.ts";
+export type { StoreStats } from "./store_stats.ts";
 
 export { MAX_EXPIRES_AT_MS, type MultiEntry } from "./write_checks.ts";
 export { FullSync } from "./full_sync.ts";
@@ -93,42 +94,6 @@ export { FullSync } from "./full_sync.ts";
 const log = getLog("storage");
 
 export type { KeyChangeListener } from "./key_changes.ts";
-
-/** Figures describing a store. */
-export interface StoreStats {
-  /** Live keys. */
-  keys: number;
-  /** Approximate bytes of live records (keys, values and their headers). */
-  liveBytes: number;
-  /** Approximate bytes of superseded records and tombstones on disk. */
-  garbageBytes: number;
-  /** Bytes of all segment files. */
-  diskBytes: number;
-  /** Segment files, the active one included. */
-  segments: number;
-  /** LSN of the last record appended. */
-  lastLsn: number;
-  /** LSN of the last record at the policy's durability point. */
-  durableLsn: number;
-  /** The log holds every record after this LSN (compaction or a full sync dropped some before). */
-  oldestCompleteLsn: number;
-  /** Durability policy. */
-  fsync: FsyncPolicy;
-  /** Epoch stamped on new records. */
-  epoch: number;
-  /** Compaction runs finished since open, and bytes they reclaimed. */
-  compactions: number;
-  compactedBytes: number;
-  /** Live keys with an expiry time (some may have passed it, not yet deleted). */
-  expiringKeys: number;
-  /** Keys active expiry deleted since open (Redis's `expired_keys`). */
-  expiredKeys: number;
-  /** Turns of active expiry that deleted keys, and the longest one's duration in ms. */
-  expiryTurns: number;
-  longestExpiryTurnMs: number;
-  /** Why the store refuses writes, when it does. */
-  failure?: string;
-}
 
 /** The index slot of `key`, or {@link NO_SLOT}; creates no string for byte or ASCII keys. */
 function slotOf(index: KeyIndex<Segment>, key: Bytes): number {
@@ -840,16 +805,9 @@ export class KVStore {
 
   /** Figures about the store. */
   stats(): StoreStats {
-    let liveBytes = 0;
-    for (const segment of this.#segments.all) liveBytes += segment.liveBytes;
-    const diskBytes = this.#segments.sizeBytes();
-    const headers = this.#segments.length * SEGMENT_HEADER_BYTES;
     return {
       keys: this.#index.size,
-      liveBytes,
-      garbageBytes: Math.max(0, diskBytes - headers - liveBytes),
-      diskBytes,
-      segments: this.#segments.length,
+      ...segmentFigures(this.#segments),
       lastLsn: this.#log.lastLsn,
       durableLsn: this.durableLsn,
       oldestCompleteLsn: this.oldestCompleteLsn,
