@@ -6,7 +6,9 @@
  *
  * @module
  */
+import { Buffer } from "node:buffer";
 import { writeAll } from "../src/write_all.ts";
+import { encodeCommand } from "../tests/helpers/resp3.ts";
 
 const HOST = "127.0.0.1";
 const encoder = new TextEncoder();
@@ -24,19 +26,11 @@ export interface CommandFigures {
 }
 
 function command(...words: string[]): Uint8Array {
-  let text = `*${words.length}\r\n`;
-  for (const word of words) text += `$${encoder.encode(word).length}\r\n${word}\r\n`;
-  return encoder.encode(text);
+  return encodeCommand(words);
 }
 
 function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return Buffer.concat(parts);
 }
 
 /** One transaction: MULTI, 10 SETs of 16-byte keys and 100-byte values, EXEC. */

@@ -89,39 +89,69 @@ function keysReply(keys: readonly string[]): Reply {
   return { type: "array", items: keys.map((key) => ({ type: "value", value: keyToBytes(key) })) };
 }
 
+/**
+ * A walk over the keys a filter allows, in key order, a page at a time: it keeps the matching
+ * live keys and refuses a reply that would pass OUTPUT_BUFFER_HARD_LIMIT_BYTES.
+ */
+class KeyWalk {
+  readonly found: string[] = [];
+  /** Reply bytes the found keys will take. */
+  bytes = 0;
+  /** The last key looked at, and where the next page starts. */
+  last: string | undefined;
+  #next: string;
+  ended = false;
+  readonly #ctx: CommandContext;
+  readonly #command: string;
+  readonly #filter: KeyFilter;
+
+  constructor(ctx: CommandContext, command: string, filter: KeyFilter, from: string) {
+    this.#ctx = ctx;
+    this.#command = command;
+    this.#filter = filter;
+    this.#next = from;
+  }
+
+  /** Looks at up to `limit` more keys; returns how many it looked at. */
+  page(limit: number): number {
+    const filter = this.#filter;
+    const seen = this.#ctx.node.store.forEachKey(this.#next, filter.end, limit, (key, live) => {
+      this.last = key;
+      if (!live || !matches(filter, key)) return;
+      this.found.push(key);
+      this.bytes += replyBytes(key);
+    });
+    const maxBytes = this.#ctx.node.config.OUTPUT_BUFFER_HARD_LIMIT_BYTES;
+    if (this.bytes > maxBytes) throw tooLarge(this.#ctx, this.#command, maxBytes);
+    if (seen < limit || this.last === undefined) this.ended = true;
+    else this.#next = this.last + "\0";
+    return seen;
+  }
+
+  /**
+   * Calls `step` until it says the walk is done (in steps of at most REQUEST_STEP_MS past the
+   * first call), then answers `reply()` once every write it may show is committed.
+   */
+  run(out: ReplyWriter, step: () => boolean, reply: () => Reply): void | Promise<Reply> {
+    const ctx = this.#ctx;
+    if (step()) return answerCommitted(ctx, ctx.node.commit.pendingAllLsn(), out, reply());
+    ctx.inSteps(
+      repeatInSteps(ctx.stepMs, step, () => ctx.stepDone(this.bytes)).then(() => {
+        out.reply(reply());
+        return committedOrThrow(ctx, ctx.node.commit.pendingAllLsn());
+      }),
+    );
+  }
+}
+
 /** `KEYS pattern`: every key matching, in key order (Redis's order is its hash table's). */
 function keys(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  const { config, store } = ctx.node;
   const filter = filterFor(bytesToKey(args[0]));
-  const maxBytes = config.OUTPUT_BUFFER_HARD_LIMIT_BYTES;
-  const found: string[] = [];
-  let bytes = 0;
-  let next = filter.start;
-  let done = false;
-  /** One page; true when the walk is done. */
-  const page = (): boolean => {
-    let last: string | undefined;
-    const seen = store.forEachKey(next, filter.end, PAGE_KEYS, (key, live) => {
-      last = key;
-      if (!live || !matches(filter, key)) return;
-      found.push(key);
-      bytes += replyBytes(key);
-    });
-    if (bytes > maxBytes) throw tooLarge(ctx, "KEYS", maxBytes);
-    if (seen < PAGE_KEYS || last === undefined) return done = true;
-    next = last + "\0";
-    return false;
-  };
-  page();
-  if (done) {
-    return answerCommitted(ctx, ctx.node.commit.pendingAllLsn(), out, keysReply(found));
-  }
-  ctx.inSteps(
-    repeatInSteps(ctx.stepMs, page, () => ctx.stepDone(bytes)).then(() => {
-      out.reply(keysReply(found));
-      return committedOrThrow(ctx, ctx.node.commit.pendingAllLsn());
-    }),
-  );
+  const walk = new KeyWalk(ctx, "KEYS", filter, filter.start);
+  return walk.run(out, () => {
+    walk.page(PAGE_KEYS);
+    return walk.ended;
+  }, () => keysReply(walk.found));
 }
 
 /**
@@ -211,48 +241,26 @@ function scan(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     out.error(options);
     return;
   }
-  const { config, store } = ctx.node;
   const filter = filterFor(options.pattern);
   const cursors = cursorsOf(ctx);
   const after = cursor === 0n ? undefined : cursors.take(cursor);
+  const from = after === undefined || after < filter.start ? filter.start : after + "\0";
+  const walk = new KeyWalk(ctx, "SCAN", filter, from);
   // Every key is a string: a scan for another type finds nothing.
-  const typeMatches = options.type === undefined || options.type === "string";
-  let next = after === undefined || after < filter.start ? filter.start : after + "\0";
-  let left = typeMatches ? options.count : 0;
-  const found: string[] = [];
-  let bytes = 0;
-  let last: string | undefined;
-  let ended = !typeMatches;
-  const maxBytes = config.OUTPUT_BUFFER_HARD_LIMIT_BYTES;
-  const page = (): boolean => {
-    if (left <= 0 || ended) return true;
-    const limit = Math.min(left, PAGE_KEYS);
-    const seen = store.forEachKey(next, filter.end, limit, (key, live) => {
-      last = key;
-      if (!live || !matches(filter, key)) return;
-      found.push(key);
-      bytes += replyBytes(key);
-    });
-    if (bytes > maxBytes) throw tooLarge(ctx, "SCAN", maxBytes);
-    left -= seen;
-    if (seen < limit || last === undefined) ended = true;
-    else next = last + "\0";
-    return left <= 0 || ended;
+  walk.ended = options.type !== undefined && options.type !== "string";
+  let left = options.count;
+  const step = (): boolean => {
+    if (left > 0 && !walk.ended) left -= walk.page(Math.min(left, PAGE_KEYS));
+    return left <= 0 || walk.ended;
   };
-  const reply = (): Reply => {
-    const nextCursor = ended || last === undefined ? 0n : cursors.remember(last, ctx);
+  return walk.run(out, step, (): Reply => {
+    const last = walk.last;
+    const next = walk.ended || last === undefined ? 0n : cursors.remember(last, ctx);
     return {
       type: "array",
-      items: [{ type: "value", value: encoder.encode(String(nextCursor)) }, keysReply(found)],
+      items: [{ type: "value", value: encoder.encode(String(next)) }, keysReply(walk.found)],
     };
-  };
-  if (page()) return answerCommitted(ctx, ctx.node.commit.pendingAllLsn(), out, reply());
-  ctx.inSteps(
-    repeatInSteps(ctx.stepMs, page, () => ctx.stepDone(bytes)).then(() => {
-      out.reply(reply());
-      return committedOrThrow(ctx, ctx.node.commit.pendingAllLsn());
-    }),
-  );
+  });
 }
 
 /** `TYPE key`: `string`, or `none` for a missing key. */

@@ -312,3 +312,12 @@ export class RawRespConnection implements AsyncDisposable {
     return Promise.resolve();
   }
 }
+
+/** Sends `words` on `conn` and decodes its reply. */
+export async function call(
+  conn: RawRespConnection,
+  ...words: (string | Uint8Array)[]
+): Promise<Resp3Value> {
+  await conn.send(words);
+  return decodeReply(await conn.readReply());
+}

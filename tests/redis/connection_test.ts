@@ -12,15 +12,9 @@ import {
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
-import { decodeReply, RawRespConnection, render } from "../helpers/resp3.ts";
+import { call, decodeReply, RawRespConnection, render } from "../helpers/resp3.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { WireClient } from "../helpers/wire.ts";
-
-/** Sends `words` on `conn` and decodes the reply. */
-async function call(conn: RawRespConnection, ...words: string[]) {
-  await conn.send(words);
-  return decodeReply(await conn.readReply());
-}
 
 Deno.test("HELLO 3: this reply and later ones are RESP3; HELLO 2 goes back; text gets one line", async () => {
   await using server = await startTestServer({ FSYNC: "no" });

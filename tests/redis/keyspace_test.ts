@@ -11,13 +11,8 @@ import {
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
-import { decodeReply, RawRespConnection } from "../helpers/resp3.ts";
+import { call, decodeReply, RawRespConnection } from "../helpers/resp3.ts";
 import { startTestServer } from "../helpers/test_server.ts";
-
-async function call(conn: RawRespConnection, ...words: string[]) {
-  await conn.send(words);
-  return decodeReply(await conn.readReply());
-}
 
 /** One SCAN call: the next cursor and the keys. */
 async function scanOnce(
