@@ -11,7 +11,6 @@ import { writeAll } from "../src/write_all.ts";
 import { encodeCommand } from "../tests/helpers/resp3.ts";
 
 const HOST = "127.0.0.1";
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
 /** What one server did, for the table. */
