@@ -7,12 +7,13 @@ import type { ConformanceFamily } from "../conformance.ts";
 import { CONNECTION, CONNECTION_AUTH } from "./connection.ts";
 import { KEYSPACE } from "./keyspace.ts";
 import { COUNTERS, EXPIRY, LCS, STRINGS } from "./strings.ts";
-import { TRANSACTIONS } from "./transactions.ts";
+import { TRANSACTIONS, TRANSACTIONS_AUTH } from "./transactions.ts";
 
 export const FAMILIES: readonly ConformanceFamily[] = [
   CONNECTION,
   CONNECTION_AUTH,
   TRANSACTIONS,
+  TRANSACTIONS_AUTH,
   KEYSPACE,
   STRINGS,
   LCS,

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { ConformanceFamily } from "../conformance.ts";
+import { CONFORMANCE_TOKEN, type ConformanceFamily } from "../conformance.ts";
 
 const K = "conformance:tx:k";
 const L = "conformance:tx:l";
@@ -132,6 +132,27 @@ export const TRANSACTIONS: ConformanceFamily = {
         ["RESET"],
         ["EXEC"],
         ["GET", K],
+      ],
+    },
+  ],
+};
+
+/** With a password: a refused EXEC (not authenticated) is EXECABORT with the refusal's words. */
+export const TRANSACTIONS_AUTH: ConformanceFamily = {
+  family: "transactions with a password",
+  auth: true,
+  cases: [
+    {
+      name: "MULTI and EXEC before AUTH",
+      steps: [
+        ["MULTI"],
+        ["EXEC"],
+        ["DISCARD"],
+        ["AUTH", CONFORMANCE_TOKEN],
+        ["MULTI"],
+        ["SET", K, "1"],
+        ["DEL", K],
+        ["EXEC"],
       ],
     },
   ],
