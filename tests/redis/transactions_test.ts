@@ -183,3 +183,23 @@ Deno.test("FLUSHALL by another connection fails the EXEC of a watcher of an exis
   assert.equal(await call(a, "EXEC"), "*-1\\r\\n");
   assert.equal(await call(b, "DBSIZE"), ":0\\r\\n");
 });
+
+Deno.test({
+  name: "EXEC on a node that became a replica since MULTI runs nothing (EXECABORT ... READONLY)",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-exec-demoted-", async (dir) => {
+      const { master, replicas: [replica] } = await startCluster(dir, 1);
+      await using conn = await RawRespConnection.open(master.port);
+      await call(conn, "MULTI");
+      assert.equal(await call(conn, "SET", "queued", "1"), "+QUEUED\\r\\n");
+      // The master steps down: the replica is promoted and the old master follows it.
+      assert.match(await replica.send(["PROMOTE"]), /PROMOTED/);
+      assert.equal(await master.send(["REPLICAOF", "127.0.0.1", String(replica.port)]), "OK");
+      assert.match(
+        await call(conn, "EXEC"),
+        /^-EXECABORT Transaction discarded because of: READONLY /,
+      );
+      assert.equal(await master.send(["EXISTS", "queued"]), "0");
+    }),
+});
