@@ -158,6 +158,20 @@ export const KEYSPACE: ConformanceFamily = {
         ...["int", "neg", "big", "zero", "lead", "plus", "short", "long", "missing"].map((
           key,
         ) => ["OBJECT", "ENCODING", `${P}${key}`]),
+        ["SET", `${P}counter`, "10"],
+        ["INCR", `${P}counter`],
+        ["OBJECT", "ENCODING", `${P}counter`],
+        ["SET", `${P}float`, "1.5"],
+        ["INCRBYFLOAT", `${P}float`, "1"],
+        ["OBJECT", "ENCODING", `${P}float`],
+        ["SET", `${P}appended`, "a"],
+        ["APPEND", `${P}appended`, "b"],
+        {
+          send: ["OBJECT", "ENCODING", `${P}appended`],
+          differs: "Redis marks a value APPEND or SETRANGE changed as raw; kvstore keeps no " +
+            "encoding per key and judges the value alone",
+          kvstore: "$6\\r\\nembstr\\r\\n",
+        },
         ["OBJECT", "ENCODING"],
         ["OBJECT", "NOSUCH", `${P}int`],
         ["OBJECT"],
