@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { type Config, etcdEndpoints, type HostPort, parseHostPort } from "../config.ts";
+import { type Config, etcdEndpoints, parseHostPort } from "../config.ts";
 import { getLog } from "../log.ts";
 import type { NodeRole } from "../replication/node_role.ts";
 import type { InfoFields, ServerNode } from "../server/hooks.ts";
@@ -22,7 +22,6 @@ import {
   ackFence,
   decide,
   type Decision,
-  eligible,
   type FenceFacts,
   type LeaderRecord,
   type MemberView,
@@ -30,14 +29,12 @@ import {
   writeFence,
 } from "./election.ts";
 import { EtcdClient, EtcdError, type WatchEvent } from "./etcd_client.ts";
-import {
-  type ClusterKeys,
-  clusterKeys,
-  formatLeader,
-  formatMember,
-  parseLeader,
-  parseMember,
-} from "./records.ts";
+import { ClusterView } from "./cluster_view.ts";
+import { memberAddresses, MemberReplicas } from "./member_replicas.ts";
+import { type ClusterKeys, clusterKeys, formatLeader, formatMember } from "./records.ts";
+import { switchover } from "./switchover.ts";
+
+export { SwitchoverError } from "./switchover.ts";
 
 const log = getLog("coordinator");
 
@@ -78,11 +75,6 @@ export function etcdClientOf(config: Config): EtcdClient {
   });
 }
 
-/** A switchover was refused or did not finish; the message says why (nothing changed). */
-export class SwitchoverError extends Error {
-  override name = "SwitchoverError";
-}
-
 function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
@@ -100,20 +92,8 @@ export class Coordinator {
   /** Monotonic ms: the lease can be trusted until then; the last renewal's send time. */
   #trustedUntilMs = 0;
   #lastRenewalMs = 0;
-  #leader: LeaderRecord | undefined;
-  #leaderGone: { revision: number; atMs: number } | undefined;
-  readonly #members = new Map<string, MemberView>();
-  /** The lease each member was last seen with: a new one means it restarted. */
-  readonly #memberLeases = new Map<string, string>();
-  /** The address each member was last replicated to: a new one replaces the old replica. */
-  readonly #memberAddresses = new Map<string, string>();
-  readonly #nodes = new Set<string>();
-  #epochValue = 0;
-  #epochModRevision = 0;
-  /** The newest etcd revision this node's view includes (0: never read). */
-  #revision = 0;
-  /** The revision of the last full read: watch events up to it are in the view already. */
-  #readRevision = 0;
+  readonly #view: ClusterView;
+  readonly #replicas = new MemberReplicas();
   /** The last etcd round (renew, report, read) succeeded. */
   #etcdOk = false;
   #lastError = "";
@@ -135,6 +115,16 @@ export class Coordinator {
     this.#client = client;
     this.#keys = clusterKeys(node.config.CLUSTER_NAME);
     this.#timing = coordinatorTiming(node.config);
+    this.#view = new ClusterView(this.#keys, (previous, revision) => {
+      if (previous !== undefined) {
+        log.warn("the leader key of {name} is gone (revision {revision}): an election starts", {
+          event: "leader_gone",
+          name: previous.name,
+          revision,
+        });
+      }
+      this.#reportSoon();
+    });
     role.setFences({
       writes: () => writeFence(this.#fenceFacts()),
       acks: () => ackFence(this.#fenceFacts()),
@@ -150,12 +140,12 @@ export class Coordinator {
 
   /** The leader key as last read (undefined: none). */
   get leader(): LeaderRecord | undefined {
-    return this.#leader;
+    return this.#view.leader;
   }
 
   /** The member records as last read. */
   get members(): MemberView[] {
-    return [...this.#members.values()];
+    return [...this.#view.members.values()];
   }
 
   /** Milliseconds the lease can still be trusted (0: not at all). */
@@ -311,52 +301,7 @@ export class Coordinator {
   /** Reads every key of the cluster: the view the decisions start from. */
   async #refresh(): Promise<void> {
     const { kvs, revision } = await this.#client.range(this.#keys.prefix, { prefix: true });
-    // The watch delivered newer changes while this read ran: the view is newer than the read.
-    if (revision < this.#revision) return;
-    let leader: LeaderRecord | undefined;
-    this.#members.clear();
-    this.#nodes.clear();
-    for (const kv of kvs) {
-      if (kv.key === this.#keys.leader) {
-        leader = parseLeader(kv);
-      } else if (kv.key === this.#keys.epoch) {
-        this.#epochValue = Number(kv.value) || 0;
-        this.#epochModRevision = kv.modRevision;
-      } else if (kv.key.startsWith(this.#keys.members)) {
-        const record = parseMember(kv);
-        if (record !== undefined) {
-          this.#members.set(record.name, { record, modRevision: kv.modRevision });
-        }
-      } else if (kv.key.startsWith(this.#keys.nodes)) {
-        this.#nodes.add(kv.key.slice(this.#keys.nodes.length));
-      }
-    }
-    if (!kvs.some((kv) => kv.key === this.#keys.epoch)) {
-      this.#epochValue = 0;
-      this.#epochModRevision = 0;
-    }
-    this.#setLeader(leader, revision);
-    this.#revision = Math.max(this.#revision, revision);
-    this.#readRevision = revision;
-  }
-
-  #setLeader(leader: LeaderRecord | undefined, revision: number): void {
-    if (leader === undefined) {
-      if (this.#leaderGone === undefined) {
-        this.#leaderGone = { revision, atMs: performance.now() };
-        if (this.#leader !== undefined) {
-          log.warn("the leader key of {name} is gone (revision {revision}): an election starts", {
-            event: "leader_gone",
-            name: this.#leader.name,
-            revision,
-          });
-        }
-        this.#reportSoon();
-      }
-    } else {
-      this.#leaderGone = undefined;
-    }
-    this.#leader = leader;
+    this.#view.applyRead(kvs, revision, performance.now());
   }
 
   // ------------------------------------------------------------------------------ watching
@@ -364,14 +309,14 @@ export class Coordinator {
   async #watchLoop(): Promise<void> {
     let backoffMs = 50;
     while (!this.#stopped) {
-      if (this.#revision === 0) {
+      if (this.#view.revision === 0) {
         await this.#sleep(50);
         continue;
       }
       try {
         await this.#client.watch(
           this.#keys.prefix,
-          this.#revision + 1,
+          this.#view.revision + 1,
           (events) => this.#onEvents(events),
           this.#abort.signal,
         );
@@ -396,24 +341,7 @@ export class Coordinator {
   }
 
   #onEvents(events: WatchEvent[]): void {
-    for (const { type, kv } of events) {
-      // A watch running behind a full read must not put older states back.
-      if (kv.modRevision <= this.#readRevision) continue;
-      this.#revision = Math.max(this.#revision, kv.modRevision);
-      if (kv.key === this.#keys.leader) {
-        this.#setLeader(type === "PUT" ? parseLeader(kv) : undefined, kv.modRevision);
-      } else if (kv.key === this.#keys.epoch) {
-        this.#epochValue = type === "PUT" ? Number(kv.value) || 0 : 0;
-        this.#epochModRevision = type === "PUT" ? kv.modRevision : 0;
-      } else if (kv.key.startsWith(this.#keys.members)) {
-        const name = kv.key.slice(this.#keys.members.length);
-        const record = type === "PUT" ? parseMember(kv) : undefined;
-        if (record === undefined) this.#members.delete(name);
-        else this.#members.set(name, { record, modRevision: kv.modRevision });
-      } else if (kv.key.startsWith(this.#keys.nodes) && type === "PUT") {
-        this.#nodes.add(kv.key.slice(this.#keys.nodes.length));
-      }
-    }
+    this.#view.applyEvents(events, performance.now());
     this.#act();
   }
 
@@ -444,7 +372,7 @@ export class Coordinator {
   }
 
   #fenceFacts(): FenceFacts {
-    const leader = this.#leader;
+    const leader = this.#view.leader;
     return {
       leaderIsSelf: leader !== undefined && leader.name === this.#name &&
         leader.lease === this.#lease && this.#lease !== "",
@@ -476,13 +404,14 @@ export class Coordinator {
   }
 
   async #actOnce(): Promise<void> {
-    if (this.#stopped || this.#revision === 0 || this.#name === "") return;
+    const view = this.#view;
+    if (this.#stopped || view.revision === 0 || this.#name === "") return;
     const decision = decide({
       self: this.#selfFacts(),
-      leader: this.#leader,
-      leaderGone: this.#leaderGone,
-      members: [...this.#members.values()],
-      nodes: [...this.#nodes],
+      leader: view.leader,
+      leaderGone: view.leaderGone,
+      members: [...view.members.values()],
+      nodes: [...view.nodes],
       syncReplicas: this.#node.config.REPLICATION_MODE === "sync"
         ? this.#node.config.SYNC_REPLICAS
         : undefined,
@@ -490,7 +419,7 @@ export class Coordinator {
       nowMs: performance.now(),
     });
     this.#noteDecision(decision);
-    if (decision.kind === "wait" && this.#leader === undefined) this.#recheckSoon();
+    if (decision.kind === "wait" && view.leader === undefined) this.#recheckSoon();
     // A view etcd did not confirm lately decides nothing but keeping things as they are.
     if (!this.#etcdOk && decision.kind !== "steady" && decision.kind !== "wait") return;
     await this.#carryOut(decision);
@@ -524,7 +453,7 @@ export class Coordinator {
       case "wait":
         return;
       case "steady":
-        if (!role.replica) this.#addMembersAsReplicas();
+        this.#replicas.sync(role, this.#view.members.values(), this.#name);
         return;
       case "campaign":
         return await this.#campaign();
@@ -533,11 +462,11 @@ export class Coordinator {
       case "follow":
         await role.follow(parseHostPort(decision.address, "leader address"), {
           epoch: decision.epoch,
-          by: `etcd (leader ${this.#leader?.name ?? "?"})`,
+          by: `etcd (leader ${this.#view.leader?.name ?? "?"})`,
         });
         log.info("following {leader} at {address} (epoch {epoch})", {
           event: "following_leader",
-          leader: this.#leader?.name ?? "",
+          leader: this.#view.leader?.name ?? "",
           address: decision.address,
           epoch: decision.epoch,
         });
@@ -564,15 +493,11 @@ export class Coordinator {
   /** Tries to take the leader key, with the next epoch, in one transaction. */
   async #campaign(): Promise<void> {
     const self = this.#selfFacts();
-    const epoch = Math.max(
-      this.#epochValue,
-      self.epoch,
-      ...[...this.#members.values()].map((m) => m.record.epoch),
-    ) + 1;
+    const epoch = this.#view.nextEpoch(self.epoch);
     const { succeeded, revision } = await this.#client.txn(
       [
         { key: this.#keys.leader, target: "CREATE", createRevision: 0 },
-        { key: this.#keys.epoch, target: "MOD", modRevision: this.#epochModRevision },
+        { key: this.#keys.epoch, target: "MOD", modRevision: this.#view.epochModRevision },
       ],
       [
         {
@@ -594,17 +519,17 @@ export class Coordinator {
       "ELECTED: {name} took the leader key (epoch {epoch}, LSN {lsn}, revision {revision})",
       { event: "elected", name: this.#name, epoch, lsn: self.lsn, revision },
     );
-    this.#epochValue = epoch;
-    this.#epochModRevision = revision;
-    this.#setLeader(
+    this.#view.noteEpoch(epoch, revision);
+    this.#view.setLeader(
       { name: this.#name, address: self.address, epoch, lease: this.#lease },
       revision,
+      performance.now(),
     );
     this.#actAgain = true;
   }
 
   async #promote(epoch: number): Promise<void> {
-    const replicas = this.#otherMemberAddresses();
+    const replicas = memberAddresses(this.#view.members.values(), this.#name);
     try {
       const promotion = await this.#role.promote({ epoch, by: "etcd election", replicas });
       log.warn(
@@ -636,161 +561,29 @@ export class Coordinator {
     return succeeded;
   }
 
-  #otherMemberAddresses(): HostPort[] {
-    const addresses: HostPort[] = [];
-    for (const { record } of this.#members.values()) {
-      if (record.name === this.#name) continue;
-      try {
-        addresses.push(parseHostPort(record.address, "member address"));
-      } catch {
-        // A record with a bad address is skipped (parseMember keeps only well-formed ones).
-      }
-    }
-    return addresses;
-  }
-
-  /**
-   * A master replicates to every registered member: new ones are added; one that registered
-   * again (a new lease: it restarted) is retried at once instead of at the next health check.
-   */
-  #addMembersAsReplicas(): void {
-    const role = this.#role;
-    if (role.deposed !== undefined && role.writeFence === undefined) return;
-    const listed = new Set(role.replicator?.replicaManager.replicas.map((r) => r.address) ?? []);
-    const added: HostPort[] = [];
-    for (const { record } of this.#members.values()) {
-      if (record.name === this.#name) continue;
-      const known = this.#memberLeases.get(record.name);
-      this.#memberLeases.set(record.name, record.lease);
-      const before = this.#memberAddresses.get(record.name);
-      this.#memberAddresses.set(record.name, record.address);
-      if (before !== undefined && before !== record.address && listed.has(before)) {
-        // The same node registered at another address (restarted on another port).
-        log.info("member {name} moved from {before} to {address}: replicating to the new one", {
-          event: "member_moved",
-          name: record.name,
-          before,
-          address: record.address,
-        });
-        role.removeReplica(before).catch((error) =>
-          log.warn("could not remove replica {before}: {error}", { before, error: message(error) })
-        );
-      }
-      if (!listed.has(record.address)) {
-        try {
-          added.push(parseHostPort(record.address, "member address"));
-        } catch {
-          // skipped, as above
-        }
-      } else if (known !== undefined && known !== record.lease) {
-        role.replicator?.retryNow(record.address);
-      }
-    }
-    if (added.length > 0) role.addReplicas(added);
-  }
-
-  // ---------------------------------------------------------------------------- switchover
-
-  /**
-   * Planned switchover to member `target`: new writes are refused (`-READONLY`, which clients
-   * retry), the writes taken are made durable and waited for on the target (up to `timeoutMs`),
-   * then one transaction hands the leader key (bound to the target's lease) and a new epoch to it.
-   * This node then follows it. On any failure writes resume here and the error says why.
-   */
+  /** Planned switchover to member `target` (see `switchover.ts`). */
   async switchover(target: string, timeoutMs: number): Promise<{ epoch: number; lsn: number }> {
-    const role = this.#role;
-    const facts = this.#fenceFacts();
-    if (role.replica || !facts.leaderIsSelf) {
-      throw new SwitchoverError(
-        `this node is not the master; run it on the master (${this.#leader?.name ?? "none now"})`,
-      );
-    }
-    if (target === this.#name) throw new SwitchoverError(`${target} is the master already`);
-    const member = this.#members.get(target)?.record;
-    if (member === undefined) {
-      throw new SwitchoverError(
-        `no registered member is named ${target} (members: ${
-          [...this.#members.keys()].join(", ")
-        })`,
-      );
-    }
-    if (!eligible(member)) {
-      throw new SwitchoverError(
-        `${target} cannot lead: ` +
-          (member.filtered ? "it is a selective replica (key filter)" : "its log is incomplete " +
-            "(a full sync has not finished)"),
-      );
-    }
-    if (this.#paused !== undefined) throw new SwitchoverError(`writes are paused: ${this.#paused}`);
-    this.#paused = `a switchover to ${target} is in progress; retry in a moment`;
-    const startedMs = performance.now();
     try {
-      const store = this.#node.store;
-      await store.whenDurable(store.lastLsn);
-      const lsn = store.lastLsn;
-      log.warn("SWITCHOVER to {target}: writes paused; waiting for it to have LSN {lsn}", {
-        event: "switchover_started",
+      return await switchover(
+        {
+          role: this.#role,
+          store: this.#node.store,
+          view: this.#view,
+          client: this.#client,
+          keys: this.#keys,
+          selfName: this.#name,
+          lease: this.#lease,
+          leaderIsSelf: this.#fenceFacts().leaderIsSelf,
+          paused: this.#paused,
+          pause: (reason) => this.#paused = reason,
+          refresh: () => this.#refresh(),
+          sleep: (ms) => this.#sleep(ms),
+        },
         target,
-        lsn,
-      });
-      await this.#waitForAck(member.address, lsn, startedMs + timeoutMs, target);
-      const epoch = Math.max(
-        this.#epochValue,
-        role.epoch,
-        ...[...this.#members.values()].map((m) => m.record.epoch),
-      ) + 1;
-      const { succeeded, revision } = await this.#client.txn(
-        [
-          { key: this.#keys.leader, target: "LEASE", lease: this.#lease },
-          { key: this.#keys.epoch, target: "MOD", modRevision: this.#epochModRevision },
-        ],
-        [
-          {
-            put: {
-              key: this.#keys.leader,
-              value: formatLeader({ name: target, address: member.address, epoch }),
-              lease: member.lease,
-            },
-          },
-          { put: { key: this.#keys.epoch, value: String(epoch) } },
-        ],
+        timeoutMs,
       );
-      if (!succeeded) {
-        await this.#refresh();
-        throw new SwitchoverError("the leader key or the epoch changed meanwhile; nothing done");
-      }
-      this.#epochValue = epoch;
-      this.#epochModRevision = revision;
-      this.#setLeader(
-        { name: target, address: member.address, epoch, lease: member.lease },
-        revision,
-      );
-      log.warn("SWITCHOVER: the leader key is {target}'s (epoch {epoch}) after {ms} ms", {
-        event: "switchover_done",
-        target,
-        epoch,
-        ms: Math.round(performance.now() - startedMs),
-      });
-      this.#act();
-      return { epoch, lsn };
     } finally {
-      this.#paused = undefined;
-    }
-  }
-
-  async #waitForAck(address: string, lsn: number, deadlineMs: number, name: string) {
-    for (;;) {
-      const replica = this.#role.replicator?.replicaManager.getStatus().replicas.find((r) =>
-        r.address === address
-      );
-      const acked = replica?.ackedLsn ?? 0;
-      if (acked >= lsn) return;
-      if (performance.now() >= deadlineMs) {
-        throw new SwitchoverError(
-          `${name} has LSN ${acked} of ${lsn} after the timeout; nothing done, writes resume here`,
-        );
-      }
-      await this.#sleep(5);
+      this.#act();
     }
   }
 
@@ -798,7 +591,7 @@ export class Coordinator {
 
   /** The coordinator's `INFO replication` fields. */
   info(): InfoFields {
-    const leader = this.#leader;
+    const leader = this.#view.leader;
     return [
       ["coordinator", "etcd"],
       ["coordinator_cluster", this.#node.config.CLUSTER_NAME],
@@ -808,7 +601,7 @@ export class Coordinator {
       ["coordinator_leader", leader?.name ?? ""],
       ["coordinator_leader_address", leader?.address ?? ""],
       ["coordinator_leader_epoch", leader?.epoch ?? 0],
-      ["coordinator_members", this.#members.size],
+      ["coordinator_members", this.#view.members.size],
       ["coordinator_lease_ttl_left_ms", Math.round(this.leaseLeftMs())],
       ["coordinator_decision", this.#lastDecision],
       ["coordinator_write_fence", this.#role.writeFence ?? ""],
