@@ -20,6 +20,7 @@ import {
   Op,
 } from "../../src/storage/record.ts";
 import {
+  asText,
   callAt,
   CLUSTER_TEST,
   dump,
@@ -28,6 +29,7 @@ import {
   KvNode,
   parseInfo,
   replicaFields,
+  RespConn,
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
@@ -309,4 +311,25 @@ Deno.test("selective: a bad filter is refused before anything changes", async ()
     /no replica 127.0.0.1:1/,
   );
   assert.equal(await callAt(master.port, "REPLICAS", "LIST"), "");
+});
+
+Deno.test("selective: a hostile master's FILTER past the bounds is refused and changes nothing", async () => {
+  await using replica = await startTestServer({ ...FAST_CONFIG, REPLICA: true }, extensions);
+  const conn = await RespConn.open(replica.port);
+  try {
+    const send = async (...words: string[]) => asText(await conn.send(words));
+    assert.match(await send("REPLICATE", "FORMAT", "2"), /^2$/);
+    assert.match(await send("REPLICATE", "HELLO", "0", "0", "1000", "5000"), /^0 0 0$/);
+    assert.match(
+      await send("REPLICATE", "FILTER", ...Array.from({ length: 65 }, (_, i) => `p${i}:`)),
+      /65 prefixes, more than 64/,
+    );
+    assert.match(await send("REPLICATE", "FILTER", "a:", ""), /may not be empty/);
+    assert.match(await send("REPLICATE", "FILTER", "x".repeat(257)), /more than 256/);
+    assert.equal(await send("REPLICATE", "FILTER"), "same", "its data is still every key's");
+  } finally {
+    conn.close();
+  }
+  const info = parseInfo(await callAt(replica.port, "INFO", "replication"));
+  assert.equal(info.get("key_filter"), "");
 });
