@@ -176,7 +176,10 @@ export const STATUS_JS = `"use strict";
     let columns;
     let rows;
     if (report.node.role === "replica") {
-      byId("cluster-title").textContent = "Master (as this replica sees it)";
+      byId("cluster-title").textContent = (report.master && report.master.keyFilter)
+        ? "Master (as this replica sees it; this replica holds only keys under " +
+          report.master.keyFilter.join(", ") + ")"
+        : "Master (as this replica sees it)";
       const m = report.master ?? {};
       columns = ["role", "address", "link", "last contact", "applied LSN", "lag records", "lag ms", "full sync"];
       rows = [[

@@ -318,7 +318,12 @@ export class NodeRole implements RoleGate {
 
   /** The node's links as data: a replica's master, or a master's replicas. */
   status(): ReplicationStatus {
-    return replicationStatus(this.#replica, this.#applier, this.downstream);
+    return replicationStatus(
+      this.#replica,
+      this.#applier,
+      this.downstream,
+      this.#state.keyFilter,
+    );
   }
 
   /** Calls `listener` after each change of role or epoch; returns the unsubscribe function. */

@@ -227,6 +227,7 @@ export function replicationStatus(
   replica: boolean,
   applier: ReplicaApplier | undefined,
   replicator: Replicator | undefined,
+  keyFilter: readonly string[] = [],
 ): ReplicationStatus {
   if (replica) {
     if (applier === undefined) return { replicas: [] };
@@ -241,6 +242,7 @@ export function replicationStatus(
       fullSyncInProgress: info.fullSyncInProgress,
     };
     if (info.masterLastIoSecondsAgo >= 0) master.lastContactSeconds = info.masterLastIoSecondsAgo;
+    if (keyFilter.length > 0) master.keyFilter = [...keyFilter];
     return { master, replicas: linkStatuses(replicator) };
   }
   return { replicas: linkStatuses(replicator) };

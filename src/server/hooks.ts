@@ -326,6 +326,8 @@ export interface MasterLinkStatus {
   lagRecords?: number;
   lagMs?: number;
   fullSyncInProgress: boolean;
+  /** The key prefixes this replica holds, when it is filtered (selective replication). */
+  keyFilter?: string[];
 }
 
 /** What replication says of a node's links, as data (never parsed back from `INFO`). */

@@ -106,6 +106,16 @@ async function holdsExactly(master: KvNode, replica: KvNode, prefixes: string[])
   );
 }
 
+/** A node's `/status.json` (started with `--metrics-port 0`). */
+async function statusOf(node: KvNode) {
+  const line = node.logs.find((l) => l.properties.event === "metrics_listening");
+  const port = line?.properties.port as number;
+  const reply = await fetch(`http://127.0.0.1:${port}/status.json`, {
+    signal: AbortSignal.timeout(5000),
+  });
+  return await reply.json();
+}
+
 async function write(master: KvNode, round: string): Promise<void> {
   const ok = async (words: string[]) =>
     assert.equal(await master.send(words), "OK", words.join(" "));
@@ -140,11 +150,18 @@ Deno.test({
   ...CLUSTER_TEST,
   fn: () =>
     withClusterDir("kvstore-selective-", async (dir) => {
-      const ra = await KvNode.start("ra", `${dir}/ra`, ["--replica", ...FAST]);
+      const ra = await KvNode.start("ra", `${dir}/ra`, [
+        "--replica",
+        "--metrics-port",
+        "0",
+        ...FAST,
+      ]);
       let rb = await KvNode.start("rb", `${dir}/rb`, ["--replica", ...FAST]);
       const masterArgs = [
         "--replicas",
         `127.0.0.1:${ra.port}[a:],127.0.0.1:${rb.port}[b:]`,
+        "--metrics-port",
+        "0",
         ...FAST,
       ];
       let master = await KvNode.start("master", `${dir}/m`, masterArgs);
@@ -158,6 +175,12 @@ Deno.test({
       assert.equal(info.get("replica0_key_filter"), "[a:]");
       assert.equal(info.get("replica1_key_filter"), "[b:]");
       assert.equal((await ra.info()).get("key_filter"), "[a:]");
+      // ... and the status page's data (/status.json) on both sides.
+      assert.deepEqual((await statusOf(ra)).master.keyFilter, ["a:"]);
+      assert.deepEqual(
+        (await statusOf(master)).replicas.map((r: { keyFilter?: string[] }) => r.keyFilter),
+        [["a:"], ["b:"]],
+      );
       const topology = JSON.parse(await ra.send(["TOPOLOGY"]));
       assert.deepEqual(topology.node.key_filter, ["a:"]);
       const masterTopology = JSON.parse(await master.send(["TOPOLOGY"]));
