@@ -5,8 +5,9 @@
  * The master offers its codec after HELLO (`REPLICATE COMPRESS <codec>`); a replica that speaks
  * it and has compression on answers with its name, anything else (`none`, or an older replica's
  * "unknown subcommand" error) keeps the stream uncompressed. Only a batch of at least
- * `REPLICATION_COMPRESSION_MIN_BYTES` is packed, and only when packing saves bytes: small live
- * frames and incompressible values cost no CPU for nothing.
+ * `REPLICATION_COMPRESSION_MIN_BYTES` is packed, and only when packing saves an eighth: small
+ * live frames cost nothing, and after a frame that did not pay the next 15 go unpacked without
+ * trying, so incompressible values cost little CPU.
  *
  * The levels are the low ones measured fastest for their ratio on real record batches
  * (`deno run scripts/compression_measure.ts`, docs/benchmarks.md): zstd level 1 packs 1 MiB of
@@ -67,12 +68,45 @@ export function acceptCodec(
 }
 
 /**
- * `bytes` packed with `codec`, or undefined when packing would not save at least 1/16 of them
- * (random values: the frame goes as it is).
+ * `bytes` packed with `codec`, or undefined when packing would not save at least 1/8 of them
+ * (random values shrink by 7-8%, their record headers and keys: not worth the CPU).
  */
 export function packBatch(codec: Codec, bytes: Uint8Array): Uint8Array | undefined {
   const packed = IMPLS[codec].pack(bytes);
-  return packed.length <= bytes.length - (bytes.length >> 4) ? packed : undefined;
+  return packed.length <= bytes.length - (bytes.length >> 3) ? packed : undefined;
+}
+
+/** Frames sent as they are, without trying, after one that did not pay ({@link BatchPacker}). */
+export const SKIP_AFTER_MISS_FRAMES = 15;
+
+/**
+ * Decides, frame by frame, what one stream packs: frames of at least `minBytes`, unless the last
+ * try did not pay, in which case the next {@link SKIP_AFTER_MISS_FRAMES} go as they are without
+ * trying (incompressible values then cost the master no compression CPU), and then it tries again.
+ *
+ * @example
+ * ```ts
+ * import { BatchPacker } from "./compression.ts";
+ * const packer = new BatchPacker("zstd", 16);
+ * console.log(packer.pack(new Uint8Array(1000))?.length); // 1000 zeros pack to a few bytes
+ * ```
+ */
+export class BatchPacker {
+  #skipFrames = 0;
+
+  constructor(readonly codec: Codec, readonly minBytes: number) {}
+
+  /** `bytes` packed, or undefined: send them as they are. */
+  pack(bytes: Uint8Array): Uint8Array | undefined {
+    if (bytes.length < this.minBytes) return undefined;
+    if (this.#skipFrames > 0) {
+      this.#skipFrames--;
+      return undefined;
+    }
+    const packed = packBatch(this.codec, bytes);
+    if (packed === undefined) this.#skipFrames = SKIP_AFTER_MISS_FRAMES;
+    return packed;
+  }
 }
 
 /** A compressed frame that cannot be unpacked within its bounds, or at all. */

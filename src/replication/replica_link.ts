@@ -24,7 +24,7 @@ import { LinkConnection, LinkError } from "./link_connection.ts";
 import { SyncProgress } from "./sync_progress.ts";
 import type { FullSyncDecision, ReplicaNode } from "./replica_node.ts";
 import { Wakeup } from "./wakeup.ts";
-import { type Codec, type CompressionSetting, isCodec, packBatch } from "./compression.ts";
+import { BatchPacker, type Codec, type CompressionSetting, isCodec } from "./compression.ts";
 import { filterRecords, KeyFilter } from "./key_filter.ts";
 import type { ChainReport } from "./replicator.ts";
 import {
@@ -151,8 +151,8 @@ export class ReplicaLink {
   #aheadEpoch = 0;
   /** When an unhealthy replica's failures were last logged (once per health-check interval). */
   #downReportedMs = 0;
-  /** The codec the replica accepted for this session (undefined: uncompressed). */
-  #codec: Codec | undefined;
+  /** Packs this session's frames with the codec the replica accepted (undefined: uncompressed). */
+  #packer: BatchPacker | undefined;
 
   constructor(node: ReplicaNode, ctx: LinkContext) {
     this.node = node;
@@ -539,7 +539,7 @@ export class ReplicaLink {
    * filter (it then needs a full sync), or undefined when it does.
    */
   async #negotiate(): Promise<string | undefined> {
-    this.#codec = undefined;
+    this.#packer = undefined;
     const setting = this.#ctx.compression?.setting ?? "off";
     if (!this.node.keyFilterGiven) {
       this.node.keyFilter = KeyFilter.of(this.#ctx.heldKeyFilter?.());
@@ -569,10 +569,13 @@ export class ReplicaLink {
   /** The replica's answer to the codec offered (`setting`): the session's codec, or none. */
   #onCompressReply(setting: Codec, reply: RespValue): void {
     const accepted = typeof reply === "string" ? reply : "";
-    this.#codec = isCodec(accepted) && accepted === setting ? accepted : undefined;
-    this.node.compression = this.#codec ??
+    const minBytes = this.#ctx.compression?.minBytes ?? Infinity;
+    this.#packer = isCodec(accepted) && accepted === setting
+      ? new BatchPacker(accepted, minBytes)
+      : undefined;
+    this.node.compression = this.#packer?.codec ??
       (reply instanceof RespErrorReply ? "unsupported by the replica" : "refused by the replica");
-    if (this.#codec === undefined) {
+    if (this.#packer === undefined) {
       this.#ctx.log.info(
         "replica {replica} does not take {codec} frames ({why}): its stream is uncompressed",
         { replica: this.node.address, codec: setting, why: describeReply(reply) },
@@ -587,16 +590,14 @@ export class ReplicaLink {
   #logFrame(runs: readonly Uint8Array[]): Uint8Array {
     const filter = this.node.keyFilter;
     const records = filter === undefined ? runs : runs.map((run) => filterRecords(run, filter));
-    const codec = this.#codec;
+    const packer = this.#packer;
     let rawBytes = 0;
     for (const run of records) rawBytes += run.length;
-    const minBytes = this.#ctx.compression?.minBytes ?? Infinity;
-    if (codec !== undefined && rawBytes >= minBytes) {
-      const raw = records.length === 1 ? records[0] : concatRuns(records);
-      const packed = packBatch(codec, raw);
+    if (packer !== undefined && rawBytes >= packer.minBytes) {
+      const packed = packer.pack(records.length === 1 ? records[0] : concatRuns(records));
       if (packed !== undefined) {
         this.node.countSent(rawBytes, packed.length);
-        return packedLogRequest(codec, rawBytes, packed);
+        return packedLogRequest(packer.codec, rawBytes, packed);
       }
     }
     this.node.countSent(rawBytes, rawBytes);
@@ -605,14 +606,11 @@ export class ReplicaLink {
 
   /** A snapshot chunk's frame: CHUNKZ when this session packs and packing pays, else CHUNK. */
   #chunkFrame(chunk: Uint8Array): Uint8Array {
-    const codec = this.#codec;
-    const minBytes = this.#ctx.compression?.minBytes ?? Infinity;
-    const packed = codec !== undefined && chunk.length >= minBytes
-      ? packBatch(codec, chunk)
-      : undefined;
+    const packer = this.#packer;
+    const packed = packer?.pack(chunk);
     this.node.countSent(chunk.length, packed?.length ?? chunk.length);
-    return codec !== undefined && packed !== undefined
-      ? packedChunkRequest(codec, chunk.length, packed)
+    return packer !== undefined && packed !== undefined
+      ? packedChunkRequest(packer.codec, chunk.length, packed)
       : snapshotChunkRequest(chunk);
   }
 

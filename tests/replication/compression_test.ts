@@ -8,8 +8,10 @@ import assert from "node:assert/strict";
 import * as zlib from "node:zlib";
 import {
   acceptCodec,
+  BatchPacker,
   CompressionError,
   packBatch,
+  SKIP_AFTER_MISS_FRAMES,
   unpackBatch,
 } from "../../src/replication/compression.ts";
 import { replicationExtension } from "../../src/replication/mod.ts";
@@ -98,6 +100,18 @@ Deno.test("compression: a zstd batch unpacks to the same bytes; a bomb, an over-
   assert.equal(acceptCodec("off", ["zstd"]), "none");
   assert.equal(acceptCodec("zstd", ["lz4", "deflate"]), "deflate");
   assert.equal(acceptCodec("zstd", ["lz4"]), "none");
+});
+
+Deno.test("compression: after a frame that does not pay, the next 15 go unpacked without trying, then it tries again", () => {
+  const packer = new BatchPacker("zstd", 1024);
+  const json = new TextEncoder().encode('{"status":"shipped"}'.repeat(500));
+  assert.equal(packer.pack(json.subarray(0, 1000)), undefined, "under minBytes");
+  assert.ok(packer.pack(json) !== undefined);
+  assert.equal(packer.pack(crypto.getRandomValues(new Uint8Array(8192))), undefined);
+  for (let i = 0; i < SKIP_AFTER_MISS_FRAMES; i++) {
+    assert.equal(packer.pack(json), undefined, `frame ${i} after the miss`);
+  }
+  assert.ok(packer.pack(json) !== undefined, "tries again");
 });
 
 Deno.test({
