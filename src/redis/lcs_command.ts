@@ -45,22 +45,24 @@ function parseOptions(
   return o;
 }
 
-function lcs(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  const { store, commit, config } = ctx.node;
-  const a = store.read(args[0]) ?? new Uint8Array(0);
-  const b = store.read(args[1]) ?? new Uint8Array(0);
-  const pending = Math.max(commit.pendingLsn(args[0]), commit.pendingLsn(args[1]));
-  const options = parseOptions(args);
-  if (typeof options === "string") return out.error(options);
+/** What the walk back over the table finds: the subsequence and its matching ranges. */
+interface LcsResult {
+  total: number;
+  result: Uint8Array;
+  matches: Reply[];
+}
+
+/**
+ * The longest common subsequence of `a` and `b` by Redis's dynamic programme and walk back (so
+ * ties pick the same subsequence and ranges); with `options.len` only the length is computed.
+ */
+function longestCommon(
+  a: Uint8Array,
+  b: Uint8Array,
+  options: { len: boolean; withMatchLen: boolean; minMatchLen: number },
+): LcsResult {
   const alen = a.length;
   const blen = b.length;
-  const tableBytes = (alen + 1) * (blen + 1) * 4;
-  if (tableBytes > config.LCS_MAX_BYTES) {
-    return out.error(
-      `LCS of ${alen} and ${blen} bytes needs a ${tableBytes}-byte table, more than LCS_MAX_BYTES ` +
-        `(${config.LCS_MAX_BYTES})`,
-    );
-  }
   const width = alen + 1;
   const dp = new Uint32Array(width * (blen + 1));
   for (let j = 1; j <= blen; j++) {
@@ -71,9 +73,9 @@ function lcs(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     }
   }
   const total = dp[alen + blen * width];
-  if (options.len) return answer(ctx, out, integer(total), 0, pending);
-  const result = new Uint8Array(total);
+  const result = new Uint8Array(options.len ? 0 : total);
   const matches: Reply[] = [];
+  if (options.len) return { total, result, matches };
   let idx = total;
   let i = alen;
   let j = blen;
@@ -109,6 +111,27 @@ function lcs(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
       aStart = alen;
     }
   }
+  return { total, result, matches };
+}
+
+function lcs(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
+  const { store, commit, config } = ctx.node;
+  const a = store.read(args[0]) ?? new Uint8Array(0);
+  const b = store.read(args[1]) ?? new Uint8Array(0);
+  const pending = Math.max(commit.pendingLsn(args[0]), commit.pendingLsn(args[1]));
+  const options = parseOptions(args);
+  if (typeof options === "string") return out.error(options);
+  const alen = a.length;
+  const blen = b.length;
+  const tableBytes = (alen + 1) * (blen + 1) * 4;
+  if (tableBytes > config.LCS_MAX_BYTES) {
+    return out.error(
+      `LCS of ${alen} and ${blen} bytes needs a ${tableBytes}-byte table, more than LCS_MAX_BYTES ` +
+        `(${config.LCS_MAX_BYTES})`,
+    );
+  }
+  const { total, result, matches } = longestCommon(a, b, options);
+  if (options.len) return answer(ctx, out, integer(total), 0, pending);
   if (!options.idx) return answer(ctx, out, { type: "value", value: result }, 0, pending);
   const reply: Reply = {
     type: "map",
