@@ -55,7 +55,7 @@ function incrementBy(ctx: CommandContext, out: ReplyWriter, key: Uint8Array, by:
       : undefined;
     if (value !== undefined) {
       const sum = value + by;
-      const lsn = writeKey(ctx, key, encoder.encode(String(sum)), old.expiresAtMs);
+      const lsn = writeKey(ctx, key, String(sum), old.expiresAtMs);
       return answer(ctx, out, { type: "integer", value: sum }, lsn, old.pending);
     }
   }
@@ -73,7 +73,7 @@ function incrementBy(ctx: CommandContext, out: ReplyWriter, key: Uint8Array, by:
     return out.error("increment or decrement would overflow");
   }
   value += step;
-  const lsn = writeKey(ctx, key, encoder.encode(String(value)), old.expiresAtMs);
+  const lsn = writeKey(ctx, key, String(value), old.expiresAtMs);
   return answer(ctx, out, integerReply(ctx, value), lsn, old.pending);
 }
 

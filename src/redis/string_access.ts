@@ -54,11 +54,14 @@ export function probeKey(
   };
 }
 
-/** Writes `key` = `value`, expiring at `expiresAtMs` (0: never); returns the write's LSN. */
+/**
+ * Writes `key` = `value` (bytes, or an ASCII string such as a counter's digits: written as it is,
+ * no encoding), expiring at `expiresAtMs` (0: never); returns the write's LSN.
+ */
 export function writeKey(
   ctx: CommandContext,
   key: Uint8Array,
-  value: Uint8Array,
+  value: Uint8Array | string,
   expiresAtMs: number,
 ): number {
   const lsn = ctx.node.store.writePut(key, value, expiresAtMs);
