@@ -160,9 +160,9 @@ export const SERVER_SETTINGS: { readonly [name in keyof ServerConfig]: SettingSp
     min: 1 * MIB,
     max: 1024 * GIB,
     description:
-      "Read buffers (partial requests) and unsent replies of all connections together; past it " +
-      "the connection holding the most is closed, logged with the numbers (Redis's " +
-      "maxmemory-clients).",
+      "Read buffers (partial requests), unsent replies and MULTI queues of all connections " +
+      "together; past it the connection holding the most is closed, logged with the numbers " +
+      "(Redis's maxmemory-clients).",
   },
   REQUEST_STEP_MS: {
     kind: "float",

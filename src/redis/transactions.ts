@@ -171,8 +171,8 @@ class Transaction implements TransactionState {
     this.#connection = connection;
   }
 
-  get watchedKeys(): number {
-    return this.#watched.size;
+  get heldBytes(): number {
+    return this.#queuedBytes;
   }
 
   begin(): void {

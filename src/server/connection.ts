@@ -276,7 +276,8 @@ export class Connection implements ConnectionInfo {
 
   /** Memory this connection holds: read buffer beyond its initial size, unsent replies. */
   get memoryBytes(): number {
-    return this.#buffer.length - this.#initialBytes + this.#unsentBytes + this.#stepBytes;
+    return this.#buffer.length - this.#initialBytes + this.#unsentBytes + this.#stepBytes +
+      (this.transaction?.heldBytes ?? 0);
   }
 
   /** Reply bytes not yet sent. */
@@ -636,6 +637,8 @@ export class Connection implements ConnectionInfo {
     } else if (command !== undefined) {
       if (transaction?.queuing && !command.transactionControl) {
         transaction.queue(command.name, command, request.args, writer);
+        // Queued arguments count against MAX_CLIENT_MEMORY_BYTES at once.
+        this.#reportMemory();
       } else this.#execute(command, request.args, writer);
     }
     return command?.name ?? "?";

@@ -170,6 +170,8 @@ export interface ConnectionInfo {
 export interface TransactionState {
   /** True between `MULTI` and `EXEC`/`DISCARD`: requests are queued, not run. */
   readonly queuing: boolean;
+  /** Bytes of queued arguments: they count against MAX_CLIENT_MEMORY_BYTES. */
+  readonly heldBytes: number;
   /**
    * A request was refused before it could be queued (unknown command, wrong arity, refused by
    * a gate, a write on a replica): its error is the reply, and `EXEC` will abort.

@@ -203,3 +203,28 @@ Deno.test({
       assert.equal(await master.send(["EXISTS", "queued"]), "0");
     }),
 });
+
+Deno.test("queued MULTI arguments count against MAX_CLIENT_MEMORY_BYTES: the hoarder is closed", async () => {
+  await using server = await startTestServer({
+    FSYNC: "no",
+    MAX_CLIENT_MEMORY_BYTES: 1024 * 1024,
+    MAX_REQUEST_BYTES: 256 * 1024,
+  });
+  await using bystander = await RawRespConnection.open(server.port);
+  await call(bystander, "SET", "k", "v");
+  await using hoarder = await RawRespConnection.open(server.port);
+  await call(hoarder, "MULTI");
+  const value = "x".repeat(64 * 1024);
+  let queued = 0;
+  try {
+    for (; queued < 64; queued++) {
+      if ((await call(hoarder, "SET", `big:${queued}`, value)) !== "+QUEUED\\r\\n") break;
+    }
+  } catch {
+    // Closed by the server: expected.
+  }
+  assert.ok(queued < 32, `${queued} commands of 64 KiB were queued past a 1 MiB bound`);
+  assert.ok(await hoarder.closesWithin(), "the hoarding connection was not closed");
+  assert.equal(await call(bystander, "GET", "k"), "$1\\r\\nv\\r\\n");
+  assert.ok(server.node.stats.evictedForMemory >= 1);
+});
