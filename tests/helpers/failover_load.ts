@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { type KvNode, RespConn } from "./cluster.ts";
+import { type KvNode, replicasCaughtUp, RespConn, waitUntil } from "./cluster.ts";
+import { waitForMaster } from "./coordinated.ts";
 
 /** A write a node answered OK. */
 export interface AckedWrite {
@@ -28,11 +29,23 @@ export type ErrorCounts = Map<string, number>;
 
 const decoder = new TextDecoder();
 
-/** The port of the node that takes writes now (a master without a write fence), or undefined. */
+/** `promise`, or a rejection after `ms` (a paused node answers nothing). */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timeout ${what} after ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The node that takes writes now (a master without a write fence), or undefined. A node that does
+ * not answer within 500 ms (paused, down) is passed over.
+ */
 export async function writableMaster(nodes: readonly KvNode[]): Promise<KvNode | undefined> {
   for (const node of nodes) {
     try {
-      const info = await node.info("replication");
+      const info = await within(node.info("replication"), 500, "INFO");
       const fence = info.get("coordinator_write_fence") ?? "";
       if (info.get("role") === "master" && fence === "" && !info.has("deposed")) return node;
     } catch {
@@ -51,12 +64,14 @@ export class WriteLoad {
 
   /**
    * Starts `writers` writers over `nodes()` (a function: the test may replace a node by its
-   * restarted process). `pauseMs` paces each writer (0: as fast as replies come).
+   * restarted process). `pauseMs` paces each writer (0: as fast as replies come); a reply not in
+   * within `replyTimeoutMs` (a paused master) counts as an error and the writer looks again.
    */
   constructor(
     readonly nodes: () => readonly KvNode[],
     writers: number,
     readonly pauseMs = 2,
+    readonly replyTimeoutMs = 3000,
   ) {
     for (let i = 0; i < writers; i++) this.#loops.push(this.#writer(i));
   }
@@ -119,7 +134,7 @@ export class WriteLoad {
           port = master.port;
           conn = await RespConn.open(port);
         }
-        const reply = await conn.send(["SET", key, key]);
+        const reply = await within(conn.send(["SET", key, key]), this.replyTimeoutMs, "SET");
         if (reply !== "OK") {
           const error = typeof reply === "object" && reply !== null && "code" in reply
             ? `${reply.code} ${reply.message}`
@@ -141,7 +156,10 @@ export class WriteLoad {
 }
 
 /** The keys of `acked` that `node` does not hold with their value (MGET in batches of 500). */
-export async function missingKeys(node: KvNode, acked: readonly AckedWrite[]): Promise<string[]> {
+export async function missingKeys(
+  node: KvNode,
+  acked: readonly { key: string }[],
+): Promise<string[]> {
   const conn = await node.connect();
   const missing: string[] = [];
   try {
@@ -159,4 +177,29 @@ export async function missingKeys(node: KvNode, acked: readonly AckedWrite[]): P
     conn.close();
   }
   return missing;
+}
+
+/**
+ * Waits until the cluster is whole: one master taking writes, and every other node of `nodes`
+ * its healthy, streaming replica. Returns the master.
+ */
+export async function wholeCluster(nodes: readonly KvNode[], timeoutMs = 30_000): Promise<KvNode> {
+  const master = await waitForMaster(nodes, timeoutMs);
+  await waitUntil(`${nodes.length - 1} replicas streaming from ${master.name}`, async () => {
+    const info = await master.info();
+    const lines = [...info.entries()].filter(([k]) => /^replica\d+$/.test(k));
+    return lines.length === nodes.length - 1 &&
+      lines.every(([, v]) => v.includes("state=streaming") && v.includes("healthy=yes"));
+  }, timeoutMs);
+  return master;
+}
+
+/**
+ * Waits until the cluster is whole and quiet (every replica acknowledged the master's last LSN;
+ * call it once the writers stopped). Returns the master.
+ */
+export async function converged(nodes: readonly KvNode[], timeoutMs = 30_000): Promise<KvNode> {
+  const master = await wholeCluster(nodes, timeoutMs);
+  await waitUntil("every replica at the master's LSN", () => replicasCaughtUp(master), timeoutMs);
+  return master;
 }
