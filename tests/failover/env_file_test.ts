@@ -4,18 +4,12 @@
  */
 import assert from "node:assert/strict";
 import { loadConfig } from "../../src/config.ts";
+import { readEnvFile } from "../helpers/env_file.ts";
 
 const ENV_FILE = new URL("../../scripts/kvstore-etcd.env", import.meta.url);
 
 Deno.test("the etcd example environment file holds only valid settings of a coordinated node", async () => {
-  const env: Record<string, string> = {};
-  for (const line of (await Deno.readTextFile(ENV_FILE)).split("\n")) {
-    const trimmed = line.trim();
-    if (trimmed === "" || trimmed.startsWith("#")) continue;
-    const eq = trimmed.indexOf("=");
-    assert.ok(eq > 0 && trimmed.startsWith("KVSTORE_"), `not a KVSTORE_ setting: ${trimmed}`);
-    env[trimmed.slice(0, eq)] = trimmed.slice(eq + 1);
-  }
+  const env = await readEnvFile(ENV_FILE);
   const { config } = loadConfig({ env });
   assert.equal(config.COORDINATOR, "etcd");
   assert.equal(config.ETCD_ENDPOINTS.split(",").length, 3, "every etcd member");

@@ -6,10 +6,10 @@
  * lease TTL 2 s. Skipped, saying why, without the `etcd` binary.
  */
 import assert from "node:assert/strict";
-import { CLUSTER_TEST, dump, type KvNode, withClusterDir } from "../helpers/cluster.ts";
+import { CLUSTER_TEST, type KvNode, withClusterDir } from "../helpers/cluster.ts";
 import { startCoordinatedNode, waitForMaster } from "../helpers/coordinated.ts";
 import { etcdMissing, startEtcd } from "../helpers/etcd.ts";
-import { converged, missingKeys, wholeCluster, WriteLoad } from "../helpers/failover_load.ts";
+import { assertConverged, missingKeys, wholeCluster, WriteLoad } from "../helpers/failover_load.ts";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
 
 const missing = etcdMissing();
@@ -83,9 +83,7 @@ Deno.test({
         } finally {
           await load.stop();
         }
-        const final = await converged([...nodes.values()]);
-        const dumps = await Promise.all([...nodes.values()].map(dump));
-        for (const other of dumps.slice(1)) assert.deepEqual(other, dumps[0]);
+        const final = await assertConverged([...nodes.values()]);
         // Async mode may lose the old master's last OKs; each is one it discarded and counted.
         const lost = await missingKeys(final, load.acked);
         const oldPort = old?.port;

@@ -12,7 +12,8 @@
  *
  * @module
  */
-import { type KvNode, replicasCaughtUp, RespConn, waitUntil } from "./cluster.ts";
+import assert from "node:assert/strict";
+import { dump, type KvNode, replicasCaughtUp, RespConn, waitUntil } from "./cluster.ts";
 import { waitForMaster } from "./coordinated.ts";
 
 /** A write a node answered OK. */
@@ -201,5 +202,23 @@ export async function wholeCluster(nodes: readonly KvNode[], timeoutMs = 30_000)
 export async function converged(nodes: readonly KvNode[], timeoutMs = 30_000): Promise<KvNode> {
   const master = await wholeCluster(nodes, timeoutMs);
   await waitUntil("every replica at the master's LSN", () => replicasCaughtUp(master), timeoutMs);
+  return master;
+}
+
+/**
+ * Waits until the cluster converged ({@link converged}), then asserts that every node holds the
+ * same data and that the master holds every key of `mustHold` (the acknowledged writes a scenario
+ * may not lose). Returns the master.
+ */
+export async function assertConverged(
+  nodes: readonly KvNode[],
+  mustHold: readonly { key: string }[] = [],
+): Promise<KvNode> {
+  const master = await converged(nodes);
+  assert.deepEqual(await missingKeys(master, mustHold), [], "acknowledged writes lost");
+  const dumps = await Promise.all(nodes.map(dump));
+  for (const [i, other] of dumps.entries()) {
+    assert.deepEqual(other, dumps[0], `${nodes[i].name} differs from ${nodes[0].name}`);
+  }
   return master;
 }

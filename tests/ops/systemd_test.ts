@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { KVAuthError, KVClient } from "../../mod.ts";
 import { loadConfig } from "../../src/config.ts";
+import { readEnvFile } from "../helpers/env_file.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 
 const UNIT = new URL("../../scripts/kvstore.service", import.meta.url);
@@ -66,14 +67,7 @@ Deno.test("systemd unit stops gracefully and is hardened", async () => {
 });
 
 Deno.test("the example environment file holds only valid kvstore settings", async () => {
-  const env: Record<string, string> = {};
-  for (const line of (await Deno.readTextFile(ENV_FILE)).split("\n")) {
-    const trimmed = line.trim();
-    if (trimmed === "" || trimmed.startsWith("#")) continue;
-    const eq = trimmed.indexOf("=");
-    assert.ok(eq > 0 && trimmed.startsWith("KVSTORE_"), `not a KVSTORE_ setting: ${trimmed}`);
-    env[trimmed.slice(0, eq)] = trimmed.slice(eq + 1);
-  }
+  const env = await readEnvFile(ENV_FILE);
   assert.ok(Object.keys(env).length >= 3);
   const { config } = loadConfig({ env });
   assert.equal(config.FSYNC, "always");
