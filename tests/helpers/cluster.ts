@@ -235,6 +235,8 @@ export class RespConn {
   #buffer = new Uint8Array(64 * 1024);
   #end = 0;
   #closed = false;
+  /** The read loop ended (the peer closed, or a reset): nothing sent now would be answered. */
+  #ended = false;
 
   private constructor(conn: Deno.Conn) {
     this.#conn = conn;
@@ -249,6 +251,8 @@ export class RespConn {
 
   /** Sends one command; resolves with its reply (rejects if the connection closes first). */
   send(parts: (string | Uint8Array)[]): Promise<RespValue> {
+    // A request written after the peer's close would wait for ever (say, to a killed master).
+    if (this.#ended) return Promise.reject(new Error("connection closed"));
     this.#writer.length = 0;
     this.#writer.command(parts);
     const bytes = this.#writer.bytes.slice();
@@ -287,6 +291,7 @@ export class RespConn {
     } catch {
       // closed or reset
     }
+    this.#ended = true;
     this.#failAll();
   }
 
