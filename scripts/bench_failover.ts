@@ -3,13 +3,14 @@
  * [--only sentinel,async,sync] [--out DIR]`: kill the master N times under a steady write load
  * and report, per kill, the seconds from the kill to the first write acknowledged by the new
  * master, and the writes acknowledged and then lost. The same run measures Redis Sentinel
- * (`redis-server --sentinel`, 3 sentinels, `down-after-milliseconds` = the TTL, a master and two
- * replicas) and kvstore on etcd (3 nodes, `--failover-ttl-seconds` = the TTL), async and sync.
+ * (`bench_failover_sentinel.ts`: 3 sentinels, `down-after-milliseconds` = the TTL, a master and
+ * two replicas) and kvstore on etcd (`bench_failover_kvstore.ts`: 3 nodes,
+ * `--failover-ttl-seconds` = the TTL), async and sync.
  *
- * The writers are the same for every system: `--writers` connections (8) at `--rate` writes/s (400) in all,
- * each `SET w<i>:<n> w<i>:<n>` with a new key per acknowledged write. After an error a writer asks
- * where the master is (Sentinel: `SENTINEL get-master-addr-by-name`; kvstore: `ROLE` of each
- * node) every 20 ms. Each round: wait until the cluster is whole (every replica streaming), write
+ * The writers are the same for every system: `--writers` connections (8) at `--rate` writes/s
+ * (400) in all, each `SET w<i>:<n> w<i>:<n>` with a new key per acknowledged write. After an error
+ * a writer asks where the master is (Sentinel: `SENTINEL get-master-addr-by-name`; kvstore: each
+ * node's `INFO replication`) every 20 ms. Each round: wait until the cluster is whole (every replica streaming), write
  * for a second, SIGKILL the master by PID, wait for the first write a new master acknowledges,
  * restart the killed node on its port (it rejoins as a replica), wait until the cluster is whole
  * again, then read every key acknowledged in the round back from the master: one missing is a
@@ -21,15 +22,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import type { RespValue } from "../src/protocol/resp.ts";
-import { freePort, parseInfo, RespConn } from "../tests/helpers/cluster.ts";
+import { RespConn } from "../tests/helpers/cluster.ts";
 import { benchRecord, gitCommit, writeBenchOutput } from "./bench_charts.ts";
 import { kvstoreFailoverCluster } from "./bench_failover_kvstore.ts";
+import { sentinelFailoverCluster } from "./bench_failover_sentinel.ts";
+import { type FailoverCluster, sleep, text, waitFor, withTimeout } from "./failover_cluster.ts";
 
-const HOST = "127.0.0.1";
 const decoder = new TextDecoder();
-/** Longest wait for one step of a round (a failover, a rejoin) before the round is given up. */
-const STEP_TIMEOUT_MS = 60_000;
 /** Keys per MGET when the acknowledged keys are read back. */
 const CHECK_BATCH = 500;
 
@@ -40,27 +39,6 @@ interface Options {
   writers: number;
   only: Set<string>;
   out?: string;
-}
-
-/** One node of a cluster under test, by its port; killed and restarted by PID. */
-export interface Member {
-  readonly name: string;
-  readonly port: number;
-  /** SIGKILL by PID; resolves once it exited. */
-  kill(): Promise<void>;
-  /** Starts it again on its port (and data directory); resolves once it listens. */
-  restart(): Promise<void>;
-}
-
-/** A cluster with automatic failover, as the writers and the rounds see it. */
-export interface FailoverCluster {
-  readonly label: string;
-  readonly members: readonly Member[];
-  /** The master's port as this system's clients learn it, or undefined when none is known. */
-  master(): Promise<number | undefined>;
-  /** Every node up, one master, every replica streaming from it. */
-  whole(): Promise<boolean>;
-  close(): Promise<void>;
 }
 
 /** One round's figures. */
@@ -74,57 +52,6 @@ interface KillResult {
 interface SystemResult {
   label: string;
   kills: KillResult[];
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-export async function waitFor(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = STEP_TIMEOUT_MS,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-    } catch {
-      // not yet (a node restarting)
-    }
-    await sleep(20);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
-export function text(value: RespValue): string {
-  if (value instanceof Uint8Array) return decoder.decode(value);
-  if (typeof value === "object" && value !== null && "code" in value) {
-    return `${value.code} ${value.message}`;
-  }
-  return String(value);
-}
-
-/** One command on a new connection, bounded by `timeoutMs`. */
-export async function ask(port: number, parts: string[], timeoutMs = 1000): Promise<RespValue> {
-  const conn = await withTimeout(RespConn.open(port), timeoutMs, "connect");
-  try {
-    return await withTimeout(conn.send(parts), timeoutMs, parts[0]);
-  } finally {
-    conn.close();
-  }
-}
-
-export async function info(port: number, section: string): Promise<Map<string, string>> {
-  return parseInfo(text(await ask(port, ["INFO", section])));
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 // ------------------------------------------------------------------ the writers
@@ -250,158 +177,6 @@ async function runKills(
   return results;
 }
 
-// ------------------------------------------------------------------ Redis Sentinel
-
-/** A `redis-server` (or sentinel) child process on a fixed port. */
-class RedisProcess implements Member {
-  #child: Deno.ChildProcess | undefined;
-
-  constructor(
-    readonly name: string,
-    readonly port: number,
-    readonly args: () => string[],
-    readonly running: Set<RedisProcess>,
-  ) {}
-
-  async start(): Promise<void> {
-    this.#child = new Deno.Command("redis-server", {
-      args: this.args(),
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    this.running.add(this);
-    await waitFor(
-      `${this.name} answering PING`,
-      async () => text(await ask(this.port, ["PING"])) === "PONG",
-      10_000,
-    );
-  }
-
-  async kill(): Promise<void> {
-    const child = this.#child;
-    this.#child = undefined;
-    this.running.delete(this);
-    if (child === undefined) return;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-    await child.status;
-  }
-
-  restart(): Promise<void> {
-    return this.start();
-  }
-}
-
-async function sentinelCluster(dir: string, ttlSeconds: number): Promise<FailoverCluster> {
-  const running = new Set<RedisProcess>();
-  const ports = [freePort(), freePort(), freePort()];
-  const masterPort = ports[0];
-  const server = (i: number) =>
-    new RedisProcess(`redis${i + 1}`, ports[i], () => [
-      "--port",
-      String(ports[i]),
-      "--bind",
-      HOST,
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--dir",
-      dir,
-      "--dbfilename",
-      `dump${i}.rdb`,
-      // At the first start, the second and third follow the first; a restarted old master
-      // starts empty and alone, as after a crash, and the sentinels make it a replica.
-      ...(i > 0 && !started.has(i) ? ["--replicaof", HOST, String(masterPort)] : []),
-    ], running);
-  const started = new Set<number>();
-  const members = ports.map((_, i) => server(i));
-  for (const [i, member] of members.entries()) {
-    await member.start();
-    started.add(i);
-  }
-  const sentinelPorts = [freePort(), freePort(), freePort()];
-  const sentinels: RedisProcess[] = [];
-  for (const [i, port] of sentinelPorts.entries()) {
-    const conf = `${dir}/sentinel${i}.conf`;
-    await Deno.writeTextFile(
-      conf,
-      [
-        `port ${port}`,
-        `bind ${HOST}`,
-        `dir ${dir}`,
-        `sentinel monitor bench ${HOST} ${masterPort} 2`,
-        `sentinel down-after-milliseconds bench ${ttlSeconds * 1000}`,
-        // Each kill hits another master; the third one later hits the first again, and a
-        // sentinel waits twice this before it fails the same master over again.
-        `sentinel failover-timeout bench 5000`,
-        `sentinel parallel-syncs bench 2`,
-        "",
-      ].join("\n"),
-    );
-    const sentinel = new RedisProcess(
-      `sentinel${i + 1}`,
-      port,
-      () => [conf, "--sentinel"],
-      running,
-    );
-    await sentinel.start();
-    sentinels.push(sentinel);
-  }
-  const askSentinels = async (parts: string[]): Promise<RespValue | undefined> => {
-    for (const sentinel of sentinels) {
-      try {
-        return await ask(sentinel.port, parts, 500);
-      } catch {
-        // the next one
-      }
-    }
-    return undefined;
-  };
-  const master = async () => {
-    const reply = await askSentinels(["SENTINEL", "get-master-addr-by-name", "bench"]);
-    if (!Array.isArray(reply) || reply.length !== 2) return undefined;
-    return Number(text(reply[1]));
-  };
-  return {
-    label: "Redis Sentinel",
-    members,
-    master,
-    whole: async () => {
-      const port = await master();
-      if (port === undefined) return false;
-      const fields = await info(port, "replication");
-      if (fields.get("role") !== "master" || fields.get("connected_slaves") !== "2") return false;
-      // The sentinels see two replicas, none down, and each other.
-      for (const sentinel of sentinels) {
-        const reply = await ask(sentinel.port, ["SENTINEL", "replicas", "bench"]);
-        if (!Array.isArray(reply)) return false;
-        const healthy = reply.filter((entry) => {
-          const flags = Array.isArray(entry) ? entry.map(text) : [];
-          const at = flags.indexOf("flags");
-          const link = flags.indexOf("master-link-status");
-          return at >= 0 && flags[at + 1] === "slave" && link >= 0 && flags[link + 1] === "ok";
-        });
-        if (healthy.length !== 2) return false;
-      }
-      for (const member of members) {
-        if (member.port === port) continue;
-        const replica = await info(member.port, "replication");
-        if (replica.get("master_link_status") !== "up") return false;
-        if (replica.get("master_sync_in_progress") !== "0") return false;
-      }
-      return true;
-    },
-    close: async () => {
-      await Promise.all([...running].map((p) => p.kill()));
-    },
-  };
-}
-
 // ------------------------------------------------------------------ report
 
 function percentile(sorted: number[], p: number): number {
@@ -496,7 +271,9 @@ export async function main(args: string[]): Promise<void> {
   );
   const results: SystemResult[] = [];
   if (options.only.has("sentinel")) {
-    results.push(await measure((dir) => sentinelCluster(dir, options.ttlSeconds), options, out));
+    results.push(
+      await measure((dir) => sentinelFailoverCluster(dir, options.ttlSeconds), options, out),
+    );
   }
   for (const mode of ["async", "sync"] as const) {
     if (!options.only.has(mode)) continue;

@@ -10,7 +10,7 @@
 import type { KvNode } from "../tests/helpers/cluster.ts";
 import { startCoordinatedNode } from "../tests/helpers/coordinated.ts";
 import { startEtcd } from "../tests/helpers/etcd.ts";
-import { type FailoverCluster, info, type Member } from "./bench_failover.ts";
+import { type FailoverCluster, info, type Member } from "./failover_cluster.ts";
 
 const NODES = ["n1", "n2", "n3"];
 
