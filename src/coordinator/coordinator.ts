@@ -17,6 +17,7 @@
 import { type Config, etcdEndpoints, parseHostPort } from "../config.ts";
 import { getLog } from "../log.ts";
 import type { NodeRole } from "../replication/node_role.ts";
+import type { TopologyCoordinator } from "../replication/topology.ts";
 import type { InfoFields, ServerNode } from "../server/hooks.ts";
 import {
   ackFence,
@@ -129,7 +130,7 @@ export class Coordinator {
       writes: () => writeFence(this.#fenceFacts()),
       acks: () => ackFence(this.#fenceFacts()),
     });
-    role.setCoordinatorInfo(() => this.info());
+    role.setCoordinatorReport({ info: () => this.info(), topology: () => this.topology() });
     role.subscribe(() => this.#reportSoon());
   }
 
@@ -588,6 +589,22 @@ export class Coordinator {
   }
 
   // ------------------------------------------------------------------------------ reading
+
+  /** The coordinator's TOPOLOGY object. */
+  topology(): TopologyCoordinator {
+    const leader = this.#view.leader;
+    return {
+      kind: "etcd",
+      cluster: this.#node.config.CLUSTER_NAME,
+      name: this.#name,
+      etcd: this.#etcdOk ? "ok" : "unreachable",
+      leader: leader?.name ?? "",
+      leader_address: leader?.address ?? "",
+      leader_epoch: leader?.epoch ?? 0,
+      lease_left_ms: Math.round(this.leaseLeftMs()),
+      write_fence: this.#role.writeFence ?? "",
+    };
+  }
 
   /** The coordinator's `INFO replication` fields. */
   info(): InfoFields {

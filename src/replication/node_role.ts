@@ -35,6 +35,7 @@ import {
   writeNodeState,
 } from "./node_state.ts";
 import { replicationStatus } from "./replication_info.ts";
+import type { TopologyCoordinator } from "./topology.ts";
 import { Follower } from "./follower.ts";
 import { ReplicaApplier } from "./replica_applier.ts";
 import type { Replicator } from "./replicator.ts";
@@ -71,6 +72,12 @@ export interface Promotion {
   lsn: number;
   /** LSN of the empty record that carries the new epoch into the log. */
   markerLsn: number;
+}
+
+/** What a coordinator reports through the role (see {@link NodeRole.setCoordinatorReport}). */
+export interface CoordinatorReport {
+  info(): InfoFields;
+  topology(): TopologyCoordinator;
 }
 
 /** A coordinator's write fences (see {@link NodeRole.setFences}). */
@@ -120,8 +127,8 @@ export class NodeRole implements RoleGate {
   #state: NodeState;
   /** A coordinator's reasons this master may not take or acknowledge writes now. */
   #fences: WriteFences | undefined;
-  /** A coordinator's fields for `INFO replication`. */
-  #coordinatorInfo: (() => InfoFields) | undefined;
+  /** A coordinator's fields for `INFO replication` and TOPOLOGY. */
+  #coordinator: CoordinatorReport | undefined;
   /** A master told this replica its log diverged; cleared when the full sync replaced it. */
   #diverged = false;
   readonly #listeners = new Set<(event: RoleEvent) => void>();
@@ -241,14 +248,19 @@ export class NodeRole implements RoleGate {
     this.#fences = fences;
   }
 
-  /** Installs a coordinator's fields for `INFO replication` (after the role's own). */
-  setCoordinatorInfo(fields: (() => InfoFields) | undefined): void {
-    this.#coordinatorInfo = fields;
+  /** Installs what a coordinator reports in `INFO replication` (after the role's own) and TOPOLOGY. */
+  setCoordinatorReport(report: CoordinatorReport | undefined): void {
+    this.#coordinator = report;
   }
 
   /** The coordinator's `INFO replication` fields (none without a coordinator). */
   coordinatorInfo(): InfoFields {
-    return this.#coordinatorInfo?.() ?? [];
+    return this.#coordinator?.info() ?? [];
+  }
+
+  /** The coordinator's TOPOLOGY object (undefined without a coordinator). */
+  coordinatorTopology(): TopologyCoordinator | undefined {
+    return this.#coordinator?.topology();
   }
 
   /** True from a master's `REPLICATE DIVERGED` until the full sync replaced this node's log. */

@@ -83,6 +83,7 @@ export function topologyFacts(node: ServerNode, role: NodeRole): TopologyFacts {
     },
     chain: info === undefined ? undefined : { depth: Math.max(1, info.chainDepth) },
     replicas: role.downstream?.getStats().replicas ?? [],
+    coordinator: role.coordinatorTopology(),
     keyFilter: role.replica ? role.state.keyFilter : undefined,
   };
 }

@@ -86,6 +86,26 @@ export interface TopologyFacts {
   replicas: readonly ReplicaNodeStatus[];
   /** A filtered replica: the key prefixes of the data it holds (absent or empty: every key). */
   keyFilter?: readonly string[];
+  /** The failover coordinator's view (absent without one). */
+  coordinator?: TopologyCoordinator;
+}
+
+/** What a failover coordinator (etcd) says in TOPOLOGY. */
+export interface TopologyCoordinator {
+  kind: "etcd";
+  cluster: string;
+  /** This node's name in the cluster. */
+  name: string;
+  /** `ok` while etcd answers this node, else `unreachable`. */
+  etcd: "ok" | "unreachable";
+  /** The leader key: its holder's name, address and epoch ("" and 0 when there is none). */
+  leader: string;
+  leader_address: string;
+  leader_epoch: number;
+  /** How long this node's lease can still be trusted, in ms. */
+  lease_left_ms: number;
+  /** Why this master takes no writes now ("" when it does, or on a replica). */
+  write_fence: string;
 }
 
 /** One replica in a {@link TopologyDocument}. */
@@ -158,8 +178,8 @@ export interface TopologyDocument {
    * hop's, as this node sees it).
    */
   replicas: TopologyReplica[];
-  /** The failover coordinator's view, once one runs (issue 12); `null` without one. */
-  coordinator: null;
+  /** The failover coordinator's view; `null` without one. */
+  coordinator: TopologyCoordinator | null;
 }
 
 /** The TOPOLOGY document of a node. */
@@ -220,7 +240,7 @@ export function topologyDocument(facts: TopologyFacts): TopologyDocument {
       lag_ms: r.lagMs,
       key_filter: r.keyPrefixes.length === 0 ? null : [...r.keyPrefixes],
     })),
-    coordinator: null,
+    coordinator: facts.coordinator === undefined ? null : { ...facts.coordinator },
   };
 }
 

@@ -45,6 +45,10 @@ Deno.test({
           .text();
         assert.match(text, new RegExp(`kvstore_coordinator_is_leader ${node === master ? 1 : 0}`));
       }
+      const topology = JSON.parse(await master.send(["TOPOLOGY"]));
+      assert.equal(topology.coordinator.kind, "etcd");
+      assert.equal(topology.coordinator.leader, master.name);
+      assert.equal(topology.coordinator.write_fence, "");
       await waitUntil("three members registered", async () => {
         return (await master.info()).get("coordinator_members") === "3";
       });
