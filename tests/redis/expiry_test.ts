@@ -209,3 +209,39 @@ Deno.test({
       rconn.close();
     }),
 });
+
+Deno.test({
+  name: "hostile string arguments get errors at once, never a huge allocation",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-expiry-test-", async (dir) => {
+      const node = await KvNode.start("n", `${dir}/n`, [
+        "--fsync",
+        "no",
+        "--max-value-bytes",
+        "1048576",
+      ]);
+      const conn = await node.connect();
+      const started = performance.now();
+      // Past MAX_VALUE_BYTES (1 MiB) but within Redis's 512 MiB: kvstore's own limit, checked first.
+      assert.match(
+        await send(conn, "SETRANGE", "big", "104857600", "x"),
+        /larger than MAX_VALUE_BYTES 1048576/,
+      );
+      assert.match(await send(conn, "SETRANGE", "big", "536870912", "x"), /proto-max-bulk-len/);
+      assert.equal(await send(conn, "EXISTS", "big"), "0");
+      assert.equal(await send(conn, "SET", "s", "abc"), "OK");
+      assert.match(await send(conn, "APPEND", "s", "y".repeat(1048574)), /MAX_VALUE_BYTES/);
+      assert.equal(await send(conn, "GET", "s"), "abc", "a refused APPEND changes nothing");
+      const digits = "9".repeat(1_000_000);
+      assert.match(await send(conn, "INCRBY", "n", digits), /not an integer or out of range/);
+      assert.match(await send(conn, "INCRBYFLOAT", "n", digits), /not a valid float/);
+      assert.match(await send(conn, "EXPIRE", "s", digits), /not an integer or out of range/);
+      assert.match(await send(conn, "SET", "s", "v", "EX", digits), /not an integer/);
+      assert.match(await send(conn, "INCRBYFLOAT", "n", `1${"0".repeat(4000)}`), /^\d/);
+      assert.ok(performance.now() - started < 5000, "answered at once");
+      assert.equal(await send(conn, "PING"), "PONG");
+      conn.close();
+      await node.stop();
+    }),
+});
