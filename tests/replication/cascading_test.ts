@@ -171,7 +171,13 @@ Deno.test({
       await new Promise((resolve) => setTimeout(resolve, 200));
       await ahead.stop();
       assert.equal(await master.send(["REPLICAS", "REMOVE", `127.0.0.1:${r2.port}`]), "OK");
+      // The master feeds r1 only once r1 met r2 ahead of it: else a quick catch-up (a compressed
+      // stream takes well under a second) could bring r1 past r2 before its link reaches r2.
+      assert.equal(await master.send(["REPLICAS", "REMOVE", `127.0.0.1:${r1.port}`]), "OK");
       r1 = await KvNode.start("r1", `${dir}/r1`, [...r1Args, "--port", String(r1.port)]);
+      await waitUntil("r1 met r2 ahead of it", () =>
+        r1.logsMatching(/ahead: it holds LSN/).length > 0);
+      assert.equal(await master.send(["REPLICAS", "ADD", `127.0.0.1:${r1.port}`]), "OK");
       await assertSameData(master, [r1, r2]);
       assert.equal((await r2.info()).get("chain_depth"), "2");
       assert.equal(await fullSyncsOf(r2), 0, "back under r1 without a full sync");
