@@ -6,7 +6,7 @@
 import type { ConformanceFamily } from "../conformance.ts";
 import { CONNECTION, CONNECTION_AUTH } from "./connection.ts";
 import { KEYSPACE } from "./keyspace.ts";
-import { COUNTERS, EXPIRY, LCS, STRINGS } from "./strings.ts";
+import { COUNTERS, EXPIRY, LCS, STRINGS, STRINGS_RESP3 } from "./strings.ts";
 import { TRANSACTIONS, TRANSACTIONS_AUTH } from "./transactions.ts";
 
 export const FAMILIES: readonly ConformanceFamily[] = [
@@ -16,6 +16,7 @@ export const FAMILIES: readonly ConformanceFamily[] = [
   TRANSACTIONS_AUTH,
   KEYSPACE,
   STRINGS,
+  STRINGS_RESP3,
   LCS,
   COUNTERS,
   EXPIRY,

@@ -170,6 +170,35 @@ export const STRINGS: ConformanceFamily = {
   ],
 };
 
+/** The same commands' replies in RESP3 (nulls, integers, bulk strings, errors). */
+export const STRINGS_RESP3: ConformanceFamily = {
+  family: "strings-resp3",
+  setup: SETUP,
+  cases: [
+    {
+      name: "string, counter and expiry replies after HELLO 3",
+      steps: [
+        { send: ["HELLO", "3"], compare: "shape" },
+        ["SET", "s:a", "1", "NX", "GET"],
+        ["SET", "s:a", "2", "NX"],
+        ["SET", "s:a", "3", "XX", "GET"],
+        ["GETEX", "s:missing"],
+        ["GETDEL", "s:missing"],
+        ["INCRBYFLOAT", "s:f", "1.5"],
+        ["INCR", "s:a"],
+        ["INCR", "s:f"],
+        ["TTL", "s:missing"],
+        ["EXPIRE", "s:a", "100"],
+        ["TTL", "s:a"],
+        ["PERSIST", "s:a"],
+        ["MSETNX", "s:a", "1", "s:b", "2"],
+        ["GETRANGE", "s:missing", "0", "1"],
+        ["SETEX", "s:b", "0", "v"],
+      ],
+    },
+  ],
+};
+
 export const LCS: ConformanceFamily = {
   family: "lcs",
   setup: SETUP,
