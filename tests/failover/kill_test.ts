@@ -108,3 +108,35 @@ Deno.test({
       await assertConverged([...nodes.values()], load.acked);
     }),
 });
+
+Deno.test({
+  name: "failover: every node SIGKILLed at once under 8 sync writers and restarted: the one " +
+    "holding every OK'd write leads, nothing acknowledged is lost, the nodes converge",
+  ignore: missing !== undefined,
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-failover-all-", async (dir) => {
+      await using etcd = await startEtcd();
+      const started = await startCoordinatedCluster(dir, etcd, 3, { args: SYNC });
+      const nodes = new Map(started.map((n) => [n.name, n]));
+      await wholeCluster(started);
+      const load = new WriteLoad(() => [...nodes.values()], 8);
+      try {
+        await load.waitForAcks(300);
+        await Promise.all(started.map((n) => n.kill()));
+        // Back in the reverse order of their names: the first one back must not simply win.
+        for (const node of [...started].reverse()) {
+          nodes.set(
+            node.name,
+            await startCoordinatedNode(dir, etcd, node.name, { args: SYNC, port: node.port }),
+          );
+        }
+        const master = await wholeCluster([...nodes.values()]);
+        assert.deepEqual(await missingKeys(master, load.acked), [], `${master.name} leads`);
+        await load.waitForAcks(100);
+      } finally {
+        await load.stop();
+      }
+      await assertConverged([...nodes.values()], load.acked);
+    }),
+});
