@@ -23,20 +23,24 @@
 import type { Logger } from "@logtape/logtape";
 import {
   CommandTable,
-  describeCommandName,
   type Framing,
   type Reply,
-  ReplyWriter,
+  type ReplyWriter,
   type Request,
-  RequestParser,
-  unknownCommandMessage,
-  wrongArityMessage,
+  type RequestParser,
 } from "../protocol/mod.ts";
-import { StorageError } from "../storage/mod.ts";
+import {
+  type Batch,
+  deposedReplies,
+  fillHoles,
+  type Hole,
+  type Observed,
+  WriterPool,
+} from "./batch_replies.ts";
+import { answerParseError, failureReply, malformedRefusal } from "./command_errors.ts";
 import { READ_ONLY_MESSAGE, REPLICATE_ON_MASTER_MESSAGE } from "./commands.ts";
 import {
   type CommandContext,
-  CommandError,
   type CommandSpec,
   type ConnectionInfo,
   type ConnectionType,
@@ -44,7 +48,10 @@ import {
   type TransactionState,
 } from "./hooks.ts";
 import type { LimitLog } from "./limit_log.ts";
+import { newRequestParser, ReadBuffer, requestBound } from "./read_buffer.ts";
 import { writeAll } from "../write_all.ts";
+
+export { errorReply } from "./command_errors.ts";
 
 /** A command with its upper-case name. */
 export interface NamedCommand extends CommandSpec {
@@ -76,70 +83,6 @@ export interface ConnectionHost {
    * changed by `deltaBytes`; the server may close connections past MAX_CLIENT_MEMORY_BYTES.
    */
   memoryChanged(connection: Connection, deltaBytes: number): void;
-}
-
-/** Command names of one batch and when it was read, for {@link ConnectionHost.answered}. */
-interface Observed {
-  names: string[];
-  startedMs: number;
-}
-
-/** The requests one read delivered, run, whose replies are written together. */
-interface Batch {
-  writer: ReplyWriter;
-  count: number;
-  /** The framing of every request, or `mixed`. */
-  framing: Framing | "mixed";
-  /** Resolves when the batch's writes are durable (undefined: it wrote nothing). */
-  durable: Promise<void> | undefined;
-  holes: Hole[] | undefined;
-  observed: Observed | undefined;
-  /** Reply bytes counted as not yet sent for this batch. */
-  outputBytes: number;
-}
-
-/** A reply that is computed later, and where it goes in the batch's output. */
-interface Hole {
-  offset: number;
-  resp: boolean;
-  resp3: boolean;
-  reply: Promise<Reply>;
-}
-
-/**
- * A buffer that grew past this many times its initial size shrinks back once emptied; beyond it,
- * the read buffer is a resizable one.
- */
-const SHRINK_FACTOR = 8;
-/**
- * A resizable read buffer reserves (address space, not memory) this many times its size, so it
- * grows in place for the next doublings; past that it moves once to a larger reservation.
- */
-const GROWABLE_RESERVE_FACTOR = 4;
-/**
- * Reply buffers kept for reuse: a batch with late replies (sync replication) needs two, the
- * batch's and the one its late replies are merged into; a new one costs a CONNECTION_BUFFER_BYTES
- * allocation. More batches in flight at once allocate and let theirs go.
- */
-const SPARE_WRITERS = 2;
-
-/** Errors that are the request's fault (or the store's refusal): answered, not logged. */
-function isRequestError(error: unknown): error is CommandError | StorageError {
-  return error instanceof CommandError || error instanceof StorageError;
-}
-
-/** The reply to a request that failed with `error` (a bad request's message, or an internal error). */
-export function errorReply(error: unknown): Reply {
-  return {
-    type: "error",
-    message: describeError(error),
-    code: error instanceof CommandError ? error.code : undefined,
-  };
-}
-
-function describeError(error: unknown): string {
-  if (isRequestError(error)) return error.message;
-  return `Internal error: ${error instanceof Error ? error.message : String(error)}`;
 }
 
 function isDisconnect(error: unknown): boolean {
@@ -177,32 +120,26 @@ export class Connection implements ConnectionInfo {
   readonly #initialBytes: number;
   readonly #softOutputBytes: number;
   readonly #hardOutputBytes: number;
-  /** The read buffer never grows past this (a request larger than MAX_REQUEST_BYTES is skipped). */
-  readonly #maxBufferBytes: number;
   /** Reply bytes of batches run whose replies are not written yet. */
   #unsentBytes = 0;
   /** {@link memoryBytes} as last reported to the server. */
   #reportedBytes = 0;
   /** Closed and its memory given back: nothing more is reported. */
   #memoryReleased = false;
-  /** The read buffer's memory while it is grown past SHRINK_FACTOR times its initial size. */
-  #growable: ArrayBuffer | undefined;
   /** What the reply of a request running in steps holds so far (see `stepDone`). */
   #stepBytes = 0;
   /** A request running in steps (see {@link CommandContext.inSteps}) with its error handling. */
   #steps: Promise<void> | undefined;
   /** The context handed to handlers; its framing is set per request. */
   readonly #context: CommandContext & { framing: Framing };
-  #buffer: Uint8Array;
-  #start = 0;
-  #end = 0;
+  readonly #input: ReadBuffer;
+  readonly #writers: WriterPool;
   /** Requests run whose replies are not written yet. */
   #inFlight = 0;
   /** The write chain: each batch's replies are written after the previous batch's. */
   #tail: Promise<void> = Promise.resolve();
   /** Batches whose replies are not written yet (the chain is idle at 0). */
   #batchesWaiting = 0;
-  readonly #spareWriters: ReplyWriter[] = [];
   /** Highest LSN written by the batch being run. */
   #batchLsn = 0;
   #holes: Hole[] | undefined;
@@ -227,29 +164,20 @@ export class Connection implements ConnectionInfo {
     this.local = `${localAddress.hostname}:${localAddress.port}`;
     const config = host.node.config;
     this.authenticated = !host.requiresAuthentication;
-    const maxRequestElements = config.MAX_REQUEST_ELEMENTS;
-    const inline = { inline: respOnly, maxInlineBytes: config.MAX_INLINE_REQUEST_BYTES };
-    this.#parser = this.authenticated
-      ? new RequestParser({
-        maxRequestBytes: config.MAX_REQUEST_BYTES,
-        maxRequestElements,
-        ...inline,
-      })
-      : new RequestParser({
-        maxRequestBytes: Math.min(
-          config.MAX_UNAUTHENTICATED_REQUEST_BYTES,
-          config.MAX_REQUEST_BYTES,
-        ),
-        requestLimit: "MAX_UNAUTHENTICATED_REQUEST_BYTES",
-        maxRequestElements,
-        ...inline,
-      });
+    this.#parser = newRequestParser(config, this.authenticated, respOnly);
     this.#maxPipeline = config.MAX_PIPELINE_REQUESTS;
     this.#initialBytes = config.CONNECTION_BUFFER_BYTES;
     this.#softOutputBytes = config.OUTPUT_BUFFER_SOFT_LIMIT_BYTES;
     this.#hardOutputBytes = config.OUTPUT_BUFFER_HARD_LIMIT_BYTES;
-    this.#maxBufferBytes = config.MAX_REQUEST_BYTES + this.#initialBytes;
-    this.#buffer = new Uint8Array(this.#initialBytes);
+    this.#writers = new WriterPool(this.#initialBytes);
+    this.#input = new ReadBuffer(
+      this.#initialBytes,
+      config.MAX_REQUEST_BYTES + this.#initialBytes,
+      (aboutToAllocate) => {
+        this.#reportMemory(aboutToAllocate);
+        return !this.#closed;
+      },
+    );
     this.#context = {
       node: host.node,
       connection: this,
@@ -276,7 +204,7 @@ export class Connection implements ConnectionInfo {
 
   /** Memory this connection holds: read buffer beyond its initial size, unsent replies. */
   get memoryBytes(): number {
-    return this.#buffer.length - this.#initialBytes + this.#unsentBytes + this.#stepBytes +
+    return this.#input.extraBytes + this.#unsentBytes + this.#stepBytes +
       (this.transaction?.heldBytes ?? 0);
   }
 
@@ -290,11 +218,11 @@ export class Connection implements ConnectionInfo {
   }
 
   get pendingInputBytes(): number {
-    return this.#end - this.#start;
+    return this.#input.pendingBytes;
   }
 
   get inputBufferBytes(): number {
-    return this.#buffer.length;
+    return this.#input.bytes.length;
   }
 
   kill(): void {
@@ -309,7 +237,8 @@ export class Connection implements ConnectionInfo {
   markAuthenticated(): void {
     if (this.authenticated) return;
     this.authenticated = true;
-    this.#parser.setMaxRequestBytes(this.#host.node.config.MAX_REQUEST_BYTES, "MAX_REQUEST_BYTES");
+    const bound = requestBound(this.#host.node.config, true);
+    this.#parser.setMaxRequestBytes(bound.bytes, bound.setting);
     this.#host.connectionAuthenticated(this);
   }
 
@@ -323,11 +252,8 @@ export class Connection implements ConnectionInfo {
     this.transaction?.release();
     if (!this.#host.requiresAuthentication || !this.authenticated) return;
     this.authenticated = false;
-    const config = this.#host.node.config;
-    this.#parser.setMaxRequestBytes(
-      Math.min(config.MAX_UNAUTHENTICATED_REQUEST_BYTES, config.MAX_REQUEST_BYTES),
-      "MAX_UNAUTHENTICATED_REQUEST_BYTES",
-    );
+    const bound = requestBound(this.#host.node.config, false);
+    this.#parser.setMaxRequestBytes(bound.bytes, bound.setting);
     this.#host.connectionDeauthenticated(this);
   }
 
@@ -348,15 +274,16 @@ export class Connection implements ConnectionInfo {
           await new Promise<void>((resolve) => (this.#wakeReader = resolve));
           continue;
         }
-        this.#makeRoom();
-        const count = await this.#conn.read(this.#buffer.subarray(this.#end));
+        const input = this.#input;
+        input.makeRoom();
+        const count = await this.#conn.read(input.bytes.subarray(input.end));
         if (count === null) {
           // Nobody reads the replies still pending: waits only they need can end now.
           this.#host.peerClosed(this);
           break;
         }
         if (this.#stopping) break;
-        this.#end += count;
+        input.end += count;
         this.#host.node.stats.netInputBytes += count;
       }
       await this.#tail;
@@ -371,7 +298,7 @@ export class Connection implements ConnectionInfo {
       this.#close();
       this.transaction?.release();
       // The read that was pending into it has failed by now: its pages can go.
-      this.#releaseGrowable();
+      this.#input.release();
       this.#memoryReleased = true;
       if (this.#reportedBytes !== 0) this.#host.memoryChanged(this, -this.#reportedBytes);
       this.#reportedBytes = 0;
@@ -457,76 +384,13 @@ export class Connection implements ConnectionInfo {
   }
 
   /**
-   * Makes room to read into: reuses the buffer, compacts it, or grows it for a large request (at
-   * most to MAX_REQUEST_BYTES and a read: a larger request is skipped by the parser, not kept).
-   */
-  #makeRoom(): void {
-    if (this.#start === this.#end) {
-      this.#start = this.#end = 0;
-      if (this.#buffer.length > this.#initialBytes * SHRINK_FACTOR) {
-        this.#releaseGrowable();
-        this.#buffer = new Uint8Array(this.#initialBytes);
-        this.#reportMemory();
-      }
-      return;
-    }
-    const minimumRead = this.#initialBytes / 2;
-    if (this.#buffer.length - this.#end >= minimumRead) return;
-    const pending = this.#end - this.#start;
-    if (pending + minimumRead <= this.#buffer.length) {
-      this.#buffer.copyWithin(0, this.#start, this.#end);
-      this.#start = 0;
-      this.#end = pending;
-      return;
-    }
-    const doubled = Math.min(this.#buffer.length * 2, this.#maxBufferBytes);
-    const size = Math.max(doubled, pending + minimumRead);
-    // Reported first: past MAX_CLIENT_MEMORY_BYTES the server closes the connection holding the
-    // most (maybe this one) before the new buffer exists.
-    this.#reportMemory(size - this.#buffer.length);
-    if (this.#closed) return;
-    this.#buffer.copyWithin(0, this.#start, this.#end);
-    this.#start = 0;
-    this.#end = pending;
-    if (size <= this.#initialBytes * SHRINK_FACTOR) {
-      const grown = new Uint8Array(size);
-      grown.set(this.#buffer.subarray(0, pending));
-      this.#buffer = grown;
-      return;
-    }
-    // A large request: a resizable buffer grows in place (no copy left behind for the garbage
-    // collector) and gives its memory back at once when released, so the process's memory
-    // follows what MAX_CLIENT_MEMORY_BYTES counts.
-    const growable = this.#growable;
-    if (growable !== undefined && size <= growable.maxByteLength) {
-      growable.resize(size); // this.#buffer tracks its length
-      return;
-    }
-    const reserved = Math.max(size, Math.min(size * GROWABLE_RESERVE_FACTOR, this.#maxBufferBytes));
-    const next = new ArrayBuffer(size, { maxByteLength: reserved });
-    const grown = new Uint8Array(next);
-    grown.set(this.#buffer.subarray(0, pending));
-    this.#releaseGrowable();
-    this.#growable = next;
-    this.#buffer = grown;
-  }
-
-  /**
-   * Gives the memory of the resizable read buffer back now. Only when no read is pending into it
-   * (its pages are unmapped): from {@link #makeRoom} and once the connection closed.
-   */
-  #releaseGrowable(): void {
-    this.#growable?.resize(0);
-    this.#growable = undefined;
-  }
-
-  /**
    * Runs every complete request in the buffer (within the pipeline and output bounds) as one
    * batch. When a request runs in steps, the batch ends with it: the promise returned settles
    * once it finished and the batch is on its way.
    */
   #runBuffered(): Promise<void> | undefined {
-    const data = this.#buffer.subarray(0, this.#end);
+    const input = this.#input;
+    const data = input.bytes.subarray(0, input.end);
     let writer: ReplyWriter | undefined;
     let count = 0;
     const observed: Observed | undefined = this.#host.observing
@@ -539,10 +403,10 @@ export class Connection implements ConnectionInfo {
       this.#inFlight + count < this.#maxPipeline && !this.#closeAfterFlush &&
       this.#unsentBytes + (writer === undefined ? 0 : writer.length) < this.#softOutputBytes
     ) {
-      const request = this.#parser.next(data, this.#start);
-      this.#start = this.#parser.offset;
+      const request = this.#parser.next(data, input.start);
+      input.start = this.#parser.offset;
       if (request === undefined) break;
-      writer ??= this.#takeWriter();
+      writer ??= this.#writers.take();
       count++;
       if (framing !== request.framing) framing = framing === undefined ? request.framing : "mixed";
       this.#context.framing = request.framing;
@@ -555,24 +419,9 @@ export class Connection implements ConnectionInfo {
         continue;
       }
       observed?.names.push("?");
-      writer.error(request.message);
-      if (request.limit !== undefined) {
-        this.#host.limits.hit(
-          request.limit,
-          this.#host.node.config[request.limit],
-          "connection {peer} sent a request that is too large; it was refused and skipped",
-          { peer: this.peer },
-        );
-      }
-      if (request.fatal) {
-        this.#host.log.info("closing connection {peer}: {error}", {
-          peer: this.peer,
-          error: request.message,
-        });
-        this.#closeAfterFlush = true;
-      }
+      if (answerParseError(request, writer, this.#host, this.peer)) this.#closeAfterFlush = true;
     }
-    if (this.#start === this.#end) this.#start = this.#end = 0;
+    if (input.start === input.end) input.start = input.end = 0;
     if (writer === undefined) return undefined;
     this.lastActiveMs = Date.now();
     const steps = this.#steps;
@@ -653,25 +502,8 @@ export class Connection implements ConnectionInfo {
     request: Request,
     resp: boolean,
   ): Reply | undefined {
-    if (command === undefined) {
-      return {
-        type: "error",
-        message: resp
-          ? unknownCommandMessage(request.name, request.args)
-          : request.name.length === 0
-          ? "Empty command line"
-          : `Unknown command: ${describeCommandName(request.name)}`,
-      };
-    }
-    const argCount = request.args.length;
-    if (argCount < command.minArgs || argCount > command.maxArgs) {
-      return {
-        type: "error",
-        message: resp
-          ? wrongArityMessage(command.name)
-          : `wrong number of arguments for '${command.name}'`,
-      };
-    }
+    const malformed = malformedRefusal(command, request, resp);
+    if (malformed !== undefined || command === undefined) return malformed;
     const refusal = this.#host.authorize(command.name, this, command);
     if (refusal !== undefined) return refusal;
     this.lastCommand = command.name;
@@ -701,7 +533,7 @@ export class Connection implements ConnectionInfo {
           writer.length = mark;
           writer.resp = resp;
           writer.resp3 = resp3;
-          writer.reply(this.#failed(name, error));
+          writer.reply(failureReply(this.#host.limits, name, this.peer, error));
         });
       }
       if (later !== undefined) {
@@ -711,47 +543,19 @@ export class Connection implements ConnectionInfo {
           offset: writer.length,
           resp: writer.resp,
           resp3: writer.resp3,
-          reply: later.catch((error) => this.#failed(name, error)),
+          reply: later.catch((error) => failureReply(this.#host.limits, name, this.peer, error)),
         });
       }
     } catch (error) {
       writer.length = mark;
-      writer.reply(this.#failed(command.name, error));
+      writer.reply(failureReply(this.#host.limits, command.name, this.peer, error));
     }
-  }
-
-  /**
-   * The reply to a command that threw (or rejected) `error`. A bad request is answered, and
-   * logged only when it asks to be (once a minute per kind); anything else is an internal error,
-   * logged with its stack once a minute (a peer that can trigger one must not flood the log).
-   */
-  #failed(command: string, error: unknown): Reply {
-    if (error instanceof CommandError && error.report !== undefined) {
-      this.#host.limits.note(
-        error.report,
-        "warning",
-        "refused {command} from {peer}: {error}",
-        { command, peer: this.peer, error: error.message },
-      );
-    } else if (!isRequestError(error)) {
-      this.#host.limits.note(
-        "internal_error",
-        "error",
-        "command {command} from {peer} failed: {error}",
-        {
-          command,
-          peer: this.peer,
-          error: error instanceof Error ? (error.stack ?? error.message) : String(error),
-        },
-      );
-    }
-    return errorReply(error);
   }
 
   /**
    * Waits for the batch's durability and late replies, then writes all its replies at once. A
    * batch with writes whose replies are still here when the node learns it was deposed gets an
-   * error for every request instead (see {@link #deposedReplies}).
+   * error for every request instead (see `deposedReplies`).
    */
   async #complete(batch: Batch): Promise<void> {
     const { writer, count, durable, holes, observed } = batch;
@@ -759,12 +563,12 @@ export class Connection implements ConnectionInfo {
     try {
       if (this.#closed) return;
       if (durable !== undefined) await durable;
-      if (holes !== undefined) output = await this.#fillHoles(writer, holes);
+      if (holes !== undefined) output = await fillHoles(writer, holes, this.#writers);
       const deposed = durable === undefined ? undefined : this.#host.node.deposed;
       if (deposed !== undefined) {
-        if (output !== writer) this.#releaseWriter(output);
+        if (output !== writer) this.#writers.release(output);
         output = writer;
-        output = this.#deposedReplies(batch, deposed);
+        output = deposedReplies(batch, deposed, this.#writers);
       }
       const bytes = output.bytes;
       this.#host.node.stats.netOutputBytes += bytes.length;
@@ -786,8 +590,8 @@ export class Connection implements ConnectionInfo {
       this.#close();
     } finally {
       this.#batchesWaiting--;
-      if (output !== writer) this.#releaseWriter(output);
-      this.#releaseWriter(writer);
+      if (output !== writer) this.#writers.release(output);
+      this.#writers.release(writer);
       this.#inFlight -= count;
       this.#unsentBytes -= batch.outputBytes;
       this.#reportMemory();
@@ -796,59 +600,5 @@ export class Connection implements ConnectionInfo {
       }
       if (this.#stopping && this.#inFlight === 0) this.#close();
     }
-  }
-
-  /**
-   * The replies of a batch with writes on a node that was deposed before they were sent: its
-   * writes are applied here, but the new master may not have them, so none may be answered OK.
-   * Every request of the batch (reads too: the batch's replies are one unit) gets an error that
-   * says so. A batch that mixed both framings cannot be answered request by request here: the
-   * connection closes without replies (the outcome is unknown, never falsely OK).
-   */
-  #deposedReplies(batch: Batch, reason: string): ReplyWriter {
-    if (batch.framing === "mixed") {
-      throw new Error(`the node was deposed (${reason}) before this batch's replies were sent`);
-    }
-    const output = this.#takeWriter();
-    output.resp = batch.framing === "resp";
-    output.resp3 = false; // an error is the same in RESP2 and RESP3
-    for (let i = 0; i < batch.count; i++) {
-      output.error(
-        `this node was deposed (${reason}) before this reply was sent: the writes of this ` +
-          `batch are applied here but not acknowledged and may be lost; send writes to the new ` +
-          `master`,
-        "DEPOSED",
-      );
-    }
-    return output;
-  }
-
-  async #fillHoles(writer: ReplyWriter, holes: Hole[]): Promise<ReplyWriter> {
-    // One late reply (a sync-mode write on its own) needs no Promise.all and no array of them.
-    const replies = holes.length === 1
-      ? [await holes[0].reply]
-      : await Promise.all(holes.map((hole) => hole.reply));
-    const output = this.#takeWriter();
-    const bytes = writer.bytes;
-    let from = 0;
-    for (let i = 0; i < holes.length; i++) {
-      output.raw(bytes.subarray(from, holes[i].offset));
-      output.resp = holes[i].resp;
-      output.resp3 = holes[i].resp3;
-      output.reply(replies[i]);
-      from = holes[i].offset;
-    }
-    output.raw(bytes.subarray(from));
-    return output;
-  }
-
-  #takeWriter(): ReplyWriter {
-    return this.#spareWriters.pop() ?? new ReplyWriter(this.#initialBytes);
-  }
-
-  #releaseWriter(writer: ReplyWriter): void {
-    if (this.#spareWriters.length >= SPARE_WRITERS) return;
-    writer.reset(this.#initialBytes * SHRINK_FACTOR);
-    this.#spareWriters.push(writer);
   }
 }
