@@ -217,6 +217,21 @@ export class ReplyWriter extends OutputBuffer {
     }
   }
 
+  /**
+   * A RESP bulk string of a byte string's bytes (one code unit 0–255 per byte, the index's form
+   * of a key), written straight into the buffer: `KEYS` and `SCAN` write a million keys without
+   * a `Uint8Array` each. RESP framing only.
+   */
+  byteString(key: string): void {
+    this.#bulkHeader(key.length);
+    this.reserve(key.length + 2);
+    const buffer = this.buffer;
+    let at = this.length;
+    for (let i = 0; i < key.length; i++) buffer[at++] = key.charCodeAt(i);
+    this.length = at;
+    this.crlf();
+  }
+
   /** A value given as text (e.g. `INFO`): UTF-8 encoded, then as {@link value}. */
   textValue(text: string): void {
     this.value(encoder.encode(text));

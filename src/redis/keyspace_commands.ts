@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { NOT_AN_INTEGER, type Reply, type ReplyWriter, SYNTAX_ERROR } from "../protocol/mod.ts";
+import { NOT_AN_INTEGER, type Reply, ReplyWriter, SYNTAX_ERROR } from "../protocol/mod.ts";
 import {
   acknowledge,
   answerCommitted,
@@ -85,8 +85,31 @@ function tooLarge(ctx: CommandContext, command: string, maxBytes: number): Comma
   );
 }
 
-function keysReply(keys: readonly string[]): Reply {
-  return { type: "array", items: keys.map((key) => ({ type: "value", value: keyToBytes(key) })) };
+/**
+ * A reply listing `keys`, after `cursor` when given (SCAN's shape). Over RESP it is encoded at
+ * once, each key written straight from its byte string (a million keys make no million arrays);
+ * the text protocol takes the general path.
+ */
+function keysReply(keys: readonly string[], resp: boolean, cursor?: string): Reply {
+  if (!resp) {
+    const list: Reply = {
+      type: "array",
+      items: keys.map((key) => ({ type: "value", value: keyToBytes(key) })),
+    };
+    if (cursor === undefined) return list;
+    return { type: "array", items: [{ type: "value", value: encoder.encode(cursor) }, list] };
+  }
+  let bytes = 32;
+  for (const key of keys) bytes += replyBytes(key);
+  const writer = new ReplyWriter(bytes);
+  writer.resp = true;
+  if (cursor !== undefined) {
+    writer.arrayHeader(2);
+    writer.byteString(cursor);
+  }
+  writer.arrayHeader(keys.length);
+  for (const key of keys) writer.byteString(key);
+  return { type: "raw", bytes: writer.bytes };
 }
 
 /**
@@ -151,7 +174,7 @@ function keys(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return walk.run(out, () => {
     walk.page(PAGE_KEYS);
     return walk.ended;
-  }, () => keysReply(walk.found));
+  }, () => keysReply(walk.found, out.resp));
 }
 
 /**
@@ -256,10 +279,7 @@ function scan(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return walk.run(out, step, (): Reply => {
     const last = walk.last;
     const next = walk.ended || last === undefined ? 0n : cursors.remember(last, ctx);
-    return {
-      type: "array",
-      items: [{ type: "value", value: encoder.encode(String(next)) }, keysReply(walk.found)],
-    };
+    return keysReply(walk.found, out.resp, String(next));
   });
 }
 

@@ -540,6 +540,12 @@ export class KeyIndex<S extends object> {
     return this.#sorted.range(start, end, limit);
   }
 
+  /** {@link range} as a loop: `visit(slot)` for each; returns how many (see SortedKeys). */
+  forEachInRange(start: string, end: string, limit: number, visit: (slot: number) => void): number {
+    this.#checkSorted();
+    return this.#sorted.forEachInRange(start, end, limit, visit);
+  }
+
   /**
    * Every live slot in key order, as the chunks of a copy-on-write clone taken now: a walk over
    * them may be spread over event-loop turns while the index changes. A slot in them may have

@@ -133,10 +133,7 @@ export function forEachIndexedKey(
   visit: (key: string, live: boolean) => void,
 ): number {
   const nowMs = Date.now();
-  let count = 0;
-  for (const slot of index.range(start, end, limit)) {
+  return index.forEachInRange(start, end, limit, (slot) => {
     visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
-    count++;
-  }
-  return count;
+  });
 }

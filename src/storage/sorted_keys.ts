@@ -139,6 +139,29 @@ export class SortedKeys {
     if (i === chunk.length) this.#lasts[c] = this.keys[chunk[chunk.length - 1]];
   }
 
+  /**
+   * Calls `visit(slot)` for the slots whose keys `k` have `start <= k <= end`, in key order, at
+   * most `limit` of them; returns how many. A plain loop: several times cheaper per key than
+   * {@link range}'s generator (a million keys in `KEYS *`).
+   */
+  forEachInRange(start: string, end: string, limit: number, visit: (slot: number) => void): number {
+    let c = this.#chunkFor(start);
+    if (c === this.#lasts.length || limit <= 0) return 0;
+    let i = this.#lowerBound(this.#chunks[c], start);
+    let count = 0;
+    const keys = this.keys;
+    for (; c < this.#chunks.length; c++, i = 0) {
+      const chunk = this.#chunks[c];
+      for (; i < chunk.length; i++) {
+        const slot = chunk[i];
+        if (keys[slot] > end) return count;
+        visit(slot);
+        if (++count >= limit) return count;
+      }
+    }
+    return count;
+  }
+
   /** Slots whose keys `k` have `start <= k <= end`, in key order, at most `limit` of them. */
   *range(start: string, end: string, limit = Infinity): Generator<number> {
     let c = this.#chunkFor(start);
