@@ -429,6 +429,8 @@ function runQueue(queue: Queued[], out: ReplyWriter, ctx: CommandContext): ExecI
   ctx.node.store.atomically(() => {
     for (const { command, args } of queue) {
       const start = writer.length;
+      // A queued HELLO 3 switches the replies after it, as in Redis.
+      writer.resp3 = out.resp && ctx.connection.protocol === 3;
       try {
         const later = command.handler(args, writer, inner);
         const steps = takeSteps();

@@ -125,6 +125,17 @@ export const TRANSACTIONS: ConformanceFamily = {
       ],
     },
     {
+      name: "HELLO 3 queued in MULTI: the replies after it in EXEC are RESP3",
+      steps: [
+        ["MULTI"],
+        ["GET", K],
+        ["HELLO", "3"],
+        ["GET", K],
+        { send: ["EXEC"], mask: /:\d+\\r\\n\$4\\r\\nmode/ },
+        ["GET", K],
+      ],
+    },
+    {
       name: "RESET ends a transaction",
       steps: [
         ["MULTI"],
