@@ -13,18 +13,23 @@ import type { WriteCapture } from "./write_capture.ts";
 const RANDOM_KEY_TRIES = 16;
 
 /**
- * `KVStore.forEachKey` inside an atomic call: the keys of `index` in `[start, end]` merged, in
- * byte order, with the ones `capture` wrote (its state wins over the index's for a key in both).
+ * `KVStore.forEachKey`: at most `limit` keys of `index` in `[start, end]`, in byte order; inside
+ * an atomic call merged with the ones `capture` wrote (its state wins for a key in both).
  */
 export function forEachKeyCaptured(
   index: KeyIndex<object>,
-  capture: WriteCapture,
+  capture: WriteCapture | undefined,
   start: string,
   end: string,
   limit: number,
   visit: (key: string, live: boolean) => void,
 ): number {
   const nowMs = Date.now();
+  if (capture === undefined) {
+    return index.forEachInRange(start, end, limit, (slot) => {
+      visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
+    });
+  }
   const captured = capture.inRange(start, end, nowMs);
   let next = 0;
   let count = 0;
@@ -122,18 +127,4 @@ export function rangeSlots(
     }
   }
   return slots;
-}
-
-/** `KVStore.forEachKey` outside an atomic call: at most `limit` keys of `index` in `[start, end]`. */
-export function forEachIndexedKey(
-  index: KeyIndex<object>,
-  start: string,
-  end: string,
-  limit: number,
-  visit: (key: string, live: boolean) => void,
-): number {
-  const nowMs = Date.now();
-  return index.forEachInRange(start, end, limit, (slot) => {
-    visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
-  });
 }

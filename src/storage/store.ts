@@ -73,13 +73,7 @@ import { segmentFigures, type StoreStats } from "./store_stats.ts";
 import { ValueReader } from "./value_reader.ts";
 import { WriteCapture } from "./write_capture.ts";
 import { composeKeyListeners, type KeyChangeListener } from "./key_changes.ts";
-import {
-  forEachIndexedKey,
-  forEachKeyCaptured,
-  randomLiveKey,
-  rangeSlots,
-  sizeWithCapture,
-} from "./key_reads.ts";
+import { forEachKeyCaptured, randomLiveKey, rangeSlots, sizeWithCapture } from "./key_reads.ts";
 
 export type { Bytes } from "./keys.ts";
 export type { CompactionReport } from "./compactor.ts";
@@ -619,10 +613,7 @@ export class KVStore {
     visit: (key: string, live: boolean) => void,
   ): number {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    const capture = this.#capture;
-    return capture === undefined
-      ? forEachIndexedKey(this.#index, start, end, limit, visit)
-      : forEachKeyCaptured(this.#index, capture, start, end, limit, visit);
+    return forEachKeyCaptured(this.#index, this.#capture, start, end, limit, visit);
   }
 
   /** A key picked at random (a byte string), or undefined when the store is empty. */
