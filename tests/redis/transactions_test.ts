@@ -89,6 +89,23 @@ Deno.test({
       await call(conn, "MULTI");
       await call(conn, "GET", "k");
       assert.equal(await call(conn, "EXEC"), "*-1\\r\\n");
+      // A transaction (one MULTI record) and a FLUSHALL replicated from the master count too.
+      await call(conn, "WATCH", "k");
+      await using writer = await RawRespConnection.open(master.port);
+      await call(writer, "MULTI");
+      await call(writer, "SET", "other", "x");
+      await call(writer, "SET", "k", "3");
+      assert.equal(await call(writer, "EXEC"), "*2\\r\\n+OK\\r\\n+OK\\r\\n");
+      await waitUntil("replicated", async () => (await replica.send(["GET", "k"])) === "3");
+      await call(conn, "MULTI");
+      await call(conn, "GET", "k");
+      assert.equal(await call(conn, "EXEC"), "*-1\\r\\n");
+      await call(conn, "WATCH", "k");
+      await call(writer, "FLUSHALL");
+      await waitUntil("flushed", async () => (await replica.send(["DBSIZE"])) === "0");
+      await call(conn, "MULTI");
+      await call(conn, "GET", "k");
+      assert.equal(await call(conn, "EXEC"), "*-1\\r\\n");
       // Writes queued on a replica are refused at once, and EXEC aborts.
       await call(conn, "MULTI");
       assert.match(await call(conn, "SET", "k", "3"), /^-READONLY /);
