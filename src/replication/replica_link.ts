@@ -187,6 +187,14 @@ export class ReplicaLink {
     this.#wakeup.notify();
   }
 
+  /**
+   * A session is open: connected, in the handshake or streaming. A replica whose handshake is
+   * still running is "down" for every other purpose, but a graceful stop waits for it too.
+   */
+  get inSession(): boolean {
+    return this.#wire !== undefined;
+  }
+
   /** Stops the loop and closes the connection. */
   async stop(): Promise<void> {
     this.#stopped = true;

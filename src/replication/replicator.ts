@@ -550,9 +550,11 @@ export class Replicator {
     this.#unsubscribe = undefined;
     // A deposed master's links are stopped already: its history goes nowhere, nothing drains.
     const deadline = this.#nowMs() + (this.#deposed === undefined ? drainTimeoutMs : 0);
+    // A replica still in its handshake counts: it connected moments before the stop (a write
+    // acknowledged then would otherwise stay behind on this node alone).
     const behind = () =>
-      this.replicaManager.replicas.filter((r) =>
-        r.state !== "down" && r.ackedLsn < this.#durableLsn
+      this.#links.map((link) => link.node).filter((r, i) =>
+        (r.state !== "down" || this.#links[i].inSession) && r.ackedLsn < this.#durableLsn
       );
     while (behind().length > 0 && this.#nowMs() < deadline) {
       await new Promise<void>((resolve) => {
