@@ -169,9 +169,12 @@ export class NodeRole implements RoleGate {
       keyFilter: () => this.#state.keyFilter ?? [],
       chain: () => {
         const info = this.#applier?.getInfo();
+        // How old this node's data may be, not only its lag: a sub-replica of a node cut off from
+        // its master is as stale (REPLICA_MAX_STALENESS_MS and clients' maxStalenessMs see it).
+        const stalenessMs = info?.stalenessMs ?? 0;
         return {
           originLsn: info?.originKnownLsn ?? node.store.lastLsn,
-          originLagMs: info?.originLagMs ?? 0,
+          originLagMs: Number.isFinite(stalenessMs) ? stalenessMs : info?.originLagMs ?? 0,
           depth: info?.chainDepth ?? 0,
           originAddress: info?.originAddress ?? "",
         };

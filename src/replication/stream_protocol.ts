@@ -90,8 +90,9 @@
  *     `master_lag_records`); a replica ignores it when absent (older masters).
  *     CHAIN: sent by a replica that forwards to replicas of its own (cascading), right after the
  *     handshake and then every second: <masterLsn> is then its own durable LSN, and it says what
- *     it knows of the chain above it: the newest LSN of the master at the head, its own lag
- *     behind that master in ms, its depth (1: a replica of the master) and where clients reach
+ *     it knows of the chain above it: the newest LSN of the master at the head, how old its own
+ *     data may be in ms (its lag behind that master, or, while its own master link is down, the
+ *     time since it was last up), its depth (1: a replica of the master) and where clients reach
  *     that master. A sub-replica reports its end-to-end lag and the real master from them. A
  *     replica from before cascading reads only <masterLsn> and ignores the rest.
  * REPLICATE SNAPSHOT BEGIN <lsn> <epoch> <keys> <bytes>  → +OK

@@ -9,6 +9,7 @@ import { KVServerError } from "../../src/client/errors.ts";
 import {
   CLUSTER_TEST,
   dump,
+  FAST_FAILURE_FLAGS,
   KvNode,
   replicasCaughtUp,
   startCluster,
@@ -134,5 +135,41 @@ Deno.test({
         "the replica serves the master's data",
         async () => (await replica.send(["GET", "k"])) === "v",
       );
+    }),
+});
+
+Deno.test({
+  name: "in a chain master → r1 → r2, a master gone makes r2 stale too: it refuses reads past " +
+    "its bound although its own link to r1 is up",
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-stale-chain-", async (dir) => {
+      const flags = ["--fsync", "no", ...FAST_FAILURE_FLAGS];
+      const r2 = await KvNode.start("r2", `${dir}/r2`, [
+        "--replica",
+        "--replica-max-staleness-ms",
+        "1500",
+        ...flags,
+      ]);
+      const r1 = await KvNode.start("r1", `${dir}/r1`, [
+        "--replica",
+        "--replicas",
+        `127.0.0.1:${r2.port}`,
+        ...flags,
+      ]);
+      const master = await KvNode.start("m", `${dir}/m`, [
+        "--replicas",
+        `127.0.0.1:${r1.port}`,
+        ...flags,
+      ]);
+      await master.send(["SET", "k", "v"]);
+      await waitUntil("r2 serves the master's write through r1", async () =>
+        (await r2.send(["GET", "k"])) === "v");
+      await master.kill();
+      await waitUntil("r2 refuses reads", async () =>
+        /^ERR MASTERDOWN /.test(await r2.send(["GET", "k"])), 10_000);
+      const info = await r2.info();
+      assert.equal(info.get("master_link_status"), "up", "its own link to r1 is fine");
+      assert.ok(Number(info.get("origin_lag_ms")) > 1500, info.get("origin_lag_ms"));
     }),
 });
