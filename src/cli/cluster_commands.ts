@@ -194,10 +194,21 @@ export async function switchoverCommand(args: string[]): Promise<number> {
         "auth-token-file": { type: "string" },
         "replication-token": { type: "string" },
         "replication-token-file": { type: "string" },
+        "tls-ca": { type: "string" },
+        tls: { type: "boolean" },
       },
     }));
   } catch (error) {
     return fail(`switchover: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  const caFile = values["tls-ca"] ?? Deno.env.get("KVSTORE_TLS_CA");
+  let tls: { caCerts?: string[] } | undefined = values.tls ? {} : undefined;
+  if (caFile !== undefined) {
+    try {
+      tls = { caCerts: [await Deno.readTextFile(caFile)] };
+    } catch (error) {
+      return fail(`switchover: --tls-ca: cannot read ${caFile}: ${String(error)}`);
+    }
   }
   const target = values.to;
   if (target === undefined || target === "") return fail("usage: kvstore switchover --to NAME");
@@ -241,6 +252,7 @@ export async function switchoverCommand(args: string[]): Promise<number> {
       values["replication-token"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN") ?? "",
       values["replication-token-file"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN_FILE") ?? "",
     ),
+    tls,
   });
   try {
     const reply = await client.send(["SWITCHOVER", target, String(timeoutMs)]);

@@ -174,7 +174,8 @@ and asks it (SWITCHOVER) to stop taking writes, wait until <name> has every LSN 
 --timeout-ms, default 10000), and hand <name> the leader key in a new epoch. The old master then
 follows <name>. Clients see a short pause: writes meanwhile get -READONLY, which KVClient retries on
 the new master. If <name> does not catch up in time nothing changes and writes resume. Takes
---auth-token(-file) and --replication-token(-file) like the other commands.
+--auth-token(-file), --replication-token(-file), --tls-ca <file> and --tls like the other
+commands.
 
 Example:
   kvstore switchover --to node2 --etcd-endpoints http://127.0.0.1:2379 --cluster-name prod`,
