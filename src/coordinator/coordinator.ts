@@ -105,6 +105,8 @@ export class Coordinator {
   /** Decides again soon: a candidate waits for time to pass (the settle window). */
   #recheck: ReturnType<typeof setTimeout> | undefined;
   #acting: Promise<void> | undefined;
+  /** The running watch: the endpoint it streams from, and how to end it. */
+  #watch: { endpoint: string; abort: AbortController } | undefined;
   #actAgain = false;
   #registeredNode = false;
   /** etcd errors since start (metrics). */
@@ -203,6 +205,14 @@ export class Coordinator {
       await this.#report();
       await this.#refresh();
       this.#noteOk();
+      const watch = this.#watch;
+      if (watch !== undefined && watch.endpoint !== this.#client.preferredEndpoint) {
+        log.info("etcd requests moved to {endpoint}: the watch follows", {
+          event: "watch_moved",
+          endpoint: this.#client.preferredEndpoint,
+        });
+        watch.abort.abort();
+      }
     } catch (error) {
       this.#noteError(error);
     }
@@ -314,12 +324,16 @@ export class Coordinator {
         await this.#sleep(50);
         continue;
       }
+      // Ended early when requests moved to another endpoint: a member that stopped answering
+      // (paused, partitioned) would leave the stream open and silent.
+      const watch = new AbortController();
+      this.#watch = { endpoint: this.#client.preferredEndpoint, abort: watch };
       try {
         await this.#client.watch(
           this.#keys.prefix,
           this.#view.revision + 1,
           (events) => this.#onEvents(events),
-          this.#abort.signal,
+          AbortSignal.any([this.#abort.signal, watch.signal]),
         );
         backoffMs = 50;
       } catch (error) {
@@ -614,6 +628,7 @@ export class Coordinator {
       ["coordinator_cluster", this.#node.config.CLUSTER_NAME],
       ["coordinator_node_name", this.#name],
       ["coordinator_etcd", this.#etcdOk ? "ok" : "unreachable"],
+      ["coordinator_etcd_endpoint", this.#client.preferredEndpoint],
       ["coordinator_last_error", this.#lastError.replaceAll(/[\r\n]/g, " ")],
       ["coordinator_leader", leader?.name ?? ""],
       ["coordinator_leader_address", leader?.address ?? ""],

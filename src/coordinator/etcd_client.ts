@@ -150,6 +150,11 @@ export class EtcdClient {
     this.#timeoutMs = options.timeoutMs;
   }
 
+  /** The endpoint that answered last (tried first; a new watch starts there). */
+  get preferredEndpoint(): string {
+    return this.#endpoints[this.#preferred];
+  }
+
   /** The endpoints, in the order given. */
   get endpoints(): readonly string[] {
     return this.#endpoints;
@@ -242,7 +247,13 @@ export class EtcdClient {
     const endpoint = this.#endpoints[this.#preferred];
     let lastRevision = fromRevision - 1;
     let response: Response;
-    const connectTimeout = AbortSignal.timeout(this.#timeoutMs);
+    // The deadline covers the answer's start only: the stream itself lives as long as the caller
+    // wants it.
+    const connect = new AbortController();
+    const timer = setTimeout(
+      () => connect.abort(new DOMException("", "TimeoutError")),
+      this.#timeoutMs,
+    );
     try {
       response = await fetch(`${endpoint}/v3/watch`, {
         method: "POST",
@@ -253,12 +264,15 @@ export class EtcdClient {
             start_revision: String(fromRevision),
           },
         }),
-        signal: AbortSignal.any([signal, connectTimeout]),
+        signal: AbortSignal.any([signal, connect.signal]),
       });
     } catch (error) {
+      clearTimeout(timer);
+      if (signal.aborted) return lastRevision;
       this.#preferred = (this.#preferred + 1) % this.#endpoints.length;
       throw new EtcdError(`cannot watch on ${endpoint}: ${describe(error)}`);
     }
+    clearTimeout(timer);
     if (!response.ok || response.body === null) {
       await response.body?.cancel();
       this.#preferred = (this.#preferred + 1) % this.#endpoints.length;
@@ -309,8 +323,10 @@ export class EtcdClient {
     const count = this.#endpoints.length;
     // Each endpoint once; a lone endpoint twice (a pooled connection etcd closed fails at once).
     const attempts = Math.max(2, count);
+    // From the endpoint preferred now: concurrent calls may move the preference meanwhile.
+    const first = this.#preferred;
     for (let attempt = 0; attempt < attempts; attempt++) {
-      const index = (this.#preferred + attempt) % count;
+      const index = (first + attempt) % count;
       const endpoint = this.#endpoints[index];
       let response: Response;
       let text: string;

@@ -286,3 +286,35 @@ Deno.test({
       assert.equal(await put(next, "k", "2"), "OK");
     }),
 });
+
+Deno.test({
+  name: "failover: an etcd member that stops answering (SIGSTOP) is left, watch included",
+  ignore: missing !== undefined,
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-failover-etcd-stop-", async (dir) => {
+      await using etcd = await startEtcd({ members: 3 });
+      const nodes = await startCoordinatedCluster(dir, etcd, 2);
+      const master = await waitForMaster(nodes);
+      const replica = nodes.find((n) => n !== master) as KvNode;
+      // The member the replica talks to (and watches) goes silent: connections stay open,
+      // nothing answers.
+      const endpoint = (await replica.info()).get("coordinator_etcd_endpoint");
+      const silent = etcd.members.find((m) => m.clientUrl === endpoint);
+      assert.ok(silent !== undefined, `no etcd member at ${endpoint}`);
+      silent.signal("SIGSTOP");
+      await waitUntil("writes taken with the member silent", async () => {
+        return await put(master, "k", "1") === "OK";
+      });
+      await waitUntil(
+        "the replica's watch left the silent member",
+        () => replica.logs.some((l) => l.properties.event === "watch_moved"),
+        10_000,
+      );
+      await waitUntil("the replica caught up", () => replicasCaughtUp(master));
+      await master.kill();
+      const next = await waitForMaster([replica], 20_000);
+      assert.equal(await next.send(["GET", "k"]), "1");
+      assert.equal(await put(next, "k", "2"), "OK");
+    }),
+});
