@@ -79,7 +79,10 @@ function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry)
   const lsnWaiters = new LsnWaiters(node.store);
   const staleReads = new StaleReadGate(node.config.REPLICA_MAX_STALENESS_MS);
   if (registry !== undefined) {
-    registerReplicationMetrics(registry, role, () => replicate.discardedRecords);
+    registerReplicationMetrics(registry, role, {
+      discardedRecords: () => replicate.discardedRecords,
+      staleReadsRefused: () => staleReads.refused,
+    });
   }
   return {
     role,

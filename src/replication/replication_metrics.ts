@@ -82,9 +82,16 @@ const PER_REPLICA: [string, string, (r: ReplicaNodeStatus) => number, "gauge" | 
 ];
 
 /** What the node-wide series read: the role, and the records discarded by divergence. */
-interface NodeSources {
-  role: NodeRole;
+/** Counts the replication extension keeps beside the role. */
+export interface ReplicationCounters {
+  /** Records this node discarded because its log diverged from its master's. */
   discardedRecords: () => number;
+  /** Reads refused past `REPLICA_MAX_STALENESS_MS`. */
+  staleReadsRefused: () => number;
+}
+
+interface NodeSources extends ReplicationCounters {
+  role: NodeRole;
 }
 
 /** The node-wide series: name, help, value (undefined: no sample on this node), type. */
@@ -160,6 +167,23 @@ const PER_NODE: [
     "gauge",
   ],
   [
+    "kvstore_replica_staleness_seconds",
+    "On a replica: how old its data may be (its lag while its master link is up, the time " +
+    "since it was up while down; -1 before any master was heard from).",
+    ({ role }) => {
+      const info = role.applier?.getInfo();
+      if (info === undefined) return undefined;
+      return Number.isFinite(info.stalenessMs) ? info.stalenessMs / 1000 : -1;
+    },
+    "gauge",
+  ],
+  [
+    "kvstore_replica_stale_reads_refused_total",
+    "On a replica: reads refused with MASTERDOWN past REPLICA_MAX_STALENESS_MS.",
+    ({ role, staleReadsRefused }) => role.replica ? staleReadsRefused() : undefined,
+    "counter",
+  ],
+  [
     "kvstore_replication_discarded_records_total",
     "Records this node discarded because its log diverged from its master's.",
     ({ discardedRecords }) => discardedRecords(),
@@ -171,7 +195,7 @@ const PER_NODE: [
 export function registerReplicationMetrics(
   registry: Registry,
   role: NodeRole,
-  discardedRecords: () => number,
+  counters: ReplicationCounters,
 ): void {
   // A master's replicas, or a replica's own (cascading: this hop's lag, as this node sees it).
   const replicas = () => role.downstream?.getStats().replicas ?? [];
@@ -186,7 +210,7 @@ export function registerReplicationMetrics(
       ),
     );
   }
-  const node: NodeSources = { role, discardedRecords };
+  const node: NodeSources = { role, ...counters };
   for (const [name, help, value, type] of PER_NODE) {
     registry.add(
       new Gauge(name, help, [], () => {

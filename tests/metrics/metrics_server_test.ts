@@ -121,6 +121,8 @@ Deno.test({
 
     const replicaText = await (await scrape(replicaMetrics, "/metrics")).text();
     assert.equal(sample(replicaText, "kvstore_replica_link_up"), 1);
+    assert.equal(sample(replicaText, "kvstore_replica_staleness_seconds"), 0);
+    assert.equal(sample(replicaText, "kvstore_replica_stale_reads_refused_total"), 0);
     assert.equal(sample(replicaText, "kvstore_last_lsn"), 10);
     assert.equal(sample(replicaText, 'kvstore_role{role="replica"}'), 1);
     const health = await (await scrape(replicaMetrics, "/health")).json();
