@@ -93,6 +93,8 @@ export class Coordinator {
   /** Monotonic ms: the lease can be trusted until then; the last renewal's send time. */
   #trustedUntilMs = 0;
   #lastRenewalMs = 0;
+  /** The same deadline on the wall clock (see FenceFacts.trustedUntilWallMs). */
+  #trustedUntilWallMs = 0;
   readonly #view: ClusterView;
   readonly #replicas = new MemberReplicas();
   /** The last etcd round (renew, report, read) succeeded. */
@@ -183,6 +185,7 @@ export class Coordinator {
     if (this.#stopped) return;
     this.#stopped = true;
     this.#trustedUntilMs = 0;
+    this.#trustedUntilWallMs = 0;
     clearTimeout(this.#timer);
     clearTimeout(this.#recheck);
     this.#abort.abort();
@@ -241,15 +244,16 @@ export class Coordinator {
   /** Renews the lease (or takes a new one): extends how long a master may acknowledge writes. */
   async #renew(): Promise<void> {
     const sentMs = performance.now();
+    const sentWallMs = Date.now();
     if (this.#lease === "") {
       const granted = await this.#client.grantLease(this.#timing.ttlSeconds);
       this.#lease = granted.id;
-      this.#trust(sentMs, granted.ttlSeconds);
+      this.#trust(sentMs, sentWallMs, granted.ttlSeconds);
       return;
     }
     const ttlSeconds = await this.#client.keepAlive(this.#lease);
     if (ttlSeconds > 0) {
-      this.#trust(sentMs, ttlSeconds);
+      this.#trust(sentMs, sentWallMs, ttlSeconds);
       return;
     }
     log.warn("lease {lease} expired at etcd: registering again with a new one", {
@@ -258,17 +262,17 @@ export class Coordinator {
     });
     this.#lease = "";
     this.#trustedUntilMs = 0;
+    this.#trustedUntilWallMs = 0;
     const granted = await this.#client.grantLease(this.#timing.ttlSeconds);
     this.#lease = granted.id;
-    this.#trust(sentMs, granted.ttlSeconds);
+    this.#trust(sentMs, sentWallMs, granted.ttlSeconds);
   }
 
-  #trust(sentMs: number, ttlSeconds: number): void {
+  #trust(sentMs: number, sentWallMs: number, ttlSeconds: number): void {
+    const trustedMs = ttlSeconds * 1000 - this.#timing.driftMarginMs;
     this.#lastRenewalMs = sentMs;
-    this.#trustedUntilMs = Math.max(
-      this.#trustedUntilMs,
-      sentMs + ttlSeconds * 1000 - this.#timing.driftMarginMs,
-    );
+    this.#trustedUntilMs = Math.max(this.#trustedUntilMs, sentMs + trustedMs);
+    this.#trustedUntilWallMs = Math.max(this.#trustedUntilWallMs, sentWallMs + trustedMs);
   }
 
   /** Writes this node's member record (and, once, its persistent node key). */
@@ -295,6 +299,7 @@ export class Coordinator {
       if (error instanceof EtcdError && /lease not found/i.test(error.message)) {
         this.#lease = "";
         this.#trustedUntilMs = 0;
+        this.#trustedUntilWallMs = 0;
       }
       throw error;
     }
@@ -393,6 +398,8 @@ export class Coordinator {
         leader.lease === this.#lease && this.#lease !== "",
       trustedUntilMs: this.#trustedUntilMs,
       lastRenewalMs: this.#lastRenewalMs,
+      trustedUntilWallMs: this.#trustedUntilWallMs,
+      wallNowMs: Date.now(),
       nowMs: performance.now(),
       paused: this.#paused,
       writeHeadroomMs: this.#timing.writeHeadroomMs,

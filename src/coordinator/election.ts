@@ -226,6 +226,13 @@ export interface FenceFacts {
   /** The send time of the last successful renewal (0: never). */
   lastRenewalMs: number;
   nowMs: number;
+  /**
+   * The same deadline on the wall clock, and its now: the monotonic clock stops while a machine
+   * or VM is suspended, the lease at etcd does not. Past either deadline the lease is not trusted
+   * (a wall clock stepped forward costs a needless pause, never a wrong acknowledgement).
+   */
+  trustedUntilWallMs?: number;
+  wallNowMs?: number;
   /** Why new writes are paused although the lease holds (a switchover, a shutdown), if so. */
   paused?: string;
   /**
@@ -244,7 +251,9 @@ export function ackFence(facts: FenceFacts): string | undefined {
     return "this node does not hold the leader key in etcd (an election is running or another " +
       "node leads); retry on the master";
   }
-  if (facts.nowMs >= facts.trustedUntilMs) {
+  const wallExpired = facts.wallNowMs !== undefined && facts.trustedUntilWallMs !== undefined &&
+    facts.wallNowMs >= facts.trustedUntilWallMs;
+  if (facts.nowMs >= facts.trustedUntilMs || wallExpired) {
     const ago = facts.lastRenewalMs === 0
       ? "never renewed"
       : `last renewed ${((facts.nowMs - facts.lastRenewalMs) / 1000).toFixed(1)} s ago`;
@@ -260,5 +269,10 @@ export function ackFence(facts: FenceFacts): string | undefined {
  * acknowledged).
  */
 export function writeFence(facts: FenceFacts): string | undefined {
-  return facts.paused ?? ackFence({ ...facts, nowMs: facts.nowMs + (facts.writeHeadroomMs ?? 0) });
+  const headroomMs = facts.writeHeadroomMs ?? 0;
+  return facts.paused ?? ackFence({
+    ...facts,
+    nowMs: facts.nowMs + headroomMs,
+    wallNowMs: facts.wallNowMs === undefined ? undefined : facts.wallNowMs + headroomMs,
+  });
 }

@@ -179,6 +179,10 @@ Deno.test("fences: a master acknowledges nothing past its trusted lease or witho
   const late = ackFence({ ...facts, nowMs: 5000 });
   assert.match(late ?? "", /lease in etcd cannot be trusted \(last renewed 4\.0 s ago/);
   assert.match(ackFence({ ...facts, leaderIsSelf: false }) ?? "", /does not hold the leader key/);
+  // A suspended machine: the monotonic clock stood still, the wall clock did not.
+  const resumed = { ...facts, trustedUntilWallMs: 50_000, wallNowMs: 50_000 };
+  assert.match(ackFence(resumed) ?? "", /cannot be trusted/);
+  assert.equal(ackFence({ ...resumed, wallNowMs: 49_999 }), undefined);
   // New writes stop a little before acknowledgements do: a write taken then is refused cleanly.
   const near = { ...facts, nowMs: 4950, writeHeadroomMs: 100 };
   assert.match(writeFence(near) ?? "", /cannot be trusted/);
