@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { LeaderRecord, MemberView } from "./election.ts";
+import type { LeaderGone, LeaderRecord, MemberView } from "./election.ts";
 import type { EtcdKeyValue, WatchEvent } from "./etcd_client.ts";
 import { type ClusterKeys, parseLeader, parseMember } from "./records.ts";
 
@@ -17,7 +17,7 @@ export class ClusterView {
   /** Called once when the leader key is found gone (with the leader that was known, if any). */
   readonly #onLeaderGone: (previous: LeaderRecord | undefined, revision: number) => void;
   #leader: LeaderRecord | undefined;
-  #leaderGone: { revision: number; atMs: number } | undefined;
+  #leaderGone: LeaderGone | undefined;
   readonly members = new Map<string, MemberView>();
   readonly nodes = new Set<string>();
   /** The epoch key's value and revision (0 when absent). */
@@ -42,7 +42,7 @@ export class ClusterView {
   }
 
   /** When the leader key was found absent: etcd's revision then, and the caller's clock. */
-  get leaderGone(): { revision: number; atMs: number } | undefined {
+  get leaderGone(): LeaderGone | undefined {
     return this.#leaderGone;
   }
 
@@ -88,7 +88,9 @@ export class ClusterView {
   setLeader(leader: LeaderRecord | undefined, revision: number, nowMs: number): void {
     if (leader === undefined) {
       if (this.#leaderGone === undefined) {
-        this.#leaderGone = { revision, atMs: nowMs };
+        this.#leaderGone = this.#leader === undefined
+          ? { revision, atMs: nowMs }
+          : { revision, atMs: nowMs, formerLeader: this.#leader.name };
         this.#onLeaderGone(this.#leader, revision);
       }
     } else {

@@ -11,7 +11,8 @@
  *   was one master, so logs of the same last epoch are prefixes of each other's; a log whose last
  *   record is of a newer epoch holds everything that master acknowledged.
  * - **Settle.** After the leader key vanished (at revision R), a candidate waits until every
- *   registered member re-reported (its record written after R), or `settleMs` passed. Of several
+ *   registered member re-reported (its record written after R), or `settleMs` passed; it does
+ *   not wait for the vanished leader itself (its lease ended with the key). Of several
  *   equally up-to-date members the one with the smallest name stands first; after twice
  *   `settleMs` any of them may (the leader key's transaction lets exactly one win).
  * - **Sync mode.** With `SYNC_REPLICAS = k`, every acknowledged write is on k of the R replicas
@@ -82,13 +83,26 @@ export interface SelfFacts {
   following: string;
 }
 
+/** When the leader key was found absent: etcd's revision then, this node's clock, whose it was. */
+export interface LeaderGone {
+  revision: number;
+  atMs: number;
+  /**
+   * The name the vanished leader key held, when this node saw it. Its lease ended with the key, so
+   * the settle does not wait for it to report (a dead master never does); if it is back, its new
+   * record takes part like anyone's. Sync mode's quorum counts replicas only, so nothing an
+   * acknowledged write needs is lost by not waiting for it.
+   */
+  formerLeader?: string;
+}
+
 /** Everything {@link decide} looks at. */
 export interface ElectionInput {
   self: SelfFacts;
   /** The leader key, undefined when it is absent. */
   leader: LeaderRecord | undefined;
-  /** When the leader key was found absent: etcd's revision then, and this node's clock. */
-  leaderGone: { revision: number; atMs: number } | undefined;
+  /** When the leader key was found absent; undefined while it is present. */
+  leaderGone: LeaderGone | undefined;
   /** Every member record read, this node's included. */
   members: readonly MemberView[];
   /** Names of the nodes ever registered in the cluster (persistent keys). */
@@ -165,10 +179,11 @@ function standOrWait(input: ElectionInput): Decision {
   // Nodes the cluster had that did not register (yet): a restart of the whole cluster must not
   // let the first one up win with less data than the others.
   const registered = new Set(input.members.map((m) => m.record.name));
+  const formerLeader = leaderGone?.formerLeader;
   const missing = [
     ...others.filter((m) => !fresh(m)).map((m) => m.record.name),
     ...input.nodes.filter((name) => name !== self.name && !registered.has(name)),
-  ];
+  ].filter((name) => name !== formerLeader);
   if (missing.length > 0 && waitedMs < settleMs) {
     return { kind: "wait", reason: `waiting for ${missing.join(", ")} to report` };
   }

@@ -29,7 +29,7 @@ Deno.test("cluster view: a read older than the watch's events is dropped", () =>
   // The watch says the leader key was deleted at 12; a read answered at 11 arrives after.
   view.applyEvents([{ type: "DELETE", kv: kv(keys.leader, "", 12) }], 100);
   assert.equal(view.leader, undefined);
-  assert.deepEqual(view.leaderGone, { revision: 12, atMs: 100 });
+  assert.deepEqual(view.leaderGone, { revision: 12, atMs: 100, formerLeader: "n1" });
   view.applyRead([leaderKv(5)], 11, 200);
   assert.equal(view.leader, undefined, "the older read put the old leader back");
   assert.deepEqual(gone, [12]);

@@ -95,6 +95,27 @@ Deno.test("election: a member that has not re-reported holds the candidate for t
   assert.deepEqual(missing, { kind: "wait", reason: "waiting for n3 to report" });
 });
 
+Deno.test("election: the settle does not wait for the leader whose key vanished", () => {
+  // n3 held the leader key; its lease (and so its member record) ended with it: a dead master
+  // never reports, so waiting for it would only add the whole settle time to every failover.
+  const members = [member("n1", 101, { lsn: 12 }), member("n2", 102, { lsn: 10 })];
+  const nodes = ["n1", "n2", "n3"];
+  const gone = { revision: 100, atMs: 1000, formerLeader: "n3" };
+  assert.deepEqual(
+    decide(input({ self: self({ lsn: 12 }), members, nodes, leaderGone: gone }, 10)),
+    { kind: "campaign" },
+  );
+  // Without knowing whose key it was (a node that just started), it still waits for n3.
+  assert.deepEqual(
+    decide(input({ self: self({ lsn: 12 }), members, nodes }, 10)),
+    { kind: "wait", reason: "waiting for n3 to report" },
+  );
+  // The former leader back with a record of its own takes part like anyone: it is ahead here.
+  const back = [...members, member("n3", 103, { lsn: 20 })];
+  const behind = decide(input({ self: self({ lsn: 12 }), members: back, nodes, leaderGone: gone }));
+  assert.match((behind as { reason: string }).reason, /n3 is more up to date/);
+});
+
 Deno.test("election: the epoch of the last record outranks a longer log of an older epoch", () => {
   // An old master back with 50 records of epoch 1 never written by the epoch-2 master.
   const members = [member("n2", 102, { lsn: 60, lastEpoch: 1 })];
