@@ -14,13 +14,7 @@ import { KVClient } from "../client/kv_client.ts";
 import type { ReadPreference } from "../client/topology.ts";
 import { BackupError } from "../backup/errors.ts";
 import { KVAuthError, KVConnectionError, KVError, KVTimeoutError } from "../client/errors.ts";
-import {
-  CLI_LIMITS,
-  ConfigError,
-  formatHostPort,
-  parseAddresses,
-  parseHostPort,
-} from "../config.ts";
+import { CLI_LIMITS, ConfigError, formatHostPort, parseAddresses } from "../config.ts";
 import { resolveToken } from "../security/auth.ts";
 import { writeAllSync } from "../write_all.ts";
 import { commandHelp } from "./help.ts";
@@ -639,14 +633,16 @@ async function refuseAdd(
 ): Promise<string | undefined> {
   const masterInfo = infoFields(await master.info("all"));
   const masterRunId = masterInfo.get("run_id");
-  for (const text of targets.split(",")) {
-    let target;
-    try {
-      target = parseHostPort(text.trim(), "replica address");
-    } catch (error) {
-      if (error instanceof ConfigError) return `replicas add: ${error.message}`;
-      throw error;
-    }
+  let addresses;
+  try {
+    // host:port[prefix,...]: a key filter's commas are not address separators.
+    addresses = parseAddresses(targets, "replica address");
+  } catch (error) {
+    if (error instanceof ConfigError) return `replicas add: ${error.message}`;
+    throw error;
+  }
+  for (const target of addresses) {
+    const text = formatHostPort(target);
     const client = newClient(connection, target.host, target.port);
     let info: Map<string, string>;
     try {

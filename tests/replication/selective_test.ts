@@ -33,6 +33,7 @@ import {
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
+import { kvstore } from "../helpers/cli.ts";
 import { FAST_REPLICATION, startTestServer } from "../helpers/test_server.ts";
 
 const encoder = new TextEncoder();
@@ -355,4 +356,21 @@ Deno.test("selective: a hostile master's FILTER past the bounds is refused and c
   }
   const info = parseInfo(await callAt(replica.port, "INFO", "replication"));
   assert.equal(info.get("key_filter"), "");
+});
+
+Deno.test({
+  name: "selective: kvstore replicas add and filter take host:port[prefixes]",
+  ...CLUSTER_TEST,
+  fn: async () => {
+    await using replica = await startTestServer({ ...FAST_CONFIG, REPLICA: true }, extensions);
+    await using master = await startTestServer(FAST_CONFIG, extensions);
+    const port = String(master.port);
+    const target = `127.0.0.1:${replica.port}`;
+    const added = await kvstore(["replicas", "add", `${target}[a:,b:]`, "--port", port]);
+    assert.deepEqual([added.code, added.stdout], [0, "OK\n"], added.stderr);
+    assert.equal((await kvstore(["replicas", "--port", port])).stdout, `${target}[a:,b:]\n`);
+    const changed = await kvstore(["replicas", "filter", `${target}[c:]`, "--port", port]);
+    assert.deepEqual([changed.code, changed.stdout], [0, "OK\n"], changed.stderr);
+    assert.equal((await kvstore(["replicas", "--port", port])).stdout, `${target}[c:]\n`);
+  },
 });
