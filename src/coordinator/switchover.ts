@@ -145,6 +145,14 @@ async function waitForAck(
     );
     const acked = replica?.ackedLsn ?? 0;
     if (acked >= lsn) return;
+    // A target whose link failed cannot catch up: give up now rather than pause writes until the
+    // timeout.
+    if (replica !== undefined && replica.state === "down" && replica.consecutiveFailures > 0) {
+      throw new SwitchoverError(
+        `${name} has LSN ${acked} of ${lsn} and its replication link is down ` +
+          `(${replica.lastError || "no answer"}); nothing done, writes resume here`,
+      );
+    }
     if (performance.now() >= deadlineMs) {
       throw new SwitchoverError(
         `${name} has LSN ${acked} of ${lsn} after the timeout; nothing done, writes resume here`,

@@ -91,3 +91,26 @@ Deno.test({
       assert.match(refused.stderr, /no registered member of test is named nobody/);
     }),
 });
+
+Deno.test({
+  name: "switchover: a target that dies while the master waits for it ends the pause at once",
+  ignore: missing !== undefined,
+  ...CLUSTER_TEST,
+  fn: () =>
+    withClusterDir("kvstore-switchover-dead-", async (dir) => {
+      await using etcd = await startEtcd();
+      const nodes = await startCoordinatedCluster(dir, etcd, 2);
+      const master = await waitForMaster(nodes);
+      const target = nodes.find((n) => n !== master);
+      assert.ok(target !== undefined);
+      await waitUntil("the replica streaming", () => replicasCaughtUp(master));
+      // The target stalls, then dies: the master cannot bring it up to date.
+      Deno.kill(target.pid, "SIGSTOP");
+      assert.equal(await master.send(["SET", "k", "1"]), "OK");
+      const answer = master.send(["SWITCHOVER", target.name, "60000"]);
+      await target.kill();
+      const reply = await answer;
+      assert.match(reply, /replication link is down.*nothing done, writes resume here/);
+      assert.equal(await master.send(["SET", "k", "2"]), "OK");
+    }),
+});
