@@ -24,7 +24,11 @@ import { etcdMissing, startEtcd } from "../helpers/etcd.ts";
 
 const missing = etcdMissing();
 
-/** Lease flags for a 3-member etcd: its re-election after losing its leader fits in the lease. */
+/**
+ * A 5 s lease (trusted 4.5 s after each renewal, renewed every 1.7 s) where a test needs plain OKs
+ * from its master: a 2 s lease is trusted only 1.5 s, and a loaded machine delayed a renewal that
+ * long. Also lets a 3-member etcd's own re-election after losing its leader fit in the lease.
+ */
 const LONGER_LEASE = ["--failover-ttl-seconds", "5"];
 if (missing !== undefined) console.log(`tests/coordinator: skipped: ${missing}`);
 
@@ -39,7 +43,9 @@ Deno.test({
   fn: () =>
     withClusterDir("kvstore-failover-", async (dir) => {
       await using etcd = await startEtcd();
-      const nodes = await startCoordinatedCluster(dir, etcd, 3, { args: ["--metrics-port", "0"] });
+      const nodes = await startCoordinatedCluster(dir, etcd, 3, {
+        args: ["--metrics-port", "0", ...LONGER_LEASE],
+      });
       const master = await waitForMaster(nodes);
       // /metrics and TOPOLOGY say who leads (waited for: on a loaded machine a renewal may come
       // late and fence the master for a moment).
@@ -222,7 +228,7 @@ Deno.test({
   fn: () =>
     withClusterDir("kvstore-failover-async-", async (dir) => {
       await using etcd = await startEtcd();
-      const nodes = await startCoordinatedCluster(dir, etcd, 3);
+      const nodes = await startCoordinatedCluster(dir, etcd, 3, { args: LONGER_LEASE });
       const master = await waitForMaster(nodes);
       await waitUntil("two replicas streaming", async () => {
         return (await master.info()).get("total_replicas") === "2" &&
