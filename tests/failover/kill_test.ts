@@ -12,7 +12,13 @@ import {
   waitForMaster,
 } from "../helpers/coordinated.ts";
 import { etcdMissing, startEtcd } from "../helpers/etcd.ts";
-import { assertConverged, missingKeys, wholeCluster, WriteLoad } from "../helpers/failover_load.ts";
+import {
+  assertConverged,
+  missingKeys,
+  underLoad,
+  wholeCluster,
+  WriteLoad,
+} from "../helpers/failover_load.ts";
 
 const missing = etcdMissing();
 const SYNC = ["--replication-mode", "sync", "--sync-replicas", "1"];
@@ -75,14 +81,11 @@ Deno.test({
   ignore: missing !== undefined,
   ...CLUSTER_TEST,
   fn: () =>
-    withClusterDir("kvstore-failover-stale-", async (dir) => {
-      await using etcd = await startEtcd();
-      const started = await startCoordinatedCluster(dir, etcd, 3, { args: SYNC });
-      const nodes = new Map(started.map((n) => [n.name, n]));
-      const master = await wholeCluster(started);
-      const [stale, current] = started.filter((n) => n !== master);
-      const load = new WriteLoad(() => [...nodes.values()], 8);
-      try {
+    underLoad(
+      "kvstore-failover-stale-",
+      SYNC,
+      async ({ dir, etcd, started, nodes, master, load }) => {
+        const [stale, current] = started.filter((n) => n !== master);
         await load.waitForAcks(100);
         await stale.kill();
         // The master and the other replica go on acknowledging writes the stale one lacks.
@@ -102,11 +105,8 @@ Deno.test({
         );
         await wholeCluster([...nodes.values()]);
         await load.waitForAcks(100);
-      } finally {
-        await load.stop();
-      }
-      await assertConverged([...nodes.values()], load.acked);
-    }),
+      },
+    ),
 });
 
 Deno.test({
@@ -115,28 +115,18 @@ Deno.test({
   ignore: missing !== undefined,
   ...CLUSTER_TEST,
   fn: () =>
-    withClusterDir("kvstore-failover-all-", async (dir) => {
-      await using etcd = await startEtcd();
-      const started = await startCoordinatedCluster(dir, etcd, 3, { args: SYNC });
-      const nodes = new Map(started.map((n) => [n.name, n]));
-      await wholeCluster(started);
-      const load = new WriteLoad(() => [...nodes.values()], 8);
-      try {
-        await load.waitForAcks(300);
-        await Promise.all(started.map((n) => n.kill()));
-        // Back in the reverse order of their names: the first one back must not simply win.
-        for (const node of [...started].reverse()) {
-          nodes.set(
-            node.name,
-            await startCoordinatedNode(dir, etcd, node.name, { args: SYNC, port: node.port }),
-          );
-        }
-        const master = await wholeCluster([...nodes.values()]);
-        assert.deepEqual(await missingKeys(master, load.acked), [], `${master.name} leads`);
-        await load.waitForAcks(100);
-      } finally {
-        await load.stop();
+    underLoad("kvstore-failover-all-", SYNC, async ({ dir, etcd, started, nodes, load }) => {
+      await load.waitForAcks(300);
+      await Promise.all(started.map((n) => n.kill()));
+      // Back in the reverse order of their names: the first one back must not simply win.
+      for (const node of [...started].reverse()) {
+        nodes.set(
+          node.name,
+          await startCoordinatedNode(dir, etcd, node.name, { args: SYNC, port: node.port }),
+        );
       }
-      await assertConverged([...nodes.values()], load.acked);
+      const master = await wholeCluster([...nodes.values()]);
+      assert.deepEqual(await missingKeys(master, load.acked), [], `${master.name} leads`);
+      await load.waitForAcks(100);
     }),
 });

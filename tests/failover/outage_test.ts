@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { CLUSTER_TEST, withClusterDir } from "../helpers/cluster.ts";
 import { startCoordinatedCluster, startCoordinatedNode } from "../helpers/coordinated.ts";
 import { etcdMissing, startEtcd } from "../helpers/etcd.ts";
-import { assertConverged, wholeCluster, WriteLoad } from "../helpers/failover_load.ts";
+import { assertConverged, underLoad, wholeCluster, WriteLoad } from "../helpers/failover_load.ts";
 
 const missing = etcdMissing();
 const SYNC = ["--replication-mode", "sync", "--sync-replicas", "1", "--replication-timeout", "1"];
@@ -20,13 +20,10 @@ Deno.test({
   ignore: missing !== undefined,
   ...CLUSTER_TEST,
   fn: () =>
-    withClusterDir("kvstore-failover-replicas-", async (dir) => {
-      await using etcd = await startEtcd();
-      const started = await startCoordinatedCluster(dir, etcd, 3, { args: SYNC });
-      const nodes = new Map(started.map((n) => [n.name, n]));
-      const master = await wholeCluster(started);
-      const load = new WriteLoad(() => [...nodes.values()], 8);
-      try {
+    underLoad(
+      "kvstore-failover-replicas-",
+      SYNC,
+      async ({ dir, etcd, started, nodes, master, load }) => {
         await load.waitForAcks(200);
         const replicas = started.filter((n) => n !== master);
         await Promise.all(replicas.map((r) => r.kill()));
@@ -45,12 +42,9 @@ Deno.test({
         }
         await wholeCluster([...nodes.values()]);
         await load.waitForAcks(200);
-      } finally {
-        await load.stop();
-      }
-      assert.ok(load.errors.size > 0, "the writers saw the outage");
-      await assertConverged([...nodes.values()], load.acked);
-    }),
+        assert.ok(load.errors.size > 0, "the writers saw the outage");
+      },
+    ),
 });
 
 Deno.test({

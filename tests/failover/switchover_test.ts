@@ -6,14 +6,10 @@
  * is tests/coordinator/switchover_test.ts. Skipped, saying why, without the `etcd` binary.
  */
 import assert from "node:assert/strict";
-import { asText, CLUSTER_TEST, withClusterDir } from "../helpers/cluster.ts";
-import {
-  startCoordinatedCluster,
-  startCoordinatedNode,
-  waitForMaster,
-} from "../helpers/coordinated.ts";
-import { etcdMissing, startEtcd } from "../helpers/etcd.ts";
-import { assertConverged, wholeCluster, WriteLoad } from "../helpers/failover_load.ts";
+import { asText, CLUSTER_TEST } from "../helpers/cluster.ts";
+import { startCoordinatedNode, waitForMaster } from "../helpers/coordinated.ts";
+import { etcdMissing } from "../helpers/etcd.ts";
+import { underLoad, wholeCluster } from "../helpers/failover_load.ts";
 
 const missing = etcdMissing();
 const SYNC = ["--replication-mode", "sync", "--sync-replicas", "1"];
@@ -24,15 +20,12 @@ Deno.test({
   ignore: missing !== undefined,
   ...CLUSTER_TEST,
   fn: () =>
-    withClusterDir("kvstore-switchover-target-", async (dir) => {
-      await using etcd = await startEtcd();
-      const started = await startCoordinatedCluster(dir, etcd, 3, { args: SYNC });
-      const nodes = new Map(started.map((n) => [n.name, n]));
-      const master = await wholeCluster(started);
-      const target = started.find((n) => n !== master);
-      assert.ok(target !== undefined);
-      const load = new WriteLoad(() => [...nodes.values()], 8);
-      try {
+    underLoad(
+      "kvstore-switchover-target-",
+      SYNC,
+      async ({ dir, etcd, started, nodes, master, load }) => {
+        const target = started.find((n) => n !== master);
+        assert.ok(target !== undefined);
         await load.waitForAcks(200);
         const conn = await master.connect();
         const reply = conn.send(["SWITCHOVER", target.name, "3000"]).then(asText);
@@ -51,11 +44,8 @@ Deno.test({
           await startCoordinatedNode(dir, etcd, target.name, { args: SYNC, port: target.port }),
         );
         await wholeCluster([...nodes.values()]);
-      } finally {
-        await load.stop();
-      }
-      await assertConverged([...nodes.values()], load.acked);
-    }),
+      },
+    ),
 });
 
 Deno.test({
@@ -64,15 +54,12 @@ Deno.test({
   ignore: missing !== undefined,
   ...CLUSTER_TEST,
   fn: () =>
-    withClusterDir("kvstore-switchover-master-", async (dir) => {
-      await using etcd = await startEtcd();
-      const started = await startCoordinatedCluster(dir, etcd, 3, { args: SYNC });
-      const nodes = new Map(started.map((n) => [n.name, n]));
-      const master = await wholeCluster(started);
-      const target = started.find((n) => n !== master);
-      assert.ok(target !== undefined);
-      const load = new WriteLoad(() => [...nodes.values()], 8);
-      try {
+    underLoad(
+      "kvstore-switchover-master-",
+      SYNC,
+      async ({ dir, etcd, started, nodes, master, load }) => {
+        const target = started.find((n) => n !== master);
+        assert.ok(target !== undefined);
         await load.waitForAcks(200);
         const conn = await master.connect();
         conn.send(["SWITCHOVER", target.name]).catch(() => {});
@@ -85,9 +72,6 @@ Deno.test({
           await startCoordinatedNode(dir, etcd, master.name, { args: SYNC, port: master.port }),
         );
         await wholeCluster([...nodes.values()]);
-      } finally {
-        await load.stop();
-      }
-      await assertConverged([...nodes.values()], load.acked);
-    }),
+      },
+    ),
 });

@@ -13,8 +13,16 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { dump, type KvNode, replicasCaughtUp, RespConn, waitUntil } from "./cluster.ts";
-import { waitForMaster } from "./coordinated.ts";
+import {
+  dump,
+  type KvNode,
+  replicasCaughtUp,
+  RespConn,
+  waitUntil,
+  withClusterDir,
+} from "./cluster.ts";
+import { startCoordinatedCluster, waitForMaster } from "./coordinated.ts";
+import { type EtcdCluster, startEtcd } from "./etcd.ts";
 
 /** A write a node answered OK. */
 export interface AckedWrite {
@@ -221,4 +229,42 @@ export async function assertConverged(
     assert.deepEqual(other, dumps[0], `${nodes[i].name} differs from ${nodes[0].name}`);
   }
   return master;
+}
+
+/** What {@link underLoad} hands its scenario. */
+export interface ClusterUnderLoad {
+  dir: string;
+  etcd: EtcdCluster;
+  /** The nodes as started (n1..n3). */
+  started: KvNode[];
+  /** The nodes by name: a scenario that restarts one puts the new process here. */
+  nodes: Map<string, KvNode>;
+  /** The master once the cluster was whole, before the scenario. */
+  master: KvNode;
+  load: WriteLoad;
+}
+
+/**
+ * A scenario on three coordinated nodes (`args` their flags) on an etcd of their own, whole,
+ * under 8 writers; then the writers stop and the nodes must converge with every acknowledged
+ * write ({@link assertConverged}).
+ */
+export function underLoad(
+  prefix: string,
+  args: string[],
+  scenario: (cluster: ClusterUnderLoad) => Promise<void>,
+): Promise<void> {
+  return withClusterDir(prefix, async (dir) => {
+    await using etcd = await startEtcd();
+    const started = await startCoordinatedCluster(dir, etcd, 3, { args });
+    const nodes = new Map(started.map((n) => [n.name, n]));
+    const master = await wholeCluster(started);
+    const load = new WriteLoad(() => [...nodes.values()], 8);
+    try {
+      await scenario({ dir, etcd, started, nodes, master, load });
+    } finally {
+      await load.stop();
+    }
+    await assertConverged([...nodes.values()], load.acked);
+  });
 }
