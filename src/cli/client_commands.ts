@@ -312,6 +312,56 @@ function clusterNodes(
   return addresses.map(formatHostPort);
 }
 
+/** Credential flags (and their `KVSTORE_*` variables) every command that dials a node takes. */
+export interface CredentialFlags {
+  "auth-token"?: string;
+  "auth-token-file"?: string;
+  "replication-token"?: string;
+  "replication-token-file"?: string;
+  "tls-ca"?: string;
+  tls?: boolean;
+}
+
+/**
+ * The tokens and TLS options of `values`, files read; `tlsFlag` names what asked for TLS (for
+ * messages). Throws an Error in the user's words when a file cannot be read.
+ */
+export async function credentialOptions(values: CredentialFlags): Promise<{
+  token: string | undefined;
+  replicationToken: string | undefined;
+  tls: { caCerts?: string[] } | undefined;
+  tlsFlag: string | undefined;
+}> {
+  const token = await resolveToken(
+    "--auth-token",
+    values["auth-token"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN") ?? "",
+    values["auth-token-file"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN_FILE") ?? "",
+  );
+  const replicationToken = await resolveToken(
+    "--replication-token",
+    values["replication-token"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN") ?? "",
+    values["replication-token-file"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN_FILE") ?? "",
+  );
+  const caFile = values["tls-ca"] ?? Deno.env.get("KVSTORE_TLS_CA");
+  let caCerts: string[] | undefined;
+  if (caFile !== undefined) {
+    try {
+      caCerts = [await Deno.readTextFile(caFile)];
+    } catch (error) {
+      throw new Error(`--tls-ca: cannot read ${caFile}: ${describe(error)}`);
+    }
+  }
+  const tls = caCerts !== undefined || values.tls === true ? { caCerts } : undefined;
+  const tlsFlag = values["tls-ca"] !== undefined
+    ? "--tls-ca"
+    : caFile !== undefined
+    ? "KVSTORE_TLS_CA"
+    : values.tls === true
+    ? "--tls"
+    : undefined;
+  return { token, replicationToken, tls, tlsFlag };
+}
+
 async function connectionOptions(values: {
   host?: string;
   port?: string;
@@ -342,33 +392,7 @@ async function connectionOptions(values: {
   if (!Number.isFinite(timeoutMs) || timeoutMs < 0) {
     throw new Error(`--timeout-ms "${timeoutText}" is not a number of milliseconds`);
   }
-  const token = await resolveToken(
-    "--auth-token",
-    values["auth-token"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN") ?? "",
-    values["auth-token-file"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN_FILE") ?? "",
-  );
-  const replicationToken = await resolveToken(
-    "--replication-token",
-    values["replication-token"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN") ?? "",
-    values["replication-token-file"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN_FILE") ?? "",
-  );
-  const caFile = values["tls-ca"] ?? Deno.env.get("KVSTORE_TLS_CA");
-  let caCerts: string[] | undefined;
-  if (caFile !== undefined) {
-    try {
-      caCerts = [await Deno.readTextFile(caFile)];
-    } catch (error) {
-      throw new Error(`--tls-ca: cannot read ${caFile}: ${describe(error)}`);
-    }
-  }
-  const tls = caCerts !== undefined || values.tls === true ? { caCerts } : undefined;
-  const tlsFlag = values["tls-ca"] !== undefined
-    ? "--tls-ca"
-    : caFile !== undefined
-    ? "KVSTORE_TLS_CA"
-    : values.tls === true
-    ? "--tls"
-    : undefined;
+  const { token, replicationToken, tls, tlsFlag } = await credentialOptions(values);
   return { host, port, nodes, readPreference, timeoutMs, token, replicationToken, tls, tlsFlag };
 }
 

@@ -21,7 +21,7 @@ import { parseHostPort, SETTINGS } from "../config.ts";
 import type { LeaderRecord, MemberRecord } from "../coordinator/election.ts";
 import { EtcdClient, EtcdError } from "../coordinator/etcd_client.ts";
 import { clusterKeys, parseLeader, parseMember } from "../coordinator/records.ts";
-import { resolveToken } from "../security/auth.ts";
+import { credentialOptions } from "./client_commands.ts";
 
 /** Bounds of the cluster commands. */
 const LIMITS = {
@@ -201,14 +201,11 @@ export async function switchoverCommand(args: string[]): Promise<number> {
   } catch (error) {
     return fail(`switchover: ${error instanceof Error ? error.message : String(error)}`);
   }
-  const caFile = values["tls-ca"] ?? Deno.env.get("KVSTORE_TLS_CA");
-  let tls: { caCerts?: string[] } | undefined = values.tls ? {} : undefined;
-  if (caFile !== undefined) {
-    try {
-      tls = { caCerts: [await Deno.readTextFile(caFile)] };
-    } catch (error) {
-      return fail(`switchover: --tls-ca: cannot read ${caFile}: ${String(error)}`);
-    }
+  let credentials;
+  try {
+    credentials = await credentialOptions(values);
+  } catch (error) {
+    return fail(`switchover: ${error instanceof Error ? error.message : String(error)}`);
   }
   const target = values.to;
   if (target === undefined || target === "") return fail("usage: kvstore switchover --to NAME");
@@ -242,17 +239,9 @@ export async function switchoverCommand(args: string[]): Promise<number> {
     host: address.host,
     port: address.port,
     timeoutMs: timeoutMs + LIMITS.etcdTimeoutMs,
-    token: await resolveToken(
-      "--auth-token",
-      values["auth-token"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN") ?? "",
-      values["auth-token-file"] ?? Deno.env.get("KVSTORE_AUTH_TOKEN_FILE") ?? "",
-    ),
-    replicationToken: await resolveToken(
-      "--replication-token",
-      values["replication-token"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN") ?? "",
-      values["replication-token-file"] ?? Deno.env.get("KVSTORE_REPLICATION_TOKEN_FILE") ?? "",
-    ),
-    tls,
+    token: credentials.token,
+    replicationToken: credentials.replicationToken,
+    tls: credentials.tls,
   });
   try {
     const reply = await client.send(["SWITCHOVER", target, String(timeoutMs)]);
