@@ -553,9 +553,9 @@ export class Replicator {
     // A replica still in its handshake counts: it connected moments before the stop (a write
     // acknowledged then would otherwise stay behind on this node alone).
     const behind = () =>
-      this.#links.map((link) => link.node).filter((r, i) =>
-        (r.state !== "down" || this.#links[i].inSession) && r.ackedLsn < this.#durableLsn
-      );
+      this.#links.filter(({ node, inSession }) =>
+        (node.state !== "down" || inSession) && node.ackedLsn < this.#durableLsn
+      ).map((link) => link.node);
     while (behind().length > 0 && this.#nowMs() < deadline) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.max(1, deadline - this.#nowMs()));
