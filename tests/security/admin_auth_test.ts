@@ -16,6 +16,7 @@ import { waitUntil } from "../helpers/cluster.ts";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
 import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
 import { startTestServer, type TestServer } from "../helpers/test_server.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 import { WireClient } from "../helpers/wire.ts";
 
 const CLIENT_TOKEN = "client-token-0123456789abcdef";
@@ -152,25 +153,20 @@ Deno.test("admin: a client token cannot change the cluster; the replication toke
   assert.equal(await admin.send(["REPLICAS", "ADD", `127.0.0.1:${replica.port}`]), "OK");
   await admin.put("k", "v");
   await waitUntil("the replica has k", () => replica.node.store.read("k") !== undefined);
-  await using dir = await tempFile(REPLICATION_TOKEN);
-  const promoted = await kvstore([
-    "promote",
-    "--port",
-    String(replica.port),
-    "--replication-token-file",
-    dir.path,
-  ]);
-  assert.equal(promoted.code, 0, promoted.stderr);
-  assert.match(promoted.stdout, /PROMOTED epoch 1/);
+  await withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/token`, `${REPLICATION_TOKEN}\n`);
+    const promoted = await kvstore([
+      "promote",
+      "--port",
+      String(replica.port),
+      "--replication-token-file",
+      `${dir}/token`,
+    ]);
+    assert.equal(promoted.code, 0, promoted.stderr);
+    assert.match(promoted.stdout, /PROMOTED epoch 1/);
+  });
   assert.equal(replica.node.replica, false);
 });
-
-async function tempFile(text: string) {
-  const dir = await Deno.makeTempDir();
-  const path = `${dir}/token`;
-  await Deno.writeTextFile(path, `${text}\n`);
-  return { path, [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }) };
-}
 
 Deno.test("admin: a master never sends the replication token; an endpoint that cannot prove it gets nothing", async () => {
   const fake = impostor();

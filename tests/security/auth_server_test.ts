@@ -5,6 +5,7 @@ import { loadConfig } from "../../src/config.ts";
 import { exposureWarning } from "../../src/security/auth_extension.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer, type TestServer } from "../helpers/test_server.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 import { RespErrorReply, type RespValue } from "../../src/protocol/resp.ts";
 import { resp, resp as resp_, text, WireClient } from "../helpers/wire.ts";
 
@@ -182,8 +183,7 @@ Deno.test("KVClient: the token is sent on every new connection; a wrong or missi
 Deno.test("cli: --auth-token, --auth-token-file and KVSTORE_AUTH_TOKEN", async () => {
   await using server = await authServer();
   const port = String(server.port);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/token`, `${TOKEN}\n`);
     assert.equal((await kvstore(["put", "k", "v", "--port", port, "--auth-token", TOKEN])).code, 0);
     const fromFile = await kvstore([
@@ -200,14 +200,11 @@ Deno.test("cli: --auth-token, --auth-token-file and KVSTORE_AUTH_TOKEN", async (
     const without = await kvstore(["read", "k", "--port", port]);
     assert.equal(without.code, 1);
     assert.match(without.stderr, /Authentication required.*--auth-token/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("serve: AUTH_TOKEN_FILE (a systemd credential) is read at start; a missing one fails the start", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/token`, `${TOKEN}\n`);
     {
       await using server = await startServerProcess({
@@ -222,9 +219,7 @@ Deno.test("serve: AUTH_TOKEN_FILE (a systemd credential) is read at start; a mis
       startServerProcess({ args: ["--auth-token-file", `${dir}/missing`] }),
       /cannot read token file/,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a node beyond loopback without a token says so loudly; on loopback it is quiet", () => {
@@ -256,12 +251,9 @@ Deno.test("serve on loopback without a token starts without the exposure warning
 Deno.test("a token must be one word: a space or control character is refused at start", async () => {
   const { config } = loadConfig({ overrides: { AUTH_TOKEN: "two words" } });
   await assert.rejects(nodeOptions(config), /AUTH_TOKEN: the token holds a space .* index 3/);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/token`, "tab\there\n");
     const fromFile = loadConfig({ overrides: { AUTH_TOKEN_FILE: `${dir}/token` } }).config;
     await assert.rejects(nodeOptions(fromFile), /from .*token\): the token holds .*code 9/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

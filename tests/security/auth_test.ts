@@ -5,6 +5,7 @@ import {
   resolveToken,
   tokensEqual,
 } from "../../src/security/auth.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 Deno.test("tokens compare equal only when identical, whatever their lengths", () => {
   assert.equal(tokensEqual("correct horse", "correct horse"), true);
@@ -17,17 +18,14 @@ Deno.test("tokens compare equal only when identical, whatever their lengths", ()
 Deno.test("a token comes from the setting or from a file, never both", async () => {
   assert.equal(await resolveToken("AUTH_TOKEN", "", ""), undefined);
   assert.equal(await resolveToken("AUTH_TOKEN", "abc", ""), "abc");
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/token`, "from-file\n");
     assert.equal(await resolveToken("AUTH_TOKEN", "", `${dir}/token`), "from-file");
     await Deno.writeTextFile(`${dir}/empty`, "\n");
     await assert.rejects(resolveToken("AUTH_TOKEN", "", `${dir}/empty`), /token file .* is empty/);
     await assert.rejects(resolveToken("AUTH_TOKEN", "", `${dir}/missing`), AuthConfigError);
     await assert.rejects(resolveToken("AUTH_TOKEN", "a", `${dir}/token`), /not both/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("the limiter penalizes failures past the limit until the window ends", () => {
