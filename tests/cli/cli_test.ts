@@ -4,6 +4,7 @@ import { KVClient } from "../../mod.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { kvstore } from "../helpers/cli.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const decoder = new TextDecoder();
@@ -133,50 +134,52 @@ function descendants(pid: number): string[] {
 
 Deno.test("cli: deno task serve --data-dir D runs with permissions that follow D", async () => {
   // A directory outside the working directory: the task's permissions must follow --data-dir.
-  const dataDir = await Deno.makeTempDir({ prefix: "kvstore-task-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["task", "serve", "--port", "0", "--data-dir", dataDir],
-    cwd: ROOT,
-    env: { KVSTORE_LOG_FORMAT: "json" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  try {
-    let log = "";
-    let port: number | undefined;
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    const deadline = Date.now() + 20_000;
-    while (port === undefined && Date.now() < deadline) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      log += value;
-      port = Number(/"event":"listening","host":"[^"]*","port":(\d+)/.exec(log)?.[1]) || undefined;
-    }
-    assert.ok(port !== undefined, log);
-    await using client = new KVClient({ port });
-    await client.put("task", "works");
-    assert.equal(await client.read("task"), "works");
-    // The server itself may touch nothing but its data directory.
-    const server = descendants(child.pid).find((args) => args.includes("cli.ts serve")) ?? "";
-    assert.match(server, new RegExp(`--allow-write=${dataDir} `), server);
-    assert.match(server, new RegExp(`--allow-read=${dataDir} `), server);
-    // SIGTERM to the task reaches the server once: a graceful stop, exit 0.
-    child.kill("SIGTERM");
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
-      log += chunk.value;
-    }
-    assert.equal((await child.status).code, 0, log);
-    assert.match(log, /"event":"stopped"/);
-    assert.doesNotMatch(log, /second SIGTERM/);
-  } finally {
+  await withTempDir(async (dataDir) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["task", "serve", "--port", "0", "--data-dir", dataDir],
+      cwd: ROOT,
+      env: { KVSTORE_LOG_FORMAT: "json" },
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
     try {
-      child.kill("SIGKILL");
-    } catch {
-      // Already exited.
+      let log = "";
+      let port: number | undefined;
+      const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+      const deadline = Date.now() + 20_000;
+      while (port === undefined && Date.now() < deadline) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        log += value;
+        port = Number(/"event":"listening","host":"[^"]*","port":(\d+)/.exec(log)?.[1]) ||
+          undefined;
+      }
+      assert.ok(port !== undefined, log);
+      await using client = new KVClient({ port });
+      await client.put("task", "works");
+      assert.equal(await client.read("task"), "works");
+      // The server itself may touch nothing but its data directory.
+      const server = descendants(child.pid).find((args) => args.includes("cli.ts serve")) ?? "";
+      assert.match(server, new RegExp(`--allow-write=${dataDir} `), server);
+      assert.match(server, new RegExp(`--allow-read=${dataDir} `), server);
+      // SIGTERM to the task reaches the server once: a graceful stop, exit 0.
+      child.kill("SIGTERM");
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        log += chunk.value;
+      }
+      assert.equal((await child.status).code, 0, log);
+      assert.match(log, /"event":"stopped"/);
+      assert.doesNotMatch(log, /second SIGTERM/);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Already exited.
+      }
+      await child.status;
     }
-    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
-  }
+  }, "kvstore-task-");
 });
 
 Deno.test("cli: --help is short; each command has its own; serve --help has every setting", async () => {
@@ -213,36 +216,37 @@ Deno.test("cli: --log-level takes the usual spellings (warn, WARNING, err)", asy
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
   listener.close();
-  const dataDir = await Deno.makeTempDir({ prefix: "kvstore-warn-" });
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", "serve", "--log-level", "warn", "--port", String(port)],
-    cwd: ROOT,
-    env: { KVSTORE_DATA_DIR: dataDir },
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  try {
-    await using client = new KVClient({ port, timeoutMs: 1000 });
-    let answered = false;
-    // Bounded: 100 attempts, 100 ms apart.
-    for (let i = 0; i < 100 && !answered; i++) {
-      answered = await client.ping().then(() => true, () => false);
-      if (!answered) await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-    assert.ok(answered, "the node started with --log-level warn never answered");
-    child.kill("SIGTERM");
-    const output = await child.output();
-    assert.equal(output.code, 0);
-    assert.doesNotMatch(decoder.decode(output.stderr), /listening on/);
-  } finally {
+  await withTempDir(async (dataDir) => {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "cli.ts", "serve", "--log-level", "warn", "--port", String(port)],
+      cwd: ROOT,
+      env: { KVSTORE_DATA_DIR: dataDir },
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
     try {
-      child.kill("SIGKILL");
-    } catch {
-      // Exited.
+      await using client = new KVClient({ port, timeoutMs: 1000 });
+      let answered = false;
+      // Bounded: 100 attempts, 100 ms apart.
+      for (let i = 0; i < 100 && !answered; i++) {
+        answered = await client.ping().then(() => true, () => false);
+        if (!answered) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      assert.ok(answered, "the node started with --log-level warn never answered");
+      child.kill("SIGTERM");
+      const output = await child.output();
+      assert.equal(output.code, 0);
+      assert.doesNotMatch(decoder.decode(output.stderr), /listening on/);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // Exited.
+      }
+      await child.status;
     }
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  }, "kvstore-warn-");
 });
 
 Deno.test("cli: deno task serve refuses a path its permission list cannot hold, saying why", async () => {

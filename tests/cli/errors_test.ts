@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { kvstore } from "../helpers/cli.ts";
 import { freePort } from "../helpers/cluster.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
 
 async function exists(path: string): Promise<boolean> {
@@ -14,8 +15,7 @@ async function exists(path: string): Promise<boolean> {
 }
 
 Deno.test("cli errors: repair and serve on a directory a node holds name that node", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "kvstore-locked-" });
-  try {
+  await withTempDir(async (dataDir) => {
     const node = await startServerProcess({ args: ["--fsync", "no"], dataDir });
     try {
       const repair = await kvstore(["repair", "--data-dir", dataDir]);
@@ -48,16 +48,13 @@ Deno.test("cli errors: repair and serve on a directory a node holds name that no
     const afterCrash = await kvstore(["repair", "--data-dir", dataDir]);
     assert.equal(afterCrash.code, 0, afterCrash.stderr);
     assert.match(afterCrash.stdout, /no damage found/);
-  } finally {
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  }, "kvstore-locked-");
 });
 
 Deno.test("cli errors: a port in use is named, and no data directory is created", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (listener.addr as Deno.NetAddr).port;
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const taken = await kvstore(["serve", "--port", String(port), "--data-dir", `${dir}/data`]);
     assert.equal(taken.code, 1);
     assert.match(
@@ -77,10 +74,7 @@ Deno.test("cli errors: a port in use is named, and no data directory is created"
     assert.equal(metrics.code, 1);
     assert.match(metrics.stderr, new RegExp(`cannot serve metrics on 127\\.0\\.0\\.1:${port}: `));
     assert.equal(await exists(`${dir}/data`), false);
-  } finally {
-    listener.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("cli errors: a server that does not answer is a timeout in --timeout-ms words", async () => {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { KVClient } from "../../mod.ts";
 import { kvstore } from "../helpers/cli.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 interface FileState {
   bytes: Uint8Array;
@@ -25,8 +26,7 @@ async function snapshot(dir: string): Promise<Map<string, FileState>> {
 }
 
 Deno.test("inspect: keys, LSN range, epoch and segment health, read-only (bytes and mtimes unchanged)", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "kvstore-inspect-" });
-  try {
+  await withTempDir(async (dataDir) => {
     // Small segments: several of them, sealed ones with hint files.
     const node = await startServerProcess({
       dataDir,
@@ -90,7 +90,5 @@ Deno.test("inspect: keys, LSN range, epoch and segment health, read-only (bytes 
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /cannot read .*nope: no such directory/);
     assert.equal(await Deno.stat(`${dataDir}/nope`).then(() => true, () => false), false);
-  } finally {
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  }, "kvstore-inspect-");
 });

@@ -8,6 +8,7 @@ import { KVClient } from "../../mod.ts";
 import { splitCommaList } from "../../src/cli/client_commands.ts";
 import { kvstore } from "../helpers/cli.ts";
 import { startTestServer } from "../helpers/test_server.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 Deno.test("cli values: put takes a value larger than a command line from stdin or a file, byte for byte", async () => {
   await using server = await startTestServer({ FSYNC: "no" });
@@ -26,8 +27,7 @@ Deno.test("cli values: put takes a value larger than a command line from stdin o
   const text = new TextEncoder().encode("line 1\nline 2\n");
   assert.equal((await kvstore(["put", "-x", "from-x", "--port", port], {}, text)).code, 0);
   assert.deepEqual(await client.readBytes("from-x"), text);
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeFile(`${dir}/value.bin`, big);
     const fromFile = await kvstore([
       "put",
@@ -42,9 +42,7 @@ Deno.test("cli values: put takes a value larger than a command line from stdin o
     const missing = await kvstore(["put", "k", "--value-file", `${dir}/nope`, "--port", port]);
     assert.equal(missing.code, 1);
     assert.match(missing.stderr, /--value-file: cannot read .*nope/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
   // A value and a --value-file at once is a mistake, not a silent choice.
   const both = await kvstore(["put", "k", "v", "--value-file", "x", "--port", port]);
   assert.equal(both.code, 1);
