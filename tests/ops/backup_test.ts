@@ -5,6 +5,7 @@ import { nodeOptions } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer } from "../helpers/test_server.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 const decoder = new TextDecoder();
@@ -25,8 +26,7 @@ async function kvstore(args: string[]) {
 }
 
 Deno.test("backup --to DIR while writes go on: serving DIR gives exactly the data at its LSN", async () => {
-  const work = await Deno.makeTempDir({ prefix: "kvstore-backup-" });
-  try {
+  await withTempDir(async (work) => {
     // Small segments and eager compaction: the snapshot must survive segments being rewritten.
     await using source = await startServerProcess({
       args: [
@@ -93,15 +93,12 @@ Deno.test("backup --to DIR while writes go on: serving DIR gives exactly the dat
       stop = true;
       await writer.catch(() => {});
     }
-  } finally {
-    await Deno.remove(work, { recursive: true });
-  }
+  }, "kvstore-backup-");
 });
 
 Deno.test("backup refuses a directory in use and leaves it alone", async () => {
   await using source = await startServerProcess({ args: ["--fsync", "no"] });
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/precious.txt`, "keep me");
     const result = await kvstore(["backup", "--to", dir, "--port", String(source.port)]);
     assert.equal(result.code, 1);
@@ -110,9 +107,7 @@ Deno.test("backup refuses a directory in use and leaves it alone", async () => {
     const usage = await kvstore(["backup", "--port", String(source.port)]);
     assert.equal(usage.code, 1);
     assert.match(usage.stderr, /usage: kvstore backup --to <dir>/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("backups are bounded by MAX_BACKUPS and released when idle or finished", async () => {
@@ -141,8 +136,7 @@ Deno.test("backups are bounded by MAX_BACKUPS and released when idle or finished
 });
 
 Deno.test("a backup keeps every TTL: the restored copy expires the same keys at the same times", async () => {
-  const work = await Deno.makeTempDir({ prefix: "kvstore-backup-" });
-  try {
+  await withTempDir(async (work) => {
     await using source = await startServerProcess({ args: ["--fsync", "no"] });
     await using client = new KVClient({ port: source.port, timeoutMs: 10_000 });
     await client.put("forever", "f");
@@ -163,7 +157,5 @@ Deno.test("a backup keeps every TTL: the restored copy expires the same keys at 
     }
     assert.equal(await check.read("short"), undefined);
     assert.equal(await check.read("forever"), "f");
-  } finally {
-    await Deno.remove(work, { recursive: true });
-  }
+  }, "kvstore-backup-");
 });

@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { barChartSvg, formatValue } from "../../scripts/bench_charts.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -33,8 +34,7 @@ Deno.test("bench charts: one bar per figure, log axes, labels escaped", () => {
 });
 
 Deno.test("bench charts: deno task bench server --out writes the table's figures as JSON and SVG", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-bench-out-" });
-  try {
+  await withTempDir(async (dir) => {
     const output = await new Deno.Command(Deno.execPath(), {
       args: [
         "task",
@@ -73,7 +73,5 @@ Deno.test("bench charts: deno task bench server --out writes the table's figures
       assert.equal(bars, scenario.redis === undefined ? perSystem : 2 * perSystem, chart);
     }
     assert.match(stdout, new RegExp(`wrote ${dir}/server\\.json, `));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, "kvstore-bench-out-");
 });

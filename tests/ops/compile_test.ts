@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { COMPILE_PERMISSIONS, compileArgs, TARGETS } from "../../scripts/compile.ts";
 import { VERSION } from "../../src/version.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -16,8 +17,7 @@ async function run(args: string[], cwd = ROOT): Promise<{ code: number; out: str
 }
 
 Deno.test("compile --dry-run prints one deno compile per target and a stamped entry", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     const { code, out } = await run([
       "run",
       "--allow-read",
@@ -47,9 +47,7 @@ Deno.test("compile --dry-run prints one deno compile per target and a stamped en
     assert.equal(version.code, 0, version.out);
     assert.match(version.out, new RegExp(`^kvstore ${VERSION} \\(build ([0-9a-f]{7,}|unknown) `));
     assert.match(version.out, /\d{4}-\d{2}-\d{2}, deno /);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("compile arguments bake in permissions and name the output after the target", () => {
@@ -67,8 +65,7 @@ Deno.test({
   name: "the compiled executable serves, writes and reads (needs DENORT_BIN)",
   ignore: denort === undefined,
   async fn() {
-    const dir = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (dir) => {
       const host = Deno.build.target;
       const build = await run([
         "run",
@@ -107,9 +104,7 @@ Deno.test({
         server.kill("SIGTERM");
         await server.status;
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 if (denort === undefined) {

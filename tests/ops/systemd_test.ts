@@ -3,6 +3,7 @@ import { KVAuthError, KVClient } from "../../mod.ts";
 import { loadConfig } from "../../src/config.ts";
 import { readEnvFile } from "../helpers/env_file.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const UNIT = new URL("../../scripts/kvstore.service", import.meta.url);
 const ENV_FILE = new URL("../../scripts/kvstore.env", import.meta.url);
@@ -21,8 +22,7 @@ Deno.test({
   name: "systemd unit passes systemd-analyze verify with no warnings",
   ignore: !canVerify,
   async fn() {
-    const dir = await Deno.makeTempDir();
-    try {
+    await withTempDir(async (dir) => {
       // verify checks that ExecStart's program exists: point it at a stand-in executable.
       const binary = `${dir}/kvstore`;
       await Deno.writeTextFile(binary, "#!/bin/sh\nexit 0\n");
@@ -38,9 +38,7 @@ Deno.test({
         new TextDecoder().decode(result.stderr);
       assert.equal(output.trim(), "", `systemd-analyze verify printed:\n${output}`);
       assert.ok(result.success);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 if (!canVerify) console.log("skipped: systemd-analyze is not installed, the unit was not verified");
@@ -89,8 +87,7 @@ function unitEnvironment(unit: string): Record<string, string> {
 
 Deno.test("the unit's settings and credential start a node that requires the token", async () => {
   const unit = await Deno.readTextFile(UNIT);
-  const credentials = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (credentials) => {
     // What systemd does: copy the credential into %d and expand %d in Environment=.
     const token = "0123456789abcdef0123456789abcdef";
     await Deno.writeTextFile(`${credentials}/auth-token`, `${token}\n`);
@@ -105,7 +102,5 @@ Deno.test("the unit's settings and credential start a node that requires the tok
     await using client = new KVClient({ port: server.port, timeoutMs: 5000, token });
     await client.put("k", "v");
     assert.equal(await client.read("k"), "v");
-  } finally {
-    await Deno.remove(credentials, { recursive: true });
-  }
+  });
 });
