@@ -9,13 +9,24 @@ import { CommitPoint } from "../../src/server/commit_point.ts";
 import { KVStore } from "../../src/storage/mod.ts";
 import { RespConn } from "../helpers/cluster.ts";
 import { startTestServer } from "../helpers/test_server.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
+/** Runs `body` with a store (`fsync: "always"`) in a temporary directory, closed before it goes. */
+function withStore(body: (store: KVStore) => Promise<void>): Promise<void> {
+  return withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, { fsync: "always" });
+    try {
+      await body(store);
+    } finally {
+      await store.close();
+    }
+  }, "kvstore-commit-");
+}
+
 Deno.test("commit point: without replicas a read waits for its turn's group commit", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-commit-" });
-  const store = await KVStore.open(dir, { fsync: "always" });
-  try {
+  await withStore(async (store) => {
     const commit = new CommitPoint(store);
     await store.put("old", "1");
     assert.equal(commit.pendingLsn(bytes("old")), 0, "nothing uncommitted");
@@ -28,16 +39,11 @@ Deno.test("commit point: without replicas a read waits for its turn's group comm
     assert.equal(commit.pendingAllLsn(), lsn);
     assert.equal(await commit.whenCommitted(lsn), undefined);
     assert.equal(commit.pendingLsn(bytes("new")), 0, "durable: committed");
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("commit point: with replicas a read waits for its own key's uncommitted write", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-commit-" });
-  const store = await KVStore.open(dir, { fsync: "always" });
-  try {
+  await withStore(async (store) => {
     const commit = new CommitPoint(store);
     let replicated = 0;
     const waited: number[] = [];
@@ -69,10 +75,7 @@ Deno.test("commit point: with replicas a read waits for its own key's uncommitte
     replicated = marker;
     assert.equal(commit.pendingLsn(bytes("old")), 0);
     assert.deepEqual(waited, [lsn, lsn]);
-  } finally {
-    await store.close();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 /** Events on the server's one thread, in order: a request read, a reply written, an fsync. */

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startServerProcess } from "../helpers/server_process.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 import { WireClient } from "../helpers/wire.ts";
 
 Deno.test("startup logs role, address, data dir, keys recovered and recovery time", async () => {
@@ -15,8 +16,7 @@ Deno.test("startup logs role, address, data dir, keys recovered and recovery tim
 
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   Deno.test(`${signal}: in-flight requests finish, the log is synced, exit 0`, async () => {
-    const dataDir = await Deno.makeTempDir({ prefix: "kvstore-test-" });
-    try {
+    await withTempDir(async (dataDir) => {
       const acknowledged: string[] = [];
       {
         await using server = await startServerProcess({ dataDir });
@@ -47,15 +47,12 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
       await wire.send(acknowledged.map((key) => `READ ${key}\n`).join(""));
       const values = await wire.readLines(acknowledged.length);
       assert.deepEqual(values, acknowledged.map((key) => key.replace("key", "value")));
-    } finally {
-      await Deno.remove(dataDir, { recursive: true });
-    }
+    }, "kvstore-test-");
   });
 }
 
 Deno.test("SIGKILL after acknowledged writes with --fsync always loses none of them", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "kvstore-test-" });
-  try {
+  await withTempDir(async (dataDir) => {
     {
       await using server = await startServerProcess({ dataDir, args: ["--fsync", "always"] });
       await using wire = await WireClient.connect(server.port);
@@ -70,9 +67,7 @@ Deno.test("SIGKILL after acknowledged writes with --fsync always loses none of t
     await using wire = await WireClient.connect(restarted.port);
     await wire.send("READ k0\nREAD k499\nREAD x\nREAD y\nREAD k7\n");
     assert.deepEqual(await wire.readLines(5), ["v0", "v499", "1", "2", "NOT_FOUND"]);
-  } finally {
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  }, "kvstore-test-");
 });
 
 Deno.test("a second node on a locked data directory fails to start with a clear message", async () => {
