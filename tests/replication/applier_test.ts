@@ -8,6 +8,7 @@ import { KVStore } from "../../src/storage/mod.ts";
 import { ReplicaApplier, ReplicateError, upper } from "../../src/replication/replica_applier.ts";
 import { PairChunkWriter } from "../../src/replication/stream_protocol.ts";
 import { waitUntil } from "../helpers/cluster.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 import { replicaStoreOf } from "../../src/replication/store_adapters.ts";
 
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -16,27 +17,34 @@ const dec = (b: Uint8Array | undefined) =>
 const words = (...parts: (string | Uint8Array)[]) =>
   parts.map((p) => typeof p === "string" ? enc(p) : p);
 
-async function stores() {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-applier-" });
-  const master = await KVStore.open(`${dir}/m`, { fsync: "no" });
-  const replica = await KVStore.open(`${dir}/r`, { fsync: "no", replica: true });
-  const shipped: Uint8Array[] = [];
-  master.onDurable((records) => shipped.push(records));
-  return {
-    master,
-    replica,
-    shipped,
-    async close() {
+/** A master's store, a replica's store, and the records the master handed out when durable. */
+interface Stores {
+  master: KVStore;
+  replica: KVStore;
+  shipped: Uint8Array[];
+}
+
+/** Runs `body` with two fresh stores in a temporary directory, both closed before it goes. */
+function withStores(body: (s: Stores) => Promise<void>): Promise<void> {
+  return withTempDir(async (dir) => {
+    const master = await KVStore.open(`${dir}/m`, { fsync: "no" });
+    try {
+      const replica = await KVStore.open(`${dir}/r`, { fsync: "no", replica: true });
+      try {
+        const shipped: Uint8Array[] = [];
+        master.onDurable((records) => shipped.push(records));
+        await body({ master, replica, shipped });
+      } finally {
+        await replica.close();
+      }
+    } finally {
       await master.close();
-      await replica.close();
-      await Deno.remove(dir, { recursive: true });
-    },
-  };
+    }
+  }, "kvstore-applier-");
 }
 
 Deno.test("applier: HELLO reports the position, LOG applies the master's records", async () => {
-  const s = await stores();
-  try {
+  await withStores(async (s) => {
     const applier = new ReplicaApplier(replicaStoreOf(s.replica));
     assert.deepEqual(await applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m:1"), {
       type: "status",
@@ -78,14 +86,11 @@ Deno.test("applier: HELLO reports the position, LOG applies the master's records
     const info = applier.getInfo();
     assert.equal(info.masterLinkStatus, "up");
     assert.equal(info.lastAppliedLsn, lsn);
-  } finally {
-    await s.close();
-  }
+  });
 });
 
 Deno.test("applier: a newer HELLO supersedes the older stream", async () => {
-  const s = await stores();
-  try {
+  await withStores(async (s) => {
     const applier = new ReplicaApplier(replicaStoreOf(s.replica));
     assert.throws(() => applier.handle(words("PING"), 1, "m:1"), /before REPLICATE HELLO/);
     await applier.handle(words("HELLO", "0", "0", "1000", "500"), 1, "m:1");
@@ -95,14 +100,11 @@ Deno.test("applier: a newer HELLO supersedes the older stream", async () => {
       /superseded by a newer REPLICATE HELLO/,
     );
     assert.equal(applier.getInfo().masterAddress, "m:2");
-  } finally {
-    await s.close();
-  }
+  });
 });
 
 Deno.test("applier: the spec's REPLICATE PUT/BATCHPUT/DELETE are local writes", async () => {
-  const s = await stores();
-  try {
+  await withStores(async (s) => {
     const applier = new ReplicaApplier(replicaStoreOf(s.replica));
     assert.deepEqual(await applier.handle(words("PUT", "testkey", "testvalue"), 7, "c"), {
       type: "ok",
@@ -121,14 +123,11 @@ Deno.test("applier: the spec's REPLICATE PUT/BATCHPUT/DELETE are local writes", 
     assert.deepEqual(reply, { type: "status", text: "0 0 0" });
     await applier.handle(words("LOG", s.shipped[0]), 8, "m");
     assert.equal(s.replica.lastLsn, 1, "the master's stream continues after local writes");
-  } finally {
-    await s.close();
-  }
+  });
 });
 
 Deno.test("applier: bad requests get errors that say what is wrong", async () => {
-  const s = await stores();
-  try {
+  await withStores(async (s) => {
     const applier = new ReplicaApplier(replicaStoreOf(s.replica));
     assert.throws(
       () => applier.handle(words("FROB"), 1, "c"),
@@ -144,14 +143,11 @@ Deno.test("applier: bad requests get errors that say what is wrong", async () =>
       () => applier.handle(words("LOG", enc("not a record at all, just bytes..")), 1, "m"),
       /damaged/,
     );
-  } finally {
-    await s.close();
-  }
+  });
 });
 
 Deno.test("applier: a full sync replaces the replica's contents with the master's snapshot", async () => {
-  const s = await stores();
-  try {
+  await withStores(async (s) => {
     const applier = new ReplicaApplier(replicaStoreOf(s.replica));
     await s.replica.put("stale", "local junk");
     for (let i = 0; i < 50; i++) await s.master.put(`k${i}`, `v${i}`);
@@ -195,14 +191,11 @@ Deno.test("applier: a full sync replaces the replica's contents with the master'
       await applier.handle(words("LOG", records), 3, "m");
     }
     assert.equal(dec(s.replica.read("after")), "snapshot", "the log continues after the snapshot");
-  } finally {
-    await s.close();
-  }
+  });
 });
 
 Deno.test("applier: the master's connection closing abandons an unfinished full sync", async () => {
-  const s = await stores();
-  try {
+  await withStores(async (s) => {
     const applier = new ReplicaApplier(replicaStoreOf(s.replica));
     await s.replica.put("kept", "old contents");
     await applier.handle(words("HELLO", "0", "9", "1000", "500"), 4, "m");
@@ -224,9 +217,7 @@ Deno.test("applier: the master's connection closing abandons an unfinished full 
     });
     assert.equal(dec(s.replica.read("kept")), "old contents");
     assert.throws(() => applier.handle(words("PING"), 4, "m"), /before REPLICATE HELLO/);
-  } finally {
-    await s.close();
-  }
+  });
 });
 
 Deno.test("subcommand words match in any case; other bytes are shown as UTF-8", () => {
@@ -238,8 +229,7 @@ Deno.test("subcommand words match in any case; other bytes are shown as UTF-8", 
 });
 
 Deno.test("applier: INFO's lag behind the master, from HELLO, PINGs and frames, with a clock", async () => {
-  const s = await stores();
-  try {
+  await withStores(async (s) => {
     let nowMs = 1_000;
     const applier = new ReplicaApplier(replicaStoreOf(s.replica), () => nowMs);
     for (let i = 0; i < 5; i++) await s.master.put(`k${i}`, "v");
@@ -268,7 +258,5 @@ Deno.test("applier: INFO's lag behind the master, from HELLO, PINGs and frames, 
       async () => await applier.handle(words("PING", "-1"), 1, "m:40000"),
       ReplicateError,
     );
-  } finally {
-    await s.close();
-  }
+  });
 });

@@ -10,6 +10,7 @@ import {
   writeNodeState,
 } from "../../src/replication/node_state.ts";
 import { asText, CLUSTER_TEST, KvNode, withClusterDir } from "../helpers/cluster.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const CLI = new URL("../../cli.ts", import.meta.url).pathname;
 
@@ -25,8 +26,7 @@ async function refusedStart(args: string[]): Promise<{ code: number; log: string
 }
 
 Deno.test("node state: absent means epoch 0; written state reads back; garbage is refused", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
+  await withTempDir(async (dir) => {
     assert.deepEqual(await readNodeState(dir), { highestEpochSeen: 0 });
     const state = { highestEpochSeen: 4, promotedEpoch: 4, promotedAt: "2026-11-26T12:00:00Z" };
     writeNodeState(dir, state);
@@ -35,9 +35,7 @@ Deno.test("node state: absent means epoch 0; written state reads back; garbage i
     await assert.rejects(readNodeState(dir), NodeStateError);
     await Deno.writeTextFile(`${dir}/${NODE_STATE_FILE}`, "{not json");
     await assert.rejects(readNodeState(dir), /is not JSON/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test({

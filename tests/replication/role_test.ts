@@ -12,6 +12,7 @@ import { readNodeState } from "../../src/replication/node_state.ts";
 import { startServer } from "../../src/server/mod.ts";
 import { parseInfo, RespConn, waitUntil } from "../helpers/cluster.ts";
 import { startTestServer, type TestServer } from "../helpers/test_server.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const options = { extensions: [replicationExtension] };
 const FAST: Partial<Config> = {
@@ -189,8 +190,7 @@ Deno.test("REPLICAOF refuses an older epoch, itself and bad words; NO ONE on a m
 });
 
 Deno.test("a master demoted by REPLICAOF refuses to restart as a master, and restarts as a replica", async () => {
-  const dataDir = await Deno.makeTempDir({ prefix: "kvstore-role-" });
-  try {
+  await withTempDir(async (dataDir) => {
     const configOf = (overrides: Partial<Config>) =>
       loadConfig({
         overrides: { HOST: "127.0.0.1", PORT: 0, DATA_DIR: dataDir, ...FAST, ...overrides },
@@ -217,9 +217,7 @@ Deno.test("a master demoted by REPLICAOF refuses to restart as a master, and res
     } finally {
       await second.close();
     }
-  } finally {
-    await Deno.remove(dataDir, { recursive: true });
-  }
+  }, "kvstore-role-");
 });
 
 Deno.test("a switchover: the demoted master drains its replica before REPLICAOF answers, then follows it", async () => {
