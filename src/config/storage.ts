@@ -1,6 +1,6 @@
 /**
  * The storage settings: durability (fsync), segments, key and value bounds, write batches,
- * compaction and active expiry.
+ * compaction, active expiry and the cache of values read.
  *
  * One part of the settings table that `src/config.ts` assembles into `SETTINGS` and `Config`. A new
  * storage setting goes here: a field of {@link StorageConfig} and its row in {@link
@@ -27,6 +27,7 @@ export interface StorageConfig {
   COMPACTION_CHUNK_BYTES: number;
   EXPIRY_INTERVAL_MS: number;
   EXPIRY_KEYS_PER_TURN: number;
+  VALUE_CACHE_BYTES: number;
 }
 
 /** The storage rows of the settings table, in `--help` order. */
@@ -137,5 +138,15 @@ export const STORAGE_SETTINGS: { readonly [name in keyof StorageConfig]: Setting
     description:
       "Most expired keys one turn of active expiry deletes before it yields to requests; " +
       "bounds the pause a million keys expiring at once can cause.",
+  },
+  VALUE_CACHE_BYTES: {
+    kind: "int",
+    default: 64 * MIB,
+    group: "storage",
+    min: 0,
+    max: 64 * GIB,
+    description:
+      "Memory that keeps values read from the log for the next read of the same key (filled on " +
+      "read, oldest dropped first; writes never fill it); values over 1 MiB are not kept. 0: off.",
   },
 };

@@ -168,7 +168,7 @@ export class KVStore {
     this.#log = new LogWriter(dir, options, segments, durability, last, (sealed) => {
       this.#background(this.#hints.write(sealed));
     });
-    this.#reader = new ValueReader(this.#log);
+    this.#reader = new ValueReader(this.#log, options.valueCacheBytes);
     this.#expiry = new ActiveExpiry(
       {
         index: () => this.#index,
@@ -739,7 +739,7 @@ export class KVStore {
       whenDurable: (lsn) => this.whenDurable(lsn),
       keyBytes: (key) => this.#reader.key(key),
       readValue: (location: Location<Segment>) =>
-        this.#reader.value(location.segment, location.offset, location.length),
+        this.#reader.value(location.segment, location.offset, location.length, false),
       isClosed: () => this.#closed,
     });
   }

@@ -42,6 +42,8 @@ export interface StoreOptions {
   expiryIntervalMs: number;
   /** Most keys one turn of active expiry deletes before it yields to requests. */
   expiryKeysPerTurn: number;
+  /** Bound of the memory that keeps values read from segment files for the next read (0: none). */
+  valueCacheBytes: number;
   /** How often a long recovery logs how far it got (segments and keys so far). */
   recoveryProgressIntervalMs: number;
 }
@@ -76,6 +78,7 @@ export function storeOptionsFromConfig(config: Config): StoreOptions {
     autoCompact: true,
     expiryIntervalMs: config.EXPIRY_INTERVAL_MS,
     expiryKeysPerTurn: config.EXPIRY_KEYS_PER_TURN,
+    valueCacheBytes: config.VALUE_CACHE_BYTES,
     recoveryProgressIntervalMs: RECOVERY_PROGRESS_INTERVAL_MS,
   };
 }

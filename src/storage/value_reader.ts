@@ -2,7 +2,8 @@
  * Reading values (and key bytes) into arrays the caller keeps: one positional read per value
  * from its segment file, or a copy from the log writer's pending buffer for a value written in
  * this turn of the event loop and not yet flushed. Arrays of up to 1 KiB are carved from shared
- * 8 KiB blocks (`value_blocks.ts`).
+ * 8 KiB blocks (`value_blocks.ts`). Values read from files are kept in a bounded cache
+ * (`value_cache.ts`) and copied from there when read again: the caller's array is always its own.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import type { LogWriter } from "./log_writer.ts";
 import { readAtSync } from "./read_at.ts";
 import type { Segment } from "./segment.ts";
 import { ValueBlocks } from "./value_blocks.ts";
+import { ValueCache } from "./value_cache.ts";
 
 /** Values read are carved from shared blocks of this size when at most {@link CARVED_VALUE_BYTES}. */
 const VALUE_BLOCK_BYTES = 8 * 1024;
@@ -19,22 +21,31 @@ const CARVED_VALUE_BYTES = 1024;
 /** Reads the values of one store. */
 export class ValueReader {
   #blocks = new ValueBlocks(VALUE_BLOCK_BYTES, CARVED_VALUE_BYTES);
+  readonly cache: ValueCache;
 
-  constructor(private readonly log: Pick<LogWriter, "active" | "copyPending">) {}
+  /** @param cacheBytes bound of the cache of values read from files (0: no cache) */
+  constructor(
+    private readonly log: Pick<LogWriter, "active" | "copyPending">,
+    cacheBytes = 0,
+  ) {
+    this.cache = new ValueCache(cacheBytes);
+  }
 
   /**
    * The `length` value bytes at `offset` of `segment` (or of the pending buffer beyond the end of
-   * the active segment's file).
+   * the active segment's file). A value read from the file is cached unless `fill` is false (a
+   * snapshot's walk over every value would push out what requests read).
    *
    * @throws {CorruptionError} the file ends before the value does
    */
-  value(segment: Segment, offset: number, length: number): Uint8Array {
+  value(segment: Segment, offset: number, length: number, fill = true): Uint8Array {
     const out = this.#blocks.take(length);
     if (length === 0) return out;
     if (segment === this.log.active && offset >= segment.sizeBytes) {
       this.log.copyPending(offset, out);
       return out;
     }
+    if (this.cache.copyInto(segment, offset, out)) return out;
     const got = readAtSync(segment.reader(), offset, out);
     if (got !== length) {
       throw new CorruptionError(
@@ -43,6 +54,7 @@ export class ValueReader {
         `value of ${length} bytes ends past the end of the file (read ${got})`,
       );
     }
+    if (fill) this.cache.add(segment, offset, out);
     return out;
   }
 

@@ -37,6 +37,7 @@ Deno.test("store options: every storage flag reaches the store", () => {
       "--compaction-chunk-bytes=65536",
       "--expiry-interval-ms=250",
       "--expiry-keys-per-turn=50",
+      "--value-cache-bytes=1048576",
       "--replica",
     ],
   });
@@ -56,6 +57,7 @@ Deno.test("store options: every storage flag reaches the store", () => {
     autoCompact: true,
     expiryIntervalMs: 250,
     expiryKeysPerTurn: 50,
+    valueCacheBytes: 1048576,
     recoveryProgressIntervalMs: DEFAULT_STORE_OPTIONS.recoveryProgressIntervalMs,
   });
 });

@@ -1,0 +1,196 @@
+import assert from "node:assert/strict";
+import { ENTRY_OVERHEAD_BYTES, ValueCache } from "../../src/storage/value_cache.ts";
+import { newSegmentHeader, Segment } from "../../src/storage/segment.ts";
+import { KVStore } from "../../src/storage/mod.ts";
+import { bytes, text, withTempDir } from "../helpers/storage.ts";
+
+function segment(id: number): Segment {
+  return new Segment(id, `/nonexistent/${id}.log`, newSegmentHeader(id, 0, 0), 40);
+}
+
+/** What the cache holds for (`from`, `offset`), as a copy, or undefined. */
+function cached(cache: ValueCache, from: Segment, offset: number, length: number) {
+  const into = new Uint8Array(length);
+  return cache.copyInto(from, offset, into) ? into : undefined;
+}
+
+Deno.test("value cache: filled past its bound it stays within it and serves only what it was given", () => {
+  const maxBytes = 256 * 1024;
+  const cache = new ValueCache(maxBytes);
+  const segments = [segment(1), segment(2), segment(3)];
+  const valueOf = (i: number) => new Uint8Array(1 + (i * 7919) % 900).fill(i & 0xff);
+  // 20,000 values of ~450 bytes on average: ~35 times the bound.
+  for (let i = 0; i < 20_000; i++) {
+    cache.add(segments[i % 3], i * 1000, valueOf(i));
+    assert.ok(cache.usedBytes <= maxBytes, `after ${i}: ${cache.usedBytes} bytes`);
+  }
+  assert.ok(cache.entries > 100, `it still holds values (${cache.entries})`);
+  let hits = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const value = valueOf(i);
+    const got = cached(cache, segments[i % 3], i * 1000, value.length);
+    if (got === undefined) continue;
+    hits++;
+    assert.deepEqual(got, value, `value ${i}`);
+    // Another segment at the same offset is another value.
+    assert.equal(cached(cache, segments[(i + 1) % 3], i * 1000, value.length), undefined);
+  }
+  assert.equal(hits, cache.entries, "every entry held is found, with its own bytes");
+  assert.ok(hits < 20_000 && cached(cache, segments[0], 0, 1) === undefined, "oldest dropped");
+});
+
+Deno.test("value cache: a value larger than a slab, or a bound too small, caches nothing", () => {
+  const cache = new ValueCache(64 * 1024);
+  assert.ok(cache.slabBytes <= 64 * 1024 / 8);
+  const from = segment(1);
+  cache.add(from, 40, new Uint8Array(cache.slabBytes + 1));
+  assert.equal(cache.entries, 0);
+  cache.add(from, 40, new Uint8Array(cache.slabBytes).fill(3));
+  assert.deepEqual(
+    cached(cache, from, 40, cache.slabBytes),
+    new Uint8Array(cache.slabBytes).fill(3),
+  );
+  const whole = new ValueCache(64 * 1024 * 1024);
+  whole.add(from, 40, new Uint8Array(1024 * 1024 + 1));
+  assert.equal(whole.entries, 0, "over 1 MiB: not cached whatever the bound");
+  for (const maxBytes of [0, 100, ENTRY_OVERHEAD_BYTES, 511]) {
+    const tiny = new ValueCache(maxBytes);
+    for (let i = 0; i < 100; i++) tiny.add(from, i * 10, new Uint8Array(1));
+    assert.ok(tiny.usedBytes <= maxBytes, `bound ${maxBytes}: ${tiny.usedBytes} bytes held`);
+  }
+});
+
+Deno.test("value cache: segments are told apart by identity, not id (compaction, full sync reuse ids)", () => {
+  const cache = new ValueCache(1024 * 1024);
+  const before = segment(7);
+  cache.add(before, 40, bytes("old"));
+  const after = segment(7); // a compaction's output: the same id, other records at the offsets
+  assert.equal(cached(cache, after, 40, 3), undefined);
+  assert.equal(text(cached(cache, before, 40, 3)), "old");
+  cache.clear();
+  assert.equal(cached(cache, before, 40, 3), undefined);
+  assert.equal(cache.usedBytes, 0);
+});
+
+/** A store with small segments that compacts only when told, its values in the cache. */
+async function withStore(test: (store: KVStore, dir: string) => Promise<void>): Promise<void> {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, {
+      fsync: "no",
+      segmentSizeBytes: 4096,
+      autoCompact: false,
+      valueCacheBytes: 1024 * 1024,
+    });
+    try {
+      await test(store, dir);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+/** Writes and flushes, so the next read is of the file (and fills the cache). */
+async function settle(store: KVStore): Promise<void> {
+  await store.whenDurable(store.lastLsn);
+}
+
+Deno.test("store: a cached value overwritten, deleted or flushed is never read again", async () => {
+  await withStore(async (store) => {
+    for (let i = 0; i < 50; i++) store.writePut(`k${i}`, `one-${i}`);
+    await settle(store);
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < 50; i++) assert.equal(text(store.read(`k${i}`)), `one-${i}`);
+    }
+    for (let i = 0; i < 50; i++) store.writePut(`k${i}`, `two-${i}`); // same lengths
+    await settle(store);
+    for (let i = 0; i < 50; i++) assert.equal(text(store.read(`k${i}`)), `two-${i}`);
+    for (let i = 0; i < 50; i += 2) store.writeDelete(`k${i}`);
+    await settle(store);
+    for (let i = 0; i < 50; i++) {
+      assert.equal(text(store.read(`k${i}`)), i % 2 === 0 ? undefined : `two-${i}`);
+    }
+    await store.flushAll();
+    for (let i = 0; i < 50; i++) assert.equal(store.read(`k${i}`), undefined, `k${i} flushed`);
+    for (let i = 0; i < 50; i++) store.writePut(`k${i}`, `new-${i}`);
+    await settle(store);
+    for (let i = 0; i < 50; i++) assert.equal(text(store.read(`k${i}`)), `new-${i}`);
+  });
+});
+
+Deno.test("store: a cached value past its expiry time is not read", async () => {
+  await withStore(async (store) => {
+    store.writePut("soon", "gone", Date.now() + 30);
+    store.writePut("later", "kept", Date.now() + 3_600_000);
+    await settle(store);
+    assert.equal(text(store.read("soon")), "gone");
+    assert.equal(text(store.read("later")), "kept");
+    // Bounded: the expiry time is 30 ms away.
+    while (store.read("soon") !== undefined) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(text(store.read("later")), "kept");
+  });
+});
+
+Deno.test("store: after compaction reuses a segment's id, its old cached bytes are not served", async () => {
+  await withStore(async (store) => {
+    // Same-length values: once `a0..` are deleted and compacted, `b0..` move to their offsets in
+    // a segment of the same id.
+    for (let i = 0; i < 40; i++) store.writePut(`a${i}`, `A-value-${String(i).padStart(3, "0")}`);
+    for (let i = 0; i < 40; i++) store.writePut(`b${i}`, `B-value-${String(i).padStart(3, "0")}`);
+    await settle(store);
+    for (let i = 0; i < 40; i++) store.read(`a${i}`); // cached at their offsets
+    for (let i = 0; i < 40; i++) store.writeDelete(`a${i}`);
+    // Fill segments until the first ones are sealed, so compaction can take them.
+    for (let i = 0; store.stats().segments < 4 && i < 10_000; i++) store.writePut(`pad${i}`, "x");
+    await settle(store);
+    await store.compact();
+    for (let i = 0; i < 40; i++) {
+      assert.equal(store.read(`a${i}`), undefined);
+      assert.equal(text(store.read(`b${i}`)), `B-value-${String(i).padStart(3, "0")}`);
+    }
+  });
+});
+
+Deno.test("store: after a full sync, values cached from the replaced segments are not served", async () => {
+  await withStore(async (store) => {
+    for (let i = 0; i < 40; i++) store.writePut(`k${i}`, `before-${i}`);
+    await settle(store);
+    for (let i = 0; i < 40; i++) assert.equal(text(store.read(`k${i}`)), `before-${i}`);
+    const sync = await store.beginFullSync(1000);
+    for (let i = 0; i < 40; i++) sync.put(bytes(`k${i}`), bytes(`after--${i}`)); // same lengths
+    await sync.finish();
+    for (let i = 0; i < 40; i++) assert.equal(text(store.read(`k${i}`)), `after--${i}`);
+  });
+});
+
+Deno.test("store: a caller may change the bytes it read; the next read is the stored value", async () => {
+  await withStore(async (store) => {
+    store.writePut("k", "value");
+    store.writePut("big", new Uint8Array(4000).fill(7));
+    await settle(store);
+    for (let round = 0; round < 3; round++) {
+      const small = store.read("k") as Uint8Array;
+      assert.equal(text(small), "value");
+      small.fill(0);
+      const big = store.read("big") as Uint8Array;
+      assert.deepEqual(big, new Uint8Array(4000).fill(7));
+      big.fill(0);
+    }
+  });
+});
+
+Deno.test("store: more values read than the cache holds all read back right", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, { fsync: "no", valueCacheBytes: 64 * 1024 });
+    try {
+      const valueOf = (i: number) =>
+        `${i}:`.padEnd(10 + (i % 200), String.fromCharCode(97 + i % 26));
+      for (let i = 0; i < 3000; i++) store.writePut(`key${i}`, valueOf(i));
+      await settle(store);
+      for (let round = 0; round < 3; round++) {
+        for (let i = 0; i < 3000; i++) assert.equal(text(store.read(`key${i}`)), valueOf(i));
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
