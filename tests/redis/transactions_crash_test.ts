@@ -25,10 +25,21 @@ function transaction(round: number): Uint8Array[] {
   return commands;
 }
 
-/** Sends transactions on `port` until the connection breaks; returns how many were sent. */
-async function sendUntilKilled(port: number, kill: () => Promise<unknown>): Promise<number> {
+/**
+ * Sends transactions on `port` until the connection breaks; returns how many were sent. The kill
+ * comes 50–200 ms after the first transaction is acknowledged and `firstKept` resolves (on a loaded
+ * machine a kill timed from the first send could come before anything was applied).
+ */
+async function sendUntilKilled(
+  port: number,
+  kill: () => Promise<unknown>,
+  firstKept: () => Promise<unknown> = () => Promise.resolve(),
+): Promise<number> {
   const conn = await RawRespConnection.open(port);
-  let sent = 0;
+  for (const command of transaction(0)) await conn.send(command);
+  for (let reply = 0; reply < KEYS + 2; reply++) await conn.readReply();
+  await firstKept();
+  let sent = 1;
   const killAfterMs = 50 + Math.random() * 150;
   const started = Date.now();
   let killing: Promise<unknown> | undefined;
@@ -91,7 +102,15 @@ Deno.test({
         masterArgs: SMALL_BATCH,
         replicaArgs: SMALL_BATCH,
       });
-      const rounds = await sendUntilKilled(master.port, () => master.kill());
+      const rounds = await sendUntilKilled(
+        master.port,
+        () => master.kill(),
+        () =>
+          waitUntil(
+            "the replica applied the first transaction",
+            async () => await replica.send(["EXISTS", "tx:0:0"]) === "1",
+          ),
+      );
       // What reached the replica is what it will keep: let it apply the last frame.
       let last = "";
       await waitUntil("the replica settled", async () => {

@@ -179,8 +179,9 @@ Deno.test({
       const master = await KvNode.start("master", `${dir}/master`, [
         "--replicas",
         `127.0.0.1:${r1.port},127.0.0.1:${r2.port}`,
-        ...FAST_FAILURE_FLAGS,
       ]);
+      // Default timeouts: with FAST_FAILURE_FLAGS' 0.5 s a loaded machine stalled a link that long
+      // and counted failed replications; convergence, not failure detection, is tested here.
       const writes = await load(master, 16, 10_000);
       assert.ok(writes > 1000, `only ${writes} writes in 10 s`);
       await assertConverged(master, [r1, r2]);
