@@ -110,7 +110,7 @@ export async function backupTo(
     id = begun.id;
     const { lsn, epoch, totalKeys } = begun;
     store = await KVStore.open(dir, { fsync: "always", autoCompact: false });
-    sync = await store.beginFullSync(lsn, epoch);
+    sync = await store.replicationLog.beginFullSync(lsn, epoch);
     const { keys, bytes } = await copyChunks(client, id, sync, totalKeys, options.onProgress);
     id = undefined; // the server released the snapshot with its last, empty chunk
     if (keys !== totalKeys) {

@@ -1,6 +1,6 @@
 /**
  * Online backups served by the node: `BACKUP BEGIN` takes a consistent snapshot of every pair at
- * the current LSN (`store.snapshot()`: durable before it answers; writes go on meanwhile and are
+ * the current LSN (`store.replicationLog.snapshot()`: durable before it answers; writes go on meanwhile and are
  * not in it), `BACKUP NEXT <id>` returns its next chunk of pairs, `BACKUP END <id>` releases it.
  * The client (`kvstore backup --to DIR`) writes the pairs into a new data directory, so the copy
  * lands where the operator runs the command, not on the server's disk.
@@ -158,7 +158,7 @@ class Backups {
           `try again when one finished`,
       );
     }
-    const snapshot = await this.#store.snapshot();
+    const snapshot = await this.#store.replicationLog.snapshot();
     const backup: Backup = {
       id: crypto.randomUUID(),
       snapshot,
@@ -184,7 +184,7 @@ class Backups {
         { type: "value", value: encoder.encode(backup.id) },
         { type: "integer", value: snapshot.lsn },
         { type: "integer", value: snapshot.keys },
-        { type: "integer", value: this.#store.lastEpoch },
+        { type: "integer", value: this.#store.replicationLog.lastEpoch },
       ],
     };
   }

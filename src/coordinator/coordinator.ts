@@ -376,7 +376,7 @@ export class Coordinator {
       lease: this.#lease,
       role: role.current,
       lsn: store.lastLsn,
-      lastEpoch: store.lastEpoch,
+      lastEpoch: store.replicationLog.lastEpoch,
       epoch: role.epoch,
       fullSync: role.applier?.getInfo().fullSyncInProgress ?? false,
       diverged: role.diverged,

@@ -468,7 +468,7 @@ function flush(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     return;
   }
   const { commit, store } = ctx.node;
-  const lsn = store.writeFlush();
+  const lsn = store.atomicWrites.writeFlush();
   commit.raiseFloor(lsn);
   return acknowledge(ctx, lsn, out, { type: "ok" });
 }

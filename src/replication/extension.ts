@@ -76,7 +76,13 @@ export interface ReplicationOptions {
 /** The hooks of a node whose role is `role`. */
 function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry): ServerHooks {
   const replicate = new ReplicateCommand(role);
-  const lsnWaiters = new LsnWaiters(node.store);
+  const store = node.store;
+  const lsnWaiters = new LsnWaiters({
+    get lastLsn() {
+      return store.lastLsn;
+    },
+    onDurable: (listener) => store.replicationLog.onDurable(listener),
+  });
   const staleReads = new StaleReadGate(node.config.REPLICA_MAX_STALENESS_MS);
   if (registry !== undefined) {
     registerReplicationMetrics(registry, role, {

@@ -74,7 +74,7 @@ export class ForwarderSide {
   notReady(): string | undefined {
     const store = this.#node.store;
     const known = this.#options.epoch();
-    const logEpoch = Math.max(store.lastEpoch, store.epoch);
+    const logEpoch = Math.max(store.replicationLog.lastEpoch, store.epoch);
     if (logEpoch >= known) return undefined;
     return `this node knows of a master of epoch ${known} but its log ends in epoch ` +
       `${logEpoch}: it forwards again once that master's stream reached it`;

@@ -194,7 +194,10 @@ export class NodeRole implements RoleGate {
       // replicas have everything (async mode: it is durable already, the floor costs nothing).
       node.commit.raiseFloor(store.lastLsn);
     }
-    if (!this.#replica && state.highestEpochSeen > Math.max(store.epoch, store.lastEpoch)) {
+    if (
+      !this.#replica &&
+      state.highestEpochSeen > Math.max(store.epoch, store.replicationLog.lastEpoch)
+    ) {
       // Told of a newer master before it stopped: it stays deposed (a restart must not make a
       // deposed master take writes again).
       this.depose(
@@ -220,7 +223,7 @@ export class NodeRole implements RoleGate {
   /** The highest epoch this node knows of. */
   get epoch(): number {
     const store = this.#node.store;
-    return Math.max(store.epoch, store.lastEpoch, this.#announcedEpoch);
+    return Math.max(store.epoch, store.replicationLog.lastEpoch, this.#announcedEpoch);
   }
 
   /**
@@ -403,7 +406,7 @@ export class NodeRole implements RoleGate {
       // Its replicas are added after the marker: a link takes the store's epoch of the moment
       // it is made into its HELLO.
       const replicator = this.#master.create([], "durable", fromLsn);
-      const markerLsn = store.promote(epoch);
+      const markerLsn = store.replicationLog.promote(epoch);
       // Reads show the old epoch's data once the new epoch's first record is committed (in sync
       // mode: on the required replicas of this master), as a new Raft leader does.
       this.#node.commit.clear();
@@ -504,7 +507,7 @@ export class NodeRole implements RoleGate {
       await store.whenDurable(store.lastLsn);
       await this.#master.stop(node.config.REPLICATION_TIMEOUT * 1000);
       node.commit.clear();
-      store.demote();
+      store.replicationLog.demote();
       this.#followedMaster = address;
       this.#applier = this.#newApplier();
       // The replies of the writes it took as a master were sent (or failed) while it drained:
@@ -784,10 +787,10 @@ export async function reconcileRole(node: ServerNode): Promise<NodeState> {
   const { promotedEpoch: _, promotedAt: __, ...cleared } = state;
   if (!replica) {
     const store = node.store;
-    if (Math.max(store.epoch, store.lastEpoch) < state.promotedEpoch) {
+    if (Math.max(store.epoch, store.replicationLog.lastEpoch) < state.promotedEpoch) {
       // The promotion's marker record did not survive (fsync no/everysec and a power loss):
       // write it again, so this master's records carry the epoch it was promoted to.
-      await store.whenDurable(store.promote(state.promotedEpoch));
+      await store.whenDurable(store.replicationLog.promote(state.promotedEpoch));
     }
     writeNodeState(dir, cleared);
     log.info("PROMOTE of epoch {epoch} is now this master's configured role", {

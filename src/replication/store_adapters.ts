@@ -31,16 +31,16 @@ export function masterSourceOf(
       return store.epoch;
     },
     get oldestCompleteLsn() {
-      return store.oldestCompleteLsn;
+      return store.replicationLog.oldestCompleteLsn;
     },
-    onDurable: (listener) => store.onDurable(listener),
-    readLogFrom: (lsn, maxChunkBytes) => store.readLogFrom(lsn, maxChunkBytes),
+    onDurable: (listener) => store.replicationLog.onDurable(listener),
+    readLogFrom: (lsn, maxChunkBytes) => store.replicationLog.readLogFrom(lsn, maxChunkBytes),
     snapshot: async () => {
       // Key and value bytes, for the progress both sides log: the live records' bytes less one
       // header each (an estimate for batches, whose pairs share a header).
       const stats = store.stats();
       const bytes = Math.max(0, stats.liveBytes - stats.keys * RECORD_HEADER_BYTES);
-      const snapshot = await store.snapshot();
+      const snapshot = await store.replicationLog.snapshot();
       return {
         lsn: snapshot.lsn,
         keys: snapshot.keys,
@@ -59,13 +59,13 @@ export function replicaStoreOf(store: KVStore): ReplicaStore {
       return store.lastLsn;
     },
     get lastEpoch() {
-      return store.lastEpoch;
+      return store.replicationLog.lastEpoch;
     },
     lastRecordCrc: async () => {
       const lsn = store.lastLsn;
       if (lsn === 0) return 0;
       try {
-        for await (const chunk of store.readLogFrom(lsn - 1, CRC_PROBE_BYTES)) {
+        for await (const chunk of store.replicationLog.readLogFrom(lsn - 1, CRC_PROBE_BYTES)) {
           const isMasterRecord = chunk.length >= RECORD_HEADER_BYTES &&
             recordLsnAt(chunk, 0) === lsn && !recordIsLocalAt(chunk, 0);
           return isMasterRecord ? recordCrcAt(chunk, 0) : 0;
@@ -78,7 +78,7 @@ export function replicaStoreOf(store: KVStore): ReplicaStore {
     },
     // The records are appended and applied before this returns; the caller waits for
     // durability through the server (whenDurable of the LSN), which also reports a log failure.
-    appendReplicated: (records) => store.writeReplicated(records),
+    appendReplicated: (records) => store.replicationLog.writeReplicated(records),
     putLocal: async (key, value) => {
       await store.put(key, value);
     },
@@ -87,7 +87,7 @@ export function replicaStoreOf(store: KVStore): ReplicaStore {
     },
     deleteLocal: (key) => store.delete(key),
     beginFullSync: async (lsn, epoch) => {
-      const sync = await store.beginFullSync(lsn, epoch);
+      const sync = await store.replicationLog.beginFullSync(lsn, epoch);
       return {
         add: (pairs) => {
           for (const [key, value, expiresAtMs] of pairs) sync.put(key, value, expiresAtMs);

@@ -209,7 +209,7 @@ export class StagedLog {
 }
 
 /**
- * One full sync in progress (from `KVStore.beginFullSync`): `put` the snapshot's pairs, then
+ * One full sync in progress (from `ReplicationLog.beginFullSync`): `put` the snapshot's pairs, then
  * `finish()` to swap them in atomically, or `abort()`.
  */
 export class FullSync {

@@ -1,8 +1,8 @@
 /**
  * The log reader: the durable records after an LSN, read back from the segment files in LSN
- * order, in chunks of whole encoded records (replication's catch-up, `KVStore.readLogFrom`).
+ * order, in chunks of whole encoded records (replication's catch-up, `ReplicationLog.readLogFrom`).
  * It reads only up to the durable position, so it never hands out a record the store could
- * still lose; records after that arrive through the store's `onDurable`.
+ * still lose; records after that arrive through `ReplicationLog.onDurable`.
  *
  * @module
  */

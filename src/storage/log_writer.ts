@@ -53,7 +53,7 @@ function zeroBlock(): Uint8Array {
   return zeros;
 }
 
-/** Receives encoded records once they reach the durability point (see `KVStore.onDurable`). */
+/** Receives encoded records once they reach the durability point (see `ReplicationLog.onDurable`). */
 export type DurableListener = (records: Uint8Array, firstLsn: number, lastLsn: number) => void;
 
 /** What the writer reads of the store's options. */

@@ -5,6 +5,7 @@
  * @module
  */
 export {
+  AtomicWrites,
   type Bytes,
   type CompactionReport,
   type DurableListener,
@@ -14,6 +15,7 @@ export {
   KVStore,
   MAX_EXPIRES_AT_MS,
   type MultiEntry,
+  ReplicationLog,
   type SnapshotEntry,
   type StoreSnapshot,
   type StoreStats,

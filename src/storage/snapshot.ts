@@ -15,7 +15,7 @@ import type { Segment } from "./segment.ts";
  */
 export type SnapshotEntry = [key: Uint8Array, value: Uint8Array, expiresAtMs: number];
 
-/** A consistent view of a store's pairs at one LSN (see `KVStore.snapshot`). */
+/** A consistent view of a store's pairs at one LSN (see `ReplicationLog.snapshot`). */
 export interface StoreSnapshot {
   /** Every record up to this LSN is in the view, none after it. */
   lsn: number;

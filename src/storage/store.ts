@@ -6,9 +6,11 @@
  *
  * This class is the store's door: it checks requests, keeps the index, and hands the work to the
  * parts that own it: the log writer (`log_writer.ts`: group commit, fsync, rolling segments) and
- * its durability counters (`durability.ts`), the log reader (`log_reader.ts`), recovery
- * (`recovery.ts`), hint files (`hint_writer.ts`), compaction (`compactor.ts`), snapshots
- * (`snapshot.ts`) and full syncs (`full_sync.ts`).
+ * its durability counters (`durability.ts`), the live index and its listeners (`keyspace.ts`),
+ * recovery (`recovery.ts`), hint files (`hint_writer.ts`), compaction (`compactor.ts`), the
+ * MULTI and FLUSH records and atomic calls (`atomic_writes.ts`, {@link KVStore.atomicWrites}), and
+ * the replication log (`replication_log.ts`: records in and out, snapshots, full syncs,
+ * promotion), reached as {@link KVStore.replicationLog}.
  *
  * Writes are two steps: `write*` encodes the record into the pending group-commit buffer and
  * applies it to the index synchronously, returning its LSN; `whenDurable(lsn)` resolves at the
@@ -16,63 +18,42 @@
  *
  * @module
  */
-import assert from "node:assert/strict";
-import { getLog } from "../log.ts";
 import { type CompactionReport, Compactor } from "./compactor.ts";
 import { DATA_DIR_MODE } from "./durable_file.ts";
 import { lockDirectory, unlockDirectory } from "./dir_lock.ts";
 import { Durability } from "./durability.ts";
-import { BatchTooLargeError, LogGapError, StorageError, StoreClosedError } from "./errors.ts";
-import { FullSync, type FullSyncContents, StagedLog } from "./full_sync.ts";
+import { BatchTooLargeError, StoreClosedError } from "./errors.ts";
 import { HintWriter } from "./hint_writer.ts";
 import { BackgroundTasks, yieldToRequests } from "./background_tasks.ts";
-import {
-  checkExpiry,
-  checkKey,
-  checkMultiEntries,
-  checkReplicatedRecords,
-  checkValue,
-  type MultiEntry,
-} from "./write_checks.ts";
+import { checkExpiry, checkKey, checkValue, checkWritable } from "./write_checks.ts";
 import { ActiveExpiry } from "./expiry.ts";
 import {
-  applyRecord,
-  flushSegments,
   indexBatch,
-  indexMulti,
   indexValue,
   noteTombstone,
   slotOfPayload,
   unindexSlot,
 } from "./index_entries.ts";
-import { KeyIndex, type Location, NO_SLOT } from "./key_index.ts";
+import { type KeyIndex, NO_SLOT } from "./key_index.ts";
 import { type Bytes, bytesToKey, payloadOf, toBytes } from "./keys.ts";
-import { type DurableListener, LogWriter } from "./log_writer.ts";
-import { readLog } from "./log_reader.ts";
+import { Keyspace } from "./keyspace.ts";
+import { AtomicWrites } from "./atomic_writes.ts";
+import { LogWriter } from "./log_writer.ts";
 import {
   batchRecordBytes,
   EXPIRY_BYTES,
-  forEachKey,
-  MAX_EPOCH,
   MAX_RECORD_BYTES,
-  multiRecordBytes,
-  Op,
   type Payload,
   RECORD_HEADER_BYTES,
-  recordEpoch,
-  recordLength,
-  recordLsn,
-  recordOp,
 } from "./record.ts";
 import { recover, type RecoveredStore } from "./recovery.ts";
+import { ReplicationLog } from "./replication_log.ts";
 import type { Segment } from "./segment.ts";
 import { SegmentList } from "./segment_list.ts";
-import { type StoreSnapshot, takeSnapshot } from "./snapshot.ts";
-import { DEFAULT_STORE_OPTIONS, type StoreOptions } from "./store_options.ts";
+import { DEFAULT_STORE_OPTIONS, type StoreOptions, type WriteStamp } from "./store_options.ts";
 import { segmentFigures, type StoreStats } from "./store_stats.ts";
 import { ValueReader } from "./value_reader.ts";
-import { WriteCapture } from "./write_capture.ts";
-import { composeKeyListeners, type KeyChangeListener } from "./key_changes.ts";
+import type { KeyChangeListener } from "./key_changes.ts";
 import { forEachKeyCaptured, randomLiveKey, rangeSlots, sizeWithCapture } from "./key_reads.ts";
 
 export type { Bytes } from "./keys.ts";
@@ -84,9 +65,8 @@ export type { StoreStats } from "./store_stats.ts";
 
 export { MAX_EXPIRES_AT_MS, type MultiEntry } from "./write_checks.ts";
 export { FullSync } from "./full_sync.ts";
-
-const log = getLog("storage");
-
+export { ReplicationLog } from "./replication_log.ts";
+export { AtomicWrites } from "./atomic_writes.ts";
 export type { KeyChangeListener } from "./key_changes.ts";
 
 /** The index slot of `key`, or {@link NO_SLOT}; creates no string for byte or ASCII keys. */
@@ -109,28 +89,25 @@ function slotOf(index: KeyIndex<Segment>, key: Bytes): number {
  * ```
  */
 export class KVStore {
-  /** Epoch stamped on records written from now on. */
-  epoch: number;
-  /** Settings; replaced (replica → master) by {@link promote}. */
-  options: Readonly<StoreOptions>;
   readonly dir: string;
+  /**
+   * Records in and out for copies of this store: replication's stream and catch-up, snapshots,
+   * full syncs, promotion and demotion (see `replication_log.ts`).
+   */
+  readonly replicationLog: ReplicationLog;
+  /** MULTI and FLUSH records, and the {@link atomically} call running now (`atomic_writes.ts`). */
+  readonly atomicWrites: AtomicWrites;
 
   #lockFile: Deno.FsFile;
-  #index: KeyIndex<Segment>;
+  #keys: Keyspace;
+  #stamp: WriteStamp;
   #segments: SegmentList;
   #log: LogWriter;
   #reader: ValueReader;
-  #hints: HintWriter;
   #compactor: Compactor;
-  #fullSync: StagedLog | undefined;
   #closed = false;
   #closing = false;
   #tasks = new BackgroundTasks();
-  /** Who hears of each key a write changes (see {@link onKeyChange}); undefined: nobody. */
-  #keyListeners = new Set<KeyChangeListener>();
-  #keyChanged: KeyChangeListener | undefined;
-  /** The writes of the {@link atomically} call running now, or undefined. */
-  #capture: WriteCapture | undefined;
   #expiry: ActiveExpiry;
 
   private constructor(
@@ -140,13 +117,12 @@ export class KVStore {
     recovered: RecoveredStore,
   ) {
     this.dir = dir;
-    this.options = options;
     this.#lockFile = lockFile;
-    this.#index = recovered.index;
-    this.epoch = recovered.lastEpoch;
+    const keys = this.#keys = new Keyspace(recovered.index);
+    this.#stamp = { epoch: recovered.lastEpoch, options };
     const segments = this.#segments = new SegmentList(recovered.segments);
-    this.#hints = new HintWriter(dir, Math.max(1024, options.compactionChunkBytes >>> 6), {
-      index: () => this.#index,
+    const hints = new HintWriter(dir, Math.max(1024, options.compactionChunkBytes >>> 6), {
+      index: () => keys.index,
       isClosed: () => this.#closed,
       yieldToRequests,
       onWritten: () => this.#compactor.maybeAuto(),
@@ -154,34 +130,67 @@ export class KVStore {
     this.#compactor = new Compactor({
       dir,
       segments,
-      hints: this.#hints,
+      hints,
       options: () => this.options,
-      index: () => this.#index,
+      index: () => keys.index,
       sealActive: () => this.#log.sealActive(),
       stopping: () => this.#closing || this.#log.failure !== undefined,
-      fullSyncing: () => this.#fullSync !== undefined,
+      fullSyncing: () => this.replicationLog.fullSyncing,
       yieldToRequests,
-      background: (task) => this.#background(task),
+      background: (task) => this.#tasks.run(task),
     });
     const durability = new Durability(dir, recovered.lastLsn, segments.active);
     const last = { lsn: recovered.lastLsn, epoch: recovered.lastEpoch };
     this.#log = new LogWriter(dir, options, segments, durability, last, (sealed) => {
-      this.#background(this.#hints.write(sealed));
+      this.#tasks.run(hints.write(sealed));
     });
     this.#reader = new ValueReader(this.#log, options.valueCacheBytes);
+    this.replicationLog = new ReplicationLog({
+      dir,
+      log: this.#log,
+      segments,
+      reader: this.#reader,
+      compactor: this.#compactor,
+      hints,
+      keyspace: keys,
+      stamp: this.#stamp,
+      closed: () => this.#closed,
+      closing: () => this.#closing,
+      background: (task) => this.#tasks.run(task),
+    });
+    this.atomicWrites = new AtomicWrites({
+      log: this.#log,
+      segments,
+      keyspace: keys,
+      stamp: this.#stamp,
+      checkWritable: () => this.#checkWritable(),
+    });
     this.#expiry = new ActiveExpiry(
       {
-        index: () => this.#index,
+        index: () => keys.index,
         decides: () =>
           !this.options.replica && !this.#closed && !this.#closing &&
-          this.#fullSync === undefined &&
-          this.#log.failure === undefined,
+          !this.replicationLog.fullSyncing && this.#log.failure === undefined,
         deleteSlot: (slot) => this.#deleteSlot(slot),
       },
       options.expiryIntervalMs,
       options.expiryKeysPerTurn,
     );
     this.#expiry.start();
+  }
+
+  /** Epoch stamped on records written from now on. */
+  get epoch(): number {
+    return this.#stamp.epoch;
+  }
+
+  set epoch(epoch: number) {
+    this.#stamp.epoch = epoch;
+  }
+
+  /** Settings; replaced (replica → master and back) by `replicationLog.promote` and `demote`. */
+  get options(): Readonly<StoreOptions> {
+    return this.#stamp.options;
   }
 
   /**
@@ -228,14 +237,7 @@ export class KVStore {
   }
 
   #checkWritable(): void {
-    if (this.#closed) throw new StoreClosedError(this.dir);
-    const failure = this.#log.failure;
-    if (failure) throw failure;
-    if (this.#fullSync) {
-      throw new StorageError(
-        `store ${this.dir} is replacing its contents (full sync); retry after`,
-      );
-    }
+    checkWritable(this.dir, this.#closed, this.#log.failure, this.replicationLog.fullSyncing);
   }
 
   /**
@@ -247,100 +249,45 @@ export class KVStore {
    */
   writePut(key: Bytes, value: Bytes, expiresAtMs = 0): number {
     this.#checkWritable();
+    const { epoch, options } = this.#stamp;
     const k = payloadOf(key);
     const v = payloadOf(value);
-    checkKey(this.options, k);
-    checkValue(this.options, v);
-    if (this.#capture !== undefined) {
+    checkKey(options, k);
+    checkValue(options, v);
+    const capture = this.atomicWrites.capture;
+    if (capture !== undefined) {
       if (expiresAtMs !== 0) checkExpiry(expiresAtMs);
-      return this.#capture.put(k, toBytes(v), expiresAtMs);
+      return capture.put(k, toBytes(v), expiresAtMs);
     }
     const log = this.#log;
     if (expiresAtMs !== 0) return this.#writePutExpiring(k, v, expiresAtMs);
-    const lsn = log.appendPut(this.epoch, this.options.replica, k, v);
+    const lsn = log.appendPut(epoch, options.replica, k, v);
     const offset = log.lastRecordOffset + RECORD_HEADER_BYTES + k.length;
-    indexValue(this.#index, k, 0, k.length, log.active, offset, v.length);
-    this.#keyChanged?.(typeof k === "string" ? k : bytesToKey(k));
+    indexValue(this.#keys.index, k, 0, k.length, log.active, offset, v.length);
+    this.#keys.changed?.(typeof k === "string" ? k : bytesToKey(k));
     return lsn;
   }
 
   /** {@link writePut} of a key that expires at `expiresAtMs` (a PUT_EXPIRING record). */
   #writePutExpiring(k: Payload, v: Payload, expiresAtMs: number): number {
     checkExpiry(expiresAtMs);
+    const { epoch, options } = this.#stamp;
     const log = this.#log;
-    const lsn = log.appendPutExpiring(this.epoch, this.options.replica, k, v, expiresAtMs);
+    const lsn = log.appendPutExpiring(epoch, options.replica, k, v, expiresAtMs);
     const offset = log.lastRecordOffset + RECORD_HEADER_BYTES + EXPIRY_BYTES + k.length;
-    indexValue(this.#index, k, 0, k.length, log.active, offset, v.length, expiresAtMs);
-    this.#keyChanged?.(typeof k === "string" ? k : bytesToKey(k));
+    indexValue(this.#keys.index, k, 0, k.length, log.active, offset, v.length, expiresAtMs);
+    this.#keys.changed?.(typeof k === "string" ? k : bytesToKey(k));
     return lsn;
-  }
-
-  /**
-   * Appends one MULTI record holding `entries` and applies them in order: all or nothing, in the
-   * log, after a crash, on replicas, through compaction. Returns its LSN (durable once
-   * {@link whenDurable} of it resolves). A delete of an absent key is kept (it changes nothing).
-   *
-   * @throws {KeyTooLargeError | ValueTooLargeError | BatchTooLargeError} past the limits
-   */
-  writeMulti(entries: readonly MultiEntry[]): number {
-    this.#checkWritable();
-    const encoded = checkMultiEntries(this.options, entries);
-    const length = multiRecordBytes(encoded);
-    if (length > MAX_RECORD_BYTES) throw new BatchTooLargeError(length, MAX_RECORD_BYTES);
-    const log = this.#log;
-    const lsn = log.appendMulti(this.epoch, this.options.replica, encoded);
-    indexMulti(this.#index, log.active, log.lastRecordOffset, encoded, this.#keyChanged);
-    return lsn;
-  }
-
-  /** {@link writeMulti}, resolving with its LSN once durable. */
-  async applyMulti(entries: readonly MultiEntry[]): Promise<number> {
-    const lsn = this.writeMulti(entries);
-    await this.whenDurable(lsn);
-    return lsn;
-  }
-
-  /**
-   * Appends a FLUSH record: every key written before it is gone (after a restart, through
-   * compaction, on replicas). Returns its LSN (durable once {@link whenDurable} of it resolves).
-   * Snapshots taken before keep seeing the old contents.
-   */
-  writeFlush(): number {
-    this.#checkWritable();
-    const capture = this.#capture;
-    if (capture !== undefined) {
-      // Inside an atomic call: its writes so far go first, in their own record, then the FLUSH.
-      const before = capture.takeAll(0);
-      if (before.length > 0) this.writeMulti(before);
-    }
-    const log = this.#log;
-    const lsn = log.appendFlush(this.epoch, this.options.replica);
-    this.#applyFlush();
-    capture?.takeAll(this.#nextLsn());
-    return lsn;
-  }
-
-  /** {@link writeFlush}, resolving with its LSN once durable. */
-  async flushAll(): Promise<number> {
-    const lsn = this.writeFlush();
-    await this.whenDurable(lsn);
-    return lsn;
-  }
-
-  /** A FLUSH just appended: a new, empty index (snapshots keep the old one). */
-  #applyFlush(): void {
-    flushSegments(this.#segments.all, this.#log.active);
-    this.#index = new KeyIndex<Segment>();
-    this.#keyChanged?.(undefined);
   }
 
   /** Deletes the key of a live slot (active expiry): a DELETE record, as {@link writeDelete}. */
   #deleteSlot(slot: number): void {
-    const key = this.#index.keyOf(slot); // a byte string: the codec takes it as it is
-    this.#log.appendDelete(this.epoch, this.options.replica, key);
+    const key = this.#keys.index.keyOf(slot); // a byte string: the codec takes it as it is
+    const { epoch, options } = this.#stamp;
+    this.#log.appendDelete(epoch, options.replica, key);
     noteTombstone(this.#log.active, key);
-    unindexSlot(this.#index, slot);
-    this.#keyChanged?.(key);
+    unindexSlot(this.#keys.index, slot);
+    this.#keys.changed?.(key);
   }
 
   /**
@@ -350,12 +297,13 @@ export class KVStore {
    */
   writeBatch(pairs: readonly (readonly [Bytes, Bytes])[]): number {
     this.#checkWritable();
+    const { epoch, options } = this.#stamp;
     const encoded = pairs.map(([key, value]) => [toBytes(key), toBytes(value)] as const);
     for (const [key, value] of encoded) {
-      checkKey(this.options, key);
-      checkValue(this.options, value);
+      checkKey(options, key);
+      checkValue(options, value);
     }
-    const capture = this.#capture;
+    const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
       for (const [key, value] of encoded) capture.put(key, value, 0);
       return capture.lsn;
@@ -363,8 +311,8 @@ export class KVStore {
     const length = batchRecordBytes(encoded);
     if (length > MAX_RECORD_BYTES) throw new BatchTooLargeError(length, MAX_RECORD_BYTES);
     const log = this.#log;
-    const lsn = log.appendBatch(this.epoch, this.options.replica, encoded);
-    indexBatch(this.#index, log.active, log.lastRecordOffset, encoded, this.#keyChanged);
+    const lsn = log.appendBatch(epoch, options.replica, encoded);
+    indexBatch(this.#keys.index, log.active, log.lastRecordOffset, encoded, this.#keys.changed);
     return lsn;
   }
 
@@ -375,17 +323,19 @@ export class KVStore {
    */
   writeDelete(key: Bytes): number {
     this.#checkWritable();
+    const { epoch, options } = this.#stamp;
     const k = payloadOf(key);
-    checkKey(this.options, k);
-    if (this.#capture !== undefined) {
-      return this.has(k) ? this.#capture.delete(k) : this.#log.lastLsn;
+    checkKey(options, k);
+    const capture = this.atomicWrites.capture;
+    if (capture !== undefined) {
+      return this.has(k) ? capture.delete(k) : this.#log.lastLsn;
     }
-    const slot = slotOfPayload(this.#index, k);
+    const slot = slotOfPayload(this.#keys.index, k);
     if (slot === NO_SLOT) return this.#log.lastLsn;
-    const lsn = this.#log.appendDelete(this.epoch, this.options.replica, k);
+    const lsn = this.#log.appendDelete(epoch, options.replica, k);
     noteTombstone(this.#log.active, k);
-    this.#keyChanged?.(this.#index.keyOf(slot));
-    unindexSlot(this.#index, slot);
+    this.#keys.changed?.(this.#keys.index.keyOf(slot));
+    unindexSlot(this.#keys.index, slot);
     return lsn;
   }
 
@@ -395,60 +345,13 @@ export class KVStore {
    * replica keep all of them or none. Meanwhile `read`, `has` and `expiresAtMs` see them (not
    * `readRange`, `forEachKey`, `randomKey` or `size`, which see the index). Each write returns the
    * LSN that record takes. A `writeFlush` inside splits it: the writes before it, the FLUSH, the
-   * writes after it. Nested calls join the outer one. Redis's `EXEC` and `RENAME` run through here.
+   * writes after it. Nested calls join the outer one. Redis's `EXEC` and `RENAME` run through here
+   * ({@link AtomicWrites.atomically}).
    *
-   * @throws what `writeMulti` throws (nothing of `fn`'s writes is then applied)
+   * @throws what `atomicWrites.writeMulti` throws (nothing of `fn`'s writes is then applied)
    */
   atomically<T>(fn: () => T): T {
-    if (this.#capture !== undefined) return fn();
-    this.#checkWritable();
-    const capture = this.#capture = new WriteCapture(this.#nextLsn());
-    let result: T;
-    try {
-      result = fn();
-    } finally {
-      this.#capture = undefined;
-    }
-    if (capture.entries.length > 0) {
-      const lsn = this.writeMulti(capture.entries);
-      assert.equal(lsn, capture.lsn, "the atomic call's record took another LSN");
-    }
-    return result;
-  }
-
-  /** The LSN the next record appended will take (a replica's LOCAL records take none). */
-  #nextLsn(): number {
-    return this.options.replica ? this.#log.lastLsn : this.#log.lastLsn + 1;
-  }
-
-  /**
-   * Makes a replica's store a master's (failover): direct writes then take new LSNs, no longer
-   * LOCAL records, stamped with `epoch`, which must be above every epoch the store has seen.
-   * Appends an empty BATCH record in the new epoch, so the epoch is in the log: a restart keeps
-   * it, and replicas learn it from the stream. Returns that record's LSN (durable once
-   * {@link whenDurable} of it resolves).
-   */
-  promote(epoch: number): number {
-    this.#checkWritable();
-    const highest = Math.max(this.epoch, this.#log.lastEpoch);
-    if (!Number.isInteger(epoch) || epoch <= highest || epoch > MAX_EPOCH) {
-      throw new StorageError(
-        `cannot promote to epoch ${epoch}: it must be a whole number above ${highest} (the ` +
-          `highest epoch seen) and at most ${MAX_EPOCH}`,
-      );
-    }
-    this.options = { ...this.options, replica: false };
-    this.epoch = epoch;
-    return this.writeBatch([]);
-  }
-
-  /**
-   * Makes a master's store a replica's (a demotion at runtime, `REPLICAOF`): direct writes are
-   * LOCAL records from now on, and the master's records come through {@link writeReplicated}.
-   */
-  demote(): void {
-    this.#checkWritable();
-    this.options = { ...this.options, replica: true };
+    return this.atomicWrites.atomically(fn);
   }
 
   /**
@@ -509,23 +412,13 @@ export class KVStore {
    * is built on it. Returns a function that unsubscribes; with no listener, writes pay one check.
    */
   onKeyChange(listener: KeyChangeListener): () => void {
-    this.#keyListeners.add(listener);
-    this.#keyChanged = composeKeyListeners(this.#keyListeners);
-    return () => {
-      this.#keyListeners.delete(listener);
-      this.#keyChanged = composeKeyListeners(this.#keyListeners);
-    };
-  }
-
-  /** Runs `task` in the background; {@link close} waits for it. */
-  #background(task: Promise<unknown>): void {
-    this.#tasks.run(task);
+    return this.#keys.listen(listener);
   }
 
   // ---------------------------------------------------------------- reads
 
   #readSlot(slot: number): Uint8Array {
-    const index = this.#index;
+    const index = this.#keys.index;
     return this.#reader.value(index.segmentOf(slot), index.offsetOf(slot), index.lengthOf(slot));
   }
 
@@ -535,8 +428,9 @@ export class KVStore {
    */
   read(key: Bytes): Uint8Array | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    if (this.#capture !== undefined) {
-      const state = this.#capture.lookup(payloadOf(key), Date.now());
+    const capture = this.atomicWrites.capture;
+    if (capture !== undefined) {
+      const state = capture.lookup(payloadOf(key), Date.now());
       if (state !== undefined) return state?.value;
     }
     const slot = this.#liveSlot(key);
@@ -545,7 +439,7 @@ export class KVStore {
 
   /** The slot of `key`, or {@link NO_SLOT} when absent or past its expiry time. */
   #liveSlot(key: Bytes): number {
-    const index = this.#index;
+    const index = this.#keys.index;
     const slot = slotOf(index, key);
     if (slot === NO_SLOT) return slot;
     const expiresAtMs = index.expiryOf(slot);
@@ -555,8 +449,9 @@ export class KVStore {
   /** Whether `key` exists (a key past its expiry time does not). */
   has(key: Bytes): boolean {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    if (this.#capture !== undefined) {
-      const state = this.#capture.lookup(payloadOf(key), Date.now());
+    const capture = this.atomicWrites.capture;
+    if (capture !== undefined) {
+      const state = capture.lookup(payloadOf(key), Date.now());
       if (state !== undefined) return state !== null;
     }
     return this.#liveSlot(key) !== NO_SLOT;
@@ -568,12 +463,13 @@ export class KVStore {
    */
   expiresAtMs(key: Bytes): number | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    if (this.#capture !== undefined) {
-      const state = this.#capture.lookup(payloadOf(key), Date.now());
+    const capture = this.atomicWrites.capture;
+    if (capture !== undefined) {
+      const state = capture.lookup(payloadOf(key), Date.now());
       if (state !== undefined) return state?.expiresAtMs;
     }
     const slot = this.#liveSlot(key);
-    return slot === NO_SLOT ? undefined : this.#index.expiryOf(slot);
+    return slot === NO_SLOT ? undefined : this.#keys.index.expiryOf(slot);
   }
 
   /**
@@ -595,7 +491,7 @@ export class KVStore {
     options: { limit?: number; maxBytes?: number } = {},
   ): [Uint8Array, Uint8Array][] {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    const index = this.#index;
+    const index = this.#keys.index;
     const slots = rangeSlots(index, bytesToKey(toBytes(start)), bytesToKey(toBytes(end)), options);
     return slots.map((slot) => [this.#reader.key(index.keyOf(slot)), this.#readSlot(slot)]);
   }
@@ -613,183 +509,28 @@ export class KVStore {
     visit: (key: string, live: boolean) => void,
   ): number {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    return forEachKeyCaptured(this.#index, this.#capture, start, end, limit, visit);
+    return forEachKeyCaptured(
+      this.#keys.index,
+      this.atomicWrites.capture,
+      start,
+      end,
+      limit,
+      visit,
+    );
   }
 
   /** A key picked at random (a byte string), or undefined when the store is empty. */
   randomKey(): string | undefined {
     if (this.#closed) throw new StoreClosedError(this.dir);
-    return randomLiveKey(this.#index, this.#capture);
+    return randomLiveKey(this.#keys.index, this.atomicWrites.capture);
   }
 
   /** Number of keys (with the writes of an atomic call running now). */
   get size(): number {
-    const capture = this.#capture;
-    return capture === undefined ? this.#index.size : sizeWithCapture(this.#index, capture);
-  }
-
-  // ---------------------------------------------------------------- replication-facing
-
-  /**
-   * Calls `listener(records, firstLsn, lastLsn)` with the exact encoded bytes of records once they
-   * reach the durability point (after fsync for `always`; after the OS write otherwise), in log
-   * order. The bytes are the listener's to keep. Listeners run just before the same records'
-   * `whenDurable` promises resolve (so replication starts before the writers hear OK).
-   * Returns a function that unsubscribes.
-   */
-  onDurable(listener: DurableListener): () => void {
-    return this.#log.onDurable(listener);
-  }
-
-  /** Epoch of the last record in the log (0 for an empty log). */
-  get lastEpoch(): number {
-    return this.#log.lastEpoch;
-  }
-
-  /** The log holds every record after this LSN (compaction or a full sync dropped some before). */
-  get oldestCompleteLsn(): number {
-    return this.#segments.oldestCompleteLsn();
-  }
-
-  /**
-   * On a replica: appends records encoded by the master (`records` holds whole records back to
-   * back, as {@link onDurable} and {@link readLogFrom} give them) verbatim, with the master's LSNs,
-   * and applies them. Records with an LSN at or below {@link lastLsn} are skipped (an idempotent
-   * resend); the others must continue the log without a gap. Every record's CRC is checked before
-   * any is applied. Resolves with the last LSN once durable by the local policy.
-   *
-   * @throws {ReplicationStreamError} a damaged record, or an LSN that does not follow
-   */
-  appendReplicated(records: Uint8Array): Promise<number> {
-    const lastLsn = this.writeReplicated(records);
-    return this.whenDurable(lastLsn).then(() => lastLsn);
-  }
-
-  /**
-   * {@link appendReplicated} without its promise (as {@link writePut} is to {@link put}): appends
-   * and applies the records now and returns the last LSN held, durable once {@link whenDurable}
-   * of it resolves. A replica's server, which waits for durability once per network read, takes
-   * no promise per frame this way.
-   *
-   * @throws {ReplicationStreamError} a damaged record, or an LSN that does not follow
-   */
-  writeReplicated(records: Uint8Array): number {
-    this.#checkWritable();
-    const log = this.#log;
-    const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
-    checkReplicatedRecords(records, view, log.lastLsn);
-    for (let at = 0; at < records.length;) {
-      const length = recordLength(view, at);
-      const lsn = recordLsn(view, at);
-      if (lsn > log.lastLsn) {
-        log.appendEncoded(records, at, length, lsn, recordEpoch(view, at));
-        if (recordOp(records, at) === Op.FLUSH) {
-          this.#applyFlush();
-        } else {
-          applyRecord(this.#index, log.active, records, view, at, log.lastRecordOffset);
-          const changed = this.#keyChanged;
-          if (changed !== undefined) {
-            forEachKey(records, view, at, (start, length) => {
-              changed(bytesToKey(records, start, start + length));
-            });
-          }
-        }
-      }
-      at += length;
-    }
-    return log.lastLsn;
-  }
-
-  /**
-   * The durable records with an LSN above `afterLsn`, in LSN order, from sealed and active
-   * segments, as chunks of whole encoded records of at most `maxChunkBytes` (a single larger
-   * record is a chunk of its own). The iteration ends at the durable point reached meanwhile;
-   * later records arrive through {@link onDurable}.
-   *
-   * @throws {LogGapError} the log no longer holds every record after `afterLsn` (compaction or
-   *   a full sync dropped some): the reader needs a full sync
-   */
-  readLogFrom(afterLsn: number, maxChunkBytes = 1024 * 1024): AsyncIterable<Uint8Array> {
-    if (this.#closed) throw new StoreClosedError(this.dir);
-    const oldestComplete = this.oldestCompleteLsn;
-    if (afterLsn < oldestComplete) throw new LogGapError(afterLsn, oldestComplete);
-    return readLog(
-      {
-        segments: this.#segments,
-        durability: this.#log.durability,
-        isClosed: () => this.#closed,
-      },
-      afterLsn,
-      maxChunkBytes,
-    );
-  }
-
-  /**
-   * A consistent view of every pair as of {@link StoreSnapshot.lsn} (durable before this
-   * resolves), for a replica's full sync. The segments it reads are pinned (compaction leaves
-   * them) until `release()`. Writes continue meanwhile and are not seen by the snapshot.
-   */
-  snapshot(): Promise<StoreSnapshot> {
-    if (this.#closed || this.#closing) return Promise.reject(new StoreClosedError(this.dir));
-    return takeSnapshot({
-      index: this.#index,
-      lsn: this.#log.lastLsn,
-      // Entries may still point into a compacted run (see compactor.ts): pin those segments too.
-      segments: [...this.#segments.all, ...this.#compactor.compactingFrom],
-      whenDurable: (lsn) => this.whenDurable(lsn),
-      keyBytes: (key) => this.#reader.key(key),
-      readValue: (location: Location<Segment>) =>
-        this.#reader.value(location.segment, location.offset, location.length, false),
-      isClosed: () => this.#closed,
-    });
-  }
-
-  /**
-   * Starts replacing this store's whole contents with a master's snapshot at `lsn` (a replica's
-   * full sync). Writes are refused until it finishes; reads see the old contents until then. The
-   * new contents go to staging files; `finish()` commits them atomically (a marker file), so a
-   * crash at any point leaves either the old store or the new one, never a mix.
-   */
-  async beginFullSync(lsn: number, epoch = 0): Promise<FullSync> {
-    this.#checkWritable();
-    await this.#compactor.idle();
-    this.#log.flush();
-    await this.whenDurable(this.#log.lastLsn);
-    this.#checkWritable();
-    const staging = new StagedLog(
-      {
-        dir: this.dir,
-        options: this.options,
-        replaced: () => this.#segments.all,
-        install: (contents) => this.#installFullSync(staging, contents),
-        end: () => {
-          if (this.#fullSync === staging) this.#fullSync = undefined;
-        },
-      },
-      lsn,
-      this.#segments.active.id + 1,
-      epoch,
-    );
-    this.#fullSync = staging;
-    return new FullSync(staging);
-  }
-
-  /** Takes over the contents a full sync committed: its files are in place. */
-  #installFullSync(staging: StagedLog, contents: FullSyncContents): void {
-    assert.equal(this.#fullSync, staging);
-    const old = this.#segments.all;
-    this.#segments.replaceAll([...contents.staged, contents.active]);
-    for (const segment of old) segment.retire();
-    this.#log.restartAt(contents.lsn, contents.epoch);
-    this.#index = contents.index;
-    this.epoch = contents.epoch;
-    this.#fullSync = undefined;
-    this.#keyChanged?.(undefined);
-    for (const segment of contents.staged) this.#background(this.#hints.write(segment));
-    log.info("full sync finished: {keys} keys at LSN {lsn}", {
-      keys: contents.index.size,
-      lsn: contents.lsn,
-    });
+    const capture = this.atomicWrites.capture;
+    return capture === undefined
+      ? this.#keys.index.size
+      : sizeWithCapture(this.#keys.index, capture);
   }
 
   // ---------------------------------------------------------------- stats and close
@@ -797,16 +538,16 @@ export class KVStore {
   /** Figures about the store. */
   stats(): StoreStats {
     return {
-      keys: this.#index.size,
+      keys: this.#keys.index.size,
       ...segmentFigures(this.#segments),
       lastLsn: this.#log.lastLsn,
       durableLsn: this.durableLsn,
-      oldestCompleteLsn: this.oldestCompleteLsn,
+      oldestCompleteLsn: this.#segments.oldestCompleteLsn(),
       fsync: this.options.fsync,
       epoch: this.epoch,
       compactions: this.#compactor.compactions,
       compactedBytes: this.#compactor.compactedBytes,
-      expiringKeys: this.#index.expiringKeys,
+      expiringKeys: this.#keys.index.expiringKeys,
       expiredKeys: this.#expiry.stats.expiredKeys,
       expiryTurns: this.#expiry.stats.turns,
       longestExpiryTurnMs: Math.round(this.#expiry.stats.longestTurnMs * 1000) / 1000,
@@ -827,7 +568,7 @@ export class KVStore {
     if (this.#closed || this.#closing) return;
     this.#closing = true;
     this.#expiry.stop();
-    this.#fullSync?.closeFiles();
+    this.replicationLog.closeFiles();
     await this.#compactor.idle();
     await this.#tasks.settled();
     await this.#log.finish();

@@ -87,3 +87,12 @@ export function storeOptionsFromConfig(config: Config): StoreOptions {
 export const DEFAULT_STORE_OPTIONS: Readonly<StoreOptions> = Object.freeze(
   storeOptionsFromConfig(defaultConfig()),
 );
+
+/**
+ * How the store stamps its direct writes: their epoch, and its settings (`replica`: they are
+ * LOCAL records, which take no LSN). A promotion, a demotion and a full sync change it.
+ */
+export interface WriteStamp {
+  epoch: number;
+  options: Readonly<StoreOptions>;
+}

@@ -9,6 +9,8 @@ import {
   KeyTooLargeError,
   ReplicationStreamError,
   StorageError,
+  StoreClosedError,
+  type StoreFailedError,
   ValueTooLargeError,
 } from "./errors.ts";
 import { payloadOf } from "./keys.ts";
@@ -25,6 +27,24 @@ import type { StoreOptions } from "./store_options.ts";
 
 /** Largest expiry time a record can hold: 2^53 - 1 ms (about 285,000 years from 1970). */
 export const MAX_EXPIRES_AT_MS = Number.MAX_SAFE_INTEGER;
+
+/**
+ * @throws {StoreClosedError} the store in `dir` is closed
+ * @throws {StoreFailedError} its log failed (`failure`)
+ * @throws {StorageError} a full sync is replacing its contents
+ */
+export function checkWritable(
+  dir: string,
+  closed: boolean,
+  failure: StoreFailedError | undefined,
+  fullSyncing: boolean,
+): void {
+  if (closed) throw new StoreClosedError(dir);
+  if (failure) throw failure;
+  if (fullSyncing) {
+    throw new StorageError(`store ${dir} is replacing its contents (full sync); retry after`);
+  }
+}
 
 /** @throws {KeyTooLargeError} past the configured limit */
 export function checkKey(options: Readonly<StoreOptions>, key: Payload): void {

@@ -32,7 +32,7 @@ function withStores(body: (s: Stores) => Promise<void>): Promise<void> {
       const replica = await KVStore.open(`${dir}/r`, { fsync: "no", replica: true });
       try {
         const shipped: Uint8Array[] = [];
-        master.onDurable((records) => shipped.push(records));
+        master.replicationLog.onDurable((records) => shipped.push(records));
         await body({ master, replica, shipped });
       } finally {
         await replica.close();
@@ -70,7 +70,7 @@ Deno.test("applier: HELLO reports the position, LOG applies the master's records
     assert.deepEqual(applier.handle(words("PING"), 1, "m:1"), { type: "integer", value: lsn });
     await s.replica.whenDurable(lsn);
     let masterCrc = 0;
-    for await (const chunk of s.master.readLogFrom(lsn - 1)) {
+    for await (const chunk of s.master.replicationLog.readLogFrom(lsn - 1)) {
       masterCrc = new DataView(chunk.buffer, chunk.byteOffset).getUint32(0, true);
       break;
     }
@@ -152,7 +152,7 @@ Deno.test("applier: a full sync replaces the replica's contents with the master'
     await s.replica.put("stale", "local junk");
     for (let i = 0; i < 50; i++) await s.master.put(`k${i}`, `v${i}`);
     await s.master.delete("k7");
-    const snapshot = await s.master.snapshot();
+    const snapshot = await s.master.replicationLog.snapshot();
     const writer = new PairChunkWriter(256);
     const chunks: Uint8Array[] = [];
     for await (const [key, value] of snapshot.entries) {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KVStore } from "../../src/storage/mod.ts";
+import { KVStore, type StoreSnapshot } from "../../src/storage/mod.ts";
 import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
 
 const SMALL = { segmentSizeBytes: 4096, autoCompact: false } as const;
@@ -47,7 +47,7 @@ Deno.test("a tombstone outlives compaction while an older segment still holds th
     for (let i = 0; i < 60; i++) store.writePut(`filler${i}`, "g".repeat(60));
     await store.whenDurable(store.lastLsn);
     // A log reader parked inside segment 1 pins it, so compaction cannot include it.
-    const reader = store.readLogFrom(0, 100)[Symbol.asyncIterator]();
+    const reader = store.replicationLog.readLogFrom(0, 100)[Symbol.asyncIterator]();
     await reader.next();
     await store.compact();
     assert.ok(segmentFiles(dir).some((path) => path.endsWith("000000000001.log")));
@@ -117,8 +117,11 @@ Deno.test("readLogFrom before the compacted range is a LogGapError", async () =>
       await store.compact();
       const complete = store.stats().oldestCompleteLsn;
       assert.ok(complete > 0);
-      assert.throws(() => store.readLogFrom(complete - 1), /LogGapError|no longer holds/);
-      for await (const _ of store.readLogFrom(complete)) {
+      assert.throws(
+        () => store.replicationLog.readLogFrom(complete - 1),
+        /LogGapError|no longer holds/,
+      );
+      for await (const _ of store.replicationLog.readLogFrom(complete)) {
         // complete after it: no error
       }
     } finally {
@@ -165,8 +168,7 @@ Deno.test("compaction yields between bounded steps; writes, deletes, reads and s
       for (let i = 0; i < 300; i++) put(`key${i}`, `r${round}-${i}-${"x".repeat(i % 40)}`);
     }
     await store.whenDurable(store.lastLsn);
-    const snapshots: { view: Awaited<ReturnType<KVStore["snapshot"]>>; expected: string[][] }[] =
-      [];
+    const snapshots: { view: StoreSnapshot; expected: string[][] }[] = [];
     let done = false;
     const compaction = store.compact().finally(() => done = true);
     let steps = 0;
@@ -186,7 +188,7 @@ Deno.test("compaction yields between bounded steps; writes, deletes, reads and s
       // Snapshots pin every segment, so start once the run is picked (its scan takes ~20 steps).
       if (steps >= 10 && steps % 2 === 0) {
         const expected = [...model].sort(([a], [b]) => (a < b ? -1 : 1));
-        snapshots.push({ view: await store.snapshot(), expected });
+        snapshots.push({ view: await store.replicationLog.snapshot(), expected });
       }
       await new Promise((resolve) => setTimeout(resolve, 0));
     }

@@ -50,7 +50,7 @@ Deno.test("a data dir of the previous format opens, serves, takes format-2 recor
     checkFixture(store);
     const later = Date.now() + 3_600_000;
     await store.put("key2", "expiring", later);
-    await store.applyMulti([
+    await store.atomicWrites.applyMulti([
       { kind: "delete", key: "key3" },
       { kind: "put", key: "new", value: "n", expiresAtMs: later + 1 },
     ]);

@@ -33,7 +33,9 @@ Deno.test("always: records reach onDurable listeners after their fsync", async (
       let fsyncs = 0;
       store.fsyncObserver = () => fsyncs++;
       const seen: [number, number][] = [];
-      store.onDurable((_records, _firstLsn, lastLsn) => seen.push([lastLsn, fsyncs]));
+      store.replicationLog.onDurable((_records, _firstLsn, lastLsn) =>
+        seen.push([lastLsn, fsyncs])
+      );
       await Promise.all([store.put("a", "1"), store.put("b", "2")]);
       await store.put("c", "3");
       assert.deepEqual(seen, [[2, 1], [3, 2]]);

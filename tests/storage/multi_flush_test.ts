@@ -20,7 +20,7 @@ Deno.test("MULTI applies its entries in order; a later entry for a key wins", as
     const store = await KVStore.open(dir, OPTIONS);
     await store.put("gone", "x");
     const at = Date.now() + 60_000;
-    await store.applyMulti([
+    await store.atomicWrites.applyMulti([
       { kind: "put", key: "a", value: "1" },
       { kind: "delete", key: "gone" },
       { kind: "put", key: "b", value: "2", expiresAtMs: at },
@@ -31,7 +31,7 @@ Deno.test("MULTI applies its entries in order; a later entry for a key wins", as
     const expected: [string, string, number][] = [["a", "3", 0], ["b", "2", at]];
     assert.deepEqual(contents(store), expected);
     assert.throws(
-      () => store.writeMulti([{ kind: "put", key: "c", value: "1", expiresAtMs: -5 }]),
+      () => store.atomicWrites.writeMulti([{ kind: "put", key: "c", value: "1", expiresAtMs: -5 }]),
       StorageError,
     );
     assert.deepEqual(store.read("c"), undefined, "a refused MULTI writes nothing");
@@ -50,7 +50,7 @@ Deno.test("a MULTI record cut anywhere by a crash is wholly absent after recover
     const active = segmentFiles(dir).at(-1) as string;
     const sizeBefore = Deno.statSync(active).size;
     const again = await KVStore.open(dir, { ...OPTIONS, segmentSizeBytes: 1 << 20 });
-    await again.applyMulti([
+    await again.atomicWrites.applyMulti([
       { kind: "delete", key: "before" },
       { kind: "put", key: "x", value: "x".repeat(100) },
       { kind: "put", key: "y", value: "y".repeat(100), expiresAtMs: Date.now() + 60_000 },
@@ -77,8 +77,8 @@ Deno.test("FLUSH removes every earlier key: at once, after restarts, through com
     for (let i = 0; i < 200; i++) {
       await store.put(`old${i}`, "v".repeat(40), i % 2 ? Date.now() + 1e6 : 0);
     }
-    const snapshot = await store.snapshot();
-    await store.flushAll();
+    const snapshot = await store.replicationLog.snapshot();
+    await store.atomicWrites.flushAll();
     assert.deepEqual(store.size, 0);
     assert.deepEqual(store.stats().expiringKeys, 0);
     let seen = 0;
@@ -110,7 +110,7 @@ Deno.test("compaction keeps a MULTI's live puts and needed deletes, and every TT
     const at = Date.now() + 600_000;
     for (let i = 0; i < 40; i++) await store.put(`k${i}`, "a".repeat(50));
     for (let i = 0; i < 20; i++) {
-      await store.applyMulti([
+      await store.atomicWrites.applyMulti([
         { kind: "put", key: `m${i}`, value: "m".repeat(60), expiresAtMs: at + i },
         { kind: "delete", key: `k${i}` },
         { kind: "put", key: `n${i}`, value: "n".repeat(60) },
@@ -135,24 +135,27 @@ Deno.test("a replica's store applies MULTI, FLUSH and expiring puts from the mas
       const master = await KVStore.open(masterDir, OPTIONS);
       const replica = await KVStore.open(replicaDir, { ...OPTIONS, replica: true });
       const records: Uint8Array[] = [];
-      master.onDurable((batch) => {
+      master.replicationLog.onDurable((batch) => {
         records.push(batch.slice());
       });
       const at = Date.now() + 600_000;
       await master.put("a", "1", at);
       await master.put("b", "2");
-      await master.flushAll();
-      await master.applyMulti([{ kind: "put", key: "c", value: "3", expiresAtMs: at }, {
-        kind: "delete",
-        key: "b",
-      }]);
+      await master.atomicWrites.flushAll();
+      await master.atomicWrites.applyMulti([
+        { kind: "put", key: "c", value: "3", expiresAtMs: at },
+        {
+          kind: "delete",
+          key: "b",
+        },
+      ]);
       await master.put("d", "4");
-      for (const batch of records) await replica.appendReplicated(batch);
+      for (const batch of records) await replica.replicationLog.appendReplicated(batch);
       assert.deepEqual(contents(replica), contents(master));
       assert.deepEqual(contents(replica), [["c", "3", at], ["d", "4", 0]]);
       // a full sync from the master's snapshot keeps the TTLs too
-      const snapshot = await master.snapshot();
-      const sync = await replica.beginFullSync(snapshot.lsn, master.epoch);
+      const snapshot = await master.replicationLog.snapshot();
+      const sync = await replica.replicationLog.beginFullSync(snapshot.lsn, master.epoch);
       for await (const [k, v, expiresAtMs] of snapshot.entries) sync.put(k, v, expiresAtMs);
       snapshot.release();
       await sync.finish();

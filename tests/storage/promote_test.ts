@@ -5,7 +5,7 @@ import { bytes, text, withTempDir } from "../helpers/storage.ts";
 
 async function epochsOfLog(store: KVStore): Promise<[number, number][]> {
   const found: [number, number][] = [];
-  for await (const chunk of store.readLogFrom(0)) {
+  for await (const chunk of store.replicationLog.readLogFrom(0)) {
     const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     for (let at = 0; at < chunk.length; at += view.getUint32(at + 4, true)) {
       found.push([recordLsn(view, at), recordEpoch(view, at)]);
@@ -20,20 +20,20 @@ Deno.test("promote: a replica's store takes LSNs in the new epoch, which survive
     await master.put("a", "1");
     await master.put("b", "2");
     const records: Uint8Array[] = [];
-    for await (const chunk of master.readLogFrom(0)) records.push(chunk);
+    for await (const chunk of master.replicationLog.readLogFrom(0)) records.push(chunk);
     await master.close();
 
     const replica = await KVStore.open(`${dir}/replica`, { replica: true });
-    for (const chunk of records) await replica.appendReplicated(chunk);
+    for (const chunk of records) await replica.replicationLog.appendReplicated(chunk);
     await replica.put("local", "x"); // a LOCAL record: no LSN of its own
     assert.equal(replica.lastLsn, 2);
-    assert.throws(() => replica.promote(0), StorageError);
-    const marker = replica.promote(1);
+    assert.throws(() => replica.replicationLog.promote(0), StorageError);
+    const marker = replica.replicationLog.promote(1);
     assert.equal(marker, 3);
     await replica.whenDurable(marker);
     assert.equal(await replica.put("c", "3"), 4);
-    assert.equal(replica.lastEpoch, 1);
-    assert.throws(() => replica.promote(1), /must be a whole number above 1/);
+    assert.equal(replica.replicationLog.lastEpoch, 1);
+    assert.throws(() => replica.replicationLog.promote(1), /must be a whole number above 1/);
     await replica.close();
 
     const reopened = await KVStore.open(`${dir}/replica`);
@@ -56,14 +56,18 @@ Deno.test("a full sync carries its snapshot's epoch, kept across a restart, with
       const path = `${dir}/pairs-${pairs.length}`;
       const store = await KVStore.open(path, { replica: true });
       await store.put("local", "x");
-      const sync = await store.beginFullSync(7, 3);
+      const sync = await store.replicationLog.beginFullSync(7, 3);
       for (const [key, value] of pairs) sync.put(bytes(key), bytes(value));
       await sync.finish();
-      assert.deepEqual([store.lastLsn, store.lastEpoch, store.epoch], [7, 3, 3]);
+      assert.deepEqual([store.lastLsn, store.replicationLog.lastEpoch, store.epoch], [7, 3, 3]);
       await store.close();
       const reopened = await KVStore.open(path, { replica: true });
       try {
-        assert.deepEqual([reopened.lastLsn, reopened.lastEpoch], [7, 3], `${pairs.length} pairs`);
+        assert.deepEqual(
+          [reopened.lastLsn, reopened.replicationLog.lastEpoch],
+          [7, 3],
+          `${pairs.length} pairs`,
+        );
         assert.equal(text(reopened.read("k")), pairs.length === 0 ? undefined : "v");
         assert.equal(reopened.read("local"), undefined);
       } finally {

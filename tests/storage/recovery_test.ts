@@ -26,7 +26,7 @@ Deno.test("recovery: segments, index, last LSN and epoch come back; missing hint
     const store = await KVStore.open(dir, { segmentSizeBytes: 4096, autoCompact: false });
     for (let i = 0; i < 200; i++) store.writePut(`key${i % 40}`, `value${i}`);
     store.writeDelete("key0");
-    store.promote(4); // an empty BATCH in epoch 4
+    store.replicationLog.promote(4); // an empty BATCH in epoch 4
     await store.whenDurable(store.lastLsn);
     const lastLsn = store.lastLsn;
     await store.close();

@@ -21,7 +21,7 @@ Deno.test("a snapshot keeps its view through writes, deletes and compaction", as
     const store = await KVStore.open(dir, { segmentSizeBytes: 4096, autoCompact: false });
     try {
       for (let i = 0; i < 100; i++) store.writePut(`k${String(i).padStart(3, "0")}`, `v${i}`);
-      const snapshot = await store.snapshot();
+      const snapshot = await store.replicationLog.snapshot();
       assert.equal(snapshot.lsn, 100);
       for (let i = 0; i < 100; i += 2) store.writePut(`k${String(i).padStart(3, "0")}`, "new");
       for (let i = 1; i < 100; i += 4) store.writeDelete(`k${String(i).padStart(3, "0")}`);
@@ -44,7 +44,7 @@ Deno.test("a full sync replaces a replica's contents atomically and survives reo
   await withTempDir(async (dir) => {
     let replica = await KVStore.open(dir, { replica: true, segmentSizeBytes: 4096 });
     await replica.put("stale", "old");
-    const sync = await replica.beginFullSync(500);
+    const sync = await replica.replicationLog.beginFullSync(500);
     assert.throws(() => replica.writePut("x", "y"), /full sync/);
     for (let i = 0; i < 200; i++) sync.put(new TextEncoder().encode(`key${i}`), new Uint8Array(30));
     assert.equal(text(replica.read("stale")), "old", "reads see the old contents meanwhile");
@@ -66,7 +66,7 @@ Deno.test("a full sync interrupted before its commit leaves the old store", asyn
   await withTempDir(async (dir) => {
     let store = await KVStore.open(dir, { segmentSizeBytes: 4096 });
     await store.put("kept", "yes");
-    const sync = await store.beginFullSync(99);
+    const sync = await store.replicationLog.beginFullSync(99);
     for (let i = 0; i < 200; i++) sync.put(new TextEncoder().encode(`new${i}`), new Uint8Array(30));
     // Simulate a crash: the process dies with staging files on disk and no commit marker.
     await store.close();

@@ -221,7 +221,7 @@ Deno.test("onDurable delivers the exact encoded records in LSN order", async () 
     await withTempDir(async (dir) => {
       const store = await KVStore.open(dir, { fsync });
       const seen: number[] = [];
-      const unsubscribe = store.onDurable((records, firstLsn, lastLsn) => {
+      const unsubscribe = store.replicationLog.onDurable((records, firstLsn, lastLsn) => {
         const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
         let at = 0;
         while (at < records.length) {
@@ -248,7 +248,7 @@ Deno.test("replica mode: direct writes are LOCAL records that reuse the last LSN
     await master.close();
     let store = await KVStore.open(`${dir}/m`, { replica: true });
     const flags: number[] = [];
-    store.onDurable((records) => flags.push(recordFlags(records, 0)));
+    store.replicationLog.onDurable((records) => flags.push(recordFlags(records, 0)));
     assert.equal(await store.put("local", "x"), 1);
     assert.equal(await store.put("local2", "y"), 1);
     assert.deepEqual(flags, [Flag.LOCAL, Flag.LOCAL]);
@@ -369,7 +369,7 @@ Deno.test("a write made while a sync pass ends is synced too (no group-commit st
     const store = await KVStore.open(dir, { fsync: "always" });
     try {
       let second: number | undefined;
-      store.onDurable(() => {
+      store.replicationLog.onDurable(() => {
         if (second === undefined) second = store.writePut("second", "2");
       });
       await store.put("first", "1");

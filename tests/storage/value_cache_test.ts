@@ -109,7 +109,7 @@ Deno.test("store: a cached value overwritten, deleted or flushed is never read a
     for (let i = 0; i < 50; i++) {
       assert.equal(text(store.read(`k${i}`)), i % 2 === 0 ? undefined : `two-${i}`);
     }
-    await store.flushAll();
+    await store.atomicWrites.flushAll();
     for (let i = 0; i < 50; i++) assert.equal(store.read(`k${i}`), undefined, `k${i} flushed`);
     for (let i = 0; i < 50; i++) store.writePut(`k${i}`, `new-${i}`);
     await settle(store);
@@ -155,7 +155,7 @@ Deno.test("store: after a full sync, values cached from the replaced segments ar
     for (let i = 0; i < 40; i++) store.writePut(`k${i}`, `before-${i}`);
     await settle(store);
     for (let i = 0; i < 40; i++) assert.equal(text(store.read(`k${i}`)), `before-${i}`);
-    const sync = await store.beginFullSync(1000);
+    const sync = await store.replicationLog.beginFullSync(1000);
     for (let i = 0; i < 40; i++) sync.put(bytes(`k${i}`), bytes(`after--${i}`)); // same lengths
     await sync.finish();
     for (let i = 0; i < 40; i++) assert.equal(text(store.read(`k${i}`)), `after--${i}`);

@@ -1,0 +1,46 @@
+/**
+ * The store's live contents as its parts share them: the key index (replaced whole by a FLUSH or
+ * a full sync) and who hears of the keys writes change. The store's writes and the replication
+ * log's appends both change it; reads, compaction, hints and expiry read it.
+ *
+ * @module
+ */
+import { flushSegments } from "./index_entries.ts";
+import { KeyIndex } from "./key_index.ts";
+import { composeKeyListeners, type KeyChangeListener } from "./key_changes.ts";
+import type { Segment } from "./segment.ts";
+
+/** The index now and the listeners of its keys (`KVStore.onKeyChange`). */
+export class Keyspace {
+  /** The live index; a FLUSH or a full sync replaces it (snapshots keep the old one). */
+  index: KeyIndex<Segment>;
+  /** Every listener composed into one call; undefined: nobody listens (a write pays one check). */
+  changed: KeyChangeListener | undefined;
+  #listeners = new Set<KeyChangeListener>();
+
+  constructor(index: KeyIndex<Segment>) {
+    this.index = index;
+  }
+
+  /** Adds `listener`; returns a function that removes it. */
+  listen(listener: KeyChangeListener): () => void {
+    this.#listeners.add(listener);
+    this.changed = composeKeyListeners(this.#listeners);
+    return () => {
+      this.#listeners.delete(listener);
+      this.changed = composeKeyListeners(this.#listeners);
+    };
+  }
+
+  /** A FLUSH just appended to `active`: a new, empty index; no segment holds a live byte. */
+  flush(segments: Iterable<Segment>, active: Segment): void {
+    flushSegments(segments, active);
+    this.replace(new KeyIndex<Segment>());
+  }
+
+  /** Replaces the whole contents (a FLUSH, a full sync): every key may have changed. */
+  replace(index: KeyIndex<Segment>): void {
+    this.index = index;
+    this.changed?.(undefined);
+  }
+}
