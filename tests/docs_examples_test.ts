@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { etcdMissing } from "./helpers/etcd.ts";
+import { withTempDir } from "./helpers/temp_dir.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const MARKER = "<!-- runs as written in tests/docs_examples_test.ts -->";
@@ -86,8 +87,8 @@ Deno.test({
         continue;
       }
       const ports = [...block.matchAll(/serve --port (\d+)/g)].map((m) => m[1]);
-      const dir = await Deno.makeTempDir({ prefix: "kvstore-docs-example-" });
-      const script = `
+      await withTempDir(async (dir) => {
+        const script = `
 set -u
 ip link set lo up
 mkdir -p "${dir}/bin"
@@ -106,7 +107,6 @@ kill $(jobs -p) 2>/dev/null
 wait
 exit $status
 `;
-      try {
         // A PID namespace too: when bash ends (or is killed), the kernel kills every node it
         // started, whatever the block did.
         const output = await new Deno.Command("unshare", {
@@ -126,9 +126,7 @@ exit $status
           );
         }
         assert.doesNotMatch(stderr, /^kvstore: /m, `${doc}: a command failed:\n${stderr}`);
-      } finally {
-        await Deno.remove(dir, { recursive: true });
-      }
+      }, "kvstore-docs-example-");
     }
   },
 });

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { startTestServer } from "../helpers/test_server.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 const ROOT = new URL("../../", import.meta.url);
 
@@ -23,9 +24,8 @@ function serveRepository(requested: string[]): Deno.HttpServer<Deno.NetAddr> {
 Deno.test("mod.ts imports by URL with no config and no import map, and talks to a server", async () => {
   await using server = await startTestServer({ FSYNC: "no" });
   const requested: string[] = [];
-  const http = serveRepository(requested);
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-url-" });
-  try {
+  await using http = serveRepository(requested);
+  await withTempDir(async (dir) => {
     const origin = `127.0.0.1:${http.addr.port}`;
     const script = `${dir}/client.ts`;
     await Deno.writeTextFile(
@@ -57,8 +57,5 @@ Deno.test("mod.ts imports by URL with no config and no import map, and talks to 
     for (const path of requested) {
       assert.match(path, /^\/(mod\.ts|src\/(client|protocol|version|config|write_all)\b)/);
     }
-  } finally {
-    await http.shutdown();
-    await Deno.remove(dir, { recursive: true });
-  }
+  }, "kvstore-url-");
 });
