@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { KVClient } from "../../mod.ts";
 import { CLUSTER_TEST, KvNode, withClusterDir } from "../helpers/cluster.ts";
+import { withTempDir } from "../helpers/temp_dir.ts";
 
 /** The Chromium to drive: $CHROMIUM_PATH, or Debian's. */
 function findChromium(): string | undefined {
@@ -96,101 +97,102 @@ Deno.test({
         `${a1},${a2}`,
         ...flags,
       ]);
-      const userDataDir = await Deno.makeTempDir({ prefix: "kvstore-chromium-" });
-      let browser: Browser | undefined;
-      let writing = true;
-      let writer: Promise<void> | undefined;
-      try {
-        browser = await puppeteer.launch({
-          executablePath: chromium,
-          userDataDir,
-          // Root needs --no-sandbox; the rest keep a test browser from calling home.
-          args: [
-            "--no-sandbox",
-            "--headless",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-          ],
-        });
-        const page = await browser.newPage();
-        await page.setViewport({ width: 1200, height: 1000 });
-        const errors: string[] = [];
-        page.on("pageerror", (error) => errors.push(String(error)));
-        page.on("console", (message) => {
-          if (message.type() === "error") errors.push(message.text());
-        });
-        await page.goto(`http://127.0.0.1:${metricsPort(master)}/`);
-        await eventually("the master's page to list two replicas", async () =>
-          (await cellTexts(page)).length === 2);
-        assert.equal(
-          await page.$eval("#role", (e) =>
-            e.textContent),
-          "master",
-        );
-        const rows = await cellTexts(page);
-        assert.deepEqual(rows.map((row) => row[0]), ["replica", "replica"]);
-        assert.deepEqual(rows.map((row) => row[1]).sort(), [a1, a2].sort());
-
-        // Writes go on (bounded: at most 20,000, until the test says stop) while r1 is paused.
-        await using client = new KVClient({ port: master.port, timeoutMs: 10_000 });
-        writer = (async () => {
-          for (let i = 0; writing && i < 20_000; i++) {
-            await client.put(`k${i % 500}`, "v".repeat(100));
-            if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
-          }
-        })();
-        await eventually("writes on the ops chart", async () => {
-          const writes = await seriesValues(page, "chart-ops", "writes/s");
-          return writes.some((value) => (value ?? 0) > 0);
-        });
-        Deno.kill(r1.pid, "SIGSTOP");
+      // The browser closes inside the block, before its profile directory is removed.
+      await withTempDir(async (userDataDir) => {
+        let browser: Browser | undefined;
+        let writing = true;
+        let writer: Promise<void> | undefined;
         try {
-          await eventually("r1's lag to rise on the chart", async () => {
-            const lag = await seriesValues(page, "chart-lag", `${a1} records`);
-            return Math.max(...lag.map((value) => value ?? 0)) >= 50;
+          browser = await puppeteer.launch({
+            executablePath: chromium,
+            userDataDir,
+            // Root needs --no-sandbox; the rest keep a test browser from calling home.
+            args: [
+              "--no-sandbox",
+              "--headless",
+              "--disable-gpu",
+              "--disable-background-networking",
+              "--disable-component-update",
+              "--disable-sync",
+              "--no-first-run",
+            ],
           });
-          const paused = await seriesValues(page, "chart-lag", `${a1} records`);
-          const pausedMs = await seriesValues(page, "chart-lag", `${a1} ms`);
-          assert.ok(Math.max(...pausedMs.map((value) => value ?? 0)) > 0, "lag in ms rose too");
-          // The state on the page is live too.
-          const row = (await cellTexts(page)).find((cells) => cells[1] === a1);
-          assert.ok(Number(row?.[5]) > 0, `r1's row shows no lag: ${row}`);
-          assert.ok(paused.length > 0);
-        } finally {
-          Deno.kill(r1.pid, "SIGCONT");
-        }
-        writing = false;
-        await writer;
-        await eventually("r1's lag to fall back to 0", async () => {
-          const lag = await seriesValues(page, "chart-lag", `${a1} records`);
-          return lag.length > 0 && lag[lag.length - 1] === 0;
-        });
-        assert.deepEqual(errors, [], "the page logged errors");
-        // The picture shows the rise and the fall.
-        const screenshot = Deno.env.get("KVSTORE_STATUS_SCREENSHOT") ?? `${dir}/status-page.png`;
-        await page.screenshot({ path: screenshot, fullPage: true });
-        const png = await Deno.readFile(screenshot);
-        assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
-        assert.ok(png.length > 20_000, `a ${png.length}-byte screenshot shows little`);
+          const page = await browser.newPage();
+          await page.setViewport({ width: 1200, height: 1000 });
+          const errors: string[] = [];
+          page.on("pageerror", (error) => errors.push(String(error)));
+          page.on("console", (message) => {
+            if (message.type() === "error") errors.push(message.text());
+          });
+          await page.goto(`http://127.0.0.1:${metricsPort(master)}/`);
+          await eventually("the master's page to list two replicas", async () =>
+            (await cellTexts(page)).length === 2);
+          assert.equal(
+            await page.$eval("#role", (e) =>
+              e.textContent),
+            "master",
+          );
+          const rows = await cellTexts(page);
+          assert.deepEqual(rows.map((row) => row[0]), ["replica", "replica"]);
+          assert.deepEqual(rows.map((row) => row[1]).sort(), [a1, a2].sort());
 
-        // A replica's page: its role, and its master as it sees it.
-        await page.goto(`http://127.0.0.1:${metricsPort(r2)}/`);
-        await eventually(
-          "the replica's page",
-          async () => (await page.$eval("#role", (e) => e.textContent)) === "replica",
-        );
-        await eventually("the master row", async () => {
-          const cells = (await cellTexts(page))[0] ?? [];
-          return cells[0] === "master" && cells[2] === "up";
-        });
-      } finally {
-        writing = false;
-        await writer?.catch(() => {});
-        await browser?.close();
-        await Deno.remove(userDataDir, { recursive: true }).catch(() => {});
-      }
+          // Writes go on (bounded: at most 20,000, until the test says stop) while r1 is paused.
+          await using client = new KVClient({ port: master.port, timeoutMs: 10_000 });
+          writer = (async () => {
+            for (let i = 0; writing && i < 20_000; i++) {
+              await client.put(`k${i % 500}`, "v".repeat(100));
+              if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+            }
+          })();
+          await eventually("writes on the ops chart", async () => {
+            const writes = await seriesValues(page, "chart-ops", "writes/s");
+            return writes.some((value) => (value ?? 0) > 0);
+          });
+          Deno.kill(r1.pid, "SIGSTOP");
+          try {
+            await eventually("r1's lag to rise on the chart", async () => {
+              const lag = await seriesValues(page, "chart-lag", `${a1} records`);
+              return Math.max(...lag.map((value) => value ?? 0)) >= 50;
+            });
+            const paused = await seriesValues(page, "chart-lag", `${a1} records`);
+            const pausedMs = await seriesValues(page, "chart-lag", `${a1} ms`);
+            assert.ok(Math.max(...pausedMs.map((value) => value ?? 0)) > 0, "lag in ms rose too");
+            // The state on the page is live too.
+            const row = (await cellTexts(page)).find((cells) => cells[1] === a1);
+            assert.ok(Number(row?.[5]) > 0, `r1's row shows no lag: ${row}`);
+            assert.ok(paused.length > 0);
+          } finally {
+            Deno.kill(r1.pid, "SIGCONT");
+          }
+          writing = false;
+          await writer;
+          await eventually("r1's lag to fall back to 0", async () => {
+            const lag = await seriesValues(page, "chart-lag", `${a1} records`);
+            return lag.length > 0 && lag[lag.length - 1] === 0;
+          });
+          assert.deepEqual(errors, [], "the page logged errors");
+          // The picture shows the rise and the fall.
+          const screenshot = Deno.env.get("KVSTORE_STATUS_SCREENSHOT") ?? `${dir}/status-page.png`;
+          await page.screenshot({ path: screenshot, fullPage: true });
+          const png = await Deno.readFile(screenshot);
+          assert.deepEqual([...png.subarray(1, 4)], [0x50, 0x4e, 0x47]); // "PNG"
+          assert.ok(png.length > 20_000, `a ${png.length}-byte screenshot shows little`);
+
+          // A replica's page: its role, and its master as it sees it.
+          await page.goto(`http://127.0.0.1:${metricsPort(r2)}/`);
+          await eventually(
+            "the replica's page",
+            async () => (await page.$eval("#role", (e) => e.textContent)) === "replica",
+          );
+          await eventually("the master row", async () => {
+            const cells = (await cellTexts(page))[0] ?? [];
+            return cells[0] === "master" && cells[2] === "up";
+          });
+        } finally {
+          writing = false;
+          await writer?.catch(() => {});
+          await browser?.close();
+        }
+      }, "kvstore-chromium-");
     }),
 });
