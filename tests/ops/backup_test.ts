@@ -3,27 +3,12 @@ import { KVClient, KVServerError } from "../../mod.ts";
 import { BACKUP_MANIFEST } from "../../src/backup/backup_to.ts";
 import { nodeOptions } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config.ts";
+import { kvstore } from "../helpers/cli.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
 
-const ROOT = new URL("../../", import.meta.url);
 const decoder = new TextDecoder();
-
-async function kvstore(args: string[]) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "cli.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
-}
 
 Deno.test("backup --to DIR while writes go on: serving DIR gives exactly the data at its LSN", async () => {
   await withTempDir(async (work) => {

@@ -3,6 +3,7 @@ import { KVAuthError, KVClient } from "../../mod.ts";
 import { nodeOptions } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config.ts";
 import { exposureWarning } from "../../src/security/auth_extension.ts";
+import { kvstore } from "../helpers/cli.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer, type TestServer } from "../helpers/test_server.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
@@ -15,28 +16,12 @@ function errorText(reply: RespValue): string {
 }
 
 const TOKEN = "correct-horse-battery-staple";
-const ROOT = new URL("../../", import.meta.url);
 const decoder = new TextDecoder();
 
 async function authServer(extra: Record<string, unknown> = {}): Promise<TestServer> {
   const overrides = { FSYNC: "no" as const, AUTH_TOKEN: TOKEN, ...extra };
   const { config } = loadConfig({ overrides });
   return await startTestServer(overrides, await nodeOptions(config));
-}
-
-async function kvstore(args: string[], env: Record<string, string> = {}) {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-write", "--allow-env", "cli.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", ...env },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
 }
 
 Deno.test("auth (text): only PING and AUTH before AUTH; a wrong token changes nothing", async () => {

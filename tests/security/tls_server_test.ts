@@ -2,15 +2,13 @@ import assert from "node:assert/strict";
 import { KVClient, KVConnectionError } from "../../mod.ts";
 import { nodeOptions } from "../../src/cli/serve.ts";
 import { loadConfig } from "../../src/config.ts";
+import { kvstore } from "../helpers/cli.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
 
 const canMakeCertificates = hasOpenssl();
 if (!canMakeCertificates) console.log("skipped: openssl is not installed, TLS tests cannot run");
-
-const ROOT = new URL("../../", import.meta.url);
-const decoder = new TextDecoder();
 
 Deno.test({
   name: "TLS: a client trusting the CA works; one without the CA, or without TLS, is refused",
@@ -61,17 +59,8 @@ Deno.test({
         env: { KVSTORE_TLS_KEY: certs.serverKeyPath },
       });
       const run = async (args: string[]) => {
-        const output = await new Deno.Command(Deno.execPath(), {
-          args: ["run", "-A", "cli.ts", ...args, "--port", String(server.port)],
-          cwd: ROOT,
-          env: { NO_COLOR: "1" },
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        return {
-          code: output.code,
-          out: decoder.decode(output.stdout) + decoder.decode(output.stderr),
-        };
+        const { code, stdout, stderr } = await kvstore([...args, "--port", String(server.port)]);
+        return { code, out: stdout + stderr };
       };
       assert.deepEqual(await run(["put", "k", "v", "--tls-ca", certs.caCertPath]), {
         code: 0,
