@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { KVClient } from "../../mod.ts";
-import { CLUSTER_TEST, KvNode, withClusterDir } from "../helpers/cluster.ts";
+import { CLUSTER_TEST, KvNode, waitUntil, withClusterDir } from "../helpers/cluster.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
 
 /** The Chromium to drive: $CHROMIUM_PATH, or Debian's. */
@@ -50,16 +50,6 @@ async function seriesValues(page: Page, chart: string, label: string): Promise<(
     chart,
     label,
   );
-}
-
-/** Polls `check` every 100 ms until it holds, for at most `timeoutMs`. */
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  // Bounded by the deadline.
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 function metricsPort(node: KvNode): number {
@@ -125,7 +115,7 @@ Deno.test({
             if (message.type() === "error") errors.push(message.text());
           });
           await page.goto(`http://127.0.0.1:${metricsPort(master)}/`);
-          await eventually("the master's page to list two replicas", async () =>
+          await waitUntil("the master's page to list two replicas", async () =>
             (await cellTexts(page)).length === 2);
           assert.equal(
             await page.$eval("#role", (e) =>
@@ -144,13 +134,13 @@ Deno.test({
               if (i % 20 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
             }
           })();
-          await eventually("writes on the ops chart", async () => {
+          await waitUntil("writes on the ops chart", async () => {
             const writes = await seriesValues(page, "chart-ops", "writes/s");
             return writes.some((value) => (value ?? 0) > 0);
           });
           Deno.kill(r1.pid, "SIGSTOP");
           try {
-            await eventually("r1's lag to rise on the chart", async () => {
+            await waitUntil("r1's lag to rise on the chart", async () => {
               const lag = await seriesValues(page, "chart-lag", `${a1} records`);
               return Math.max(...lag.map((value) => value ?? 0)) >= 50;
             });
@@ -166,7 +156,7 @@ Deno.test({
           }
           writing = false;
           await writer;
-          await eventually("r1's lag to fall back to 0", async () => {
+          await waitUntil("r1's lag to fall back to 0", async () => {
             const lag = await seriesValues(page, "chart-lag", `${a1} records`);
             return lag.length > 0 && lag[lag.length - 1] === 0;
           });
@@ -180,11 +170,11 @@ Deno.test({
 
           // A replica's page: its role, and its master as it sees it.
           await page.goto(`http://127.0.0.1:${metricsPort(r2)}/`);
-          await eventually(
+          await waitUntil(
             "the replica's page",
             async () => (await page.$eval("#role", (e) => e.textContent)) === "replica",
           );
-          await eventually("the master row", async () => {
+          await waitUntil("the master row", async () => {
             const cells = (await cellTexts(page))[0] ?? [];
             return cells[0] === "master" && cells[2] === "up";
           });

@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { createClient, WatchError } from "redis";
-import { CLUSTER_TEST } from "../helpers/cluster.ts";
+import { CLUSTER_TEST, waitUntil } from "../helpers/cluster.ts";
 import { decodeReply, RawRespConnection } from "../helpers/resp3.ts";
 import { type ServerProcess, startServerProcess } from "../helpers/server_process.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
@@ -116,14 +116,6 @@ async function runScenario(
       ignore: why !== undefined,
       fn: scenario[step],
     });
-  }
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
 
@@ -272,7 +264,8 @@ Deno.test({
           expiry: async () => {
             await client.set("io:expiring", "v", "PX", 300);
             assert.equal(await client.get("io:expiring"), "v");
-            await until("io:expiring gone", async () => (await client.get("io:expiring")) === null);
+            await waitUntil("io:expiring gone", async () =>
+              (await client.get("io:expiring")) === null);
             assert.equal(await client.exists("io:expiring"), 0);
           },
           restart: async () => {
@@ -389,7 +382,8 @@ Deno.test({
           expiry: async () => {
             await client.set("nr:expiring", "v", { expiration: { type: "PX", value: 300 } });
             assert.equal(await client.get("nr:expiring"), "v");
-            await until("nr:expiring gone", async () => (await client.get("nr:expiring")) === null);
+            await waitUntil("nr:expiring gone", async () =>
+              (await client.get("nr:expiring")) === null);
             assert.equal(await client.exists("nr:expiring"), 0);
           },
           restart: async () => {
@@ -401,7 +395,9 @@ Deno.test({
           },
         });
       } finally {
-        await client.quit().catch(() => client.destroy());
+        await client.quit().catch(() =>
+          client.destroy()
+        );
       }
     }, "kvstore-clients-"),
 });
