@@ -4,6 +4,7 @@ import { KVClient } from "../../mod.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { kvstore } from "../helpers/cli.ts";
+import { freePort } from "../helpers/cluster.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
 
 const ROOT = new URL("../../", import.meta.url);
@@ -63,9 +64,7 @@ Deno.test("cli: errors exit 1 with the reason on stderr", async () => {
   const usage = await kvstore(["read", "--port", port]);
   assert.equal(usage.code, 1);
   assert.match(usage.stderr, /usage: kvstore read <key>/);
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const closedPort = String((listener.addr as Deno.NetAddr).port);
-  listener.close();
+  const closedPort = String(freePort());
   const refused = await kvstore(["read", "k", "--port", closedPort]);
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, new RegExp(`kvstore at 127.0.0.1:${closedPort}: cannot connect`));
@@ -213,9 +212,7 @@ Deno.test("cli: --log-level takes the usual spellings (warn, WARNING, err)", asy
     assert.equal(loadConfig({ args: ["--log-level", typed], env: {} }).config.LOG_LEVEL, level);
   }
   // A real node at warn: it serves, and its info-level lines (the "listening" one) are not written.
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
+  const port = freePort();
   await withTempDir(async (dataDir) => {
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", "cli.ts", "serve", "--log-level", "warn", "--port", String(port)],

@@ -7,6 +7,7 @@ import {
   KVServerError,
   KVTimeoutError,
 } from "../../mod.ts";
+import { freePort } from "../helpers/cluster.ts";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { waitUntil } from "../helpers/wait.ts";
@@ -84,9 +85,7 @@ Deno.test("KVClient: a write to a replica is a KVReadOnlyError; a bad one a KVSe
 });
 
 Deno.test("KVClient: nothing listening is a KVConnectionError naming the address", async () => {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
+  const port = freePort();
   const client = new KVClient({ port, timeoutMs: 2000 });
   await assert.rejects(client.put("k", "v"), (error) => {
     assert.ok(error instanceof KVConnectionError);

@@ -14,6 +14,7 @@ import {
 import {
   CLUSTER_TEST,
   FAST_FAILURE_FLAGS,
+  freePort,
   KvNode,
   replicasCaughtUp,
   startCluster,
@@ -237,12 +238,7 @@ Deno.test({
     withClusterDir("kv-client-nearest-", async (dir) => {
       const replica = await KvNode.start("replica", `${dir}/r`, ["--replica", "--fsync", "no"]);
       const slowProxy = FaultProxy.start(replica.port);
-      const masterPort = (() => {
-        const listener = Deno.listen({ hostname: HOST, port: 0 });
-        const port = (listener.addr as Deno.NetAddr).port;
-        listener.close();
-        return port;
-      })();
+      const masterPort = freePort();
       const fastProxy = FaultProxy.start(masterPort);
       try {
         const master = await KvNode.start("master", `${dir}/m`, [
