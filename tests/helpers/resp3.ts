@@ -6,11 +6,11 @@
  *
  * @module
  */
+import { resp } from "./wire.ts";
 
 const CR = 0x0d;
 const LF = 0x0a;
 const decoder = new TextDecoder();
-const encoder = new TextEncoder();
 
 /** The index of the `\r\n` that ends the line starting at `from`, or -1 when not there yet. */
 function lineEnd(data: Uint8Array, from: number): number {
@@ -197,18 +197,7 @@ export function decodeReply(reply: Uint8Array): Resp3Value {
 
 /** A RESP array of bulk strings: a request. */
 export function encodeCommand(words: readonly (string | Uint8Array)[]): Uint8Array {
-  const parts: Uint8Array[] = [encoder.encode(`*${words.length}\r\n`)];
-  for (const word of words) {
-    const bytes = typeof word === "string" ? encoder.encode(word) : word;
-    parts.push(encoder.encode(`$${bytes.length}\r\n`), bytes, encoder.encode("\r\n"));
-  }
-  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
+  return resp(...words);
 }
 
 /** A raw TCP connection that sends bytes and reads whole RESP replies as bytes. */
