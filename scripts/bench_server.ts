@@ -686,7 +686,7 @@ export async function main(args: string[]): Promise<void> {
     if (only === undefined || ["multi", "scan", "commands"].some((word) => only.includes(word))) {
       // Fresh servers: the transactions first, then a million keys for the SCAN.
       const runDir = `${dir}/commands`;
-      const kvstore = await startKvstore("everysec", runDir);
+      const kvstore = await startKvstore("everysec", runDir, values["cpu-prof"]);
       const redis = options.redis ? await startRedis("everysec", runDir) : undefined;
       try {
         const scanKeys = values.quick ? 100_000 : 1_000_000;
