@@ -30,10 +30,10 @@ export interface StringKey {
 /** Reads `key` for a command (see {@link StringKey}). */
 export function readKey(ctx: CommandContext, key: Uint8Array): StringKey {
   const { store, commit } = ctx.node;
-  const value = store.read(key);
+  const found = store.readExpiring(key);
   return {
-    value,
-    expiresAtMs: value === undefined ? 0 : store.expiresAtMs(key) ?? 0,
+    value: found?.value,
+    expiresAtMs: found?.expiresAtMs ?? 0,
     pending: commit.pendingLsn(key),
   };
 }

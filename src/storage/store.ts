@@ -473,6 +473,22 @@ export class KVStore {
   }
 
   /**
+   * {@link read} and {@link expiresAtMs} of `key` with one lookup (a read-modify-write such as
+   * Redis's `INCR` needs both): undefined when it does not exist (or its time has passed).
+   */
+  readExpiring(key: Bytes): { value: Uint8Array; expiresAtMs: number } | undefined {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    const capture = this.atomicWrites.capture;
+    if (capture !== undefined) {
+      const state = capture.lookup(payloadOf(key), Date.now());
+      if (state !== undefined) return state ?? undefined;
+    }
+    const slot = this.#liveSlot(key);
+    if (slot === NO_SLOT) return undefined;
+    return { value: this.#readSlot(slot), expiresAtMs: this.#keys.index.expiryOf(slot) };
+  }
+
+  /**
    * Runs one turn of active expiry now (it also runs by itself every `expiryIntervalMs`):
    * deletes at most `expiryKeysPerTurn` keys past their time; returns how many. Only a master's
    * store deletes: a replica waits for its master's DELETE records.
