@@ -53,6 +53,13 @@ function optionWord(bytes: Uint8Array): string {
   return word;
 }
 
+/** The expiry unit an option word names (`EX`, `px`, ...), or undefined for any other word. */
+function expiryUnitOf(bytes: Uint8Array): ExpiryUnit | undefined {
+  if (bytes.length !== 2 && bytes.length !== 4) return undefined;
+  const word = optionWord(bytes);
+  return word === "EX" || word === "PX" || word === "EXAT" || word === "PXAT" ? word : undefined;
+}
+
 /** What `SET`'s or `GETEX`'s options say. */
 interface SetOptions {
   nx: boolean;
@@ -122,6 +129,15 @@ function set(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   if (args.length === 2) {
     // The common case, kept short: no options, no read.
     return answer(ctx, out, OK, writeKey(ctx, key, value, 0));
+  }
+  if (args.length === 4) {
+    // `SET k v EX 60` and its kin, kept short too: one expiry option, nothing to read.
+    const unit = expiryUnitOf(args[2]);
+    if (unit !== undefined) {
+      const expiresAtMs = expiryArgument(args[3], unit, "set", Date.now());
+      if (typeof expiresAtMs === "string") return out.error(expiresAtMs);
+      return answer(ctx, out, OK, store(ctx, key, value, expiresAtMs));
+    }
   }
   const options = parseSetOptions(args, 2, false);
   if (typeof options === "string") return out.error(options);
