@@ -379,6 +379,8 @@ function exec(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
       out.arrayHeader(items.length);
       for (const item of items) out.raw(item.writer.bytes.subarray(item.start, item.end));
     } else out.reply({ type: "array", items: items.map(encodedReply) });
+    // Copied out: the next EXEC may write over it.
+    if (items.length > 0) keepScratch(items[0].writer);
     return;
   }
   return Promise.all(items.map((item) => item.late ?? encodedReply(item))).then((
@@ -396,6 +398,20 @@ interface ExecItem {
 
 function encodedReply(item: ExecItem): Reply {
   return { type: "raw", bytes: item.writer.bytes.slice(item.start, item.end) };
+}
+
+/** Initial size of the writer EXEC encodes its replies into. */
+const SCRATCH_BYTES = 256;
+
+/**
+ * One scratch writer kept from an EXEC whose replies were all copied out, for the next (EXEC runs
+ * synchronously, so one is enough); undefined while one is in use or none was kept.
+ */
+let spareScratch: ReplyWriter | undefined;
+
+/** Keeps `writer` as {@link spareScratch} unless one large reply grew it past ARENA_CHUNK_BYTES. */
+function keepScratch(writer: ReplyWriter): void {
+  if (writer.capacity <= ARENA_CHUNK_BYTES) spareScratch = writer;
 }
 
 /**
@@ -420,7 +436,9 @@ function runQueue(queue: Queued[], out: ReplyWriter, ctx: CommandContext): ExecI
     },
   };
   const scratch = (): ReplyWriter => {
-    const writer = new ReplyWriter(256);
+    const writer = spareScratch ?? new ReplyWriter(SCRATCH_BYTES);
+    spareScratch = undefined;
+    writer.length = 0;
     writer.resp = out.resp;
     writer.resp3 = out.resp && ctx.connection.protocol === 3;
     return writer;

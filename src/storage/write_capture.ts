@@ -20,10 +20,13 @@ function keyString(key: Payload): string {
   return typeof key === "string" ? key : bytesToKey(key);
 }
 
-/** The writes of one atomic call, in order, and each key's newest state. */
+/**
+ * The writes of one atomic call, in order, and each key's newest state (built from the writes at
+ * the first read: a transaction that only writes, the usual `MULTI`, builds no map of its keys).
+ */
 export class WriteCapture {
   readonly entries: MultiEntry[] = [];
-  readonly #states = new Map<string, CapturedState>();
+  #states: Map<string, CapturedState> | undefined;
   /** The LSN the record of these writes will take. */
   lsn: number;
 
@@ -31,17 +34,34 @@ export class WriteCapture {
     this.lsn = lsn;
   }
 
+  /** Each captured key's newest state, made from the writes so far when first asked for. */
+  #statesByKey(): Map<string, CapturedState> {
+    let states = this.#states;
+    if (states === undefined) {
+      states = this.#states = new Map();
+      for (const entry of this.entries) {
+        states.set(
+          keyString(entry.key),
+          entry.kind === "put"
+            ? { value: entry.value as Uint8Array, expiresAtMs: entry.expiresAtMs ?? 0 }
+            : null,
+        );
+      }
+    }
+    return states;
+  }
+
   /** Captures a put; returns the record's LSN. */
   put(key: Payload, value: Uint8Array, expiresAtMs: number): number {
     this.entries.push({ kind: "put", key, value, expiresAtMs });
-    this.#states.set(keyString(key), { value, expiresAtMs });
+    this.#states?.set(keyString(key), { value, expiresAtMs });
     return this.lsn;
   }
 
   /** Captures a delete; returns the record's LSN. */
   delete(key: Payload): number {
     this.entries.push({ kind: "delete", key });
-    this.#states.set(keyString(key), null);
+    this.#states?.set(keyString(key), null);
     return this.lsn;
   }
 
@@ -50,7 +70,7 @@ export class WriteCapture {
    * deleted), else undefined (the index knows). A value whose expiry passed reads as deleted.
    */
   lookup(key: Payload, nowMs: number): CapturedState | undefined {
-    const state = this.#states.get(keyString(key));
+    const state = this.#statesByKey().get(keyString(key));
     if (state === undefined || state === null) return state;
     return state.expiresAtMs !== 0 && state.expiresAtMs <= nowMs ? null : state;
   }
@@ -58,7 +78,7 @@ export class WriteCapture {
   /** The captured keys `k` with `start <= k <= end`, in byte order, with their states. */
   inRange(start: string, end: string, nowMs: number): [string, CapturedState][] {
     const found: [string, CapturedState][] = [];
-    for (const [key, state] of this.#states) {
+    for (const [key, state] of this.#statesByKey()) {
       if (key < start || key > end) continue;
       const expired = state !== null && state.expiresAtMs !== 0 && state.expiresAtMs <= nowMs;
       found.push([key, expired ? null : state]);
@@ -68,7 +88,7 @@ export class WriteCapture {
 
   /** Every captured key with its state (for the key count). */
   states(): IterableIterator<[string, CapturedState]> {
-    return this.#states.entries();
+    return this.#statesByKey().entries();
   }
 
   /**
@@ -77,7 +97,7 @@ export class WriteCapture {
    */
   takeAll(lsn: number): MultiEntry[] {
     const entries = this.entries.splice(0);
-    this.#states.clear();
+    this.#states = undefined;
     this.lsn = lsn;
     return entries;
   }
