@@ -169,3 +169,34 @@ Deno.test("a replica's store applies MULTI, FLUSH and expiring puts from the mas
     });
   });
 });
+
+Deno.test("atomically: reads see the call's writes made before and after the first read", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, OPTIONS);
+    await store.put("kept", "k", Date.now() + 60_000);
+    await store.put("gone", "g");
+    const at = Date.now() + 30_000;
+    const seen = store.atomically(() => {
+      store.writePut("a", "1");
+      store.writePut("a", "2", at);
+      store.writeDelete("gone");
+      // The first read: the capture's view of its keys is made from the writes so far.
+      const first = [store.readExpiring("a"), store.readExpiring("gone"), store.has("kept")];
+      store.writePut("b", "3");
+      store.writeDelete("a");
+      return [...first, store.readExpiring("b"), store.read("a"), store.expiresAtMs("kept")];
+    });
+    assert.deepEqual(seen.slice(0, 3), [
+      { value: new TextEncoder().encode("2"), expiresAtMs: at },
+      undefined,
+      true,
+    ]);
+    assert.deepEqual(seen[3], { value: new TextEncoder().encode("3"), expiresAtMs: 0 });
+    assert.equal(seen[4], undefined);
+    assert.equal(typeof seen[5], "number");
+    assert.deepEqual(contents(store).map(([k, v]) => [k, v]), [["b", "3"], ["kept", "k"]]);
+    assert.equal(store.readExpiring("missing"), undefined);
+    assert.equal(store.readExpiring("kept")?.expiresAtMs, store.expiresAtMs("kept"));
+    await store.close();
+  });
+});
