@@ -14,13 +14,14 @@ import { LagClock } from "./lag_clock.ts";
 import { splitBatch } from "./log_records.ts";
 import type { ChainFields } from "./stream_protocol.ts";
 import { KeyFilter } from "./key_filter.ts";
-import { ReplicaLink, type ReplicationSource } from "./replica_link.ts";
+import type { ReplicationSource } from "./link_context.ts";
+import { ReplicaLink } from "./replica_link.ts";
 import { ReplicaManager, type ReplicaNodeStatus } from "./replica_manager.ts";
 import type { ReplicaNode, ReplicaPolicy } from "./replica_node.ts";
 import { DeposedError, SyncAckTracker, SyncReplicationError } from "./sync_tracker.ts";
 
 export { DeposedError, SyncReplicationError } from "./sync_tracker.ts";
-export type { ReplicationSource, SourceSnapshot } from "./replica_link.ts";
+export type { ReplicationSource, SourceSnapshot } from "./link_context.ts";
 
 /** What {@link Replicator.getStats} returns (the spec's `get_stats()`, plus lag and positions). */
 export interface ReplicatorStats {

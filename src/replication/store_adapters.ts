@@ -7,7 +7,7 @@
  */
 import { type KVStore, LogGapError } from "../storage/mod.ts";
 import { RECORD_HEADER_BYTES, recordCrcAt, recordIsLocalAt, recordLsnAt } from "./log_records.ts";
-import type { ReplicationSource } from "./replica_link.ts";
+import type { ReplicationSource } from "./link_context.ts";
 import type { ReplicaStore } from "./replica_applier.ts";
 
 /** Bytes read to find the replica's last record (one small chunk of the log's tail). */

@@ -9,7 +9,7 @@
  */
 import { Buffer } from "node:buffer";
 import { RequestParser } from "../../src/protocol/mod.ts";
-import type { ReplicationSource, SourceSnapshot } from "../../src/replication/replica_link.ts";
+import type { ReplicationSource, SourceSnapshot } from "../../src/replication/link_context.ts";
 import { LogGapError } from "../../src/storage/errors.ts";
 import { encodePut, putRecordBytes } from "../../src/storage/record.ts";
 
