@@ -22,6 +22,7 @@
 import { type Config, formatHostPort, type HostPort } from "../config.ts";
 import { getLog } from "../log.ts";
 import type { ServerNode } from "../server/hooks.ts";
+import type { ReplicaInfo } from "./replica_applier.ts";
 import { type ChainReport, Replicator } from "./replicator.ts";
 import { masterSourceOf } from "./store_adapters.ts";
 
@@ -43,6 +44,31 @@ export interface ForwarderOptions {
   chain: () => ChainReport;
   /** The key prefixes of the data this node holds (a filtered replica), empty: every key. */
   keyFilter: () => readonly string[];
+}
+
+/** What a replica's applier knows of the chain above it (see `ReplicaInfo`). */
+export type ChainFacts = Pick<
+  ReplicaInfo,
+  "stalenessMs" | "originKnownLsn" | "originLagMs" | "chainDepth" | "originAddress"
+>;
+
+/**
+ * What this node tells its sub-replicas about the chain above it, from its applier's `info`
+ * (undefined: none yet) and its log's last LSN. The origin's lag is how old this node's data may
+ * be, not only its lag: a sub-replica of a node cut off from its master is as stale
+ * (`REPLICA_MAX_STALENESS_MS` and clients' `maxStalenessMs` see it).
+ */
+export function chainReportOf(
+  info: ChainFacts | undefined,
+  lastLsn: number,
+): ChainReport {
+  const stalenessMs = info?.stalenessMs ?? 0;
+  return {
+    originLsn: info?.originKnownLsn ?? lastLsn,
+    originLagMs: Number.isFinite(stalenessMs) ? stalenessMs : info?.originLagMs ?? 0,
+    depth: info?.chainDepth ?? 0,
+    originAddress: info?.originAddress ?? "",
+  };
 }
 
 /** A replica's forwarding replicator slot; see the module comment. */

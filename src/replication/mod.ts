@@ -7,16 +7,15 @@
  * @module
  */
 export {
-  newerEpochOf,
   NodeRole,
   nodeRoleOf,
   type NodeRoleOptions,
   type Promotion,
-  RoleChangeError,
-  type RoleEvent,
   type RoleName,
   type WriteFences,
 } from "./node_role.ts";
+export { newerEpochOf, RoleChangeError } from "./role_rules.ts";
+export type { RoleEvent } from "./role_events.ts";
 export {
   masterInfoFields,
   replicationExtension,

@@ -21,41 +21,30 @@
  *
  * @module
  */
-import { type Config, formatHostPort, type HostPort } from "../config.ts";
+import { formatHostPort, type HostPort } from "../config.ts";
 import { getLog } from "../log.ts";
 import type { InfoFields, ReplicationStatus, RoleGate, ServerNode } from "../server/hooks.ts";
-import { MAX_EPOCH } from "../storage/mod.ts";
-import { ForwarderSide } from "./forwarder_side.ts";
-import { MasterSide } from "./master_side.ts";
+import { KeptNodeState, type NodeState } from "./node_state.ts";
+import { coordinated, reconcileRole } from "./reconcile_role.ts";
 import {
-  markRole,
-  type NodeState,
-  NodeStateError,
-  readNodeState,
-  writeNodeState,
-} from "./node_state.ts";
+  checkFollowEpoch,
+  checkPromotion,
+  promotionReplicas,
+  refusalOutcome,
+  RoleChangeError,
+} from "./role_rules.ts";
 import { replicationStatus } from "./replication_info.ts";
 import type { TopologyCoordinator } from "./topology.ts";
 import { Follower } from "./follower.ts";
-import { ReplicaApplier } from "./replica_applier.ts";
+import type { ReplicaApplier } from "./replica_applier.ts";
+import { type RoleEvent, RoleListeners } from "./role_events.ts";
+import { RoleSides } from "./role_sides.ts";
 import type { Replicator } from "./replicator.ts";
-import { replicaStoreOf } from "./store_adapters.ts";
 
 const log = getLog("replication");
 
 /** What a node is. */
 export type RoleName = "master" | "replica";
-
-/** A change of role or epoch, as {@link NodeRole.subscribe} listeners hear it. */
-export type RoleEvent =
-  /** Now a master of `epoch`; its data up to `lsn` kept. */
-  | { kind: "promoted"; epoch: number; lsn: number; by: string }
-  /** Now a replica (or re-pointed): it expects `master` (`host:port`, "" when not named). */
-  | { kind: "following"; master: string; epoch: number; by: string }
-  /** A newer master (`epoch`) exists: this master refuses writes. */
-  | { kind: "deposed"; epoch: number; reason: string }
-  /** The newest epoch this node knows rose to `epoch` (a HELLO, `REPLICAOF ... EPOCH`). */
-  | { kind: "epoch"; epoch: number };
 
 /** The role's options besides the node's settings. */
 export interface NodeRoleOptions {
@@ -88,11 +77,6 @@ export interface WriteFences {
   acks(): string | undefined;
 }
 
-/** A role change was refused: the node is not in a state that allows it. */
-export class RoleChangeError extends Error {
-  override name = "RoleChangeError";
-}
-
 const roles = new WeakMap<ServerNode, NodeRole>();
 
 /**
@@ -108,11 +92,8 @@ export class NodeRole implements RoleGate {
   readonly #node: ServerNode;
   readonly #options: NodeRoleOptions;
   #replica: boolean;
-  #applier: ReplicaApplier | undefined;
-  /** What runs for the master role: its replicator. */
-  readonly #master: MasterSide;
-  /** What runs on a replica with replicas of its own (cascading): its forwarder. */
-  readonly #forwarder: ForwarderSide;
+  /** What runs for each role: a master's replicator, a replica's applier and forwarder. */
+  readonly #sides: RoleSides;
   /** Highest epoch a master announced (or REPLICAOF named); the log holds it once records come. */
   #announcedEpoch: number;
   /** The epoch a PROMOTE in progress takes (REPLICATE is answered as by that master meanwhile). */
@@ -124,14 +105,14 @@ export class NodeRole implements RoleGate {
   /** The master REPLICAOF named (`host:port`), "" when none was named. */
   #followedMaster = "";
   /** What this node remembers across restarts (see `node_state.ts`). */
-  #state: NodeState;
+  readonly #state: KeptNodeState;
   /** A coordinator's reasons this master may not take or acknowledge writes now. */
   #fences: WriteFences | undefined;
   /** A coordinator's fields for `INFO replication` and TOPOLOGY. */
   #coordinator: CoordinatorReport | undefined;
   /** A master told this replica its log diverged; cleared when the full sync replaced it. */
   #diverged = false;
-  readonly #listeners = new Set<(event: RoleEvent) => void>();
+  readonly #listeners = new RoleListeners();
   /**
    * The replica side's state machine: the streams, their epochs, the full-sync phase. It lives as
    * long as the node (a promoted master still fences the streams of older masters by it).
@@ -151,49 +132,23 @@ export class NodeRole implements RoleGate {
   private constructor(node: ServerNode, options: NodeRoleOptions, state: NodeState) {
     this.#node = node;
     this.#options = options;
-    this.#state = state;
+    this.#state = new KeptNodeState(node.store.dir, state);
     this.#announcedEpoch = state.highestEpochSeen;
     this.#followedMaster = state.replicaOf ?? "";
-    this.#master = new MasterSide(node, {
+    this.#sides = new RoleSides(node, this.follower, {
       authToken: options.authToken,
       connect: options.connect,
-      onRefused: (address, code, message) => this.#refused(address, code, message),
-      masterAddress: () => this.advertisedAddress,
-    });
-    this.#forwarder = new ForwarderSide(node, {
-      authToken: options.authToken,
-      connect: options.connect,
+      state: this.#state,
       onRefused: (address, code, message) => this.#refused(address, code, message),
       advertisedAddress: () => this.advertisedAddress,
       epoch: () => this.epoch,
-      keyFilter: () => this.#state.keyFilter ?? [],
-      chain: () => {
-        const info = this.#applier?.getInfo();
-        // How old this node's data may be, not only its lag: a sub-replica of a node cut off from
-        // its master is as stale (REPLICA_MAX_STALENESS_MS and clients' maxStalenessMs see it).
-        const stalenessMs = info?.stalenessMs ?? 0;
-        return {
-          originLsn: info?.originKnownLsn ?? node.store.lastLsn,
-          originLagMs: Number.isFinite(stalenessMs) ? stalenessMs : info?.originLagMs ?? 0,
-          depth: info?.chainDepth ?? 0,
-          originAddress: info?.originAddress ?? "",
-        };
-      },
+      learnEpoch: (epoch) => this.learnEpoch(epoch),
+      logReplaced: () => this.#diverged = false,
     });
     const { config, store } = node;
     // With a coordinator every node starts as a replica: the election makes one the master.
     this.#replica = config.REPLICA || coordinated(config);
-    if (this.#replica) {
-      this.#applier = this.#newApplier();
-      if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
-        this.#forwarder.startWithNode(config.REPLICA_ADDRESSES);
-      }
-    } else if (config.REPLICATION_ENABLED && config.REPLICA_ADDRESSES.length > 0) {
-      this.#master.startWithNode(config.REPLICA_ADDRESSES);
-      // The log may hold writes whose sync wait failed before a restart: reads wait until the
-      // replicas have everything (async mode: it is durable already, the floor costs nothing).
-      node.commit.raiseFloor(store.lastLsn);
-    }
+    this.#sides.startWithNode(this.#replica);
     if (
       !this.#replica &&
       state.highestEpochSeen > Math.max(store.epoch, store.replicationLog.lastEpoch)
@@ -296,7 +251,7 @@ export class NodeRole implements RoleGate {
 
   /** A master's replicator (undefined on a replica, or a master without replicas). */
   get replicator(): Replicator | undefined {
-    return this.#master.replicator;
+    return this.#sides.master.replicator;
   }
 
   /**
@@ -304,17 +259,17 @@ export class NodeRole implements RoleGate {
    * without replicas).
    */
   get forwarder(): Replicator | undefined {
-    return this.#forwarder.replicator;
+    return this.#sides.forwarder.replicator;
   }
 
   /** The replicator of this node's replicas, whatever its role: a master's or a forwarder. */
   get downstream(): Replicator | undefined {
-    return this.#master.replicator ?? this.#forwarder.replicator;
+    return this.#sides.downstream;
   }
 
   /** A replica's applier (undefined on a master, and while a demotion runs). */
   get applier(): ReplicaApplier | undefined {
-    return this.#applier;
+    return this.#sides.replica.applier;
   }
 
   /** The epoch this node's own records are written in (a master's epoch). */
@@ -324,7 +279,7 @@ export class NodeRole implements RoleGate {
 
   /** What this node remembers across restarts (read only: the role writes it). */
   get state(): Readonly<NodeState> {
-    return this.#state;
+    return this.#state.current;
   }
 
   /** Where clients reach this node: `ADVERTISE_ADDRESS`, else the address it listens on. */
@@ -338,16 +293,15 @@ export class NodeRole implements RoleGate {
   status(): ReplicationStatus {
     return replicationStatus(
       this.#replica,
-      this.#applier,
+      this.applier,
       this.downstream,
-      this.#state.keyFilter,
+      this.#state.current.keyFilter,
     );
   }
 
   /** Calls `listener` after each change of role or epoch; returns the unsubscribe function. */
   subscribe(listener: (event: RoleEvent) => void): () => void {
-    this.#listeners.add(listener);
-    return () => this.#listeners.delete(listener);
+    return this.#listeners.subscribe(listener);
   }
 
   // -------------------------------------------------------------------------- transitions
@@ -364,40 +318,21 @@ export class NodeRole implements RoleGate {
     options: { epoch?: number; by?: string; replicas?: HostPort[] } = {},
   ): Promise<Promotion> {
     const store = this.#node.store;
-    if (this.changing) {
-      throw new RoleChangeError("a role change (PROMOTE or REPLICAOF) is already running");
-    }
-    if (!this.#replica) {
-      throw new RoleChangeError(`this node is already a master (epoch ${store.epoch})`);
-    }
-    const filter = this.#state.keyFilter ?? [];
-    if (filter.length > 0) {
-      throw new RoleChangeError(
-        `this replica is filtered: it holds only keys under [${filter.join(",")}], not every ` +
-          `write, so it can never become a master; promote a replica without a key filter`,
-      );
-    }
-    if (this.#applier?.getInfo().fullSyncInProgress) {
-      throw new RoleChangeError(
-        "a full sync from the master is in progress: this replica's data is incomplete; " +
-          "promote another replica, or wait for the sync to finish",
-      );
-    }
-    const epoch = options.epoch ?? this.epoch + 1;
-    if (!Number.isInteger(epoch) || epoch > MAX_EPOCH) {
-      throw new RoleChangeError(`cannot promote: epoch ${epoch} would be above ${MAX_EPOCH}`);
-    }
-    if (epoch <= this.epoch) {
-      throw new RoleChangeError(
-        `cannot promote to epoch ${epoch}: this node knows epoch ${this.epoch} already`,
-      );
-    }
+    const epoch = checkPromotion({
+      changing: this.changing,
+      replica: this.#replica,
+      ownEpoch: store.epoch,
+      knownEpoch: this.epoch,
+      keyFilter: this.#state.keyFilter,
+      fullSyncInProgress: this.applier?.getInfo().fullSyncInProgress ?? false,
+      epoch: options.epoch,
+    });
     // From here on REPLICATE is answered as the master of `epoch` would, and no record is
     // applied: the log ends here.
     this.#promotingEpoch = epoch;
     // Its own replicas (cascading) become the new master's direct replicas.
-    const forwarded = this.#forwarder.addresses();
-    await this.#forwarder.stop(0);
+    const forwarded = this.#sides.forwarder.addresses();
+    await this.#sides.forwarder.stop(0);
     try {
       await store.whenDurable(store.lastLsn);
       const fromLsn = store.lastLsn;
@@ -405,40 +340,33 @@ export class NodeRole implements RoleGate {
       // marker from the in-memory stream.
       // Its replicas are added after the marker: a link takes the store's epoch of the moment
       // it is made into its HELLO.
-      const replicator = this.#master.create([], "durable", fromLsn);
+      const replicator = this.#sides.master.create([], "durable", fromLsn);
       const markerLsn = store.replicationLog.promote(epoch);
       // Reads show the old epoch's data once the new epoch's first record is committed (in sync
       // mode: on the required replicas of this master), as a new Raft leader does.
       this.#node.commit.clear();
       this.#node.commit.raiseFloor(markerLsn);
-      this.#master.use(replicator);
-      const added = new Set<string>();
-      for (const address of [...forwarded, ...(options.replicas ?? [])]) {
-        const text = formatHostPort(address);
-        if (added.has(text)) continue;
-        added.add(text);
+      this.#sides.master.use(replicator);
+      for (const address of promotionReplicas(forwarded, options.replicas ?? [])) {
         replicator.addReplica(address.host, address.port, address.keyPrefixes);
       }
-      this.#applier?.stop();
-      this.#applier = undefined;
+      this.#sides.replica.stop();
       this.#deposedBy = undefined;
       this.#followedMaster = "";
       // Client writes stay refused until the promotion is on disk, so a restart with the old
       // settings can never silently turn a master that took writes into a replica.
       // A master has no master and no local writes to replace.
-      this.#saveState(
-        markRole(
-          { ...this.#state, highestEpochSeen: epoch, replicaOf: undefined, localWrites: undefined },
-          { role: "master", configured: this.#configuredRole, nowIso: new Date().toISOString() },
-        ),
+      this.#state.changeRole(
+        { highestEpochSeen: epoch, replicaOf: undefined, localWrites: undefined },
+        { role: "master", configured: this.#configuredRole },
       );
       this.#replica = false;
       await store.whenDurable(markerLsn);
-      this.#emit({ kind: "promoted", epoch, lsn: fromLsn, by: options.by ?? "" });
+      this.#listeners.emit({ kind: "promoted", epoch, lsn: fromLsn, by: options.by ?? "" });
       return { epoch, lsn: fromLsn, markerLsn };
     } catch (error) {
       // Still a replica: its own replicas are forwarded to again.
-      if (this.#replica && forwarded.length > 0) this.#forwarder.add(forwarded);
+      if (this.#replica && forwarded.length > 0) this.#sides.forwarder.add(forwarded);
       throw error;
     } finally {
       this.#promotingEpoch = undefined;
@@ -470,24 +398,21 @@ export class NodeRole implements RoleGate {
       throw new RoleChangeError(`${address} is this node itself`);
     }
     const epoch = options.epoch;
-    if (epoch !== undefined && (!Number.isInteger(epoch) || epoch < 0 || epoch > MAX_EPOCH)) {
-      throw new RoleChangeError(`epoch ${epoch} is not a whole number from 0 to ${MAX_EPOCH}`);
-    }
-    if (epoch !== undefined && epoch < this.epoch) {
-      throw new RoleChangeError(
-        `epoch ${epoch} is older than epoch ${this.epoch}, the newest this node knows: a master ` +
-          `of epoch ${epoch} is deposed`,
-      );
-    }
+    checkFollowEpoch(epoch, this.epoch);
     if (this.#replica) {
       this.#followedMaster = address;
-      this.#saveState({
-        ...this.#state,
+      this.#state.replace({
+        ...this.#state.current,
         highestEpochSeen: this.#newerEpoch(epoch),
         ...this.#replicaOf(address),
       });
       this.#announce(epoch);
-      this.#emit({ kind: "following", master: address, epoch: this.epoch, by: options.by ?? "" });
+      this.#listeners.emit({
+        kind: "following",
+        master: address,
+        epoch: this.epoch,
+        by: options.by ?? "",
+      });
       return;
     }
     await this.#demote(address, epoch, options.by ?? "");
@@ -505,23 +430,17 @@ export class NodeRole implements RoleGate {
         { event: "demoting", of: address === "" ? "" : ` of ${address}`, master: address, by },
       );
       await store.whenDurable(store.lastLsn);
-      await this.#master.stop(node.config.REPLICATION_TIMEOUT * 1000);
+      await this.#sides.master.stop(node.config.REPLICATION_TIMEOUT * 1000);
       node.commit.clear();
       store.replicationLog.demote();
       this.#followedMaster = address;
-      this.#applier = this.#newApplier();
+      this.#sides.replica.start();
       // The replies of the writes it took as a master were sent (or failed) while it drained:
       // from here on what it writes is its new master's stream, answered as any replica's.
       this.#deposedBy = undefined;
-      this.#saveState(
-        markRole(
-          {
-            ...this.#state,
-            highestEpochSeen: this.#newerEpoch(epoch),
-            ...this.#replicaOf(address),
-          },
-          { role: "replica", configured: this.#configuredRole, nowIso: new Date().toISOString() },
-        ),
+      this.#state.changeRole(
+        { highestEpochSeen: this.#newerEpoch(epoch), ...this.#replicaOf(address) },
+        { role: "replica", configured: this.#configuredRole },
       );
       this.#announce(epoch);
     } finally {
@@ -541,7 +460,7 @@ export class NodeRole implements RoleGate {
         epoch: this.epoch,
       },
     );
-    this.#emit({ kind: "following", master: address, epoch: this.epoch, by });
+    this.#listeners.emit({ kind: "following", master: address, epoch: this.epoch, by });
   }
 
   /**
@@ -562,18 +481,16 @@ export class NodeRole implements RoleGate {
         "host port, or restart it with --replica) and add it there (REPLICAS ADD)",
       { event: "deposed", reason, newerEpoch, epoch: this.#node.store.epoch },
     );
-    this.#master.depose(reason);
-    if (newerEpoch > this.#state.highestEpochSeen) {
-      try {
-        this.#saveState({ ...this.#state, highestEpochSeen: newerEpoch });
-      } catch (error) {
-        log.error("could not remember the newer epoch {epoch} in NODE_STATE.json: {error}", {
-          epoch: newerEpoch,
-          error: String(error),
-        });
-      }
+    this.#sides.master.depose(reason);
+    try {
+      this.#state.rememberEpoch(newerEpoch);
+    } catch (error) {
+      log.error("could not remember the newer epoch {epoch} in NODE_STATE.json: {error}", {
+        epoch: newerEpoch,
+        error: String(error),
+      });
     }
-    this.#emit({ kind: "deposed", epoch: newerEpoch, reason });
+    this.#listeners.emit({ kind: "deposed", epoch: newerEpoch, reason });
   }
 
   /**
@@ -581,9 +498,7 @@ export class NodeRole implements RoleGate {
    * remembered durably before this returns (a restart must not forget it), then known.
    */
   learnEpoch(epoch: number): void {
-    if (epoch > this.#state.highestEpochSeen) {
-      this.#saveState({ ...this.#state, highestEpochSeen: epoch });
-    }
+    this.#state.rememberEpoch(epoch);
     this.#announce(epoch);
   }
 
@@ -593,10 +508,10 @@ export class NodeRole implements RoleGate {
    */
   addReplicas(addresses: HostPort[]): void {
     if (this.#replica) {
-      if (this.#demoting || this.#applier === undefined) {
+      if (this.#demoting || this.applier === undefined) {
         throw new RoleChangeError("this node is becoming a replica (REPLICAOF): retry shortly");
       }
-      this.#forwarder.add(addresses);
+      this.#sides.forwarder.add(addresses);
       return;
     }
     if (this.#deposedBy !== undefined) {
@@ -604,7 +519,7 @@ export class NodeRole implements RoleGate {
         `this node was deposed (${this.#deposedBy}): it sends its history to no replica`,
       );
     }
-    this.#master.add(addresses);
+    this.#sides.master.add(addresses);
   }
 
   /**
@@ -617,7 +532,7 @@ export class NodeRole implements RoleGate {
 
   /** Stops replicating to `address` (`host:port` as listed); false when it is not listed. */
   removeReplica(address: string): Promise<boolean> {
-    return this.#replica ? this.#forwarder.remove(address) : this.#master.remove(address);
+    return this.#sides.remove(this.#replica, address);
   }
 
   /**
@@ -625,13 +540,12 @@ export class NodeRole implements RoleGate {
    * durably first (a crash in between overcounts, which costs one needless full sync).
    */
   countLocalWrite(): void {
-    this.#saveState({ ...this.#state, localWrites: (this.#state.localWrites ?? 0) + 1 });
+    this.#state.countLocalWrite();
   }
 
   /** Graceful stop: drains the replicas within `SHUTDOWN_TIMEOUT_SECONDS`. */
   async close(): Promise<void> {
-    const drainMs = this.#node.config.SHUTDOWN_TIMEOUT_SECONDS * 1000;
-    await Promise.all([this.#master.stop(drainMs), this.#forwarder.stop(drainMs)]);
+    await this.#sides.close(this.#node.config.SHUTDOWN_TIMEOUT_SECONDS * 1000);
   }
 
   // ------------------------------------------------------------------------------ private
@@ -648,7 +562,7 @@ export class NodeRole implements RoleGate {
   }
 
   #newerEpoch(epoch: number | undefined): number {
-    return Math.max(this.#state.highestEpochSeen, epoch ?? 0);
+    return Math.max(this.#state.current.highestEpochSeen, epoch ?? 0);
   }
 
   #announce(epoch: number | undefined): void {
@@ -658,45 +572,13 @@ export class NodeRole implements RoleGate {
     if (this.epoch <= before) return;
     // A newer master exists: its stream decides what of this node's log stays, so nothing is
     // forwarded to this node's own replicas until it reached here.
-    this.#forwarder.epochChanged();
-    this.#emit({ kind: "epoch", epoch: this.epoch });
+    this.#sides.forwarder.epochChanged();
+    this.#listeners.emit({ kind: "epoch", epoch: this.epoch });
   }
 
   /** The `replicaOf` field of the node state for `address` ("" removes it). */
   #replicaOf(address: string): Partial<NodeState> {
     return { replicaOf: address === "" ? undefined : address };
-  }
-
-  #newApplier(): ReplicaApplier {
-    return new ReplicaApplier(replicaStoreOf(this.#node.store), Date.now, {
-      knownEpoch: () => this.epoch,
-      learnEpoch: (epoch) => this.learnEpoch(epoch),
-      localWrites: () => this.#state.localWrites ?? 0,
-      compression: this.#node.config.REPLICATION_COMPRESSION,
-      keyFilter: () => this.#state.keyFilter ?? [],
-      keyFilterHeld: (prefixes) => {
-        const { keyFilter: _, ...rest } = this.#state;
-        this.#saveState(prefixes.length === 0 ? rest : { ...rest, keyFilter: [...prefixes] });
-        log.warn("this replica now holds {filter}", {
-          event: "key_filter_held",
-          filter: prefixes.length === 0 ? "every key" : `only keys under [${prefixes.join(",")}]`,
-        });
-      },
-      maxUnpackedBytes: this.#node.config.MAX_REQUEST_BYTES,
-      fullSyncCommitted: () => {
-        this.#diverged = false;
-        this.#forwarder.logReplaced();
-        const replaced = this.#state.localWrites ?? 0;
-        if (replaced === 0) return Promise.resolve();
-        const { localWrites: _, ...rest } = this.#state;
-        this.#saveState(rest);
-        log.warn("the full sync replaced this replica's {localWrites} local writes", {
-          event: "local_writes_replaced",
-          localWrites: replaced,
-        });
-        return Promise.resolve();
-      },
-    }, this.follower);
   }
 
   /**
@@ -705,114 +587,18 @@ export class NodeRole implements RoleGate {
    * forwards nothing until the new master's reached it).
    */
   #refused(address: string, code: string, message: string): void {
-    if (code !== "STALEEPOCH") return;
-    const newer = newerEpochOf(message) ?? this.epoch + 1;
-    if (this.#replica) {
-      if (newer > this.epoch) {
-        log.warn(
-          "sub-replica {replica} knows a master of epoch {epoch}, newer than this node's " +
-            "{known}: this node refuses older masters from now on",
-          { replica: address, epoch: newer, known: this.epoch },
-        );
-        this.learnEpoch(newer);
-      }
-      return;
-    }
-    this.depose(newer, `replica ${address} follows a newer master: ${message}`);
-  }
-
-  /** Replaces the node state (fields set to undefined are left out), durably, and keeps it. */
-  #saveState(state: NodeState): void {
-    const cleaned = Object.fromEntries(
-      Object.entries(state).filter(([, value]) => value !== undefined),
-    ) as unknown as NodeState;
-    writeNodeState(this.#node.store.dir, cleaned);
-    this.#state = cleaned;
-  }
-
-  #emit(event: RoleEvent): void {
-    for (const listener of [...this.#listeners]) {
-      try {
-        listener(event);
-      } catch (error) {
-        log.error("a role listener failed on {kind}: {error}", {
-          kind: event.kind,
-          error: String(error),
-        });
-      }
-    }
-  }
-}
-
-/** True when a coordinator (etcd) gives the node its role. */
-function coordinated(config: Config): boolean {
-  return config.COORDINATOR !== "none";
-}
-
-/** The newer epoch a `STALEEPOCH` refusal carries (its first word), or undefined. */
-export function newerEpochOf(message: string): number | undefined {
-  const match = /^(\d{1,10}) /.exec(message);
-  const epoch = match === null ? NaN : Number(match[1]);
-  return Number.isInteger(epoch) && epoch >= 0 && epoch <= MAX_EPOCH ? epoch : undefined;
-}
-
-/**
- * Reads the node state and reconciles it with the role the settings ask for. A node that
- * `PROMOTE` made a master refuses to start as a replica unless demoted on purpose (`--demote`),
- * and one that `REPLICAOF` made a replica refuses to start as a master (it would be a second
- * one); starting it in the role it took clears the mark (its settings now say what the command
- * did).
- */
-export async function reconcileRole(node: ServerNode): Promise<NodeState> {
-  const dir = node.store.dir;
-  const state = await readNodeState(dir);
-  // With a coordinator the settings name no role: the node starts as a replica, and the
-  // election (not a person) decides whether its promotion stands.
-  const replica = node.config.REPLICA || coordinated(node.config);
-  if (state.demotedAt !== undefined) {
-    if (!replica) {
-      throw new NodeStateError(
-        `${dir} belongs to a replica: REPLICAOF made this node a replica` +
-          (state.replicaOf === undefined ? "" : ` of ${state.replicaOf}`) +
-          ` (at ${state.demotedAt}), but it was started as a master, which could make two ` +
-          `masters. Start it with --replica (make the demotion permanent in its settings); to ` +
-          `make it a master again, PROMOTE it once it runs as a replica`,
-      );
-    }
-    const { demotedAt: _, ...cleared } = state;
-    writeNodeState(dir, cleared);
-    return cleared;
-  }
-  if (state.promotedEpoch === undefined) return state;
-  const { promotedEpoch: _, promotedAt: __, ...cleared } = state;
-  if (!replica) {
-    const store = node.store;
-    if (Math.max(store.epoch, store.replicationLog.lastEpoch) < state.promotedEpoch) {
-      // The promotion's marker record did not survive (fsync no/everysec and a power loss):
-      // write it again, so this master's records carry the epoch it was promoted to.
-      await store.whenDurable(store.replicationLog.promote(state.promotedEpoch));
-    }
-    writeNodeState(dir, cleared);
-    log.info("PROMOTE of epoch {epoch} is now this master's configured role", {
-      event: "promotion_confirmed",
-      epoch: state.promotedEpoch,
+    const known = this.epoch;
+    const outcome = refusalOutcome({ address, code, message }, {
+      replica: this.#replica,
+      knownEpoch: known,
     });
-    return cleared;
-  }
-  if (!node.config.DEMOTE && !coordinated(node.config)) {
-    throw new NodeStateError(
-      `${dir} belongs to a master: PROMOTE made this node the master of epoch ` +
-        `${state.promotedEpoch} (at ${state.promotedAt}), but it was started with --replica, ` +
-        `which would leave the cluster without a master. Start it without --replica (make ` +
-        `the promotion permanent in its settings), or, to rejoin it as a replica on purpose, ` +
-        `start it once with --replica --demote`,
+    if (outcome.kind === "depose") this.depose(outcome.epoch, outcome.reason);
+    if (outcome.kind !== "learn") return;
+    log.warn(
+      "sub-replica {replica} knows a master of epoch {epoch}, newer than this node's " +
+        "{known}: this node refuses older masters from now on",
+      { replica: address, epoch: outcome.epoch, known },
     );
+    this.learnEpoch(outcome.epoch);
   }
-  writeNodeState(dir, cleared);
-  log.warn(
-    "DEMOTED: this node, master of epoch {epoch} since {promotedAt}, starts as a replica " +
-      "(--demote); writes it took since then are replaced by its master's data",
-    { event: "demoted", epoch: state.promotedEpoch, promotedAt: state.promotedAt },
-  );
-  return cleared;
 }

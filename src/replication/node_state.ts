@@ -141,3 +141,80 @@ export function markRole(
   }
   return { ...rest, demotedAt: at.nowIso };
 }
+
+/**
+ * The node state as a running node keeps it: read once at start, and each change written
+ * durably (see {@link writeNodeState}) before it is kept. Fields set to undefined are left out.
+ */
+export class KeptNodeState {
+  readonly #dir: string;
+  #state: NodeState;
+
+  constructor(dir: string, state: NodeState) {
+    this.#dir = dir;
+    this.#state = state;
+  }
+
+  /** What is kept now (read only: change it through this class). */
+  get current(): Readonly<NodeState> {
+    return this.#state;
+  }
+
+  /** The key prefixes the node holds (empty: every key). */
+  get keyFilter(): readonly string[] {
+    return this.#state.keyFilter ?? [];
+  }
+
+  /** Local writes made on this replica not yet replaced by a full sync. */
+  get localWrites(): number {
+    return this.#state.localWrites ?? 0;
+  }
+
+  /** Replaces the state, durably, and keeps it. */
+  replace(state: NodeState): void {
+    const cleaned = Object.fromEntries(
+      Object.entries(state).filter(([, value]) => value !== undefined),
+    ) as unknown as NodeState;
+    writeNodeState(this.#dir, cleaned);
+    this.#state = cleaned;
+  }
+
+  /**
+   * Replaces the state with `changes` made and the marks of a node running as `at.role` while its
+   * settings say `at.configured` (see {@link markRole}), durably, and keeps it.
+   */
+  changeRole(
+    changes: Partial<NodeState>,
+    at: { role: "master" | "replica"; configured: "master" | "replica" },
+  ): void {
+    const nowIso = new Date().toISOString();
+    this.replace(markRole({ ...this.#state, ...changes }, { ...at, nowIso }));
+  }
+
+  /** Remembers `epoch` as the highest seen when it is newer than the one kept. */
+  rememberEpoch(epoch: number): void {
+    if (epoch > this.#state.highestEpochSeen) {
+      this.replace({ ...this.#state, highestEpochSeen: epoch });
+    }
+  }
+
+  /** Counts one more local write (before it is applied). */
+  countLocalWrite(): void {
+    this.replace({ ...this.#state, localWrites: this.localWrites + 1 });
+  }
+
+  /** The node now holds the keys under `prefixes` (none: every key). */
+  holdKeyFilter(prefixes: readonly string[]): void {
+    const { keyFilter: _, ...rest } = this.#state;
+    this.replace(prefixes.length === 0 ? rest : { ...rest, keyFilter: [...prefixes] });
+  }
+
+  /** A full sync replaced the local writes: forgets them, and returns how many there were. */
+  forgetLocalWrites(): number {
+    const replaced = this.localWrites;
+    if (replaced === 0) return 0;
+    const { localWrites: _, ...rest } = this.#state;
+    this.replace(rest);
+    return replaced;
+  }
+}

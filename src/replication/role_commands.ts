@@ -23,7 +23,8 @@ import { getLog } from "../log.ts";
 import type { Reply } from "../protocol/mod.ts";
 import { CommandError, type CommandSpec, type ServerNode } from "../server/hooks.ts";
 import { MAX_EPOCH } from "../storage/mod.ts";
-import { type NodeRole, RoleChangeError } from "./node_role.ts";
+import type { NodeRole } from "./node_role.ts";
+import { RoleChangeError } from "./role_rules.ts";
 import { masterListeningAddress, writeGuarantee } from "./replication_info.ts";
 import { roleReply, topologyDocument, type TopologyFacts } from "./topology.ts";
 
