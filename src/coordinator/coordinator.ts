@@ -1,7 +1,7 @@
 /**
  * The coordinator's driver: the I/O around the pure decisions of `election.ts`. It keeps this
- * node's lease in etcd alive, writes its member record, reads and watches the cluster's keys,
- * and carries out each decision through the node's {@link NodeRole} (the one owner of the role):
+ * node's lease in etcd alive (`lease_keeper.ts`), writes its member record, reads and watches the
+ * cluster's keys (`cluster_watch.ts`), and carries out each decision through the node's {@link NodeRole} (the one owner of the role):
  * a campaign for the leader key, a promotion in the epoch etcd handed out, a re-point or a
  * demotion to the leader, a step-down.
  *
@@ -29,7 +29,9 @@ import {
   type SelfFacts,
   writeFence,
 } from "./election.ts";
-import { EtcdClient, EtcdError, type WatchEvent } from "./etcd_client.ts";
+import { EtcdClient, EtcdError } from "./etcd_client.ts";
+import { ClusterWatch, sleepUnlessAborted } from "./cluster_watch.ts";
+import { LeaseKeeper } from "./lease_keeper.ts";
 import { ClusterView } from "./cluster_view.ts";
 import { memberAddresses, MemberReplicas } from "./member_replicas.ts";
 import { type ClusterKeys, clusterKeys, formatLeader, formatMember } from "./records.ts";
@@ -89,13 +91,9 @@ export class Coordinator {
   readonly #timing: CoordinatorTiming;
   readonly #abort = new AbortController();
   #name = "";
-  #lease = "";
-  /** Monotonic ms: the lease can be trusted until then; the last renewal's send time. */
-  #trustedUntilMs = 0;
-  #lastRenewalMs = 0;
-  /** The same deadline on the wall clock (see FenceFacts.trustedUntilWallMs). */
-  #trustedUntilWallMs = 0;
+  readonly #lease: LeaseKeeper;
   readonly #view: ClusterView;
+  readonly #watch: ClusterWatch;
   readonly #replicas = new MemberReplicas();
   /** The last etcd round (renew, report, read) succeeded. */
   #etcdOk = false;
@@ -107,8 +105,6 @@ export class Coordinator {
   /** Decides again soon: a candidate waits for time to pass (the settle window). */
   #recheck: ReturnType<typeof setTimeout> | undefined;
   #acting: Promise<void> | undefined;
-  /** The running watch: the endpoint it streams from, and how to end it. */
-  #watch: { endpoint: string; abort: AbortController } | undefined;
   #actAgain = false;
   #registeredNode = false;
   /** etcd errors since start (metrics). */
@@ -129,6 +125,15 @@ export class Coordinator {
         });
       }
       this.#reportSoon();
+    });
+    this.#lease = new LeaseKeeper(client, this.#timing);
+    this.#watch = new ClusterWatch({
+      client,
+      prefix: this.#keys.prefix,
+      view: this.#view,
+      onEvents: () => this.#act(),
+      signal: this.#abort.signal,
+      maxBackoffMs: this.#timing.tickMs,
     });
     role.setFences({
       writes: () => writeFence(this.#fenceFacts()),
@@ -155,7 +160,7 @@ export class Coordinator {
 
   /** Milliseconds the lease can still be trusted (0: not at all). */
   leaseLeftMs(): number {
-    return Math.max(0, this.#trustedUntilMs - performance.now());
+    return this.#lease.leftMs();
   }
 
   /** Starts the loops; call once the server listens (the advertised address is known then). */
@@ -172,7 +177,7 @@ export class Coordinator {
       },
     );
     this.#tick();
-    this.#watchLoop();
+    this.#watch.run();
   }
 
   /** Shutdown begins: no new writes (the drain that follows still acknowledges what was taken). */
@@ -184,19 +189,17 @@ export class Coordinator {
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    this.#trustedUntilMs = 0;
-    this.#trustedUntilWallMs = 0;
+    this.#lease.distrust();
     clearTimeout(this.#timer);
     clearTimeout(this.#recheck);
     this.#abort.abort();
-    if (this.#lease !== "") {
-      await this.#client.revoke(this.#lease).catch((error) =>
-        log.warn("could not revoke lease {lease} at shutdown: {error}", {
-          lease: this.#lease,
-          error: message(error),
-        })
-      );
-    }
+    const lease = this.#lease.id;
+    await this.#lease.revoke().catch((error) =>
+      log.warn("could not revoke lease {lease} at shutdown: {error}", {
+        lease,
+        error: message(error),
+      })
+    );
   }
 
   // ------------------------------------------------------------------------------ the loop
@@ -204,18 +207,11 @@ export class Coordinator {
   async #tick(): Promise<void> {
     if (this.#stopped) return;
     try {
-      await this.#renew();
+      await this.#lease.renew();
       await this.#report();
       await this.#refresh();
       this.#noteOk();
-      const watch = this.#watch;
-      if (watch !== undefined && watch.endpoint !== this.#client.preferredEndpoint) {
-        log.info("etcd requests moved to {endpoint}: the watch follows", {
-          event: "watch_moved",
-          endpoint: this.#client.preferredEndpoint,
-        });
-        watch.abort.abort();
-      }
+      this.#watch.followRequests();
     } catch (error) {
       this.#noteError(error);
     }
@@ -241,43 +237,10 @@ export class Coordinator {
     this.#lastError = text;
   }
 
-  /** Renews the lease (or takes a new one): extends how long a master may acknowledge writes. */
-  async #renew(): Promise<void> {
-    const sentMs = performance.now();
-    const sentWallMs = Date.now();
-    if (this.#lease === "") {
-      const granted = await this.#client.grantLease(this.#timing.ttlSeconds);
-      this.#lease = granted.id;
-      this.#trust(sentMs, sentWallMs, granted.ttlSeconds);
-      return;
-    }
-    const ttlSeconds = await this.#client.keepAlive(this.#lease);
-    if (ttlSeconds > 0) {
-      this.#trust(sentMs, sentWallMs, ttlSeconds);
-      return;
-    }
-    log.warn("lease {lease} expired at etcd: registering again with a new one", {
-      event: "lease_lost",
-      lease: this.#lease,
-    });
-    this.#lease = "";
-    this.#trustedUntilMs = 0;
-    this.#trustedUntilWallMs = 0;
-    const granted = await this.#client.grantLease(this.#timing.ttlSeconds);
-    this.#lease = granted.id;
-    this.#trust(sentMs, sentWallMs, granted.ttlSeconds);
-  }
-
-  #trust(sentMs: number, sentWallMs: number, ttlSeconds: number): void {
-    const trustedMs = ttlSeconds * 1000 - this.#timing.driftMarginMs;
-    this.#lastRenewalMs = sentMs;
-    this.#trustedUntilMs = Math.max(this.#trustedUntilMs, sentMs + trustedMs);
-    this.#trustedUntilWallMs = Math.max(this.#trustedUntilWallMs, sentWallMs + trustedMs);
-  }
-
   /** Writes this node's member record (and, once, its persistent node key). */
   async #report(): Promise<void> {
-    if (this.#lease === "" || this.#stopped) return;
+    const lease = this.#lease.id;
+    if (lease === "" || this.#stopped) return;
     const self = this.#selfFacts();
     const record = formatMember({
       name: self.name,
@@ -290,16 +253,14 @@ export class Coordinator {
       diverged: self.diverged,
       filtered: self.filtered,
       healthy: this.#healthy(),
-      lease: this.#lease,
+      lease,
       reportedAtMs: Date.now(),
     });
     try {
-      await this.#client.put(this.#keys.members + this.#name, record, this.#lease);
+      await this.#client.put(this.#keys.members + this.#name, record, lease);
     } catch (error) {
       if (error instanceof EtcdError && /lease not found/i.test(error.message)) {
-        this.#lease = "";
-        this.#trustedUntilMs = 0;
-        this.#trustedUntilWallMs = 0;
+        this.#lease.forget();
       }
       throw error;
     }
@@ -310,7 +271,7 @@ export class Coordinator {
   }
 
   #reportSoon(): void {
-    if (this.#stopped || this.#lease === "") return;
+    if (this.#stopped || this.#lease.id === "") return;
     this.#report().catch((error) => this.#noteError(error));
   }
 
@@ -318,51 +279,6 @@ export class Coordinator {
   async #refresh(): Promise<void> {
     const { kvs, revision } = await this.#client.range(this.#keys.prefix, { prefix: true });
     this.#view.applyRead(kvs, revision, performance.now());
-  }
-
-  // ------------------------------------------------------------------------------ watching
-
-  async #watchLoop(): Promise<void> {
-    let backoffMs = 50;
-    while (!this.#stopped) {
-      if (this.#view.revision === 0) {
-        await this.#sleep(50);
-        continue;
-      }
-      // Ended early when requests moved to another endpoint: a member that stopped answering
-      // (paused, partitioned) would leave the stream open and silent.
-      const watch = new AbortController();
-      this.#watch = { endpoint: this.#client.preferredEndpoint, abort: watch };
-      try {
-        await this.#client.watch(
-          this.#keys.prefix,
-          this.#view.revision + 1,
-          (events) => this.#onEvents(events),
-          AbortSignal.any([this.#abort.signal, watch.signal]),
-        );
-        backoffMs = 50;
-      } catch (error) {
-        if (this.#stopped) return;
-        log.debug("watch: {error}", { error: message(error) });
-        await this.#sleep(backoffMs);
-        backoffMs = Math.min(backoffMs * 2, this.#timing.tickMs);
-      }
-    }
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.#abort.signal.addEventListener("abort", () => {
-        clearTimeout(timer);
-        resolve();
-      }, { once: true });
-    });
-  }
-
-  #onEvents(events: WatchEvent[]): void {
-    this.#view.applyEvents(events, performance.now());
-    this.#act();
   }
 
   // ------------------------------------------------------------------------------ deciding
@@ -373,7 +289,7 @@ export class Coordinator {
     return {
       name: this.#name,
       address: role.advertisedAddress,
-      lease: this.#lease,
+      lease: this.#lease.id,
       role: role.current,
       lsn: store.lastLsn,
       lastEpoch: store.replicationLog.lastEpoch,
@@ -393,12 +309,13 @@ export class Coordinator {
 
   #fenceFacts(): FenceFacts {
     const leader = this.#view.leader;
+    const lease = this.#lease;
     return {
       leaderIsSelf: leader !== undefined && leader.name === this.#name &&
-        leader.lease === this.#lease && this.#lease !== "",
-      trustedUntilMs: this.#trustedUntilMs,
-      lastRenewalMs: this.#lastRenewalMs,
-      trustedUntilWallMs: this.#trustedUntilWallMs,
+        leader.lease === lease.id && lease.id !== "",
+      trustedUntilMs: lease.trustedUntilMs,
+      lastRenewalMs: lease.lastRenewalMs,
+      trustedUntilWallMs: lease.trustedUntilWallMs,
       wallNowMs: Date.now(),
       nowMs: performance.now(),
       paused: this.#paused,
@@ -526,7 +443,7 @@ export class Coordinator {
           put: {
             key: this.#keys.leader,
             value: formatLeader({ name: this.#name, address: self.address, epoch }),
-            lease: this.#lease,
+            lease: this.#lease.id,
           },
         },
         { put: { key: this.#keys.epoch, value: String(epoch) } },
@@ -543,7 +460,7 @@ export class Coordinator {
     );
     this.#view.noteEpoch(epoch, revision);
     this.#view.setLeader(
-      { name: this.#name, address: self.address, epoch, lease: this.#lease },
+      { name: this.#name, address: self.address, epoch, lease: this.#lease.id },
       revision,
       performance.now(),
     );
@@ -577,7 +494,7 @@ export class Coordinator {
   /** Deletes the leader key if this node's lease still holds it. */
   async #resign(): Promise<boolean> {
     const { succeeded } = await this.#client.txn(
-      [{ key: this.#keys.leader, target: "LEASE", lease: this.#lease }],
+      [{ key: this.#keys.leader, target: "LEASE", lease: this.#lease.id }],
       [{ deleteRange: { key: this.#keys.leader } }],
     );
     return succeeded;
@@ -594,12 +511,12 @@ export class Coordinator {
           client: this.#client,
           keys: this.#keys,
           selfName: this.#name,
-          lease: this.#lease,
+          lease: this.#lease.id,
           leaderIsSelf: this.#fenceFacts().leaderIsSelf,
           paused: this.#paused,
           pause: (reason) => this.#paused = reason,
           refresh: () => this.#refresh(),
-          sleep: (ms) => this.#sleep(ms),
+          sleep: (ms) => sleepUnlessAborted(ms, this.#abort.signal),
         },
         target,
         timeoutMs,
