@@ -179,9 +179,36 @@ export async function clusterCommand(args: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * The leader of `status` to ask for a switchover to member `target`, or why there is none: no
+ * leader now, or no registered member of that name (a down member cannot take over).
+ */
+export function switchoverLeader(status: ClusterStatus, target: string): MemberStatus | string {
+  const leader = status.members.find((m) => m.name === status.leader);
+  if (leader === undefined) return `cluster ${status.cluster} has no leader now`;
+  const up = status.members.filter((m) => m.role !== "down");
+  if (!up.some((m) => m.name === target)) {
+    return `no registered member of ${status.cluster} is named ${target} (members: ${
+      up.map((m) => m.name).join(", ")
+    })`;
+  }
+  return leader;
+}
+
+/** `switchover`'s `--timeout-ms` (default {@link LIMITS.switchoverTimeoutMs}), or why not. */
+function switchoverTimeoutMs(text = String(LIMITS.switchoverTimeoutMs)): number | string {
+  const timeoutMs = Number(text);
+  if (Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= LIMITS.maxSwitchoverTimeoutMs) {
+    return timeoutMs;
+  }
+  return `--timeout-ms "${text}" must be whole milliseconds from 1 to ` +
+    `${LIMITS.maxSwitchoverTimeoutMs}`;
+}
+
 /** `kvstore switchover --to NAME [--timeout-ms N]`. */
 export async function switchoverCommand(args: string[]): Promise<number> {
   let values;
+  let credentials;
   try {
     ({ values } = parseArgs({
       args,
@@ -198,42 +225,23 @@ export async function switchoverCommand(args: string[]): Promise<number> {
         tls: { type: "boolean" },
       },
     }));
-  } catch (error) {
-    return fail(`switchover: ${error instanceof Error ? error.message : String(error)}`);
-  }
-  let credentials;
-  try {
     credentials = await credentialOptions(values);
   } catch (error) {
     return fail(`switchover: ${error instanceof Error ? error.message : String(error)}`);
   }
   const target = values.to;
   if (target === undefined || target === "") return fail("usage: kvstore switchover --to NAME");
-  const timeoutText = values["timeout-ms"] ?? String(LIMITS.switchoverTimeoutMs);
-  const timeoutMs = Number(timeoutText);
-  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > LIMITS.maxSwitchoverTimeoutMs) {
-    return fail(
-      `switchover: --timeout-ms "${timeoutText}" must be whole milliseconds from 1 to ` +
-        `${LIMITS.maxSwitchoverTimeoutMs}`,
-    );
-  }
-  const cluster = clusterNameOf(values);
+  const timeoutMs = switchoverTimeoutMs(values["timeout-ms"]);
+  if (typeof timeoutMs === "string") return fail(`switchover: ${timeoutMs}`);
   let status: ClusterStatus;
   try {
-    status = await readClusterStatus(etcdOf(values), cluster);
+    status = await readClusterStatus(etcdOf(values), clusterNameOf(values));
   } catch (error) {
     if (error instanceof EtcdError) return fail(`switchover: ${error.message}`);
     throw error;
   }
-  const leader = status.members.find((m) => m.name === status.leader);
-  if (leader === undefined) return fail(`switchover: cluster ${cluster} has no leader now`);
-  if (!status.members.some((m) => m.name === target && m.role !== "down")) {
-    return fail(
-      `switchover: no registered member of ${cluster} is named ${target} (members: ${
-        status.members.filter((m) => m.role !== "down").map((m) => m.name).join(", ")
-      })`,
-    );
-  }
+  const leader = switchoverLeader(status, target);
+  if (typeof leader === "string") return fail(`switchover: ${leader}`);
   const address = parseHostPort(leader.address, "leader address");
   const client = new KVClient({
     host: address.host,
