@@ -246,9 +246,44 @@ export class EtcdClient {
   ): Promise<number> {
     const endpoint = this.#endpoints[this.#preferred];
     let lastRevision = fromRevision - 1;
+    const body = await this.#openWatch(endpoint, prefix, fromRevision, signal);
+    if (body === undefined) return lastRevision;
+    let pending = "";
+    try {
+      for await (const chunk of body.pipeThrough(new TextDecoderStream())) {
+        pending += chunk;
+        let newline;
+        while ((newline = pending.indexOf("\n")) !== -1) {
+          const line = pending.slice(0, newline).trim();
+          pending = pending.slice(newline + 1);
+          if (line === "") continue;
+          const { events, revision } = parseWatchLine(line, endpoint);
+          if (events.length > 0) {
+            lastRevision = Math.max(lastRevision, ...events.map((e) => e.kv.modRevision));
+            onEvents(events, revision);
+          }
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) return lastRevision;
+      if (error instanceof EtcdError) throw error;
+      throw new EtcdError(`the watch on ${endpoint} broke: ${describe(error)}`);
+    }
+    return lastRevision;
+  }
+
+  /**
+   * Starts a watch stream on `endpoint`: its body, or undefined when `signal` aborted first. The
+   * deadline covers the answer's start only: the stream itself lives as long as the caller wants
+   * it. A failure moves the preference to the next endpoint.
+   */
+  async #openWatch(
+    endpoint: string,
+    prefix: string,
+    fromRevision: number,
+    signal: AbortSignal,
+  ): Promise<ReadableStream<Uint8Array> | undefined> {
     let response: Response;
-    // The deadline covers the answer's start only: the stream itself lives as long as the caller
-    // wants it.
     const connect = new AbortController();
     const timer = setTimeout(
       () => connect.abort(new DOMException("", "TimeoutError")),
@@ -267,54 +302,18 @@ export class EtcdClient {
         signal: AbortSignal.any([signal, connect.signal]),
       });
     } catch (error) {
-      clearTimeout(timer);
-      if (signal.aborted) return lastRevision;
+      if (signal.aborted) return undefined;
       this.#preferred = (this.#preferred + 1) % this.#endpoints.length;
       throw new EtcdError(`cannot watch on ${endpoint}: ${describe(error)}`);
+    } finally {
+      clearTimeout(timer);
     }
-    clearTimeout(timer);
     if (!response.ok || response.body === null) {
       await response.body?.cancel();
       this.#preferred = (this.#preferred + 1) % this.#endpoints.length;
       throw new EtcdError(`cannot watch on ${endpoint}: HTTP ${response.status}`);
     }
-    let pending = "";
-    try {
-      for await (const chunk of response.body.pipeThrough(new TextDecoderStream())) {
-        pending += chunk;
-        let newline;
-        while ((newline = pending.indexOf("\n")) !== -1) {
-          const line = pending.slice(0, newline).trim();
-          pending = pending.slice(newline + 1);
-          if (line === "") continue;
-          const result = (JSON.parse(line) as Json).result as Json | undefined;
-          if (result === undefined) {
-            throw new EtcdError(`the watch on ${endpoint} failed: ${line.slice(0, 200)}`);
-          }
-          if (result.canceled === true || result.compact_revision !== undefined) {
-            throw new EtcdError(
-              `the watch on ${endpoint} was canceled (compacted at ${
-                String(result.compact_revision ?? "?")
-              })`,
-            );
-          }
-          const events = ((result.events as Json[] | undefined) ?? []).map((e) => ({
-            type: e.type === "DELETE" ? "DELETE" as const : "PUT" as const,
-            kv: keyValueOf(e.kv as Json),
-          }));
-          const revision = revisionOf(result);
-          if (events.length > 0) {
-            lastRevision = Math.max(lastRevision, ...events.map((e) => e.kv.modRevision));
-            onEvents(events, revision);
-          }
-        }
-      }
-    } catch (error) {
-      if (signal.aborted) return lastRevision;
-      if (error instanceof EtcdError) throw error;
-      throw new EtcdError(`the watch on ${endpoint} broke: ${describe(error)}`);
-    }
-    return lastRevision;
+    return response.body;
   }
 
   /** POSTs `payload` to `path`, on each endpoint in turn until one answers. */
@@ -368,4 +367,30 @@ export class EtcdClient {
 function describe(error: unknown): string {
   if (error instanceof DOMException && error.name === "TimeoutError") return "timed out";
   return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * One line of etcd's watch stream (JSON): its events and the revision it was sent at. Throws
+ * {@link EtcdError} for a line that is no result, or a watch etcd canceled (compacted past it).
+ */
+export function parseWatchLine(
+  line: string,
+  endpoint: string,
+): { events: WatchEvent[]; revision: number } {
+  const result = (JSON.parse(line) as Json).result as Json | undefined;
+  if (result === undefined) {
+    throw new EtcdError(`the watch on ${endpoint} failed: ${line.slice(0, 200)}`);
+  }
+  if (result.canceled === true || result.compact_revision !== undefined) {
+    throw new EtcdError(
+      `the watch on ${endpoint} was canceled (compacted at ${
+        String(result.compact_revision ?? "?")
+      })`,
+    );
+  }
+  const events = ((result.events as Json[] | undefined) ?? []).map((e) => ({
+    type: e.type === "DELETE" ? "DELETE" as const : "PUT" as const,
+    kv: keyValueOf(e.kv as Json),
+  }));
+  return { events, revision: revisionOf(result) };
 }
