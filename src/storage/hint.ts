@@ -274,53 +274,13 @@ export function loadHint(
     readAtSync(fd, 0, header);
     readAtSync(fd, end, trailer);
     const view = new DataView(header.buffer);
-    for (let i = 0; i < MAGIC.length; i++) if (header[i] !== MAGIC.charCodeAt(i)) return undefined;
-    if (
-      readU64(view, 8) !== segment.id || view.getUint32(16, true) !== segment.nonce ||
-      readU64(view, 24) !== segment.sizeBytes
-    ) {
-      return undefined;
-    }
+    if (!headerMatches(header, segment)) return undefined;
     const entries = view.getUint32(20, true);
     // Check the CRC and the structure before visiting anything, so a bad hint changes nothing.
-    const check = new WindowReader(fd, 0, end);
-    let at = HINT_HEADER_BYTES;
-    check.at(0, HINT_HEADER_BYTES);
-    for (let i = 0; i < entries; i++) {
-      if (end - at < ENTRY_HEADER_BYTES) return undefined;
-      const e = check.at(at, ENTRY_HEADER_BYTES); // may replace check.view: read it after
-      const kind = check.buf[e];
-      if (kind < HintKind.VALUE || kind > HintKind.FLUSH) return undefined;
-      const keyLength = check.view.getUint32(e + 1, true);
-      at += entryHeaderBytes(kind) + keyLength;
-      if (at > end) return undefined;
-    }
-    if (at !== end) return undefined;
-    check.drain();
     const crc = new DataView(trailer.buffer).getUint32(0, true);
-    if (!check.complete || check.crc !== crc) return undefined;
+    if (!entriesIntact(fd, end, entries, crc)) return undefined;
     expect(entries);
-    const reader = new WindowReader(fd, HINT_HEADER_BYTES, end);
-    at = HINT_HEADER_BYTES;
-    for (let i = 0; i < entries; i++) {
-      const h = reader.at(at, ENTRY_HEADER_BYTES); // may replace reader.view: read it after
-      const kind = reader.buf[h];
-      const keyLength = reader.view.getUint32(h + 1, true);
-      const headerBytes = entryHeaderBytes(kind);
-      const e = reader.at(at, headerBytes + keyLength);
-      const buf = reader.buf;
-      const expiring = kind === HintKind.VALUE_EXPIRING;
-      visit(
-        expiring ? HintKind.VALUE : kind,
-        buf,
-        e + headerBytes,
-        keyLength,
-        readU64(reader.view, e + 9),
-        reader.view.getUint32(e + 5, true),
-        expiring ? readU64(reader.view, e + ENTRY_HEADER_BYTES) : 0,
-      );
-      at += headerBytes + keyLength;
-    }
+    replayEntries(fd, end, entries, visit);
     return {
       firstLsn: readU64(view, 32) - 1,
       lastLsn: readU64(view, 40) - 1,
@@ -328,5 +288,63 @@ export function loadHint(
     };
   } finally {
     closeSync(fd);
+  }
+}
+
+/** The hint header names this version of the segment (its magic, id, nonce and size). */
+function headerMatches(
+  header: Uint8Array,
+  segment: { id: number; nonce: number; sizeBytes: number },
+): boolean {
+  for (let i = 0; i < MAGIC.length; i++) if (header[i] !== MAGIC.charCodeAt(i)) return false;
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+  return readU64(view, 8) === segment.id && view.getUint32(16, true) === segment.nonce &&
+    readU64(view, 24) === segment.sizeBytes;
+}
+
+/**
+ * The `entries` entries after the header end exactly at `end`, each of a known kind, and the CRC
+ * of everything before `end` is `crc`.
+ */
+function entriesIntact(fd: number, end: number, entries: number, crc: number): boolean {
+  const check = new WindowReader(fd, 0, end);
+  let at = HINT_HEADER_BYTES;
+  check.at(0, HINT_HEADER_BYTES);
+  for (let i = 0; i < entries; i++) {
+    if (end - at < ENTRY_HEADER_BYTES) return false;
+    const e = check.at(at, ENTRY_HEADER_BYTES); // may replace check.view: read it after
+    const kind = check.buf[e];
+    if (kind < HintKind.VALUE || kind > HintKind.FLUSH) return false;
+    const keyLength = check.view.getUint32(e + 1, true);
+    at += entryHeaderBytes(kind) + keyLength;
+    if (at > end) return false;
+  }
+  if (at !== end) return false;
+  check.drain();
+  return check.complete && check.crc === crc;
+}
+
+/** Visits the `entries` entries of a hint checked by {@link entriesIntact}, in order. */
+function replayEntries(fd: number, end: number, entries: number, visit: HintVisitor): void {
+  const reader = new WindowReader(fd, HINT_HEADER_BYTES, end);
+  let at = HINT_HEADER_BYTES;
+  for (let i = 0; i < entries; i++) {
+    const h = reader.at(at, ENTRY_HEADER_BYTES); // may replace reader.view: read it after
+    const kind = reader.buf[h];
+    const keyLength = reader.view.getUint32(h + 1, true);
+    const headerBytes = entryHeaderBytes(kind);
+    const e = reader.at(at, headerBytes + keyLength);
+    const buf = reader.buf;
+    const expiring = kind === HintKind.VALUE_EXPIRING;
+    visit(
+      expiring ? HintKind.VALUE : kind,
+      buf,
+      e + headerBytes,
+      keyLength,
+      readU64(reader.view, e + 9),
+      reader.view.getUint32(e + 5, true),
+      expiring ? readU64(reader.view, e + ENTRY_HEADER_BYTES) : 0,
+    );
+    at += headerBytes + keyLength;
   }
 }
