@@ -160,44 +160,8 @@ export function parseTopologyReply(reply: RespValue, maxNodes: number): NodeRepo
   if (role !== "master" && role !== "replica") {
     throw new TopologyReplyError(`role ${JSON.stringify(role)} is not master or replica`);
   }
-  const masterValue = field(document, "master");
-  let master: MasterReport | undefined;
-  if (masterValue !== null) {
-    const m = record(masterValue, "master");
-    const linkStatus = field(m, "link_status");
-    if (linkStatus !== "up" && linkStatus !== "down") {
-      throw new TopologyReplyError("master link_status is not up or down");
-    }
-    const masterAddress = text(m, "address");
-    master = {
-      address: masterAddress === "" ? "" : address(m, "address"),
-      epoch: count(m, "epoch"),
-      lsn: count(m, "lsn"),
-      linkUp: linkStatus === "up",
-      lastIoMs: count(m, "last_io_ms", -1),
-      fullSync: flag(m, "full_sync_in_progress"),
-      lagMs: count(m, "lag_ms"),
-    };
-  }
-  const replicasValue = field(document, "replicas");
-  if (!Array.isArray(replicasValue)) throw new TopologyReplyError("replicas is not a list");
-  if (replicasValue.length > maxNodes) {
-    throw new TopologyReplyError(
-      `it lists ${replicasValue.length} replicas, more than the client's maxNodes ${maxNodes}`,
-    );
-  }
-  const replicas = replicasValue.map((value, i): ReplicaReport => {
-    const r = record(value, `replica ${i}`);
-    return {
-      address: address(r, "address"),
-      state: text(r, "state"),
-      healthy: flag(r, "healthy"),
-      lsn: count(r, "lsn"),
-      lagRecords: count(r, "lag_records"),
-      lagMs: count(r, "lag_ms"),
-      filtered: Array.isArray(r.key_filter) && r.key_filter.length > 0,
-    };
-  });
+  const master = masterReport(field(document, "master"));
+  const replicas = replicaReports(field(document, "replicas"), maxNodes);
   return {
     address: address(node, "address"),
     runId: text(node, "run_id"),
@@ -209,6 +173,48 @@ export function parseTopologyReply(reply: RespValue, maxNodes: number): NodeRepo
     replicas,
     filtered: Array.isArray(node.key_filter) && node.key_filter.length > 0,
   };
+}
+
+/** The `master` of a TOPOLOGY answer (null: none). */
+function masterReport(value: unknown): MasterReport | undefined {
+  if (value === null) return undefined;
+  const m = record(value, "master");
+  const linkStatus = field(m, "link_status");
+  if (linkStatus !== "up" && linkStatus !== "down") {
+    throw new TopologyReplyError("master link_status is not up or down");
+  }
+  const masterAddress = text(m, "address");
+  return {
+    address: masterAddress === "" ? "" : address(m, "address"),
+    epoch: count(m, "epoch"),
+    lsn: count(m, "lsn"),
+    linkUp: linkStatus === "up",
+    lastIoMs: count(m, "last_io_ms", -1),
+    fullSync: flag(m, "full_sync_in_progress"),
+    lagMs: count(m, "lag_ms"),
+  };
+}
+
+/** The `replicas` of a TOPOLOGY answer: a list of at most `maxNodes`. */
+function replicaReports(value: unknown, maxNodes: number): ReplicaReport[] {
+  if (!Array.isArray(value)) throw new TopologyReplyError("replicas is not a list");
+  if (value.length > maxNodes) {
+    throw new TopologyReplyError(
+      `it lists ${value.length} replicas, more than the client's maxNodes ${maxNodes}`,
+    );
+  }
+  return value.map((item, i): ReplicaReport => {
+    const r = record(item, `replica ${i}`);
+    return {
+      address: address(r, "address"),
+      state: text(r, "state"),
+      healthy: flag(r, "healthy"),
+      lsn: count(r, "lsn"),
+      lagRecords: count(r, "lag_records"),
+      lagMs: count(r, "lag_ms"),
+      filtered: Array.isArray(r.key_filter) && r.key_filter.length > 0,
+    };
+  });
 }
 
 /** One node as the client knows it. */
