@@ -9,3 +9,15 @@ export function prng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * A linear congruential generator (glibc's constants), the sequence the key index and sorted
+ * keys tests were written against: their seeds replay the same keys through it.
+ */
+export function lcg(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+}

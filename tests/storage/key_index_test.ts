@@ -1,16 +1,9 @@
 import assert from "node:assert/strict";
 import { KeyIndex, type Location, NO_SLOT } from "../../src/storage/key_index.ts";
+import { lcg } from "../helpers/random.ts";
 
 interface Seg {
   name: string;
-}
-
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
 }
 
 const bytesOf = (key: string) => Uint8Array.from(key, (c) => c.charCodeAt(0));
@@ -39,7 +32,7 @@ function assertMatches(index: KeyIndex<Seg>, model: Map<string, Location<Seg>>, 
 }
 
 Deno.test("key index: matches a Map model through inserts, updates, removes and growth", () => {
-  const random = seeded(7);
+  const random = lcg(7);
   const segments: Seg[] = [{ name: "a" }, { name: "b" }, { name: "c" }];
   const index = new KeyIndex<Seg>();
   const model = new Map<string, Location<Seg>>();

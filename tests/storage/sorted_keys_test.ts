@@ -1,19 +1,12 @@
 import assert from "node:assert/strict";
 import { SortedKeys } from "../../src/storage/sorted_keys.ts";
+import { lcg } from "../helpers/random.ts";
 
 function randomKey(random: () => number): string {
   const length = Math.floor(random() * 6);
   let key = "";
   for (let i = 0; i < length; i++) key += String.fromCharCode(Math.floor(random() * 256));
   return key;
-}
-
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state * 1103515245 + 12345) % 2147483648;
-    return state / 2147483648;
-  };
 }
 
 /** Slots for keys, as the index hands them out: one slot per distinct key, never reused here. */
@@ -33,7 +26,7 @@ class Slots {
 }
 
 Deno.test("sorted keys: matches a sorted array model through inserts, deletes and splits", () => {
-  const random = seeded(42);
+  const random = lcg(42);
   const slots = new Slots();
   const set = new SortedKeys(slots.keys);
   const model = new Set<string>();
