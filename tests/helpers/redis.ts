@@ -7,15 +7,7 @@
 import { RespErrorReply } from "../../src/protocol/resp.ts";
 import { freePort, RespConn } from "./cluster.ts";
 
-/** True when `name --version` runs (a test that needs the tool skips itself otherwise). */
-export function hasCommand(name: string): boolean {
-  try {
-    return new Deno.Command(name, { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
+export { hasCommand } from "./has_command.ts";
 
 /** A running redis-server. */
 export interface RedisServer extends AsyncDisposable {

@@ -2,19 +2,12 @@ import assert from "node:assert/strict";
 import { KVAuthError, KVClient } from "../../mod.ts";
 import { loadConfig } from "../../src/config.ts";
 import { readEnvFile } from "../helpers/env_file.ts";
+import { hasCommand } from "../helpers/has_command.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
 
 const UNIT = new URL("../../scripts/kvstore.service", import.meta.url);
 const ENV_FILE = new URL("../../scripts/kvstore.env", import.meta.url);
-
-function hasCommand(name: string): boolean {
-  try {
-    return new Deno.Command("sh", { args: ["-c", `command -v ${name}`] }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
 
 const canVerify = hasCommand("systemd-analyze");
 

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { RespErrorReply } from "../../src/protocol/resp.ts";
+import { hasCommand } from "../helpers/has_command.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { resp, text, WireClient } from "../helpers/wire.ts";
 
@@ -98,15 +99,6 @@ Deno.test("RESP: QUIT answers OK and closes", async () => {
   await wire.send(resp("QUIT"));
   assert.equal(new TextDecoder().decode(await wire.readToEnd()), "+OK\r\n");
 });
-
-function hasCommand(name: string): boolean {
-  try {
-    return new Deno.Command(name, { args: ["--version"], stdout: "null", stderr: "null" })
-      .outputSync().success;
-  } catch {
-    return false;
-  }
-}
 
 Deno.test({
   name: "redis-cli talks to kvstore",
