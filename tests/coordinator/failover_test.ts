@@ -18,6 +18,7 @@ import {
   startCoordinatedCluster,
   startCoordinatedNode,
   waitForMaster,
+  waitForStreamingMaster,
 } from "../helpers/coordinated.ts";
 import { kvstore } from "../helpers/cli.ts";
 import { etcdMissing, startEtcd } from "../helpers/etcd.ts";
@@ -129,11 +130,7 @@ Deno.test({
       let nodes = await startCoordinatedCluster(dir, etcd, 3, { args });
       const acknowledged: string[] = [];
       for (let round = 0; round < 2; round++) {
-        const master = await waitForMaster(nodes);
-        await waitUntil("two replicas streaming", async () => {
-          return (await master.info()).get("total_replicas") === "2" &&
-            await replicasCaughtUp(master);
-        }, 30_000);
+        const master = await waitForStreamingMaster(nodes, 30_000);
         const baseLsn = Number((await master.info()).get("master_lsn"));
         // 8 writers, pipelined: the kill lands while some writes wait for their replica.
         const conns = await Promise.all(Array.from({ length: 8 }, () => master.connect()));
@@ -234,11 +231,7 @@ Deno.test({
     withClusterDir("kvstore-failover-async-", async (dir) => {
       await using etcd = await startEtcd();
       const nodes = await startCoordinatedCluster(dir, etcd, 3, { args: LONGER_LEASE });
-      const master = await waitForMaster(nodes);
-      await waitUntil("two replicas streaming", async () => {
-        return (await master.info()).get("total_replicas") === "2" &&
-          await replicasCaughtUp(master);
-      });
+      const master = await waitForStreamingMaster(nodes);
       assert.equal(await put(master, "shipped", "1"), "OK");
       await waitUntil("replicas caught up", () => replicasCaughtUp(master));
       const replicas = nodes.filter((n) => n !== master);

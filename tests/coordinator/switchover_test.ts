@@ -14,7 +14,11 @@ import {
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
-import { startCoordinatedCluster, waitForMaster } from "../helpers/coordinated.ts";
+import {
+  startCoordinatedCluster,
+  waitForMaster,
+  waitForStreamingMaster,
+} from "../helpers/coordinated.ts";
 import { etcdMissing, startEtcd } from "../helpers/etcd.ts";
 
 const missing = etcdMissing();
@@ -29,11 +33,7 @@ Deno.test({
       const nodes = await startCoordinatedCluster(dir, etcd, 3, {
         args: ["--replication-mode", "sync", "--sync-replicas", "1"],
       });
-      const master = await waitForMaster(nodes);
-      await waitUntil("two replicas streaming", async () => {
-        return (await master.info()).get("total_replicas") === "2" &&
-          await replicasCaughtUp(master);
-      });
+      const master = await waitForStreamingMaster(nodes);
       const target = nodes.find((n) => n !== master);
       assert.ok(target !== undefined);
       const etcdFlags = ["--etcd-endpoints", etcd.endpoints.join(","), "--cluster-name", "test"];

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { KvNode, waitUntil } from "./cluster.ts";
+import { KvNode, replicasCaughtUp, waitUntil } from "./cluster.ts";
 import type { EtcdCluster } from "./etcd.ts";
 
 /** Flags of a coordinated node named `name` on `etcd` (TTL 2 s, settle 300 ms unless `extra` says). */
@@ -88,4 +88,21 @@ export async function waitForMaster(nodes: readonly KvNode[], timeoutMs = 30_000
     return master !== undefined;
   }, timeoutMs);
   return master as KvNode;
+}
+
+/**
+ * Waits for {@link waitForMaster}, then until every other node of `nodes` streams from it, caught
+ * up (at most `timeoutMs` for that); returns the master.
+ */
+export async function waitForStreamingMaster(
+  nodes: readonly KvNode[],
+  timeoutMs = 20_000,
+): Promise<KvNode> {
+  const master = await waitForMaster(nodes);
+  const replicas = String(nodes.length - 1);
+  await waitUntil(`${replicas} replicas streaming`, async () => {
+    return (await master.info()).get("total_replicas") === replicas &&
+      await replicasCaughtUp(master);
+  }, timeoutMs);
+  return master;
 }
