@@ -32,20 +32,17 @@ export const ENTRY_OVERHEAD_BYTES = 64;
 const MAX_SLAB_BYTES = 1024 * 1024;
 /** Smallest slab (a bound below 8 of them caches nothing). */
 const MIN_SLAB_BYTES = 256;
-/** Entry names are `serial * 2^32 + offset` (segments are at most 4 GiB, offsets below 2^32). */
-const OFFSETS = 2 ** 32;
 /** Values up to this long are copied out byte by byte rather than through a `subarray` view. */
 const COPY_LOOP_BYTES = 256;
-/** Serials stay below this so names stay exact doubles (2^21 * 2^32 = 2^53). */
-const MAX_SERIAL = 2 ** 21;
 
-/** One slab: cached bytes back to back, and the names of the entries in it. */
+/** One slab: cached bytes back to back, and whose they are. */
 interface Slab {
   bytes: Uint8Array;
   /** Bytes of {@link bytes} in use. */
   used: number;
-  /** Entry names of the values in it, in order. */
-  names: number[];
+  /** The segment and offset of each value in it, in order. */
+  segments: Segment[];
+  offsets: number[];
 }
 
 /**
@@ -63,10 +60,16 @@ interface Slab {
  * ```
  */
 export class ValueCache {
-  /** Entry name → position: slab sequence number * slab size + offset in the slab. */
-  #entries = new Map<number, number>();
-  #serials = new WeakMap<Segment, number>();
-  #nextSerial = 1;
+  /**
+   * Per segment (by identity), offset → place: ring index * slab size + offset in the slab. Keys
+   * and places are small integers, so a lookup boxes nothing. A segment leaves when its last entry
+   * does.
+   */
+  #bySegment = new Map<Segment, Map<number, number>>();
+  /** The segment of the last lookup and its map (reads mostly hit one segment in a row). */
+  #lastSegment: Segment | undefined;
+  #lastPlaces: Map<number, number> | undefined;
+  #entries = 0;
   /** Live slabs by sequence number modulo the ring's length. */
   #ring: (Slab | undefined)[];
   /** Sequence numbers of the oldest and newest live slab (`#first > #last`: none). */
@@ -84,12 +87,12 @@ export class ValueCache {
 
   /** Entries held. */
   get entries(): number {
-    return this.#entries.size;
+    return this.#entries;
   }
 
   /** Memory counted against {@link maxBytes}: slabs allocated plus entries' overhead. */
   get usedBytes(): number {
-    return this.#slabCount() * this.slabBytes + this.#entries.size * ENTRY_OVERHEAD_BYTES;
+    return this.#slabCount() * this.slabBytes + this.#entries * ENTRY_OVERHEAD_BYTES;
   }
 
   /**
@@ -97,13 +100,13 @@ export class ValueCache {
    * false when it is not cached.
    */
   copyInto(segment: Segment, offset: number, into: Uint8Array): boolean {
-    const serial = this.#serials.get(segment);
-    if (serial === undefined) return false;
-    const position = this.#entries.get(serial * OFFSETS + offset);
-    if (position === undefined) return false;
-    const sequence = Math.floor(position / this.slabBytes);
-    const bytes = (this.#ring[sequence % this.#ring.length] as Slab).bytes;
-    const at = position - sequence * this.slabBytes;
+    const places = this.#placesOf(segment);
+    if (places === undefined) return false;
+    const place = places.get(offset);
+    if (place === undefined) return false;
+    const index = Math.floor(place / this.slabBytes);
+    const bytes = (this.#ring[index] as Slab).bytes;
+    const at = place - index * this.slabBytes;
     const length = into.length;
     if (length > COPY_LOOP_BYTES) {
       into.set(bytes.subarray(at, at + length));
@@ -118,29 +121,45 @@ export class ValueCache {
   add(segment: Segment, offset: number, value: Uint8Array): void {
     const length = value.length;
     if (length > this.slabBytes || this.#ring.length < 2) return;
-    const name = this.#serialOf(segment) * OFFSETS + offset;
-    if (this.#entries.has(name)) return;
+    if (this.#placesOf(segment)?.has(offset)) return;
     let slab = this.#last >= this.#first ? this.#ring[this.#last % this.#ring.length] : undefined;
-    if (slab === undefined || slab.used + length > this.slabBytes) {
-      slab = this.#newSlab();
-    }
+    if (slab === undefined || slab.used + length > this.slabBytes) slab = this.#newSlab();
     // Bounded: each turn drops one slab, and the newest one is never dropped.
     while (this.usedBytes + ENTRY_OVERHEAD_BYTES > this.maxBytes && this.#first < this.#last) {
       this.#dropOldest();
     }
     if (this.usedBytes + ENTRY_OVERHEAD_BYTES > this.maxBytes) return;
+    let places = this.#placesOf(segment);
+    if (places === undefined) {
+      places = new Map();
+      this.#bySegment.set(segment, places);
+      this.#lastSegment = undefined;
+    }
     slab.bytes.set(value, slab.used);
-    this.#entries.set(name, this.#last * this.slabBytes + slab.used);
-    slab.names.push(name);
+    places.set(offset, (this.#last % this.#ring.length) * this.slabBytes + slab.used);
+    slab.segments.push(segment);
+    slab.offsets.push(offset);
     slab.used += length;
+    this.#entries++;
   }
 
   /** Drops every entry and slab. */
   clear(): void {
-    this.#entries.clear();
+    this.#bySegment.clear();
+    this.#lastSegment = undefined;
+    this.#lastPlaces = undefined;
+    this.#entries = 0;
     this.#ring.fill(undefined);
     this.#first = 0;
     this.#last = -1;
+  }
+
+  #placesOf(segment: Segment): Map<number, number> | undefined {
+    if (segment === this.#lastSegment) return this.#lastPlaces;
+    const places = this.#bySegment.get(segment);
+    this.#lastSegment = segment;
+    this.#lastPlaces = places;
+    return places;
   }
 
   #slabCount(): number {
@@ -152,7 +171,12 @@ export class ValueCache {
     let bytes: Uint8Array | undefined;
     if (this.#slabCount() === this.#ring.length) bytes = this.#dropOldest();
     else if ((this.#slabCount() + 1) * this.slabBytes > this.maxBytes) bytes = this.#dropOldest();
-    const slab: Slab = { bytes: bytes ?? new Uint8Array(this.slabBytes), used: 0, names: [] };
+    const slab: Slab = {
+      bytes: bytes ?? new Uint8Array(this.slabBytes),
+      used: 0,
+      segments: [],
+      offsets: [],
+    };
     if (this.#last < this.#first) this.#first = this.#last + 1;
     this.#last++;
     this.#ring[this.#last % this.#ring.length] = slab;
@@ -164,24 +188,19 @@ export class ValueCache {
     assert(this.#first <= this.#last, "no slab to drop");
     const index = this.#first % this.#ring.length;
     const slab = this.#ring[index] as Slab;
-    for (const name of slab.names) this.#entries.delete(name);
+    for (let i = 0; i < slab.segments.length; i++) {
+      const segment = slab.segments[i];
+      const places = this.#bySegment.get(segment) as Map<number, number>;
+      places.delete(slab.offsets[i]);
+      if (places.size === 0) {
+        this.#bySegment.delete(segment);
+        this.#lastSegment = undefined;
+        this.#lastPlaces = undefined;
+      }
+    }
+    this.#entries -= slab.segments.length;
     this.#ring[index] = undefined;
     this.#first++;
     return slab.bytes;
-  }
-
-  /** The serial naming `segment`'s entries, given on first use (never reused for another). */
-  #serialOf(segment: Segment): number {
-    let serial = this.#serials.get(segment);
-    if (serial !== undefined) return serial;
-    if (this.#nextSerial === MAX_SERIAL) {
-      // Names would stop being exact: start over, every segment gets a new serial.
-      this.clear();
-      this.#serials = new WeakMap();
-      this.#nextSerial = 1;
-    }
-    serial = this.#nextSerial++;
-    this.#serials.set(segment, serial);
-    return serial;
   }
 }

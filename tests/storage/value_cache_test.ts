@@ -39,6 +39,23 @@ Deno.test("value cache: filled past its bound it stays within it and serves only
   assert.ok(hits < 20_000 && cached(cache, segments[0], 0, 1) === undefined, "oldest dropped");
 });
 
+Deno.test("value cache: a segment whose entries all aged out is looked up afresh when added again", () => {
+  const cache = new ValueCache(64 * 1024);
+  const first = segment(1);
+  const second = segment(2);
+  cache.add(first, 40, bytes("first"));
+  assert.equal(text(cached(cache, first, 40, 5)), "first");
+  // Until every slab holding `first`'s entry is gone (bounded: 100,000 adds).
+  for (let i = 0; i < 100_000 && cached(cache, first, 40, 5) !== undefined; i++) {
+    cache.add(second, i * 100, new Uint8Array(100).fill(1));
+  }
+  assert.equal(cached(cache, first, 40, 5), undefined);
+  cache.add(first, 40, bytes("again"));
+  assert.equal(text(cached(cache, first, 40, 5)), "again");
+  assert.deepEqual(cached(cache, second, 0, 1), undefined, "the oldest of the second went too");
+  assert.ok(cache.usedBytes <= 64 * 1024);
+});
+
 Deno.test("value cache: a value larger than a slab, or a bound too small, caches nothing", () => {
   const cache = new ValueCache(64 * 1024);
   assert.ok(cache.slabBytes <= 64 * 1024 / 8);
