@@ -8,7 +8,7 @@ import { kvstore } from "../helpers/cli.ts";
 import { freePort } from "../helpers/cluster.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
-import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
+import { hasOpenssl, withTestCertificates } from "../helpers/tls.ts";
 
 async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
@@ -104,8 +104,7 @@ Deno.test({
   name: "cli errors: a TLS mismatch says TLS, in either direction; an untrusted CA names --tls-ca",
   ignore: !hasOpenssl(),
   async fn() {
-    const certs = await makeTestCertificates();
-    try {
+    await withTestCertificates(async (certs) => {
       await using tlsNode = await startServerProcess({
         args: [
           "--fsync",
@@ -148,9 +147,7 @@ Deno.test({
         tlsToPlain.stderr,
         /the server does not speak TLS \(it answered the TLS handshake in plain text\); connect without --tls-ca/,
       );
-    } finally {
-      await certs.remove();
-    }
+    });
   },
 });
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { withTempDir } from "./temp_dir.ts";
 
 /** Paths and PEM texts of a test CA and a server certificate signed by it. */
 export interface TestCertificates {
@@ -14,8 +15,6 @@ export interface TestCertificates {
   serverCertPem: string;
   serverKeyPath: string;
   serverKeyPem: string;
-  /** Removes the directory. */
-  remove(): Promise<void>;
 }
 
 /** True when `openssl` can be run. */
@@ -36,9 +35,18 @@ async function openssl(args: string[], cwd: string): Promise<void> {
   }
 }
 
-/** Creates a fresh CA and a server certificate valid for 127.0.0.1 and localhost. */
-export async function makeTestCertificates(): Promise<TestCertificates> {
-  const dir = await Deno.makeTempDir({ prefix: "kvstore-tls-" });
+/**
+ * Runs `body` with a fresh CA and a server certificate valid for 127.0.0.1 and localhost, in a
+ * temporary directory removed afterwards.
+ */
+export function withTestCertificates<T>(
+  body: (certs: TestCertificates) => Promise<T>,
+): Promise<T> {
+  return withTempDir(async (dir) => body(await makeTestCertificates(dir)), "kvstore-tls-");
+}
+
+/** Creates a CA and a server certificate valid for 127.0.0.1 and localhost in `dir`. */
+async function makeTestCertificates(dir: string): Promise<TestCertificates> {
   await openssl([
     "req",
     "-x509",
@@ -100,6 +108,5 @@ export async function makeTestCertificates(): Promise<TestCertificates> {
     serverCertPem: await Deno.readTextFile(`${dir}/server.crt`),
     serverKeyPath: `${dir}/server.key`,
     serverKeyPem: await Deno.readTextFile(`${dir}/server.key`),
-    remove: () => Deno.remove(dir, { recursive: true }),
   };
 }

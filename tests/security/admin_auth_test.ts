@@ -14,7 +14,7 @@ import { replicatorOf } from "../../src/replication/extension.ts";
 import { kvstore } from "../helpers/cli.ts";
 import { waitUntil } from "../helpers/cluster.ts";
 import { FaultProxy } from "../helpers/fault_proxy.ts";
-import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
+import { hasOpenssl, withTestCertificates } from "../helpers/tls.ts";
 import { startTestServer, type TestServer } from "../helpers/test_server.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
 import { WireClient } from "../helpers/wire.ts";
@@ -225,8 +225,7 @@ Deno.test({
   name: "admin: the challenge-response runs over TLS too; master and replica replicate",
   ignore: !hasOpenssl(),
   fn: async () => {
-    const certs = await makeTestCertificates();
-    try {
+    await withTestCertificates(async (certs) => {
       await using replica = await secureNode({
         REPLICA: true,
         TLS_CERT: certs.serverCertPath,
@@ -245,9 +244,7 @@ Deno.test({
       await client.put("k", "over tls");
       await waitUntil("the replica has k", () => replica.node.store.read("k") !== undefined);
       assert.equal(decoder.decode(replica.node.store.read("k")), "over tls");
-    } finally {
-      await certs.remove();
-    }
+    });
   },
 });
 

@@ -15,7 +15,7 @@ import {
   waitUntil,
   withClusterDir,
 } from "../helpers/cluster.ts";
-import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
+import { hasOpenssl, withTestCertificates } from "../helpers/tls.ts";
 
 const FAST = ["--fsync", "no", ...FAST_FAILURE_FLAGS];
 
@@ -142,8 +142,7 @@ Deno.test({
   ...CLUSTER_TEST,
   fn: () =>
     withClusterDir("kvstore-repl-security-", async (dir) => {
-      const certs = await makeTestCertificates();
-      try {
+      await withTestCertificates(async (certs) => {
         const replica = await KvNode.start("replica", `${dir}/replica`, [
           "--replica",
           "--tls-cert",
@@ -193,8 +192,6 @@ Deno.test({
         } finally {
           conn.close();
         }
-      } finally {
-        await certs.remove();
-      }
+      });
     }),
 });

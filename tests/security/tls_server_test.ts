@@ -5,7 +5,7 @@ import { loadConfig } from "../../src/config.ts";
 import { kvstore } from "../helpers/cli.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer } from "../helpers/test_server.ts";
-import { hasOpenssl, makeTestCertificates } from "../helpers/tls.ts";
+import { hasOpenssl, withTestCertificates } from "../helpers/tls.ts";
 
 const canMakeCertificates = hasOpenssl();
 if (!canMakeCertificates) console.log("skipped: openssl is not installed, TLS tests cannot run");
@@ -14,8 +14,7 @@ Deno.test({
   name: "TLS: a client trusting the CA works; one without the CA, or without TLS, is refused",
   ignore: !canMakeCertificates,
   async fn() {
-    const certs = await makeTestCertificates();
-    try {
+    await withTestCertificates(async (certs) => {
       const overrides = {
         FSYNC: "no" as const,
         TLS_CERT: certs.serverCertPath,
@@ -41,9 +40,7 @@ Deno.test({
       await using plain = new KVClient({ port: server.port, timeoutMs: 2000 });
       await assert.rejects(plain.read("k"));
       assert.equal(await trusted.read("k"), "over tls");
-    } finally {
-      await certs.remove();
-    }
+    });
   },
 });
 
@@ -52,8 +49,7 @@ Deno.test({
     "TLS: serve --tls-cert/--tls-key with the CLI's --tls-ca; a missing key file fails the start",
   ignore: !canMakeCertificates,
   async fn() {
-    const certs = await makeTestCertificates();
-    try {
+    await withTestCertificates(async (certs) => {
       await using server = await startServerProcess({
         args: ["--fsync", "no", "--tls-cert", certs.serverCertPath],
         env: { KVSTORE_TLS_KEY: certs.serverKeyPath },
@@ -88,8 +84,6 @@ Deno.test({
         startServerProcess({ args: ["--tls-cert", certs.serverCertPath] }),
         /TLS needs both TLS_CERT and TLS_KEY; only TLS_CERT is set/,
       );
-    } finally {
-      await certs.remove();
-    }
+    });
   },
 });
