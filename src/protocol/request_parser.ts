@@ -345,6 +345,14 @@ export class RequestParser {
       this.#received++;
       this.#position = payloadEnd + 2 - start;
     }
+    return this.#takeRequest(data, start);
+  }
+
+  /**
+   * The RESP request whose elements were all received, as views into `data` (the array starts at
+   * `start`); the parser moves past it.
+   */
+  #takeRequest(data: Uint8Array, start: number): ParseResult {
     const starts = this.#elementStarts;
     const lengths = this.#elementLengths;
     const count = this.#received;
