@@ -73,6 +73,35 @@ export interface ReplicationOptions {
   registry?: Registry;
 }
 
+/**
+ * What the role refuses before a command runs: writes while a coordinator's fence holds them, a
+ * replica's reads past its staleness bound, writes to a deposed master (all `-READONLY`, which
+ * clients retry elsewhere, or `-MASTERDOWN` for a stale read).
+ */
+function roleGate(
+  node: ServerNode,
+  role: NodeRole,
+  staleReads: StaleReadGate,
+): NonNullable<ServerHooks["authorize"]> {
+  return (name, _connection, spec) => {
+    const fence = role.writeFence;
+    if (fence !== undefined && WRITE_COMMANDS.has(name)) {
+      return { type: "error", code: "READONLY", message: `writes paused: ${fence}` };
+    }
+    if (role.replica) {
+      if (staleReads.maxStalenessMs === 0) return undefined;
+      return staleReads.refusal(name, spec, role.follower.link(node.store.lastLsn));
+    }
+    const deposed = role.deposed;
+    if (deposed === undefined || !WRITE_COMMANDS.has(name)) return undefined;
+    return {
+      type: "error",
+      code: "READONLY",
+      message: `this node was deposed (${deposed}); send writes to the new master`,
+    };
+  };
+}
+
 /** The hooks of a node whose role is `role`. */
 function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry): ServerHooks {
   const replicate = new ReplicateCommand(role);
@@ -106,23 +135,7 @@ function replicationHooks(node: ServerNode, role: NodeRole, registry?: Registry)
         (error: Error) => error.message,
       );
     },
-    authorize: (name, _connection, spec) => {
-      const fence = role.writeFence;
-      if (fence !== undefined && WRITE_COMMANDS.has(name)) {
-        return { type: "error", code: "READONLY", message: `writes paused: ${fence}` };
-      }
-      if (role.replica) {
-        if (staleReads.maxStalenessMs === 0) return undefined;
-        return staleReads.refusal(name, spec, role.follower.link(node.store.lastLsn));
-      }
-      const deposed = role.deposed;
-      if (deposed === undefined || !WRITE_COMMANDS.has(name)) return undefined;
-      return {
-        type: "error",
-        code: "READONLY",
-        message: `this node was deposed (${deposed}); send writes to the new master`,
-      };
-    },
+    authorize: roleGate(node, role, staleReads),
     connectionClosed: (connection) => replicate.connectionClosed(connection),
     peerClosed: (connection) => {
       // Nobody reads the answers of its waits (WAIT 5 0, a day-long write concern, MINLSN).
