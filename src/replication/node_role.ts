@@ -397,25 +397,16 @@ export class NodeRole implements RoleGate {
     if (master !== undefined && this.#isSelf(master)) {
       throw new RoleChangeError(`${address} is this node itself`);
     }
-    const epoch = options.epoch;
+    const { epoch, by = "" } = options;
     checkFollowEpoch(epoch, this.epoch);
     if (this.#replica) {
       this.#followedMaster = address;
-      this.#state.replace({
-        ...this.#state.current,
-        highestEpochSeen: this.#newerEpoch(epoch),
-        ...this.#replicaOf(address),
-      });
+      this.#state.replace({ ...this.#state.current, ...this.#state.following(address, epoch) });
       this.#announce(epoch);
-      this.#listeners.emit({
-        kind: "following",
-        master: address,
-        epoch: this.epoch,
-        by: options.by ?? "",
-      });
+      this.#listeners.emit({ kind: "following", master: address, epoch: this.epoch, by });
       return;
     }
-    await this.#demote(address, epoch, options.by ?? "");
+    await this.#demote(address, epoch, by);
   }
 
   async #demote(address: string, epoch: number | undefined, by: string): Promise<void> {
@@ -439,7 +430,7 @@ export class NodeRole implements RoleGate {
       // from here on what it writes is its new master's stream, answered as any replica's.
       this.#deposedBy = undefined;
       this.#state.changeRole(
-        { highestEpochSeen: this.#newerEpoch(epoch), ...this.#replicaOf(address) },
+        this.#state.following(address, epoch),
         { role: "replica", configured: this.#configuredRole },
       );
       this.#announce(epoch);
@@ -561,10 +552,6 @@ export class NodeRole implements RoleGate {
       formatHostPort(address) === this.advertisedAddress;
   }
 
-  #newerEpoch(epoch: number | undefined): number {
-    return Math.max(this.#state.current.highestEpochSeen, epoch ?? 0);
-  }
-
   #announce(epoch: number | undefined): void {
     if (epoch === undefined || epoch <= this.#announcedEpoch) return;
     const before = this.epoch;
@@ -574,11 +561,6 @@ export class NodeRole implements RoleGate {
     // forwarded to this node's own replicas until it reached here.
     this.#sides.forwarder.epochChanged();
     this.#listeners.emit({ kind: "epoch", epoch: this.epoch });
-  }
-
-  /** The `replicaOf` field of the node state for `address` ("" removes it). */
-  #replicaOf(address: string): Partial<NodeState> {
-    return { replicaOf: address === "" ? undefined : address };
   }
 
   /**

@@ -191,6 +191,17 @@ export class KeptNodeState {
     this.replace(markRole({ ...this.#state, ...changes }, { ...at, nowIso }));
   }
 
+  /**
+   * The fields of a node that follows `master` (`host:port`, "": none named; the field is then
+   * removed) in `epoch` (undefined: none given): the newest epoch seen, and the master.
+   */
+  following(master: string, epoch: number | undefined): Partial<NodeState> {
+    return {
+      highestEpochSeen: Math.max(this.#state.highestEpochSeen, epoch ?? 0),
+      replicaOf: master === "" ? undefined : master,
+    };
+  }
+
   /** Remembers `epoch` as the highest seen when it is newer than the one kept. */
   rememberEpoch(epoch: number): void {
     if (epoch > this.#state.highestEpochSeen) {

@@ -109,6 +109,8 @@ Deno.test("kept node state: each change is on disk before it is kept; undefined 
     assert.equal(kept.forgetLocalWrites(), 0);
     kept.holdKeyFilter([]);
     assert.deepEqual(await readNodeState(dir), { highestEpochSeen: 5 });
+    assert.deepEqual(kept.following("m:1", 3), { highestEpochSeen: 5, replicaOf: "m:1" });
+    assert.deepEqual(kept.following("", 9), { highestEpochSeen: 9, replicaOf: undefined });
     kept.changeRole({ replicaOf: "m:1" }, { role: "replica", configured: "master" });
     const demoted = await readNodeState(dir);
     assert.equal(demoted.replicaOf, "m:1");
