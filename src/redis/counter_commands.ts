@@ -55,7 +55,7 @@ function incrementBy(ctx: CommandContext, out: ReplyWriter, key: Uint8Array, by:
       : undefined;
     if (value !== undefined) {
       const sum = value + by;
-      const lsn = writeKey(ctx, key, String(sum), old.expiresAtMs);
+      const lsn = writeKey(ctx, key, String(sum), old.expiresAtMs, true);
       return answer(ctx, out, { type: "integer", value: sum }, lsn, old.pending);
     }
   }
@@ -73,7 +73,7 @@ function incrementBy(ctx: CommandContext, out: ReplyWriter, key: Uint8Array, by:
     return out.error("increment or decrement would overflow");
   }
   value += step;
-  const lsn = writeKey(ctx, key, String(value), old.expiresAtMs);
+  const lsn = writeKey(ctx, key, String(value), old.expiresAtMs, true);
   return answer(ctx, out, integerReply(ctx, value), lsn, old.pending);
 }
 
@@ -127,7 +127,7 @@ function incrbyfloat(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) 
   }
   if (typeof sum === "number") return out.error("increment would produce NaN or Infinity");
   const text = encoder.encode(formatLongDouble(sum));
-  const lsn = writeKey(ctx, key, text, old.expiresAtMs);
+  const lsn = writeKey(ctx, key, text, old.expiresAtMs, true);
   return answer(ctx, out, { type: "value", value: text }, lsn, old.pending);
 }
 

@@ -56,15 +56,20 @@ export function probeKey(
 
 /**
  * Writes `key` = `value` (bytes, or an ASCII string such as a counter's digits: written as it is,
- * no encoding), expiring at `expiresAtMs` (0: never); returns the write's LSN.
+ * no encoding), expiring at `expiresAtMs` (0: never); returns the write's LSN. `readAgain`: the
+ * value is a counter its next increment reads, so it is cached as written.
  */
 export function writeKey(
   ctx: CommandContext,
   key: Uint8Array,
   value: Uint8Array | string,
   expiresAtMs: number,
+  readAgain = false,
 ): number {
-  const lsn = ctx.node.store.writePut(key, value, expiresAtMs);
+  const { store } = ctx.node;
+  const lsn = readAgain
+    ? store.writePutReadAgain(key, value, expiresAtMs)
+    : store.writePut(key, value, expiresAtMs);
   ctx.node.commit.noteWrite(key, lsn);
   return lsn;
 }

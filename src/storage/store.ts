@@ -268,6 +268,21 @@ export class KVStore {
     return lsn;
   }
 
+  /**
+   * {@link writePut} of a value its writer expects to be read again soon (a counter, read by its
+   * next `INCR`): the value also goes into the value cache, which is otherwise filled on read
+   * only, so that read is not a positional read of the file. The bytes at a log position never
+   * change once appended (a failed append fails the log for good), so the entry cannot go stale.
+   */
+  writePutReadAgain(key: Bytes, value: Bytes, expiresAtMs = 0): number {
+    const lsn = this.writePut(key, value, expiresAtMs);
+    if (this.atomicWrites.capture !== undefined) return lsn;
+    const index = this.#keys.index;
+    const slot = slotOf(index, key);
+    this.#reader.cache.add(index.segmentOf(slot), index.offsetOf(slot), payloadOf(value));
+    return lsn;
+  }
+
   /** {@link writePut} of a key that expires at `expiresAtMs` (a PUT_EXPIRING record). */
   #writePutExpiring(k: Payload, v: Payload, expiresAtMs: number): number {
     checkExpiry(expiresAtMs);

@@ -117,8 +117,11 @@ export class ValueCache {
     return true;
   }
 
-  /** Keeps a copy of `value`, read at `offset` of `segment` (not when too large to cache). */
-  add(segment: Segment, offset: number, value: Uint8Array): void {
+  /**
+   * Keeps a copy of `value`, read (or just written) at `offset` of `segment`; not when too large
+   * to cache. A string is a byte string (one byte a character), as the log writes it.
+   */
+  add(segment: Segment, offset: number, value: Uint8Array | string): void {
     const length = value.length;
     if (length > this.slabBytes || this.#ring.length < 2) return;
     if (this.#placesOf(segment)?.has(offset)) return;
@@ -135,7 +138,11 @@ export class ValueCache {
       this.#bySegment.set(segment, places);
       this.#lastSegment = undefined;
     }
-    slab.bytes.set(value, slab.used);
+    if (typeof value === "string") {
+      for (let i = 0; i < length; i++) slab.bytes[slab.used + i] = value.charCodeAt(i);
+    } else {
+      slab.bytes.set(value, slab.used);
+    }
     places.set(offset, (this.#last % this.#ring.length) * this.slabBytes + slab.used);
     slab.segments.push(segment);
     slab.offsets.push(offset);

@@ -211,3 +211,28 @@ Deno.test("store: more values read than the cache holds all read back right", as
     }
   });
 });
+
+Deno.test("store: values cached as written (a counter's) read back right after overwrite, delete, EXEC", async () => {
+  await withStore(async (store) => {
+    for (let i = 0; i < 50; i++) store.writePutReadAgain(`c${i}`, String(i));
+    for (let i = 0; i < 50; i++) assert.equal(text(store.read(`c${i}`)), String(i), "same turn");
+    await settle(store);
+    for (let i = 0; i < 50; i++) assert.equal(text(store.read(`c${i}`)), String(i), "flushed");
+    for (let i = 0; i < 50; i++) {
+      if (i % 3 === 0) store.writePutReadAgain(`c${i}`, String(i + 1000));
+      else if (i % 3 === 1) store.writePut(`c${i}`, String(i + 2000));
+      else store.writeDelete(`c${i}`);
+    }
+    await settle(store);
+    for (let i = 0; i < 50; i++) {
+      const want = i % 3 === 0 ? String(i + 1000) : i % 3 === 1 ? String(i + 2000) : undefined;
+      assert.equal(text(store.read(`c${i}`)), want, `c${i}`);
+    }
+    // Inside a transaction the write is captured, not made: nothing is cached until it applies.
+    store.atomically(() => store.writePutReadAgain("c0", "in-exec"));
+    await settle(store);
+    assert.equal(text(store.read("c0")), "in-exec");
+    await store.atomicWrites.flushAll();
+    assert.equal(store.read("c0"), undefined, "flushed");
+  });
+});
