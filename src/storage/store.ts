@@ -269,17 +269,16 @@ export class KVStore {
   }
 
   /**
-   * {@link writePut} of a value its writer expects to be read again soon (a counter, read by its
-   * next `INCR`): the value also goes into the value cache, which is otherwise filled on read
-   * only, so that read is not a positional read of the file. The bytes at a log position never
-   * change once appended (a failed append fails the log for good), so the entry cannot go stale.
+   * {@link writePut} of a value read again soon (a counter, by its next `INCR`): also cached, as
+   * the value cache is otherwise filled on read only (a log position's bytes never change).
    */
   writePutReadAgain(key: Bytes, value: Bytes, expiresAtMs = 0): number {
     const lsn = this.writePut(key, value, expiresAtMs);
-    if (this.atomicWrites.capture !== undefined) return lsn;
-    const index = this.#keys.index;
-    const slot = slotOf(index, key);
-    this.#reader.cache.add(index.segmentOf(slot), index.offsetOf(slot), payloadOf(value));
+    const { index } = this.#keys;
+    const slot = this.atomicWrites.capture === undefined ? slotOf(index, key) : NO_SLOT;
+    if (slot !== NO_SLOT) {
+      this.#reader.cache.add(index.segmentOf(slot), index.offsetOf(slot), payloadOf(value));
+    }
     return lsn;
   }
 
