@@ -1,7 +1,9 @@
 /**
  * A bounded cache of value bytes read from segment files, so a key read again is served from
  * memory instead of a positional read (`pread`, ~2.4 µs a GET; docs/benchmarks.md). It is filled
- * on read only: writes never touch it (a write-through cost puts a third of their rate).
+ * on read, and by the counter commands' writes (`KVStore.writePutReadAgain`: the next `INCR` of a
+ * counter reads what the last one wrote); other writes never touch it (a write-through cost puts
+ * a third of their rate).
  *
  * ## What makes an entry never stale
  *
