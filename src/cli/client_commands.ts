@@ -362,19 +362,15 @@ export async function credentialOptions(values: CredentialFlags): Promise<{
   return { token, replicationToken, tls, tlsFlag };
 }
 
-async function connectionOptions(values: {
-  host?: string;
-  port?: string;
-  "timeout-ms"?: string;
-  "auth-token"?: string;
-  "auth-token-file"?: string;
-  "replication-token"?: string;
-  "replication-token-file"?: string;
-  "tls-ca"?: string;
-  tls?: boolean;
-  nodes?: string;
-  "read-from"?: string;
-}): Promise<Connection> {
+async function connectionOptions(
+  values: CredentialFlags & {
+    host?: string;
+    port?: string;
+    "timeout-ms"?: string;
+    nodes?: string;
+    "read-from"?: string;
+  },
+): Promise<Connection> {
   const nodes = clusterNodes(values);
   const readFrom = values["read-from"];
   const readPreference = readFrom === undefined ? undefined : READ_FROM[readFrom];

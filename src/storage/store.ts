@@ -39,13 +39,7 @@ import { type Bytes, bytesToKey, payloadOf, toBytes } from "./keys.ts";
 import { Keyspace } from "./keyspace.ts";
 import { AtomicWrites } from "./atomic_writes.ts";
 import { LogWriter } from "./log_writer.ts";
-import {
-  batchRecordBytes,
-  EXPIRY_BYTES,
-  MAX_RECORD_BYTES,
-  type Payload,
-  RECORD_HEADER_BYTES,
-} from "./record.ts";
+import { batchRecordBytes, EXPIRY_BYTES, MAX_RECORD_BYTES, RECORD_HEADER_BYTES } from "./record.ts";
 import { recover, type RecoveredStore } from "./recovery.ts";
 import { ReplicationLog } from "./replication_log.ts";
 import type { Segment } from "./segment.ts";
@@ -248,24 +242,7 @@ export class KVStore {
    * @throws {StoreFailedError} after a write to the log failed
    */
   writePut(key: Bytes, value: Bytes, expiresAtMs = 0): number {
-    this.#checkWritable();
-    const { epoch, options } = this.#stamp;
-    const k = payloadOf(key);
-    const v = payloadOf(value);
-    checkKey(options, k);
-    checkValue(options, v);
-    const capture = this.atomicWrites.capture;
-    if (capture !== undefined) {
-      if (expiresAtMs !== 0) checkExpiry(expiresAtMs);
-      return capture.put(k, toBytes(v), expiresAtMs);
-    }
-    const log = this.#log;
-    if (expiresAtMs !== 0) return this.#writePutExpiring(k, v, expiresAtMs);
-    const lsn = log.appendPut(epoch, options.replica, k, v);
-    const offset = log.lastRecordOffset + RECORD_HEADER_BYTES + k.length;
-    indexValue(this.#keys.index, k, 0, k.length, log.active, offset, v.length);
-    this.#keys.changed?.(typeof k === "string" ? k : bytesToKey(k));
-    return lsn;
+    return this.#writePut(key, value, expiresAtMs, false);
   }
 
   /**
@@ -273,23 +250,28 @@ export class KVStore {
    * the value cache is otherwise filled on read only (a log position's bytes never change).
    */
   writePutReadAgain(key: Bytes, value: Bytes, expiresAtMs = 0): number {
-    const lsn = this.writePut(key, value, expiresAtMs);
-    const { index } = this.#keys;
-    const slot = this.atomicWrites.capture === undefined ? slotOf(index, key) : NO_SLOT;
-    if (slot !== NO_SLOT) {
-      this.#reader.cache.add(index.segmentOf(slot), index.offsetOf(slot), payloadOf(value));
-    }
-    return lsn;
+    return this.#writePut(key, value, expiresAtMs, true);
   }
 
-  /** {@link writePut} of a key that expires at `expiresAtMs` (a PUT_EXPIRING record). */
-  #writePutExpiring(k: Payload, v: Payload, expiresAtMs: number): number {
-    checkExpiry(expiresAtMs);
+  /** {@link writePut}: a PUT record, or a PUT_EXPIRING one when `expiresAtMs` is not 0. */
+  #writePut(key: Bytes, value: Bytes, expiresAtMs: number, readAgain: boolean): number {
+    this.#checkWritable();
     const { epoch, options } = this.#stamp;
+    const k = payloadOf(key);
+    const v = payloadOf(value);
+    checkKey(options, k);
+    checkValue(options, v);
+    if (expiresAtMs !== 0) checkExpiry(expiresAtMs);
+    const capture = this.atomicWrites.capture;
+    if (capture !== undefined) return capture.put(k, toBytes(v), expiresAtMs);
     const log = this.#log;
-    const lsn = log.appendPutExpiring(epoch, options.replica, k, v, expiresAtMs);
-    const offset = log.lastRecordOffset + RECORD_HEADER_BYTES + EXPIRY_BYTES + k.length;
+    const lsn = expiresAtMs === 0
+      ? log.appendPut(epoch, options.replica, k, v)
+      : log.appendPutExpiring(epoch, options.replica, k, v, expiresAtMs);
+    const expiryBytes = expiresAtMs === 0 ? 0 : EXPIRY_BYTES;
+    const offset = log.lastRecordOffset + RECORD_HEADER_BYTES + expiryBytes + k.length;
     indexValue(this.#keys.index, k, 0, k.length, log.active, offset, v.length, expiresAtMs);
+    if (readAgain) this.#reader.cache.add(log.active, offset, v);
     this.#keys.changed?.(typeof k === "string" ? k : bytesToKey(k));
     return lsn;
   }
