@@ -35,30 +35,31 @@ function integerReply(ctx: CommandContext, value: bigint): Reply {
   return { type: "raw", bytes: encoder.encode(text) };
 }
 
-/** Largest increment and value the fast path adds as JS numbers (their sum stays exact). */
+/** Largest increment the fast path adds as a JS number. */
 const SMALL = 2 ** 52;
 /** Digits of the longest value the fast path parses as a number (below 2^52). */
 const SMALL_DIGITS = 15;
 
+/** A stored value of up to {@link SMALL_DIGITS} digits as Redis's integer, else undefined. */
+function parseSmall(stored: Uint8Array): number | undefined {
+  return stored.length <= SMALL_DIGITS ? parseInteger(stored) : undefined;
+}
+
 /**
- * Adds `by` to the integer at `key` (absent: 0); the reply is the new value. Values and
- * increments below 2^52 add as JS numbers; anything else as 64-bit BigInts, with Redis's checks.
+ * Adds `by` to the integer at `key` (absent: 0); the reply is the new value. Increments below
+ * 2^52 whose sum stays a safe integer add as JS numbers in the store (`KVStore.incrementSmall`,
+ * which remembers the number it wrote); anything else as 64-bit BigInts, with Redis's checks.
  */
 function incrementBy(ctx: CommandContext, out: ReplyWriter, key: Uint8Array, by: number | bigint) {
-  const old = readKey(ctx, key);
-  const stored = old.value;
   if (typeof by === "number" && Math.abs(by) < SMALL) {
-    const value = stored === undefined
-      ? 0
-      : stored.length <= SMALL_DIGITS
-      ? parseInteger(stored)
-      : undefined;
-    if (value !== undefined) {
-      const sum = value + by;
-      const lsn = writeKey(ctx, key, String(sum), old.expiresAtMs, true);
-      return answer(ctx, out, { type: "integer", value: sum }, lsn, old.pending);
+    const done = ctx.node.store.incrementSmall(key, by, parseSmall);
+    if (done !== undefined) {
+      ctx.node.commit.noteWrite(key, done.lsn);
+      return answer(ctx, out, { type: "integer", value: done.value }, done.lsn);
     }
   }
+  const old = readKey(ctx, key);
+  const stored = old.value;
   let value = 0n;
   if (stored !== undefined) {
     const parsed = parseLongLong(stored);

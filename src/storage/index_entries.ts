@@ -60,11 +60,28 @@ export function indexValue(
   if (slot === NO_SLOT) {
     const key = typeof source === "string" ? source : bytesToKey(source, start, end);
     index.insertMissed(key, segment, offset, length, expiresAtMs);
+    segment.liveBytes += entryBytes(end - start, length);
   } else {
-    takeLiveBytes(index.segmentOf(slot), entryBytes(end - start, index.lengthOf(slot)));
-    index.update(slot, segment, offset, length, expiresAtMs);
+    reindexSlot(index, slot, end - start, segment, offset, length, expiresAtMs);
   }
-  segment.liveBytes += entryBytes(end - start, length);
+}
+
+/**
+ * {@link indexValue} for a key already found at live `slot` (its key `keyLength` bytes long): no
+ * second lookup.
+ */
+export function reindexSlot(
+  index: KeyIndex<Segment>,
+  slot: number,
+  keyLength: number,
+  segment: Segment,
+  offset: number,
+  length: number,
+  expiresAtMs: number,
+): void {
+  takeLiveBytes(index.segmentOf(slot), entryBytes(keyLength, index.lengthOf(slot)));
+  index.update(slot, segment, offset, length, expiresAtMs);
+  segment.liveBytes += entryBytes(keyLength, length);
 }
 
 /** Removes the key of a live slot and its live-byte account. */

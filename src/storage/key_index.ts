@@ -24,6 +24,11 @@
  * when the first such key arrives: 8 bytes per slot from then on, nothing before (keys without
  * a TTL in a store that never saw one pay nothing).
  *
+ * A key whose value is an integer written by a counter (Redis's `INCR`) may keep that number in
+ * `counters[s]`, a Float64Array created the same way with the first counter (NaN: not known), so
+ * the next increment neither reads nor parses the value. Every change of a slot's location
+ * forgets its number, so a number held always is the value the slot points at.
+ *
  * Keys are byte strings (see `keys.ts`): one UTF-16 code unit 0–255 per byte, so the hash of a
  * key string and of its bytes are the same.
  *
@@ -91,6 +96,23 @@ function equalsBytes(key: string, buf: Uint8Array, start: number, end: number): 
   if (key.length !== end - start) return false;
   for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) !== buf[start + i]) return false;
   return true;
+}
+
+/** `column` with `count` entries, new ones `fill` (undefined stays undefined). */
+function resizedColumn(
+  column: Float64Array | undefined,
+  count: number,
+  fill: number,
+): Float64Array | undefined {
+  if (column === undefined || column.length === count) return column;
+  const resized = new Float64Array(count);
+  if (column.length > count) {
+    resized.set(column.subarray(0, count));
+  } else {
+    resized.set(column);
+    if (fill !== 0) resized.fill(fill, column.length);
+  }
+  return resized;
 }
 
 /** The table size that holds `keys` keys at most 3/4 full. */
@@ -171,6 +193,8 @@ export class KeyIndex<S extends object> {
   #expiry: Float64Array | undefined;
   /** Live keys with an expiry time. */
   #expiring = 0;
+  /** The integer value per slot when a counter wrote it (NaN: not known), created with the first. */
+  #counters: Float64Array | undefined;
 
   /** Number of live keys. */
   get size(): number {
@@ -244,6 +268,27 @@ export class KeyIndex<S extends object> {
   expiryOf(slot: number): number {
     const expiry = this.#expiry;
     return expiry === undefined ? 0 : expiry[slot];
+  }
+
+  /**
+   * The integer a counter wrote as the live slot's value ({@link setCounter}), or NaN when not
+   * known: any other write to the slot since, or none at all.
+   */
+  counterOf(slot: number): number {
+    const counters = this.#counters;
+    return counters === undefined ? Number.NaN : counters[slot];
+  }
+
+  /**
+   * Remembers that the live slot's value is the decimal digits of `value`, a safe integer: call
+   * right after pointing the slot at those digits; the next change of its location forgets it.
+   */
+  setCounter(slot: number, value: number): void {
+    let counters = this.#counters;
+    if (counters === undefined) {
+      counters = this.#counters = new Float64Array(this.#slots.length / STRIDE).fill(Number.NaN);
+    }
+    counters[slot] = value;
   }
 
   /** Live keys that have an expiry time. */
@@ -348,6 +393,8 @@ export class KeyIndex<S extends object> {
     this.#slots[at + SEGMENT] = handle;
     this.#slots[at + OFFSET] = offset;
     this.#slots[at + LENGTH] = length;
+    const counters = this.#counters;
+    if (counters !== undefined) counters[slot] = Number.NaN;
   }
 
   /**
@@ -460,17 +507,14 @@ export class KeyIndex<S extends object> {
     );
     grown.set(this.#slots);
     this.#slots = grown;
-    this.#resizeExpiry();
+    this.#resizeColumns();
   }
 
-  /** Keeps the expiry column as long as the slots (after they grow or shrink). */
-  #resizeExpiry(): void {
-    const expiry = this.#expiry;
+  /** Keeps the expiry and counter columns as long as the slots (after they grow or shrink). */
+  #resizeColumns(): void {
     const count = this.#slots.length / STRIDE;
-    if (expiry === undefined || expiry.length === count) return;
-    const resized = new Float64Array(count);
-    resized.set(expiry.length > count ? expiry.subarray(0, count) : expiry);
-    this.#expiry = resized;
+    this.#expiry = resizedColumn(this.#expiry, count, 0);
+    this.#counters = resizedColumn(this.#counters, count, Number.NaN);
   }
 
   /** Puts `slot` into the table at its probe position. */
@@ -530,7 +574,7 @@ export class KeyIndex<S extends object> {
     const used = this.#keys.length * STRIDE;
     if (this.#slots.length > used + used / 8) {
       this.#slots = this.#slots.slice(0, used);
-      this.#resizeExpiry();
+      this.#resizeColumns();
     }
   }
 

@@ -1,8 +1,8 @@
 /**
  * A bounded cache of value bytes read from segment files, so a key read again is served from
  * memory instead of a positional read (`pread`, ~2.4 µs a GET; docs/benchmarks.md). It is filled
- * on read, and by the counter commands' writes (`KVStore.writePutReadAgain`: the next `INCR` of a
- * counter reads what the last one wrote); other writes never touch it (a write-through cost puts
+ * on read, and by `INCRBYFLOAT`'s and big counters' writes (`KVStore.writePutReadAgain`: the next
+ * increment reads what the last one wrote; `INCR` on safe integers keeps its number in the index); other writes never touch it (a write-through cost puts
  * a third of their rate).
  *
  * ## What makes an entry never stale

@@ -241,3 +241,24 @@ Deno.test("key index: expiry times live beside the slots and follow inserts, upd
   assert.notEqual(index.scanExpired(0, 1000, 1050, few, 3), 0);
   assert.equal(few.length, 3, "stops at maxFound");
 });
+
+Deno.test("key index: a counter's number is forgotten by any change of its slot's location", () => {
+  const index = new KeyIndex<Seg>();
+  const seg = { name: "a" };
+  const slots = Array.from({ length: 100 }, (_, i) => index.insert(`k${i}`, seg, i * 10, 3));
+  assert.ok(Number.isNaN(index.counterOf(slots[0])), "none known before the first");
+  for (let i = 0; i < 100; i++) index.setCounter(slots[i], i * 1000);
+  // Growth (slots and table) keeps what is known, and new slots know nothing.
+  for (let i = 100; i < 5000; i++) index.insert(`k${i}`, seg, i * 10, 3);
+  for (let i = 0; i < 100; i++) assert.equal(index.counterOf(slots[i]), i * 1000);
+  assert.ok(Number.isNaN(index.counterOf(index.find("k4999"))));
+  // An update (an overwrite, a compaction's move, a replicated record) forgets it.
+  index.update(slots[1], seg, 99_999, 3);
+  assert.ok(Number.isNaN(index.counterOf(slots[1])));
+  // A removed key's slot, reused by another key, knows nothing of the old number.
+  index.remove(slots[2]);
+  const reused = index.insert("other", seg, 5, 3);
+  assert.equal(reused, slots[2]);
+  assert.ok(Number.isNaN(index.counterOf(reused)));
+  assert.equal(index.counterOf(slots[3]), 3000, "the others are kept");
+});
