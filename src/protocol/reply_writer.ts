@@ -119,6 +119,24 @@ export class ReplyWriter extends OutputBuffer {
 
   /** Writes printable text: CR and LF would end the reply early, so they become spaces. */
   #line(text: string): void {
+    const length = text.length;
+    this.reserve(length);
+    const buffer = this.buffer;
+    const start = this.length;
+    for (let i = 0; i < length; i++) {
+      const code = text.charCodeAt(i);
+      if (code >= 0x80) {
+        // Not ASCII (an error naming a key, say): encoded, which allocates.
+        this.length = start;
+        this.#encodedLine(text);
+        return;
+      }
+      buffer[start + i] = code === CR || code === LF ? 0x20 : code;
+    }
+    this.length = start + length;
+  }
+
+  #encodedLine(text: string): void {
     const bytes = encoder.encode(text);
     for (let i = 0; i < bytes.length; i++) if (bytes[i] === CR || bytes[i] === LF) bytes[i] = 0x20;
     this.raw(bytes);
