@@ -4,11 +4,17 @@
  * keys (keys/s, one client, `COUNT 1000`), each against kvstore and `redis-server` in the same run
  * on servers started for it at the same durability. Targets: each ≥ 0.8× Redis.
  *
+ * The transactions run in the order kvstore, Redis, Redis, kvstore, and each server's figure is the
+ * mean of its two runs: measured once each, whichever went first met a load generator whose
+ * transaction code was not compiled yet (in 4 runs, kvstore first gave 0.60-0.88x, Redis first
+ * 0.84-0.89x). The server's CPU per transaction (user + system, all threads) is printed beside.
+ *
  * @module
  */
 import { Buffer } from "node:buffer";
 import { writeAll } from "../src/write_all.ts";
 import { encodeCommand } from "../tests/helpers/resp3.ts";
+import { cpuMeter } from "./process_cpu.ts";
 
 const HOST = "127.0.0.1";
 const decoder = new TextDecoder();
@@ -17,6 +23,8 @@ const decoder = new TextDecoder();
 export interface CommandFigures {
   /** MULTI + 10 SET + EXEC per second. */
   multiExecPerSecond: number;
+  /** The server's CPU per transaction, µs (NaN when it cannot be read). */
+  multiExecCpuUs: number;
   /** Keys a whole SCAN returned per second, and how many it returned. */
   scanKeysPerSecond: number;
   scanKeys: number;
@@ -78,16 +86,52 @@ async function driveTransactions(port: number, depth: number, stopAt: number): P
   return done;
 }
 
-async function multiExecPerSecond(port: number, seconds: number): Promise<number> {
+/** One server's transactions: per second, and its CPU µs per transaction. */
+export interface TransactionFigures {
+  perSecond: number;
+  cpuUs: number;
+}
+
+/** Transactions on the server at `port` (process `pid`) for `seconds`, after a warm-up. */
+export async function measureTransactions(
+  port: number,
+  pid: number,
+  seconds: number,
+): Promise<TransactionFigures> {
   const warmUp = performance.now() + 300;
   await Promise.all(Array.from({ length: 10 }, () => driveTransactions(port, 4, warmUp)));
+  const cpu = cpuMeter([pid]);
   const started = performance.now();
   const stopAt = started + seconds * 1000;
   const counts = await Promise.all(
     Array.from({ length: 50 }, () => driveTransactions(port, 4, stopAt)),
   );
   const elapsed = (performance.now() - started) / 1000;
-  return counts.reduce((sum, count) => sum + count, 0) / elapsed;
+  const [cpuSeconds] = cpu();
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  return { perSecond: total / elapsed, cpuUs: cpuSeconds * 1e6 / total };
+}
+
+/**
+ * Transactions on kvstore and Redis in the order kvstore, Redis, Redis, kvstore; each figure the
+ * mean of its server's two runs (see the module comment). Redis absent: kvstore's two runs.
+ */
+export async function measureTransactionsBoth(
+  kvstore: { port: number; pid: number },
+  redis: { port: number; pid: number } | undefined,
+  seconds: number,
+): Promise<[TransactionFigures, TransactionFigures | undefined]> {
+  const runs = redis === undefined ? [kvstore, kvstore] : [kvstore, redis, redis, kvstore];
+  const figures: TransactionFigures[] = [];
+  for (const server of runs) {
+    figures.push(await measureTransactions(server.port, server.pid, seconds));
+  }
+  const mean = (a: TransactionFigures, b: TransactionFigures): TransactionFigures => ({
+    perSecond: (a.perSecond + b.perSecond) / 2,
+    cpuUs: (a.cpuUs + b.cpuUs) / 2,
+  });
+  if (redis === undefined) return [mean(figures[0], figures[1]), undefined];
+  return [mean(figures[0], figures[3]), mean(figures[1], figures[2])];
 }
 
 /** Writes `keys` keys (`scan:<n>`, 10-byte values) with pipelined MSETs of 1000 pairs. */
@@ -188,17 +232,17 @@ async function wholeScan(port: number): Promise<[number, number, number]> {
   }
 }
 
-/** Measures one server (fresh, empty): MULTI/EXEC first, then it is filled and scanned. */
-export async function measureCommands(
+/** Fills one server with `scanKeys` keys and scans them; with `transactions`, its figures. */
+export async function measureScan(
   port: number,
-  seconds: number,
   scanKeys: number,
+  transactions: TransactionFigures,
 ): Promise<CommandFigures> {
-  const multiExec = await multiExecPerSecond(port, seconds);
   await fill(port, scanKeys);
   const [keys, calls, elapsed] = await wholeScan(port);
   return {
-    multiExecPerSecond: multiExec,
+    multiExecPerSecond: transactions.perSecond,
+    multiExecCpuUs: transactions.cpuUs,
     scanKeysPerSecond: keys / elapsed,
     scanKeys: keys,
     scanCalls: calls,
@@ -213,8 +257,15 @@ export function commandRows(kv: CommandFigures, redis: CommandFigures | undefine
     return `${name.padEnd(28)} kvstore ${Math.round(ours).toLocaleString("en-US").padStart(11)} ` +
       `${unit}   redis ${redisText.padStart(11)} ${unit}${ratio}`;
   };
+  const cpu = (figures: CommandFigures | undefined) =>
+    figures === undefined || Number.isNaN(figures.multiExecCpuUs)
+      ? "-"
+      : `${figures.multiExecCpuUs.toFixed(1)} µs`;
   return [
     row("MULTI + 10 SET + EXEC, 50x4", kv.multiExecPerSecond, redis?.multiExecPerSecond, "tx/s"),
+    `${"  server CPU per transaction".padEnd(28)} kvstore ${cpu(kv).padStart(16)}   redis ${
+      cpu(redis).padStart(16)
+    }`,
     row(
       `SCAN COUNT 1000 over ${(kv.scanKeys / 1e6).toFixed(1)}M`,
       kv.scanKeysPerSecond,

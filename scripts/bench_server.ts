@@ -25,7 +25,7 @@ import { type ServerProcess, startServerProcess } from "../tests/helpers/server_
 import { Histogram } from "./histogram.ts";
 import { cpuMeter } from "./process_cpu.ts";
 import { runRedisBenchmark } from "./redis_benchmark.ts";
-import { commandRows, measureCommands } from "./bench_redis_commands.ts";
+import { commandRows, measureScan, measureTransactionsBoth } from "./bench_redis_commands.ts";
 import { writeAll } from "../src/write_all.ts";
 import {
   type BarChart,
@@ -690,10 +690,15 @@ export async function main(args: string[]): Promise<void> {
       const redis = options.redis ? await startRedis("everysec", runDir) : undefined;
       try {
         const scanKeys = values.quick ? 100_000 : 1_000_000;
-        const kv = await measureCommands(kvstore.port, options.seconds, scanKeys);
-        const rd = redis === undefined
+        const [kvTransactions, redisTransactions] = await measureTransactionsBoth(
+          kvstore,
+          redis,
+          options.seconds,
+        );
+        const kv = await measureScan(kvstore.port, scanKeys, kvTransactions);
+        const rd = redis === undefined || redisTransactions === undefined
           ? undefined
-          : await measureCommands(redis.port, options.seconds, scanKeys);
+          : await measureScan(redis.port, scanKeys, redisTransactions);
         console.log(`\nRedis commands (fsync everysec, fresh servers, same run):`);
         for (const row of commandRows(kv, rd)) console.log(row);
       } finally {
