@@ -218,3 +218,19 @@ Deno.test("doubles are formatted as Redis 7.0's %.17g", () => {
   ];
   for (const [value, text] of cases) assert.equal(formatDouble(value), text, String(value));
 });
+
+Deno.test("status and error lines: CR and LF become spaces; text past ASCII goes out as UTF-8", () => {
+  assert.equal(written(true, (out) => out.status("a\r\nb")), "+a  b\r\n");
+  assert.equal(written(true, (out) => out.error("bad\nkey")), "-ERR bad key\r\n");
+  assert.equal(
+    written(true, (out) => out.error("no key 'é\r€'", "WRONG")),
+    "-WRONG no key 'é €'\r\n",
+  );
+  // A line that starts ASCII and turns out not to be, in a writer that already holds a reply.
+  const out = new ReplyWriter(4);
+  out.resp = true;
+  out.status("first");
+  out.status("ascii then ü");
+  assert.equal(decoder.decode(out.bytes), "+first\r\n+ascii then ü\r\n");
+  assert.equal(out.length, encoder.encode("+first\r\n+ascii then ü\r\n").length);
+});
