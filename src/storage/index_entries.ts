@@ -42,7 +42,7 @@ export function takeLiveBytes(segment: Segment, bytes: number): void {
 /**
  * Points the key `source[start, end)` (a byte string or bytes) at a value in `segment`, expiring
  * at `expiresAtMs` (0: never), and moves its live-byte account from the segment of the value it
- * replaces.
+ * replaces; returns the key's slot.
  */
 export function indexValue(
   index: KeyIndex<Segment>,
@@ -53,17 +53,18 @@ export function indexValue(
   offset: number,
   length: number,
   expiresAtMs = 0,
-): void {
+): number {
   const slot = typeof source === "string"
     ? index.find(source)
     : index.findBytes(source, start, end);
-  if (slot === NO_SLOT) {
-    const key = typeof source === "string" ? source : bytesToKey(source, start, end);
-    index.insertMissed(key, segment, offset, length, expiresAtMs);
-    segment.liveBytes += entryBytes(end - start, length);
-  } else {
+  if (slot !== NO_SLOT) {
     reindexSlot(index, slot, end - start, segment, offset, length, expiresAtMs);
+    return slot;
   }
+  const key = typeof source === "string" ? source : bytesToKey(source, start, end);
+  const inserted = index.insertMissed(key, segment, offset, length, expiresAtMs);
+  segment.liveBytes += entryBytes(end - start, length);
+  return inserted;
 }
 
 /**

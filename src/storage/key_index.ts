@@ -24,10 +24,12 @@
  * when the first such key arrives: 8 bytes per slot from then on, nothing before (keys without
  * a TTL in a store that never saw one pay nothing).
  *
- * A key whose value is an integer written by a counter (Redis's `INCR`) may keep that number in
- * `counters[s]`, a Float64Array created the same way with the first counter (NaN: not known), so
- * the next increment neither reads nor parses the value. Every change of a slot's location
- * forgets its number, so a number held always is the value the slot points at.
+ * Two more columns hold facts about a slot's current value, each a Float64Array created with its
+ * first fact (NaN: none): `counters[s]`, the integer a counter (Redis's `INCR`) wrote as the
+ * value, so the next increment neither reads nor parses it; and `cachedAt[s]`, where the value
+ * cache (`value_cache.ts`) holds a copy of the value, so a read finds it with no lookup of its
+ * own. Every change of a slot's location forgets both, so a fact held is always about the value
+ * the slot points at.
  *
  * Keys are byte strings (see `keys.ts`): one UTF-16 code unit 0–255 per byte, so the hash of a
  * key string and of its bytes are the same.
@@ -195,6 +197,8 @@ export class KeyIndex<S extends object> {
   #expiring = 0;
   /** The integer value per slot when a counter wrote it (NaN: not known), created with the first. */
   #counters: Float64Array | undefined;
+  /** Where the value cache holds the slot's value (NaN: it does not), created with the first. */
+  #cachedAt: Float64Array | undefined;
 
   /** Number of live keys. */
   get size(): number {
@@ -284,11 +288,35 @@ export class KeyIndex<S extends object> {
    * right after pointing the slot at those digits; the next change of its location forgets it.
    */
   setCounter(slot: number, value: number): void {
-    let counters = this.#counters;
-    if (counters === undefined) {
-      counters = this.#counters = new Float64Array(this.#slots.length / STRIDE).fill(Number.NaN);
+    this.#counters ??= this.#newColumn();
+    this.#counters[slot] = value;
+  }
+
+  /** Where the value cache holds the live slot's value ({@link setCachedAt}), or NaN. */
+  cachedAt(slot: number): number {
+    const cachedAt = this.#cachedAt;
+    return cachedAt === undefined ? Number.NaN : cachedAt[slot];
+  }
+
+  /**
+   * Notes that the value cache holds the live slot's current value at `place` (a number it never
+   * gives another entry); the next change of the slot's location forgets it.
+   */
+  setCachedAt(slot: number, place: number): void {
+    this.#cachedAt ??= this.#newColumn();
+    this.#cachedAt[slot] = place;
+  }
+
+  /** Forgets {@link setCachedAt}'s `place` for `slot`, unless the slot has moved on since. */
+  forgetCachedAt(slot: number, place: number): void {
+    const cachedAt = this.#cachedAt;
+    if (cachedAt !== undefined && slot < cachedAt.length && cachedAt[slot] === place) {
+      cachedAt[slot] = Number.NaN;
     }
-    counters[slot] = value;
+  }
+
+  #newColumn(): Float64Array {
+    return new Float64Array(this.#slots.length / STRIDE).fill(Number.NaN);
   }
 
   /** Live keys that have an expiry time. */
@@ -393,8 +421,15 @@ export class KeyIndex<S extends object> {
     this.#slots[at + SEGMENT] = handle;
     this.#slots[at + OFFSET] = offset;
     this.#slots[at + LENGTH] = length;
+    this.#forgetFacts(slot);
+  }
+
+  /** The slot's value changed or went: what the counter and cache columns knew of it is gone. */
+  #forgetFacts(slot: number): void {
     const counters = this.#counters;
     if (counters !== undefined) counters[slot] = Number.NaN;
+    const cachedAt = this.#cachedAt;
+    if (cachedAt !== undefined) cachedAt[slot] = Number.NaN;
   }
 
   /**
@@ -473,6 +508,7 @@ export class KeyIndex<S extends object> {
     this.#releaseSlotOf(this.#slots[slot * STRIDE + SEGMENT]);
     this.#slots[slot * STRIDE + SEGMENT] = 0;
     if (this.#expiry !== undefined) this.#setExpiry(slot, 0);
+    this.#forgetFacts(slot);
     this.#size--;
     if (this.#snapshots.length > 0 || this.#sortedStale) this.#heldSlots.push(slot);
     else this.#free(slot);
@@ -510,11 +546,12 @@ export class KeyIndex<S extends object> {
     this.#resizeColumns();
   }
 
-  /** Keeps the expiry and counter columns as long as the slots (after they grow or shrink). */
+  /** Keeps the expiry, counter and cache columns as long as the slots (after they grow or shrink). */
   #resizeColumns(): void {
     const count = this.#slots.length / STRIDE;
     this.#expiry = resizedColumn(this.#expiry, count, 0);
     this.#counters = resizedColumn(this.#counters, count, Number.NaN);
+    this.#cachedAt = resizedColumn(this.#cachedAt, count, Number.NaN);
   }
 
   /** Puts `slot` into the table at its probe position. */

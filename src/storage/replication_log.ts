@@ -194,7 +194,7 @@ export class ReplicationLog {
       whenDurable: (lsn) => log.durability.whenDurable(lsn),
       keyBytes: (key) => reader.key(key),
       readValue: (location: Location<Segment>) =>
-        reader.value(location.segment, location.offset, location.length, false),
+        reader.value(location.segment, location.offset, location.length),
       isClosed: () => this.#parts.closed(),
     });
   }

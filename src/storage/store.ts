@@ -270,8 +270,9 @@ export class KVStore {
       ? log.appendPut(epoch, options.replica, k, v)
       : log.appendPutExpiring(epoch, options.replica, k, v, expiresAtMs);
     const offset = this.#lastValueOffset(k.length, expiresAtMs);
-    indexValue(this.#keys.index, k, 0, k.length, log.active, offset, v.length, expiresAtMs);
-    if (readAgain) this.#reader.cache.add(log.active, offset, v);
+    const index = this.#keys.index;
+    const slot = indexValue(index, k, 0, k.length, log.active, offset, v.length, expiresAtMs);
+    if (readAgain) this.#reader.cache.add(index, slot, v);
     this.#keys.changed?.(typeof k === "string" ? k : bytesToKey(k));
     return lsn;
   }
@@ -328,11 +329,14 @@ export class KVStore {
       : log.appendPutExpiring(epoch, options.replica, key, digits, expiresAtMs);
     const offset = this.#lastValueOffset(key.length, expiresAtMs);
     if (slot === NO_SLOT) {
-      indexValue(index, key, 0, key.length, log.active, offset, digits.length, 0);
+      index.setCounter(
+        indexValue(index, key, 0, key.length, log.active, offset, digits.length),
+        value,
+      );
     } else {
       reindexSlot(index, slot, key.length, log.active, offset, digits.length, expiresAtMs);
+      index.setCounter(slot, value);
     }
-    index.setCounter(slot === NO_SLOT ? index.findBytes(key, 0, key.length) : slot, value);
     this.#keys.changed?.(bytesToKey(key));
     return { value, lsn };
   }
@@ -476,7 +480,7 @@ export class KVStore {
 
   #readSlot(slot: number): Uint8Array {
     const index = this.#keys.index;
-    return this.#reader.value(index.segmentOf(slot), index.offsetOf(slot), index.lengthOf(slot));
+    return this.#reader.valueOf(index, slot);
   }
 
   /**

@@ -1,35 +1,37 @@
 /**
- * A bounded cache of value bytes read from segment files, so a key read again is served from
- * memory instead of a positional read (`pread`, ~2.4 µs a GET; docs/benchmarks.md). It is filled
- * on read, and by `INCRBYFLOAT`'s and big counters' writes (`KVStore.writePutReadAgain`: the next
- * increment reads what the last one wrote; `INCR` on safe integers keeps its number in the index); other writes never touch it (a write-through cost puts
- * a third of their rate).
+ * A bounded cache of value bytes, so a key read again is served from memory instead of a
+ * positional read (`pread`, ~2.4 µs a GET; docs/benchmarks.md). It is filled on read, and by
+ * `INCRBYFLOAT`'s and big counters' writes (`KVStore.writePutReadAgain`: the next increment reads
+ * what the last one wrote; `INCR` on safe integers keeps its number in the index).
  *
- * ## What makes an entry never stale
+ * ## Where an entry is found, and why it is never stale
  *
- * An entry is named by the {@link Segment} object and the file offset it was read at. The bytes of
- * a segment file below its size never change while the store runs (records are appended; a torn
- * tail is cut only by recovery, before a store reads). Compaction and a full sync replace
- * segments with new `Segment` objects, even when they reuse an id, so an entry of a replaced
- * segment is simply never asked for again; an overwrite, a delete, an expiry or a FLUSHALL moves
- * or drops the key in the index, which then names another place or none. Such dead entries age
- * out with the rest.
+ * An entry belongs to a slot of the key index: the index's `cachedAt` column holds where the
+ * cached copy of the slot's value is (`KeyIndex.setCachedAt`), so a read finds it from the slot
+ * it already has, with no lookup of its own (a `Map` keyed by file position, as before, cost a
+ * GET two more dependent memory reads, ~250 ns each on this machine). Every change of the slot's
+ * location (an overwrite, a delete, an expiry, compaction's move, a replicated record) forgets
+ * the entry in the index; a FLUSH or a full sync replaces the index, and the cache then drops
+ * everything it held for the old one. What the index names is therefore always the current value.
  *
  * ## Memory
  *
  * Cached bytes are copied into slabs of up to 1 MiB, filled in order; when the bound is reached
  * the oldest slab is dropped with every entry in it (first in, first out, one slab at a time: no
  * per-entry eviction work, no per-entry `ArrayBuffer`, which would cost ~600 bytes of memory a
- * value). The bound counts the slabs allocated plus {@link ENTRY_OVERHEAD_BYTES} for each entry's
- * map slot. A value larger than a slab (an eighth of the bound at most) is not cached.
+ * value). An entry's place is its slab's sequence number times the slab size plus its offset, a
+ * number never given twice, so a slab dropped forgets exactly its own entries in the index (a
+ * slot that moved on since holds another place, which is kept). The bound counts the slabs
+ * allocated plus {@link ENTRY_OVERHEAD_BYTES} for each entry; the index's column is 8 bytes a
+ * slot, counted with the index. A value larger than a slab (an eighth of the bound at most) is
+ * not cached.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import type { Segment } from "./segment.ts";
 
-/** Memory one entry's map slot and slab key take, counted against the bound (measured ~40-80). */
-export const ENTRY_OVERHEAD_BYTES = 64;
+/** Memory one entry's slot and offset take in its slab's lists, counted against the bound. */
+export const ENTRY_OVERHEAD_BYTES = 16;
 /** Largest slab: also the largest value cached. */
 const MAX_SLAB_BYTES = 1024 * 1024;
 /** Smallest slab (a bound below 8 of them caches nothing). */
@@ -37,40 +39,43 @@ const MIN_SLAB_BYTES = 256;
 /** Values up to this long are copied out byte by byte rather than through a `subarray` view. */
 const COPY_LOOP_BYTES = 256;
 
+/** What the cache needs of the key index whose slots it holds values of. */
+export interface CachedSlots {
+  cachedAt(slot: number): number;
+  setCachedAt(slot: number, place: number): void;
+  forgetCachedAt(slot: number, place: number): void;
+}
+
 /** One slab: cached bytes back to back, and whose they are. */
 interface Slab {
+  /** Sequence number: the slab's place in the ring is this modulo the ring's length. */
+  sequence: number;
   bytes: Uint8Array;
   /** Bytes of {@link bytes} in use. */
   used: number;
-  /** The segment and offset of each value in it, in order. */
-  segments: Segment[];
+  /** The slot of each value in it, and where in the slab it starts, in order. */
+  slots: number[];
   offsets: number[];
 }
 
 /**
- * Value bytes by (segment, offset), bounded in bytes.
+ * Value bytes by slot of one key index at a time, bounded in bytes.
  *
  * @example
  * ```ts
  * import { ValueCache } from "./value_cache.ts";
- * import { Segment, newSegmentHeader } from "./segment.ts";
- * const segment = new Segment(1, "/tmp/000000000001.log", newSegmentHeader(1, 0, 0), 40);
+ * import { KeyIndex } from "./key_index.ts";
+ * const index = new KeyIndex<object>();
+ * const slot = index.insert("k", {}, 40, 3);
  * const cache = new ValueCache(64 * 1024);
- * cache.add(segment, 40, new Uint8Array([1, 2, 3]));
+ * cache.add(index, slot, new Uint8Array([1, 2, 3]));
  * const into = new Uint8Array(3);
- * console.log(cache.copyInto(segment, 40, into), into); // true Uint8Array(3) [ 1, 2, 3 ]
+ * console.log(cache.copyInto(index, slot, into), into); // true Uint8Array(3) [ 1, 2, 3 ]
  * ```
  */
 export class ValueCache {
-  /**
-   * Per segment (by identity), offset → place: ring index * slab size + offset in the slab. Keys
-   * and places are small integers, so a lookup boxes nothing. A segment leaves when its last entry
-   * does.
-   */
-  #bySegment = new Map<Segment, Map<number, number>>();
-  /** The segment of the last lookup and its map (reads mostly hit one segment in a row). */
-  #lastSegment: Segment | undefined;
-  #lastPlaces: Map<number, number> | undefined;
+  /** The index whose slots the entries belong to (another one: everything held is dropped). */
+  #index: CachedSlots | undefined;
   #entries = 0;
   /** Live slabs by sequence number modulo the ring's length. */
   #ring: (Slab | undefined)[];
@@ -98,17 +103,19 @@ export class ValueCache {
   }
 
   /**
-   * Copies the cached value at `offset` of `segment` into `into` (its length is the value's);
-   * false when it is not cached.
+   * Copies the cached value of `slot` of `index` into `into` (its length is the value's); false
+   * when it is not cached.
    */
-  copyInto(segment: Segment, offset: number, into: Uint8Array): boolean {
-    const places = this.#placesOf(segment);
-    if (places === undefined) return false;
-    const place = places.get(offset);
-    if (place === undefined) return false;
-    const index = Math.floor(place / this.slabBytes);
-    const bytes = (this.#ring[index] as Slab).bytes;
-    const at = place - index * this.slabBytes;
+  copyInto(index: CachedSlots, slot: number, into: Uint8Array): boolean {
+    const place = index.cachedAt(slot);
+    if (place !== place || index !== this.#index) return false; // NaN: not cached
+    const sequence = Math.floor(place / this.slabBytes);
+    const slab = this.#ring[sequence % this.#ring.length];
+    if (slab === undefined || slab.sequence !== sequence) {
+      assert.fail(`value cache: slot ${slot} names slab ${sequence}, which is gone`);
+    }
+    const bytes = slab.bytes;
+    const at = place - sequence * this.slabBytes;
     const length = into.length;
     if (length > COPY_LOOP_BYTES) {
       into.set(bytes.subarray(at, at + length));
@@ -120,13 +127,15 @@ export class ValueCache {
   }
 
   /**
-   * Keeps a copy of `value`, read (or just written) at `offset` of `segment`; not when too large
-   * to cache. A string is a byte string (one byte a character), as the log writes it.
+   * Keeps a copy of `value`, the current value of `slot` of `index` (read, or just written); not
+   * when too large to cache. A string is a byte string (one byte a character), as the log
+   * writes it.
    */
-  add(segment: Segment, offset: number, value: Uint8Array | string): void {
+  add(index: CachedSlots, slot: number, value: Uint8Array | string): void {
     const length = value.length;
     if (length > this.slabBytes || this.#ring.length < 2) return;
-    if (this.#placesOf(segment)?.has(offset)) return;
+    if (index !== this.#index) this.#adopt(index);
+    else if (index.cachedAt(slot) === index.cachedAt(slot)) return; // already cached
     let slab = this.#last >= this.#first ? this.#ring[this.#last % this.#ring.length] : undefined;
     if (slab === undefined || slab.used + length > this.slabBytes) slab = this.#newSlab();
     // Bounded: each turn drops one slab, and the newest one is never dropped.
@@ -134,41 +143,30 @@ export class ValueCache {
       this.#dropOldest();
     }
     if (this.usedBytes + ENTRY_OVERHEAD_BYTES > this.maxBytes) return;
-    let places = this.#placesOf(segment);
-    if (places === undefined) {
-      places = new Map();
-      this.#bySegment.set(segment, places);
-      this.#lastSegment = undefined;
-    }
+    const at = slab.used;
     if (typeof value === "string") {
-      for (let i = 0; i < length; i++) slab.bytes[slab.used + i] = value.charCodeAt(i);
+      for (let i = 0; i < length; i++) slab.bytes[at + i] = value.charCodeAt(i);
     } else {
-      slab.bytes.set(value, slab.used);
+      slab.bytes.set(value, at);
     }
-    places.set(offset, (this.#last % this.#ring.length) * this.slabBytes + slab.used);
-    slab.segments.push(segment);
-    slab.offsets.push(offset);
-    slab.used += length;
+    index.setCachedAt(slot, slab.sequence * this.slabBytes + at);
+    slab.slots.push(slot);
+    slab.offsets.push(at);
+    slab.used = at + length;
     this.#entries++;
   }
 
-  /** Drops every entry and slab. */
+  /** Drops every entry and slab, forgetting them in their index. */
   clear(): void {
-    this.#bySegment.clear();
-    this.#lastSegment = undefined;
-    this.#lastPlaces = undefined;
-    this.#entries = 0;
-    this.#ring.fill(undefined);
+    while (this.#first <= this.#last) this.#dropOldest();
     this.#first = 0;
     this.#last = -1;
   }
 
-  #placesOf(segment: Segment): Map<number, number> | undefined {
-    if (segment === this.#lastSegment) return this.#lastPlaces;
-    const places = this.#bySegment.get(segment);
-    this.#lastSegment = segment;
-    this.#lastPlaces = places;
-    return places;
+  /** Starts caching for `index` (a FLUSH or a full sync replaced the last one): drops the rest. */
+  #adopt(index: CachedSlots): void {
+    this.clear();
+    this.#index = index;
   }
 
   #slabCount(): number {
@@ -180,35 +178,31 @@ export class ValueCache {
     let bytes: Uint8Array | undefined;
     if (this.#slabCount() === this.#ring.length) bytes = this.#dropOldest();
     else if ((this.#slabCount() + 1) * this.slabBytes > this.maxBytes) bytes = this.#dropOldest();
-    const slab: Slab = {
-      bytes: bytes ?? new Uint8Array(this.slabBytes),
-      used: 0,
-      segments: [],
-      offsets: [],
-    };
     if (this.#last < this.#first) this.#first = this.#last + 1;
     this.#last++;
+    const slab: Slab = {
+      sequence: this.#last,
+      bytes: bytes ?? new Uint8Array(this.slabBytes),
+      used: 0,
+      slots: [],
+      offsets: [],
+    };
     this.#ring[this.#last % this.#ring.length] = slab;
     return slab;
   }
 
-  /** Drops the oldest slab and its entries; returns its memory for reuse. */
+  /** Drops the oldest slab and forgets its entries in the index; returns its memory for reuse. */
   #dropOldest(): Uint8Array {
     assert(this.#first <= this.#last, "no slab to drop");
-    const index = this.#first % this.#ring.length;
-    const slab = this.#ring[index] as Slab;
-    for (let i = 0; i < slab.segments.length; i++) {
-      const segment = slab.segments[i];
-      const places = this.#bySegment.get(segment) as Map<number, number>;
-      places.delete(slab.offsets[i]);
-      if (places.size === 0) {
-        this.#bySegment.delete(segment);
-        this.#lastSegment = undefined;
-        this.#lastPlaces = undefined;
-      }
+    const position = this.#first % this.#ring.length;
+    const slab = this.#ring[position] as Slab;
+    const index = this.#index as CachedSlots;
+    const base = slab.sequence * this.slabBytes;
+    for (let i = 0; i < slab.slots.length; i++) {
+      index.forgetCachedAt(slab.slots[i], base + slab.offsets[i]);
     }
-    this.#entries -= slab.segments.length;
-    this.#ring[index] = undefined;
+    this.#entries -= slab.slots.length;
+    this.#ring[position] = undefined;
     this.#first++;
     return slab.bytes;
   }

@@ -1,91 +1,112 @@
 import assert from "node:assert/strict";
 import { ENTRY_OVERHEAD_BYTES, ValueCache } from "../../src/storage/value_cache.ts";
-import { newSegmentHeader, Segment } from "../../src/storage/segment.ts";
+import { KeyIndex } from "../../src/storage/key_index.ts";
 import { KVStore } from "../../src/storage/mod.ts";
 import { bytes, text, withTempDir } from "../helpers/storage.ts";
 
-function segment(id: number): Segment {
-  return new Segment(id, `/nonexistent/${id}.log`, newSegmentHeader(id, 0, 0), 40);
+const SEGMENT = { name: "segment" };
+
+/** An index of `count` keys `k0..`, each pointing at a value of `length` bytes. */
+function indexOf(count: number, length = 10): KeyIndex<object> {
+  const index = new KeyIndex<object>();
+  for (let i = 0; i < count; i++) index.insert(`k${i}`, SEGMENT, i * 1000, length);
+  return index;
 }
 
-/** What the cache holds for (`from`, `offset`), as a copy, or undefined. */
-function cached(cache: ValueCache, from: Segment, offset: number, length: number) {
+/** What the cache holds for `slot` of `index`, as a copy, or undefined. */
+function cached(cache: ValueCache, index: KeyIndex<object>, slot: number, length: number) {
   const into = new Uint8Array(length);
-  return cache.copyInto(from, offset, into) ? into : undefined;
+  return cache.copyInto(index, slot, into) ? into : undefined;
 }
 
 Deno.test("value cache: filled past its bound it stays within it and serves only what it was given", () => {
   const maxBytes = 256 * 1024;
   const cache = new ValueCache(maxBytes);
-  const segments = [segment(1), segment(2), segment(3)];
+  const index = indexOf(20_000);
   const valueOf = (i: number) => new Uint8Array(1 + (i * 7919) % 900).fill(i & 0xff);
   // 20,000 values of ~450 bytes on average: ~35 times the bound.
   for (let i = 0; i < 20_000; i++) {
-    cache.add(segments[i % 3], i * 1000, valueOf(i));
+    cache.add(index, i, valueOf(i));
     assert.ok(cache.usedBytes <= maxBytes, `after ${i}: ${cache.usedBytes} bytes`);
   }
   assert.ok(cache.entries > 100, `it still holds values (${cache.entries})`);
   let hits = 0;
   for (let i = 0; i < 20_000; i++) {
     const value = valueOf(i);
-    const got = cached(cache, segments[i % 3], i * 1000, value.length);
+    const got = cached(cache, index, i, value.length);
     if (got === undefined) continue;
     hits++;
     assert.deepEqual(got, value, `value ${i}`);
-    // Another segment at the same offset is another value.
-    assert.equal(cached(cache, segments[(i + 1) % 3], i * 1000, value.length), undefined);
   }
   assert.equal(hits, cache.entries, "every entry held is found, with its own bytes");
-  assert.ok(hits < 20_000 && cached(cache, segments[0], 0, 1) === undefined, "oldest dropped");
+  assert.ok(hits < 20_000 && cached(cache, index, 0, 1) === undefined, "oldest dropped");
 });
 
-Deno.test("value cache: a segment whose entries all aged out is looked up afresh when added again", () => {
+Deno.test("value cache: a slot that moved, or was freed and reused by another key, is not served", () => {
   const cache = new ValueCache(64 * 1024);
-  const first = segment(1);
-  const second = segment(2);
-  cache.add(first, 40, bytes("first"));
-  assert.equal(text(cached(cache, first, 40, 5)), "first");
-  // Until every slab holding `first`'s entry is gone (bounded: 100,000 adds).
-  for (let i = 0; i < 100_000 && cached(cache, first, 40, 5) !== undefined; i++) {
-    cache.add(second, i * 100, new Uint8Array(100).fill(1));
+  const index = indexOf(3, 3);
+  for (let slot = 0; slot < 3; slot++) cache.add(index, slot, bytes(`v${slot}!`));
+  index.update(0, SEGMENT, 99_000, 3); // an overwrite, a compaction's move, a replicated record
+  assert.equal(cached(cache, index, 0, 3), undefined);
+  index.remove(1);
+  const reused = index.insert("another key", SEGMENT, 5, 3);
+  assert.equal(reused, 1, "the freed slot is reused");
+  assert.equal(cached(cache, index, reused, 3), undefined);
+  assert.equal(text(cached(cache, index, 2, 3)), "v2!", "the others are kept");
+  cache.add(index, 0, bytes("new"));
+  assert.equal(text(cached(cache, index, 0, 3)), "new", "cached again at its new place");
+});
+
+Deno.test("value cache: a slab dropped forgets its own entries only, not a slot cached again later", () => {
+  const cache = new ValueCache(64 * 1024);
+  const index = indexOf(10_000, 100);
+  const perSlab = Math.floor(cache.slabBytes / 100);
+  cache.add(index, 0, new Uint8Array(100).fill(1)); // the first slab
+  for (let i = 1; i <= perSlab; i++) cache.add(index, i, new Uint8Array(100).fill(3));
+  index.update(0, SEGMENT, 123_456, 100);
+  cache.add(index, 0, new Uint8Array(100).fill(2)); // the same slot, in the second slab
+  // Until the first slab is gone (bounded: fewer adds than slots).
+  for (let i = perSlab + 1; i < 10_000 && cached(cache, index, 1, 100) !== undefined; i++) {
+    cache.add(index, i, new Uint8Array(100).fill(3));
   }
-  assert.equal(cached(cache, first, 40, 5), undefined);
-  cache.add(first, 40, bytes("again"));
-  assert.equal(text(cached(cache, first, 40, 5)), "again");
-  assert.deepEqual(cached(cache, second, 0, 1), undefined, "the oldest of the second went too");
+  assert.equal(cached(cache, index, 1, 100), undefined, "the oldest slab went");
+  assert.deepEqual(cached(cache, index, 0, 100), new Uint8Array(100).fill(2), "slot 0 kept");
   assert.ok(cache.usedBytes <= 64 * 1024);
 });
 
 Deno.test("value cache: a value larger than a slab, or a bound too small, caches nothing", () => {
   const cache = new ValueCache(64 * 1024);
   assert.ok(cache.slabBytes <= 64 * 1024 / 8);
-  const from = segment(1);
-  cache.add(from, 40, new Uint8Array(cache.slabBytes + 1));
+  const index = indexOf(100, 1);
+  cache.add(index, 0, new Uint8Array(cache.slabBytes + 1));
   assert.equal(cache.entries, 0);
-  cache.add(from, 40, new Uint8Array(cache.slabBytes).fill(3));
+  cache.add(index, 0, new Uint8Array(cache.slabBytes).fill(3));
   assert.deepEqual(
-    cached(cache, from, 40, cache.slabBytes),
+    cached(cache, index, 0, cache.slabBytes),
     new Uint8Array(cache.slabBytes).fill(3),
   );
   const whole = new ValueCache(64 * 1024 * 1024);
-  whole.add(from, 40, new Uint8Array(1024 * 1024 + 1));
+  whole.add(index, 1, new Uint8Array(1024 * 1024 + 1));
   assert.equal(whole.entries, 0, "over 1 MiB: not cached whatever the bound");
   for (const maxBytes of [0, 100, ENTRY_OVERHEAD_BYTES, 511]) {
     const tiny = new ValueCache(maxBytes);
-    for (let i = 0; i < 100; i++) tiny.add(from, i * 10, new Uint8Array(1));
+    for (let i = 0; i < 100; i++) tiny.add(index, i, new Uint8Array(1));
     assert.ok(tiny.usedBytes <= maxBytes, `bound ${maxBytes}: ${tiny.usedBytes} bytes held`);
   }
 });
 
-Deno.test("value cache: segments are told apart by identity, not id (compaction, full sync reuse ids)", () => {
+Deno.test("value cache: a new index (FLUSH, full sync) drops what was held for the old one", () => {
   const cache = new ValueCache(1024 * 1024);
-  const before = segment(7);
-  cache.add(before, 40, bytes("old"));
-  const after = segment(7); // a compaction's output: the same id, other records at the offsets
-  assert.equal(cached(cache, after, 40, 3), undefined);
-  assert.equal(text(cached(cache, before, 40, 3)), "old");
+  const before = indexOf(2, 3);
+  cache.add(before, 0, bytes("old"));
+  const after = indexOf(2, 3); // the same slot numbers, other values
+  assert.equal(cached(cache, after, 0, 3), undefined);
+  cache.add(after, 1, bytes("new"));
+  assert.equal(cached(cache, before, 0, 3), undefined, "the old index's entries are gone");
+  assert.ok(Number.isNaN(before.cachedAt(0)), "and forgotten in the old index");
+  assert.equal(text(cached(cache, after, 1, 3)), "new");
   cache.clear();
-  assert.equal(cached(cache, before, 40, 3), undefined);
+  assert.equal(cached(cache, after, 1, 3), undefined);
   assert.equal(cache.usedBytes, 0);
 });
 
