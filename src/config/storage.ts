@@ -147,6 +147,7 @@ export const STORAGE_SETTINGS: { readonly [name in keyof StorageConfig]: Setting
     max: 64 * GIB,
     description:
       "Memory that keeps values read from the log for the next read of the same key (filled on " +
-      "read, oldest dropped first; writes never fill it); values over 1 MiB are not kept. 0: off.",
+      "read, oldest dropped first; plain writes never fill it); values over 1 MiB are not kept; " +
+      "once used, the index also spends 8 bytes a key noting where. 0: off.",
   },
 };
