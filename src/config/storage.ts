@@ -28,6 +28,7 @@ export interface StorageConfig {
   EXPIRY_INTERVAL_MS: number;
   EXPIRY_KEYS_PER_TURN: number;
   VALUE_CACHE_BYTES: number;
+  DEAD_VALUE_MAP_BYTES: number;
 }
 
 /** The storage rows of the settings table, in `--help` order. */
@@ -149,5 +150,16 @@ export const STORAGE_SETTINGS: { readonly [name in keyof StorageConfig]: Setting
       "Memory that keeps values read from the log for the next read of the same key (filled on " +
       "read, oldest dropped first; plain writes never fill it); values over 1 MiB are not kept; " +
       "once used, the index also spends 8 bytes a key noting where. 0: off.",
+  },
+  DEAD_VALUE_MAP_BYTES: {
+    kind: "int",
+    default: 64 * MIB,
+    group: "storage",
+    min: 0,
+    max: 64 * GIB,
+    description:
+      "Memory for maps of the values writes made dead, a bit per 8 bytes of each segment written " +
+      "since start (1/64 of its size), so compaction skips them without looking their keys up; " +
+      "past it the oldest map goes and its segment's values are looked up. 0: off.",
   },
 };

@@ -16,6 +16,7 @@ import { writeAllSync } from "../write_all.ts";
 import { CorruptionError } from "./errors.ts";
 import { HintBuilder, HintKind } from "./hint.ts";
 import { entryBytes, takeLiveBytes } from "./index_entries.ts";
+import { isDeadValue } from "./dead_values.ts";
 import { type KeyIndex, NO_SLOT } from "./key_index.ts";
 import {
   batchRecordBytes,
@@ -353,11 +354,14 @@ export class LiveCopier {
     const live = this.#live;
     live.length = 0;
     let pairs = 0;
+    const dead = segment.deadValues;
     forEachKey(buf, view, at, (keyStart, keyLength, valueStart) => {
       pairs++;
       if (valueStart < 0) return; // a MULTI's delete
-      const slot = index.findBytes(buf, keyStart, keyStart + keyLength);
       const fromOffset = fileOffset + (valueStart - at);
+      // Known dead (its key was moved off it): no lookup needed.
+      if (dead !== undefined && isDeadValue(dead, fromOffset)) return;
+      const slot = index.findBytes(buf, keyStart, keyStart + keyLength);
       if (
         slot !== NO_SLOT && index.segmentOf(slot) === segment &&
         index.offsetOf(slot) === fromOffset

@@ -49,6 +49,12 @@ export interface Location<S> {
   readonly expiresAtMs: number;
 }
 
+/** Who hears of the values an index leaves ({@link KeyIndex.onLeave}). */
+export interface LeaveListener<S> {
+  /** The index moved a key off the value at file `offset` of `segment`, for good. */
+  valueLeft(segment: S, offset: number): void;
+}
+
 /** Random slots {@link KeyIndex.randomSlot} looks at before it takes the first key instead. */
 const RANDOM_TRIES = 32;
 
@@ -195,6 +201,11 @@ export class KeyIndex<S extends object> {
   #expiry: Float64Array | undefined;
   /** Live keys with an expiry time. */
   #expiring = 0;
+  /**
+   * Hears of every value the index leaves (an update or a removal moves a key off it): the
+   * segment and file offset of a value it will never point at again.
+   */
+  onLeave: LeaveListener<S> | undefined;
   /** The integer value per slot when a counter wrote it (NaN: not known), created with the first. */
   #counters: Float64Array | undefined;
   /** Where the value cache holds the slot's value (NaN: it does not), created with the first. */
@@ -495,6 +506,7 @@ export class KeyIndex<S extends object> {
     this.#checkLocation(offset, length);
     if (this.#snapshots.length > 0) this.#remember(slot);
     const previous = this.#slots[slot * STRIDE + SEGMENT];
+    this.onLeave?.valueLeft(this.#segments[previous] as S, this.#slots[slot * STRIDE + OFFSET]);
     this.#write(slot, segment, offset, length);
     if (expiresAtMs !== 0 || this.#expiry !== undefined) this.#setExpiry(slot, expiresAtMs);
     this.#releaseSlotOf(previous);
@@ -503,6 +515,7 @@ export class KeyIndex<S extends object> {
   /** Removes the key of a live slot; the slot is free afterwards. */
   remove(slot: number): void {
     if (this.#snapshots.length > 0) this.#remember(slot);
+    this.onLeave?.valueLeft(this.segmentOf(slot), this.#slots[slot * STRIDE + OFFSET]);
     if (!this.#sortedStale) this.#sorted.delete(slot);
     this.#unplace(slot);
     this.#releaseSlotOf(this.#slots[slot * STRIDE + SEGMENT]);

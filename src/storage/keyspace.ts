@@ -6,7 +6,7 @@
  * @module
  */
 import { flushSegments } from "./index_entries.ts";
-import { KeyIndex } from "./key_index.ts";
+import { KeyIndex, type LeaveListener } from "./key_index.ts";
 import { composeKeyListeners, type KeyChangeListener } from "./key_changes.ts";
 import type { Segment } from "./segment.ts";
 
@@ -18,8 +18,13 @@ export class Keyspace {
   changed: KeyChangeListener | undefined;
   #listeners = new Set<KeyChangeListener>();
 
-  constructor(index: KeyIndex<Segment>) {
+  /**
+   * @param onLeave told of every value the index leaves (see `KeyIndex.onLeave`), by this index
+   *   and every index that replaces it
+   */
+  constructor(index: KeyIndex<Segment>, readonly onLeave?: LeaveListener<Segment>) {
     this.index = index;
+    index.onLeave = onLeave;
   }
 
   /** Adds `listener`; returns a function that removes it. */
@@ -41,6 +46,7 @@ export class Keyspace {
   /** Replaces the whole contents (a FLUSH, a full sync): every key may have changed. */
   replace(index: KeyIndex<Segment>): void {
     this.index = index;
+    index.onLeave = this.onLeave;
     this.changed?.(undefined);
   }
 }

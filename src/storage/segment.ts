@@ -120,6 +120,8 @@ export class Segment {
   hintComplete = false;
   /** While its hint file is being written: that write, which never rejects (compaction waits). */
   hintWriting: Promise<void> | undefined;
+  /** Which of its values the index left, when it has a map (`dead_values.ts`). */
+  deadValues: Uint8Array | undefined;
   #pins = 0;
   #fd = -1;
 

@@ -27,6 +27,7 @@ import { HintWriter } from "./hint_writer.ts";
 import { BackgroundTasks, yieldToRequests } from "./background_tasks.ts";
 import { checkExpiry, checkKey, checkValue, checkWritable } from "./write_checks.ts";
 import { ActiveExpiry } from "./expiry.ts";
+import { deadMapBytes, DeadValueMaps } from "./dead_values.ts";
 import {
   indexBatch,
   indexValue,
@@ -113,9 +114,14 @@ export class KVStore {
   ) {
     this.dir = dir;
     this.#lockFile = lockFile;
-    const keys = this.#keys = new Keyspace(recovered.index);
-    this.#stamp = { epoch: recovered.lastEpoch, options };
     const segments = this.#segments = new SegmentList(recovered.segments);
+    const deadValues = new DeadValueMaps(
+      options.deadValueMapBytes,
+      deadMapBytes(options.segmentSizeBytes),
+      () => segments.active,
+    );
+    const keys = this.#keys = new Keyspace(recovered.index, deadValues);
+    this.#stamp = { epoch: recovered.lastEpoch, options };
     const hints = new HintWriter(dir, Math.max(1024, options.compactionChunkBytes >>> 6), {
       index: () => keys.index,
       isClosed: () => this.#closed,

@@ -44,6 +44,8 @@ export interface StoreOptions {
   expiryKeysPerTurn: number;
   /** Bound of the memory that keeps values read from segment files for the next read (0: none). */
   valueCacheBytes: number;
+  /** Bound of the maps of dead values compaction skips without a lookup (0: none). */
+  deadValueMapBytes: number;
   /** How often a long recovery logs how far it got (segments and keys so far). */
   recoveryProgressIntervalMs: number;
 }
@@ -79,6 +81,7 @@ export function storeOptionsFromConfig(config: Config): StoreOptions {
     expiryIntervalMs: config.EXPIRY_INTERVAL_MS,
     expiryKeysPerTurn: config.EXPIRY_KEYS_PER_TURN,
     valueCacheBytes: config.VALUE_CACHE_BYTES,
+    deadValueMapBytes: config.DEAD_VALUE_MAP_BYTES,
     recoveryProgressIntervalMs: RECOVERY_PROGRESS_INTERVAL_MS,
   };
 }

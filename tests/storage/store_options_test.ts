@@ -38,6 +38,7 @@ Deno.test("store options: every storage flag reaches the store", () => {
       "--expiry-interval-ms=250",
       "--expiry-keys-per-turn=50",
       "--value-cache-bytes=1048576",
+      "--dead-value-map-bytes=2097152",
       "--replica",
     ],
   });
@@ -58,6 +59,7 @@ Deno.test("store options: every storage flag reaches the store", () => {
     expiryIntervalMs: 250,
     expiryKeysPerTurn: 50,
     valueCacheBytes: 1048576,
+    deadValueMapBytes: 2097152,
     recoveryProgressIntervalMs: DEFAULT_STORE_OPTIONS.recoveryProgressIntervalMs,
   });
 });
