@@ -52,7 +52,7 @@
  *
  * @module
  */
-import { crc32 } from "node:zlib";
+import { crc32Of } from "./crc32.ts";
 
 /** Bytes of the fixed record header. */
 export const RECORD_HEADER_BYTES = 32;
@@ -201,7 +201,7 @@ function writeHeader(
 }
 
 function sealCrc(buf: Uint8Array, view: DataView, at: number, length: number): void {
-  view.setUint32(at, crc32(buf.subarray(at + 4, at + length)), true);
+  view.setUint32(at, crc32Of(buf, at + 4, at + length), true);
 }
 
 /**
@@ -355,7 +355,7 @@ export function checkRecord(buf: Uint8Array, view: DataView, at: number, end: nu
     return Check.BAD_HEADER;
   }
   if (end - at < length) return Check.SHORT;
-  if (crc32(buf.subarray(at + 4, at + length)) !== view.getUint32(at, true)) return Check.BAD_CRC;
+  if (crc32Of(buf, at + 4, at + length) !== view.getUint32(at, true)) return Check.BAD_CRC;
   if (op === Op.BATCH) {
     let pos = at + RECORD_HEADER_BYTES;
     const recordEnd = at + length;
