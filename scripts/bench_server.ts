@@ -41,8 +41,9 @@ const KEY_BYTES = 16;
 const encoder = new TextEncoder();
 
 /**
- * `put` SET, `read` GET, `mixed` half each; `incr` INCR, `setex` SET with EX 3600, `getttl` GET
- * of keys that all have a TTL (written first, untimed, by {@link prefill}).
+ * `put` SET, `read` GET, `mixed` half each; `incr` INCR (of `ctr:` keys, counters from the start),
+ * `setex` SET with EX 3600, `getttl` GET of keys that all have a TTL (written first, untimed, by
+ * {@link prefill}).
  */
 type Workload = "put" | "read" | "mixed" | "incr" | "setex" | "getttl";
 type Fsync = "always" | "everysec" | "no";
@@ -75,8 +76,8 @@ interface Options {
 
 // ------------------------------------------------------------------------------ load generator
 
-function keyBytes(index: number): Uint8Array {
-  return encoder.encode(`key:${String(index).padStart(KEY_BYTES - 4, "0")}`);
+function keyBytes(index: number, prefix = "key:"): Uint8Array {
+  return encoder.encode(`${prefix}${String(index).padStart(KEY_BYTES - prefix.length, "0")}`);
 }
 
 /** RESP request `words` (the key is `key`'s bytes where a word is null). */
@@ -101,7 +102,12 @@ function requests(workload: Workload, count: number, options: Options): Uint8Arr
   const value = new Uint8Array(options.valueBytes).fill(0x78);
   const parts: Uint8Array[] = [];
   for (let i = 0; i < count; i++) {
-    const key = keyBytes(Math.floor(Math.random() * options.keys));
+    // INCR's keys are counters of their own: on the keys the SET loads left (100-byte values)
+    // every INCR would be Redis's not-an-integer error, on both servers.
+    const key = keyBytes(
+      Math.floor(Math.random() * options.keys),
+      workload === "incr" ? "ctr:" : "key:",
+    );
     if (workload === "incr" || workload === "setex" || workload === "getttl") {
       parts.push(...stringCommand(workload, key, value));
       continue;
