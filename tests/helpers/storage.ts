@@ -6,8 +6,10 @@
  */
 import { configureLogging } from "../../src/log.ts";
 import { parseSegmentFileName } from "../../src/storage/file_names.ts";
+import { KVStore, type StoreOptions } from "../../src/storage/mod.ts";
+import { withTempDir } from "./temp_dir.ts";
 
-export { withTempDir } from "./temp_dir.ts";
+export { withTempDir };
 
 configureLogging({ level: "error", format: "text" });
 
@@ -31,4 +33,23 @@ export function segmentFiles(dir: string): string[] {
     .filter((name) => parseSegmentFileName(name) !== undefined)
     .sort()
     .map((name) => `${dir}/${name}`);
+}
+
+/**
+ * Runs `body` with a store opened with `options` in a fresh temporary directory; the store is
+ * closed before the directory goes, whatever `body` did.
+ */
+export function withStore(
+  options: Partial<StoreOptions>,
+  body: (store: KVStore, dir: string) => void | Promise<void>,
+  prefix?: string,
+): Promise<void> {
+  return withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, options);
+    try {
+      await body(store, dir);
+    } finally {
+      await store.close();
+    }
+  }, prefix);
 }

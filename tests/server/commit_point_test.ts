@@ -9,20 +9,13 @@ import { CommitPoint } from "../../src/server/commit_point.ts";
 import { KVStore } from "../../src/storage/mod.ts";
 import { RespConn } from "../helpers/cluster.ts";
 import { startTestServer } from "../helpers/test_server.ts";
-import { withTempDir } from "../helpers/temp_dir.ts";
+import { withStore as withStoreOf } from "../helpers/storage.ts";
 
 const bytes = (s: string) => new TextEncoder().encode(s);
 
 /** Runs `body` with a store (`fsync: "always"`) in a temporary directory, closed before it goes. */
 function withStore(body: (store: KVStore) => Promise<void>): Promise<void> {
-  return withTempDir(async (dir) => {
-    const store = await KVStore.open(dir, { fsync: "always" });
-    try {
-      await body(store);
-    } finally {
-      await store.close();
-    }
-  }, "kvstore-commit-");
+  return withStoreOf({ fsync: "always" }, body, "kvstore-commit-");
 }
 
 Deno.test("commit point: without replicas a read waits for its turn's group commit", async () => {

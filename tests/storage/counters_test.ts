@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { KVStore } from "../../src/storage/mod.ts";
-import { bytes, text, withTempDir } from "../helpers/storage.ts";
+import { bytes, text, withStore as withStoreOf, withTempDir } from "../helpers/storage.ts";
 
 /** Redis's integer rule, up to 15 digits (what the INCR handler passes). */
 function parse(value: Uint8Array): number | undefined {
@@ -8,15 +8,9 @@ function parse(value: Uint8Array): number | undefined {
   return /^(0|-?[1-9][0-9]{0,14})$/.test(digits) ? Number(digits) : undefined;
 }
 
-async function withStore(run: (store: KVStore) => void | Promise<void>): Promise<void> {
-  await withTempDir(async (dir) => {
-    const store = await KVStore.open(dir, { fsync: "no" });
-    try {
-      await run(store);
-    } finally {
-      await store.close();
-    }
-  });
+/** A store that flushes to the OS without fsync. */
+function withStore(run: (store: KVStore) => void | Promise<void>): Promise<void> {
+  return withStoreOf({ fsync: "no" }, run);
 }
 
 const key = (name: string) => bytes(name);

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { ENTRY_OVERHEAD_BYTES, ValueCache } from "../../src/storage/value_cache.ts";
 import { KeyIndex } from "../../src/storage/key_index.ts";
 import { KVStore } from "../../src/storage/mod.ts";
-import { bytes, text, withTempDir } from "../helpers/storage.ts";
+import { bytes, text, withStore as withStoreOf, withTempDir } from "../helpers/storage.ts";
 
 const SEGMENT = { name: "segment" };
 
@@ -111,20 +111,9 @@ Deno.test("value cache: a new index (FLUSH, full sync) drops what was held for t
 });
 
 /** A store with small segments that compacts only when told, its values in the cache. */
-async function withStore(test: (store: KVStore, dir: string) => Promise<void>): Promise<void> {
-  await withTempDir(async (dir) => {
-    const store = await KVStore.open(dir, {
-      fsync: "no",
-      segmentSizeBytes: 4096,
-      autoCompact: false,
-      valueCacheBytes: 1024 * 1024,
-    });
-    try {
-      await test(store, dir);
-    } finally {
-      await store.close();
-    }
-  });
+function withStore(test: (store: KVStore, dir: string) => Promise<void>): Promise<void> {
+  const options = { fsync: "no", segmentSizeBytes: 4096, autoCompact: false } as const;
+  return withStoreOf({ ...options, valueCacheBytes: 1024 * 1024 }, test);
 }
 
 /** Writes and flushes, so the next read is of the file (and fills the cache). */
