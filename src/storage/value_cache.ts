@@ -156,11 +156,12 @@ export class ValueCache {
     this.#entries++;
   }
 
-  /** Drops every entry and slab, forgetting them in their index. */
+  /**
+   * Drops every entry and slab, forgetting them in their index (sequence numbers go on from
+   * where they were, so no place is ever given twice).
+   */
   clear(): void {
     while (this.#first <= this.#last) this.#dropOldest();
-    this.#first = 0;
-    this.#last = -1;
   }
 
   /** Starts caching for `index` (a FLUSH or a full sync replaced the last one): drops the rest. */
