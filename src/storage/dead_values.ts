@@ -19,11 +19,16 @@
  *
  * @module
  */
+import { getLog } from "../log.ts";
 import type { LeaveListener } from "./key_index.ts";
 import type { Segment } from "./segment.ts";
 
+const log = getLog("storage");
+
 /** Bytes of file a map's bit stands for: values start at least this far apart. */
 const BYTES_PER_BIT = 8;
+/** At most one log line a minute says the bound dropped a map. */
+const BOUND_LOG_INTERVAL_MS = 60_000;
 
 /** Whether `map` says the value at file `offset` is dead. */
 export function isDeadValue(map: Uint8Array, offset: number): boolean {
@@ -37,6 +42,7 @@ export class DeadValueMaps implements LeaveListener<Segment> {
   /** Segments holding a map, oldest map first. */
   #holders: Segment[] = [];
   #usedBytes = 0;
+  #boundLoggedAtMs = -Infinity;
 
   /**
    * @param maxBytes bound on all maps together (0: none are kept)
@@ -73,13 +79,27 @@ export class DeadValueMaps implements LeaveListener<Segment> {
     this.#dropRetired();
     // Bounded: each turn drops one map.
     while (this.#usedBytes + bytes > this.maxBytes && this.#holders.length > 0) {
-      this.#drop(this.#holders.shift() as Segment);
+      const oldest = this.#holders.shift() as Segment;
+      this.#drop(oldest);
+      this.#logBound(oldest);
     }
     const map = new Uint8Array(bytes);
     segment.deadValues = map;
     this.#holders.push(segment);
     this.#usedBytes += bytes;
     return map;
+  }
+
+  /** Says (once a minute at most) that the bound dropped `segment`'s map. */
+  #logBound(segment: Segment): void {
+    const nowMs = Date.now();
+    if (nowMs - this.#boundLoggedAtMs < BOUND_LOG_INTERVAL_MS) return;
+    this.#boundLoggedAtMs = nowMs;
+    log.info(
+      "dead-value maps reached DEAD_VALUE_MAP_BYTES ({maxBytes}): dropped segment {id}'s map; " +
+        "compacting it looks its keys up (slower, never wrong)",
+      { maxBytes: this.maxBytes, id: segment.id },
+    );
   }
 
   /** Forgets the maps of segments compaction or a full sync retired. */

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { configureSync, type LogRecord } from "@logtape/logtape";
+import { configureLogging } from "../../src/log.ts";
 import { deadMapBytes, DeadValueMaps, isDeadValue } from "../../src/storage/dead_values.ts";
 import { KeyIndex } from "../../src/storage/key_index.ts";
 import { newSegmentHeader, Segment } from "../../src/storage/segment.ts";
@@ -69,6 +71,32 @@ Deno.test("dead value maps: only the active segment gets one; the bound drops th
   const none = new DeadValueMaps(0, mapBytes, () => active);
   none.valueLeft(segment(12), 40);
   assert.equal(none.usedBytes, 0);
+});
+
+Deno.test("dead value maps: the bound dropping a map is logged with its number, once a minute", () => {
+  const lines: Record<string, unknown>[] = [];
+  configureSync({
+    reset: true,
+    sinks: { memory: (record: LogRecord) => lines.push(record.properties) },
+    loggers: [
+      { category: ["kvstore", "storage"], lowestLevel: "info", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+    ],
+  });
+  try {
+    let active = segment(1);
+    const mapBytes = deadMapBytes(64 * 1024);
+    const maps = new DeadValueMaps(mapBytes, mapBytes, () => active);
+    for (let id = 1; id <= 5; id++) {
+      active = segment(id);
+      maps.valueLeft(active, 40);
+    }
+  } finally {
+    configureLogging({ level: "error", format: "text" });
+  }
+  const bound = lines.filter((line) => line.maxBytes !== undefined);
+  assert.equal(bound.length, 1, "four maps dropped, one line");
+  assert.deepEqual(bound[0], { maxBytes: deadMapBytes(64 * 1024), id: 1 });
 });
 
 /** A random workload of puts, expiring puts, deletes, batches and MULTIs, then compaction. */
