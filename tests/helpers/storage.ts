@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { configureSync, type LogRecord } from "@logtape/logtape";
 import { configureLogging } from "../../src/log.ts";
 import { parseSegmentFileName } from "../../src/storage/file_names.ts";
 import { KVStore, type StoreOptions } from "../../src/storage/mod.ts";
@@ -52,4 +53,28 @@ export function withStore(
       await store.close();
     }
   }, prefix);
+}
+
+/**
+ * Runs `body` with the store's log (`kvstore·storage`, info and up) captured; returns the
+ * properties of each record, in order. The usual quiet logging is back afterwards.
+ */
+export async function storageLogLines(
+  body: () => void | Promise<void>,
+): Promise<Record<string, unknown>[]> {
+  const lines: Record<string, unknown>[] = [];
+  configureSync({
+    reset: true,
+    sinks: { memory: (record: LogRecord) => lines.push(record.properties) },
+    loggers: [
+      { category: ["kvstore", "storage"], lowestLevel: "info", sinks: ["memory"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
+    ],
+  });
+  try {
+    await body();
+  } finally {
+    configureLogging({ level: "error", format: "text" });
+  }
+  return lines;
 }

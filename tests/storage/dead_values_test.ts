@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
-import { configureSync, type LogRecord } from "@logtape/logtape";
-import { configureLogging } from "../../src/log.ts";
 import { deadMapBytes, DeadValueMaps, isDeadValue } from "../../src/storage/dead_values.ts";
 import { KeyIndex } from "../../src/storage/key_index.ts";
 import { newSegmentHeader, Segment } from "../../src/storage/segment.ts";
 import { KVStore } from "../../src/storage/mod.ts";
 import { lcg } from "../helpers/random.ts";
-import { text, withTempDir } from "../helpers/storage.ts";
+import { storageLogLines, text, withTempDir } from "../helpers/storage.ts";
 
 function segment(id: number): Segment {
   return new Segment(id, `/nonexistent/${id}.log`, newSegmentHeader(id, 0, 0), 40);
@@ -73,17 +71,8 @@ Deno.test("dead value maps: only the active segment gets one; the bound drops th
   assert.equal(none.usedBytes, 0);
 });
 
-Deno.test("dead value maps: the bound dropping a map is logged with its number, once a minute", () => {
-  const lines: Record<string, unknown>[] = [];
-  configureSync({
-    reset: true,
-    sinks: { memory: (record: LogRecord) => lines.push(record.properties) },
-    loggers: [
-      { category: ["kvstore", "storage"], lowestLevel: "info", sinks: ["memory"] },
-      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-    ],
-  });
-  try {
+Deno.test("dead value maps: the bound dropping a map is logged with its number, once a minute", async () => {
+  const lines = await storageLogLines(() => {
     let active = segment(1);
     const mapBytes = deadMapBytes(64 * 1024);
     const maps = new DeadValueMaps(mapBytes, mapBytes, () => active);
@@ -91,9 +80,7 @@ Deno.test("dead value maps: the bound dropping a map is logged with its number, 
       active = segment(id);
       maps.valueLeft(active, 40);
     }
-  } finally {
-    configureLogging({ level: "error", format: "text" });
-  }
+  });
   const bound = lines.filter((line) => line.maxBytes !== undefined);
   assert.equal(bound.length, 1, "four maps dropped, one line");
   assert.deepEqual(bound[0], { maxBytes: deadMapBytes(64 * 1024), id: 1 });

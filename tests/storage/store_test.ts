@@ -1,6 +1,4 @@
 import assert from "node:assert/strict";
-import { configureSync, type LogRecord } from "@logtape/logtape";
-import { configureLogging } from "../../src/log.ts";
 import {
   CorruptionError,
   KeyTooLargeError,
@@ -11,7 +9,7 @@ import {
   ValueTooLargeError,
 } from "../../src/storage/mod.ts";
 import { Flag, recordFlags, recordLsn } from "../../src/storage/record.ts";
-import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
+import { segmentFiles, storageLogLines, text, withTempDir } from "../helpers/storage.ts";
 
 Deno.test("put, read, has, delete and overwrite", async () => {
   await withTempDir(async (dir) => {
@@ -266,21 +264,10 @@ Deno.test("a long recovery logs how far it got, segment by segment", async () =>
     for (let i = 0; i < 300; i++) store.writePut(`key${i}`, "v".repeat(40));
     await store.close();
     const segments = segmentFiles(dir).length;
-    const lines: Record<string, unknown>[] = [];
-    configureSync({
-      reset: true,
-      sinks: { memory: (record: LogRecord) => lines.push(record.properties) },
-      loggers: [
-        { category: ["kvstore", "storage"], lowestLevel: "info", sinks: ["memory"] },
-        { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["memory"] },
-      ],
-    });
-    try {
+    const lines = await storageLogLines(async () => {
       store = await KVStore.open(dir, { segmentSizeBytes: 4096, recoveryProgressIntervalMs: 0 });
       await store.close();
-    } finally {
-      configureLogging({ level: "error", format: "text" });
-    }
+    });
     const progress = lines.filter((line) => line.segmentsDone !== undefined);
     assert.deepEqual(
       progress.map((line) => line.segmentsDone),
