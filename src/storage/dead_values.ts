@@ -74,7 +74,7 @@ export class DeadValueMaps implements LeaveListener<Segment> {
   }
 
   #newMap(segment: Segment): Uint8Array | undefined {
-    const bytes = Math.ceil(this.mapBytes / 8) * 8;
+    const bytes = this.mapBytes;
     if (bytes > this.maxBytes) return undefined;
     this.#dropRetired();
     // Bounded: each turn drops one map.

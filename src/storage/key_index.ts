@@ -123,6 +123,43 @@ function resizedColumn(
   return resized;
 }
 
+/**
+ * One fact per slot about its current value, in a Float64Array created with the first fact
+ * (NaN: none known): what {@link KeyIndex.setCounter} and {@link KeyIndex.setCachedAt} note.
+ */
+class FactColumn {
+  #values: Float64Array | undefined;
+
+  get(slot: number): number {
+    const values = this.#values;
+    return values === undefined ? Number.NaN : values[slot];
+  }
+
+  /** Notes `value` for `slot`; `slots` is the column's length if it must be made now. */
+  set(slot: number, value: number, slots: number): void {
+    this.#values ??= new Float64Array(slots).fill(Number.NaN);
+    this.#values[slot] = value;
+  }
+
+  forget(slot: number): void {
+    const values = this.#values;
+    if (values !== undefined) values[slot] = Number.NaN;
+  }
+
+  /** Forgets `slot`'s fact only if it is still `value`. */
+  forgetIf(slot: number, value: number): void {
+    const values = this.#values;
+    if (values !== undefined && slot < values.length && values[slot] === value) {
+      values[slot] = Number.NaN;
+    }
+  }
+
+  /** Keeps the column as long as the slots, `count` of them. */
+  resize(count: number): void {
+    this.#values = resizedColumn(this.#values, count, Number.NaN);
+  }
+}
+
 /** The table size that holds `keys` keys at most 3/4 full. */
 function tableCapacity(keys: number): number {
   let capacity = MIN_TABLE;
@@ -206,10 +243,10 @@ export class KeyIndex<S extends object> {
    * segment and file offset of a value it will never point at again.
    */
   onLeave: LeaveListener<S> | undefined;
-  /** The integer value per slot when a counter wrote it (NaN: not known), created with the first. */
-  #counters: Float64Array | undefined;
-  /** Where the value cache holds the slot's value (NaN: it does not), created with the first. */
-  #cachedAt: Float64Array | undefined;
+  /** The integer value per slot when a counter wrote it. */
+  readonly #counters = new FactColumn();
+  /** Where the value cache holds the slot's value. */
+  readonly #cachedAt = new FactColumn();
 
   /** Number of live keys. */
   get size(): number {
@@ -290,8 +327,7 @@ export class KeyIndex<S extends object> {
    * known: any other write to the slot since, or none at all.
    */
   counterOf(slot: number): number {
-    const counters = this.#counters;
-    return counters === undefined ? Number.NaN : counters[slot];
+    return this.#counters.get(slot);
   }
 
   /**
@@ -299,14 +335,12 @@ export class KeyIndex<S extends object> {
    * right after pointing the slot at those digits; the next change of its location forgets it.
    */
   setCounter(slot: number, value: number): void {
-    this.#counters ??= this.#newColumn();
-    this.#counters[slot] = value;
+    this.#counters.set(slot, value, this.#slots.length / STRIDE);
   }
 
   /** Where the value cache holds the live slot's value ({@link setCachedAt}), or NaN. */
   cachedAt(slot: number): number {
-    const cachedAt = this.#cachedAt;
-    return cachedAt === undefined ? Number.NaN : cachedAt[slot];
+    return this.#cachedAt.get(slot);
   }
 
   /**
@@ -314,20 +348,12 @@ export class KeyIndex<S extends object> {
    * gives another entry); the next change of the slot's location forgets it.
    */
   setCachedAt(slot: number, place: number): void {
-    this.#cachedAt ??= this.#newColumn();
-    this.#cachedAt[slot] = place;
+    this.#cachedAt.set(slot, place, this.#slots.length / STRIDE);
   }
 
   /** Forgets {@link setCachedAt}'s `place` for `slot`, unless the slot has moved on since. */
   forgetCachedAt(slot: number, place: number): void {
-    const cachedAt = this.#cachedAt;
-    if (cachedAt !== undefined && slot < cachedAt.length && cachedAt[slot] === place) {
-      cachedAt[slot] = Number.NaN;
-    }
-  }
-
-  #newColumn(): Float64Array {
-    return new Float64Array(this.#slots.length / STRIDE).fill(Number.NaN);
+    this.#cachedAt.forgetIf(slot, place);
   }
 
   /** Live keys that have an expiry time. */
@@ -437,10 +463,8 @@ export class KeyIndex<S extends object> {
 
   /** The slot's value changed or went: what the counter and cache columns knew of it is gone. */
   #forgetFacts(slot: number): void {
-    const counters = this.#counters;
-    if (counters !== undefined) counters[slot] = Number.NaN;
-    const cachedAt = this.#cachedAt;
-    if (cachedAt !== undefined) cachedAt[slot] = Number.NaN;
+    this.#counters.forget(slot);
+    this.#cachedAt.forget(slot);
   }
 
   /**
@@ -563,8 +587,8 @@ export class KeyIndex<S extends object> {
   #resizeColumns(): void {
     const count = this.#slots.length / STRIDE;
     this.#expiry = resizedColumn(this.#expiry, count, 0);
-    this.#counters = resizedColumn(this.#counters, count, Number.NaN);
-    this.#cachedAt = resizedColumn(this.#cachedAt, count, Number.NaN);
+    this.#counters.resize(count);
+    this.#cachedAt.resize(count);
   }
 
   /** Puts `slot` into the table at its probe position. */

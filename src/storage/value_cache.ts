@@ -108,7 +108,7 @@ export class ValueCache {
    */
   copyInto(index: CachedSlots, slot: number, into: Uint8Array): boolean {
     const place = index.cachedAt(slot);
-    if (place !== place || index !== this.#index) return false; // NaN: not cached
+    if (Number.isNaN(place) || index !== this.#index) return false;
     const sequence = Math.floor(place / this.slabBytes);
     const slab = this.#ring[sequence % this.#ring.length];
     if (slab === undefined || slab.sequence !== sequence) {
@@ -135,7 +135,7 @@ export class ValueCache {
     const length = value.length;
     if (length > this.slabBytes || this.#ring.length < 2) return;
     if (index !== this.#index) this.#adopt(index);
-    else if (index.cachedAt(slot) === index.cachedAt(slot)) return; // already cached
+    else if (!Number.isNaN(index.cachedAt(slot))) return; // already cached
     let slab = this.#last >= this.#first ? this.#ring[this.#last % this.#ring.length] : undefined;
     if (slab === undefined || slab.used + length > this.slabBytes) slab = this.#newSlab();
     // Bounded: each turn drops one slab, and the newest one is never dropped.
