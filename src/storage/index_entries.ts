@@ -62,9 +62,24 @@ export function indexValue(
     return slot;
   }
   const key = typeof source === "string" ? source : bytesToKey(source, start, end);
-  const inserted = index.insertMissed(key, segment, offset, length, expiresAtMs);
-  segment.liveBytes += entryBytes(end - start, length);
-  return inserted;
+  return indexMissed(index, key, segment, offset, length, expiresAtMs);
+}
+
+/**
+ * {@link indexValue} for `key` (a byte string), which the index's last lookup did not find, with
+ * no change to it since: it reuses that lookup's probe (`KeyIndex.insertMissed`); returns the slot.
+ */
+export function indexMissed(
+  index: KeyIndex<Segment>,
+  key: string,
+  segment: Segment,
+  offset: number,
+  length: number,
+  expiresAtMs: number,
+): number {
+  const slot = index.insertMissed(key, segment, offset, length, expiresAtMs);
+  segment.liveBytes += entryBytes(key.length, length);
+  return slot;
 }
 
 /**

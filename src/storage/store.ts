@@ -30,6 +30,7 @@ import { ActiveExpiry } from "./expiry.ts";
 import { deadMapBytes, DeadValueMaps } from "./dead_values.ts";
 import {
   indexBatch,
+  indexMissed,
   indexValue,
   noteTombstone,
   reindexSlot,
@@ -335,10 +336,9 @@ export class KVStore {
       : log.appendPutExpiring(epoch, options.replica, key, digits, expiresAtMs);
     const offset = this.#lastValueOffset(key.length, expiresAtMs);
     if (slot === NO_SLOT) {
-      index.setCounter(
-        indexValue(index, key, 0, key.length, log.active, offset, digits.length),
-        value,
-      );
+      // The lookup above missed: its probe is reused (insertMissed checks the index is unchanged).
+      const inserted = indexMissed(index, bytesToKey(key), log.active, offset, digits.length, 0);
+      index.setCounter(inserted, value);
     } else {
       reindexSlot(index, slot, key.length, log.active, offset, digits.length, expiresAtMs);
       index.setCounter(slot, value);
