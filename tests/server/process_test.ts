@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { withTempDir } from "../helpers/temp_dir.ts";
-import { WireClient } from "../helpers/wire.ts";
+import { resp, WireClient } from "../helpers/wire.ts";
 
 Deno.test("startup logs role, address, data dir, keys recovered and recovery time", async () => {
   await using server = await startServerProcess({ args: ["--replica"] });
@@ -67,6 +67,49 @@ Deno.test("SIGKILL after acknowledged writes with --fsync always loses none of t
     await using wire = await WireClient.connect(restarted.port);
     await wire.send("READ k0\nREAD k499\nREAD x\nREAD y\nREAD k7\n");
     assert.deepEqual(await wire.readLines(5), ["v0", "v499", "1", "2", "NOT_FOUND"]);
+  }, "kvstore-test-");
+});
+
+Deno.test("SIGKILL amid INCRs with --fsync always: each counter comes back at its last acknowledged value or later", async () => {
+  await withTempDir(async (dataDir) => {
+    const keys = Array.from({ length: 2000 }, (_, i) => `ctr${i % 10}`);
+    const steps = keys.map((_, i) => (i % 7 === 0 ? -3 : 3));
+    // Each key's value after each of its operations, in order, and how many were acknowledged.
+    const history = new Map<string, number[]>();
+    keys.forEach((key, i) => {
+      const values = history.get(key) ?? [];
+      values.push((values.at(-1) ?? 0) + steps[i]);
+      history.set(key, values);
+    });
+    const acknowledged = new Map<string, number>();
+    {
+      await using server = await startServerProcess({ dataDir, args: ["--fsync", "always"] });
+      await using wire = await WireClient.connect(server.port);
+      // Pipelined, so the kill lands while the later ones are still in flight.
+      const requests = keys.map((key, i) =>
+        steps[i] < 0 ? resp("DECRBY", key, "3") : resp("INCRBY", key, "3")
+      );
+      await wire.send(new Uint8Array(requests.flatMap((request) => [...request])));
+      for (let i = 0; i < 1000; i++) {
+        const reply = (await wire.readLine()).trimEnd();
+        const count = (acknowledged.get(keys[i]) ?? 0) + 1;
+        acknowledged.set(keys[i], count);
+        assert.equal(reply, `:${(history.get(keys[i]) as number[])[count - 1]}`, `reply ${i}`);
+      }
+      await server.kill("SIGKILL");
+    }
+    await using restarted = await startServerProcess({ dataDir });
+    await using wire = await WireClient.connect(restarted.port);
+    for (const [key, count] of acknowledged) {
+      await wire.send(resp("GET", key));
+      await wire.readLine(); // $<length>
+      const stored = Number((await wire.readLine()).trimEnd());
+      // Every acknowledged operation survived; ones in flight at the kill may have, in order.
+      const possible = (history.get(key) as number[]).slice(count - 1);
+      assert.ok(possible.includes(stored), `${key}: ${stored}, acknowledged ${possible[0]}`);
+      await wire.send(resp("INCR", key));
+      assert.equal((await wire.readLine()).trimEnd(), `:${stored + 1}`, `${key} counts on`);
+    }
   }, "kvstore-test-");
 });
 
