@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KVStore } from "../../src/storage/mod.ts";
+import { KeyTooLargeError, KVStore } from "../../src/storage/mod.ts";
 import { bytes, text, withStore as withStoreOf, withTempDir } from "../helpers/storage.ts";
 
 /** Redis's integer rule, up to 15 digits (what the INCR handler passes). */
@@ -114,5 +114,14 @@ Deno.test("store counters: a full sync replaces remembered numbers with what it 
     for (let i = 0; i < 10; i++) {
       assert.equal(store.incrementSmall(key(`c${i}`), 1, parse)?.value, i * 100 + 1);
     }
+  });
+});
+
+Deno.test("store counters: a key past the size limit is refused and nothing is written", async () => {
+  await withStoreOf({ fsync: "no", maxKeyBytes: 16 }, (store) => {
+    const lsn = store.lastLsn;
+    assert.throws(() => store.incrementSmall(key("k".repeat(17)), 1, parse), KeyTooLargeError);
+    assert.equal(store.lastLsn, lsn);
+    assert.equal(store.incrementSmall(key("k".repeat(16)), 1, parse)?.value, 1, "at the limit");
   });
 });
