@@ -148,8 +148,9 @@ export const STORAGE_SETTINGS: { readonly [name in keyof StorageConfig]: Setting
     max: 64 * GIB,
     description:
       "Memory that keeps values read from the log for the next read of the same key (filled on " +
-      "read, oldest dropped first; plain writes never fill it); values over 1 MiB are not kept; " +
-      "once used, the index also spends 8 bytes a key noting where. 0: off.",
+      "read, oldest dropped first; plain writes never fill it), each beside a copy of its key; a " +
+      "value that with its key and 4 bytes exceeds 1 MiB is not kept; once used, the index's " +
+      "slots widen from 16 to 32 bytes a key (as the first key with a TTL also does). 0: off.",
   },
   DEAD_VALUE_MAP_BYTES: {
     kind: "int",

@@ -13,6 +13,17 @@
  * field then links the free list). `keys[s]` is the key string. The table holds `s + 1` (0 is
  * empty) and is kept at most 3/4 full, so a probe always ends.
  *
+ * Slots become *wide* (32 bytes, `slots[8s .. 8s+7]`) when the first key with an expiry time or
+ * the first cached value arrives: the four words, then two Float64s, the key's expiry time (ms
+ * since the epoch, 0: none) and where the value cache (`value_cache.ts`) holds a copy of its value
+ * (NaN: nowhere). A GET of an expiring key then reads its location, expiry and cache place in
+ * one memory line; an index of keys without either keeps 16 bytes a slot.
+ *
+ * A key whose value is cached is compared with the copy of the key the cache keeps beside the
+ * value, not with `keys[s]`: that string is two dependent memory reads away (the array, then the
+ * string), ~150–300 ns each on a cold line, while the cached copy is in the line the value's read
+ * touches next.
+ *
  * A {@link SortedKeys} set orders the slots by key, for ranges and for walks in key order.
  * Snapshots clone it (copy-on-write) and keep the first previous location of every slot changed
  * after them ("pre-images"), so a snapshot sees the index exactly as it was, at a cost only while
@@ -20,22 +31,18 @@
  * the snapshots are released (or the load is done), so a slot names one key for as long as any
  * view of it exists, and a bulk load allocates slots in load order.
  *
- * A key with an expiry time keeps it in `expiry[s]`, a Float64Array beside the slots, created
- * when the first such key arrives: 8 bytes per slot from then on, nothing before (keys without
- * a TTL in a store that never saw one pay nothing).
- *
- * Two more columns hold facts about a slot's current value, each a Float64Array created with its
- * first fact (NaN: none): `counters[s]`, the integer a counter (Redis's `INCR`) wrote as the
- * value, so the next increment neither reads nor parses it; and `cachedAt[s]`, where the value
- * cache (`value_cache.ts`) holds a copy of the value, so a read finds it with no lookup of its
- * own. Every change of a slot's location forgets both, so a fact held is always about the value
- * the slot points at.
+ * Two facts about a slot's current value are kept: its cache place (above), and in `counters[s]`,
+ * a Float64Array created with the first one (NaN: none), the integer a counter (Redis's `INCR`)
+ * wrote as the value, so the next increment neither reads nor parses it. Every change of a slot's
+ * location forgets both, so a fact held is always about the value the slot points at.
  *
  * Keys are byte strings (see `keys.ts`): one UTF-16 code unit 0–255 per byte, so the hash of a
  * key string and of its bytes are the same.
  *
  * @module
  */
+import { FactColumn } from "./fact_column.ts";
+import { equalsBytes, hashBytes, hashString, randomSeed } from "./key_hash.ts";
 import { SortedKeys } from "./sorted_keys.ts";
 
 /**
@@ -55,6 +62,24 @@ export interface LeaveListener<S> {
   valueLeft(segment: S, offset: number): void;
 }
 
+/**
+ * The value cache's side of {@link KeyIndex.cachedKeys}: it keeps a copy of the key beside each
+ * value it holds.
+ */
+export interface CachedKeys {
+  /**
+   * Whether the key kept with the cached value at `place` (a value of `valueLength` bytes) is
+   * `buf[start, end)`.
+   */
+  keyEquals(
+    place: number,
+    valueLength: number,
+    buf: Uint8Array,
+    start: number,
+    end: number,
+  ): boolean;
+}
+
 /** Random slots {@link KeyIndex.randomSlot} looks at before it takes the first key instead. */
 const RANDOM_TRIES = 32;
 
@@ -64,111 +89,27 @@ export const MAX_KEY_STRING = "\u0100";
 /** Slot number returned when a key is absent. */
 export const NO_SLOT = -1;
 
-const STRIDE = 4;
+/** Words a slot takes: narrow (its location and hash), or wide (and its expiry and cache place). */
+const NARROW = 4;
+const WIDE = 8;
 const SEGMENT = 0;
 const OFFSET = 1;
 const LENGTH = 2;
 const HASH = 3;
+/** In a wide slot, the Float64 (of the slot's 4) holding its expiry time and its cache place. */
+const EXPIRY = 2;
+const CACHED_AT = 3;
 const NO_FREE = 0xffff_ffff;
 const MIN_TABLE = 16;
 /** Most keys an index holds: the table must stay below 2^30 entries at 3/4 load. */
 export const MAX_INDEX_KEYS = 0.75 * 2 ** 30;
 const U32_LIMIT = 2 ** 32;
 
-const FNV_PRIME = 0x0100_0193;
-
-function finish(h: number, length: number): number {
-  h ^= length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85eb_ca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2_ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** Hash of a byte string (seeded FNV-1a with a murmur3 finaliser). */
-function hashString(key: string, seed: number): number {
-  let h = seed;
-  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), FNV_PRIME);
-  return finish(h, key.length);
-}
-
-/** Hash of `buf[start, end)`; equal to {@link hashString} of the same bytes as a byte string. */
-function hashBytes(buf: Uint8Array, start: number, end: number, seed: number): number {
-  let h = seed;
-  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i], FNV_PRIME);
-  return finish(h, end - start);
-}
-
-function equalsBytes(key: string, buf: Uint8Array, start: number, end: number): boolean {
-  if (key.length !== end - start) return false;
-  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) !== buf[start + i]) return false;
-  return true;
-}
-
-/** `column` with `count` entries, new ones `fill` (undefined stays undefined). */
-function resizedColumn(
-  column: Float64Array | undefined,
-  count: number,
-  fill: number,
-): Float64Array | undefined {
-  if (column === undefined || column.length === count) return column;
-  const resized = new Float64Array(count);
-  if (column.length > count) {
-    resized.set(column.subarray(0, count));
-  } else {
-    resized.set(column);
-    if (fill !== 0) resized.fill(fill, column.length);
-  }
-  return resized;
-}
-
-/**
- * One fact per slot about its current value, in a Float64Array created with the first fact
- * (NaN: none known): what {@link KeyIndex.setCounter} and {@link KeyIndex.setCachedAt} note.
- */
-class FactColumn {
-  #values: Float64Array | undefined;
-
-  get(slot: number): number {
-    const values = this.#values;
-    return values === undefined ? Number.NaN : values[slot];
-  }
-
-  /** Notes `value` for `slot`; `slots` is the column's length if it must be made now. */
-  set(slot: number, value: number, slots: number): void {
-    this.#values ??= new Float64Array(slots).fill(Number.NaN);
-    this.#values[slot] = value;
-  }
-
-  forget(slot: number): void {
-    const values = this.#values;
-    if (values !== undefined) values[slot] = Number.NaN;
-  }
-
-  /** Forgets `slot`'s fact only if it is still `value`. */
-  forgetIf(slot: number, value: number): void {
-    const values = this.#values;
-    if (values !== undefined && slot < values.length && values[slot] === value) {
-      values[slot] = Number.NaN;
-    }
-  }
-
-  /** Keeps the column as long as the slots, `count` of them. */
-  resize(count: number): void {
-    this.#values = resizedColumn(this.#values, count, Number.NaN);
-  }
-}
-
 /** The table size that holds `keys` keys at most 3/4 full. */
 function tableCapacity(keys: number): number {
   let capacity = MIN_TABLE;
   while (keys * 4 > capacity * 3) capacity *= 2;
   return capacity;
-}
-
-function randomSeed(): number {
-  return crypto.getRandomValues(new Uint32Array(1))[0];
 }
 
 /** A consistent, read-only view of the index at the moment it was taken. */
@@ -215,7 +156,13 @@ export class KeyIndex<S extends object> {
   readonly #seed = randomSeed();
   #table = new Int32Array(MIN_TABLE);
   #mask = MIN_TABLE - 1;
-  #slots = new Uint32Array(MIN_TABLE * STRIDE);
+  /** Words a slot: {@link NARROW} until the first expiry time or cache place, then {@link WIDE}. */
+  #stride = NARROW;
+  /** Slots allocated (live, free or held). */
+  #capacity = MIN_TABLE;
+  #slots = new Uint32Array(MIN_TABLE * NARROW);
+  /** The wide slots' buffer seen as Float64s (4 a slot), or undefined while narrow. */
+  #wide: Float64Array | undefined;
   readonly #keys: string[] = [];
   #freeHead = NO_FREE;
   /** Slots freed while a snapshot is open or during a bulk load, reused only after. */
@@ -234,8 +181,6 @@ export class KeyIndex<S extends object> {
   readonly #miss = { hash: 0, at: 0, length: -1, changes: -1 };
   #sortedStale = false;
   #snapshots: IndexSnapshot<S>[] = [];
-  /** Expiry time per slot (ms since the epoch, 0: none), created with the first one. */
-  #expiry: Float64Array | undefined;
   /** Live keys with an expiry time. */
   #expiring = 0;
   /**
@@ -245,8 +190,11 @@ export class KeyIndex<S extends object> {
   onLeave: LeaveListener<S> | undefined;
   /** The integer value per slot when a counter wrote it. */
   readonly #counters = new FactColumn();
-  /** Where the value cache holds the slot's value. */
-  readonly #cachedAt = new FactColumn();
+  /**
+   * The value cache that notes places in this index ({@link setCachedAt}): a key whose value it
+   * holds is compared with the copy of the key it keeps beside the value.
+   */
+  cachedKeys: CachedKeys | undefined;
 
   /** Number of live keys. */
   get size(): number {
@@ -258,13 +206,14 @@ export class KeyIndex<S extends object> {
     const hash = hashString(key, this.#seed);
     const table = this.#table;
     const slots = this.#slots;
+    const stride = this.#stride;
     const mask = this.#mask;
     // Bounded: the table is at most 3/4 full, so an empty entry ends the probe.
     for (let i = hash & mask;; i = (i + 1) & mask) {
       const entry = table[i];
       if (entry === 0) return this.#missed(hash, i, key.length);
       const slot = entry - 1;
-      if (slots[slot * STRIDE + HASH] === hash && this.#keys[slot] === key) return slot;
+      if (slots[slot * stride + HASH] === hash && this.#keys[slot] === key) return slot;
     }
   }
 
@@ -273,14 +222,24 @@ export class KeyIndex<S extends object> {
     const hash = hashBytes(buf, start, end, this.#seed);
     const table = this.#table;
     const slots = this.#slots;
+    const stride = this.#stride;
+    const wide = this.#wide;
+    const cachedKeys = this.cachedKeys;
     const mask = this.#mask;
     // Bounded: the table is at most 3/4 full, so an empty entry ends the probe.
     for (let i = hash & mask;; i = (i + 1) & mask) {
       const entry = table[i];
       if (entry === 0) return this.#missed(hash, i, end - start);
       const slot = entry - 1;
+      const at = slot * stride;
+      if (slots[at + HASH] !== hash) continue;
+      // A key whose value is cached is compared with the cache's copy, which the value's read
+      // then finds in memory already: the key string is two more dependent memory reads away.
+      const place = wide === undefined ? Number.NaN : wide[slot * 4 + CACHED_AT];
       if (
-        slots[slot * STRIDE + HASH] === hash && equalsBytes(this.#keys[slot], buf, start, end)
+        Number.isNaN(place) || cachedKeys === undefined
+          ? equalsBytes(this.#keys[slot], buf, start, end)
+          : cachedKeys.keyEquals(place, slots[at + LENGTH], buf, start, end)
       ) {
         return slot;
       }
@@ -303,23 +262,23 @@ export class KeyIndex<S extends object> {
 
   /** The segment of a live slot's value. */
   segmentOf(slot: number): S {
-    return this.#segments[this.#slots[slot * STRIDE + SEGMENT]] as S;
+    return this.#segments[this.#slots[slot * this.#stride + SEGMENT]] as S;
   }
 
   /** The file offset of a live slot's value. */
   offsetOf(slot: number): number {
-    return this.#slots[slot * STRIDE + OFFSET];
+    return this.#slots[slot * this.#stride + OFFSET];
   }
 
   /** The length of a live slot's value. */
   lengthOf(slot: number): number {
-    return this.#slots[slot * STRIDE + LENGTH];
+    return this.#slots[slot * this.#stride + LENGTH];
   }
 
   /** When the key of a live slot expires (ms since the Unix epoch), 0 if never. */
   expiryOf(slot: number): number {
-    const expiry = this.#expiry;
-    return expiry === undefined ? 0 : expiry[slot];
+    const wide = this.#wide;
+    return wide === undefined ? 0 : wide[slot * 4 + EXPIRY];
   }
 
   /**
@@ -335,12 +294,13 @@ export class KeyIndex<S extends object> {
    * right after pointing the slot at those digits; the next change of its location forgets it.
    */
   setCounter(slot: number, value: number): void {
-    this.#counters.set(slot, value, this.#slots.length / STRIDE);
+    this.#counters.set(slot, value, this.#capacity);
   }
 
   /** Where the value cache holds the live slot's value ({@link setCachedAt}), or NaN. */
   cachedAt(slot: number): number {
-    return this.#cachedAt.get(slot);
+    const wide = this.#wide;
+    return wide === undefined ? Number.NaN : wide[slot * 4 + CACHED_AT];
   }
 
   /**
@@ -348,12 +308,15 @@ export class KeyIndex<S extends object> {
    * gives another entry); the next change of the slot's location forgets it.
    */
   setCachedAt(slot: number, place: number): void {
-    this.#cachedAt.set(slot, place, this.#slots.length / STRIDE);
+    (this.#wide ?? this.#widen())[slot * 4 + CACHED_AT] = place;
   }
 
   /** Forgets {@link setCachedAt}'s `place` for `slot`, unless the slot has moved on since. */
   forgetCachedAt(slot: number, place: number): void {
-    this.#cachedAt.forgetIf(slot, place);
+    const wide = this.#wide;
+    if (wide !== undefined && slot < this.#capacity && wide[slot * 4 + CACHED_AT] === place) {
+      wide[slot * 4 + CACHED_AT] = Number.NaN;
+    }
   }
 
   /** Live keys that have an expiry time. */
@@ -363,23 +326,49 @@ export class KeyIndex<S extends object> {
 
   /** Whether the key of a live slot has an expiry time at or before `nowMs`. */
   isExpired(slot: number, nowMs: number): boolean {
-    const expiry = this.#expiry;
-    if (expiry === undefined) return false;
-    const at = expiry[slot];
+    const wide = this.#wide;
+    if (wide === undefined) return false;
+    const at = wide[slot * 4 + EXPIRY];
     return at !== 0 && at <= nowMs;
   }
 
   #setExpiry(slot: number, expiresAtMs: number): void {
-    let expiry = this.#expiry;
-    if (expiry === undefined) {
+    let wide = this.#wide;
+    if (wide === undefined) {
       if (expiresAtMs === 0) return;
-      expiry = this.#expiry = new Float64Array(this.#slots.length / STRIDE);
+      wide = this.#widen();
     }
-    const before = expiry[slot];
+    const before = wide[slot * 4 + EXPIRY];
     if (before === expiresAtMs) return;
     if (before === 0) this.#expiring++;
     else if (expiresAtMs === 0) this.#expiring--;
-    expiry[slot] = expiresAtMs;
+    wide[slot * 4 + EXPIRY] = expiresAtMs;
+  }
+
+  /**
+   * Makes every slot wide, with room for its expiry time (0: none) and its cache place (NaN:
+   * none): once, when the first of either arrives, so an index of keys without either keeps 16
+   * bytes a slot, and one with them reads a key's location, expiry and cache place in one
+   * memory line (separate columns cost a GET two more memory reads).
+   */
+  #widen(): Float64Array {
+    const narrow = this.#slots;
+    const capacity = this.#capacity;
+    const slots = new Uint32Array(capacity * WIDE);
+    const wide = new Float64Array(slots.buffer);
+    for (let slot = 0; slot < capacity; slot++) {
+      const from = slot * NARROW;
+      const to = slot * WIDE;
+      slots[to + SEGMENT] = narrow[from + SEGMENT];
+      slots[to + OFFSET] = narrow[from + OFFSET];
+      slots[to + LENGTH] = narrow[from + LENGTH];
+      slots[to + HASH] = narrow[from + HASH];
+      wide[slot * 4 + CACHED_AT] = Number.NaN;
+    }
+    this.#slots = slots;
+    this.#stride = WIDE;
+    this.#wide = wide;
+    return wide;
   }
 
   /**
@@ -394,12 +383,12 @@ export class KeyIndex<S extends object> {
     out: number[],
     maxFound: number,
   ): number {
-    const expiry = this.#expiry;
-    if (expiry === undefined || this.#expiring === 0) return 0;
+    const wide = this.#wide;
+    if (wide === undefined || this.#expiring === 0) return 0;
     const end = Math.min(this.#keys.length, from + maxSlots);
     for (let slot = from; slot < end; slot++) {
-      const at = expiry[slot];
-      if (at !== 0 && at <= nowMs && this.#slots[slot * STRIDE + SEGMENT] !== 0) {
+      const at = wide[slot * 4 + EXPIRY];
+      if (at !== 0 && at <= nowMs && this.#slots[slot * WIDE + SEGMENT] !== 0) {
         out.push(slot);
         if (out.length >= maxFound) return slot + 1 >= this.#keys.length ? 0 : slot + 1;
       }
@@ -454,7 +443,7 @@ export class KeyIndex<S extends object> {
   #write(slot: number, segment: S, offset: number, length: number): void {
     const handle = this.#handle(segment);
     this.#handleSlots[handle]++;
-    const at = slot * STRIDE;
+    const at = slot * this.#stride;
     this.#slots[at + SEGMENT] = handle;
     this.#slots[at + OFFSET] = offset;
     this.#slots[at + LENGTH] = length;
@@ -464,7 +453,8 @@ export class KeyIndex<S extends object> {
   /** The slot's value changed or went: what the counter and cache columns knew of it is gone. */
   #forgetFacts(slot: number): void {
     this.#counters.forget(slot);
-    this.#cachedAt.forget(slot);
+    const wide = this.#wide;
+    if (wide !== undefined) wide[slot * 4 + CACHED_AT] = Number.NaN;
   }
 
   /**
@@ -508,9 +498,9 @@ export class KeyIndex<S extends object> {
     const reuse = missed && miss.changes === this.#changes && miss.length === key.length;
     const hash = reuse ? miss.hash : hashString(key, this.#seed);
     this.#keys[slot] = key;
-    this.#slots[slot * STRIDE + HASH] = hash;
+    this.#slots[slot * this.#stride + HASH] = hash;
     this.#write(slot, segment, offset, length);
-    if (expiresAtMs !== 0 || this.#expiry !== undefined) this.#setExpiry(slot, expiresAtMs);
+    if (expiresAtMs !== 0 || this.#wide !== undefined) this.#setExpiry(slot, expiresAtMs);
     if (reuse) {
       this.#table[miss.at] = slot + 1;
       this.#changes++;
@@ -529,22 +519,25 @@ export class KeyIndex<S extends object> {
   update(slot: number, segment: S, offset: number, length: number, expiresAtMs = 0): void {
     this.#checkLocation(offset, length);
     if (this.#snapshots.length > 0) this.#remember(slot);
-    const previous = this.#slots[slot * STRIDE + SEGMENT];
-    this.onLeave?.valueLeft(this.#segments[previous] as S, this.#slots[slot * STRIDE + OFFSET]);
+    const previous = this.#slots[slot * this.#stride + SEGMENT];
+    this.onLeave?.valueLeft(
+      this.#segments[previous] as S,
+      this.#slots[slot * this.#stride + OFFSET],
+    );
     this.#write(slot, segment, offset, length);
-    if (expiresAtMs !== 0 || this.#expiry !== undefined) this.#setExpiry(slot, expiresAtMs);
+    if (expiresAtMs !== 0 || this.#wide !== undefined) this.#setExpiry(slot, expiresAtMs);
     this.#releaseSlotOf(previous);
   }
 
   /** Removes the key of a live slot; the slot is free afterwards. */
   remove(slot: number): void {
     if (this.#snapshots.length > 0) this.#remember(slot);
-    this.onLeave?.valueLeft(this.segmentOf(slot), this.#slots[slot * STRIDE + OFFSET]);
+    this.onLeave?.valueLeft(this.segmentOf(slot), this.#slots[slot * this.#stride + OFFSET]);
     if (!this.#sortedStale) this.#sorted.delete(slot);
     this.#unplace(slot);
-    this.#releaseSlotOf(this.#slots[slot * STRIDE + SEGMENT]);
-    this.#slots[slot * STRIDE + SEGMENT] = 0;
-    if (this.#expiry !== undefined) this.#setExpiry(slot, 0);
+    this.#releaseSlotOf(this.#slots[slot * this.#stride + SEGMENT]);
+    this.#slots[slot * this.#stride + SEGMENT] = 0;
+    if (this.#wide !== undefined) this.#setExpiry(slot, 0);
     this.#forgetFacts(slot);
     this.#size--;
     if (this.#snapshots.length > 0 || this.#sortedStale) this.#heldSlots.push(slot);
@@ -552,7 +545,7 @@ export class KeyIndex<S extends object> {
   }
 
   #free(slot: number): void {
-    this.#slots[slot * STRIDE + OFFSET] = this.#freeHead;
+    this.#slots[slot * this.#stride + OFFSET] = this.#freeHead;
     this.#freeHead = slot;
     this.#keys[slot] = "";
   }
@@ -565,30 +558,35 @@ export class KeyIndex<S extends object> {
   #allocateSlot(): number {
     if (this.#freeHead !== NO_FREE) {
       const slot = this.#freeHead;
-      this.#freeHead = this.#slots[slot * STRIDE + OFFSET];
+      this.#freeHead = this.#slots[slot * this.#stride + OFFSET];
       return slot;
     }
     const slot = this.#keys.length;
-    if ((slot + 1) * STRIDE > this.#slots.length) this.#growSlots(slot + 1);
+    if (slot + 1 > this.#capacity) this.#growSlots(slot + 1);
     this.#keys.push("");
     return slot;
   }
 
   #growSlots(count: number): void {
-    const grown = new Uint32Array(
-      Math.max(count, Math.ceil(this.#slots.length / STRIDE * 1.5)) * STRIDE,
-    );
-    grown.set(this.#slots);
-    this.#slots = grown;
-    this.#resizeColumns();
+    this.#resizeSlots(Math.max(count, Math.ceil(this.#capacity * 1.5)));
   }
 
-  /** Keeps the expiry, counter and cache columns as long as the slots (after they grow or shrink). */
-  #resizeColumns(): void {
-    const count = this.#slots.length / STRIDE;
-    this.#expiry = resizedColumn(this.#expiry, count, 0);
-    this.#counters.resize(count);
-    this.#cachedAt.resize(count);
+  /**
+   * Makes room for exactly `capacity` slots (more or fewer: none beyond it is in use), and keeps
+   * the counter column as long.
+   */
+  #resizeSlots(capacity: number): void {
+    const stride = this.#stride;
+    const resized = new Uint32Array(capacity * stride);
+    const kept = Math.min(capacity, this.#capacity);
+    resized.set(this.#slots.subarray(0, kept * stride));
+    this.#slots = resized;
+    if (this.#wide !== undefined) {
+      const wide = this.#wide = new Float64Array(resized.buffer);
+      for (let slot = kept; slot < capacity; slot++) wide[slot * 4 + CACHED_AT] = Number.NaN;
+    }
+    this.#capacity = capacity;
+    this.#counters.resize(capacity);
   }
 
   /** Puts `slot` into the table at its probe position. */
@@ -607,12 +605,13 @@ export class KeyIndex<S extends object> {
     const table = this.#table;
     const slots = this.#slots;
     const mask = this.#mask;
-    let hole = slots[slot * STRIDE + HASH] & mask;
+    const stride = this.#stride;
+    let hole = slots[slot * stride + HASH] & mask;
     // Bounded: the slot is in the table, within the run that starts at its home position.
     while (table[hole] !== slot + 1) hole = (hole + 1) & mask;
     // Bounded: the run ends at an empty entry (the table is at most 3/4 full).
     for (let i = (hole + 1) & mask; table[i] !== 0; i = (i + 1) & mask) {
-      const home = slots[(table[i] - 1) * STRIDE + HASH] & mask;
+      const home = slots[(table[i] - 1) * stride + HASH] & mask;
       // Move entry i into the hole unless its home lies cyclically in (hole, i].
       const stays = hole <= i ? hole < home && home <= i : hole < home || home <= i;
       if (!stays) {
@@ -629,8 +628,9 @@ export class KeyIndex<S extends object> {
     this.#table = new Int32Array(capacity);
     this.#mask = capacity - 1;
     const slots = this.#slots;
+    const stride = this.#stride;
     for (let slot = 0; slot < this.#keys.length; slot++) {
-      if (slots[slot * STRIDE + SEGMENT] !== 0) this.#place(slot, slots[slot * STRIDE + HASH]);
+      if (slots[slot * stride + SEGMENT] !== 0) this.#place(slot, slots[slot * stride + HASH]);
     }
   }
 
@@ -638,18 +638,15 @@ export class KeyIndex<S extends object> {
   reserve(keys: number): void {
     const capacity = tableCapacity(keys);
     if (capacity > this.#table.length) this.#resizeTable(capacity);
-    if (keys * STRIDE > this.#slots.length) this.#growSlots(keys);
+    if (keys > this.#capacity) this.#growSlots(keys);
   }
 
   /** Gives back what {@link reserve} set aside beyond the keys that are there. */
   #trim(): void {
     const capacity = tableCapacity(this.#size);
     if (capacity < this.#table.length) this.#resizeTable(capacity);
-    const used = this.#keys.length * STRIDE;
-    if (this.#slots.length > used + used / 8) {
-      this.#slots = this.#slots.slice(0, used);
-      this.#resizeColumns();
-    }
+    const used = this.#keys.length;
+    if (this.#capacity > used + used / 8) this.#resizeSlots(used);
   }
 
   /** Slots of the keys in `[start, end]`, in key order, at most `limit`. */
@@ -695,7 +692,7 @@ export class KeyIndex<S extends object> {
     const keys = this.#keys;
     const live: number[] = [];
     for (let slot = 0; slot < keys.length; slot++) {
-      if (this.#slots[slot * STRIDE + SEGMENT] !== 0) live.push(slot);
+      if (this.#slots[slot * this.#stride + SEGMENT] !== 0) live.push(slot);
     }
     live.sort((a, b) => (keys[a] < keys[b] ? -1 : 1));
     this.#sorted = SortedKeys.fromSorted(keys, live);
@@ -732,7 +729,7 @@ export class KeyIndex<S extends object> {
     const allocated = this.#keys.length;
     for (let i = 0; i < RANDOM_TRIES; i++) {
       const slot = Math.floor(Math.random() * allocated);
-      if (this.#slots[slot * STRIDE + SEGMENT] !== 0) return slot;
+      if (this.#slots[slot * this.#stride + SEGMENT] !== 0) return slot;
     }
     for (const slot of this.range("", MAX_KEY_STRING, 1)) return slot;
     return NO_SLOT;

@@ -6,13 +6,19 @@
  *
  * ## Where an entry is found, and why it is never stale
  *
- * An entry belongs to a slot of the key index: the index's `cachedAt` column holds where the
+ * An entry belongs to a slot of the key index: the slot's cache place in the index says where the
  * cached copy of the slot's value is (`KeyIndex.setCachedAt`), so a read finds it from the slot
  * it already has, with no lookup of its own (a `Map` keyed by file position, as before, cost a
- * GET two more dependent memory reads, ~250 ns each on this machine). Every change of the slot's
- * location (an overwrite, a delete, an expiry, compaction's move, a replicated record) forgets
- * the entry in the index; a FLUSH or a full sync replaces the index, and the cache then drops
- * everything it held for the old one. What the index names is therefore always the current value.
+ * GET two more dependent memory reads, ~250 ns each on this machine). The entry keeps the slot's
+ * key after the value (its length in 4 bytes, then its bytes), and the index's lookup compares a
+ * key with that copy ({@link ValueCache.keyEquals}) rather than with its key string, which is
+ * further away in memory: a GET of a cached value then touches the table, the slot and the
+ * entry. A live slot's key never changes (a slot is reused only after its key is removed, which
+ * forgets its entry), so the copy is the slot's key for as long as the index names the entry.
+ * Every change of the slot's location (an overwrite, a delete, an expiry, compaction's move, a
+ * replicated record) forgets the entry in the index; a FLUSH or a full sync replaces the index,
+ * and the cache then drops everything it held for the old one. What the index names is therefore
+ * always the current value.
  *
  * ## Memory
  *
@@ -22,17 +28,18 @@
  * value). An entry's place is its slab's sequence number times the slab size plus its offset, a
  * number never given twice, so a slab dropped forgets exactly its own entries in the index (a
  * slot that moved on since holds another place, which is kept). The bound counts the slabs
- * allocated plus {@link ENTRY_OVERHEAD_BYTES} for each entry; the index's column is 8 bytes a
- * slot, counted with the index. A value larger than a slab (an eighth of the bound at most) is
- * not cached.
+ * allocated plus {@link ENTRY_OVERHEAD_BYTES} for each entry; the cache place is 8 bytes of
+ * the index's wide slot (`key_index.ts`), counted with the index. A value that does not fit a
+ * slab with its key (a slab is an eighth of the bound at most) is not cached.
  *
  * @module
  */
 import assert from "node:assert/strict";
+import type { CachedKeys } from "./key_index.ts";
 
 /** Memory one entry's slot and offset take in its slab's lists, counted against the bound. */
 export const ENTRY_OVERHEAD_BYTES = 16;
-/** Largest slab: also the largest value cached. */
+/** Largest slab: also the largest entry (value, key length and key) cached. */
 const MAX_SLAB_BYTES = 1024 * 1024;
 /** Smallest slab (a bound below 8 of them caches nothing). */
 const MIN_SLAB_BYTES = 256;
@@ -44,7 +51,13 @@ export interface CachedSlots {
   cachedAt(slot: number): number;
   setCachedAt(slot: number, place: number): void;
   forgetCachedAt(slot: number, place: number): void;
+  keyOf(slot: number): string;
+  /** Set to the cache when it starts holding values of the index. */
+  cachedKeys: CachedKeys | undefined;
 }
+
+/** Bytes of the key length an entry keeps after its value (then the key's bytes). */
+const KEY_LENGTH_BYTES = 4;
 
 /** One slab: cached bytes back to back, and whose they are. */
 interface Slab {
@@ -73,7 +86,7 @@ interface Slab {
  * console.log(cache.copyInto(index, slot, into), into); // true Uint8Array(3) [ 1, 2, 3 ]
  * ```
  */
-export class ValueCache {
+export class ValueCache implements CachedKeys {
   /** The index whose slots the entries belong to (another one: everything held is dropped). */
   #index: CachedSlots | undefined;
   #entries = 0;
@@ -109,13 +122,8 @@ export class ValueCache {
   copyInto(index: CachedSlots, slot: number, into: Uint8Array): boolean {
     const place = index.cachedAt(slot);
     if (Number.isNaN(place) || index !== this.#index) return false;
-    const sequence = Math.floor(place / this.slabBytes);
-    const slab = this.#ring[sequence % this.#ring.length];
-    if (slab === undefined || slab.sequence !== sequence) {
-      assert.fail(`value cache: slot ${slot} names slab ${sequence}, which is gone`);
-    }
-    const bytes = slab.bytes;
-    const at = place - sequence * this.slabBytes;
+    const bytes = this.#slabBytesAt(place);
+    const at = place % this.slabBytes;
     const length = into.length;
     if (length > COPY_LOOP_BYTES) {
       into.set(bytes.subarray(at, at + length));
@@ -127,32 +135,68 @@ export class ValueCache {
   }
 
   /**
-   * Keeps a copy of `value`, the current value of `slot` of `index` (read, or just written); not
-   * when too large to cache. A string is a byte string (one byte a character), as the log
-   * writes it.
+   * Whether the key kept with the value at `place` (of `valueLength` bytes) is `buf[start, end)`
+   * (the index compares a cached key here: see `KeyIndex.cachedKeys`).
+   */
+  keyEquals(
+    place: number,
+    valueLength: number,
+    buf: Uint8Array,
+    start: number,
+    end: number,
+  ): boolean {
+    const bytes = this.#slabBytesAt(place);
+    const at = place % this.slabBytes + valueLength;
+    const keyLength = bytes[at] | bytes[at + 1] << 8 | bytes[at + 2] << 16 | bytes[at + 3] << 24;
+    if (keyLength !== end - start) return false;
+    const key = at + KEY_LENGTH_BYTES;
+    for (let i = 0; i < keyLength; i++) if (bytes[key + i] !== buf[start + i]) return false;
+    return true;
+  }
+
+  /** The bytes of the live slab that holds `place`. */
+  #slabBytesAt(place: number): Uint8Array {
+    const sequence = Math.floor(place / this.slabBytes);
+    const slab = this.#ring[sequence % this.#ring.length];
+    if (slab === undefined || slab.sequence !== sequence) {
+      assert.fail(`value cache: place ${place} names slab ${sequence}, which is gone`);
+    }
+    return slab.bytes;
+  }
+
+  /**
+   * Keeps a copy of `value`, the current value of `slot` of `index` (read, or just written), and
+   * after it the slot's key; not when the two are too large to cache. A string is a byte string
+   * (one byte a character), as the log writes it.
    */
   add(index: CachedSlots, slot: number, value: Uint8Array | string): void {
     const length = value.length;
-    if (length > this.slabBytes || this.#ring.length < 2) return;
+    const key = index.keyOf(slot);
+    const entryBytes = length + KEY_LENGTH_BYTES + key.length;
+    if (entryBytes > this.slabBytes || this.#ring.length < 2) return;
     if (index !== this.#index) this.#adopt(index);
     else if (!Number.isNaN(index.cachedAt(slot))) return; // already cached
     let slab = this.#last >= this.#first ? this.#ring[this.#last % this.#ring.length] : undefined;
-    if (slab === undefined || slab.used + length > this.slabBytes) slab = this.#newSlab();
+    if (slab === undefined || slab.used + entryBytes > this.slabBytes) slab = this.#newSlab();
     // Bounded: each turn drops one slab, and the newest one is never dropped.
     while (this.usedBytes + ENTRY_OVERHEAD_BYTES > this.maxBytes && this.#first < this.#last) {
       this.#dropOldest();
     }
     if (this.usedBytes + ENTRY_OVERHEAD_BYTES > this.maxBytes) return;
+    const bytes = slab.bytes;
     const at = slab.used;
     if (typeof value === "string") {
-      for (let i = 0; i < length; i++) slab.bytes[at + i] = value.charCodeAt(i);
+      for (let i = 0; i < length; i++) bytes[at + i] = value.charCodeAt(i);
     } else {
-      slab.bytes.set(value, at);
+      bytes.set(value, at);
     }
+    let keyAt = at + length;
+    for (let shift = 0; shift < 32; shift += 8) bytes[keyAt++] = (key.length >>> shift) & 0xff;
+    for (let i = 0; i < key.length; i++) bytes[keyAt + i] = key.charCodeAt(i);
     index.setCachedAt(slot, slab.sequence * this.slabBytes + at);
     slab.slots.push(slot);
     slab.offsets.push(at);
-    slab.used = at + length;
+    slab.used = at + entryBytes;
     this.#entries++;
   }
 
@@ -168,6 +212,7 @@ export class ValueCache {
   #adopt(index: CachedSlots): void {
     this.clear();
     this.#index = index;
+    index.cachedKeys = this;
   }
 
   #slabCount(): number {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { KeyIndex, type Location, NO_SLOT } from "../../src/storage/key_index.ts";
+import { ValueCache } from "../../src/storage/value_cache.ts";
 import { lcg } from "../helpers/random.ts";
 
 interface Seg {
@@ -31,8 +32,13 @@ function assertMatches(index: KeyIndex<Seg>, model: Map<string, Location<Seg>>, 
   assert.deepEqual(inOrder, [...model.keys()].sort());
 }
 
-Deno.test("key index: matches a Map model through inserts, updates, removes and growth", () => {
-  const random = lcg(7);
+/**
+ * Random inserts, updates and removes on an index, checked against a Map: expiry times start at
+ * operation `expiryFrom` (the slots widen then), and with `cache`, some values are cached, so
+ * their keys are compared with the cache's copy.
+ */
+function runModel(seed: number, expiryFrom: number, cache?: ValueCache) {
+  const random = lcg(seed);
   const segments: Seg[] = [{ name: "a" }, { name: "b" }, { name: "c" }];
   const index = new KeyIndex<Seg>();
   const model = new Map<string, Location<Seg>>();
@@ -56,12 +62,16 @@ Deno.test("key index: matches a Map model through inserts, updates, removes and 
       segment: segments[Math.floor(random() * segments.length)],
       offset: Math.floor(random() * 2 ** 32),
       length: Math.floor(random() * 1000),
-      expiresAtMs: i % 3 === 0 ? 1_700_000_000_000 + i : 0,
+      expiresAtMs: i >= expiryFrom && i % 3 === 0 ? 1_700_000_000_000 + i : 0,
     };
     const { segment, offset, length, expiresAtMs } = location;
+    let written = slot;
     if (slot !== NO_SLOT) index.update(slot, segment, offset, length, expiresAtMs);
-    else if (i % 2 === 0) index.insert(key, segment, offset, length, expiresAtMs);
-    else index.insertMissed(key, segment, offset, length, expiresAtMs);
+    else if (i % 2 === 0) written = index.insert(key, segment, offset, length, expiresAtMs);
+    else written = index.insertMissed(key, segment, offset, length, expiresAtMs);
+    if (cache !== undefined && random() < 0.5) {
+      cache.add(index, written, new Uint8Array(length).fill(i & 0xff));
+    }
     model.set(key, location);
     if (i % 5000 === 0) assertMatches(index, model, [...probes]);
   }
@@ -70,6 +80,22 @@ Deno.test("key index: matches a Map model through inserts, updates, removes and 
   for (const key of model.keys()) index.remove(index.find(key));
   model.clear();
   assertMatches(index, model, [...probes]);
+}
+
+Deno.test("key index: matches a Map model through inserts, updates, removes and growth", () => {
+  runModel(7, 0);
+});
+
+Deno.test("key index: slots widened halfway (the first expiry time) keep every key", () => {
+  // Narrow for 15,000 operations (free list, growth), then wide from the first TTL on.
+  runModel(8, 15_000);
+});
+
+Deno.test("key index: keys of cached values are compared with the cache's copy", () => {
+  // Values are cached at random, so lookups go through ValueCache.keyEquals for about half the
+  // keys; slot reuse after a removal must never match the old key's copy.
+  runModel(9, 30_000, new ValueCache(64 * 1024 * 1024));
+  runModel(10, 10_000, new ValueCache(64 * 1024));
 });
 
 Deno.test("key index: a removed key's slot is reused, and the old key stays absent", () => {

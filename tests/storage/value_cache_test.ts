@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ENTRY_OVERHEAD_BYTES, ValueCache } from "../../src/storage/value_cache.ts";
-import { KeyIndex } from "../../src/storage/key_index.ts";
+import { KeyIndex, NO_SLOT } from "../../src/storage/key_index.ts";
 import { KVStore } from "../../src/storage/mod.ts";
 import { bytes, text, withStore as withStoreOf, withTempDir } from "../helpers/storage.ts";
 
@@ -74,17 +74,18 @@ Deno.test("value cache: a slab dropped forgets its own entries only, not a slot 
   assert.ok(cache.usedBytes <= 64 * 1024);
 });
 
-Deno.test("value cache: a value larger than a slab, or a bound too small, caches nothing", () => {
+Deno.test("value cache: a value larger than a slab with its key, or a bound too small, caches nothing", () => {
   const cache = new ValueCache(64 * 1024);
   assert.ok(cache.slabBytes <= 64 * 1024 / 8);
   const index = indexOf(100, 1);
   cache.add(index, 0, new Uint8Array(cache.slabBytes + 1));
   assert.equal(cache.entries, 0);
   cache.add(index, 0, new Uint8Array(cache.slabBytes).fill(3));
-  assert.deepEqual(
-    cached(cache, index, 0, cache.slabBytes),
-    new Uint8Array(cache.slabBytes).fill(3),
-  );
+  assert.equal(cache.entries, 0, "a slab's worth of value leaves no room for its key");
+  // The largest value cached fills a slab with its key and the key's 4-byte length.
+  const largest = cache.slabBytes - 4 - index.keyOf(0).length;
+  cache.add(index, 0, new Uint8Array(largest).fill(3));
+  assert.deepEqual(cached(cache, index, 0, largest), new Uint8Array(largest).fill(3));
   const whole = new ValueCache(64 * 1024 * 1024);
   whole.add(index, 1, new Uint8Array(1024 * 1024 + 1));
   assert.equal(whole.entries, 0, "over 1 MiB: not cached whatever the bound");
@@ -245,4 +246,26 @@ Deno.test("store: values cached as written (a counter's) read back right after o
     await store.atomicWrites.flushAll();
     assert.equal(store.read("c0"), undefined, "flushed");
   });
+});
+
+Deno.test("value cache: the key kept beside a value equals exactly that key, by length too", () => {
+  const cache = new ValueCache(1024 * 1024);
+  const index = new KeyIndex<object>();
+  const latin1 = (key: string) => Uint8Array.from(key, (c) => c.charCodeAt(0));
+  const slots = ["k1", "", "k\xff\x00"].map((key, i) => index.insert(key, SEGMENT, i * 100, 3));
+  for (const slot of slots) cache.add(index, slot, new Uint8Array([1, 2, 3]));
+  const at = (slot: number) => index.cachedAt(slot);
+  // "k1X" read to 2 bytes is "k1"; to 1 byte it is "k", a prefix the length must tell apart.
+  assert.equal(cache.keyEquals(at(slots[0]), 3, latin1("k1X"), 0, 2), true);
+  assert.equal(cache.keyEquals(at(slots[0]), 3, latin1("k1X"), 0, 1), false, "a prefix");
+  assert.equal(cache.keyEquals(at(slots[0]), 3, latin1("k1X"), 0, 3), false, "longer");
+  assert.equal(cache.keyEquals(at(slots[0]), 3, latin1("xk2"), 1, 3), false, "same length");
+  assert.equal(cache.keyEquals(at(slots[1]), 3, latin1("k1"), 0, 0), true, "the empty key");
+  assert.equal(cache.keyEquals(at(slots[1]), 3, latin1("k1"), 0, 1), false);
+  assert.equal(cache.keyEquals(at(slots[2]), 3, latin1("_k\xff\x00"), 1, 4), true, "any byte");
+  // And the index finds each through the cached copy.
+  for (const [i, key] of ["k1", "", "k\xff\x00"].entries()) {
+    assert.equal(index.findBytes(latin1(key), 0, key.length), slots[i]);
+  }
+  assert.equal(index.findBytes(latin1("k1X"), 0, 1), NO_SLOT);
 });
