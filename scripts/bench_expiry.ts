@@ -1,10 +1,12 @@
 /**
  * `deno task bench expiry [--keys N] [--ttl-ms MS] [--keys-per-turn K]`: what expiry costs.
  *
- * 1. Index memory per key with a TTL: a `KeyIndex` of N keys without expiry times, then one of N
- *    keys with them, measured in this process (`Deno.memoryUsage()` heap + external, after a GC
- *    when `--v8-flags=--expose-gc` is given; the key strings are made first and not counted);
- *    the difference per key is the expiry column.
+ * 1. Index memory per key with a TTL: a `KeyIndex` of N keys without expiry times, one of N keys
+ *    without them whose values are cached, and one of N keys with them, measured in this process
+ *    (`Deno.memoryUsage()` heap + external, after a GC when `--v8-flags=--expose-gc` is given; the
+ *    key strings are made first and not counted). A TTL or a cached value widens the slots from
+ *    16 to 32 bytes, so a TTL costs 16 bytes a key in an index that never cached, 0 in one that
+ *    has.
  * 2. A million keys expiring at once: a kvstore process (`--fsync everysec`) is filled with N keys
  *    (`SET k v PX ttl`, all expiring within the same few ms), then a probe connection sends `GET`
  *    back to back while the master's active expiry deletes them, and prints the longest and the
@@ -34,16 +36,25 @@ function usedBytes(): number {
 }
 
 /**
- * Bytes per key of an index of `names.length` keys, with or without expiry times (the key
- * strings are made beforehand: they are the same either way and not counted).
+ * How the keys of {@link indexBytesPerKey} are indexed: no expiry and nothing cached (narrow
+ * slots), no expiry but values cached (a server that has served reads: wide slots), or with
+ * expiry times (wide slots).
  */
-function indexBytesPerKey(names: readonly string[], withTtl: boolean): number {
+type IndexCase = "plain" | "cached" | "ttl";
+
+/**
+ * Bytes per key of an index of `names.length` keys in `indexCase` (the key strings are made
+ * beforehand: they are the same either way and not counted; nor are the cache's slabs, bounded
+ * by VALUE_CACHE_BYTES).
+ */
+function indexBytesPerKey(names: readonly string[], indexCase: IndexCase): number {
   const segment = { id: 1 };
   const before = usedBytes();
   const index = new KeyIndex<typeof segment>();
   index.reserve(names.length);
   for (let i = 0; i < names.length; i++) {
-    index.insert(names[i], segment, i * 100, 100, withTtl ? 1e13 + i : 0);
+    const slot = index.insert(names[i], segment, i * 100, 100, indexCase === "ttl" ? 1e13 + i : 0);
+    if (indexCase === "cached") index.setCachedAt(slot, i * 128);
   }
   const after = usedBytes();
   if (index.size !== names.length) throw new Error("index lost keys");
@@ -127,24 +138,29 @@ async function probe(
   };
 }
 
-/** Prints the index's memory per key without and with expiry times (the column's cost). */
+/**
+ * Prints the index's memory per key without expiry times, with values cached, and with expiry
+ * times: what a TTL costs an index that never cached a value, and one that has.
+ */
 function reportIndexMemory(keys: number): void {
   const names = Array.from({ length: keys }, (_, i) => `key:${String(i).padStart(12, "0")}`);
   // Three times each, alternating; the medians (the first builds also warm up code and tables).
-  const plainRuns: number[] = [];
-  const ttlRuns: number[] = [];
+  const runs: Record<IndexCase, number[]> = { plain: [], cached: [], ttl: [] };
   for (let round = 0; round < 3; round++) {
-    plainRuns.push(indexBytesPerKey(names, false));
-    ttlRuns.push(indexBytesPerKey(names, true));
+    for (const indexCase of ["plain", "cached", "ttl"] as const) {
+      runs[indexCase].push(indexBytesPerKey(names, indexCase));
+    }
   }
-  const median = (runs: number[]) => runs.sort((x, y) => x - y)[1];
-  const plain = median(plainRuns);
-  const withTtl = median(ttlRuns);
+  const median = (figures: number[]) => figures.sort((x, y) => x - y)[1];
+  const plain = median(runs.plain);
+  const cached = median(runs.cached);
+  const withTtl = median(runs.ttl);
+  const plus = (bytes: number) => `${bytes >= 0 ? "+" : ""}${bytes.toFixed(1)} B`;
   console.log(
-    `index memory per key (key strings not counted, median of 3): ${plain.toFixed(1)} B without ` +
-      `TTL, ${withTtl.toFixed(1)} B with TTL: +${
-        (withTtl - plain).toFixed(1)
-      } B per key with a TTL`,
+    `index memory per key (key strings not counted, median of 3): ${plain.toFixed(1)} B ` +
+      `without TTL, ${cached.toFixed(1)} B without TTL once values are cached, ` +
+      `${withTtl.toFixed(1)} B with TTL: a TTL costs ${plus(withTtl - plain)} per key in an ` +
+      `index that never cached a value, ${plus(withTtl - cached)} in one that has`,
   );
 }
 

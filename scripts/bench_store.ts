@@ -8,7 +8,8 @@
  * that opened an empty store, both after three full GCs (`--expose-gc`) 50 ms apart, divided by N.
  * V8's young generation is sized by allocation activity, not by keys (an idle restarted store
  * keeps what recovery grew it to, ~40 MB here; a busy server grows it to its maximum anyway), so
- * its size is printed too, and the per-key figure is also given without it.
+ * its size is printed too, and the per-key figure is also given without it. Last, the same keys
+ * each with a TTL: their index slots are wide (32 bytes instead of 16; see `key_index.ts`).
  *
  * @module
  */
@@ -119,12 +120,18 @@ async function openInChild(dir: string): Promise<OpenFigures> {
   return JSON.parse(lines[lines.length - 1]);
 }
 
-/** Writes `keys` keys (in `order`) with fsync=no. */
-async function load(dir: string, keys: number, order: number[] | undefined, value: Uint8Array) {
+/** Writes `keys` keys (in `order`) with fsync=no, each expiring at `expiresAtMs` (0: never). */
+async function load(
+  dir: string,
+  keys: number,
+  order: number[] | undefined,
+  value: Uint8Array,
+  expiresAtMs = 0,
+) {
   const store = await KVStore.open(dir, { fsync: "no", autoCompact: false });
   const started = performance.now();
   for (let i = 0; i < keys; i++) {
-    store.writePut(keyOf(order === undefined ? i : order[i]), value);
+    store.writePut(keyOf(order === undefined ? i : order[i]), value, expiresAtMs);
     if (i % 10_000 === 9_999) await store.whenDurable(store.lastLsn);
   }
   await store.whenDurable(store.lastLsn);
@@ -140,6 +147,8 @@ function shuffled(n: number): number[] {
   }
   return order;
 }
+
+const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** Runs the store benchmark. */
 export async function main(args: string[]): Promise<void> {
@@ -224,6 +233,18 @@ export async function main(args: string[]): Promise<void> {
         `${perKey(figures.externalBytes - empty.externalBytes)} |`,
     );
     console.log(`| disk per key | ${perKey(figures.diskBytes)} |`);
+    // The same keys, each with a TTL (a day): the index's slots are wide (32 bytes, not 16).
+    const expiring = await load(`${root}/ttl`, keys, undefined, value, Date.now() + DAY_MS);
+    await expiring.store.close();
+    const ttlOpen = await openInChild(`${root}/ttl`);
+    const ttlRss = ttlOpen.rssBytes - empty.rssBytes;
+    console.log(
+      `| RSS per key with a TTL, minus an empty store's | ${perKey(ttlRss)}: ${
+        perKey(ttlRss - keyBytes * ttlOpen.keys)
+      } beyond the ${keyBytes} key bytes; typed arrays ${
+        perKey(ttlOpen.externalBytes - figures.externalBytes)
+      } more than without, young generation ${mib(ttlOpen.youngGenerationBytes)} |`,
+    );
   } finally {
     await Deno.remove(root, { recursive: true });
   }
