@@ -405,7 +405,7 @@ export function repointMoved(
       index.segmentOf(slot) === run[moves.runIndex(i)] &&
       index.offsetOf(slot) === moves.fromOffset(i)
     ) {
-      index.update(slot, output, moves.offset(i), length, index.expiryOf(slot));
+      index.move(slot, output, moves.offset(i));
     } else {
       takeLiveBytes(output, bytes);
     }

@@ -34,7 +34,9 @@
  * Two facts about a slot's current value are kept: its cache place (above), and in `counters[s]`,
  * a Float64Array created with the first one (NaN: none), the integer a counter (Redis's `INCR`)
  * wrote as the value, so the next increment neither reads nor parses it. Every change of a slot's
- * location forgets both, so a fact held is always about the value the slot points at.
+ * location forgets both, so a fact held is always about the value the slot points at, except
+ * compaction's {@link KeyIndex.move} of the same bytes, which keeps them (and the expiry time):
+ * a counter or a cached value is not read from the file again because compaction moved it.
  *
  * Keys are byte strings (see `keys.ts`): one UTF-16 code unit 0–255 per byte, so the hash of a
  * key string and of its bytes are the same.
@@ -526,6 +528,24 @@ export class KeyIndex<S extends object> {
     );
     this.#write(slot, segment, offset, length);
     if (expiresAtMs !== 0 || this.#wide !== undefined) this.#setExpiry(slot, expiresAtMs);
+    this.#releaseSlotOf(previous);
+  }
+
+  /**
+   * Points a live slot at a copy of the same value in `segment` at `offset` (compaction's move):
+   * its expiry time, counter and cache place stay, since the value they are about is unchanged.
+   */
+  move(slot: number, segment: S, offset: number): void {
+    const at = slot * this.#stride;
+    const length = this.#slots[at + LENGTH];
+    this.#checkLocation(offset, length);
+    if (this.#snapshots.length > 0) this.#remember(slot);
+    const previous = this.#slots[at + SEGMENT];
+    this.onLeave?.valueLeft(this.#segments[previous] as S, this.#slots[at + OFFSET]);
+    const handle = this.#handle(segment);
+    this.#handleSlots[handle]++;
+    this.#slots[at + SEGMENT] = handle;
+    this.#slots[at + OFFSET] = offset;
     this.#releaseSlotOf(previous);
   }
 

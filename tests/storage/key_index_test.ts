@@ -191,6 +191,45 @@ Deno.test("key index: a snapshot keeps the locations it saw, and its slots", () 
   assert.equal(index.insert("later", after, 5, 5), gone);
 });
 
+Deno.test("key index: a compaction's move keeps the value's facts; the old copy is left", () => {
+  const old = { name: "old" };
+  const output = { name: "output" };
+  const index = new KeyIndex<Seg>();
+  const left: string[] = [];
+  index.onLeave = { valueLeft: (segment, offset) => left.push(`${segment.name}@${offset}`) };
+  const counter = index.insert("counter", old, 10, 2, 1_900_000_000_000);
+  const cached = index.insert("cached", old, 20, 3);
+  index.setCounter(counter, 42);
+  const cache = new ValueCache(64 * 1024);
+  cache.add(index, cached, new Uint8Array([7, 8, 9]));
+  const snapshot = index.snapshot();
+  index.move(counter, output, 100);
+  index.move(cached, output, 200);
+  assert.deepEqual(index.location(counter), {
+    segment: output,
+    offset: 100,
+    length: 2,
+    expiresAtMs: 1_900_000_000_000,
+  });
+  assert.equal(index.counterOf(counter), 42, "the moved value is the same number");
+  const into = new Uint8Array(3);
+  assert.ok(cache.copyInto(index, cached, into), "the moved value is still cached");
+  assert.deepEqual([...into], [7, 8, 9]);
+  assert.deepEqual(left, ["old@10", "old@20"]);
+  assert.equal(snapshot.locationOf(counter).offset, 10, "a snapshot still sees the old copy");
+  snapshot.release();
+  // Only a move keeps them: an update of the same slot forgets both.
+  index.update(counter, output, 300, 2, 1_900_000_000_000);
+  assert.ok(Number.isNaN(index.counterOf(counter)));
+  index.update(cached, output, 400, 3);
+  assert.equal(cache.copyInto(index, cached, into), false);
+  // `old` has no entry left: its handle is reused without confusion.
+  const other = { name: "other" };
+  const fresh = index.insert("fresh", other, 1, 1);
+  assert.equal(index.segmentOf(fresh), other);
+  assert.equal(index.segmentOf(counter), output);
+});
+
 Deno.test("key index: a bulk load allocates slots in load order, reusing none", () => {
   const seg = { name: "s" };
   const index = new KeyIndex<Seg>();
