@@ -5,23 +5,6 @@
  * @module
  */
 
-/** `column` with `count` entries, new ones `fill` (undefined stays undefined). */
-function resizedColumn(
-  column: Float64Array | undefined,
-  count: number,
-  fill: number,
-): Float64Array | undefined {
-  if (column === undefined || column.length === count) return column;
-  const resized = new Float64Array(count);
-  if (column.length > count) {
-    resized.set(column.subarray(0, count));
-  } else {
-    resized.set(column);
-    if (fill !== 0) resized.fill(fill, column.length);
-  }
-  return resized;
-}
-
 /**
  * One fact per slot about its current value, in a Float64Array created with the first fact
  * (NaN: none known): the key index keeps a counter's integer in one (`KeyIndex.setCounter`).
@@ -45,8 +28,12 @@ export class FactColumn {
     if (values !== undefined) values[slot] = Number.NaN;
   }
 
-  /** Keeps the column as long as the slots, `count` of them. */
+  /** Keeps the column as long as the slots, `count` of them (new ones know nothing). */
   resize(count: number): void {
-    this.#values = resizedColumn(this.#values, count, Number.NaN);
+    const values = this.#values;
+    if (values === undefined || values.length === count) return;
+    const resized = new Float64Array(count).fill(Number.NaN);
+    resized.set(values.subarray(0, Math.min(count, values.length)));
+    this.#values = resized;
   }
 }

@@ -442,14 +442,33 @@ export class KeyIndex<S extends object> {
     }
   }
 
+  /** A new key's slot gets its location; nothing is known of its value yet. */
   #write(slot: number, segment: S, offset: number, length: number): void {
+    this.#point(slot, segment, offset);
+    this.#slots[slot * this.#stride + LENGTH] = length;
+    this.#forgetFacts(slot);
+  }
+
+  /** Sets the slot's segment (counted against its handle) and offset. */
+  #point(slot: number, segment: S, offset: number): void {
     const handle = this.#handle(segment);
     this.#handleSlots[handle]++;
     const at = slot * this.#stride;
     this.#slots[at + SEGMENT] = handle;
     this.#slots[at + OFFSET] = offset;
-    this.#slots[at + LENGTH] = length;
-    this.#forgetFacts(slot);
+  }
+
+  /**
+   * Points a live slot at `offset` of `segment`: open snapshots keep where it was, the leave
+   * listener hears of the value it leaves, and the old segment's handle is released.
+   */
+  #relocate(slot: number, segment: S, offset: number): void {
+    if (this.#snapshots.length > 0) this.#remember(slot);
+    const at = slot * this.#stride;
+    const previous = this.#slots[at + SEGMENT];
+    this.onLeave?.valueLeft(this.#segments[previous] as S, this.#slots[at + OFFSET]);
+    this.#point(slot, segment, offset);
+    this.#releaseSlotOf(previous);
   }
 
   /** The slot's value changed or went: what the counter and cache columns knew of it is gone. */
@@ -515,20 +534,15 @@ export class KeyIndex<S extends object> {
   }
 
   /**
-   * Points a live slot at a new location, its key expiring at `expiresAtMs` (0: never; a move
-   * that keeps the value passes {@link expiryOf} of the slot).
+   * Points a live slot at a new value, its key expiring at `expiresAtMs` (0: never); what was
+   * known of the old value is forgotten (a copy of the same value: {@link move}).
    */
   update(slot: number, segment: S, offset: number, length: number, expiresAtMs = 0): void {
     this.#checkLocation(offset, length);
-    if (this.#snapshots.length > 0) this.#remember(slot);
-    const previous = this.#slots[slot * this.#stride + SEGMENT];
-    this.onLeave?.valueLeft(
-      this.#segments[previous] as S,
-      this.#slots[slot * this.#stride + OFFSET],
-    );
-    this.#write(slot, segment, offset, length);
+    this.#relocate(slot, segment, offset);
+    this.#slots[slot * this.#stride + LENGTH] = length;
+    this.#forgetFacts(slot);
     if (expiresAtMs !== 0 || this.#wide !== undefined) this.#setExpiry(slot, expiresAtMs);
-    this.#releaseSlotOf(previous);
   }
 
   /**
@@ -536,17 +550,8 @@ export class KeyIndex<S extends object> {
    * its expiry time, counter and cache place stay, since the value they are about is unchanged.
    */
   move(slot: number, segment: S, offset: number): void {
-    const at = slot * this.#stride;
-    const length = this.#slots[at + LENGTH];
-    this.#checkLocation(offset, length);
-    if (this.#snapshots.length > 0) this.#remember(slot);
-    const previous = this.#slots[at + SEGMENT];
-    this.onLeave?.valueLeft(this.#segments[previous] as S, this.#slots[at + OFFSET]);
-    const handle = this.#handle(segment);
-    this.#handleSlots[handle]++;
-    this.#slots[at + SEGMENT] = handle;
-    this.#slots[at + OFFSET] = offset;
-    this.#releaseSlotOf(previous);
+    this.#checkLocation(offset, this.lengthOf(slot));
+    this.#relocate(slot, segment, offset);
   }
 
   /** Removes the key of a live slot; the slot is free afterwards. */

@@ -16,9 +16,9 @@
  * entry. A live slot's key never changes (a slot is reused only after its key is removed, which
  * forgets its entry), so the copy is the slot's key for as long as the index names the entry.
  * Every change of the slot's value (an overwrite, a delete, an expiry, a replicated record)
- * forgets the entry in the index (compaction's move of the same bytes keeps it); a FLUSH or a full sync replaces the index,
- * and the cache then drops everything it held for the old one. What the index names is therefore
- * always the current value.
+ * forgets the entry in the index (compaction's move of the same bytes keeps it); a FLUSH or a
+ * full sync replaces the index, and the cache then drops everything it held for the old one.
+ * What the index names is therefore always the current value.
  *
  * ## Memory
  *

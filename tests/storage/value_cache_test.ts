@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ENTRY_OVERHEAD_BYTES, ValueCache } from "../../src/storage/value_cache.ts";
 import { KeyIndex, NO_SLOT } from "../../src/storage/key_index.ts";
+import { keyToBytes } from "../../src/storage/keys.ts";
 import { KVStore } from "../../src/storage/mod.ts";
 import { bytes, text, withStore as withStoreOf, withTempDir } from "../helpers/storage.ts";
 
@@ -251,21 +252,20 @@ Deno.test("store: values cached as written (a counter's) read back right after o
 Deno.test("value cache: the key kept beside a value equals exactly that key, by length too", () => {
   const cache = new ValueCache(1024 * 1024);
   const index = new KeyIndex<object>();
-  const latin1 = (key: string) => Uint8Array.from(key, (c) => c.charCodeAt(0));
   const slots = ["k1", "", "k\xff\x00"].map((key, i) => index.insert(key, SEGMENT, i * 100, 3));
   for (const slot of slots) cache.add(index, slot, new Uint8Array([1, 2, 3]));
   const at = (slot: number) => index.cachedAt(slot);
   // "k1X" read to 2 bytes is "k1"; to 1 byte it is "k", a prefix the length must tell apart.
-  assert.equal(cache.keyEquals(at(slots[0]), 3, latin1("k1X"), 0, 2), true);
-  assert.equal(cache.keyEquals(at(slots[0]), 3, latin1("k1X"), 0, 1), false, "a prefix");
-  assert.equal(cache.keyEquals(at(slots[0]), 3, latin1("k1X"), 0, 3), false, "longer");
-  assert.equal(cache.keyEquals(at(slots[0]), 3, latin1("xk2"), 1, 3), false, "same length");
-  assert.equal(cache.keyEquals(at(slots[1]), 3, latin1("k1"), 0, 0), true, "the empty key");
-  assert.equal(cache.keyEquals(at(slots[1]), 3, latin1("k1"), 0, 1), false);
-  assert.equal(cache.keyEquals(at(slots[2]), 3, latin1("_k\xff\x00"), 1, 4), true, "any byte");
+  assert.equal(cache.keyEquals(at(slots[0]), 3, keyToBytes("k1X"), 0, 2), true);
+  assert.equal(cache.keyEquals(at(slots[0]), 3, keyToBytes("k1X"), 0, 1), false, "a prefix");
+  assert.equal(cache.keyEquals(at(slots[0]), 3, keyToBytes("k1X"), 0, 3), false, "longer");
+  assert.equal(cache.keyEquals(at(slots[0]), 3, keyToBytes("xk2"), 1, 3), false, "same length");
+  assert.equal(cache.keyEquals(at(slots[1]), 3, keyToBytes("k1"), 0, 0), true, "the empty key");
+  assert.equal(cache.keyEquals(at(slots[1]), 3, keyToBytes("k1"), 0, 1), false);
+  assert.equal(cache.keyEquals(at(slots[2]), 3, keyToBytes("_k\xff\x00"), 1, 4), true, "any byte");
   // And the index finds each through the cached copy.
   for (const [i, key] of ["k1", "", "k\xff\x00"].entries()) {
-    assert.equal(index.findBytes(latin1(key), 0, key.length), slots[i]);
+    assert.equal(index.findBytes(keyToBytes(key), 0, key.length), slots[i]);
   }
-  assert.equal(index.findBytes(latin1("k1X"), 0, 1), NO_SLOT);
+  assert.equal(index.findBytes(keyToBytes("k1X"), 0, 1), NO_SLOT);
 });
