@@ -21,6 +21,7 @@ import { temporaryPathOf } from "./file_names.ts";
 import type { HintWriter } from "./hint_writer.ts";
 import type { KeyIndex } from "./key_index.ts";
 import { CompactionSink, LiveCopier, repointMoved } from "./compaction_copy.ts";
+import { copiesFromIndex, IndexedCopier } from "./compaction_from_index.ts";
 import { type CompactionMode, pickRun } from "./compaction_plan.ts";
 import {
   encodeSegmentHeader,
@@ -44,6 +45,8 @@ export interface CompactionReport {
   segmentsAfter: number;
   bytesBefore: number;
   bytesAfter: number;
+  /** Segments whose live records were found through the index, not by a scan of the file. */
+  segmentsFromIndex: number;
   elapsedMs: number;
 }
 
@@ -129,11 +132,14 @@ export class Compactor {
     }
     const done = new Set<Segment>();
     let runs = 0;
+    let segmentsFromIndex = 0;
     // Bounded: each pass rewrites a run into a segment marked done, and segments are finite.
     for (let pass = 0; pass <= segmentsBefore && !host.stopping(); pass++) {
       const run = this.#pickRun(mode, done);
       if (run === undefined) break;
-      done.add(await this.#compactRun(run));
+      const { output, fromIndex } = await this.#compactRun(run);
+      done.add(output);
+      segmentsFromIndex += fromIndex;
       runs++;
     }
     const report: CompactionReport = {
@@ -142,6 +148,7 @@ export class Compactor {
       segmentsAfter: host.segments.length,
       bytesBefore,
       bytesAfter: host.segments.sizeBytes(),
+      segmentsFromIndex,
       elapsedMs: Math.round(performance.now() - started),
     };
     if (runs > 0) {
@@ -149,7 +156,8 @@ export class Compactor {
       this.compactedBytes += Math.max(0, report.bytesBefore - report.bytesAfter);
       log.info(
         "compaction ({mode}): {runs} runs, {segmentsBefore} -> {segmentsAfter} segments, " +
-          "{bytesBefore} -> {bytesAfter} bytes in {elapsedMs} ms",
+          "{bytesBefore} -> {bytesAfter} bytes in {elapsedMs} ms ({segmentsFromIndex} segments " +
+          "copied through the index)",
         { mode, ...report },
       );
     }
@@ -158,9 +166,10 @@ export class Compactor {
 
   /**
    * Rewrites `run` (adjacent sealed segments) into one file with the first one's id and returns
-   * it, committed, its entries re-pointed and its hint written.
+   * it, committed, its entries re-pointed and its hint written, with how many of the run's
+   * segments were copied through the index.
    */
-  async #compactRun(run: Segment[]): Promise<Segment> {
+  async #compactRun(run: Segment[]): Promise<{ output: Segment; fromIndex: number }> {
     const first = run[0];
     const isOldest = this.host.segments.oldest === first;
     let covered = 0;
@@ -178,10 +187,12 @@ export class Compactor {
       mode: DATA_FILE_MODE,
     });
     const sink = new CompactionSink(out, new Segment(first.id, first.path, header, 0));
+    // Each of its records is one of theirs as it was, so it holds puts only if they all did.
+    sink.output.onlyPuts = run.every((segment) => segment.onlyPuts);
     let committed = false;
     try {
       sink.appendBytes(encodeSegmentHeader(header));
-      await this.#copyRun(run, isOldest, sink);
+      const fromIndex = await this.#copyRun(run, isOldest, sink);
       sink.writeOut();
       await out.syncData();
       out.close();
@@ -192,7 +203,7 @@ export class Compactor {
       // Its hint: the kept tombstones, then the live values in key order (from the index).
       sink.output.hint = sink.hint;
       await this.host.hints.write(sink.output);
-      return sink.output;
+      return { output: sink.output, fromIndex };
     } finally {
       if (this.compactingFrom === run) this.compactingFrom = [];
       for (const segment of run) segment.unpin();
@@ -200,12 +211,22 @@ export class Compactor {
     }
   }
 
-  /** Copies the live records of every segment of the run into `sink`, in bounded steps. */
-  async #copyRun(run: Segment[], isOldest: boolean, sink: CompactionSink): Promise<void> {
+  /**
+   * Copies the live records of every segment of the run into `sink`, in bounded steps; returns
+   * how many segments' live records were found through the index rather than by a scan.
+   */
+  async #copyRun(run: Segment[], isOldest: boolean, sink: CompactionSink): Promise<number> {
     const host = this.host;
     const chunkBytes = host.options().compactionChunkBytes;
+    let fromIndex = 0;
     for (let r = 0; r < run.length; r++) {
-      const copier = new LiveCopier(host.index(), run[r], r, isOldest, sink);
+      const index = host.index();
+      if (copiesFromIndex(index, run[r])) {
+        await this.#copyFromIndex(new IndexedCopier(index, run[r], r, sink, chunkBytes));
+        fromIndex++;
+        continue;
+      }
+      const copier = new LiveCopier(index, run[r], r, isOldest, sink);
       let offset = SEGMENT_HEADER_BYTES;
       // Bounded by the segment size: each step scans at least one record or throws.
       while (offset < run[r].sizeBytes) {
@@ -214,6 +235,34 @@ export class Compactor {
         await host.yieldToRequests();
       }
     }
+    return fromIndex;
+  }
+
+  /**
+   * Walks the index for the segment's live slots, a chunk of slots a step (a chunk's worth of
+   * slot memory), then copies their records a window of the file a step.
+   */
+  async #copyFromIndex(copier: IndexedCopier): Promise<void> {
+    const host = this.host;
+    const slotsPerStep = Math.max(1, Math.floor(host.options().compactionChunkBytes / 16));
+    // Slots allocated later hold keys written later, in the active segment: never in this one.
+    const end = copier.index.capacity;
+    // Bounded by `end`: each step walks at least one slot.
+    for (let slot = 0; slot < end;) {
+      if (host.stopping()) throw new StoreClosedError(host.dir);
+      slot = copier.collect(slot, Math.min(end, slot + slotsPerStep));
+      await host.yieldToRequests();
+    }
+    // Bounded by the file's windows.
+    for (let w = 0; w < copier.windows; w++) {
+      if (host.stopping()) throw new StoreClosedError(host.dir);
+      copier.copyWindow(w);
+      await host.yieldToRequests();
+    }
+    log.debug("compaction found {found} live records of segment {id} through the index", {
+      found: copier.found,
+      id: copier.segment.id,
+    });
   }
 
   /**

@@ -203,6 +203,27 @@ export class KeyIndex<S extends object> {
     return this.#size;
   }
 
+  /** Slots allocated (live, free or held): every slot number is below it. */
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  /**
+   * Calls `each` with every live slot among `[from, to)` whose value lies in `segment`; returns
+   * where the next walk starts (compaction finds a mostly dead segment's live values this way).
+   */
+  forEachSlotIn(segment: S, from: number, to: number, each: (slot: number) => void): number {
+    const handle = this.#handles.get(segment);
+    if (handle === undefined) return to;
+    const slots = this.#slots;
+    const stride = this.#stride;
+    const end = Math.min(to, this.#capacity);
+    for (let slot = from; slot < end; slot++) {
+      if (slots[slot * stride + SEGMENT] === handle) each(slot);
+    }
+    return to;
+  }
+
   /** The slot of `key`, or {@link NO_SLOT}. */
   find(key: string): number {
     const hash = hashString(key, this.#seed);

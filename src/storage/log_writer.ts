@@ -30,10 +30,12 @@ import {
   Flag,
   multiRecordBytes,
   type MultiRecordEntry,
+  Op,
   type Payload,
   putExpiringRecordBytes,
   putRecordBytes,
   RECORD_HEADER_BYTES,
+  recordOp,
 } from "./record.ts";
 import { createSegmentFile, type Segment, SEGMENT_HEADER_BYTES } from "./segment.ts";
 import type { SegmentList } from "./segment_list.ts";
@@ -255,6 +257,10 @@ export class LogWriter {
     this.#lastLsn = lsn;
     this.#lastEpoch = epoch;
     const active = this.segments.active;
+    if (active.onlyPuts) {
+      const op = recordOp(this.#pending, at);
+      active.onlyPuts = op === Op.PUT || op === Op.PUT_EXPIRING;
+    }
     active.lastEpoch = epoch;
     active.noteLsn(lsn);
     this.lastRecordOffset = active.sizeBytes + at;

@@ -122,6 +122,12 @@ export class Segment {
   hintWriting: Promise<void> | undefined;
   /** Which of its values the index left, when it has a map (`dead_values.ts`). */
   deadValues: Uint8Array | undefined;
+  /**
+   * Every record is a PUT or a PUT_EXPIRING, so a live value's record starts at a place its
+   * index slot tells (compaction may find a mostly dead segment's live records through the index,
+   * `compaction_from_index.ts`). Known of segments created since open; false when unknown.
+   */
+  onlyPuts = false;
   #pins = 0;
   #fd = -1;
 
@@ -208,6 +214,7 @@ export function createSegmentFile(
   fsyncDir(dir);
   const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
   segment.hint = new HintBuilder();
+  segment.onlyPuts = true; // no record yet: the log writer notes the first that is not a put
   return segment;
 }
 

@@ -1,0 +1,219 @@
+import assert from "node:assert/strict";
+import { Durability } from "../../src/storage/durability.ts";
+import { LogWriter } from "../../src/storage/log_writer.ts";
+import { KVStore } from "../../src/storage/mod.ts";
+import { checkRecord, encodeDelete, recordLsn } from "../../src/storage/record.ts";
+import { createSegmentFile, SEGMENT_HEADER_BYTES } from "../../src/storage/segment.ts";
+import { SegmentList } from "../../src/storage/segment_list.ts";
+import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
+
+const SMALL = { segmentSizeBytes: 4096, autoCompact: false } as const;
+const HOUR_MS = 3_600_000;
+
+function contents(store: KVStore): [string, string][] {
+  return store.readRange("", "\xff").map(([k, v]) => [text(k) as string, text(v) as string]);
+}
+
+/** The LSNs of the records of a segment file, in file order (every record must be intact). */
+function lsnsOf(path: string): number[] {
+  const buf = Deno.readFileSync(path);
+  const view = new DataView(buf.buffer);
+  const lsns: number[] = [];
+  for (let at = SEGMENT_HEADER_BYTES; at < buf.length;) {
+    const length = checkRecord(buf, view, at, buf.length);
+    assert.ok(length > 0, `intact record at ${at} of ${path}`);
+    lsns.push(recordLsn(view, at));
+    at += length;
+  }
+  return lsns;
+}
+
+/** Hot keys overwritten round after round: sealed segments of puts, mostly dead. */
+function writeRounds(store: KVStore, rounds: number, expiresAtMs: (i: number) => number): void {
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < 30; i++) store.writePut(`hot${i}`, `r${round}-${i}`, expiresAtMs(i));
+  }
+}
+
+Deno.test("mostly dead segments of puts are compacted through the index; values, TTLs and LSN order survive reopen", async () => {
+  await withTempDir(async (dir) => {
+    let store = await KVStore.open(dir, SMALL);
+    const expiry = Date.now() + HOUR_MS;
+    writeRounds(store, 40, (i) => (i % 3 === 0 ? expiry + i : 0));
+    await store.whenDurable(store.lastLsn);
+    const before = contents(store);
+    const lastLsn = store.lastLsn;
+    const report = await store.compact();
+    assert.ok(report.segmentsFromIndex >= 1, JSON.stringify(report));
+    assert.ok(report.bytesAfter < report.bytesBefore / 5, JSON.stringify(report));
+    assert.deepEqual(contents(store), before);
+    for (let i = 0; i < 30; i += 3) assert.equal(store.expiresAtMs(`hot${i}`), expiry + i);
+    assert.equal(store.expiresAtMs("hot1"), 0);
+    for (const path of segmentFiles(dir)) {
+      const lsns = lsnsOf(path);
+      assert.deepEqual(lsns, [...lsns].sort((a, b) => a - b), `LSNs in order in ${path}`);
+    }
+    await store.close();
+    store = await KVStore.open(dir, SMALL);
+    assert.deepEqual(contents(store), before);
+    assert.equal(store.lastLsn, lastLsn);
+    for (let i = 0; i < 30; i += 3) assert.equal(store.expiresAtMs(`hot${i}`), expiry + i);
+    // A compaction output holds puts only, so it too can be compacted through the index.
+    writeRounds(store, 40, () => 0);
+    const again = await store.compact();
+    assert.ok(again.segmentsFromIndex >= 1, JSON.stringify(again));
+    assert.equal(text(store.read("hot29")), "r39-29");
+    await store.close();
+  });
+});
+
+Deno.test("segments holding a delete, a batch or a flush are scanned, not walked", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, SMALL);
+    try {
+      // Every segment gets a non-put record long before it fills.
+      for (let round = 0; round < 40; round++) {
+        for (let i = 0; i < 30; i++) {
+          if (i === 0) store.writeBatch([["b", `${round}`], ["c", `${round}`]]);
+          else if (i === 10) store.writeDelete(`gone${round}`);
+          else store.writePut(`hot${i}`, `r${round}-${i}`);
+        }
+      }
+      await store.whenDurable(store.lastLsn);
+      const before = contents(store);
+      const report = await store.compact();
+      assert.ok(report.runs >= 1);
+      assert.equal(report.segmentsFromIndex, 0, JSON.stringify(report));
+      assert.deepEqual(contents(store), before);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("a replicated record that is not a put marks the segment for a scan", async () => {
+  await withTempDir((dir) => {
+    const segments = new SegmentList([createSegmentFile(dir, 1, 0, 0)]);
+    const writer = new LogWriter(
+      dir,
+      {
+        fsync: "no",
+        segmentSizeBytes: 1024 * 1024,
+        writeBatchMaxBytes: 1024 * 1024,
+        preallocateBytes: 0,
+        incrementalFsyncBytes: 0,
+      },
+      segments,
+      new Durability(dir, 0, segments.active),
+      { lsn: 0, epoch: 0 },
+      () => {},
+    );
+    writer.appendPut(0, false, "a", "1");
+    writer.appendPutExpiring(0, false, "b", "2", Date.now() + HOUR_MS);
+    assert.equal(writer.active.onlyPuts, true);
+    const record = new Uint8Array(64);
+    const length = encodeDelete(record, new DataView(record.buffer), 0, 3, 0, 0, "a");
+    writer.appendEncoded(record, 0, length, 3, 0);
+    assert.equal(writer.active.onlyPuts, false);
+    writer.flush();
+    writer.sealActive();
+    assert.equal(writer.active.onlyPuts, true, "a new segment starts with no record");
+    writer.close();
+  });
+});
+
+Deno.test("writes, deletes and reads interleave with a compaction through the index, in small steps", async () => {
+  await withTempDir(async (dir) => {
+    const options = { ...SMALL, segmentSizeBytes: 16 * 1024, compactionChunkBytes: 512 };
+    let store = await KVStore.open(dir, options);
+    const model = new Map<string, string>();
+    const put = (key: string, value: string) => {
+      store.writePut(key, value);
+      model.set(key, value);
+    };
+    for (let round = 0; round < 30; round++) {
+      for (let i = 0; i < 60; i++) put(`key${i}`, `r${round}-${i}-${"x".repeat(i % 40)}`);
+    }
+    await store.whenDurable(store.lastLsn);
+    let done = false;
+    const compaction = store.compact().finally(() => done = true);
+    let steps = 0;
+    // Bounded by the compaction finishing (and by the step count, should it not).
+    while (!done && steps < 100_000) {
+      steps++;
+      put(`key${(steps * 7) % 60}`, `during-${steps}`);
+      if (steps % 3 === 0) {
+        const victim = `key${(steps * 11) % 60}`;
+        store.writeDelete(victim);
+        model.delete(victim);
+      }
+      if (steps % 5 === 0) put(`new${steps}`, `n${steps}`);
+      const probe = `key${(steps * 13) % 60}`;
+      assert.equal(text(store.read(probe)), model.get(probe), `read of ${probe} mid-compaction`);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    const report = await compaction;
+    assert.ok(steps > 5, `requests ran during compaction (${steps} steps)`);
+    assert.ok(report.segmentsFromIndex >= 1, JSON.stringify(report));
+    const sorted = () => [...model].sort(([a], [b]) => (a < b ? -1 : 1));
+    assert.deepEqual(contents(store), sorted());
+    await store.close();
+    store = await KVStore.open(dir, options);
+    assert.deepEqual(contents(store), sorted());
+    await store.close();
+  });
+});
+
+Deno.test("a damaged live record found through the index stops compaction; the store stays readable", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, SMALL);
+    try {
+      store.writePut("keep", "the-live-value"); // never overwritten: live in segment 1
+      writeRounds(store, 40, () => 0);
+      await store.whenDurable(store.lastLsn);
+      const [first] = segmentFiles(dir);
+      const bytes = Deno.readFileSync(first);
+      const live = new TextEncoder().encode("the-live-value");
+      const at = bytes.findIndex((_, i) => live.every((byte, j) => bytes[i + j] === byte));
+      assert.ok(at > 0);
+      bytes[at + 4] ^= 0xff;
+      Deno.writeFileSync(first, bytes);
+      const before = contents(store);
+      await assert.rejects(
+        store.compact(),
+        /CRC mismatch in a sealed segment, found by compaction through the index/,
+      );
+      assert.ok(segmentFiles(dir).includes(first), "the damaged segment was not replaced");
+      assert.deepEqual(contents(store), before);
+      await store.put("after", "damage");
+      assert.equal(text(store.read("after")), "damage");
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+Deno.test("damage to a dead record is not read by a compaction through the index", async () => {
+  await withTempDir(async (dir) => {
+    let store = await KVStore.open(dir, SMALL);
+    writeRounds(store, 40, () => 0);
+    await store.whenDurable(store.lastLsn);
+    const [first] = segmentFiles(dir);
+    const bytes = Deno.readFileSync(first);
+    // The first round's value of hot1, long overwritten.
+    const dead = new TextEncoder().encode("r0-1");
+    const at = bytes.findIndex((_, i) => dead.every((byte, j) => bytes[i + j] === byte));
+    assert.ok(at > 0);
+    bytes[at] ^= 0xff;
+    Deno.writeFileSync(first, bytes);
+    const report = await store.compact();
+    assert.ok(report.segmentsFromIndex >= 1, JSON.stringify(report));
+    assert.ok(!segmentFiles(dir).includes(first) || lsnsOf(first).length > 0);
+    assert.equal(text(store.read("hot1")), "r39-1");
+    await store.close();
+    store = await KVStore.open(dir, SMALL);
+    assert.equal(text(store.read("hot1")), "r39-1");
+    assert.equal(store.size, 30);
+    await store.close();
+  });
+});
