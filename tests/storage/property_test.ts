@@ -88,3 +88,91 @@ Deno.test("property: the store behaves like a Map through reopen and compaction"
     { numRuns: 120 },
   );
 });
+
+type PutCommand =
+  | { op: "put"; key: string; value: string; ttl: boolean }
+  | { op: "reopen" }
+  | { op: "compact"; during: number };
+
+// Puts only, of a few hot keys with values long enough to fill 4 KiB segments: sealed segments
+// are mostly dead and hold puts only, so compaction finds their live records through the index.
+const putCommand: fc.Arbitrary<PutCommand> = fc.oneof(
+  {
+    weight: 20,
+    arbitrary: fc.record({
+      op: fc.constant("put" as const),
+      key,
+      value: fc.string({ minLength: 20, maxLength: 300 }),
+      ttl: fc.boolean(),
+    }),
+  },
+  { weight: 1, arbitrary: fc.constant({ op: "reopen" as const }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant("compact" as const),
+      during: fc.integer({ min: 0, max: 5 }),
+    }),
+  },
+);
+
+Deno.test("property: puts of hot keys keep values and TTLs through compaction through the index", async () => {
+  let fromIndex = 0;
+  const expiresAt = Date.now() + 3_600_000;
+  await fc.assert(
+    fc.asyncProperty(fc.array(putCommand, { minLength: 60, maxLength: 150 }), async (commands) => {
+      await withTempDir(async (dir) => {
+        // Small steps: a compaction yields often, and the puts `during` it land between steps.
+        const options = {
+          segmentSizeBytes: 4096,
+          compactionMinBytes: 0,
+          autoCompact: false,
+          compactionChunkBytes: 256,
+        };
+        let store = await KVStore.open(dir, options);
+        const model = new Map<string, [string, number]>();
+        const put = (c: { key: string; value: string; ttl: boolean }, i: number) => {
+          const expiry = c.ttl ? expiresAt + i : 0;
+          store.writePut(toBytes(c.key), c.value, expiry);
+          model.set(latin1(toBytes(c.key)), [c.value, expiry]);
+        };
+        const check = () => {
+          assert.equal(store.size, model.size);
+          for (const [k, [v, expiry]] of model) {
+            assert.equal(new TextDecoder().decode(store.read(toBytes(k))), v);
+            assert.equal(store.expiresAtMs(toBytes(k)), expiry);
+          }
+        };
+        try {
+          for (let i = 0; i < commands.length; i++) {
+            const c = commands[i];
+            if (c.op === "put") put(c, i);
+            else if (c.op === "reopen") {
+              await store.close();
+              store = await KVStore.open(dir, options);
+            } else {
+              const compaction = store.compact();
+              // The next puts run while it copies (each waits a turn).
+              for (let j = 0; j < c.during && i + 1 < commands.length; j++) {
+                const next = commands[i + 1];
+                if (next.op !== "put") break;
+                i++;
+                put(next, i);
+                await new Promise((resolve) => setTimeout(resolve, 0));
+              }
+              fromIndex += (await compaction).segmentsFromIndex;
+              check();
+            }
+          }
+          await store.close();
+          store = await KVStore.open(dir, options);
+          check();
+        } finally {
+          await store.close();
+        }
+      });
+    }),
+    { numRuns: 40, endOnFailure: true },
+  );
+  assert.ok(fromIndex > 0, "some segments were compacted through the index");
+});
