@@ -8,6 +8,7 @@ import { configureSync, type LogRecord } from "@logtape/logtape";
 import { configureLogging } from "../../src/log.ts";
 import { parseSegmentFileName } from "../../src/storage/file_names.ts";
 import { KVStore, type StoreOptions } from "../../src/storage/mod.ts";
+import assert from "node:assert/strict";
 import { withTempDir } from "./temp_dir.ts";
 
 export { withTempDir };
@@ -77,4 +78,42 @@ export async function storageLogLines(
     configureLogging({ level: "error", format: "text" });
   }
   return lines;
+}
+
+/**
+ * Until `running` settles, a step a turn: overwrites, deletes and adds keys (`key0` up to
+ * `keys`, `new<step>`), reads one back against `model` (which follows every write), then runs
+ * `eachStep`. Returns the steps taken (at most 100,000).
+ */
+export async function writeWhileRunning(
+  store: KVStore,
+  model: Map<string, string>,
+  keys: number,
+  running: Promise<unknown>,
+  eachStep?: (step: number) => Promise<void>,
+): Promise<number> {
+  let done = false;
+  running.then(() => done = true, () => done = true);
+  const put = (key: string, value: string) => {
+    store.writePut(key, value);
+    model.set(key, value);
+  };
+  let steps = 0;
+  // Bounded by `running` settling (and by the step count, should it not).
+  while (!done && steps < 100_000) {
+    steps++;
+    // Overwrite, delete, and add new keys (which reuse the slots deletes freed).
+    put(`key${(steps * 7) % keys}`, `during-${steps}`);
+    if (steps % 3 === 0) {
+      const victim = `key${(steps * 11) % keys}`;
+      store.writeDelete(victim);
+      model.delete(victim);
+    }
+    if (steps % 5 === 0) put(`new${steps}`, `n${steps}`);
+    const probe = `key${(steps * 13) % keys}`;
+    assert.equal(text(store.read(probe)), model.get(probe), `read of ${probe} while running`);
+    await eachStep?.(steps);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  return steps;
 }

@@ -1,11 +1,8 @@
 import assert from "node:assert/strict";
-import { Durability } from "../../src/storage/durability.ts";
-import { LogWriter } from "../../src/storage/log_writer.ts";
 import { KVStore } from "../../src/storage/mod.ts";
-import { checkRecord, encodeDelete, recordLsn } from "../../src/storage/record.ts";
-import { createSegmentFile, SEGMENT_HEADER_BYTES } from "../../src/storage/segment.ts";
-import { SegmentList } from "../../src/storage/segment_list.ts";
-import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
+import { checkRecord, recordLsn } from "../../src/storage/record.ts";
+import { SEGMENT_HEADER_BYTES } from "../../src/storage/segment.ts";
+import { segmentFiles, text, withTempDir, writeWhileRunning } from "../helpers/storage.ts";
 
 const SMALL = { segmentSizeBytes: 4096, autoCompact: false } as const;
 const HOUR_MS = 3_600_000;
@@ -91,67 +88,21 @@ Deno.test("segments holding a delete, a batch or a flush are scanned, not walked
   });
 });
 
-Deno.test("a replicated record that is not a put marks the segment for a scan", async () => {
-  await withTempDir((dir) => {
-    const segments = new SegmentList([createSegmentFile(dir, 1, 0, 0)]);
-    const writer = new LogWriter(
-      dir,
-      {
-        fsync: "no",
-        segmentSizeBytes: 1024 * 1024,
-        writeBatchMaxBytes: 1024 * 1024,
-        preallocateBytes: 0,
-        incrementalFsyncBytes: 0,
-      },
-      segments,
-      new Durability(dir, 0, segments.active),
-      { lsn: 0, epoch: 0 },
-      () => {},
-    );
-    writer.appendPut(0, false, "a", "1");
-    writer.appendPutExpiring(0, false, "b", "2", Date.now() + HOUR_MS);
-    assert.equal(writer.active.onlyPuts, true);
-    const record = new Uint8Array(64);
-    const length = encodeDelete(record, new DataView(record.buffer), 0, 3, 0, 0, "a");
-    writer.appendEncoded(record, 0, length, 3, 0);
-    assert.equal(writer.active.onlyPuts, false);
-    writer.flush();
-    writer.sealActive();
-    assert.equal(writer.active.onlyPuts, true, "a new segment starts with no record");
-    writer.close();
-  });
-});
-
 Deno.test("writes, deletes and reads interleave with a compaction through the index, in small steps", async () => {
   await withTempDir(async (dir) => {
     const options = { ...SMALL, segmentSizeBytes: 16 * 1024, compactionChunkBytes: 512 };
     let store = await KVStore.open(dir, options);
     const model = new Map<string, string>();
-    const put = (key: string, value: string) => {
-      store.writePut(key, value);
-      model.set(key, value);
-    };
     for (let round = 0; round < 30; round++) {
-      for (let i = 0; i < 60; i++) put(`key${i}`, `r${round}-${i}-${"x".repeat(i % 40)}`);
+      for (let i = 0; i < 60; i++) {
+        const value = `r${round}-${i}-${"x".repeat(i % 40)}`;
+        store.writePut(`key${i}`, value);
+        model.set(`key${i}`, value);
+      }
     }
     await store.whenDurable(store.lastLsn);
-    let done = false;
-    const compaction = store.compact().finally(() => done = true);
-    let steps = 0;
-    // Bounded by the compaction finishing (and by the step count, should it not).
-    while (!done && steps < 100_000) {
-      steps++;
-      put(`key${(steps * 7) % 60}`, `during-${steps}`);
-      if (steps % 3 === 0) {
-        const victim = `key${(steps * 11) % 60}`;
-        store.writeDelete(victim);
-        model.delete(victim);
-      }
-      if (steps % 5 === 0) put(`new${steps}`, `n${steps}`);
-      const probe = `key${(steps * 13) % 60}`;
-      assert.equal(text(store.read(probe)), model.get(probe), `read of ${probe} mid-compaction`);
-      await new Promise((resolve) => setTimeout(resolve, 0));
-    }
+    const compaction = store.compact();
+    const steps = await writeWhileRunning(store, model, 60, compaction);
     const report = await compaction;
     assert.ok(steps > 5, `requests ran during compaction (${steps} steps)`);
     assert.ok(report.segmentsFromIndex >= 1, JSON.stringify(report));

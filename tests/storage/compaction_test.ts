@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { KVStore, type StoreSnapshot } from "../../src/storage/mod.ts";
-import { segmentFiles, text, withTempDir } from "../helpers/storage.ts";
+import { segmentFiles, text, withTempDir, writeWhileRunning } from "../helpers/storage.ts";
 
 const SMALL = { segmentSizeBytes: 4096, autoCompact: false } as const;
 
@@ -169,29 +169,14 @@ Deno.test("compaction yields between bounded steps; writes, deletes, reads and s
     }
     await store.whenDurable(store.lastLsn);
     const snapshots: { view: StoreSnapshot; expected: string[][] }[] = [];
-    let done = false;
-    const compaction = store.compact().finally(() => done = true);
-    let steps = 0;
-    // Bounded by the compaction finishing (and by the step count, should it not).
-    while (!done && steps < 100_000) {
-      steps++;
-      // Overwrite, delete, and add new keys (which reuse the slots deletes freed).
-      put(`key${(steps * 7) % 300}`, `during-${steps}`);
-      if (steps % 3 === 0) {
-        const victim = `key${(steps * 11) % 300}`;
-        store.writeDelete(victim);
-        model.delete(victim);
-      }
-      if (steps % 5 === 0) put(`new${steps}`, `n${steps}`);
-      const probe = `key${(steps * 13) % 300}`;
-      assert.equal(text(store.read(probe)), model.get(probe), `read of ${probe} mid-compaction`);
+    const compaction = store.compact();
+    const steps = await writeWhileRunning(store, model, 300, compaction, async (step) => {
       // Snapshots pin every segment, so start once the run is picked (its scan takes ~20 steps).
-      if (steps >= 10 && steps % 2 === 0) {
+      if (step >= 10 && step % 2 === 0) {
         const expected = [...model].sort(([a], [b]) => (a < b ? -1 : 1));
         snapshots.push({ view: await store.replicationLog.snapshot(), expected });
       }
-      await new Promise((resolve) => setTimeout(resolve, 0));
-    }
+    });
     const report = await compaction;
     assert.ok(steps > 5, `requests ran during compaction (${steps} steps)`);
     assert.ok(report.runs >= 1);

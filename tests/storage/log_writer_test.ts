@@ -4,6 +4,7 @@ import { CorruptionError } from "../../src/storage/errors.ts";
 import { LogWriter, type LogWriterOptions } from "../../src/storage/log_writer.ts";
 import {
   checkRecord,
+  encodeDelete,
   Flag,
   putRecordBytes,
   recordFlags,
@@ -167,6 +168,24 @@ Deno.test("value reader: a value that ends past its file is corruption, naming f
     assert.equal(reader.value(segments.active, 0, 0).length, 0);
     sealedLike.closeReader();
     await writer.finish();
+    writer.close();
+  });
+});
+
+Deno.test("log writer: a segment holds puts only until a record of another kind, replicated or not", async () => {
+  await withTempDir((dir) => {
+    const { writer } = openWriter(dir, { segmentSizeBytes: 1024 * 1024 });
+    writer.appendPut(0, false, "a", "1");
+    writer.appendPutExpiring(0, false, "b", "2", Date.now() + 3_600_000);
+    assert.equal(writer.active.onlyPuts, true);
+    // A master's DELETE, as a replica appends it: compaction must scan this segment.
+    const record = new Uint8Array(64);
+    const length = encodeDelete(record, new DataView(record.buffer), 0, 3, 0, 0, "a");
+    writer.appendEncoded(record, 0, length, 3, 0);
+    assert.equal(writer.active.onlyPuts, false);
+    writer.flush();
+    writer.sealActive();
+    assert.equal(writer.active.onlyPuts, true, "a new segment starts with no record");
     writer.close();
   });
 });
