@@ -204,13 +204,7 @@ export class LiveCopier {
       segment.path,
       segment.sizeBytes,
       from,
-      (buf, view, at, length, fileOffset) => {
-        const op = recordOp(buf, at);
-        if (op === Op.DELETE) this.#copyTombstone(buf, view, at, length);
-        else if (op === Op.FLUSH) this.#copyFlush(buf, view, at, length);
-        else if (op === Op.MULTI) this.#copyMulti(buf, view, at, length, fileOffset);
-        else this.#copyValues(buf, view, at, length, fileOffset);
-      },
+      (buf, view, at, length, fileOffset) => this.copyRecord(buf, view, at, length, fileOffset),
       stopAt,
     );
     if (result.damage !== "none") {
@@ -221,6 +215,21 @@ export class LiveCopier {
       );
     }
     return result.validEnd;
+  }
+
+  /** Copies what is live of the checked record `buf[at, at + length)`, at file offset `fileOffset`. */
+  copyRecord(
+    buf: Uint8Array,
+    view: DataView,
+    at: number,
+    length: number,
+    fileOffset: number,
+  ): void {
+    const op = recordOp(buf, at);
+    if (op === Op.DELETE) this.#copyTombstone(buf, view, at, length);
+    else if (op === Op.FLUSH) this.#copyFlush(buf, view, at, length);
+    else if (op === Op.MULTI) this.#copyMulti(buf, view, at, length, fileOffset);
+    else this.#copyValues(buf, view, at, length, fileOffset);
   }
 
   #copyTombstone(buf: Uint8Array, view: DataView, at: number, length: number): void {

@@ -21,7 +21,12 @@ import { temporaryPathOf } from "./file_names.ts";
 import type { HintWriter } from "./hint_writer.ts";
 import type { KeyIndex } from "./key_index.ts";
 import { CompactionSink, LiveCopier, repointMoved } from "./compaction_copy.ts";
-import { copiesFromIndex, IndexedCopier } from "./compaction_from_index.ts";
+import {
+  copiesFromIndex,
+  HeaderWalker,
+  IndexedCopier,
+  walksHeaders,
+} from "./compaction_from_index.ts";
 import { type CompactionMode, pickRun } from "./compaction_plan.ts";
 import {
   encodeSegmentHeader,
@@ -45,7 +50,10 @@ export interface CompactionReport {
   segmentsAfter: number;
   bytesBefore: number;
   bytesAfter: number;
-  /** Segments whose live records were found through the index, not by a scan of the file. */
+  /**
+   * Segments compacted through the index (`compaction_from_index.ts`), not by a scan that checks
+   * and looks up every record.
+   */
   segmentsFromIndex: number;
   elapsedMs: number;
 }
@@ -187,8 +195,10 @@ export class Compactor {
       mode: DATA_FILE_MODE,
     });
     const sink = new CompactionSink(out, new Segment(first.id, first.path, header, 0));
-    // Each of its records is one of theirs as it was, so it holds puts only if they all did.
+    // It holds only what they held (their records as they were, or some of a batch's entries),
+    // so puts only, or no tombstones, if they all did.
     sink.output.onlyPuts = run.every((segment) => segment.onlyPuts);
+    sink.output.noTombstones = run.every((segment) => segment.noTombstones);
     let committed = false;
     try {
       sink.appendBytes(encodeSegmentHeader(header));
@@ -227,6 +237,11 @@ export class Compactor {
         continue;
       }
       const copier = new LiveCopier(index, run[r], r, isOldest, sink);
+      if (walksHeaders(index, run[r])) {
+        await this.#walkHeaders(new HeaderWalker(index, run[r], copier, chunkBytes));
+        fromIndex++;
+        continue;
+      }
       let offset = SEGMENT_HEADER_BYTES;
       // Bounded by the segment size: each step scans at least one record or throws.
       while (offset < run[r].sizeBytes) {
@@ -244,15 +259,7 @@ export class Compactor {
    */
   async #copyFromIndex(copier: IndexedCopier): Promise<void> {
     const host = this.host;
-    const slotsPerStep = Math.max(1, Math.floor(host.options().compactionChunkBytes / 16));
-    // Slots allocated later hold keys written later, in the active segment: never in this one.
-    const end = copier.index.capacity;
-    // Bounded by `end`: each step walks at least one slot.
-    for (let slot = 0; slot < end;) {
-      if (host.stopping()) throw new StoreClosedError(host.dir);
-      slot = copier.collect(slot, Math.min(end, slot + slotsPerStep));
-      await host.yieldToRequests();
-    }
+    await this.#collectLive(copier);
     // Bounded by the file's windows.
     for (let w = 0; w < copier.windows; w++) {
       if (host.stopping()) throw new StoreClosedError(host.dir);
@@ -263,6 +270,41 @@ export class Compactor {
       found: copier.found,
       id: copier.segment.id,
     });
+  }
+
+  /**
+   * Walks the index for the segment's live values, then steps over its records by their headers,
+   * checking and copying those that hold one, a window of the file a step.
+   */
+  async #walkHeaders(walker: HeaderWalker): Promise<void> {
+    const host = this.host;
+    await this.#collectLive(walker);
+    // Bounded by the file's size: each step moves past at least one record or throws.
+    for (let offset = SEGMENT_HEADER_BYTES; offset < walker.segment.sizeBytes;) {
+      if (host.stopping()) throw new StoreClosedError(host.dir);
+      offset = walker.walk(offset);
+      await host.yieldToRequests();
+    }
+    log.debug("compaction found {found} live values of segment {id} through the index", {
+      found: walker.found,
+      id: walker.segment.id,
+    });
+  }
+
+  /** Walks every index slot for the live values of a segment, a chunk of slot memory a step. */
+  async #collectLive(
+    collector: { index: KeyIndex<Segment>; collect(from: number, to: number): number },
+  ): Promise<void> {
+    const host = this.host;
+    const slotsPerStep = Math.max(1, Math.floor(host.options().compactionChunkBytes / 16));
+    // Slots allocated later hold keys written later, in the active segment: never in this one.
+    const end = collector.index.capacity;
+    // Bounded by `end`: each step walks at least one slot.
+    for (let slot = 0; slot < end;) {
+      if (host.stopping()) throw new StoreClosedError(host.dir);
+      slot = collector.collect(slot, Math.min(end, slot + slotsPerStep));
+      await host.yieldToRequests();
+    }
   }
 
   /**

@@ -28,6 +28,7 @@ import {
   encodeMulti,
   encodePut,
   Flag,
+  forEachKey,
   multiRecordBytes,
   type MultiRecordEntry,
   Op,
@@ -257,14 +258,24 @@ export class LogWriter {
     this.#lastLsn = lsn;
     this.#lastEpoch = epoch;
     const active = this.segments.active;
-    if (active.onlyPuts) {
-      const op = recordOp(this.#pending, at);
-      active.onlyPuts = op === Op.PUT || op === Op.PUT_EXPIRING;
-    }
+    if (active.noTombstones) this.#noteKind(active, at);
     active.lastEpoch = epoch;
     active.noteLsn(lsn);
     this.lastRecordOffset = active.sizeBytes + at;
     this.durability.appended();
+  }
+
+  /** Notes in `active` whether the record at `at` of the pending buffer is a put, or deletes. */
+  #noteKind(active: Segment, at: number): void {
+    const op = recordOp(this.#pending, at);
+    if (op === Op.PUT || op === Op.PUT_EXPIRING) return;
+    active.onlyPuts = false;
+    if (op === Op.DELETE || op === Op.FLUSH) active.noTombstones = false;
+    else if (op === Op.MULTI) {
+      forEachKey(this.#pending, this.#pendingView, at, (_keyStart, _keyLength, valueStart) => {
+        if (valueStart < 0) active.noTombstones = false;
+      });
+    }
   }
 
   // ---------------------------------------------------------------- group commit

@@ -128,6 +128,12 @@ export class Segment {
    * `compaction_from_index.ts`). Known of segments created since open; false when unknown.
    */
   onlyPuts = false;
+  /**
+   * No record is a DELETE or a FLUSH, and no MULTI deletes a key: compaction keeps nothing of it
+   * but live values, so it may check only the records that hold them
+   * (`compaction_from_index.ts`). Known of segments created since open; false when unknown.
+   */
+  noTombstones = false;
   #pins = 0;
   #fd = -1;
 
@@ -214,7 +220,9 @@ export function createSegmentFile(
   fsyncDir(dir);
   const segment = new Segment(id, path, header, SEGMENT_HEADER_BYTES);
   segment.hint = new HintBuilder();
-  segment.onlyPuts = true; // no record yet: the log writer notes the first that is not a put
+  // No record yet: the log writer notes the first that is not a put, or that deletes.
+  segment.onlyPuts = true;
+  segment.noTombstones = true;
   return segment;
 }
 

@@ -64,15 +64,15 @@ Deno.test("mostly dead segments of puts are compacted through the index; values,
   });
 });
 
-Deno.test("segments holding a delete, a batch or a flush are scanned, not walked", async () => {
+Deno.test("segments holding a delete are scanned, not walked", async () => {
   await withTempDir(async (dir) => {
     const store = await KVStore.open(dir, SMALL);
     try {
-      // Every segment gets a non-put record long before it fills.
+      // Every segment gets a delete long before it fills.
       for (let round = 0; round < 40; round++) {
         for (let i = 0; i < 30; i++) {
-          if (i === 0) store.writeBatch([["b", `${round}`], ["c", `${round}`]]);
-          else if (i === 10) store.writeDelete(`gone${round}`);
+          if (i % 5 === 0) store.writeBatch([["b", `${round}`], ["c", `${round}`]]);
+          else if (i % 5 === 1) store.writeDelete(`hot${i + 1}`); // written the round before
           else store.writePut(`hot${i}`, `r${round}-${i}`);
         }
       }
@@ -82,6 +82,95 @@ Deno.test("segments holding a delete, a batch or a flush are scanned, not walked
       assert.ok(report.runs >= 1);
       assert.equal(report.segmentsFromIndex, 0, JSON.stringify(report));
       assert.deepEqual(contents(store), before);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+/** Hot keys written in batches and MULTIs (no deletes): sealed segments mostly dead. */
+function writeBatchRounds(store: KVStore, rounds: number): void {
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < 30; i += 3) {
+      if (i % 2 === 0) {
+        store.writeBatch([[`hot${i}`, `r${round}-${i}`], [`hot${i + 1}`, `r${round}-${i + 1}`]]);
+      } else {
+        store.atomically(() => {
+          store.writePut(`hot${i}`, `r${round}-${i}`);
+          store.writePut(`hot${i + 1}`, `r${round}-${i + 1}`, Date.now() + HOUR_MS);
+        });
+      }
+      store.writePut(`hot${i + 2}`, `r${round}-${i + 2}`);
+    }
+  }
+}
+
+Deno.test("segments of batches and MULTIs without deletes are walked by their headers; reopen keeps every value", async () => {
+  await withTempDir(async (dir) => {
+    const options = { ...SMALL, compactionChunkBytes: 512 };
+    let store = await KVStore.open(dir, options);
+    // Live in segment 1: a MULTI's two values, and one of a batch's two (re-encoded alone).
+    const expiry = Date.now() + HOUR_MS;
+    store.atomically(() => {
+      store.writePut("m1", "live-in-multi");
+      store.writePut("m2", "live-too", expiry);
+    });
+    store.writeBatch([["b1", "live-in-batch"], ["hot0", "overwritten"]]);
+    writeBatchRounds(store, 40);
+    await store.whenDurable(store.lastLsn);
+    const before = contents(store);
+    const report = await store.compact();
+    assert.ok(report.segmentsFromIndex >= 1, JSON.stringify(report));
+    assert.ok(report.bytesAfter < report.bytesBefore / 4, JSON.stringify(report));
+    assert.equal(store.expiresAtMs("m2"), expiry);
+    assert.deepEqual(contents(store), before);
+    for (const path of segmentFiles(dir)) {
+      const lsns = lsnsOf(path);
+      assert.deepEqual(lsns, [...lsns].sort((a, b) => a - b), `LSNs in order in ${path}`);
+    }
+    await store.close();
+    store = await KVStore.open(dir, options);
+    assert.deepEqual(contents(store), before);
+    assert.equal(store.expiresAtMs("m2"), expiry);
+    await store.close();
+  });
+});
+
+/** The file offset of the first occurrence of `text` in `bytes`. */
+function find(bytes: Uint8Array, text: string): number {
+  const needle = new TextEncoder().encode(text);
+  const at = bytes.findIndex((_, i) => needle.every((byte, j) => bytes[i + j] === byte));
+  assert.ok(at > 0, `${text} is in the file`);
+  return at;
+}
+
+Deno.test("a walk by headers: a damaged dead payload is stepped over, a damaged length stops compaction", async () => {
+  await withTempDir(async (dir) => {
+    const store = await KVStore.open(dir, SMALL);
+    try {
+      store.writeBatch([["keep", "the-live-value"], ["other", "x"]]); // live in segment 1
+      writeBatchRounds(store, 40);
+      await store.whenDurable(store.lastLsn);
+      const [first] = segmentFiles(dir);
+      const before = contents(store);
+      const original = Deno.readFileSync(first);
+      // The length field of a dead record: the first round's batch of hot0 and hot1.
+      const damaged = original.slice();
+      const record = find(damaged, "hot0") - 8 - 32; // its pair header, then the record header
+      assert.equal(damaged[record + 20], 3, "a BATCH record");
+      damaged[record + 4] ^= 0x08;
+      Deno.writeFileSync(first, damaged);
+      await assert.rejects(store.compact(), /found by compaction through the index/);
+      assert.ok(segmentFiles(dir).includes(first), "the damaged segment was not replaced");
+      assert.deepEqual(contents(store), before);
+      // The same record's value damaged instead: never read, so compaction goes through.
+      const payload = original.slice();
+      payload[find(payload, "r0-0")] ^= 0xff;
+      Deno.writeFileSync(first, payload);
+      const report = await store.compact();
+      assert.ok(report.segmentsFromIndex >= 1, JSON.stringify(report));
+      assert.deepEqual(contents(store), before);
+      assert.equal(text(store.read("keep")), "the-live-value");
     } finally {
       await store.close();
     }

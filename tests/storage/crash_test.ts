@@ -72,8 +72,9 @@ async function runAndKill(dir: string, cycle: number, killOnCompaction: boolean)
       for (const line of lines) {
         const words = line.split(" ");
         if (line === "READY" && !killOnCompaction) {
-          // A puts-only cycle lives long enough for a compaction through the index to finish.
-          const delayMs = cycle % 3 === 2 ? 500 + Math.random() * 500 : 30 + Math.random() * 300;
+          // A cycle of puts only, or without deletes, lives long enough for a compaction through
+          // the index to finish.
+          const delayMs = cycle % 3 !== 1 ? 500 + Math.random() * 500 : 30 + Math.random() * 300;
           timer = setTimeout(kill, delayMs);
         } else if (words[0] === "I") {
           issued.push({ n: Number(words[1]), op: parseIssue(words) });

@@ -91,11 +91,13 @@ Deno.test("property: the store behaves like a Map through reopen and compaction"
 
 type PutCommand =
   | { op: "put"; key: string; value: string; ttl: boolean }
+  | { op: "batch" | "multi"; pairs: [string, string][] }
   | { op: "reopen" }
   | { op: "compact"; during: number };
 
-// Puts only, of a few hot keys with values long enough to fill 4 KiB segments: sealed segments
-// are mostly dead and hold puts only, so compaction finds their live records through the index.
+// Puts, batches and MULTIs (no deletes) of a few hot keys with values long enough to fill 4 KiB
+// segments: sealed segments are mostly dead, so compaction finds their live records through the
+// index (puts only) or checks just the records holding them (with batches or MULTIs).
 const putCommand: fc.Arbitrary<PutCommand> = fc.oneof(
   {
     weight: 20,
@@ -104,6 +106,16 @@ const putCommand: fc.Arbitrary<PutCommand> = fc.oneof(
       key,
       value: fc.string({ minLength: 20, maxLength: 300 }),
       ttl: fc.boolean(),
+    }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constantFrom("batch" as const, "multi" as const),
+      pairs: fc.array(fc.tuple(key, fc.string({ minLength: 20, maxLength: 200 })), {
+        minLength: 1,
+        maxLength: 3,
+      }),
     }),
   },
   { weight: 1, arbitrary: fc.constant({ op: "reopen" as const }) },
@@ -116,7 +128,7 @@ const putCommand: fc.Arbitrary<PutCommand> = fc.oneof(
   },
 );
 
-Deno.test("property: puts of hot keys keep values and TTLs through compaction through the index", async () => {
+Deno.test("property: puts, batches and MULTIs of hot keys keep values and TTLs through compaction through the index", async () => {
   let fromIndex = 0;
   const expiresAt = Date.now() + 3_600_000;
   await fc.assert(
@@ -131,10 +143,20 @@ Deno.test("property: puts of hot keys keep values and TTLs through compaction th
         };
         let store = await KVStore.open(dir, options);
         const model = new Map<string, [string, number]>();
-        const put = (c: { key: string; value: string; ttl: boolean }, i: number) => {
-          const expiry = c.ttl ? expiresAt + i : 0;
-          store.writePut(toBytes(c.key), c.value, expiry);
-          model.set(latin1(toBytes(c.key)), [c.value, expiry]);
+        const put = (c: PutCommand, i: number) => {
+          if (c.op === "put") {
+            const expiry = c.ttl ? expiresAt + i : 0;
+            store.writePut(toBytes(c.key), c.value, expiry);
+            model.set(latin1(toBytes(c.key)), [c.value, expiry]);
+          } else if (c.op === "batch") {
+            store.writeBatch(c.pairs.map(([k, v]) => [toBytes(k), v]));
+            for (const [k, v] of c.pairs) model.set(latin1(toBytes(k)), [v, 0]);
+          } else if (c.op === "multi") {
+            store.atomically(() => {
+              for (const [k, v] of c.pairs) store.writePut(toBytes(k), v, expiresAt + i);
+            });
+            for (const [k, v] of c.pairs) model.set(latin1(toBytes(k)), [v, expiresAt + i]);
+          }
         };
         const check = () => {
           assert.equal(store.size, model.size);
@@ -146,23 +168,22 @@ Deno.test("property: puts of hot keys keep values and TTLs through compaction th
         try {
           for (let i = 0; i < commands.length; i++) {
             const c = commands[i];
-            if (c.op === "put") put(c, i);
-            else if (c.op === "reopen") {
+            if (c.op === "reopen") {
               await store.close();
               store = await KVStore.open(dir, options);
-            } else {
+            } else if (c.op === "compact") {
               const compaction = store.compact();
               // The next puts run while it copies (each waits a turn).
               for (let j = 0; j < c.during && i + 1 < commands.length; j++) {
                 const next = commands[i + 1];
-                if (next.op !== "put") break;
+                if (next.op === "reopen" || next.op === "compact") break;
                 i++;
                 put(next, i);
                 await new Promise((resolve) => setTimeout(resolve, 0));
               }
               fromIndex += (await compaction).segmentsFromIndex;
               check();
-            }
+            } else put(c, i);
           }
           await store.close();
           store = await KVStore.open(dir, options);
