@@ -158,11 +158,38 @@ class SegmentWindow {
   protected bufBytes = 0;
   /** Windows of the file, each one step. */
   readonly windows: number;
+  /** The file offsets the walk of the index found (record starts, or values). */
+  protected readonly offsets: WindowedOffsets;
 
-  constructor(readonly segment: Segment, readonly windowBytes: number) {
+  constructor(
+    readonly index: KeyIndex<Segment>,
+    readonly segment: Segment,
+    readonly windowBytes: number,
+  ) {
     this.windows = Math.ceil(segment.sizeBytes / windowBytes);
+    this.offsets = new WindowedOffsets(this.windows, windowBytes);
     this.buf = new Uint8Array(Math.min(windowBytes, segment.sizeBytes));
     this.view = new DataView(this.buf.buffer);
+  }
+
+  /** Offsets the walk of the index found so far. */
+  get found(): number {
+    return this.offsets.count;
+  }
+
+  /**
+   * Notes the offset {@link offsetOf} each live slot among `[from, to)` of the segment; returns
+   * where the next walk starts.
+   */
+  collect(from: number, to: number): number {
+    return this.index.forEachSlotIn(this.segment, from, to, (slot) => {
+      this.offsets.add(this.offsetOf(slot));
+    });
+  }
+
+  /** The file offset the walk notes for a live slot of the segment: its value's. */
+  protected offsetOf(slot: number): number {
+    return this.index.offsetOf(slot);
   }
 
   /**
@@ -218,33 +245,21 @@ class SegmentWindow {
  * every slot, then {@link copyWindow} over every window, each a bounded step.
  */
 export class IndexedCopier extends SegmentWindow {
-  /** File offsets of the live records' starts. */
-  readonly #starts: WindowedOffsets;
-
   constructor(
-    readonly index: KeyIndex<Segment>,
+    index: KeyIndex<Segment>,
     segment: Segment,
     readonly runIndex: number,
     readonly sink: CompactionSink,
     windowBytes: number,
   ) {
-    super(segment, windowBytes);
-    this.#starts = new WindowedOffsets(this.windows, windowBytes);
+    super(index, segment, windowBytes);
   }
 
-  /** Records found by the walk so far. */
-  get found(): number {
-    return this.#starts.count;
-  }
-
-  /** Notes the live records of the slots in `[from, to)`; returns where the next walk starts. */
-  collect(from: number, to: number): number {
+  /** Where the live slot's record starts: its value less the key, expiry time and header. */
+  protected override offsetOf(slot: number): number {
     const index = this.index;
-    return index.forEachSlotIn(this.segment, from, to, (slot) => {
-      const expiryBytes = index.expiryOf(slot) === 0 ? 0 : EXPIRY_BYTES;
-      const keyLength = index.keyOf(slot).length;
-      this.#starts.add(index.offsetOf(slot) - keyLength - expiryBytes - RECORD_HEADER_BYTES);
-    });
+    const expiryBytes = index.expiryOf(slot) === 0 ? 0 : EXPIRY_BYTES;
+    return index.offsetOf(slot) - index.keyOf(slot).length - expiryBytes - RECORD_HEADER_BYTES;
   }
 
   /**
@@ -254,8 +269,8 @@ export class IndexedCopier extends SegmentWindow {
    * @throws {CorruptionError} a damaged record, or one that is not where the index says
    */
   copyWindow(w: number): void {
-    if (w === 0) this.#starts.arrange();
-    for (const start of this.#starts.window(w)) this.#copyRecord(start);
+    if (w === 0) this.offsets.arrange();
+    for (const start of this.offsets.window(w)) this.#copyRecord(start);
   }
 
   #copyRecord(start: number): void {
@@ -302,39 +317,24 @@ const KNOWN_OPS = new Set<number>(Object.values(Op));
  * is corrupt and compaction leaves the run as it was.
  */
 export class HeaderWalker extends SegmentWindow {
-  readonly #values: WindowedOffsets;
   /** The next live value to meet: its window, and its place in the window. */
   #window = 0;
   #next = 0;
 
   constructor(
-    readonly index: KeyIndex<Segment>,
+    index: KeyIndex<Segment>,
     segment: Segment,
     readonly copier: LiveCopier,
     windowBytes: number,
   ) {
-    super(segment, windowBytes);
-    this.#values = new WindowedOffsets(this.windows, windowBytes);
-  }
-
-  /** Live values found by the walk of the index so far. */
-  get found(): number {
-    return this.#values.count;
-  }
-
-  /** Notes the live values of the slots in `[from, to)`; returns where the next walk starts. */
-  collect(from: number, to: number): number {
-    const index = this.index;
-    return index.forEachSlotIn(this.segment, from, to, (slot) => {
-      this.#values.add(index.offsetOf(slot));
-    });
+    super(index, segment, windowBytes);
   }
 
   /** The next live value not met yet (Infinity: none). */
   #peek(): number {
     // Bounded by the windows: each turn moves to the next one.
     while (this.#window < this.windows) {
-      const offsets = this.#values.window(this.#window);
+      const offsets = this.offsets.window(this.#window);
       if (this.#next < offsets.length) return offsets[this.#next];
       this.#window++;
       this.#next = 0;
@@ -351,7 +351,7 @@ export class HeaderWalker extends SegmentWindow {
    * meet every live value
    */
   walk(from: number): number {
-    if (from === SEGMENT_HEADER_BYTES) this.#values.arrange();
+    if (from === SEGMENT_HEADER_BYTES) this.offsets.arrange();
     const size = this.segment.sizeBytes;
     let start = from;
     // Bounded by the window: each turn moves past one record of at least a header's length.
