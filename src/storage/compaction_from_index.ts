@@ -31,10 +31,9 @@
  *
  * @module
  */
-import type { CompactionSink, LiveCopier } from "./compaction_copy.ts";
+import type { LiveCopier } from "./compaction_copy.ts";
 import { CorruptionError } from "./errors.ts";
-import { entryBytes } from "./index_entries.ts";
-import { type KeyIndex, NO_SLOT } from "./key_index.ts";
+import type { KeyIndex } from "./key_index.ts";
 import { readAtSync } from "./read_at.ts";
 import {
   Check,
@@ -44,10 +43,7 @@ import {
   forEachKey,
   Op,
   RECORD_HEADER_BYTES,
-  recordEpoch,
-  recordKeyLength,
   recordLength,
-  recordLsn,
   recordOp,
 } from "./record.ts";
 import { type Segment, SEGMENT_HEADER_BYTES } from "./segment.ts";
@@ -161,9 +157,14 @@ class SegmentWindow {
   /** The file offsets the walk of the index found (record starts, or values). */
   protected readonly offsets: WindowedOffsets;
 
+  /**
+   * @param copier the scan's copier of the same segment: what is live of a record found is
+   * copied through it, so the walks and the scan keep and re-point exactly the same entries
+   */
   constructor(
     readonly index: KeyIndex<Segment>,
     readonly segment: Segment,
+    readonly copier: LiveCopier,
     readonly windowBytes: number,
   ) {
     this.windows = Math.ceil(segment.sizeBytes / windowBytes);
@@ -245,16 +246,6 @@ class SegmentWindow {
  * every slot, then {@link copyWindow} over every window, each a bounded step.
  */
 export class IndexedCopier extends SegmentWindow {
-  constructor(
-    index: KeyIndex<Segment>,
-    segment: Segment,
-    readonly runIndex: number,
-    readonly sink: CompactionSink,
-    windowBytes: number,
-  ) {
-    super(index, segment, windowBytes);
-  }
-
   /** Where the live slot's record starts: its value less the key, expiry time and header. */
   protected override offsetOf(slot: number): number {
     const index = this.index;
@@ -270,37 +261,15 @@ export class IndexedCopier extends SegmentWindow {
    */
   copyWindow(w: number): void {
     if (w === 0) this.offsets.arrange();
-    for (const start of this.offsets.window(w)) this.#copyRecord(start);
-  }
-
-  #copyRecord(start: number): void {
-    const { index, segment, sink } = this;
-    const { at, length } = this.checkedRecord(start);
-    const buf = this.buf;
-    const view = this.view;
-    const op = recordOp(buf, at);
-    if (op !== Op.PUT && op !== Op.PUT_EXPIRING) {
-      this.corrupt(start, `op ${op} where the index expects a put`);
+    for (const start of this.offsets.window(w)) {
+      const { at, length } = this.checkedRecord(start);
+      const op = recordOp(this.buf, at);
+      if (op !== Op.PUT && op !== Op.PUT_EXPIRING) {
+        this.corrupt(start, `op ${op} where the index expects a put`);
+      }
+      // Written again or deleted since the walk: the copier keeps nothing of it.
+      this.copier.copyRecord(this.buf, this.view, at, length, start);
     }
-    const keyLength = recordKeyLength(view, at);
-    const keyStart = at + RECORD_HEADER_BYTES + (op === Op.PUT ? 0 : EXPIRY_BYTES);
-    const valueStart = keyStart + keyLength;
-    const fromOffset = start + (valueStart - at);
-    const slot = index.findBytes(buf, keyStart, valueStart);
-    // Written again or deleted since the walk: nothing to keep.
-    if (slot === NO_SLOT || index.segmentOf(slot) !== segment) return;
-    if (index.offsetOf(slot) !== fromOffset) return;
-    const valueLength = length - (valueStart - at);
-    const recordOffset = sink.append(buf, at, length, recordLsn(view, at), recordEpoch(view, at));
-    sink.moves.push(
-      slot,
-      this.runIndex,
-      fromOffset,
-      recordOffset + (valueStart - at),
-      valueLength,
-      keyLength,
-    );
-    sink.output.liveBytes += entryBytes(keyLength, valueLength);
   }
 }
 
@@ -320,15 +289,6 @@ export class HeaderWalker extends SegmentWindow {
   /** The next live value to meet: its window, and its place in the window. */
   #window = 0;
   #next = 0;
-
-  constructor(
-    index: KeyIndex<Segment>,
-    segment: Segment,
-    readonly copier: LiveCopier,
-    windowBytes: number,
-  ) {
-    super(index, segment, windowBytes);
-  }
 
   /** The next live value not met yet (Infinity: none). */
   #peek(): number {

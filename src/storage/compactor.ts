@@ -231,12 +231,12 @@ export class Compactor {
     let fromIndex = 0;
     for (let r = 0; r < run.length; r++) {
       const index = host.index();
+      const copier = new LiveCopier(index, run[r], r, isOldest, sink);
       if (copiesFromIndex(index, run[r])) {
-        await this.#copyFromIndex(new IndexedCopier(index, run[r], r, sink, chunkBytes));
+        await this.#copyFromIndex(new IndexedCopier(index, run[r], copier, chunkBytes));
         fromIndex++;
         continue;
       }
-      const copier = new LiveCopier(index, run[r], r, isOldest, sink);
       if (walksHeaders(index, run[r])) {
         await this.#walkHeaders(new HeaderWalker(index, run[r], copier, chunkBytes));
         fromIndex++;
