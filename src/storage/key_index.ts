@@ -98,7 +98,9 @@ const SEGMENT = 0;
 const OFFSET = 1;
 const LENGTH = 2;
 const HASH = 3;
-/** In a wide slot, the Float64 (of the slot's 4) holding its expiry time and its cache place. */
+/** Float64s a wide slot takes (its buffer seen as a Float64Array). */
+const WIDE_FLOATS = WIDE / 2;
+/** In a wide slot, the Float64s holding its expiry time and its cache place. */
 const EXPIRY = 2;
 const CACHED_AT = 3;
 const NO_FREE = 0xffff_ffff;
@@ -163,7 +165,7 @@ export class KeyIndex<S extends object> {
   /** Slots allocated (live, free or held). */
   #capacity = MIN_TABLE;
   #slots = new Uint32Array(MIN_TABLE * NARROW);
-  /** The wide slots' buffer seen as Float64s (4 a slot), or undefined while narrow. */
+  /** The wide slots' buffer seen as Float64s ({@link WIDE_FLOATS} a slot); undefined if narrow. */
   #wide: Float64Array | undefined;
   readonly #keys: string[] = [];
   #freeHead = NO_FREE;
@@ -258,7 +260,7 @@ export class KeyIndex<S extends object> {
       if (slots[at + HASH] !== hash) continue;
       // A key whose value is cached is compared with the cache's copy, which the value's read
       // then finds in memory already: the key string is two more dependent memory reads away.
-      const place = wide === undefined ? Number.NaN : wide[slot * 4 + CACHED_AT];
+      const place = wide === undefined ? Number.NaN : wide[slot * WIDE_FLOATS + CACHED_AT];
       if (
         Number.isNaN(place) || cachedKeys === undefined
           ? equalsBytes(this.#keys[slot], buf, start, end)
@@ -301,7 +303,7 @@ export class KeyIndex<S extends object> {
   /** When the key of a live slot expires (ms since the Unix epoch), 0 if never. */
   expiryOf(slot: number): number {
     const wide = this.#wide;
-    return wide === undefined ? 0 : wide[slot * 4 + EXPIRY];
+    return wide === undefined ? 0 : wide[slot * WIDE_FLOATS + EXPIRY];
   }
 
   /**
@@ -323,7 +325,7 @@ export class KeyIndex<S extends object> {
   /** Where the value cache holds the live slot's value ({@link setCachedAt}), or NaN. */
   cachedAt(slot: number): number {
     const wide = this.#wide;
-    return wide === undefined ? Number.NaN : wide[slot * 4 + CACHED_AT];
+    return wide === undefined ? Number.NaN : wide[slot * WIDE_FLOATS + CACHED_AT];
   }
 
   /**
@@ -331,14 +333,16 @@ export class KeyIndex<S extends object> {
    * gives another entry); the next change of the slot's location forgets it.
    */
   setCachedAt(slot: number, place: number): void {
-    (this.#wide ?? this.#widen())[slot * 4 + CACHED_AT] = place;
+    (this.#wide ?? this.#widen())[slot * WIDE_FLOATS + CACHED_AT] = place;
   }
 
   /** Forgets {@link setCachedAt}'s `place` for `slot`, unless the slot has moved on since. */
   forgetCachedAt(slot: number, place: number): void {
     const wide = this.#wide;
-    if (wide !== undefined && slot < this.#capacity && wide[slot * 4 + CACHED_AT] === place) {
-      wide[slot * 4 + CACHED_AT] = Number.NaN;
+    if (
+      wide !== undefined && slot < this.#capacity && wide[slot * WIDE_FLOATS + CACHED_AT] === place
+    ) {
+      wide[slot * WIDE_FLOATS + CACHED_AT] = Number.NaN;
     }
   }
 
@@ -351,7 +355,7 @@ export class KeyIndex<S extends object> {
   isExpired(slot: number, nowMs: number): boolean {
     const wide = this.#wide;
     if (wide === undefined) return false;
-    const at = wide[slot * 4 + EXPIRY];
+    const at = wide[slot * WIDE_FLOATS + EXPIRY];
     return at !== 0 && at <= nowMs;
   }
 
@@ -361,11 +365,11 @@ export class KeyIndex<S extends object> {
       if (expiresAtMs === 0) return;
       wide = this.#widen();
     }
-    const before = wide[slot * 4 + EXPIRY];
+    const before = wide[slot * WIDE_FLOATS + EXPIRY];
     if (before === expiresAtMs) return;
     if (before === 0) this.#expiring++;
     else if (expiresAtMs === 0) this.#expiring--;
-    wide[slot * 4 + EXPIRY] = expiresAtMs;
+    wide[slot * WIDE_FLOATS + EXPIRY] = expiresAtMs;
   }
 
   /**
@@ -386,7 +390,7 @@ export class KeyIndex<S extends object> {
       slots[to + OFFSET] = narrow[from + OFFSET];
       slots[to + LENGTH] = narrow[from + LENGTH];
       slots[to + HASH] = narrow[from + HASH];
-      wide[slot * 4 + CACHED_AT] = Number.NaN;
+      wide[slot * WIDE_FLOATS + CACHED_AT] = Number.NaN;
     }
     this.#slots = slots;
     this.#stride = WIDE;
@@ -410,7 +414,7 @@ export class KeyIndex<S extends object> {
     if (wide === undefined || this.#expiring === 0) return 0;
     const end = Math.min(this.#keys.length, from + maxSlots);
     for (let slot = from; slot < end; slot++) {
-      const at = wide[slot * 4 + EXPIRY];
+      const at = wide[slot * WIDE_FLOATS + EXPIRY];
       if (at !== 0 && at <= nowMs && this.#slots[slot * WIDE + SEGMENT] !== 0) {
         out.push(slot);
         if (out.length >= maxFound) return slot + 1 >= this.#keys.length ? 0 : slot + 1;
@@ -496,7 +500,7 @@ export class KeyIndex<S extends object> {
   #forgetFacts(slot: number): void {
     this.#counters.forget(slot);
     const wide = this.#wide;
-    if (wide !== undefined) wide[slot * 4 + CACHED_AT] = Number.NaN;
+    if (wide !== undefined) wide[slot * WIDE_FLOATS + CACHED_AT] = Number.NaN;
   }
 
   /**
@@ -629,7 +633,9 @@ export class KeyIndex<S extends object> {
     this.#slots = resized;
     if (this.#wide !== undefined) {
       const wide = this.#wide = new Float64Array(resized.buffer);
-      for (let slot = kept; slot < capacity; slot++) wide[slot * 4 + CACHED_AT] = Number.NaN;
+      for (let slot = kept; slot < capacity; slot++) {
+        wide[slot * WIDE_FLOATS + CACHED_AT] = Number.NaN;
+      }
     }
     this.#capacity = capacity;
     this.#counters.resize(capacity);
