@@ -25,6 +25,14 @@ function lsnsOf(path: string): number[] {
   return lsns;
 }
 
+/** Every segment file of `dir` holds intact records whose LSNs never decrease. */
+function assertLsnsInOrder(dir: string): void {
+  for (const path of segmentFiles(dir)) {
+    const lsns = lsnsOf(path);
+    assert.deepEqual(lsns, [...lsns].sort((a, b) => a - b), `LSNs in order in ${path}`);
+  }
+}
+
 /** Hot keys overwritten round after round: sealed segments of puts, mostly dead. */
 function writeRounds(store: KVStore, rounds: number, expiresAtMs: (i: number) => number): void {
   for (let round = 0; round < rounds; round++) {
@@ -46,10 +54,7 @@ Deno.test("mostly dead segments of puts are compacted through the index; values,
     assert.deepEqual(contents(store), before);
     for (let i = 0; i < 30; i += 3) assert.equal(store.expiresAtMs(`hot${i}`), expiry + i);
     assert.equal(store.expiresAtMs("hot1"), 0);
-    for (const path of segmentFiles(dir)) {
-      const lsns = lsnsOf(path);
-      assert.deepEqual(lsns, [...lsns].sort((a, b) => a - b), `LSNs in order in ${path}`);
-    }
+    assertLsnsInOrder(dir);
     await store.close();
     store = await KVStore.open(dir, SMALL);
     assert.deepEqual(contents(store), before);
@@ -124,10 +129,7 @@ Deno.test("segments of batches and MULTIs without deletes are walked by their he
     assert.ok(report.bytesAfter < report.bytesBefore / 4, JSON.stringify(report));
     assert.equal(store.expiresAtMs("m2"), expiry);
     assert.deepEqual(contents(store), before);
-    for (const path of segmentFiles(dir)) {
-      const lsns = lsnsOf(path);
-      assert.deepEqual(lsns, [...lsns].sort((a, b) => a - b), `LSNs in order in ${path}`);
-    }
+    assertLsnsInOrder(dir);
     await store.close();
     store = await KVStore.open(dir, options);
     assert.deepEqual(contents(store), before);
