@@ -1,15 +1,23 @@
 /**
- * `deno task bench store [--keys N] [--seconds S]`: storage engine figures. Prints put ops/s
+ * `deno task bench store [--keys N] [--seconds S] [--memory-only]`: storage engine figures. Prints put ops/s
  * (sequential and 64 concurrent writers) for each fsync policy, random-read ops/s, restart time,
  * RSS and disk bytes per key with N keys of 100-byte values (default 1,000,000).
  *
  * The restart and memory figures come from fresh child processes that only open a store. Memory
  * is measured honestly against a baseline: RSS of a child that opened N keys minus RSS of a child
  * that opened an empty store, both after three full GCs (`--expose-gc`) 50 ms apart, divided by N.
- * V8's young generation is sized by allocation activity, not by keys (an idle restarted store
- * keeps what recovery grew it to, ~40 MB here; a busy server grows it to its maximum anyway), so
- * its size is printed too, and the per-key figure is also given without it. Last, the same keys
+ * V8's young generation is sized by allocation activity, not by keys (recovery grows it to ~40 MB
+ * here; a busy server grows it to what its load calls for), so its size is printed too, and the per-key figure is also given without it. Last, the same keys
  * each with a TTL: their index slots are wide (32 bytes instead of 16; see `key_index.ts`).
+ *
+ * A process that stays idle after its restart does not keep that young generation: V8's memory
+ * reducer, some 20-30 s later, runs memory-reducing collections that shrink it to under 1 MiB and
+ * give back the old generation's free pages. So the memory figures are also taken *settled*:
+ * three more children (empty, plain keys, keys with a TTL) open their store at the same time and
+ * wait, idle, until their young generation is at most {@link SETTLED_YOUNG_BYTES} (polled every
+ * {@link SETTLE_POLL_MS}, at most {@link SETTLE_MAX_MS}); that is what a restarted server that
+ * waits for clients holds. `--memory-only` skips the put and read rates and the restart of keys
+ * written in random order.
  *
  * @module
  */
@@ -65,7 +73,37 @@ interface OpenFigures {
   externalBytes: number;
   youngGenerationBytes: number;
   diskBytes: number;
+  /** With `--settle`: how long the child waited idle, and its memory then. */
+  settled?: { waitedMs: number; rssBytes: number; youngGenerationBytes: number };
 }
+
+/** The physical size of V8's young generation. */
+function youngGenerationBytes(): number {
+  const newSpace = getHeapSpaceStatistics().find((space) => space.space_name === "new_space");
+  return newSpace?.physical_space_size ?? 0;
+}
+
+/** Waits, idle, until the young generation has shrunk (or {@link SETTLE_MAX_MS}); reports. */
+async function settleIdle(): Promise<NonNullable<OpenFigures["settled"]>> {
+  const started = performance.now();
+  while (
+    youngGenerationBytes() > SETTLED_YOUNG_BYTES && performance.now() - started < SETTLE_MAX_MS
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, SETTLE_POLL_MS));
+  }
+  return {
+    waitedMs: performance.now() - started,
+    rssBytes: Deno.memoryUsage().rss,
+    youngGenerationBytes: youngGenerationBytes(),
+  };
+}
+
+/** A young generation this small counts as shrunk by V8's memory reducer. */
+const SETTLED_YOUNG_BYTES = 1.5 * 1024 * 1024;
+/** How often a settling child looks at its young generation. */
+const SETTLE_POLL_MS = 500;
+/** Longest a settling child waits for the memory reducer before it reports as it is. */
+const SETTLE_MAX_MS = 90_000;
 
 /** Three full collections 50 ms apart, so freed memory is swept and counters are settled. */
 async function settle(): Promise<void> {
@@ -78,14 +116,13 @@ async function settle(): Promise<void> {
 }
 
 /** Child mode: open the store, report open time and settled memory, close. */
-async function childOpen(dir: string): Promise<void> {
+async function childOpen(dir: string, idleUntilSettled: boolean): Promise<void> {
   await settle();
   const started = performance.now();
   const store = await KVStore.open(dir, { fsync: "no", autoCompact: false });
   const openMs = performance.now() - started;
   await settle();
   const memory = Deno.memoryUsage();
-  const newSpace = getHeapSpaceStatistics().find((space) => space.space_name === "new_space");
   const stats = store.stats();
   const figures: OpenFigures = {
     openMs,
@@ -93,15 +130,16 @@ async function childOpen(dir: string): Promise<void> {
     rssBytes: memory.rss,
     heapUsedBytes: memory.heapUsed,
     externalBytes: memory.external,
-    youngGenerationBytes: newSpace?.physical_space_size ?? 0,
+    youngGenerationBytes: youngGenerationBytes(),
     diskBytes: stats.diskBytes,
   };
+  if (idleUntilSettled) figures.settled = await settleIdle();
   console.log(JSON.stringify(figures));
   await store.close();
 }
 
 /** Opens `dir` in a fresh child process and returns what it reports. */
-async function openInChild(dir: string): Promise<OpenFigures> {
+async function openInChild(dir: string, idleUntilSettled = false): Promise<OpenFigures> {
   const child = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -112,6 +150,7 @@ async function openInChild(dir: string): Promise<OpenFigures> {
       new URL(import.meta.url).pathname,
       "--child-open",
       dir,
+      ...(idleUntilSettled ? ["--settle"] : []),
     ],
     stderr: "inherit",
   }).output();
@@ -158,9 +197,14 @@ export async function main(args: string[]): Promise<void> {
       keys: { type: "string", default: "1000000" },
       seconds: { type: "string", default: "3" },
       "child-open": { type: "string" },
+      settle: { type: "boolean", default: false },
+      "memory-only": { type: "boolean", default: false },
     },
   });
-  if (values["child-open"] !== undefined) return await childOpen(values["child-open"]);
+  if (values["child-open"] !== undefined) {
+    return await childOpen(values["child-open"], values.settle);
+  }
+  const memoryOnly = values["memory-only"];
   const keys = Number(values.keys);
   const seconds = Number(values.seconds);
   const root = await Deno.makeTempDir({ prefix: "kvstore-bench-store-" });
@@ -169,7 +213,7 @@ export async function main(args: string[]): Promise<void> {
   console.log(`# ${VALUE_BYTES}-byte values, random keys over a ${format(KEYSPACE)}-key space`);
   console.log("| figure | value |\n|---|---|");
   try {
-    for (const fsync of ["always", "everysec", "no"] as FsyncPolicy[]) {
+    for (const fsync of memoryOnly ? [] : ["always", "everysec", "no"] as FsyncPolicy[]) {
       for (const writers of [1, 64]) {
         const dir = `${root}/${fsync}-${writers}`;
         const store = await KVStore.open(dir, { fsync });
@@ -187,24 +231,31 @@ export async function main(args: string[]): Promise<void> {
       `| load ${format(keys)} new keys (fsync=no) | ${format(keys / loaded.seconds)} ops/s |`,
     );
 
-    const probes = Array.from({ length: 1_000_000 }, () => keyOf(Math.floor(Math.random() * keys)));
-    const started = performance.now();
-    let found = 0;
-    for (const key of probes) if (store.read(key) !== undefined) found++;
-    const readRate = probes.length / ((performance.now() - started) / 1000);
-    console.log(`| random read (${format(found)} hits) | ${format(readRate)} ops/s |`);
+    if (!memoryOnly) {
+      const probes = Array.from(
+        { length: 1_000_000 },
+        () => keyOf(Math.floor(Math.random() * keys)),
+      );
+      const started = performance.now();
+      let found = 0;
+      for (const key of probes) if (store.read(key) !== undefined) found++;
+      const readRate = probes.length / ((performance.now() - started) / 1000);
+      console.log(`| random read (${format(found)} hits) | ${format(readRate)} ops/s |`);
+    }
     await store.close();
 
     const empty = await openInChild(`${root}/empty`);
     const figures = await openInChild(dir);
     console.log(`| restart with ${format(figures.keys)} keys | ${figures.openMs.toFixed(0)} ms |`);
-    const random = await load(`${root}/random`, keys, shuffled(keys), value);
-    await random.store.close();
-    const randomOpen = await openInChild(`${root}/random`);
-    console.log(
-      `| restart with ${format(randomOpen.keys)} keys written in random order | ` +
-        `${randomOpen.openMs.toFixed(0)} ms |`,
-    );
+    if (!memoryOnly) {
+      const random = await load(`${root}/random`, keys, shuffled(keys), value);
+      await random.store.close();
+      const randomOpen = await openInChild(`${root}/random`);
+      console.log(
+        `| restart with ${format(randomOpen.keys)} keys written in random order | ` +
+          `${randomOpen.openMs.toFixed(0)} ms |`,
+      );
+    }
     const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
     const perKey = (bytes: number) => `${(bytes / figures.keys).toFixed(1)} B`;
     const keyBytes = keyOf(0).length;
@@ -244,6 +295,32 @@ export async function main(args: string[]): Promise<void> {
       } beyond the ${keyBytes} key bytes; typed arrays ${
         perKey(ttlOpen.externalBytes - figures.externalBytes)
       } more than without, young generation ${mib(ttlOpen.youngGenerationBytes)} |`,
+    );
+    // The same three stores opened again at once, each then idle until V8 shrinks its heap.
+    const [emptyIdle, plainIdle, ttlIdle] = (await Promise.all(
+      [`${root}/empty`, dir, `${root}/ttl`].map((path) => openInChild(path, true)),
+    )).map((opened) => {
+      if (opened.settled === undefined) throw new Error("a settling child reported no figures");
+      return opened.settled;
+    });
+    const waited = Math.max(emptyIdle.waitedMs, plainIdle.waitedMs, ttlIdle.waitedMs) / 1000;
+    console.log(
+      `| RSS: empty store / keys / keys with a TTL, settled (idle up to ${waited.toFixed(0)} s; ` +
+        `young generation) | ${mib(emptyIdle.rssBytes)} (${
+          mib(emptyIdle.youngGenerationBytes)
+        }) / ` +
+        `${mib(plainIdle.rssBytes)} (${mib(plainIdle.youngGenerationBytes)}) / ` +
+        `${mib(ttlIdle.rssBytes)} (${mib(ttlIdle.youngGenerationBytes)}) |`,
+    );
+    const plainSettled = plainIdle.rssBytes - emptyIdle.rssBytes;
+    const ttlSettled = ttlIdle.rssBytes - emptyIdle.rssBytes;
+    console.log(
+      `| RSS per key, settled, minus an empty store's | ${perKey(plainSettled)}: ` +
+        `${perKey(plainSettled - keyBytes * figures.keys)} beyond the key bytes |`,
+    );
+    console.log(
+      `| RSS per key with a TTL, settled, minus an empty store's | ${perKey(ttlSettled)}: ` +
+        `${perKey(ttlSettled - keyBytes * figures.keys)} beyond the key bytes |`,
     );
   } finally {
     await Deno.remove(root, { recursive: true });
