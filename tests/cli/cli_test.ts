@@ -108,14 +108,14 @@ Deno.test("cli: serve reads KVSTORE_ variables, and flags win over them", async 
   assert.equal(settings["max-pipeline-requests"], "11");
 });
 
-/** The command lines of every descendant of process `pid`. */
-function descendants(pid: number): string[] {
+/** Every descendant of process `pid`: its PID and command line. */
+function descendants(pid: number): { pid: number; args: string }[] {
   const ps = new Deno.Command("ps", { args: ["-eo", "pid=,ppid=,args="] }).outputSync();
   const rows = decoder.decode(ps.stdout).trim().split("\n").map((line) => {
     const [, own, parent, args] = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line) ?? [];
     return { pid: Number(own), ppid: Number(parent), args };
   });
-  const found: string[] = [];
+  const found: { pid: number; args: string }[] = [];
   const parents = new Set([pid]);
   // Bounded: each pass adds at least one process or stops.
   for (let added = true; added;) {
@@ -123,12 +123,33 @@ function descendants(pid: number): string[] {
     for (const row of rows) {
       if (parents.has(row.ppid) && !parents.has(row.pid)) {
         parents.add(row.pid);
-        found.push(row.args);
+        found.push({ pid: row.pid, args: row.args });
         added = true;
       }
     }
   }
   return found;
+}
+
+/**
+ * SIGKILLs `child` and every process under it: `deno task serve` runs the server two processes
+ * down, and a SIGKILL of the task alone would leave that server running. Once `child` has exited
+ * its PID is free for another process, so then nothing under it is looked for.
+ */
+async function killTree(child: Deno.ChildProcess, exited: boolean): Promise<void> {
+  for (const { pid } of exited ? [] : descendants(child.pid)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch {
+      // Already exited.
+    }
+  }
+  try {
+    child.kill("SIGKILL");
+  } catch {
+    // Already exited.
+  }
+  await child.status;
 }
 
 Deno.test("cli: deno task serve --data-dir D runs with permissions that follow D", async () => {
@@ -142,6 +163,8 @@ Deno.test("cli: deno task serve --data-dir D runs with permissions that follow D
       stdout: "null",
       stderr: "piped",
     }).spawn();
+    let exited = false;
+    child.status.then(() => exited = true);
     try {
       let log = "";
       let port: number | undefined;
@@ -159,7 +182,8 @@ Deno.test("cli: deno task serve --data-dir D runs with permissions that follow D
       await client.put("task", "works");
       assert.equal(await client.read("task"), "works");
       // The server itself may touch nothing but its data directory.
-      const server = descendants(child.pid).find((args) => args.includes("cli.ts serve")) ?? "";
+      const server = descendants(child.pid).map(({ args }) => args)
+        .find((args) => args.includes("cli.ts serve")) ?? "";
       assert.match(server, new RegExp(`--allow-write=${dataDir} `), server);
       assert.match(server, new RegExp(`--allow-read=${dataDir} `), server);
       // SIGTERM to the task reaches the server once: a graceful stop, exit 0.
@@ -171,12 +195,7 @@ Deno.test("cli: deno task serve --data-dir D runs with permissions that follow D
       assert.match(log, /"event":"stopped"/);
       assert.doesNotMatch(log, /second SIGTERM/);
     } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // Already exited.
-      }
-      await child.status;
+      await killTree(child, exited);
     }
   }, "kvstore-task-");
 });
