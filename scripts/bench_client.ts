@@ -26,6 +26,7 @@ import {
 } from "../tests/helpers/cluster.ts";
 import { runFailoverScript } from "../tests/helpers/failover.ts";
 import { cpuMeter, cpuSecondsOf } from "./process_cpu.ts";
+import { median } from "./stats.ts";
 
 const FLAGS = ["--fsync", "no"];
 
@@ -61,12 +62,6 @@ function parseOptions(args: string[]): Options {
 
 function at(port: number): string {
   return `127.0.0.1:${port}`;
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 function fmt(n: number): string {

@@ -1,5 +1,6 @@
 /**
- * `deno task bench server [--seconds N] [--quick] [--no-redis] [--only S] [--cpu-prof DIR]`:
+ * `deno task bench server [--seconds N] [--rounds R] [--quick] [--no-redis] [--only S]
+ * [--cpu-prof DIR]`:
  * kvstore's server next to `redis-server` (when it is on PATH), both on 127.0.0.1 free ports, same
  * run, same load, at matching durability (`--fsync always|everysec|no` vs `appendfsync
  * always|everysec|no`). `--only always:put` picks scenarios by substring, a whole name
@@ -16,13 +17,17 @@
  * by PID at the end; every temporary directory removed.
  *
  * Figures taken while other work shares the machine's two cores are noisy: read them as
- * direction, and re-measure on a quiet machine before quoting.
+ * direction, and re-measure on a quiet machine before quoting. `--rounds R` measures each
+ * scenario R times on the same two servers, kvstore and Redis taking turns to go first, so a
+ * change in the machine's load between the two measurements of a pair shows up as spread instead
+ * of as a verdict; it prints every round and then the median of the rounds' ratios.
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { type ServerProcess, startServerProcess } from "../tests/helpers/server_process.ts";
 import { Histogram } from "./histogram.ts";
+import { median } from "./stats.ts";
 import { cpuMeter } from "./process_cpu.ts";
 import { runRedisBenchmark } from "./redis_benchmark.ts";
 import { commandRows, measureScan, measureTransactionsBoth } from "./bench_redis_commands.ts";
@@ -37,6 +42,8 @@ import {
 } from "./bench_charts.ts";
 
 const HOST = "127.0.0.1";
+/** Most rounds `--rounds` takes: 20 × a scenario's seconds per side. */
+const MAX_ROUNDS = 20;
 const KEY_BYTES = 16;
 const encoder = new TextEncoder();
 
@@ -570,6 +577,7 @@ export async function main(args: string[]): Promise<void> {
     args,
     options: {
       seconds: { type: "string", default: "3" },
+      rounds: { type: "string", default: "1" },
       quick: { type: "boolean", default: false },
       "no-redis": { type: "boolean", default: false },
       "no-redis-benchmark": { type: "boolean", default: false },
@@ -581,6 +589,13 @@ export async function main(args: string[]): Promise<void> {
   const started = { at: new Date(), commit: await gitCommit() };
   const seconds = Number(values.seconds);
   if (!Number.isFinite(seconds) || seconds <= 0) throw new Error("--seconds must be positive");
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > MAX_ROUNDS) {
+    throw new Error(`--rounds must be a whole number from 1 to ${MAX_ROUNDS}`);
+  }
+  if (rounds > 1 && values.out !== undefined) {
+    throw new Error("--out draws one figure per scenario: use it with --rounds 1");
+  }
   const options: Options = {
     seconds: values.quick ? Math.min(seconds, 1) : seconds,
     keys: 100_000,
@@ -638,30 +653,46 @@ export async function main(args: string[]): Promise<void> {
       const redis = options.redis ? await startRedis(fsync, runDir) : undefined;
       try {
         for (const scenario of list) {
-          const kv = await runLoad(kvstore, scenario, options);
-          const rd = redis === undefined ? undefined : await runLoad(redis, scenario, options);
-          measured.push({
-            name:
-              `${scenario.fsync}:${scenario.workload}:${scenario.connections}x${scenario.pipeline}`,
-            ...scenario,
-            kvstore: kv,
-            redis: rd,
-          });
-          console.log([
-            fsync.padEnd(9),
-            `${scenario.workload} ${scenario.connections}x${scenario.pipeline}`.padEnd(17),
-            thousands(kv.opsPerSecond).padStart(14),
-            ms(kv.p50Ms).padStart(8),
-            ms(kv.p99Ms).padStart(8),
-            ms(kv.p999Ms).padStart(8),
-            micros(kv.cpuUsPerOp).padStart(7),
-            thousands(rd?.opsPerSecond ?? NaN).padStart(12),
-            ms(rd?.p50Ms ?? NaN).padStart(8),
-            ms(rd?.p99Ms ?? NaN).padStart(8),
-            ms(rd?.p999Ms ?? NaN).padStart(8),
-            micros(rd?.cpuUsPerOp ?? NaN).padStart(7),
-            `  ${describeTarget(scenario, kv, rd)}`,
-          ].join(" "));
+          const ratios: number[] = [];
+          for (let round = 0; round < rounds; round++) {
+            // Every other round Redis goes first, so neither side always meets the later load.
+            const redisFirst = redis !== undefined && round % 2 === 1;
+            const rdBefore = redisFirst ? await runLoad(redis, scenario, options) : undefined;
+            const kv = await runLoad(kvstore, scenario, options);
+            const rd = redisFirst || redis === undefined
+              ? rdBefore
+              : await runLoad(redis, scenario, options);
+            if (rd !== undefined) ratios.push(kv.opsPerSecond / rd.opsPerSecond);
+            measured.push({
+              name:
+                `${scenario.fsync}:${scenario.workload}:${scenario.connections}x${scenario.pipeline}`,
+              ...scenario,
+              kvstore: kv,
+              redis: rd,
+            });
+            console.log([
+              fsync.padEnd(9),
+              `${scenario.workload} ${scenario.connections}x${scenario.pipeline}`.padEnd(17),
+              thousands(kv.opsPerSecond).padStart(14),
+              ms(kv.p50Ms).padStart(8),
+              ms(kv.p99Ms).padStart(8),
+              ms(kv.p999Ms).padStart(8),
+              micros(kv.cpuUsPerOp).padStart(7),
+              thousands(rd?.opsPerSecond ?? NaN).padStart(12),
+              ms(rd?.p50Ms ?? NaN).padStart(8),
+              ms(rd?.p99Ms ?? NaN).padStart(8),
+              ms(rd?.p999Ms ?? NaN).padStart(8),
+              micros(rd?.cpuUsPerOp ?? NaN).padStart(7),
+              `  ${describeTarget(scenario, kv, rd)}`,
+            ].join(" "));
+          }
+          if (rounds > 1 && ratios.length > 0) {
+            console.log(
+              `${fsync.padEnd(9)} ${scenario.workload} ${scenario.connections}x` +
+                `${scenario.pipeline}: median ratio of ${ratios.length} rounds ` +
+                `${median(ratios).toFixed(2)}x (${ratios.map((r) => r.toFixed(2)).join(" ")})`,
+            );
+          }
         }
         if (options.redisBenchmark && fsync !== "no") {
           for (const pipeline of [1, 16]) {
