@@ -663,9 +663,9 @@ export async function main(args: string[]): Promise<void> {
               ? rdBefore
               : await runLoad(redis, scenario, options);
             if (rd !== undefined) ratios.push(kv.opsPerSecond / rd.opsPerSecond);
+            const { fsync: policy, workload, connections, pipeline } = scenario;
             measured.push({
-              name:
-                `${scenario.fsync}:${scenario.workload}:${scenario.connections}x${scenario.pipeline}`,
+              name: `${policy}:${workload}:${connections}x${pipeline}`,
               ...scenario,
               kvstore: kv,
               redis: rd,

@@ -1,14 +1,16 @@
 /**
- * `deno task bench store [--keys N] [--seconds S] [--memory-only]`: storage engine figures. Prints put ops/s
- * (sequential and 64 concurrent writers) for each fsync policy, random-read ops/s, restart time,
- * RSS and disk bytes per key with N keys of 100-byte values (default 1,000,000).
+ * `deno task bench store [--keys N] [--seconds S] [--memory-only]`: storage engine figures.
+ * Prints put ops/s (sequential and 64 concurrent writers) for each fsync policy, random-read
+ * ops/s, restart time, RSS and disk bytes per key with N keys of 100-byte values (default
+ * 1,000,000).
  *
  * The restart and memory figures come from fresh child processes that only open a store. Memory
  * is measured honestly against a baseline: RSS of a child that opened N keys minus RSS of a child
  * that opened an empty store, both after three full GCs (`--expose-gc`) 50 ms apart, divided by N.
  * V8's young generation is sized by allocation activity, not by keys (recovery grows it to ~40 MB
- * here; a busy server grows it to what its load calls for), so its size is printed too, and the per-key figure is also given without it. Last, the same keys
- * each with a TTL: their index slots are wide (32 bytes instead of 16; see `key_index.ts`).
+ * here; a busy server grows it to what its load calls for), so its size is printed too, and the
+ * per-key figure is also given without it. Last, the same keys each with a TTL: their index
+ * slots are wide (32 bytes instead of 16; see `key_index.ts`).
  *
  * A process that stays idle after its restart does not keep that young generation: V8's memory
  * reducer, some 20-30 s later, runs memory-reducing collections that shrink it to under 1 MiB and
@@ -77,6 +79,13 @@ interface OpenFigures {
   settled?: { waitedMs: number; rssBytes: number; youngGenerationBytes: number };
 }
 
+/** A young generation this small counts as shrunk by V8's memory reducer. */
+const SETTLED_YOUNG_BYTES = 1.5 * 1024 * 1024;
+/** How often a settling child looks at its young generation. */
+const SETTLE_POLL_MS = 500;
+/** Longest a settling child waits for the memory reducer before it reports as it is. */
+const SETTLE_MAX_MS = 90_000;
+
 /** The physical size of V8's young generation. */
 function youngGenerationBytes(): number {
   const newSpace = getHeapSpaceStatistics().find((space) => space.space_name === "new_space");
@@ -97,13 +106,6 @@ async function settleIdle(): Promise<NonNullable<OpenFigures["settled"]>> {
     youngGenerationBytes: youngGenerationBytes(),
   };
 }
-
-/** A young generation this small counts as shrunk by V8's memory reducer. */
-const SETTLED_YOUNG_BYTES = 1.5 * 1024 * 1024;
-/** How often a settling child looks at its young generation. */
-const SETTLE_POLL_MS = 500;
-/** Longest a settling child waits for the memory reducer before it reports as it is. */
-const SETTLE_MAX_MS = 90_000;
 
 /** Three full collections 50 ms apart, so freed memory is swept and counters are settled. */
 async function settle(): Promise<void> {
