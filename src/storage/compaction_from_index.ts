@@ -318,12 +318,10 @@ export class HeaderWalker extends SegmentWindow {
     while (start < size && start < from + this.windowBytes) {
       const at = this.cover(start, Math.min(RECORD_HEADER_BYTES, size - start));
       const length = this.bufBytes - at >= RECORD_HEADER_BYTES ? recordLength(this.view, at) : 0;
-      if (
-        length < RECORD_HEADER_BYTES || start + length > size || !KNOWN_OPS.has(this.buf[at + 20])
-      ) {
+      const op = recordOp(this.buf, at);
+      if (length < RECORD_HEADER_BYTES || start + length > size || !KNOWN_OPS.has(op)) {
         this.corrupt(start, "impossible record header");
       }
-      const op = recordOp(this.buf, at);
       if (this.#peek() < start + length || op === Op.DELETE || op === Op.FLUSH) {
         this.#copy(start);
       }

@@ -215,10 +215,7 @@ Deno.test("a damaged live record found through the index stops compaction; the s
       await store.whenDurable(store.lastLsn);
       const [first] = segmentFiles(dir);
       const bytes = Deno.readFileSync(first);
-      const live = new TextEncoder().encode("the-live-value");
-      const at = bytes.findIndex((_, i) => live.every((byte, j) => bytes[i + j] === byte));
-      assert.ok(at > 0);
-      bytes[at + 4] ^= 0xff;
+      bytes[find(bytes, "the-live-value") + 4] ^= 0xff;
       Deno.writeFileSync(first, bytes);
       const before = contents(store);
       await assert.rejects(
@@ -243,10 +240,7 @@ Deno.test("damage to a dead record is not read by a compaction through the index
     const [first] = segmentFiles(dir);
     const bytes = Deno.readFileSync(first);
     // The first round's value of hot1, long overwritten.
-    const dead = new TextEncoder().encode("r0-1");
-    const at = bytes.findIndex((_, i) => dead.every((byte, j) => bytes[i + j] === byte));
-    assert.ok(at > 0);
-    bytes[at] ^= 0xff;
+    bytes[find(bytes, "r0-1")] ^= 0xff;
     Deno.writeFileSync(first, bytes);
     const report = await store.compact();
     assert.ok(report.segmentsFromIndex >= 1, JSON.stringify(report));
