@@ -7,19 +7,18 @@
  * The restart and memory figures come from fresh child processes that only open a store. Memory
  * is measured honestly against a baseline: RSS of a child that opened N keys minus RSS of a child
  * that opened an empty store, both after three full GCs (`--expose-gc`) 50 ms apart, divided by N.
- * V8's young generation is sized by allocation activity, not by keys (recovery grows it to ~40 MB
- * here; a busy server grows it to what its load calls for), so its size is printed too, and the
- * per-key figure is also given without it. Last, the same keys each with a TTL: their index
- * slots are wide (32 bytes instead of 16; see `key_index.ts`).
+ * V8's young generation is sized by allocation activity, not by keys (a recovery grows it to
+ * ~40 MB, which the open then gives back: `heap_release.ts`; a busy server grows it to what its
+ * load calls for), so its size is printed too, and the per-key figure is also given without it.
+ * Last, the same keys each with a TTL: their index slots are wide (32 bytes instead of 16; see
+ * `key_index.ts`).
  *
- * A process that stays idle after its restart does not keep that young generation: V8's memory
- * reducer, some 20-30 s later, runs memory-reducing collections that shrink it to under 1 MiB and
- * give back the old generation's free pages. So the memory figures are also taken *settled*:
- * three more children (empty, plain keys, keys with a TTL) open their store at the same time and
- * wait, idle, until their young generation is at most {@link SETTLED_YOUNG_BYTES} (polled every
- * {@link SETTLE_POLL_MS}, at most {@link SETTLE_MAX_MS}); that is what a restarted server that
- * waits for clients holds. `--memory-only` skips the put and read rates and the restart of keys
- * written in random order.
+ * As a cross-check of that release, the memory figures are also taken *settled*, as V8's memory
+ * reducer leaves an idle process some 20-30 s later (a young generation under 1 MiB, the old
+ * generation's free pages given back): three more children (empty, plain keys, keys with a TTL)
+ * open their store at the same time and wait, idle, until their young generation is at most
+ * {@link SETTLED_YOUNG_BYTES} (polled every {@link SETTLE_POLL_MS}, at most {@link SETTLE_MAX_MS}).
+ * `--memory-only` skips the put and read rates and the restart of keys written in random order.
  *
  * @module
  */

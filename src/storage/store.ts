@@ -43,6 +43,7 @@ import { Keyspace } from "./keyspace.ts";
 import { AtomicWrites } from "./atomic_writes.ts";
 import { LogWriter } from "./log_writer.ts";
 import { batchRecordBytes, EXPIRY_BYTES, MAX_RECORD_BYTES, RECORD_HEADER_BYTES } from "./record.ts";
+import { releaseRecoveryHeap } from "./heap_release.ts";
 import { recover, type RecoveredStore } from "./recovery.ts";
 import { ReplicationLog } from "./replication_log.ts";
 import type { Segment } from "./segment.ts";
@@ -197,7 +198,8 @@ export class KVStore {
 
   /**
    * Opens (creating if needed) the store in `dir`: locks the directory, recovers the index from
-   * the log (truncating a torn tail), and starts a writer.
+   * the log (truncating a torn tail), starts a writer, and gives back the heap a large recovery
+   * grew (`heap_release.ts`).
    *
    * @throws {StoreLockedError} another process holds the directory
    * @throws {CorruptionError} a record before the tail is damaged
@@ -209,7 +211,9 @@ export class KVStore {
     let recovered: RecoveredStore | undefined;
     try {
       recovered = recover(dir, merged.recoveryProgressIntervalMs);
-      return new KVStore(dir, merged, lockFile, recovered);
+      const store = new KVStore(dir, merged, lockFile, recovered);
+      releaseRecoveryHeap(dir);
+      return store;
     } catch (error) {
       for (const segment of recovered?.segments ?? []) segment.closeReader();
       unlockDirectory(lockFile);
