@@ -171,8 +171,8 @@ export const SERVER_SETTINGS: { readonly [name in keyof ServerConfig]: SettingSp
     min: 0.1,
     max: 1000,
     description:
-      "Longest a request over many keys (MGET, EXISTS, DEL, READRANGE) runs before it lets " +
-      "other connections be served; it goes on in further steps.",
+      "Longest a request over many keys (the value reads of an MGET, READRANGE, KEYS, SCAN) " +
+      "runs before it lets other connections be served; it goes on in further steps.",
   },
   MAX_RANGE_KEYS: {
     kind: "int",

@@ -290,18 +290,6 @@ function type(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return answerCommitted(ctx, commit.pendingLsn(args[0]), out, reply);
 }
 
-/** `TOUCH key...`: how many of the keys exist (kvstore keeps no access times to update). */
-function touch(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
-  const { commit, store } = ctx.node;
-  let count = 0;
-  let pending = 0;
-  for (const key of args) {
-    if (store.has(key)) count++;
-    pending = Math.max(pending, commit.pendingLsn(key));
-  }
-  return answerCommitted(ctx, pending, out, { type: "integer", value: count });
-}
-
 /** `RANDOMKEY`: a key, or nil when there are none. */
 function randomKey(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const key = ctx.node.store.randomKey();
@@ -475,13 +463,16 @@ function flush(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
 
 const del = BUILT_IN_COMMANDS.get("DEL");
 if (del === undefined) throw new Error("the built-in DEL command is missing");
+/** `TOUCH key...` answers as `EXISTS` does: kvstore keeps no access times to update. */
+const exists = BUILT_IN_COMMANDS.get("EXISTS");
+if (exists === undefined) throw new Error("the built-in EXISTS command is missing");
 
 /** The keyspace commands, by upper-case name. */
 export const KEYSPACE_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<string, CommandSpec>([
   ["KEYS", { minArgs: 1, maxArgs: 1, handler: keys }],
   ["SCAN", { minArgs: 1, maxArgs: Infinity, handler: scan }],
   ["TYPE", { minArgs: 1, maxArgs: 1, handler: type }],
-  ["TOUCH", { minArgs: 1, maxArgs: Infinity, handler: touch }],
+  ["TOUCH", { ...exists, minArgs: 1, maxArgs: Infinity }],
   ["RANDOMKEY", { minArgs: 0, maxArgs: 0, handler: randomKey }],
   ["UNLINK", { ...del, minArgs: 1, maxArgs: Infinity }],
   ["FLUSHALL", { minArgs: 0, maxArgs: Infinity, write: true, handler: flush }],

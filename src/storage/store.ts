@@ -44,6 +44,7 @@ import { AtomicWrites } from "./atomic_writes.ts";
 import { LogWriter } from "./log_writer.ts";
 import { batchRecordBytes, EXPIRY_BYTES, MAX_RECORD_BYTES, RECORD_HEADER_BYTES } from "./record.ts";
 import { releaseRecoveryHeap } from "./heap_release.ts";
+import { HeldValues } from "./held_values.ts";
 import { recover, type RecoveredStore } from "./recovery.ts";
 import { ReplicationLog } from "./replication_log.ts";
 import type { Segment } from "./segment.ts";
@@ -506,6 +507,58 @@ export class KVStore {
     }
     const slot = this.#liveSlot(key);
     return slot === NO_SLOT ? undefined : this.#readSlot(slot);
+  }
+
+  /**
+   * The values of `keys` as they all are now, to be read later (`held_values.ts`): a read of
+   * many keys in steps (Redis's `MGET`) that must answer with one state while writes go on
+   * between its steps. Looks every key up now and pins the segments until `release()`.
+   *
+   * @example
+   * ```ts
+   * import { KVStore } from "./store.ts";
+   * const dir = await Deno.makeTempDir();
+   * const store = await KVStore.open(dir);
+   * await store.put("a", "1");
+   * const held = store.holdValues([new TextEncoder().encode("a")]);
+   * await store.put("a", "2"); // after the instant: not seen
+   * try {
+   *   console.log(new TextDecoder().decode(held.value(0))); // 1
+   * } finally {
+   *   held.release();
+   * }
+   * await store.close();
+   * await Deno.remove(dir, { recursive: true });
+   * ```
+   */
+  holdValues(keys: readonly Bytes[]): HeldValues {
+    if (this.#closed) throw new StoreClosedError(this.dir);
+    const index = this.#keys.index;
+    const reader = this.#reader;
+    const held = new HeldValues(
+      keys.length,
+      [...this.#segments.all],
+      (segment, offset, length) => reader.value(segment, offset, length),
+      () => {
+        if (this.#closed) throw new StoreClosedError(this.dir);
+      },
+    );
+    const capture = this.atomicWrites.capture;
+    const nowMs = Date.now();
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i];
+      if (capture !== undefined) {
+        const state = capture.lookup(payloadOf(key), nowMs);
+        if (state !== undefined) {
+          held.holdCaptured(i, state === null ? null : state.value);
+          continue;
+        }
+      }
+      const slot = slotOf(index, key);
+      if (slot === NO_SLOT || index.isExpired(slot, nowMs)) continue;
+      held.holdAt(i, index.segmentOf(slot), index.offsetOf(slot), index.lengthOf(slot));
+    }
+    return held;
   }
 
   /** The slot of `key`, or {@link NO_SLOT} when absent or past its expiry time. */
