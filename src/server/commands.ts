@@ -155,8 +155,8 @@ function deleteOne(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
  * `DEL key...`: the number of keys that existed. Atomic, as in Redis: one key is one DELETE
  * record; several are one MULTI record (`store.atomically`), so no reader sees some gone and
  * others not, and a crash keeps all or none. Not in steps: a step between two deletes would let
- * others see half of them (lookups and appends: ~1 µs a key, ~0.3 s for the most keys a request
- * may hold, as an `EXEC` of as many commands takes).
+ * others see half of them (~3-6 µs a key here: 0.9-1.7 s for the most keys a request may hold,
+ * docs/protocol.md, as an `EXEC` of as many writes takes).
  */
 function del(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const { commit, store } = ctx.node;
