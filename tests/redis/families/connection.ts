@@ -212,6 +212,41 @@ export const CONNECTION: ConformanceFamily = {
       ],
     },
     {
+      name: "CONFIG GET: a map of names, patterns and several at once, in RESP2 and RESP3",
+      steps: [
+        ["CONFIG", "GET", "maxclients"],
+        ["CONFIG", "GET", "no-such-parameter"],
+        ["CONFIG", "GET", "MAXCLIENTS"],
+        ["CONFIG", "GET", "Max?lients"],
+        ["CONFIG", "GET", "save"],
+        { send: ["CONFIG", "GET", "maxclients", "databases"], compare: "pairs" },
+        { send: ["CONFIG", "GET", "databases", "save", "no-such-parameter"], compare: "pairs" },
+        ["CONFIG", "GET", "maxclients", "MaxClients"],
+        ["CONFIG", "GET", "maxclients", "maxclient?"],
+        {
+          send: ["CONFIG", "GET", "*max*clients*"],
+          differs: "maxmemory-clients is kvstore's MAX_CLIENT_MEMORY_BYTES, which bounds what " +
+            "Redis's parameter bounds (all connections' buffers together); Redis's default is 0, " +
+            "no bound, and kvstore always has one",
+          kvstore: "*4\\r\\n$10\\r\\nmaxclients\\r\\n$5\\r\\n10000\\r\\n" +
+            "$17\\r\\nmaxmemory-clients\\r\\n$10\\r\\n1073741824\\r\\n",
+        },
+        {
+          send: ["CONFIG", "GET", "appendonly"],
+          differs: "kvstore's log is always on: appendonly is yes (Redis here runs without one)",
+          kvstore: "*2\\r\\n$10\\r\\nappendonly\\r\\n$3\\r\\nyes\\r\\n",
+        },
+        ["CONFIG", "GET"],
+        ["CONFIG"],
+        ["CONFIG", "FOO"],
+        { send: ["HELLO", "3"], mask: HELLO_ID },
+        ["CONFIG", "GET", "maxclients"],
+        ["CONFIG", "GET", "no-such-parameter"],
+        ["CONFIG", "GET", "MAXCLIENTS"],
+        { send: ["CONFIG", "GET", "maxclients", "databases"], compare: "pairs" },
+      ],
+    },
+    {
       name: "QUIT answers OK and closes",
       steps: [{ send: ["QUIT"], closes: true }],
     },
