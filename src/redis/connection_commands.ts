@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { NOT_AN_INTEGER, type Reply, ReplyWriter, SYNTAX_ERROR } from "../protocol/mod.ts";
+import { type Reply, ReplyWriter, SYNTAX_ERROR } from "../protocol/mod.ts";
 import type {
   CommandContext,
   CommandSpec,
@@ -22,7 +22,7 @@ import type {
   ServerNode,
 } from "../server/hooks.ts";
 import { REDIS_COMPATIBLE_VERSION } from "../server/info.ts";
-import { argText, parseInteger, upperWord } from "./arguments.ts";
+import { argText, parseInt32, parseLongLong, upperWord } from "./arguments.ts";
 import { commandCommand } from "./command_docs.ts";
 import { containerCommand } from "./subcommands.ts";
 
@@ -33,11 +33,6 @@ export const HELLO_NOAUTH_MESSAGE = "HELLO must be called with the client alread
 
 /** Redis's refusal of a client name (or library name) with spaces or other special bytes. */
 const NAME_REFUSED = "cannot contain spaces, newlines or special characters.";
-
-/** A C `int`'s range, and Redis's words for an argument outside it. */
-const INT_MIN = -(2 ** 31);
-const INT_MAX = 2 ** 31 - 1;
-const INT_RANGE = `value is out of range, value must between ${INT_MIN} and ${INT_MAX}`;
 
 /** Checks of whether a connection may run admin commands ask the gates about this spec. */
 const ADMIN_PROBE: CommandSpec = { minArgs: 0, maxArgs: 0, admin: true, handler: () => {} };
@@ -68,9 +63,8 @@ function time(_args: Uint8Array[], out: ReplyWriter): void {
 
 /** `SELECT index`: kvstore has one database, 0. */
 function select(args: Uint8Array[], out: ReplyWriter): void {
-  const index = parseInteger(args[0]);
-  if (index === undefined) out.error(NOT_AN_INTEGER);
-  else if (index < INT_MIN || index > INT_MAX) out.error(INT_RANGE);
+  const index = parseInt32(args[0]);
+  if (typeof index === "string") out.error(index);
   else if (index !== 0) out.error("DB index is out of range");
   else out.ok();
 }
@@ -140,16 +134,16 @@ function hello(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   let protocol = connection.protocol;
   let next = 0;
   if (args.length > 0) {
-    const version = parseInteger(args[0]);
+    const version = parseLongLong(args[0]);
     if (version === undefined) {
       out.error("Protocol version is not an integer or out of range");
       return;
     }
-    if (version !== 2 && version !== 3) {
+    if (version !== 2n && version !== 3n) {
       out.error("unsupported protocol version", "NOPROTO");
       return;
     }
-    protocol = version;
+    protocol = version === 2n ? 2 : 3;
     next = 1;
   }
   let credentials: Uint8Array[] | undefined;
@@ -251,7 +245,8 @@ export function clientLine(connection: ConnectionInfo, nowMs: number): string {
 /** `CLIENT LIST [TYPE type] [ID id ...]`. */
 function clientList(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
   let type: string | undefined;
-  let ids: Set<number> | undefined;
+  /** Any 64-bit integer, as Redis takes (a connection's id is a safe integer). */
+  let ids: Set<bigint> | undefined;
   if (args.length === 2 && upperWord(args[0]) === "TYPE") {
     type = clientType(args[1]);
     if (type === undefined) {
@@ -261,7 +256,7 @@ function clientList(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): 
   } else if (args.length >= 2 && upperWord(args[0]) === "ID") {
     ids = new Set();
     for (const word of args.slice(1)) {
-      const id = parseInteger(word, 1);
+      const id = parseLongLong(word);
       if (id === undefined) {
         out.error("Invalid client ID");
         return;
@@ -276,7 +271,7 @@ function clientList(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): 
   let text = "";
   for (const connection of ctx.node.connections()) {
     if (type !== undefined && connection.type !== type) continue;
-    if (ids !== undefined && !ids.has(connection.id)) continue;
+    if (ids !== undefined && !ids.has(BigInt(connection.id))) continue;
     text += clientLine(connection, nowMs);
   }
   out.verbatim(text);
@@ -284,7 +279,8 @@ function clientList(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): 
 
 /** What `CLIENT KILL` matches. */
 interface KillFilter {
-  id?: number;
+  /** 1 to 2^63 - 1, as Redis takes (a connection's id is a safe integer). */
+  id?: bigint;
   type?: string;
   addr?: string;
   laddr?: string;
@@ -299,8 +295,8 @@ function killFilter(args: Uint8Array[]): KillFilter | string {
     const value = args[i + 1];
     switch (upperWord(args[i])) {
       case "ID": {
-        const id = parseInteger(value, 1);
-        if (id === undefined) return "client-id should be greater than 0";
+        const id = parseLongLong(value);
+        if (id === undefined || id < 1n) return "client-id should be greater than 0";
         filter.id = id;
         break;
       }
@@ -351,7 +347,7 @@ function clientKill(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): 
     if (filter.addr !== undefined && connection.peer !== filter.addr) continue;
     if (filter.laddr !== undefined && connection.local !== filter.laddr) continue;
     if (filter.type !== undefined && connection.type !== filter.type) continue;
-    if (filter.id !== undefined && connection.id !== filter.id) continue;
+    if (filter.id !== undefined && BigInt(connection.id) !== filter.id) continue;
     if (filter.skipMe && connection === self) continue;
     matched.push(connection);
   }

@@ -31,7 +31,7 @@ import {
 import { type CommandContext, CommandError, type CommandSpec } from "../server/hooks.ts";
 import { repeatInSteps } from "../server/steps.ts";
 import { bytesToKey, keyToBytes, MAX_KEY_STRING } from "../storage/mod.ts";
-import { parseInteger, upperWord } from "./arguments.ts";
+import { parseClamped, parseInt32, upperWord } from "./arguments.ts";
 import { helpReply } from "./connection_commands.ts";
 import { globMatches, literalPrefix } from "./glob.ts";
 import { containerCommand } from "./subcommands.ts";
@@ -239,7 +239,8 @@ function scanOptions(
     const option = upperWord(args[i]);
     if (i + 1 >= args.length) return SYNTAX_ERROR;
     if (option === "COUNT") {
-      const value = parseInteger(args[i + 1], -(2 ** 63), 2 ** 63);
+      // Any 64-bit count, as Redis takes: past the safe integers it bounds nothing more.
+      const value = parseClamped(args[i + 1], 0, Number.MAX_SAFE_INTEGER);
       if (value === undefined) return NOT_AN_INTEGER;
       if (value < 1) return SYNTAX_ERROR;
       count = value;
@@ -375,9 +376,9 @@ function copy(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     const option = upperWord(args[i]);
     if (option === "REPLACE") replace = true;
     else if (option === "DB" && i + 1 < args.length) {
-      const index = parseInteger(args[++i]);
-      if (index === undefined) {
-        out.error(NOT_AN_INTEGER);
+      const index = parseInt32(args[++i]);
+      if (typeof index === "string") {
+        out.error(index);
         return;
       }
       if (index !== 0) {

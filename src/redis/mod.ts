@@ -11,6 +11,7 @@
  * @module
  */
 import type { CommandSpec } from "../server/hooks.ts";
+import { CONFIG_COMMANDS } from "./config_command.ts";
 import { CONNECTION_COMMANDS } from "./connection_commands.ts";
 import { COUNTER_COMMANDS } from "./counter_commands.ts";
 import { EXPIRY_COMMANDS } from "./expiry_commands.ts";
@@ -26,6 +27,7 @@ export { clientLine, HELLO_NOAUTH_MESSAGE, helpReply } from "./connection_comman
 /** Every Redis command of this module, by upper-case name. */
 export const REDIS_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map([
   ...CONNECTION_COMMANDS,
+  ...CONFIG_COMMANDS,
   ...TRANSACTION_COMMANDS,
   ...KEYSPACE_COMMANDS,
   ...STRING_COMMANDS,

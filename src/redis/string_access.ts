@@ -6,8 +6,8 @@
  * synchronously, so a read-modify-write (INCR, APPEND, SETRANGE) is atomic against every other
  * connection: nothing else runs between its read and its write.
  *
- * Also Redis's argument rules for expiry times (`EX`, `PX`, `EXAT`, `PXAT`, `EXPIRE`...) and its
- * 64-bit integers.
+ * Also Redis's argument rules for expiry times (`EX`, `PX`, `EXAT`, `PXAT`, `EXPIRE`...); its
+ * 64-bit integers are read in `arguments.ts`.
  *
  * @module
  */
@@ -15,7 +15,7 @@ import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import { acknowledge, answerCommitted } from "../server/commands.ts";
 import type { CommandContext } from "../server/hooks.ts";
 import { MAX_EXPIRES_AT_MS } from "../storage/mod.ts";
-import { parseInteger } from "./arguments.ts";
+import { LLONG_MAX, parseInteger, parseLongLong } from "./arguments.ts";
 
 /** A key as a string command sees it. */
 export interface StringKey {
@@ -104,43 +104,7 @@ export function valueReply(value: Uint8Array | undefined): Reply {
   return value === undefined ? { type: "notFound" } : { type: "value", value };
 }
 
-/** Redis's 64-bit integer bounds. */
-export const LLONG_MAX = 2n ** 63n - 1n;
-export const LLONG_MIN = -(2n ** 63n);
-
-/**
- * The 64-bit integer `bytes` holds by Redis's `string2ll` rules (an optional `-`, digits, no
- * leading zero, no `+` or spaces, within a signed 64-bit range), or undefined.
- *
- * @example
- * ```ts
- * import { parseLongLong } from "./string_access.ts";
- * const bytes = (text: string) => new TextEncoder().encode(text);
- * console.log(parseLongLong(bytes("9223372036854775807")), parseLongLong(bytes("01")));
- * // 9223372036854775807n undefined
- * ```
- */
-export function parseLongLong(bytes: Uint8Array): bigint | undefined {
-  const length = bytes.length;
-  if (length === 0 || length > 20) return undefined;
-  if (length === 1 && bytes[0] === 0x30) return 0n;
-  let i = 0;
-  const negative = bytes[0] === 0x2d;
-  if (negative) i++;
-  if (i >= length || bytes[i] < 0x31 || bytes[i] > 0x39) return undefined;
-  let small = 0;
-  for (let j = i; j < length; j++) {
-    const byte = bytes[j];
-    if (byte < 0x30 || byte > 0x39) return undefined;
-    small = small * 10 + (byte - 0x30);
-  }
-  // Up to 15 digits a double holds exactly: no BigInt parse needed.
-  let value = length - i <= 15
-    ? BigInt(small)
-    : BigInt(new TextDecoder().decode(bytes.subarray(i)));
-  if (negative) value = -value;
-  return value < LLONG_MIN || value > LLONG_MAX ? undefined : value;
-}
+export { LLONG_MAX, LLONG_MIN, parseLongLong } from "./arguments.ts";
 
 /** Redis's error for an expiry time it cannot take, naming the command (lower case). */
 export function invalidExpireTime(command: string): string {

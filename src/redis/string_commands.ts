@@ -189,15 +189,22 @@ function getdel(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return answer(ctx, out, valueReply(old.value), lsn, old.pending);
 }
 
-/** `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`: the value; its expiry time changed. */
+/**
+ * `GETEX key [EX s|PX ms|EXAT s|PXAT ms|PERSIST]`: the value; its expiry time changed. In Redis's
+ * order: the options' syntax, then the key (a missing one is nil, whatever the time says), then
+ * the time itself.
+ */
 function getex(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const key = args[0];
   const options = parseSetOptions(args, 1, true);
   if (typeof options === "string") return out.error(options);
-  const expiresAtMs = expiryOf(options, "getex");
-  if (typeof expiresAtMs === "string") return out.error(expiresAtMs);
   const old = readKey(ctx, key);
   if (old.value === undefined) return answer(ctx, out, NIL, 0, old.pending);
+  const expiresAtMs = expiryOf(options, "getex");
+  if (typeof expiresAtMs === "string") {
+    // Known only once the key was found: it waits, as a read does, for the key's write.
+    return answer(ctx, out, { type: "error", message: expiresAtMs }, 0, old.pending);
+  }
   let lsn = 0;
   if (options.unit !== undefined) lsn = store(ctx, key, old.value, expiresAtMs);
   else if (options.persist && old.expiresAtMs !== 0) lsn = writeKey(ctx, key, old.value, 0);

@@ -12,7 +12,8 @@
  *   `CommandContext.stepMs` infinite (a command over many keys does not yield): no other
  *   client's request runs between its commands, and its writes go to the log together.
  * - A watched key "changed" is any write to it, whoever made it: another connection, this one,
- *   a replicated record, a delete, a full sync (which changes every key). The store tells
+ *   a replicated record, a delete, a flush or a full sync (of a key there before or after it:
+ *   Redis 7 leaves a watch on a key that stayed missing). The store tells
  *   (`KVStore.onKeyChange`), so nothing is missed and nobody pays while no key is watched.
  *   A connection watches at most WATCH_MAX_KEYS keys.
  *
@@ -60,7 +61,9 @@ class WatchRegistry {
     else if (Array.isArray(watchers)) {
       if (!watchers.includes(transaction)) watchers.push(transaction);
     } else if (watchers !== transaction) this.#watchers.set(key, [watchers, transaction]);
-    this.#unsubscribe ??= this.#store.onKeyChange((changed) => this.#changed(changed));
+    this.#unsubscribe ??= this.#store.onKeyChange((changed, touched) =>
+      this.#changed(changed, touched)
+    );
   }
 
   /** Removes `transaction` as a watcher of `key`. */
@@ -78,10 +81,16 @@ class WatchRegistry {
     }
   }
 
-  /** A write changed `key` (undefined: maybe every key): its watchers' next EXEC fails. */
-  #changed(key: string | undefined): void {
+  /**
+   * A write changed `key`: its watchers' next EXEC fails. `key` undefined: the contents were
+   * replaced (a flush, a full sync), which changed the watched keys `touched` names (those that
+   * existed before or exist after; Redis 7 leaves a watch on a key that stayed missing).
+   */
+  #changed(key: string | undefined, touched?: (key: string) => boolean): void {
     if (key === undefined) {
-      for (const watchers of this.#watchers.values()) touch(watchers);
+      for (const [name, watchers] of this.#watchers) {
+        if (touched === undefined || touched(name)) touch(watchers);
+      }
       return;
     }
     const watchers = this.#watchers.get(key);

@@ -30,6 +30,7 @@
  */
 import type { Reply } from "../protocol/mod.ts";
 import { ReplyWriter } from "../protocol/mod.ts";
+import { parseClamped } from "../redis/arguments.ts";
 import { BUILT_IN_COMMANDS, READ_ONLY_MESSAGE } from "../server/commands.ts";
 import {
   type CommandContext,
@@ -323,6 +324,9 @@ function withCommand(source: ConsistencyNode): CommandSpec {
   };
 }
 
+/** The longest delay a timer takes (`setTimeout` fires at once past it). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Redis's `WAIT numreplicas timeout`. */
 function waitCommand(source: ConsistencyNode): CommandSpec {
   return {
@@ -335,17 +339,14 @@ function waitCommand(source: ConsistencyNode): CommandSpec {
             "writes: send the writes and WAIT to the master",
         );
       }
-      const text = decoder.decode(args[0]);
-      const needed = /^-?\d{1,16}$/.test(text) ? Number(text) : NaN;
-      if (!Number.isSafeInteger(needed)) {
-        throw new CommandError("value is not an integer or out of range");
-      }
-      const timeoutText = decoder.decode(args[1]);
-      const timeoutMs = /^-?\d{1,16}$/.test(timeoutText) ? Number(timeoutText) : NaN;
-      if (!Number.isSafeInteger(timeoutMs)) {
-        throw new CommandError("timeout is not an integer or out of range");
-      }
-      if (timeoutMs < 0) throw new CommandError("timeout is negative");
+      // Any 64-bit count and timeout, as Redis takes: no node has 2^53 replicas, and a timeout
+      // a timer cannot hold (past 2^31 - 1 ms, 24.8 days) waits for ever, as 0 does.
+      const needed = parseClamped(args[0], 0, Number.MAX_SAFE_INTEGER);
+      if (needed === undefined) throw new CommandError("value is not an integer or out of range");
+      const given = parseClamped(args[1], -1, Number.MAX_SAFE_INTEGER);
+      if (given === undefined) throw new CommandError("timeout is not an integer or out of range");
+      if (given < 0) throw new CommandError("timeout is negative");
+      const timeoutMs = given > MAX_TIMER_MS ? 0 : given;
       const lsn = ctx.connection.lastWriteLsn;
       const replicator = source.role.replicator;
       if (replicator === undefined) {

@@ -1,8 +1,8 @@
 /**
  * The commands of a kvstore node, shared by both framings: the original system's (`PUT`, `READ`,
  * `DELETE`, `READRANGE`, `BATCHPUT`, `REPLICATE`), and the Redis names that `redis-cli` and
- * `redis-benchmark` use (`SET`, `GET`, `DEL`, `MSET`, `MGET`, `EXISTS`, `DBSIZE`, `CONFIG GET`).
- * Redis's connection commands (`PING`, `INFO`, `HELLO`, `CLIENT`, ...) are in `src/redis`.
+ * `redis-benchmark` use (`SET`, `GET`, `DEL`, `MSET`, `MGET`, `EXISTS`, `DBSIZE`). Redis's
+ * connection commands (`PING`, `INFO`, `HELLO`, `CLIENT`, ...) and `CONFIG GET` are in `src/redis`.
  *
  * Handlers run synchronously against the store (`writePut` applies a write at once, so a read
  * later in the same pipeline sees it); the connection sends the replies of one read after one
@@ -10,10 +10,9 @@
  *
  * @module
  */
-import { describeSettings, flagName, type SettingName, SETTINGS } from "../config.ts";
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import { RangeTooLargeError } from "../storage/mod.ts";
-import { type CommandContext, CommandError, type CommandSpec, type ServerNode } from "./hooks.ts";
+import { type CommandContext, CommandError, type CommandSpec } from "./hooks.ts";
 import { repeatInSteps, runInSteps, STEP_CHECK_ITEMS } from "./steps.ts";
 
 /** The spec's answer to a client write on a replica. */
@@ -21,12 +20,6 @@ export const READ_ONLY_MESSAGE =
   "Replica nodes are read-only. Please send writes to the master node.";
 /** The spec's answer to `REPLICATE` on a master. */
 export const REPLICATE_ON_MASTER_MESSAGE = "REPLICATE commands only accepted on replica nodes";
-
-const decoder = new TextDecoder();
-
-function text(bytes: Uint8Array): string {
-  return decoder.decode(bytes);
-}
 
 function pairsOf(args: Uint8Array[]): [Uint8Array, Uint8Array][] {
   const pairs = new Array<[Uint8Array, Uint8Array]>(args.length / 2);
@@ -335,65 +328,6 @@ function dbsize(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   return answerCommitted(ctx, commit.pendingAllLsn(), out, keys);
 }
 
-/** Redis parameter names that `redis-benchmark` and `redis-cli` ask for, mapped to ours. */
-function redisConfigValue(name: string, node: ServerNode): string | undefined {
-  switch (name) {
-    case "save":
-      return "";
-    case "appendonly":
-      return "yes";
-    case "appendfsync":
-      return node.config.FSYNC;
-    case "maxclients":
-      return String(node.config.MAX_CONNECTIONS);
-    case "databases":
-      return "1";
-    case "port":
-      return String(node.port);
-    case "bind":
-      return node.host;
-    case "dir":
-      return node.config.DATA_DIR;
-    default:
-      return undefined;
-  }
-}
-
-function globToRegExp(pattern: string): RegExp {
-  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&").replaceAll("*", ".*")
-    .replaceAll("?", ".");
-  return new RegExp(`^${escaped}$`, "i");
-}
-
-/**
- * `CONFIG GET pattern`: kvstore's settings by flag name (`max-request-bytes`) and the few Redis
- * names clients ask for. Settings are changed by flags and environment only.
- */
-function config(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
-  const sub = text(args[0]).toUpperCase();
-  if (sub !== "GET" || args.length !== 2) {
-    out.error("only CONFIG GET <pattern> is supported; settings are set by flags or environment");
-    return;
-  }
-  const pattern = text(args[1]);
-  const matcher = globToRegExp(pattern);
-  const found: string[] = [];
-  for (const row of describeSettings()) {
-    const flag = flagName(row.name);
-    if (!matcher.test(flag)) continue;
-    const value = String(ctx.node.config[row.name as SettingName]);
-    // A token is never sent back: say only whether one is set.
-    found.push(flag, SETTINGS[row.name].secret && value !== "" ? "(set, hidden)" : value);
-  }
-  for (const name of ["save", "appendonly", "appendfsync", "maxclients", "databases"]) {
-    const value = redisConfigValue(name, ctx.node);
-    if (value !== undefined && matcher.test(name) && !(name.toUpperCase() in SETTINGS)) {
-      found.push(name, value);
-    }
-  }
-  out.strings(found);
-}
-
 function replicateWithoutApplier(_args: Uint8Array[], out: ReplyWriter): void {
   out.error("this node has no replication applier to take REPLICATE commands");
 }
@@ -421,7 +355,6 @@ export const BUILT_IN_COMMANDS: ReadonlyMap<string, CommandSpec> = new Map<strin
   ["MGET", { minArgs: 1, maxArgs: Infinity, handler: mget }],
   ["EXISTS", { minArgs: 1, maxArgs: Infinity, handler: exists }],
   ["DBSIZE", { minArgs: 0, maxArgs: 0, handler: dbsize }],
-  ["CONFIG", { minArgs: 1, maxArgs: 2, handler: config }],
   ["REPLICATE", {
     minArgs: 1,
     maxArgs: Infinity,

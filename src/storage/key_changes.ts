@@ -6,15 +6,22 @@
  * @module
  */
 
-/** Hears of a key a write changed, or of every key (`undefined`): `KVStore.onKeyChange`. */
-export type KeyChangeListener = (key: string | undefined) => void;
+/**
+ * Hears of a key a write changed, or (`key` undefined) of the whole contents replaced (a FLUSH, a
+ * full sync): then `touched` says whether a given key was there before or is there after (a key
+ * in neither did not change, as Redis 7 judges `WATCH` on a flush). `KVStore.onKeyChange`.
+ */
+export type KeyChangeListener = (
+  key: string | undefined,
+  touched?: (key: string) => boolean,
+) => void;
 
 /** One function that calls every listener of `listeners`, or undefined when there is none. */
 export function composeKeyListeners(
   listeners: Iterable<KeyChangeListener>,
 ): KeyChangeListener | undefined {
   const all = [...listeners];
-  return all.length === 0 ? undefined : all.length === 1 ? all[0] : (key) => {
-    for (const listener of all) listener(key);
+  return all.length === 0 ? undefined : all.length === 1 ? all[0] : (key, touched) => {
+    for (const listener of all) listener(key, touched);
   };
 }

@@ -6,7 +6,7 @@
  * @module
  */
 import { flushSegments } from "./index_entries.ts";
-import { KeyIndex, type LeaveListener } from "./key_index.ts";
+import { KeyIndex, type LeaveListener, NO_SLOT } from "./key_index.ts";
 import { composeKeyListeners, type KeyChangeListener } from "./key_changes.ts";
 import type { Segment } from "./segment.ts";
 
@@ -43,10 +43,23 @@ export class Keyspace {
     this.replace(new KeyIndex<Segment>());
   }
 
-  /** Replaces the whole contents (a FLUSH, a full sync): every key may have changed. */
+  /**
+   * Replaces the whole contents (a FLUSH, a full sync): the keys that changed are those live
+   * before or after, which listeners ask about.
+   */
   replace(index: KeyIndex<Segment>): void {
+    const before = this.index;
     this.index = index;
     index.onLeave = this.onLeave;
-    this.changed?.(undefined);
+    const nowMs = Date.now();
+    this.changed?.(undefined, (key) => isLive(before, key, nowMs) || isLive(index, key, nowMs));
   }
+}
+
+/** Whether `index` holds `key` and its time to live has not run out at `nowMs`. */
+function isLive(index: KeyIndex<Segment>, key: string, nowMs: number): boolean {
+  const slot = index.find(key);
+  if (slot === NO_SLOT) return false;
+  const expiresAtMs = index.expiryOf(slot);
+  return expiresAtMs === 0 || expiresAtMs > nowMs;
 }

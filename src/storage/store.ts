@@ -480,7 +480,8 @@ export class KVStore {
   /**
    * Calls `listener` synchronously with each key (the index's byte string, see `keys.ts`) that a
    * write changes, whatever wrote it (a client's put or delete, a batch, a replicated record),
-   * and with `undefined` when the whole contents may have changed (a full sync). Redis's `WATCH`
+   * and with `undefined` when the whole contents were replaced (a FLUSH, a full sync), with a
+   * function that tells the keys that changed (those there before or after). Redis's `WATCH`
    * is built on it. Returns a function that unsubscribes; with no listener, writes pay one check.
    */
   onKeyChange(listener: KeyChangeListener): () => void {

@@ -37,12 +37,20 @@ export interface StepOptions {
    * `shape`: compare types and sizes only (the values differ between any two servers);
    * `sorted`: an array whose items may come in another order (KEYS: Redis's is its hash
    * table's), compared once sorted; in a SCAN-shaped reply (cursor, keys) the keys are sorted.
+   * `pairs`: a map (RESP2: a flat array of keys and values) whose entries may come in another
+   * order (CONFIG GET: Redis's is a hash table's, seeded at random at each start), compared
+   * once its entries are sorted.
    */
-  compare?: "bytes" | "shape" | "sorted";
+  compare?: "bytes" | "shape" | "sorted" | "pairs";
   /** Replaced by `#` in both replies before they are compared (an id inside a bigger reply). */
   mask?: RegExp;
   /** The server closes the connection after this step's replies (QUIT, a fatal error). */
   closes?: boolean;
+  /**
+   * Sent on a second connection to the same server, opened at its first such step (another
+   * client: a write a `WATCH` on the first connection must see, or not).
+   */
+  other?: boolean;
   /** Only on the RESP-only port (inline commands: the main port reads the text protocol). */
   respPortOnly?: boolean;
   /** A deliberate difference from Redis: why. {@link kvstore} is then what kvstore answers. */
@@ -165,9 +173,18 @@ async function runCase(
   if (which === "main port" && steps.some((step) => step.respPortOnly)) return;
   await runSetup(redisPort, family.setup ?? [], family.auth ?? false);
   await runSetup(kvstorePort, family.setup ?? [], family.auth ?? false);
-  await using redis = await RawRespConnection.open(redisPort);
-  await using kvstore = await RawRespConnection.open(kvstorePort);
+  await using redisMain = await RawRespConnection.open(redisPort);
+  await using kvstoreMain = await RawRespConnection.open(kvstorePort);
+  await using others = new AsyncDisposableStack();
+  let redisOther: RawRespConnection | undefined;
+  let kvstoreOther: RawRespConnection | undefined;
   for (const [index, step] of steps.entries()) {
+    if (step.other && redisOther === undefined) {
+      redisOther = others.use(await RawRespConnection.open(redisPort));
+      kvstoreOther = others.use(await RawRespConnection.open(kvstorePort));
+    }
+    const redis = step.other && redisOther !== undefined ? redisOther : redisMain;
+    const kvstore = step.other && kvstoreOther !== undefined ? kvstoreOther : kvstoreMain;
     const where = `${family.family} / ${testCase.name} / step ${index + 1} (${
       describeStep(step)
     }) on kvstore's ${which}`;
@@ -187,6 +204,8 @@ async function runCase(
         assert.notEqual(render(expected[i]), got, `${where}: listed as a difference, but equal`);
       } else if (step.compare === "sorted") {
         assert.equal(sortedItems(actual[i]), sortedItems(expected[i]), `${where}: sorted`);
+      } else if (step.compare === "pairs") {
+        assert.equal(sortedPairs(actual[i]), sortedPairs(expected[i]), `${where}: pairs`);
       } else if (step.compare === "shape") {
         assert.equal(shapeOf(actual[i]), shapeOf(expected[i]), `${where}: shape`);
       } else {
@@ -215,12 +234,30 @@ function sortedItems(reply: Uint8Array): string {
   return render(header) + parts.map(render).sort().join("");
 }
 
-/** The header and items of the RESP array at `offset`, or undefined if it is not one. */
+/**
+ * A map (or a flat array of keys and values) rendered with its entries sorted: its header, then
+ * each key with its value, in key order.
+ */
+function sortedPairs(reply: Uint8Array): string {
+  const items = arrayItems(reply, 0);
+  if (items === undefined) return render(reply);
+  const [header, parts] = items;
+  const pairs: string[] = [];
+  for (let i = 0; i + 1 < parts.length; i += 2) pairs.push(render(parts[i]) + render(parts[i + 1]));
+  return render(header) + pairs.sort().join("");
+}
+
+/**
+ * The header and items of the RESP array (or map: its keys and values in turn) at `offset`, or
+ * undefined if it is neither.
+ */
 function arrayItems(reply: Uint8Array, offset: number): [Uint8Array, Uint8Array[]] | undefined {
-  if (reply[offset] !== 0x2a) return undefined;
+  const map = reply[offset] === 0x25;
+  if (reply[offset] !== 0x2a && !map) return undefined;
   const lineEnd = reply.indexOf(0x0a, offset);
-  const count = Number(new TextDecoder().decode(reply.subarray(offset + 1, lineEnd - 1)));
-  if (count < 0) return undefined;
+  const entries = Number(new TextDecoder().decode(reply.subarray(offset + 1, lineEnd - 1)));
+  if (entries < 0) return undefined;
+  const count = map ? 2 * entries : entries;
   const parts: Uint8Array[] = [];
   let at = lineEnd + 1;
   for (let i = 0; i < count; i++) {

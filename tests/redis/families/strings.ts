@@ -113,6 +113,26 @@ export const STRINGS: ConformanceFamily = {
       ],
     },
     {
+      name: "GETEX looks the key up before it reads the expiry time; syntax errors come first",
+      steps: [
+        ["GETEX", "s:b", "EX", "0"],
+        ["GETEX", "s:b", "EX", "-1"],
+        ["GETEX", "s:b", "EX", "abc"],
+        ["GETEX", "s:b", "EX", "9223372036854775"],
+        ["GETEX", "s:b", "PXAT", "0"],
+        ["GETEX", "s:b", "FOO"],
+        ["GETEX", "s:b", "EX"],
+        ["GETEX", "s:b", "EX", "1", "PX", "2"],
+        ["SET", "s:b", "v"],
+        ["GETEX", "s:b", "EX", "0"],
+        ["GETEX", "s:b", "EX", "-1"],
+        ["GETEX", "s:b", "EX", "abc"],
+        ["GETEX", "s:b", "EX", "9223372036854775"],
+        ["GETEX", "s:b", "FOO"],
+        ["TTL", "s:b"],
+      ],
+    },
+    {
       name: "MSET, MSETNX, APPEND, STRLEN",
       steps: [
         ["MSET", "s:a", "1", "s:b", "2"],

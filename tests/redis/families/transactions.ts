@@ -31,6 +31,22 @@ export const TRANSACTIONS: ConformanceFamily = {
       ],
     },
     {
+      name: "a flush by another client fails EXEC only when a watched key existed (Redis 7)",
+      steps: [
+        ["WATCH", L],
+        { send: ["FLUSHALL"], other: true },
+        ["MULTI"],
+        ["GET", L],
+        ["EXEC"],
+        ["SET", K, "1"],
+        ["WATCH", K, L],
+        { send: ["FLUSHDB"], other: true },
+        ["MULTI"],
+        ["GET", K],
+        ["EXEC"],
+      ],
+    },
+    {
       name: "errors around MULTI, in Redis's words",
       steps: [
         ["EXEC"],
