@@ -7,9 +7,9 @@
  * Every key is looked up at once (index lookups only: ~0.2 µs a key, ~50 ms for the most keys a
  * request may hold), and where its value lies is kept. Values in the log never change where they
  * lie, so reading them later gives the bytes of that instant, as long as their segments stay:
- * every segment is pinned until {@link HeldValues.release} (as a snapshot's are), so compaction
- * leaves them alone meanwhile, and each is kept open, so a full sync that retires it does not
- * close its file under the reads. Values written by the atomic call running now
+ * each segment a held value lies in is pinned until {@link HeldValues.release} (as a snapshot's
+ * are), so compaction leaves it alone meanwhile (and compacts the others), and kept open, so a full
+ * sync that retires it does not close its file under the reads. Values written by the atomic call running now
  * (inside `EXEC`) are held as the bytes themselves.
  *
  * @module
@@ -29,34 +29,37 @@ export class HeldValues {
   readonly #lengths: Uint32Array;
   /** Values of keys the running atomic call wrote (null: it deleted them), by key number. */
   #captured: Map<number, Uint8Array | null> | undefined;
-  readonly #pinned: readonly Segment[];
+  /** The segments held values lie in, each pinned once (and opened) until release. */
+  readonly #pinned = new Set<Segment>();
+  /** The segment of the last value held (consecutive keys often share one). */
+  #lastSegment: Segment | undefined;
   readonly #read: ReadValue;
   readonly #checkOpen: () => void;
   #released = false;
 
   /**
    * @param count keys held
-   * @param pinned every segment a value may lie in now: pinned here, unpinned on release
    * @param read reads a value's bytes
    * @param checkOpen throws when the store closed (a read then fails)
    */
-  constructor(count: number, pinned: readonly Segment[], read: ReadValue, checkOpen: () => void) {
+  constructor(count: number, read: ReadValue, checkOpen: () => void) {
     this.#segments = new Array(count);
     this.#offsets = new Uint32Array(count);
     this.#lengths = new Uint32Array(count);
-    this.#pinned = pinned;
     this.#read = read;
     this.#checkOpen = checkOpen;
-    for (const segment of pinned) {
-      segment.pin();
-      // Open now, while the file surely exists: a full sync may delete a retired segment's file
-      // while it is pinned, and an open handle still reads it.
-      segment.reader();
-    }
   }
 
   /** Key `i`'s value lies at `offset` of `segment`, `length` bytes. */
   holdAt(i: number, segment: Segment, offset: number, length: number): void {
+    if (segment !== this.#lastSegment && !this.#pinned.has(segment)) {
+      segment.pin();
+      // Open now, while the file surely exists: a full sync may delete a retired segment's file
+      // while it is pinned, and an open handle still reads it.
+      segment.reader();
+      this.#pinned.add(segment);
+    }
+    this.#lastSegment = segment;
     this.#segments[i] = segment;
     this.#offsets[i] = offset;
     this.#lengths[i] = length;
@@ -88,5 +91,6 @@ export class HeldValues {
     if (this.#released) return;
     this.#released = true;
     for (const segment of this.#pinned) segment.unpin();
+    this.#pinned.clear();
   }
 }

@@ -513,7 +513,8 @@ export class KVStore {
   /**
    * The values of `keys` as they all are now, to be read later (`held_values.ts`): a read of
    * many keys in steps (Redis's `MGET`) that must answer with one state while writes go on
-   * between its steps. Looks every key up now and pins the segments until `release()`.
+   * between its steps. Looks every key up now and pins the segments the values lie in until
+   * `release()`.
    *
    * @example
    * ```ts
@@ -538,7 +539,6 @@ export class KVStore {
     const reader = this.#reader;
     const held = new HeldValues(
       keys.length,
-      [...this.#segments.all],
       (segment, offset, length) => reader.value(segment, offset, length),
       () => {
         if (this.#closed) throw new StoreClosedError(this.dir);
