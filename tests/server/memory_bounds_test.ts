@@ -1,11 +1,12 @@
 /**
  * Memory a client can make the server hold is bounded: replies it never reads (issue 10 item 8:
  * 1,024 pipelined GETs of a 1 MB value took RSS to 1.7 GB), one huge request (item 9: a 138 MB
- * MGET of 23M keys, a 126 MB BATCHPUT), many partial lines (8 connections x 130 MB) and MULTI
- * queues never executed (30 connections x 100,000 SETs held 1.1 GB while 9 MB were counted). The
- * attacks are scaled down to stay fast; each asserts the server process's peak RSS (VmHWM, reset
- * before the attack) stays within a bound far below what the unbounded server took, and that a
- * bystander connection keeps getting answers.
+ * MGET of 23M keys, a 126 MB BATCHPUT), many partial lines (8 connections x 130 MB), MULTI queues
+ * never executed (30 connections x 100,000 SETs held 1.1 GB while 9 MB were counted) and partial
+ * RESP arrays of empty elements (150 connections x 1.6 MB took RSS to 1.9 GB). The attacks are
+ * scaled down to stay fast; each asserts the server process's peak RSS (VmHWM, reset before the
+ * attack) stays within a bound far below what the unbounded server took, and that a bystander
+ * connection keeps getting answers.
  */
 import assert from "node:assert/strict";
 import { setFlagsFromString } from "node:v8";
@@ -340,6 +341,72 @@ Deno.test("memory: MULTI queues never executed are closed past MAX_CLIENT_MEMORY
       [await bystander.readReply(), await bystander.readReply(), await bystander.readReply()],
       ["OK", "QUEUED", ["OK"]],
     );
+  } finally {
+    closeAll(conns);
+  }
+});
+
+/** A RESP array of `count` empty elements, its last `missing` not sent (it never completes). */
+function partialArray(count: number, missing: number): Uint8Array {
+  return encoder.encode(`*${count}\r\n` + "$0\r\n\r\n".repeat(count - missing));
+}
+
+Deno.test("memory: a partial RESP array counts what its elements hold, not only their bytes", async () => {
+  const gc = collector();
+  await using server = await startTestServer({ FSYNC: "no" });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await sendAndDrain(conn, resp("PING"), "+PONG\r\n".length);
+    const heldBefore = server.node.stats.clientMemoryBytes;
+    const heapBefore = liveBytes(gc);
+    const bytes = partialArray(262_144, 62_144);
+    for (let written = 0; written < bytes.length;) {
+      written += await conn.write(bytes.subarray(written));
+    }
+    let last = -1;
+    await waitUntil("the server to read the partial array", async () => {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const now = server.node.stats.clientMemoryBytes;
+      const same = now === last;
+      last = now;
+      return same;
+    });
+    const grownBytes = liveBytes(gc) - heapBefore;
+    const countedBytes = server.node.stats.clientMemoryBytes - heldBefore;
+    // Counting only the read buffer, 200,000 elements (1.2 MB) counted 2 MiB and held 6-8 MB.
+    const figures = `counted ${countedBytes} bytes, the heap grew by ${grownBytes}`;
+    assert.ok(countedBytes >= grownBytes / 2, figures);
+    assert.ok(countedBytes <= grownBytes * 2, figures);
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("memory: partial RESP arrays of empty elements are closed past MAX_CLIENT_MEMORY_BYTES", async () => {
+  await using server = await startServerProcess({
+    args: [
+      "--fsync",
+      "no",
+      "--max-request-bytes",
+      String(4 * MIB),
+      "--max-client-memory-bytes",
+      String(16 * MIB),
+    ],
+  });
+  // 1.5 MiB each, never completed: 262,143 elements of 6 bytes, each of which the parser keeps
+  // track of. Counting only the read buffer, 12 such connections held 172 MB.
+  const { grownBytes, fields, conns } = await attack(server, 24, partialArray(262_144, 1));
+  try {
+    assert.ok(
+      Number(fields.get("evicted_for_memory_connections")) >= 12,
+      JSON.stringify([...fields]),
+    );
+    assert.ok(Number(fields.get("client_memory_bytes")) <= 16 * MIB, JSON.stringify([...fields]));
+    // The bound, plus ~40 MiB of working space that does not grow with the connections (12: 56
+    // MiB, 24: 63, 48: 70). Counting only the read buffers, 24 connections grew it by ~210 MiB.
+    assert.ok(grownBytes < 96 * MIB, `RSS grew by ${grownBytes / MIB} MiB`);
+    await using bystander = new KVClient({ port: server.port, timeoutMs: 10_000 });
+    await bystander.ping();
   } finally {
     closeAll(conns);
   }
