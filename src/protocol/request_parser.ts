@@ -20,8 +20,16 @@
  * buffering it (text: up to the next newline; RESP: the declared lengths), so the connection stays
  * usable. A request of more than `maxRequestElements` words is refused the same way (a RESP array
  * as soon as its header says so, before any element is kept), so a request's memory (a view per
- * word) is bounded by its count, not only by its bytes. A RESP frame that breaks the framing gives a fatal error: the connection must close
- * (the parser ignores everything after it).
+ * word) is bounded by its count, not only by its bytes. A RESP frame that breaks the framing gives
+ * a fatal error: the connection must close (the parser ignores everything after it).
+ *
+ * Memory of a RESP array still arriving: the parser keeps where each element received so far
+ * starts and how long it is, {@link ELEMENT_SLOT_BYTES} per element in typed arrays (no object per
+ * element: a request of tiny elements, `$0\r\n\r\n` is 6 bytes, must not cost the heap many times
+ * its size). They grow by doubling, never past the count the header declared, and
+ * `elementsGrowing` hears of each growth before it is allocated, as the read buffer's growth is
+ * (the server may close the connection first); {@link RequestParser.extraBytes} is what they hold
+ * beyond their initial size.
  *
  * @module
  */
@@ -80,6 +88,12 @@ export interface RequestParserOptions {
   inline?: boolean;
   /** Inline mode: the longest inline line (MAX_INLINE_REQUEST_BYTES). Default 64 KiB. */
   maxInlineBytes?: number;
+  /**
+   * Called before the element bookkeeping of a RESP array grows, with the bytes it is about to
+   * allocate; false means the connection closed meanwhile: it does not grow, and {@link
+   * RequestParser.next} returns `undefined`. Default: always grows.
+   */
+  elementsGrowing?: (aboutToAllocateBytes: number) => boolean;
 }
 
 const LF = 0x0a;
@@ -92,7 +106,11 @@ const PIPE = 0x7c;
 /** Most digits in a RESP header number (`*123\r\n`, `$45\r\n`); more breaks the framing. */
 const MAX_HEADER_DIGITS = 12;
 
-/** Element bookkeeping arrays longer than this are dropped after their request (not kept). */
+/** Bytes the parser keeps per element of a RESP array: its start and its length, 4 bytes each. */
+const ELEMENT_SLOT_BYTES = 8;
+/** Elements a parser has room for from the start (a larger array grows the room). */
+const INITIAL_ELEMENT_SLOTS = 16;
+/** Room for more elements than this is given back after its request (not kept). */
 const KEPT_ELEMENT_SLOTS = 1024;
 
 /** Returned by the RESP step when it consumed an empty array and parsing goes on. */
@@ -138,6 +156,7 @@ export class RequestParser {
   readonly #maxElements: number;
   readonly #inline: boolean;
   readonly #maxInlineBytes: number;
+  readonly #elementsGrowing: ((aboutToAllocateBytes: number) => boolean) | undefined;
   #mode = Mode.Idle;
   /** Text: bytes of the current line already searched for a newline. */
   #scanned = 0;
@@ -147,9 +166,12 @@ export class RequestParser {
   #position = 0;
   /** RESP: elements received so far. */
   #received = 0;
-  /** RESP: start and length of each element received so far, relative to the request start. */
-  #elementStarts: number[] = [];
-  #elementLengths: number[] = [];
+  /**
+   * RESP: start and length of each element received so far, relative to the request start (a
+   * request is at most MAX_REQUEST_BYTES, under 4 GiB). Both have the same length.
+   */
+  #elementStarts = new Uint32Array(INITIAL_ELEMENT_SLOTS);
+  #elementLengths = new Uint32Array(INITIAL_ELEMENT_SLOTS);
   /** Scratch space of {@link readHeader}. */
   readonly #header: HeaderResult = { value: 0, next: 0, error: "" };
   /** RESP discard: elements whose header is still to be skipped. */
@@ -165,6 +187,12 @@ export class RequestParser {
     this.#maxElements = options.maxRequestElements ?? Infinity;
     this.#inline = options.inline ?? false;
     this.#maxInlineBytes = options.maxInlineBytes ?? 64 * 1024;
+    this.#elementsGrowing = options.elementsGrowing;
+  }
+
+  /** Memory of the element bookkeeping beyond its initial size (see `elementsGrowing`). */
+  get extraBytes(): number {
+    return (this.#elementStarts.length - INITIAL_ELEMENT_SLOTS) * ELEMENT_SLOT_BYTES;
   }
 
   /**
@@ -329,6 +357,7 @@ export class RequestParser {
       if (length < 0) return this.#fatal("invalid bulk length");
       const payloadEnd = payloadStart + length;
       if (payloadEnd + 2 - start > this.#maxRequestBytes) {
+        this.#releaseSlots();
         this.#discardElements = this.#expected - this.#received - 1;
         this.#discardBytes = length + 2;
         this.offset = payloadStart;
@@ -339,7 +368,7 @@ export class RequestParser {
       if (data[payloadEnd] !== CR || data[payloadEnd + 1] !== LF) {
         return this.#fatal("expected CRLF after a bulk string");
       }
-      // Written by index (no push, no length reset): the arrays keep their size between requests.
+      if (this.#received === this.#elementStarts.length && !this.#growSlots()) return undefined;
       this.#elementStarts[this.#received] = payloadStart - start;
       this.#elementLengths[this.#received] = length;
       this.#received++;
@@ -363,11 +392,32 @@ export class RequestParser {
     }
     this.offset = start + this.#position;
     this.#mode = Mode.Idle;
-    if (count > KEPT_ELEMENT_SLOTS && starts.length > KEPT_ELEMENT_SLOTS) {
-      this.#elementStarts = [];
-      this.#elementLengths = [];
-    }
+    if (starts.length > KEPT_ELEMENT_SLOTS) this.#releaseSlots();
     return { kind: "request", framing: "resp", name, args };
+  }
+
+  /**
+   * Doubles the element bookkeeping (never past the declared count), once `elementsGrowing`
+   * allowed it; false when it did not.
+   */
+  #growSlots(): boolean {
+    const slots = this.#elementStarts.length;
+    const grown = Math.min(slots * 2, this.#expected);
+    if (this.#elementsGrowing?.((grown - slots) * ELEMENT_SLOT_BYTES) === false) return false;
+    const starts = new Uint32Array(grown);
+    const lengths = new Uint32Array(grown);
+    starts.set(this.#elementStarts);
+    lengths.set(this.#elementLengths);
+    this.#elementStarts = starts;
+    this.#elementLengths = lengths;
+    return true;
+  }
+
+  /** Gives back the bookkeeping a large array grew (its request is done or skipped). */
+  #releaseSlots(): void {
+    if (this.#elementStarts.length === INITIAL_ELEMENT_SLOTS) return;
+    this.#elementStarts = new Uint32Array(INITIAL_ELEMENT_SLOTS);
+    this.#elementLengths = new Uint32Array(INITIAL_ELEMENT_SLOTS);
   }
 
   /** Skips the rest of an oversized RESP array; true once all of it is skipped. */

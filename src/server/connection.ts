@@ -12,8 +12,10 @@
  * OUTPUT_BUFFER_SOFT_LIMIT_BYTES of them wait (a client that pipelines reads and does not read the
  * replies), the connection runs no more requests and reads nothing until they drain, so TCP pushes
  * back on the client; past OUTPUT_BUFFER_HARD_LIMIT_BYTES it is closed. The read buffer grows for
- * a large request up to MAX_REQUEST_BYTES, never further. Both are reported to the server, which
- * closes the connection holding the most when all of them together pass MAX_CLIENT_MEMORY_BYTES.
+ * a large request up to MAX_REQUEST_BYTES, never further. Those, the parser's bookkeeping of a
+ * large request still arriving and a MULTI queue are reported to the server (a growth before it
+ * is allocated), which closes the connection holding the most when all of them together pass
+ * MAX_CLIENT_MEMORY_BYTES.
  *
  * A command over many keys runs in steps (`CommandContext.inSteps`): the connection then runs and
  * reads nothing more until it finishes, and other connections are served between its steps.
@@ -79,8 +81,8 @@ export interface ConnectionHost {
   /** The peer closed its side while replies may still be pending (see ServerHooks.peerClosed). */
   peerClosed(connection: Connection): void;
   /**
-   * The connection's memory (read buffer beyond its initial size, plus replies not yet sent)
-   * changed by `deltaBytes`; the server may close connections past MAX_CLIENT_MEMORY_BYTES.
+   * The connection's memory ({@link Connection.memoryBytes}) changed by `deltaBytes`; the
+   * server may close connections past MAX_CLIENT_MEMORY_BYTES.
    */
   memoryChanged(connection: Connection, deltaBytes: number): void;
 }
@@ -164,7 +166,11 @@ export class Connection implements ConnectionInfo {
     this.local = `${localAddress.hostname}:${localAddress.port}`;
     const config = host.node.config;
     this.authenticated = !host.requiresAuthentication;
-    this.#parser = newRequestParser(config, this.authenticated, respOnly);
+    const growing = (aboutToAllocate: number) => {
+      this.#reportMemory(aboutToAllocate);
+      return !this.#closed;
+    };
+    this.#parser = newRequestParser(config, this.authenticated, respOnly, growing);
     this.#maxPipeline = config.MAX_PIPELINE_REQUESTS;
     this.#initialBytes = config.CONNECTION_BUFFER_BYTES;
     this.#softOutputBytes = config.OUTPUT_BUFFER_SOFT_LIMIT_BYTES;
@@ -173,10 +179,7 @@ export class Connection implements ConnectionInfo {
     this.#input = new ReadBuffer(
       this.#initialBytes,
       config.MAX_REQUEST_BYTES + this.#initialBytes,
-      (aboutToAllocate) => {
-        this.#reportMemory(aboutToAllocate);
-        return !this.#closed;
-      },
+      growing,
     );
     this.#context = {
       node: host.node,
@@ -202,10 +205,13 @@ export class Connection implements ConnectionInfo {
     };
   }
 
-  /** Memory this connection holds: read buffer beyond its initial size, unsent replies. */
+  /**
+   * Memory this connection holds: read buffer and parser bookkeeping beyond their initial size,
+   * unsent replies, a request's reply built in steps, a MULTI queue.
+   */
   get memoryBytes(): number {
-    return this.#input.extraBytes + this.#unsentBytes + this.#stepBytes +
-      (this.transaction?.heldBytes ?? 0);
+    return this.#input.extraBytes + this.#parser.extraBytes + this.#unsentBytes +
+      this.#stepBytes + (this.transaction?.heldBytes ?? 0);
   }
 
   /** Reply bytes not yet sent. */

@@ -170,7 +170,10 @@ export interface ConnectionInfo {
 export interface TransactionState {
   /** True between `MULTI` and `EXEC`/`DISCARD`: requests are queued, not run. */
   readonly queuing: boolean;
-  /** Bytes of queued arguments: they count against MAX_CLIENT_MEMORY_BYTES. */
+  /**
+   * Memory the queue holds (its argument bytes and what each queued command and argument costs
+   * besides): it counts against MAX_CLIENT_MEMORY_BYTES.
+   */
   readonly heldBytes: number;
   /**
    * A request was refused before it could be queued (unknown command, wrong arity, refused by

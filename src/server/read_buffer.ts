@@ -5,7 +5,9 @@
  * smaller MAX_UNAUTHENTICATED_REQUEST_BYTES before.
  *
  * Growth is reported before it happens (the server may close connections past
- * MAX_CLIENT_MEMORY_BYTES first). A buffer grown past {@link SHRINK_FACTOR} times its initial
+ * MAX_CLIENT_MEMORY_BYTES first): the read buffer's, and the parser's bookkeeping of the elements
+ * of a RESP array still arriving (8 bytes an element, which a request of tiny elements makes
+ * larger than its bytes). A buffer grown past {@link SHRINK_FACTOR} times its initial
  * size is a resizable `ArrayBuffer`: it grows in place and gives its pages back at once when
  * released, so the process's memory follows what MAX_CLIENT_MEMORY_BYTES counts.
  *
@@ -143,12 +145,14 @@ export function requestBound(
 /**
  * The request parser of a new connection: bounded by {@link requestBound} and
  * MAX_REQUEST_ELEMENTS; `respOnly` (the RESP-only port) reads a line that is not a RESP array as
- * a Redis inline command.
+ * a Redis inline command. `elementsGrowing` hears of its growth before it happens (see
+ * `RequestParserOptions.elementsGrowing`).
  */
 export function newRequestParser(
   config: Config,
   authenticated: boolean,
   respOnly: boolean,
+  elementsGrowing?: (aboutToAllocateBytes: number) => boolean,
 ): RequestParser {
   const bound = requestBound(config, authenticated);
   return new RequestParser({
@@ -157,5 +161,6 @@ export function newRequestParser(
     maxRequestElements: config.MAX_REQUEST_ELEMENTS,
     inline: respOnly,
     maxInlineBytes: config.MAX_INLINE_REQUEST_BYTES,
+    elementsGrowing,
   });
 }

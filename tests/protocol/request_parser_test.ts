@@ -291,3 +291,30 @@ Deno.test("inline mode: unbalanced quotes and a line past maxInlineBytes are fat
   assert.equal(fatal("*1\r\n$-5\r\n"), "Protocol error: invalid bulk length");
   assert.equal(fatal("*1\r\n%4\r\n"), "Protocol error: expected '$', got '%'");
 });
+
+Deno.test("a RESP array's element bookkeeping is announced before it grows and given back after", () => {
+  const announced: number[] = [];
+  let allow = true;
+  const parser = new RequestParser({
+    maxRequestBytes: 1024 * 1024,
+    elementsGrowing: (aboutToAllocateBytes) => {
+      announced.push(aboutToAllocateBytes);
+      return allow;
+    },
+  });
+  // 2,000 empty elements declared, 1,000 sent: 8 bytes each, doubled from 16, held meanwhile.
+  const head = encoder.encode("*2000\r\n" + "$0\r\n\r\n".repeat(1000));
+  assert.equal(parser.next(head, 0), undefined);
+  assert.deepEqual(announced, [128, 256, 512, 1024, 2048, 4096]);
+  assert.equal(parser.extraBytes, (1024 - 16) * 8);
+  // The rest arrives: growth stops at the declared count; the request done, the room is given back.
+  const whole = encoder.encode("*2000\r\n" + "$0\r\n\r\n".repeat(2000));
+  const request = parser.next(whole, 0);
+  assert.equal(request?.kind === "request" && request.args.length, 1999);
+  assert.equal(announced.at(-1), (2000 - 1024) * 8);
+  assert.equal(parser.extraBytes, 0);
+  // Refused (the connection was closed meanwhile): nothing grows, nothing is returned.
+  allow = false;
+  assert.equal(parser.next(whole, 0), undefined);
+  assert.equal(parser.extraBytes, 0);
+});
