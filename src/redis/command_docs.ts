@@ -1,14 +1,17 @@
 /**
- * `COMMAND [COUNT|LIST|INFO name...|DOCS name...|HELP]`: what client libraries and `redis-cli`
- * ask about the commands a server has. Entries are built from the node's own command table (its
- * argument counts and flags), in Redis 7's shape: name, arity, flags, first key, last key, key
- * step, ACL categories, tips, key specs, subcommands.
+ * `COMMAND [COUNT|LIST|INFO name...|DOCS name...|HELP]`:
+ * what client libraries, proxies and `redis-cli` ask about the commands a server has. Entries
+ * are in Redis 7's shape: name, arity, flags, first key, last key, key step, ACL categories,
+ * tips, key specs, subcommands. The arity is the node's own (its argument counts); flags, key
+ * positions and categories are Redis 7.0.15's for Redis's commands (`command_info.ts`); tips,
+ * key specs and subcommands are empty.
  *
  * @module
  */
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import type { CommandContext, CommandSpec, ServerNode } from "../server/hooks.ts";
 import { argText } from "./arguments.ts";
+import { commandInfo } from "./command_info.ts";
 import { containerCommand } from "./subcommands.ts";
 
 const encoder = new TextEncoder();
@@ -24,18 +27,17 @@ function arity(spec: CommandSpec): number {
 
 /** The `COMMAND INFO` entry of `name` (upper case). */
 function entry(name: string, spec: CommandSpec): Reply {
-  const flags: Reply[] = [{ type: "status", text: spec.write ? "write" : "readonly" }];
-  if (spec.admin) flags.push({ type: "status", text: "admin" });
+  const info = commandInfo(name, spec);
   return {
     type: "array",
     items: [
       bulk(name.toLowerCase()),
       { type: "integer", value: arity(spec) },
-      { type: "set", items: flags },
-      { type: "integer", value: 0 },
-      { type: "integer", value: 0 },
-      { type: "integer", value: 0 },
-      { type: "set", items: [] },
+      { type: "set", items: info.flags.map((text) => ({ type: "status", text })) },
+      { type: "integer", value: info.firstKey },
+      { type: "integer", value: info.lastKey },
+      { type: "integer", value: info.keyStep },
+      { type: "set", items: info.categories.map((text) => ({ type: "status", text })) },
       { type: "array", items: [] },
       { type: "array", items: [] },
       { type: "array", items: [] },
