@@ -1,5 +1,5 @@
 /**
- * `COMMAND [COUNT|LIST|INFO name...|DOCS name...|HELP]`:
+ * `COMMAND [COUNT|LIST [FILTERBY ...]|INFO name...|DOCS name...|HELP]`:
  * what client libraries, proxies and `redis-cli` ask about the commands a server has. Entries
  * are in Redis 7's shape: name, arity, flags, first key, last key, key step, ACL categories,
  * tips, key specs, subcommands. The arity is the node's own (its argument counts); flags, key
@@ -8,10 +8,11 @@
  *
  * @module
  */
-import type { Reply, ReplyWriter } from "../protocol/mod.ts";
+import { type Reply, type ReplyWriter, SYNTAX_ERROR } from "../protocol/mod.ts";
 import type { CommandContext, CommandSpec, ServerNode } from "../server/hooks.ts";
-import { argText } from "./arguments.ts";
+import { argText, upperWord } from "./arguments.ts";
 import { commandInfo } from "./command_info.ts";
+import { globMatches } from "./glob.ts";
 import { containerCommand } from "./subcommands.ts";
 
 const encoder = new TextEncoder();
@@ -68,6 +69,35 @@ function info(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
   out.reply({ type: "array", items });
 }
 
+/**
+ * Whether command `name` (upper case) passes the filter of `COMMAND LIST FILTERBY <by> <value>`,
+ * as in Redis 7: `MODULE` (kvstore loads none: no command), `ACLCAT` (a category named without
+ * its `@`, in any case), `PATTERN` (a glob over the lower-case name, in any case).
+ */
+function passes(name: string, spec: CommandSpec, by: string, value: string): boolean {
+  if (by === "ACLCAT") {
+    return commandInfo(name, spec).categories.includes(`@${value.toLowerCase()}`);
+  }
+  if (by === "PATTERN") return globMatches(value.toLowerCase(), name.toLowerCase());
+  return false;
+}
+
+/** `COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern]`. */
+function list(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  let commands = commandsOf(ctx.node);
+  if (args.length > 0) {
+    // Redis takes exactly one FILTERBY and answers a syntax error for anything else.
+    const by = args.length === 3 ? upperWord(args[1]) : "";
+    if (upperWord(args[0]) !== "FILTERBY" || !["MODULE", "ACLCAT", "PATTERN"].includes(by)) {
+      out.error(SYNTAX_ERROR);
+      return;
+    }
+    const value = argText(args[2]);
+    commands = commands.filter(([name, spec]) => passes(name, spec, by, value));
+  }
+  out.reply({ type: "array", items: commands.map(([name]) => bulk(name.toLowerCase())) });
+}
+
 /** `COMMAND DOCS`: kvstore keeps no documentation per command yet; an empty map, as for names Redis does not know. */
 function docs(_args: Uint8Array[], out: ReplyWriter): void {
   out.reply({ type: "map", entries: [] });
@@ -83,10 +113,14 @@ const HELP = [
   "    Return a list of all commands in this Redis server.",
   "INFO [<command-name> ...]",
   "    Return details about multiple Redis commands.",
+  "    If no command names are given, documentation details for all",
+  "    commands are returned.",
   "DOCS [<command-name> ...]",
   "    Return documentation details about multiple Redis commands.",
+  "    If no command names are given, documentation details for all",
+  "    commands are returned.",
   "HELP",
-  "    Print this help.",
+  "    Prints this help.",
 ];
 
 const subcommands = containerCommand("COMMAND", {
@@ -95,15 +129,7 @@ const subcommands = containerCommand("COMMAND", {
     maxArgs: 0,
     handler: (_args, out, ctx) => out.integer(commandsOf(ctx.node).length),
   },
-  LIST: {
-    minArgs: 0,
-    maxArgs: 0,
-    handler: (_args, out, ctx) =>
-      out.reply({
-        type: "array",
-        items: commandsOf(ctx.node).map(([name]) => bulk(name.toLowerCase())),
-      }),
-  },
+  LIST: { minArgs: 0, maxArgs: Infinity, handler: list },
   INFO: { minArgs: 0, maxArgs: Infinity, handler: info },
   DOCS: { minArgs: 0, maxArgs: Infinity, handler: docs },
   HELP: {
