@@ -1,5 +1,5 @@
 /**
- * `COMMAND [COUNT|LIST [FILTERBY ...]|INFO name...|DOCS name...|HELP]`:
+ * `COMMAND [COUNT|LIST [FILTERBY ...]|INFO name...|DOCS name...|GETKEYS command arg...|HELP]`:
  * what client libraries, proxies and `redis-cli` ask about the commands a server has. Entries
  * are in Redis 7's shape: name, arity, flags, first key, last key, key step, ACL categories,
  * tips, key specs, subcommands. The arity is the node's own (its argument counts); flags, key
@@ -11,7 +11,7 @@
 import { type Reply, type ReplyWriter, SYNTAX_ERROR } from "../protocol/mod.ts";
 import type { CommandContext, CommandSpec, ServerNode } from "../server/hooks.ts";
 import { argText, upperWord } from "./arguments.ts";
-import { commandInfo } from "./command_info.ts";
+import { commandInfo, keysOf } from "./command_info.ts";
 import { globMatches } from "./glob.ts";
 import { containerCommand } from "./subcommands.ts";
 
@@ -98,6 +98,36 @@ function list(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
   out.reply({ type: "array", items: commands.map(([name]) => bulk(name.toLowerCase())) });
 }
 
+/**
+ * `COMMAND GETKEYS command arg...`: the keys of that call, from the command's key positions, with
+ * Redis 7's errors.
+ */
+function getkeys(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
+  const name = argText(args[0]).toUpperCase();
+  const spec = ctx.node.command(name);
+  if (spec === undefined) {
+    out.error("Invalid command specified");
+    return;
+  }
+  const info = commandInfo(name, spec);
+  if (info.firstKey === 0) {
+    out.error("The command has no key arguments");
+    return;
+  }
+  const words = args.length;
+  const expected = arity(spec);
+  if ((expected > 0 && words !== expected) || words < -expected) {
+    out.error("Invalid number of arguments specified for command");
+    return;
+  }
+  const keys = keysOf(info, args);
+  if (keys.length === 0) {
+    out.error("Invalid arguments specified for command");
+    return;
+  }
+  out.reply({ type: "array", items: keys.map((value) => ({ type: "value", value })) });
+}
+
 /** `COMMAND DOCS`: kvstore keeps no documentation per command yet; an empty map, as for names Redis does not know. */
 function docs(_args: Uint8Array[], out: ReplyWriter): void {
   out.reply({ type: "map", entries: [] });
@@ -119,6 +149,8 @@ const HELP = [
   "    Return documentation details about multiple Redis commands.",
   "    If no command names are given, documentation details for all",
   "    commands are returned.",
+  "GETKEYS <full-command>",
+  "    Return the keys from a full Redis command.",
   "HELP",
   "    Prints this help.",
 ];
@@ -132,6 +164,7 @@ const subcommands = containerCommand("COMMAND", {
   LIST: { minArgs: 0, maxArgs: Infinity, handler: list },
   INFO: { minArgs: 0, maxArgs: Infinity, handler: info },
   DOCS: { minArgs: 0, maxArgs: Infinity, handler: docs },
+  GETKEYS: { minArgs: 2, maxArgs: Infinity, handler: getkeys },
   HELP: {
     minArgs: 0,
     maxArgs: 0,

@@ -1,7 +1,8 @@
 /**
  * What `COMMAND INFO` says of a command besides its name and arity: its flags, its keys' legacy
  * positions (first key, last key, step: what cluster-aware clients, redis-py's and ioredis's key
- * extraction and proxies read to find a command's keys) and its ACL categories.
+ * extraction and proxies read to find a command's keys) and its ACL categories; and the keys of
+ * one call found from those positions (`COMMAND GETKEYS`).
  *
  * For each command kvstore shares with Redis the values are Redis 7.0.15's, copied from its
  * `COMMAND INFO <name>` into {@link REDIS_COMMAND_INFO}; nothing asks a redis-server at run time.
@@ -184,4 +185,27 @@ export function commandInfo(name: string, spec: CommandSpec): CommandInfo {
   if (spec.admin) flags.push("admin");
   const [firstKey, lastKey, keyStep] = KVSTORE_KEY_POSITIONS.get(name) ?? [0, 0, 0];
   return { flags, firstKey, lastKey, keyStep, categories: [] };
+}
+
+/**
+ * The keys of the call `words` (the command name first) at `info`'s key positions, as Redis 7's
+ * `COMMAND GETKEYS` finds them: from the first key to the last (counted from the end when
+ * negative), `keyStep` apart, and none past the end of the call.
+ *
+ * @example
+ * ```ts
+ * import { commandInfo, keysOf } from "./command_info.ts";
+ * const spec = { minArgs: 2, maxArgs: Infinity, handler: () => {} };
+ * const words = ["MSET", "a", "1", "b", "2"].map((word) => new TextEncoder().encode(word));
+ * console.log(keysOf(commandInfo("MSET", spec), words).length); // 2
+ * ```
+ */
+export function keysOf(info: CommandInfo, words: readonly Uint8Array[]): Uint8Array[] {
+  if (info.firstKey === 0) return [];
+  const last = info.lastKey < 0 ? words.length + info.lastKey : info.lastKey;
+  const keys: Uint8Array[] = [];
+  for (let at = info.firstKey; at <= last && at < words.length; at += info.keyStep) {
+    keys.push(words[at]);
+  }
+  return keys;
 }
