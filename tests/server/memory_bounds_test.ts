@@ -286,31 +286,29 @@ async function sendAndDrain(conn: Deno.Conn, bytes: Uint8Array, replyBytes: numb
   await draining;
 }
 
-Deno.test("memory: a MULTI queue counts what it holds in the heap, not only its argument bytes", async () => {
+/**
+ * Runs `grow` against an in-process server and checks that what the server counts against
+ * MAX_CLIENT_MEMORY_BYTES for it is within 2× of what this process's heap really grew by.
+ */
+async function assertCountedAsHeld(
+  server: { node: { stats: { clientMemoryBytes: number } } },
+  grow: () => Promise<void>,
+  before: string,
+): Promise<void> {
   const gc = collector();
-  await using server = await startTestServer({ FSYNC: "no" });
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-  try {
-    const commands = 50_000;
-    const queue = multiQueue(commands);
-    const multi = resp("MULTI");
-    await sendAndDrain(conn, multi, "+OK\r\n".length);
-    const heldBefore = server.node.stats.clientMemoryBytes;
-    const heapBefore = liveBytes(gc);
-    await sendAndDrain(conn, queue.subarray(multi.length), commands * "+QUEUED\r\n".length);
-    const grownBytes = liveBytes(gc) - heapBefore;
-    const countedBytes = server.node.stats.clientMemoryBytes - heldBefore;
-    // Counting only the argument bytes, 50,000 `SET k v` counted 150 KB and held 16 MB.
-    const figures = `counted ${countedBytes} bytes, the heap grew by ${grownBytes}`;
-    assert.ok(countedBytes >= grownBytes / 2, figures);
-    assert.ok(countedBytes <= grownBytes * 2, figures);
-  } finally {
-    conn.close();
-  }
-});
+  const heldBefore = server.node.stats.clientMemoryBytes;
+  const heapBefore = liveBytes(gc);
+  await grow();
+  const grownBytes = liveBytes(gc) - heapBefore;
+  const countedBytes = server.node.stats.clientMemoryBytes - heldBefore;
+  const figures = `counted ${countedBytes} bytes, the heap grew by ${grownBytes} (${before})`;
+  assert.ok(countedBytes >= grownBytes / 2, figures);
+  assert.ok(countedBytes <= grownBytes * 2, figures);
+}
 
-Deno.test("memory: MULTI queues never executed are closed past MAX_CLIENT_MEMORY_BYTES", async () => {
-  await using server = await startServerProcess({
+/** A real server whose clients together may hold 16 MiB (requests up to 4 MiB). */
+function startBoundedServer(): Promise<ServerProcess> {
+  return startServerProcess({
     args: [
       "--fsync",
       "no",
@@ -320,15 +318,40 @@ Deno.test("memory: MULTI queues never executed are closed past MAX_CLIENT_MEMORY
       String(16 * MIB),
     ],
   });
+}
+
+/** After an attack: at least `minEvicted` connections were closed, the rest hold the bound. */
+function assertBounded(fields: Map<string, string>, minEvicted: number): void {
+  const all = JSON.stringify([...fields]);
+  assert.ok(Number(fields.get("evicted_for_memory_connections")) >= minEvicted, all);
+  assert.ok(Number(fields.get("client_memory_bytes")) <= 16 * MIB, all);
+}
+
+Deno.test("memory: a MULTI queue counts what it holds in the heap, not only its argument bytes", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    const commands = 50_000;
+    const queue = multiQueue(commands);
+    const multi = resp("MULTI");
+    await sendAndDrain(conn, multi, "+OK\r\n".length);
+    await assertCountedAsHeld(
+      server,
+      () => sendAndDrain(conn, queue.subarray(multi.length), commands * "+QUEUED\r\n".length),
+      "counting only the argument bytes, 50,000 `SET k v` counted 150 KB and held 16 MB",
+    );
+  } finally {
+    conn.close();
+  }
+});
+
+Deno.test("memory: MULTI queues never executed are closed past MAX_CLIENT_MEMORY_BYTES", async () => {
+  await using server = await startBoundedServer();
   // Each queues 99,990 commands (~33 MB of heap); counting only their argument bytes, none was
   // closed and RSS grew by ~270 MiB.
   const { grownBytes, fields, conns } = await attack(server, 6, multiQueue(99_990));
   try {
-    assert.ok(
-      Number(fields.get("evicted_for_memory_connections")) >= 3,
-      JSON.stringify([...fields]),
-    );
-    assert.ok(Number(fields.get("client_memory_bytes")) <= 16 * MIB, JSON.stringify([...fields]));
+    assertBounded(fields, 3);
     // Live queues stay under the bound; the rest is V8's young generation (plain pipelined SETs
     // alone grow it by ~34 MiB) and evicted queues not yet collected. Unbounded: ~270 MiB.
     assert.ok(grownBytes < 128 * MIB, `RSS grew by ${grownBytes / MIB} MiB`);
@@ -352,56 +375,36 @@ function partialArray(count: number, missing: number): Uint8Array {
 }
 
 Deno.test("memory: a partial RESP array counts what its elements hold, not only their bytes", async () => {
-  const gc = collector();
   await using server = await startTestServer({ FSYNC: "no" });
   const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
   try {
     await sendAndDrain(conn, resp("PING"), "+PONG\r\n".length);
-    const heldBefore = server.node.stats.clientMemoryBytes;
-    const heapBefore = liveBytes(gc);
-    const bytes = partialArray(262_144, 62_144);
-    for (let written = 0; written < bytes.length;) {
-      written += await conn.write(bytes.subarray(written));
-    }
-    let last = -1;
-    await waitUntil("the server to read the partial array", async () => {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      const now = server.node.stats.clientMemoryBytes;
-      const same = now === last;
-      last = now;
-      return same;
-    });
-    const grownBytes = liveBytes(gc) - heapBefore;
-    const countedBytes = server.node.stats.clientMemoryBytes - heldBefore;
-    // Counting only the read buffer, 200,000 elements (1.2 MB) counted 2 MiB and held 6-8 MB.
-    const figures = `counted ${countedBytes} bytes, the heap grew by ${grownBytes}`;
-    assert.ok(countedBytes >= grownBytes / 2, figures);
-    assert.ok(countedBytes <= grownBytes * 2, figures);
+    await assertCountedAsHeld(server, async () => {
+      const bytes = partialArray(262_144, 62_144);
+      for (let written = 0; written < bytes.length;) {
+        written += await conn.write(bytes.subarray(written));
+      }
+      let last = -1;
+      await waitUntil("the server to read the partial array", async () => {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        const now = server.node.stats.clientMemoryBytes;
+        const same = now === last;
+        last = now;
+        return same;
+      });
+    }, "counting only the read buffer, 200,000 elements (1.2 MB) counted 2 MiB and held 6-8 MB");
   } finally {
     conn.close();
   }
 });
 
 Deno.test("memory: partial RESP arrays of empty elements are closed past MAX_CLIENT_MEMORY_BYTES", async () => {
-  await using server = await startServerProcess({
-    args: [
-      "--fsync",
-      "no",
-      "--max-request-bytes",
-      String(4 * MIB),
-      "--max-client-memory-bytes",
-      String(16 * MIB),
-    ],
-  });
+  await using server = await startBoundedServer();
   // 1.5 MiB each, never completed: 262,143 elements of 6 bytes, each of which the parser keeps
   // track of. Counting only the read buffer, 12 such connections held 172 MB.
   const { grownBytes, fields, conns } = await attack(server, 24, partialArray(262_144, 1));
   try {
-    assert.ok(
-      Number(fields.get("evicted_for_memory_connections")) >= 12,
-      JSON.stringify([...fields]),
-    );
-    assert.ok(Number(fields.get("client_memory_bytes")) <= 16 * MIB, JSON.stringify([...fields]));
+    assertBounded(fields, 12);
     // The bound, plus ~40 MiB of working space that does not grow with the connections (12: 56
     // MiB, 24: 63, 48: 70). Counting only the read buffers, 24 connections grew it by ~210 MiB.
     assert.ok(grownBytes < 96 * MIB, `RSS grew by ${grownBytes / MIB} MiB`);
