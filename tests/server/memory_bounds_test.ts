@@ -146,16 +146,7 @@ Deno.test("memory: pipelined GETs of a 1 MB value never read stop at OUTPUT_BUFF
 });
 
 Deno.test("memory: past MAX_CLIENT_MEMORY_BYTES the connection holding the most is closed", async () => {
-  await using server = await startServerProcess({
-    args: [
-      "--fsync",
-      "no",
-      "--max-request-bytes",
-      String(4 * MIB),
-      "--max-client-memory-bytes",
-      String(16 * MIB),
-    ],
-  });
+  await using server = await startBoundedServer();
   const { grownBytes, fields, conns } = await unreadGets(server, 8);
   try {
     assert.ok(
