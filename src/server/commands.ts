@@ -146,31 +146,24 @@ function deleteOne(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
 
 /**
  * `DEL key...`: the number of keys that existed. Atomic, as in Redis: one key is one DELETE
- * record; several are one MULTI record (`store.atomically`), so no reader sees some gone and
- * others not, and a crash keeps all or none. Not in steps: a step between two deletes would let
- * others see half of them (~3-6 µs a key here: 0.9-1.7 s for the most keys a request may hold,
- * docs/protocol.md, as an `EXEC` of as many writes takes).
+ * record; several are one MULTI record (`KVStore.deleteExisting`), so no reader sees some gone
+ * and others not, and a crash keeps all or none. Not in steps: a step between two deletes would let
+ * others see half of them (~2 µs a key here: ~0.6 s for the most keys a request may hold,
+ * docs/protocol.md).
  */
 function del(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const { commit, store } = ctx.node;
   let deleted = 0;
-  let lsn = 0;
-  /** The newest uncommitted write of a key found missing ("did not exist" is a read). */
-  let pending = 0;
-  const deleteAll = () => {
-    for (const key of args) {
-      if (!store.has(key)) {
-        pending = Math.max(pending, commit.pendingLsn(key));
-        continue;
-      }
-      lsn = store.writeDelete(key);
-      commit.noteWrite(key, lsn);
-      deleted++;
-    }
-  };
-  if (args.length === 1) deleteAll();
-  else store.atomically(deleteAll);
-  if (deleted === 0) return answerCommitted(ctx, pending, out, ZERO);
+  const lsn = store.deleteExisting(args, (i, at) => {
+    commit.noteWrite(args[i], at);
+    deleted++;
+  });
+  if (deleted === 0) {
+    // "Did not exist" is a read: of a committed state only.
+    let pending = 0;
+    for (const key of args) pending = Math.max(pending, commit.pendingLsn(key));
+    return answerCommitted(ctx, pending, out, ZERO);
+  }
   // Its own (later) LSN committed commits the missing keys' writes too.
   return acknowledge(ctx, lsn, out, { type: "integer", value: deleted });
 }

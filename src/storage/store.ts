@@ -412,6 +412,44 @@ export class KVStore {
   }
 
   /**
+   * Deletes those of `keys` that exist now (a key past its expiry time does not; a key named
+   * twice is deleted once), all or none: one DELETE record for one key, one MULTI record for
+   * several (Redis's `DEL`). Calls `deleted(i, lsn)` for each key it deleted; returns that LSN, or
+   * 0 when none existed. Inside an atomic call the deletes join it.
+   *
+   * @throws {StoreFailedError} after a write to the log failed
+   */
+  deleteExisting(keys: readonly Bytes[], deleted: (i: number, lsn: number) => void): number {
+    this.#checkWritable();
+    if (this.atomicWrites.capture !== undefined || keys.length === 1) {
+      let lsn = 0;
+      for (let i = 0; i < keys.length; i++) {
+        if (!this.has(keys[i])) continue;
+        lsn = this.writeDelete(keys[i]);
+        deleted(i, lsn);
+      }
+      return lsn;
+    }
+    const index = this.#keys.index;
+    const nowMs = Date.now();
+    /** The slots found so far (two names of one key are one delete) and which key found each. */
+    const slots = new Set<number>();
+    const found: number[] = [];
+    for (let i = 0; i < keys.length; i++) {
+      const slot = slotOf(index, keys[i]);
+      if (slot === NO_SLOT || index.isExpired(slot, nowMs) || slots.has(slot)) continue;
+      slots.add(slot);
+      found.push(i);
+    }
+    if (found.length === 0) return 0;
+    const lsn = found.length === 1
+      ? this.writeDelete(keys[found[0]])
+      : this.atomicWrites.writeMulti(found.map((i) => ({ kind: "delete", key: keys[i] })));
+    for (const i of found) deleted(i, lsn);
+    return lsn;
+  }
+
+  /**
    * Runs `fn`, whose writes (made synchronously: `writePut`, `writeDelete`, `writeBatch`) belong
    * together: they are written as ONE MULTI record when it returns, so the log, a crash and every
    * replica keep all of them or none. Meanwhile `read`, `has` and `expiresAtMs` see them (not
