@@ -129,6 +129,15 @@ const QUEUED_COMMAND_OVERHEAD_BYTES = 104;
 /** Heap each queued argument costs beyond its bytes (its view): see QUEUED_COMMAND_OVERHEAD_BYTES. */
 const QUEUED_ARGUMENT_OVERHEAD_BYTES = 120;
 
+/**
+ * Heap a watched key costs beyond its bytes: its string, its entry in the connection's set and in
+ * the registry's map (and, with a time to live, in the expiry map). Counted in
+ * {@link Transaction.heldBytes}: WATCH_MAX_KEYS keys of MAX_KEY_BYTES each are 640 MB a
+ * connection, which MAX_CLIENT_MEMORY_BYTES must see (tests/server/memory_bounds_test.ts checks
+ * the count against the heap it really takes).
+ */
+const WATCHED_KEY_OVERHEAD_BYTES = 128;
+
 /** `+QUEUED\r\n`, written as it is (the reply of every queued command over RESP). */
 const RESP_QUEUED = new TextEncoder().encode("+QUEUED\r\n");
 
@@ -184,6 +193,8 @@ class Transaction implements TransactionState {
   #heldBytes = 0;
   readonly #arena = new ArgumentArena();
   readonly #watched = new Set<string>();
+  /** Memory the watched keys hold (see WATCHED_KEY_OVERHEAD_BYTES). */
+  #watchedBytes = 0;
   /**
    * When each watched key that had a time to live at WATCH expires: once that passes, the key
    * has changed even before active expiry deletes it (Redis 7). Any other change to it (a new
@@ -198,9 +209,9 @@ class Transaction implements TransactionState {
     this.#connection = connection;
   }
 
-  /** Memory the queue holds (see QUEUED_COMMAND_OVERHEAD_BYTES). */
+  /** Memory the queue and the watched keys hold (see QUEUED_COMMAND_OVERHEAD_BYTES). */
   get heldBytes(): number {
-    return this.#heldBytes;
+    return this.#heldBytes + this.#watchedBytes;
   }
 
   begin(): void {
@@ -282,6 +293,7 @@ class Transaction implements TransactionState {
       const name = names[i];
       if (this.#watched.has(name)) continue;
       this.#watched.add(name);
+      this.#watchedBytes += name.length + WATCHED_KEY_OVERHEAD_BYTES;
       registry.watch(name, this);
       const expiresAtMs = store.expiresAtMs(keys[i]) ?? 0;
       if (expiresAtMs !== 0) this.#watchedExpiry.set(name, expiresAtMs);
@@ -302,6 +314,7 @@ class Transaction implements TransactionState {
       for (const name of this.#watched) registry.unwatch(name, this);
       this.#watched.clear();
       this.#watchedExpiry.clear();
+      this.#watchedBytes = 0;
     }
     this.dirty = false;
   }

@@ -336,6 +336,22 @@ Deno.test("memory: a MULTI queue counts what it holds in the heap, not only its 
   }
 });
 
+Deno.test("memory: watched keys count what they hold against MAX_CLIENT_MEMORY_BYTES", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  try {
+    await sendAndDrain(conn, resp("PING"), "+PONG\r\n".length);
+    const keys = Array.from({ length: 5000 }, (_, i) => `${i}:`.padEnd(1000, "w"));
+    await assertCountedAsHeld(
+      server,
+      () => sendAndDrain(conn, resp("WATCH", ...keys), "+OK\r\n".length),
+      "watched keys were not counted at all: 31 connections watching 1,000 keys of 60 KB held 1.75 GB",
+    );
+  } finally {
+    conn.close();
+  }
+});
+
 Deno.test("memory: MULTI queues never executed are closed past MAX_CLIENT_MEMORY_BYTES", async () => {
   await using server = await startBoundedServer();
   // Each queues 99,990 commands (~33 MB of heap); counting only their argument bytes, none was

@@ -237,3 +237,51 @@ Deno.test("steps: a reply being built in steps counts against MAX_CLIENT_MEMORY_
     for (const wire of wires) wire.close();
   }
 });
+
+Deno.test("steps: a graceful stop lets a running MGET finish and answers it", async () => {
+  const server = await startTestServer({ FSYNC: "no" });
+  try {
+    const store = server.node.store;
+    await fill(store);
+    const keys = Array.from({ length: KEYS }, (_, i) => keyName(i));
+    let closing: Promise<void> | undefined;
+    let reads = 0;
+    // Half-way, so between two steps, as a SIGTERM arrives (never inside one).
+    const undo = watchHeldReads(store, () => {
+      if (++reads === KEYS / 2) closing = server.close();
+    });
+    try {
+      await using wire = await WireClient.connect(server.port);
+      await wire.send(respOf(["MGET", ...keys]));
+      const values = await wire.readReply(30_000);
+      assert.ok(Array.isArray(values) && values.length === KEYS);
+      assert.equal(text(values[KEYS - 1]), String(KEYS - 1));
+      assert.ok(closing !== undefined, "the stop began while the MGET ran");
+      await closing;
+    } finally {
+      undo();
+    }
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("steps: a stepped MGET's arguments count against MAX_CLIENT_MEMORY_BYTES while it runs", async () => {
+  await using server = await startTestServer({ FSYNC: "no" });
+  const store = server.node.store;
+  await fill(store);
+  const keys = Array.from({ length: KEYS }, (_, i) => keyName(i));
+  let countedWhileRunning = 0;
+  const undo = watchHeldReads(store, () => {
+    countedWhileRunning = Math.max(countedWhileRunning, server.node.stats.clientMemoryBytes);
+  });
+  try {
+    await using wire = await WireClient.connect(server.port);
+    await wire.send(respOf(["MGET", ...keys]));
+    assert.equal((await wire.readReply(30_000) as unknown[]).length, KEYS);
+  } finally {
+    undo();
+  }
+  // A view of ~100 bytes for each of the 100,000 keys lives as long as the MGET runs.
+  assert.ok(countedWhileRunning >= KEYS * 100, `${countedWhileRunning} bytes counted`);
+});
