@@ -21,7 +21,7 @@ export type ReadValue = (segment: Segment, offset: number, length: number) => Ui
 
 /**
  * The values of keys `0 .. count - 1` fixed at one instant (see the module comment); build with
- * {@link hold} for each key, in order, then read with {@link value}.
+ * {@link holdAt} or {@link holdCaptured} for each key found, then read with {@link value}.
  */
 export class HeldValues {
   readonly #segments: (Segment | undefined)[];
