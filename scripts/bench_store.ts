@@ -23,8 +23,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { getHeapSpaceStatistics } from "node:v8";
 import { KVStore } from "../src/storage/mod.ts";
+import { youngGenerationBytes } from "../src/storage/heap_release.ts";
 import type { FsyncPolicy } from "../src/config.ts";
 
 const VALUE_BYTES = 100;
@@ -84,12 +84,6 @@ const SETTLED_YOUNG_BYTES = 1.5 * 1024 * 1024;
 const SETTLE_POLL_MS = 500;
 /** Longest a settling child waits for the memory reducer before it reports as it is. */
 const SETTLE_MAX_MS = 90_000;
-
-/** The physical size of V8's young generation. */
-function youngGenerationBytes(): number {
-  const newSpace = getHeapSpaceStatistics().find((space) => space.space_name === "new_space");
-  return newSpace?.physical_space_size ?? 0;
-}
 
 /** Waits, idle, until the young generation has shrunk (or {@link SETTLE_MAX_MS}); reports. */
 async function settleIdle(): Promise<NonNullable<OpenFigures["settled"]>> {

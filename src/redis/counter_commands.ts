@@ -12,14 +12,14 @@
  */
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import type { CommandContext, CommandSpec } from "../server/hooks.ts";
-import { parseInteger } from "./arguments.ts";
+import { LLONG_MAX, LLONG_MIN, parseInteger, parseLongLong } from "./arguments.ts";
 import {
   addLongDouble,
   formatLongDouble,
   type LongDouble,
   parseLongDouble,
 } from "./long_double.ts";
-import { answer, LLONG_MAX, LLONG_MIN, parseLongLong, readKey, writeKey } from "./string_access.ts";
+import { answer, readKey, writeKey } from "./string_access.ts";
 
 const NOT_AN_INTEGER = "value is not an integer or out of range";
 const NOT_A_FLOAT = "value is not a valid float";

@@ -17,13 +17,11 @@ import {
   answer,
   deleteKey,
   invalidExpireTime,
-  LLONG_MAX,
-  LLONG_MIN,
-  parseLongLong,
   probeKey,
   readKey,
   writeKey,
 } from "./string_access.ts";
+import { LLONG_MAX, LLONG_MIN, parseLongLong } from "./arguments.ts";
 
 const NOT_AN_INTEGER = "value is not an integer or out of range";
 const ZERO: Reply = { type: "integer", value: 0 };

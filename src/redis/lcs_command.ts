@@ -12,7 +12,8 @@
 import { SYNTAX_ERROR } from "../protocol/mod.ts";
 import type { Reply, ReplyWriter } from "../protocol/mod.ts";
 import type { CommandContext, CommandSpec } from "../server/hooks.ts";
-import { answer, parseLongLong } from "./string_access.ts";
+import { parseLongLong } from "./arguments.ts";
+import { answer } from "./string_access.ts";
 
 const encoder = new TextEncoder();
 

@@ -104,8 +104,6 @@ export function valueReply(value: Uint8Array | undefined): Reply {
   return value === undefined ? { type: "notFound" } : { type: "value", value };
 }
 
-export { LLONG_MAX, LLONG_MIN, parseLongLong } from "./arguments.ts";
-
 /** Redis's error for an expiry time it cannot take, naming the command (lower case). */
 export function invalidExpireTime(command: string): string {
   return `invalid expire time in '${command}' command`;

@@ -21,14 +21,12 @@ import {
   deleteKey,
   expiryArgument,
   type ExpiryUnit,
-  LLONG_MAX,
-  LLONG_MIN,
-  parseLongLong,
   probeKey,
   readKey,
   valueReply,
   writeKey,
 } from "./string_access.ts";
+import { LLONG_MAX, LLONG_MIN, parseLongLong } from "./arguments.ts";
 
 /** Redis's `proto-max-bulk-len` (512 MiB): the longest string it builds. */
 export const PROTO_MAX_BULK_LEN = 512 * 1024 * 1024;

@@ -160,9 +160,7 @@ function del(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   });
   if (deleted === 0) {
     // "Did not exist" is a read: of a committed state only.
-    let pending = 0;
-    for (const key of args) pending = Math.max(pending, commit.pendingLsn(key));
-    return answerCommitted(ctx, pending, out, ZERO);
+    return answerCommitted(ctx, commit.pendingLsnOf(args), out, ZERO);
   }
   // Its own (later) LSN committed commits the missing keys' writes too.
   return acknowledge(ctx, lsn, out, { type: "integer", value: deleted });
@@ -253,7 +251,7 @@ function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const { commit, config, limits, store } = ctx.node;
   const maxBytes = config.OUTPUT_BUFFER_HARD_LIMIT_BYTES;
   const start = out.length;
-  let pending = 0;
+  const pending = commit.pendingLsnOf(args);
   const written = (): void => {
     if (out.length - start <= maxBytes) return;
     limits.hit("OUTPUT_BUFFER_HARD_LIMIT_BYTES", maxBytes, "an MGET from {peer} was refused", {
@@ -264,7 +262,6 @@ function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
         `ask for fewer keys at a time`,
     );
   };
-  for (const key of args) pending = Math.max(pending, commit.pendingLsn(key));
   if (args.length <= STEP_CHECK_ITEMS) {
     // A few keys: when one must wait for replicas, the values are kept for a late reply (the
     // connection goes on with its next requests meanwhile).
@@ -307,12 +304,8 @@ function mget(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
 function exists(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   const { commit, store } = ctx.node;
   let count = 0;
-  let pending = 0;
-  for (const key of args) {
-    if (store.has(key)) count++;
-    pending = Math.max(pending, commit.pendingLsn(key));
-  }
-  return answerCommitted(ctx, pending, out, { type: "integer", value: count });
+  for (const key of args) if (store.has(key)) count++;
+  return answerCommitted(ctx, commit.pendingLsnOf(args), out, { type: "integer", value: count });
 }
 
 function dbsize(_args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {

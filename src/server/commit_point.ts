@@ -124,6 +124,13 @@ export class CommitPoint {
     return needed > committed ? needed : 0;
   }
 
+  /** The LSN a read of every one of `keys` must wait for ({@link pendingLsn}), or 0. */
+  pendingLsnOf(keys: readonly Uint8Array[]): number {
+    let pending = 0;
+    for (const key of keys) pending = Math.max(pending, this.pendingLsn(key));
+    return pending;
+  }
+
   /**
    * The LSN a read of many keys or of a range must wait for (every write so far), or 0 when
    * everything is committed.

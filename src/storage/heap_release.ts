@@ -27,13 +27,19 @@ const log = getLog("storage");
 /** A young generation past this after a recovery is given back (an idle one is under 1 MiB). */
 export const RELEASE_YOUNG_BYTES = 8 * 1024 * 1024;
 
-/** V8's `gc` as `--expose-gc` makes it, with the options this module passes. */
-type Collect = (options: { type: "major"; execution: "sync"; flavor: "last-resort" }) => void;
+/** V8's `gc` as `--expose-gc` makes it: a full collection, or the kind `options` ask for. */
+export type Collect = (
+  options?: { type?: "major" | "minor"; execution?: "sync"; flavor?: "regular" | "last-resort" },
+) => void;
 
 /** The collector once found (null: the runtime has none to give). */
 let collector: Collect | null | undefined;
 
-function memoryReducingCollector(): Collect | null {
+/**
+ * V8's collector, reached without a flag on the command line (null where the runtime refuses):
+ * `--expose-gc` set now puts `gc` into contexts created after it, here one `node:vm` context.
+ */
+export function v8Collector(): Collect | null {
   if (collector !== undefined) return collector;
   try {
     setFlagsFromString("--expose-gc");
@@ -71,7 +77,7 @@ export function releaseRecoveryHeap(
 ): HeapRelease | undefined {
   const youngBytesBefore = youngGenerationBytes();
   if (youngBytesBefore <= thresholdBytes) return undefined;
-  const collect = memoryReducingCollector();
+  const collect = v8Collector();
   if (collect === null) return undefined;
   const rssBefore = Deno.memoryUsage().rss;
   const started = performance.now();

@@ -59,7 +59,5 @@ export class Keyspace {
 /** Whether `index` holds `key` and its time to live has not run out at `nowMs`. */
 function isLive(index: KeyIndex<Segment>, key: string, nowMs: number): boolean {
   const slot = index.find(key);
-  if (slot === NO_SLOT) return false;
-  const expiresAtMs = index.expiryOf(slot);
-  return expiresAtMs === 0 || expiresAtMs > nowMs;
+  return slot !== NO_SLOT && !index.isExpired(slot, nowMs);
 }

@@ -430,14 +430,13 @@ export class KVStore {
       }
       return lsn;
     }
-    const index = this.#keys.index;
     const nowMs = Date.now();
     /** The slots found so far (two names of one key are one delete) and which key found each. */
     const slots = new Set<number>();
     const found: number[] = [];
     for (let i = 0; i < keys.length; i++) {
-      const slot = slotOf(index, keys[i]);
-      if (slot === NO_SLOT || index.isExpired(slot, nowMs) || slots.has(slot)) continue;
+      const slot = this.#liveSlot(keys[i], nowMs);
+      if (slot === NO_SLOT || slots.has(slot)) continue;
       slots.add(slot);
       found.push(i);
     }
@@ -593,20 +592,23 @@ export class KVStore {
           continue;
         }
       }
-      const slot = slotOf(index, key);
-      if (slot === NO_SLOT || index.isExpired(slot, nowMs)) continue;
+      const slot = this.#liveSlot(key, nowMs);
+      if (slot === NO_SLOT) continue;
       held.holdAt(i, index.segmentOf(slot), index.offsetOf(slot), index.lengthOf(slot));
     }
     return held;
   }
 
-  /** The slot of `key`, or {@link NO_SLOT} when absent or past its expiry time. */
-  #liveSlot(key: Bytes): number {
+  /**
+   * The slot of `key`, or {@link NO_SLOT} when absent or past its expiry time at `nowMs` (default:
+   * the clock, read only for a key that has an expiry time).
+   */
+  #liveSlot(key: Bytes, nowMs?: number): number {
     const index = this.#keys.index;
     const slot = slotOf(index, key);
     if (slot === NO_SLOT) return slot;
     const expiresAtMs = index.expiryOf(slot);
-    return expiresAtMs !== 0 && expiresAtMs <= Date.now() ? NO_SLOT : slot;
+    return expiresAtMs !== 0 && expiresAtMs <= (nowMs ?? Date.now()) ? NO_SLOT : slot;
   }
 
   /** Whether `key` exists (a key past its expiry time does not). */

@@ -9,9 +9,8 @@
  * connection keeps getting answers.
  */
 import assert from "node:assert/strict";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { KVClient } from "../../mod.ts";
+import { v8Collector } from "../../src/storage/heap_release.ts";
 import { waitUntil } from "../helpers/cluster.ts";
 import { type ServerProcess, startServerProcess } from "../helpers/server_process.ts";
 import { startTestServer } from "../helpers/test_server.ts";
@@ -242,15 +241,11 @@ function multiQueue(count: number): Uint8Array {
   return bytes;
 }
 
-/**
- * V8's full collection, reached as src/storage/heap_release.ts reaches it (no flag needed on the
- * test's command line).
- */
+/** V8's full collection (no flag needed on the test's command line). */
 function collector(): () => void {
-  setFlagsFromString("--expose-gc");
-  const gc: unknown = runInNewContext("gc");
-  assert.ok(typeof gc === "function", "V8's gc is not reachable");
-  return gc as () => void;
+  const gc = v8Collector();
+  assert.ok(gc !== null, "V8's gc is not reachable");
+  return gc;
 }
 
 /** Heap and external memory of this process once collected. */
