@@ -105,26 +105,16 @@ function list(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
 function getkeys(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext): void {
   const name = argText(args[0]).toUpperCase();
   const spec = ctx.node.command(name);
-  if (spec === undefined) {
-    out.error("Invalid command specified");
-    return;
-  }
+  if (spec === undefined) return out.error("Invalid command specified");
   const info = commandInfo(name, spec);
-  if (info.firstKey === 0) {
-    out.error("The command has no key arguments");
-    return;
-  }
+  if (info.firstKey === 0) return out.error("The command has no key arguments");
   const words = args.length;
   const expected = arity(spec);
   if ((expected > 0 && words !== expected) || words < -expected) {
-    out.error("Invalid number of arguments specified for command");
-    return;
+    return out.error("Invalid number of arguments specified for command");
   }
   const keys = keysOf(info, args);
-  if (keys.length === 0) {
-    out.error("Invalid arguments specified for command");
-    return;
-  }
+  if (keys.length === 0) return out.error("Invalid arguments specified for command");
   out.reply({ type: "array", items: keys.map((value) => ({ type: "value", value })) });
 }
 

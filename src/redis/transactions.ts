@@ -189,8 +189,8 @@ class Transaction implements TransactionState {
   #queue: Queued[] = [];
   /** Argument bytes queued (what MULTI_MAX_BYTES bounds). */
   #queuedBytes = 0;
-  /** The queue's memory: its argument bytes and what each command and argument costs besides. */
-  #heldBytes = 0;
+  /** Arguments queued, each of which costs QUEUED_ARGUMENT_OVERHEAD_BYTES besides its bytes. */
+  #queuedArguments = 0;
   readonly #arena = new ArgumentArena();
   readonly #watched = new Set<string>();
   /** Memory the watched keys hold (see WATCHED_KEY_OVERHEAD_BYTES). */
@@ -209,9 +209,13 @@ class Transaction implements TransactionState {
     this.#connection = connection;
   }
 
-  /** Memory the queue and the watched keys hold (see QUEUED_COMMAND_OVERHEAD_BYTES). */
+  /**
+   * Memory the queue and the watched keys hold: the queued arguments' bytes and what each queued
+   * command and argument costs besides (see QUEUED_COMMAND_OVERHEAD_BYTES), and the watched keys'.
+   */
   get heldBytes(): number {
-    return this.#heldBytes + this.#watchedBytes;
+    return this.#queuedBytes + this.#queue.length * QUEUED_COMMAND_OVERHEAD_BYTES +
+      this.#queuedArguments * QUEUED_ARGUMENT_OVERHEAD_BYTES + this.#watchedBytes;
   }
 
   begin(): void {
@@ -251,8 +255,7 @@ class Transaction implements TransactionState {
       return;
     }
     this.#queuedBytes += bytes;
-    this.#heldBytes += bytes + QUEUED_COMMAND_OVERHEAD_BYTES +
-      args.length * QUEUED_ARGUMENT_OVERHEAD_BYTES;
+    this.#queuedArguments += args.length;
     this.#queue.push({ name, command, args: this.#arena.copy(args, bytes) });
     if (out.resp) out.raw(RESP_QUEUED);
     else out.status("QUEUED");
@@ -268,7 +271,7 @@ class Transaction implements TransactionState {
     const outcome = { queue: this.#queue, aborted: this.#aborted, dirty: this.dirty || expired };
     this.#queue = [];
     this.#queuedBytes = 0;
-    this.#heldBytes = 0;
+    this.#queuedArguments = 0;
     this.#aborted = false;
     this.queuing = false;
     this.unwatchAll();

@@ -171,8 +171,8 @@ export interface TransactionState {
   /** True between `MULTI` and `EXEC`/`DISCARD`: requests are queued, not run. */
   readonly queuing: boolean;
   /**
-   * Memory the queue holds (its argument bytes and what each queued command and argument costs
-   * besides): it counts against MAX_CLIENT_MEMORY_BYTES.
+   * Memory the queue and the watched keys hold (their bytes and what each queued command,
+   * argument and watched key costs besides): it counts against MAX_CLIENT_MEMORY_BYTES.
    */
   readonly heldBytes: number;
   /**
