@@ -35,6 +35,7 @@ export {
   type RequestLimit,
   RequestParser,
   type RequestParserOptions,
+  scanFirstArguments,
   splitInlineArgs,
 } from "./request_parser.ts";
 export {

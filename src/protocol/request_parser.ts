@@ -516,6 +516,48 @@ function readHeader(data: Uint8Array, at: number, marker: number, result: Header
   return Header.Incomplete;
 }
 
+const scanHeader: HeaderResult = { value: 0, next: 0, error: "" };
+
+/**
+ * Where the first argument (for most commands, the key) of each of the next complete RESP
+ * requests in `data` from `at` lies, for at most `starts.length` requests: a look ahead for
+ * `KVStore.warmLookups`, not a parse. It consumes nothing, and stops at the first request that is
+ * not a complete RESP array of 2 to `maxElements` elements (an inline or text request, a partial
+ * or a malformed one) or whose first argument is longer than `maxArgumentBytes`. Returns how many
+ * it found: the i-th is `data[starts[i], ends[i])`.
+ */
+export function scanFirstArguments(
+  data: Uint8Array,
+  at: number,
+  bounds: { maxElements: number; maxArgumentBytes: number },
+  starts: Int32Array,
+  ends: Int32Array,
+): number {
+  const header = scanHeader;
+  let found = 0;
+  while (found < starts.length) {
+    if (readHeader(data, at, STAR, header) !== Header.Complete) break;
+    const count = header.value;
+    if (count < 2 || count > bounds.maxElements) break;
+    at = header.next;
+    for (let element = 0; element < count; element++) {
+      if (readHeader(data, at, DOLLAR, header) !== Header.Complete || header.value < 0) {
+        return found;
+      }
+      const payloadStart = header.next;
+      at = payloadStart + header.value + 2;
+      if (at > data.length) return found;
+      if (element === 1) {
+        if (header.value > bounds.maxArgumentBytes) return found;
+        starts[found] = payloadStart;
+        ends[found] = payloadStart + header.value;
+      }
+    }
+    found++;
+  }
+  return found;
+}
+
 function printable(byte: number): string {
   return byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : `\\x${byte.toString(16)}`;
 }

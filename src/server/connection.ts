@@ -30,7 +30,10 @@ import {
   type ReplyWriter,
   type Request,
   type RequestParser,
+  scanFirstArguments,
 } from "../protocol/mod.ts";
+import { REQUEST_PATH_LIMITS } from "../config.ts";
+import { newKeyBatch } from "../storage/mod.ts";
 import {
   type Batch,
   deposedReplies,
@@ -62,6 +65,18 @@ export { errorReply } from "./command_errors.ts";
  * (40 MGETs of 262,143 keys held ~420 MB of heap where ~85 MB was counted).
  */
 const STEPPED_ARGUMENT_BYTES = 128;
+
+/**
+ * The keys {@link Connection} warms before a batch, one for every connection: it is filled and
+ * used in one synchronous call.
+ */
+const warmedBatch = newKeyBatch(REQUEST_PATH_LIMITS.warmedLookups);
+/** The requests whose first argument {@link Connection} warms. */
+const WARMED_REQUESTS = {
+  maxElements: REQUEST_PATH_LIMITS.warmedRequestElements,
+  maxArgumentBytes: REQUEST_PATH_LIMITS.warmedKeyBytes,
+};
+const NO_BYTES = new Uint8Array(0);
 
 /** A command with its upper-case name. */
 export interface NamedCommand extends CommandSpec {
@@ -425,10 +440,13 @@ export class Connection implements ConnectionInfo {
     this.#batchLsn = 0;
     this.#holes = undefined;
     let framing: Framing | "mixed" | undefined;
+    /** The request of this batch before which the next look-ahead runs (-1: none). */
+    let warmAt = this.authenticated ? 0 : -1;
     while (
       this.#inFlight + count < this.#maxPipeline && !this.#closeAfterFlush &&
       this.#unsentBytes + (writer === undefined ? 0 : writer.length) < this.#softOutputBytes
     ) {
+      if (count === warmAt) warmAt = this.#warmLookups(data, input.start, count);
       const request = this.#parser.next(data, input.start);
       input.start = this.#parser.offset;
       if (request === undefined) break;
@@ -462,6 +480,24 @@ export class Connection implements ConnectionInfo {
       this.#stepArgumentBytes = 0;
       this.#finishBatch(done, count, framing ?? "text", observed);
     });
+  }
+
+  /**
+   * Warms the key lookups of the next complete RESP requests waiting in `data` from `start`
+   * (`KVStore.warmLookups`), before request `count` of the batch runs, so that their waits for
+   * main memory overlap instead of coming one request after another. Returns the request before
+   * which to look ahead again (-1: not in this batch).
+   */
+  #warmLookups(data: Uint8Array, start: number, count: number): number {
+    const store = this.#host.node.store;
+    if (store.size < REQUEST_PATH_LIMITS.warmedFromKeys) return -1;
+    const batch = warmedBatch;
+    batch.count = scanFirstArguments(data, start, WARMED_REQUESTS, batch.starts, batch.ends);
+    if (batch.count < 2) return -1; // one lookup has none to overlap with
+    batch.bytes = data;
+    store.warmLookups(batch);
+    batch.bytes = NO_BYTES; // keeps no connection's buffer alive
+    return count + batch.count;
   }
 
   /** Sends a batch that has run on its way: after its durability and late replies, in order. */

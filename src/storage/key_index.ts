@@ -82,6 +82,30 @@ export interface CachedKeys {
   ): boolean;
 }
 
+/**
+ * Keys about to be looked up, for {@link KeyIndex.warm}: `count` ranges of `bytes`, the i-th
+ * `bytes[starts[i], ends[i])`. `slots` is filled by the warm-up: the slot each key's probe
+ * compares first (-1: none).
+ */
+export interface KeyBatch {
+  bytes: Uint8Array;
+  count: number;
+  readonly starts: Int32Array;
+  readonly ends: Int32Array;
+  readonly slots: Int32Array;
+}
+
+/** A {@link KeyBatch} with room for `capacity` keys. */
+export function newKeyBatch(capacity: number): KeyBatch {
+  return {
+    bytes: new Uint8Array(0),
+    count: 0,
+    starts: new Int32Array(capacity),
+    ends: new Int32Array(capacity),
+    slots: new Int32Array(capacity),
+  };
+}
+
 /** Random slots {@link KeyIndex.randomSlot} looks at before it takes the first key instead. */
 const RANDOM_TRIES = 32;
 
@@ -269,6 +293,43 @@ export class KeyIndex<S extends object> {
         return slot;
       }
     }
+  }
+
+  /**
+   * Loads into the CPU's caches what looking up each key of `batch` will read: its table entry,
+   * the slot that entry names, and the key string or counter compared or read next. A lookup's
+   * reads depend on each other, so one lookup waits for main memory several times in a row;
+   * here the same reads of all the batch's keys are issued side by side, and their waits
+   * overlap. Changes nothing in the index. Fills `batch.slots` with the slot each key's probe
+   * compares first (-1: none), and returns a sum of what it read: the caller keeps it, so the
+   * reads are not optimized away.
+   */
+  warm(batch: KeyBatch): number {
+    const { bytes, count, starts, ends } = batch;
+    const candidates = batch.slots;
+    const seed = this.#seed;
+    const mask = this.#mask;
+    for (let k = 0; k < count; k++) {
+      candidates[k] = hashBytes(bytes, starts[k], ends[k], seed) & mask;
+    }
+    const table = this.#table;
+    for (let k = 0; k < count; k++) candidates[k] = table[candidates[k]] - 1;
+    const slots = this.#slots;
+    const stride = this.#stride;
+    const wide = this.#wide;
+    const keys = this.#keys;
+    let sum = 0;
+    for (let k = 0; k < count; k++) {
+      const slot = candidates[k];
+      if (slot < 0) continue;
+      sum += slots[slot * stride + HASH];
+      // A key whose value is cached is compared with the cache's copy (the value cache warms
+      // it); any other with its key string, and a counter's value is in the counter column.
+      if (wide === undefined || Number.isNaN(wide[slot * WIDE_FLOATS + CACHED_AT])) {
+        sum += keys[slot].length + (this.#counters.get(slot) || 0);
+      }
+    }
+    return sum;
   }
 
   /** Remembers where a failed lookup ended, for {@link insertMissed}. */

@@ -41,5 +41,5 @@ export {
 export { DATA_DIR_MODE, DATA_FILE_MODE } from "./durable_file.ts";
 export { bytesToKey, keyToBytes, toBytes } from "./keys.ts";
 export { MAX_EPOCH } from "./record.ts";
-export { MAX_KEY_STRING } from "./key_index.ts";
+export { type KeyBatch, MAX_KEY_STRING, newKeyBatch } from "./key_index.ts";
 export { type RepairAction, type RepairReport, repairStore } from "./repair.ts";

@@ -49,6 +49,7 @@ const COPY_LOOP_BYTES = 256;
 /** What the cache needs of the key index whose slots it holds values of. */
 export interface CachedSlots {
   cachedAt(slot: number): number;
+  lengthOf(slot: number): number;
   setCachedAt(slot: number, place: number): void;
   forgetCachedAt(slot: number, place: number): void;
   keyOf(slot: number): string;
@@ -152,6 +153,30 @@ export class ValueCache implements CachedKeys {
     const key = at + KEY_LENGTH_BYTES;
     for (let i = 0; i < keyLength; i++) if (bytes[key + i] !== buf[start + i]) return false;
     return true;
+  }
+
+  /**
+   * Loads into the CPU's caches the entries of `slots` (the first `count`; -1 is none) of `index`
+   * that this cache holds: the line of the copy of the key, then the value's first line (see
+   * `KeyIndex.warm`). Returns a sum of what it read, for the caller to keep.
+   */
+  warm(index: CachedSlots, slots: Int32Array, count: number): number {
+    if (index !== this.#index) return 0;
+    const ring = this.#ring;
+    const slabBytes = this.slabBytes;
+    let sum = 0;
+    for (let k = 0; k < count; k++) {
+      const slot = slots[k];
+      if (slot < 0) continue;
+      const place = index.cachedAt(slot);
+      if (Number.isNaN(place)) continue;
+      const sequence = Math.floor(place / slabBytes);
+      const slab = ring[sequence % ring.length];
+      if (slab === undefined || slab.sequence !== sequence) continue;
+      const at = place % slabBytes;
+      sum += slab.bytes[at + index.lengthOf(slot)] + slab.bytes[at];
+    }
+    return sum;
   }
 
   /** The bytes of the live slab that holds `place`. */

@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { type ParseResult, RequestParser } from "../../src/protocol/request_parser.ts";
+import {
+  type ParseResult,
+  RequestParser,
+  scanFirstArguments,
+} from "../../src/protocol/request_parser.ts";
 import { prng } from "../helpers/random.ts";
 
 const encoder = new TextEncoder();
@@ -317,4 +321,80 @@ Deno.test("a RESP array's element bookkeeping is announced before it grows and g
   allow = false;
   assert.equal(parser.next(whole, 0), undefined);
   assert.equal(parser.extraBytes, 0);
+});
+
+/** The first arguments `scanFirstArguments` finds in `data` from `at`, as strings. */
+function scanned(data: Uint8Array, at = 0, maxElements = 8, room = 32): string[] {
+  const starts = new Int32Array(room);
+  const ends = new Int32Array(room);
+  const found = scanFirstArguments(
+    data,
+    at,
+    { maxElements, maxArgumentBytes: 64 },
+    starts,
+    ends,
+  );
+  return Array.from({ length: found }, (_, i) => decoder.decode(data.subarray(starts[i], ends[i])));
+}
+
+Deno.test("the look-ahead finds each complete request's first argument where the parser does", () => {
+  const stream = resp("GET", "k1") + resp("SET", "k\r\n2", "v") + resp("INCR", "") +
+    resp("MGET", "k4", "k5") + resp("SET", "k6", "v", "EX", "3600");
+  const data = encoder.encode(stream);
+  const parsed = parseText(stream).map((r) => ("args" in r ? r.args[0] : undefined));
+  assert.deepEqual(scanned(data), parsed);
+  // Cut anywhere: only the requests complete before the cut, as the parser would give them.
+  for (let cut = 0; cut <= data.length; cut++) {
+    const complete = parseText(stream.slice(0, cut)).length;
+    assert.deepEqual(scanned(data.subarray(0, cut)), parsed.slice(0, complete), `cut at ${cut}`);
+  }
+  // From a later request on, and no more than there is room for.
+  const second = encoder.encode(resp("GET", "k1")).length;
+  assert.deepEqual(scanned(data, second), parsed.slice(1));
+  assert.deepEqual(scanned(data, 0, 8, 2), parsed.slice(0, 2));
+});
+
+Deno.test("the look-ahead stops at what it does not take, and consumes nothing", () => {
+  const after = resp("GET", "later");
+  // A request of one element, of more than maxElements, inline or text, malformed or negative.
+  for (
+    const stop of [
+      resp("PING"),
+      resp("MSET", "a", "1", "b", "2", "c", "3", "d", "4"),
+      resp("GET", "k".repeat(65)),
+      "GET inline\r\n",
+      "*2\r\n$3\r\nGET\r\n$-1\r\n",
+      "*2\r\n$3\r\nGET\r\n$x\r\n",
+      "*-1\r\n",
+      "*0\r\n",
+    ]
+  ) {
+    const data = encoder.encode(resp("GET", "first") + stop + after);
+    assert.deepEqual(scanned(data), ["first"], JSON.stringify(stop));
+  }
+  // Random bytes: it never throws, and every range it gives lies inside the data.
+  const random = prng(11);
+  const starts = new Int32Array(32);
+  const ends = new Int32Array(32);
+  for (let round = 0; round < 2000; round++) {
+    const data = encoder.encode(resp("GET", "k") + resp("SET", "a", "b"));
+    const noisy = new Uint8Array(data.length + 8);
+    noisy.set(data);
+    for (let i = 0; i < 4; i++) {
+      noisy[Math.floor(random() * noisy.length)] = [10, 13, 36, 42, 45, 48, 57, 200][
+        Math.floor(random() * 8)
+      ];
+    }
+    const found = scanFirstArguments(
+      noisy,
+      0,
+      { maxElements: 8, maxArgumentBytes: 64 },
+      starts,
+      ends,
+    );
+    assert.ok(found >= 0 && found <= 2);
+    for (let i = 0; i < found; i++) {
+      assert.ok(0 <= starts[i] && starts[i] <= ends[i] && ends[i] <= noisy.length);
+    }
+  }
 });

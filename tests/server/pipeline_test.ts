@@ -3,6 +3,8 @@ import type { Reply } from "../../src/protocol/mod.ts";
 import { CommandError, type ConnectionInfo, type ServerExtension } from "../../src/server/mod.ts";
 import { startTestServer } from "../helpers/test_server.ts";
 import { RespErrorReply } from "../../src/protocol/resp.ts";
+import { REQUEST_PATH_LIMITS } from "../../src/config.ts";
+import { prng } from "../helpers/random.ts";
 import { resp, text, WireClient } from "../helpers/wire.ts";
 
 Deno.test("pipelining: 5000 requests in one write, replies in order, reads see earlier writes", async () => {
@@ -17,6 +19,60 @@ Deno.test("pipelining: 5000 requests in one write, replies in order, reads see e
     assert.equal(lines[2 * i + 1], `value${i}`);
   }
   assert.equal(server.node.store.stats().keys, 2500);
+});
+
+Deno.test("pipelining: a RESP batch whose lookups are warmed ahead answers as run one by one", async () => {
+  // The connection warms the lookups of the requests waiting in its buffer before it runs them
+  // (KVStore.warmLookups). Writes inside the batch then move, delete and reuse the very slots
+  // it warmed: every reply must still be the one of running the requests in order.
+  await using server = await startTestServer({ FSYNC: "no" });
+  await using wire = await WireClient.connect(server.port);
+  // Lookups are warmed only past REQUEST_PATH_LIMITS.warmedFromKeys keys.
+  const filler = REQUEST_PATH_LIMITS.warmedFromKeys + 100;
+  for (let first = 0; first < filler; first += 1000) {
+    const pairs = Array.from({ length: 1000 }, (_, i) => [`fill:${first + i}`, "x"]).flat();
+    await wire.send(resp("MSET", ...pairs));
+    assert.equal(await wire.readReply(), "OK");
+  }
+  const requests: Uint8Array[] = [];
+  const expected: (string | number | null)[] = [];
+  const model = new Map<string, string>();
+  const next = prng(5);
+  const random = (n: number) => Math.floor(next() * n);
+  for (let i = 0; i < 3000; i++) {
+    const key = `k${random(60)}`;
+    const choice = random(5);
+    if (choice === 0) {
+      const value = `v${i}`;
+      requests.push(resp("SET", key, value, "EX", "3600"));
+      expected.push("OK");
+      model.set(key, value);
+    } else if (choice === 1) {
+      requests.push(resp("DEL", key));
+      expected.push(model.delete(key) ? 1 : 0);
+    } else if (choice === 2 && (model.get(key) ?? "0").match(/^\d+$/)) {
+      const incremented = String(Number(model.get(key) ?? "0") + 1);
+      requests.push(resp("INCR", key));
+      expected.push(Number(incremented));
+      model.set(key, incremented);
+    } else {
+      requests.push(resp("GET", key));
+      expected.push(model.get(key) ?? null);
+    }
+  }
+  // A value read once is cached, so later GETs of it compare keys with the cache's copy.
+  const total = requests.reduce((sum, r) => sum + r.length, 0);
+  const bytes = new Uint8Array(total);
+  let at = 0;
+  for (const r of requests) {
+    bytes.set(r, at);
+    at += r.length;
+  }
+  await wire.send(bytes);
+  for (const [i, want] of expected.entries()) {
+    const reply = await wire.readReply();
+    assert.deepEqual(reply === null ? null : text(reply), want, `request ${i}`);
+  }
 });
 
 Deno.test("pipelining: a request split across many small writes still parses", async () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KeyIndex, type Location, NO_SLOT } from "../../src/storage/key_index.ts";
+import { KeyIndex, type Location, newKeyBatch, NO_SLOT } from "../../src/storage/key_index.ts";
 import { ValueCache } from "../../src/storage/value_cache.ts";
 import { lcg } from "../helpers/random.ts";
 
@@ -326,4 +326,47 @@ Deno.test("key index: a counter's number is forgotten by any change of its slot'
   assert.equal(reused, slots[2]);
   assert.ok(Number.isNaN(index.counterOf(reused)));
   assert.equal(index.counterOf(slots[3]), 3000, "the others are kept");
+});
+
+Deno.test("key index: warming a batch of lookups changes nothing and names each key's first slot", () => {
+  const segment: Seg = { name: "a" };
+  const index = new KeyIndex<Seg>();
+  const cache = new ValueCache(1024 * 1024);
+  const keys = Array.from({ length: 200 }, (_, i) => `key:${i}`);
+  for (const [i, key] of keys.entries()) {
+    const slot = index.insert(key, segment, i * 10, 3, i % 2 === 0 ? 1_700_000_000_000 : 0);
+    if (i % 3 === 0) cache.add(index, slot, bytesOf(`v${i % 10}!`));
+    if (i % 5 === 0) index.setCounter(slot, i);
+  }
+  const model = new Map<string, Location<Seg>>(
+    keys.map((key) => [key, index.location(index.find(key))]),
+  );
+  // A failed lookup right before the warm-up: insertMissed must still file its key correctly.
+  const missed = "missed";
+  assert.equal(index.findBytes(bytesOf(missed), 0, missed.length), NO_SLOT);
+  const batch = newKeyBatch(32);
+  const probes = [...keys.slice(0, 24), "absent:1", "absent:2", missed];
+  batch.bytes = bytesOf(probes.join(""));
+  let at = 0;
+  for (const [k, key] of probes.entries()) {
+    batch.starts[k] = at;
+    batch.ends[k] = at += key.length;
+  }
+  batch.count = probes.length;
+  assert.equal(typeof index.warm(batch), "number");
+  assert.ok(cache.warm(index, batch.slots, batch.count) > 0, "the cached values were read");
+  // At a quarter full or less, most keys sit in their first probe's slot.
+  const home = keys.slice(0, 24).filter((key, k) => batch.slots[k] === index.find(key));
+  assert.ok(home.length >= 18, `${home.length} of 24 keys named in their own slot`);
+  for (let k = 0; k < probes.length; k++) {
+    assert.ok(batch.slots[k] >= -1 && batch.slots[k] < index.capacity);
+  }
+  index.insertMissed(missed, segment, 7, 1);
+  model.set(missed, { segment, offset: 7, length: 1, expiresAtMs: 0 });
+  assertMatches(index, model, [...probes, ...keys]);
+  for (const [i, key] of keys.entries()) {
+    const slot = index.find(key);
+    assert.equal(index.counterOf(slot), i % 5 === 0 ? i : Number.NaN);
+    assert.equal(Number.isNaN(index.cachedAt(slot)), i % 3 !== 0);
+  }
 });
