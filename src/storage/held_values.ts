@@ -35,19 +35,22 @@ export class HeldValues {
   #lastSegment: Segment | undefined;
   readonly #read: ReadValue;
   readonly #checkOpen: () => void;
+  readonly #unpinned: () => void;
   #released = false;
 
   /**
    * @param count keys held
    * @param read reads a value's bytes
    * @param checkOpen throws when the store closed (a read then fails)
+   * @param unpinned called once a release unpinned segments (compaction may take them now)
    */
-  constructor(count: number, read: ReadValue, checkOpen: () => void) {
+  constructor(count: number, read: ReadValue, checkOpen: () => void, unpinned: () => void) {
     this.#segments = new Array(count);
     this.#offsets = new Uint32Array(count);
     this.#lengths = new Uint32Array(count);
     this.#read = read;
     this.#checkOpen = checkOpen;
+    this.#unpinned = unpinned;
   }
 
   /** Key `i`'s value lies at `offset` of `segment`, `length` bytes. */
@@ -90,7 +93,9 @@ export class HeldValues {
   release(): void {
     if (this.#released) return;
     this.#released = true;
+    if (this.#pinned.size === 0) return;
     for (const segment of this.#pinned) segment.unpin();
     this.#pinned.clear();
+    this.#unpinned();
   }
 }

@@ -613,6 +613,11 @@ export class KVStore {
       () => {
         if (this.#closed) throw new StoreClosedError(this.dir);
       },
+      // A compaction skipped these segments while they were pinned: without this it would wait
+      // for the next write to look again.
+      () => {
+        if (!this.#closed) this.#compactor.maybeAuto();
+      },
     );
     const capture = this.atomicWrites.capture;
     const nowMs = Date.now();

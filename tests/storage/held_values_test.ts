@@ -56,6 +56,31 @@ Deno.test("held values: later writes change nothing, and compaction leaves their
   });
 });
 
+Deno.test("held values: their release lets automatic compaction take the segments, with no write after", async () => {
+  const auto = { segmentSizeBytes: 4096, autoCompact: true, compactionMinBytes: 1 } as const;
+  await withStore(auto, async (store, dir) => {
+    const keys = Array.from({ length: 40 }, (_, i) => bytes(`key${i}`));
+    for (let i = 0; i < 40; i++) store.writePut(keys[i], `old-${i}`);
+    await store.whenDurable(store.lastLsn);
+    const held = store.holdValues(keys);
+    const segmentsHeld = segmentFiles(dir).map((path) => ({ path, ino: inode(path) }));
+    for (let round = 0; round < 10; round++) {
+      for (let i = 0; i < 40; i++) store.writePut(keys[i], `new-${round}-${i}`);
+    }
+    await store.whenDurable(store.lastLsn);
+    await store.compact(); // everything not held is compacted now: nothing else is left to do
+    const compacted = () => segmentsHeld.some(({ path, ino }) => inode(path) !== ino);
+    assert.ok(!compacted(), "a held segment was compacted");
+    held.release();
+    // No write from here on: only the release can start the compaction.
+    for (let waited = 0; waited < 5_000 && !compacted(); waited += 20) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(compacted(), "the released segments were not compacted within 5 s");
+    assert.equal(text(store.read(keys[0])), "new-9-0");
+  });
+});
+
 Deno.test("held values: a value still in the pending buffer, and a key past its expiry time", async () => {
   await withStore(SMALL, async (store) => {
     store.writePut("pending", "not flushed yet");
