@@ -24,7 +24,7 @@ export function forEachKeyCaptured(
   limit: number,
   visit: (key: string, live: boolean) => void,
 ): number {
-  const nowMs = Date.now();
+  const nowMs = capture?.startedAtMs ?? Date.now(); // an atomic call's reads: its start
   if (capture === undefined) {
     return index.forEachInRange(start, end, limit, (slot) => {
       visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
@@ -65,7 +65,7 @@ export function randomLiveKey(
   index: KeyIndex<object>,
   capture: WriteCapture | undefined,
 ): string | undefined {
-  const nowMs = Date.now();
+  const nowMs = capture?.startedAtMs ?? Date.now(); // an atomic call's reads: its start
   const exists = (slot: number): boolean => {
     const state = capture?.lookup(index.keyOf(slot), nowMs);
     return state === undefined ? !index.isExpired(slot, nowMs) : state !== null;

@@ -542,7 +542,7 @@ export class KVStore {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
-      const state = capture.lookup(payloadOf(key), Date.now());
+      const state = capture.lookup(payloadOf(key), capture.startedAtMs);
       if (state !== undefined) return state?.value;
     }
     const slot = this.#liveSlot(key);
@@ -620,7 +620,7 @@ export class KVStore {
       },
     );
     const capture = this.atomicWrites.capture;
-    const nowMs = Date.now();
+    const nowMs = capture?.startedAtMs ?? Date.now();
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i];
       if (capture !== undefined) {
@@ -639,14 +639,22 @@ export class KVStore {
 
   /**
    * The slot of `key`, or {@link NO_SLOT} when absent or past its expiry time at `nowMs` (default:
-   * the clock, read only for a key that has an expiry time).
+   * {@link #readNowMs}, read only for a key that has an expiry time).
    */
   #liveSlot(key: Bytes, nowMs?: number): number {
     const index = this.#keys.index;
     const slot = slotOf(index, key);
     if (slot === NO_SLOT) return slot;
     const expiresAtMs = index.expiryOf(slot);
-    return expiresAtMs !== 0 && expiresAtMs <= (nowMs ?? Date.now()) ? NO_SLOT : slot;
+    return expiresAtMs !== 0 && expiresAtMs <= (nowMs ?? this.#readNowMs()) ? NO_SLOT : slot;
+  }
+
+  /**
+   * The instant reads judge expiry at: inside an atomic call (`EXEC`) the instant it began, so no
+   * key expires between two of its commands (Redis 7 does the same); otherwise the clock.
+   */
+  #readNowMs(): number {
+    return this.atomicWrites.capture?.startedAtMs ?? Date.now();
   }
 
   /** Whether `key` exists (a key past its expiry time does not). */
@@ -654,7 +662,7 @@ export class KVStore {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
-      const state = capture.lookup(payloadOf(key), Date.now());
+      const state = capture.lookup(payloadOf(key), capture.startedAtMs);
       if (state !== undefined) return state !== null;
     }
     return this.#liveSlot(key) !== NO_SLOT;
@@ -668,7 +676,7 @@ export class KVStore {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
-      const state = capture.lookup(payloadOf(key), Date.now());
+      const state = capture.lookup(payloadOf(key), capture.startedAtMs);
       if (state !== undefined) return state?.expiresAtMs;
     }
     const slot = this.#liveSlot(key);
@@ -683,7 +691,7 @@ export class KVStore {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
-      const state = capture.lookup(payloadOf(key), Date.now());
+      const state = capture.lookup(payloadOf(key), capture.startedAtMs);
       if (state !== undefined) return state ?? undefined;
     }
     const slot = this.#liveSlot(key);

@@ -29,6 +29,11 @@ export class WriteCapture {
   #states: Map<string, CapturedState> | undefined;
   /** The LSN the record of these writes will take. */
   lsn: number;
+  /**
+   * When the atomic call began (ms since the Unix epoch): reads during it judge expiry at this
+   * instant, so no key expires between two commands of one `EXEC`, as in Redis 7.
+   */
+  readonly startedAtMs = Date.now();
 
   constructor(lsn: number) {
     this.lsn = lsn;

@@ -47,6 +47,22 @@ export const TRANSACTIONS: ConformanceFamily = {
       ],
     },
     {
+      // Redis 7 judges expiry at the instant EXEC began: a key set with PX 1 inside is still
+      // there for a GET after thousands of other commands (well past 1 ms), and PTTL, which
+      // counts from the clock, says 0. Once EXEC is over, the key is gone.
+      name: "no key expires between two commands of one EXEC (Redis 7's frozen expiry clock)",
+      steps: [
+        ["MULTI"],
+        ["SET", K, "short-lived", "PX", "1"],
+        ...Array.from({ length: 5000 }, (_, i) => ["SET", L, String(i)]),
+        ["GET", K],
+        ["EXISTS", K],
+        ["PTTL", K],
+        ["EXEC"],
+        ["GET", K],
+      ],
+    },
+    {
       name: "errors around MULTI, in Redis's words",
       steps: [
         ["EXEC"],
