@@ -326,7 +326,10 @@ export class KeyIndex<S extends object> {
       // A key whose value is cached is compared with the cache's copy (the value cache warms
       // it); any other with its key string, and a counter's value is in the counter column.
       if (wide === undefined || Number.isNaN(wide[slot * WIDE_FLOATS + CACHED_AT])) {
-        sum += keys[slot].length + (this.#counters.get(slot) || 0);
+        // A table entry names a live slot, whose key is a string; checked all the same, as a
+        // hint must never throw on the request path.
+        const key = keys[slot];
+        if (key !== undefined) sum += key.length + (this.#counters.get(slot) || 0);
       }
     }
     return sum;
