@@ -103,6 +103,9 @@ const STAR = 0x2a;
 const DOLLAR = 0x24;
 const PIPE = 0x7c;
 
+/** Longest command word the parser keeps a copy of (Redis's longest are ~20 bytes). */
+const MAX_KEPT_NAME_BYTES = 32;
+
 /** Most digits in a RESP header number (`*123\r\n`, `$45\r\n`); more breaks the framing. */
 const MAX_HEADER_DIGITS = 12;
 
@@ -174,6 +177,8 @@ export class RequestParser {
   #elementLengths = new Uint32Array(INITIAL_ELEMENT_SLOTS);
   /** Scratch space of {@link readHeader}. */
   readonly #header: HeaderResult = { value: 0, next: 0, error: "" };
+  /** A copy of the last command word (see {@link #commandName}): never a view of the input. */
+  #lastName = new Uint8Array(0);
   /** RESP discard: elements whose header is still to be skipped. */
   #discardElements = 0;
   /** Discard: payload bytes still to be skipped. */
@@ -385,7 +390,7 @@ export class RequestParser {
     const starts = this.#elementStarts;
     const lengths = this.#elementLengths;
     const count = this.#received;
-    const name = data.subarray(start + starts[0], start + starts[0] + lengths[0]);
+    const name = this.#commandName(data, start + starts[0], lengths[0]);
     const args = new Array<Uint8Array>(count - 1);
     for (let i = 1; i < count; i++) {
       args[i - 1] = data.subarray(start + starts[i], start + starts[i] + lengths[i]);
@@ -394,6 +399,23 @@ export class RequestParser {
     this.#mode = Mode.Idle;
     if (starts.length > KEPT_ELEMENT_SLOTS) this.#releaseSlots();
     return { kind: "request", framing: "resp", name, args };
+  }
+
+  /**
+   * The command word at `data[at, at + length)`: the copy kept of the last one when the bytes are
+   * the same (a pipeline repeats its few command words), else a view, whose copy is kept when
+   * short. A view is a new typed array (tens of ns and garbage); comparing a few bytes is not.
+   */
+  #commandName(data: Uint8Array, at: number, length: number): Uint8Array {
+    const last = this.#lastName;
+    if (last.length === length) {
+      let i = 0;
+      while (i < length && last[i] === data[at + i]) i++;
+      if (i === length) return last;
+    }
+    const name = data.subarray(at, at + length);
+    if (length <= MAX_KEPT_NAME_BYTES) this.#lastName = name.slice();
+    return name;
   }
 
   /**

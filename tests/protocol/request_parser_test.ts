@@ -398,3 +398,14 @@ Deno.test("the look-ahead stops at what it does not take, and consumes nothing",
     }
   }
 });
+
+Deno.test("command words repeated in a pipeline come back as sent, whatever came before", () => {
+  // The parser hands back its copy of the last command word when the bytes are the same: a word
+  // that differs in case, length or one byte must still be its own.
+  const words = ["GET", "GET", "get", "GEt", "GETEX", "GET", "SET", "", "SET", "x".repeat(40)];
+  const stream = words.map((word) => resp(word, "k")).join("");
+  assert.deepEqual(
+    parseText(stream).map((r) => ("name" in r ? r.name : r.error)),
+    words,
+  );
+});
