@@ -106,18 +106,26 @@ function parseSetOptions(args: Uint8Array[], from: number, forGetex: boolean): S
   return o;
 }
 
-/** The absolute expiry time options ask for (0: none), or Redis's error. */
-function expiryOf(options: SetOptions, command: string): number | string {
+/** The absolute expiry time options ask for at `nowMs` (0: none), or Redis's error. */
+function expiryOf(options: SetOptions, command: string, nowMs: number): number | string {
   if (options.unit === undefined || options.expiry === undefined) return 0;
-  return expiryArgument(options.expiry, options.unit, command, Date.now());
+  return expiryArgument(options.expiry, options.unit, command, nowMs);
 }
 
 /**
- * Writes `key` = `value` expiring at `expiresAtMs` (0: never); a time already past deletes the
- * key instead. Returns the LSN to wait for.
+ * Writes `key` = `value` expiring at `expiresAtMs` (0: never); a time already past at `nowMs`
+ * deletes the key instead. Returns the LSN to wait for. `nowMs` is the instant the command took
+ * its relative time from (one clock reading a command, as Redis's command time snapshot): read
+ * again here, a `PX 1` straddling a millisecond would be deleted as soon as it is set.
  */
-function store(ctx: CommandContext, key: Uint8Array, value: Uint8Array, expiresAtMs: number) {
-  if (expiresAtMs !== 0 && expiresAtMs <= Date.now()) return deleteKey(ctx, key);
+function store(
+  ctx: CommandContext,
+  key: Uint8Array,
+  value: Uint8Array,
+  expiresAtMs: number,
+  nowMs: number,
+) {
+  if (expiresAtMs !== 0 && expiresAtMs <= nowMs) return deleteKey(ctx, key);
   return writeKey(ctx, key, value, expiresAtMs);
 }
 
@@ -132,18 +140,20 @@ function set(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     // `SET k v EX 60` and its kin, kept short too: one expiry option, nothing to read.
     const unit = expiryUnitOf(args[2]);
     if (unit !== undefined) {
-      const expiresAtMs = expiryArgument(args[3], unit, "set", Date.now());
+      const nowMs = Date.now();
+      const expiresAtMs = expiryArgument(args[3], unit, "set", nowMs);
       if (typeof expiresAtMs === "string") return out.error(expiresAtMs);
-      return answer(ctx, out, OK, store(ctx, key, value, expiresAtMs));
+      return answer(ctx, out, OK, store(ctx, key, value, expiresAtMs, nowMs));
     }
   }
   const options = parseSetOptions(args, 2, false);
   if (typeof options === "string") return out.error(options);
-  const expiresAtMs = expiryOf(options, "set");
+  const nowMs = Date.now();
+  const expiresAtMs = expiryOf(options, "set", nowMs);
   if (typeof expiresAtMs === "string") return out.error(expiresAtMs);
   if (!options.get && !options.nx && !options.xx && !options.keepTtl) {
     // Only a new expiry: nothing to read (the common `SET k v EX 60`).
-    return answer(ctx, out, OK, store(ctx, key, value, expiresAtMs));
+    return answer(ctx, out, OK, store(ctx, key, value, expiresAtMs, nowMs));
   }
   // The old value only for GET; the others need to know whether the key exists (and its TTL).
   const old = options.get ? readKey(ctx, key) : undefined;
@@ -154,7 +164,7 @@ function set(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
     return answer(ctx, out, options.get ? valueReply(old?.value) : NIL, 0, pending);
   }
   const at = options.keepTtl ? (old?.expiresAtMs ?? probe?.expiresAtMs ?? 0) : expiresAtMs;
-  const lsn = store(ctx, key, value, at);
+  const lsn = store(ctx, key, value, at, nowMs);
   return answer(ctx, out, options.get ? valueReply(old?.value) : OK, lsn, pending);
 }
 
@@ -168,9 +178,10 @@ function setnx(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
 /** `SETEX key seconds value` and `PSETEX key ms value`. */
 function setWithExpiry(unit: "EX" | "PX", command: string) {
   return (args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) => {
-    const expiresAtMs = expiryArgument(args[1], unit, command, Date.now());
+    const nowMs = Date.now();
+    const expiresAtMs = expiryArgument(args[1], unit, command, nowMs);
     if (typeof expiresAtMs === "string") return out.error(expiresAtMs);
-    return answer(ctx, out, OK, store(ctx, args[0], args[2], expiresAtMs));
+    return answer(ctx, out, OK, store(ctx, args[0], args[2], expiresAtMs, nowMs));
   };
 }
 
@@ -198,13 +209,14 @@ function getex(args: Uint8Array[], out: ReplyWriter, ctx: CommandContext) {
   if (typeof options === "string") return out.error(options);
   const old = readKey(ctx, key);
   if (old.value === undefined) return answer(ctx, out, NIL, 0, old.pending);
-  const expiresAtMs = expiryOf(options, "getex");
+  const nowMs = Date.now();
+  const expiresAtMs = expiryOf(options, "getex", nowMs);
   if (typeof expiresAtMs === "string") {
     // Known only once the key was found: it waits, as a read does, for the key's write.
     return answer(ctx, out, { type: "error", message: expiresAtMs }, 0, old.pending);
   }
   let lsn = 0;
-  if (options.unit !== undefined) lsn = store(ctx, key, old.value, expiresAtMs);
+  if (options.unit !== undefined) lsn = store(ctx, key, old.value, expiresAtMs, nowMs);
   else if (options.persist && old.expiresAtMs !== 0) lsn = writeKey(ctx, key, old.value, 0);
   return answer(ctx, out, valueReply(old.value), lsn, old.pending);
 }

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { CLUSTER_TEST, startCluster, waitUntil, withClusterDir } from "../helpers/cluster.ts";
 import { decodeReply, RawRespConnection, render } from "../helpers/resp3.ts";
 import { startTestServer } from "../helpers/test_server.ts";
+import { resp, WireClient } from "../helpers/wire.ts";
 
 /** Sends `words` on `conn` and returns the reply rendered (`\r\n` written as such). */
 async function call(conn: RawRespConnection, ...words: string[]): Promise<string> {
@@ -170,6 +171,30 @@ Deno.test("EXEC runs its commands with no other client's request between them", 
   const before = "*3\\r\\n$1\\r\\nv\\r\\n$1\\r\\nv\\r\\n$-1\\r\\n";
   const after = "*3\\r\\n$-1\\r\\n$-1\\r\\n$1\\r\\n1\\r\\n";
   for (const reply of seen) assert.ok(reply === before || reply === after, reply);
+});
+
+Deno.test("SET PX 1 is never deleted as it is set: a command reads the clock once", async () => {
+  // Inside EXEC expiry is judged at its start, so every key set with PX 1 must exist for the
+  // EXISTS at the end. The time a SET reads to add 1 ms to and the time it checks "already past"
+  // against are one reading: read twice, about one SET in a thousand straddled a millisecond and
+  // was deleted at once (20,000 SETs missed ~20 keys).
+  await using server = await startTestServer({ FSYNC: "no" });
+  await using wire = await WireClient.connect(server.port);
+  const count = 20_000;
+  const keys = Array.from({ length: count }, (_, i) => `px1:${i}`);
+  const parts = [resp("MULTI"), ...keys.map((key) => resp("SET", key, "v", "PX", "1"))];
+  parts.push(resp("EXISTS", ...keys), resp("EXEC"));
+  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  await wire.send(bytes);
+  for (let i = 0; i < count + 2; i++) await wire.readReply(); // +OK, then +QUEUED each
+  const replies = await wire.readReply();
+  assert.ok(Array.isArray(replies) && replies.length === count + 1);
+  assert.equal(replies[count], count, "keys set with PX 1 were gone within their own EXEC");
 });
 
 Deno.test("WATCH: a watched key whose time to live runs out fails EXEC, deleted yet or not", async () => {
