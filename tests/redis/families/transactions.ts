@@ -48,8 +48,9 @@ export const TRANSACTIONS: ConformanceFamily = {
     },
     {
       // Redis 7 judges expiry at the instant EXEC began: a key set with PX 1 inside is still
-      // there for a GET after thousands of other commands (well past 1 ms), and PTTL, which
-      // counts from the clock, says 0. Once EXEC is over, the key is gone.
+      // there for a GET after thousands of other commands (past 1 ms here). PTTL, which counts
+      // from the clock, says 0 then, but 1 on a machine fast enough to run them all within the
+      // millisecond, so it is not compared. Once EXEC is over, the key is gone.
       name: "no key expires between two commands of one EXEC (Redis 7's frozen expiry clock)",
       steps: [
         ["MULTI"],
@@ -57,7 +58,6 @@ export const TRANSACTIONS: ConformanceFamily = {
         ...Array.from({ length: 5000 }, (_, i) => ["SET", L, String(i)]),
         ["GET", K],
         ["EXISTS", K],
-        ["PTTL", K],
         ["EXEC"],
         ["GET", K],
       ],
