@@ -30,7 +30,7 @@ export function forEachKeyCaptured(
       visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
     });
   }
-  const captured = capture.inRange(start, end, nowMs);
+  const captured = capture.inRange(start, end);
   let next = 0;
   let count = 0;
   /** Visits the captured keys up to `upTo` (all when undefined); one equal to it is skipped. */
@@ -67,7 +67,7 @@ export function randomLiveKey(
 ): string | undefined {
   const nowMs = capture?.startedAtMs ?? Date.now(); // an atomic call's reads: its start
   const exists = (slot: number): boolean => {
-    const state = capture?.lookup(index.keyOf(slot), nowMs);
+    const state = capture?.lookup(index.keyOf(slot));
     return state === undefined ? !index.isExpired(slot, nowMs) : state !== null;
   };
   // Keys the atomic call created take their share of the picks.

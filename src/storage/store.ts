@@ -542,7 +542,7 @@ export class KVStore {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
-      const state = capture.lookup(payloadOf(key), capture.startedAtMs);
+      const state = capture.lookup(payloadOf(key));
       if (state !== undefined) return state?.value;
     }
     const slot = this.#liveSlot(key);
@@ -620,11 +620,11 @@ export class KVStore {
       },
     );
     const capture = this.atomicWrites.capture;
-    const nowMs = capture?.startedAtMs ?? Date.now();
+    const nowMs = this.#readNowMs();
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i];
       if (capture !== undefined) {
-        const state = capture.lookup(payloadOf(key), nowMs);
+        const state = capture.lookup(payloadOf(key));
         if (state !== undefined) {
           held.holdCaptured(i, state === null ? null : state.value);
           continue;
@@ -662,7 +662,7 @@ export class KVStore {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
-      const state = capture.lookup(payloadOf(key), capture.startedAtMs);
+      const state = capture.lookup(payloadOf(key));
       if (state !== undefined) return state !== null;
     }
     return this.#liveSlot(key) !== NO_SLOT;
@@ -676,7 +676,7 @@ export class KVStore {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
-      const state = capture.lookup(payloadOf(key), capture.startedAtMs);
+      const state = capture.lookup(payloadOf(key));
       if (state !== undefined) return state?.expiresAtMs;
     }
     const slot = this.#liveSlot(key);
@@ -691,7 +691,7 @@ export class KVStore {
     if (this.#closed) throw new StoreClosedError(this.dir);
     const capture = this.atomicWrites.capture;
     if (capture !== undefined) {
-      const state = capture.lookup(payloadOf(key), capture.startedAtMs);
+      const state = capture.lookup(payloadOf(key));
       if (state !== undefined) return state ?? undefined;
     }
     const slot = this.#liveSlot(key);

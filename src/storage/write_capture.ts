@@ -72,16 +72,18 @@ export class WriteCapture {
 
   /**
    * The captured state of `key` if a write of this call touched it (a state, `null` for
-   * deleted), else undefined (the index knows). A value whose expiry passed reads as deleted.
+   * deleted), else undefined (the index knows). A value whose expiry passed at
+   * {@link startedAtMs} reads as deleted.
    */
-  lookup(key: Payload, nowMs: number): CapturedState | undefined {
+  lookup(key: Payload): CapturedState | undefined {
     const state = this.#statesByKey().get(keyString(key));
     if (state === undefined || state === null) return state;
-    return state.expiresAtMs !== 0 && state.expiresAtMs <= nowMs ? null : state;
+    return state.expiresAtMs !== 0 && state.expiresAtMs <= this.startedAtMs ? null : state;
   }
 
   /** The captured keys `k` with `start <= k <= end`, in byte order, with their states. */
-  inRange(start: string, end: string, nowMs: number): [string, CapturedState][] {
+  inRange(start: string, end: string): [string, CapturedState][] {
+    const nowMs = this.startedAtMs;
     const found: [string, CapturedState][] = [];
     for (const [key, state] of this.#statesByKey()) {
       if (key < start || key > end) continue;
