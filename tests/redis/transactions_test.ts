@@ -5,6 +5,7 @@
  * requests between its commands.
  */
 import assert from "node:assert/strict";
+import { concatRuns } from "../../src/replication/log_records.ts";
 import { CLUSTER_TEST, startCluster, waitUntil, withClusterDir } from "../helpers/cluster.ts";
 import { decodeReply, RawRespConnection, render } from "../helpers/resp3.ts";
 import { startTestServer } from "../helpers/test_server.ts";
@@ -184,13 +185,7 @@ Deno.test("SET PX 1 is never deleted as it is set: a command reads the clock onc
   const keys = Array.from({ length: count }, (_, i) => `px1:${i}`);
   const parts = [resp("MULTI"), ...keys.map((key) => resp("SET", key, "v", "PX", "1"))];
   parts.push(resp("EXISTS", ...keys), resp("EXEC"));
-  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  await wire.send(bytes);
+  await wire.send(concatRuns(parts));
   for (let i = 0; i < count + 2; i++) await wire.readReply(); // +OK, then +QUEUED each
   const replies = await wire.readReply();
   assert.ok(Array.isArray(replies) && replies.length === count + 1);

@@ -9,6 +9,7 @@
  * connection keeps getting answers.
  */
 import assert from "node:assert/strict";
+import { concatRuns } from "../../src/replication/log_records.ts";
 import { KVClient } from "../../mod.ts";
 import { v8Collector } from "../../src/storage/heap_release.ts";
 import { waitUntil } from "../helpers/cluster.ts";
@@ -232,13 +233,7 @@ Deno.test("memory: a request of more than MAX_REQUEST_ELEMENTS words is refused 
 function multiQueue(count: number): Uint8Array {
   const parts = [resp("MULTI")];
   for (let i = 0; i < count; i++) parts.push(resp("SET", `k${i % 10}`, "v"));
-  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    bytes.set(part, at);
-    at += part.length;
-  }
-  return bytes;
+  return concatRuns(parts);
 }
 
 /** V8's full collection (no flag needed on the test's command line). */

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { concatRuns } from "../../src/replication/log_records.ts";
 import type { Reply } from "../../src/protocol/mod.ts";
 import { CommandError, type ConnectionInfo, type ServerExtension } from "../../src/server/mod.ts";
 import { startTestServer } from "../helpers/test_server.ts";
@@ -61,14 +62,7 @@ Deno.test("pipelining: a RESP batch whose lookups are warmed ahead answers as ru
     }
   }
   // A value read once is cached, so later GETs of it compare keys with the cache's copy.
-  const total = requests.reduce((sum, r) => sum + r.length, 0);
-  const bytes = new Uint8Array(total);
-  let at = 0;
-  for (const r of requests) {
-    bytes.set(r, at);
-    at += r.length;
-  }
-  await wire.send(bytes);
+  await wire.send(concatRuns(requests));
   for (const [i, want] of expected.entries()) {
     const reply = await wire.readReply();
     assert.deepEqual(reply === null ? null : text(reply), want, `request ${i}`);
