@@ -141,6 +141,14 @@ export class Connection implements ConnectionInfo {
   readonly #conn: Deno.Conn;
   readonly #host: ConnectionHost;
   readonly #parser: RequestParser;
+  /**
+   * The command word last looked up and what it named: the parser hands back the same array for
+   * a repeated word (a copy nobody writes to), so a pipeline of one command is looked up once per
+   * word change, not hashed and compared per request. The server's commands are fixed once it
+   * serves.
+   */
+  #lastName: Uint8Array | undefined;
+  #lastCommand: NamedCommand | undefined;
   readonly #maxPipeline: number;
   readonly #initialBytes: number;
   readonly #softOutputBytes: number;
@@ -539,7 +547,11 @@ export class Connection implements ConnectionInfo {
 
   /** Runs one request; returns the command's name (`?` when there is no such command). */
   #run(request: Request, writer: ReplyWriter): string {
-    const command = this.#host.commands.get(request.name);
+    let command = this.#lastCommand;
+    if (request.name !== this.#lastName) {
+      command = this.#lastCommand = this.#host.commands.get(request.name);
+      this.#lastName = request.name;
+    }
     const refusal = this.#refusal(command, request, writer.resp);
     const transaction = this.transaction;
     if (refusal !== undefined) {

@@ -103,6 +103,9 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   #sampler: ReturnType<typeof setInterval> | undefined;
   readonly #hooks: ServerHooks[] = [];
   readonly #answeredHooks: ((names: readonly string[], elapsedSeconds: number) => void)[] = [];
+  /** The hooks' `authorize` and `awaitReplication`, bound: asked per request and per write. */
+  readonly #authorizers: NonNullable<ServerHooks["authorize"]>[] = [];
+  readonly #replicationWaits: NonNullable<ServerHooks["awaitReplication"]>[] = [];
   observing = false;
   requiresAuthentication = false;
   readonly #connections = new Set<Connection>();
@@ -214,6 +217,10 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
         this.#role = hooks.role;
       }
       this.#addCommands(hooks, `extension ${index + 1}`);
+      if (hooks.authorize !== undefined) this.#authorizers.push(hooks.authorize.bind(hooks));
+      if (hooks.awaitReplication !== undefined) {
+        this.#replicationWaits.push(hooks.awaitReplication.bind(hooks));
+      }
       if (hooks.answered !== undefined) {
         this.#answeredHooks.push(hooks.answered.bind(hooks));
         this.observing = true;
@@ -467,8 +474,8 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
     // Runs per client write: the usual single wait is returned without an array.
     let first: Promise<string | undefined> | undefined;
     let waits: Promise<string | undefined>[] | undefined;
-    for (const hooks of this.#hooks) {
-      const wait = hooks.awaitReplication?.(lsn);
+    for (const awaitReplication of this.#replicationWaits) {
+      const wait = awaitReplication(lsn);
       if (wait === undefined) continue;
       if (first === undefined) first = wait;
       else (waits ??= [first]).push(wait);
@@ -482,8 +489,8 @@ class Server implements RunningServer, ConnectionHost, ServerNode {
   }
 
   authorize(name: string, connection: ConnectionInfo, spec: CommandSpec): Reply | undefined {
-    for (const hooks of this.#hooks) {
-      const refusal = hooks.authorize?.(name, connection, spec);
+    for (const authorize of this.#authorizers) {
+      const refusal = authorize(name, connection, spec);
       if (refusal !== undefined) return refusal;
     }
     return undefined;
