@@ -174,6 +174,42 @@ Deno.bench("subcommand: TextDecoder + toUpperCase", { group: "upper" }, () => {
   decoder.decode(word).toUpperCase();
 });
 
+// --- A record's key and LSN written into the pending buffer ------------------------------------
+
+const pending = new Uint8Array(1 << 20);
+const pendingView = new DataView(pending.buffer);
+const recordKey = encoder.encode("ctr:000000012345");
+let recordAt = 0;
+/** The next record's place: 53 bytes on, as an INCR's records are. */
+function nextRecordAt(): number {
+  recordAt = recordAt + 53 > pending.length - 64 ? 0 : recordAt + 53;
+  return recordAt;
+}
+
+Deno.bench("16-byte key: copied by a loop", { group: "key copy", baseline: true }, () => {
+  const at = nextRecordAt();
+  for (let i = 0; i < recordKey.length; i++) pending[at + i] = recordKey[i];
+});
+Deno.bench("16-byte key: Uint8Array.set", { group: "key copy" }, () => {
+  pending.set(recordKey, nextRecordAt());
+});
+
+const TWO_32 = 2 ** 32;
+let recordLsn = 123_456_789;
+Deno.bench("u64 LSN: low word by >>> 0", { group: "u64", baseline: true }, () => {
+  const at = nextRecordAt();
+  const lsn = recordLsn++;
+  const low = lsn >>> 0;
+  pendingView.setUint32(at, low, true);
+  pendingView.setUint32(at + 4, (lsn - low) / TWO_32, true);
+});
+Deno.bench("u64 LSN: % and Math.floor", { group: "u64" }, () => {
+  const at = nextRecordAt();
+  const lsn = recordLsn++;
+  pendingView.setUint32(at, lsn % TWO_32, true);
+  pendingView.setUint32(at + 4, Math.floor(lsn / TWO_32), true);
+});
+
 // --- fdatasync after a 3.3 KB append: growing the file against writing into zeros -----------
 
 const dir = Deno.makeTempDirSync({ prefix: "kvstore-costs-" });

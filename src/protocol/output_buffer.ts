@@ -9,6 +9,9 @@
 const CR = 0x0d;
 const LF = 0x0a;
 
+/** Largest value `x | 0` keeps. */
+const MAX_INT32 = 0x7fff_ffff;
+
 /**
  * Bytes appended at the end of a buffer that doubles as needed.
  *
@@ -91,6 +94,20 @@ export class OutputBuffer {
     if (value < 0) {
       this.buffer[this.length++] = 0x2d;
       value = -value;
+    }
+    if (value <= MAX_INT32) {
+      // The usual reply (a count, a counter): 32-bit integer division, no float floor.
+      let width = 1;
+      for (let rest = value; rest >= 10; rest = (rest / 10) | 0) width++;
+      let at = this.length + width;
+      this.length = at;
+      let rest = value;
+      do {
+        const next = (rest / 10) | 0;
+        this.buffer[--at] = 0x30 + rest - next * 10;
+        rest = next;
+      } while (rest > 0);
+      return;
     }
     let width = 1;
     for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) width++;

@@ -50,6 +50,22 @@ Deno.test("RESP replies follow Redis's encoding", () => {
   );
   assert.equal(written(true, (out) => out.integer(-7)), ":-7\r\n");
   assert.equal(written(true, (out) => out.integer(1234567890123)), ":1234567890123\r\n");
+  // Both sides of the 32-bit fast path, and the ends of the safe integers.
+  for (
+    const value of [
+      0,
+      9,
+      10,
+      2 ** 31 - 1,
+      2 ** 31,
+      -(2 ** 31),
+      -(2 ** 31) - 1,
+      Number.MAX_SAFE_INTEGER,
+      Number.MIN_SAFE_INTEGER,
+    ]
+  ) {
+    assert.equal(written(true, (out) => out.integer(value)), `:${value}\r\n`);
+  }
   assert.equal(
     written(true, (out) => out.pairs([[bytes("k"), bytes("v")]])),
     "*2\r\n$1\r\nk\r\n$1\r\nv\r\n",

@@ -8,10 +8,12 @@ import {
   Flag,
   forEachKey,
   Op,
+  readU64,
   recordEpoch,
   recordFlags,
   recordLsn,
   recordOp,
+  writeU64,
 } from "../../src/storage/record.ts";
 import { bytes } from "../helpers/storage.ts";
 
@@ -35,6 +37,30 @@ Deno.test("codec: a PUT round-trips with its LSN, epoch and flags", () => {
     seen.push(new TextDecoder().decode(buf.subarray(vs, vs + vl)));
   });
   assert.deepEqual(seen, ["key", "value"]);
+});
+
+Deno.test("codec: u64 fields round-trip on both sides of 2^32 and up to 2^53 - 1", () => {
+  const [, view] = buffer(16);
+  for (const value of [0, 1, 2 ** 32 - 1, 2 ** 32, 2 ** 32 + 1, 2 ** 40 + 7, 2 ** 53 - 1]) {
+    writeU64(view, 3, value);
+    assert.equal(readU64(view, 3), value);
+  }
+});
+
+Deno.test("codec: short and long keys and values are copied whole", () => {
+  // Up to 32 bytes a payload is copied byte by byte, past it with `set`.
+  for (const length of [0, 1, 31, 32, 33, 100]) {
+    const key = new Uint8Array(length).map((_, i) => 0x41 + (i % 26));
+    const value = new Uint8Array(length + 1).map((_, i) => 0x61 + (i % 26));
+    const [buf, view] = buffer(300);
+    const recordLength = encodePut(buf, view, 5, 1, 0, 0, key, value);
+    assert.equal(checkRecord(buf, view, 5, 5 + recordLength), recordLength);
+    const seen: Uint8Array[] = [];
+    forEachKey(buf, view, 5, (ks, kl, vs, vl) => {
+      seen.push(buf.slice(ks, ks + kl), buf.slice(vs, vs + vl));
+    });
+    assert.deepEqual(seen, [key, value]);
+  }
 });
 
 Deno.test("codec: DELETE and BATCH round-trip; batch pairs visited in order", () => {
