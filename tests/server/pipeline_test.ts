@@ -69,6 +69,39 @@ Deno.test("pipelining: a RESP batch whose lookups are warmed ahead answers as ru
   }
 });
 
+Deno.test("pipelining: repeated command words, their case variants and unknown words each run as named", async () => {
+  // A connection keeps the command a repeated word named (the parser hands back the same array):
+  // a change of word, of case or to an unknown word must each be looked up again.
+  await using server = await startTestServer({ FSYNC: "no" });
+  await using wire = await WireClient.connect(server.port);
+  const words: [string[], string | number | null][] = [
+    [["INCR", "n"], 1],
+    [["INCR", "n"], 2],
+    [["incr", "n"], 3],
+    [["iNcR", "n"], 4],
+    [["NOPE", "n"], "ERR unknown command 'NOPE', with args beginning with: 'n' "],
+    [["NOPE", "n"], "ERR unknown command 'NOPE', with args beginning with: 'n' "],
+    [["INCR", "n"], 5],
+    [["GET", "n"], "5"],
+    [["GET", "missing"], null],
+    [["DECR", "n"], 4],
+    [["DECR", "n"], 3],
+    [["GET", "n"], "3"],
+  ];
+  await wire.send(concatRuns(words.map(([request]) => resp(...request))));
+  for (const [i, [request, want]] of words.entries()) {
+    const reply = await wire.readReply();
+    const got = reply === null
+      ? null
+      : reply instanceof RespErrorReply
+      ? `${reply.code} ${reply.message}`
+      : typeof reply === "number"
+      ? reply
+      : text(reply);
+    assert.deepEqual(got, want, `request ${i}: ${request.join(" ")}`);
+  }
+});
+
 Deno.test("pipelining: a request split across many small writes still parses", async () => {
   await using server = await startTestServer({ FSYNC: "no" });
   await using wire = await WireClient.connect(server.port);
