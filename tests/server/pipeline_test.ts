@@ -208,6 +208,38 @@ Deno.test("hooks: authorize gates commands per connection", async () => {
   assert.equal(await second.readLine(), "ERROR: say LETMEIN first");
 });
 
+Deno.test("hooks: authorize is asked for every request, also while one command word repeats", async () => {
+  // The connection keeps the command a repeated word named; the gate's answer must not be kept.
+  let open = false;
+  const gate: ServerExtension = () => ({
+    commands: {
+      OPENGATE: {
+        minArgs: 0,
+        maxArgs: 0,
+        handler: (_args, out) => {
+          open = true;
+          out.ok();
+        },
+      },
+    },
+    authorize: (name) =>
+      name === "OPENGATE" || open ? undefined : { type: "error", code: "NOAUTH", message: "shut" },
+  });
+  await using server = await startTestServer({ FSYNC: "no" }, { extensions: [gate] });
+  await using client = await WireClient.connect(server.port);
+  await using opener = await WireClient.connect(server.port);
+  const errorOf = (reply: unknown) => reply instanceof RespErrorReply ? reply.code : reply;
+  await client.send(concatRuns([resp("INCR", "n"), resp("INCR", "n")]));
+  assert.equal(errorOf(await client.readReply()), "NOAUTH");
+  assert.equal(errorOf(await client.readReply()), "NOAUTH");
+  await opener.send(resp("OPENGATE"));
+  assert.equal(text(await opener.readReply() as Uint8Array), "OK");
+  // The same word again, in a new read: the kept command, asked again.
+  await client.send(concatRuns([resp("INCR", "n"), resp("INCR", "n")]));
+  assert.equal(await client.readReply(), 1);
+  assert.equal(await client.readReply(), 2);
+});
+
 Deno.test("hooks: an extension that fails to stop does not keep the store from closing", async () => {
   const failing: ServerExtension = () => ({
     close: () => Promise.reject(new Error("replica drain failed")),
