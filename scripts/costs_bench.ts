@@ -210,6 +210,28 @@ Deno.bench("u64 LSN: % and Math.floor", { group: "u64" }, () => {
   pendingView.setUint32(at + 4, Math.floor(lsn / TWO_32), true);
 });
 
+// --- An integer reply's digits: 32-bit division against a float floor ------------------------
+
+const replyDigits = new Uint8Array(32);
+let replyValue = 100_000;
+/** Writes the digits of `value` (0 to 2^53) into `replyDigits`, dividing by `tenth`. */
+function writeReplyDigits(value: number, tenth: (n: number) => number): void {
+  let at = 20;
+  let rest = value;
+  do {
+    const next = tenth(rest);
+    replyDigits[--at] = 0x30 + (rest - next * 10);
+    rest = next;
+  } while (rest > 0);
+}
+
+Deno.bench("6-digit integer: 32-bit division", { group: "digits", baseline: true }, () => {
+  writeReplyDigits(replyValue++, (n) => n <= 0x7fff_ffff ? (n / 10) | 0 : Math.floor(n / 10));
+});
+Deno.bench("6-digit integer: Math.floor(n / 10)", { group: "digits" }, () => {
+  writeReplyDigits(replyValue++, (n) => Math.floor(n / 10));
+});
+
 // --- fdatasync after a 3.3 KB append: growing the file against writing into zeros -----------
 
 const dir = Deno.makeTempDirSync({ prefix: "kvstore-costs-" });

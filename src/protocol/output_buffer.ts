@@ -13,6 +13,14 @@ const LF = 0x0a;
 const MAX_INT32 = 0x7fff_ffff;
 
 /**
+ * `Math.floor(n / 10)` of a whole number from 0 to 2^53: by 32-bit division when `n` fits, ~2.5×
+ * faster for a reply's usual digits (docs/ARCHITECTURE.md, "Measured costs").
+ */
+function tenth(n: number): number {
+  return n <= MAX_INT32 ? (n / 10) | 0 : Math.floor(n / 10);
+}
+
+/**
  * Bytes appended at the end of a buffer that doubles as needed.
  *
  * @example
@@ -95,28 +103,15 @@ export class OutputBuffer {
       this.buffer[this.length++] = 0x2d;
       value = -value;
     }
-    if (value <= MAX_INT32) {
-      // The usual reply (a count, a counter): 32-bit integer division, no float floor.
-      let width = 1;
-      for (let rest = value; rest >= 10; rest = (rest / 10) | 0) width++;
-      let at = this.length + width;
-      this.length = at;
-      let rest = value;
-      do {
-        const next = (rest / 10) | 0;
-        this.buffer[--at] = 0x30 + rest - next * 10;
-        rest = next;
-      } while (rest > 0);
-      return;
-    }
     let width = 1;
-    for (let rest = value; rest >= 10; rest = Math.floor(rest / 10)) width++;
+    for (let rest = value; rest >= 10; rest = tenth(rest)) width++;
     let at = this.length + width;
     this.length = at;
     let rest = value;
     do {
-      this.buffer[--at] = 0x30 + (rest % 10);
-      rest = Math.floor(rest / 10);
+      const next = tenth(rest);
+      this.buffer[--at] = 0x30 + (rest - next * 10);
+      rest = next;
     } while (rest > 0);
   }
 }
