@@ -7,7 +7,7 @@
  */
 import { RangeTooLargeError } from "./errors.ts";
 import { type KeyIndex, MAX_KEY_STRING, NO_SLOT } from "./key_index.ts";
-import type { WriteCapture } from "./write_capture.ts";
+import { readNowMs, type WriteCapture } from "./write_capture.ts";
 
 /** Random picks {@link randomLiveKey} makes before it walks to the first live key. */
 const RANDOM_KEY_TRIES = 16;
@@ -24,7 +24,7 @@ export function forEachKeyCaptured(
   limit: number,
   visit: (key: string, live: boolean) => void,
 ): number {
-  const nowMs = capture?.startedAtMs ?? Date.now(); // an atomic call's reads: its start
+  const nowMs = readNowMs(capture);
   if (capture === undefined) {
     return index.forEachInRange(start, end, limit, (slot) => {
       visit(index.keyOf(slot), !index.isExpired(slot, nowMs));
@@ -65,7 +65,7 @@ export function randomLiveKey(
   index: KeyIndex<object>,
   capture: WriteCapture | undefined,
 ): string | undefined {
-  const nowMs = capture?.startedAtMs ?? Date.now(); // an atomic call's reads: its start
+  const nowMs = readNowMs(capture);
   const exists = (slot: number): boolean => {
     const state = capture?.lookup(index.keyOf(slot));
     return state === undefined ? !index.isExpired(slot, nowMs) : state !== null;

@@ -54,6 +54,7 @@ import { segmentFigures, type StoreStats } from "./store_stats.ts";
 import { ValueReader } from "./value_reader.ts";
 import type { KeyChangeListener } from "./key_changes.ts";
 import { forEachKeyCaptured, randomLiveKey, rangeSlots, sizeWithCapture } from "./key_reads.ts";
+import { readNowMs } from "./write_capture.ts";
 
 export type { Bytes } from "./keys.ts";
 export type { CompactionReport } from "./compactor.ts";
@@ -649,12 +650,9 @@ export class KVStore {
     return expiresAtMs !== 0 && expiresAtMs <= (nowMs ?? this.#readNowMs()) ? NO_SLOT : slot;
   }
 
-  /**
-   * The instant reads judge expiry at: inside an atomic call (`EXEC`) the instant it began, so no
-   * key expires between two of its commands (Redis 7 does the same); otherwise the clock.
-   */
+  /** The instant reads judge expiry at (see `readNowMs`). */
   #readNowMs(): number {
-    return this.atomicWrites.capture?.startedAtMs ?? Date.now();
+    return readNowMs(this.atomicWrites.capture);
   }
 
   /** Whether `key` exists (a key past its expiry time does not). */

@@ -162,31 +162,35 @@ export class ValueCache implements CachedKeys {
    */
   warm(index: CachedSlots, slots: Int32Array, count: number): number {
     if (index !== this.#index) return 0;
-    const ring = this.#ring;
-    const slabBytes = this.slabBytes;
     let sum = 0;
     for (let k = 0; k < count; k++) {
       const slot = slots[k];
       if (slot < 0) continue;
       const place = index.cachedAt(slot);
       if (Number.isNaN(place)) continue;
-      const sequence = Math.floor(place / slabBytes);
-      const slab = ring[sequence % ring.length];
-      if (slab === undefined || slab.sequence !== sequence) continue;
-      const at = place % slabBytes;
-      sum += slab.bytes[at + index.lengthOf(slot)] + slab.bytes[at];
+      const bytes = this.#liveSlabBytes(place);
+      if (bytes === undefined) continue;
+      const at = place % this.slabBytes;
+      sum += bytes[at + index.lengthOf(slot)] + bytes[at];
     }
     return sum;
   }
 
   /** The bytes of the live slab that holds `place`. */
   #slabBytesAt(place: number): Uint8Array {
-    const sequence = Math.floor(place / this.slabBytes);
-    const slab = this.#ring[sequence % this.#ring.length];
-    if (slab === undefined || slab.sequence !== sequence) {
+    const bytes = this.#liveSlabBytes(place);
+    if (bytes === undefined) {
+      const sequence = Math.floor(place / this.slabBytes);
       assert.fail(`value cache: place ${place} names slab ${sequence}, which is gone`);
     }
-    return slab.bytes;
+    return bytes;
+  }
+
+  /** The bytes of the slab that holds `place`, or undefined when that slab is gone. */
+  #liveSlabBytes(place: number): Uint8Array | undefined {
+    const sequence = Math.floor(place / this.slabBytes);
+    const slab = this.#ring[sequence % this.#ring.length];
+    return slab === undefined || slab.sequence !== sequence ? undefined : slab.bytes;
   }
 
   /**

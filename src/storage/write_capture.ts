@@ -21,6 +21,15 @@ function keyString(key: Payload): string {
 }
 
 /**
+ * The instant reads judge expiry at: during an atomic call (`EXEC`, captured by `capture`) the
+ * instant it began, so no key expires between two of its commands (Redis 7 does the same);
+ * otherwise the clock.
+ */
+export function readNowMs(capture: WriteCapture | undefined): number {
+  return capture?.startedAtMs ?? Date.now();
+}
+
+/**
  * The writes of one atomic call, in order, and each key's newest state (built from the writes at
  * the first read: a transaction that only writes, the usual `MULTI`, builds no map of its keys).
  */
