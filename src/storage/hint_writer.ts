@@ -88,20 +88,44 @@ export class HintWriter {
   }
 
   /**
-   * Adds the live values of a sealed segment to its hint, in key order, walking the index's
-   * sorted set in steps of about {@link stepKeys} keys with yields between. After the segment's
-   * tombstones, replaying these entries gives exactly what replaying its records would: a key
-   * whose last record here is a PUT is live here (nothing newer can be in an older or sealed
-   * segment), and an entry that moves away during the walk has its newer record in a later
-   * segment, replayed after this one. Sorted hints let recovery merge instead of sort.
+   * Adds the live values of a sealed segment to its hint, in key order. The slots pointing into
+   * the segment are first marked walking the index in slot order (reads in memory order), then
+   * the index's sorted set is walked testing each slot's mark: in key order, a slot's own entry is
+   * a read from anywhere in the index, a cache miss per key of the whole store, where a mark is
+   * one bit. Both walks go in steps of about {@link stepKeys} slots with yields between.
+   *
+   * After the segment's tombstones, replaying these entries gives exactly what replaying its
+   * records would: a key whose last record here is a PUT is live here (nothing newer can be in an
+   * older or sealed segment), and an entry that moves away during the walks has its newer record
+   * in a later segment, replayed after this one (a marked slot is checked again when it is
+   * reached). No entry moves into a sealed segment while its hint is written (writes go to the
+   * active segment; compaction re-points its output's entries before writing its hint), so a slot
+   * unmarked is not in it. Sorted hints let recovery merge instead of sort.
    */
   async #addLiveValues(segment: Segment, hint: HintBuilder): Promise<void> {
     const index = this.host.index();
+    const stillWanted = () => index === this.host.index() && !segment.retired;
+    // Slots allocated after this (new keys) hold values in the active segment: never marked.
+    const capacity = index.capacity;
+    const marked = new Uint8Array((capacity + 7) >>> 3);
+    const mark = (slot: number) => {
+      marked[slot >>> 3] |= 1 << (slot & 7);
+    };
+    for (let from = 0; from < capacity;) {
+      from = index.forEachSlotIn(segment, from, from + this.stepKeys, mark);
+      if (from < capacity) {
+        await this.host.yieldToRequests();
+        if (!stillWanted()) return; // a full sync replaced it
+      }
+    }
     let visited = 0;
     for (const chunk of index.sortedChunks()) {
       for (let i = 0; i < chunk.length; i++) {
         const slot = chunk[i];
-        if (index.segmentOf(slot) === segment) {
+        if (
+          slot < capacity && (marked[slot >>> 3] & (1 << (slot & 7))) !== 0 &&
+          index.segmentOf(slot) === segment
+        ) {
           hint.addKey(
             HintKind.VALUE,
             index.keyOf(slot),
@@ -115,7 +139,7 @@ export class HintWriter {
       if (visited >= this.stepKeys) {
         visited = 0;
         await this.host.yieldToRequests();
-        if (index !== this.host.index() || segment.retired) return; // a full sync replaced it
+        if (!stillWanted()) return; // a full sync replaced it
       }
     }
   }

@@ -79,3 +79,45 @@ Deno.test("hint writer: a segment retired meanwhile gets no hint; recovery write
     assert.deepEqual(hintOf(scanned), [[HintKind.VALUE, "k", 60, 3]]);
   });
 });
+
+Deno.test("hint writer: the walk in steps keeps every slot still in the segment, drops those that left", async () => {
+  await withTempDir(async (dir) => {
+    const index = new KeyIndex<Segment>();
+    const segment = createSegmentFile(dir, 1, 0, 0);
+    segment.noteLsn(1);
+    const other = createSegmentFile(dir, 2, 0, 0);
+    // Keys inserted out of key order, so slot order and key order differ, interleaved with keys
+    // of another segment; more slots than one step of the walk.
+    const keys = Array.from({ length: 60 }, (_, i) => `k${String((i * 37) % 60).padStart(2, "0")}`);
+    keys.forEach((key, i) => {
+      indexValue(index, key, 0, key.length, i % 3 === 0 ? other : segment, 100 + 10 * i, 10);
+    });
+    const expected = new Map<string, number>();
+    keys.forEach((key, i) => {
+      if (i % 3 !== 0) expected.set(key, 100 + 10 * i);
+    });
+    let yields = 0;
+    const writer = new HintWriter(dir, 7, {
+      index: () => index,
+      isClosed: () => false,
+      yieldToRequests: () => {
+        // Mid-walk, after some slots were marked: a key moves to a newer segment, and new keys
+        // arrive there (a write never lands in a sealed segment).
+        if (++yields === 3) {
+          indexValue(index, keys[1], 0, keys[1].length, other, 9_000, 10);
+          expected.delete(keys[1]);
+          for (let i = 0; i < 20; i++) indexValue(index, `new${i}`, 0, 5, other, 9_100 + i, 10);
+        }
+        return Promise.resolve();
+      },
+      onWritten: () => {},
+    });
+    await writer.write(segment);
+    assert.ok(yields > 3, `${yields} yields: the walk took several steps`);
+    const sorted = [...expected].sort(([a], [b]) => (a < b ? -1 : 1));
+    assert.deepEqual(
+      hintOf(segment),
+      sorted.map(([key, offset]) => [HintKind.VALUE, key, offset, 10]),
+    );
+  });
+});
