@@ -100,7 +100,8 @@ export const STORAGE_SETTINGS: { readonly [name in keyof StorageConfig]: Setting
     placeholder: "<ratio 0..1>",
     min: 0,
     max: 1,
-    description: "Garbage ratio of a sealed segment past which it is compacted automatically.",
+    description: "Garbage ratio of a sealed segment past which it is compacted automatically " +
+      "(once a newer segment is sealed: the newest sealed one is left to age).",
   },
   COMPACTION_MIN_BYTES: {
     kind: "int",

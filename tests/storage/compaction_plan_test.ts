@@ -76,3 +76,41 @@ Deno.test("compaction plan: the oldest segment's tombstones are garbage, a later
   const older = seg(9000, 9000 - SEGMENT_HEADER_BYTES);
   assert.equal(pickRun([older, tombstones, last], older, limits, "auto", always), undefined);
 });
+
+Deno.test("compaction plan: auto leaves the newest sealed segment to age; manual takes it", () => {
+  // A hot set overwritten again and again: the segment sealed last holds all of it live, the one
+  // before it is dead through (the next segment rewrote every key).
+  const dead = seg(9000, 0);
+  const hot = seg(9000, 2000);
+  const oldest = seg(9000, 9000 - SEGMENT_HEADER_BYTES);
+  assert.equal(pickRun([oldest, hot], oldest, limits, "auto", always), undefined);
+  assert.deepEqual(pickRun([oldest, dead, hot], oldest, limits, "auto", always), [dead]);
+  assert.deepEqual(pickRun([oldest, hot], oldest, limits, "manual", always), [hot]);
+  // Alone, the newest is also the oldest: auto waits for the next one to be sealed.
+  assert.equal(pickRun([dead], dead, limits, "auto", always), undefined);
+  assert.deepEqual(pickRun([dead], dead, limits, "manual", always), [dead]);
+});
+
+Deno.test("compaction plan: auto copies a small live segment only when the output grows past small", () => {
+  const oldest = seg(9000, 9000 - SEGMENT_HEADER_BYTES);
+  const cold = seg(2000, 1900); // small (under 2,500), 1,900 live: more than compactionMinBytes
+  const dead = seg(9000, 0);
+  const newest = seg(9000, 2000);
+  // The dead segment alone: rewriting the cold one with it would copy 1,900 bytes and leave a
+  // small segment again, run after run.
+  assert.deepEqual(pickRun([oldest, cold, dead, newest], oldest, limits, "auto", always), [dead]);
+  // A small segment with little live (a rewrite's leftovers) still joins.
+  const leftovers = seg(400, 50);
+  assert.deepEqual(
+    pickRun([oldest, cold, leftovers, dead, newest], oldest, limits, "auto", always),
+    [leftovers, dead],
+  );
+  // Small live segments that together make one past small still merge.
+  const cold2 = seg(2000, 1900);
+  assert.deepEqual(pickRun([oldest, cold, cold2, newest], oldest, limits, "auto", always), [
+    cold,
+    cold2,
+  ]);
+  // Manual compaction takes every gain.
+  assert.deepEqual(pickRun([oldest, cold, dead], oldest, limits, "manual", always), [cold, dead]);
+});
