@@ -78,6 +78,14 @@ export function walksHeaders(index: KeyIndex<Segment>, segment: Segment): boolea
   return !segment.onlyPuts && segment.noTombstones && mostlyDead(index, segment);
 }
 
+/**
+ * Whether compaction, were it to take `segment` now, would find its live values through `index`
+ * ({@link copiesFromIndex} or {@link walksHeaders}): then no dead-value map of it is read.
+ */
+export function compactsThroughIndex(index: KeyIndex<Segment>, segment: Segment): boolean {
+  return (segment.onlyPuts || segment.noTombstones) && mostlyDead(index, segment);
+}
+
 /** At most a quarter of `segment` is live, and `index` is small next to it. */
 function mostlyDead(index: KeyIndex<Segment>, segment: Segment): boolean {
   return segment.liveBytes <= segment.sizeBytes * MOSTLY_DEAD_SHARE &&

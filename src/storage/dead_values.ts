@@ -17,6 +17,12 @@
  * retires it. All maps together stay within `DEAD_VALUE_MAP_BYTES`: past it, the oldest map is
  * dropped for the new one.
  *
+ * No bit is set while compaction would walk the segment through the index (it is mostly dead:
+ * `compactsThroughIndex`), as that walk never reads the map. Under a hot set's overwrites (`INCR`
+ * of 100,000 counters) that is most of a segment's life, and each bit is a write to a random byte
+ * of the map, a cache miss. Should the segment come back to needing a scan, the values that died
+ * meanwhile are looked up, as with no map.
+ *
  * @module
  */
 import { getLog } from "../log.ts";
@@ -48,11 +54,13 @@ export class DeadValueMaps implements LeaveListener<Segment> {
    * @param maxBytes bound on all maps together (0: none are kept)
    * @param mapBytes bytes of a new map: the largest segment the log writes, over 64
    * @param active the segment the log appends to now
+   * @param unread whether a map of `segment` would go unread now (its compaction would not scan)
    */
   constructor(
     readonly maxBytes: number,
     readonly mapBytes: number,
     readonly active: () => Segment,
+    readonly unread: (segment: Segment) => boolean = () => false,
   ) {}
 
   /** Bytes of maps held now. */
@@ -62,6 +70,7 @@ export class DeadValueMaps implements LeaveListener<Segment> {
 
   /** The index left the value at file `offset` of `segment`: it is dead for good. */
   valueLeft(segment: Segment, offset: number): void {
+    if (this.unread(segment)) return;
     let map = segment.deadValues;
     if (map === undefined) {
       if (segment !== this.active() || segment.retired) return;

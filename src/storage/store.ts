@@ -28,6 +28,7 @@ import { BackgroundTasks, yieldToRequests } from "./background_tasks.ts";
 import { checkExpiry, checkKey, checkValue, checkWritable } from "./write_checks.ts";
 import { ActiveExpiry } from "./expiry.ts";
 import { deadMapBytes, DeadValueMaps } from "./dead_values.ts";
+import { compactsThroughIndex } from "./compaction_from_index.ts";
 import {
   indexBatch,
   indexMissed,
@@ -125,6 +126,7 @@ export class KVStore {
       options.deadValueMapBytes,
       deadMapBytes(options.segmentSizeBytes),
       () => segments.active,
+      (segment) => compactsThroughIndex(this.#keys.index, segment),
     );
     const keys = this.#keys = new Keyspace(recovered.index, deadValues);
     this.#stamp = { epoch: recovered.lastEpoch, options };

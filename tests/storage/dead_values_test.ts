@@ -1,3 +1,4 @@
+import { compactsThroughIndex } from "../../src/storage/compaction_from_index.ts";
 import assert from "node:assert/strict";
 import { deadMapBytes, DeadValueMaps, isDeadValue } from "../../src/storage/dead_values.ts";
 import { KeyIndex } from "../../src/storage/key_index.ts";
@@ -151,4 +152,30 @@ Deno.test("store: compaction with dead-value maps keeps exactly what it keeps wi
     assert.deepEqual(withMaps.contents, without.contents, `seed ${seed}`);
     assert.equal(withMaps.diskBytes, without.diskBytes, `seed ${seed}: the same bytes copied`);
   }
+});
+
+Deno.test("dead value maps: no bit while the segment would be compacted through the index", () => {
+  const active = segment(1);
+  active.onlyPuts = true;
+  active.sizeBytes = 64 * 1024;
+  const index = new KeyIndex<Segment>();
+  const mapBytes = deadMapBytes(64 * 1024);
+  const maps = new DeadValueMaps(
+    mapBytes,
+    mapBytes,
+    () => active,
+    (segment) => compactsThroughIndex(index, segment),
+  );
+  active.liveBytes = 40 * 1024; // mostly live: a compaction would scan, and read the map
+  maps.valueLeft(active, 1000);
+  active.liveBytes = 8 * 1024; // mostly dead: a compaction would walk the index
+  maps.valueLeft(active, 2000);
+  active.onlyPuts = false; // a batch: it would be scanned again
+  maps.valueLeft(active, 3000);
+  const map = active.deadValues as Uint8Array;
+  assert.deepEqual([1000, 2000, 3000].map((offset) => isDeadValue(map, offset)), [
+    true,
+    false,
+    true,
+  ]);
 });
