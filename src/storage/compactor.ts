@@ -103,7 +103,13 @@ export class Compactor {
     const clear = () => {
       if (this.#running === run) this.#running = undefined;
     };
-    run.then(clear, clear);
+    run.then((report) => {
+      clear();
+      // Segments busy meanwhile (their hints being written) may be free now, and what would
+      // have started them (a hint's end) came while this ran. Only after a run that rewrote
+      // something, so a run that fails or finds nothing is not retried back to back.
+      if (report.runs > 0) this.maybeAuto();
+    }, clear);
     return run;
   }
 
