@@ -16,14 +16,17 @@
  * garbage waits. Manual compaction takes every segment.
  *
  * Nor does automatic compaction copy a small segment's live values for nothing: a small segment
- * holding more than `compactionMinBytes` live joins a run only when the run's output is no longer
- * small. Otherwise a small segment of cold values next to a run of garbage would be rewritten with
+ * holding more than `compactionMinBytes` (and 1/64 of a segment) live joins a run only when the
+ * run's output is no longer small. Otherwise a small segment of cold values next to a run of garbage would be rewritten with
  * every such run, and stay small.
  *
  * @module
  */
 import { SEGMENT_HEADER_BYTES } from "./segment.ts";
 import type { StoreOptions } from "./store_options.ts";
+
+/** A small segment holds more than 1/this of a segment live before it is held back. */
+const HELD_BACK_SHARE_DIVISOR = 64;
 
 /** The figures of a segment the choice reads. */
 export interface SegmentFigures {
@@ -68,7 +71,8 @@ function isAutoCandidate(
  * The first run of adjacent segments of `sealed` (oldest first, the oldest segment of the store
  * first when it is sealed and `sealed[0] === oldest`) worth rewriting into one, or undefined. In
  * `auto` mode the last of `sealed`, the newest, is never taken, nor a small segment holding more
- * than `compactionMinBytes` live unless the run's output is no longer small.
+ * than `compactionMinBytes` (and 1/64 of a segment) live unless the run's output is no longer
+ * small.
  * `available(segment)` says whether a segment may be taken now (not pinned, its hint written, not
  * already done by this compaction); a run never spans one that may not.
  *
@@ -99,9 +103,14 @@ export function pickRun<S extends SegmentFigures>(
     (mode === "manual"
       ? reclaimable(segment) > 0 || segment.sizeBytes < limit / 2
       : segment !== newest && (autoCandidate(segment) || segment.sizeBytes < limit / 4));
-  /** A small segment whose live values automatic compaction copies only to end up larger. */
+  /**
+   * A small segment whose live values automatic compaction copies only to end up larger. Past
+   * 1/64 of a segment too, so at most 16 of them lie side by side before a run of them is large
+   * enough, whatever `compactionMinBytes` (0 included).
+   */
   const heldBack = (segment: S) =>
-    !autoCandidate(segment) && segment.liveBytes > limits.compactionMinBytes;
+    !autoCandidate(segment) &&
+    segment.liveBytes > Math.max(limits.compactionMinBytes, limit / HELD_BACK_SHARE_DIVISOR);
   const worth = (run: readonly S[]) =>
     mode === "auto"
       ? run.some(autoCandidate) || run.length > 1

@@ -113,4 +113,12 @@ Deno.test("compaction plan: auto copies a small live segment only when the outpu
   ]);
   // Manual compaction takes every gain.
   assert.deepEqual(pickRun([oldest, cold, dead], oldest, limits, "manual", always), [cold, dead]);
+  // With no minimum, a rewrite's fresh output of under 1/64 of a segment live (156 bytes here;
+  // not garbage yet) still joins: outputs of a few live values do not pile up as files.
+  const none = { ...limits, compactionMinBytes: 0 };
+  const fresh = seg(200, 150);
+  assert.deepEqual(
+    pickRun([oldest, cold, fresh, dead, newest], oldest, none, "auto", always),
+    [fresh, dead],
+  );
 });
