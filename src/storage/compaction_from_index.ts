@@ -83,7 +83,7 @@ export function walksHeaders(index: KeyIndex<Segment>, segment: Segment): boolea
  * ({@link copiesFromIndex} or {@link walksHeaders}): then no dead-value map of it is read.
  */
 export function compactsThroughIndex(index: KeyIndex<Segment>, segment: Segment): boolean {
-  return (segment.onlyPuts || segment.noTombstones) && mostlyDead(index, segment);
+  return copiesFromIndex(index, segment) || walksHeaders(index, segment);
 }
 
 /** At most a quarter of `segment` is live, and `index` is small next to it. */
