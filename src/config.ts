@@ -85,6 +85,12 @@ export const REQUEST_PATH_LIMITS = {
    * look-ahead would be work for nothing (~5% of a GET that misses, measured on an empty store).
    */
   warmedFromKeys: 8_192,
+  /**
+   * Most table entries the look-ahead compares per key: a probe that has not found its key's
+   * hash by then is left to the lookup itself. At the table's highest load (3/4), 4 entries end
+   * ~89% of probes of present keys and the first alone ~62%; at 3/8 load, ~99% and ~81%.
+   */
+  warmedProbeSteps: 4,
 } as const;
 
 /** Prefix of every environment variable kvstore reads. */

@@ -43,6 +43,7 @@
  *
  * @module
  */
+import { REQUEST_PATH_LIMITS } from "../config.ts";
 import { FactColumn } from "./fact_column.ts";
 import { equalsBytes, hashBytes, hashString, randomSeed } from "./key_hash.ts";
 import { SortedKeys } from "./sorted_keys.ts";
@@ -85,7 +86,8 @@ export interface CachedKeys {
 /**
  * Keys about to be looked up, for {@link KeyIndex.warm}: `count` ranges of `bytes`, the i-th
  * `bytes[starts[i], ends[i])`. `slots` is filled by the warm-up: the slot each key's probe
- * compares first (-1: none).
+ * found with the key's hash, else the last it compared (-1: none). `hashes` and `probes` are the
+ * warm-up's own room (each key's hash, and where its probe is in the table).
  */
 export interface KeyBatch {
   bytes: Uint8Array;
@@ -93,6 +95,8 @@ export interface KeyBatch {
   readonly starts: Int32Array;
   readonly ends: Int32Array;
   readonly slots: Int32Array;
+  readonly hashes: Uint32Array;
+  readonly probes: Int32Array;
 }
 
 /** A {@link KeyBatch} with room for `capacity` keys. */
@@ -103,6 +107,8 @@ export function newKeyBatch(capacity: number): KeyBatch {
     starts: new Int32Array(capacity),
     ends: new Int32Array(capacity),
     slots: new Int32Array(capacity),
+    hashes: new Uint32Array(capacity),
+    probes: new Int32Array(capacity),
   };
 }
 
@@ -297,32 +303,54 @@ export class KeyIndex<S extends object> {
 
   /**
    * Loads into the CPU's caches what looking up each key of `batch` will read: its table entry,
-   * the slot that entry names, and the key string or counter compared or read next. A lookup's
-   * reads depend on each other, so one lookup waits for main memory several times in a row;
-   * here the same reads of all the batch's keys are issued side by side, and their waits
-   * overlap. Changes nothing in the index. Fills `batch.slots` with the slot each key's probe
-   * compares first (-1: none), and returns a sum of what it read: the caller keeps it, so the
-   * reads are not optimized away.
+   * the slots its probe compares, and the key string or counter compared or read next. A
+   * lookup's reads depend on each other, so one lookup waits for main memory several times in a
+   * row; here the same reads of all the batch's keys are issued side by side, a probe step at a
+   * time, and their waits overlap. An entry whose slot holds another hash sends a probe on to
+   * the next entry: at 3/8 load a fifth of lookups take such a step, at 3/4 load over a third.
+   * Changes nothing in the index.
+   * Fills `batch.slots` with the slot each key's probe found with its hash (else the last it
+   * compared, -1: none), and returns a sum of what it read: the caller keeps it, so the reads
+   * are not optimized away.
    */
   warm(batch: KeyBatch): number {
-    const { bytes, count, starts, ends } = batch;
+    const { bytes, count, starts, ends, hashes, probes } = batch;
     const candidates = batch.slots;
     const seed = this.#seed;
     const mask = this.#mask;
     for (let k = 0; k < count; k++) {
-      candidates[k] = hashBytes(bytes, starts[k], ends[k], seed) & mask;
+      const hash = hashBytes(bytes, starts[k], ends[k], seed);
+      hashes[k] = hash;
+      probes[k] = hash & mask;
     }
     const table = this.#table;
-    for (let k = 0; k < count; k++) candidates[k] = table[candidates[k]] - 1;
+    for (let k = 0; k < count; k++) candidates[k] = table[probes[k]] - 1;
     const slots = this.#slots;
     const stride = this.#stride;
+    let sum = 0;
+    for (let step = 1; step <= REQUEST_PATH_LIMITS.warmedProbeSteps; step++) {
+      let going = 0;
+      for (let k = 0; k < count; k++) {
+        const slot = candidates[k];
+        if (slot < 0 || probes[k] < 0) continue;
+        const hash = slots[slot * stride + HASH];
+        sum += hash;
+        if (hash === hashes[k]) {
+          probes[k] = -1; // found: this is the slot the lookup compares its key with
+        } else if (step < REQUEST_PATH_LIMITS.warmedProbeSteps) {
+          const next = (probes[k] + 1) & mask;
+          probes[k] = next;
+          candidates[k] = table[next] - 1; // the next entry: most often in the same line
+          going++;
+        }
+      }
+      if (going === 0) break;
+    }
     const wide = this.#wide;
     const keys = this.#keys;
-    let sum = 0;
     for (let k = 0; k < count; k++) {
       const slot = candidates[k];
       if (slot < 0) continue;
-      sum += slots[slot * stride + HASH];
       // A key whose value is cached is compared with the cache's copy (the value cache warms
       // it); any other with its key string, and a counter's value is in the counter column.
       if (wide === undefined || Number.isNaN(wide[slot * WIDE_FLOATS + CACHED_AT])) {
