@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { KeyIndex, type Location, newKeyBatch, NO_SLOT } from "../../src/storage/key_index.ts";
+import {
+  type KeyBatch,
+  KeyIndex,
+  type Location,
+  newKeyBatch,
+  NO_SLOT,
+} from "../../src/storage/key_index.ts";
 import { ValueCache } from "../../src/storage/value_cache.ts";
 import { lcg } from "../helpers/random.ts";
 
@@ -8,6 +14,17 @@ interface Seg {
 }
 
 const bytesOf = (key: string) => Uint8Array.from(key, (c) => c.charCodeAt(0));
+
+/** Lays `keys` out one after another in `batch`'s bytes, as a look-ahead finds them. */
+function fillBatch(batch: KeyBatch, keys: string[]): void {
+  batch.bytes = bytesOf(keys.join(""));
+  let at = 0;
+  for (const [k, key] of keys.entries()) {
+    batch.starts[k] = at;
+    batch.ends[k] = at += key.length;
+  }
+  batch.count = keys.length;
+}
 
 /** Checks every key of the model through both lookups, and the sorted order. */
 function assertMatches(index: KeyIndex<Seg>, model: Map<string, Location<Seg>>, probes: string[]) {
@@ -346,16 +363,10 @@ Deno.test("key index: warming a batch of lookups changes nothing and names each 
   assert.equal(index.findBytes(bytesOf(missed), 0, missed.length), NO_SLOT);
   const batch = newKeyBatch(32);
   const probes = [...keys.slice(0, 24), "absent:1", "absent:2", missed];
-  batch.bytes = bytesOf(probes.join(""));
-  let at = 0;
-  for (const [k, key] of probes.entries()) {
-    batch.starts[k] = at;
-    batch.ends[k] = at += key.length;
-  }
-  batch.count = probes.length;
+  fillBatch(batch, probes);
   assert.equal(typeof index.warm(batch), "number");
   assert.ok(cache.warm(index, batch.slots, batch.count) > 0, "the cached values were read");
-  // At a quarter full or less, most keys sit in their first probe's slot.
+  // At a quarter full or less, nearly every key's probe ends in its first entry or soon after.
   const home = keys.slice(0, 24).filter((key, k) => batch.slots[k] === index.find(key));
   assert.ok(home.length >= 18, `${home.length} of 24 keys named in their own slot`);
   for (let k = 0; k < probes.length; k++) {
@@ -382,13 +393,7 @@ Deno.test("key index: warming follows a probe past entries of other hashes at 3/
   let named = 0;
   for (let from = 0; from < keys.length; from += 30) {
     const probes = [...keys.slice(from, from + 30), "absent:1", "absent:2"];
-    batch.bytes = bytesOf(probes.join(""));
-    let at = 0;
-    for (const [k, key] of probes.entries()) {
-      batch.starts[k] = at;
-      batch.ends[k] = at += key.length;
-    }
-    batch.count = probes.length;
+    fillBatch(batch, probes);
     index.warm(batch);
     for (const [k, key] of probes.entries()) {
       assert.ok(batch.slots[k] >= -1 && batch.slots[k] < index.capacity);
