@@ -308,10 +308,9 @@ export class KeyIndex<S extends object> {
    * row; here the same reads of all the batch's keys are issued side by side, a probe step at a
    * time, and their waits overlap. An entry whose slot holds another hash sends a probe on to
    * the next entry: at 3/8 load a fifth of lookups take such a step, at 3/4 load over a third.
-   * Changes nothing in the index.
-   * Fills `batch.slots` with the slot each key's probe found with its hash (else the last it
-   * compared, -1: none), and returns a sum of what it read: the caller keeps it, so the reads
-   * are not optimized away.
+   * Changes nothing in the index. Fills `batch.slots` with the slot each key's probe found with
+   * its hash (else the last it compared, -1: none), and returns a sum of what it read: the
+   * caller keeps it, so the reads are not optimized away.
    */
   warm(batch: KeyBatch): number {
     const { bytes, count, starts, ends, hashes, probes } = batch;
