@@ -17,8 +17,8 @@
  *
  * Nor does automatic compaction copy a small segment's live values for nothing: a small segment
  * holding more than `compactionMinBytes` (and 1/64 of a segment) live joins a run only when the
- * run's output is no longer small. Otherwise a small segment of cold values next to a run of garbage would be rewritten with
- * every such run, and stay small.
+ * run's output is no longer small. Otherwise a small segment of cold values next to a run of
+ * garbage would be rewritten with every such run, and stay small.
  *
  * @module
  */

@@ -70,10 +70,11 @@ export class DeadValueMaps implements LeaveListener<Segment> {
 
   /** The index left the value at file `offset` of `segment`: it is dead for good. */
   valueLeft(segment: Segment, offset: number): void {
-    if (this.unread(segment)) return;
     let map = segment.deadValues;
+    // The cheap refusal first: no map, and none is made for a segment no longer written.
+    if (map === undefined && (segment !== this.active() || segment.retired)) return;
+    if (this.unread(segment)) return;
     if (map === undefined) {
-      if (segment !== this.active() || segment.retired) return;
       map = this.#newMap(segment);
       if (map === undefined) return;
     }

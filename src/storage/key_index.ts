@@ -326,8 +326,9 @@ export class KeyIndex<S extends object> {
     for (let k = 0; k < count; k++) candidates[k] = table[probes[k]] - 1;
     const slots = this.#slots;
     const stride = this.#stride;
+    const steps = REQUEST_PATH_LIMITS.warmedProbeSteps;
     let sum = 0;
-    for (let step = 1; step <= REQUEST_PATH_LIMITS.warmedProbeSteps; step++) {
+    for (let step = 1; step <= steps; step++) {
       let going = 0;
       for (let k = 0; k < count; k++) {
         const slot = candidates[k];
@@ -336,7 +337,7 @@ export class KeyIndex<S extends object> {
         sum += hash;
         if (hash === hashes[k]) {
           probes[k] = -1; // found: this is the slot the lookup compares its key with
-        } else if (step < REQUEST_PATH_LIMITS.warmedProbeSteps) {
+        } else if (step < steps) {
           const next = (probes[k] + 1) & mask;
           probes[k] = next;
           candidates[k] = table[next] - 1; // the next entry: most often in the same line
